@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests for common/: strbuf, errors, atomic writes, the JSON store and
+ * the crypto helpers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/crypto.h"
+#include "common/fileio.h"
+#include "common/jsonstore.h"
+#include "common/strbuf.h"
+#include "common/tests/tap.h"
+#include "common/xalloc.h"
+
+static void test_strbuf(void)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    ok(sb.buf && sb.buf[0] == '\0' && sb.len == 0, "STRBUF_INIT is an empty string");
+    strbuf_addstr(&sb, "hello");
+    strbuf_addch(&sb, ' ');
+    strbuf_addf(&sb, "%s %d", "world", 42);
+    ok(strcmp(sb.buf, "hello world 42") == 0, "add, addch and addf append");
+    strbuf_add(&sb, "\0x", 2);
+    ok(sb.len == 16 && sb.buf[16] == '\0', "binary data keeps len and the terminator");
+    strbuf_setlen(&sb, 5);
+    strbuf_addstr(&sb, "   \n");
+    strbuf_rtrim(&sb);
+    ok(strcmp(sb.buf, "hello") == 0, "rtrim removes trailing space");
+    strbuf_remove_prefix(&sb, 2);
+    ok(strcmp(sb.buf, "llo") == 0, "remove_prefix");
+    for (int i = 0; i < 10000; i++)
+        strbuf_addch(&sb, 'x');
+    ok(sb.len == 10003, "grows across many reallocations");
+    char *s = strbuf_detach(&sb, NULL);
+    ok(s && strlen(s) == 10003 && sb.len == 0 && sb.buf[0] == '\0', "detach hands over and resets");
+    free(s);
+    strbuf_release(&sb);
+    strbuf_release(&sb);
+    ok(1, "release twice is safe");
+}
+
+static void test_error(void)
+{
+    struct berth_error *err = NULL;
+    int r = berth_error_make(&err, ENOENT, "open '%s'", "x");
+
+    ok(r == -ENOENT && berth_error_code(&err) == ENOENT, "make returns -code");
+    ok(strcmp(berth_error_msg(&err), "open 'x': No such file or directory") == 0, "message has strerror");
+    r = berth_error_wrap(&err, "loading app '%s'", "a");
+    ok(r == -ENOENT && strstr(berth_error_msg(&err), "loading app 'a': open 'x'") == berth_error_msg(&err),
+       "wrap prefixes context");
+    berth_error_release(&err);
+    ok(err == NULL, "release clears");
+    ok(berth_error_make(NULL, EPERM, "x") == -EPERM, "a NULL err still returns the code");
+    ok(berth_error_wrap(NULL, "context") == -EPERM, "wrapping a NULL err keeps that code");
+}
+
+static void test_files(void)
+{
+    char dir[] = "/tmp/berth-test-common-XXXXXX";
+    struct berth_error *err = NULL;
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+
+    ok(mkdtemp(dir) != NULL, "mkdtemp");
+    _cleanup_free_ char *nested = xasprintf("%s/a/b/c", dir);
+    ok(mkdir_p(nested, 0755, &err) == 0 && access(nested, F_OK) == 0, "mkdir_p creates a chain");
+    ok(mkdir_p(nested, 0755, &err) == 0, "mkdir_p on an existing tree is fine");
+    _cleanup_free_ char *f = xasprintf("%s/state.json", dir);
+    ok(write_file_atomic(f, "one", 3, 0600, &err) == 0, "atomic write");
+    ok(write_file_atomic(f, "two!", 4, 0600, &err) == 0, "atomic replace");
+    ok(read_file(f, &sb, 0, &err) == 0 && strcmp(sb.buf, "two!") == 0, "read back the new content");
+    struct stat st;
+    ok(stat(f, &st) == 0 && (st.st_mode & 0777) == 0600, "mode is applied");
+    strbuf_reset(&sb);
+    ok(read_file(f, &sb, 2, &err) == -EFBIG, "read_file enforces its cap");
+    berth_error_release(&err);
+
+    json_t *doc = json_pack("{s:s, s:i}", "name", "hello", "n", 3);
+    ok(json_store_save(f, doc, 0600, &err) == 0, "json save");
+    json_decref(doc);
+    _cleanup_json_ json_t *back = NULL;
+    ok(json_store_load(f, &back, &err) == 0 && strcmp(json_get_str(back, "name"), "hello") == 0,
+       "json load round-trips");
+    ok(write_file_atomic(f, "{broken", 7, 0600, &err) == 0, "write broken json");
+    json_t *bad = NULL;
+    ok(json_store_load(f, &bad, &err) == -EINVAL && strstr(berth_error_msg(&err), "parse"),
+       "broken json is a clear error");
+    berth_error_release(&err);
+    _cleanup_free_ char *missing = xasprintf("%s/missing.json", dir);
+    ok(json_store_load(missing, &bad, &err) == -ENOENT, "missing file is -ENOENT");
+    berth_error_release(&err);
+    ok(rm_rf(dir, &err) == 0 && access(dir, F_OK) < 0, "rm_rf removes the tree");
+}
+
+static void test_crypto(void)
+{
+    char hex[SHA256_HEX_LEN + 1], a[33], b[33];
+
+    sha256_hex("abc", 3, hex);
+    ok(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0,
+       "sha256 of 'abc'");
+    ok(random_hex(a, 16, NULL) == 0 && random_hex(b, 16, NULL) == 0 && strlen(a) == 32 && strcmp(a, b),
+       "random_hex gives distinct 32-hex-digit secrets");
+    ok(secure_streq("abc", "abc") && !secure_streq("abc", "abd") && !secure_streq("abc", "ab"),
+       "secure_streq");
+}
+
+int main(void)
+{
+    test_strbuf();
+    test_error();
+    test_files();
+    test_crypto();
+    return tap_done();
+}
