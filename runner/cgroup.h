@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * runner-internal: cgroups for tenants, apps and instances
+ * (ARCHITECTURE.md, Tenants and isolation; reference/ISOLATION.md §3,
+ * LIBRARIES.md §6). `berth setup` (root, once) creates a `berth` cgroup below
+ * the cgroup it runs in for each controller and hands it to the berth user
+ * (runner_cgroup_delegate() in runner.h); afterwards the berth user creates
+ * <tenant>/<app>/<instance> below it and writes their limits. Both cgroup v2
+ * (delegated subtree) and v1 (hybrid hosts: memory, pids, cpu) are handled.
+ * Limits are enforced or the call fails; never silently dropped.
+ */
+#ifndef BERTH_RUNNER_CGROUP_H
+#define BERTH_RUNNER_CGROUP_H
+
+#include <sys/types.h>
+
+#include "common/error.h"
+#include "runner/runner.h"
+
+struct cgroup_layout;
+
+/* Finds berth's delegated cgroups for this process; fails with a message naming `berth setup` if missing or not writable. */
+int cgroup_layout_detect(struct cgroup_layout **ret, struct berth_error **err);
+void cgroup_layout_free(struct cgroup_layout *l);
+/* Creates <berth>/<relpath> (and missing parents) in every controller and writes `limits` on the leaf. */
+int cgroup_create(const struct cgroup_layout *l, const char *relpath, const struct runner_limits *limits,
+                  struct berth_error **err);
+/*
+ * Moves `pid` into <berth>/<relpath> in every controller. On v1 the writer's
+ * euid must match the task's uid, so call it while the child still runs as
+ * berth's uid (right after clone, before it switches ids).
+ */
+int cgroup_enter(const struct cgroup_layout *l, const char *relpath, pid_t pid, struct berth_error **err);
+/* SIGKILLs every process left in <berth>/<relpath> (v2: cgroup.kill when present). */
+int cgroup_kill_all(const struct cgroup_layout *l, const char *relpath, struct berth_error **err);
+/* Removes the leaf <berth>/<relpath>; parents are left. Missing is fine. */
+int cgroup_remove(const struct cgroup_layout *l, const char *relpath, struct berth_error **err);
+
+#endif

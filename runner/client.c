@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The daemon's side of the runner (runner.h): starting the spawner
+ * (spawner.c) and talking to it, and the handles of running containers.
+ *
+ * Thread safety: one mutex serialises each request/response pair on the
+ * spawner socket; each container has its own lock for the port agent and
+ * another for its exit status, so a long runner_wait() never holds up a
+ * runner_connect(), and concurrent runner_connect() calls take turns on the
+ * agent socket (the init answers requests in order).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/xalloc.h"
+#include "runner/proto.h"
+#include "runner/runner.h"
+#include "runner/spawner.h"
+#include "common/banned.h"
+
+/* How long runner_connect() waits for the init's answer (it bounds its own connect). */
+#define AGENT_REPLY_TIMEOUT_MS 15000
+
+struct runner {
+    int sock;
+    pid_t pid;
+    pthread_mutex_t lock;
+};
+
+struct runner_container {
+    struct runner *r;
+    pid_t pid;
+    int pidfd;
+    int agent_fd;
+    int status_fd;
+    uint16_t port;
+    pthread_mutex_t agent_lock;
+    pthread_mutex_t status_lock;
+    bool have_status;
+    int status;
+    bool reaped;
+};
+
+
+int runner_spawner_start(struct runner **ret, struct berth_error **err)
+{
+    pid_t parent = getpid(), pid;
+    int sv[2], r;
+    struct runner *rn;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berth_error_make(err, errno, "socketpair for the spawner");
+    pid = fork();
+    if (pid < 0) {
+        r = -errno;
+        (void)close(sv[0]);
+        (void)close(sv[1]);
+        return berth_error_make(err, -r, "fork the spawner");
+    }
+    if (pid == 0) {
+        (void)close(sv[0]);
+        spawner_main(sv[1], parent);
+    }
+    (void)close(sv[1]);
+    if ((r = proto_report_read(sv[0], "the spawner", err)) < 0) {
+        (void)close(sv[0]);
+        (void)kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return r;
+    }
+    rn = xcalloc(1, sizeof(*rn));
+    rn->sock = sv[0];
+    rn->pid = pid;
+    pthread_mutex_init(&rn->lock, NULL);
+    *ret = rn;
+    return 0;
+}
+
+void runner_free(struct runner *r)
+{
+    if (!r)
+        return;
+    /* The spawner takes its containers down when the socket closes. */
+    (void)close(r->sock);
+    while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/*
+ * One request and its reply. The reply's code/message become the return
+ * value and *err; fds it carried land in rfds.
+ */
+static int request(struct runner *r, const struct strbuf *req, const int *fds, size_t n_fds,
+                   pid_t *ret_pid, int *rfds, size_t max_rfds, size_t *n_rfds,
+                   struct berth_error **err)
+{
+    char buf[8192];
+    struct proto_reader rd;
+    uint64_t code, pid;
+    const char *msg;
+    size_t got = 0;
+    ssize_t n;
+    int s;
+
+    pthread_mutex_lock(&r->lock);
+    s = proto_send(r->sock, req->buf, req->len, fds, n_fds);
+    n = s < 0 ? s : proto_recv(r->sock, buf, sizeof(buf), rfds, max_rfds, &got);
+    pthread_mutex_unlock(&r->lock);
+    if (s < 0)
+        return berth_error_make(err, -s, "send a request to the spawner");
+    if (n < 0)
+        return berth_error_make(err, (int)-n, "read the spawner's reply");
+    if (n == 0)
+        return berth_error_plain(err, EPIPE, "the spawner has exited");
+    rd = (struct proto_reader){ .p = buf, .left = (size_t)n };
+    code = proto_get_u64(&rd);
+    msg = proto_get_str(&rd);
+    pid = proto_get_u64(&rd);
+    if (rd.bad || code > 4095) {
+        for (size_t i = 0; i < got; i++)
+            (void)close(rfds[i]);
+        return berth_error_plain(err, EBADMSG, "malformed reply from the spawner");
+    }
+    if (code) {
+        for (size_t i = 0; i < got; i++)
+            (void)close(rfds[i]);
+        return berth_error_plain(err, (int)code, "%s", msg ? msg : "spawner request failed");
+    }
+    if (ret_pid)
+        *ret_pid = (pid_t)pid;
+    if (n_rfds)
+        *n_rfds = got;
+    return 0;
+}
+
+int runner_spawn(struct runner *r, const struct runner_spec *spec,
+                 struct runner_container **ret, struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf req = STRBUF_INIT;
+    int fds[2] = { spec->stdout_fd, spec->stderr_fd };
+    int rfds[3];
+    size_t n_rfds = 0;
+    struct runner_container *c;
+    pid_t pid = 0;
+    int ret_code;
+
+    if (spec->stdout_fd < 0 || spec->stderr_fd < 0)
+        return berth_error_plain(err, EBADF, "spawn '%s': stdout_fd and stderr_fd are required",
+                                 spec->name ? spec->name : "?");
+    proto_put_u64(&req, REQ_SPAWN);
+    proto_put_spec(&req, spec);
+    if (req.len > PROTO_MAX_MSG)
+        return berth_error_plain(err, E2BIG, "spawn '%s': the spec takes %zu bytes, at most %d",
+                                 spec->name ? spec->name : "?", req.len, PROTO_MAX_MSG);
+    ret_code = request(r, &req, fds, 2, &pid, rfds, 3, &n_rfds, err);
+    if (ret_code < 0)
+        return ret_code;
+    if (n_rfds != 3) {
+        for (size_t i = 0; i < n_rfds; i++)
+            (void)close(rfds[i]);
+        return berth_error_plain(err, EBADMSG, "spawner reply without the container's fds");
+    }
+    c = xcalloc(1, sizeof(*c));
+    c->r = r;
+    c->pid = pid;
+    c->agent_fd = rfds[0];
+    c->status_fd = rfds[1];
+    c->pidfd = rfds[2];
+    c->port = spec->port;
+    pthread_mutex_init(&c->agent_lock, NULL);
+    pthread_mutex_init(&c->status_lock, NULL);
+    *ret = c;
+    return 0;
+}
+
+pid_t runner_container_pid(const struct runner_container *c)
+{
+    return c->pid;
+}
+
+static int poll_one(int fd, int timeout_ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    struct timespec start, now;
+    int r;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int left = timeout_ms;
+
+        if (timeout_ms >= 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            long el = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+            left = el >= timeout_ms ? 0 : timeout_ms - (int)el;
+        }
+        r = poll(&p, 1, left);
+        if (r >= 0 || errno != EINTR)
+            return r < 0 ? -errno : r;
+    }
+}
+
+int runner_connect(struct runner_container *c, int *ret_fd, struct berth_error **err)
+{
+    char req = 'c';
+    int32_t e;
+    int fd = -1, r;
+    size_t n_fds = 0;
+    ssize_t n;
+
+    if (c->port == 0)
+        return berth_error_plain(err, EINVAL, "container %d has no port to connect to", c->pid);
+    pthread_mutex_lock(&c->agent_lock);
+    if (c->agent_fd < 0) {
+        pthread_mutex_unlock(&c->agent_lock);
+        return berth_error_plain(err, ECONNREFUSED, "container %d: port agent gone", c->pid);
+    }
+    r = proto_send(c->agent_fd, &req, 1, NULL, 0);
+    if (r == 0) {
+        r = poll_one(c->agent_fd, AGENT_REPLY_TIMEOUT_MS);
+        if (r == 0) {
+            /*
+             * A late answer would be read by the next request as its own:
+             * give up on the agent instead.
+             */
+            closep(&c->agent_fd);
+            r = -ETIMEDOUT;
+        } else if (r > 0) {
+            n = proto_recv(c->agent_fd, &e, sizeof(e), &fd, 1, &n_fds);
+            if (n == 0)
+                r = -ECONNREFUSED;   /* the init has exited */
+            else if (n < 0)
+                r = (int)n;
+            else if (n != sizeof(e) || (e == 0) != (n_fds == 1))
+                r = -EBADMSG;
+            else
+                r = e ? -e : 0;
+        }
+    }
+    pthread_mutex_unlock(&c->agent_lock);
+    if (r < 0) {
+        if (n_fds)
+            (void)close(fd);
+        return berth_error_make(err, -r, "connect to 127.0.0.1:%u in container %d", c->port, c->pid);
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+int runner_wait(struct runner_container *c, int timeout_ms, int *ret_status,
+                struct berth_error **err)
+{
+    int r = 0, status;
+    ssize_t n;
+
+    pthread_mutex_lock(&c->status_lock);
+    if (!c->have_status) {
+        r = poll_one(c->status_fd, timeout_ms);
+        if (r == 0) {
+            r = -ETIMEDOUT;
+        } else if (r > 0) {
+            do {
+                n = read(c->status_fd, &status, sizeof(status));
+            } while (n < 0 && errno == EINTR);
+            if (n == sizeof(status)) {
+                c->status = status;
+            } else {
+                /*
+                 * The init died without a report: it was SIGKILLed (stop,
+                 * OOM, the spawner's death), and the kernel killed the
+                 * whole pid namespace with it, the app included.
+                 */
+                c->status = SIGKILL;
+            }
+            c->have_status = true;
+            r = 0;
+        }
+    }
+    if (r == 0)
+        *ret_status = c->status;
+    pthread_mutex_unlock(&c->status_lock);
+    if (r == -ETIMEDOUT)
+        return -ETIMEDOUT;
+    if (r < 0)
+        return berth_error_make(err, -r, "wait for container %d", c->pid);
+    return 0;
+}
+
+/* Reaped (and its cgroup removed) by the spawner, once the pidfd says it exited. */
+static int reap(struct runner_container *c, struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf req = STRBUF_INIT;
+    int r;
+
+    if (c->reaped)
+        return 0;
+    proto_put_u64(&req, REQ_REAP);
+    proto_put_u64(&req, (uint64_t)c->pid);
+    r = request(c->r, &req, NULL, 0, NULL, NULL, 0, NULL, err);
+    if (r == 0)
+        c->reaped = true;
+    return r;
+}
+
+int runner_stop(struct runner_container *c, int grace_ms, struct berth_error **err)
+{
+    int r;
+
+    if (poll_one(c->pidfd, 0) == 0) {
+        if (syscall(SYS_pidfd_send_signal, c->pidfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH)
+            return berth_error_make(err, errno, "SIGTERM to container %d", c->pid);
+        r = poll_one(c->pidfd, grace_ms < 0 ? 0 : grace_ms);
+        if (r == 0) {
+            if (syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+                return berth_error_make(err, errno, "SIGKILL to container %d", c->pid);
+            r = poll_one(c->pidfd, -1);
+        }
+        if (r < 0)
+            return berth_error_make(err, -r, "wait for container %d to stop", c->pid);
+    }
+    return reap(c, err);
+}
+
+void runner_container_free(struct runner_container *c)
+{
+    struct berth_error *e = NULL;
+
+    if (!c)
+        return;
+    if (!c->reaped) {
+        /* Contract says it has exited; make it so rather than leak a container. */
+        if (poll_one(c->pidfd, 0) == 0) {
+            (void)syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+            (void)poll_one(c->pidfd, -1);
+        }
+        (void)reap(c, &e);
+        berth_error_release(&e);
+    }
+    closep(&c->pidfd);
+    closep(&c->agent_fd);
+    closep(&c->status_fd);
+    pthread_mutex_destroy(&c->agent_lock);
+    pthread_mutex_destroy(&c->status_lock);
+    free(c);
+}
+
+int runner_remove_tree(struct runner *r, const char *path, unsigned long uid_base,
+                       unsigned long gid_base, unsigned long id_count, struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf req = STRBUF_INIT;
+
+    proto_put_u64(&req, REQ_REMOVE);
+    proto_put_str(&req, path);
+    proto_put_u64(&req, uid_base);
+    proto_put_u64(&req, gid_base);
+    proto_put_u64(&req, id_count);
+    return request(r, &req, NULL, 0, NULL, NULL, 0, NULL, err);
+}

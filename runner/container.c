@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Creating one container, in the spawner (see container.h). The order is
+ * the one every runtime follows (reference/ISOLATION.md §0.1): clone the
+ * namespaces; the parent writes the id maps and puts the child in its
+ * cgroup while the child still runs as berth's uid; then the child makes /
+ * private, builds its root and pivots, sets hostname, session and rlimits,
+ * and becomes the init, which drops everything for the app and loads seccomp
+ * as the last step before execve. Every failure in the child travels back
+ * on the sync socket as a message, so runner_spawn() returns it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/xalloc.h"
+#include "runner/container.h"
+#include "runner/init.h"
+#include "runner/mounts.h"
+#include "runner/proto.h"
+#include "common/banned.h"
+
+#define NS_FLAGS (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | \
+                  CLONE_NEWIPC)
+
+pid_t container_clone(unsigned long flags, int *ret_pidfd)
+{
+    int pidfd = -1;
+    long pid;
+
+    /*
+     * The raw syscall with a NULL stack has fork semantics: the child
+     * continues here on a copy of our stack, with no separate stack to size
+     * for the init's whole life. The spawner is single-threaded, so there
+     * are no locks held by other threads to worry about in the child.
+     */
+    pid = syscall(SYS_clone, flags | CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, 0);
+    if (pid > 0)
+        *ret_pidfd = pidfd;
+    return (pid_t)pid;
+}
+
+static int run_idmap(const char *tool, pid_t pid, unsigned long base, unsigned long count,
+                     struct berth_error **err)
+{
+    static const char *const dirs[] = { "/usr/bin", "/bin", "/usr/sbin" };
+    char pid_s[24], base_s[24], count_s[24], out[1024];
+    _cleanup_free_ char *path = NULL;
+    posix_spawn_file_actions_t fa;
+    _cleanup_close_ int rd = -1;
+    int fds[2], status, r;
+    pid_t child;
+    ssize_t n, len = 0;
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs) && !path; i++) {
+        char *p = xasprintf("%s/%s", dirs[i], tool);
+
+        if (access(p, X_OK) == 0)
+            path = p;
+        else
+            free(p);
+    }
+    if (!path)
+        return berth_error_plain(err, ENOENT, "'%s' not found (install the uidmap package)", tool);
+    (void)snprintf(pid_s, sizeof(pid_s), "%d", (int)pid);
+    (void)snprintf(base_s, sizeof(base_s), "%lu", base);
+    (void)snprintf(count_s, sizeof(count_s), "%lu", count);
+    char *const argv[] = { (char *)tool, pid_s, (char *)"0", base_s, count_s, NULL };
+    char *const envp[] = { NULL };
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return berth_error_make(err, errno, "pipe for '%s'", tool);
+    rd = fds[0];
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+    r = posix_spawn(&child, path, &fa, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    (void)close(fds[1]);
+    if (r != 0)
+        return berth_error_make(err, r, "run '%s'", path);
+    while (len < (ssize_t)sizeof(out) - 1 &&
+           ((n = read(rd, out + len, sizeof(out) - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+        len += n > 0 ? n : 0;
+    out[len] = '\0';
+    while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+        out[--len] = '\0';
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return berth_error_make(err, errno, "wait for '%s'", tool);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        return berth_error_plain(err, EPERM, "%s %s 0 %s %s failed (status %d)%s%s",
+                                 tool, pid_s, base_s, count_s, status, len ? ": " : "", out);
+    }
+    return 0;
+}
+
+int container_map_ids(pid_t pid, unsigned long uid_base, unsigned long gid_base,
+                      unsigned long count, struct berth_error **err)
+{
+    int r;
+
+    /* gid_map first, as crun does; newgidmap leaves setgroups allowed. */
+    if ((r = run_idmap("newgidmap", pid, gid_base, count, err)) < 0)
+        return r;
+    return run_idmap("newuidmap", pid, uid_base, count, err);
+}
+
+static int loopback_up(struct berth_error **err)
+{
+    _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+
+    if (s < 0)
+        return berth_error_make(err, errno, "socket for bringing up 'lo'");
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, "lo", 3);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        return berth_error_make(err, errno, "get flags of 'lo'");
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        return berth_error_make(err, errno, "bring up 'lo'");
+    return 0;
+}
+
+static int child_setup(const struct runner_spec *spec, int sync_fd, struct berth_error **err)
+{
+    const char *hostname = spec->hostname ? spec->hostname : spec->name ? spec->name : "berth";
+    struct mount_fds fds;
+    struct rlimit no_core = { 0, 0 };
+    struct pollfd pfd = { .fd = sync_fd, .events = POLLIN };
+    int r;
+
+    /*
+     * The spawner moved us into our cgroup after the clone; unsharing the
+     * cgroup namespace only now makes that cgroup the namespace's root, so
+     * /proc/self/cgroup inside reads "/" (LIBRARIES.md §5).
+     */
+    /* The daemon's umask must not make the container's / unreadable for its users. */
+    umask(022);
+    if (unshare(CLONE_NEWCGROUP) < 0)
+        return berth_error_make(err, errno, "unshare the cgroup namespace");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return berth_error_make(err, errno, "make '/' rprivate");
+    /* Still berth's uid: the only moment berth's own directories open. */
+    if ((r = mounts_open(spec, &fds, err)) < 0)
+        return r;
+    if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+        r = berth_error_make(err, errno, "switch to container root");
+        goto out;
+    }
+    /*
+     * Set after the id change, which clears it. If the spawner died before
+     * this, the signal will not come: its end of the sync socket hangs up.
+     */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || prctl(PR_SET_DUMPABLE, 0) < 0) {
+        r = berth_error_make(err, errno, "prctl for the container init");
+        goto out;
+    }
+    if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR))) {
+        r = berth_error_plain(err, ESRCH, "the spawner died");
+        goto out;
+    }
+    if ((r = mounts_setup_root(spec, &fds, err)) < 0)
+        goto out;
+    if ((r = loopback_up(err)) < 0)
+        goto out;
+    if (sethostname(hostname, strlen(hostname)) < 0) {
+        r = berth_error_make(err, errno, "sethostname '%s'", hostname);
+        goto out;
+    }
+    /* A new session: no controlling terminal to inject keystrokes into. */
+    if (setsid() < 0) {
+        r = berth_error_make(err, errno, "setsid");
+        goto out;
+    }
+    /* A host core_pattern pipe handler would run in the host's namespaces. */
+    if (setrlimit(RLIMIT_CORE, &no_core) < 0) {
+        r = berth_error_make(err, errno, "setrlimit RLIMIT_CORE");
+        goto out;
+    }
+    r = 0;
+out:
+    mounts_fds_release(&fds);
+    return r;
+}
+
+__attribute__((noreturn))
+static void child_main(const struct runner_spec *spec, const struct seccomp_program *prog,
+                       int sync_fd, int agent_fd, int status_fd)
+{
+    int keep[] = { sync_fd, agent_fd, status_fd, spec->stdout_fd, spec->stderr_fd };
+    struct berth_error *err = NULL;
+    struct init_ctx ctx = {
+        .spec = spec, .prog = prog, .sync_fd = sync_fd, .agent_fd = agent_fd,
+        .status_fd = status_fd,
+    };
+    sigset_t none;
+    char go;
+    ssize_t n;
+
+    /* The spawner's other fds (its daemon socket, other requests) are not ours. */
+    proto_close_all_except(keep, sizeof(keep) / sizeof(*keep));
+    /*
+     * Ignored signals survive execve: the spawner's SIG_IGN for SIGPIPE and
+     * SIGINT must not reach the app.
+     */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)signal(sig, SIG_DFL);
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Wait until the spawner has written the id maps and set the cgroup. */
+    do {
+        n = read(sync_fd, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(1);
+    if (child_setup(spec, sync_fd, &err) < 0) {
+        proto_report_error(sync_fd, berth_error_code(&err), berth_error_msg(&err));
+        _exit(1);
+    }
+    init_run(&ctx);
+}
+
+static int validate(const struct runner_spec *spec, struct berth_error **err)
+{
+    if (!spec->argv || !spec->argv[0] || !spec->envp || !spec->lower_dirs)
+        return berth_error_plain(err, EINVAL, "spec without argv, envp or lower_dirs");
+    if (!spec->state_dir || spec->state_dir[0] != '/' || !spec->stack_dir || spec->stack_dir[0] != '/')
+        return berth_error_plain(err, EINVAL, "state_dir and stack_dir must be absolute paths");
+    for (size_t i = 0; spec->lower_dirs[i]; i++)
+        if (spec->lower_dirs[i][0] != '/')
+            return berth_error_plain(err, EINVAL, "lower dir '%s' is not absolute", spec->lower_dirs[i]);
+    if (spec->id_count == 0 || spec->uid >= spec->id_count || spec->gid >= spec->id_count)
+        return berth_error_plain(err, EINVAL, "uid %u / gid %u outside the %lu mapped ids",
+                                 spec->uid, spec->gid, spec->id_count);
+    if (spec->stdout_fd < 0 || spec->stderr_fd < 0)
+        return berth_error_plain(err, EBADF, "spec without stdout_fd or stderr_fd");
+    if (spec->cwd && spec->cwd[0] != '/')
+        return berth_error_plain(err, EINVAL, "cwd '%s' is not absolute", spec->cwd);
+    if (spec->hostname && strlen(spec->hostname) > 64)
+        return berth_error_plain(err, EINVAL, "hostname '%s' is too long", spec->hostname);
+    return 0;
+}
+
+int container_create(const struct runner_spec *spec, const struct seccomp_program *prog,
+                     struct cgroup_layout **layout, struct container_handles *ret,
+                     struct berth_error **err)
+{
+    _cleanup_free_ char *what = xasprintf("container '%s'", spec->name ? spec->name : "?");
+    _cleanup_close_ int sync_p = -1, agent_p = -1, status_r = -1, pidfd = -1;
+    int sync_s[2], agent_s[2], status_s[2];
+    _cleanup_free_ char *upper = NULL;
+    bool chmodded = false, in_cgroup = false;
+    struct stat st;
+    pid_t pid;
+    int r;
+
+    if ((r = validate(spec, err)) < 0)
+        return r;
+    if (spec->cgroup) {
+#ifdef BERTH_HAVE_CGROUP
+        if (!*layout && (r = cgroup_layout_detect(layout, err)) < 0)
+            return r;
+        if ((r = cgroup_create(*layout, spec->cgroup, &spec->limits, err)) < 0)
+            return r;
+        in_cgroup = true;
+#else
+        return berth_error_plain(err, ENOTSUP, "cgroup '%s' asked for, but this build has no "
+                                 "cgroup support", spec->cgroup);
+#endif
+    }
+    /*
+     * The overlay's upper and work dirs must belong to the container's root
+     * (see mounts.c), and only a process with that uid can create them, so
+     * state_dir is writable for it until the child reports back.
+     */
+    upper = xasprintf("%s/upper", spec->state_dir);
+    if (stat(spec->state_dir, &st) < 0) {
+        r = berth_error_make(err, errno, "stat state dir '%s'", spec->state_dir);
+        goto fail_cgroup;
+    }
+    if (access(upper, F_OK) < 0) {
+        if (chmod(spec->state_dir, 0777) < 0) {
+            r = berth_error_make(err, errno, "chmod state dir '%s'", spec->state_dir);
+            goto fail_cgroup;
+        }
+        chmodded = true;
+    }
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync_s) < 0) {
+        r = berth_error_make(err, errno, "socketpair");
+        goto fail_mode;
+    }
+    sync_p = sync_s[0];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, agent_s) < 0) {
+        (void)close(sync_s[1]);
+        r = berth_error_make(err, errno, "socketpair");
+        goto fail_mode;
+    }
+    agent_p = agent_s[0];
+    if (pipe2(status_s, O_CLOEXEC) < 0) {
+        (void)close(sync_s[1]);
+        (void)close(agent_s[1]);
+        r = berth_error_make(err, errno, "pipe");
+        goto fail_mode;
+    }
+    status_r = status_s[0];
+
+    pid = container_clone(NS_FLAGS, &pidfd);
+    if (pid == 0)
+        child_main(spec, prog, sync_s[1], agent_s[1], status_s[1]);
+    r = pid < 0 ? -errno : 0;
+    (void)close(sync_s[1]);
+    (void)close(agent_s[1]);
+    (void)close(status_s[1]);
+    if (r < 0) {
+        r = berth_error_make(err, -r, "clone the namespaces of %s", what);
+        goto fail_mode;
+    }
+
+    if ((r = container_map_ids(pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
+        goto fail_kill;
+#ifdef BERTH_HAVE_CGROUP
+    if (spec->cgroup && (r = cgroup_enter(*layout, spec->cgroup, pid, err)) < 0)
+        goto fail_kill;
+#endif
+    if (send(sync_p, "g", 1, MSG_NOSIGNAL) != 1) {
+        r = berth_error_make(err, errno, "release %s", what);
+        goto fail_kill;
+    }
+    if ((r = proto_report_read(sync_p, what, err)) < 0)
+        goto fail_kill;
+    if (chmodded)
+        (void)chmod(spec->state_dir, st.st_mode & 07777);
+    ret->pid = pid;
+    ret->pidfd = TAKE_FD(pidfd);
+    ret->agent_fd = TAKE_FD(agent_p);
+    ret->status_fd = TAKE_FD(status_r);
+    return 0;
+
+fail_kill:
+    (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+fail_mode:
+    if (chmodded)
+        (void)chmod(spec->state_dir, st.st_mode & 07777);
+fail_cgroup:
+#ifdef BERTH_HAVE_CGROUP
+    if (in_cgroup) {
+        struct berth_error *e2 = NULL;
+
+        (void)cgroup_remove(*layout, spec->cgroup, &e2);
+        berth_error_release(&e2);
+    }
+#else
+    (void)in_cgroup;
+#endif
+    return r;
+}

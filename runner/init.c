@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * berth's container init (see init.h). PID 1 of the container, still the
+ * cloned child: it forks the app, which drops to the spec's ids with no
+ * capabilities and no_new_privs, closes everything else and loads seccomp
+ * just before execve; then the init waits in one poll loop on a signalfd and
+ * the port-agent socket. It reaps every child; when the app's main process
+ * exits it writes the wait status to the status pipe, kills what is left of
+ * the container and exits. It is non-dumpable and runs as container root
+ * while the app runs as another uid, so the app cannot ptrace it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/xalloc.h"
+#include "runner/init.h"
+#include "runner/proto.h"
+#include "common/banned.h"
+
+/* Signals the init takes over; all but SIGCHLD are forwarded. */
+static const int handled_signals[] = {
+    SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM,
+};
+
+/* How long the agent waits for the app's listen queue before giving up. */
+#define AGENT_CONNECT_TIMEOUT_S 5
+
+static int drop_privileges(const struct runner_spec *spec)
+{
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct data[2];
+
+    /*
+     * Bounding set first (needs CAP_SETPCAP, which container root still
+     * has), so that nothing executed later can regain a capability; the
+     * loop ends at the first capability this kernel does not know.
+     */
+    for (int cap = 0; cap < 64; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL)
+                break;
+            return -errno;
+        }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+        return -errno;
+    if (setgroups(0, NULL) < 0 || setresgid(spec->gid, spec->gid, spec->gid) < 0 ||
+        setresuid(spec->uid, spec->uid, spec->uid) < 0)
+        return -errno;
+    /* Also when uid is 0, where the id change above keeps every capability. */
+    memset(data, 0, sizeof(data));
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        return -errno;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -errno;
+    return 0;
+}
+
+/* execve, searching envp's PATH when argv[0] has no slash. */
+static int exec_app(const struct runner_spec *spec)
+{
+    const char *path = "/usr/local/bin:/usr/bin:/bin";
+    char *const *argv = (char *const *)spec->argv;
+    char *const *envp = (char *const *)spec->envp;
+    int saved = ENOENT;
+
+    if (strchr(spec->argv[0], '/')) {
+        execve(spec->argv[0], argv, envp);
+        return -errno;
+    }
+    for (size_t i = 0; spec->envp[i]; i++)
+        if (!strncmp(spec->envp[i], "PATH=", 5))
+            path = spec->envp[i] + 5;
+    while (*path) {
+        size_t len = strcspn(path, ":");
+        char *p = xasprintf("%.*s/%s", (int)len, path, spec->argv[0]);
+
+        execve(p, argv, envp);
+        free(p);
+        if (errno != ENOENT && errno != ENOTDIR)
+            saved = errno;
+        path += len;
+        if (*path == ':')
+            path++;
+    }
+    return -saved;
+}
+
+__attribute__((noreturn))
+static void app_main(const struct init_ctx *ctx, int report_fd)
+{
+    const struct runner_spec *spec = ctx->spec;
+    const char *cwd = spec->cwd ? spec->cwd : "/";
+    const char *step;
+    sigset_t none;
+    int null_fd, r;
+
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    (void)setpgid(0, 0);
+    step = "open '/dev/null'";
+    null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0)
+        goto fail;
+    step = "set up stdin, stdout and stderr";
+    if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(spec->stdout_fd, STDOUT_FILENO) < 0 ||
+        dup2(spec->stderr_fd, STDERR_FILENO) < 0)
+        goto fail;
+    /* Every other fd (agent, status, signalfd, the report socket) goes at execve. */
+    step = "close_range";
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        goto fail;
+    if ((r = drop_privileges(spec)) < 0) {
+        errno = -r;
+        step = "drop privileges";
+        goto fail;
+    }
+    if (chdir(cwd) < 0) {
+        _cleanup_free_ char *s = xasprintf("chdir '%s': %s", cwd, strerror(errno));
+
+        proto_report_error(report_fd, errno, s);
+        _exit(127);
+    }
+    /*
+     * Wait until the init has dropped its own capabilities, so nothing the
+     * app runs ever sees a privileged PID 1.
+     */
+    {
+        char go;
+        ssize_t n;
+
+        do {
+            n = read(report_fd, &go, 1);
+        } while (n < 0 && errno == EINTR);
+        if (n != 1)
+            _exit(127);
+    }
+#ifdef BERTH_HAVE_SECCOMP
+    /* Last: the profile denies much of what the steps above needed. */
+    if (ctx->prog && (r = seccomp_program_load(ctx->prog)) < 0) {
+        errno = -r;
+        step = "load the seccomp profile";
+        goto fail;
+    }
+#endif
+    r = exec_app(spec);
+    {
+        _cleanup_free_ char *s = xasprintf("execve '%s': %s", spec->argv[0], strerror(-r));
+
+        proto_report_error(report_fd, -r, s);
+    }
+    _exit(127);
+fail:
+    {
+        _cleanup_free_ char *s = xasprintf("%s: %s", step, strerror(errno));
+
+        proto_report_error(report_fd, errno, s);
+    }
+    _exit(127);
+}
+
+/*
+ * Once the app runs, the init needs one capability: CAP_KILL, to forward
+ * signals to and tear down processes of other uids. Everything else goes,
+ * bounding set included, so a bug in the init (or a confused deputy through
+ * the agent) holds no more than that.
+ */
+static int init_drop_caps(void)
+{
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct data[2];
+
+    for (int cap = 0; cap < 64; cap++) {
+        if (cap == CAP_KILL)
+            continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL)
+                break;
+            return -errno;
+        }
+    }
+    memset(data, 0, sizeof(data));
+    data[0].effective = data[0].permitted = 1u << CAP_KILL;
+    if (syscall(SYS_capset, &hdr, data) < 0)
+        return -errno;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return -errno;
+    return 0;
+}
+
+static void serve_agent(int agent_fd, uint16_t port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    struct timeval tv = { .tv_sec = AGENT_CONNECT_TIMEOUT_S };
+    struct timeval zero = { 0 };
+    _cleanup_close_ int fd = -1;
+    int32_t e = 0;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (port == 0) {
+        e = ENOTCONN;
+        goto reply;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        e = errno;
+        goto reply;
+    }
+    /*
+     * connect() honours SO_SNDTIMEO, which bounds how long one request can
+     * hold up the init if the app's accept queue is full; it is reset so the
+     * caller gets a plain blocking socket.
+     */
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        e = (errno == EINPROGRESS || errno == EAGAIN) ? ETIMEDOUT : errno;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &zero, sizeof(zero));
+reply:
+    (void)proto_send(agent_fd, &e, sizeof(e), e == 0 ? &fd : NULL, e == 0 ? 1 : 0);
+}
+
+void init_run(const struct init_ctx *ctx)
+{
+    const struct runner_spec *spec = ctx->spec;
+    int report[2], sfd, r, agent_fd = ctx->agent_fd;
+    char buf[4096];
+    sigset_t set;
+    pid_t app;
+    ssize_t n;
+
+    /* What `cat /proc/1/comm` shows inside (and ps on the host). */
+    (void)prctl(PR_SET_NAME, "berth-init", 0, 0, 0);
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof(handled_signals) / sizeof(*handled_signals); i++)
+        sigaddset(&set, handled_signals[i]);
+    /*
+     * Blocked signals are queued even for a namespace's init (the kernel
+     * drops only unblocked default-action signals to it), so the signalfd
+     * sees what the daemon sends from outside.
+     */
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 ||
+        (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, report) < 0) {
+        proto_report_error(ctx->sync_fd, errno, "set up the container init");
+        _exit(1);
+    }
+    app = fork();
+    if (app < 0) {
+        proto_report_error(ctx->sync_fd, errno, "fork the app");
+        _exit(1);
+    }
+    if (app == 0)
+        app_main(ctx, report[1]);
+    (void)close(report[1]);
+    (void)setpgid(app, app);
+    /* A daemon that let go of the status pipe must not kill us by SIGPIPE. */
+    (void)signal(SIGPIPE, SIG_IGN);
+    if ((r = init_drop_caps()) < 0) {
+        proto_report_error(ctx->sync_fd, -r, "drop the init's capabilities");
+        _exit(1);
+    }
+    /* Fails only if the app already died; its report below says why. */
+    (void)send(report[0], "g", 1, MSG_NOSIGNAL);
+    /* The app's end closes at its execve; a message on it is its setup error. */
+    do {
+        n = read(report[0], buf, sizeof(buf));
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        (void)send(ctx->sync_fd, buf, (size_t)n, MSG_NOSIGNAL);
+        _exit(1);
+    }
+    (void)close(report[0]);
+    proto_report_ok(ctx->sync_fd);
+    (void)close(ctx->sync_fd);
+    (void)close(spec->stdout_fd);
+    (void)close(spec->stderr_fd);
+
+    for (;;) {
+        struct pollfd p[2] = {
+            { .fd = sfd, .events = POLLIN },
+            { .fd = agent_fd, .events = POLLIN },
+        };
+        struct signalfd_siginfo si;
+
+        if (poll(p, agent_fd >= 0 ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            _exit(1);
+        }
+        if (p[0].revents & POLLIN) {
+            if (read(sfd, &si, sizeof(si)) != sizeof(si))
+                continue;
+            if (si.ssi_signo == SIGCHLD) {
+                pid_t pid;
+                int status;
+
+                while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                    if (pid != app)
+                        continue;
+                    (void)write_all(ctx->status_fd, &status, sizeof(status));
+                    /* From a namespace's init, -1 means everyone else in it. */
+                    (void)kill(-1, SIGKILL);
+                    _exit(0);
+                }
+            } else if (si.ssi_signo == SIGTERM) {
+                /* runner_stop() promises SIGTERM to every process in the container. */
+                (void)kill(-1, SIGTERM);
+            } else {
+                (void)kill(-app, (int)si.ssi_signo);
+            }
+        }
+        if (agent_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+            char req;
+
+            n = recv(agent_fd, &req, 1, 0);
+            if (n > 0) {
+                serve_agent(agent_fd, spec->port);
+            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                /* The daemon let go of the container: no more requests. */
+                (void)close(agent_fd);
+                agent_fd = -1;
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * runner-internal: berth's init, PID 1 of every container (ARCHITECTURE.md,
+ * Processes). The cloned child becomes it once the root is built: it starts
+ * the app, reaps every process, forwards signals, reports the app's wait
+ * status and serves the port agent.
+ *
+ * Port-agent protocol (SOCK_SEQPACKET, the daemon holds the other end): the
+ * daemon sends one byte; the init answers with a 4-byte errno (0 on success)
+ * and, on success, the connected TCP socket as SCM_RIGHTS. The app's exit is
+ * reported on a separate pipe (a 4-byte wait status), so agent replies and
+ * the exit never interleave.
+ */
+#ifndef BERTH_RUNNER_INIT_H
+#define BERTH_RUNNER_INIT_H
+
+#include "runner/runner.h"
+#include "runner/seccomp.h"
+
+struct init_ctx {
+    const struct runner_spec *spec;
+    const struct seccomp_program *prog;   /* NULL: no seccomp in this build */
+    int sync_fd;      /* setup report to the spawner; closed once running */
+    int agent_fd;
+    int status_fd;    /* write end */
+};
+
+/*
+ * Runs as container root after pivot_root: starts the app (reporting
+ * setup and execve errors on sync_fd) and serves until the app exits.
+ */
+__attribute__((noreturn)) void init_run(const struct init_ctx *ctx);
+
+#endif

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The container's root filesystem, built inside the cloned child (see
+ * mounts.h for the two steps and why): the overlay of the lower layers and
+ * the host stack with a per-container upper, host /usr and a few /etc
+ * entries bound read-only, the spec's bind mounts, a fresh /proc with the
+ * OCI masked and read-only paths, /sys read-only, a small /dev, tmpfs /tmp
+ * and /run, then pivot_root into it (reference/ISOLATION.md §1.2-§1.7).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/mount.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/strbuf.h"
+#include "common/xalloc.h"
+#include "runner/mounts.h"
+#include "common/banned.h"
+
+/* Host /etc entries bound into the container, never /etc as a whole. */
+static const char *const etc_entries[MOUNTS_N_ETC] = {
+    "etc/alternatives", "etc/ssl", "etc/ld.so.cache", "etc/mime.types",
+};
+
+/* OCI's masked paths plus Docker's additions (ISOLATION.md §1.5). */
+static const char *const masked_paths[] = {
+    "proc/acpi", "proc/asound", "proc/kcore", "proc/keys", "proc/latency_stats",
+    "proc/timer_list", "proc/timer_stats", "proc/sched_debug", "proc/scsi",
+    "proc/interrupts", "sys/firmware", "sys/devices/virtual/powercap",
+};
+
+static const char *const readonly_paths[] = {
+    "proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger",
+};
+
+static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+
+struct fdpath {
+    char s[40];
+};
+
+static struct fdpath fdpath(int fd)
+{
+    struct fdpath p;
+
+    (void)snprintf(p.s, sizeof(p.s), "/proc/self/fd/%d", fd);
+    return p;
+}
+
+static int open_path(const char *path, bool dir, int *ret, struct berth_error **err)
+{
+    int fd = open(path, O_PATH | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
+
+    if (fd < 0)
+        return berth_error_make(err, errno, "open '%s'", path);
+    *ret = fd;
+    return 0;
+}
+
+int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct berth_error **err)
+{
+    struct mount_fds f = { .state = -1, .stack = -1, .usr = -1 };
+    size_t n_lower = 0;
+    int r;
+
+    for (size_t i = 0; i < MOUNTS_N_ETC; i++)
+        f.etc[i] = -1;
+    while (spec->lower_dirs[n_lower])
+        n_lower++;
+    if (n_lower > MOUNTS_MAX_LOWER) {
+        return berth_error_plain(err, E2BIG, "%zu lower layers, at most %d are supported",
+                                 n_lower, MOUNTS_MAX_LOWER);
+    }
+    f.lower = xcalloc(n_lower + 1, sizeof(int));
+    f.n_lower = n_lower;
+    for (size_t i = 0; i < n_lower; i++)
+        f.lower[i] = -1;
+    f.binds = xcalloc(spec->n_mounts + 1, sizeof(int));
+    f.bind_is_dir = xcalloc(spec->n_mounts + 1, sizeof(bool));
+    f.n_binds = spec->n_mounts;
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        f.binds[i] = -1;
+
+    if ((r = open_path(spec->state_dir, true, &f.state, err)) < 0 ||
+        (r = open_path(spec->stack_dir, true, &f.stack, err)) < 0 ||
+        (r = open_path("/usr", true, &f.usr, err)) < 0)
+        goto fail;
+    for (size_t i = 0; i < n_lower; i++)
+        if ((r = open_path(spec->lower_dirs[i], true, &f.lower[i], err)) < 0)
+            goto fail;
+    for (size_t i = 0; i < MOUNTS_N_ETC; i++) {
+        _cleanup_free_ char *p = xasprintf("/%s", etc_entries[i]);
+
+        f.etc[i] = open(p, O_PATH | O_CLOEXEC);
+        if (f.etc[i] < 0 && errno != ENOENT) {
+            r = berth_error_make(err, errno, "open '%s'", p);
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < spec->n_mounts; i++) {
+        struct stat st;
+
+        if ((r = open_path(spec->mounts[i].source, false, &f.binds[i], err)) < 0)
+            goto fail;
+        if (fstat(f.binds[i], &st) < 0) {
+            r = berth_error_make(err, errno, "stat '%s'", spec->mounts[i].source);
+            goto fail;
+        }
+        f.bind_is_dir[i] = S_ISDIR(st.st_mode);
+    }
+    *ret = f;
+    return 0;
+fail:
+    mounts_fds_release(&f);
+    return r;
+}
+
+size_t mounts_fd_list(const struct mount_fds *f, int *out, size_t cap)
+{
+    size_t n = 0;
+
+#define ADD(fd) do { if ((fd) >= 0 && n < cap) out[n++] = (fd); } while (0)
+    ADD(f->state);
+    ADD(f->stack);
+    ADD(f->usr);
+    for (size_t i = 0; i < MOUNTS_N_ETC; i++)
+        ADD(f->etc[i]);
+    for (size_t i = 0; i < f->n_lower; i++)
+        ADD(f->lower[i]);
+    for (size_t i = 0; i < f->n_binds; i++)
+        ADD(f->binds[i]);
+#undef ADD
+    return n;
+}
+
+void mounts_fds_release(struct mount_fds *f)
+{
+    closep(&f->state);
+    closep(&f->stack);
+    closep(&f->usr);
+    for (size_t i = 0; i < MOUNTS_N_ETC; i++)
+        closep(&f->etc[i]);
+    for (size_t i = 0; f->lower && i < f->n_lower; i++)
+        closep(&f->lower[i]);
+    for (size_t i = 0; f->binds && i < f->n_binds; i++)
+        closep(&f->binds[i]);
+    free(f->lower);
+    free(f->binds);
+    free(f->bind_is_dir);
+    f->lower = f->binds = NULL;
+    f->bind_is_dir = NULL;
+}
+
+/*
+ * A read-only bind remount in a user namespace must repeat the flags the
+ * kernel locked on the source mount (nosuid, nodev, noexec, the atime mode),
+ * or it fails with EPERM; statvfs tells which are set.
+ */
+static int remount_ro(const char *target, struct berth_error **err)
+{
+    unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
+    struct statvfs sv;
+
+    if (statvfs(target, &sv) < 0)
+        return berth_error_make(err, errno, "statvfs '%s'", target);
+    if (sv.f_flag & ST_NOSUID)
+        flags |= MS_NOSUID;
+    if (sv.f_flag & ST_NODEV)
+        flags |= MS_NODEV;
+    if (sv.f_flag & ST_NOEXEC)
+        flags |= MS_NOEXEC;
+    if (sv.f_flag & ST_NOATIME)
+        flags |= MS_NOATIME;
+    else if (sv.f_flag & ST_RELATIME)
+        flags |= MS_RELATIME;
+    else
+        flags |= MS_STRICTATIME;
+    if (sv.f_flag & ST_NODIRATIME)
+        flags |= MS_NODIRATIME;
+    if (mount(NULL, target, NULL, flags, NULL) < 0)
+        return berth_error_make(err, errno, "remount '%s' read-only", target);
+    return 0;
+}
+
+/*
+ * what_src names the source in messages (fd paths say nothing); what_dst is
+ * the target relative to the container root (the cwd), used for the
+ * read-only remount: a /proc/self/fd path would resolve to the mount point
+ * underneath the new bind, not the bind itself.
+ */
+static int bind(const char *source, const char *target, const char *what_src,
+                const char *what_dst, bool ro, struct berth_error **err)
+{
+    int r;
+
+    if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+        return berth_error_make(err, errno, "bind '%s' onto '/%s'", what_src, what_dst);
+    if (ro && (r = remount_ro(what_dst, err)) < 0)
+        return berth_error_wrap(err, "bind '%s' onto '/%s'", what_src, what_dst);
+    return 0;
+}
+
+static int mount_fs(const char *type, const char *target, unsigned long flags, const char *data,
+                    struct berth_error **err)
+{
+    if (mount(type, target, type, flags, data) < 0)
+        return berth_error_make(err, errno, "mount %s on '/%s'", type, target);
+    return 0;
+}
+
+/*
+ * Creates a mount target below the container root (the cwd) component by
+ * component, refusing symlinks, so that a layer cannot point a target at a
+ * host path. Returns an O_PATH fd of the target.
+ */
+static int make_target(const char *target, bool dir, int *ret, struct berth_error **err)
+{
+    _cleanup_free_ char *copy = xstrdup(target);
+    _cleanup_close_ int cur = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    char *save = NULL, *comp, *next;
+
+    if (cur < 0)
+        return berth_error_make(err, errno, "open the container root");
+    comp = strtok_r(copy, "/", &save);
+    if (!comp)
+        return berth_error_plain(err, EINVAL, "mount target '%s' is the root", target);
+    for (; comp; comp = next) {
+        bool last;
+        int fd;
+
+        next = strtok_r(NULL, "/", &save);
+        last = next == NULL;
+        if (!strcmp(comp, "..") || !strcmp(comp, "."))
+            return berth_error_plain(err, EINVAL, "mount target '%s' has '%s'", target, comp);
+        if (!last || dir) {
+            if (mkdirat(cur, comp, 0755) < 0 && errno != EEXIST)
+                return berth_error_make(err, errno, "create mount target '%s'", target);
+            fd = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        } else {
+            struct stat st;
+
+            /* Not O_WRONLY on an existing file: that would copy it up for nothing. */
+            fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0 && errno == ENOENT) {
+                fd = openat(cur, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+            } else if (fd >= 0 && (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode))) {
+                (void)close(fd);
+                return berth_error_plain(err, ELOOP, "mount target '%s' is a symlink", target);
+            }
+        }
+        if (fd < 0)
+            return berth_error_make(err, errno, "open mount target '%s'", target);
+        closep(&cur);
+        cur = fd;
+    }
+    *ret = TAKE_FD(cur);
+    return 0;
+}
+
+static int mount_overlay(const struct runner_spec *spec, const struct mount_fds *f,
+                         struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf opts = STRBUF_INIT;
+    struct fdpath st = fdpath(f->state);
+    _cleanup_free_ char *target = xasprintf("%s/rootfs", st.s);
+
+    /*
+     * Created here, as container root, so that the upper's root (the
+     * container's "/") and everything copied up belong to mapped ids; the
+     * spawner opened state_dir for us to write into for this moment.
+     */
+    if (mkdirat(f->state, "upper", 0755) < 0 && errno != EEXIST)
+        return berth_error_make(err, errno, "create '%s/upper'", spec->state_dir);
+    if (mkdirat(f->state, "work", 0700) < 0 && errno != EEXIST)
+        return berth_error_make(err, errno, "create '%s/work'", spec->state_dir);
+    if (mkdirat(f->state, "rootfs", 0755) < 0 && errno != EEXIST)
+        return berth_error_make(err, errno, "create '%s/rootfs'", spec->state_dir);
+
+    /*
+     * /proc/self/fd paths keep the host paths out of the options (and out of
+     * the container's mountinfo), and have no ':' or ',' to escape.
+     * userxattr: without it the mount works in a user namespace but the
+     * overlay silently loses redirect_dir and the origin xattrs.
+     */
+    strbuf_addstr(&opts, "lowerdir=");
+    for (size_t i = 0; i < f->n_lower; i++)
+        strbuf_addf(&opts, "%s:", fdpath(f->lower[i]).s);
+    strbuf_addf(&opts, "%s,upperdir=%s/upper,workdir=%s/work,userxattr",
+                fdpath(f->stack).s, st.s, st.s);
+    if (mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts.buf) < 0)
+        return berth_error_make(err, errno, "mount overlay on '%s/rootfs'", spec->state_dir);
+    return 0;
+}
+
+static int mount_proc(struct berth_error **err)
+{
+    int r;
+
+    r = mount_fs("proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < sizeof(readonly_paths) / sizeof(*readonly_paths); i++) {
+        const char *p = readonly_paths[i];
+
+        if (access(p, F_OK) < 0)
+            continue;
+        if ((r = bind(p, p, p, p, true, err)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+static int mount_sys(struct berth_error **err)
+{
+    unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV;
+
+    /*
+     * A fresh sysfs is allowed because this user namespace owns the network
+     * namespace; where a parent namespace has overmounted parts of /sys the
+     * kernel refuses it as "too revealing", and the host's /sys bound
+     * read-only is the fallback (what crun does).
+     */
+    if (mount("sysfs", "sys", "sysfs", flags, NULL) == 0)
+        return 0;
+    if (errno != EPERM)
+        return berth_error_make(err, errno, "mount sysfs on '/sys'");
+    /*
+     * The bind must be recursive (a user namespace may not bind a mount
+     * without its locked submounts), so read-only must be recursive too, or
+     * /sys/fs/cgroup and friends would stay writable: mount_setattr does it
+     * in one call.
+     */
+    if (mount("/sys", "sys", NULL, MS_BIND | MS_REC, NULL) < 0)
+        return berth_error_make(err, errno, "bind '/sys' onto '/sys'");
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+                                           MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC };
+    if (syscall(SYS_mount_setattr, AT_FDCWD, "sys", AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+        return berth_error_make(err, errno, "make '/sys' read-only");
+    return 0;
+}
+
+static int mask_paths(struct berth_error **err)
+{
+    for (size_t i = 0; i < sizeof(masked_paths) / sizeof(*masked_paths); i++) {
+        const char *p = masked_paths[i];
+        struct stat st;
+
+        if (lstat(p, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      "size=4k,nr_inodes=1,mode=0555") < 0)
+                return berth_error_make(err, errno, "mask '/%s'", p);
+        } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0) {
+            return berth_error_make(err, errno, "mask '/%s'", p);
+        }
+    }
+    return 0;
+}
+
+static int mount_dev(unsigned long id_count, struct berth_error **err)
+{
+    static const char *const links[][2] = {
+        { "dev/ptmx", "pts/ptmx" }, { "dev/fd", "/proc/self/fd" },
+        { "dev/stdin", "/proc/self/fd/0" }, { "dev/stdout", "/proc/self/fd/1" },
+        { "dev/stderr", "/proc/self/fd/2" },
+    };
+    int r;
+
+    r = mount_fs("tmpfs", "dev", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", err);
+    if (r < 0)
+        return r;
+    /* mknod is impossible in a user namespace: bind the host's nodes. */
+    for (size_t i = 0; i < sizeof(dev_nodes) / sizeof(*dev_nodes); i++) {
+        _cleanup_free_ char *host = xasprintf("/dev/%s", dev_nodes[i]);
+        _cleanup_free_ char *target = xasprintf("dev/%s", dev_nodes[i]);
+        int fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+
+        if (fd < 0)
+            return berth_error_make(err, errno, "create '/%s'", target);
+        (void)close(fd);
+        if (mount(host, target, NULL, MS_BIND, NULL) < 0)
+            return berth_error_make(err, errno, "bind '%s' onto '/%s'", host, target);
+    }
+    if (mkdir("dev/pts", 0755) < 0 || mkdir("dev/shm", 01777) < 0)
+        return berth_error_make(err, errno, "create '/dev/pts' and '/dev/shm'");
+    /* gid 5 (tty) may only be named when the map covers it. */
+    r = mount_fs("devpts", "dev/pts", MS_NOSUID | MS_NOEXEC,
+                 id_count > 5 ? "newinstance,ptmxmode=0666,mode=0620,gid=5"
+                              : "newinstance,ptmxmode=0666,mode=0620", err);
+    if (r < 0)
+        return r;
+    r = mount_fs("tmpfs", "dev/shm", MS_NOSUID | MS_NOEXEC | MS_NODEV,
+                 "mode=1777,size=65536k", err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < sizeof(links) / sizeof(*links); i++)
+        if (symlink(links[i][1], links[i][0]) < 0)
+            return berth_error_make(err, errno, "symlink '/%s'", links[i][0]);
+    return 0;
+}
+
+static int pivot(struct berth_error **err)
+{
+    /*
+     * pivot_root(".", ".") stacks the old root on top of the new one at the
+     * same place; detaching "." then removes the old root without needing a
+     * directory for it inside the container (what crun and runc do).
+     */
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        return berth_error_make(err, errno, "pivot_root into the container root");
+    if (umount2(".", MNT_DETACH) < 0)
+        return berth_error_make(err, errno, "detach the old root");
+    if (chdir("/") < 0)
+        return berth_error_make(err, errno, "chdir '/'");
+    return 0;
+}
+
+int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *f,
+                      struct berth_error **err)
+{
+    _cleanup_close_ int root = -1;
+    _cleanup_free_ char *root_path = NULL;
+    int r;
+
+    if ((r = mount_overlay(spec, f, err)) < 0)
+        return r;
+    root_path = xasprintf("%s/rootfs", fdpath(f->state).s);
+    root = open(root_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0 || fchdir(root) < 0)
+        return berth_error_make(err, errno, "enter the overlay root");
+
+    if ((r = bind(fdpath(f->usr).s, "usr", "/usr", "usr", true, err)) < 0)
+        return r;
+    for (size_t i = 0; i < MOUNTS_N_ETC; i++) {
+        if (f->etc[i] < 0)
+            continue;
+        if (access(etc_entries[i], F_OK) < 0) {
+            return berth_error_make(err, errno, "mount target '/%s' is missing from the stack "
+                                    "(runner_stack_prepare makes it)", etc_entries[i]);
+        }
+        r = bind(fdpath(f->etc[i]).s, etc_entries[i], etc_entries[i], etc_entries[i], true, err);
+        if (r < 0)
+            return r;
+    }
+    for (size_t i = 0; i < spec->n_mounts; i++) {
+        const struct runner_mount *m = &spec->mounts[i];
+        _cleanup_close_ int target = -1;
+
+        if (m->target[0] != '/')
+            return berth_error_plain(err, EINVAL, "mount target '%s' is not absolute", m->target);
+        if ((r = make_target(m->target, f->bind_is_dir[i], &target, err)) < 0)
+            return r;
+        r = bind(fdpath(f->binds[i]).s, fdpath(target).s, m->source, m->target + 1, !m->writable, err);
+        if (r < 0)
+            return r;
+    }
+    if ((r = mount_proc(err)) < 0 ||
+        (r = mount_sys(err)) < 0 ||
+        (r = mask_paths(err)) < 0 ||
+        (r = mount_dev(spec->id_count, err)) < 0 ||
+        (r = mount_fs("tmpfs", "tmp", MS_NOSUID | MS_NODEV, "mode=1777", err)) < 0 ||
+        (r = mount_fs("tmpfs", "run", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755", err)) < 0)
+        return r;
+    return pivot(err);
+}

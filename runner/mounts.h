@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * runner-internal: the container's root filesystem (reference/ISOLATION.md
+ * §1.2-§1.7). Setup runs in the cloned child in two steps because of who it
+ * is at each moment. First, still berth's host uid (unmapped in the new user
+ * namespace, but the owner of berth's directories), mounts_open() opens
+ * every host path the container needs as an O_PATH fd. Then, as container
+ * root (the tenant's first subordinate id, full capabilities in the new
+ * namespace), mounts_setup_root() builds the tree, using /proc/self/fd/N
+ * paths for those fds: the mounts are made by a uid the overlay's copy-up
+ * can chown for, and paths below directories only berth may traverse still
+ * resolve. It ends with pivot_root, so the host tree is gone afterwards.
+ */
+#ifndef BERTH_RUNNER_MOUNTS_H
+#define BERTH_RUNNER_MOUNTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/error.h"
+#include "runner/runner.h"
+
+/* The host /etc entries programs need (CA certificates, alternatives, ...). */
+#define MOUNTS_N_ETC 4
+/* Cap on lower layers (overlayfs itself allows 500; berth uses a few). */
+#define MOUNTS_MAX_LOWER 64
+
+struct mount_fds {
+    int state;                 /* state_dir */
+    int stack;                 /* stack_dir */
+    int usr;                   /* host /usr */
+    int etc[MOUNTS_N_ETC];     /* -1 where the host has no such entry */
+    int *lower;                /* spec->lower_dirs, n_lower of them */
+    size_t n_lower;
+    int *binds;                /* spec->mounts sources, n_binds of them */
+    size_t n_binds;
+    bool *bind_is_dir;
+};
+
+/* As berth's uid: opens the host paths; every fd is O_PATH|O_CLOEXEC. */
+int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct berth_error **err);
+/* The fds mounts_open() opened, for the caller's close-all-but list. */
+size_t mounts_fd_list(const struct mount_fds *fds, int *out, size_t cap);
+void mounts_fds_release(struct mount_fds *fds);
+/*
+ * As container root: overlay root, binds, /proc, /sys, /dev, masked and
+ * read-only paths, pivot_root. On return the cwd and root are the container's.
+ */
+int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *fds,
+                      struct berth_error **err);
+
+#endif

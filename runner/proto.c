@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The daemon <-> spawner wire (see proto.h): a tiny length-checked binary
+ * encoding of runner_spec, datagrams with SCM_RIGHTS, the error reports a
+ * container's setup code sends back to the spawner, and fd hygiene for the
+ * processes the spawner creates.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/close_range.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/xalloc.h"
+#include "runner/proto.h"
+#include "common/banned.h"
+
+#define NULL_STR 0xffffffffu
+
+void proto_put_u64(struct strbuf *sb, uint64_t v)
+{
+    strbuf_add(sb, &v, sizeof(v));
+}
+
+void proto_put_str(struct strbuf *sb, const char *s)
+{
+    uint32_t len = NULL_STR;
+
+    if (s) {
+        size_t n = strlen(s) + 1;
+        len = n > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)n;
+    }
+    strbuf_add(sb, &len, sizeof(len));
+    if (s)
+        strbuf_add(sb, s, len);
+}
+
+void proto_put_strv(struct strbuf *sb, const char *const *v)
+{
+    uint64_t n = 0;
+
+    while (v && v[n])
+        n++;
+    proto_put_u64(sb, n);
+    for (uint64_t i = 0; i < n; i++)
+        proto_put_str(sb, v[i]);
+}
+
+uint64_t proto_get_u64(struct proto_reader *r)
+{
+    uint64_t v;
+
+    if (r->bad || r->left < sizeof(v)) {
+        r->bad = true;
+        return 0;
+    }
+    memcpy(&v, r->p, sizeof(v));
+    r->p += sizeof(v);
+    r->left -= sizeof(v);
+    return v;
+}
+
+const char *proto_get_str(struct proto_reader *r)
+{
+    uint32_t len;
+    const char *s;
+
+    if (r->bad || r->left < sizeof(len)) {
+        r->bad = true;
+        return NULL;
+    }
+    memcpy(&len, r->p, sizeof(len));
+    r->p += sizeof(len);
+    r->left -= sizeof(len);
+    if (len == NULL_STR)
+        return NULL;
+    /* The NUL must be the last byte and the only one. */
+    if (len == 0 || len > r->left || r->p[len - 1] != '\0' || strlen(r->p) != len - 1) {
+        r->bad = true;
+        return NULL;
+    }
+    s = r->p;
+    r->p += len;
+    r->left -= len;
+    return s;
+}
+
+const char **proto_get_strv(struct proto_reader *r)
+{
+    uint64_t n = proto_get_u64(r);
+    const char **v;
+
+    if (r->bad || n > PROTO_MAX_LIST) {
+        r->bad = true;
+        return NULL;
+    }
+    v = xcalloc(n + 1, sizeof(*v));
+    for (uint64_t i = 0; i < n; i++) {
+        v[i] = proto_get_str(r);
+        if (!v[i]) {
+            r->bad = true;
+            free(v);
+            return NULL;
+        }
+    }
+    return v;
+}
+
+void proto_put_spec(struct strbuf *sb, const struct runner_spec *spec)
+{
+    proto_put_str(sb, spec->name);
+    proto_put_str(sb, spec->hostname);
+    proto_put_u64(sb, spec->uid_base);
+    proto_put_u64(sb, spec->gid_base);
+    proto_put_u64(sb, spec->id_count);
+    proto_put_strv(sb, spec->lower_dirs);
+    proto_put_str(sb, spec->stack_dir);
+    proto_put_str(sb, spec->state_dir);
+    proto_put_u64(sb, spec->n_mounts);
+    for (size_t i = 0; i < spec->n_mounts; i++) {
+        proto_put_str(sb, spec->mounts[i].source);
+        proto_put_str(sb, spec->mounts[i].target);
+        proto_put_u64(sb, spec->mounts[i].writable);
+    }
+    proto_put_strv(sb, spec->argv);
+    proto_put_strv(sb, spec->envp);
+    proto_put_str(sb, spec->cwd);
+    proto_put_u64(sb, spec->uid);
+    proto_put_u64(sb, spec->gid);
+    proto_put_u64(sb, spec->port);
+    proto_put_str(sb, spec->cgroup);
+    proto_put_u64(sb, spec->limits.memory_bytes);
+    proto_put_u64(sb, spec->limits.pids_max);
+}
+
+int proto_get_spec(struct proto_reader *r, struct runner_spec *spec)
+{
+    uint64_t n;
+
+    memset(spec, 0, sizeof(*spec));
+    spec->stdout_fd = spec->stderr_fd = -1;
+    spec->name = proto_get_str(r);
+    spec->hostname = proto_get_str(r);
+    spec->uid_base = proto_get_u64(r);
+    spec->gid_base = proto_get_u64(r);
+    spec->id_count = proto_get_u64(r);
+    spec->lower_dirs = proto_get_strv(r);
+    spec->stack_dir = proto_get_str(r);
+    spec->state_dir = proto_get_str(r);
+    n = proto_get_u64(r);
+    if (r->bad || n > PROTO_MAX_LIST)
+        goto bad;
+    if (n) {
+        struct runner_mount *m = xcalloc(n, sizeof(*m));
+
+        spec->mounts = m;
+        spec->n_mounts = n;
+        for (size_t i = 0; i < n; i++) {
+            m[i].source = proto_get_str(r);
+            m[i].target = proto_get_str(r);
+            m[i].writable = proto_get_u64(r) != 0;
+            if (!m[i].source || !m[i].target)
+                goto bad;
+        }
+    }
+    spec->argv = proto_get_strv(r);
+    spec->envp = proto_get_strv(r);
+    spec->cwd = proto_get_str(r);
+    spec->uid = (unsigned)proto_get_u64(r);
+    spec->gid = (unsigned)proto_get_u64(r);
+    spec->port = (uint16_t)proto_get_u64(r);
+    spec->cgroup = proto_get_str(r);
+    spec->limits.memory_bytes = proto_get_u64(r);
+    spec->limits.pids_max = proto_get_u64(r);
+    if (r->bad || r->left != 0 || !spec->lower_dirs || !spec->argv || !spec->envp)
+        goto bad;
+    return 0;
+bad:
+    proto_spec_release(spec);
+    return -EBADMSG;
+}
+
+void proto_spec_release(struct runner_spec *spec)
+{
+    free((void *)spec->lower_dirs);
+    free((void *)spec->mounts);
+    free((void *)spec->argv);
+    free((void *)spec->envp);
+    spec->lower_dirs = spec->argv = spec->envp = NULL;
+    spec->mounts = NULL;
+    spec->n_mounts = 0;
+}
+
+int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    ssize_t n;
+
+    if (n_fds > PROTO_MAX_FDS || len > PROTO_MAX_MSG)
+        return -EMSGSIZE;
+    if (n_fds) {
+        struct cmsghdr *cmsg;
+
+        memset(&control, 0, sizeof(control));
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+        cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * n_fds);
+    }
+    do {
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    return (size_t)n == len ? 0 : -EMSGSIZE;
+}
+
+ssize_t proto_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds, size_t *n_fds)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = cap };
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
+    };
+    size_t got = 0;
+    bool truncated;
+    ssize_t n;
+
+    *n_fds = 0;
+    do {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (got < max_fds && !truncated)
+                fds[got++] = fd;
+            else {
+                (void)close(fd);
+                truncated = true;
+            }
+        }
+    }
+    if (truncated) {
+        for (size_t i = 0; i < got; i++)
+            (void)close(fds[i]);
+        return -EMSGSIZE;
+    }
+    *n_fds = got;
+    return n;
+}
+
+void proto_report_ok(int sock)
+{
+    (void)send(sock, "K", 1, MSG_NOSIGNAL);
+}
+
+void proto_report_error(int sock, int code, const char *msg)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    size_t len;
+
+    strbuf_addch(&sb, 'E');
+    proto_put_u64(&sb, code > 0 ? (uint64_t)code : EIO);
+    /* Messages are short; cut, rather than lose, an overlong one. */
+    len = strlen(msg);
+    strbuf_add(&sb, msg, len > 2048 ? 2048 : len);
+    (void)send(sock, sb.buf, sb.len, MSG_NOSIGNAL);
+}
+
+int proto_report_read(int sock, const char *what, struct berth_error **err)
+{
+    char buf[4096];
+    struct proto_reader r;
+    size_t n_fds;
+    uint64_t code;
+    ssize_t n;
+
+    n = proto_recv(sock, buf, sizeof(buf) - 1, NULL, 0, &n_fds);
+    if (n < 0)
+        return berth_error_make(err, (int)-n, "reading the setup report of %s", what);
+    if (n == 0)
+        return berth_error_plain(err, ECHILD, "%s died during setup without a report", what);
+    if (buf[0] == 'K')
+        return 0;
+    r = (struct proto_reader){ .p = buf + 1, .left = (size_t)n - 1 };
+    code = proto_get_u64(&r);
+    if (buf[0] != 'E' || r.bad || code == 0 || code > 4095)
+        return berth_error_plain(err, EBADMSG, "%s sent a malformed setup report", what);
+    buf[n] = '\0';
+    return berth_error_plain(err, (int)code, "%s: %s", what, r.p);
+}
+
+void proto_close_all_except(const int *keep, size_t n_keep)
+{
+    /* Walk the kept fds in ascending order, closing the gaps between them. */
+    unsigned int from = 3;
+
+    for (;;) {
+        unsigned int next = UINT_MAX;
+
+        for (size_t i = 0; i < n_keep; i++)
+            if (keep[i] >= (int)from && (unsigned int)keep[i] < next)
+                next = (unsigned int)keep[i];
+        if (next == UINT_MAX) {
+            (void)syscall(SYS_close_range, from, ~0U, 0);
+            return;
+        }
+        if (next > from)
+            (void)syscall(SYS_close_range, from, next - 1, 0);
+        from = next + 1;
+    }
+}

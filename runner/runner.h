@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * runner: rootless containers (ARCHITECTURE.md, Processes and Tenants).
+ *
+ * The daemon is multi-threaded, and only a single-threaded process can enter
+ * a new user namespace, so main() calls runner_spawner_start() before any
+ * thread exists. That forks the spawner, which creates every container on
+ * the daemon's behalf (requests travel over a unix socket, with fds passed by
+ * SCM_RIGHTS). Each container gets its own user (mapped through newuidmap/
+ * newgidmap to the tenant's slice of berth's subordinate ids; berth's own uid
+ * is never mapped), mount, pid, ipc, uts, cgroup and network namespaces, an
+ * overlay root (the lower layers read-only, a per-container upper), fresh
+ * /proc, a small /dev, and berth's own init as PID 1. The init reaps zombies,
+ * forwards signals to the app's process group, reports the app's exit status,
+ * and serves the port agent: on request it connects a TCP socket to
+ * 127.0.0.1:<port> inside the container's network namespace and hands it to
+ * the daemon, so the router talks to the app over in-kernel loopback with no
+ * proxy hop.
+ *
+ * All functions return 0 (or a count) on success and -errno on failure,
+ * filling *err. Unless noted, functions are safe to call from any thread.
+ */
+#ifndef BERTH_RUNNER_H
+#define BERTH_RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/error.h"
+
+struct runner;
+struct runner_container;
+
+/*
+ * Forks the spawner. Must be called while the process is still
+ * single-threaded, and after any privilege drop. *ret owns the spawner;
+ * runner_free() stops it.
+ */
+int runner_spawner_start(struct runner **ret, struct berth_error **err);
+void runner_free(struct runner *r);
+
+struct runner_mount {
+    const char *source;   /* host path */
+    const char *target;   /* absolute path inside the container */
+    bool writable;        /* false: bind read-only */
+};
+
+struct runner_limits {
+    uint64_t memory_bytes;  /* 0: no per-container limit (the tenant's still applies) */
+    uint64_t pids_max;      /* 0: none */
+};
+
+struct runner_spec {
+    const char *name;            /* for logs, e.g. "hello.web.1" or "hello.build.3" */
+    const char *hostname;        /* inside the uts namespace */
+    /*
+     * Container ids 0..id_count-1 map to host uids uid_base.. and gids
+     * gid_base..; the range must lie within berth's /etc/subuid and
+     * /etc/subgid entries (newuidmap checks).
+     */
+    unsigned long uid_base, gid_base, id_count;
+    /*
+     * Root filesystem: an overlay of lower_dirs (NULL-terminated, topmost
+     * first, each a directory laid out as a root tree: a slug holds app/)
+     * over the host stack made by runner_stack_prepare(), with the host's
+     * /usr (and the few /etc entries programs need) bind-mounted read-only.
+     */
+    const char *const *lower_dirs;
+    const char *stack_dir;
+    /*
+     * A directory owned by berth, empty, unique to this container: the
+     * runner keeps the overlay upper and work dirs and the mount point in it.
+     * runner_remove_tree() removes it after the container stopped.
+     */
+    const char *state_dir;
+    const struct runner_mount *mounts;   /* bind mounts over the overlay */
+    size_t n_mounts;
+    const char *const *argv;     /* executed with envp, no PATH search beyond envp's PATH */
+    const char *const *envp;
+    const char *cwd;             /* inside the container */
+    unsigned uid, gid;           /* the process's ids inside the container (not 0 for apps) */
+    int stdout_fd, stderr_fd;    /* host fds that become the process's 1 and 2; stdin is /dev/null */
+    uint16_t port;               /* port-agent target, 127.0.0.1:port inside; 0: none */
+    /*
+     * cgroup path relative to berth's delegated subtree ("<tenant>/<app>/<instance>");
+     * NULL: no cgroup. If cgroups are asked for and cannot be set up, spawning fails.
+     */
+    const char *cgroup;
+    struct runner_limits limits;
+};
+
+/* Creates the container and starts argv in it. */
+int runner_spawn(struct runner *r, const struct runner_spec *spec,
+                 struct runner_container **ret, struct berth_error **err);
+/*
+ * Asks the container's init for a TCP socket connected to 127.0.0.1:port in
+ * the container's network namespace. *ret_fd is a connected, O_CLOEXEC,
+ * blocking socket owned by the caller. ECONNREFUSED when nothing listens yet.
+ */
+int runner_connect(struct runner_container *c, int *ret_fd, struct berth_error **err);
+/*
+ * Waits up to timeout_ms (-1: forever) for the container's process to exit;
+ * *ret_status is a wait(2) status. -ETIMEDOUT when still running.
+ */
+int runner_wait(struct runner_container *c, int timeout_ms, int *ret_status, struct berth_error **err);
+/* Host pid of the container's init (PID 1 inside). */
+pid_t runner_container_pid(const struct runner_container *c);
+/*
+ * SIGTERM to every process in the container, SIGKILL after grace_ms, then
+ * waits until the container is gone. Safe on an exited container.
+ */
+int runner_stop(struct runner_container *c, int grace_ms, struct berth_error **err);
+/* Frees the handle; the container must have exited (runner_stop/runner_wait). */
+void runner_container_free(struct runner_container *c);
+
+/*
+ * Removes a tree that containers wrote into (files owned by the tenant's
+ * subordinate ids, which berth's own uid cannot delete) by running the
+ * removal inside a user namespace with the same id mapping.
+ */
+int runner_remove_tree(struct runner *r, const char *path, unsigned long uid_base,
+                       unsigned long gid_base, unsigned long id_count, struct berth_error **err);
+
+/* Creates (idempotently) the host stack's skeleton layer in dir. */
+int runner_stack_prepare(const char *dir, struct berth_error **err);
+
+/*
+ * Host preparation, run as root by `berth setup`: creates a `berth` cgroup
+ * below the cgroup this process is in, for each controller berth limits
+ * (v1: memory, pids, cpu; v2: the unified tree), and hands it to uid/gid.
+ * Never moves a process. Idempotent.
+ */
+int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err);
+/*
+ * Checks, as the berth user, that the delegated cgroups exist and are
+ * writable; 0 if containers can be limited, -errno with a message otherwise.
+ */
+int runner_cgroup_check(struct berth_error **err);
+
+#endif
