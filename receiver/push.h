@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The receive-pack state machine, transport-independent (internal to
+ * receiver/). A transport reads the command list with push_read_commands(),
+ * then runs push_execute() (pack ingest into a quarantine, checks, deploy
+ * callback, pack move, ref updates, report), which writes every pkt-line it
+ * produces to `out_fd` in one send() each. The HTTP transport runs
+ * push_execute() on a worker thread and streams `out_fd`'s peer to the
+ * client.
+ */
+#ifndef BERTH_RECEIVER_PUSH_H
+#define BERTH_RECEIVER_PUSH_H
+
+#include <git2.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "receiver/pktline.h"
+#include "receiver/receiver.h"
+
+/* Caps on what a client may send (STYLE.md: every external size has a cap). */
+#define PUSH_MAX_COMMANDS 1000
+#define PUSH_MAX_OPTIONS 100
+
+#define RECEIVER_CAPS "report-status delete-refs side-band-64k quiet atomic ofs-delta " \
+                      "push-options object-format=sha1 agent=berth/0.1"
+
+struct push_command {
+    char *refname;
+    git_oid old_oid, new_oid;
+    char old_hex[41], new_hex[41];
+    char *error;        /* NULL: still ok; else the `ng` reason */
+};
+
+struct receiver_push {
+    const struct receiver_options *opts;
+    git_repository *repo;
+    int out_fd;                     /* socket: one send() per pkt-line */
+    pthread_mutex_t out_lock;       /* receiver_progress() may come from any thread */
+    bool out_broken;                /* the client went away; output is dropped */
+
+    /* client capabilities */
+    bool report_status, side_band, quiet, atomic, push_options;
+
+    struct push_command *cmds;
+    size_t n_cmds;
+    char **options;
+    size_t n_options;
+
+    char *quarantine;               /* objects/incoming-XXXXXX, NULL when none */
+    char *pack_name;                /* "pack-<hash>" inside quarantine/pack */
+};
+
+/* Initialises `p` for the repository in opts; out_fd stays -1 until set. */
+void push_init(struct receiver_push *p, const struct receiver_options *opts);
+/* Frees everything, removes a quarantine left behind; does not close out_fd. */
+void push_release(struct receiver_push *p);
+
+/*
+ * Parses the command list (and push options) from `r`. Returns the number of
+ * commands (0 for git's "0000" probe), or -EPROTO/-E2BIG/... with *err set.
+ */
+int push_read_commands(struct receiver_push *p, struct pkt_reader *r, struct berth_error **err);
+/* Runs the push to the end and writes the report to out_fd. Never fails: errors are reported. */
+void push_execute(struct receiver_push *p, struct pkt_reader *r);
+
+/*
+ * Renames the quarantined pack into objects/pack (.pack first, .idx last),
+ * fsyncs the directory and refreshes the odb. No pack: nothing to do.
+ */
+int push_publish_pack(struct receiver_push *p, struct berth_error **err);
+
+/* Sends one already framed buffer to the client in one piece (thread-safe). */
+void push_send(struct receiver_push *p, const char *data, size_t len);
+
+/*
+ * The one adapter from libgit2 results to berth errors: copies
+ * git_error_last()'s message at once (later libgit2 calls clobber it) and
+ * maps the GIT_E* code to an errno. Returns the negative errno.
+ */
+int git_to_berth_error(struct berth_error **err, int git_code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The current libgit2 message copied into a new string (never NULL). */
+char *git_error_copy(void);
+
+/* Appends the ref advertisement (without the HTTP service header) to out. */
+int advertise_refs(git_repository *repo, struct strbuf *out, struct berth_error **err);
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * receiver: berth's git smart-protocol server (receive-pack, protocol v0)
+ * on libgit2. git's own receive-pack is not run: the receiver parses the
+ * pkt-line command list, ingests the pack with git_indexer (verify on) into
+ * a quarantine directory, asks the deploy callback whether the push may
+ * land, and only then moves the pack into the repository and updates the
+ * refs with an old-value check. Everything the deploy prints reaches the git
+ * client as `remote: ...` lines on side-band 2; the report-status goes out
+ * on side-band 1.
+ *
+ * The HTTP transport (smart HTTP, stateless RPC) is a set of handlers that
+ * control's libmicrohttpd daemon (thread-per-connection) calls for URLs
+ * under /<app>.git/. Authentication and app lookup are the caller's job.
+ */
+#ifndef BERTH_RECEIVER_H
+#define BERTH_RECEIVER_H
+
+#include <microhttpd.h>
+#include <stddef.h>
+
+#include "common/error.h"
+#include "common/strbuf.h"
+
+struct receiver_push;
+
+struct receiver_update {
+    const char *refname;    /* "refs/heads/main" */
+    char old_hex[41];       /* 40 zeros when the ref is created */
+    char new_hex[41];       /* 40 zeros when the ref is deleted */
+};
+
+/*
+ * Called once per push after the pack is indexed and verified, before any
+ * ref moves, with the updates that passed the receiver's own checks
+ * (fast-forward, old value). The new objects are readable through
+ * receiver_push_export(). Return 0 to let the refs update; < 0 to reject
+ * every update, with `reason` (one line) shown to the user as the ref's
+ * `ng` reason. Runs on the request's thread and may take minutes (a build).
+ */
+typedef int (*receiver_deploy_fn)(void *cls, struct receiver_push *push,
+                                  const struct receiver_update *updates, size_t n_updates,
+                                  struct strbuf *reason);
+
+struct receiver_options {
+    const char *repo_path;          /* bare repository */
+    receiver_deploy_fn deploy;      /* NULL: accept every update */
+    void *deploy_cls;
+    size_t max_request_bytes;       /* cap on a POST body; 0: the default 512 MiB */
+};
+
+/*
+ * Sends one progress line to the client's `remote:` output (side-band 2),
+ * adding the newline. Safe to call from any thread while deploy runs.
+ */
+void receiver_progress(struct receiver_push *push, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Writes the tree of `commit_hex` (incl. quarantined objects) into dest_dir. */
+int receiver_push_export(struct receiver_push *push, const char *commit_hex, const char *dest_dir,
+                         struct berth_error **err);
+
+/* Creates a bare repository at path (HEAD -> refs/heads/main); existing is fine. */
+int receiver_repo_init(const char *path, struct berth_error **err);
+
+/*
+ * The smart-HTTP handler. `subpath` is what follows "/<app>.git/":
+ * "info/refs" (GET, ?service=git-receive-pack) or "git-receive-pack"
+ * (POST). Anything else (including upload-pack, which berth does not serve)
+ * gets a clear error response. Call it for every access-handler call of the
+ * request, passing a pointer to a per-request slot that starts NULL; call
+ * receiver_http_completed() on that slot from MHD_OPTION_NOTIFY_COMPLETED.
+ */
+enum MHD_Result receiver_http_handle(struct MHD_Connection *conn, const char *subpath,
+                                     const char *method, const char *upload_data,
+                                     size_t *upload_data_size, void **slot,
+                                     const struct receiver_options *opts);
+void receiver_http_completed(void **slot);
+
+/* Process-wide libgit2 setup (git_libgit2_init and limits); call once from main(). */
+int receiver_global_init(struct berth_error **err);
+
+#endif

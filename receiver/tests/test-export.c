@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests for receiver_push_export(): file modes, symlinks (created as
+ * links, never followed), subdirectories, submodule entries, and refusal of
+ * hand-crafted trees whose entry names would escape the target directory.
+ * Builds a throw-away bare repository with libgit2 in a mktemp directory.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/tests/tap.h"
+#include "common/xalloc.h"
+#include "receiver/push.h"
+
+static git_oid blob(git_repository *repo, const char *content)
+{
+    git_oid id;
+
+    if (git_blob_create_from_buffer(&id, repo, content, strlen(content)) < 0)
+        abort();
+    return id;
+}
+
+/* Writes a raw tree object (bypassing libgit2's name validation) with one blob entry. */
+static git_oid raw_tree(git_repository *repo, const char *mode, const char *name, const git_oid *target)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    git_odb *odb = NULL;
+    git_oid id;
+
+    strbuf_addf(&sb, "%s %s", mode, name);
+    strbuf_addch(&sb, '\0');
+    strbuf_add(&sb, target->id, GIT_OID_RAWSZ);
+    if (git_repository_odb(&odb, repo) < 0 || git_odb_write(&id, odb, sb.buf, sb.len, GIT_OBJECT_TREE) < 0)
+        abort();
+    git_odb_free(odb);
+    return id;
+}
+
+static char *commit_of(git_repository *repo, const git_oid *tree_id)
+{
+    git_signature *sig = NULL;
+    git_tree *tree = NULL;
+    git_oid id;
+    char hex[GIT_OID_HEXSZ + 1];
+    int k;
+
+    if (git_signature_now(&sig, "t", "t@example.com") < 0)
+        abort();
+    k = git_tree_lookup(&tree, repo, tree_id);
+    if (k == 0)
+        k = git_commit_create(&id, repo, NULL, sig, sig, NULL, "m", tree, 0, NULL);
+    git_tree_free(tree);
+    git_signature_free(sig);
+    if (k < 0)
+        return NULL;
+    git_oid_tostr(hex, sizeof(hex), &id);
+    return xstrdup(hex);
+}
+
+static bool file_is(const char *path, const char *content, mode_t mode)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    struct stat st;
+
+    if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 07777) != mode)
+        return false;
+    return read_file(path, &sb, 0, NULL) == 0 && !strcmp(sb.buf, content);
+}
+
+int main(void)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    char tmp[] = "/tmp/receiver-export-test-XXXXXX";
+    struct receiver_options opts = { 0 };
+    struct receiver_push push;
+    git_treebuilder *tb = NULL, *sub = NULL;
+    git_oid id, sub_id, tree_id, evil;
+    _cleanup_free_ char *repo_path = NULL;
+    _cleanup_free_ char *out = NULL;
+    _cleanup_free_ char *commit = NULL;
+    char link[256];
+    ssize_t n;
+
+    if (receiver_global_init(&err) < 0 || !mkdtemp(tmp)) {
+        printf("Bail out! setup failed\n");
+        return 1;
+    }
+    umask(022);
+    repo_path = xasprintf("%s/repo.git", tmp);
+    out = xasprintf("%s/out", tmp);
+    ok(receiver_repo_init(repo_path, &err) == 0, "receiver_repo_init creates a bare repository");
+    ok(receiver_repo_init(repo_path, &err) == 0, "receiver_repo_init accepts an existing repository");
+    opts.repo_path = repo_path;
+    push_init(&push, &opts);
+    if (git_repository_open(&push.repo, repo_path) < 0) {
+        printf("Bail out! cannot open the repository\n");
+        return 1;
+    }
+    {
+        git_reference *head = NULL;
+
+        ok(git_reference_lookup(&head, push.repo, "HEAD") == 0
+           && !strcmp(git_reference_symbolic_target(head), "refs/heads/main"), "HEAD points to refs/heads/main");
+        git_reference_free(head);
+    }
+
+    /* a tree with a file, an executable, a symlink, a subdirectory and a submodule */
+    (void)git_treebuilder_new(&sub, push.repo, NULL);
+    id = blob(push.repo, "nested\n");
+    (void)git_treebuilder_insert(NULL, sub, "n.txt", &id, GIT_FILEMODE_BLOB);
+    (void)git_treebuilder_write(&sub_id, sub);
+    git_treebuilder_free(sub);
+    (void)git_treebuilder_new(&tb, push.repo, NULL);
+    id = blob(push.repo, "hello\n");
+    (void)git_treebuilder_insert(NULL, tb, "README", &id, GIT_FILEMODE_BLOB);
+    id = blob(push.repo, "#!/bin/sh\n");
+    (void)git_treebuilder_insert(NULL, tb, "run.sh", &id, GIT_FILEMODE_BLOB_EXECUTABLE);
+    id = blob(push.repo, "/etc/passwd");
+    (void)git_treebuilder_insert(NULL, tb, "link", &id, GIT_FILEMODE_LINK);
+    (void)git_treebuilder_insert(NULL, tb, "dir", &sub_id, GIT_FILEMODE_TREE);
+    (void)git_treebuilder_insert(NULL, tb, "mod", &id, GIT_FILEMODE_COMMIT);
+    ok(git_treebuilder_write(&tree_id, tb) == 0, "test tree written");
+    git_treebuilder_free(tb);
+    commit = commit_of(push.repo, &tree_id);
+
+    ok(commit && receiver_push_export(&push, commit, out, &err) == 0, "export succeeds: %s",
+       berth_error_msg(&err));
+    {
+        _cleanup_free_ char *p1 = xasprintf("%s/README", out);
+        _cleanup_free_ char *p2 = xasprintf("%s/run.sh", out);
+        _cleanup_free_ char *p3 = xasprintf("%s/link", out);
+        _cleanup_free_ char *p4 = xasprintf("%s/dir/n.txt", out);
+        _cleanup_free_ char *p5 = xasprintf("%s/mod", out);
+        _cleanup_free_ char *p6 = xasprintf("%s/.git", out);
+        struct stat st;
+
+        ok(file_is(p1, "hello\n", 0644), "regular file with mode 0644");
+        ok(file_is(p2, "#!/bin/sh\n", 0755), "executable with mode 0755");
+        n = readlink(p3, link, sizeof(link) - 1);
+        ok(n == 11 && !memcmp(link, "/etc/passwd", 11), "symlink created as a symlink");
+        ok(file_is(p4, "nested\n", 0644), "file in a subdirectory");
+        ok(lstat(p5, &st) == 0 && S_ISDIR(st.st_mode), "submodule becomes an empty directory");
+        ok(lstat(p6, &st) < 0 && errno == ENOENT, "no .git in the export");
+
+        /* Exporting again over the first export replaces, and never writes through the symlink. */
+        ok(receiver_push_export(&push, commit, out, &err) == 0, "export into a non-empty directory");
+        ok(file_is(p1, "hello\n", 0644), "content unchanged after re-export");
+    }
+
+    /* hostile trees written raw: names that would escape or create .git */
+    id = blob(push.repo, "pwned\n");
+    {
+        static const char *const bad[] = { "..", ".git", ".GIT", "." };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            _cleanup_free_ char *c = NULL;
+            _cleanup_free_ char *dest = xasprintf("%s/evil%zu", tmp, i);
+
+            evil = raw_tree(push.repo, "100644", bad[i], &id);
+            c = commit_of(push.repo, &evil);
+            berth_error_release(&err);
+            if (!c) {
+                ok(true, "libgit2 refuses to parse a tree entry named '%s'", bad[i]);
+                continue;
+            }
+            ok(receiver_push_export(&push, c, dest, &err) == -EINVAL, "entry '%s' refused: %s", bad[i],
+               berth_error_msg(&err));
+        }
+    }
+    {
+        _cleanup_free_ char *escaped = xasprintf("%s/pwned", tmp);
+        struct stat st;
+
+        ok(lstat(escaped, &st) < 0, "nothing was written outside the export directory");
+    }
+    berth_error_release(&err);
+    ok(receiver_push_export(&push, "123", out, &err) == -EINVAL, "bad commit id refused");
+    berth_error_release(&err);
+    ok(receiver_push_export(&push, "1111111111111111111111111111111111111111", out, &err) < 0,
+       "missing commit is an error: %s", berth_error_msg(&err));
+
+    push_release(&push);
+    (void)rm_rf(tmp, NULL);
+    return tap_done();
+}

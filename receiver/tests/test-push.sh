@@ -1,0 +1,272 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Integration test of the receiver over smart HTTP with the real git client:
+# receiver-test-server (an MHD thread-per-connection daemon with a deploy
+# callback that streams progress and rejects trees containing REJECT) on
+# 127.0.0.1, pushed to with `git push` and poked with raw curl requests.
+# Prints TAP.
+set -euo pipefail
+
+SERVER=${RECEIVER_TEST_SERVER:-$(dirname "$0")/../../build/receiver/receiver-test-server}
+T=$(mktemp -d /tmp/receiver-test.XXXXXX)
+SERVER_PID=
+
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+n=0
+failed=0
+ok() {   # ok <description> <command...>: one TAP line from a command's status
+    local what=$1; shift
+    n=$((n + 1))
+    if "$@"; then
+        echo "ok $n - $what"
+    else
+        echo "not ok $n - $what"
+        failed=$((failed + 1))
+    fi
+}
+
+for tool in git curl gzip; do
+    if ! command -v "$tool" >/dev/null; then
+        if [ -n "${BERTH_MUST_WORK:-}" ]; then
+            echo "Bail out! $tool missing"; exit 1
+        fi
+        echo "1..0 # SKIP $tool not installed"; exit 0
+    fi
+done
+
+export GIT_CONFIG_NOSYSTEM=1 HOME=$T/home GIT_TERMINAL_PROMPT=0
+# Only matters in a -Db_sanitize build: a known libgit2 leak, see lsan.supp.
+# The slow unwinder is needed to see through libgit2's frames (built without
+# frame pointers) up to the git_indexer_append frame the suppression names.
+export LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+mkdir -p "$T/home" "$T/repos"
+git config --global user.email test@example.com
+git config --global user.name test
+git config --global init.defaultBranch main
+
+# 8 MiB body cap: the large push below stays under it, the raw oversize POST goes over.
+"$SERVER" --deploy --max-bytes 8388608 "$T/repos" >"$T/port" 2>"$T/server.log" &
+SERVER_PID=$!
+for _ in $(seq 50); do [ -s "$T/port" ] && break; sleep 0.1; done
+PORT=$(head -n1 "$T/port")
+URL=http://127.0.0.1:$PORT/app.git
+BARE=$T/repos/app.git
+
+server_ref() { git -C "$BARE" rev-parse -q --verify "$1" 2>/dev/null || echo none; }
+pack_count() { find "$BARE/objects/pack" -name '*.pack' | wc -l; }
+no_leftovers() {
+    [ -z "$(find "$BARE" -maxdepth 2 \( -name 'incoming-*' -o -name 'receive-body-*' \))" ]
+}
+# Prefixes each output line with a nanosecond timestamp as it arrives.
+stamp() { while IFS= read -r line; do printf '%s %s\n' "$(date +%s%N)" "$line"; done; }
+line_time() { grep -m1 -F -- "$2" "$1" | cut -d' ' -f1; }
+
+# 1. empty-repo advertisement over GET
+curl -s -D "$T/adv.h" -o "$T/adv.b" "$URL/info/refs?service=git-receive-pack"
+ok "advertisement starts with the service header" \
+    bash -c "head -c 35 '$T/adv.b' | cmp -s - <(printf '001f# service=git-receive-pack\n0000')"
+ok "empty repository advertises capabilities^{}" grep -aq 'capabilities^{}' "$T/adv.b"
+ok "advertisement lists side-band-64k and report-status" \
+    grep -aq 'report-status delete-refs side-band-64k quiet atomic ofs-delta push-options' "$T/adv.b"
+ok "advertisement content type" grep -qi '^Content-Type: application/x-git-receive-pack-advertisement' "$T/adv.h"
+ok "advertisement is not cached" grep -qi '^Cache-Control: no-cache' "$T/adv.h"
+
+# 2. first push, with progress streamed while the deploy runs
+git init -q "$T/work"
+cd "$T/work"
+echo hello >README
+git add README
+git commit -qm one
+git push --progress "$URL" main 2>&1 | stamp >"$T/push1.log" || true
+ok "first push creates the branch" grep -q '\* \[new branch\] *main -> main' "$T/push1.log"
+ok "server ref is the pushed commit" test "$(server_ref refs/heads/main)" = "$(git rev-parse HEAD)"
+ok "server repository passes fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress
+ok "deploy progress reaches the client as remote: lines" \
+    grep -q 'remote: -----> exported .* (README present)' "$T/push1.log"
+t_first=$(line_time "$T/push1.log" 'remote: -----> deploy starting')
+t_last=$(line_time "$T/push1.log" 'remote: -----> building')
+ok "progress is streamed during the deploy, not at its end (gap $(( (t_last - t_first) / 1000000 )) ms)" \
+    test $((t_last - t_first)) -ge 700000000
+ok "HEAD of the bare repository is main" test "$(git -C "$BARE" symbolic-ref HEAD)" = refs/heads/main
+
+# 3. fast-forward push
+echo more >>README
+git commit -qam two
+git push -q "$URL" main 2>"$T/push2.log" || true
+ok "fast-forward push updates the ref" test "$(server_ref refs/heads/main)" = "$(git rev-parse HEAD)"
+GOOD=$(git rev-parse HEAD)
+
+# 4. forced non-fast-forward push is refused
+git reset -q --hard HEAD~1
+echo other >other
+git add other
+git commit -qm diverged
+packs=$(pack_count)
+if git push -f "$URL" main >"$T/push3.log" 2>&1; then r=0; else r=$?; fi
+ok "forced non-fast-forward push fails" test "$r" -ne 0
+ok "reason is non-fast-forward" grep -q 'non-fast-forward' "$T/push3.log"
+ok "ref unchanged after non-fast-forward" test "$(server_ref refs/heads/main)" = "$GOOD"
+ok "no pack stored for the refused push" test "$(pack_count)" = "$packs"
+git reset -q --hard "$GOOD"
+
+# 5. deploy rejects a tree with REJECT
+echo no >REJECT
+git add REJECT
+git commit -qm reject
+packs=$(pack_count)
+if git push --progress "$URL" main >"$T/push4.log" 2>&1; then r=0; else r=$?; fi
+ok "push rejected by the deploy fails" test "$r" -ne 0
+ok "deploy's reason is shown" grep -q 'deploy failed: REJECT present' "$T/push4.log"
+ok "ref unchanged after the deploy rejected" test "$(server_ref refs/heads/main)" = "$GOOD"
+ok "no new pack in objects/pack" test "$(pack_count)" = "$packs"
+ok "no quarantine or spool file left" no_leftovers
+ok "rejected objects are not in the repository" \
+    bash -c "! git -C '$BARE' cat-file -e $(git rev-parse HEAD) 2>/dev/null"
+git reset -q --hard "$GOOD"
+
+# 6. large push: chunked upload after the 4-byte probe
+head -c 3000000 /dev/urandom >big.bin
+git add big.bin
+git commit -qm big
+GIT_TRACE_CURL="$T/curl.trace" GIT_TRACE_CURL_NO_DATA=1 \
+    git -c http.postBuffer=65536 push "$URL" main >"$T/push5.log" 2>&1 || true
+ok "large push succeeds" test "$(server_ref refs/heads/main)" = "$(git rev-parse HEAD)"
+ok "large push used chunked transfer encoding" grep -qi 'Transfer-Encoding: chunked' "$T/curl.trace"
+ok "large push was preceded by the probe" grep -qi 'Content-Length: 4\b' "$T/curl.trace"
+ok "fsck after the large push" git -C "$BARE" fsck --full --strict --no-progress
+GOOD=$(git rev-parse HEAD)
+
+# 7. atomic push of two refs with push options, then delete one
+git push -q --atomic -o ci.skip -o foo=bar "$URL" main:refs/heads/a1 main:refs/heads/a2 2>"$T/push6.log" || true
+ok "atomic push with push options creates both refs" \
+    test "$(server_ref refs/heads/a1) $(server_ref refs/heads/a2)" = "$GOOD $GOOD"
+git push "$URL" :a1 >"$T/push7.log" 2>&1 || true
+ok "delete reports [deleted]" grep -q '\[deleted\] *a1' "$T/push7.log"
+ok "deleted ref is gone" test "$(server_ref refs/heads/a1)" = none
+ok "advertisement lists the remaining refs" \
+    bash -c "curl -s '$URL/info/refs?service=git-receive-pack' | grep -aq 'refs/heads/a2'"
+
+# 8. raw malformed requests store nothing
+packs=$(pack_count)
+post() {  # post <body-file> [curl args...]: prints the HTTP status
+    local body=$1; shift
+    curl -s -o "$T/resp" -w '%{http_code}' -H 'Content-Type: application/x-git-receive-pack-request' \
+        --data-binary @"$body" "$@" "$URL/git-receive-pack"
+}
+printf 'this is not a pkt-line at all' >"$T/garbage"
+ok "garbage body gets 400" test "$(post "$T/garbage")" = 400
+ok "the 400 says why" grep -q 'bad pkt-line length' "$T/resp"
+printf 'ffff%s' "$(head -c 100 /dev/zero | tr '\0' x)" >"$T/oversized"
+ok "pkt-line longer than 65520 gets 400" test "$(post "$T/oversized")" = 400
+printf '0032%s' "$(head -c 10 /dev/zero | tr '\0' x)" >"$T/truncated"
+ok "truncated pkt-line gets 400" test "$(post "$T/truncated")" = 400
+Z=0000000000000000000000000000000000000000
+# cmd <old> <new> <ref> [caps]: one command pkt-line; caps only on the first of a list.
+cmd() {
+    local s="$1 $2 $3" caps=${4-}
+    if [ -n "$caps" ]; then
+        printf '%04x%s\0%s\n' $(( ${#s} + ${#caps} + 6 )) "$s" "$caps"
+    else
+        printf '%04x%s\n' $(( ${#s} + 5 )) "$s"
+    fi
+}
+{ cmd "$GOOD" 1111111111111111111111111111111111111111 refs/heads/main report-status; printf '0000PACKgarbage'; } >"$T/badpack"
+ok "bad pack: request accepted as protocol" test "$(post "$T/badpack")" = 200
+ok "bad pack: report carries the unpack error" \
+    bash -c "grep -a 'unpack ' '$T/resp' | grep -avq 'unpack ok'"
+ok "bad pack: ref is ng" grep -aq 'ng refs/heads/main' "$T/resp"
+ok "bad pack: ref unchanged" test "$(server_ref refs/heads/main)" = "$GOOD"
+head -c 9000000 /dev/zero >"$T/huge"
+ok "body over the cap gets 413" test "$(post "$T/huge")" = 413
+# Without a length to check up front, the server drops the connection at the cap;
+# curl then reports no final status (000, or the 100 Continue it saw).
+code=$(post "$T/huge" -H 'Transfer-Encoding: chunked' -H 'Expect:' || true)
+ok "chunked body over the cap is cut off (status '$code')" bash -c "[[ '$code' =~ ^(000|100)$ ]]"
+ok "wrong content type gets 415" \
+    test "$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$T/garbage" "$URL/git-receive-pack")" = 415
+ok "nothing stored by the malformed requests" test "$(pack_count)" = "$packs"
+ok "no quarantine or spool file left after malformed requests" no_leftovers
+printf '0000' >"$T/probe"
+ok "probe 0000 gets 200" test "$(post "$T/probe")" = 200
+ok "probe result is empty" test ! -s "$T/resp"
+
+# 9. gzip request body (git does not gzip pushes, other clients may)
+{ cmd $Z "$GOOD" refs/heads/gz report-status; printf '0000'; git pack-objects -q --stdout </dev/null; } | gzip >"$T/gz"
+ok "gzip body accepted" test "$(post "$T/gz" -H 'Content-Encoding: gzip')" = 200
+ok "gzip push reports ok" grep -aq 'ok refs/heads/gz' "$T/resp"
+ok "gzip push created the ref" test "$(server_ref refs/heads/gz)" = "$GOOD"
+ok "empty pack was not stored" test "$(pack_count)" = "$packs"
+printf 'not gzip' >"$T/notgz"
+ok "corrupt gzip body gets 400" test "$(post "$T/notgz" -H 'Content-Encoding: gzip')" = 400
+
+# 10. atomic push where one ref is stale: nothing moves, both are ng
+A2=$(server_ref refs/heads/a2)
+{ cmd $Z "$GOOD" refs/heads/at1 "report-status atomic"; cmd "$Z" "$GOOD" refs/heads/a2; printf '0000'
+  git pack-objects -q --stdout </dev/null; } >"$T/atomic"
+ok "atomic push with a stale ref is answered" test "$(post "$T/atomic")" = 200
+ok "the stale ref is ng (already exists)" grep -aq 'ng refs/heads/a2 already exists' "$T/resp"
+ok "the good ref is ng too (atomic push failure)" grep -aq 'ng refs/heads/at1 atomic push failure' "$T/resp"
+ok "no ref moved in the failed atomic push" \
+    test "$(server_ref refs/heads/at1) $(server_ref refs/heads/a2)" = "none $A2"
+
+# 11. side-band report framing on a raw request, and a non-branch ref
+{ cmd $Z "$GOOD" refs/tags/v1 "report-status side-band-64k quiet"; printf '0000'
+  git pack-objects -q --stdout </dev/null; } >"$T/tag"
+post "$T/tag" >/dev/null
+ok "side-band report is inside band 1 and ends with a flush" \
+    bash -c "head -c 5 '$T/resp' | tail -c 1 | od -An -tx1 | grep -q 01 && tail -c 4 '$T/resp' | grep -q 0000"
+ok "refs outside refs/heads/ are refused" grep -aq 'ng refs/tags/v1 funny refname' "$T/resp"
+
+# 12. a client that disconnects during the deploy does not hurt the server
+echo later >>README
+git commit -qam later
+timeout 0.5 git push "$URL" main:refs/heads/gone >/dev/null 2>&1 || true
+sleep 2
+ok "server survives a client disconnecting mid-deploy" kill -0 "$SERVER_PID"
+ok "no quarantine or spool file left after the disconnect" no_leftovers
+ok "the next push still works" bash -c "git push -q '$URL' main:refs/heads/after 2>/dev/null"
+
+# 13. a deploy silent for longer than the keepalive interval: empty band-1 packets keep the line busy
+echo slow >SLOW
+git add SLOW
+git commit -qm slow
+NEW=$(git rev-parse HEAD)
+{ cmd $Z "$NEW" refs/heads/slow "report-status side-band-64k"; printf '0000'
+  printf '%s\n^%s\n' "$NEW" "$GOOD" | git pack-objects -q --revs --stdout; } >"$T/slow"
+ok "slow deploy push is answered" test "$(post "$T/slow")" = 200
+ok "keepalive packets were sent during the silence" grep -aqF $'0005\x01' "$T/resp"
+ok "the report after the keepalives is intact" grep -aq 'ok refs/heads/slow' "$T/resp"
+ok "slow ref created" test "$(server_ref refs/heads/slow)" = "$NEW"
+
+# 14. fetches are not served
+ok "GET info/refs for git-upload-pack gets 403" \
+    test "$(curl -s -o "$T/resp" -w '%{http_code}' "$URL/info/refs?service=git-upload-pack")" = 403
+ok "the 403 explains that berth does not serve fetches" grep -q 'not served' "$T/resp"
+ok "git clone is refused" bash -c "! git clone -q '$URL' '$T/clone' 2>/dev/null"
+
+ok "final fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress
+ok "server is still running" kill -0 "$SERVER_PID"
+
+# The server stops cleanly on SIGTERM; under -Db_sanitize=address it also
+# reports leaks and memory errors into its log here.
+kill -TERM "$SERVER_PID"
+if wait "$SERVER_PID"; then r=0; else r=$?; fi
+SERVER_PID=
+ok "server exits 0 on SIGTERM" test "$r" -eq 0
+ok "server log has no sanitizer report" bash -c "! grep -Eq 'Sanitizer|runtime error' '$T/server.log'"
+if [ "$failed" -ne 0 ]; then
+    sed 's/^/# server: /' "$T/server.log" | head -n 200
+fi
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Deciding which refs move (see update.h). Checks follow git receive-pack:
+ * only valid names under refs/heads/, the new object must exist and be a
+ * commit, updates must fast-forward, and the old value the client saw must
+ * still be the ref's value. The deploy callback then sees the updates that
+ * passed; only when it accepts is the pack published and are the refs moved,
+ * each with its old value compared under the ref lock (libgit2's
+ * git_reference_create_matching), or all together in a git_transaction for
+ * an atomic push.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/xalloc.h"
+#include "receiver/update.h"
+#include "common/banned.h"
+
+static void fail(struct push_command *c, const char *reason)
+{
+    if (!c->error)
+        c->error = xstrdup(reason);
+}
+
+static void fail_git(struct push_command *c, const char *what)
+{
+    _cleanup_free_ char *msg = git_error_copy();
+
+    if (!c->error)
+        c->error = xasprintf("%s: %s", what, msg);
+}
+
+static void check_command(struct receiver_push *p, struct push_command *c)
+{
+    git_oid current;
+    bool exists, is_delete = git_oid_is_zero(&c->new_oid);
+    int valid = 0, k;
+
+    if (strncmp(c->refname, "refs/heads/", 11) || git_reference_name_is_valid(&valid, c->refname) < 0
+        || !valid) {
+        fail(c, "funny refname");
+        return;
+    }
+    k = git_reference_name_to_id(&current, p->repo, c->refname);
+    if (k < 0 && k != GIT_ENOTFOUND) {
+        fail_git(c, "failed to read ref");
+        return;
+    }
+    exists = k == 0;
+
+    if (!is_delete) {
+        git_object *obj = NULL;
+
+        k = git_object_lookup(&obj, p->repo, &c->new_oid, GIT_OBJECT_ANY);
+        if (k < 0) {
+            fail(c, "missing necessary objects");
+            return;
+        }
+        if (git_object_type(obj) != GIT_OBJECT_COMMIT) {
+            git_object_free(obj);
+            fail(c, "not a commit");
+            return;
+        }
+        git_object_free(obj);
+    }
+
+    /* The old value the client saw must still hold (git: "stale info"). */
+    if (git_oid_is_zero(&c->old_oid)) {
+        if (exists) {
+            fail(c, "already exists");
+            return;
+        }
+        return;
+    }
+    if (!exists || !git_oid_equal(&current, &c->old_oid)) {
+        fail(c, "stale info");
+        return;
+    }
+    if (!is_delete && !git_oid_equal(&c->old_oid, &c->new_oid)) {
+        k = git_graph_descendant_of(p->repo, &c->new_oid, &c->old_oid);
+        if (k < 0)
+            fail_git(c, "failed to check ancestry");
+        else if (k == 0)
+            fail(c, "non-fast-forward");
+    }
+}
+
+/* Every command still ok gets `reason`. */
+static void fail_all(struct receiver_push *p, const char *reason)
+{
+    for (size_t i = 0; i < p->n_cmds; i++)
+        fail(&p->cmds[i], reason);
+}
+
+static size_t count_ok(const struct receiver_push *p)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < p->n_cmds; i++)
+        n += !p->cmds[i].error;
+    return n;
+}
+
+static int run_deploy(struct receiver_push *p)
+{
+    _cleanup_strbuf_ struct strbuf reason = STRBUF_INIT;
+    _cleanup_free_ struct receiver_update *ups = NULL;
+    size_t n = 0;
+    int k;
+
+    if (!p->opts->deploy)
+        return 0;
+    ups = xcalloc(p->n_cmds, sizeof(*ups));
+    for (size_t i = 0; i < p->n_cmds; i++) {
+        struct push_command *c = &p->cmds[i];
+
+        if (c->error)
+            continue;
+        ups[n].refname = c->refname;
+        memcpy(ups[n].old_hex, c->old_hex, sizeof(c->old_hex));
+        memcpy(ups[n].new_hex, c->new_hex, sizeof(c->new_hex));
+        n++;
+    }
+    k = p->opts->deploy(p->opts->deploy_cls, p, ups, n, &reason);
+    if (k >= 0)
+        return 0;
+    /* The reason becomes one `ng` line: keep it one line and printable. */
+    for (size_t i = 0; i < reason.len; i++)
+        if ((unsigned char)reason.buf[i] < 0x20)
+            reason.buf[i] = ' ';
+    strbuf_rtrim(&reason);
+    fail_all(p, reason.len ? reason.buf : "deploy failed");
+    return -1;
+}
+
+static void update_one(struct receiver_push *p, struct push_command *c)
+{
+    git_reference *ref = NULL;
+    int k;
+
+    if (git_oid_is_zero(&c->new_oid)) {
+        k = git_reference_lookup(&ref, p->repo, c->refname);
+        if (k < 0) {
+            fail(c, k == GIT_ENOTFOUND ? "stale info" : "failed to delete");
+            return;
+        }
+        if (!git_oid_equal(git_reference_target(ref), &c->old_oid)) {
+            git_reference_free(ref);
+            fail(c, "stale info");
+            return;
+        }
+        /* libgit2 re-checks the value it looked up under the ref lock. */
+        k = git_reference_delete(ref);
+        git_reference_free(ref);
+        if (k == GIT_EMODIFIED)
+            fail(c, "stale info");
+        else if (k < 0)
+            fail_git(c, "failed to delete");
+        return;
+    }
+    /*
+     * force must be 1 for an update: with force 0 libgit2 refuses any
+     * existing ref with GIT_EEXISTS before it looks at the old value. The
+     * compare-and-swap against old_oid is what protects the update.
+     */
+    if (git_oid_is_zero(&c->old_oid))
+        k = git_reference_create_matching(&ref, p->repo, c->refname, &c->new_oid, 0, NULL, "push");
+    else
+        k = git_reference_create_matching(&ref, p->repo, c->refname, &c->new_oid, 1, &c->old_oid,
+                                          "push");
+    git_reference_free(ref);
+    if (k == GIT_EMODIFIED)
+        fail(c, "stale info");
+    else if (k == GIT_EEXISTS)
+        fail(c, "already exists");
+    else if (k < 0)
+        fail_git(c, "failed to update ref");
+}
+
+static void update_atomic(struct receiver_push *p)
+{
+    git_transaction *tx = NULL;
+    const char *bad = NULL;
+    int k;
+
+    k = git_transaction_new(&tx, p->repo);
+    if (k < 0) {
+        _cleanup_free_ char *msg = git_error_copy();
+        _cleanup_free_ char *why = xasprintf("atomic transaction failed: %s", msg);
+
+        fail_all(p, why);
+        return;
+    }
+    for (size_t i = 0; i < p->n_cmds && !bad; i++) {
+        struct push_command *c = &p->cmds[i];
+        git_oid current;
+        bool exists;
+
+        if (git_transaction_lock_ref(tx, c->refname) < 0) {
+            fail_git(c, "failed to lock");
+            bad = "atomic push failure";
+            break;
+        }
+        /* Read under the lock, so the comparison cannot race another push. */
+        k = git_reference_name_to_id(&current, p->repo, c->refname);
+        exists = k == 0;
+        if (git_oid_is_zero(&c->old_oid) ? exists : (!exists || !git_oid_equal(&current, &c->old_oid))) {
+            fail(c, exists && git_oid_is_zero(&c->old_oid) ? "already exists" : "stale info");
+            bad = "atomic push failure";
+            break;
+        }
+        if (git_oid_is_zero(&c->new_oid))
+            k = git_transaction_remove(tx, c->refname);
+        else
+            k = git_transaction_set_target(tx, c->refname, &c->new_oid, NULL, "push");
+        if (k < 0) {
+            fail_git(c, "failed to update ref");
+            bad = "atomic push failure";
+        }
+    }
+    if (!bad && (k = git_transaction_commit(tx)) < 0) {
+        _cleanup_free_ char *msg = git_error_copy();
+        _cleanup_free_ char *why = xasprintf("atomic transaction failed: %s", msg);
+
+        fail_all(p, why);
+    }
+    git_transaction_free(tx);   /* unlocks whatever is still locked */
+    if (bad)
+        fail_all(p, bad);
+}
+
+void update_run(struct receiver_push *p)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+
+    for (size_t i = 0; i < p->n_cmds; i++)
+        check_command(p, &p->cmds[i]);
+    /* An atomic push is all or nothing, decided before the deploy runs. */
+    if (p->atomic && count_ok(p) != p->n_cmds)
+        fail_all(p, "atomic push failure");
+    if (count_ok(p) == 0)
+        return;
+    if (run_deploy(p) < 0)
+        return;
+    if (push_publish_pack(p, &err) < 0) {
+        _cleanup_free_ char *why = xasprintf("failed to store pack: %s", berth_error_msg(&err));
+
+        fail_all(p, why);
+        return;
+    }
+    if (p->atomic) {
+        update_atomic(p);
+        return;
+    }
+    for (size_t i = 0; i < p->n_cmds; i++)
+        if (!p->cmds[i].error)
+            update_one(p, &p->cmds[i]);
+}
