@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Pure HTTP helpers of the router (see parse.h): they never touch a socket,
+ * so the proxy code stays about I/O and these stay testable on their own.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "router/parse.h"
+#include "common/banned.h"
+
+int host_normalise(const char *in, char out[HOST_MAX + 1])
+{
+    size_t len = strlen(in), end = len, n = 0;
+
+    if (len == 0 || len > HOST_MAX + 6)
+        return -EINVAL;
+    if (in[0] == '[') {
+        /* An IPv6 literal: the port, if any, follows the closing bracket. */
+        const char *close = strchr(in, ']');
+        if (!close)
+            return -EINVAL;
+        end = (size_t)(close - in) + 1;
+        if (in[end] != '\0' && in[end] != ':')
+            return -EINVAL;
+    } else {
+        const char *colon = strchr(in, ':');
+        if (colon)
+            end = (size_t)(colon - in);
+    }
+    if (end > 0 && in[end - 1] == '.')
+        end--;
+    if (end == 0 || end > HOST_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < end; i++) {
+        unsigned char ch = (unsigned char)in[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (unsigned char)(ch - 'A' + 'a');
+        else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                   ch == '.' || ch == '_' || (in[0] == '[' && (ch == ':' || ch == '[' || ch == ']'))))
+            return -EINVAL;
+        out[n++] = (char)ch;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+bool request_id_valid(const char *id)
+{
+    size_t n = 0;
+
+    for (const char *p = id; *p; p++, n++) {
+        char ch = *p;
+        if (n >= 200)
+            return false;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '+' || ch == '/' || ch == '=' || ch == '-'))
+            return false;
+    }
+    return n >= 20;
+}
+
+/*
+ * Request ids need to be unique, not secret: a per-thread xoshiro-style
+ * generator seeded once from getrandom() avoids a syscall per request.
+ */
+static uint64_t rng_next(void)
+{
+    static __thread uint64_t s0, s1;
+    uint64_t a, b;
+
+    if (s0 == 0 && s1 == 0) {
+        uint64_t seed[2] = { 0, 0 };
+        if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+            seed[0] = (uint64_t)(uintptr_t)&seed ^ 0x9e3779b97f4a7c15ull;
+        s0 = seed[0] | 1;
+        s1 = seed[1];
+    }
+    a = s0;
+    b = s1;
+    s0 = b;
+    a ^= a << 23;
+    s1 = a ^ b ^ (a >> 17) ^ (b >> 26);
+    return s1 + b;
+}
+
+void request_id_generate(char out[REQUEST_ID_UUID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t b[16];
+    uint64_t x = rng_next(), y = rng_next();
+    size_t o = 0;
+
+    memcpy(b, &x, 8);
+    memcpy(b + 8, &y, 8);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);  /* version 4 */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);  /* RFC 4122 variant */
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+size_t http_head_length(const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        if (i + 1 < len && buf[i + 1] == '\n')
+            return i + 2;
+        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+            return i + 3;
+    }
+    return 0;
+}
+
+bool header_is_hop_by_hop(const char *name)
+{
+    static const char *const hop[] = {
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+        "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+    };
+
+    for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+        if (strcasecmp(name, hop[i]) == 0)
+            return true;
+    return false;
+}
+
+bool header_value_has_token(const char *value, const char *token)
+{
+    size_t tlen = strlen(token);
+    const char *p = value;
+
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *start = p;
+        while (*p && *p != ',')
+            p++;
+        const char *end = p;
+        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if ((size_t)(end - start) == tlen && strncasecmp(start, token, tlen) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Cuts the next line off *p (within end), NUL-terminating it without its CR. */
+static char *next_line(char **p, char *end)
+{
+    char *line = *p, *nl = memchr(line, '\n', (size_t)(end - line));
+
+    if (!nl)
+        return NULL;
+    *nl = '\0';
+    if (nl > line && nl[-1] == '\r')
+        nl[-1] = '\0';
+    *p = nl + 1;
+    return line;
+}
+
+int http_parse_response_head(char *buf, size_t len, bool head_request,
+                             struct http_response_head *h)
+{
+    char *p = buf, *end = buf + len, *line, *q;
+    bool chunked = false, have_length = false, conn_close = false, conn_keep = false;
+    uint64_t length = 0;
+
+    memset(h, 0, sizeof(*h));
+    line = next_line(&p, end);
+    if (!line || strncmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1') ||
+        line[8] != ' ')
+        return -EBADMSG;
+    h->minor_version = line[7] - '0';
+    q = line + 9;
+    if (q[0] < '1' || q[0] > '5' || q[1] < '0' || q[1] > '9' || q[2] < '0' || q[2] > '9' ||
+        (q[3] != ' ' && q[3] != '\0'))
+        return -EBADMSG;
+    h->status = (q[0] - '0') * 100 + (q[1] - '0') * 10 + (q[2] - '0');
+    h->reason = q[3] ? q + 4 : "";
+
+    while ((line = next_line(&p, end)) != NULL && line[0] != '\0') {
+        char *colon = strchr(line, ':'), *value;
+
+        /* Obsolete line folding and names with white space are refused (RFC 7230 §3.2.4). */
+        if (!colon || colon == line || line[0] == ' ' || line[0] == '\t' || colon[-1] == ' ' ||
+            colon[-1] == '\t')
+            return -EBADMSG;
+        for (char *c = line; c < colon; c++)
+            if ((unsigned char)*c <= ' ' || *c == 0x7f)
+                return -EBADMSG;
+        *colon = '\0';
+        value = colon + 1;
+        while (*value == ' ' || *value == '\t')
+            value++;
+        for (char *t = value + strlen(value); t > value && (t[-1] == ' ' || t[-1] == '\t'); t--)
+            t[-1] = '\0';
+        for (char *c = value; *c; c++)
+            if (((unsigned char)*c < ' ' && *c != '\t') || *c == 0x7f)
+                return -EBADMSG;
+        if (h->nheaders == RESPONSE_HEADERS_MAX)
+            return -E2BIG;
+        h->headers[h->nheaders].name = line;
+        h->headers[h->nheaders].value = value;
+        h->nheaders++;
+
+        if (strcasecmp(line, "Transfer-Encoding") == 0) {
+            if (!header_value_has_token(value, "chunked"))
+                return -EBADMSG;   /* gzip-only transfer codings are not something we can relay */
+            chunked = true;
+        } else if (strcasecmp(line, "Content-Length") == 0) {
+            char *e;
+            uint64_t v;
+            if (*value < '0' || *value > '9')
+                return -EBADMSG;
+            errno = 0;
+            v = strtoull(value, &e, 10);
+            if (errno || *e || (have_length && v != length))
+                return -EBADMSG;
+            length = v;
+            have_length = true;
+        } else if (strcasecmp(line, "Connection") == 0) {
+            if (header_value_has_token(value, "close"))
+                conn_close = true;
+            if (header_value_has_token(value, "keep-alive"))
+                conn_keep = true;
+        }
+    }
+    if (!line)
+        return -EBADMSG;
+
+    if (head_request || h->status < 200 || h->status == 204 || h->status == 304)
+        h->body = BODY_NONE;
+    else if (chunked)
+        h->body = BODY_CHUNKED;    /* chunked wins over Content-Length (RFC 7230 §3.3.3) */
+    else if (have_length)
+        h->body = BODY_LENGTH;
+    else
+        h->body = BODY_CLOSE;
+    h->content_length = h->body == BODY_LENGTH ? length : 0;
+    if (h->minor_version >= 1)
+        h->keep_alive = !conn_close;
+    else
+        h->keep_alive = conn_keep && !conn_close;
+    if (h->body == BODY_CLOSE)
+        h->keep_alive = false;
+    return 0;
+}
+
+enum {
+    CH_SIZE, CH_EXT, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+    CH_TRAILER_START, CH_TRAILER, CH_DONE,
+};
+
+/* Chunk-size lines and trailer lines longer than this are refused. */
+#define CHUNK_LINE_MAX 4096
+
+void chunked_init(struct chunked_decoder *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->state = CH_SIZE;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+ssize_t chunked_feed(struct chunked_decoder *c, const char *in, size_t len, struct strbuf *out)
+{
+    size_t i = 0;
+
+    while (i < len && c->state != CH_DONE) {
+        char ch = in[i];
+        switch (c->state) {
+        case CH_SIZE: {
+            int v = hexval(ch);
+            if (v >= 0) {
+                /* 15 hex digits stay below 2^60: no overflow, and far above any real chunk. */
+                if (++c->digits > 15)
+                    return -EBADMSG;
+                c->remaining = c->remaining * 16 + (uint64_t)v;
+                i++;
+                break;
+            }
+            if (c->digits == 0)
+                return -EBADMSG;
+            c->line = 0;
+            c->state = CH_EXT;
+            break;
+        }
+        case CH_EXT:
+            /* Chunk extensions (";name=value") are skipped. */
+            i++;
+            if (ch == '\n') {
+                c->digits = 0;
+                c->state = c->remaining ? CH_DATA : CH_TRAILER_START;
+                c->line = 0;
+            } else if (++c->line > CHUNK_LINE_MAX) {
+                return -EBADMSG;
+            }
+            break;
+        case CH_DATA: {
+            size_t n = len - i;
+            if (n > c->remaining)
+                n = (size_t)c->remaining;
+            strbuf_add(out, in + i, n);
+            i += n;
+            c->remaining -= n;
+            if (c->remaining == 0)
+                c->state = CH_DATA_CR;
+            break;
+        }
+        case CH_DATA_CR:
+            i++;
+            if (ch == '\r')
+                c->state = CH_DATA_LF;
+            else if (ch == '\n')
+                c->state = CH_SIZE;
+            else
+                return -EBADMSG;
+            break;
+        case CH_DATA_LF:
+            i++;
+            if (ch != '\n')
+                return -EBADMSG;
+            c->state = CH_SIZE;
+            break;
+        case CH_TRAILER_START:
+            i++;
+            if (ch == '\n') {
+                c->state = CH_DONE;
+                c->done = true;
+            } else if (ch != '\r') {
+                c->line = 1;
+                c->state = CH_TRAILER;
+            }
+            break;
+        case CH_TRAILER:
+            /* Trailer fields are dropped: MHD re-chunks without them. */
+            i++;
+            if (ch == '\n')
+                c->state = CH_TRAILER_START;
+            else if (++c->line > CHUNK_LINE_MAX)
+                return -EBADMSG;
+            break;
+        default:
+            return -EBADMSG;
+        }
+    }
+    return (ssize_t)i;
+}
