@@ -1,0 +1,540 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Integration test of the build driver with the real runner: builds
+ * examples/static into a slug in rootless containers, checks the output
+ * lines, the slug's content address and layout and the process types,
+ * rebuilds to the same slug id, checks the failure modes (no buildpack,
+ * a bad Procfile, a failing compile, none leaving a slug), proves the
+ * output streams while compile runs, and finally serves the slug's web
+ * process in a container and fetches `/` through the port agent.
+ *
+ * It must run as the unprivileged berth user (the one with /etc/subuid
+ * entries); started as root it re-executes itself as `berth` with setpriv.
+ * Without user namespaces or subordinate ids it skips, unless
+ * BERTH_MUST_WORK is set.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buildpacks/build.h"
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/jsonstore.h"
+#include "common/strbuf.h"
+#include "common/tests/tap.h"
+#include "common/xalloc.h"
+#include "runner/runner.h"
+
+#define WEB_PORT 5000
+
+static int skip_all(const char *why)
+{
+    if (getenv("BERTH_MUST_WORK")) {
+        printf("not ok 1 - cannot run: %s (BERTH_MUST_WORK is set)\n1..1\n", why);
+        return 1;
+    }
+    printf("1..0 # SKIP %s\n", why);
+    return 0;
+}
+
+/* Root: become the berth user (setpriv keeps the environment) or say why not. */
+static int reexec_as_berth(char **argv)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    struct passwd *pw = getpwnam("berth");
+    _cleanup_error_ struct berth_error *err = NULL;
+
+    if (!pw)
+        return skip_all("running as root and there is no 'berth' user");
+    /* The one-time root step of `berth setup` (idempotent), so builds get their cgroup limits. */
+    if (runner_cgroup_delegate(pw->pw_uid, pw->pw_gid, &err) < 0)
+        printf("# cgroup delegation failed: %s\n", berth_error_msg(&err));
+    if (n < 0)
+        return skip_all("cannot find /proc/self/exe");
+    self[n] = '\0';
+    fflush(stdout);
+    char *args[] = { (char *)"setpriv", (char *)"--reuid=berth", (char *)"--regid=berth",
+                     (char *)"--init-groups", (char *)"--", self, NULL };
+    (void)argv;
+    execvp("setpriv", args);
+    return skip_all("running as root and setpriv is not available");
+}
+
+/* The first range of `user` in an /etc/subuid-style file, at most 65536 ids. */
+static bool subid_range(const char *file, const char *user, unsigned long *base, unsigned long *count)
+{
+    _cleanup_fclose_ FILE *f = fopen(file, "re");
+    char line[512];
+    size_t ulen = strlen(user);
+
+    while (f && fgets(line, sizeof(line), f)) {
+        unsigned long b, c;
+        if (strncmp(line, user, ulen) != 0 || line[ulen] != ':')
+            continue;
+        if (sscanf(line + ulen + 1, "%lu:%lu", &b, &c) != 2 || c < 65536)
+            continue;
+        *base = b;
+        *count = 65536;
+        return true;
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------- output capture */
+
+struct output {
+    struct strbuf text;     /* every line, each followed by '\n' */
+    long long t_one, t_three;   /* when the slow buildpack's lines arrived (ms) */
+    const char *cgroup;     /* the build's cgroup, read while compile runs */
+    char *limits;           /* "<memory limit> <pids.max>" as the host sees them */
+};
+
+/* A file of <berth cgroup>/<rel> for `controller` (v1) or the unified tree (v2). */
+static char *host_cgroup_file(const char *controller, const char *rel, const char *v1_file,
+                              const char *v2_file)
+{
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
+    bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+    char line[1024];
+
+    while (f && fgets(line, sizeof(line), f)) {
+        char *ctl = strchr(line, ':');
+        char *path = ctl ? strchr(ctl + 1, ':') : NULL;
+        if (!path)
+            continue;
+        *path++ = '\0';
+        path[strcspn(path, "\n")] = '\0';
+        if (strcmp(path, "/") == 0)
+            path = (char *)"";
+        if (v2 && strcmp(ctl + 1, "") == 0)
+            return xasprintf("/sys/fs/cgroup%s/berth/%s/%s", path, rel, v2_file);
+        if (!v2 && strcmp(ctl + 1, controller) == 0)
+            return xasprintf("/sys/fs/cgroup/%s%s/berth/%s/%s", controller, path, rel, v1_file);
+    }
+    return NULL;
+}
+
+static void read_limits(struct output *o)
+{
+    _cleanup_free_ char *mem = host_cgroup_file("memory", o->cgroup, "memory.limit_in_bytes", "memory.max");
+    _cleanup_free_ char *pids = host_cgroup_file("pids", o->cgroup, "pids.max", "pids.max");
+    struct strbuf m = STRBUF_INIT, p = STRBUF_INIT;
+
+    if (mem && pids && read_file(mem, &m, 64, NULL) == 0 && read_file(pids, &p, 64, NULL) == 0) {
+        strbuf_rtrim(&m);
+        strbuf_rtrim(&p);
+        o->limits = xasprintf("%s %s", m.buf, p.buf);
+    }
+    strbuf_release(&m);
+    strbuf_release(&p);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_output(void *cls, const char *line)
+{
+    struct output *o = cls;
+
+    printf("#   | %s\n", line);
+    strbuf_addstr(&o->text, line);
+    strbuf_addch(&o->text, '\n');
+    if (strcmp(line, "slow: one") == 0) {
+        o->t_one = now_ms();
+        if (o->cgroup)
+            read_limits(o);
+    }
+    if (strcmp(line, "slow: three") == 0)
+        o->t_three = now_ms();
+}
+
+static bool has_line(const struct output *o, const char *line)
+{
+    _cleanup_free_ char *needle = xasprintf("\n%s\n", line);
+
+    return strncmp(o->text.buf, needle + 1, strlen(needle + 1)) == 0 || strstr(o->text.buf, needle);
+}
+
+/* ---------------------------------------------------------------- fixture */
+
+struct fixture {
+    struct runner *r;
+    char *tmp;
+    char *stack, *layers, *cache, *bpdir;
+    unsigned long uid_base, gid_base, id_count;
+    const char *cgroup;
+    unsigned n_builds;
+};
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    _cleanup_free_ char *cmd = NULL;
+    va_list ap;
+    int status;
+
+    va_start(ap, fmt);
+    if (vasprintf(&cmd, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    status = system(cmd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static size_t count_entries(const char *dir)
+{
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t n = 0;
+
+    while (d && (e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    return n;
+}
+
+static int build(struct fixture *fx, const char *src, const json_t *config, struct output *o,
+                 struct build_result *res, struct berth_error **err)
+{
+    _cleanup_free_ char *work = xasprintf("%s/work%u", fx->tmp, ++fx->n_builds);
+    const struct build_spec spec = {
+        .app = "hello", .source_dir = src, .cache_dir = fx->cache, .work_dir = work,
+        .buildpacks_dir = fx->bpdir, .stack_dir = fx->stack, .layers_dir = fx->layers,
+        .config = config, .commit = "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+        .uid_base = fx->uid_base, .gid_base = fx->gid_base, .id_count = fx->id_count,
+        .cgroup = fx->cgroup, .on_output = on_output, .cls = o,
+    };
+    int r;
+
+    if (mkdir(work, 0700) < 0)
+        return berth_error_make(err, errno, "mkdir '%s'", work);
+    r = build_run(fx->r, &spec, res, err);
+    printf("# build of %s: %d %s\n", src, r, berth_error_msg(err));
+    /* Whatever the outcome, the build leaves nothing but its (empty) work dir. */
+    ok(count_entries(work) == 0, "build %u leaves its work dir empty", fx->n_builds);
+    return r;
+}
+
+/* ---------------------------------------------------------------- HTTP through the port agent */
+
+static int http_get(struct runner_container *c, const char *path, struct strbuf *resp)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_close_ int fd = -1;
+    _cleanup_free_ char *req = xasprintf("GET %s HTTP/1.0\r\nHost: hello.test\r\n\r\n", path);
+    char buf[4096];
+    ssize_t n;
+
+    for (int i = 0; i < 100; i++) {
+        berth_error_release(&err);
+        if (runner_connect(c, &fd, &err) == 0)
+            break;
+        if (berth_error_code(&err) != ECONNREFUSED) {
+            printf("# runner_connect: %s\n", berth_error_msg(&err));
+            return -1;
+        }
+        usleep(100 * 1000);
+    }
+    if (fd < 0) {
+        printf("# nothing listens on port %d: %s\n", WEB_PORT, berth_error_msg(&err));
+        return -1;
+    }
+    if (write_all(fd, req, strlen(req)) < 0)
+        return -1;
+    while ((n = read(fd, buf, sizeof(buf))) > 0 && resp->len < (1 << 20))
+        strbuf_add(resp, buf, (size_t)n);
+    return 0;
+}
+
+static void test_serve(struct fixture *fx, const struct build_result *res)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *state = xasprintf("%s/run1", fx->tmp);
+    _cleanup_free_ char *cmd = xstrdup(json_get_str(res->process_types, "web") ?: "false");
+    struct strbuf page = STRBUF_INIT, missing = STRBUF_INIT;
+    struct runner_container *c = NULL;
+    int status = 0;
+
+    const char *const lower[] = { res->slug_dir, NULL };
+    const char *const argv[] = { "/bin/bash", "-c", cmd, NULL };
+    const char *const envp[] = { "PORT=5000", "HOME=/app", "PATH=/usr/local/bin:/usr/bin:/bin",
+                                 "DYNO=web.1", NULL };
+    if (mkdir(state, 0700) < 0) {
+        ok(0, "mkdir '%s': %s", state, strerror(errno));
+        return;
+    }
+    const struct runner_spec spec = {
+        .name = "hello.web.1", .hostname = "web-1",
+        .uid_base = fx->uid_base, .gid_base = fx->gid_base, .id_count = fx->id_count,
+        .lower_dirs = lower, .stack_dir = fx->stack, .state_dir = state,
+        .argv = argv, .envp = envp, .cwd = "/app", .uid = 1000, .gid = 1000,
+        .stdout_fd = STDERR_FILENO, .stderr_fd = STDERR_FILENO, .port = WEB_PORT,
+    };
+    if (runner_spawn(fx->r, &spec, &c, &err) < 0) {
+        ok(0, "the slug's web process starts: %s", berth_error_msg(&err));
+        return;
+    }
+    ok(1, "the slug's web process starts");
+    ok(http_get(c, "/", &page) == 0 && strstr(page.buf, " 200 ") &&
+       strstr(page.buf, "<h1>Hello from berth</h1>"), "GET / through the port agent serves index.html");
+    ok(http_get(c, "/style.css", &missing) == 0 && strstr(missing.buf, " 200 ") &&
+       strstr(missing.buf, "text/css"), "GET /style.css is served as text/css");
+    strbuf_reset(&missing);
+    ok(http_get(c, "/no-such-page", &missing) == 0 && strstr(missing.buf, " 404 "),
+       "a missing path is a 404");
+    if (page.len)
+        printf("# %.*s\n", (int)(strchr(page.buf, '\r') ? strchr(page.buf, '\r') - page.buf : 0), page.buf);
+    ok(runner_stop(c, 2000, &err) == 0, "the web process stops (%s)", berth_error_msg(&err));
+    (void)runner_wait(c, 0, &status, NULL);
+    runner_container_free(c);
+    berth_error_release(&err);
+    ok(runner_remove_tree(fx->r, state, fx->uid_base, fx->gid_base, fx->id_count, &err) == 0,
+       "the instance's state is removed (%s)", berth_error_msg(&err));
+    strbuf_release(&page);
+    strbuf_release(&missing);
+}
+
+/* ---------------------------------------------------------------- the builds */
+
+static void test_static(struct fixture *fx, const char *examples)
+{
+    int r;
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *src = xasprintf("%s/src-static", fx->tmp);
+    struct output o = { .text = STRBUF_INIT };
+    struct build_result res = { 0 }, again = { 0 };
+
+    if (sh("cp -a '%s/static' '%s' && chmod -R a+rX '%s'", examples, src, src) != 0) {
+        ok(0, "copy examples/static");
+        return;
+    }
+    r = build(fx, src, NULL, &o, &res, &err);
+    ok(r == 0, "examples/static builds (%s)", berth_error_msg(&err));
+    ok(has_line(&o, "-----> Static app detected"), "'-----> Static app detected'");
+    ok(has_line(&o, "-----> Installing static site"), "the buildpack's own lines pass through");
+    ok(has_line(&o, "-----> Discovering process types") &&
+       has_line(&o, "       Default types for buildpack -> web"), "the process types are announced");
+    ok(res.buildpack && strcmp(res.buildpack, "Static") == 0, "result: buildpack 'Static'");
+    ok(res.slug_id && strlen(res.slug_id) == 64, "result: a sha256 slug id");
+
+    _cleanup_free_ char *want_dir = xasprintf("%s/%s", fx->layers, res.slug_id ?: "");
+    _cleanup_free_ char *index = xasprintf("%s/app/public/index.html", res.slug_dir ?: "");
+    struct strbuf page = STRBUF_INIT;
+    ok(res.slug_dir && strcmp(res.slug_dir, want_dir) == 0, "result: slug dir <layers>/<sha>");
+    ok(read_file(index, &page, 1 << 20, NULL) == 0 && strstr(page.buf, "<h1>Hello from berth</h1>"),
+       "the slug holds app/public/index.html");
+    strbuf_release(&page);
+    _cleanup_free_ char *app = xasprintf("%s/app", res.slug_dir ?: "");
+    struct stat st;
+    ok(stat(app, &st) == 0 && (st.st_mode & 07777) == 0777, "the slug's app dir keeps mode 0777");
+    ok(res.process_types && strcmp(json_get_str(res.process_types, "web") ?: "",
+       "exec /bin/busybox httpd -f -v -p 0.0.0.0:$PORT -h /app/public") == 0,
+       "process_types.web is bin/release's default");
+
+    strbuf_reset(&o.text);
+    berth_error_release(&err);
+    r = build(fx, src, NULL, &o, &again, &err);
+    ok(r == 0, "the same source builds again (%s)",
+       berth_error_msg(&err));
+    ok(res.slug_id && again.slug_id && strcmp(res.slug_id, again.slug_id) == 0,
+       "the rebuild has the same slug id");
+    ok(count_entries(fx->layers) == 1, "and shares the one slug");
+
+    if (res.slug_dir)
+        test_serve(fx, &res);
+    build_result_release(&again);
+    build_result_release(&res);
+    strbuf_release(&o.text);
+}
+
+static void test_failures(struct fixture *fx, const char *examples)
+{
+    int r;
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *plain = xasprintf("%s/src-plain", fx->tmp);
+    _cleanup_free_ char *badproc = xasprintf("%s/src-badproc", fx->tmp);
+    _cleanup_free_ char *noindex = xasprintf("%s/src-noindex", fx->tmp);
+    struct output o = { .text = STRBUF_INIT };
+    struct build_result res = { 0 };
+    size_t slugs = count_entries(fx->layers);
+
+    if (sh("mkdir -p '%s' && echo hi > '%s/README' && chmod -R a+rX '%s'", plain, plain, plain) ||
+        sh("cp -a '%s/static' '%s' && printf 'web: ok\\nweb node server.js\\n' > '%s/Procfile' && "
+           "chmod -R a+rX '%s'", examples, badproc, badproc, badproc) ||
+        sh("mkdir -p '%s' && touch '%s/.static' && echo x > '%s/about.html' && chmod -R a+rX '%s'",
+           noindex, noindex, noindex, noindex)) {
+        ok(0, "prepare the failing sources");
+        return;
+    }
+
+    r = build(fx, plain, NULL, &o, &res, &err);
+    ok(r < 0 &&
+       strcmp(berth_error_msg(&err), "Unable to select a buildpack") == 0,
+       "a tree no buildpack detects fails with 'Unable to select a buildpack'");
+    ok(has_line(&o, "-----> Unable to select a buildpack"), "and says so in the output");
+
+    strbuf_reset(&o.text);
+    berth_error_release(&err);
+    r = build(fx, badproc, NULL, &o, &res, &err);
+    ok(r < 0 &&
+       strstr(berth_error_msg(&err), "Procfile line 2: expected '<type>: <command>'"),
+       "an invalid Procfile fails the build, naming the line");
+    ok(has_line(&o, " !     Procfile line 2: expected '<type>: <command>', got 'web node server.js'"),
+       "the Procfile error is in the output");
+
+    strbuf_reset(&o.text);
+    berth_error_release(&err);
+    r = build(fx, noindex, NULL, &o, &res, &err);
+    ok(r < 0 &&
+       strcmp(berth_error_msg(&err), "compile failed with exit status 1") == 0,
+       "a failing compile fails the build with its exit status");
+    ok(has_line(&o, " !     no index.html in public/: a static site needs one at its root") &&
+       has_line(&o, " !     Push rejected, failed to compile Static app."),
+       "the buildpack's error and the rejection are in the output");
+    ok(count_entries(fx->layers) == slugs, "no failed build left a slug");
+    strbuf_release(&o.text);
+}
+
+/*
+ * A buildpack of the test's own, in a buildpacks dir of its own, proves
+ * what examples/static cannot: lines arrive while compile still runs,
+ * stderr is interleaved in order, ENV_DIR carries the config, the build
+ * environment is set, and a missing bin/release means no defaults.
+ */
+static void test_streaming(struct fixture *fx)
+{
+    int r;
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *bpdir = xasprintf("%s/bp-slow", fx->tmp);
+    _cleanup_free_ char *src = xasprintf("%s/src-slow", fx->tmp);
+    _cleanup_json_ json_t *config = json_pack("{s:s}", "GREETING", "hello world");
+    struct output o = { .text = STRBUF_INIT, .cgroup = fx->cgroup };
+    struct build_result res = { 0 };
+    char *saved = fx->bpdir;
+
+    static const char detect[] = "#!/bin/bash\n[ -f \"$1/.slow\" ] && echo Slow\n";
+    static const char compile[] =
+        "#!/bin/bash\n"
+        "echo 'slow: one'\n"
+        "echo 'slow: two' >&2\n"
+        "sleep 1.5\n"
+        "echo 'slow: three'\n"
+        "echo \"env: $(cat \"$3/GREETING\") $STACK $HOME $SOURCE_VERSION\"\n"
+        "echo 'web: ./x' > \"$1/Procfile\"\n";
+    _cleanup_free_ char *detect_path = xasprintf("%s/static/bin/detect", bpdir);
+    _cleanup_free_ char *compile_path = xasprintf("%s/static/bin/compile", bpdir);
+    _cleanup_free_ char *marker = xasprintf("%s/.slow", src);
+
+    if (sh("mkdir -p '%s/static/bin' '%s'", bpdir, src) ||
+        write_file_atomic(detect_path, detect, strlen(detect), 0755, NULL) < 0 ||
+        write_file_atomic(compile_path, compile, strlen(compile), 0755, NULL) < 0 ||
+        write_file_atomic(marker, "", 0, 0644, NULL) < 0 ||
+        sh("chmod -R a+rX '%s' '%s' && chmod a+rx '%s' '%s'", bpdir, src, detect_path, compile_path)) {
+        ok(0, "prepare the slow buildpack");
+        return;
+    }
+    fx->bpdir = bpdir;
+    r = build(fx, src, config, &o, &res, &err);
+    ok(r == 0, "a build with a slow compile succeeds (%s)",
+       berth_error_msg(&err));
+    fx->bpdir = saved;
+    ok(strstr(o.text.buf, "slow: one\nslow: two\nslow: three\n") != NULL,
+       "stdout and stderr lines arrive in the order they were written");
+    ok(o.t_one && o.t_three && o.t_three - o.t_one >= 1000,
+       "lines are streamed while compile runs (%lld ms apart)", o.t_three - o.t_one);
+    ok(has_line(&o, "env: hello world berth-host /app 4b825dc642cb6eb9a060e54bf8d69288fbee4904"),
+       "ENV_DIR holds the config; STACK, HOME and SOURCE_VERSION are set");
+    ok(has_line(&o, "       Procfile declares types -> web") && res.process_types &&
+       strcmp(json_get_str(res.process_types, "web") ?: "", "./x") == 0,
+       "a Procfile written by compile, and no bin/release, give the Procfile's types");
+    if (fx->cgroup)
+        ok(o.limits && strcmp(o.limits, "1073741824 1024") == 0,
+           "the build container's cgroup has its memory and pids limits (%s)", o.limits ?: "none");
+    else if (getenv("BERTH_MUST_WORK"))
+        ok(0, "cgroups are not delegated: build limits cannot be checked (BERTH_MUST_WORK is set)");
+    else
+        skip("cgroups are not delegated: no limits to check");
+    free(o.limits);
+    build_result_release(&res);
+    strbuf_release(&o.text);
+}
+
+int main(int argc, char **argv)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    const char *bpdir = getenv("BUILDPACKS_DIR");
+    const char *examples = getenv("EXAMPLES_DIR");
+    struct passwd *pw;
+    struct fixture fx = { 0 };
+    char tmpl[] = "/tmp/berth-test-build-XXXXXX";
+
+    (void)argc;
+    if (!bpdir || !examples)
+        return skip_all("BUILDPACKS_DIR and EXAMPLES_DIR must be set (run it with meson test)");
+    if (geteuid() == 0)
+        return reexec_as_berth(argv);
+    pw = getpwuid(geteuid());
+    if (!pw || !subid_range("/etc/subuid", pw->pw_name, &fx.uid_base, &fx.id_count) ||
+        !subid_range("/etc/subgid", pw->pw_name, &fx.gid_base, &fx.id_count))
+        return skip_all("this user has no 65536 subordinate ids in /etc/subuid and /etc/subgid");
+    if (runner_spawner_start(&fx.r, &err) < 0)
+        return skip_all(berth_error_msg(&err));
+
+    /*
+     * Builds run in a cgroup with memory and pids limits when berth's
+     * cgroups are delegated (`berth setup`); without them, in none.
+     */
+    _cleanup_free_ char *cgroup = xasprintf("test-build-%d", (int)getpid());
+    if (runner_cgroup_check(&err) == 0) {
+        fx.cgroup = cgroup;
+    } else {
+        printf("# builds run without a cgroup: %s\n", berth_error_msg(&err));
+        berth_error_release(&err);
+    }
+
+    fx.tmp = mkdtemp(tmpl);
+    if (!fx.tmp) {
+        runner_free(fx.r);
+        return skip_all("mkdtemp failed");
+    }
+    fx.stack = xasprintf("%s/stack", fx.tmp);
+    fx.layers = xasprintf("%s/layers", fx.tmp);
+    fx.cache = xasprintf("%s/cache", fx.tmp);
+    fx.bpdir = xstrdup(bpdir);
+    /* Containers see these through binds and O_PATH fds opened as berth; 0755 lets them read. */
+    (void)chmod(fx.tmp, 0755);
+    if (mkdir(fx.layers, 0755) < 0 || mkdir(fx.cache, 0700) < 0 ||
+        runner_stack_prepare(fx.stack, &err) < 0) {
+        ok(0, "prepare the stack, layers and cache (%s)", berth_error_msg(&err));
+    } else {
+        test_static(&fx, examples);
+        test_failures(&fx, examples);
+        test_streaming(&fx);
+    }
+
+    berth_error_release(&err);
+    ok(runner_remove_tree(fx.r, fx.tmp, fx.uid_base, fx.gid_base, fx.id_count, &err) == 0,
+       "the test tree is removed (%s)", berth_error_msg(&err));
+    runner_free(fx.r);
+    free(fx.stack);
+    free(fx.layers);
+    free(fx.cache);
+    free(fx.bpdir);
+    return tap_done();
+}
