@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/api: the control daemon's HTTP endpoint (see api.h). One
+ * libmicrohttpd daemon, thread per connection: a git push holds its
+ * connection for the whole build, and the receiver streams the build's
+ * output from a blocking content reader, which only that mode allows.
+ */
+#include "control/api.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/jsonstore.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "control/deploy.h"
+#include "receiver/receiver.h"
+
+/* API request bodies are tiny; pushes go through the receiver's own cap. */
+#define API_BODY_MAX (64u << 10)
+
+enum request_kind { REQUEST_API, REQUEST_GIT };
+
+struct api_request {
+    enum request_kind kind;
+    char *tenant;               /* authenticated tenant, NULL until then */
+    struct strbuf body;
+    bool body_too_large;
+    /* git requests */
+    char *app;
+    char *repo_path;
+    struct deploy_ctx deploy;
+    struct receiver_options ropts;
+    void *git_slot;
+};
+
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type, const char *body)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(body), (void *)body,
+                                                                MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    ret = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, json_t *doc)
+{
+    _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+
+    json_decref(doc);
+    strbuf_addstr(&sb, text ? text : "{}");
+    strbuf_addch(&sb, '\n');
+    return respond(c, status, "application/json", sb.buf);
+}
+
+static enum MHD_Result respond_error(struct MHD_Connection *c, enum request_kind kind, unsigned status,
+                                     const char *msg)
+{
+    if (kind == REQUEST_GIT) {
+        /* git prints a text/plain error body as `remote: <line>`. */
+        _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+
+        strbuf_addf(&sb, "%s\n", msg);
+        return respond(c, status, "text/plain; charset=utf-8", sb.buf);
+    }
+    return respond_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+static enum MHD_Result respond_unauthorized(struct MHD_Connection *c, enum request_kind kind)
+{
+    const char *msg = "invalid or missing credentials: use the API token (git: as the password)";
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+
+    if (kind == REQUEST_GIT)
+        strbuf_addf(&sb, "%s\n", msg);
+    else
+        strbuf_addf(&sb, "{\"error\":\"%s\"}\n", msg);
+    resp = MHD_create_response_from_buffer(sb.len, sb.buf, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            kind == REQUEST_GIT ? "text/plain; charset=utf-8" : "application/json");
+    ret = MHD_queue_basic_auth_fail_response(c, "berth", resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Bearer <token>, or Basic with any user name and the token as the password. */
+static char *request_token(struct MHD_Connection *c)
+{
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    char *user = NULL, *pass = NULL;
+
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        return xstrdup(auth + 7);
+    user = MHD_basic_auth_get_username_password(c, &pass);
+    MHD_free(user);
+    if (pass) {
+        char *token = xstrdup(pass);
+
+        MHD_free(pass);
+        return token;
+    }
+    return NULL;
+}
+
+static json_t *app_summary(struct server *s, const char *name)
+{
+    unsigned version = 0;
+    _cleanup_free_ char *web = xasprintf("http://%s.%s:%u/", name, s->opt.domain, s->http_port);
+    _cleanup_free_ char *git = xasprintf("%s/%s.git", s->control_url, name);
+
+    (void)model_release_current(&s->model, name, &version, NULL, NULL);
+    return json_pack("{s:s, s:s, s:s, s:i}", "name", name, "web_url", web, "git_url", git,
+                     "release", (int)version);
+}
+
+static bool app_owned_by(struct server *s, const char *app, const char *tenant)
+{
+    _cleanup_json_ json_t *record = NULL;
+    const char *owner;
+
+    if (model_app_load(&s->model, app, &record, NULL) < 0)
+        return false;
+    owner = json_get_str(record, "tenant");
+    return owner && strcmp(owner, tenant) == 0;
+}
+
+static enum MHD_Result handle_api(struct server *s, struct MHD_Connection *c, struct api_request *req,
+                                  const char *url, const char *method)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+
+    if (strcmp(url, "/apps") == 0 && strcmp(method, "GET") == 0) {
+        _cleanup_json_ json_t *names = NULL;
+        json_t *list = json_array(), *name;
+        size_t i;
+
+        if (model_app_list(&s->model, &names, &err) < 0) {
+            json_decref(list);
+            return respond_error(c, REQUEST_API, 500, berth_error_msg(&err));
+        }
+        json_array_foreach(names, i, name) {
+            if (app_owned_by(s, json_string_value(name), req->tenant))
+                json_array_append_new(list, app_summary(s, json_string_value(name)));
+        }
+        return respond_json(c, 200, json_pack("{s:o}", "apps", list));
+    }
+    if (strcmp(url, "/apps") == 0 && strcmp(method, "POST") == 0) {
+        _cleanup_json_ json_t *doc = NULL;
+        _cleanup_free_ char *repo = NULL;
+        json_error_t jerr;
+        const char *name;
+
+        if (req->body_too_large)
+            return respond_error(c, REQUEST_API, 413, "request body too large");
+        doc = json_loadb(req->body.buf, req->body.len, 0, &jerr);
+        name = doc ? json_get_str(doc, "name") : NULL;
+        if (!name)
+            return respond_error(c, REQUEST_API, 400, "expected a JSON body {\"name\": \"<app>\"}");
+        if (model_app_create(&s->model, name, req->tenant, &err) < 0)
+            return respond_error(c, REQUEST_API, berth_error_code(&err) == EEXIST ? 409 :
+                                 berth_error_code(&err) == EINVAL ? 400 : 500, berth_error_msg(&err));
+        repo = model_path(&s->model, "apps/%s/repo.git", name);
+        if (receiver_repo_init(repo, &err) < 0)
+            return respond_error(c, REQUEST_API, 500, berth_error_msg(&err));
+        log_info("tenant '%s' created app '%s'", req->tenant, name);
+        return respond_json(c, 201, app_summary(s, name));
+    }
+    if (strncmp(url, "/apps/", 6) == 0 && strcmp(method, "GET") == 0) {
+        const char *name = url + 6;
+
+        if (!app_owned_by(s, name, req->tenant)) {
+            _cleanup_free_ char *msg = xasprintf("app '%s' does not exist", name);
+
+            return respond_error(c, REQUEST_API, 404, msg);
+        }
+        return respond_json(c, 200, app_summary(s, name));
+    }
+    return respond_error(c, REQUEST_API, 404, "no such endpoint");
+}
+
+/* "/<app>.git/<rest>" -> app and rest; false when the URL is not a git URL. */
+static bool split_git_url(const char *url, char **ret_app, const char **ret_rest)
+{
+    const char *dot = strstr(url, ".git/");
+
+    if (url[0] != '/' || !dot || dot == url + 1 || memchr(url + 1, '/', (size_t)(dot - url - 1)))
+        return false;
+    *ret_app = xstrndup(url + 1, (size_t)(dot - url - 1));
+    *ret_rest = dot + 5;
+    return true;
+}
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                      const char *method, const char *version, const char *upload_data,
+                                      size_t *upload_data_size, void **req_cls)
+{
+    struct server *s = cls;
+    struct api_request *req = *req_cls;
+    const char *rest = NULL;
+    (void)version;
+
+    if (!req) {
+        _cleanup_free_ char *token = NULL;
+        _cleanup_error_ struct berth_error *err = NULL;
+        char *app = NULL;
+
+        req = xcalloc(1, sizeof(*req));
+        strbuf_init(&req->body, 0);
+        *req_cls = req;
+        req->kind = split_git_url(url, &app, &rest) ? REQUEST_GIT : REQUEST_API;
+        req->app = app;
+        token = request_token(c);
+        if (!token || model_authenticate(&s->model, token, &req->tenant, &err) < 0)
+            return respond_unauthorized(c, req->kind);
+        if (req->kind == REQUEST_GIT) {
+            if (!app_owned_by(s, req->app, req->tenant)) {
+                _cleanup_free_ char *msg = xasprintf("app '%s' does not exist", req->app);
+
+                return respond_error(c, REQUEST_GIT, 404, msg);
+            }
+            req->repo_path = model_path(&s->model, "apps/%s/repo.git", req->app);
+            req->deploy.server = s;
+            req->deploy.app = req->app;
+            req->deploy.tenant = req->tenant;
+            req->ropts.repo_path = req->repo_path;
+            req->ropts.deploy = deploy_on_push;
+            req->ropts.deploy_cls = &req->deploy;
+        } else {
+            /* Answer on a later call, once the body is in (queueing now would close the connection). */
+            return MHD_YES;
+        }
+    }
+    if (req->kind == REQUEST_GIT) {
+        if (!rest) {
+            char *ignored = NULL;
+
+            split_git_url(url, &ignored, &rest);
+            free(ignored);
+        }
+        return receiver_http_handle(c, rest, method, upload_data, upload_data_size, &req->git_slot, &req->ropts);
+    }
+    if (*upload_data_size) {
+        if (req->body.len + *upload_data_size > API_BODY_MAX)
+            req->body_too_large = true;
+        else
+            strbuf_add(&req->body, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return handle_api(s, c, req, url, method);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    struct api_request *req = *req_cls;
+    (void)cls;
+    (void)c;
+    (void)toe;
+
+    if (!req)
+        return;
+    if (req->git_slot)
+        receiver_http_completed(&req->git_slot);
+    strbuf_release(&req->body);
+    free(req->tenant);
+    free(req->app);
+    free(req->repo_path);
+    free(req);
+    *req_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    (void)cls;
+
+    strbuf_vaddf(&sb, fmt, ap);
+    strbuf_rtrim(&sb);
+    log_warn("control http: %s", sb.buf);
+}
+
+int api_start(struct server *s, struct berth_error **err)
+{
+    struct sockaddr_in sin;
+    const union MHD_DaemonInfo *info;
+    struct MHD_Daemon *d;
+    int r;
+
+    r = server_parse_addr(s->opt.control_addr, &sin, err);
+    if (r < 0)
+        return r;
+    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+                         0, NULL, NULL, access_handler, s,
+                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+                         MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)3600,
+                         MHD_OPTION_END);
+    if (!d)
+        return berth_error_plain(err, EADDRINUSE, "cannot listen on '%s' (control API)", s->opt.control_addr);
+    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    s->control_port = info ? info->port : ntohs(sin.sin_port);
+    s->control_url = xasprintf("http://%s:%u", inet_ntoa(sin.sin_addr), s->control_port);
+    s->api = d;
+    return 0;
+}
+
+void api_stop(struct server *s)
+{
+    if (s->api)
+        MHD_stop_daemon(s->api);
+    s->api = NULL;
+}

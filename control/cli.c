@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/cli: client commands over the control API (see cli.h). libcurl
+ * does the HTTP; this file only builds requests and prints answers in the
+ * way Heroku's CLI does ("Creating hello... done").
+ */
+#include "control/cli.h"
+#include "control/model.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/jsonstore.h"
+#include "common/xalloc.h"
+
+#define DEFAULT_URL "http://127.0.0.1:8081"
+/* Answers from the API are small; a larger one is a wrong server. */
+#define CLI_RESPONSE_MAX (4u << 20)
+
+static char *read_token(void)
+{
+    const char *env = getenv("BERTH_TOKEN");
+    _cleanup_free_ char *home = NULL, *path = NULL;
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+
+    if (env && *env)
+        return xstrdup(env);
+    home = model_default_home();
+    path = xasprintf("%s/admin.token", home);
+    if (read_file(path, &sb, 4096, NULL) < 0 && geteuid() == 0 && !getenv("BERTH_HOME")) {
+        /* root running the CLI against a server that dropped to the berth user */
+        struct passwd *pw = getpwnam("berth");
+
+        free(path);
+        path = pw ? xasprintf("%s/.local/share/berth/admin.token", pw->pw_dir) : NULL;
+        strbuf_reset(&sb);
+        if (!path || read_file(path, &sb, 4096, NULL) < 0)
+            return NULL;
+    }
+    strbuf_rtrim(&sb);
+    return sb.len ? strbuf_detach(&sb, NULL) : NULL;
+}
+
+static size_t collect(char *data, size_t size, size_t n, void *cls)
+{
+    struct strbuf *sb = cls;
+
+    if (sb->len + size * n > CLI_RESPONSE_MAX)
+        return 0;
+    strbuf_add(sb, data, size * n);
+    return size * n;
+}
+
+/* Performs one request; *ret_doc is the parsed JSON answer (NULL if none). */
+static int api_call(const char *method, const char *path, const char *body, long *ret_status, json_t **ret_doc)
+{
+    const char *base = getenv("BERTH_URL");
+    _cleanup_free_ char *url = NULL, *token = read_token(), *auth = NULL;
+    _cleanup_strbuf_ struct strbuf resp = STRBUF_INIT;
+    struct curl_slist *headers = NULL;
+    CURL *curl;
+    CURLcode rc;
+
+    if (!token) {
+        fprintf(stderr, "berth: no API token: set BERTH_TOKEN, or BERTH_HOME to the server's data directory\n");
+        return -EACCES;
+    }
+    url = xasprintf("%s%s", base && *base ? base : DEFAULT_URL, path);
+    auth = xasprintf("Authorization: Bearer %s", token);
+    curl = curl_easy_init();
+    if (!curl)
+        return -ENOMEM;
+    headers = curl_slist_append(headers, auth);
+    headers = curl_slist_append(headers, "Content-Type: application/json");
+    headers = curl_slist_append(headers, "Accept: application/json");
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    if (body)
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    rc = curl_easy_perform(curl);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "berth: cannot reach the berth API at '%s': %s\n", url, curl_easy_strerror(rc));
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(curl);
+        return -ECONNREFUSED;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, ret_status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    *ret_doc = json_loadb(resp.buf, resp.len, 0, NULL);
+    return 0;
+}
+
+static int fail_with(long status, json_t *doc)
+{
+    const char *msg = doc ? json_get_str(doc, "error") : NULL;
+
+    fprintf(stderr, "berth: %s (HTTP %ld)\n", msg ? msg : "unexpected answer from the API", status);
+    return 1;
+}
+
+static int apps_create(const char *name)
+{
+    _cleanup_json_ json_t *req = json_pack("{s:s}", "name", name), *doc = NULL;
+    _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
+    long status = 0;
+
+    printf("Creating %s... ", name);
+    fflush(stdout);
+    if (api_call("POST", "/apps", body, &status, &doc) < 0) {
+        printf("failed\n");
+        return 1;
+    }
+    if (status != 201) {
+        printf("failed\n");
+        return fail_with(status, doc);
+    }
+    printf("done\n%s | %s\n", json_get_str(doc, "web_url"), json_get_str(doc, "git_url"));
+    return 0;
+}
+
+static int apps_list(void)
+{
+    _cleanup_json_ json_t *doc = NULL;
+    json_t *app;
+    long status = 0;
+    size_t i;
+
+    if (api_call("GET", "/apps", NULL, &status, &doc) < 0)
+        return 1;
+    if (status != 200)
+        return fail_with(status, doc);
+    printf("=== Apps\n");
+    json_array_foreach(json_object_get(doc, "apps"), i, app)
+        printf("%s\n", json_get_str(app, "name"));
+    return 0;
+}
+
+static int apps_info(const char *name)
+{
+    _cleanup_json_ json_t *doc = NULL;
+    _cleanup_free_ char *path = xasprintf("/apps/%s", name);
+    long status = 0;
+
+    if (api_call("GET", path, NULL, &status, &doc) < 0)
+        return 1;
+    if (status != 200)
+        return fail_with(status, doc);
+    printf("=== %s\nGit URL:  %s\nWeb URL:  %s\nRelease:  v%lld\n", name, json_get_str(doc, "git_url"),
+           json_get_str(doc, "web_url"), json_integer_value(json_object_get(doc, "release")));
+    return 0;
+}
+
+int cli_run(const char *command, int argc, char **argv)
+{
+    int r = 2;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (strcmp(command, "apps:create") == 0 || strcmp(command, "create") == 0) {
+        if (argc != 1)
+            fprintf(stderr, "usage: berth apps:create NAME\n");
+        else
+            r = apps_create(argv[0]);
+    } else if (strcmp(command, "apps:list") == 0 || strcmp(command, "apps") == 0) {
+        r = apps_list();
+    } else if (strcmp(command, "apps:info") == 0) {
+        if (argc != 1)
+            fprintf(stderr, "usage: berth apps:info NAME\n");
+        else
+            r = apps_info(argv[0]);
+    } else {
+        fprintf(stderr, "berth: unknown command '%s' (see 'berth help')\n", command);
+    }
+    curl_global_cleanup();
+    return r;
+}

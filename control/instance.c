@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/instance: one running process of a release (see instance.h).
+ * The container comes from the runner; this file adds what Heroku's dyno
+ * manager does around it: the environment ($PORT, $DYNO, config vars,
+ * .profile.d), the boot wait, the log pump that writes the app's output to
+ * <home>/apps/<app>/logs/app.log as `timestamp app[web.1]: line`, and the
+ * stop with a grace period.
+ */
+#include "control/instance.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/crypto.h"
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+/* The app's uid and gid inside its container: never root. */
+#define APP_UID 1000
+#define APP_GID 1000
+/* Heroku splits log lines longer than this. */
+#define LOG_LINE_MAX 10000
+
+struct instance {
+    char *app;
+    char *dyno;                   /* "web.1" */
+    char *state_dir;
+    char *cgroup;
+    unsigned long uid_base, gid_base;
+    struct runner_container *container;
+    int log_fd;                   /* app.log, O_APPEND */
+    int pipe_rd;                  /* the app's stdout+stderr */
+    pthread_t log_thread;
+    bool log_thread_started;
+    /* Router threads hold a reference while they connect; freeing waits for them. */
+    pthread_mutex_t ref_lock;
+    pthread_cond_t ref_cond;
+    unsigned refs;
+};
+
+static void log_write_line(struct instance *in, const char *line, size_t len)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    char ts[48];
+
+    log_timestamp(ts, sizeof(ts));
+    strbuf_addf(&sb, "%s app[%s]: ", ts, in->dyno);
+    strbuf_add(&sb, line, len);
+    strbuf_addch(&sb, '\n');
+    (void)write_all(in->log_fd, sb.buf, sb.len);
+}
+
+/* Reads the app's output until every process holding the pipe is gone. */
+static void *log_pump(void *arg)
+{
+    struct instance *in = arg;
+    _cleanup_strbuf_ struct strbuf pending = STRBUF_INIT;
+    char buf[8192];
+
+    for (;;) {
+        ssize_t n = read(in->pipe_rd, buf, sizeof(buf));
+        char *nl;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        strbuf_add(&pending, buf, (size_t)n);
+        while ((nl = memchr(pending.buf, '\n', pending.len)) || pending.len >= LOG_LINE_MAX) {
+            size_t len = nl ? (size_t)(nl - pending.buf) : LOG_LINE_MAX;
+
+            log_write_line(in, pending.buf, len);
+            strbuf_remove_prefix(&pending, nl ? len + 1 : len);
+        }
+    }
+    if (pending.len)
+        log_write_line(in, pending.buf, pending.len);
+    return NULL;
+}
+
+void instance_hold(struct instance *in)
+{
+    pthread_mutex_lock(&in->ref_lock);
+    in->refs++;
+    pthread_mutex_unlock(&in->ref_lock);
+}
+
+void instance_unhold(struct instance *in)
+{
+    pthread_mutex_lock(&in->ref_lock);
+    if (--in->refs == 0)
+        pthread_cond_broadcast(&in->ref_cond);
+    pthread_mutex_unlock(&in->ref_lock);
+}
+
+static void instance_free(struct instance *in)
+{
+    if (!in)
+        return;
+    pthread_mutex_lock(&in->ref_lock);
+    while (in->refs)
+        pthread_cond_wait(&in->ref_cond, &in->ref_lock);
+    pthread_mutex_unlock(&in->ref_lock);
+    pthread_mutex_destroy(&in->ref_lock);
+    pthread_cond_destroy(&in->ref_cond);
+    if (in->log_thread_started)
+        pthread_join(in->log_thread, NULL);
+    if (in->container)
+        runner_container_free(in->container);
+    if (in->pipe_rd >= 0)
+        close(in->pipe_rd);
+    if (in->log_fd >= 0)
+        close(in->log_fd);
+    free(in->app);
+    free(in->dyno);
+    free(in->state_dir);
+    free(in->cgroup);
+    free(in);
+}
+
+/* Single-quotes s for bash. */
+static void shell_quote(struct strbuf *sb, const char *s)
+{
+    strbuf_addch(sb, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            strbuf_addstr(sb, "'\\''");
+        else
+            strbuf_addch(sb, *s);
+    }
+    strbuf_addch(sb, '\'');
+}
+
+static void say(void (*progress)(void *, const char *), void *cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(void (*progress)(void *, const char *), void *cls, const char *fmt, ...)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    va_list ap;
+
+    if (!progress)
+        return;
+    va_start(ap, fmt);
+    strbuf_vaddf(&sb, fmt, ap);
+    va_end(ap);
+    progress(cls, sb.buf);
+}
+
+static int wait_until_bound(struct instance *in, struct berth_error **err)
+{
+    struct timespec start, now;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned attempt = 0;; attempt++) {
+        _cleanup_error_ struct berth_error *cerr = NULL;
+        int fd = -1, status, r;
+        long elapsed;
+
+        r = runner_connect(in->container, &fd, &cerr);
+        if (r >= 0) {
+            close(fd);
+            return 0;
+        }
+        if (runner_wait(in->container, 0, &status, NULL) >= 0) {
+            if (WIFEXITED(status))
+                return berth_error_plain(err, ECHILD, "%s process exited with status %d before binding $PORT",
+                                         in->dyno, WEXITSTATUS(status));
+            return berth_error_plain(err, ECHILD, "%s process was killed by signal %d before binding $PORT",
+                                     in->dyno, WTERMSIG(status));
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed > INSTANCE_BOOT_TIMEOUT_MS)
+            return berth_error_plain(err, ETIMEDOUT,
+                                     "Error R10 (Boot timeout) -> %s process failed to bind to $PORT within %d seconds of launch",
+                                     in->dyno, INSTANCE_BOOT_TIMEOUT_MS / 1000);
+        /* Back off from 5 ms to 100 ms: most apps bind within a few milliseconds. */
+        usleep(attempt < 20 ? 5000 : 100000);
+    }
+}
+
+static int start(struct server *s, const struct instance_spec *spec, struct instance *in,
+                 void (*progress)(void *cls, const char *line), void *cls, struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf script = STRBUF_INIT;
+    _cleanup_free_ char *log_path = NULL, *port_env = NULL, *dyno_env = NULL, *app_env = NULL,
+                        *release_env = NULL;
+    _cleanup_close_ int pipe_wr = -1;
+    char suffix[17];
+    const char *key;
+    json_t *value;
+    int pipefd[2], r;
+
+    r = server_tenant_ids(s, spec->tenant, &in->uid_base, &in->gid_base, err);
+    if (r < 0)
+        return r;
+    r = random_hex(suffix, 8, err);
+    if (r < 0)
+        return r;
+    in->state_dir = model_path(&s->model, "run/instances/%s-v%u-%s-%s", spec->app, spec->release, in->dyno, suffix);
+    if (mkdir(in->state_dir, 0700) < 0)
+        return berth_error_make(err, errno, "mkdir '%s'", in->state_dir);
+    if (s->cgroups)
+        in->cgroup = xasprintf("%s/%s/%s-v%u-%s", spec->tenant, spec->app, in->dyno, spec->release, suffix);
+
+    log_path = model_path(&s->model, "apps/%s/logs/app.log", spec->app);
+    in->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (in->log_fd < 0)
+        return berth_error_make(err, errno, "open '%s'", log_path);
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return berth_error_make(err, errno, "pipe");
+    in->pipe_rd = pipefd[0];
+    pipe_wr = pipefd[1];
+
+    /*
+     * Heroku's start-up order (HEROKU.md §1.4): cd /app, source .profile.d
+     * scripts and .profile, then exec the command through the shell so that
+     * $PORT expands.
+     */
+    strbuf_addstr(&script, "cd /app || exit 1; "
+                  "for f in /app/.profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; done; "
+                  "[ -s /app/.profile ] && . /app/.profile; hash -r; exec bash -c ");
+    shell_quote(&script, spec->command);
+
+    {
+        const json_t *config = spec->config;
+        size_t n_env = json_object_size(config) + 8, i = 0;
+        _cleanup_free_ const char **envp = xcalloc(n_env + 1, sizeof(*envp));
+        _cleanup_strv_ char **owned = xcalloc(n_env + 1, sizeof(*owned));
+        const char *lowers[] = { spec->slug_dir, NULL };
+        const char *argv[] = { "/bin/bash", "-c", script.buf, NULL };
+        struct runner_spec rs = {
+            .name = in->dyno,
+            .hostname = in->dyno,
+            .uid_base = in->uid_base,
+            .gid_base = in->gid_base,
+            .id_count = TENANT_ID_SLICE,
+            .lower_dirs = lowers,
+            .stack_dir = s->stack_dir,
+            .state_dir = in->state_dir,
+            .argv = argv,
+            .cwd = "/app",
+            .uid = APP_UID,
+            .gid = APP_GID,
+            .stdout_fd = pipe_wr,
+            .stderr_fd = pipe_wr,
+            .port = INSTANCE_PORT,
+            .cgroup = in->cgroup,
+            .limits = { .memory_bytes = 512ULL << 20, .pids_max = 512 },
+        };
+
+        /* Config vars first, so berth's own variables win over a user's PORT. */
+        json_object_foreach((json_t *)config, key, value) {
+            if (json_is_string(value) && i < n_env - 6)
+                owned[i] = xasprintf("%s=%s", key, json_string_value(value)), envp[i] = owned[i], i++;
+        }
+        port_env = xasprintf("PORT=%d", INSTANCE_PORT);
+        dyno_env = xasprintf("DYNO=%s", in->dyno);
+        app_env = xasprintf("BERTH_APP_NAME=%s", spec->app);
+        release_env = xasprintf("BERTH_RELEASE_VERSION=v%u", spec->release);
+        envp[i++] = port_env;
+        envp[i++] = dyno_env;
+        envp[i++] = app_env;
+        envp[i++] = release_env;
+        envp[i++] = "HOME=/app";
+        envp[i++] = "PATH=/app/bin:/usr/local/bin:/usr/bin:/bin";
+        envp[i] = NULL;
+        rs.envp = envp;
+
+        say(progress, cls, "       Starting process with command `%s`", spec->command);
+        r = runner_spawn(s->runner, &rs, &in->container, err);
+        if (r < 0)
+            return berth_error_wrap(err, "starting %s", in->dyno);
+    }
+    close(TAKE_FD(pipe_wr));
+    if (pthread_create(&in->log_thread, NULL, log_pump, in) != 0)
+        return berth_error_plain(err, EAGAIN, "starting the log thread of %s", in->dyno);
+    in->log_thread_started = true;
+
+    return wait_until_bound(in, err);
+}
+
+int instance_start(struct server *s, const struct instance_spec *spec, struct instance **ret,
+                   void (*progress)(void *cls, const char *line), void *cls, struct berth_error **err)
+{
+    struct instance *in = xcalloc(1, sizeof(*in));
+    int r;
+
+    in->log_fd = in->pipe_rd = -1;
+    pthread_mutex_init(&in->ref_lock, NULL);
+    pthread_cond_init(&in->ref_cond, NULL);
+    in->app = xstrdup(spec->app);
+    in->dyno = xasprintf("%s.1", spec->process_type);
+    r = start(s, spec, in, progress, cls, err);
+    if (r < 0) {
+        /* A failed start leaves nothing behind: no process, no files. */
+        instance_stop_and_free(s, in, 0);
+        return r;
+    }
+    *ret = in;
+    return 0;
+}
+
+int instance_connect(struct instance *in, int *ret_fd, struct berth_error **err)
+{
+    return runner_connect(in->container, ret_fd, err);
+}
+
+void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+
+    if (!in)
+        return;
+    if (in->container && runner_stop(in->container, grace_ms, &err) < 0)
+        log_warn("stopping %s of '%s': %s", in->dyno, in->app, berth_error_msg(&err));
+    berth_error_release(&err);
+    if (in->log_thread_started) {
+        pthread_join(in->log_thread, NULL);
+        in->log_thread_started = false;
+    }
+    if (in->container) {
+        runner_container_free(in->container);
+        in->container = NULL;
+    }
+    if (in->state_dir && access(in->state_dir, F_OK) == 0 && runner_remove_tree(s->runner, in->state_dir, in->uid_base, in->gid_base,
+                                            TENANT_ID_SLICE, &err) < 0)
+        log_warn("removing '%s': %s", in->state_dir, berth_error_msg(&err));
+    instance_free(in);
+}
+
+struct retire_job {
+    struct server *server;
+    struct instance *instance;
+};
+
+static void *retire_thread(void *arg)
+{
+    struct retire_job *job = arg;
+
+    instance_stop_and_free(job->server, job->instance, INSTANCE_STOP_GRACE_MS);
+    free(job);
+    return NULL;
+}
+
+void instance_retire(struct server *s, struct instance *in)
+{
+    struct retire_job *job = xcalloc(1, sizeof(*job));
+    pthread_t t;
+
+    job->server = s;
+    job->instance = in;
+    if (pthread_create(&t, NULL, retire_thread, job) != 0) {
+        retire_thread(job);
+        return;
+    }
+    pthread_detach(t);
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/instance: one running process of a release (a "dyno"): its
+ * container, its log pump and its lifecycle, in the words of Heroku's dyno
+ * manager (reference/HEROKU.md §3.6): start, wait until the web process
+ * binds $PORT (boot timeout), serve, stop with SIGTERM then SIGKILL after
+ * the grace period.
+ */
+#ifndef BERTH_CONTROL_INSTANCE_H
+#define BERTH_CONTROL_INSTANCE_H
+
+#include <jansson.h>
+
+#include "common/error.h"
+#include "control/server.h"
+
+struct instance_spec {
+    const char *app;
+    const char *tenant;
+    unsigned release;
+    const char *process_type;     /* "web" */
+    const char *command;          /* from the release's process types */
+    const char *slug_dir;
+    const json_t *config;         /* config vars */
+};
+
+/* The port every web process gets as $PORT, inside its own network namespace. */
+#define INSTANCE_PORT 5000
+/* Heroku's R10: a web process must bind $PORT within 60 s. */
+#define INSTANCE_BOOT_TIMEOUT_MS 60000
+/* Heroku's dyno shutdown grace: 30 s after SIGTERM, then SIGKILL. */
+#define INSTANCE_STOP_GRACE_MS 30000
+
+/*
+ * Starts the instance and waits until its port accepts connections.
+ * `progress` (may be NULL) receives one line per step for the push output.
+ */
+int instance_start(struct server *s, const struct instance_spec *spec, struct instance **ret,
+                   void (*progress)(void *cls, const char *line), void *cls, struct berth_error **err);
+/*
+ * Reference for a router thread that found the instance under server.lock
+ * and connects after dropping the lock; stopping frees it only after the
+ * last unhold.
+ */
+void instance_hold(struct instance *in);
+void instance_unhold(struct instance *in);
+/* A connected socket to the instance's $PORT (router upstream). */
+int instance_connect(struct instance *in, int *ret_fd, struct berth_error **err);
+/* Stops (grace_ms before SIGKILL), removes its files and frees it. */
+void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms);
+/* Stops it in a background thread, so a deploy does not wait for the old release to drain. */
+void instance_retire(struct server *s, struct instance *in);
+
+#endif

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/model: the records under berth's home (see model.h for the layout).
+ */
+#include "control/model.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/crypto.h"
+#include "common/fileio.h"
+#include "common/jsonstore.h"
+#include "common/xalloc.h"
+
+#define ADMIN_TENANT "admin"
+
+char *model_default_home(void)
+{
+    const char *env = getenv("BERTH_HOME");
+    const char *home = getenv("HOME");
+
+    if (env && *env)
+        return xstrdup(env);
+    return xasprintf("%s/.local/share/berth", home && *home ? home : "/");
+}
+
+int model_open(struct model *m, const char *home, struct berth_error **err)
+{
+    if (!home || home[0] != '/')
+        return berth_error_plain(err, EINVAL, "home '%s' must be an absolute path", home ? home : "");
+    m->home = xstrdup(home);
+    return 0;
+}
+
+void model_close(struct model *m)
+{
+    free(m->home);
+    m->home = NULL;
+}
+
+char *model_path(const struct model *m, const char *fmt, ...)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    va_list ap;
+
+    strbuf_addstr(&sb, m->home);
+    strbuf_addch(&sb, '/');
+    va_start(ap, fmt);
+    strbuf_vaddf(&sb, fmt, ap);
+    va_end(ap);
+    return strbuf_detach(&sb, NULL);
+}
+
+static char *now_iso8601(void)
+{
+    char buf[32];
+    time_t t = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return xstrdup(buf);
+}
+
+int model_init_home(struct model *m, char **ret_created_token, struct berth_error **err)
+{
+    static const char *const dirs[] = { "", "tenants", "apps", "layers", "run", "run/instances", "run/builds" };
+    _cleanup_free_ char *settings = model_path(m, "berth.json");
+    _cleanup_free_ char *tenant_path = model_path(m, "tenants/%s.json", ADMIN_TENANT);
+    _cleanup_free_ char *token_path = model_path(m, "admin.token");
+    char token[65], hash[SHA256_HEX_LEN + 1];
+    int r;
+
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        _cleanup_free_ char *d = model_path(m, "%s", dirs[i]);
+
+        r = mkdir_p(d, 0700, err);
+        if (r < 0)
+            return r;
+    }
+    if (access(settings, F_OK) == 0 && access(tenant_path, F_OK) == 0)
+        return 0;
+
+    /* First start: an admin tenant holding slice 0 of the id range, and its token. */
+    r = random_hex(token, 32, err);
+    if (r < 0)
+        return r;
+    sha256_hex(token, strlen(token), hash);
+    {
+        _cleanup_free_ char *created = now_iso8601();
+        _cleanup_json_ json_t *tenant = json_pack("{s:s, s:i, s:[s], s:s}", "name", ADMIN_TENANT,
+                                                  "slice", 0, "token_sha256", hash, "created_at", created);
+        _cleanup_json_ json_t *cfg = json_pack("{s:i, s:s}", "version", 1, "created_at", created);
+        _cleanup_strbuf_ struct strbuf line = STRBUF_INIT;
+
+        r = json_store_save(tenant_path, tenant, 0600, err);
+        if (r < 0)
+            return r;
+        strbuf_addf(&line, "%s\n", token);
+        r = write_file_atomic(token_path, line.buf, line.len, 0600, err);
+        if (r < 0)
+            return r;
+        r = json_store_save(settings, cfg, 0600, err);
+        if (r < 0)
+            return r;
+    }
+    if (ret_created_token)
+        *ret_created_token = xstrdup(token);
+    return 0;
+}
+
+static int load_tenant(const struct model *m, const char *name, json_t **ret, struct berth_error **err)
+{
+    _cleanup_free_ char *p = model_path(m, "tenants/%s.json", name);
+
+    return json_store_load(p, ret, err);
+}
+
+int model_authenticate(const struct model *m, const char *token, char **ret_tenant, struct berth_error **err)
+{
+    _cleanup_free_ char *dir = model_path(m, "tenants");
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    char hash[SHA256_HEX_LEN + 1];
+    struct dirent *de;
+
+    if (!d)
+        return berth_error_make(err, errno, "open '%s'", dir);
+    if (!token || !*token || strlen(token) > 256)
+        return berth_error_plain(err, EACCES, "invalid credentials");
+    sha256_hex(token, strlen(token), hash);
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        _cleanup_json_ json_t *t = NULL;
+        _cleanup_free_ char *name = NULL;
+        json_t *h;
+        size_t i;
+
+        if (len < 6 || strcmp(de->d_name + len - 5, ".json") || de->d_name[0] == '.')
+            continue;
+        name = xstrndup(de->d_name, len - 5);
+        if (load_tenant(m, name, &t, NULL) < 0)
+            continue;
+        json_array_foreach(json_object_get(t, "token_sha256"), i, h) {
+            if (json_is_string(h) && secure_streq(json_string_value(h), hash)) {
+                *ret_tenant = TAKE_PTR(name);
+                return 0;
+            }
+        }
+    }
+    return berth_error_plain(err, EACCES, "invalid credentials");
+}
+
+int model_tenant_slice(const struct model *m, const char *tenant, unsigned long *ret_slice,
+                       struct berth_error **err)
+{
+    _cleanup_json_ json_t *t = NULL;
+    int r = load_tenant(m, tenant, &t, err);
+    json_t *s;
+
+    if (r < 0)
+        return r;
+    s = json_object_get(t, "slice");
+    if (!json_is_integer(s) || json_integer_value(s) < 0)
+        return berth_error_plain(err, EINVAL, "tenant '%s' has no id slice", tenant);
+    *ret_slice = (unsigned long)json_integer_value(s);
+    return 0;
+}
+
+bool model_app_name_valid(const char *name)
+{
+    size_t len = name ? strlen(name) : 0;
+
+    if (len == 0 || len > APP_NAME_MAX || name[0] < 'a' || name[0] > 'z' || name[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int model_app_create(const struct model *m, const char *name, const char *tenant, struct berth_error **err)
+{
+    static const char *const subdirs[] = { "releases", "cache", "logs" };
+    _cleanup_free_ char *dir = model_path(m, "apps/%s", name);
+    _cleanup_free_ char *app_path = model_path(m, "apps/%s/app.json", name);
+    _cleanup_free_ char *config_path = model_path(m, "apps/%s/config.json", name);
+    _cleanup_free_ char *created = now_iso8601();
+    _cleanup_json_ json_t *app = NULL;
+    _cleanup_json_ json_t *config = json_object();
+    int r;
+
+    if (!model_app_name_valid(name))
+        return berth_error_plain(err, EINVAL,
+                                 "invalid app name '%s': use 1-%d lowercase letters, digits and dashes, "
+                                 "starting with a letter", name, APP_NAME_MAX);
+    /* mkdir of the app directory is the create-once lock: two creates race on it. */
+    if (mkdir(dir, 0700) < 0) {
+        if (errno == EEXIST)
+            return berth_error_plain(err, EEXIST, "app '%s' already exists", name);
+        return berth_error_make(err, errno, "mkdir '%s'", dir);
+    }
+    for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+        _cleanup_free_ char *d = model_path(m, "apps/%s/%s", name, subdirs[i]);
+
+        if (mkdir(d, 0700) < 0 && errno != EEXIST)
+            return berth_error_make(err, errno, "mkdir '%s'", d);
+    }
+    app = json_pack("{s:s, s:s, s:s}", "name", name, "tenant", tenant, "created_at", created);
+    r = json_store_save(config_path, config, 0600, err);
+    if (r < 0)
+        return r;
+    /* app.json last: an app without it is an interrupted create, not an app. */
+    return json_store_save(app_path, app, 0600, err);
+}
+
+int model_app_load(const struct model *m, const char *name, json_t **ret, struct berth_error **err)
+{
+    _cleanup_free_ char *p = NULL;
+
+    if (!model_app_name_valid(name))
+        return berth_error_plain(err, ENOENT, "app '%s' does not exist", name);
+    p = model_path(m, "apps/%s/app.json", name);
+    if (access(p, F_OK) < 0)
+        return berth_error_plain(err, ENOENT, "app '%s' does not exist", name);
+    return json_store_load(p, ret, err);
+}
+
+static int cmp_json_str(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+int model_app_list(const struct model *m, json_t **ret, struct berth_error **err)
+{
+    _cleanup_free_ char *dir = model_path(m, "apps");
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    _cleanup_json_ json_t *names = json_array();
+    _cleanup_free_ json_t **v = NULL;
+    json_t *out;
+    struct dirent *de;
+    size_t n, i;
+
+    if (!d)
+        return berth_error_make(err, errno, "open '%s'", dir);
+    while ((de = readdir(d))) {
+        _cleanup_free_ char *p = NULL;
+
+        if (!model_app_name_valid(de->d_name))
+            continue;
+        p = model_path(m, "apps/%s/app.json", de->d_name);
+        if (access(p, F_OK) == 0)
+            json_array_append_new(names, json_string(de->d_name));
+    }
+    n = json_array_size(names);
+    v = xcalloc(n, sizeof(*v));
+    for (i = 0; i < n; i++)
+        v[i] = json_array_get(names, i);
+    qsort(v, n, sizeof(*v), cmp_json_str);
+    out = json_array();
+    for (i = 0; i < n; i++)
+        json_array_append(out, v[i]);
+    *ret = out;
+    return 0;
+}
+
+int model_app_config(const struct model *m, const char *name, json_t **ret, struct berth_error **err)
+{
+    _cleanup_free_ char *p = model_path(m, "apps/%s/config.json", name);
+
+    return json_store_load(p, ret, err);
+}
+
+int model_release_current(const struct model *m, const char *app, unsigned *ret_version, json_t **ret,
+                          struct berth_error **err)
+{
+    _cleanup_free_ char *dir = model_path(m, "apps/%s/releases", app);
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    unsigned best = 0;
+    struct dirent *de;
+
+    if (!d)
+        return berth_error_make(err, errno, "open '%s'", dir);
+    while ((de = readdir(d))) {
+        char *end;
+        unsigned long v = strtoul(de->d_name, &end, 10);
+
+        if (end != de->d_name && strcmp(end, ".json") == 0 && v > best && v < 1000000000UL)
+            best = (unsigned)v;
+    }
+    *ret_version = best;
+    if (ret) {
+        _cleanup_free_ char *p = NULL;
+
+        *ret = NULL;
+        if (best == 0)
+            return 0;
+        p = model_path(m, "apps/%s/releases/%u.json", app, best);
+        return json_store_load(p, ret, err);
+    }
+    return 0;
+}
+
+int model_release_save(const struct model *m, const char *app, unsigned version, const json_t *release,
+                       struct berth_error **err)
+{
+    _cleanup_free_ char *p = model_path(m, "apps/%s/releases/%u.json", app, version);
+
+    if (access(p, F_OK) == 0)
+        return berth_error_plain(err, EEXIST, "release v%u of '%s' already exists", version, app);
+    return json_store_save(p, release, 0600, err);
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/model: berth's records on disk (ARCHITECTURE.md, State on disk).
+ * Everything lives under one home directory as small JSON files written
+ * atomically, plus the bare repositories, layers, caches and logs:
+ *
+ *   <home>/berth.json               server settings (first-start marker)
+ *   <home>/admin.token              the admin token, mode 0600 (plain, for the CLI)
+ *   <home>/tenants/<tenant>.json    tenant: id slice, token hashes
+ *   <home>/apps/<app>/app.json      app: tenant, created_at
+ *   <home>/apps/<app>/config.json   config vars
+ *   <home>/apps/<app>/releases/N.json
+ *   <home>/apps/<app>/repo.git      bare repository
+ *   <home>/apps/<app>/cache/        buildpack cache
+ *   <home>/apps/<app>/logs/         app and platform log
+ *   <home>/layers/<sha256>/         slugs; layers/stack-host is the host stack
+ *   <home>/run/                     serve.json, instance and build dirs
+ *
+ * The functions here only read and write records; the deploy pipeline and
+ * the API decide when.
+ */
+#ifndef BERTH_CONTROL_MODEL_H
+#define BERTH_CONTROL_MODEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "common/error.h"
+
+/* Each tenant's slice of berth's subordinate ids (one container's full range). */
+#define TENANT_ID_SLICE 65536UL
+#define APP_NAME_MAX 30
+
+struct model {
+    char *home;
+};
+
+/* $BERTH_HOME, else ~/.local/share/berth (malloc'ed). */
+char *model_default_home(void);
+int model_open(struct model *m, const char *home, struct berth_error **err);
+void model_close(struct model *m);
+/* A malloc'ed path below home: model_path(m, "apps/%s/app.json", name). */
+char *model_path(const struct model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * First start: creates the layout, the admin tenant and <home>/admin.token.
+ * *ret_created_token is set (malloc'ed) only when a token was created now.
+ */
+int model_init_home(struct model *m, char **ret_created_token, struct berth_error **err);
+
+/* Looks up the tenant whose token hashes to the given token; *ret_tenant malloc'ed. -EACCES if none. */
+int model_authenticate(const struct model *m, const char *token, char **ret_tenant, struct berth_error **err);
+/* The tenant's index (its id slice number). */
+int model_tenant_slice(const struct model *m, const char *tenant, unsigned long *ret_slice,
+                       struct berth_error **err);
+
+/* ^[a-z][a-z0-9-]{0,29}$, not ending in '-'. */
+bool model_app_name_valid(const char *name);
+/* Creates the app's records (not its repository). -EEXIST if it exists. */
+int model_app_create(const struct model *m, const char *name, const char *tenant, struct berth_error **err);
+/* Loads app.json; -ENOENT with "app 'x' does not exist". */
+int model_app_load(const struct model *m, const char *name, json_t **ret, struct berth_error **err);
+/* Names of every app (sorted), as a JSON array of strings. */
+int model_app_list(const struct model *m, json_t **ret, struct berth_error **err);
+int model_app_config(const struct model *m, const char *name, json_t **ret, struct berth_error **err);
+
+/* The highest release number (0 when none) and, if ret is non-NULL, that release. */
+int model_release_current(const struct model *m, const char *app, unsigned *ret_version, json_t **ret,
+                          struct berth_error **err);
+/* Writes releases/<version>.json (the version must be new). */
+int model_release_save(const struct model *m, const char *app, unsigned version, const json_t *release,
+                       struct berth_error **err);
+
+#endif

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/server: `berth serve`, the daemon (see server.h). Start-up order
+ * matters: the runner's spawner is forked while the process is still
+ * single-threaded (only such a process may enter a new user namespace), then
+ * the router and the control API start their threads, then every app's
+ * current release is brought back up. SIGINT or SIGTERM stops it all in the
+ * reverse order, and with the daemon gone every container is gone too.
+ */
+#include "control/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/jsonstore.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "control/api.h"
+#include "control/deploy.h"
+#include "control/instance.h"
+#include "control/serve.h"
+#include "control/subid.h"
+#include "receiver/receiver.h"
+
+struct app_runtime *server_app(struct server *s, const char *name)
+{
+    struct app_runtime *rt;
+
+    pthread_mutex_lock(&s->lock);
+    for (rt = s->apps; rt; rt = rt->next)
+        if (strcmp(rt->name, name) == 0)
+            break;
+    if (!rt) {
+        rt = xcalloc(1, sizeof(*rt));
+        rt->name = xstrdup(name);
+        pthread_mutex_init(&rt->deploy_lock, NULL);
+        rt->next = s->apps;
+        s->apps = rt;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rt;
+}
+
+int server_publish_routes(struct server *s, struct berth_error **err)
+{
+    size_t n = 0, i = 0;
+    struct app_runtime *rt;
+    struct router_route *routes;
+    int r;
+
+    pthread_mutex_lock(&s->lock);
+    for (rt = s->apps; rt; rt = rt->next)
+        n++;
+    routes = xcalloc(n, sizeof(*routes));
+    for (rt = s->apps; rt; rt = rt->next) {
+        if (!rt->web)
+            continue;
+        routes[i].host = xasprintf("%s.%s", rt->name, s->opt.domain);
+        routes[i].app = rt->name;
+        routes[i].generation = rt->generation;
+        i++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    r = router_set_routes(s->router, routes, i, err);
+    for (size_t k = 0; k < i; k++)
+        free((char *)routes[k].host);
+    free(routes);
+    return r;
+}
+
+int server_tenant_ids(struct server *s, const char *tenant, unsigned long *ret_uid_base,
+                      unsigned long *ret_gid_base, struct berth_error **err)
+{
+    unsigned long slice;
+    int r = model_tenant_slice(&s->model, tenant, &slice, err);
+
+    if (r < 0)
+        return r;
+    r = subid_slice(SUBUID_FILE, s->user, getuid(), slice, TENANT_ID_SLICE, ret_uid_base, err);
+    if (r < 0)
+        return r;
+    return subid_slice(SUBGID_FILE, s->user, getuid(), slice, TENANT_ID_SLICE, ret_gid_base, err);
+}
+
+int server_parse_addr(const char *addr, struct sockaddr_in *ret, struct berth_error **err)
+{
+    const char *colon = strrchr(addr, ':');
+    _cleanup_free_ char *host = NULL;
+    char *end;
+    unsigned long port;
+
+    if (!colon)
+        return berth_error_plain(err, EINVAL, "address '%s' must be HOST:PORT", addr);
+    host = xstrndup(addr, (size_t)(colon - addr));
+    port = strtoul(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port > 65535)
+        return berth_error_plain(err, EINVAL, "address '%s' has an invalid port", addr);
+    memset(ret, 0, sizeof(*ret));
+    ret->sin_family = AF_INET;
+    ret->sin_port = htons((uint16_t)port);
+    if (strcmp(host, "localhost") == 0)
+        ret->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    else if (inet_pton(AF_INET, host, &ret->sin_addr) != 1)
+        return berth_error_plain(err, EINVAL, "address '%s' needs an IPv4 address", addr);
+    return 0;
+}
+
+/* The router's upstream: a socket the app's container init connected for us. */
+static int connect_app(void *cls, const char *app, uint64_t generation, int *ret_fd)
+{
+    struct server *s = cls;
+    _cleanup_error_ struct berth_error *err = NULL;
+    struct instance *in = NULL;
+    struct app_runtime *rt;
+    int r;
+    (void)generation;
+
+    pthread_mutex_lock(&s->lock);
+    for (rt = s->apps; rt; rt = rt->next)
+        if (strcmp(rt->name, app) == 0)
+            break;
+    if (rt && rt->web) {
+        in = rt->web;
+        instance_hold(in);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!in)
+        return -ENOENT;
+    r = instance_connect(in, ret_fd, &err);
+    instance_unhold(in);
+    return r;
+}
+
+/* Set by the signal handler, read by the main thread's wait loop. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int write_serve_file(struct server *s, struct berth_error **err)
+{
+    _cleanup_free_ char *path = model_path(&s->model, "run/serve.json");
+    _cleanup_free_ char *http = xasprintf("127.0.0.1:%u", s->http_port);
+    _cleanup_json_ json_t *doc = json_pack("{s:i, s:s, s:s, s:s, s:i, s:i}", "pid", (int)getpid(),
+                                           "router", http, "control_url", s->control_url,
+                                           "domain", s->opt.domain, "http_port", (int)s->http_port,
+                                           "control_port", (int)s->control_port);
+
+    return json_store_save(path, doc, 0600, err);
+}
+
+static void print_quick_start(struct server *s, const char *token)
+{
+    printf("\nberth is ready.\n\n"
+           "  router        http://<app>.%s:%u/\n"
+           "  control API   %s\n"
+           "  data          %s\n", s->opt.domain, s->http_port, s->control_url, s->opt.home);
+    if (token)
+        printf("  admin token   %s  (saved in %s/admin.token)\n", token, s->opt.home);
+    printf("\nQuick start, in another shell:\n\n"
+           "  build/berth apps:create hello\n"
+           "  cp -r examples/static /tmp/hello && cd /tmp/hello\n"
+           "  git init -q -b main && git add -A && git commit -qm init\n"
+           "  git push http://berth:$(cat %s/admin.token)@127.0.0.1:%u/hello.git main\n"
+           "  curl http://hello.%s:%u/\n\n", s->opt.home, s->control_port, s->opt.domain, s->http_port);
+    fflush(stdout);
+}
+
+static void stop_all_instances(struct server *s)
+{
+    for (struct app_runtime *rt = s->apps; rt; rt = rt->next) {
+        struct instance *in;
+
+        pthread_mutex_lock(&s->lock);
+        in = rt->web;
+        rt->web = NULL;
+        pthread_mutex_unlock(&s->lock);
+        if (in)
+            instance_stop_and_free(s, in, 10000);
+    }
+}
+
+int server_run(const struct server_options *opt, struct berth_error **err)
+{
+    struct server s = { .opt = *opt };
+    _cleanup_free_ char *token = NULL;
+    struct router_config rc = { 0 };
+    struct sigaction sa = { .sa_handler = on_stop_signal };
+    struct passwd *pw = getpwuid(getuid());
+    int r;
+
+    pthread_mutex_init(&s.lock, NULL);
+    s.user = xstrdup(pw ? pw->pw_name : "berth");
+    r = model_open(&s.model, opt->home, err);
+    if (r < 0)
+        return r;
+    r = model_init_home(&s.model, &token, err);
+    if (r < 0)
+        return berth_error_wrap(err, "preparing '%s'", opt->home);
+    s.layers_dir = model_path(&s.model, "layers");
+    s.stack_dir = model_path(&s.model, "layers/stack-host");
+    s.buildpacks_dir = model_path(&s.model, "buildpacks");
+    /* NULL when main() already installed them before dropping root. */
+    if (opt->buildpacks_src) {
+        r = serve_install_buildpacks(opt->buildpacks_src, s.buildpacks_dir, err);
+        if (r < 0)
+            return r;
+    }
+    r = runner_stack_prepare(s.stack_dir, err);
+    if (r < 0)
+        return berth_error_wrap(err, "preparing the host stack");
+    {
+        unsigned long base;
+
+        r = subid_slice(SUBUID_FILE, s.user, getuid(), 0, TENANT_ID_SLICE, &base, err);
+        if (r < 0)
+            return r;
+    }
+    r = runner_cgroup_check(err);
+    if (r < 0) {
+        if (!opt->allow_no_limits)
+            return berth_error_wrap(err, "memory, cpu and pids limits cannot be enforced "
+                                    "(start with --allow-no-limits to run without them)");
+        log_warn("running WITHOUT resource limits: %s", berth_error_msg(err));
+        berth_error_release(err);
+    } else {
+        s.cgroups = true;
+    }
+
+    /* Before any thread: the spawner must be forked from a single-threaded process. */
+    r = runner_spawner_start(&s.runner, err);
+    if (r < 0)
+        return r;
+    /* Process-wide, before threads: a closed client must not kill the daemon. */
+    signal(SIGPIPE, SIG_IGN);
+    r = receiver_global_init(err);
+    if (r < 0)
+        goto out;
+
+    rc.listen_addr = opt->http_addr;
+    rc.connect = connect_app;
+    rc.connect_cls = &s;
+    r = router_start(&rc, &s.router, err);
+    if (r < 0)
+        goto out;
+    s.http_port = router_port(s.router);
+    r = api_start(&s, err);
+    if (r < 0)
+        goto out;
+
+    deploy_restore_all(&s);
+    r = write_serve_file(&s, err);
+    if (r < 0)
+        goto out;
+    log_info("serving: router 127.0.0.1:%u, control %s, home %s", s.http_port, s.control_url, opt->home);
+    print_quick_start(&s, token);
+
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* Polled: the signal may be delivered to any thread, not only this one. */
+    while (!stop_requested)
+        sleep(1);
+    log_info("stopping");
+    r = 0;
+out:
+    api_stop(&s);
+    stop_all_instances(&s);
+    if (s.router)
+        router_stop(s.router);
+    if (s.runner)
+        runner_free(s.runner);
+    {
+        _cleanup_free_ char *serve_file = model_path(&s.model, "run/serve.json");
+
+        (void)unlink(serve_file);
+    }
+    return r;
+}

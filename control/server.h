@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/server: the daemon's state, `berth serve`. One process hosts the
+ * router, the control API with the git endpoint, the instances of every app
+ * and the deploy pipeline that ties them together (ARCHITECTURE.md,
+ * Processes). This struct is the one documented place where that state
+ * lives (like redis's `server`); everything else receives a pointer to it.
+ */
+#ifndef BERTH_CONTROL_SERVER_H
+#define BERTH_CONTROL_SERVER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "common/error.h"
+#include "control/model.h"
+#include "router/router.h"
+#include "runner/runner.h"
+
+struct instance;
+
+/* What berth runs for one app: its current release's web instance. */
+struct app_runtime {
+    char *name;
+    pthread_mutex_t deploy_lock;      /* one deploy at a time per app */
+    /* Guarded by server.lock: */
+    struct instance *web;             /* NULL when nothing serves */
+    uint64_t generation;              /* the release number now serving */
+    struct app_runtime *next;
+};
+
+struct server_options {
+    const char *home;
+    const char *http_addr;            /* router listen address */
+    const char *control_addr;         /* API and git endpoint */
+    const char *domain;               /* apps answer at <app>.<domain> */
+    const char *buildpacks_src;       /* built-in buildpacks, copied into the home at start */
+    bool allow_no_limits;             /* run even when cgroup limits cannot be enforced */
+};
+
+struct server {
+    struct server_options opt;
+    struct model model;
+    struct runner *runner;
+    struct router *router;
+    void *api;                        /* struct MHD_Daemon of the control API */
+    char *stack_dir;                  /* <home>/layers/stack-host */
+    char *layers_dir;                 /* <home>/layers */
+    char *buildpacks_dir;             /* <home>/buildpacks */
+    char *control_url;                /* http://127.0.0.1:8081 as bound */
+    uint16_t http_port, control_port;
+    bool cgroups;                     /* limits enforced through cgroups */
+    char *user;                       /* berth's user name, for /etc/subuid and /etc/subgid */
+    pthread_mutex_t lock;             /* guards apps and each app_runtime's web/generation */
+    struct app_runtime *apps;
+};
+
+/* Finds or adds the runtime entry for app `name` (never freed while serving). */
+struct app_runtime *server_app(struct server *s, const char *name);
+/* Publishes the route table for every app that has a serving instance. */
+int server_publish_routes(struct server *s, struct berth_error **err);
+/* Parses "127.0.0.1:8080" (IPv4 address and port; port 0 picks a free one). */
+int server_parse_addr(const char *addr, struct sockaddr_in *ret, struct berth_error **err);
+/* The tenant's id ranges for containers. */
+int server_tenant_ids(struct server *s, const char *tenant, unsigned long *ret_uid_base,
+                      unsigned long *ret_gid_base, struct berth_error **err);
+
+#endif

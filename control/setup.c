@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/setup: the one-time root step (ARCHITECTURE.md, Tenants and
+ * isolation) and the privilege drop of a `berth serve` started as root.
+ * useradd/usermod from Debian's passwd package do the user and id-range
+ * work, so /etc/passwd, /etc/subuid and /etc/subgid are edited by the tools
+ * that own them, with their locking.
+ */
+#include "control/serve.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/xalloc.h"
+#include "control/model.h"
+#include "control/subid.h"
+#include "runner/runner.h"
+
+/* Runs argv (a program from the host), waits, and fails unless it exits 0. */
+static int run_tool(const char *const *argv, struct berth_error **err)
+{
+    pid_t pid = fork();
+    int status;
+
+    if (pid < 0)
+        return berth_error_make(err, errno, "fork");
+    if (pid == 0) {
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return berth_error_make(err, errno, "waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return berth_error_plain(err, EIO, "'%s' failed (status %d)", argv[0],
+                                 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    return 0;
+}
+
+static int ensure_subids(const char *user, uid_t uid, struct berth_error **err)
+{
+    unsigned long have_u = subid_count_slices(SUBUID_FILE, user, uid, TENANT_ID_SLICE);
+    unsigned long have_g = subid_count_slices(SUBGID_FILE, user, uid, TENANT_ID_SLICE);
+    unsigned long need, start, end;
+    _cleanup_free_ char *range = NULL;
+
+    if (have_u >= SETUP_MIN_SLICES && have_g >= SETUP_MIN_SLICES)
+        return 0;
+    need = SETUP_MIN_SLICES * TENANT_ID_SLICE;
+    /* One fresh range above everything either file hands out, the same for uids and gids. */
+    start = subid_first_free(SUBUID_FILE, 100000);
+    if (subid_first_free(SUBGID_FILE, 100000) > start)
+        start = subid_first_free(SUBGID_FILE, 100000);
+    end = start + need - 1;
+    if (end > 0xfffffffeUL)
+        return berth_error_plain(err, ERANGE, "no room for %lu subordinate ids", need);
+    range = xasprintf("%lu-%lu", start, end);
+    {
+        const char *argv[] = { "usermod", "--add-subuids", range, "--add-subgids", range, user, NULL };
+
+        return run_tool(argv, err);
+    }
+}
+
+int setup_host(const char *user, uid_t *ret_uid, gid_t *ret_gid, char **ret_home, struct berth_error **err)
+{
+    struct passwd *pw;
+    struct stat st;
+    int r;
+
+    if (geteuid() != 0)
+        return berth_error_plain(err, EPERM, "berth setup must run as root (it creates the user, "
+                                 "its subordinate ids and cgroups once)");
+    pw = getpwnam(user);
+    if (!pw) {
+        const char *argv[] = { "useradd", "--create-home", "--user-group", "--shell", "/bin/bash",
+                               "--comment", "berth PaaS", user, NULL };
+
+        r = run_tool(argv, err);
+        if (r < 0)
+            return berth_error_wrap(err, "creating user '%s'", user);
+        pw = getpwnam(user);
+        if (!pw)
+            return berth_error_plain(err, ENOENT, "user '%s' missing after useradd", user);
+    }
+    if (pw->pw_uid == 0)
+        return berth_error_plain(err, EINVAL, "berth must not run as root: choose another --user");
+    r = ensure_subids(user, pw->pw_uid, err);
+    if (r < 0)
+        return berth_error_wrap(err, "giving '%s' subordinate ids", user);
+    if (stat("/usr/bin/newuidmap", &st) < 0 || !(st.st_mode & S_ISUID))
+        return berth_error_plain(err, ENOENT, "'/usr/bin/newuidmap' is missing or not setuid: "
+                                 "apt-get install uidmap");
+    r = runner_cgroup_delegate(pw->pw_uid, pw->pw_gid, err);
+    if (r < 0)
+        return berth_error_wrap(err, "delegating cgroups to '%s'", user);
+    if (ret_uid)
+        *ret_uid = pw->pw_uid;
+    if (ret_gid)
+        *ret_gid = pw->pw_gid;
+    if (ret_home)
+        *ret_home = xstrdup(pw->pw_dir);
+    return 0;
+}
+
+int setup_own_dir(const char *dir, uid_t uid, gid_t gid, struct berth_error **err)
+{
+    struct stat st;
+    int r = mkdir_p(dir, 0755, err);
+
+    if (r < 0)
+        return r;
+    if (lstat(dir, &st) < 0)
+        return berth_error_make(err, errno, "stat '%s'", dir);
+    if ((st.st_uid != uid || st.st_gid != gid) && lchown(dir, uid, gid) < 0)
+        return berth_error_make(err, errno, "chown '%s'", dir);
+    if (chmod(dir, 0700) < 0)
+        return berth_error_make(err, errno, "chmod '%s'", dir);
+    return 0;
+}
+
+int setup_drop_privileges(uid_t uid, gid_t gid, const char *user, const char *home, struct berth_error **err)
+{
+    if (setgroups(0, NULL) < 0)
+        return berth_error_make(err, errno, "setgroups");
+    if (setresgid(gid, gid, gid) < 0)
+        return berth_error_make(err, errno, "setresgid %u", (unsigned)gid);
+    if (setresuid(uid, uid, uid) < 0)
+        return berth_error_make(err, errno, "setresuid %u", (unsigned)uid);
+    /* The drop is for good: regaining root must be impossible. */
+    if (setuid(0) == 0)
+        return berth_error_plain(err, EPERM, "privileges could be regained after dropping them");
+    setenv("HOME", home, 1);
+    setenv("USER", user, 1);
+    setenv("LOGNAME", user, 1);
+    return 0;
+}
+
+/* Copies one tree: directories, regular files (keeping the exec bits) and symlinks. */
+static int copy_tree(const char *src, const char *dst, struct berth_error **err)
+{
+    _cleanup_closedir_ DIR *d = opendir(src);
+    struct dirent *de;
+    int r;
+
+    if (!d)
+        return berth_error_make(err, errno, "open '%s'", src);
+    if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+        return berth_error_make(err, errno, "mkdir '%s'", dst);
+    while ((de = readdir(d))) {
+        _cleanup_free_ char *from = NULL, *to = NULL;
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        from = xasprintf("%s/%s", src, de->d_name);
+        to = xasprintf("%s/%s", dst, de->d_name);
+        if (lstat(from, &st) < 0)
+            return berth_error_make(err, errno, "stat '%s'", from);
+        if (S_ISDIR(st.st_mode)) {
+            r = copy_tree(from, to, err);
+            if (r < 0)
+                return r;
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            ssize_t n = readlink(from, target, sizeof(target) - 1);
+
+            if (n < 0)
+                return berth_error_make(err, errno, "readlink '%s'", from);
+            target[n] = '\0';
+            if (symlink(target, to) < 0)
+                return berth_error_make(err, errno, "symlink '%s'", to);
+        } else if (S_ISREG(st.st_mode)) {
+            _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+
+            r = read_file(from, &data, 64u << 20, err);
+            if (r < 0)
+                return r;
+            r = write_file_atomic(to, data.buf, data.len, (st.st_mode & 0111) ? 0755 : 0644, err);
+            if (r < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
+int serve_install_buildpacks(const char *src, const char *dst, struct berth_error **err)
+{
+    _cleanup_free_ char *tmp = xasprintf("%s.new", dst);
+    _cleanup_free_ char *old = xasprintf("%s.old", dst);
+    int r;
+
+    _cleanup_closedir_ DIR *d = opendir(src);
+    struct dirent *de;
+    unsigned found = 0;
+
+    if (!d)
+        return berth_error_make(err, errno, "open buildpacks '%s'", src);
+    (void)rm_rf(tmp, NULL);
+    (void)rm_rf(old, NULL);
+    if (mkdir(tmp, 0755) < 0)
+        return berth_error_make(err, errno, "mkdir '%s'", tmp);
+    /* A buildpack is a directory with bin/detect; the driver's C sources stay behind. */
+    while ((de = readdir(d))) {
+        _cleanup_free_ char *detect = xasprintf("%s/%s/bin/detect", src, de->d_name);
+        _cleanup_free_ char *from = NULL, *to = NULL;
+
+        if (de->d_name[0] == '.' || access(detect, X_OK) < 0)
+            continue;
+        from = xasprintf("%s/%s", src, de->d_name);
+        to = xasprintf("%s/%s", tmp, de->d_name);
+        r = copy_tree(from, to, err);
+        if (r < 0)
+            return berth_error_wrap(err, "installing the buildpacks from '%s'", src);
+        found++;
+    }
+    if (!found)
+        return berth_error_plain(err, ENOENT, "no buildpacks (directories with bin/detect) in '%s'", src);
+    /* Swap in the new copy whole, so a build never sees half of one. */
+    if (rename(dst, old) < 0 && errno != ENOENT)
+        return berth_error_make(err, errno, "rename '%s'", dst);
+    if (rename(tmp, dst) < 0)
+        return berth_error_make(err, errno, "rename '%s'", tmp);
+    (void)rm_rf(old, NULL);
+    return 0;
+}

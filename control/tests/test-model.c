@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Unit tests for control's records (model.c) and the subordinate id
+ * slicing (subid.c), on a temporary home.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/jsonstore.h"
+#include "common/tests/tap.h"
+#include "common/xalloc.h"
+#include "control/model.h"
+#include "control/subid.h"
+
+static void test_names(void)
+{
+    ok(model_app_name_valid("hello"), "plain name");
+    ok(model_app_name_valid("a1-b2"), "digits and dashes");
+    ok(!model_app_name_valid(""), "empty is invalid");
+    ok(!model_app_name_valid("Hello"), "uppercase is invalid");
+    ok(!model_app_name_valid("1abc"), "leading digit is invalid");
+    ok(!model_app_name_valid("abc-"), "trailing dash is invalid");
+    ok(!model_app_name_valid("a.b"), "dots are invalid (they would split the Host)");
+    ok(!model_app_name_valid("../etc"), "path characters are invalid");
+    ok(!model_app_name_valid("abcdefghijabcdefghijabcdefghija"), "31 characters is too long");
+}
+
+static void test_model(void)
+{
+    char dir[] = "/tmp/berth-test-model-XXXXXX";
+    struct berth_error *err = NULL;
+    struct model m;
+    _cleanup_free_ char *token = NULL, *token2 = NULL, *tenant = NULL;
+    _cleanup_json_ json_t *list = NULL, *app = NULL, *rel = NULL;
+    unsigned version = 99;
+    unsigned long slice = 7;
+
+    ok(mkdtemp(dir) != NULL, "temp home");
+    ok(model_open(&m, dir, &err) == 0, "open");
+    ok(model_init_home(&m, &token, &err) == 0 && token && strlen(token) == 64, "first start makes a token");
+    ok(model_init_home(&m, &token2, &err) == 0 && token2 == NULL, "second start keeps it");
+    {
+        _cleanup_free_ char *p = model_path(&m, "admin.token");
+        struct stat st;
+
+        ok(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600, "admin.token is mode 0600");
+    }
+    ok(model_authenticate(&m, token, &tenant, &err) == 0 && strcmp(tenant, "admin") == 0, "token authenticates");
+    {
+        char *t = NULL;
+
+        ok(model_authenticate(&m, "wrong", &t, &err) == -EACCES && !t, "a wrong token does not");
+        berth_error_release(&err);
+        ok(model_authenticate(&m, "", &t, &err) == -EACCES, "an empty token does not");
+        berth_error_release(&err);
+    }
+    ok(model_tenant_slice(&m, "admin", &slice, &err) == 0 && slice == 0, "admin holds slice 0");
+    ok(model_app_create(&m, "hello", "admin", &err) == 0, "create app");
+    ok(model_app_create(&m, "hello", "admin", &err) == -EEXIST && strstr(berth_error_msg(&err), "already exists"),
+       "creating it twice is a clear error");
+    berth_error_release(&err);
+    ok(model_app_create(&m, "Bad Name", "admin", &err) == -EINVAL, "invalid name rejected");
+    berth_error_release(&err);
+    ok(model_app_create(&m, "another", "admin", &err) == 0, "create a second app");
+    ok(model_app_list(&m, &list, &err) == 0 && json_array_size(list) == 2 &&
+       strcmp(json_string_value(json_array_get(list, 0)), "another") == 0, "list is sorted");
+    ok(model_app_load(&m, "hello", &app, &err) == 0 && strcmp(json_get_str(app, "tenant"), "admin") == 0,
+       "load records the tenant");
+    {
+        json_t *none = NULL;
+
+        ok(model_app_load(&m, "missing", &none, &err) == -ENOENT &&
+           strcmp(berth_error_msg(&err), "app 'missing' does not exist") == 0, "missing app message");
+        berth_error_release(&err);
+    }
+    ok(model_release_current(&m, "hello", &version, &rel, &err) == 0 && version == 0 && !rel, "no release yet");
+    {
+        _cleanup_json_ json_t *r1 = json_pack("{s:i, s:s}", "version", 1, "slug", "abc");
+
+        ok(model_release_save(&m, "hello", 1, r1, &err) == 0, "save v1");
+        ok(model_release_save(&m, "hello", 1, r1, &err) == -EEXIST, "v1 cannot be overwritten");
+        berth_error_release(&err);
+        ok(model_release_save(&m, "hello", 2, r1, &err) == 0, "save v2");
+    }
+    ok(model_release_current(&m, "hello", &version, &rel, &err) == 0 && version == 2 && rel, "current is v2");
+    ok(rm_rf(dir, &err) == 0, "cleanup");
+    model_close(&m);
+}
+
+static void test_subid(void)
+{
+    char path[] = "/tmp/berth-test-subid-XXXXXX";
+    int fd = mkstemp(path);
+    const char *text = "other:100000:65536\nberth:165536:65536\n# comment\nberth:300000:200000\n";
+    unsigned long base = 0;
+    struct berth_error *err = NULL;
+
+    ok(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text), "write subuid fixture");
+    close(fd);
+    ok(subid_count_slices(path, "berth", 1001, 65536) == 4, "1 + 3 whole slices");
+    ok(subid_slice(path, "berth", 1001, 0, 65536, &base, &err) == 0 && base == 165536, "slice 0");
+    ok(subid_slice(path, "berth", 1001, 1, 65536, &base, &err) == 0 && base == 300000, "slice 1 in the next entry");
+    ok(subid_slice(path, "berth", 1001, 3, 65536, &base, &err) == 0 && base == 300000 + 2 * 65536, "slice 3");
+    ok(subid_slice(path, "berth", 1001, 4, 65536, &base, &err) == -ERANGE &&
+       strstr(berth_error_msg(&err), "berth setup"), "slice 4 does not exist and the message says what to run");
+    berth_error_release(&err);
+    ok(subid_slice(path, "1001", 1001, 0, 65536, &base, &err) < 0, "a name that is not there");
+    berth_error_release(&err);
+    ok(subid_first_free(path, 100000) == 500000, "first free id");
+    unlink(path);
+}
+
+int main(void)
+{
+    test_names();
+    test_model();
+    test_subid();
+    return tap_done();
+}

@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Shared helpers for berth's shell integration tests (bubblewrap's libtest.sh
+# idea): TAP output, a temporary directory removed on exit, assertions that
+# say what they expected, and starting/stopping a real `berth serve` on free
+# loopback ports. Source it from a test after `set -euo pipefail`.
+
+BERTH=${BERTH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/berth}
+SRCDIR=${SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+TEST_DIR=$(mktemp -d /tmp/berth-test.XXXXXX)
+chmod 0755 "$TEST_DIR"
+tap_n=0
+tap_failed=0
+serve_pid=
+
+cleanup() {
+    local rc=$?
+    if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
+        kill -TERM "$serve_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$serve_pid" 2>/dev/null || true
+    fi
+    if [ "${KEEP_TEST_DIR:-}" = 1 ]; then
+        echo "# kept $TEST_DIR"
+    else
+        # Containers leave files owned by subordinate ids: remove what we can.
+        rm -rf "$TEST_DIR" 2>/dev/null || true
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+
+ok() { tap_n=$((tap_n + 1)); echo "ok $tap_n - $*"; }
+not_ok() { tap_n=$((tap_n + 1)); tap_failed=$((tap_failed + 1)); echo "not ok $tap_n - $*"; }
+check() { # check "description" command...
+    local what=$1; shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+contains() { grep -qF -- "$2" "$1"; }
+not_contains() { ! grep -qF -- "$2" "$1"; }
+lacks_object() { ! git --git-dir="$1" cat-file -e "$2" 2>/dev/null; }
+diag() { sed 's/^/# /' "$@" >&2 || true; }
+done_testing() { echo "1..$tap_n"; [ "$tap_failed" -eq 0 ]; }
+
+# Skips the whole test, or fails it when CI says everything must run.
+skip_all() {
+    if [ "${BERTH_MUST_WORK:-}" = 1 ]; then
+        echo "not ok 1 - cannot run: $*"; echo "1..1"; exit 1
+    fi
+    echo "1..0 # SKIP $*"; exit 0
+}
+
+require_rootless() {
+    [ "$(id -u)" != 0 ] || skip_all "run as an unprivileged user (make test does this as root)"
+    grep -q "^$(id -un):" /etc/subuid || skip_all "no subordinate ids for $(id -un): run 'berth setup --user $(id -un)' as root"
+    [ -x "$BERTH" ] || skip_all "no berth binary at $BERTH"
+}
+
+# start_berth HOME [extra serve options]: starts `berth serve` on free ports
+# and sets HTTP_PORT, CONTROL_PORT, BERTH_URL and BERTH_TOKEN.
+start_berth() {
+    local home=$1; shift
+    "$BERTH" serve --home "$home" --http 127.0.0.1:0 --control 127.0.0.1:0 "$@" \
+        >"$TEST_DIR/serve.log" 2>&1 &
+    serve_pid=$!
+    for _ in $(seq 1 300); do
+        [ -s "$home/run/serve.json" ] && break
+        kill -0 "$serve_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ ! -s "$home/run/serve.json" ]; then
+        echo "# berth serve did not start:" >&2; diag "$TEST_DIR/serve.log"; return 1
+    fi
+    HTTP_PORT=$(sed -n 's/.*"http_port": *\([0-9]*\).*/\1/p' "$home/run/serve.json")
+    CONTROL_PORT=$(sed -n 's/.*"control_port": *\([0-9]*\).*/\1/p' "$home/run/serve.json")
+    BERTH_URL="http://127.0.0.1:$CONTROL_PORT"
+    BERTH_TOKEN=$(cat "$home/admin.token")
+    export BERTH_URL BERTH_TOKEN
+}
+
+stop_berth() {
+    [ -n "$serve_pid" ] || return 0
+    kill -TERM "$serve_pid" 2>/dev/null || true
+    local i
+    for i in $(seq 1 300); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$serve_pid" 2>/dev/null; then kill -KILL "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=; return 1; fi
+    wait "$serve_pid" 2>/dev/null || true
+    serve_pid=
+}
+
+# A git work tree with one commit, from a directory of files.
+make_repo() { # make_repo SRC DEST
+    cp -a "$1" "$2"
+    git -C "$2" init -q -b main
+    git -C "$2" -c user.email=t@example.com -c user.name=test add -A
+    git -C "$2" -c user.email=t@example.com -c user.name=test commit -qm "initial"
+}
+
+commit_all() { # commit_all DIR MESSAGE
+    git -C "$1" -c user.email=t@example.com -c user.name=test add -A
+    git -C "$1" -c user.email=t@example.com -c user.name=test commit -qm "$2"
+}
+
+# curl through the router with a Host header: body to stdout.
+router_get() { # router_get HOST PATH
+    curl -sS --max-time 10 -H "Host: $1" "http://127.0.0.1:$HTTP_PORT$2"
+}

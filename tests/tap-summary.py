@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Reads meson's testlog.json files and prints the closing line of `make test`:
+# `N passed, N failed, N skipped`, counting TAP cases (a test that failed
+# without a `not ok` line, e.g. a crash or a timeout, counts as one failure).
+# Exits non-zero when anything failed.
+import json
+import re
+import sys
+
+passed = failed = skipped = 0
+for path in sys.argv[1:]:
+    with open(path) as f:
+        for line in f:
+            t = json.loads(line)
+            out = t.get("stdout") or ""
+            p = fl = s = 0
+            for l in out.splitlines():
+                if re.match(r"^ok\b", l):
+                    if re.search(r"#\s*SKIP", l, re.I):
+                        s += 1
+                    else:
+                        p += 1
+                elif re.match(r"^not ok\b", l):
+                    if re.search(r"#\s*TODO", l, re.I):
+                        continue
+                    fl += 1
+                elif re.match(r"^1\.\.0\b.*#\s*SKIP", l, re.I):
+                    s += 1
+            result = t.get("result", "")
+            if result not in ("OK", "SKIP", "EXPECTEDFAIL") and fl == 0:
+                fl = 1
+                print("# %s: %s without a failing TAP case" % (t.get("name"), result), file=sys.stderr)
+            if fl:
+                print("# FAILED: %s (%s)" % (t.get("name"), path), file=sys.stderr)
+            passed += p
+            failed += fl
+            skipped += s
+print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
+sys.exit(1 if failed else 0)
