@@ -248,6 +248,24 @@ ok "keepalive packets were sent during the silence" grep -aqF $'0005\x01' "$T/re
 ok "the report after the keepalives is intact" grep -aq 'ok refs/heads/slow' "$T/resp"
 ok "slow ref created" test "$(server_ref refs/heads/slow)" = "$NEW"
 
+# 13. two pushes to one branch at once: one wins, the other is refused as
+# stale, and no release could have deployed without its ref moving
+git push -q "$URL" "$GOOD:refs/heads/race" 2>/dev/null || true
+git checkout -q -b r1 "$GOOD"; echo one >race1; git add race1; git commit -qm race1
+git checkout -q -b r2 "$GOOD"; echo two >race2; git add race2; git commit -qm race2
+git push --progress "$URL" r1:race >"$T/race1.log" 2>&1 & race1=$!
+git push --progress "$URL" r2:race >"$T/race2.log" 2>&1 & race2=$!
+r1=0; wait "$race1" || r1=$?
+r2=0; wait "$race2" || r2=$?
+ok "of two concurrent pushes exactly one succeeds ($r1, $r2)" \
+    bash -c "[ \$(( ($r1 == 0) + ($r2 == 0) )) -eq 1 ]"
+ok "the loser waited for the winner and was refused as stale" \
+    bash -c "cat '$T/race1.log' '$T/race2.log' | grep -q 'Waiting for another push' &&
+             cat '$T/race1.log' '$T/race2.log' | grep -q 'stale info'"
+winner=r1; [ "$r1" -eq 0 ] || winner=r2
+ok "the branch holds the winner's commit" test "$(server_ref refs/heads/race)" = "$(git rev-parse $winner)"
+git checkout -q main 2>/dev/null || git checkout -q -
+
 # 14. fetches are not served
 ok "GET info/refs for git-upload-pack gets 403" \
     test "$(curl -s -o "$T/resp" -w '%{http_code}' "$URL/info/refs?service=git-upload-pack")" = 403
