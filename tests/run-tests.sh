@@ -19,9 +19,12 @@ user=${BERTH_TEST_USER:-berth}
 if [ "$(id -u)" = 0 ]; then
     [ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
     ninja -C build berth >/dev/null
-    build/berth setup --user "$user"
     dest=$(mktemp -d /tmp/berth-tests.XXXXXX)
     tar --exclude=./build --exclude=./build-asan --exclude=./.git -cf - . | tar -xf - -C "$dest"
+    # What only root can check (setup, the privilege drop); counted below.
+    echo "=== root"
+    BERTH_TEST_USER=$user BERTH=$top/build/berth bash tests/serve-as-root.sh >"$dest/root-tests.tap" 2>&1 || true
+    grep -E '^(not )?ok ' "$dest/root-tests.tap" | grep -v '^ok ' || echo "serve-as-root: $(grep -c '^ok ' "$dest/root-tests.tap") ok"
     chown -R "$user:" "$dest"
     chmod 0755 "$dest"
     home=$(getent passwd "$user" | cut -d: -f6)
@@ -45,9 +48,11 @@ run_setup() { # run_setup BUILDDIR [meson options...]
     logs+=("$dir/meson-logs/testlog.json")
 }
 
-run_setup build --buildtype=debugoptimized
+run_setup build --buildtype=debugoptimized -Dwerror=true
 # The fork-into-namespace paths make LeakSanitizer's at-exit check meaningless
 # in children that exec or _exit; leaks are still checked in the unit suite.
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=0 \
     run_setup build-asan -Db_sanitize=address,undefined -Dwerror=true
+# The root phase's TAP (tests/serve-as-root.sh), when there was one.
+[ -f root-tests.tap ] && logs+=(root-tests.tap)
 exec python3 tests/tap-summary.py "${logs[@]}"

@@ -7,7 +7,11 @@
 # and on loopback only.
 #   1. router: berth's router vs nginx proxy_pass (keepalive upstream), both
 #      in front of the same nginx upstream, wrk -t2 -c64 and -t1 -c1;
-#   2. container start to exit of /bin/true: berth's runner vs bwrap.
+#   2. idle memory (RSS, PSS, USS over the process tree): berth's router
+#      vs nginx as the proxy;
+#   3. container start to exit of /bin/true: berth's runner vs bwrap;
+#   4. git push over smart HTTP (200 files x 10 KiB, then one line more):
+#      berth's receiver vs nginx -> fcgiwrap -> git http-backend.
 # Runs as an unprivileged user with subordinate ids (as root it re-runs
 # itself as the berth user prepared by `berth setup`).
 set -euo pipefail
@@ -19,7 +23,10 @@ if [ "$(id -u)" = 0 ]; then
 fi
 T=$(mktemp -d /tmp/berth-bench.XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$T" 2>/dev/null || true; }
+# stop PIDS: the servers and their children (fcgiwrap's forked workers keep
+# our stdout open, and a pipe into `make bench | tail` would never end).
+stop() { for p in "$@"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() { stop "${pids[@]}"; rm -rf "$T" 2>/dev/null || true; }
 trap cleanup EXIT
 rounds=${BENCH_ROUNDS:-3}
 secs=${BENCH_SECONDS:-5}
@@ -44,6 +51,14 @@ http {
 }
 CONF
 }
+# mem_tree PID: "RSS PSS USS" in kB, summed over PID and its descendants.
+mem_tree() {
+    local all=$1 kids p
+    kids=$(pgrep -P "$1" || true)
+    for p in $kids; do all="$all $(pgrep -P "$p" || true) $p"; done
+    for p in $all; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done |
+        awk '/^Rss:/ {r += $2} /^Pss:/ {p += $2} /^Private_(Clean|Dirty):/ {u += $2} END {print r, p, u}'
+}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
 
@@ -66,8 +81,10 @@ for conc in "-t2 -c64" "-t1 -c1"; do
     printf '  wrk %-8s nginx %10s req/s   berth %10s req/s   berth/nginx %.2f\n' "$conc" "$n" "$b" \
         "$(awk -v b="$b" -v n="$n" 'BEGIN {print (n > 0 ? b / n : 0)}')"
 done
-for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=()
-rss=$(ps -o rss= -C router-bench 2>/dev/null | head -1 || true)
+echo "== idle memory after the load, kB over the process tree (RSS PSS USS)"
+echo "  nginx proxy (master + worker): $(mem_tree "${pids[1]}")"
+echo "  berth router:                  $(mem_tree "${pids[2]}")"
+stop "${pids[@]}"; pids=()
 
 echo "== container start -> exit of /bin/true (median of ${BENCH_RUNS:-200} runs)"
 if grep -q "^$(id -un):" /etc/subuid; then
@@ -81,3 +98,39 @@ if grep -q "^$(id -un):" /etc/subuid; then
 else
     echo "  skipped: $(id -un) has no subordinate ids (run berth setup)"
 fi
+
+echo "== git push over smart HTTP, 200 files x 10 KiB (hyperfine, ${PUSH_RUNS:-20} runs each, median ms)"
+rs=$T/rs; gs=$T/gs; mkdir -p "$rs" "$gs"
+"$build/receiver/receiver-test-server" "$rs" >"$T/rts.port" 2>"$T/rts.log" & pids+=($!)
+fcgiwrap -c 2 -s "unix:$T/fcgi.sock" & pids+=($!)
+gp=$(free_port)
+nginx_conf "$T/gh" "server { listen 127.0.0.1:$gp; client_max_body_size 0;
+        location / { fastcgi_pass unix:$T/fcgi.sock; include /etc/nginx/fastcgi_params;
+            fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+            fastcgi_param GIT_PROJECT_ROOT $gs; fastcgi_param GIT_HTTP_EXPORT_ALL \"\";
+            fastcgi_param PATH_INFO \$uri; fastcgi_param REMOTE_USER bench; } }"
+nginx -p "$T/gh" -c "$T/gh/nginx.conf" -e "$T/gh/error.log" & pids+=($!)
+for _ in $(seq 1 50); do [ -s "$T/rts.port" ] && [ -S "$T/fcgi.sock" ] && break; sleep 0.1; done
+bp=$(head -1 "$T/rts.port")
+src=$T/src; mkdir -p "$src"
+for i in $(seq 1 200); do head -c 7680 /dev/urandom | base64 -w 0 >"$src/f$i.txt"; done
+git -C "$src" init -q -b main
+git -C "$src" -c user.email=b@b -c user.name=b add -A
+git -C "$src" -c user.email=b@b -c user.name=b commit -qm one
+c1=$(git -C "$src" rev-parse HEAD)
+echo more >>"$src/f1.txt"
+git -C "$src" -c user.email=b@b -c user.name=b commit -qam two
+c2=$(git -C "$src" rev-parse HEAD)
+fresh() { echo "rm -rf $1/bench.git && git init -q --bare -b main $1/bench.git && git --git-dir=$1/bench.git config http.receivepack true"; }
+push_median() { # push_median NAME PREPARE COMMAND
+    hyperfine -N --runs "${PUSH_RUNS:-20}" --prepare "$2" --export-json "$T/$1.json" "$3" >/dev/null 2>&1 &&
+        python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$T/$1.json"
+}
+bf=$(push_median bf "bash -c '$(fresh "$rs")'" "git -C $src push -q http://127.0.0.1:$bp/bench.git $c1:refs/heads/main")
+gf=$(push_median gf "bash -c '$(fresh "$gs")'" "git -C $src push -q http://127.0.0.1:$gp/bench.git $c1:refs/heads/main")
+bi=$(push_median bi "git --git-dir=$rs/bench.git update-ref refs/heads/main $c1" "git -C $src push -q http://127.0.0.1:$bp/bench.git $c2:refs/heads/main")
+gi=$(push_median gi "git --git-dir=$gs/bench.git update-ref refs/heads/main $c1" "git -C $src push -q http://127.0.0.1:$gp/bench.git $c2:refs/heads/main")
+printf '  first push:       http-backend %8s ms   berth %8s ms   berth/http-backend %.2f\n' "$gf" "$bf" \
+    "$(awk -v b="$bf" -v g="$gf" 'BEGIN {print (g > 0 ? b / g : 0)}')"
+printf '  incremental push: http-backend %8s ms   berth %8s ms   berth/http-backend %.2f\n' "$gi" "$bi" \
+    "$(awk -v b="$bi" -v g="$gi" 'BEGIN {print (g > 0 ? b / g : 0)}')"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# What only root can test: `berth setup` prepares the host idempotently, and
+# a `berth serve` started as root prepares the host itself and then drops to
+# the unprivileged berth user for good (the server must not stay root).
+# tests/run-tests.sh runs this in its root phase, before the unprivileged
+# suites, and counts it in the closing line.
+set -euo pipefail
+. "$(dirname "$0")/lib/libtest.sh"
+[ "$(id -u)" = 0 ] || skip_all "needs root"
+user=${BERTH_TEST_USER:-berth}
+
+"$BERTH" setup --user "$user" >"$TEST_DIR/setup1.out" 2>&1 && ok "berth setup succeeds" || not_ok "berth setup succeeds"
+before=$(cat /etc/subuid /etc/subgid | md5sum)
+"$BERTH" setup --user "$user" >"$TEST_DIR/setup2.out" 2>&1 && ok "berth setup runs again" || not_ok "berth setup runs again"
+check "a second setup changes no id range" [ "$(cat /etc/subuid /etc/subgid | md5sum)" = "$before" ]
+uid=$(id -u "$user"); gid=$(id -g "$user")
+slices=$(awk -F: -v u="$user" '$1 == u { n += int($3 / 65536) } END { print n + 0 }' /etc/subuid)
+check "the user has at least 16 tenant slices of subordinate uids ($slices)" [ "$slices" -ge 16 ]
+runuser -u "$user" -- "$BERTH" setup --user "$user" >"$TEST_DIR/setup3.out" 2>&1 || true
+check "setup as a normal user is refused with a clear message" contains "$TEST_DIR/setup3.out" "must run as root"
+
+home=$TEST_DIR/home
+start_berth "$home" --user "$user"
+ok "berth serve started as root"
+status=/proc/$serve_pid/status
+check "the server runs as $user (real, effective, saved, fs uid)" \
+    [ "$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "$status")" = "$uid $uid $uid $uid" ]
+check "... and its gids are $user's" \
+    [ "$(awk '/^Gid:/ { print $2, $3, $4, $5 }' "$status")" = "$gid $gid $gid $gid" ]
+check "... with no supplementary groups" [ -z "$(awk '/^Groups:/ { print $2 }' "$status")" ]
+check "... and no capabilities" [ "$(awk '/^CapEff:/ { print $2 }' "$status")" = 0000000000000000 ]
+check "the home belongs to $user" [ "$(stat -c %U "$home")" = "$user" ]
+check "admin.token belongs to $user, mode 0600" [ "$(stat -c '%U %a' "$home/admin.token")" = "$user 600" ]
+check "the buildpacks were installed for $user" [ "$(stat -c %U "$home/buildpacks/static/bin/detect")" = "$user" ]
+"$BERTH" apps:create hello >"$TEST_DIR/create.out" 2>&1 || true
+check "the API answers" contains "$TEST_DIR/create.out" "Creating hello... done"
+check "records are written by $user" [ "$(stat -c %U "$home/apps/hello/app.json")" = "$user" ]
+stop_berth && ok "it stops on SIGTERM" || not_ok "it stops on SIGTERM"
+
+done_testing
