@@ -311,6 +311,11 @@ int instance_start(struct server *s, const struct instance_spec *spec, struct in
     return 0;
 }
 
+const char *instance_dyno(const struct instance *in)
+{
+    return in->dyno;
+}
+
 int instance_connect(struct instance *in, int *ret_fd, struct berth_error **err)
 {
     return runner_connect(in->container, ret_fd, err);

@@ -46,6 +46,8 @@ void instance_hold(struct instance *in);
 void instance_unhold(struct instance *in);
 /* A connected socket to the instance's $PORT (router upstream). */
 int instance_connect(struct instance *in, int *ret_fd, struct berth_error **err);
+/* Its name in Heroku's words: "web.1". */
+const char *instance_dyno(const struct instance *in);
 /* Stops (grace_ms before SIGKILL), removes its files and frees it. */
 void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms);
 /* Stops it in a background thread, so a deploy does not wait for the old release to drain. */

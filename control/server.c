@@ -115,7 +115,8 @@ int server_parse_addr(const char *addr, struct sockaddr_in *ret, struct berth_er
 }
 
 /* The router's upstream: a socket the app's container init connected for us. */
-static int connect_app(void *cls, const char *app, uint64_t generation, int *ret_fd)
+static int connect_app(void *cls, const char *app, uint64_t generation, int *ret_fd,
+                       char ret_dyno[ROUTER_DYNO_MAX])
 {
     struct server *s = cls;
     _cleanup_error_ struct berth_error *err = NULL;
@@ -136,6 +137,14 @@ static int connect_app(void *cls, const char *app, uint64_t generation, int *ret
     if (!in)
         return -ENOENT;
     r = instance_connect(in, ret_fd, &err);
+    if (r >= 0) {
+        const char *name = instance_dyno(in);
+        size_t len = strlen(name);
+        if (len >= ROUTER_DYNO_MAX)
+            len = ROUTER_DYNO_MAX - 1;
+        memcpy(ret_dyno, name, len);
+        ret_dyno[len] = '\0';
+    }
     instance_unhold(in);
     return r;
 }

@@ -126,9 +126,9 @@ void access_log(const struct proxy_req *req)
     strbuf_addf(&sb, "method=%s", req->method);
     strbuf_addstr(&sb, " path=");
     add_quoted(&sb, req->uri ? req->uri : "", 2048);
-    strbuf_addf(&sb, " host=%s request_id=%s fwd=\"%s\" dyno= connect=%llums service=%llums"
+    strbuf_addf(&sb, " host=%s request_id=%s fwd=\"%s\" dyno=%s connect=%llums service=%llums"
                 " status=%d bytes=%llu protocol=http",
-                req->host[0] ? req->host : "-", req->request_id, req->fwd,
+                req->host[0] ? req->host : "-", req->request_id, req->fwd, req->dyno,
                 (unsigned long long)req->connect_ms, (unsigned long long)service,
                 req->status, (unsigned long long)req->bytes_sent);
     log_info("%s", sb.buf);

@@ -52,6 +52,7 @@ struct pool_slot {
     int n;
     int fds[POOL_IDLE_MAX];
     uint64_t since[POOL_IDLE_MAX];
+    char dynos[POOL_IDLE_MAX][ROUTER_DYNO_MAX];  /* the instance each fd reaches, for the log */
 };
 
 struct upstream_pool {
@@ -90,10 +91,10 @@ const struct route_entry *route_table_lookup(const struct route_table *t, const 
 /* Marks the pools of `old` that `cur` (built with `mark`) no longer uses as dead. */
 void route_table_retire_pools(const struct route_table *old, unsigned mark);
 
-/* An idle connection registered with loop `slot`, or -1. */
-int pool_take(struct upstream_pool *p, unsigned slot);
+/* An idle connection registered with loop `slot` (its instance's name in `ret_dyno`), or -1. */
+int pool_take(struct upstream_pool *p, unsigned slot, char ret_dyno[ROUTER_DYNO_MAX]);
 /* Keeps fd (disarmed in loop `slot`'s epoll) for reuse, or closes it when the pool is dead or full. */
-void pool_put(struct upstream_pool *p, unsigned slot, int fd);
+void pool_put(struct upstream_pool *p, unsigned slot, int fd, const char *dyno);
 void pool_unref(struct upstream_pool *p);
 
 /* ---------------------------------------------------------------- requests */
@@ -137,6 +138,7 @@ struct proxy_req {
     char host[HOST_MAX + 1];
     char request_id[201];
     char fwd[64];
+    char dyno[ROUTER_DYNO_MAX];   /* the instance that served it (from connect or the pool) */
     struct route_table *table;
     const struct route_entry *route;
     struct strbuf out;            /* the upstream request: head, then body */

@@ -383,7 +383,7 @@ int proxy_get_upstream(struct proxy_req *req, bool allow_pool)
 {
     struct router *r = req->router;
     uint64_t t0;
-    int fd = allow_pool ? pool_take(req->route->pool, req->loop_idx) : -1, one = 1, ret, flags;
+    int fd = allow_pool ? pool_take(req->route->pool, req->loop_idx, req->dyno) : -1, one = 1, ret, flags;
 
     if (fd >= 0) {
         req->from_pool = true;
@@ -391,7 +391,9 @@ int proxy_get_upstream(struct proxy_req *req, bool allow_pool)
     }
     req->from_pool = false;
     t0 = now_ms();
-    ret = r->cfg.connect(r->cfg.connect_cls, req->route->app, req->route->generation, &fd);
+    req->dyno[0] = '\0';
+    ret = r->cfg.connect(r->cfg.connect_cls, req->route->app, req->route->generation, &fd, req->dyno);
+    req->dyno[ROUTER_DYNO_MAX - 1] = '\0';
     req->connect_ms += now_ms() - t0;
     if (ret < 0)
         return ret;

@@ -18,14 +18,20 @@
 
 struct router;
 
+/* Room for an instance's name in the access log's dyno= field ("web.1"). */
+#define ROUTER_DYNO_MAX 32
+
 /*
  * Returns a connected stream socket to an instance of `app` serving
  * `generation` (or newer), owned by the caller, or -errno: -ENOENT when the
  * app has no running web instance (the router answers 503 H14 "No web
  * processes running"), anything else is a connection error (503 H10/H21).
+ * On success it names the instance in `ret_dyno` (NUL-terminated, may be
+ * empty), which the access log prints as dyno=.
  * Called from router threads; must be thread-safe.
  */
-typedef int (*router_connect_fn)(void *cls, const char *app, uint64_t generation, int *ret_fd);
+typedef int (*router_connect_fn)(void *cls, const char *app, uint64_t generation, int *ret_fd,
+                                 char ret_dyno[ROUTER_DYNO_MAX]);
 
 struct router_config {
     const char *listen_addr;      /* "127.0.0.1:8080" */

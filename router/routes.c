@@ -13,6 +13,7 @@
  * their response ends.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,7 +74,7 @@ void pool_unref(struct upstream_pool *p)
  * loop's epoll (EPOLLONESHOT fired and was not re-armed), so no event for
  * it can be pending, and close() drops the registration.
  */
-int pool_take(struct upstream_pool *p, unsigned slot)
+int pool_take(struct upstream_pool *p, unsigned slot, char ret_dyno[ROUTER_DYNO_MAX])
 {
     struct pool_slot *s = &p->slots[slot % p->nslots];
     uint64_t now = now_ms();
@@ -85,6 +86,7 @@ int pool_take(struct upstream_pool *p, unsigned slot)
         s->n--;
         if (now - s->since[s->n] < POOL_IDLE_MS) {
             fd = s->fds[s->n];
+            memcpy(ret_dyno, s->dynos[s->n], ROUTER_DYNO_MAX);
             break;
         }
         (void)close(s->fds[s->n]);
@@ -93,7 +95,7 @@ int pool_take(struct upstream_pool *p, unsigned slot)
     return fd;
 }
 
-void pool_put(struct upstream_pool *p, unsigned slot, int fd)
+void pool_put(struct upstream_pool *p, unsigned slot, int fd, const char *dyno)
 {
     struct pool_slot *s = &p->slots[slot % p->nslots];
 
@@ -101,6 +103,7 @@ void pool_put(struct upstream_pool *p, unsigned slot, int fd)
     if (!p->dead && s->n < POOL_IDLE_MAX) {
         s->fds[s->n] = fd;
         s->since[s->n] = now_ms();
+        (void)snprintf(s->dynos[s->n], ROUTER_DYNO_MAX, "%s", dyno);
         s->n++;
         fd = -1;
     }

@@ -192,7 +192,7 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
     pthread_mutex_unlock(&req->lock);
     if (fd >= 0) {
         if (reuse)
-            pool_put(req->route->pool, req->loop_idx, fd);
+            pool_put(req->route->pool, req->loop_idx, fd, req->dyno);
         else
             (void)close(fd);
     }

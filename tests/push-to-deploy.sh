@@ -37,6 +37,8 @@ check "Host with a port suffix routes too" contains "$TEST_DIR/page1b.html" "Hel
 code=$(curl -s -o "$TEST_DIR/app404.html" -w '%{http_code}' -H 'Host: hello.localhost' "http://127.0.0.1:$HTTP_PORT/missing.html")
 check "a missing file is a 404 ($code)" [ "$code" = 404 ]
 check "... and it is the app's own 404 page, not the router's" not_contains "$TEST_DIR/app404.html" "No such app"
+check "the router's access log names the dyno that served it" \
+    grep -q 'host=hello.localhost request_id=[0-9a-f-]* fwd="127.0.0.1" dyno=web.1 .*status=200' "$TEST_DIR/serve.log"
 
 # The web server must be running in its own user and pid namespace.
 pid=$(pgrep -u "$(id -u)" -f 'busybox httpd' | head -1 || true)

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,8 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/strbuf.h"
+#include "common/xalloc.h"
 #include "common/tests/tap.h"
 #include "router/router.h"
 
@@ -282,12 +285,14 @@ static int dial(uint16_t port, int *ret_fd)
     return 0;
 }
 
-static int test_connect(void *cls, const char *app, uint64_t generation, int *ret_fd)
+static int test_connect(void *cls, const char *app, uint64_t generation, int *ret_fd,
+                        char ret_dyno[ROUTER_DYNO_MAX])
 {
     (void)cls;
     (void)generation;
     if (strcmp(app, "alpha-app") == 0) {
         atomic_fetch_add(&connects, 1);
+        memcpy(ret_dyno, "web.7", sizeof("web.7"));
         return dial(up_port, ret_fd);
     }
     if (strcmp(app, "gamma-app") == 0)
@@ -582,8 +587,9 @@ static void test_errors(void)
 
 static void test_keepalive_and_pool(void)
 {
-    char *out;
-    int before;
+    struct strbuf log = STRBUF_INIT;
+    char *out, *path;
+    int before, saved_stderr, log_fd, named = 0;
 
     out = run("curl -s -o /dev/null -o /dev/null -w '%%{num_connects}\\n' -H 'Host: a.localhost' "
               "'http://127.0.0.1:%u/hello' 'http://127.0.0.1:%u/echo'",
@@ -591,14 +597,34 @@ static void test_keepalive_and_pool(void)
     ok(out && strcmp(out, "1\n0\n") == 0, "client keep-alive: second URL reuses the connection");
     free(out);
 
+    /* The access log goes to stderr: catch it in a file for these requests. */
+    path = xasprintf("%s/access.log", tmpdir);
+    fflush(stderr);
+    saved_stderr = dup(STDERR_FILENO);
+    log_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (log_fd >= 0)
+        dup2(log_fd, STDERR_FILENO);
     before = atomic_load(&connects);
     for (int i = 0; i < 10; i++) {
         char *body = NULL;
         (void)request("a.localhost", "/hello", NULL, &body, NULL);
         free(body);
     }
+    usleep(100000);   /* the last line is written after the response */
+    fflush(stderr);
+    dup2(saved_stderr, STDERR_FILENO);
+    close(saved_stderr);
+    if (log_fd >= 0)
+        close(log_fd);
     ok(atomic_load(&connects) - before <= 1, "upstream connections pooled (%d new for 10 requests)",
        atomic_load(&connects) - before);
+    (void)read_file(path, &log, 1 << 20, NULL);
+    for (const char *p = log.buf; p && (p = strstr(p, "dyno=web.7 ")); p++)
+        named++;
+    ok(named == 10, "access log names the instance (dyno=web.7) for fresh and pooled connections (%d/10)",
+       named);
+    strbuf_release(&log);
+    free(path);
 }
 
 static void test_swap_and_slow(void)

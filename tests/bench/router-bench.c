@@ -23,7 +23,8 @@
 
 static uint16_t upstream_port;
 
-static int connect_upstream(void *cls, const char *app, uint64_t generation, int *ret_fd)
+static int connect_upstream(void *cls, const char *app, uint64_t generation, int *ret_fd,
+                            char ret_dyno[ROUTER_DYNO_MAX])
 {
     struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(upstream_port),
                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -31,6 +32,7 @@ static int connect_upstream(void *cls, const char *app, uint64_t generation, int
     (void)cls;
     (void)app;
     (void)generation;
+    (void)ret_dyno;
 
     if (fd < 0)
         return -errno;
