@@ -527,6 +527,36 @@ static void test_bodies(void)
     unlink(path);
 }
 
+/*
+ * Heroku's limits (HEROKU.md): request line and each header line up to 8192
+ * bytes. Those must pass whole; a head far beyond what the per-connection
+ * memory holds gets a 4xx, not a hang or a crash.
+ */
+static void test_header_limits(void)
+{
+    char *body = NULL, *extra, *path, *out;
+    char big[8001], huge[40001];
+    int st;
+
+    memset(big, 'c', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    memset(huge, 'h', sizeof(huge) - 1);
+    huge[sizeof(huge) - 1] = '\0';
+    path = xasprintf("/echo?q=%.7900s", big);
+    extra = xasprintf("-H 'Cookie: k=%s'", big);
+    st = request("a.localhost", path, extra, &body, NULL);
+    ok(st == 200 && body && strstr(body, path) && strstr(body, big),
+       "an 8 KB request line and an 8 KB header line pass whole (%d)", st);
+    free(body);
+    free(extra);
+    free(path);
+    out = run("curl -s -o /dev/null -w '%%{http_code}' -H 'Host: a.localhost' -H 'X-Huge: %s' "
+              "'http://127.0.0.1:%u/hello'", huge, (unsigned)router_port_num);
+    ok(out && (strcmp(out, "431") == 0 || strcmp(out, "413") == 0 || strcmp(out, "414") == 0),
+       "a 40 KB header gets a 4xx (%s)", out ? out : "");
+    free(out);
+}
+
 static void test_errors(void)
 {
     char *body = NULL;
@@ -844,6 +874,7 @@ int main(void)
     test_basic();
     test_bodies();
     test_errors();
+    test_header_limits();
     test_keepalive_and_pool();
     test_swap_and_slow();
     test_websocket();
