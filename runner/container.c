@@ -278,16 +278,11 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
     if ((r = validate(spec, err)) < 0)
         return r;
     if (spec->cgroup) {
-#ifdef BERTH_HAVE_CGROUP
         if (!*layout && (r = cgroup_layout_detect(layout, err)) < 0)
             return r;
         if ((r = cgroup_create(*layout, spec->cgroup, &spec->limits, err)) < 0)
             return r;
         in_cgroup = true;
-#else
-        return berth_error_plain(err, ENOTSUP, "cgroup '%s' asked for, but this build has no "
-                                 "cgroup support", spec->cgroup);
-#endif
     }
     /*
      * The overlay's upper and work dirs must belong to the container's root
@@ -340,10 +335,8 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
 
     if ((r = container_map_ids(pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
         goto fail_kill;
-#ifdef BERTH_HAVE_CGROUP
     if (spec->cgroup && (r = cgroup_enter(*layout, spec->cgroup, pid, err)) < 0)
         goto fail_kill;
-#endif
     if (send(sync_p, "g", 1, MSG_NOSIGNAL) != 1) {
         r = berth_error_make(err, errno, "release %s", what);
         goto fail_kill;
@@ -366,15 +359,11 @@ fail_mode:
     if (chmodded)
         (void)chmod(spec->state_dir, st.st_mode & 07777);
 fail_cgroup:
-#ifdef BERTH_HAVE_CGROUP
     if (in_cgroup) {
         struct berth_error *e2 = NULL;
 
         (void)cgroup_remove(*layout, spec->cgroup, &e2);
         berth_error_release(&e2);
     }
-#else
-    (void)in_cgroup;
-#endif
     return r;
 }

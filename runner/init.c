@@ -152,14 +152,12 @@ static void app_main(const struct init_ctx *ctx, int report_fd)
         if (n != 1)
             _exit(127);
     }
-#ifdef BERTH_HAVE_SECCOMP
     /* Last: the profile denies much of what the steps above needed. */
     if (ctx->prog && (r = seccomp_program_load(ctx->prog)) < 0) {
         errno = -r;
         step = "load the seccomp profile";
         goto fail;
     }
-#endif
     r = exec_app(spec);
     {
         _cleanup_free_ char *s = xasprintf("execve '%s': %s", spec->argv[0], strerror(-r));

@@ -39,7 +39,6 @@ struct tracked {
 struct spawner {
     int sock;
     struct seccomp_program prog;
-    bool have_prog;
     struct cgroup_layout *layout;
     struct tracked *children;
     size_t n_children, alloc_children;
@@ -57,7 +56,6 @@ static void untrack(struct spawner *s, pid_t pid)
          * cgroup holds nothing more of this container; kill_all is for
          * anything that still escaped into it.
          */
-#ifdef BERTH_HAVE_CGROUP
         if (t->cgroup && s->layout) {
             struct berth_error *e = NULL;
 
@@ -66,7 +64,6 @@ static void untrack(struct spawner *s, pid_t pid)
             (void)cgroup_remove(s->layout, t->cgroup, &e);
             berth_error_release(&e);
         }
-#endif
         free(t->cgroup);
         s->children[i] = s->children[--s->n_children];
         return;
@@ -107,7 +104,7 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
     }
     spec.stdout_fd = fds[0];
     spec.stderr_fd = fds[1];
-    r = container_create(&spec, s->have_prog ? &s->prog : NULL, &s->layout, &h, &err);
+    r = container_create(&spec, &s->prog, &s->layout, &h, &err);
     if (r < 0) {
         (void)reply(s, -r, berth_error_msg(&err), 0, NULL, 0);
     } else {
@@ -203,13 +200,10 @@ void spawner_main(int sock, pid_t parent)
         proto_report_error(sock, errno, "signalfd in the spawner");
         _exit(1);
     }
-#ifdef BERTH_HAVE_SECCOMP
     if (seccomp_program_build(&s.prog, &err) < 0) {
         proto_report_error(sock, berth_error_code(&err), berth_error_msg(&err));
         _exit(1);
     }
-    s.have_prog = true;
-#endif
     proto_report_ok(sock);
 
     for (;;) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Integration test for runner/cgroup.c on the real cgroup filesystem.
+ * Integration test for runner/cgroup-layout.c and runner/cgroup.c on the
+ * real cgroup filesystem.
  *
  * As root it first plays `berth setup`: runner_cgroup_delegate() for the
  * `berth` user (this creates only `berth` below this process's own cgroups),
@@ -50,8 +51,8 @@ static bool must_work(void)
  * The test's own idea of where a controller's berth cgroup is: the mount
  * point /sys/fs/cgroup/<ctrl> (v1) or /sys/fs/cgroup (v2) plus this
  * process's path from /proc/self/cgroup. Deliberately independent of
- * cgroup.c's mountinfo parsing, so the two can check each other; good for
- * the usual layout of a host without cgroup namespaces.
+ * cgroup-layout.c's mountinfo parsing, so the two can check each other; good
+ * for the usual layout of a host without cgroup namespaces.
  */
 static char *berth_dir(const char *ctrl)
 {

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What runner/cgroup-layout.c (finding the hierarchies, root's delegation,
+ * the berth user's check) and runner/cgroup.c (one container's cgroup:
+ * create, enter, kill, remove) share: the layout and small file helpers.
+ * Not for use outside those two files; runner/cgroup.h is the interface.
+ */
+#ifndef BERTH_RUNNER_CGROUP_INTERNAL_H
+#define BERTH_RUNNER_CGROUP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/error.h"
+#include "common/strbuf.h"
+
+#define CGROUP_MOUNT "/sys/fs/cgroup"
+#define BERTH_CGROUP "berth"
+/* Caps on what we accept from callers and read from the kernel. */
+#define MAX_RELPATH 1024
+#define MAX_DEPTH 16
+#define MAX_PROCFILE (4u << 20)
+#define MAX_CTRL 3
+
+/*
+ * berth_error_wrap() answers -EIO when the caller passed no error object;
+ * keep the real code in that case.
+ */
+#define WRAP(r, err, ...) ((err) ? berth_error_wrap((err), __VA_ARGS__) : (r))
+
+struct cgroup_ctrl {
+    char *name;   /* "memory", "pids", "cpu" (co-mounted: "memory,pids"); "unified" on v2 */
+    char *root;   /* absolute path of berth's delegated cgroup in this hierarchy */
+};
+
+struct cgroup_layout {
+    bool v2;
+    size_t n;
+    struct cgroup_ctrl ctrl[MAX_CTRL];
+};
+
+/* Writes `value` in one write(), as cgroup files need. */
+int cgroup_write_str(const char *path, const char *value, struct berth_error **err);
+/* Reads a small kernel file into `out`, trailing whitespace trimmed. */
+int cgroup_read_str(const char *path, struct strbuf *out, struct berth_error **err);
+bool cgroup_file_exists(const char *dir, const char *name);
+/* Whether `word` is one of the `sep`-separated words of `list`. */
+bool cgroup_has_word(const char *list, const char *word, char sep);
+/* The hierarchy that carries controller `name` (v2: the one tree), or NULL. */
+const struct cgroup_ctrl *cgroup_find_ctrl(const struct cgroup_layout *l, const char *name);
+/* v2: switches berth's controllers on in `dir`'s cgroup.subtree_control. */
+int cgroup_enable_controllers(const char *dir, struct berth_error **err);
+
+#endif

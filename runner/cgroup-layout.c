@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * cgroups for tenants, apps and instances (runner/cgroup.h), part one: where
+ * the hierarchies are, root's one-time delegation and the berth user's check
+ * of it; runner/cgroup.c creates, enters, kills and removes the cgroups. berth never
+ * creates a cgroup outside its own: `berth setup` (root) makes `berth` below
+ * the cgroup the process runs in, once per controller, and hands it to the
+ * berth user; the berth user then creates <tenant>/<app>/<instance> below
+ * that and writes their limits (ARCHITECTURE.md, Tenants and isolation).
+ *
+ * Two layouts are handled:
+ *  - cgroup v2 (/sys/fs/cgroup is cgroup2): one tree, `<own>/berth`;
+ *    controllers are switched on in cgroup.subtree_control on the way down.
+ *  - cgroup v1 and hybrid hosts (/sys/fs/cgroup is a tmpfs): the memory, pids
+ *    and cpu hierarchies, each with its own `<own>/berth`, where <own> comes
+ *    from /proc/self/cgroup per controller (on the reference host the memory
+ *    controller is nested at /process_api/<id>, pids and cpu sit at /).
+ *    Unlike crun, a hybrid host whose unified mount carries controllers
+ *    (hugetlb here) is not refused: berth only uses the v1 hierarchies.
+ *
+ * Every limit asked for is written or the call fails (reference/ISOLATION.md
+ * §0.2: rootless runtimes on v1 silently drop limits; berth must not).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/magic.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/strbuf.h"
+#include "common/xalloc.h"
+#include "runner/cgroup.h"
+#include "runner/cgroup-internal.h"
+#include "common/banned.h"
+
+/*
+ * The controllers berth uses (v1: one hierarchy each; v2: switched on in
+ * subtree_control). memory and pids carry the limits berth sets and must be
+ * there; cpu is used when present (no cpu limit is written yet, so a host
+ * without it loses nothing that was asked for).
+ */
+static const struct {
+    const char *name;
+    bool required;
+} controllers[] = {
+    { "memory", true },
+    { "pids", true },
+    { "cpu", false },
+};
+#define N_CONTROLLERS (sizeof(controllers) / sizeof(controllers[0]))
+
+void cgroup_layout_free(struct cgroup_layout *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->ctrl[i].name);
+        free(l->ctrl[i].root);
+    }
+    free(l);
+}
+
+static void cgroup_layout_freep(struct cgroup_layout **l)
+{
+    cgroup_layout_free(*l);
+}
+
+/* ------------------------------------------------------------------------
+ * small file helpers
+ */
+
+int cgroup_write_str(const char *path, const char *value, struct berth_error **err)
+{
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return berth_error_make(err, errno, "open '%s'", path);
+    /* cgroup files take the whole value in one write(); a short write is an error. */
+    ssize_t n = write(fd, value, strlen(value));
+    if (n < 0)
+        return berth_error_make(err, errno, "writing '%s' to '%s'", value, path);
+    if ((size_t)n != strlen(value))
+        return berth_error_plain(err, EIO, "short write of '%s' to '%s'", value, path);
+    return 0;
+}
+
+int cgroup_read_str(const char *path, struct strbuf *out, struct berth_error **err)
+{
+    strbuf_setlen(out, 0);
+    int r = read_file(path, out, MAX_PROCFILE, err);
+    if (r < 0)
+        return r;
+    strbuf_rtrim(out);
+    return 0;
+}
+
+bool cgroup_file_exists(const char *dir, const char *name)
+{
+    _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* Whether `word` is one of the `sep`-separated words of `list`. */
+bool cgroup_has_word(const char *list, const char *word, char sep)
+{
+    size_t wl = strlen(word);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, sep);
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == wl && memcmp(p, word, wl) == 0)
+            return true;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------------
+ * finding the hierarchies
+ */
+
+/* Undoes mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape_mountinfo(char *s)
+{
+    char *w = s;
+    for (char *p = s; *p; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *w++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+            p += 3;
+        } else {
+            *w++ = *p;
+        }
+    }
+    *w = '\0';
+}
+
+/*
+ * Finds the mount of the v1 hierarchy holding `controller` (or the cgroup2
+ * mount when controller is NULL): *ret_mnt is the mount point, *ret_root the
+ * cgroup the mount shows at its top (not "/" inside a cgroup namespace).
+ */
+static int find_mount(const char *controller, char **ret_mnt, char **ret_root,
+                      struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf mi = STRBUF_INIT;
+    _cleanup_free_ char *mnt = NULL, *mroot = NULL;
+    int r = read_file("/proc/self/mountinfo", &mi, MAX_PROCFILE, err);
+    if (r < 0)
+        return r;
+
+    for (char *line = mi.buf, *next; line && *line; line = next) {
+        char *nl = strchr(line, '\n');
+        next = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
+
+        /* id parent maj:min root mountpoint opts [optional...] - fstype source superopts */
+        char *f[5] = { NULL };
+        char *save = NULL;
+        char *tok = strtok_r(line, " ", &save);
+        for (int i = 0; i < 5 && tok; i++, tok = strtok_r(NULL, " ", &save))
+            f[i] = tok;
+        while (tok && strcmp(tok, "-") != 0)
+            tok = strtok_r(NULL, " ", &save);
+        if (!tok || !f[4])
+            continue;
+        char *fstype = strtok_r(NULL, " ", &save);
+        (void)strtok_r(NULL, " ", &save);   /* source */
+        char *superopts = strtok_r(NULL, " ", &save);
+        if (!fstype || !superopts)
+            continue;
+
+        unescape_mountinfo(f[3]);
+        unescape_mountinfo(f[4]);
+        /* v2 was chosen because CGROUP_MOUNT itself is cgroup2: use that mount */
+        bool match = controller ? strcmp(fstype, "cgroup") == 0 && cgroup_has_word(superopts, controller, ',')
+                                : strcmp(fstype, "cgroup2") == 0 && strcmp(f[4], CGROUP_MOUNT) == 0;
+        if (!match)
+            continue;
+        /* the last match wins: a later mount on the same point hides the earlier one */
+        free(mroot);
+        free(mnt);
+        mroot = xstrdup(f[3]);
+        mnt = xstrdup(f[4]);
+    }
+    if (mnt) {
+        *ret_mnt = TAKE_PTR(mnt);
+        *ret_root = TAKE_PTR(mroot);
+        return 0;
+    }
+    return berth_error_plain(err, ENOENT, "no cgroup%s hierarchy%s%s%s is mounted",
+                             controller ? "" : "2", controller ? " for '" : "",
+                             controller ? controller : "", controller ? "'" : "");
+}
+
+/* This process's cgroup in the v1 hierarchy of `controller` (NULL: the v2 "0::" entry). */
+static int own_cgroup(const char *controller, char **ret, struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf cg = STRBUF_INIT;
+    int r = read_file("/proc/self/cgroup", &cg, MAX_PROCFILE, err);
+    if (r < 0)
+        return r;
+
+    for (char *line = cg.buf, *next; line && *line; line = next) {
+        char *nl = strchr(line, '\n');
+        next = nl ? nl + 1 : NULL;
+        if (nl)
+            *nl = '\0';
+        /* "id:controller,list:/path"; the path may itself contain ':' */
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c2 = '\0';
+        bool match = controller ? cgroup_has_word(c1 + 1, controller, ',')
+                                : strncmp(line, "0:", 2) == 0 && c1[1] == '\0';
+        if (match) {
+            *ret = xstrdup(c2 + 1);
+            return 0;
+        }
+    }
+    return berth_error_plain(err, ENOENT, "this process is in no cgroup%s%s%s (/proc/self/cgroup)",
+                             controller ? " of '" : " v2", controller ? controller : "",
+                             controller ? "'" : "");
+}
+
+/* Mount point plus own cgroup, relative to what the mount shows as its root. */
+static char *hierarchy_dir(const char *mnt, const char *mroot, const char *own)
+{
+    const char *rel = own;
+    size_t rl = strlen(mroot);
+    if (strcmp(mroot, "/") != 0 && strncmp(own, mroot, rl) == 0 && (own[rl] == '/' || own[rl] == '\0'))
+        rel = own + rl;
+    while (*rel == '/')
+        rel++;
+    return *rel ? xasprintf("%s/%s", mnt, rel) : xstrdup(mnt);
+}
+
+/* Computes where berth's cgroups are, without checking they exist. */
+static int layout_find(struct cgroup_layout **ret, struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = xcalloc(1, sizeof(*l));
+    struct statfs sfs;
+    int r;
+
+    if (statfs(CGROUP_MOUNT, &sfs) < 0)
+        return berth_error_make(err, errno, "statfs '%s'", CGROUP_MOUNT);
+
+    if (sfs.f_type == CGROUP2_SUPER_MAGIC) {
+        _cleanup_free_ char *mnt = NULL, *mroot = NULL, *own = NULL;
+        if ((r = find_mount(NULL, &mnt, &mroot, err)) < 0 || (r = own_cgroup(NULL, &own, err)) < 0)
+            return r;
+        _cleanup_free_ char *dir = hierarchy_dir(mnt, mroot, own);
+        l->v2 = true;
+        l->ctrl[0].name = xstrdup("unified");
+        l->ctrl[0].root = xasprintf("%s/%s", dir, BERTH_CGROUP);
+        l->n = 1;
+    } else if (sfs.f_type == TMPFS_MAGIC) {
+        for (size_t i = 0; i < N_CONTROLLERS; i++) {
+            const char *name = controllers[i].name;
+            _cleanup_free_ char *mnt = NULL, *mroot = NULL, *own = NULL;
+            _cleanup_error_ struct berth_error *e = NULL;
+
+            r = find_mount(name, &mnt, &mroot, &e);
+            if (r == 0)
+                r = own_cgroup(name, &own, &e);
+            if (r < 0) {
+                if (!controllers[i].required)
+                    continue;
+                if (!err)
+                    return r;
+                *err = TAKE_PTR(e);
+                return WRAP(r, err, "cgroup v1 controller '%s'", name);
+            }
+            _cleanup_free_ char *dir = hierarchy_dir(mnt, mroot, own);
+            _cleanup_free_ char *root = xasprintf("%s/%s", dir, BERTH_CGROUP);
+            /* co-mounted controllers (e.g. "memory,pids") share one directory and entry */
+            size_t j = 0;
+            while (j < l->n && strcmp(l->ctrl[j].root, root) != 0)
+                j++;
+            if (j < l->n) {
+                char *names = xasprintf("%s,%s", l->ctrl[j].name, name);
+                free(l->ctrl[j].name);
+                l->ctrl[j].name = names;
+                continue;
+            }
+            l->ctrl[l->n].name = xstrdup(name);
+            l->ctrl[l->n].root = TAKE_PTR(root);
+            l->n++;
+        }
+    } else {
+        return berth_error_plain(err, EOPNOTSUPP, "'%s' is neither cgroup2 nor a tmpfs of v1 "
+                                 "hierarchies (filesystem magic 0x%lx)", CGROUP_MOUNT,
+                                 (unsigned long)sfs.f_type);
+    }
+    *ret = TAKE_PTR(l);
+    return 0;
+}
+
+const struct cgroup_ctrl *cgroup_find_ctrl(const struct cgroup_layout *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v2 || cgroup_has_word(l->ctrl[i].name, name, ','))
+            return &l->ctrl[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * v2 controller switching
+ */
+
+/*
+ * Makes the controllers berth uses available to the children of `dir` by
+ * writing "+name" to its cgroup.subtree_control. The kernel refuses (EBUSY)
+ * while `dir` holds processes ("no internal processes"): only leaves may
+ * hold processes once controllers are on. berth's own subtree never puts
+ * processes in an inner node, so EBUSY here means the cgroup berth was
+ * started in is not a delegated, process-free parent.
+ */
+int cgroup_enable_controllers(const char *dir, struct berth_error **err)
+{
+    _cleanup_free_ char *cpath = xasprintf("%s/cgroup.controllers", dir);
+    _cleanup_free_ char *spath = xasprintf("%s/cgroup.subtree_control", dir);
+    _cleanup_strbuf_ struct strbuf avail = STRBUF_INIT;
+    _cleanup_strbuf_ struct strbuf on = STRBUF_INIT;
+    int r;
+
+    if ((r = cgroup_read_str(cpath, &avail, err)) < 0 || (r = cgroup_read_str(spath, &on, err)) < 0)
+        return r;
+    for (size_t i = 0; i < N_CONTROLLERS; i++) {
+        const char *c = controllers[i].name;
+        if (cgroup_has_word(on.buf, c, ' '))
+            continue;
+        if (!cgroup_has_word(avail.buf, c, ' ')) {
+            if (!controllers[i].required)
+                continue;
+            return berth_error_plain(err, EOPNOTSUPP, "controller '%s' is not available in '%s'; "
+                                     "delegate it to this cgroup (systemd Delegate=yes), then "
+                                     "run 'berth setup'", c, dir);
+        }
+        _cleanup_free_ char *v = xasprintf("+%s", c);
+        r = cgroup_write_str(spath, v, err);
+        if (r == -EBUSY)
+            return WRAP(r, err, "'%s' holds processes, so it cannot pass controllers "
+                                    "to children; start berth in a leaf cgroup", dir);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * setup (root) and check (berth user)
+ */
+
+static int chown_path(const char *path, uid_t uid, gid_t gid, struct berth_error **err)
+{
+    if (chown(path, uid, gid) < 0)
+        return berth_error_make(err, errno, "chown '%s' to %u:%u", path, (unsigned)uid,
+                                (unsigned)gid);
+    return 0;
+}
+
+int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
+    /*
+     * Only the directory and the files a delegatee needs to create children
+     * and place processes (the kernel's own list in /sys/kernel/cgroup/delegate
+     * for v2). The knobs of `berth` itself stay root's: they are the
+     * operator's limit on berth as a whole.
+     */
+    static const char *const v1_files[] = { "cgroup.procs", "tasks" };
+    static const char *const v2_files[] = { "cgroup.procs", "cgroup.subtree_control", "cgroup.threads" };
+    int r;
+
+    if ((r = layout_find(&l, err)) < 0)
+        return WRAP(r, err, "finding this process's cgroups");
+
+    for (size_t i = 0; i < l->n; i++) {
+        const char *root = l->ctrl[i].root;
+        if (l->v2) {
+            _cleanup_free_ char *parent = xstrndup(root, (size_t)(strrchr(root, '/') - root));
+            if ((r = cgroup_enable_controllers(parent, err)) < 0)
+                return r;
+        }
+        if (mkdir(root, 0755) < 0 && errno != EEXIST)
+            return berth_error_make(err, errno, "mkdir '%s'", root);
+        struct stat st;
+        if (lstat(root, &st) < 0)
+            return berth_error_make(err, errno, "stat '%s'", root);
+        if (!S_ISDIR(st.st_mode))
+            return berth_error_plain(err, ENOTDIR, "'%s' exists and is not a cgroup", root);
+        if ((r = chown_path(root, uid, gid, err)) < 0)
+            return r;
+        const char *const *files = l->v2 ? v2_files : v1_files;
+        size_t nf = l->v2 ? sizeof(v2_files) / sizeof(v2_files[0]) : sizeof(v1_files) / sizeof(v1_files[0]);
+        for (size_t j = 0; j < nf; j++) {
+            _cleanup_free_ char *p = xasprintf("%s/%s", root, files[j]);
+            if ((r = chown_path(p, uid, gid, err)) < 0)
+                return r;
+        }
+        if (l->v2 && (r = cgroup_enable_controllers(root, err)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* Fails with a message naming `berth setup` unless `root` exists and is ours to write. */
+static int check_delegated(const char *root, struct berth_error **err)
+{
+    _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", root);
+    struct stat st;
+
+    if (stat(root, &st) < 0) {
+        if (errno == ENOENT)
+            return berth_error_plain(err, ENOENT, "cgroup '%s' does not exist; run "
+                                     "'berth setup' as root to delegate it", root);
+        return berth_error_make(err, errno, "stat '%s'", root);
+    }
+    /* AT_EACCESS: the effective ids are what the kernel checks on mkdir and write. */
+    if (faccessat(AT_FDCWD, root, W_OK, AT_EACCESS) < 0 ||
+        faccessat(AT_FDCWD, procs, W_OK, AT_EACCESS) < 0)
+        return berth_error_make(err, errno, "cgroup '%s' is not writable by uid %u; run "
+                                "'berth setup' as root to delegate it", root,
+                                (unsigned)geteuid());
+    return 0;
+}
+
+int cgroup_layout_detect(struct cgroup_layout **ret, struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
+    int r;
+
+    if ((r = layout_find(&l, err)) < 0)
+        return WRAP(r, err, "finding berth's cgroups");
+    for (size_t i = 0; i < l->n; i++)
+        if ((r = check_delegated(l->ctrl[i].root, err)) < 0)
+            return r;
+    *ret = TAKE_PTR(l);
+    return 0;
+}
+
+int runner_cgroup_check(struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
+    int r;
+
+    if ((r = cgroup_layout_detect(&l, err)) < 0)
+        return r;
+    /* Access bits can lie (ACLs, read-only mounts, LSMs); a real mkdir cannot. */
+    for (size_t i = 0; i < l->n; i++) {
+        _cleanup_free_ char *probe = xasprintf("%s/.check-%ld", l->ctrl[i].root, (long)getpid());
+        if (mkdir(probe, 0755) < 0 && errno != EEXIST)
+            return berth_error_make(err, errno, "cannot create cgroups below '%s'; run "
+                                    "'berth setup' as root to delegate it", l->ctrl[i].root);
+        if (rmdir(probe) < 0)
+            return berth_error_make(err, errno, "removing probe cgroup '%s'", probe);
+    }
+    if (l->v2) {
+        /*
+         * v2 moves a process only if the writer may write cgroup.procs of
+         * the common ancestor of source and target: here the cgroup berth
+         * runs in. Without that, every cgroup_enter would fail later.
+         */
+        const char *root = l->ctrl[0].root;
+        _cleanup_free_ char *parent = xstrndup(root, (size_t)(strrchr(root, '/') - root));
+        _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", parent);
+        if (faccessat(AT_FDCWD, procs, W_OK, AT_EACCESS) < 0)
+            return berth_error_make(err, errno, "'%s' is not writable, so processes cannot be "
+                                    "moved into '%s'; run berth in a delegated cgroup "
+                                    "(systemd Delegate=yes) and run 'berth setup'", procs, root);
+        _cleanup_free_ char *ctl = xasprintf("%s/cgroup.subtree_control", root);
+        _cleanup_strbuf_ struct strbuf on = STRBUF_INIT;
+        if ((r = cgroup_read_str(ctl, &on, err)) < 0)
+            return r;
+        for (size_t i = 0; i < N_CONTROLLERS; i++)
+            if (controllers[i].required && !cgroup_has_word(on.buf, controllers[i].name, ' '))
+                return berth_error_plain(err, EOPNOTSUPP, "controller '%s' is not enabled in "
+                                         "'%s'; run 'berth setup'", controllers[i].name, ctl);
+    }
+    return 0;
+}
