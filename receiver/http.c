@@ -33,6 +33,7 @@
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/xalloc.h"
 #include "receiver/push.h"
 #include "common/banned.h"
@@ -252,6 +253,13 @@ static void *worker_main(void *arg)
     req->push.out_fd = -1;
     req->sock[1] = -1;
     pthread_mutex_unlock(&req->push.out_lock);
+    /* The client has its report; now the housekeeping, as git receive-pack does. */
+    if (push_moved_refs(&req->push)) {
+        _cleanup_error_ struct berth_error *err = NULL;
+
+        if (receiver_repo_maintain(req->push.opts->repo_path, &err) < 0)
+            log_warn("repository housekeeping: %s", berth_error_msg(&err));
+    }
     return NULL;
 }
 

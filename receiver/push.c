@@ -56,6 +56,14 @@ void push_release(struct receiver_push *p)
     p->n_cmds = p->n_options = 0;
 }
 
+bool push_moved_refs(const struct receiver_push *p)
+{
+    for (size_t i = 0; i < p->n_cmds; i++)
+        if (!p->cmds[i].error)
+            return true;
+    return false;
+}
+
 /* ---- output ---------------------------------------------------------- */
 
 void push_send(struct receiver_push *p, const char *data, size_t len)

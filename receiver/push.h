@@ -63,6 +63,8 @@ void push_release(struct receiver_push *p);
 int push_read_commands(struct receiver_push *p, struct pkt_reader *r, struct berth_error **err);
 /* Runs the push to the end and writes the report to out_fd. Never fails: errors are reported. */
 void push_execute(struct receiver_push *p, struct pkt_reader *r);
+/* After push_execute: whether it moved a ref (each failure sets its command's error). */
+bool push_moved_refs(const struct receiver_push *p);
 
 /*
  * Renames the quarantined pack into objects/pack (.pack first, .idx last),

@@ -63,6 +63,15 @@ int receiver_push_export(struct receiver_push *push, const char *commit_hex, con
 int receiver_repo_init(const char *path, struct berth_error **err);
 
 /*
+ * Housekeeping after a push that moved refs, as git's own receive-pack does
+ * (receive.autogc): runs `git gc --auto --quiet` on the bare repository
+ * under its push lock, so every push's pack is folded into one once there
+ * are more than gc.autoPackLimit (50) of them. Blocks until git is done;
+ * the receiver calls it after the client has its report.
+ */
+int receiver_repo_maintain(const char *path, struct berth_error **err);
+
+/*
  * The smart-HTTP handler. `subpath` is what follows "/<app>.git/":
  * "info/refs" (GET, ?service=git-receive-pack) or "git-receive-pack"
  * (POST). Anything else (including upload-pack, which berth does not serve)

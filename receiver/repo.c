@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Repository-level pieces of the receiver: process-wide libgit2 setup, bare
- * repository creation, the ref advertisement, and the single adapter that
- * turns libgit2 result codes and messages into berth errors.
+ * repository creation and housekeeping, the ref advertisement, and the
+ * single adapter that turns libgit2 result codes and messages into berth
+ * errors.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/xalloc.h"
@@ -141,5 +147,44 @@ int advertise_refs(git_repository *repo, struct strbuf *out, struct berth_error 
     if (first)
         add_ref_line(out, "0000000000000000000000000000000000000000", "capabilities^{}", true);
     pktline_add_flush(out);
+    return 0;
+}
+
+/*
+ * libgit2 has no gc: it writes a new pack per push and never repacks, so
+ * git itself does it, as Dokku and Piku rely on git receive-pack's autogc.
+ * The push lock (update.c) keeps a push from publishing a pack while git
+ * repacks; a push that arrives meanwhile says it is waiting.
+ */
+int receiver_repo_maintain(const char *path, struct berth_error **err)
+{
+    _cleanup_free_ char *lock_path = xasprintf("%s/berth-push.lock", path);
+    _cleanup_free_ char *git_dir = xasprintf("--git-dir=%s", path);
+    char *argv[] = { (char *)"git", git_dir, (char *)"gc", (char *)"--auto", (char *)"--quiet", NULL };
+    _cleanup_close_ int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    posix_spawn_file_actions_t fa;
+    extern char **environ;
+    pid_t pid;
+    int r, status;
+
+    if (lock_fd < 0)
+        return berth_error_make(err, errno, "open '%s'", lock_path);
+    while (flock(lock_fd, LOCK_EX) < 0)
+        if (errno != EINTR)
+            return berth_error_make(err, errno, "lock '%s'", lock_path);
+    /* git's output, if any, goes to the server log; it reads nothing. */
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+    r = posix_spawnp(&pid, "git", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0)
+        return berth_error_make(err, r, "running 'git gc --auto' in '%s'", path);
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return berth_error_make(err, errno, "waiting for 'git gc' in '%s'", path);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return berth_error_plain(err, EIO, "'git gc --auto' in '%s' failed (status 0x%x)", path,
+                                 (unsigned)status);
     return 0;
 }

@@ -266,6 +266,28 @@ winner=r1; [ "$r1" -eq 0 ] || winner=r2
 ok "the branch holds the winner's commit" test "$(server_ref refs/heads/race)" = "$(git rev-parse $winner)"
 git checkout -q main 2>/dev/null || git checkout -q -
 
+# 13b. housekeeping: libgit2 adds a pack per push; git gc --auto folds them
+# once there are more than gc.autoPackLimit (lowered here from 50 to 3).
+# git runs after the client has its report, so each count is polled for.
+git -C "$BARE" config gc.autoPackLimit 3
+git checkout -q -b gc "$(server_ref refs/heads/main)"
+before=$(pack_count); counts=
+for i in 1 2 3 4 5; do
+    echo "gc $i" >"gc$i"; git add "gc$i"; git commit -qm "gc $i"
+    git push -q "$URL" gc 2>>"$T/gc.log" || echo "push $i failed" >>"$T/gc.log"
+    for _ in $(seq 100); do [ "$(pack_count)" -le 3 ] && break; sleep 0.1; done
+    counts="$counts $(pack_count)"
+done
+ok "the earlier sections left more than 3 packs ($before)" test "$before" -gt 3
+ok "with gc.autoPackLimit=3, packs stay at 3 or fewer after each of five pushes:$counts" \
+    bash -c "for c in $counts; do [ \$c -le 3 ] || exit 1; done"
+ok "... every push succeeded" bash -c "! grep -q failed '$T/gc.log'"
+ok "... the branch holds the last commit" test "$(server_ref refs/heads/gc)" = "$(git rev-parse HEAD)"
+ok "... and the repository passes fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress
+echo "gc 6" >gc6; git add gc6; git commit -qm "gc 6"
+ok "a push after the housekeeping succeeds" git push -q "$URL" gc
+git checkout -q main 2>/dev/null || git checkout -q -
+
 # 14. fetches are not served
 ok "GET info/refs for git-upload-pack gets 403" \
     test "$(curl -s -o "$T/resp" -w '%{http_code}' "$URL/info/refs?service=git-upload-pack")" = 403
