@@ -5,11 +5,15 @@
  * of a request), upstream.c (the upstream event loops) and errors.c (error
  * pages and the access log).
  *
- * Threads: libmicrohttpd runs a pool of epoll worker threads for the client
- * side; the router runs as many upstream loops (epoll threads) for the
- * upstream side. A request (struct proxy_req) is shared by exactly one MHD
- * worker and one upstream loop, guarded by its own mutex, and freed when both
- * sides have dropped their reference.
+ * Threads: the router runs N loops (epoll threads). Each drives its own
+ * libmicrohttpd daemon in external-epoll mode (all N share the listening
+ * socket) and the upstream sockets of the requests that daemon accepted, so
+ * a request lives on one thread from its first byte to its last: no
+ * hand-off between threads, and resuming a suspended connection wakes no
+ * other thread. A request (struct proxy_req) still has two sides, the MHD
+ * side (proxy.c) and the upstream side (upstream.c), each holding a
+ * reference; its mutex matters where other threads touch it (router_stop(),
+ * route swaps) and costs nothing uncontended.
  */
 #ifndef BERTH_ROUTER_INTERNAL_H
 #define BERTH_ROUTER_INTERNAL_H
@@ -187,10 +191,18 @@ bool proxy_req_wake_locked(struct proxy_req *req);
 
 /* ---------------------------------------------------------------- upstream.c */
 
-struct upstream_loop *upstream_loop_start(struct router *r, struct berth_error **err);
+/* Starts loop number `idx`, which drives `daemon` (MHD_USE_EPOLL, no thread of its own) from now on. */
+struct upstream_loop *upstream_loop_start(struct router *r, unsigned idx, struct MHD_Daemon *daemon,
+                                          struct berth_error **err);
+/* Stops the loop's thread, which stops its daemon first (closing its connections). */
 void upstream_loop_stop(struct upstream_loop *l);
+/* MHD_resume_connection(), and on a loop's thread: run that loop's daemon before sleeping. */
+void upstream_resume(struct MHD_Connection *conn);
+/* The loop running on this thread: MHD's callbacks run on it. */
+struct upstream_loop *upstream_loop_self(void);
+unsigned upstream_loop_index(const struct upstream_loop *l);
 /*
- * Hands a request over from its MHD worker: writes it upstream as far as the
+ * Hands a request over from its MHD side: writes it upstream as far as the
  * socket takes it and registers the socket with the loop, which owns one
  * reference until it is done with the request.
  */
@@ -220,7 +232,6 @@ void ws_stop_all(struct router *r);
 
 struct router {
     struct router_config cfg;
-    struct MHD_Daemon *daemon;
     uint16_t port;
     char port_str[8];
     bool access_log;
@@ -234,7 +245,7 @@ struct router {
     unsigned mark;
 
     /*
-     * Every live request, for router_stop(); sharded so the MHD workers do
+     * Every live request, for router_stop(); sharded so the loops do
      * not all queue on one lock twice per request.
      */
     struct req_shard {
@@ -243,8 +254,7 @@ struct router {
     } shards[REQ_SHARDS];
 
     unsigned nloops;
-    struct upstream_loop **loops;
-    atomic_uint next_loop;
+    struct upstream_loop **loops;  /* each with its own MHD daemon */
 
     struct MHD_Response *pages[FAIL_COUNT];
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The client side of a proxied request, run by libmicrohttpd's worker
- * threads (LIBRARIES.md §3 request flow):
+ * The client side of a proxied request, run by libmicrohttpd from the
+ * router's loop threads (upstream.c drives each loop's daemon; LIBRARIES.md
+ * §3 request flow):
  *
  *   1. proxy_uri_log() sees the raw URI (with the query string, which the
  *      access handler's `url` lacks) and allocates the request;
@@ -412,7 +413,6 @@ int proxy_get_upstream(struct proxy_req *req, bool allow_pool)
 static enum MHD_Result hand_off(struct proxy_req *req)
 {
     struct router *r = req->router;
-    unsigned idx;
     int fd;
 
     if (req->send_length || req->reqbody.len)
@@ -421,9 +421,9 @@ static enum MHD_Result hand_off(struct proxy_req *req)
     strbuf_add(&req->out, req->reqbody.buf, req->reqbody.len);
     strbuf_release(&req->reqbody);
 
-    idx = atomic_fetch_add(&r->next_loop, 1) % r->nloops;
-    req->loop = r->loops[idx];
-    req->loop_idx = idx;
+    /* The loop whose daemon runs this handler also carries the upstream side. */
+    req->loop = upstream_loop_self();
+    req->loop_idx = upstream_loop_index(req->loop);
     fd = proxy_get_upstream(req, true);
     if (fd < 0)
         return queue_failure(req, fd == -ENOENT ? FAIL_NO_WEB : FAIL_CONNECT);

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The router's daemon and life cycle (router.h): the listening socket, the
- * libmicrohttpd daemon in the mode LIBRARIES.md §3 measured fastest (epoll
- * worker pool, suspend/resume, responses queued after the first handler
- * call), the upstream loops, route-table publication and an orderly stop.
+ * The router's daemons and life cycle (router.h): the listening socket, one
+ * libmicrohttpd daemon per loop (external epoll, suspend/resume, responses
+ * queued after the first handler call; the loops of upstream.c drive them),
+ * route-table publication and an orderly stop.
  *
  * Two knobs come from the environment, read once in router_start() because
  * router.h's config struct is a shared contract that must not change:
@@ -12,6 +12,7 @@
  * the 30 s H12 window (tests use it to exercise the timeout quickly).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -135,6 +136,29 @@ static void router_free(struct router *r)
     free(r);
 }
 
+/* One loop's daemon: no thread of its own, driven by MHD_run() from its loop. */
+static struct MHD_Daemon *start_daemon(struct router *r, int listen_fd, unsigned nloops)
+{
+    return MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, proxy_access, r,
+        /* First, so that even option parsing complaints reach our log. */
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, r,
+        MHD_OPTION_LISTEN_SOCKET, listen_fd,
+        /*
+         * Holds the request head: 32 KiB fits Heroku's 8 KB request line plus
+         * an 8 KB header line with room to spare (as nginx's 4 x 8k). Not
+         * more: MHD clears the whole pool between keep-alive requests, and at
+         * 64 KiB that memset was 11% of the router's CPU under wrk.
+         */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
+        MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+        MHD_OPTION_CONNECTION_LIMIT, connection_limit() / nloops,
+        MHD_OPTION_URI_LOG_CALLBACK, proxy_uri_log, r,
+        MHD_OPTION_NOTIFY_COMPLETED, proxy_completed, r,
+        MHD_OPTION_END);
+}
+
 int router_start(const struct router_config *cfg, struct router **ret, struct berth_error **err)
 {
     struct router *r;
@@ -156,7 +180,6 @@ int router_start(const struct router_config *cfg, struct router **ret, struct be
     pthread_cond_init(&r->ws_cond, NULL);
     atomic_init(&r->stopping, false);
     atomic_init(&r->serving, false);
-    atomic_init(&r->next_loop, 0);
     r->table = route_table_build(NULL, 0, NULL, 0, 1);
     env = getenv("BERTH_ROUTER_ACCESS_LOG");
     r->access_log = !(env && strcmp(env, "0") == 0);
@@ -168,11 +191,8 @@ int router_start(const struct router_config *cfg, struct router **ret, struct be
             r->head_timeout_ms = (unsigned)v;
     }
 
-    /* MHD ignores a pool of one thread ("Thread pool is not used"), so two at least. */
     nprocs = sysconf(_SC_NPROCESSORS_ONLN);
     threads = cfg->threads ? cfg->threads : (nprocs > 0 ? (unsigned)nprocs : 2);
-    if (threads < 2)
-        threads = 2;
     if (threads > 64)
         threads = 64;
 
@@ -181,16 +201,6 @@ int router_start(const struct router_config *cfg, struct router **ret, struct be
         router_free(r);
         return berth_error_make(err, -rc, "creating error pages");
     }
-    r->loops = xcalloc(threads, sizeof(*r->loops));
-    for (unsigned i = 0; i < threads; i++) {
-        r->loops[i] = upstream_loop_start(r, err);
-        if (!r->loops[i]) {
-            router_free(r);
-            return berth_error_wrap(err, "starting the router");
-        }
-        r->nloops++;
-    }
-
     fd = listen_on(cfg->listen_addr, &r->port, err);
     if (fd < 0) {
         router_free(r);
@@ -198,29 +208,39 @@ int router_start(const struct router_config *cfg, struct router **ret, struct be
     }
     (void)snprintf(r->port_str, sizeof(r->port_str), "%u", (unsigned)r->port);
 
-    r->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, proxy_access, r,
-        /* First, so that even option parsing complaints reach our log. */
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, r,
-        MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_THREAD_POOL_SIZE, threads,
-        /*
-         * Holds the request head: 32 KiB fits Heroku's 8 KB request line plus
-         * an 8 KB header line with room to spare (as nginx's 4 x 8k). Not
-         * more: MHD clears the whole pool between keep-alive requests, and at
-         * 64 KiB that memset was 11% of the router's CPU under wrk.
-         */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
-        MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
-        MHD_OPTION_URI_LOG_CALLBACK, proxy_uri_log, r,
-        MHD_OPTION_NOTIFY_COMPLETED, proxy_completed, r,
-        MHD_OPTION_END);
-    if (!r->daemon) {
-        (void)close(fd);
-        router_free(r);
-        return berth_error_plain(err, EIO, "starting the HTTP daemon on '%s' failed", cfg->listen_addr);
+    /*
+     * Every loop's daemon accepts from the one listening socket (as MHD's
+     * own worker pool does); each gets its own descriptor of it, since
+     * MHD_stop_daemon() closes the one it was given.
+     */
+    r->loops = xcalloc(threads, sizeof(*r->loops));
+    for (unsigned i = 0; i < threads; i++) {
+        int lfd = i + 1 < threads ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : fd;
+        struct MHD_Daemon *d;
+
+        if (lfd < 0) {
+            rc = -errno;
+            (void)close(fd);
+            router_free(r);
+            return berth_error_make(err, -rc, "duplicating the listening socket");
+        }
+        d = start_daemon(r, lfd, threads);
+        if (!d) {
+            (void)close(lfd);
+            if (lfd != fd)
+                (void)close(fd);
+            router_free(r);
+            return berth_error_plain(err, EIO, "starting the HTTP daemon on '%s' failed", cfg->listen_addr);
+        }
+        r->loops[i] = upstream_loop_start(r, i, d, err);
+        if (!r->loops[i]) {
+            MHD_stop_daemon(d);
+            if (lfd != fd)
+                (void)close(fd);
+            router_free(r);
+            return berth_error_wrap(err, "starting the router");
+        }
+        r->nloops++;
     }
     atomic_store(&r->serving, true);
     *ret = r;
@@ -317,6 +337,5 @@ void router_stop(struct router *r)
     free(wake);
 
     ws_stop_all(r);
-    MHD_stop_daemon(r->daemon);
-    router_free(r);
+    router_free(r);   /* each loop stops its daemon */
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * router: the HTTP front for every app (ARCHITECTURE.md). A libmicrohttpd
- * daemon (epoll, thread pool) maps the request's Host header to an app and
+ * router: the HTTP front for every app (ARCHITECTURE.md). libmicrohttpd
+ * daemons (one per epoll loop thread) map the request's Host header to an app and
  * proxies the request to one of the app's instances over a socket obtained
  * from the connect callback (control backs it with the runner's port agent,
  * so the socket is already connected inside the container). The route table

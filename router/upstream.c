@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The upstream side of the router: one epoll thread per loop (as many loops
- * as MHD worker threads, so one loop is never the bottleneck the single
- * upstream thread was in LIBRARIES.md §3). A loop writes the request,
- * reads and parses the response head, then relays the body into the
- * request's buffer for libmicrohttpd's content reader, decoding chunked
- * bodies (MHD re-chunks towards the client).
+ * The router's loops: one epoll thread each (one per CPU), driving both
+ * sides of the requests it owns. Its epoll holds its libmicrohttpd daemon's
+ * epoll fd (MHD_USE_EPOLL: MHD_run() is called when that is ready, and at
+ * least every half second for MHD's timeouts) and the upstream sockets. For
+ * the upstream side a loop writes the request, reads and parses the
+ * response head, then relays the body into the request's buffer for
+ * libmicrohttpd's content reader, decoding chunked bodies (MHD re-chunks
+ * towards the client). Earlier the client side ran in MHD's own worker
+ * pool and every response crossed threads twice; measured side by side
+ * (tests/bench), one thread per request was the larger part of closing the
+ * gap to nginx.
  *
  * Upstream sockets are registered EPOLLONESHOT: after each event the loop
  * re-arms the socket only if it still wants to hear from it. A finished
@@ -19,11 +24,11 @@
  * over the loop's active requests: 30 s for the response head (H12), then a
  * rolling 55 s idle window while the body flows (H15).
  *
- * Hand-off costs no wake-up: the MHD worker writes the request itself
+ * Hand-off costs no wake-up: the MHD side writes the request itself
  * (usually in one send) and registers the socket in the loop's epoll, so the
- * loop first hears of a request when its response arrives. The worker also
- * pushes it on a lock-free list the loop drains on every turn (at least
- * every half second), which puts it under the timeout scan.
+ * loop first hears of a request when its response arrives. It also pushes
+ * it on a lock-free list the loop drains on every turn (at least every half
+ * second), which puts it under the timeout scan.
  *
  * Cancellations (the client went away while the upstream was still busy)
  * arrive through a mutex-protected queue and an eventfd. They are processed
@@ -38,6 +43,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/xalloc.h"
 #include "router/internal.h"
 #include "common/banned.h"
@@ -52,6 +58,11 @@ struct cmd {
 
 struct upstream_loop {
     struct router *r;
+    unsigned idx;
+    struct MHD_Daemon *daemon;     /* driven by this loop only */
+    uint64_t last_mhd_run;
+    bool mhd_again;                /* MHD has work without a new event: run it next turn */
+    bool mhd_resumed;              /* this loop resumed a connection: MHD must run */
     pthread_t thread;
     int epfd;
     int evfd;
@@ -62,6 +73,31 @@ struct upstream_loop {
     _Atomic(struct proxy_req *) fresh;   /* handed-off requests not yet on `active` */
     uint64_t last_scan;
 };
+
+static _Thread_local struct upstream_loop *self;
+
+struct upstream_loop *upstream_loop_self(void)
+{
+    return self;
+}
+
+/*
+ * MHD's resume raises no event in external-epoll mode (seen with 0.9.75: no
+ * write to its inter-thread channel), so the loop that resumes a
+ * connection also makes sure its daemon runs before it sleeps again. Other
+ * threads (router_stop()) rely on the half-second run.
+ */
+void upstream_resume(struct MHD_Connection *conn)
+{
+    MHD_resume_connection(conn);
+    if (self)
+        self->mhd_resumed = true;
+}
+
+unsigned upstream_loop_index(const struct upstream_loop *l)
+{
+    return l->idx;
+}
 
 void upstream_cancel(struct upstream_loop *l, struct proxy_req *req)
 {
@@ -206,7 +242,7 @@ static void unlock_and_wake(struct proxy_req *req)
 
     pthread_mutex_unlock(&req->lock);
     if (wake)
-        MHD_resume_connection(req->conn);
+        upstream_resume(req->conn);
 }
 
 static void fail(struct upstream_loop *l, struct proxy_req *req, enum router_failure f)
@@ -496,14 +532,19 @@ static void scan_timeouts(struct upstream_loop *l, uint64_t now)
     }
 }
 
+/* The data.ptr of the daemon's epoll fd in the loop's epoll (the eventfd's is NULL). */
+#define MHD_EVENT ((void *)&mhd_event_tag)
+static const char mhd_event_tag;
+
 static void *loop_main(void *arg)
 {
     struct upstream_loop *l = arg;
     struct epoll_event evs[MAX_EVENTS];
 
+    self = l;
     for (;;) {
-        int n = epoll_wait(l->epfd, evs, MAX_EVENTS, 500);
-        bool commands = false, stop;
+        int n = epoll_wait(l->epfd, evs, MAX_EVENTS, l->mhd_again || l->mhd_resumed ? 0 : 500);
+        bool commands = false, mhd = l->mhd_again, stop;
         struct cmd *c;
         uint64_t now;
 
@@ -512,8 +553,30 @@ static void *loop_main(void *arg)
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == NULL)
                 commands = true;
+            else if (evs[i].data.ptr == MHD_EVENT)
+                mhd = true;
             else
                 on_event(l, evs[i].data.ptr, evs[i].events);
+        }
+        /*
+         * After the upstream events, so the connections they resumed are
+         * served in this same turn; its callbacks may hand off requests
+         * (the fresh list, drained below) or cancel them (the queue).
+         */
+        now = now_ms();
+        if (mhd || l->mhd_resumed || now - l->last_mhd_run >= 500) {
+            MHD_UNSIGNED_LONG_LONG wait_ms;
+
+            l->last_mhd_run = now;
+            l->mhd_resumed = false;
+            if (MHD_run(l->daemon) != MHD_YES)
+                log_warn("router: MHD_run failed in loop %u", l->idx);
+            /*
+             * MHD's epoll is edge-triggered inside: a connection it left
+             * with work to do (a send cut short at its own limit, say)
+             * raises no new event, and MHD asks to be run again at once.
+             */
+            l->mhd_again = MHD_get_timeout(l->daemon, &wait_ms) == MHD_YES && wait_ms == 0;
         }
         if (commands) {
             uint64_t v;
@@ -529,22 +592,33 @@ static void *loop_main(void *arg)
         run_commands(l, c);
         if (stop)
             break;
-        now = now_ms();
         if (l->active && now - l->last_scan >= 500) {
             l->last_scan = now;
             scan_timeouts(l, now);
         }
     }
+    /*
+     * The daemon is ours to stop, on this thread, since no other may call
+     * into it; its connections close and their completion callbacks queue
+     * cancellations, which upstream_loop_stop() runs after the join.
+     */
+    MHD_stop_daemon(l->daemon);
+    l->daemon = NULL;
     return NULL;
 }
 
-struct upstream_loop *upstream_loop_start(struct router *r, struct berth_error **err)
+struct upstream_loop *upstream_loop_start(struct router *r, unsigned idx, struct MHD_Daemon *daemon,
+                                          struct berth_error **err)
 {
     struct upstream_loop *l = xcalloc(1, sizeof(*l));
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    struct epoll_event mev = { .events = EPOLLIN, .data.ptr = MHD_EVENT };
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_EPOLL_FD);
     int ret;
 
     l->r = r;
+    l->idx = idx;
+    l->daemon = daemon;
     l->epfd = -1;
     l->evfd = -1;
     pthread_mutex_init(&l->qlock, NULL);
@@ -560,6 +634,14 @@ struct upstream_loop *upstream_loop_start(struct router *r, struct berth_error *
     }
     if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) < 0) {
         berth_error_make(err, errno, "epoll_ctl");
+        goto fail;
+    }
+    if (!info || info->epoll_fd < 0) {
+        berth_error_plain(err, EINVAL, "the HTTP daemon has no epoll fd");
+        goto fail;
+    }
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, info->epoll_fd, &mev) < 0) {
+        berth_error_make(err, errno, "epoll_ctl (daemon)");
         goto fail;
     }
     ret = pthread_create(&l->thread, NULL, loop_main, l);

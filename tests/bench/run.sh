@@ -23,10 +23,12 @@ if [ "$(id -u)" = 0 ]; then
 fi
 T=$(mktemp -d /tmp/berth-bench.XXXXXX)
 pids=()
-# stop PIDS: the servers and their children (fcgiwrap's forked workers keep
-# our stdout open, and a pipe into `make bench | tail` would never end).
+# stop PIDS: the servers and their children (left running, fcgiwrap's
+# workers keep our stdout open, and `make bench | tail` would never end).
 stop() { for p in "$@"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-cleanup() { stop "${pids[@]}"; rm -rf "$T" 2>/dev/null || true; }
+# fcgiwrap's workers outlive their parent (they end up under init), so they
+# are found by the socket they serve, which is ours alone.
+cleanup() { stop "${pids[@]}"; pkill -u "$(id -u)" -f "fcgiwrap .*$T/" 2>/dev/null || true; rm -rf "$T" 2>/dev/null || true; }
 trap cleanup EXIT
 rounds=${BENCH_ROUNDS:-3}
 secs=${BENCH_SECONDS:-5}
