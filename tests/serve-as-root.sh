@@ -21,6 +21,19 @@ check "the user has at least 16 tenant slices of subordinate uids ($slices)" [ "
 runuser -u "$user" -- "$BERTH" setup --user "$user" >"$TEST_DIR/setup3.out" 2>&1 || true
 check "setup as a normal user is refused with a clear message" contains "$TEST_DIR/setup3.out" "must run as root"
 
+# `make run` as a user root never prepared: told what to run, nothing started.
+if id nobody >/dev/null 2>&1 && ! grep -q '^nobody:' /etc/subuid; then
+    # A copy, since the checkout may sit where nobody cannot read (/root).
+    install -m 0755 "$SRCDIR/tools/run.sh" "$TEST_DIR/run.sh"
+    r=0
+    (cd "$TEST_DIR" && runuser -u nobody -- bash "$TEST_DIR/run.sh" build) \
+        >"$TEST_DIR/run.out" 2>&1 || r=$?
+    check "make run's run.sh refuses a user without subordinate ids (exit $r)" [ "$r" = 1 ]
+    check "... and names the one setup command to run" contains "$TEST_DIR/run.out" "sudo build/berth setup --user nobody"
+else
+    not_ok "a user 'nobody' without subordinate ids to run tools/run.sh as"
+fi
+
 home=$TEST_DIR/home
 start_berth "$home" --user "$user"
 ok "berth serve started as root"

@@ -4,9 +4,10 @@
 # Installs the Debian packages in tools/packages.txt that are missing. As
 # root it runs apt-get itself (non-interactively, `apt-get update` first);
 # otherwise it prints the exact command to run and stops.
+# BERTH_PACKAGES names another list (tests/make-commands.sh uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t wanted < <(grep -vE '^\s*(#|$)' tools/packages.txt)
+mapfile -t wanted < <(grep -vE '^\s*(#|$)' "${BERTH_PACKAGES:-tools/packages.txt}")
 missing=()
 for p in "${wanted[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
