@@ -145,6 +145,7 @@ static int child_setup(const struct runner_spec *spec, int sync_fd, struct berth
 {
     const char *hostname = spec->hostname ? spec->hostname : spec->name ? spec->name : "berth";
     struct mount_fds fds;
+    struct cgroup_view view;
     struct rlimit no_core = { 0, 0 };
     struct pollfd pfd = { .fd = sync_fd, .events = POLLIN };
     int r;
@@ -156,6 +157,9 @@ static int child_setup(const struct runner_spec *spec, int sync_fd, struct berth
      */
     /* The daemon's umask must not make the container's / unreadable for its users. */
     umask(022);
+    memset(&fds, 0, sizeof(fds));
+    if ((r = mounts_cgroup_view(spec->cgroup, &view, err)) < 0)
+        return r;
     if (unshare(CLONE_NEWCGROUP) < 0)
         return berth_error_make(err, errno, "unshare the cgroup namespace");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -163,6 +167,7 @@ static int child_setup(const struct runner_spec *spec, int sync_fd, struct berth
     /* Still berth's uid: the only moment berth's own directories open. */
     if ((r = mounts_open(spec, &fds, err)) < 0)
         return r;
+    fds.cgroups = view;
     if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
         r = berth_error_make(err, errno, "switch to container root");
         goto out;

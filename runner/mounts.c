@@ -318,7 +318,8 @@ static int mount_proc(struct berth_error **err)
     return 0;
 }
 
-static int mount_sys(struct berth_error **err)
+/* Sets *fresh when the sysfs is the container's own, not the host's bound read-only. */
+static int mount_sys(bool *fresh, struct berth_error **err)
 {
     unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV;
 
@@ -328,8 +329,11 @@ static int mount_sys(struct berth_error **err)
      * kernel refuses it as "too revealing", and the host's /sys bound
      * read-only is the fallback (what crun does).
      */
-    if (mount("sysfs", "sys", "sysfs", flags, NULL) == 0)
+    *fresh = false;
+    if (mount("sysfs", "sys", "sysfs", flags, NULL) == 0) {
+        *fresh = true;
         return 0;
+    }
     if (errno != EPERM)
         return berth_error_make(err, errno, "mount sysfs on '/sys'");
     /*
@@ -429,6 +433,7 @@ int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *f,
 {
     _cleanup_close_ int root = -1;
     _cleanup_free_ char *root_path = NULL;
+    bool own_sys;
     int r;
 
     if ((r = mount_overlay(spec, f, err)) < 0)
@@ -464,7 +469,9 @@ int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *f,
             return r;
     }
     if ((r = mount_proc(err)) < 0 ||
-        (r = mount_sys(err)) < 0 ||
+        (r = mount_sys(&own_sys, err)) < 0 ||
+        /* On the host's /sys, bound read-only, /sys/fs/cgroup is the host's, read-only. */
+        (own_sys && (r = mounts_cgroup_mount(&f->cgroups, err)) < 0) ||
         (r = mask_paths(err)) < 0 ||
         (r = mount_dev(spec->id_count, err)) < 0 ||
         (r = mount_fs("tmpfs", "tmp", MS_NOSUID | MS_NODEV, "mode=1777", err)) < 0 ||

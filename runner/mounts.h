@@ -25,6 +25,17 @@
 /* Cap on lower layers (overlayfs itself allows 500; berth uses a few). */
 #define MOUNTS_MAX_LOWER 64
 
+/*
+ * The cgroup hierarchies the container was moved into (mounts-cgroup.c):
+ * empty when it has no cgroup of its own.
+ */
+#define MOUNTS_MAX_CGROUP 8
+struct cgroup_view {
+    bool v2;
+    size_t n;
+    char controllers[MOUNTS_MAX_CGROUP][64];   /* v1: "memory", "cpu,cpuacct"; v2: "" */
+};
+
 struct mount_fds {
     int state;                 /* state_dir */
     int stack;                 /* stack_dir */
@@ -35,6 +46,7 @@ struct mount_fds {
     int *binds;                /* spec->mounts sources, n_binds of them */
     size_t n_binds;
     bool *bind_is_dir;
+    struct cgroup_view cgroups;   /* filled by the caller, before it unshares the cgroup namespace */
 };
 
 /* As berth's uid: opens the host paths; every fd is O_PATH|O_CLOEXEC. */
@@ -43,10 +55,16 @@ int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct be
 size_t mounts_fd_list(const struct mount_fds *fds, int *out, size_t cap);
 void mounts_fds_release(struct mount_fds *fds);
 /*
- * As container root: overlay root, binds, /proc, /sys, /dev, masked and
- * read-only paths, pivot_root. On return the cwd and root are the container's.
+ * As container root: overlay root, binds, /proc, /sys (with the cgroup view
+ * when sysfs is the container's own), /dev, masked and read-only paths,
+ * pivot_root. On return the cwd and root are the container's.
  */
 int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *fds,
                       struct berth_error **err);
+
+/* Before unsharing the cgroup namespace: which hierarchies hold the container's `relpath` (may be NULL). */
+int mounts_cgroup_view(const char *relpath, struct cgroup_view *ret, struct berth_error **err);
+/* After it, below the new root (the cwd): mounts the view read-only at sys/fs/cgroup. */
+int mounts_cgroup_mount(const struct cgroup_view *view, struct berth_error **err);
 
 #endif

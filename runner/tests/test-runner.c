@@ -632,6 +632,30 @@ static void test_cgroup(struct runner *rn)
            "inside, every hierarchy in /proc/self/cgroup reads '/' (cgroupns after the move)");
         run_release(&r);
     }
+    {
+        /* The app reads its own limits, and only its own cgroup, read-only. */
+        bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+        _cleanup_free_ char *rel3 = xasprintf("%s/app/web.3", tenant);
+        _cleanup_free_ char *st3 = new_state("cgroup3");
+        const char *a3[] = { "/bin/busybox", "sh", "-c", v2 ?
+            "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max;"
+            "(echo 1 > /sys/fs/cgroup/pids.max) 2>/dev/null && echo w || echo ro;"
+            "find /sys/fs/cgroup -mindepth 1 -type d | wc -l" :
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max;"
+            "(echo 1 > /sys/fs/cgroup/pids/pids.max) 2>/dev/null && echo w || echo ro;"
+            "find /sys/fs/cgroup/memory /sys/fs/cgroup/pids -mindepth 1 -type d | wc -l", NULL };
+        struct runner_spec s3 = base_spec(st3, a3, lowers);
+        struct run r;
+
+        s3.cgroup = rel3;
+        s3.limits.pids_max = 16;
+        s3.limits.memory_bytes = 64u << 20;
+        run_sh_spec(rn, &s3, &r);
+        ok(exited_with(&r, 0) && !strcmp(r.out.buf, "67108864\n16\nro\n0\n"),
+           "inside, /sys/fs/cgroup shows the container's own limits, read-only, and no other cgroup (%s)",
+           r.out.buf);
+        run_release(&r);
+    }
     if (dir) {
         /* The leaf is the runner's; the parents are the caller's, here the test's. */
         char *slash;
