@@ -36,6 +36,7 @@
  * request whose event is still in that batch.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -63,6 +64,8 @@ struct upstream_loop {
     uint64_t last_mhd_run;
     bool mhd_again;                /* MHD has work without a new event: run it next turn */
     bool mhd_resumed;              /* this loop resumed a connection: MHD must run */
+    uint64_t last_mhd_event;       /* when the daemon last had something to do */
+    bool busy_since_trim;          /* requests ran since the last malloc_trim() */
     pthread_t thread;
     int epfd;
     int evfd;
@@ -544,7 +547,7 @@ static void *loop_main(void *arg)
     self = l;
     for (;;) {
         int n = epoll_wait(l->epfd, evs, MAX_EVENTS, l->mhd_again || l->mhd_resumed ? 0 : 500);
-        bool commands = false, mhd = l->mhd_again, stop;
+        bool commands = false, mhd = l->mhd_again, mhd_event = false, stop;
         struct cmd *c;
         uint64_t now;
 
@@ -554,7 +557,7 @@ static void *loop_main(void *arg)
             if (evs[i].data.ptr == NULL)
                 commands = true;
             else if (evs[i].data.ptr == MHD_EVENT)
-                mhd = true;
+                mhd = mhd_event = true;
             else
                 on_event(l, evs[i].data.ptr, evs[i].events);
         }
@@ -596,6 +599,19 @@ static void *loop_main(void *arg)
             l->last_scan = now;
             scan_timeouts(l, now);
         }
+        /*
+         * A burst leaves this thread's malloc arena holding the freed
+         * connection buffers; once the loop has been quiet for a second,
+         * hand them back to the system (an idle router stays small).
+         */
+        if (l->active)
+            l->busy_since_trim = true;
+        if (!l->active && l->busy_since_trim && now - l->last_mhd_event >= 1000) {
+            l->busy_since_trim = false;
+            (void)malloc_trim(0);
+        }
+        if (mhd_event)
+            l->last_mhd_event = now;
     }
     /*
      * The daemon is ours to stop, on this thread, since no other may call

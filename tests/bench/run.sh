@@ -83,6 +83,7 @@ for conc in "-t2 -c64" "-t1 -c1"; do
     printf '  wrk %-8s nginx %10s req/s   berth %10s req/s   berth/nginx %.2f\n' "$conc" "$n" "$b" \
         "$(awk -v b="$b" -v n="$n" 'BEGIN {print (n > 0 ? b / n : 0)}')"
 done
+sleep 2   # idle: both have had a quiet moment to settle after the load
 echo "== idle memory after the load, kB over the process tree (RSS PSS USS)"
 echo "  nginx proxy (master + worker): $(mem_tree "${pids[1]}")"
 echo "  berth router:                  $(mem_tree "${pids[2]}")"
