@@ -33,6 +33,8 @@ static const struct failure_info failures[FAIL_COUNT] = {
                            "The request could not be understood." },
     [FAIL_TOO_LARGE] = { 413, "H26", "Request Error", "Request too large",
                          "The request body is larger than this router accepts." },
+    [FAIL_EXPECTATION] = { 417, "H26", "Request Error", "Expectation failed",
+                           "The only expectation this router meets is 100-continue." },
     [FAIL_NO_WEB] = { 503, "H14", "No web processes running", "Application error",
                       "No web processes are running for this application." },
     [FAIL_CONNECT] = { 503, "H10", "App crashed", "Application error",

@@ -109,6 +109,7 @@ enum router_failure {
     FAIL_NO_ROUTE,        /* 404, unknown host */
     FAIL_BAD_REQUEST,     /* 400 H26 */
     FAIL_TOO_LARGE,       /* 413 */
+    FAIL_EXPECTATION,     /* 417 H26: an Expect other than 100-continue */
     FAIL_NO_WEB,          /* 503 H14 */
     FAIL_CONNECT,         /* 503 H10 */
     FAIL_TIMEOUT,         /* 503 H12 */

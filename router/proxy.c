@@ -108,6 +108,7 @@ struct head_ctx {
     const char *request_id;
     const char *upgrade;          /* Upgrade: value when it names websocket */
     bool conn_upgrade;            /* Connection: lists "upgrade" */
+    bool bad_expect;              /* an Expect other than 100-continue (417, as Heroku) */
     struct strbuf xff;
     struct strbuf via;
 };
@@ -137,8 +138,12 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
         if (header_value_has_token(value, "upgrade"))
             c->conn_upgrade = true;
         return MHD_YES;
-    } else if (header_is_hop_by_hop(key) || strcasecmp(key, "Expect") == 0) {
-        /* MHD already answered any 100-continue; the body is buffered by now. */
+    } else if (strcasecmp(key, "Expect") == 0) {
+        /* MHD answers 100-continue itself; nothing else can be met. */
+        if (strcasecmp(value, "100-continue") != 0)
+            c->bad_expect = true;
+        return MHD_YES;
+    } else if (header_is_hop_by_hop(key)) {
         return MHD_YES;
     } else if (strcasecmp(key, "X-Forwarded-For") == 0) {
         if (c->xff.len)
@@ -216,6 +221,8 @@ static void begin_request(struct proxy_req *req, const char *method)
         /* Missing, repeated (RFC 7230 §5.4) or malformed Host: no app can match. */
         req->host[0] = '\0';
         req->failure = c.nhost > 1 ? FAIL_BAD_REQUEST : FAIL_NO_ROUTE;
+    } else if (c.bad_expect) {
+        req->failure = FAIL_EXPECTATION;
     } else if (atomic_load(&r->stopping)) {
         req->failure = FAIL_STOPPING;
     } else {

@@ -575,6 +575,13 @@ static void test_errors(void)
         ok(out && (strcmp(out, "404") == 0 || strcmp(out, "400") == 0), "missing Host -> 4xx (%s)", out ? out : "");
         free(out);
     }
+    st = request("a.localhost", "/hello", "-H 'Expect: something-else'", &body, NULL);
+    ok(st == 417 && body && strstr(body, "100-continue"), "Expect other than 100-continue -> 417 H26 (%d)", st);
+    free(body);
+    st = request("a.localhost", "/echo", "-H 'Expect: 100-continue' --data-binary 'payload'", &body, NULL);
+    ok(st == 200 && body && strstr(body, "\r\n\r\npayload") && !strstr(body, "Expect:"),
+       "Expect: 100-continue is met by the router and not forwarded (%d)", st);
+    free(body);
     st = request("a.localhost", "/malformed", NULL, &body, NULL);
     ok(st == 502 && body && strstr(body, "malformed"), "malformed upstream response -> 502 H17 (%d)", st);
     free(body);
