@@ -6,8 +6,8 @@
  * pages and the access log).
  *
  * Threads: the router runs N loops (epoll threads). Each drives its own
- * libmicrohttpd daemon in external-epoll mode (all N share the listening
- * socket) and the upstream sockets of the requests that daemon accepted, so
+ * libmicrohttpd daemon in external-epoll mode (fed the connections the loop
+ * accepts itself) and the upstream sockets of the requests that daemon accepted, so
  * a request lives on one thread from its first byte to its last: no
  * hand-off between threads, and resuming a suspended connection wakes no
  * other thread. A request (struct proxy_req) still has two sides, the MHD
@@ -233,6 +233,7 @@ void ws_stop_all(struct router *r);
 
 struct router {
     struct router_config cfg;
+    int listen_fd;                /* the loops accept from it (EPOLLEXCLUSIVE) */
     uint16_t port;
     char port_str[8];
     bool access_log;

@@ -125,6 +125,8 @@ static void router_free(struct router *r)
     for (unsigned i = 0; i < r->nloops; i++)
         upstream_loop_stop(r->loops[i]);
     free(r->loops);
+    if (r->listen_fd >= 0)
+        (void)close(r->listen_fd);
     error_pages_destroy(r->pages);
     route_table_unref(r->table);
     pthread_mutex_destroy(&r->table_lock);
@@ -137,14 +139,14 @@ static void router_free(struct router *r)
 }
 
 /* One loop's daemon: no thread of its own, driven by MHD_run() from its loop. */
-static struct MHD_Daemon *start_daemon(struct router *r, int listen_fd, unsigned nloops)
+static struct MHD_Daemon *start_daemon(struct router *r, unsigned nloops)
 {
     return MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+        MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
+            MHD_USE_ERROR_LOG,
         0, NULL, NULL, proxy_access, r,
         /* First, so that even option parsing complaints reach our log. */
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, r,
-        MHD_OPTION_LISTEN_SOCKET, listen_fd,
         /*
          * Holds the request head: 32 KiB fits Heroku's 8 KB request line plus
          * an 8 KB header line with room to spare (as nginx's 4 x 8k). Not
@@ -172,6 +174,7 @@ int router_start(const struct router_config *cfg, struct router **ret, struct be
 
     r = xcalloc(1, sizeof(*r));
     r->cfg = *cfg;
+    r->listen_fd = -1;
     pthread_mutex_init(&r->table_lock, NULL);
     pthread_mutex_init(&r->set_lock, NULL);
     for (unsigned i = 0; i < REQ_SHARDS; i++)
@@ -209,34 +212,22 @@ int router_start(const struct router_config *cfg, struct router **ret, struct be
     (void)snprintf(r->port_str, sizeof(r->port_str), "%u", (unsigned)r->port);
 
     /*
-     * Every loop's daemon accepts from the one listening socket (as MHD's
-     * own worker pool does); each gets its own descriptor of it, since
-     * MHD_stop_daemon() closes the one it was given.
+     * The loops accept from the one listening socket themselves and give
+     * each connection to their own daemon (see upstream.c), so the daemons
+     * have no listening socket of their own.
      */
+    r->listen_fd = fd;
     r->loops = xcalloc(threads, sizeof(*r->loops));
     for (unsigned i = 0; i < threads; i++) {
-        int lfd = i + 1 < threads ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : fd;
-        struct MHD_Daemon *d;
+        struct MHD_Daemon *d = start_daemon(r, threads);
 
-        if (lfd < 0) {
-            rc = -errno;
-            (void)close(fd);
-            router_free(r);
-            return berth_error_make(err, -rc, "duplicating the listening socket");
-        }
-        d = start_daemon(r, lfd, threads);
         if (!d) {
-            (void)close(lfd);
-            if (lfd != fd)
-                (void)close(fd);
             router_free(r);
             return berth_error_plain(err, EIO, "starting the HTTP daemon on '%s' failed", cfg->listen_addr);
         }
         r->loops[i] = upstream_loop_start(r, i, d, err);
         if (!r->loops[i]) {
             MHD_stop_daemon(d);
-            if (lfd != fd)
-                (void)close(fd);
             router_free(r);
             return berth_error_wrap(err, "starting the router");
         }
