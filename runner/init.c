@@ -276,10 +276,15 @@ void init_run(const struct init_ctx *ctx)
     }
     /* Fails only if the app already died; its report below says why. */
     (void)send(report[0], "g", 1, MSG_NOSIGNAL);
-    /* The app's end closes at its execve; a message on it is its setup error. */
+    /*
+     * The app's end closes at its execve; a message on it is its setup error.
+     * An app that failed with our "g" still unread in its queue resets the
+     * pair when it exits: the first read then says ECONNRESET (once), and the
+     * error message it sent before is still queued behind that.
+     */
     do {
         n = read(report[0], buf, sizeof(buf));
-    } while (n < 0 && errno == EINTR);
+    } while (n < 0 && (errno == EINTR || errno == ECONNRESET));
     if (n > 0) {
         (void)send(ctx->sync_fd, buf, (size_t)n, MSG_NOSIGNAL);
         _exit(1);

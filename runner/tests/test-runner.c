@@ -321,7 +321,8 @@ static void test_mounts_and_errors(struct runner *rn)
         s4.cwd = "/nonexistent";
         run_sh_spec(rn, &s4, &r);
         ok(r.spawn_r == -ENOENT && r.err && strstr(r.err, "chdir '/nonexistent'"),
-           "a bad cwd is reported by runner_spawn");
+           "a bad cwd is reported by runner_spawn (%d, %s; exit 0x%x)", r.spawn_r, r.err ? r.err : "-",
+           (unsigned)r.status);
         run_release(&r);
     }
     {
