@@ -48,6 +48,12 @@ for path in sys.argv[1:]:
             print("# %s: %s without a failing TAP case" % (t.get("name"), result), file=sys.stderr)
         if fl:
             print("# FAILED: %s (%s)" % (t.get("name"), path), file=sys.stderr)
+            # What failed, and the end of what it said: CI keeps only this output.
+            for l in out.splitlines():
+                if re.match(r"^not ok\b", l):
+                    print("#   " + l, file=sys.stderr)
+            for l in (t.get("stderr") or out).splitlines()[-15:]:
+                print("#   | " + l, file=sys.stderr)
         passed += p
         failed += fl
         skipped += s
