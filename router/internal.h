@@ -30,7 +30,9 @@
 
 /* ---------------------------------------------------------------- limits */
 
-#define REQUEST_BODY_MAX (16u * 1024 * 1024)   /* larger uploads get 413 */
+#define REQUEST_BODY_MAX (16u * 1024 * 1024)   /* larger buffered (chunked) uploads get 413 */
+#define STREAM_BODY_MIN (1u * 1024 * 1024)     /* larger bodies with a Content-Length are streamed */
+#define STREAM_BUFFER_MAX (256u * 1024)        /* unsent upload bytes before MHD is paused */
 #define RESPONSE_BUFFER_MAX (256u * 1024)      /* upstream reads pause above this */
 #define POOL_IDLE_MAX 64                       /* idle upstream connections per (app, generation) */
 #define POOL_IDLE_MS 50000                     /* below typical 60 s server keep-alive timeouts */
@@ -149,6 +151,9 @@ struct proxy_req {
     struct strbuf out;            /* the upstream request: head, then body */
     struct strbuf reqbody;        /* the client's body, de-chunked by MHD */
     bool send_length;             /* the request carries a body: send Content-Length */
+    bool stream;                  /* the body goes upstream as it arrives (stream_length bytes) */
+    uint64_t stream_length;
+    bool upload_blocked;          /* under lock: MHD is suspended until the loop has sent more */
     uint64_t start_ms, connect_ms, service_start_ms;
 
     /* upstream loop side */
@@ -210,6 +215,12 @@ unsigned upstream_loop_index(const struct upstream_loop *l);
 void upstream_submit(struct upstream_loop *l, struct proxy_req *req);
 /* The client side is gone: the loop drops the upstream work and one reference. */
 void upstream_cancel(struct upstream_loop *l, struct proxy_req *req);
+/*
+ * A streamed request's next body bytes: appended to what goes upstream and
+ * sent by the loop on its next turn. The caller keeps the unsent total under
+ * STREAM_BUFFER_MAX; the loop resumes the MHD side once it has sent half.
+ */
+void upstream_stream_body(struct proxy_req *req, const char *data, size_t n);
 /* The content reader drained the buffer: resume reading the upstream. Call under req->lock. */
 void upstream_unpause_locked(struct proxy_req *req);
 

@@ -232,9 +232,21 @@ static void begin_request(struct proxy_req *req, const char *method)
             req->failure = FAIL_NO_ROUTE;
     }
 
+    /*
+     * A large body of known length is streamed to the app as it arrives
+     * (the app sees it at the client's pace, and the router holds at most
+     * STREAM_BUFFER_MAX of it); a chunked one is collected, up to
+     * REQUEST_BODY_MAX, to be sent with a Content-Length, which more apps
+     * understand than a chunked request.
+     */
     clen = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (clen && strtoull(clen, NULL, 10) > REQUEST_BODY_MAX)
+    if (clen && !MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+        strtoull(clen, NULL, 10) > STREAM_BODY_MIN && !req->upgrade) {
+        req->stream = true;
+        req->stream_length = strtoull(clen, NULL, 10);
+    } else if (clen && strtoull(clen, NULL, 10) > REQUEST_BODY_MAX) {
         req->failure = FAIL_TOO_LARGE;
+    }
 
     if (c.xff.len)
         strbuf_addstr(&c.xff, ", ");
@@ -417,10 +429,42 @@ int proxy_get_upstream(struct proxy_req *req, bool allow_pool)
     return fd;
 }
 
-static enum MHD_Result hand_off(struct proxy_req *req)
+/*
+ * Gives req an upstream socket and the loop it runs on; the head (and body)
+ * in req->out goes out with upstream_submit(). Returns 0, or the failure to
+ * answer with.
+ */
+static enum router_failure attach_upstream(struct proxy_req *req, bool allow_pool)
 {
     struct router *r = req->router;
     int fd;
+
+    /* The loop whose daemon runs this handler also carries the upstream side. */
+    req->loop = upstream_loop_self();
+    req->loop_idx = upstream_loop_index(req->loop);
+    fd = proxy_get_upstream(req, allow_pool);
+    if (fd < 0)
+        return fd == -ENOENT ? FAIL_NO_WEB : FAIL_CONNECT;
+
+    pthread_mutex_lock(&req->lock);
+    if (atomic_load(&r->stopping)) {
+        pthread_mutex_unlock(&req->lock);
+        (void)close(fd);
+        return FAIL_STOPPING;
+    }
+    req->fd = fd;
+    /* A pooled socket is still registered (disarmed) with this loop's epoll. */
+    req->in_epoll = req->from_pool;
+    req->handed_off = true;
+    req->service_start_ms = now_ms();
+    pthread_mutex_unlock(&req->lock);
+    atomic_fetch_add(&req->refs, 1);
+    return FAIL_NONE;
+}
+
+static enum MHD_Result hand_off(struct proxy_req *req)
+{
+    enum router_failure f;
 
     if (req->send_length || req->reqbody.len)
         strbuf_addf(&req->out, "Content-Length: %zu\r\n", req->reqbody.len);
@@ -428,30 +472,51 @@ static enum MHD_Result hand_off(struct proxy_req *req)
     strbuf_add(&req->out, req->reqbody.buf, req->reqbody.len);
     strbuf_release(&req->reqbody);
 
-    /* The loop whose daemon runs this handler also carries the upstream side. */
-    req->loop = upstream_loop_self();
-    req->loop_idx = upstream_loop_index(req->loop);
-    fd = proxy_get_upstream(req, true);
-    if (fd < 0)
-        return queue_failure(req, fd == -ENOENT ? FAIL_NO_WEB : FAIL_CONNECT);
-
+    if ((f = attach_upstream(req, true)) != FAIL_NONE)
+        return queue_failure(req, f);
     pthread_mutex_lock(&req->lock);
-    if (atomic_load(&r->stopping)) {
-        pthread_mutex_unlock(&req->lock);
-        (void)close(fd);
-        return queue_failure(req, FAIL_STOPPING);
-    }
-    req->fd = fd;
-    /* A pooled socket is still registered (disarmed) with this loop's epoll. */
-    req->in_epoll = req->from_pool;
-    req->handed_off = true;
-    req->service_start_ms = now_ms();
     req->mhd_suspended = true;
     MHD_suspend_connection(req->conn);
     pthread_mutex_unlock(&req->lock);
-
-    atomic_fetch_add(&req->refs, 1);
     upstream_submit(req->loop, req);
+    return MHD_YES;
+}
+
+/*
+ * A streamed body's bytes. The first ones start the upstream request (on a
+ * fresh connection: a pooled one could not be retried once part of the body
+ * is gone). While the loop has STREAM_BUFFER_MAX unsent, the bytes stay with
+ * MHD and the connection sleeps until the loop wakes it. Once the app has
+ * answered, or the request failed, the rest of the body is read and dropped.
+ */
+static enum MHD_Result stream_upload(struct proxy_req *req, const char *data, size_t *size)
+{
+    enum router_failure f;
+    bool drop;
+
+    if (!req->handed_off) {
+        strbuf_addf(&req->out, "Content-Length: %llu\r\n\r\n", (unsigned long long)req->stream_length);
+        if ((f = attach_upstream(req, false)) != FAIL_NONE) {
+            req->failure = f;   /* the error page follows when the body is read */
+            *size = 0;
+            return MHD_YES;
+        }
+        req->retried = true;
+        upstream_submit(req->loop, req);
+    }
+    pthread_mutex_lock(&req->lock);
+    drop = req->head_ready || req->failure != FAIL_NONE || req->aborted || req->loop_done;
+    if (!drop && req->out.len - req->written >= STREAM_BUFFER_MAX) {
+        req->upload_blocked = true;
+        req->mhd_suspended = true;
+        MHD_suspend_connection(req->conn);
+        pthread_mutex_unlock(&req->lock);
+        return MHD_YES;   /* *size unchanged: MHD offers the bytes again after the resume */
+    }
+    pthread_mutex_unlock(&req->lock);
+    if (!drop)
+        upstream_stream_body(req, data, *size);
+    *size = 0;
     return MHD_YES;
 }
 
@@ -473,6 +538,8 @@ enum MHD_Result proxy_access(void *cls, struct MHD_Connection *conn, const char 
         begin_request(req, method);
         return MHD_YES;
     }
+    if (*upload_data_size > 0 && req->stream && req->failure == FAIL_NONE)
+        return stream_upload(req, upload_data, upload_data_size);
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;

@@ -214,6 +214,9 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
 {
     int fd;
 
+    /* The app may have answered before taking all of a streamed body: never reuse that. */
+    if (req->stream)
+        reuse = false;
     if (req->lprev)
         req->lprev->lnext = req->lnext;
     else if (l->active == req)
@@ -292,6 +295,24 @@ static bool early_failure(struct upstream_loop *l, struct proxy_req *req, enum r
     req->written = 0;
     req->ustate = UP_WRITING;
     return do_write(l, req);
+}
+
+void upstream_stream_body(struct proxy_req *req, const char *data, size_t n)
+{
+    if (req->written) {
+        strbuf_remove_prefix(&req->out, req->written);
+        req->written = 0;
+    }
+    strbuf_add(&req->out, data, n);
+    /* Body bytes still flowing keep the first-byte window open (H12 counts from the last). */
+    req->deadline_ms = now_ms() + req->router->head_timeout_ms;
+    pthread_mutex_lock(&req->lock);
+    if (req->ustate == UP_HEAD) {
+        /* Written out before: ask for EPOLLOUT again; the loop sends on its next turn. */
+        req->ustate = UP_WRITING;
+        arm_locked(req);
+    }
+    pthread_mutex_unlock(&req->lock);
 }
 
 /* Returns whether req is still the loop's. */
@@ -485,6 +506,16 @@ static void on_event(struct upstream_loop *l, struct proxy_req *req, uint32_t ev
     if (req->ustate == UP_WRITING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         if (!do_write(l, req))
             return;
+        if (req->stream) {
+            /* A streamed upload waits for room: wake it once half the buffer went out. */
+            pthread_mutex_lock(&req->lock);
+            if (req->upload_blocked && req->out.len - req->written < STREAM_BUFFER_MAX / 2) {
+                req->upload_blocked = false;
+                unlock_and_wake(req);
+            } else {
+                pthread_mutex_unlock(&req->lock);
+            }
+        }
     }
     /* Reading goes on while writing: an app may answer (413, say) before taking the whole body. */
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
