@@ -58,18 +58,24 @@ pid_t container_clone(unsigned long flags, int *ret_pidfd)
     return (pid_t)pid;
 }
 
-static int run_idmap(const char *tool, pid_t pid, unsigned long base, unsigned long count,
-                     struct berth_error **err)
+/* One newuidmap or newgidmap run, started by idmap_start() and reaped by idmap_finish(). */
+struct idmap_run {
+    const char *tool;
+    char pid_s[24], base_s[24], count_s[24];
+    pid_t child;
+    int rd;                        /* its stdout and stderr */
+};
+
+static int idmap_start(struct idmap_run *m, const char *tool, pid_t pid, unsigned long base,
+                       unsigned long count, struct berth_error **err)
 {
     static const char *const dirs[] = { "/usr/bin", "/bin", "/usr/sbin" };
-    char pid_s[24], base_s[24], count_s[24], out[1024];
     _cleanup_free_ char *path = NULL;
     posix_spawn_file_actions_t fa;
-    _cleanup_close_ int rd = -1;
-    int fds[2], status, r;
-    pid_t child;
-    ssize_t n, len = 0;
+    int fds[2], r;
 
+    m->tool = tool;
+    m->rd = -1;
     for (size_t i = 0; i < sizeof(dirs) / sizeof(*dirs) && !path; i++) {
         char *p = xasprintf("%s/%s", dirs[i], tool);
 
@@ -80,35 +86,48 @@ static int run_idmap(const char *tool, pid_t pid, unsigned long base, unsigned l
     }
     if (!path)
         return berth_error_plain(err, ENOENT, "'%s' not found (install the uidmap package)", tool);
-    (void)snprintf(pid_s, sizeof(pid_s), "%d", (int)pid);
-    (void)snprintf(base_s, sizeof(base_s), "%lu", base);
-    (void)snprintf(count_s, sizeof(count_s), "%lu", count);
-    char *const argv[] = { (char *)tool, pid_s, (char *)"0", base_s, count_s, NULL };
+    (void)snprintf(m->pid_s, sizeof(m->pid_s), "%d", (int)pid);
+    (void)snprintf(m->base_s, sizeof(m->base_s), "%lu", base);
+    (void)snprintf(m->count_s, sizeof(m->count_s), "%lu", count);
+    char *const argv[] = { (char *)tool, m->pid_s, (char *)"0", m->base_s, m->count_s, NULL };
     char *const envp[] = { NULL };
 
     if (pipe2(fds, O_CLOEXEC) < 0)
         return berth_error_make(err, errno, "pipe for '%s'", tool);
-    rd = fds[0];
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    r = posix_spawn(&child, path, &fa, NULL, argv, envp);
+    r = posix_spawn(&m->child, path, &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     (void)close(fds[1]);
-    if (r != 0)
+    if (r != 0) {
+        (void)close(fds[0]);
         return berth_error_make(err, r, "run '%s'", path);
+    }
+    m->rd = fds[0];
+    return 0;
+}
+
+static int idmap_finish(struct idmap_run *m, struct berth_error **err)
+{
+    char out[1024];
+    ssize_t n, len = 0;
+    int status;
+
     while (len < (ssize_t)sizeof(out) - 1 &&
-           ((n = read(rd, out + len, sizeof(out) - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
+           ((n = read(m->rd, out + len, sizeof(out) - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
         len += n > 0 ? n : 0;
+    (void)close(m->rd);
+    m->rd = -1;
     out[len] = '\0';
     while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
         out[--len] = '\0';
-    while (waitpid(child, &status, 0) < 0)
+    while (waitpid(m->child, &status, 0) < 0)
         if (errno != EINTR)
-            return berth_error_make(err, errno, "wait for '%s'", tool);
+            return berth_error_make(err, errno, "wait for '%s'", m->tool);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        return berth_error_plain(err, EPERM, "%s %s 0 %s %s failed (status %d)%s%s",
-                                 tool, pid_s, base_s, count_s, status, len ? ": " : "", out);
+        return berth_error_plain(err, EPERM, "%s %s 0 %s %s failed (status %d)%s%s", m->tool,
+                                 m->pid_s, m->base_s, m->count_s, status, len ? ": " : "", out);
     }
     return 0;
 }
@@ -116,12 +135,23 @@ static int run_idmap(const char *tool, pid_t pid, unsigned long base, unsigned l
 int container_map_ids(pid_t pid, unsigned long uid_base, unsigned long gid_base,
                       unsigned long count, struct berth_error **err)
 {
-    int r;
+    struct idmap_run gid, uid;
+    int r, r2;
 
-    /* gid_map first, as crun does; newgidmap leaves setgroups allowed. */
-    if ((r = run_idmap("newgidmap", pid, gid_base, count, err)) < 0)
+    /*
+     * Both maps at once: each helper is a setuid exec of about a
+     * millisecond, and the kernel takes gid_map and uid_map independently
+     * (newgidmap leaves setgroups allowed either way).
+     */
+    if ((r = idmap_start(&gid, "newgidmap", pid, gid_base, count, err)) < 0)
         return r;
-    return run_idmap("newuidmap", pid, uid_base, count, err);
+    if ((r = idmap_start(&uid, "newuidmap", pid, uid_base, count, err)) < 0) {
+        (void)idmap_finish(&gid, NULL);
+        return r;
+    }
+    r = idmap_finish(&gid, err);
+    r2 = idmap_finish(&uid, r < 0 ? NULL : err);
+    return r < 0 ? r : r2;
 }
 
 static int loopback_up(struct berth_error **err)
