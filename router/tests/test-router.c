@@ -719,6 +719,7 @@ static void test_keepalive_and_pool(void)
     ok(named == 10, "access log names the instance (dyno=web.7) for fresh and pooled connections (%d/10)",
        named);
     strbuf_release(&log);
+    unlink(path);
     free(path);
 }
 

@@ -23,8 +23,10 @@ cleanup() {
     if [ "${KEEP_TEST_DIR:-}" = 1 ]; then
         echo "# kept $TEST_DIR"
     else
-        # Containers leave files owned by subordinate ids: remove what we can.
-        rm -rf "$TEST_DIR" 2>/dev/null || true
+        # Slugs and container layers hold files owned by the tenant's
+        # subordinate ids, which only a user namespace mapping them may remove.
+        rm -rf "$TEST_DIR" 2>/dev/null ||
+            unshare --map-root-user --map-auto rm -rf "$TEST_DIR" 2>/dev/null || true
     fi
     exit $rc
 }
