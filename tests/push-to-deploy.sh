@@ -16,6 +16,9 @@ home=$TEST_DIR/home
 start_berth "$home"
 ok "berth serve started (router :$HTTP_PORT, control :$CONTROL_PORT)"
 check "first start wrote admin.token with mode 0600" [ "$(stat -c %a "$home/admin.token")" = 600 ]
+check "it prints a quick start with this server's git remote" \
+    contains "$TEST_DIR/serve.log" "@127.0.0.1:$CONTROL_PORT/hello.git main"
+token1=$(cat "$home/admin.token")
 
 "$BERTH" apps:create hello >"$TEST_DIR/create.out" 2>&1 || true
 check "apps:create hello" contains "$TEST_DIR/create.out" "Creating hello... done"
@@ -115,6 +118,7 @@ check "no app process outlives the server" [ -z "$(pgrep -f 'busybox httpd -f -v
 
 # Restart: the app comes back by itself.
 start_berth "$home"
+check "a restart keeps the admin token" [ "$(cat "$home/admin.token")" = "$token1" ]
 router_get hello.localhost / >"$TEST_DIR/page4.html" 2>&1 || true
 check "after a restart the current release serves again" contains "$TEST_DIR/page4.html" "Hello again from berth"
 stop_berth || true
