@@ -12,25 +12,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/hex.h"
 #include "common/banned.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 int pktline_parse_header(const char hdr[4], size_t *ret_len)
 {
     size_t len = 0;
 
     for (int i = 0; i < 4; i++) {
-        int v = hexval(hdr[i]);
+        int v = hex_digit_value(hdr[i]);
 
         if (v < 0)
             return -EPROTO;

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 
 #include "router/parse.h"
+#include "common/hex.h"
 #include "common/banned.h"
 
 int host_normalise(const char *in, char out[HOST_MAX + 1])
@@ -271,17 +272,6 @@ void chunked_init(struct chunked_decoder *c)
     c->state = CH_SIZE;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 ssize_t chunked_feed(struct chunked_decoder *c, const char *in, size_t len, struct strbuf *out)
 {
     size_t i = 0;
@@ -290,7 +280,7 @@ ssize_t chunked_feed(struct chunked_decoder *c, const char *in, size_t len, stru
         char ch = in[i];
         switch (c->state) {
         case CH_SIZE: {
-            int v = hexval(ch);
+            int v = hex_digit_value(ch);
             if (v >= 0) {
                 /* 15 hex digits stay below 2^60: no overflow, and far above any real chunk. */
                 if (++c->digits > 15)
