@@ -85,6 +85,14 @@ int git_to_berth_error(struct berth_error **err, int git_code, const char *fmt, 
 /* The current libgit2 message copied into a new string (never NULL). */
 char *git_error_copy(void);
 
+/*
+ * Takes the repository's push lock (<git_dir>/berth-push.lock, see
+ * update.c): one push, or one housekeeping run, at a time. If another holds
+ * it, calls waiting(cls) (may be NULL) once, then blocks. Returns the fd
+ * holding the lock, or -errno.
+ */
+int repo_lock(const char *git_dir, void (*waiting)(void *cls), void *cls);
+
 /* Appends the ref advertisement (without the HTTP service header) to out. */
 int advertise_refs(git_repository *repo, struct strbuf *out, struct berth_error **err);
 

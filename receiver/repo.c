@@ -156,22 +156,37 @@ int advertise_refs(git_repository *repo, struct strbuf *out, struct berth_error 
  * The push lock (update.c) keeps a push from publishing a pack while git
  * repacks; a push that arrives meanwhile says it is waiting.
  */
+int repo_lock(const char *git_dir, void (*waiting)(void *cls), void *cls)
+{
+    _cleanup_free_ char *path = xasprintf("%s/berth-push.lock", git_dir);
+    _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return TAKE_FD(fd);
+    if (errno != EWOULDBLOCK)
+        return -errno;
+    if (waiting)
+        waiting(cls);
+    while (flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return TAKE_FD(fd);
+}
+
 int receiver_repo_maintain(const char *path, struct berth_error **err)
 {
-    _cleanup_free_ char *lock_path = xasprintf("%s/berth-push.lock", path);
     _cleanup_free_ char *git_dir = xasprintf("--git-dir=%s", path);
     char *argv[] = { (char *)"git", git_dir, (char *)"gc", (char *)"--auto", (char *)"--quiet", NULL };
-    _cleanup_close_ int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    _cleanup_close_ int lock_fd = repo_lock(path, NULL, NULL);
     posix_spawn_file_actions_t fa;
     extern char **environ;
     pid_t pid;
     int r, status;
 
     if (lock_fd < 0)
-        return berth_error_make(err, errno, "open '%s'", lock_path);
-    while (flock(lock_fd, LOCK_EX) < 0)
-        if (errno != EINTR)
-            return berth_error_make(err, errno, "lock '%s'", lock_path);
+        return berth_error_make(err, -lock_fd, "locking the repository '%s'", path);
     /* git's output, if any, goes to the server log; it reads nothing. */
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);

@@ -10,16 +10,12 @@
  * an atomic push.
  *
  * One push at a time per repository: the checks, the deploy and the ref
- * updates run under an flock on <repo>/berth-push.lock. Without it a second
- * push could pass its old-value check while the first one deploys, deploy
- * after it, and then fail its ref update as stale with its release already
- * serving.
+ * updates run under the repository's push lock (repo_lock() in repo.c,
+ * which git gc also takes after a push). Without it a second push could
+ * pass its old-value check while the first one deploys, deploy after it,
+ * and then fail its ref update as stale with its release already serving.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/xalloc.h"
@@ -239,38 +235,16 @@ static void update_atomic(struct receiver_push *p)
         fail_all(p, bad);
 }
 
-/* Takes the repository's push lock, telling the client when it has to wait. */
-static int lock_repository(struct receiver_push *p)
+static void say_waiting(void *cls)
 {
-    _cleanup_free_ char *path = xasprintf("%sberth-push.lock", git_repository_path(p->repo));
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        if (errno != EWOULDBLOCK) {
-            int e = errno;
-
-            close(fd);
-            return -e;
-        }
-        receiver_progress(p, "Waiting for another push to this app to finish...");
-        while (flock(fd, LOCK_EX) < 0) {
-            if (errno != EINTR) {
-                int e = errno;
-
-                close(fd);
-                return -e;
-            }
-        }
-    }
-    return fd;
+    receiver_progress(cls, "Waiting for another push to this app to finish...");
 }
 
 void update_run(struct receiver_push *p)
 {
     _cleanup_error_ struct berth_error *err = NULL;
-    _cleanup_close_ int lock_fd = lock_repository(p);
+    /* Tells the client when it has to wait. */
+    _cleanup_close_ int lock_fd = repo_lock(git_repository_path(p->repo), say_waiting, p);
 
     if (lock_fd < 0) {
         fail_all(p, "cannot lock the repository");
