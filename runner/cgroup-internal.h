@@ -2,8 +2,9 @@
 /*
  * What runner/cgroup-layout.c (finding the hierarchies, root's delegation,
  * the berth user's check) and runner/cgroup.c (one container's cgroup:
- * create, enter, kill, remove) share: the layout and small file helpers.
- * Not for use outside those two files; runner/cgroup.h is the interface.
+ * create, enter, kill, remove) share: the layout and small file helpers;
+ * mounts-cgroup.c also reads /proc/self/cgroup with them. Not for use
+ * outside the runner; runner/cgroup.h is the interface.
  */
 #ifndef BERTH_RUNNER_CGROUP_INTERNAL_H
 #define BERTH_RUNNER_CGROUP_INTERNAL_H
@@ -44,6 +45,12 @@ int cgroup_write_str(const char *path, const char *value, struct berth_error **e
 /* Reads a small kernel file into `out`, trailing whitespace trimmed. */
 int cgroup_read_str(const char *path, struct strbuf *out, struct berth_error **err);
 bool cgroup_file_exists(const char *dir, const char *name);
+/*
+ * Splits one /proc/self/cgroup line, "id:controllers:path" (the path may
+ * itself hold ':'), in place. v2's line has empty controllers. Returns
+ * false for a malformed line.
+ */
+bool cgroup_split_proc_line(char *line, char **ret_controllers, char **ret_path);
 /* Whether `word` is one of the `sep`-separated words of `list`. */
 bool cgroup_has_word(const char *list, const char *word, char sep);
 /* The hierarchy that carries controller `name` (v2: the one tree), or NULL. */

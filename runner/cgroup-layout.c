@@ -206,6 +206,19 @@ static int find_mount(const char *controller, char **ret_mnt, char **ret_root,
                              controller ? controller : "", controller ? "'" : "");
 }
 
+bool cgroup_split_proc_line(char *line, char **ret_controllers, char **ret_path)
+{
+    char *c1 = strchr(line, ':');
+    char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+
+    if (!c2)
+        return false;
+    *c2 = '\0';
+    *ret_controllers = c1 + 1;
+    *ret_path = c2 + 1;
+    return true;
+}
+
 /* This process's cgroup in the v1 hierarchy of `controller` (NULL: the v2 "0::" entry). */
 static int own_cgroup(const char *controller, char **ret, struct berth_error **err)
 {
@@ -219,16 +232,13 @@ static int own_cgroup(const char *controller, char **ret, struct berth_error **e
         next = nl ? nl + 1 : NULL;
         if (nl)
             *nl = '\0';
-        /* "id:controller,list:/path"; the path may itself contain ':' */
-        char *c1 = strchr(line, ':');
-        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c2)
+        char *ctrls, *path;
+        if (!cgroup_split_proc_line(line, &ctrls, &path))
             continue;
-        *c2 = '\0';
-        bool match = controller ? cgroup_has_word(c1 + 1, controller, ',')
-                                : strncmp(line, "0:", 2) == 0 && c1[1] == '\0';
+        bool match = controller ? cgroup_has_word(ctrls, controller, ',')
+                                : strncmp(line, "0:", 2) == 0 && ctrls[0] == '\0';
         if (match) {
-            *ret = xstrdup(c2 + 1);
+            *ret = xstrdup(path);
             return 0;
         }
     }

@@ -187,7 +187,6 @@ static int child_setup(const struct runner_spec *spec, int sync_fd, struct berth
      */
     /* The daemon's umask must not make the container's / unreadable for its users. */
     umask(022);
-    memset(&fds, 0, sizeof(fds));
     if ((r = mounts_cgroup_view(spec->cgroup, &view, err)) < 0)
         return r;
     if (unshare(CLONE_NEWCGROUP) < 0)

@@ -30,6 +30,7 @@
 #include "common/fileio.h"
 #include "common/strbuf.h"
 #include "common/xalloc.h"
+#include "runner/cgroup-internal.h"
 #include "runner/mounts.h"
 #include "common/banned.h"
 
@@ -53,20 +54,16 @@ int mounts_cgroup_view(const char *relpath, struct cgroup_view *ret, struct bert
     memset(ret, 0, sizeof(*ret));
     if (!relpath)
         return 0;
-    if (statfs("/sys/fs/cgroup", &fs) < 0)
+    if (statfs(CGROUP_MOUNT, &fs) < 0)
         return 0;   /* no cgroupfs on the host: nothing to show */
     ret->v2 = fs.f_type == CGROUP2_SUPER_MAGIC;
-    if ((r = read_file("/proc/self/cgroup", &sb, 1u << 16, err)) < 0)
+    if ((r = read_file("/proc/self/cgroup", &sb, MAX_PROCFILE, err)) < 0)
         return r;
     for (line = strtok_r(sb.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         /* "4:memory:/a/berth/t/app/web.1-v1-x", or "0::/..." for cgroup v2 */
-        char *ctrl = strchr(line, ':'), *path;
+        char *ctrl, *path;
 
-        if (!ctrl || !(path = strchr(ctrl + 1, ':')))
-            continue;
-        *path++ = '\0';
-        ctrl++;
-        if (!ends_in(path, relpath))
+        if (!cgroup_split_proc_line(line, &ctrl, &path) || !ends_in(path, relpath))
             continue;
         if (ret->v2 != (ctrl[0] == '\0') || strncmp(ctrl, "name=", 5) == 0)
             continue;
