@@ -11,12 +11,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 #include "common/strbuf.h"
 
 #define CGROUP_MOUNT "/sys/fs/cgroup"
-#define BERTH_CGROUP "berth"
+/* berth's delegated cgroup is "berth-<user>": one subtree per operator (uid). */
+#define BERTH_CGROUP_PREFIX "berth-"
 /* Caps on what we accept from callers and read from the kernel. */
 #define MAX_RELPATH 1024
 #define MAX_DEPTH 16
@@ -40,6 +42,11 @@ struct cgroup_layout {
     struct cgroup_ctrl ctrl[MAX_CTRL];
 };
 
+/*
+ * The name of the subtree delegated to `uid`: "berth-<user name>", or
+ * "berth-<uid>" for a uid without a passwd entry (malloc'ed).
+ */
+char *cgroup_subtree_name(uid_t uid);
 /* Writes `value` in one write(), as cgroup files need. */
 int cgroup_write_str(const char *path, const char *value, struct berth_error **err);
 /* Reads a small kernel file into `out`, trailing whitespace trimmed. */

@@ -3,16 +3,19 @@
  * cgroups for tenants, apps and instances (runner/cgroup.h), part one: where
  * the hierarchies are, root's one-time delegation and the berth user's check
  * of it; runner/cgroup.c creates, enters, kills and removes the cgroups. berth never
- * creates a cgroup outside its own: `berth setup` (root) makes `berth` below
- * the cgroup the process runs in, once per controller, and hands it to the
- * berth user; the berth user then creates <tenant>/<app>/<instance> below
- * that and writes their limits (ARCHITECTURE.md, Tenants and isolation).
+ * creates a cgroup outside its own: `berth setup` (root) makes
+ * `berth-<user>` below the cgroup the process runs in, once per controller,
+ * and hands it to that user; the user then creates <tenant>/<app>/<instance>
+ * below it and writes their limits (ARCHITECTURE.md, Tenants and isolation).
+ * One subtree per operator: several installations on one host (a `berth
+ * setup --user alice` beside `berth setup --user berth`) never share a
+ * cgroup, so one never finds the other's cgroups in its way.
  *
  * Two layouts are handled:
- *  - cgroup v2 (/sys/fs/cgroup is cgroup2): one tree, `<own>/berth`;
+ *  - cgroup v2 (/sys/fs/cgroup is cgroup2): one tree, `<own>/berth-<user>`;
  *    controllers are switched on in cgroup.subtree_control on the way down.
  *  - cgroup v1 and hybrid hosts (/sys/fs/cgroup is a tmpfs): the memory, pids
- *    and cpu hierarchies, each with its own `<own>/berth`, where <own> comes
+ *    and cpu hierarchies, each with its own `<own>/berth-<user>`, where <own> comes
  *    from /proc/self/cgroup per controller (on the reference host the memory
  *    controller is nested at /process_api/<id>, pids and cpu sit at /).
  *    Unlike crun, a hybrid host whose unified mount carries controllers
@@ -34,6 +37,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <pwd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,9 +51,10 @@
 
 /*
  * The controllers berth uses (v1: one hierarchy each; v2: switched on in
- * subtree_control). memory and pids carry the limits berth sets and must be
- * there; cpu is used when present (no cpu limit is written yet, so a host
- * without it loses nothing that was asked for).
+ * subtree_control). memory and pids carry the limits every container gets
+ * and must be there; cpu is used when present: only a container that asks
+ * for a cpu weight needs it, and its spawn fails on a host without it
+ * (cgroup.c), so nothing asked for is silently dropped.
  */
 static const struct {
     const char *name;
@@ -259,10 +264,20 @@ static char *hierarchy_dir(const char *mnt, const char *mroot, const char *own)
     return *rel ? xasprintf("%s/%s", mnt, rel) : xstrdup(mnt);
 }
 
-/* Computes where berth's cgroups are, without checking they exist. */
-static int layout_find(struct cgroup_layout **ret, struct berth_error **err)
+char *cgroup_subtree_name(uid_t uid)
+{
+    struct passwd *pw = getpwuid(uid);
+
+    if (pw && pw->pw_name[0] && !strchr(pw->pw_name, '/') && pw->pw_name[0] != '.')
+        return xasprintf("%s%s", BERTH_CGROUP_PREFIX, pw->pw_name);
+    return xasprintf("%s%u", BERTH_CGROUP_PREFIX, (unsigned)uid);
+}
+
+/* Computes where the cgroups delegated to `uid` are, without checking they exist. */
+static int layout_find(uid_t uid, struct cgroup_layout **ret, struct berth_error **err)
 {
     _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = xcalloc(1, sizeof(*l));
+    _cleanup_free_ char *subtree = cgroup_subtree_name(uid);
     struct statfs sfs;
     int r;
 
@@ -276,7 +291,7 @@ static int layout_find(struct cgroup_layout **ret, struct berth_error **err)
         _cleanup_free_ char *dir = hierarchy_dir(mnt, mroot, own);
         l->v2 = true;
         l->ctrl[0].name = xstrdup("unified");
-        l->ctrl[0].root = xasprintf("%s/%s", dir, BERTH_CGROUP);
+        l->ctrl[0].root = xasprintf("%s/%s", dir, subtree);
         l->n = 1;
     } else if (sfs.f_type == TMPFS_MAGIC) {
         for (size_t i = 0; i < N_CONTROLLERS; i++) {
@@ -296,7 +311,7 @@ static int layout_find(struct cgroup_layout **ret, struct berth_error **err)
                 return WRAP(r, err, "cgroup v1 controller '%s'", name);
             }
             _cleanup_free_ char *dir = hierarchy_dir(mnt, mroot, own);
-            _cleanup_free_ char *root = xasprintf("%s/%s", dir, BERTH_CGROUP);
+            _cleanup_free_ char *root = xasprintf("%s/%s", dir, subtree);
             /* co-mounted controllers (e.g. "memory,pids") share one directory and entry */
             size_t j = 0;
             while (j < l->n && strcmp(l->ctrl[j].root, root) != 0)
@@ -390,14 +405,14 @@ int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err)
     /*
      * Only the directory and the files a delegatee needs to create children
      * and place processes (the kernel's own list in /sys/kernel/cgroup/delegate
-     * for v2). The knobs of `berth` itself stay root's: they are the
+     * for v2). The knobs of `berth-<user>` itself stay root's: they are the
      * operator's limit on berth as a whole.
      */
     static const char *const v1_files[] = { "cgroup.procs", "tasks" };
     static const char *const v2_files[] = { "cgroup.procs", "cgroup.subtree_control", "cgroup.threads" };
     int r;
 
-    if ((r = layout_find(&l, err)) < 0)
+    if ((r = layout_find(uid, &l, err)) < 0)
         return WRAP(r, err, "finding this process's cgroups");
 
     for (size_t i = 0; i < l->n; i++) {
@@ -438,7 +453,7 @@ static int check_delegated(const char *root, struct berth_error **err)
     if (stat(root, &st) < 0) {
         if (errno == ENOENT)
             return berth_error_plain(err, ENOENT, "cgroup '%s' does not exist; run "
-                                     "'berth setup' as root to delegate it", root);
+                                     "'berth setup --user <this user>' as root to delegate it", root);
         return berth_error_make(err, errno, "stat '%s'", root);
     }
     /* AT_EACCESS: the effective ids are what the kernel checks on mkdir and write. */
@@ -455,7 +470,7 @@ int cgroup_layout_detect(struct cgroup_layout **ret, struct berth_error **err)
     _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
     int r;
 
-    if ((r = layout_find(&l, err)) < 0)
+    if ((r = layout_find(geteuid(), &l, err)) < 0)
         return WRAP(r, err, "finding berth's cgroups");
     for (size_t i = 0; i < l->n; i++)
         if ((r = check_delegated(l->ctrl[i].root, err)) < 0)

@@ -5,7 +5,7 @@
  * delegated cgroup in every hierarchy of the layout that
  * runner/cgroup-layout.c found: create it with its limits (every limit
  * asked for is written or the call fails), move the container's first
- * process in, kill everything in it, remove it.
+ * process in, kill everything in it, read what it used, remove it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -126,6 +126,59 @@ static int set_memory_v1(const char *dir, uint64_t bytes, struct berth_error **e
     return memsw ? write_limit(dir, "memory.memsw.limit_in_bytes", bytes, err) : 0;
 }
 
+/*
+ * cpu.weight is v2's unit (1..10000, default 100); v1's cpu.shares has a
+ * default of 1024 and a range of [2, 262144], so the weight is scaled by
+ * 1024/100 and clamped (the kernel would clamp silently too, berth says so).
+ */
+static int set_cpu_weight(const struct cgroup_layout *l, const char *relpath, uint64_t weight,
+                          struct berth_error **err)
+{
+    const struct cgroup_ctrl *cpu = cgroup_find_ctrl(l, "cpu");
+    _cleanup_free_ char *dir = NULL;
+    uint64_t shares;
+
+    if (weight < 1 || weight > 10000)
+        return berth_error_plain(err, EINVAL, "cpu weight %" PRIu64 " is outside 1..10000", weight);
+    if (!cpu)
+        return berth_error_plain(err, EOPNOTSUPP, "no cpu cgroup to enforce a cpu weight");
+    dir = xasprintf("%s/%s", cpu->root, relpath);
+    /* v2: the file exists only when the parent passed the cpu controller down. */
+    if (l->v2 && !cgroup_file_exists(dir, "cpu.weight"))
+        return berth_error_plain(err, EOPNOTSUPP, "the cpu controller is not enabled for '%s'; "
+                                 "delegate it and run 'berth setup'", dir);
+    if (l->v2)
+        return write_limit(dir, "cpu.weight", weight, err);
+    shares = weight * 1024 / 100;
+    shares = shares < 2 ? 2 : shares > 262144 ? 262144 : shares;
+    return write_limit(dir, "cpu.shares", shares, err);
+}
+
+static int set_limits_v2(const struct cgroup_layout *l, const char *relpath,
+                         const struct runner_limits *limits, struct berth_error **err)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/%s", l->ctrl[0].root, relpath);
+    int r;
+
+    if (limits && limits->memory_bytes) {
+        if ((r = write_limit(dir, "memory.max", limits->memory_bytes, err)) < 0)
+            return r;
+        /* no swapping past the limit; the file exists only with swap accounting */
+        if (cgroup_file_exists(dir, "memory.swap.max") &&
+            (r = write_limit(dir, "memory.swap.max", 0, err)) < 0)
+            return r;
+    }
+    /* an OOM kills the whole container, not one random process in it */
+    if (cgroup_file_exists(dir, "memory.oom.group")) {
+        _cleanup_free_ char *p = xasprintf("%s/memory.oom.group", dir);
+        if ((r = cgroup_write_str(p, "1", err)) < 0)
+            return r;
+    }
+    if (limits && limits->pids_max && (r = write_limit(dir, "pids.max", limits->pids_max, err)) < 0)
+        return r;
+    return 0;
+}
+
 static int set_limits(const struct cgroup_layout *l, const char *relpath,
                       const struct runner_limits *limits, struct berth_error **err)
 {
@@ -133,41 +186,24 @@ static int set_limits(const struct cgroup_layout *l, const char *relpath,
     const struct cgroup_ctrl *pids = cgroup_find_ctrl(l, "pids");
     int r;
 
-    if (l->v2) {
-        _cleanup_free_ char *dir = xasprintf("%s/%s", mem->root, relpath);
-        if (limits && limits->memory_bytes) {
-            if ((r = write_limit(dir, "memory.max", limits->memory_bytes, err)) < 0)
-                return r;
-            /* no swapping past the limit; the file exists only with swap accounting */
-            if (cgroup_file_exists(dir, "memory.swap.max") &&
-                (r = write_limit(dir, "memory.swap.max", 0, err)) < 0)
-                return r;
-        }
-        /* an OOM kills the whole container, not one random process in it */
-        if (cgroup_file_exists(dir, "memory.oom.group")) {
-            _cleanup_free_ char *p = xasprintf("%s/memory.oom.group", dir);
-            if ((r = cgroup_write_str(p, "1", err)) < 0)
-                return r;
-        }
-        if (limits && limits->pids_max && (r = write_limit(dir, "pids.max", limits->pids_max, err)) < 0)
-            return r;
-        return 0;
-    }
-
-    if (limits && limits->memory_bytes) {
+    if (l->v2 && (r = set_limits_v2(l, relpath, limits, err)) < 0)
+        return r;
+    if (!l->v2 && limits && limits->memory_bytes) {
         if (!mem)
             return berth_error_plain(err, EOPNOTSUPP, "no memory cgroup to enforce a memory limit");
         _cleanup_free_ char *dir = xasprintf("%s/%s", mem->root, relpath);
         if ((r = set_memory_v1(dir, limits->memory_bytes, err)) < 0)
             return r;
     }
-    if (limits && limits->pids_max) {
+    if (!l->v2 && limits && limits->pids_max) {
         if (!pids)
             return berth_error_plain(err, EOPNOTSUPP, "no pids cgroup to enforce a process limit");
         _cleanup_free_ char *dir = xasprintf("%s/%s", pids->root, relpath);
         if ((r = write_limit(dir, "pids.max", limits->pids_max, err)) < 0)
             return r;
     }
+    if (limits && limits->cpu_weight && (r = set_cpu_weight(l, relpath, limits->cpu_weight, err)) < 0)
+        return r;
     return 0;
 }
 
@@ -222,6 +258,63 @@ int cgroup_enter(const struct cgroup_layout *l, const char *relpath, pid_t pid, 
         if ((r = cgroup_write_str(p, buf, err)) < 0)
             return WRAP(r, err, "moving pid %ld into cgroup '%s'", (long)pid, relpath);
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * what a container used
+ */
+
+/* The value of the "key value" line of a flat-keyed cgroup file; 0 when absent. */
+static uint64_t keyed_value(const char *text, const char *key)
+{
+    size_t kl = strlen(key);
+
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+
+        if (!strncmp(p, key, kl) && p[kl] == ' ')
+            return strtoull(p + kl + 1, NULL, 10);
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+int cgroup_usage(const struct cgroup_layout *l, const char *relpath, struct runner_usage *ret,
+                 struct berth_error **err)
+{
+    const struct cgroup_ctrl *mem = cgroup_find_ctrl(l, "memory");
+    _cleanup_strbuf_ struct strbuf v = STRBUF_INIT;
+    _cleanup_free_ char *dir = NULL, *peak = NULL, *events = NULL;
+    struct runner_usage u = { 0 };
+    int r;
+
+    if ((r = validate_relpath(relpath, err)) < 0)
+        return r;
+    if (!mem) {
+        *ret = u;
+        return 0;
+    }
+    dir = xasprintf("%s/%s", mem->root, relpath);
+    /*
+     * v1 keeps the high-water mark in max_usage_in_bytes and counts OOM
+     * kills in memory.oom_control (4.13+); v2 has memory.peak (5.19+) and
+     * the oom_kill line of memory.events. A kernel without the peak file
+     * reports 0, "unknown".
+     */
+    peak = xasprintf("%s/%s", dir, l->v2 ? "memory.peak" : "memory.max_usage_in_bytes");
+    events = xasprintf("%s/%s", dir, l->v2 ? "memory.events" : "memory.oom_control");
+    if (access(peak, F_OK) == 0) {
+        if ((r = cgroup_read_str(peak, &v, err)) < 0)
+            return r;
+        u.memory_peak_bytes = strtoull(v.buf, NULL, 10);
+    }
+    if ((r = cgroup_read_str(events, &v, err)) < 0)
+        return r;
+    u.oom_kills = keyed_value(v.buf, "oom_kill");
+    *ret = u;
     return 0;
 }
 

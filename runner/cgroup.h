@@ -2,11 +2,12 @@
 /*
  * runner-internal: cgroups for tenants, apps and instances
  * (ARCHITECTURE.md, Tenants and isolation; reference/ISOLATION.md §3,
- * LIBRARIES.md §6). `berth setup` (root, once) creates a `berth` cgroup below
- * the cgroup it runs in for each controller and hands it to the berth user
+ * LIBRARIES.md §6). `berth setup` (root, once) creates a `berth-<user>` cgroup
+ * below the cgroup it runs in for each controller and hands it to that user
  * (runner_cgroup_delegate() in runner.h); afterwards the berth user creates
  * <tenant>/<app>/<instance> below it and writes their limits. Both cgroup v2
  * (delegated subtree) and v1 (hybrid hosts: memory, pids, cpu) are handled.
+ * At the end of a container's life its usage is read before the cgroup goes.
  * Limits are enforced or the call fails; never silently dropped.
  */
 #ifndef BERTH_RUNNER_CGROUP_H
@@ -33,6 +34,12 @@ int cgroup_create(const struct cgroup_layout *l, const char *relpath, const stru
 int cgroup_enter(const struct cgroup_layout *l, const char *relpath, pid_t pid, struct berth_error **err);
 /* SIGKILLs every process left in <berth>/<relpath> (v2: cgroup.kill when present). */
 int cgroup_kill_all(const struct cgroup_layout *l, const char *relpath, struct berth_error **err);
+/*
+ * What the processes of <berth>/<relpath> used: the memory high-water mark
+ * and the OOM kills. All zero when there is no memory hierarchy.
+ */
+int cgroup_usage(const struct cgroup_layout *l, const char *relpath, struct runner_usage *ret,
+                 struct berth_error **err);
 /* Removes the leaf <berth>/<relpath>; parents are left. Missing is fine. */
 int cgroup_remove(const struct cgroup_layout *l, const char *relpath, struct berth_error **err);
 

@@ -4,10 +4,14 @@
  * (spawner.c) and talking to it, and the handles of running containers.
  *
  * Thread safety: one mutex serialises each request/response pair on the
- * spawner socket; each container has its own lock for the port agent and
- * another for its exit status, so a long runner_wait() never holds up a
- * runner_connect(), and concurrent runner_connect() calls take turns on the
- * agent socket (the init answers requests in order).
+ * spawner socket, and every such pair is short: a tree operation (remove,
+ * seal, usage) holds it only until the spawner says its worker started, then
+ * waits for the worker's result on a socket of its own, so a removal that
+ * takes seconds never delays another thread's spawn. Each container has its
+ * own lock for the port agent and another for its exit status, so a long
+ * runner_wait() never holds up a runner_connect(), and concurrent
+ * runner_connect() calls take turns on the agent socket (the init answers
+ * requests in order).
  */
 #include <errno.h>
 #include <poll.h>
@@ -40,6 +44,7 @@ struct runner {
 struct runner_container {
     struct runner *r;
     pid_t pid;
+    uint64_t id;                  /* the spawner's name for it (REQ_REAP) */
     int pidfd;
     int agent_fd;
     int status_fd;
@@ -49,6 +54,7 @@ struct runner_container {
     bool have_status;
     int status;
     bool reaped;
+    struct runner_usage usage;    /* valid once reaped */
 };
 
 
@@ -101,16 +107,15 @@ void runner_free(struct runner *r)
 
 /*
  * One request and its reply. The reply's code/message become the return
- * value and *err; fds it carried land in rfds.
+ * value and *err; its two values land in ret_v (may be NULL), the fds it
+ * carried in rfds.
  */
 static int request(struct runner *r, const struct strbuf *req, const int *fds, size_t n_fds,
-                   pid_t *ret_pid, int *rfds, size_t max_rfds, size_t *n_rfds,
+                   uint64_t ret_v[2], int *rfds, size_t max_rfds, size_t *n_rfds,
                    struct berth_error **err)
 {
     char buf[8192];
-    struct proto_reader rd;
-    uint64_t code, pid;
-    const char *msg;
+    struct proto_reply rep;
     size_t got = 0;
     ssize_t n;
     int s;
@@ -125,22 +130,20 @@ static int request(struct runner *r, const struct strbuf *req, const int *fds, s
         return berth_error_make(err, (int)-n, "read the spawner's reply");
     if (n == 0)
         return berth_error_plain(err, EPIPE, "the spawner has exited");
-    rd = (struct proto_reader){ .p = buf, .left = (size_t)n };
-    code = proto_get_u64(&rd);
-    msg = proto_get_str(&rd);
-    pid = proto_get_u64(&rd);
-    if (rd.bad || code > 4095) {
+    if (proto_get_reply(buf, (size_t)n, &rep) < 0) {
         for (size_t i = 0; i < got; i++)
             (void)close(rfds[i]);
         return berth_error_plain(err, EBADMSG, "malformed reply from the spawner");
     }
-    if (code) {
+    if (rep.code) {
         for (size_t i = 0; i < got; i++)
             (void)close(rfds[i]);
-        return berth_error_plain(err, (int)code, "%s", msg ? msg : "spawner request failed");
+        return berth_error_plain(err, rep.code, "%s", rep.msg[0] ? rep.msg : "spawner request failed");
     }
-    if (ret_pid)
-        *ret_pid = (pid_t)pid;
+    if (ret_v) {
+        ret_v[0] = rep.v[0];
+        ret_v[1] = rep.v[1];
+    }
     if (n_rfds)
         *n_rfds = got;
     return 0;
@@ -154,7 +157,7 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
     int rfds[3];
     size_t n_rfds = 0;
     struct runner_container *c;
-    pid_t pid = 0;
+    uint64_t v[2];
     int ret_code;
 
     if (spec->stdout_fd < 0 || spec->stderr_fd < 0)
@@ -165,7 +168,7 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
     if (req.len > PROTO_MAX_MSG)
         return berth_error_plain(err, E2BIG, "spawn '%s': the spec takes %zu bytes, at most %d",
                                  spec->name ? spec->name : "?", req.len, PROTO_MAX_MSG);
-    ret_code = request(r, &req, fds, 2, &pid, rfds, 3, &n_rfds, err);
+    ret_code = request(r, &req, fds, 2, v, rfds, 3, &n_rfds, err);
     if (ret_code < 0)
         return ret_code;
     if (n_rfds != 3) {
@@ -175,7 +178,8 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
     }
     c = xcalloc(1, sizeof(*c));
     c->r = r;
-    c->pid = pid;
+    c->pid = (pid_t)v[0];
+    c->id = v[1];
     c->agent_fd = rfds[0];
     c->status_fd = rfds[1];
     c->pidfd = rfds[2];
@@ -298,20 +302,35 @@ int runner_wait(struct runner_container *c, int timeout_ms, int *ret_status,
     return 0;
 }
 
-/* Reaped (and its cgroup removed) by the spawner, once the pidfd says it exited. */
+/*
+ * Reaped (and its pasta and cgroup gone) by the spawner, once the pidfd says
+ * it exited; the reply carries the usage read from the cgroup.
+ */
 static int reap(struct runner_container *c, struct berth_error **err)
 {
     _cleanup_strbuf_ struct strbuf req = STRBUF_INIT;
+    uint64_t v[2];
     int r;
 
     if (c->reaped)
         return 0;
     proto_put_u64(&req, REQ_REAP);
-    proto_put_u64(&req, (uint64_t)c->pid);
-    r = request(c->r, &req, NULL, 0, NULL, NULL, 0, NULL, err);
-    if (r == 0)
+    proto_put_u64(&req, c->id);
+    r = request(c->r, &req, NULL, 0, v, NULL, 0, NULL, err);
+    if (r == 0) {
+        c->usage = (struct runner_usage){ .memory_peak_bytes = v[0], .oom_kills = v[1] };
         c->reaped = true;
+    }
     return r;
+}
+
+int runner_container_usage(const struct runner_container *c, struct runner_usage *ret,
+                           struct berth_error **err)
+{
+    if (!c->reaped)
+        return berth_error_plain(err, EAGAIN, "container %d has not been reaped yet", c->pid);
+    *ret = c->usage;
+    return 0;
 }
 
 int runner_stop(struct runner_container *c, int grace_ms, struct berth_error **err)
@@ -356,15 +375,73 @@ void runner_container_free(struct runner_container *c)
     free(c);
 }
 
+/* ------------------------------------------------------------------------
+ * tree operations
+ */
+
+/*
+ * Sends a tree request with one end of a fresh socketpair; the spawner's
+ * reply only says the worker started, and the worker's result arrives on
+ * our end, which this thread waits on without the runner's lock. If the
+ * worker dies without a result, its end closes: end of file.
+ */
+static int tree_request(struct runner *r, enum proto_request type, const char *const *paths,
+                        unsigned long uid_base, unsigned long gid_base, unsigned long id_count,
+                        uint64_t *ret_value, struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf req = STRBUF_INIT;
+    _cleanup_close_ int mine = -1;
+    char buf[4096];
+    struct proto_reply rep;
+    size_t n_fds;
+    ssize_t n;
+    int sv[2], ret;
+
+    proto_put_tree_req(&req, type, paths, uid_base, gid_base, id_count);
+    if (req.len > PROTO_MAX_MSG)
+        return berth_error_plain(err, E2BIG, "tree request of %zu bytes, at most %d", req.len,
+                                 PROTO_MAX_MSG);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berth_error_make(err, errno, "socketpair for a tree request");
+    mine = sv[0];
+    ret = request(r, &req, &sv[1], 1, NULL, NULL, 0, NULL, err);
+    /* Now only the worker holds the other end. */
+    (void)close(sv[1]);
+    if (ret < 0)
+        return ret;
+    n = proto_recv(mine, buf, sizeof(buf), NULL, 0, &n_fds);
+    if (n < 0)
+        return berth_error_make(err, (int)-n, "read the tree worker's result");
+    if (n == 0)
+        return berth_error_plain(err, ECHILD, "the tree worker exited without a result");
+    if (proto_get_reply(buf, (size_t)n, &rep) < 0)
+        return berth_error_plain(err, EBADMSG, "malformed result from the tree worker");
+    if (rep.code)
+        return berth_error_plain(err, rep.code, "%s", rep.msg[0] ? rep.msg : "tree worker failed");
+    if (ret_value)
+        *ret_value = rep.v[0];
+    return 0;
+}
+
 int runner_remove_tree(struct runner *r, const char *path, unsigned long uid_base,
                        unsigned long gid_base, unsigned long id_count, struct berth_error **err)
 {
-    _cleanup_strbuf_ struct strbuf req = STRBUF_INIT;
+    const char *const paths[] = { path, NULL };
 
-    proto_put_u64(&req, REQ_REMOVE);
-    proto_put_str(&req, path);
-    proto_put_u64(&req, uid_base);
-    proto_put_u64(&req, gid_base);
-    proto_put_u64(&req, id_count);
-    return request(r, &req, NULL, 0, NULL, NULL, 0, NULL, err);
+    return tree_request(r, REQ_REMOVE, paths, uid_base, gid_base, id_count, NULL, err);
+}
+
+int runner_seal_tree(struct runner *r, const char *path, unsigned long uid_base,
+                     unsigned long gid_base, unsigned long id_count, struct berth_error **err)
+{
+    const char *const paths[] = { path, NULL };
+
+    return tree_request(r, REQ_SEAL, paths, uid_base, gid_base, id_count, NULL, err);
+}
+
+int runner_tree_usage(struct runner *r, const char *const *paths, unsigned long uid_base,
+                      unsigned long gid_base, unsigned long id_count, uint64_t *ret_bytes,
+                      struct berth_error **err)
+{
+    return tree_request(r, REQ_USAGE, paths, uid_base, gid_base, id_count, ret_bytes, err);
 }

@@ -2,12 +2,14 @@
 /*
  * Creating one container, in the spawner (see container.h). The order is
  * the one every runtime follows (reference/ISOLATION.md §0.1): clone the
- * namespaces; the parent writes the id maps and puts the child in its
- * cgroup while the child still runs as berth's uid; then the child makes /
- * private, builds its root and pivots, sets hostname, session and rlimits,
- * and becomes the init, which drops everything for the app and loads seccomp
- * as the last step before execve. Every failure in the child travels back
- * on the sync socket as a message, so runner_spawn() returns it.
+ * namespaces; the parent writes the id maps, puts the child in its cgroup
+ * while the child still runs as berth's uid and, for a networked container,
+ * starts pasta on the child's namespaces (network.h); then the child makes /
+ * private, builds its root and pivots, brings up lo, blocks the host's
+ * addresses, sets hostname, session and rlimits, and becomes the init, which
+ * drops everything for the app and loads seccomp as the last step before
+ * execve. Every failure in the child travels back on the sync socket as a
+ * message, so runner_spawn() returns it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +37,7 @@
 #include "runner/container.h"
 #include "runner/init.h"
 #include "runner/mounts.h"
+#include "runner/network.h"
 #include "runner/proto.h"
 #include "common/banned.h"
 
@@ -171,7 +174,8 @@ static int loopback_up(struct berth_error **err)
     return 0;
 }
 
-static int child_setup(const struct runner_spec *spec, int sync_fd, struct berth_error **err)
+static int child_setup(const struct runner_spec *spec, const struct net_host *net, int sync_fd,
+                       struct berth_error **err)
 {
     const char *hostname = spec->hostname ? spec->hostname : spec->name ? spec->name : "berth";
     struct mount_fds fds;
@@ -217,6 +221,9 @@ static int child_setup(const struct runner_spec *spec, int sync_fd, struct berth
         goto out;
     if ((r = loopback_up(err)) < 0)
         goto out;
+    /* pasta has configured eth0 by now (the spawner waited for it before releasing us). */
+    if (spec->network && (r = network_block_host(net, err)) < 0)
+        goto out;
     if (sethostname(hostname, strlen(hostname)) < 0) {
         r = berth_error_make(err, errno, "sethostname '%s'", hostname);
         goto out;
@@ -239,7 +246,7 @@ out:
 
 __attribute__((noreturn))
 static void child_main(const struct runner_spec *spec, const struct seccomp_program *prog,
-                       int sync_fd, int agent_fd, int status_fd)
+                       const struct net_host *net, int sync_fd, int agent_fd, int status_fd)
 {
     int keep[] = { sync_fd, agent_fd, status_fd, spec->stdout_fd, spec->stderr_fd };
     struct berth_error *err = NULL;
@@ -268,7 +275,7 @@ static void child_main(const struct runner_spec *spec, const struct seccomp_prog
     } while (n < 0 && errno == EINTR);
     if (n != 1)
         _exit(1);
-    if (child_setup(spec, sync_fd, &err) < 0) {
+    if (child_setup(spec, net, sync_fd, &err) < 0) {
         proto_report_error(sync_fd, berth_error_code(&err), berth_error_msg(&err));
         _exit(1);
     }
@@ -296,108 +303,147 @@ static int validate(const struct runner_spec *spec, struct berth_error **err)
     return 0;
 }
 
-int container_create(const struct runner_spec *spec, const struct seccomp_program *prog,
-                     struct cgroup_layout **layout, struct container_handles *ret,
-                     struct berth_error **err)
-{
-    _cleanup_free_ char *what = xasprintf("container '%s'", spec->name ? spec->name : "?");
-    _cleanup_close_ int sync_p = -1, agent_p = -1, status_r = -1, pidfd = -1;
-    int sync_s[2], agent_s[2], status_s[2];
-    _cleanup_free_ char *upper = NULL;
-    bool chmodded = false, in_cgroup = false;
-    struct stat st;
-    pid_t pid;
-    int r;
+/* What container_create() holds while it works; create_release() undoes what is left. */
+struct create {
+    const struct runner_spec *spec;
+    struct cgroup_layout **layout;
+    char *what;                  /* "container 'name'" for messages */
+    bool in_cgroup;
+    bool chmodded;               /* state_dir is 0777 until the child reports */
+    mode_t state_mode;
+    int sync_p, agent_p, status_r, pidfd;
+    int child_fds[3];            /* the child's ends: sync, agent, status */
+    pid_t pid, pasta;
+    struct net_host net;
+};
 
-    if ((r = validate(spec, err)) < 0)
-        return r;
+/* Before the clone: network checks and resolv.conf, the cgroup, state_dir's mode, the sockets. */
+static int create_prepare(struct create *c, struct berth_error **err)
+{
+    const struct runner_spec *spec = c->spec;
+    _cleanup_free_ char *upper = xasprintf("%s/upper", spec->state_dir);
+    int sv[2], r;
+    struct stat st;
+
+    if (spec->network && (r = network_prepare(spec->state_dir, &c->net, err)) < 0)
+        return berth_error_wrap(err, "network for %s", c->what);
     if (spec->cgroup) {
-        if (!*layout && (r = cgroup_layout_detect(layout, err)) < 0)
+        if (!*c->layout && (r = cgroup_layout_detect(c->layout, err)) < 0)
             return r;
-        if ((r = cgroup_create(*layout, spec->cgroup, &spec->limits, err)) < 0)
+        /* Set first: a limit refused after the mkdirs still leaves a leaf to remove. */
+        c->in_cgroup = true;
+        if ((r = cgroup_create(*c->layout, spec->cgroup, &spec->limits, err)) < 0)
             return r;
-        in_cgroup = true;
     }
     /*
      * The overlay's upper and work dirs must belong to the container's root
      * (see mounts.c), and only a process with that uid can create them, so
      * state_dir is writable for it until the child reports back.
      */
-    upper = xasprintf("%s/upper", spec->state_dir);
-    if (stat(spec->state_dir, &st) < 0) {
-        r = berth_error_make(err, errno, "stat state dir '%s'", spec->state_dir);
-        goto fail_cgroup;
-    }
+    if (stat(spec->state_dir, &st) < 0)
+        return berth_error_make(err, errno, "stat state dir '%s'", spec->state_dir);
+    c->state_mode = st.st_mode & 07777;
     if (access(upper, F_OK) < 0) {
-        if (chmod(spec->state_dir, 0777) < 0) {
-            r = berth_error_make(err, errno, "chmod state dir '%s'", spec->state_dir);
-            goto fail_cgroup;
-        }
-        chmodded = true;
+        if (chmod(spec->state_dir, 0777) < 0)
+            return berth_error_make(err, errno, "chmod state dir '%s'", spec->state_dir);
+        c->chmodded = true;
     }
-
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync_s) < 0) {
-        r = berth_error_make(err, errno, "socketpair");
-        goto fail_mode;
-    }
-    sync_p = sync_s[0];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, agent_s) < 0) {
-        (void)close(sync_s[1]);
-        r = berth_error_make(err, errno, "socketpair");
-        goto fail_mode;
-    }
-    agent_p = agent_s[0];
-    if (pipe2(status_s, O_CLOEXEC) < 0) {
-        (void)close(sync_s[1]);
-        (void)close(agent_s[1]);
-        r = berth_error_make(err, errno, "pipe");
-        goto fail_mode;
-    }
-    status_r = status_s[0];
-
-    pid = container_clone(NS_FLAGS, &pidfd);
-    if (pid == 0)
-        child_main(spec, prog, sync_s[1], agent_s[1], status_s[1]);
-    r = pid < 0 ? -errno : 0;
-    (void)close(sync_s[1]);
-    (void)close(agent_s[1]);
-    (void)close(status_s[1]);
-    if (r < 0) {
-        r = berth_error_make(err, -r, "clone the namespaces of %s", what);
-        goto fail_mode;
-    }
-
-    if ((r = container_map_ids(pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
-        goto fail_kill;
-    if (spec->cgroup && (r = cgroup_enter(*layout, spec->cgroup, pid, err)) < 0)
-        goto fail_kill;
-    if (send(sync_p, "g", 1, MSG_NOSIGNAL) != 1) {
-        r = berth_error_make(err, errno, "release %s", what);
-        goto fail_kill;
-    }
-    if ((r = proto_report_read(sync_p, what, err)) < 0)
-        goto fail_kill;
-    if (chmodded)
-        (void)chmod(spec->state_dir, st.st_mode & 07777);
-    ret->pid = pid;
-    ret->pidfd = TAKE_FD(pidfd);
-    ret->agent_fd = TAKE_FD(agent_p);
-    ret->status_fd = TAKE_FD(status_r);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berth_error_make(err, errno, "socketpair");
+    c->sync_p = sv[0];
+    c->child_fds[0] = sv[1];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berth_error_make(err, errno, "socketpair");
+    c->agent_p = sv[0];
+    c->child_fds[1] = sv[1];
+    if (pipe2(sv, O_CLOEXEC) < 0)
+        return berth_error_make(err, errno, "pipe");
+    c->status_r = sv[0];
+    c->child_fds[2] = sv[1];
     return 0;
+}
 
-fail_kill:
-    (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-fail_mode:
-    if (chmodded)
-        (void)chmod(spec->state_dir, st.st_mode & 07777);
-fail_cgroup:
-    if (in_cgroup) {
+/* The clone, and what the parent does before releasing the child. */
+static int create_start(struct create *c, const struct seccomp_program *prog,
+                        struct berth_error **err)
+{
+    const struct runner_spec *spec = c->spec;
+    int r;
+
+    c->pid = container_clone(NS_FLAGS, &c->pidfd);
+    if (c->pid == 0)
+        child_main(spec, prog, &c->net, c->child_fds[0], c->child_fds[1], c->child_fds[2]);
+    r = c->pid < 0 ? -errno : 0;
+    for (size_t i = 0; i < 3; i++)
+        closep(&c->child_fds[i]);
+    if (r < 0) {
+        c->pid = 0;
+        return berth_error_make(err, -r, "clone the namespaces of %s", c->what);
+    }
+    if ((r = container_map_ids(c->pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
+        return r;
+    if (spec->cgroup && (r = cgroup_enter(*c->layout, spec->cgroup, c->pid, err)) < 0)
+        return r;
+    /*
+     * pasta attaches to the namespaces while the child waits, still berth's
+     * uid and dumpable, so pasta (same uid) may open its /proc/<pid>/ns.
+     */
+    if (spec->network &&
+        (r = network_pasta_start(&c->net, c->pid, spec->state_dir, *c->layout, spec->cgroup,
+                                 c->what, &c->pasta, err)) < 0)
+        return r;
+    if (send(c->sync_p, "g", 1, MSG_NOSIGNAL) != 1)
+        return berth_error_make(err, errno, "release %s", c->what);
+    return proto_report_read(c->sync_p, c->what, err);
+}
+
+static void create_release(struct create *c, bool failed)
+{
+    if (failed && c->pasta)
+        network_pasta_stop(c->pasta);
+    if (failed && c->pid > 0) {
+        (void)syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
+        while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (c->chmodded)
+        (void)chmod(c->spec->state_dir, c->state_mode);
+    if (failed && c->in_cgroup) {
         struct berth_error *e2 = NULL;
 
-        (void)cgroup_remove(*layout, spec->cgroup, &e2);
+        (void)cgroup_remove(*c->layout, c->spec->cgroup, &e2);
         berth_error_release(&e2);
     }
-    return r;
+    closep(&c->sync_p);
+    closep(&c->agent_p);
+    closep(&c->status_r);
+    closep(&c->pidfd);
+    for (size_t i = 0; i < 3; i++)
+        closep(&c->child_fds[i]);
+    network_host_release(&c->net);
+    free(c->what);
+}
+
+int container_create(const struct runner_spec *spec, const struct seccomp_program *prog,
+                     struct cgroup_layout **layout, struct container_handles *ret,
+                     struct berth_error **err)
+{
+    struct create c = {
+        .spec = spec, .layout = layout,
+        .what = xasprintf("container '%s'", spec->name ? spec->name : "?"),
+        .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .child_fds = { -1, -1, -1 },
+    };
+    int r;
+
+    if ((r = validate(spec, err)) < 0 || (r = create_prepare(&c, err)) < 0 ||
+        (r = create_start(&c, prog, err)) < 0) {
+        create_release(&c, true);
+        return r;
+    }
+    *ret = (struct container_handles){
+        .pid = c.pid, .pidfd = TAKE_FD(c.pidfd), .agent_fd = TAKE_FD(c.agent_p),
+        .status_fd = TAKE_FD(c.status_r), .pasta = c.pasta,
+    };
+    create_release(&c, false);
+    return 0;
 }

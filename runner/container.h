@@ -3,9 +3,10 @@
  * runner-internal: creating one container, run by the spawner (a
  * single-threaded process, see spawner.c). container_create() clones the
  * child into new user, mount, pid, net, uts and ipc namespaces, maps its ids
- * with newuidmap/newgidmap, puts it in its cgroup, releases it, and waits
- * for its setup report; the child builds its root (mounts.h) and becomes the
- * container's init (init.h).
+ * with newuidmap/newgidmap, puts it in its cgroup, starts pasta for it when
+ * it has network (network.h), releases it, and waits for its setup report;
+ * the child builds its root (mounts.h) and becomes the container's init
+ * (init.h).
  */
 #ifndef BERTH_RUNNER_CONTAINER_H
 #define BERTH_RUNNER_CONTAINER_H
@@ -25,6 +26,8 @@ struct container_handles {
     int pidfd;
     int agent_fd;     /* the daemon's end of the port-agent socket */
     int status_fd;    /* read end: the app's wait status, 4 bytes, then EOF */
+    pid_t pasta;      /* spec->network: pasta, also a child of the spawner, which must
+                       * kill and reap it once the init is gone; else 0 */
 };
 
 /*

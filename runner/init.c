@@ -2,9 +2,9 @@
 /*
  * berth's container init (see init.h). PID 1 of the container, still the
  * cloned child: it forks the app, which drops to the spec's ids with no
- * capabilities and no_new_privs, closes everything else and loads seccomp
- * just before execve; then the init waits in one poll loop on a signalfd and
- * the port-agent socket. It reaps every child; when the app's main process
+ * capabilities and no_new_privs, closes everything else, takes its file
+ * size limit and loads seccomp just before execve; then the init waits in
+ * one poll loop on a signalfd and the port-agent socket. It reaps every child; when the app's main process
  * exits it writes the wait status to the status pipe, kills what is left of
  * the container and exits. It is non-dumpable and runs as container root
  * while the app runs as another uid, so the app cannot ptrace it.
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -71,6 +72,23 @@ static int drop_privileges(const struct runner_spec *spec)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return -errno;
     return 0;
+}
+
+/*
+ * RLIMIT_FSIZE for the app and all it starts, soft and hard alike so that
+ * the app cannot raise it. Raising a hard limit takes CAP_SYS_RESOURCE in
+ * the initial user namespace, which no container has: if the daemon's own
+ * hard limit is lower than asked, that lower one stays, stricter than asked.
+ */
+static int limit_file_size(uint64_t bytes)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_FSIZE, &rl) < 0)
+        return -errno;
+    rl.rlim_cur = rl.rlim_max = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < bytes
+                                    ? rl.rlim_max : (rlim_t)bytes;
+    return setrlimit(RLIMIT_FSIZE, &rl) < 0 ? -errno : 0;
 }
 
 /* execve, searching envp's PATH when argv[0] has no slash. */
@@ -151,6 +169,11 @@ static void app_main(const struct init_ctx *ctx, int report_fd)
         } while (n < 0 && errno == EINTR);
         if (n != 1)
             _exit(127);
+    }
+    if (spec->limits.file_size_max && (r = limit_file_size(spec->limits.file_size_max)) < 0) {
+        errno = -r;
+        step = "setrlimit RLIMIT_FSIZE";
+        goto fail;
     }
     /* Last: the profile denies much of what the steps above needed. */
     if (ctx->prog && (r = seccomp_program_load(ctx->prog)) < 0) {

@@ -3,7 +3,8 @@
  * The container's root filesystem, built inside the cloned child (see
  * mounts.h for the two steps and why): the overlay of the lower layers and
  * the host stack with a per-container upper, host /usr and a few /etc
- * entries bound read-only, the spec's bind mounts, a fresh /proc with the
+ * entries bound read-only, the resolv.conf of a container with network, the
+ * spec's bind mounts, a fresh /proc with the
  * OCI masked and read-only paths, /sys read-only, a small /dev, tmpfs /tmp
  * and /run, then pivot_root into it (reference/ISOLATION.md §1.2-§1.7).
  */
@@ -25,9 +26,14 @@
 #include "runner/mounts.h"
 #include "common/banned.h"
 
-/* Host /etc entries bound into the container, never /etc as a whole. */
+/*
+ * Host /etc entries bound into the container, never /etc as a whole; each
+ * has its empty mount point in the stack (stack.c). etc/php: Debian's PHP
+ * finds its php.ini and the conf.d that loads its extensions there
+ * (/etc/php/<version>/<sapi>/), for mod_php under Apache as for the CLI.
+ */
 static const char *const etc_entries[MOUNTS_N_ETC] = {
-    "etc/alternatives", "etc/ssl", "etc/ld.so.cache", "etc/mime.types",
+    "etc/alternatives", "etc/ssl", "etc/ld.so.cache", "etc/mime.types", "etc/php",
 };
 
 /* OCI's masked paths plus Docker's additions (ISOLATION.md §1.5). */
@@ -67,7 +73,7 @@ static int open_path(const char *path, bool dir, int *ret, struct berth_error **
 
 int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct berth_error **err)
 {
-    struct mount_fds f = { .state = -1, .stack = -1, .usr = -1 };
+    struct mount_fds f = { .state = -1, .stack = -1, .usr = -1, .resolv = -1 };
     size_t n_lower = 0;
     int r;
 
@@ -96,6 +102,12 @@ int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct be
     for (size_t i = 0; i < n_lower; i++)
         if ((r = open_path(spec->lower_dirs[i], true, &f.lower[i], err)) < 0)
             goto fail;
+    if (spec->network) {
+        _cleanup_free_ char *p = xasprintf("%s/resolv.conf", spec->state_dir);
+
+        if ((r = open_path(p, false, &f.resolv, err)) < 0)
+            goto fail;
+    }
     for (size_t i = 0; i < MOUNTS_N_ETC; i++) {
         _cleanup_free_ char *p = xasprintf("/%s", etc_entries[i]);
 
@@ -133,6 +145,7 @@ size_t mounts_fd_list(const struct mount_fds *f, int *out, size_t cap)
     ADD(f->usr);
     for (size_t i = 0; i < MOUNTS_N_ETC; i++)
         ADD(f->etc[i]);
+    ADD(f->resolv);
     for (size_t i = 0; i < f->n_lower; i++)
         ADD(f->lower[i]);
     for (size_t i = 0; i < f->n_binds; i++)
@@ -148,6 +161,7 @@ void mounts_fds_release(struct mount_fds *f)
     closep(&f->usr);
     for (size_t i = 0; i < MOUNTS_N_ETC; i++)
         closep(&f->etc[i]);
+    closep(&f->resolv);
     for (size_t i = 0; f->lower && i < f->n_lower; i++)
         closep(&f->lower[i]);
     for (size_t i = 0; f->binds && i < f->n_binds; i++)
@@ -263,6 +277,21 @@ static int make_target(const char *target, bool dir, int *ret, struct berth_erro
     }
     *ret = TAKE_FD(cur);
     return 0;
+}
+
+/*
+ * With network, the resolv.conf the spawner wrote (network.c) replaces the
+ * stack's empty one; make_target also covers a stack prepared before the
+ * mount point existed, and refuses a layer's symlink in its place.
+ */
+static int bind_resolv_conf(int fd, struct berth_error **err)
+{
+    _cleanup_close_ int target = -1;
+    int r;
+
+    if ((r = make_target("/etc/resolv.conf", false, &target, err)) < 0)
+        return r;
+    return bind(fdpath(fd).s, fdpath(target).s, "resolv.conf", "etc/resolv.conf", true, err);
 }
 
 static int mount_overlay(const struct runner_spec *spec, const struct mount_fds *f,
@@ -456,6 +485,8 @@ int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *f,
         if (r < 0)
             return r;
     }
+    if (f->resolv >= 0 && (r = bind_resolv_conf(f->resolv, err)) < 0)
+        return r;
     for (size_t i = 0; i < spec->n_mounts; i++) {
         const struct runner_mount *m = &spec->mounts[i];
         _cleanup_close_ int target = -1;

@@ -20,8 +20,8 @@
 #include "common/error.h"
 #include "runner/runner.h"
 
-/* The host /etc entries programs need (CA certificates, alternatives, ...). */
-#define MOUNTS_N_ETC 4
+/* The host /etc entries programs need (CA certificates, alternatives, PHP's ini, ...). */
+#define MOUNTS_N_ETC 5
 /* Cap on lower layers (overlayfs itself allows 500; berth uses a few). */
 #define MOUNTS_MAX_LOWER 64
 
@@ -41,6 +41,7 @@ struct mount_fds {
     int stack;                 /* stack_dir */
     int usr;                   /* host /usr */
     int etc[MOUNTS_N_ETC];     /* -1 where the host has no such entry */
+    int resolv;                /* spec->network: state_dir/resolv.conf (network.h); else -1 */
     int *lower;                /* spec->lower_dirs, n_lower of them */
     size_t n_lower;
     int *binds;                /* spec->mounts sources, n_binds of them */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The daemon <-> spawner wire (see proto.h): a tiny length-checked binary
- * encoding of runner_spec, datagrams with SCM_RIGHTS, the error reports a
- * container's setup code sends back to the spawner, and fd hygiene for the
- * processes the spawner creates.
+ * encoding of runner_spec, of the tree requests and of every reply,
+ * datagrams with SCM_RIGHTS, the error reports a container's setup code
+ * sends back to the spawner, and fd hygiene for the processes the spawner
+ * creates.
  */
 #include <errno.h>
 #include <limits.h>
@@ -135,6 +136,9 @@ void proto_put_spec(struct strbuf *sb, const struct runner_spec *spec)
     proto_put_str(sb, spec->cgroup);
     proto_put_u64(sb, spec->limits.memory_bytes);
     proto_put_u64(sb, spec->limits.pids_max);
+    proto_put_u64(sb, spec->limits.cpu_weight);
+    proto_put_u64(sb, spec->limits.file_size_max);
+    proto_put_u64(sb, spec->network);
 }
 
 int proto_get_spec(struct proto_reader *r, struct runner_spec *spec)
@@ -176,6 +180,9 @@ int proto_get_spec(struct proto_reader *r, struct runner_spec *spec)
     spec->cgroup = proto_get_str(r);
     spec->limits.memory_bytes = proto_get_u64(r);
     spec->limits.pids_max = proto_get_u64(r);
+    spec->limits.cpu_weight = proto_get_u64(r);
+    spec->limits.file_size_max = proto_get_u64(r);
+    spec->network = proto_get_u64(r) != 0;
     if (r->bad || r->left != 0 || !spec->lower_dirs || !spec->argv || !spec->envp)
         goto bad;
     return 0;
@@ -193,6 +200,73 @@ void proto_spec_release(struct runner_spec *spec)
     spec->lower_dirs = spec->argv = spec->envp = NULL;
     spec->mounts = NULL;
     spec->n_mounts = 0;
+}
+
+/* Messages are short; cut, rather than lose, an overlong one. */
+#define MAX_REPLY_MSG 2048
+
+void proto_put_reply(struct strbuf *sb, int code, const char *msg, uint64_t v0, uint64_t v1)
+{
+    _cleanup_free_ char *cut = NULL;
+
+    if (msg && strlen(msg) > MAX_REPLY_MSG)
+        msg = cut = xstrndup(msg, MAX_REPLY_MSG);
+    proto_put_u64(sb, code > 0 ? (uint64_t)code : 0);
+    proto_put_str(sb, code > 0 ? (msg ? msg : "") : NULL);
+    proto_put_u64(sb, v0);
+    proto_put_u64(sb, v1);
+}
+
+int proto_send_reply(int sock, int code, const char *msg, uint64_t v0, uint64_t v1)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+
+    proto_put_reply(&sb, code, msg, v0, v1);
+    return proto_send(sock, sb.buf, sb.len, NULL, 0);
+}
+
+int proto_get_reply(const void *buf, size_t len, struct proto_reply *ret)
+{
+    struct proto_reader rd = { .p = buf, .left = len };
+    uint64_t code = proto_get_u64(&rd);
+    const char *msg = proto_get_str(&rd);
+    uint64_t v0 = proto_get_u64(&rd), v1 = proto_get_u64(&rd);
+
+    if (rd.bad || rd.left != 0 || code > 4095 || (code != 0) != (msg != NULL))
+        return -EBADMSG;
+    *ret = (struct proto_reply){ .code = (int)code, .msg = msg, .v = { v0, v1 } };
+    return 0;
+}
+
+void proto_put_tree_req(struct strbuf *sb, enum proto_request type, const char *const *paths,
+                        unsigned long uid_base, unsigned long gid_base, unsigned long id_count)
+{
+    proto_put_u64(sb, type);
+    proto_put_strv(sb, paths);
+    proto_put_u64(sb, uid_base);
+    proto_put_u64(sb, gid_base);
+    proto_put_u64(sb, id_count);
+}
+
+int proto_get_tree_req(struct proto_reader *r, struct proto_tree_req *ret)
+{
+    struct proto_tree_req req = { .paths = proto_get_strv(r) };
+
+    req.uid_base = proto_get_u64(r);
+    req.gid_base = proto_get_u64(r);
+    req.id_count = proto_get_u64(r);
+    if (r->bad || r->left != 0 || !req.paths) {
+        proto_tree_req_release(&req);
+        return -EBADMSG;
+    }
+    *ret = req;
+    return 0;
+}
+
+void proto_tree_req_release(struct proto_tree_req *req)
+{
+    free((void *)req->paths);
+    req->paths = NULL;
 }
 
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)

@@ -1,13 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * runner-internal: the wire between the daemon and its spawner, and between
- * a container's setup code and the spawner. Every message is one
- * SOCK_SEQPACKET datagram (so message boundaries and the fds that travel
- * with a message by SCM_RIGHTS stay together), holding a small binary
- * encoding: u64 numbers and strings as a u32 length (including the NUL)
- * followed by the bytes, NULL strings as length 0xffffffff. The decoder
- * checks every length against what is left and hands out pointers into the
- * received buffer, so a decoded runner_spec lives as long as that buffer.
+ * runner-internal: the wire between the daemon and its spawner, between a
+ * container's setup code and the spawner, and from a tree worker to the
+ * daemon. Every message is one SOCK_SEQPACKET datagram (so message
+ * boundaries and the fds that travel with a message by SCM_RIGHTS stay
+ * together), holding a small binary encoding: u64 numbers and strings as a
+ * u32 length (including the NUL) followed by the bytes, NULL strings as
+ * length 0xffffffff. The decoder checks every length against what is left
+ * and hands out pointers into the received buffer, so a decoded runner_spec
+ * lives as long as that buffer.
+ *
+ * Every request gets one reply on the same socket (struct proto_reply). The
+ * tree requests (remove, seal, usage) are the exception to "one reply is
+ * the whole answer": they carry a second socket, made by the daemon, and the
+ * spawner's reply only says that a worker started; the worker itself sends
+ * the result, another proto_reply, on the passed socket. So a removal that
+ * takes seconds never holds the request socket, and with it every spawn.
  */
 #ifndef BERTH_RUNNER_PROTO_H
 #define BERTH_RUNNER_PROTO_H
@@ -30,10 +38,31 @@
 /* Caps on the lists inside a spec; more is refused, not truncated. */
 #define PROTO_MAX_LIST 4096
 
+/*
+ * Requests, and the values (v[0], v[1]) and fds of their successful reply.
+ * The tree requests' arguments are a proto_tree_req and their one fd is the
+ * socket the worker answers on; the result's v[0] is the byte count for
+ * REQ_USAGE, 0 otherwise.
+ */
 enum proto_request {
-    REQ_SPAWN = 1,    /* spec; fds: stdout, stderr */
-    REQ_REAP = 2,     /* pid: reap the exited init, remove its cgroup */
-    REQ_REMOVE = 3,   /* path, uid_base, gid_base, id_count */
+    REQ_SPAWN = 1,    /* spec; fds: stdout, stderr. Reply: pid, container id; fds: agent, status, pidfd */
+    REQ_REAP = 2,     /* container id, once its init exited. Reply: memory peak, OOM kills */
+    REQ_REMOVE = 3,   /* tree request with one path */
+    REQ_SEAL = 4,     /* tree request with one path */
+    REQ_USAGE = 5,    /* tree request with any number of paths */
+};
+
+/* A decoded reply; msg points into the received buffer. */
+struct proto_reply {
+    int code;          /* 0, or a positive errno */
+    const char *msg;   /* NULL on success */
+    uint64_t v[2];
+};
+
+/* A decoded tree request; paths is malloc'ed, its strings point into the buffer. */
+struct proto_tree_req {
+    const char **paths;   /* NULL-terminated */
+    unsigned long uid_base, gid_base, id_count;
 };
 
 struct proto_reader {
@@ -59,6 +88,18 @@ void proto_put_spec(struct strbuf *sb, const struct runner_spec *spec);
  */
 int proto_get_spec(struct proto_reader *r, struct runner_spec *spec);
 void proto_spec_release(struct runner_spec *spec);
+
+void proto_put_reply(struct strbuf *sb, int code, const char *msg, uint64_t v0, uint64_t v1);
+/* Builds and sends a reply (no fds); 0 or -errno. */
+int proto_send_reply(int sock, int code, const char *msg, uint64_t v0, uint64_t v1);
+/* Fails with EBADMSG on a malformed reply or a code that is no errno. */
+int proto_get_reply(const void *buf, size_t len, struct proto_reply *ret);
+
+void proto_put_tree_req(struct strbuf *sb, enum proto_request type, const char *const *paths,
+                        unsigned long uid_base, unsigned long gid_base, unsigned long id_count);
+/* After the type: fails with EBADMSG on a malformed request; release with proto_tree_req_release(). */
+int proto_get_tree_req(struct proto_reader *r, struct proto_tree_req *ret);
+void proto_tree_req_release(struct proto_tree_req *req);
 
 /* Sends one datagram with up to PROTO_MAX_FDS fds. Returns 0 or -errno. */
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);

@@ -15,7 +15,8 @@
  * and serves the port agent: on request it connects a TCP socket to
  * 127.0.0.1:<port> inside the container's network namespace and hands it to
  * the daemon, so the router talks to the app over in-kernel loopback with no
- * proxy hop.
+ * proxy hop. A container whose spec asks for network also gets a way out,
+ * through pasta, that leads anywhere but to the host itself.
  *
  * All functions return 0 (or a count) on success and -errno on failure,
  * filling *err. Unless noted, functions are safe to call from any thread.
@@ -50,6 +51,20 @@ struct runner_mount {
 struct runner_limits {
     uint64_t memory_bytes;  /* 0: no per-container limit (the tenant's still applies) */
     uint64_t pids_max;      /* 0: none */
+    /*
+     * CPU share against the other cgroups beside it, in cgroup v2's
+     * cpu.weight units (1..10000, default 100); on v1 written as cpu.shares
+     * = weight * 1024 / 100. 0: leave the kernel's default. Like the two
+     * above it applies to a container with a cgroup; there, a host without
+     * a cpu controller fails the spawn, as does a weight out of range.
+     */
+    uint64_t cpu_weight;
+    /*
+     * RLIMIT_FSIZE of the app and everything it starts: no file may grow
+     * past this many bytes (the writer gets SIGXFSZ, or EFBIG when it
+     * ignores that signal). 0: unlimited.
+     */
+    uint64_t file_size_max;
 };
 
 struct runner_spec {
@@ -89,6 +104,18 @@ struct runner_spec {
      */
     const char *cgroup;
     struct runner_limits limits;
+    /*
+     * Outbound network: pasta (Debian's passt) is attached to the
+     * container's network namespace, which then holds a tap interface with
+     * the host's addresses and routes besides lo, and a resolv.conf. The
+     * host itself stays out of reach: its loopback is the container's own,
+     * the gateway is not mapped to the host (--no-map-gw), and every address
+     * of the host's interfaces is a prohibit route and rule inside. pasta
+     * runs in the container's cgroup and is killed when the container's init
+     * is reaped. Without pasta or a usable /dev/net/tun the spawn fails,
+     * saying what to install or run. false: lo only, and an empty resolv.conf.
+     */
+    bool network;
 };
 
 /* Creates the container and starts argv in it. */
@@ -116,21 +143,66 @@ int runner_stop(struct runner_container *c, int grace_ms, struct berth_error **e
 void runner_container_free(struct runner_container *c);
 
 /*
+ * What a container used, read from its cgroup when the spawner reaped its
+ * init (by then every process of it is gone, pasta aside, which is killed
+ * then), before the cgroup is removed.
+ */
+struct runner_usage {
+    uint64_t memory_peak_bytes;   /* high-water mark of its memory use; 0 when unknown */
+    uint64_t oom_kills;           /* processes the kernel's OOM killer took in it */
+};
+/*
+ * The usage of a container that runner_stop() has reaped (it is all zero
+ * for a container spawned without a cgroup). -EAGAIN before the reap.
+ */
+int runner_container_usage(const struct runner_container *c, struct runner_usage *ret,
+                           struct berth_error **err);
+
+/*
  * Removes a tree that containers wrote into (files owned by the tenant's
  * subordinate ids, which berth's own uid cannot delete) by running the
- * removal inside a user namespace with the same id mapping.
+ * removal inside a user namespace with the same id mapping. Missing is fine.
+ *
+ * This and the two calls below run in a worker process of their own and
+ * may take seconds on a big tree; the calling thread waits for the result,
+ * but other threads' runner calls (spawns included) are not held up.
  */
 int runner_remove_tree(struct runner *r, const char *path, unsigned long uid_base,
                        unsigned long gid_base, unsigned long id_count, struct berth_error **err);
+
+/*
+ * Seals a built slug in place, in a user namespace with the tenant's
+ * mapping: every entry at and below `path` (symlinks are never followed)
+ * loses all its extended attributes (ACLs, user.* including overlayfs'
+ * user.overlay.*, file capabilities, and whatever else the namespace may
+ * remove; LSM labels such as security.selinux stay), its setuid and setgid
+ * bits, and becomes readable by all (directories and executables
+ * traversable: a+rX). Fails, naming the entry, on one whose owner is not in
+ * the mapping (berth's own uid, the owner of the slug's top directory, is
+ * accepted: the walk runs with it and may change its entries), and on a
+ * device node. A failed seal may have sealed part of the tree.
+ */
+int runner_seal_tree(struct runner *r, const char *path, unsigned long uid_base,
+                     unsigned long gid_base, unsigned long id_count, struct berth_error **err);
+/*
+ * Disk space (st_blocks, each inode counted once, however many hard links
+ * and listed trees name it) taken by the trees at paths (NULL-terminated;
+ * missing ones count 0), measured in a user namespace with the tenant's
+ * mapping so that no mode the tenant set can hide a directory.
+ */
+int runner_tree_usage(struct runner *r, const char *const *paths, unsigned long uid_base,
+                      unsigned long gid_base, unsigned long id_count, uint64_t *ret_bytes,
+                      struct berth_error **err);
 
 /* Creates (idempotently) the host stack's skeleton layer in dir. */
 int runner_stack_prepare(const char *dir, struct berth_error **err);
 
 /*
- * Host preparation, run as root by `berth setup`: creates a `berth` cgroup
- * below the cgroup this process is in, for each controller berth limits
- * (v1: memory, pids, cpu; v2: the unified tree), and hands it to uid/gid.
- * Never moves a process. Idempotent.
+ * Host preparation, run as root by `berth setup`: creates a `berth-<user>`
+ * cgroup (the user of uid) below the cgroup this process is in, for each
+ * controller berth limits (v1: memory, pids, cpu; v2: the unified tree),
+ * and hands it to uid/gid. One subtree per operator, so two installations
+ * on one host never share cgroups. Never moves a process. Idempotent.
  */
 int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err);
 /*
@@ -138,5 +210,19 @@ int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err);
  * writable; 0 if containers can be limited, -errno with a message otherwise.
  */
 int runner_cgroup_check(struct berth_error **err);
+/*
+ * Host preparation for outbound networking, as root (`berth setup`): makes
+ * /dev/net/tun usable by unprivileged users (mode 0666, as most
+ * distributions ship it; on hosts with udev a rule keeps it across reboots).
+ * Creates the node when /dev/net exists without it; fails, saying to load
+ * the tun module, when /dev/net is missing too. Idempotent.
+ */
+int runner_network_prepare(struct berth_error **err);
+/*
+ * Checks, as the berth user, that containers can get outbound network:
+ * pasta is installed and /dev/net/tun opens. -errno and a message that says
+ * what to install or run otherwise.
+ */
+int runner_network_check(struct berth_error **err);
 
 #endif

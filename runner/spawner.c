@@ -4,13 +4,20 @@
  * single-threaded process may enter a new user namespace, so
  * runner_spawner_start() forks this one process before any thread exists.
  * It compiles the seccomp profile once, then serves requests one at a time
- * on a SOCK_SEQPACKET socketpair (proto.h): create a container, reap one and
- * remove its cgroup, remove a tree in a user namespace. It is the parent of
- * every container init, reaps them (SIGCHLD through a signalfd) and removes
- * their cgroups.
+ * on a SOCK_SEQPACKET socketpair (proto.h): create a container, collect a
+ * reaped one's usage, start a tree worker (remove, seal, usage; tree.h).
+ * Every request is answered in milliseconds: the tree walks, which can take
+ * seconds, run in their workers, which answer the daemon themselves.
  *
- * Lifetime: the spawner has PDEATHSIG on the daemon and each init has it on
- * the spawner, so if the daemon dies every container dies with it.
+ * It is the parent of every container init, of their pastas and of the
+ * tree workers, and reaps them all (SIGCHLD through a signalfd). When an
+ * init is reaped it reads the cgroup's usage, which waits in the table for
+ * the daemon's REQ_REAP, and kills that container's pasta; once pasta is
+ * reaped too, it removes the cgroup.
+ *
+ * Lifetime: the spawner has PDEATHSIG on the daemon, and each init, pasta
+ * and worker has it on the spawner, so if the daemon dies every container
+ * dies with it.
  */
 #include <errno.h>
 #include <poll.h>
@@ -27,13 +34,24 @@
 #include "common/xalloc.h"
 #include "runner/container.h"
 #include "runner/proto.h"
-#include "runner/remove.h"
 #include "runner/spawner.h"
+#include "runner/tree.h"
 #include "common/banned.h"
 
+/*
+ * A child the spawner must reap. Containers are named by an id of the
+ * spawner's own, not by pid: after the init is reaped its pid may be reused
+ * by a new child before the daemon has collected the usage of the old one.
+ * An entry goes once nothing of it is left to reap, clean up or report.
+ */
 struct tracked {
-    pid_t pid;
-    char *cgroup;   /* NULL: none */
+    bool worker;                  /* a tree worker (tree.h); else a container */
+    pid_t pid;                    /* the init or the worker; 0 once reaped */
+    pid_t pasta;                  /* 0: no network, or pasta reaped */
+    uint64_t id;                  /* containers: the daemon's name for it */
+    char *cgroup;                 /* NULL: none, or already removed */
+    bool collected;               /* the daemon had the REQ_REAP answer */
+    struct runner_usage usage;    /* read when the init was reaped */
 };
 
 struct spawner {
@@ -42,30 +60,86 @@ struct spawner {
     struct cgroup_layout *layout;
     struct tracked *children;
     size_t n_children, alloc_children;
+    uint64_t next_id;
 };
 
-static void untrack(struct spawner *s, pid_t pid)
+static struct tracked *track(struct spawner *s, struct tracked t)
+{
+    if (s->n_children == s->alloc_children) {
+        s->alloc_children = s->alloc_children ? 2 * s->alloc_children : 16;
+        s->children = xrealloc(s->children, s->alloc_children * sizeof(*s->children));
+    }
+    s->children[s->n_children] = t;
+    return &s->children[s->n_children++];
+}
+
+/* Drops `t` (moving the last entry into its place) when it is done with. */
+static void maybe_untrack(struct spawner *s, struct tracked *t)
+{
+    if (t->pid || t->pasta || (!t->worker && !t->collected))
+        return;
+    free(t->cgroup);
+    *t = s->children[--s->n_children];
+}
+
+/* The container's cgroup, once no process of it is left: strays killed, then removed. */
+static void cgroup_done(struct spawner *s, struct tracked *t)
+{
+    struct berth_error *e = NULL;
+
+    if (!t->cgroup || !s->layout)
+        return;
+    (void)cgroup_kill_all(s->layout, t->cgroup, &e);
+    berth_error_release(&e);
+    (void)cgroup_remove(s->layout, t->cgroup, &e);
+    berth_error_release(&e);
+    free(t->cgroup);
+    t->cgroup = NULL;
+}
+
+/*
+ * The init is reaped, and with it its whole pid namespace is gone: nothing
+ * of the container runs any more but pasta, which is outside that namespace
+ * and does not notice. pasta gets SIGKILL now and is reaped on its own
+ * SIGCHLD (only ever a pid not reaped yet, so never a reused one): its exit
+ * takes 20-40 ms, the kernel tearing down its tap device, too long to stall
+ * every other request for. The usage is final already and read now; the
+ * cgroup goes once pasta, which runs in it, is gone too.
+ */
+static void init_gone(struct spawner *s, struct tracked *t)
+{
+    struct berth_error *e = NULL;
+
+    t->pid = 0;
+    if (t->pasta)
+        (void)kill(t->pasta, SIGKILL);
+    if (t->cgroup && s->layout && cgroup_usage(s->layout, t->cgroup, &t->usage, &e) < 0)
+        t->usage = (struct runner_usage){ 0 };
+    berth_error_release(&e);
+    if (!t->pasta)
+        cgroup_done(s, t);
+}
+
+/* A pid waitpid() returned: an init, a worker, or a pasta. */
+static void reaped(struct spawner *s, pid_t pid)
 {
     for (size_t i = 0; i < s->n_children; i++) {
         struct tracked *t = &s->children[i];
 
-        if (t->pid != pid)
+        if (t->pid == pid) {
+            if (t->worker)
+                t->pid = 0;
+            else
+                init_gone(s, t);
+        } else if (t->pasta == pid) {
+            /* Before its init, pasta died of itself: the container runs on without network. */
+            t->pasta = 0;
+            if (!t->pid)
+                cgroup_done(s, t);
+        } else {
             continue;
-        /*
-         * The init is gone, and with it the whole pid namespace, so the
-         * cgroup holds nothing more of this container; kill_all is for
-         * anything that still escaped into it.
-         */
-        if (t->cgroup && s->layout) {
-            struct berth_error *e = NULL;
-
-            (void)cgroup_kill_all(s->layout, t->cgroup, &e);
-            berth_error_release(&e);
-            (void)cgroup_remove(s->layout, t->cgroup, &e);
-            berth_error_release(&e);
         }
-        free(t->cgroup);
-        s->children[i] = s->children[--s->n_children];
+        maybe_untrack(s, t);
         return;
     }
 }
@@ -75,16 +149,36 @@ static void reap_all(struct spawner *s)
     pid_t pid;
 
     while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-        untrack(s, pid);
+        reaped(s, pid);
 }
 
-static int reply(struct spawner *s, int code, const char *msg, pid_t pid, const int *fds, size_t n)
+/*
+ * Before a spawn into `cgroup`: a gone container whose pasta is still dying
+ * may hold the same cgroup, which its cleanup would otherwise remove from
+ * under the new one. Rare (instance names differ), so waiting is fine.
+ */
+static void settle_cgroup(struct spawner *s, const char *cgroup)
+{
+    for (size_t i = 0; cgroup && i < s->n_children; i++) {
+        struct tracked *t = &s->children[i];
+
+        if (t->worker || t->pid || !t->pasta || !t->cgroup || strcmp(t->cgroup, cgroup))
+            continue;
+        while (waitpid(t->pasta, NULL, 0) < 0 && errno == EINTR)
+            ;
+        t->pasta = 0;
+        cgroup_done(s, t);
+        maybe_untrack(s, t);
+        return;
+    }
+}
+
+static int reply(struct spawner *s, int code, const char *msg, uint64_t v0, uint64_t v1,
+                 const int *fds, size_t n)
 {
     _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
 
-    proto_put_u64(&sb, (uint64_t)code);
-    proto_put_str(&sb, msg);
-    proto_put_u64(&sb, (uint64_t)pid);
+    proto_put_reply(&sb, code, msg, v0, v1);
     return proto_send(s->sock, sb.buf, sb.len, fds, n);
 }
 
@@ -99,26 +193,30 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
     if (r < 0 || n_fds != 2) {
         if (r == 0)
             proto_spec_release(&spec);
-        (void)reply(s, EBADMSG, "malformed spawn request", 0, NULL, 0);
+        (void)reply(s, EBADMSG, "malformed spawn request", 0, 0, NULL, 0);
         return;
     }
     spec.stdout_fd = fds[0];
     spec.stderr_fd = fds[1];
+    settle_cgroup(s, spec.cgroup);
     r = container_create(&spec, &s->prog, &s->layout, &h, &err);
     if (r < 0) {
-        (void)reply(s, -r, berth_error_msg(&err), 0, NULL, 0);
+        (void)reply(s, -r, berth_error_msg(&err), 0, 0, NULL, 0);
     } else {
         int out[3] = { h.agent_fd, h.status_fd, h.pidfd };
+        struct tracked *t = track(s, (struct tracked){
+            .pid = h.pid, .id = ++s->next_id, .pasta = h.pasta,
+            .cgroup = spec.cgroup ? xstrdup(spec.cgroup) : NULL,
+        });
 
-        if (s->n_children == s->alloc_children) {
-            s->alloc_children = s->alloc_children ? 2 * s->alloc_children : 16;
-            s->children = xrealloc(s->children, s->alloc_children * sizeof(*s->children));
-        }
-        s->children[s->n_children++] = (struct tracked){
-            .pid = h.pid, .cgroup = spec.cgroup ? xstrdup(spec.cgroup) : NULL,
-        };
-        if (reply(s, 0, NULL, h.pid, out, 3) < 0)
+        /*
+         * Unheard, the container would run unknown to the daemon: end it.
+         * No REQ_REAP will come for it, so its entry goes when it is reaped.
+         */
+        if (reply(s, 0, NULL, (uint64_t)h.pid, t->id, out, 3) < 0) {
             (void)kill(h.pid, SIGKILL);
+            t->collected = true;
+        }
         for (size_t i = 0; i < 3; i++)
             (void)close(out[i]);
     }
@@ -127,47 +225,77 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
 
 static void handle_reap(struct spawner *s, struct proto_reader *rd)
 {
-    pid_t pid = (pid_t)proto_get_u64(rd);
-    bool known = false;
+    uint64_t id = proto_get_u64(rd);
+    struct tracked *t = NULL;
+    struct runner_usage u;
 
-    for (size_t i = 0; i < s->n_children; i++)
-        known |= s->children[i].pid == pid;
-    /* The daemon asks only once the init's pidfd said it exited. */
-    if (!rd->bad && known) {
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
-        untrack(s, pid);
-    }
-    (void)reply(s, rd->bad ? EBADMSG : 0, NULL, 0, NULL, 0);
-}
-
-static void handle_remove(struct spawner *s, struct proto_reader *rd)
-{
-    _cleanup_error_ struct berth_error *err = NULL;
-    const char *path = proto_get_str(rd);
-    unsigned long ub = proto_get_u64(rd), gb = proto_get_u64(rd), n = proto_get_u64(rd);
-    int r;
-
-    if (rd->bad || !path) {
-        (void)reply(s, EBADMSG, "malformed remove request", 0, NULL, 0);
+    for (size_t i = 0; !rd->bad && i < s->n_children && !t; i++)
+        if (!s->children[i].worker && !s->children[i].collected && s->children[i].id == id)
+            t = &s->children[i];
+    if (rd->bad || rd->left || !t) {
+        (void)reply(s, rd->bad || rd->left ? EBADMSG : ESRCH,
+                    rd->bad || rd->left ? "malformed reap request" : "no such container", 0, 0,
+                    NULL, 0);
         return;
     }
-    r = remove_tree_userns(path, ub, gb, n, &err);
-    (void)reply(s, r < 0 ? -r : 0, r < 0 ? berth_error_msg(&err) : NULL, 0, NULL, 0);
+    /* The daemon asks only once the init's pidfd said it exited: this does not block. */
+    if (t->pid) {
+        while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        init_gone(s, t);
+    }
+    u = t->usage;
+    t->collected = true;
+    maybe_untrack(s, t);
+    (void)reply(s, 0, NULL, u.memory_peak_bytes, u.oom_kills, NULL, 0);
 }
 
-/* On the daemon's hang-up: take every container down and clean up after it. */
+/* REQ_REMOVE, REQ_SEAL, REQ_USAGE: start the worker; it answers on fds[0] itself. */
+static void handle_tree(struct spawner *s, enum proto_request type, struct proto_reader *rd,
+                        const int *fds, size_t n_fds)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    struct proto_tree_req req;
+    pid_t pid;
+    int r;
+
+    if (n_fds != 1 || proto_get_tree_req(rd, &req) < 0) {
+        (void)reply(s, EBADMSG, "malformed tree request", 0, 0, NULL, 0);
+        return;
+    }
+    r = tree_worker_start(type, &req, fds[0], &pid, &err);
+    proto_tree_req_release(&req);
+    if (r < 0) {
+        (void)reply(s, -r, berth_error_msg(&err), 0, 0, NULL, 0);
+        return;
+    }
+    (void)track(s, (struct tracked){ .worker = true, .pid = pid });
+    (void)reply(s, 0, NULL, 0, 0, NULL, 0);
+}
+
+/* On the daemon's hang-up: take every container, pasta and worker down, and clean up. */
 static void shutdown_children(struct spawner *s)
 {
-    for (size_t i = 0; i < s->n_children; i++)
-        (void)kill(s->children[i].pid, SIGKILL);
-    while (s->n_children) {
-        pid_t pid = waitpid(-1, NULL, 0);
+    for (;;) {
+        bool live = false;
+        pid_t pid;
 
+        for (size_t i = 0; i < s->n_children; i++) {
+            struct tracked *t = &s->children[i];
+
+            if (t->pid)
+                (void)kill(t->pid, SIGKILL);
+            if (t->pasta)
+                (void)kill(t->pasta, SIGKILL);
+            live |= t->pid || t->pasta;
+        }
+        if (!live)
+            return;
+        pid = waitpid(-1, NULL, 0);
         if (pid < 0 && errno != EINTR)
-            break;
+            return;
         if (pid > 0)
-            untrack(s, pid);
+            reaped(s, pid);
     }
 }
 
@@ -232,7 +360,7 @@ void spawner_main(int sock, pid_t parent)
         if (n == 0 || (n < 0 && n != -EMSGSIZE))
             break;
         if (n < 0) {
-            (void)reply(&s, EMSGSIZE, "request too large", 0, NULL, 0);
+            (void)reply(&s, EMSGSIZE, "request too large", 0, 0, NULL, 0);
             continue;
         }
         rd = (struct proto_reader){ .p = buf, .left = (size_t)n };
@@ -241,10 +369,10 @@ void spawner_main(int sock, pid_t parent)
             handle_spawn(&s, &rd, fds, n_fds);
         else if (type == REQ_REAP && n_fds == 0)
             handle_reap(&s, &rd);
-        else if (type == REQ_REMOVE && n_fds == 0)
-            handle_remove(&s, &rd);
+        else if (type == REQ_REMOVE || type == REQ_SEAL || type == REQ_USAGE)
+            handle_tree(&s, (enum proto_request)type, &rd, fds, n_fds);
         else
-            (void)reply(&s, EBADMSG, "unknown request", 0, NULL, 0);
+            (void)reply(&s, EBADMSG, "unknown request", 0, 0, NULL, 0);
         for (size_t i = 0; i < n_fds; i++)
             (void)close(fds[i]);
         reap_all(&s);

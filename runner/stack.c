@@ -22,15 +22,20 @@
 
 static const char *const skeleton_dirs[] = {
     "usr", "etc", "proc", "dev", "sys", "tmp", "run", "app", "root", "home", "var", "var/tmp",
-    "etc/alternatives", "etc/ssl",
+    "etc/alternatives", "etc/ssl", "etc/php",
 };
 
 static const char *const skeleton_links[][2] = {
     { "bin", "usr/bin" }, { "lib", "usr/lib" }, { "lib64", "usr/lib64" }, { "sbin", "usr/sbin" },
 };
 
-/* Empty files: mount points for host files bound read-only. */
-static const char *const skeleton_mountpoints[] = { "etc/ld.so.cache", "etc/mime.types" };
+/*
+ * Empty files: mount points for host files bound read-only, and for the
+ * resolv.conf of a container with network (empty, so no nameserver, without).
+ */
+static const char *const skeleton_mountpoints[] = {
+    "etc/ld.so.cache", "etc/mime.types", "etc/resolv.conf",
+};
 
 static const struct {
     const char *path;

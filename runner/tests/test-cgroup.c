@@ -4,7 +4,7 @@
  * real cgroup filesystem.
  *
  * As root it first plays `berth setup`: runner_cgroup_delegate() for the
- * `berth` user (this creates only `berth` below this process's own cgroups),
+ * `berth` user (this creates only `berth-berth` below this process's own cgroups),
  * then forks a child that drops to the berth user for the checks, exactly
  * the position of the berth daemon. Run as any other user, it runs the
  * checks directly when the delegation exists and skips otherwise (fails
@@ -13,7 +13,7 @@
  * The checks prove enforcement, not just file writes: a fork bomb hits
  * pids.max with EAGAIN, a memory hog is OOM-killed while a small job in the
  * same cgroup runs, cgroup_kill_all empties the cgroup. The test cgroups
- * (test-<pid>) are removed at the end; `berth` itself is left in place.
+ * (test-<pid>) are removed at the end; `berth-berth` itself is left in place.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,8 +80,9 @@ static char *berth_dir(const char *ctrl)
             }
             if (match) {
                 const char *p = strcmp(c2 + 1, "/") == 0 ? "" : c2 + 1;
-                return v2 ? xasprintf("/sys/fs/cgroup%s/berth", p)
-                          : xasprintf("/sys/fs/cgroup/%s%s/berth", ctrl, p);
+                /* The subtree delegated to the user `berth` is berth-berth. */
+                return v2 ? xasprintf("/sys/fs/cgroup%s/berth-berth", p)
+                          : xasprintf("/sys/fs/cgroup/%s%s/berth-berth", ctrl, p);
             }
         }
         line = nl ? nl + 1 : NULL;

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Tree workers (tree.h): the spawner's side of runner_remove_tree(),
+ * runner_seal_tree() and runner_tree_usage(). tree_worker_start() clones a
+ * child into a new user namespace, writes its id maps with the setuid
+ * helpers (container_map_ids), and releases it; that takes a few
+ * milliseconds and is all the spawner waits for. The worker runs its job
+ * and sends the result, one proto_reply, on the socket the daemon passed
+ * with the request, then exits; the spawner reaps it on SIGCHLD. If the
+ * worker dies without a result (killed at the spawner's shutdown, or by
+ * PDEATHSIG when the spawner dies), its end of that socket closes and the
+ * daemon sees end of file instead.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "runner/container.h"
+#include "runner/tree.h"
+#include "common/banned.h"
+
+static const char *job_name(enum proto_request type)
+{
+    return type == REQ_REMOVE ? "remove" : type == REQ_SEAL ? "seal" : "measure";
+}
+
+static int check_request(enum proto_request type, const struct proto_tree_req *req,
+                         struct berth_error **err)
+{
+    size_t n = 0;
+
+    if (type != REQ_REMOVE && type != REQ_SEAL && type != REQ_USAGE)
+        return berth_error_plain(err, EBADMSG, "unknown tree request %d", (int)type);
+    for (; req->paths[n]; n++) {
+        const char *p = req->paths[n];
+
+        /* "/" and "x/" have no parent-plus-name split, and "/" is never a tenant's tree. */
+        if (p[0] != '/' || !strcmp(p, "/") || p[strlen(p) - 1] == '/')
+            return berth_error_plain(err, EINVAL, "refusing to %s '%s'", job_name(type), p);
+    }
+    if (type != REQ_USAGE && n != 1)
+        return berth_error_plain(err, EINVAL, "a %s request names exactly one tree",
+                                 job_name(type));
+    if (req->id_count == 0)
+        return berth_error_plain(err, EINVAL, "a %s request with no ids to map", job_name(type));
+    return 0;
+}
+
+/* The worker, in its user namespace once the spawner has written the maps. */
+__attribute__((noreturn))
+static void worker_main(enum proto_request type, const struct proto_tree_req *req, int sync_fd,
+                        int reply_fd, pid_t spawner)
+{
+    int keep[] = { sync_fd, reply_fd };
+    struct berth_error *e = NULL;
+    uint64_t bytes = 0;
+    sigset_t none;
+    char go;
+    int r;
+
+    proto_close_all_except(keep, 2);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != spawner)
+        _exit(1);
+    (void)prctl(PR_SET_NAME, "berth-tree", 0, 0, 0);
+    /* The spawner's blocked SIGCHLD is no concern of ours; its SIG_IGN for SIGPIPE is fine. */
+    sigemptyset(&none);
+    (void)sigprocmask(SIG_SETMASK, &none, NULL);
+    if (read(sync_fd, &go, 1) != 1)
+        _exit(1);
+    if (type == REQ_REMOVE)
+        r = tree_remove(req->paths[0], &e);
+    else if (type == REQ_SEAL)
+        r = tree_seal(req->paths[0], &e);
+    else
+        r = tree_usage(req->paths, &bytes, &e);
+    (void)proto_send_reply(reply_fd, r < 0 ? -r : 0, r < 0 ? berth_error_msg(&e) : NULL, bytes, 0);
+    _exit(r < 0 ? 1 : 0);
+}
+
+int tree_worker_start(enum proto_request type, const struct proto_tree_req *req, int reply_fd,
+                      pid_t *ret_pid, struct berth_error **err)
+{
+    _cleanup_close_ int sync_p = -1, pidfd = -1;
+    pid_t spawner = getpid(), pid;
+    int sv[2], r;
+
+    if ((r = check_request(type, req, err)) < 0)
+        return r;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berth_error_make(err, errno, "socketpair");
+    sync_p = sv[0];
+    pid = container_clone(CLONE_NEWUSER, &pidfd);
+    if (pid == 0)
+        worker_main(type, req, sv[1], reply_fd, spawner);
+    r = pid < 0 ? -errno : 0;
+    (void)close(sv[1]);
+    if (r < 0)
+        return berth_error_make(err, -r, "clone a user namespace to %s '%s'", job_name(type),
+                                req->paths[0] ? req->paths[0] : "");
+    r = container_map_ids(pid, req->uid_base, req->gid_base, req->id_count, err);
+    if (r == 0 && send(sync_p, "g", 1, MSG_NOSIGNAL) != 1)
+        r = berth_error_make(err, errno, "release the worker to %s '%s'", job_name(type),
+                             req->paths[0] ? req->paths[0] : "");
+    if (r < 0) {
+        (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        return r;
+    }
+    *ret_pid = pid;
+    return 0;
+}
