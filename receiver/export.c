@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * receiver_push_export(): writes a pushed commit's tree into a directory for
- * the build, reading through the push's repository handle so quarantined
- * objects are visible. The tree is walked by hand instead of using
+ * Writing a commit's tree into a directory: receiver_push_export() for the
+ * build of a push (reading through the push's repository handle so
+ * quarantined objects are visible) and export_commit() for fetched
+ * buildpacks (fetch.c). The tree is walked by hand instead of using
  * git_checkout_tree: no index is touched, no attribute filters rewrite
  * content, and every path is created relative to a directory fd with
  * O_NOFOLLOW, so a hostile tree (entries named "..", ".git", or a symlink a
@@ -130,33 +131,42 @@ static int write_tree(git_repository *repo, const git_tree *tree, int dfd, const
     return 0;
 }
 
-int receiver_push_export(struct receiver_push *push, const char *commit_hex, const char *dest_dir,
-                         struct berth_error **err)
+int export_commit(git_repository *repo, const git_oid *oid, const char *dest_dir,
+                  struct berth_error **err)
 {
     _cleanup_close_ int dfd = -1;
+    char hex[GIT_OID_HEXSZ + 1];
     git_commit *commit = NULL;
     git_tree *tree = NULL;
-    git_oid oid;
     int k;
 
-    if (!push->repo)
-        return berth_error_plain(err, EINVAL, "push has no repository");
-    if (strlen(commit_hex) != GIT_OID_HEXSZ || git_oid_fromstr(&oid, commit_hex) < 0)
-        return berth_error_plain(err, EINVAL, "bad commit id '%s'", commit_hex);
+    git_oid_tostr(hex, sizeof(hex), oid);
     k = mkdir_p(dest_dir, 0755, err);
     if (k < 0)
         return k;
     dfd = open(dest_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return berth_error_make(err, errno, "opening '%s'", dest_dir);
-    k = git_commit_lookup(&commit, push->repo, &oid);
+    k = git_commit_lookup(&commit, repo, oid);
     if (k < 0)
-        return git_to_berth_error(err, k, "looking up commit '%s'", commit_hex);
+        return git_to_berth_error(err, k, "looking up commit '%s'", hex);
     k = git_commit_tree(&tree, commit);
     git_commit_free(commit);
     if (k < 0)
-        return git_to_berth_error(err, k, "reading the tree of '%s'", commit_hex);
-    k = write_tree(push->repo, tree, dfd, "", 0, err);
+        return git_to_berth_error(err, k, "reading the tree of '%s'", hex);
+    k = write_tree(repo, tree, dfd, "", 0, err);
     git_tree_free(tree);
     return k;
+}
+
+int receiver_push_export(struct receiver_push *push, const char *commit_hex, const char *dest_dir,
+                         struct berth_error **err)
+{
+    git_oid oid;
+
+    if (!push->repo)
+        return berth_error_plain(err, EINVAL, "push has no repository");
+    if (strlen(commit_hex) != GIT_OID_HEXSZ || git_oid_fromstr(&oid, commit_hex) < 0)
+        return berth_error_plain(err, EINVAL, "bad commit id '%s'", commit_hex);
+    return export_commit(push->repo, &oid, dest_dir, err);
 }

@@ -93,6 +93,13 @@ char *git_error_copy(void);
  */
 int repo_lock(const char *git_dir, void (*waiting)(void *cls), void *cls);
 
+/*
+ * Writes the tree of commit `oid` into dest_dir (created if missing),
+ * refusing entries that would write outside it (export.c).
+ */
+int export_commit(git_repository *repo, const git_oid *oid, const char *dest_dir,
+                  struct berth_error **err);
+
 /* Appends the ref advertisement (without the HTTP service header) to out. */
 int advertise_refs(git_repository *repo, struct strbuf *out, struct berth_error **err);
 

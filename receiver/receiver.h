@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * receiver: berth's git smart-protocol server (receive-pack, protocol v0)
- * on libgit2. git's own receive-pack is not run: the receiver parses the
+ * receiver: berth's git module: the smart-protocol server (receive-pack,
+ * protocol v0) on libgit2, and the one client fetch berth needs (git
+ * buildpacks). git's own receive-pack is not run: the receiver parses the
  * pkt-line command list, ingests the pack with git_indexer (verify on) into
  * a quarantine directory, asks the deploy callback whether the push may
  * land, and only then moves the pack into the repository and updates the
@@ -58,6 +59,17 @@ void receiver_progress(struct receiver_push *push, const char *fmt, ...)
 /* Writes the tree of `commit_hex` (incl. quarantined objects) into dest_dir. */
 int receiver_push_export(struct receiver_push *push, const char *commit_hex, const char *dest_dir,
                          struct berth_error **err);
+
+/*
+ * The git client side, for buildpacks given as git URLs: fetches `url` into
+ * the bare cache repository `cache_dir` (created on first use; one fetch at
+ * a time per cache), resolves `ref` (a branch, tag or commit id; NULL: the
+ * remote's HEAD) and writes that commit's tree into dest_dir with the same
+ * safe export as pushes. *ret_commit (malloc'ed) is the commit's hex id.
+ * A fetch is capped at 256 MiB and 5 minutes.
+ */
+int receiver_fetch_tree(const char *url, const char *ref, const char *cache_dir,
+                        const char *dest_dir, char **ret_commit, struct berth_error **err);
 
 /* Creates a bare repository at path (HEAD -> refs/heads/main); existing is fine. */
 int receiver_repo_init(const char *path, struct berth_error **err);
