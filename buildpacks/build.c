@@ -7,32 +7,34 @@
  * and berth cannot change what a container created (it belongs to the
  * tenant's subordinate ids). Hence:
  *
- *   - berth creates <work_dir>/app itself, mode 0777, and binds it at /app
- *     in every build container; the first container copies the read-only
- *     /src into it, so the files belong to the build user (uid 1000);
- *   - every step (copy, each bin/detect, bin/compile, bin/release) is its
- *     own container over the stack alone (step.c), and /app is the same
- *     path at build and run time (reference/HEROKU.md §1.6);
- *   - the compile container ends by making the tree world-readable, so that
- *     berth can read the Procfile and hash the slug afterwards;
- *   - the slug is renamed, not copied, into <layers_dir>/<sha256>/app,
- *     because berth could not copy tenant-owned files with their owners.
- *
- * berth's status lines (`-----> Static app detected`) are printed here,
- * never parsed out of the container's output, so a tenant cannot spoof them
- * by writing look-alike lines: the tenant's lines only ever pass through.
+ *   - berth creates the directories containers write into (<work>/slug,
+ *     the buildpack copies, the step results) with mode 0777 inside its
+ *     own 0700 home; the first container creates <work>/slug/app and
+ *     copies the read-only source into it, so the whole app tree belongs to
+ *     the build user (uid 1000 of the tenant): at run time the overlay can
+ *     then copy any of it up for an app that writes under /app (an owner
+ *     outside the mapping makes copy-up fail with EOVERFLOW);
+ *   - every step is its own container over the stack alone (step.c), and
+ *     /app is the same path at build and run time (reference/HEROKU.md §1.6);
+ *   - the tree is sealed by the runner (no extended attributes, no setuid,
+ *     readable by all), so that berth can read the Procfile and hash it and
+ *     no overlayfs xattr the tenant planted is ever read from a lower layer;
+ *   - <work>/slug, berth's own directory, is renamed, not copied, into
+ *     <layers_dir>/<sha256>: berth could not copy tenant-owned files with
+ *     their owners, and may not move a directory it cannot write (app/).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buildpacks/build.h"
+#include "buildpacks/files.h"
 #include "buildpacks/lines.h"
+#include "buildpacks/phases.h"
 #include "buildpacks/release.h"
 #include "buildpacks/slug.h"
 #include "buildpacks/step.h"
@@ -42,49 +44,6 @@
 #include "common/strbuf.h"
 #include "common/xalloc.h"
 #include "common/banned.h"
-
-/*
- * Auto-detection order, herokuish's BUILDPACK_ORDER (reference/HEROKU.md
- * §1.5) restricted to the buildpacks berth ships: the first whose
- * bin/detect passes is used.
- */
-static const char *const buildpack_order[] = {
-    "static",
-};
-
-#define COPY_TIMEOUT_MS (5 * 60 * 1000)
-#define DETECT_TIMEOUT_MS (60 * 1000)
-#define COMPILE_TIMEOUT_MS (15 * 60 * 1000)   /* Heroku's slug compilation limit */
-#define RELEASE_TIMEOUT_MS (60 * 1000)
-#define DETECT_OUTPUT_MAX 4096
-#define FRAMEWORK_NAME_MAX 64
-#define PROCFILE_READ_MAX (64 * 1024)
-
-/* ---------------------------------------------------------------- output */
-
-static void say(struct build_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(struct build_ctx *ctx, const char *fmt, ...)
-{
-    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
-    va_list ap;
-
-    if (!ctx->spec->on_output)
-        return;
-    va_start(ap, fmt);
-    strbuf_vaddf(&sb, fmt, ap);
-    va_end(ap);
-    ctx->spec->on_output(ctx->spec->cls, sb.buf);
-}
-
-/* ` !     message` for each line of a (possibly multi-line) error message. */
-static void say_error(struct build_ctx *ctx, const char *msg)
-{
-    while (*msg) {
-        size_t len = strcspn(msg, "\n");
-        say(ctx, " !     %.*s", (int)len, msg);
-        msg += len + (msg[len] == '\n');
-    }
-}
 
 /* ---------------------------------------------------------------- setup */
 
@@ -104,19 +63,47 @@ static int check_spec(const struct build_spec *spec, struct berth_error **err)
     return 0;
 }
 
+static struct build_budget budget_with_defaults(const struct build_budget *b)
+{
+    struct build_budget d = *b;
+
+    if (!d.memory_bytes)
+        d.memory_bytes = BUILD_DEFAULT_MEMORY_BYTES;
+    if (!d.disk_bytes)
+        d.disk_bytes = BUILD_DEFAULT_DISK_BYTES;
+    if (!d.cpu_weight)
+        d.cpu_weight = BUILD_DEFAULT_CPU_WEIGHT;
+    if (!d.pids_max)
+        d.pids_max = BUILD_DEFAULT_PIDS_MAX;
+    if (!d.timeout_s)
+        d.timeout_s = BUILD_DEFAULT_TIMEOUT_S;
+    return d;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
  * The cache is written by the build user, not by berth: open it up when it
  * is still berth's fresh directory. What protects it from other host users
  * is the mode of berth's state directory above it.
  */
-static int prepare_cache(const char *dir, struct berth_error **err)
+static int open_for_containers(const char *dir, bool create, struct berth_error **err)
 {
     struct stat st;
 
+    if (create && mkdir(dir, 0777) < 0)
+        return berth_error_make(err, errno, "creating '%s'", dir);
     if (lstat(dir, &st) < 0)
-        return berth_error_make(err, errno, "build cache '%s'", dir);
+        return berth_error_make(err, errno, "stat '%s'", dir);
     if (!S_ISDIR(st.st_mode))
-        return berth_error_plain(err, ENOTDIR, "build cache '%s' is not a directory", dir);
+        return berth_error_plain(err, ENOTDIR, "'%s' is not a directory", dir);
+    /* Explicitly, since the umask took bits: the build user must write here. */
     if (st.st_uid == geteuid() && (st.st_mode & 07777) != 0777 && chmod(dir, 0777) < 0)
         return berth_error_make(err, errno, "chmod '%s'", dir);
     return 0;
@@ -141,336 +128,182 @@ static void make_env(struct build_ctx *ctx)
         strv_push(&ctx->envp, &n, xasprintf("SOURCE_VERSION=%s", ctx->spec->commit));
 }
 
-/* ---------------------------------------------------------------- steps */
-
-static int step_failed(const char *what, int status, struct berth_error **err)
-{
-    _cleanup_strbuf_ struct strbuf why = STRBUF_INIT;
-
-    build_describe_status(&why, status);
-    return berth_error_plain(err, EIO, "%s failed with %s", what, why.buf);
-}
-
-static int copy_source(struct build_ctx *ctx, struct berth_error **err)
-{
-    /*
-     * cp -a as uid 1000 cannot keep berth's ownership (it shows as the
-     * overflow uid inside) and GNU cp does not complain about that when it
-     * is not root: the copies simply belong to the build user. The entries
-     * are copied one by one rather than as "/src/.", which would make cp
-     * set the mode and times of /app itself, berth's directory, and fail.
-     * .git is no part of a slug (herokuish tars with --exclude=.git);
-     * GLOBIGNORE also turns on dotglob, so the other dot-files come along.
-     */
-    static const char *const argv[] = { "/bin/bash", "-c",
-        "shopt -s nullglob; GLOBIGNORE=/src/.git; set -- /src/*; "
-        "if [ $# -gt 0 ]; then exec cp -a -- \"$@\" /app/; fi", NULL };
-    const struct runner_mount src = { .source = ctx->spec->source_dir, .target = "/src" };
-    const struct build_step step = {
-        .what = "copying the source", .argv = argv, .extra_mount = &src,
-        .out = SINK_STREAM, .errs = SINK_STREAM, .timeout_ms = COPY_TIMEOUT_MS,
-    };
-    int status, r;
-
-    r = build_step_run(ctx, &step, NULL, &status, err);
-    if (r < 0)
-        return r;
-    if (status != 0)
-        return step_failed("copying the source", status, err);
-    return 0;
-}
-
-static bool has_program(const struct build_spec *spec, const char *bp, const char *prog)
-{
-    _cleanup_free_ char *path = xasprintf("%s/%s/bin/%s", spec->buildpacks_dir, bp, prog);
-    struct stat st;
-
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
-}
-
-/* The first line detect printed, without control characters; the buildpack's name if none. */
-static char *framework_name(const struct strbuf *out, const char *bp)
-{
-    struct strbuf name = STRBUF_INIT;
-
-    for (size_t i = 0; i < out->len && out->buf[i] != '\n' && name.len < FRAMEWORK_NAME_MAX; i++) {
-        unsigned char c = (unsigned char)out->buf[i];
-        if (c >= 0x20 && c != 0x7f)
-            strbuf_addch(&name, (char)c);
-    }
-    strbuf_rtrim(&name);
-    if (name.len == 0)
-        strbuf_addstr(&name, bp);
-    return strbuf_detach(&name, NULL);
-}
-
-/* Runs every bin/detect in order; *ret_bp is the first that passed. */
-static int detect(struct build_ctx *ctx, const char **ret_bp, char **ret_name, struct berth_error **err)
-{
-    const size_t n_order = sizeof(buildpack_order) / sizeof(buildpack_order[0]);
-    _cleanup_strbuf_ struct strbuf passed = STRBUF_INIT;
-    _cleanup_free_ char *first_name = NULL;
-    const char *first = NULL;
-    unsigned n_passed = 0;
-    int r;
-
-    for (size_t i = 0; i < n_order; i++) {
-        const char *bp = buildpack_order[i];
-        _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
-        _cleanup_free_ char *prog = NULL;
-        int status;
-
-        if (!has_program(ctx->spec, bp, "detect"))
-            continue;
-        prog = xasprintf("/buildpacks/%s/bin/detect", bp);
-        const char *const argv[] = { prog, "/app", NULL };
-        const struct build_step step = {
-            .what = "bin/detect", .argv = argv, .out = SINK_CAPTURE, .errs = SINK_DISCARD,
-            .capture_max = DETECT_OUTPUT_MAX, .timeout_ms = DETECT_TIMEOUT_MS,
-        };
-        r = build_step_run(ctx, &step, &out, &status, err);
-        if (r < 0)
-            return berth_error_wrap(err, "buildpack '%s'", bp);
-        if (status != 0)
-            continue;
-        n_passed++;
-        strbuf_addf(&passed, " %s", bp);
-        if (!first) {
-            first = bp;
-            first_name = framework_name(&out, bp);
-        }
-    }
-    if (!first) {
-        say(ctx, "-----> Unable to select a buildpack");
-        return berth_error_plain(err, ENOENT, "Unable to select a buildpack");
-    }
-    if (n_passed > 1) {
-        say(ctx, "       Warning: Multiple default buildpacks reported the ability to handle this "
-                 "app. The first buildpack in the list below will be used.");
-        say(ctx, "       Detected buildpacks:%s", passed.buf);
-    }
-    *ret_bp = first;
-    *ret_name = TAKE_PTR(first_name);
-    return 0;
-}
-
-static int compile(struct build_ctx *ctx, const char *bp, const char *name, struct berth_error **err)
-{
-    /*
-     * berth reads the slug with its own uid after this container is gone,
-     * so the same container, whatever compile's outcome, makes every entry
-     * world-readable (directories traversable) before it exits. /app itself
-     * is berth's and needs nothing, hence -mindepth 1; symlinks are skipped
-     * because chmod would follow them.
-     */
-    static const char wrapper[] =
-        "\"$@\"; rc=$?; find /app -mindepth 1 ! -type l -exec chmod a+rX -- {} +; exit $rc";
-    _cleanup_free_ char *prog = xasprintf("/buildpacks/%s/bin/compile", bp);
-    const char *const argv[] = { "/bin/bash", "-c", wrapper, "compile", prog, "/app", "/cache",
-                                 "/env", NULL };
-    const struct build_step step = {
-        .what = "bin/compile", .argv = argv, .out = SINK_STREAM, .errs = SINK_STREAM,
-        .timeout_ms = COMPILE_TIMEOUT_MS,
-    };
-    int status, r;
-
-    r = build_step_run(ctx, &step, NULL, &status, err);
-    if (r == 0 && status != 0)
-        r = step_failed("compile", status, err);
-    if (r < 0) {
-        say(ctx, " !     Push rejected, failed to compile %s app.", name);
-        return r;
-    }
-    return 0;
-}
-
-/* bin/release, when the buildpack has one: its default process types. */
-static int release(struct build_ctx *ctx, const char *bp, json_t **ret_defaults, struct berth_error **err)
-{
-    _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
-    _cleanup_free_ char *prog = NULL;
-    _cleanup_json_ json_t *doc = NULL;
-    int status, r;
-
-    if (!has_program(ctx->spec, bp, "release")) {
-        *ret_defaults = json_object();
-        return 0;
-    }
-    prog = xasprintf("/buildpacks/%s/bin/release", bp);
-    const char *const argv[] = { prog, "/app", NULL };
-    const struct build_step step = {
-        .what = "bin/release", .argv = argv, .out = SINK_CAPTURE, .errs = SINK_STREAM,
-        .capture_max = BUILD_RELEASE_MAX_BYTES, .timeout_ms = RELEASE_TIMEOUT_MS,
-    };
-    r = build_step_run(ctx, &step, &out, &status, err);
-    if (r == 0 && status != 0)
-        r = step_failed("bin/release", status, err);
-    if (r == 0)
-        r = build_release_parse(out.buf, out.len, &doc, err);
-    if (r < 0) {
-        say_error(ctx, berth_error_msg(err));
-        return r;
-    }
-    *ret_defaults = json_incref(json_object_get(doc, "default_process_types"));
-    return 0;
-}
-
-/* ---------------------------------------------------------------- results */
-
-/*
- * Reads <app>/Procfile: -ENOENT when there is none. It is the tenant's
- * file and berth reads it with its own uid: a symlink could name one of
- * berth's own files and have it echoed in an error, so only a regular file
- * directly in the app directory counts.
- */
-static int read_procfile(const char *app_dir, struct strbuf *out, struct berth_error **err)
-{
-    _cleanup_close_ int dfd = -1;
-    _cleanup_close_ int fd = -1;
-    struct stat st;
-    char buf[8192];
-
-    dfd = open(app_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd < 0)
-        return berth_error_make(err, errno, "opening '%s'", app_dir);
-    fd = openat(dfd, "Procfile", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT)
-        return -ENOENT;
-    if (fd < 0 && errno == ELOOP)
-        return berth_error_plain(err, EINVAL, "Procfile is a symlink: it must be a regular file");
-    if (fd < 0)
-        return berth_error_make(err, errno, "cannot read the Procfile");
-    if (fstat(fd, &st) < 0)
-        return berth_error_make(err, errno, "cannot read the Procfile");
-    if (!S_ISREG(st.st_mode))
-        return berth_error_plain(err, EINVAL, "Procfile must be a regular file");
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return berth_error_make(err, errno, "cannot read the Procfile");
-        if (n == 0)
-            return 0;
-        if (out->len + (size_t)n > PROCFILE_READ_MAX)
-            return berth_error_plain(err, EFBIG, "Procfile is larger than %d KiB",
-                                     PROCFILE_READ_MAX / 1024);
-        strbuf_add(out, buf, (size_t)n);
-    }
-}
-
-static void say_types(struct build_ctx *ctx, const char *source, const json_t *types)
-{
-    _cleanup_strbuf_ struct strbuf list = STRBUF_INIT;
-    const char *key;
-    json_t *v;
-
-    json_object_foreach((json_t *)types, key, v) {
-        (void)v;
-        strbuf_addf(&list, "%s%s", list.len ? ", " : "", key);
-    }
-    say(ctx, "       %s -> %s", source, list.len ? list.buf : "(none)");
-}
-
-/* The Procfile wins over bin/release's defaults, as a whole (herokuish). */
-static int process_types(struct build_ctx *ctx, const char *app_dir, json_t *defaults, json_t **ret,
-                         struct berth_error **err)
-{
-    _cleanup_strbuf_ struct strbuf text = STRBUF_INIT;
-    int r;
-
-    say(ctx, "-----> Discovering process types");
-    r = read_procfile(app_dir, &text, err);
-    if (r == -ENOENT) {
-        say_types(ctx, "Default types for buildpack", defaults);
-        *ret = json_incref(defaults);
-        return 0;
-    }
-    if (r == 0)
-        r = procfile_parse(text.buf, text.len, ret, err);
-    if (r < 0) {
-        say_error(ctx, berth_error_msg(err));
-        return r;
-    }
-    say_types(ctx, "Procfile declares types", *ret);
-    return 0;
-}
-
-/*
- * Moves the built tree to <layers_dir>/<sha>/app. Same content built
- * before (or by a concurrent build) keeps the existing slug: RENAME_NOREPLACE
- * decides atomically which one stays, and the loser's tree is removed.
- */
-static int install_slug(struct build_ctx *ctx, const char *app_dir, const char *sha, char **ret_dir,
-                        struct berth_error **err)
+/* The work dir's layout (build_ctx's paths) and the directories containers write into. */
+static int prepare_dirs(struct build_ctx *ctx, struct berth_error **err)
 {
     const struct build_spec *spec = ctx->spec;
-    _cleanup_free_ char *slug_dir = xasprintf("%s/%s", spec->layers_dir, sha);
-    _cleanup_free_ char *target = xasprintf("%s/app", slug_dir);
+    int r;
+
+    ctx->slug_dir = xasprintf("%s/slug", spec->work_dir);
+    ctx->app_dir = xasprintf("%s/app", ctx->slug_dir);
+    ctx->env_dir = xasprintf("%s/env", spec->work_dir);
+    ctx->bp_dir = xasprintf("%s/buildpacks", spec->work_dir);
+    ctx->out_dir = xasprintf("%s/out", spec->work_dir);
+    if (spec->subdir && *spec->subdir) {
+        if ((r = build_resolve_subdir(spec->source_dir, spec->subdir, &ctx->src_dir, err)) < 0)
+            return r;
+    } else {
+        ctx->src_dir = xstrdup(spec->source_dir);
+    }
+    if ((r = open_for_containers(spec->cache_dir, false, err)) < 0 ||
+        (r = open_for_containers(ctx->slug_dir, true, err)) < 0 ||
+        (r = open_for_containers(ctx->bp_dir, true, err)) < 0 ||
+        (r = open_for_containers(ctx->out_dir, true, err)) < 0)
+        return r;
+    return build_env_dir_write(ctx->env_dir, spec->config, spec->app, spec->commit, err);
+}
+
+/* Everything but the (empty) work dir goes, whatever the outcome. */
+static void remove_work(struct build_ctx *ctx)
+{
+    const struct build_spec *spec = ctx->spec;
+    const char *tenant_trees[] = { ctx->slug_dir, ctx->bp_dir, ctx->out_dir };
+    _cleanup_free_ char *bpsrc = xasprintf("%s/bpsrc", spec->work_dir);
+    struct stat st;
+
+    /* ENV_DIR holds the config's secrets: it does not outlive the build. */
+    if (ctx->env_dir)
+        (void)rm_rf(ctx->env_dir, NULL);
+    (void)rm_rf(bpsrc, NULL);
+    for (size_t i = 0; i < sizeof(tenant_trees) / sizeof(*tenant_trees); i++) {
+        _cleanup_error_ struct berth_error *e = NULL;
+
+        if (tenant_trees[i] && lstat(tenant_trees[i], &st) == 0)
+            (void)runner_remove_tree(ctx->r, tenant_trees[i], spec->uid_base, spec->gid_base,
+                                     spec->id_count, &e);
+    }
+}
+
+static void ctx_release(struct build_ctx *ctx)
+{
+    build_lines_release(&ctx->lines);
+    strv_freep(&ctx->envp);
+    free(ctx->slug_dir);
+    free(ctx->app_dir);
+    free(ctx->env_dir);
+    free(ctx->bp_dir);
+    free(ctx->out_dir);
+    free(ctx->src_dir);
+}
+
+/* ---------------------------------------------------------------- the slug */
+
+/*
+ * Moves the sealed slug to <layers_dir>/<sha>. Same content built before
+ * (or by a concurrent build) keeps the existing slug: RENAME_NOREPLACE
+ * decides atomically which one stays, and the loser's tree is removed.
+ */
+static int install_slug(struct build_ctx *ctx, const char *sha, char **ret_dir, struct berth_error **err)
+{
+    const struct build_spec *spec = ctx->spec;
+    _cleanup_free_ char *target = xasprintf("%s/%s", spec->layers_dir, sha);
     _cleanup_close_ int fd = -1;
 
-    if (mkdir(slug_dir, 0755) < 0 && errno != EEXIST)
-        return berth_error_make(err, errno, "creating '%s'", slug_dir);
-    /* The umask may have removed the bits every container needs to reach app/. */
-    if (chmod(slug_dir, 0755) < 0)
-        return berth_error_make(err, errno, "chmod '%s'", slug_dir);
+    /* The containers that run it reach app/ through here as "other". */
+    if (chmod(ctx->slug_dir, 0755) < 0)
+        return berth_error_make(err, errno, "chmod '%s'", ctx->slug_dir);
     /*
      * A slug is immutable and shared by releases from now on: get its data
      * to disk before its name says it is complete.
      */
-    fd = open(app_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fd = open(ctx->slug_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || syncfs(fd) < 0)
-        return berth_error_make(err, errno, "syncing '%s'", app_dir);
-    if (renameat2(AT_FDCWD, app_dir, AT_FDCWD, target, RENAME_NOREPLACE) < 0) {
-        if (errno == EEXIST || errno == ENOTEMPTY) {
-            int r = runner_remove_tree(ctx->r, app_dir, spec->uid_base, spec->gid_base,
-                                       spec->id_count, err);
-            if (r < 0)
-                return berth_error_wrap(err, "removing the duplicate slug");
-        } else if (errno == EXDEV) {
+        return berth_error_make(err, errno, "syncing '%s'", ctx->slug_dir);
+    if (renameat2(AT_FDCWD, ctx->slug_dir, AT_FDCWD, target, RENAME_NOREPLACE) < 0) {
+        if (errno == EXDEV)
             return berth_error_plain(err, EXDEV, "the work dir '%s' and the layers dir '%s' must be "
                                      "on the same filesystem", spec->work_dir, spec->layers_dir);
-        } else {
+        if (errno != EEXIST && errno != ENOTEMPTY)
             return berth_error_make(err, errno, "moving the slug to '%s'", target);
-        }
+        /* Already there: remove_work() removes this copy. */
     } else if (fsync_parent_dir(target, err) < 0) {
         return -EIO;
     }
-    *ret_dir = TAKE_PTR(slug_dir);
+    *ret_dir = TAKE_PTR(target);
+    return 0;
+}
+
+static int seal_and_install(struct build_ctx *ctx, struct build_result *res, struct berth_error **err)
+{
+    const struct build_spec *spec = ctx->spec;
+    char sha[SHA256_HEX_LEN + 1];
+    int r;
+
+    r = runner_seal_tree(ctx->r, ctx->app_dir, spec->uid_base, spec->gid_base, spec->id_count, err);
+    if (r == 0)
+        r = build_slug_hash(ctx->app_dir, sha, &res->slug_bytes, err);
+    if (r == 0 && res->slug_bytes > ctx->budget.disk_bytes)
+        r = berth_error_plain(err, EDQUOT, "the slug (%llu MiB) is larger than the build's disk "
+                              "allowance of %llu MiB", (unsigned long long)(res->slug_bytes >> 20),
+                              (unsigned long long)(ctx->budget.disk_bytes >> 20));
+    if (r == 0)
+        r = install_slug(ctx, sha, &res->slug_dir, err);
+    if (r < 0) {
+        build_say_error(ctx, berth_error_msg(err));
+        return r;
+    }
+    res->slug_id = xstrdup(sha);
     return 0;
 }
 
 /* ---------------------------------------------------------------- the build */
 
-static int run_build(struct build_ctx *ctx, const char *app_dir, struct build_result *res,
-                     struct berth_error **err)
+static json_t *describe_buildpacks(const struct build_plan *plan)
 {
-    _cleanup_json_ json_t *defaults = NULL;
-    _cleanup_free_ char *name = NULL;
-    char sha[SHA256_HEX_LEN + 1];
-    const char *bp = NULL;
+    json_t *list = json_array();
+
+    for (size_t i = 0; i < plan->n; i++) {
+        const struct build_pack *p = &plan->v[i];
+        json_t *bp = json_pack("{s:s, s:s}", "name", p->framework ? p->framework : p->dir, "buildpack",
+                               p->spec);
+
+        if (p->url)
+            json_object_set_new(bp, "url", json_string(p->url));
+        if (p->commit)
+            json_object_set_new(bp, "commit", json_string(p->commit));
+        json_array_append_new(list, bp);
+    }
+    return list;
+}
+
+static void say_summary(struct build_ctx *ctx, const struct build_result *res, long long started)
+{
+    if (res->slug_bytes < (1 << 20))
+        build_say(ctx, "-----> Slug: %.1f KiB, sealed as %.12s", (double)res->slug_bytes / 1024,
+                  res->slug_id);
+    else
+        build_say(ctx, "-----> Slug: %.1f MiB, sealed as %.12s", (double)res->slug_bytes / (1 << 20),
+                  res->slug_id);
+    if (ctx->memory_peak)
+        build_say(ctx, "       Build took %.1f s, peak memory %llu MiB of %llu MiB",
+                  (double)(now_ms() - started) / 1000,
+                  (unsigned long long)((ctx->memory_peak + (1 << 20) - 1) >> 20),
+                  (unsigned long long)(ctx->budget.memory_bytes >> 20));
+    else
+        build_say(ctx, "       Build took %.1f s", (double)(now_ms() - started) / 1000);
+}
+
+static int run_build(struct build_ctx *ctx, struct build_result *res, struct berth_error **err)
+{
+    struct build_plan plan = { 0 };
+    _cleanup_json_ json_t *release = NULL;
+    long long started = now_ms();
     int r;
 
-    if ((r = copy_source(ctx, err)) < 0)
-        return r;
-    if ((r = detect(ctx, &bp, &name, err)) < 0)
-        return r;
-    say(ctx, "-----> %s app detected", name);
-    if ((r = compile(ctx, bp, name, err)) < 0)
-        return r;
-    if ((r = release(ctx, bp, &defaults, err)) < 0)
-        return r;
-    if ((r = process_types(ctx, app_dir, defaults, &res->process_types, err)) < 0)
-        return r;
-    if ((r = build_slug_hash(app_dir, sha, err)) < 0) {
-        say_error(ctx, berth_error_msg(err));
-        return r;
-    }
-    if ((r = install_slug(ctx, app_dir, sha, &res->slug_dir, err)) < 0)
-        return r;
-    res->slug_id = xstrdup(sha);
-    res->buildpack = TAKE_PTR(name);
-    return 0;
+    if ((r = phase_plan(ctx, &plan, err)) < 0 ||
+        (r = phase_prepare(ctx, &plan, err)) < 0 ||
+        (r = phase_compile(ctx, &plan, &release, err)) < 0 ||
+        (r = phase_process_types(ctx, release, &res->process_types, err)) < 0 ||
+        (r = seal_and_install(ctx, res, err)) < 0)
+        goto out;
+    res->buildpack = xstrdup(plan.v[plan.n - 1].framework);
+    res->buildpacks = describe_buildpacks(&plan);
+    res->config_vars = json_incref(json_object_get(release, "config_vars"));
+    res->memory_peak_bytes = ctx->memory_peak;
+    say_summary(ctx, res, started);
+out:
+    build_plan_release(&plan);
+    return r;
 }
 
 int build_run(struct runner *r, const struct build_spec *spec, struct build_result *ret,
@@ -478,46 +311,21 @@ int build_run(struct runner *r, const struct build_spec *spec, struct build_resu
 {
     struct build_ctx ctx = { .r = r, .spec = spec };
     struct build_result res = { 0 };
-    _cleanup_free_ char *app_dir = NULL;
-    _cleanup_free_ char *env_dir = NULL;
-    _cleanup_error_ struct berth_error *cleanup_err = NULL;
-    struct stat st;
     int rc;
 
     if ((rc = check_spec(spec, err)) < 0)
         return rc;
-    app_dir = xasprintf("%s/app", spec->work_dir);
-    env_dir = xasprintf("%s/env", spec->work_dir);
-    if ((rc = prepare_cache(spec->cache_dir, err)) < 0)
-        return rc;
-    if (mkdir(app_dir, 0777) < 0)
-        return berth_error_make(err, errno, "creating '%s'", app_dir);
-    /* Explicitly, since the umask took bits: the build user must write here. */
-    if (chmod(app_dir, 0777) < 0) {
-        rc = berth_error_make(err, errno, "chmod '%s'", app_dir);
-        (void)rmdir(app_dir);
-        return rc;
-    }
-    rc = build_env_dir_write(env_dir, spec->config, spec->app, spec->commit, err);
-    if (rc >= 0) {
-        build_lines_init(&ctx.lines, spec->on_output, spec->cls);
-        make_env(&ctx);
-        ctx.mounts[ctx.n_mounts++] = (struct runner_mount){ app_dir, "/app", true };
-        ctx.mounts[ctx.n_mounts++] = (struct runner_mount){ spec->cache_dir, "/cache", true };
-        ctx.mounts[ctx.n_mounts++] = (struct runner_mount){ env_dir, "/env", false };
-        ctx.mounts[ctx.n_mounts++] = (struct runner_mount){ spec->buildpacks_dir, "/buildpacks", false };
-        rc = run_build(&ctx, app_dir, &res, err);
-        build_lines_release(&ctx.lines);
-        strv_freep(&ctx.envp);
-    }
-
-    /* ENV_DIR holds the config's secrets: it does not outlive the build. */
-    (void)rm_rf(env_dir, &cleanup_err);
-    berth_error_release(&cleanup_err);
-    /* A failed build leaves no slug; a successful one moved app/ away. */
-    if (lstat(app_dir, &st) == 0)
-        (void)runner_remove_tree(r, app_dir, spec->uid_base, spec->gid_base, spec->id_count,
-                                 &cleanup_err);
+    ctx.budget = budget_with_defaults(&spec->budget);
+    ctx.deadline_ms = now_ms() + (long long)ctx.budget.timeout_s * 1000;
+    build_lines_init(&ctx.lines, spec->on_output, spec->cls);
+    make_env(&ctx);
+    rc = prepare_dirs(&ctx, err);
+    if (rc < 0 && berth_error_code(err) != 0)
+        build_say_error(&ctx, berth_error_msg(err));
+    if (rc >= 0)
+        rc = run_build(&ctx, &res, err);
+    remove_work(&ctx);
+    ctx_release(&ctx);
     if (rc < 0) {
         build_result_release(&res);
         return rc;
@@ -531,8 +339,10 @@ void build_result_release(struct build_result *res)
     if (!res)
         return;
     free(res->buildpack);
+    json_decref(res->buildpacks);
     free(res->slug_id);
     free(res->slug_dir);
     json_decref(res->process_types);
+    json_decref(res->config_vars);
     *res = (struct build_result){ 0 };
 }

@@ -309,7 +309,8 @@ static int walk_dir(struct walk *w, int dfd, unsigned depth, struct berth_error 
     return 0;
 }
 
-int build_slug_hash(const char *dir, char hex[SHA256_HEX_LEN + 1], struct berth_error **err)
+int build_slug_hash(const char *dir, char hex[SHA256_HEX_LEN + 1], uint64_t *ret_bytes,
+                    struct berth_error **err)
 {
     static const char digits[] = "0123456789abcdef";
     _cleanup_close_ int dfd = -1;
@@ -331,5 +332,7 @@ int build_slug_hash(const char *dir, char hex[SHA256_HEX_LEN + 1], struct berth_
         hex[2 * i + 1] = digits[digest[i] & 0xf];
     }
     hex[SHA256_HEX_LEN] = '\0';
+    if (ret_bytes)
+        *ret_bytes = w.bytes;
     return 0;
 }

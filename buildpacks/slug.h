@@ -8,6 +8,7 @@
 #define BERTH_BUILDPACKS_SLUG_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "common/crypto.h"
 #include "common/error.h"
@@ -33,8 +34,9 @@ int build_env_dir_write(const char *dir, const json_t *config, const char *app, 
  * permission bits, and a symlink's target or a file's content. Owners and
  * times are not part of it, so rebuilding the same source gives the same
  * address. Symlinks are never followed; an entry berth cannot read fails
- * with a message naming it.
+ * with a message naming it. *ret_bytes is the size of the regular files.
  */
-int build_slug_hash(const char *dir, char hex[SHA256_HEX_LEN + 1], struct berth_error **err);
+int build_slug_hash(const char *dir, char hex[SHA256_HEX_LEN + 1], uint64_t *ret_bytes,
+                    struct berth_error **err);
 
 #endif

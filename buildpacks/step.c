@@ -3,13 +3,20 @@
  * Running one build step in its own container (step.h). The output has to
  * reach the git client while the buildpack works (an npm install can take
  * minutes), so the step's stdout and stderr are pipes read in a poll loop
- * that also watches the container's exit and the step's deadline. When
- * both streams go to on_output they share one pipe: the kernel then keeps
- * the order in which the buildpack wrote them.
+ * that also watches the container's exit, the deadline and, every few
+ * seconds, the disk space the build has written. When both streams go to
+ * on_output they share one pipe: the kernel then keeps the order in which
+ * the buildpack wrote them.
  *
  * The exit is what ends the loop, not EOF: a buildpack may leave a
  * background process holding the pipe, and the container's end (its init
  * exits, the pid namespace dies) is what closes every write end for good.
+ *
+ * The budget is enforced by the kernel where it can be: the cgroup's
+ * memory limit (an OOM kill, which the container's usage reports
+ * afterwards), RLIMIT_FSIZE (no single file past the disk allowance). What
+ * the kernel cannot bound without root, the total a build writes across
+ * files, is measured here while compile runs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,25 +34,22 @@
 #include "common/xalloc.h"
 #include "common/banned.h"
 
-/* Per-container limits for builds (the tenant's cgroup limits apply on top). */
-#define BUILD_MEMORY_BYTES (1ULL << 30)
-#define BUILD_PIDS_MAX 1024
 #define STOP_GRACE_MS 2000
 #define POLL_MS 100
+/* How often a compile's disk use is measured (a walk of the build's trees). */
+#define DISK_WATCH_MS 2000
 
 struct stream {
     int fd;                  /* read end, -1 once at EOF */
-    enum step_sink sink;
 };
 
 struct pump {
     struct build_ctx *ctx;
-    struct strbuf *captured;
-    size_t capture_max;
-    bool overflow;
-    struct stream s[2];
-    size_t n;
+    struct stream s;
 };
+
+/* Why the loop stopped a step early. */
+enum stop_reason { STOP_NONE, STOP_STEP_TIMEOUT, STOP_DEADLINE, STOP_DISK };
 
 void build_describe_status(struct strbuf *out, int status)
 {
@@ -65,94 +69,57 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void deliver(struct pump *p, const struct stream *s, const char *buf, size_t n)
-{
-    switch (s->sink) {
-    case SINK_STREAM:
-        build_lines_feed(&p->ctx->lines, buf, n);
-        break;
-    case SINK_CAPTURE:
-        if (p->captured->len + n > p->capture_max) {
-            p->overflow = true;
-            break;
-        }
-        strbuf_add(p->captured, buf, n);
-        break;
-    case SINK_DISCARD:
-        break;
-    }
-}
-
-/* Reads what is there now (the fds are non-blocking); closes a stream at EOF. */
-static int drain(struct pump *p, struct stream *s)
+/* Reads what is there now (the fd is non-blocking); closes the stream at EOF. */
+static int drain(struct pump *p)
 {
     char buf[16384];
 
-    while (s->fd >= 0) {
-        ssize_t n = read(s->fd, buf, sizeof(buf));
+    while (p->s.fd >= 0) {
+        ssize_t n = read(p->s.fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
             return 0;
         if (n <= 0) {
             int e = n < 0 ? errno : 0;
-            (void)close(s->fd);
-            s->fd = -1;
+            closep(&p->s.fd);
+            p->s.fd = -1;
             return -e;
         }
-        deliver(p, s, buf, (size_t)n);
+        build_lines_feed(&p->ctx->lines, buf, (size_t)n);
     }
     return 0;
 }
 
-static void close_streams(struct pump *p)
-{
-    for (size_t i = 0; i < p->n; i++) {
-        if (p->s[i].fd >= 0)
-            (void)close(p->s[i].fd);
-        p->s[i].fd = -1;
-    }
-}
-
 /*
- * The write ends for the container: a pipe per pumped stream (one shared
- * when both stream to on_output), /dev/null for a discarded one.
+ * The write ends for the container: one pipe shared by the streamed
+ * streams (so their order holds), /dev/null for a discarded one.
  */
 static int open_sinks(struct pump *p, const struct build_step *step, int *out_w, int *err_w,
                       struct berth_error **err)
 {
-    enum step_sink sinks[2] = { step->out, step->errs };
-    int *ends[2] = { out_w, err_w };
+    _cleanup_close_ int null_fd = -1;
+    _cleanup_close_ int pipe_w = -1;
+    int fds[2];
 
-    for (int i = 0; i < 2; i++) {
-        int fds[2];
-
-        if (sinks[i] == SINK_DISCARD) {
-            *ends[i] = open("/dev/null", O_WRONLY | O_CLOEXEC);
-            if (*ends[i] < 0)
-                return berth_error_make(err, errno, "opening '/dev/null'");
-            continue;
-        }
-        if (i == 1 && sinks[0] == SINK_STREAM && sinks[1] == SINK_STREAM) {
-            *ends[i] = fcntl(*out_w, F_DUPFD_CLOEXEC, 3);
-            if (*ends[i] < 0)
-                return berth_error_make(err, errno, "dup");
-            continue;
-        }
+    if (step->out == SINK_DISCARD || step->errs == SINK_DISCARD) {
+        null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (null_fd < 0)
+            return berth_error_make(err, errno, "opening '/dev/null'");
+    }
+    if (step->out == SINK_STREAM || step->errs == SINK_STREAM) {
         if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
             return berth_error_make(err, errno, "creating a pipe");
+        p->s.fd = fds[0];
+        pipe_w = fds[1];
         /* Only our read end is non-blocking; the buildpack's writes may block as usual. */
-        if (fcntl(fds[1], F_SETFL, 0) < 0) {
-            int e = errno;
-            (void)close(fds[0]);
-            (void)close(fds[1]);
-            return berth_error_make(err, e, "fcntl");
-        }
-        p->s[p->n].fd = fds[0];
-        p->s[p->n].sink = sinks[i];
-        p->n++;
-        *ends[i] = fds[1];
+        if (fcntl(pipe_w, F_SETFL, 0) < 0)
+            return berth_error_make(err, errno, "fcntl");
     }
+    *out_w = fcntl(step->out == SINK_STREAM ? pipe_w : null_fd, F_DUPFD_CLOEXEC, 3);
+    *err_w = fcntl(step->errs == SINK_STREAM ? pipe_w : null_fd, F_DUPFD_CLOEXEC, 3);
+    if (*out_w < 0 || *err_w < 0)
+        return berth_error_make(err, errno, "dup");
     return 0;
 }
 
@@ -161,13 +128,7 @@ static int spawn_step(struct build_ctx *ctx, const struct build_step *step, cons
 {
     const struct build_spec *spec = ctx->spec;
     const char *const lower[] = { NULL };
-    struct runner_mount mounts[6];
-    size_t n = ctx->n_mounts;
     _cleanup_free_ char *name = xasprintf("%s.build.%u", spec->app, ctx->n_containers);
-
-    memcpy(mounts, ctx->mounts, n * sizeof(mounts[0]));
-    if (step->extra_mount)
-        mounts[n++] = *step->extra_mount;
 
     struct runner_spec rs = {
         .name = name,
@@ -178,55 +139,79 @@ static int spawn_step(struct build_ctx *ctx, const struct build_step *step, cons
         .lower_dirs = lower,
         .stack_dir = spec->stack_dir,
         .state_dir = state_dir,
-        .mounts = mounts,
-        .n_mounts = n,
+        .mounts = step->mounts,
+        .n_mounts = step->n_mounts,
         .argv = step->argv,
         .envp = (const char *const *)ctx->envp,
-        .cwd = "/app",
+        .cwd = step->cwd ? step->cwd : "/app",
         .uid = BUILD_UID,
         .gid = BUILD_GID,
         .stdout_fd = out_w,
         .stderr_fd = err_w,
         .port = 0,
         .cgroup = spec->cgroup,
-        .limits = { .memory_bytes = BUILD_MEMORY_BYTES, .pids_max = BUILD_PIDS_MAX },
+        .limits = {
+            .memory_bytes = ctx->budget.memory_bytes,
+            .pids_max = ctx->budget.pids_max,
+            .cpu_weight = ctx->budget.cpu_weight,
+            .file_size_max = ctx->budget.disk_bytes,
+        },
+        .network = step->network,
     };
     return runner_spawn(ctx->r, &rs, ret, err);
 }
 
-/* Pumps output until the container exits or the deadline passes. */
-static int pump_until_exit(struct pump *p, struct runner_container *c, const struct build_step *step,
-                           int *ret_status, struct berth_error **err)
+/* The disk space the build has written so far: /app, /cache and this step's scratch space. */
+static int disk_used(struct build_ctx *ctx, const char *state_dir, uint64_t *ret,
+                     struct berth_error **err)
 {
-    long long deadline = now_ms() + step->timeout_ms;
+    const struct build_spec *spec = ctx->spec;
+    const char *const paths[] = { ctx->slug_dir, spec->cache_dir, state_dir, NULL };
+
+    return runner_tree_usage(ctx->r, paths, spec->uid_base, spec->gid_base, spec->id_count, ret,
+                             err);
+}
+
+/* Pumps output until the container exits or the budget stops it; *ret_stop says which. */
+static int pump_until_exit(struct pump *p, struct runner_container *c, const struct build_step *step,
+                           const char *state_dir, int *ret_status, enum stop_reason *ret_stop,
+                           struct berth_error **err)
+{
+    struct build_ctx *ctx = p->ctx;
+    long long start = now_ms();
+    long long step_deadline = start + step->timeout_ms;
+    long long deadline = step_deadline < ctx->deadline_ms ? step_deadline : ctx->deadline_ms;
+    long long next_disk_check = start + DISK_WATCH_MS;
     int r;
 
     for (;;) {
-        struct pollfd pfd[2];
-        nfds_t n = 0;
-        long long left = deadline - now_ms();
+        long long now = now_ms(), left = deadline - now;
+        int wait_ms = left < POLL_MS ? (int)(left > 0 ? left : 0) : POLL_MS;
 
         if (left <= 0) {
-            _cleanup_error_ struct berth_error *stop_err = NULL;
-            (void)runner_stop(c, STOP_GRACE_MS, &stop_err);
-            return berth_error_plain(err, ETIMEDOUT, "%s timed out after %d seconds", step->what,
-                                     step->timeout_ms / 1000);
+            *ret_stop = deadline == ctx->deadline_ms ? STOP_DEADLINE : STOP_STEP_TIMEOUT;
+            return 0;
         }
-        for (size_t i = 0; i < p->n; i++) {
-            if (p->s[i].fd >= 0)
-                pfd[n++] = (struct pollfd){ .fd = p->s[i].fd, .events = POLLIN };
-        }
-        if (n > 0) {
-            if (poll(pfd, n, left < POLL_MS ? (int)left : POLL_MS) < 0 && errno != EINTR)
-                return berth_error_make(err, errno, "poll");
-            for (size_t i = 0; i < p->n; i++) {
-                if ((r = drain(p, &p->s[i])) < 0)
-                    return berth_error_make(err, -r, "reading the output of %s", step->what);
+        if (step->watch_disk && now >= next_disk_check) {
+            uint64_t used = 0;
+
+            next_disk_check = now + DISK_WATCH_MS;
+            if (disk_used(ctx, state_dir, &used, NULL) == 0 && used > ctx->budget.disk_bytes) {
+                *ret_stop = STOP_DISK;
+                return 0;
             }
+        }
+        if (p->s.fd >= 0) {
+            struct pollfd pfd = { .fd = p->s.fd, .events = POLLIN };
+
+            if (poll(&pfd, 1, wait_ms) < 0 && errno != EINTR)
+                return berth_error_make(err, errno, "poll");
+            if ((r = drain(p)) < 0)
+                return berth_error_make(err, -r, "reading the output of %s", step->what);
             r = runner_wait(c, 0, ret_status, err);
         } else {
-            /* Every stream is at EOF: nothing to pump, just wait for the exit. */
-            r = runner_wait(c, left < POLL_MS ? (int)left : POLL_MS, ret_status, err);
+            /* The stream is at EOF: nothing to pump, just wait for the exit. */
+            r = runner_wait(c, wait_ms, ret_status, err);
         }
         if (r == -ETIMEDOUT) {
             berth_error_release(err);
@@ -234,23 +219,111 @@ static int pump_until_exit(struct pump *p, struct runner_container *c, const str
         }
         if (r < 0)
             return r;
-        /* Exited: whatever is still in the pipes was written before the end. */
-        for (size_t i = 0; i < p->n; i++) {
-            if ((r = drain(p, &p->s[i])) < 0)
-                return berth_error_make(err, -r, "reading the output of %s", step->what);
-        }
+        /* Exited: whatever is still in the pipe was written before the end. */
+        if ((r = drain(p)) < 0)
+            return berth_error_make(err, -r, "reading the output of %s", step->what);
+        *ret_stop = STOP_NONE;
         return 0;
     }
 }
 
-int build_step_run(struct build_ctx *ctx, const struct build_step *step, struct strbuf *captured,
-                   int *ret_status, struct berth_error **err)
+static void format_duration(struct strbuf *out, unsigned seconds)
 {
-    const struct build_spec *spec = ctx->spec;
-    struct pump p = { .ctx = ctx, .captured = captured, .capture_max = step->capture_max };
+    if (seconds % 60 == 0 && seconds >= 60)
+        strbuf_addf(out, "%u minute%s", seconds / 60, seconds == 60 ? "" : "s");
+    else
+        strbuf_addf(out, "%u second%s", seconds, seconds == 1 ? "" : "s");
+}
+
+static int stopped_error(struct build_ctx *ctx, const struct build_step *step, enum stop_reason why,
+                         struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf d = STRBUF_INIT;
+
+    switch (why) {
+    case STOP_DEADLINE:
+        format_duration(&d, ctx->budget.timeout_s);
+        return berth_error_plain(err, ETIMEDOUT, "the build went over its time limit of %s", d.buf);
+    case STOP_STEP_TIMEOUT:
+        format_duration(&d, (unsigned)(step->timeout_ms / 1000));
+        return berth_error_plain(err, ETIMEDOUT, "%s timed out after %s", step->what, d.buf);
+    case STOP_DISK:
+        return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
+                                 (unsigned long long)(ctx->budget.disk_bytes >> 20));
+    case STOP_NONE:
+    default:
+        return 0;
+    }
+}
+
+/*
+ * The budget may have been what ended the step, and then the limit is the
+ * message, not the exit status. An OOM kill fails the step even when the
+ * buildpack went on regardless: one of its processes died half-way, so
+ * what it left in /app cannot be trusted. A full disk allowance shows as a
+ * failed step (one file at RLIMIT_FSIZE gets SIGXFSZ, which a script may
+ * turn into any exit status), so only a failed step is measured.
+ */
+static int budget_failure(struct build_ctx *ctx, struct runner_container *c, const char *state_dir,
+                          int status, struct berth_error **err)
+{
+    struct runner_usage u = { 0 };
+    uint64_t used = 0;
+
+    if (runner_container_usage(c, &u, NULL) == 0) {
+        if (u.memory_peak_bytes > ctx->memory_peak)
+            ctx->memory_peak = u.memory_peak_bytes;
+        if (u.oom_kills > 0)
+            return berth_error_plain(err, ENOMEM, "the build went over its memory limit of %llu MiB "
+                                     "and was killed", (unsigned long long)(ctx->budget.memory_bytes >> 20));
+    }
+    if (status != 0 && disk_used(ctx, state_dir, &used, NULL) == 0 &&
+        used >= ctx->budget.disk_bytes - ctx->budget.disk_bytes / 100)
+        return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
+                                 (unsigned long long)(ctx->budget.disk_bytes >> 20));
+    return 0;
+}
+
+static int run_container(struct build_ctx *ctx, const struct build_step *step, const char *state_dir,
+                         int *ret_status, struct berth_error **err)
+{
+    struct pump p = { .ctx = ctx, .s = { .fd = -1 } };
     struct runner_container *c = NULL;
     _cleanup_close_ int out_w = -1;
     _cleanup_close_ int err_w = -1;
+    enum stop_reason stop = STOP_NONE;
+    int status = 0, r;
+
+    r = open_sinks(&p, step, &out_w, &err_w, err);
+    if (r >= 0)
+        r = spawn_step(ctx, step, state_dir, out_w, err_w, &c, err);
+    /* The container holds its own copies now; ours would keep the pipe from reaching EOF. */
+    closep(&out_w);
+    out_w = -1;
+    closep(&err_w);
+    err_w = -1;
+    if (r >= 0) {
+        _cleanup_error_ struct berth_error *stop_err = NULL;
+
+        r = pump_until_exit(&p, c, step, state_dir, &status, &stop, err);
+        /* Reaps it, so that its usage can be read; a step stopped early gets the grace period. */
+        (void)runner_stop(c, r < 0 || stop != STOP_NONE ? STOP_GRACE_MS : 0, &stop_err);
+        if (r >= 0 && stop != STOP_NONE)
+            r = stopped_error(ctx, step, stop, err);
+        if (r >= 0)
+            r = budget_failure(ctx, c, state_dir, status, err);
+        runner_container_free(c);
+    }
+    closep(&p.s.fd);
+    build_lines_flush(&ctx->lines);
+    *ret_status = status;
+    return r;
+}
+
+int build_step_run(struct build_ctx *ctx, const struct build_step *step, int *ret_status,
+                   struct berth_error **err)
+{
+    const struct build_spec *spec = ctx->spec;
     _cleanup_free_ char *state_dir = NULL;
     int status = 0;
     int r, rr;
@@ -258,25 +331,7 @@ int build_step_run(struct build_ctx *ctx, const struct build_step *step, struct 
     state_dir = xasprintf("%s/c%u", spec->work_dir, ++ctx->n_containers);
     if (mkdir(state_dir, 0700) < 0)
         return berth_error_make(err, errno, "creating '%s'", state_dir);
-
-    r = open_sinks(&p, step, &out_w, &err_w, err);
-    if (r >= 0)
-        r = spawn_step(ctx, step, state_dir, out_w, err_w, &c, err);
-    /* The container holds its own copies now; ours would keep the pipes from reaching EOF. */
-    closep(&out_w);
-    out_w = -1;
-    closep(&err_w);
-    err_w = -1;
-    if (r >= 0) {
-        r = pump_until_exit(&p, c, step, &status, err);
-        if (r < 0) {
-            _cleanup_error_ struct berth_error *stop_err = NULL;
-            (void)runner_stop(c, STOP_GRACE_MS, &stop_err);
-        }
-        runner_container_free(c);
-    }
-    close_streams(&p);
-    build_lines_flush(&ctx->lines);
+    r = run_container(ctx, step, state_dir, &status, err);
 
     /* The upper dir holds files owned by the tenant's ids: only the runner can remove them. */
     rr = runner_remove_tree(ctx->r, state_dir, spec->uid_base, spec->gid_base, spec->id_count,
@@ -285,9 +340,6 @@ int build_step_run(struct build_ctx *ctx, const struct build_step *step, struct 
         r = err ? berth_error_wrap(err, "removing the build container") : rr;
     if (r < 0)
         return r;
-    if (p.overflow)
-        return berth_error_plain(err, EFBIG, "the output of %s is larger than %zu bytes", step->what,
-                                 step->capture_max);
     *ret_status = status;
     return 0;
 }

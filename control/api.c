@@ -6,6 +6,7 @@
  * output from a blocking content reader, which only that mode allows.
  */
 #include "control/api.h"
+#include "control/api-internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,9 +21,6 @@
 #include "common/xalloc.h"
 #include "control/deploy.h"
 #include "receiver/receiver.h"
-
-/* API request bodies are tiny; pushes go through the receiver's own cap. */
-#define API_BODY_MAX (64u << 10)
 
 enum request_kind { REQUEST_API, REQUEST_GIT };
 
@@ -54,7 +52,7 @@ static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const 
     return ret;
 }
 
-static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned status, json_t *doc)
+enum MHD_Result api_respond_json(struct MHD_Connection *c, unsigned status, json_t *doc)
 {
     _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
     _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
@@ -75,7 +73,12 @@ static enum MHD_Result respond_error(struct MHD_Connection *c, enum request_kind
         strbuf_addf(&sb, "%s\n", msg);
         return respond(c, status, "text/plain; charset=utf-8", sb.buf);
     }
-    return respond_json(c, status, json_pack("{s:s}", "error", msg));
+    return api_respond_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+enum MHD_Result api_respond_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    return respond_error(c, REQUEST_API, status, msg);
 }
 
 static enum MHD_Result respond_unauthorized(struct MHD_Connection *c, enum request_kind kind)
@@ -118,18 +121,7 @@ static char *request_token(struct MHD_Connection *c)
     return NULL;
 }
 
-static json_t *app_summary(struct server *s, const char *name)
-{
-    unsigned version = 0;
-    _cleanup_free_ char *web = xasprintf("http://%s.%s:%u/", name, s->opt.domain, s->http_port);
-    _cleanup_free_ char *git = xasprintf("%s/%s.git", s->control_url, name);
-
-    (void)model_release_current(&s->model, name, &version, NULL, NULL);
-    return json_pack("{s:s, s:s, s:s, s:i}", "name", name, "web_url", web, "git_url", git,
-                     "release", (int)version);
-}
-
-static bool app_owned_by(struct server *s, const char *app, const char *tenant)
+bool api_app_owned_by(struct server *s, const char *app, const char *tenant)
 {
     _cleanup_json_ json_t *record = NULL;
     const char *owner;
@@ -138,60 +130,6 @@ static bool app_owned_by(struct server *s, const char *app, const char *tenant)
         return false;
     owner = json_get_str(record, "tenant");
     return owner && strcmp(owner, tenant) == 0;
-}
-
-static enum MHD_Result handle_api(struct server *s, struct MHD_Connection *c, struct api_request *req,
-                                  const char *url, const char *method)
-{
-    _cleanup_error_ struct berth_error *err = NULL;
-
-    if (strcmp(url, "/apps") == 0 && strcmp(method, "GET") == 0) {
-        _cleanup_json_ json_t *names = NULL;
-        json_t *list = json_array(), *name;
-        size_t i;
-
-        if (model_app_list(&s->model, &names, &err) < 0) {
-            json_decref(list);
-            return respond_error(c, REQUEST_API, 500, berth_error_msg(&err));
-        }
-        json_array_foreach(names, i, name) {
-            if (app_owned_by(s, json_string_value(name), req->tenant))
-                json_array_append_new(list, app_summary(s, json_string_value(name)));
-        }
-        return respond_json(c, 200, json_pack("{s:o}", "apps", list));
-    }
-    if (strcmp(url, "/apps") == 0 && strcmp(method, "POST") == 0) {
-        _cleanup_json_ json_t *doc = NULL;
-        _cleanup_free_ char *repo = NULL;
-        json_error_t jerr;
-        const char *name;
-
-        if (req->body_too_large)
-            return respond_error(c, REQUEST_API, 413, "request body too large");
-        doc = json_loadb(req->body.buf, req->body.len, 0, &jerr);
-        name = doc ? json_get_str(doc, "name") : NULL;
-        if (!name)
-            return respond_error(c, REQUEST_API, 400, "expected a JSON body {\"name\": \"<app>\"}");
-        if (model_app_create(&s->model, name, req->tenant, &err) < 0)
-            return respond_error(c, REQUEST_API, berth_error_code(&err) == EEXIST ? 409 :
-                                 berth_error_code(&err) == EINVAL ? 400 : 500, berth_error_msg(&err));
-        repo = model_path(&s->model, "apps/%s/repo.git", name);
-        if (receiver_repo_init(repo, &err) < 0)
-            return respond_error(c, REQUEST_API, 500, berth_error_msg(&err));
-        log_info("tenant '%s' created app '%s'", req->tenant, name);
-        return respond_json(c, 201, app_summary(s, name));
-    }
-    if (strncmp(url, "/apps/", 6) == 0 && strcmp(method, "GET") == 0) {
-        const char *name = url + 6;
-
-        if (!app_owned_by(s, name, req->tenant)) {
-            _cleanup_free_ char *msg = xasprintf("app '%s' does not exist", name);
-
-            return respond_error(c, REQUEST_API, 404, msg);
-        }
-        return respond_json(c, 200, app_summary(s, name));
-    }
-    return respond_error(c, REQUEST_API, 404, "no such endpoint");
 }
 
 /* "/<app>.git/<rest>" -> app and rest; false when the URL is not a git URL. */
@@ -229,7 +167,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         if (!token || model_authenticate(&s->model, token, &req->tenant, &err) < 0)
             return respond_unauthorized(c, req->kind);
         if (req->kind == REQUEST_GIT) {
-            if (!app_owned_by(s, req->app, req->tenant)) {
+            if (!api_app_owned_by(s, req->app, req->tenant)) {
                 _cleanup_free_ char *msg = xasprintf("app '%s' does not exist", req->app);
 
                 return respond_error(c, REQUEST_GIT, 404, msg);
@@ -263,7 +201,14 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return handle_api(s, c, req, url, method);
+    {
+        const struct api_call call = {
+            .server = s, .conn = c, .tenant = req->tenant, .url = url, .method = method,
+            .body = &req->body, .body_too_large = req->body_too_large,
+        };
+
+        return api_apps_handle(&call);
+    }
 }
 
 static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,

@@ -6,9 +6,7 @@
  * authenticated by a tenant's token (Bearer, or Basic with the token as the
  * password, which is what git sends).
  *
- *   GET  /apps                 -> 200 {"apps":[{"name","web_url","git_url","release"}]}
- *   POST /apps {"name":"x"}    -> 201 {"name","web_url","git_url"} | 400 | 409
- *   GET  /apps/<name>          -> 200 {...} | 404
+ *   /apps and below (api-apps.c: apps, their settings and config; docs/API.md)
  *   GET  /<app>.git/info/refs?service=git-receive-pack, POST /<app>.git/git-receive-pack
  *
  * Errors are JSON {"error": "..."} for the API and text/plain for git (git

@@ -5,6 +5,7 @@
  * way Heroku's CLI does ("Creating hello... done").
  */
 #include "control/cli.h"
+#include "control/cli-internal.h"
 #include "control/model.h"
 
 #include <curl/curl.h>
@@ -59,9 +60,9 @@ static size_t collect(char *data, size_t size, size_t n, void *cls)
     return size * n;
 }
 
-/* Performs one request; *ret_doc is the parsed JSON answer (NULL if none). */
-static int api_call(const char *method, const char *path, const char *body, long *ret_status, json_t **ret_doc)
+int cli_api(const char *method, const char *path, const json_t *body_doc, long *ret_status, json_t **ret_doc)
 {
+    _cleanup_free_ char *body = body_doc ? json_dumps(body_doc, JSON_COMPACT) : NULL;
     const char *base = getenv("BERTH_URL");
     _cleanup_free_ char *url = NULL, *token = read_token(), *auth = NULL;
     _cleanup_strbuf_ struct strbuf resp = STRBUF_INIT;
@@ -104,7 +105,7 @@ static int api_call(const char *method, const char *path, const char *body, long
     return 0;
 }
 
-static int fail_with(long status, json_t *doc)
+int cli_fail(long status, const json_t *doc)
 {
     const char *msg = doc ? json_get_str(doc, "error") : NULL;
 
@@ -112,78 +113,130 @@ static int fail_with(long status, json_t *doc)
     return 1;
 }
 
-static int apps_create(const char *name)
+static int apps_create(int argc, char **argv)
 {
+    const char *name = argv[0];
+    (void)argc;
     _cleanup_json_ json_t *req = json_pack("{s:s}", "name", name), *doc = NULL;
-    _cleanup_free_ char *body = json_dumps(req, JSON_COMPACT);
     long status = 0;
 
     printf("Creating %s... ", name);
     fflush(stdout);
-    if (api_call("POST", "/apps", body, &status, &doc) < 0) {
+    if (cli_api("POST", "/apps", req, &status, &doc) < 0) {
         printf("failed\n");
         return 1;
     }
     if (status != 201) {
         printf("failed\n");
-        return fail_with(status, doc);
+        return cli_fail(status, doc);
     }
     printf("done\n%s | %s\n", json_get_str(doc, "web_url"), json_get_str(doc, "git_url"));
     return 0;
 }
 
-static int apps_list(void)
+static int apps_list(int argc, char **argv)
 {
     _cleanup_json_ json_t *doc = NULL;
     json_t *app;
     long status = 0;
     size_t i;
 
-    if (api_call("GET", "/apps", NULL, &status, &doc) < 0)
+    (void)argc;
+    (void)argv;
+    if (cli_api("GET", "/apps", NULL, &status, &doc) < 0)
         return 1;
     if (status != 200)
-        return fail_with(status, doc);
+        return cli_fail(status, doc);
     printf("=== Apps\n");
     json_array_foreach(json_object_get(doc, "apps"), i, app)
         printf("%s\n", json_get_str(app, "name"));
     return 0;
 }
 
-static int apps_info(const char *name)
+/* The settings part of apps:info: buildpacks, build settings, network. */
+static void print_settings(const json_t *doc)
 {
+    const json_t *bps = json_object_get(doc, "buildpacks");
+    const json_t *build = json_object_get(doc, "build");
+    const char *key;
+    json_t *v;
+    size_t i;
+
+    if (json_array_size(bps) == 0)
+        printf("Buildpacks:  (detected)\n");
+    json_array_foreach(bps, i, v)
+        printf("%s%zu. %s\n", i ? "             " : "Buildpacks:  ", i + 1, json_string_value(v));
+    json_object_foreach((json_t *)build, key, v) {
+        if (json_is_string(v))
+            printf("Build %-6s %s\n", key, json_string_value(v));
+        else if (json_is_integer(v))
+            printf("Build %-6s %lld\n", key, (long long)json_integer_value(v));
+    }
+    printf("Outbound:    %s\n",
+           json_is_true(json_object_get(json_object_get(doc, "net"), "outbound")) ? "on" : "off");
+}
+
+static int apps_info(int argc, char **argv)
+{
+    const char *name = argv[0];
     _cleanup_json_ json_t *doc = NULL;
     _cleanup_free_ char *path = xasprintf("/apps/%s", name);
     long status = 0;
 
-    if (api_call("GET", path, NULL, &status, &doc) < 0)
+    if (cli_api("GET", path, NULL, &status, &doc) < 0)
         return 1;
     if (status != 200)
-        return fail_with(status, doc);
-    printf("=== %s\nGit URL:  %s\nWeb URL:  %s\nRelease:  v%lld\n", name, json_get_str(doc, "git_url"),
-           json_get_str(doc, "web_url"), json_integer_value(json_object_get(doc, "release")));
+        return cli_fail(status, doc);
+    (void)argc;
+    printf("=== %s\nGit URL:     %s\nWeb URL:     %s\nRelease:     v%lld\n", name,
+           json_get_str(doc, "git_url"), json_get_str(doc, "web_url"),
+           json_integer_value(json_object_get(doc, "release")));
+    print_settings(doc);
     return 0;
 }
+
+static const struct command {
+    const char *name;
+    int min_args, max_args;     /* max -1: any number */
+    const char *usage;
+    int (*run)(int argc, char **argv);
+} commands[] = {
+    { "apps:create", 1, 1, "apps:create NAME", apps_create },
+    { "create", 1, 1, "create NAME", apps_create },
+    { "apps", 0, 0, "apps", apps_list },
+    { "apps:list", 0, 0, "apps:list", apps_list },
+    { "apps:info", 1, 1, "apps:info APP", apps_info },
+    { "buildpacks", 1, 1, "buildpacks APP", cli_buildpacks },
+    { "buildpacks:set", 2, -1, "buildpacks:set APP URL|NAME[#REF]...", cli_buildpacks_set },
+    { "buildpacks:clear", 1, 1, "buildpacks:clear APP", cli_buildpacks_clear },
+    { "builds:set", 2, -1, "builds:set APP dir=PATH|memory=SIZE|disk=SIZE|timeout=DURATION...",
+      cli_builds_set },
+    { "net", 1, 1, "net APP", cli_net },
+    { "net:set", 2, 2, "net:set APP outbound=on|off", cli_net_set },
+    { "config", 1, 1, "config APP", cli_config },
+    { "config:get", 2, 2, "config:get APP NAME", cli_config_get },
+    { "config:set", 2, -1, "config:set APP NAME=VALUE...", cli_config_set },
+    { "config:unset", 2, -1, "config:unset APP NAME...", cli_config_unset },
+};
 
 int cli_run(const char *command, int argc, char **argv)
 {
     int r = 2;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (strcmp(command, "apps:create") == 0 || strcmp(command, "create") == 0) {
-        if (argc != 1)
-            fprintf(stderr, "usage: berth apps:create NAME\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
+        const struct command *c = &commands[i];
+
+        if (strcmp(command, c->name) != 0)
+            continue;
+        if (argc < c->min_args || (c->max_args >= 0 && argc > c->max_args))
+            fprintf(stderr, "usage: berth %s\n", c->usage);
         else
-            r = apps_create(argv[0]);
-    } else if (strcmp(command, "apps:list") == 0 || strcmp(command, "apps") == 0) {
-        r = apps_list();
-    } else if (strcmp(command, "apps:info") == 0) {
-        if (argc != 1)
-            fprintf(stderr, "usage: berth apps:info NAME\n");
-        else
-            r = apps_info(argv[0]);
-    } else {
-        fprintf(stderr, "berth: unknown command '%s' (see 'berth help')\n", command);
+            r = c->run(argc, argv);
+        curl_global_cleanup();
+        return r;
     }
+    fprintf(stderr, "berth: unknown command '%s' (see 'berth help')\n", command);
     curl_global_cleanup();
     return r;
 }

@@ -2,11 +2,12 @@
 /*
  * control/deploy: the deploy pipeline (see deploy.h). A push to main (or
  * master) becomes release N: the tree is exported, built into a slug by the
- * buildpacks driver in a build container, the web process of release N is
- * started and must bind $PORT, then the router's table is swapped to it and
- * the previous instance retired. Only then may the receiver move the ref.
- * Every step prints to the git client; every failure leaves the app exactly
- * as it was.
+ * buildpacks driver in build containers, the release phase (a Procfile
+ * `release:` process) runs with the new slug and config, the web process of
+ * release N is started and must bind $PORT, then the router's table is
+ * swapped to it and the previous instance retired. Only then may the
+ * receiver move the ref. Every step prints to the git client; every failure
+ * leaves the app exactly as it was.
  */
 #include "control/deploy.h"
 
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,9 +29,31 @@
 #include "common/xalloc.h"
 #include "control/instance.h"
 
+typedef void (*deploy_output_fn)(void *cls, const char *line);
+
 static void push_line(void *cls, const char *line)
 {
     receiver_progress(cls, "%s", line);
+}
+
+/* Release-phase output, indented under berth's own lines as buildpack details are. */
+static void push_detail(void *cls, const char *line)
+{
+    receiver_progress(cls, "       %s", line);
+}
+
+static void say(deploy_output_fn out, void *cls, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(deploy_output_fn out, void *cls, const char *fmt, ...)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    va_list ap;
+
+    if (!out)
+        return;
+    va_start(ap, fmt);
+    strbuf_vaddf(&sb, fmt, ap);
+    va_end(ap);
+    out(cls, sb.buf);
 }
 
 static bool is_deploy_branch(const char *ref)
@@ -42,124 +66,250 @@ static bool is_zero_oid(const char *hex)
     return strspn(hex, "0") == strlen(hex);
 }
 
-/* Builds and launches; fills *ret_version on success. The caller holds the app's deploy lock. */
-static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const struct receiver_update *u,
-                  bool *ret_reported, struct berth_error **err)
+static char *now_iso8601(void)
 {
-    struct server *s = ctx->server;
-    _cleanup_free_ char *work = NULL, *src = NULL, *cache = NULL, *cgroup = NULL;
-    _cleanup_json_ json_t *config = NULL, *release = NULL;
-    struct build_result built = { 0 };
-    struct instance *in = NULL, *old;
-    struct app_runtime *rt = server_app(s, ctx->app);
-    unsigned long uid_base, gid_base;
-    unsigned version;
-    char suffix[17], created[32];
-    const char *web;
+    char buf[32];
     time_t now = time(NULL);
     struct tm tm;
-    int r;
-
-    r = server_tenant_ids(s, ctx->tenant, &uid_base, &gid_base, err);
-    if (r < 0)
-        return r;
-    r = model_app_config(&s->model, ctx->app, &config, err);
-    if (r < 0)
-        return r;
-    r = model_release_current(&s->model, ctx->app, &version, NULL, err);
-    if (r < 0)
-        return r;
-    version++;
-
-    r = random_hex(suffix, 8, err);
-    if (r < 0)
-        return r;
-    work = model_path(&s->model, "run/builds/%s-v%u-%s", ctx->app, version, suffix);
-    src = xasprintf("%s/src", work);
-    cache = model_path(&s->model, "apps/%s/cache", ctx->app);
-    if (mkdir(work, 0700) < 0)
-        return berth_error_make(err, errno, "mkdir '%s'", work);
-
-    receiver_progress(push, "-----> Building %s (commit %.7s) on the host stack", ctx->app, u->new_hex);
-    r = receiver_push_export(push, u->new_hex, src, err);
-    if (r < 0)
-        goto out;
-    if (s->cgroups)
-        cgroup = xasprintf("%s/%s/build-v%u-%s", ctx->tenant, ctx->app, version, suffix);
-    {
-        struct build_spec spec = {
-            .app = ctx->app,
-            .source_dir = src,
-            .cache_dir = cache,
-            .work_dir = work,
-            .buildpacks_dir = s->buildpacks_dir,
-            .stack_dir = s->stack_dir,
-            .layers_dir = s->layers_dir,
-            .config = config,
-            .commit = u->new_hex,
-            .uid_base = uid_base,
-            .gid_base = gid_base,
-            .id_count = TENANT_ID_SLICE,
-            .cgroup = cgroup,
-            .on_output = push_line,
-            .cls = push,
-        };
-
-        r = build_run(s->runner, &spec, &built, err);
-        if (r < 0) {
-            /* The build driver has already told the user why, in its own lines. */
-            *ret_reported = true;
-            goto out;
-        }
-    }
-    web = json_get_str(built.process_types, "web");
-    if (!web) {
-        r = berth_error_plain(err, EINVAL, "no web process type: add a Procfile with a 'web:' line");
-        goto out;
-    }
-
-    receiver_progress(push, "-----> Launching v%u", version);
-    {
-        struct instance_spec ispec = {
-            .app = ctx->app,
-            .tenant = ctx->tenant,
-            .release = version,
-            .process_type = "web",
-            .command = web,
-            .slug_dir = built.slug_dir,
-            .config = config,
-        };
-
-        r = instance_start(s, &ispec, &in, push_line, push, err);
-        if (r < 0)
-            goto out;
-    }
 
     gmtime_r(&now, &tm);
-    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    release = json_pack("{s:i, s:s, s:s, s:s, s:O, s:O, s:s}", "version", (int)version, "slug", built.slug_id,
-                        "commit", u->new_hex, "buildpack", built.buildpack ? built.buildpack : "",
-                        "process_types", built.process_types, "config", config, "created_at", created);
-    r = model_release_save(&s->model, ctx->app, version, release, err);
-    if (r < 0) {
-        instance_stop_and_free(s, in, 0);
-        goto out;
-    }
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return xstrdup(buf);
+}
 
-    /* The switch: from here on the new release serves every new request. */
+/* ---------------------------------------------------------------- settings */
+
+/* The build's fetch callback: one bare cache repository per URL, the receiver's git client. */
+static int fetch_buildpack(void *cls, const char *url, const char *ref, const char *dest_dir,
+                           char **ret_commit, struct berth_error **err)
+{
+    struct server *s = cls;
+    char hash[SHA256_HEX_LEN + 1];
+    _cleanup_free_ char *cache = NULL;
+
+    sha256_hex(url, strlen(url), hash);
+    cache = xasprintf("%s/%.32s", s->fetch_cache_dir, hash);
+    return receiver_fetch_tree(url, ref, cache, dest_dir, ret_commit, err);
+}
+
+static bool app_outbound(const json_t *record)
+{
+    return json_is_true(json_object_get(json_object_get(record, "net"), "outbound"));
+}
+
+/* The server's budget with the app's own "build" settings over it. */
+static struct build_budget app_budget(const struct server *s, const json_t *record)
+{
+    const json_t *build = json_object_get(record, "build");
+    struct build_budget b = s->build_budget;
+    json_int_t v;
+
+    if ((v = json_integer_value(json_object_get(build, "memory"))) > 0)
+        b.memory_bytes = (uint64_t)v;
+    if ((v = json_integer_value(json_object_get(build, "disk"))) > 0)
+        b.disk_bytes = (uint64_t)v;
+    if ((v = json_integer_value(json_object_get(build, "timeout"))) > 0)
+        b.timeout_s = (unsigned)v;
+    return b;
+}
+
+/* The app's buildpack list as a NULL-terminated array borrowing record's strings. */
+static const char **app_buildpacks(const json_t *record)
+{
+    const json_t *list = json_object_get(record, "buildpacks");
+    const char **v = xcalloc(json_array_size(list) + 1, sizeof(*v));
+    size_t i, n = 0;
+    json_t *item;
+
+    json_array_foreach(list, i, item)
+        if (json_is_string(item))
+            v[n++] = json_string_value(item);
+    return v;
+}
+
+/* ---------------------------------------------------------------- going live */
+
+/* The Procfile's `release:` process, with the new slug and config, before anything goes live. */
+static int release_phase(struct server *s, const struct instance_spec *base, const char *command,
+                         deploy_output_fn out, void *cls, struct berth_error **err)
+{
+    struct instance_spec spec = *base;
+    _cleanup_strbuf_ struct strbuf why = STRBUF_INIT;
+    int status = 0, r;
+
+    spec.process_type = "release";
+    spec.command = command;
+    say(out, cls, "-----> Running release command `%s`", command);
+    r = instance_run_once(s, &spec, INSTANCE_RELEASE_TIMEOUT_MS, out ? push_detail : NULL, cls,
+                          &status, err);
+    if (r < 0)
+        return berth_error_wrap(err, "release command");
+    if (status == 0)
+        return 0;
+    if (WIFEXITED(status))
+        strbuf_addf(&why, "exit status %d", WEXITSTATUS(status));
+    else
+        strbuf_addf(&why, "signal %d", WTERMSIG(status));
+    return berth_error_plain(err, EIO, "the release command failed with %s", why.buf);
+}
+
+/* Makes `in` the app's web instance and publishes the routes; the old one retires. */
+static void switch_to(struct server *s, const char *app, struct instance *in, unsigned version)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    struct app_runtime *rt = server_app(s, app);
+    struct instance *old;
+
     pthread_mutex_lock(&s->lock);
     old = rt->web;
     rt->web = in;
     rt->generation = version;
     pthread_mutex_unlock(&s->lock);
-    r = server_publish_routes(s, err);
-    if (r < 0)
-        log_error("publishing routes after deploying '%s' v%u: %s", ctx->app, version, berth_error_msg(err));
-    berth_error_release(err);
-    r = 0;
+    if (server_publish_routes(s, &err) < 0)
+        log_error("publishing routes after deploying '%s' v%u: %s", app, version, berth_error_msg(&err));
     if (old)
         instance_retire(s, old);
+}
 
+/*
+ * Release `release` goes live: release phase, web instance up, record
+ * written, route switched. The caller holds the app's deploy lock. When
+ * `save` is false the record exists already (a restart of the current
+ * release).
+ */
+static int go_live(struct server *s, const char *app, const char *tenant, const json_t *release,
+                   const json_t *record, bool save, deploy_output_fn out, void *cls,
+                   struct berth_error **err)
+{
+    const json_t *types = json_object_get(release, "process_types");
+    const char *web = json_get_str(types, "web");
+    const char *release_cmd = json_get_str(types, "release");
+    const char *slug = json_get_str(release, "slug");
+    unsigned version = (unsigned)json_integer_value(json_object_get(release, "version"));
+    _cleanup_free_ char *slug_dir = NULL;
+    struct instance *in = NULL;
+    int r;
+
+    if (!slug)
+        return berth_error_plain(err, EINVAL, "release v%u of '%s' has no slug", version, app);
+    if (!web)
+        return berth_error_plain(err, EINVAL, "no web process type: add a Procfile with a 'web:' line");
+    slug_dir = server_slug_dir(s, tenant, slug);
+    struct instance_spec ispec = {
+        .app = app, .tenant = tenant, .release = version, .process_type = "web", .command = web,
+        .slug_dir = slug_dir, .config = json_object_get(release, "config"),
+        .defaults = json_object_get(release, "buildpack_config"), .network = app_outbound(record),
+    };
+    if (release_cmd && save && (r = release_phase(s, &ispec, release_cmd, out, cls, err)) < 0)
+        return r;
+    say(out, cls, "-----> Launching v%u", version);
+    if ((r = instance_start(s, &ispec, &in, out, cls, err)) < 0)
+        return r;
+    if (save && (r = model_release_save(&s->model, app, version, release, err)) < 0) {
+        instance_stop_and_free(s, in, 0);
+        return r;
+    }
+    switch_to(s, app, in, version);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- a push */
+
+static int build_slug(struct deploy_ctx *ctx, struct receiver_push *push, const json_t *record,
+                      const json_t *config, const char *work, const char *commit, unsigned version,
+                      const char *suffix, struct build_result *built, struct berth_error **err)
+{
+    struct server *s = ctx->server;
+    _cleanup_free_ char *src = xasprintf("%s/src", work);
+    _cleanup_free_ char *cache = model_path(&s->model, "apps/%s/cache", ctx->app);
+    _cleanup_free_ char *layers = xasprintf("%s/%s", s->layers_dir, ctx->tenant);
+    _cleanup_free_ char *cgroup = NULL;
+    _cleanup_free_ const char **buildpacks = app_buildpacks(record);
+    unsigned long uid_base, gid_base;
+    int r;
+
+    if ((r = server_tenant_ids(s, ctx->tenant, &uid_base, &gid_base, err)) < 0 ||
+        (r = mkdir_p(layers, 0700, err)) < 0 ||
+        (r = receiver_push_export(push, commit, src, err)) < 0)
+        return r;
+    if (s->cgroups)
+        cgroup = xasprintf("%s/%s/build-v%u-%s", ctx->tenant, ctx->app, version, suffix);
+    const struct build_spec spec = {
+        .app = ctx->app,
+        .source_dir = src,
+        .subdir = json_get_str(json_object_get(record, "build"), "dir"),
+        .cache_dir = cache,
+        .work_dir = work,
+        .buildpacks_dir = s->buildpacks_dir,
+        .stack_dir = s->stack_dir,
+        .layers_dir = layers,
+        .config = config,
+        .commit = commit,
+        .buildpacks = buildpacks,
+        .fetch = fetch_buildpack,
+        .fetch_cls = s,
+        .trusted_sources = strcmp(ctx->tenant, MODEL_ADMIN_TENANT) == 0,
+        .uid_base = uid_base,
+        .gid_base = gid_base,
+        .id_count = TENANT_ID_SLICE,
+        .cgroup = cgroup,
+        .network = s->network,
+        .need_web = true,
+        .budget = app_budget(s, record),
+        .on_output = push_line,
+        .cls = push,
+    };
+    return build_run(s->runner, &spec, built, err);
+}
+
+static json_t *release_from_build(unsigned version, const char *commit, const struct build_result *b,
+                                  const json_t *config)
+{
+    _cleanup_free_ char *created = now_iso8601();
+    _cleanup_free_ char *desc = xasprintf("Deploy %.7s", commit);
+
+    return json_pack("{s:i, s:s, s:s, s:s, s:O, s:O, s:O, s:o, s:s, s:s}", "version", (int)version,
+                     "slug", b->slug_id, "commit", commit, "buildpack", b->buildpack ? b->buildpack : "",
+                     "buildpacks", b->buildpacks, "process_types", b->process_types, "config", config,
+                     "buildpack_config", b->config_vars ? json_incref(b->config_vars) : json_object(),
+                     "created_at", created, "description", desc);
+}
+
+/* Builds and launches; the caller holds the app's deploy lock. */
+static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const struct receiver_update *u,
+                  bool *ret_reported, struct berth_error **err)
+{
+    struct server *s = ctx->server;
+    _cleanup_free_ char *work = NULL;
+    _cleanup_json_ json_t *config = NULL, *record = NULL, *release = NULL;
+    struct build_result built = { 0 };
+    unsigned long uid_base = 0, gid_base = 0;
+    unsigned version;
+    char suffix[17];
+    int r;
+
+    if ((r = model_app_load(&s->model, ctx->app, &record, err)) < 0 ||
+        (r = model_app_config(&s->model, ctx->app, &config, err)) < 0 ||
+        (r = model_release_current(&s->model, ctx->app, &version, NULL, err)) < 0 ||
+        (r = server_tenant_ids(s, ctx->tenant, &uid_base, &gid_base, err)) < 0 ||
+        (r = random_hex(suffix, 8, err)) < 0)
+        return r;
+    version++;
+    work = model_path(&s->model, "run/builds/%s-v%u-%s", ctx->app, version, suffix);
+    if (mkdir(work, 0700) < 0)
+        return berth_error_make(err, errno, "mkdir '%s'", work);
+
+    receiver_progress(push, "-----> Building %s (commit %.7s) on the host stack", ctx->app, u->new_hex);
+    r = build_slug(ctx, push, record, config, work, u->new_hex, version, suffix, &built, err);
+    if (r < 0) {
+        /* The build driver has already told the user why, in its own lines. */
+        *ret_reported = true;
+        goto out;
+    }
+    release = release_from_build(version, u->new_hex, &built, config);
+    r = go_live(s, ctx->app, ctx->tenant, release, record, true, push_line, push, err);
+    if (r < 0)
+        goto out;
     receiver_progress(push, "       Released v%u", version);
     receiver_progress(push, "       http://%s.%s:%u/ deployed to berth", ctx->app, s->opt.domain, s->http_port);
 out:
@@ -222,6 +372,65 @@ int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_
     return 0;
 }
 
+/* ---------------------------------------------------------------- without a push */
+
+static int config_locked(struct server *s, const char *app, const char *tenant, const json_t *config,
+                         const char *description, unsigned *ret_version, struct berth_error **err)
+{
+    _cleanup_json_ json_t *record = NULL, *current = NULL, *release = NULL;
+    _cleanup_free_ char *created = now_iso8601();
+    unsigned version;
+    int r;
+
+    *ret_version = 0;
+    if ((r = model_app_load(&s->model, app, &record, err)) < 0 ||
+        (r = model_release_current(&s->model, app, &version, &current, err)) < 0)
+        return r;
+    if (!current)
+        return model_app_config_save(&s->model, app, config, err);
+    release = json_deep_copy(current);
+    json_object_set_new(release, "version", json_integer((json_int_t)version + 1));
+    json_object_set(release, "config", (json_t *)config);
+    json_object_set_new(release, "created_at", json_string(created));
+    json_object_set_new(release, "description", json_string(description));
+    /* The new release serves before the config is saved: a failed start changes nothing. */
+    if ((r = go_live(s, app, tenant, release, record, true, NULL, NULL, err)) < 0)
+        return r;
+    if ((r = model_app_config_save(&s->model, app, config, err)) < 0)
+        return r;
+    *ret_version = version + 1;
+    return 0;
+}
+
+int deploy_config(struct server *s, const char *app, const char *tenant, const json_t *config,
+                  const char *description, unsigned *ret_version, struct berth_error **err)
+{
+    struct app_runtime *rt = server_app(s, app);
+    int r;
+
+    pthread_mutex_lock(&rt->deploy_lock);
+    r = config_locked(s, app, tenant, config, description, ret_version, err);
+    pthread_mutex_unlock(&rt->deploy_lock);
+    return r;
+}
+
+int deploy_restart(struct server *s, const char *app, const char *tenant, struct berth_error **err)
+{
+    _cleanup_json_ json_t *record = NULL, *release = NULL;
+    struct app_runtime *rt = server_app(s, app);
+    unsigned version;
+    int r;
+
+    pthread_mutex_lock(&rt->deploy_lock);
+    r = model_app_load(&s->model, app, &record, err);
+    if (r == 0)
+        r = model_release_current(&s->model, app, &version, &release, err);
+    if (r == 0 && release)
+        r = go_live(s, app, tenant, release, record, false, NULL, NULL, err);
+    pthread_mutex_unlock(&rt->deploy_lock);
+    return r;
+}
+
 void deploy_restore_all(struct server *s)
 {
     _cleanup_json_ json_t *apps = NULL;
@@ -236,11 +445,8 @@ void deploy_restore_all(struct server *s)
     json_array_foreach(apps, i, name) {
         const char *app = json_string_value(name);
         _cleanup_json_ json_t *release = NULL, *record = NULL;
-        _cleanup_free_ char *slug_dir = NULL;
-        struct instance *in = NULL;
-        struct app_runtime *rt;
         unsigned version;
-        const char *web, *slug, *tenant;
+        const char *tenant;
 
         berth_error_release(&err);
         if (model_app_load(&s->model, app, &record, &err) < 0 ||
@@ -251,31 +457,22 @@ void deploy_restore_all(struct server *s)
         if (!release)
             continue;
         tenant = json_get_str(record, "tenant");
-        web = json_get_str(json_object_get(release, "process_types"), "web");
-        slug = json_get_str(release, "slug");
-        if (!tenant || !web || !slug) {
-            log_error("restoring '%s': release v%u is incomplete", app, version);
+        if (!tenant) {
+            log_error("restoring '%s': app.json names no tenant", app);
             continue;
         }
-        slug_dir = xasprintf("%s/%s", s->layers_dir, slug);
         {
-            struct instance_spec ispec = {
-                .app = app, .tenant = tenant, .release = version, .process_type = "web",
-                .command = web, .slug_dir = slug_dir, .config = json_object_get(release, "config"),
-            };
+            struct app_runtime *rt = server_app(s, app);
+            int r;
 
-            if (instance_start(s, &ispec, &in, NULL, NULL, &err) < 0) {
+            pthread_mutex_lock(&rt->deploy_lock);
+            r = go_live(s, app, tenant, release, record, false, NULL, NULL, &err);
+            pthread_mutex_unlock(&rt->deploy_lock);
+            if (r < 0) {
                 log_error("restoring '%s' v%u: %s", app, version, berth_error_msg(&err));
                 continue;
             }
         }
-        rt = server_app(s, app);
-        pthread_mutex_lock(&s->lock);
-        rt->web = in;
-        rt->generation = version;
-        pthread_mutex_unlock(&s->lock);
         log_info("restored '%s' v%u", app, version);
     }
-    if (server_publish_routes(s, &err) < 0)
-        log_error("publishing routes: %s", berth_error_msg(&err));
 }

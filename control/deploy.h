@@ -2,13 +2,17 @@
 /*
  * control/deploy: the deploy pipeline (ARCHITECTURE.md, The path of one
  * push). The receiver calls deploy_on_push() after the pack is verified and
- * before any ref moves: export the commit, build it into a slug, start the
- * new release's web instance, wait until it serves, switch the route, retire
- * the old instance. Any failure rejects the push and leaves the previous
- * release serving untouched.
+ * before any ref moves: export the commit, build it into a slug, run the
+ * release phase, start the new release's web instance, wait until it
+ * serves, switch the route, retire the old instance. Any failure rejects
+ * the push and leaves the previous release serving untouched. The same
+ * "go live" step serves releases that need no build (a config change) and
+ * restarts with the current release (a settings change).
  */
 #ifndef BERTH_CONTROL_DEPLOY_H
 #define BERTH_CONTROL_DEPLOY_H
+
+#include <jansson.h>
 
 #include "control/server.h"
 #include "receiver/receiver.h"
@@ -22,6 +26,20 @@ struct deploy_ctx {
 /* A receiver_deploy_fn; cls is a struct deploy_ctx. */
 int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_update *updates,
                    size_t n_updates, struct strbuf *reason);
+/*
+ * A new release from the current one with `config` as its config vars and
+ * `description` ("Set GREETING config vars"), live with zero downtime when
+ * the app has a release; when it has none, only the config is saved. The
+ * config is saved either way; *ret_version is the new release, or 0.
+ */
+int deploy_config(struct server *s, const char *app, const char *tenant, const json_t *config,
+                  const char *description, unsigned *ret_version, struct berth_error **err);
+/*
+ * Starts the current release again (new instance first, then the switch,
+ * then the old one retires), e.g. after the app's network setting changed.
+ * Nothing to do for an app with no release.
+ */
+int deploy_restart(struct server *s, const char *app, const char *tenant, struct berth_error **err);
 /* At start: brings every app's current release back up. Failures are logged, not fatal. */
 void deploy_restore_all(struct server *s);
 

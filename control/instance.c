@@ -40,6 +40,8 @@ struct instance {
     struct runner_container *container;
     int log_fd;                   /* app.log, O_APPEND */
     int pipe_rd;                  /* the app's stdout+stderr */
+    void (*output)(void *cls, const char *line);   /* also gets each line (one-off runs) */
+    void *output_cls;
     pthread_t log_thread;
     bool log_thread_started;
     /* Router threads hold a reference while they connect; freeing waits for them. */
@@ -58,6 +60,11 @@ static void log_write_line(struct instance *in, const char *line, size_t len)
     strbuf_add(&sb, line, len);
     strbuf_addch(&sb, '\n');
     (void)write_all(in->log_fd, sb.buf, sb.len);
+    if (in->output) {
+        _cleanup_free_ char *copy = xstrndup(line, len);
+
+        in->output(in->output_cls, copy);
+    }
 }
 
 /* Reads the app's output until every process holding the pipe is gone. */
@@ -189,16 +196,49 @@ static int wait_until_bound(struct instance *in, struct berth_error **err)
     }
 }
 
-static int start(struct server *s, const struct instance_spec *spec, struct instance *in,
-                 void (*progress)(void *cls, const char *line), void *cls, struct berth_error **err)
+/*
+ * The process's environment, Heroku's way round: the buildpack's defaults,
+ * then the app's config vars over them, then berth's own variables, which
+ * win over a user's PORT or DYNO.
+ */
+static char **make_envp(const struct instance_spec *spec, const char *dyno, uint16_t port)
 {
-    _cleanup_strbuf_ struct strbuf script = STRBUF_INIT;
-    _cleanup_free_ char *log_path = NULL, *port_env = NULL, *dyno_env = NULL, *app_env = NULL,
-                        *release_env = NULL;
-    _cleanup_close_ int pipe_wr = -1;
-    char suffix[17];
+    const json_t *layers[] = { spec->defaults, spec->config };
+    size_t n = json_object_size(spec->defaults) + json_object_size(spec->config) + 8, i = 0;
+    char **envp = xcalloc(n + 1, sizeof(*envp));
     const char *key;
     json_t *value;
+
+    for (size_t l = 0; l < sizeof(layers) / sizeof(*layers); l++) {
+        json_object_foreach((json_t *)layers[l], key, value) {
+            if (!json_is_string(value))
+                continue;
+            /* A config var replaces a buildpack default of the same name. */
+            if (l == 0 && json_object_get(spec->config, key))
+                continue;
+            envp[i++] = xasprintf("%s=%s", key, json_string_value(value));
+        }
+    }
+    if (port)
+        envp[i++] = xasprintf("PORT=%u", port);
+    envp[i++] = xasprintf("DYNO=%s", dyno);
+    envp[i++] = xasprintf("BERTH_APP_NAME=%s", spec->app);
+    envp[i++] = xasprintf("BERTH_RELEASE_VERSION=v%u", spec->release);
+    envp[i++] = xstrdup("HOME=/app");
+    envp[i++] = xstrdup("PATH=/app/bin:/usr/local/bin:/usr/bin:/bin");
+    envp[i] = NULL;
+    return envp;
+}
+
+/* Starts the container; its output goes to the log thread. */
+static int spawn(struct server *s, const struct instance_spec *spec, struct instance *in, uint16_t port,
+                 struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf script = STRBUF_INIT;
+    _cleanup_free_ char *log_path = NULL;
+    _cleanup_strv_ char **envp = NULL;
+    _cleanup_close_ int pipe_wr = -1;
+    char suffix[17];
     int pipefd[2], r;
 
     r = server_tenant_ids(s, spec->tenant, &in->uid_base, &in->gid_base, err);
@@ -231,12 +271,8 @@ static int start(struct server *s, const struct instance_spec *spec, struct inst
                   "for f in /app/.profile.d/*.sh; do [ -r \"$f\" ] && . \"$f\"; done; "
                   "[ -s /app/.profile ] && . /app/.profile; hash -r; exec bash -c ");
     shell_quote(&script, spec->command);
-
+    envp = make_envp(spec, in->dyno, port);
     {
-        const json_t *config = spec->config;
-        size_t n_env = json_object_size(config) + 8, i = 0;
-        _cleanup_free_ const char **envp = xcalloc(n_env + 1, sizeof(*envp));
-        _cleanup_strv_ char **owned = xcalloc(n_env + 1, sizeof(*owned));
         const char *lowers[] = { spec->slug_dir, NULL };
         const char *argv[] = { "/bin/bash", "-c", script.buf, NULL };
         struct runner_spec rs = {
@@ -249,35 +285,18 @@ static int start(struct server *s, const struct instance_spec *spec, struct inst
             .stack_dir = s->stack_dir,
             .state_dir = in->state_dir,
             .argv = argv,
+            .envp = (const char *const *)envp,
             .cwd = "/app",
             .uid = APP_UID,
             .gid = APP_GID,
             .stdout_fd = pipe_wr,
             .stderr_fd = pipe_wr,
-            .port = INSTANCE_PORT,
+            .port = port,
             .cgroup = in->cgroup,
             .limits = { .memory_bytes = 512ULL << 20, .pids_max = 512 },
+            .network = spec->network,
         };
 
-        /* Config vars first, so berth's own variables win over a user's PORT. */
-        json_object_foreach((json_t *)config, key, value) {
-            if (json_is_string(value) && i < n_env - 6)
-                owned[i] = xasprintf("%s=%s", key, json_string_value(value)), envp[i] = owned[i], i++;
-        }
-        port_env = xasprintf("PORT=%d", INSTANCE_PORT);
-        dyno_env = xasprintf("DYNO=%s", in->dyno);
-        app_env = xasprintf("BERTH_APP_NAME=%s", spec->app);
-        release_env = xasprintf("BERTH_RELEASE_VERSION=v%u", spec->release);
-        envp[i++] = port_env;
-        envp[i++] = dyno_env;
-        envp[i++] = app_env;
-        envp[i++] = release_env;
-        envp[i++] = "HOME=/app";
-        envp[i++] = "PATH=/app/bin:/usr/local/bin:/usr/bin:/bin";
-        envp[i] = NULL;
-        rs.envp = envp;
-
-        say(progress, cls, "       Starting process with command `%s`", spec->command);
         r = runner_spawn(s->runner, &rs, &in->container, err);
         if (r < 0)
             return berth_error_wrap(err, "starting %s", in->dyno);
@@ -286,28 +305,61 @@ static int start(struct server *s, const struct instance_spec *spec, struct inst
     if (pthread_create(&in->log_thread, NULL, log_pump, in) != 0)
         return berth_error_plain(err, EAGAIN, "starting the log thread of %s", in->dyno);
     in->log_thread_started = true;
-
-    return wait_until_bound(in, err);
+    return 0;
 }
 
-int instance_start(struct server *s, const struct instance_spec *spec, struct instance **ret,
-                   void (*progress)(void *cls, const char *line), void *cls, struct berth_error **err)
+static struct instance *instance_new(const struct instance_spec *spec)
 {
     struct instance *in = xcalloc(1, sizeof(*in));
-    int r;
 
     in->log_fd = in->pipe_rd = -1;
     pthread_mutex_init(&in->ref_lock, NULL);
     pthread_cond_init(&in->ref_cond, NULL);
     in->app = xstrdup(spec->app);
     in->dyno = xasprintf("%s.1", spec->process_type);
-    r = start(s, spec, in, progress, cls, err);
+    return in;
+}
+
+int instance_start(struct server *s, const struct instance_spec *spec, struct instance **ret,
+                   void (*progress)(void *cls, const char *line), void *cls, struct berth_error **err)
+{
+    struct instance *in = instance_new(spec);
+    int r;
+
+    say(progress, cls, "       Starting process with command `%s`", spec->command);
+    r = spawn(s, spec, in, INSTANCE_PORT, err);
+    if (r == 0)
+        r = wait_until_bound(in, err);
     if (r < 0) {
         /* A failed start leaves nothing behind: no process, no files. */
         instance_stop_and_free(s, in, 0);
         return r;
     }
     *ret = in;
+    return 0;
+}
+
+int instance_run_once(struct server *s, const struct instance_spec *spec, int timeout_ms,
+                      void (*output)(void *cls, const char *line), void *cls, int *ret_status,
+                      struct berth_error **err)
+{
+    struct instance *in = instance_new(spec);
+    int status = 0, r;
+
+    in->output = output;
+    in->output_cls = cls;
+    r = spawn(s, spec, in, 0, err);
+    if (r == 0) {
+        r = runner_wait(in->container, timeout_ms, &status, err);
+        if (r == -ETIMEDOUT)
+            r = berth_error_plain(err, ETIMEDOUT, "%s did not finish within %d minutes", in->dyno,
+                                  timeout_ms / 60000);
+    }
+    /* Joins the log thread too: every line is out before this returns. */
+    instance_stop_and_free(s, in, 0);
+    if (r < 0)
+        return r;
+    *ret_status = status;
     return 0;
 }
 

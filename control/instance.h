@@ -18,10 +18,12 @@ struct instance_spec {
     const char *app;
     const char *tenant;
     unsigned release;
-    const char *process_type;     /* "web" */
+    const char *process_type;     /* "web", "release" */
     const char *command;          /* from the release's process types */
     const char *slug_dir;
     const json_t *config;         /* config vars */
+    const json_t *defaults;       /* the buildpack's config_vars (bin/release): config wins */
+    bool network;                 /* outbound network (`berth net:set APP outbound=on`) */
 };
 
 /* The port every web process gets as $PORT, inside its own network namespace. */
@@ -30,6 +32,8 @@ struct instance_spec {
 #define INSTANCE_BOOT_TIMEOUT_MS 60000
 /* Heroku's dyno shutdown grace: 30 s after SIGTERM, then SIGKILL. */
 #define INSTANCE_STOP_GRACE_MS 30000
+/* Heroku's release phase timeout. */
+#define INSTANCE_RELEASE_TIMEOUT_MS (60 * 60 * 1000)
 
 /*
  * Starts the instance and waits until its port accepts connections.
@@ -37,6 +41,16 @@ struct instance_spec {
  */
 int instance_start(struct server *s, const struct instance_spec *spec, struct instance **ret,
                    void (*progress)(void *cls, const char *line), void *cls, struct berth_error **err);
+/*
+ * Runs one process of the release to its end, as a one-off dyno
+ * (`release.1`): no port, the same container, environment and limits as an
+ * instance. Every output line goes to the app's log and to `output` (may
+ * be NULL). *ret_status is its wait(2) status; past timeout_ms it is
+ * stopped and the call fails with -ETIMEDOUT.
+ */
+int instance_run_once(struct server *s, const struct instance_spec *spec, int timeout_ms,
+                      void (*output)(void *cls, const char *line), void *cls, int *ret_status,
+                      struct berth_error **err);
 /*
  * Reference for a router thread that found the instance under server.lock
  * and connects after dropping the lock; stopping frees it only after the

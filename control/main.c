@@ -34,11 +34,20 @@ static void usage(FILE *f)
             "  serve [--home DIR] [--http ADDR] [--control ADDR] [--domain NAME]\n"
             "        [--user NAME] [--allow-no-limits]\n"
             "                       run berth (router on 127.0.0.1:8080, API and git on 127.0.0.1:8081)\n"
-            "  setup [--user NAME]  as root, once: create the berth user, its subordinate ids and cgroups\n\n"
+            "  setup [--user NAME]  as root, once: create the berth user, its subordinate ids and cgroups,\n"
+            "                       and make /dev/net/tun usable for outbound network\n\n"
             "Apps (talk to $BERTH_URL, default http://127.0.0.1:8081, with $BERTH_TOKEN or <home>/admin.token):\n"
             "  apps:create NAME     create an app; push to http://127.0.0.1:8081/NAME.git\n"
             "  apps:list            list your apps\n"
-            "  apps:info NAME       show an app\n\n"
+            "  apps:info APP        show an app and its settings\n"
+            "  buildpacks APP, buildpacks:set APP URL|NAME[#REF]..., buildpacks:clear APP\n"
+            "                       the app's buildpacks (default: detected among the built-ins)\n"
+            "  builds:set APP dir=PATH|memory=SIZE|disk=SIZE|timeout=DURATION...\n"
+            "                       build a subdirectory; the build's budget (operator only)\n"
+            "  net APP, net:set APP outbound=on|off\n"
+            "                       outbound network for the app's processes (off by default)\n"
+            "  config APP, config:get APP NAME, config:set APP NAME=VALUE..., config:unset APP NAME...\n"
+            "                       config vars; each change is a new release\n\n"
             "  version, help\n");
 }
 

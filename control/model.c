@@ -21,7 +21,6 @@
 #include "common/jsonstore.h"
 #include "common/xalloc.h"
 
-#define ADMIN_TENANT "admin"
 
 char *model_default_home(void)
 {
@@ -73,9 +72,10 @@ static char *now_iso8601(void)
 
 int model_init_home(struct model *m, char **ret_created_token, struct berth_error **err)
 {
-    static const char *const dirs[] = { "", "tenants", "apps", "layers", "run", "run/instances", "run/builds" };
+    static const char *const dirs[] = { "", "tenants", "apps", "layers", "layers/stacks", "cache",
+                                        "cache/buildpacks", "run", "run/instances", "run/builds" };
     _cleanup_free_ char *settings = model_path(m, "berth.json");
-    _cleanup_free_ char *tenant_path = model_path(m, "tenants/%s.json", ADMIN_TENANT);
+    _cleanup_free_ char *tenant_path = model_path(m, "tenants/%s.json", MODEL_ADMIN_TENANT);
     _cleanup_free_ char *token_path = model_path(m, "admin.token");
     char token[65], hash[SHA256_HEX_LEN + 1];
     int r;
@@ -97,7 +97,7 @@ int model_init_home(struct model *m, char **ret_created_token, struct berth_erro
     sha256_hex(token, strlen(token), hash);
     {
         _cleanup_free_ char *created = now_iso8601();
-        _cleanup_json_ json_t *tenant = json_pack("{s:s, s:i, s:[s], s:s}", "name", ADMIN_TENANT,
+        _cleanup_json_ json_t *tenant = json_pack("{s:s, s:i, s:[s], s:s}", "name", MODEL_ADMIN_TENANT,
                                                   "slice", 0, "token_sha256", hash, "created_at", created);
         _cleanup_json_ json_t *cfg = json_pack("{s:i, s:s}", "version", 1, "created_at", created);
         _cleanup_strbuf_ struct strbuf line = STRBUF_INIT;
@@ -225,16 +225,28 @@ int model_app_create(const struct model *m, const char *name, const char *tenant
     return json_store_save(app_path, app, 0600, err);
 }
 
-int model_app_load(const struct model *m, const char *name, json_t **ret, struct berth_error **err)
+/* The app.json of an existing app (malloc'ed), or -ENOENT with "app 'x' does not exist". */
+static int app_record_path(const struct model *m, const char *name, char **ret, struct berth_error **err)
 {
-    _cleanup_free_ char *p = NULL;
+    char *p;
 
     if (!model_app_name_valid(name))
         return berth_error_plain(err, ENOENT, "app '%s' does not exist", name);
     p = model_path(m, "apps/%s/app.json", name);
-    if (access(p, F_OK) < 0)
+    if (access(p, F_OK) < 0) {
+        free(p);
         return berth_error_plain(err, ENOENT, "app '%s' does not exist", name);
-    return json_store_load(p, ret, err);
+    }
+    *ret = p;
+    return 0;
+}
+
+int model_app_load(const struct model *m, const char *name, json_t **ret, struct berth_error **err)
+{
+    _cleanup_free_ char *p = NULL;
+    int r = app_record_path(m, name, &p, err);
+
+    return r < 0 ? r : json_store_load(p, ret, err);
 }
 
 static int cmp_json_str(const void *a, const void *b)
@@ -275,9 +287,32 @@ int model_app_list(const struct model *m, json_t **ret, struct berth_error **err
     return 0;
 }
 
+int model_app_save(const struct model *m, const char *name, const json_t *app, struct berth_error **err)
+{
+    _cleanup_free_ char *p = NULL;
+    int r = app_record_path(m, name, &p, err);
+
+    return r < 0 ? r : json_store_save(p, app, 0600, err);
+}
+
 int model_app_config(const struct model *m, const char *name, json_t **ret, struct berth_error **err)
 {
     _cleanup_free_ char *p = model_path(m, "apps/%s/config.json", name);
+
+    return json_store_load(p, ret, err);
+}
+
+int model_app_config_save(const struct model *m, const char *name, const json_t *config,
+                          struct berth_error **err)
+{
+    _cleanup_free_ char *p = model_path(m, "apps/%s/config.json", name);
+
+    return json_store_save(p, config, 0600, err);
+}
+
+int model_settings_load(const struct model *m, json_t **ret, struct berth_error **err)
+{
+    _cleanup_free_ char *p = model_path(m, "berth.json");
 
     return json_store_load(p, ret, err);
 }
@@ -310,6 +345,16 @@ int model_release_current(const struct model *m, const char *app, unsigned *ret_
         return json_store_load(p, ret, err);
     }
     return 0;
+}
+
+int model_release_load(const struct model *m, const char *app, unsigned version, json_t **ret,
+                       struct berth_error **err)
+{
+    _cleanup_free_ char *p = model_path(m, "apps/%s/releases/%u.json", app, version);
+
+    if (access(p, F_OK) < 0)
+        return berth_error_plain(err, ENOENT, "release v%u of '%s' does not exist", version, app);
+    return json_store_load(p, ret, err);
 }
 
 int model_release_save(const struct model *m, const char *app, unsigned version, const json_t *release,

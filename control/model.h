@@ -7,13 +7,15 @@
  *   <home>/berth.json               server settings (first-start marker)
  *   <home>/admin.token              the admin token, mode 0600 (plain, for the CLI)
  *   <home>/tenants/<tenant>.json    tenant: id slice, token hashes
- *   <home>/apps/<app>/app.json      app: tenant, created_at
+ *   <home>/apps/<app>/app.json      app: tenant, created_at, settings (buildpacks, build, net)
  *   <home>/apps/<app>/config.json   config vars
  *   <home>/apps/<app>/releases/N.json
  *   <home>/apps/<app>/repo.git      bare repository
  *   <home>/apps/<app>/cache/        buildpack cache
  *   <home>/apps/<app>/logs/         app and platform log
- *   <home>/layers/<sha256>/         slugs; layers/stack-host is the host stack
+ *   <home>/layers/<tenant>/<sha256>/ the tenant's slugs (owned by its ids)
+ *   <home>/layers/stacks/host/      the host stack's skeleton layer
+ *   <home>/cache/buildpacks/        git buildpacks, one bare repository per URL
  *   <home>/run/                     serve.json, instance and build dirs
  *
  * The functions here only read and write records; the deploy pipeline and
@@ -48,6 +50,11 @@ char *model_path(const struct model *m, const char *fmt, ...) __attribute__((for
  */
 int model_init_home(struct model *m, char **ret_created_token, struct berth_error **err);
 
+/* The operator's own tenant, created at first start. */
+#define MODEL_ADMIN_TENANT "admin"
+/* Not a tenant name: layers/<tenant>/ sits beside layers/stacks/. */
+#define MODEL_RESERVED_TENANT "stacks"
+
 /* Looks up the tenant whose token hashes to the given token; *ret_tenant malloc'ed. -EACCES if none. */
 int model_authenticate(const struct model *m, const char *token, char **ret_tenant, struct berth_error **err);
 /* The tenant's index (its id slice number). */
@@ -62,11 +69,20 @@ int model_app_create(const struct model *m, const char *name, const char *tenant
 int model_app_load(const struct model *m, const char *name, json_t **ret, struct berth_error **err);
 /* Names of every app (sorted), as a JSON array of strings. */
 int model_app_list(const struct model *m, json_t **ret, struct berth_error **err);
+/* Replaces app.json (the caller read it, changed its settings, and serialises writers). */
+int model_app_save(const struct model *m, const char *name, const json_t *app, struct berth_error **err);
 int model_app_config(const struct model *m, const char *name, json_t **ret, struct berth_error **err);
+int model_app_config_save(const struct model *m, const char *name, const json_t *config,
+                          struct berth_error **err);
+/* berth.json, the server's settings. */
+int model_settings_load(const struct model *m, json_t **ret, struct berth_error **err);
 
 /* The highest release number (0 when none) and, if ret is non-NULL, that release. */
 int model_release_current(const struct model *m, const char *app, unsigned *ret_version, json_t **ret,
                           struct berth_error **err);
+/* Loads releases/<version>.json; -ENOENT with "release vN of 'x' does not exist". */
+int model_release_load(const struct model *m, const char *app, unsigned version, json_t **ret,
+                       struct berth_error **err);
 /* Writes releases/<version>.json (the version must be new). */
 int model_release_save(const struct model *m, const char *app, unsigned version, const json_t *release,
                        struct berth_error **err);

@@ -18,7 +18,8 @@
 
 /*
  * As root: creates `user` if missing, gives it SETUP_MIN_SLICES slices of
- * subordinate uids and gids, and delegates the cgroups. Idempotent.
+ * subordinate uids and gids, delegates the cgroups and makes /dev/net/tun
+ * usable for outbound networking. Idempotent.
  */
 int setup_host(const char *user, uid_t *ret_uid, gid_t *ret_gid, char **ret_home, struct berth_error **err);
 /* Creates dir (and parents) owned by uid:gid, mode 0700 for the last component. */

@@ -29,6 +29,7 @@
 #include "control/instance.h"
 #include "control/serve.h"
 #include "control/subid.h"
+#include "control/units.h"
 #include "receiver/receiver.h"
 
 struct app_runtime *server_app(struct server *s, const char *name)
@@ -75,6 +76,22 @@ int server_publish_routes(struct server *s, struct berth_error **err)
         free((char *)routes[k].host);
     free(routes);
     return r;
+}
+
+char *server_slug_dir(const struct server *s, const char *tenant, const char *slug)
+{
+    char *dir = xasprintf("%s/%s/%s", s->layers_dir, tenant, slug);
+    char *legacy;
+
+    if (access(dir, F_OK) == 0)
+        return dir;
+    legacy = xasprintf("%s/%s", s->layers_dir, slug);
+    if (access(legacy, F_OK) == 0) {
+        free(dir);
+        return legacy;
+    }
+    free(legacy);
+    return dir;
 }
 
 int server_tenant_ids(struct server *s, const char *tenant, unsigned long *ret_uid_base,
@@ -201,6 +218,58 @@ static void stop_all_instances(struct server *s)
     }
 }
 
+/* One "builds" setting: a number, or a string with a unit ("1G", "15m"). */
+static int budget_value(const json_t *builds, const char *key, bool duration, uint64_t *ret,
+                        struct berth_error **err)
+{
+    const json_t *v = json_object_get(builds, key);
+    unsigned secs;
+
+    if (!v)
+        return 0;
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        *ret = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v) && !duration && units_parse_size(json_string_value(v), ret))
+        return 0;
+    if (json_is_string(v) && duration && units_parse_duration(json_string_value(v), &secs)) {
+        *ret = secs;
+        return 0;
+    }
+    return berth_error_plain(err, EINVAL, "berth.json: builds.%s must be a positive %s", key,
+                             duration ? "duration (\"15m\", or seconds)" : "size (\"1G\", or bytes)");
+}
+
+/* berth.json's "builds": what every build may use unless an app's own settings say otherwise. */
+static int load_build_budget(struct server *s, struct berth_error **err)
+{
+    _cleanup_json_ json_t *settings = NULL;
+    struct build_budget *b = &s->build_budget;
+    const json_t *builds;
+    uint64_t timeout = 0;
+    int r;
+
+    r = model_settings_load(&s->model, &settings, err);
+    if (r < 0)
+        return r;
+    builds = json_object_get(settings, "builds");
+    if (!builds)
+        return 0;
+    if (!json_is_object(builds))
+        return berth_error_plain(err, EINVAL, "berth.json: builds must be an object");
+    if ((r = budget_value(builds, "memory", false, &b->memory_bytes, err)) < 0 ||
+        (r = budget_value(builds, "disk", false, &b->disk_bytes, err)) < 0 ||
+        (r = budget_value(builds, "cpu_weight", false, &b->cpu_weight, err)) < 0 ||
+        (r = budget_value(builds, "pids", false, &b->pids_max, err)) < 0 ||
+        (r = budget_value(builds, "timeout", true, &timeout, err)) < 0)
+        return r;
+    if (b->cpu_weight > 10000)
+        return berth_error_plain(err, EINVAL, "berth.json: builds.cpu_weight must be 1 to 10000");
+    b->timeout_s = (unsigned)(timeout > 24 * 3600 ? 24 * 3600 : timeout);
+    return 0;
+}
+
 int server_run(const struct server_options *opt, struct berth_error **err)
 {
     struct server s = { .opt = *opt };
@@ -211,6 +280,7 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     int r;
 
     pthread_mutex_init(&s.lock, NULL);
+    pthread_mutex_init(&s.records_lock, NULL);
     s.user = xstrdup(pw ? pw->pw_name : "berth");
     r = model_open(&s.model, opt->home, err);
     if (r < 0)
@@ -219,8 +289,18 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     if (r < 0)
         return berth_error_wrap(err, "preparing '%s'", opt->home);
     s.layers_dir = model_path(&s.model, "layers");
-    s.stack_dir = model_path(&s.model, "layers/stack-host");
+    s.stack_dir = model_path(&s.model, "layers/stacks/host");
     s.buildpacks_dir = model_path(&s.model, "buildpacks");
+    s.fetch_cache_dir = model_path(&s.model, "cache/buildpacks");
+    {
+        /* Where the stack lived before slugs were kept per tenant; it is berth's own. */
+        _cleanup_free_ char *old_stack = model_path(&s.model, "layers/stack-host");
+
+        (void)rm_rf(old_stack, NULL);
+    }
+    r = load_build_budget(&s, err);
+    if (r < 0)
+        return r;
     /* NULL when main() already installed them before dropping root. */
     if (opt->buildpacks_src) {
         r = serve_install_buildpacks(opt->buildpacks_src, s.buildpacks_dir, err);
@@ -246,6 +326,13 @@ int server_run(const struct server_options *opt, struct berth_error **err)
         berth_error_release(err);
     } else {
         s.cgroups = true;
+    }
+    r = runner_network_check(err);
+    if (r < 0) {
+        log_warn("no outbound network for builds and apps: %s", berth_error_msg(err));
+        berth_error_release(err);
+    } else {
+        s.network = true;
     }
 
     /* Before any thread: the spawner must be forked from a single-threaded process. */

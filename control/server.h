@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 
+#include "buildpacks/build.h"
 #include "common/error.h"
 #include "control/model.h"
 #include "router/router.h"
@@ -46,14 +47,19 @@ struct server {
     struct runner *runner;
     struct router *router;
     void *api;                        /* struct MHD_Daemon of the control API */
-    char *stack_dir;                  /* <home>/layers/stack-host */
-    char *layers_dir;                 /* <home>/layers */
+    char *stack_dir;                  /* <home>/layers/stacks/host */
+    char *layers_dir;                 /* <home>/layers: <tenant>/<sha256> below */
     char *buildpacks_dir;             /* <home>/buildpacks */
+    char *fetch_cache_dir;            /* <home>/cache/buildpacks: git buildpacks */
+    struct build_budget build_budget; /* berth.json "builds": defaults for every build */
+    bool network;                     /* containers can get outbound network (pasta) */
     char *control_url;                /* http://127.0.0.1:8081 as bound */
     uint16_t http_port, control_port;
     bool cgroups;                     /* limits enforced through cgroups */
     char *user;                       /* berth's user name, for /etc/subuid and /etc/subgid */
     pthread_mutex_t lock;             /* guards apps and each app_runtime's web/generation */
+    /* Serialises read-modify-write of app.json and config.json (API settings changes). */
+    pthread_mutex_t records_lock;
     struct app_runtime *apps;
 };
 
@@ -63,6 +69,12 @@ struct app_runtime *server_app(struct server *s, const char *name);
 int server_publish_routes(struct server *s, struct berth_error **err);
 /* Parses "127.0.0.1:8080" (IPv4 address and port; port 0 picks a free one). */
 int server_parse_addr(const char *addr, struct sockaddr_in *ret, struct berth_error **err);
+/*
+ * Where the slug `slug` of the tenant's release lives:
+ * <home>/layers/<tenant>/<slug>, or, for releases made before slugs were
+ * kept per tenant, <home>/layers/<slug>. Malloc'ed.
+ */
+char *server_slug_dir(const struct server *s, const char *tenant, const char *slug);
 /* The tenant's id ranges for containers. */
 int server_tenant_ids(struct server *s, const char *tenant, unsigned long *ret_uid_base,
                       unsigned long *ret_gid_base, struct berth_error **err);

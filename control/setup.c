@@ -105,6 +105,10 @@ int setup_host(const char *user, uid_t *ret_uid, gid_t *ret_gid, char **ret_home
     r = runner_cgroup_delegate(pw->pw_uid, pw->pw_gid, err);
     if (r < 0)
         return berth_error_wrap(err, "delegating cgroups to '%s'", user);
+    /* Builds and apps with outbound network need /dev/net/tun for pasta. */
+    r = runner_network_prepare(err);
+    if (r < 0)
+        return berth_error_wrap(err, "preparing outbound networking");
     if (ret_uid)
         *ret_uid = pw->pw_uid;
     if (ret_gid)

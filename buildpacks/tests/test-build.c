@@ -105,6 +105,9 @@ struct output {
 static char *host_cgroup_file(const char *controller, const char *rel, const char *v1_file,
                               const char *v2_file)
 {
+    /* berth's delegated subtree is berth-<user> (runner/cgroup-layout.c). */
+    const struct passwd *pw = getpwuid(getuid());
+    const char *user = pw ? pw->pw_name : "berth";
     _cleanup_fclose_ FILE *f = fopen("/proc/self/cgroup", "re");
     bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
     char line[1024];
@@ -119,9 +122,9 @@ static char *host_cgroup_file(const char *controller, const char *rel, const cha
         if (strcmp(path, "/") == 0)
             path = (char *)"";
         if (v2 && strcmp(ctl + 1, "") == 0)
-            return xasprintf("/sys/fs/cgroup%s/berth/%s/%s", path, rel, v2_file);
+            return xasprintf("/sys/fs/cgroup%s/berth-%s/%s/%s", path, user, rel, v2_file);
         if (!v2 && strcmp(ctl + 1, controller) == 0)
-            return xasprintf("/sys/fs/cgroup/%s%s/berth/%s/%s", controller, path, rel, v1_file);
+            return xasprintf("/sys/fs/cgroup/%s%s/berth-%s/%s/%s", controller, path, user, rel, v1_file);
     }
     return NULL;
 }
@@ -262,6 +265,28 @@ static int http_get(struct runner_container *c, const char *path, struct strbuf 
     return 0;
 }
 
+/* Two requests on one connection: a server without keep-alive answers only the first. */
+static int count_keepalive_answers(struct runner_container *c)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_close_ int fd = -1;
+    static const char reqs[] = "GET / HTTP/1.1\r\nHost: hello.test\r\n\r\n"
+                               "GET /style.css HTTP/1.1\r\nHost: hello.test\r\nConnection: close\r\n\r\n";
+    struct strbuf resp = STRBUF_INIT;
+    char buf[4096];
+    ssize_t n;
+    int count = 0;
+
+    if (runner_connect(c, &fd, &err) < 0 || write_all(fd, reqs, strlen(reqs)) < 0)
+        return -1;
+    while ((n = read(fd, buf, sizeof(buf))) > 0 && resp.len < (1 << 20))
+        strbuf_add(&resp, buf, (size_t)n);
+    for (const char *p = resp.buf; (p = strstr(p, "HTTP/1.1 200 ")); p++)
+        count++;
+    strbuf_release(&resp);
+    return count;
+}
+
 static void test_serve(struct fixture *fx, const struct build_result *res)
 {
     _cleanup_error_ struct berth_error *err = NULL;
@@ -298,6 +323,7 @@ static void test_serve(struct fixture *fx, const struct build_result *res)
     strbuf_reset(&missing);
     ok(http_get(c, "/no-such-page", &missing) == 0 && strstr(missing.buf, " 404 "),
        "a missing path is a 404");
+    ok(count_keepalive_answers(c) == 2, "two requests on one connection are both answered (keep-alive)");
     if (page.len)
         printf("# %.*s\n", (int)(strchr(page.buf, '\r') ? strchr(page.buf, '\r') - page.buf : 0), page.buf);
     ok(runner_stop(c, 2000, &err) == 0, "the web process stops (%s)", berth_error_msg(&err));
@@ -337,14 +363,23 @@ static void test_static(struct fixture *fx, const char *examples)
     _cleanup_free_ char *index = xasprintf("%s/app/public/index.html", res.slug_dir ?: "");
     struct strbuf page = STRBUF_INIT;
     ok(res.slug_dir && strcmp(res.slug_dir, want_dir) == 0, "result: slug dir <layers>/<sha>");
+    ok(res.slug_bytes > 0 && res.slug_bytes < (1 << 20), "result: the slug's size (%llu bytes)",
+       (unsigned long long)res.slug_bytes);
+    ok(res.buildpacks && json_array_size(res.buildpacks) == 1 &&
+       strcmp(json_get_str(json_array_get(res.buildpacks, 0), "name") ?: "", "Static") == 0,
+       "result: the buildpacks used");
     ok(read_file(index, &page, 1 << 20, NULL) == 0 && strstr(page.buf, "<h1>Hello from berth</h1>"),
        "the slug holds app/public/index.html");
     strbuf_release(&page);
     _cleanup_free_ char *app = xasprintf("%s/app", res.slug_dir ?: "");
     struct stat st;
-    ok(stat(app, &st) == 0 && (st.st_mode & 07777) == 0777, "the slug's app dir keeps mode 0777");
+    /* Mapped in the app's containers, so the overlay can copy it up when the app writes. */
+    ok(stat(app, &st) == 0 && st.st_uid == fx->uid_base + 1000 && st.st_gid == fx->gid_base + 1000,
+       "the slug's app dir belongs to the tenant's build user (uid %lu)", fx->uid_base + 1000);
+    ok((st.st_mode & 07777) == 0755, "and is readable by all, writable by none else (%o)",
+       (unsigned)(st.st_mode & 07777));
     ok(res.process_types && strcmp(json_get_str(res.process_types, "web") ?: "",
-       "exec /bin/busybox httpd -f -v -p 0.0.0.0:$PORT -h /app/public") == 0,
+       "exec /app/.berth/static/bin/berth-static-nginx") == 0,
        "process_types.web is bin/release's default");
 
     strbuf_reset(&o.text);

@@ -17,6 +17,7 @@
 #include "common/xalloc.h"
 #include "control/model.h"
 #include "control/subid.h"
+#include "control/units.h"
 
 static void test_names(void)
 {
@@ -29,6 +30,27 @@ static void test_names(void)
     ok(!model_app_name_valid("a.b"), "dots are invalid (they would split the Host)");
     ok(!model_app_name_valid("../etc"), "path characters are invalid");
     ok(!model_app_name_valid("abcdefghijabcdefghijabcdefghija"), "31 characters is too long");
+}
+
+static void test_units(void)
+{
+    uint64_t b = 0;
+    unsigned secs = 0;
+
+    ok(units_parse_size("512M", &b) && b == 512ULL << 20, "512M");
+    ok(units_parse_size("2G", &b) && b == 2ULL << 30 && units_parse_size("2gib", &b) && b == 2ULL << 30,
+       "2G, 2gib");
+    ok(units_parse_size("4096", &b) && b == 4096 && units_parse_size("1k", &b) && b == 1024, "bytes, 1k");
+    ok(!units_parse_size("1.5G", &b) && !units_parse_size("0", &b) && !units_parse_size("-1M", &b) &&
+       !units_parse_size("M", &b) && !units_parse_size("12Q", &b) && !units_parse_size("", &b) &&
+       !units_parse_size(NULL, &b), "fractions, zero, negatives, bare or unknown units are refused");
+    ok(!units_parse_size("99999999999999999999", &b) && !units_parse_size("17179869184G", &b),
+       "overflow is refused");
+    ok(units_parse_duration("15m", &secs) && secs == 900 && units_parse_duration("90", &secs) &&
+       secs == 90 && units_parse_duration("2h", &secs) && secs == 7200 &&
+       units_parse_duration("30s", &secs) && secs == 30, "15m, 90, 2h, 30s");
+    ok(!units_parse_duration("0", &secs) && !units_parse_duration("1d", &secs) &&
+       !units_parse_duration("99999999999h", &secs), "zero, unknown units and overflow are refused");
 }
 
 static void test_model(void)
@@ -119,6 +141,7 @@ static void test_subid(void)
 int main(void)
 {
     test_names();
+    test_units();
     test_model();
     test_subid();
     return tap_done();

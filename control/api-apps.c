@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/api-apps: the /apps resources of the control API (docs/API.md).
+ *
+ *   GET    /apps                      the tenant's apps
+ *   POST   /apps {"name"}             create one
+ *   GET    /apps/<app>                one, with its settings
+ *   GET    /apps/<app>/buildpacks     PUT {"buildpacks": [...]}: `berth buildpacks:set`
+ *   PATCH  /apps/<app>/build          {"dir", "memory", "disk", "timeout"}: `berth builds:set`
+ *   PATCH  /apps/<app>/net            {"outbound": bool}: `berth net:set`, restarts the app
+ *   GET    /apps/<app>/config         PATCH {"K": "v", "K2": null}: `berth config:set/unset`
+ *
+ * Settings live in app.json and are checked here, before they are stored,
+ * with the same rules the build applies, so a bad value is refused when it
+ * is set rather than at the next push. app.json is rewritten under the
+ * server's records lock; config changes go through the deploy pipeline,
+ * which makes them a release.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <string.h>
+
+#include "buildpacks/build.h"
+#include "common/cleanup.h"
+#include "common/jsonstore.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "control/api-internal.h"
+#include "control/deploy.h"
+#include "control/units.h"
+#include "receiver/receiver.h"
+
+#define APP_BUILD_DIR_MAX 255
+#define CONFIG_MAX_VARS 1000
+#define CONFIG_MAX_VALUE (64 * 1024)
+
+static bool is_admin(const char *tenant)
+{
+    return strcmp(tenant, MODEL_ADMIN_TENANT) == 0;
+}
+
+/* The body as a JSON object, or an answer (413, 400) already queued in *ret_answer. */
+static json_t *body_object(const struct api_call *call, enum MHD_Result *ret_answer)
+{
+    json_t *doc;
+
+    if (call->body_too_large) {
+        *ret_answer = api_respond_error(call->conn, 413, "request body too large");
+        return NULL;
+    }
+    doc = json_loadb(call->body->buf, call->body->len, 0, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        *ret_answer = api_respond_error(call->conn, 400, "expected a JSON object as the body");
+        return NULL;
+    }
+    return doc;
+}
+
+static json_t *app_summary(struct server *s, const char *name)
+{
+    _cleanup_json_ json_t *record = NULL;
+    _cleanup_free_ char *web = xasprintf("http://%s.%s:%u/", name, s->opt.domain, s->http_port);
+    _cleanup_free_ char *git = xasprintf("%s/%s.git", s->control_url, name);
+    unsigned version = 0;
+    json_t *doc, *v;
+
+    (void)model_release_current(&s->model, name, &version, NULL, NULL);
+    doc = json_pack("{s:s, s:s, s:s, s:i}", "name", name, "web_url", web, "git_url", git,
+                    "release", (int)version);
+    if (model_app_load(&s->model, name, &record, NULL) == 0) {
+        json_object_set_new(doc, "buildpacks", (v = json_object_get(record, "buildpacks"))
+                                                   ? json_incref(v) : json_array());
+        json_object_set_new(doc, "build", (v = json_object_get(record, "build"))
+                                              ? json_incref(v) : json_object());
+        json_object_set_new(doc, "net", json_pack("{s:b}", "outbound",
+                                                  json_is_true(json_object_get(json_object_get(record, "net"),
+                                                                               "outbound"))));
+    }
+    return doc;
+}
+
+static enum MHD_Result not_found(const struct api_call *call, const char *app)
+{
+    _cleanup_free_ char *msg = xasprintf("app '%s' does not exist", app);
+
+    return api_respond_error(call->conn, 404, msg);
+}
+
+/* ---------------------------------------------------------------- /apps */
+
+static enum MHD_Result list_apps(const struct api_call *call)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *names = NULL;
+    json_t *list, *name;
+    size_t i;
+
+    if (model_app_list(&call->server->model, &names, &err) < 0)
+        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    list = json_array();
+    json_array_foreach(names, i, name) {
+        if (api_app_owned_by(call->server, json_string_value(name), call->tenant))
+            json_array_append_new(list, app_summary(call->server, json_string_value(name)));
+    }
+    return api_respond_json(call->conn, 200, json_pack("{s:o}", "apps", list));
+}
+
+static enum MHD_Result create_app(const struct api_call *call)
+{
+    struct server *s = call->server;
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *doc = NULL;
+    _cleanup_free_ char *repo = NULL;
+    enum MHD_Result answer;
+    const char *name;
+
+    if (!(doc = body_object(call, &answer)))
+        return answer;
+    name = json_get_str(doc, "name");
+    if (!name)
+        return api_respond_error(call->conn, 400, "expected a JSON body {\"name\": \"<app>\"}");
+    if (model_app_create(&s->model, name, call->tenant, &err) < 0)
+        return api_respond_error(call->conn, berth_error_code(&err) == EEXIST ? 409 :
+                                 berth_error_code(&err) == EINVAL ? 400 : 500, berth_error_msg(&err));
+    repo = model_path(&s->model, "apps/%s/repo.git", name);
+    if (receiver_repo_init(repo, &err) < 0)
+        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    log_info("tenant '%s' created app '%s'", call->tenant, name);
+    return api_respond_json(call->conn, 201, app_summary(s, name));
+}
+
+/* ---------------------------------------------------------------- settings in app.json */
+
+typedef int (*settings_fn)(const struct api_call *call, json_t *record, const json_t *body,
+                           struct berth_error **err);
+
+/*
+ * Read app.json, let `change` check the body and apply it, write app.json:
+ * under the records lock, so two changes never lose one another. A check
+ * that fails answers 400 (403 for EPERM) and stores nothing.
+ */
+static enum MHD_Result update_settings(const struct api_call *call, const char *app, settings_fn change,
+                                       json_t **ret_record)
+{
+    struct server *s = call->server;
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *body = NULL, *record = NULL;
+    enum MHD_Result answer;
+    int r;
+
+    if (!(body = body_object(call, &answer)))
+        return answer;
+    pthread_mutex_lock(&s->records_lock);
+    r = model_app_load(&s->model, app, &record, &err);
+    if (r == 0 && (r = change(call, record, body, &err)) < 0) {
+        pthread_mutex_unlock(&s->records_lock);
+        return api_respond_error(call->conn, r == -EPERM ? 403 : r == -ENOTSUP ? 409 : 400,
+                                 berth_error_msg(&err));
+    }
+    if (r == 0)
+        r = model_app_save(&s->model, app, record, &err);
+    pthread_mutex_unlock(&s->records_lock);
+    if (r < 0)
+        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    *ret_record = TAKE_PTR(record);
+    return MHD_YES;
+}
+
+static int change_buildpacks(const struct api_call *call, json_t *record, const json_t *body,
+                             struct berth_error **err)
+{
+    const json_t *list = json_object_get(body, "buildpacks");
+    json_t *item;
+    size_t i;
+    int r;
+
+    if (!json_is_array(list))
+        return berth_error_plain(err, EINVAL, "expected {\"buildpacks\": [\"<url or name>\", ...]}");
+    if (json_array_size(list) > 16)
+        return berth_error_plain(err, EINVAL, "at most 16 buildpacks");
+    json_array_foreach(list, i, item) {
+        if (!json_is_string(item))
+            return berth_error_plain(err, EINVAL, "every buildpack must be a string");
+        if ((r = build_buildpack_check(json_string_value(item), is_admin(call->tenant), err)) < 0)
+            return r;
+    }
+    if (json_array_size(list) == 0)
+        json_object_del(record, "buildpacks");
+    else
+        json_object_set(record, "buildpacks", (json_t *)list);
+    return 0;
+}
+
+/* "services/api" or "/services/api/" -> "services/api"; "" -> NULL (the root). */
+static int check_build_dir(const char *dir, char **ret, struct berth_error **err)
+{
+    struct strbuf sb = STRBUF_INIT;
+
+    if (strlen(dir) > APP_BUILD_DIR_MAX) {
+        strbuf_release(&sb);
+        return berth_error_plain(err, EINVAL, "dir is longer than %d bytes", APP_BUILD_DIR_MAX);
+    }
+    for (const char *p = dir; *p;) {
+        size_t len = strcspn(p, "/");
+
+        if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.')) {
+            strbuf_release(&sb);
+            return berth_error_plain(err, EINVAL, "dir '%s' may not contain '.' or '..'", dir);
+        }
+        for (size_t i = 0; i < len; i++) {
+            if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
+                strbuf_release(&sb);
+                return berth_error_plain(err, EINVAL, "dir contains a control character");
+            }
+        }
+        if (len) {
+            if (sb.len)
+                strbuf_addch(&sb, '/');
+            strbuf_add(&sb, p, len);
+        }
+        p += len;
+        while (*p == '/')
+            p++;
+    }
+    *ret = sb.len ? strbuf_detach(&sb, NULL) : NULL;
+    strbuf_release(&sb);
+    return 0;
+}
+
+/* One budget key of builds:set: only the operator sets what a build may use. */
+static int change_budget_key(const struct api_call *call, json_t *build, const json_t *body,
+                             const char *key, struct berth_error **err)
+{
+    const json_t *v = json_object_get(body, key);
+    uint64_t bytes;
+    unsigned secs;
+
+    if (!v)
+        return 0;
+    if (!is_admin(call->tenant))
+        return berth_error_plain(err, EPERM, "only the operator's tenant may change a build's %s", key);
+    if (json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) {
+        json_object_del(build, key);
+        return 0;
+    }
+    if (json_is_string(v) && strcmp(key, "timeout") == 0 && units_parse_duration(json_string_value(v), &secs)) {
+        json_object_set_new(build, key, json_integer(secs));
+        return 0;
+    }
+    if (json_is_string(v) && strcmp(key, "timeout") != 0 && units_parse_size(json_string_value(v), &bytes)) {
+        json_object_set_new(build, key, json_integer((json_int_t)bytes));
+        return 0;
+    }
+    return berth_error_plain(err, EINVAL, "%s must be %s", key,
+                             strcmp(key, "timeout") == 0 ? "a duration such as 15m" : "a size such as 2G");
+}
+
+static int change_build(const struct api_call *call, json_t *record, const json_t *body,
+                        struct berth_error **err)
+{
+    static const char *const budget_keys[] = { "memory", "disk", "timeout" };
+    _cleanup_json_ json_t *build = json_deep_copy(json_object_get(record, "build"));
+    const json_t *dir = json_object_get(body, "dir");
+    const char *key;
+    json_t *v;
+    int r;
+
+    json_object_foreach((json_t *)body, key, v) {
+        bool known = strcmp(key, "dir") == 0;
+
+        for (size_t i = 0; i < sizeof(budget_keys) / sizeof(*budget_keys); i++)
+            known |= strcmp(key, budget_keys[i]) == 0;
+        if (!known)
+            return berth_error_plain(err, EINVAL, "unknown build setting '%.40s' (dir, memory, disk, "
+                                     "timeout)", key);
+    }
+    if (!build)
+        build = json_object();
+    if (dir) {
+        _cleanup_free_ char *clean = NULL;
+
+        if (!json_is_null(dir) && !json_is_string(dir))
+            return berth_error_plain(err, EINVAL, "dir must be a path in the repository");
+        if (json_is_string(dir) && (r = check_build_dir(json_string_value(dir), &clean, err)) < 0)
+            return r;
+        if (clean)
+            json_object_set_new(build, "dir", json_string(clean));
+        else
+            json_object_del(build, "dir");
+    }
+    for (size_t i = 0; i < sizeof(budget_keys) / sizeof(*budget_keys); i++)
+        if ((r = change_budget_key(call, build, body, budget_keys[i], err)) < 0)
+            return r;
+    json_object_set(record, "build", build);
+    return 0;
+}
+
+static int change_net(const struct api_call *call, json_t *record, const json_t *body,
+                      struct berth_error **err)
+{
+    const json_t *outbound = json_object_get(body, "outbound");
+
+    if (!json_is_boolean(outbound) || json_object_size(body) != 1)
+        return berth_error_plain(err, EINVAL, "expected {\"outbound\": true|false}");
+    if (json_is_true(outbound) && !call->server->network)
+        return berth_error_plain(err, ENOTSUP, "this host cannot give apps outbound network (pasta "
+                                 "and a usable /dev/net/tun are needed: see 'berth setup')");
+    json_object_set_new(record, "net", json_pack("{s:O}", "outbound", outbound));
+    return 0;
+}
+
+static enum MHD_Result settings(const struct api_call *call, const char *app, const char *what)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *record = NULL;
+    enum MHD_Result answer;
+    json_t *v;
+
+    if (strcmp(what, "buildpacks") == 0) {
+        if (strcmp(call->method, "GET") != 0 &&
+            (answer = update_settings(call, app, change_buildpacks, &record), !record))
+            return answer;
+        if (!record && model_app_load(&call->server->model, app, &record, &err) < 0)
+            return api_respond_error(call->conn, 500, berth_error_msg(&err));
+        v = json_object_get(record, "buildpacks");
+        return api_respond_json(call->conn, 200, json_pack("{s:O}", "buildpacks", v ? v : json_array()));
+    }
+    if (strcmp(what, "build") == 0) {
+        if ((answer = update_settings(call, app, change_build, &record), !record))
+            return answer;
+        return api_respond_json(call->conn, 200, json_pack("{s:O}", "build", json_object_get(record, "build")));
+    }
+    if ((answer = update_settings(call, app, change_net, &record), !record))
+        return answer;
+    /* The running release picks the setting up at once, with no downtime. */
+    if (deploy_restart(call->server, app, call->tenant, &err) < 0)
+        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    return api_respond_json(call->conn, 200, json_pack("{s:O}", "net", json_object_get(record, "net")));
+}
+
+/* ---------------------------------------------------------------- config */
+
+static bool env_name_valid(const char *name)
+{
+    if (!*name || strlen(name) > 255 || isdigit((unsigned char)name[0]))
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            return false;
+    return true;
+}
+
+/* Applies {"K": "v", "K2": null} to config; the description names what changed. */
+static int apply_config(json_t *config, const json_t *changes, struct strbuf *set, struct strbuf *unset,
+                        struct berth_error **err)
+{
+    const char *key;
+    json_t *v;
+
+    if (json_object_size(changes) == 0)
+        return berth_error_plain(err, EINVAL, "expected {\"NAME\": \"value\" or null, ...}");
+    json_object_foreach((json_t *)changes, key, v) {
+        if (!env_name_valid(key))
+            return berth_error_plain(err, EINVAL, "'%.80s' is not a valid config var name (letters, "
+                                     "digits and '_', not starting with a digit)", key);
+        if (json_is_null(v)) {
+            json_object_del(config, key);
+            strbuf_addf(unset, "%s%s", unset->len ? ", " : "", key);
+            continue;
+        }
+        if (!json_is_string(v))
+            return berth_error_plain(err, EINVAL, "the value of '%s' must be a string", key);
+        if (json_string_length(v) > CONFIG_MAX_VALUE || memchr(json_string_value(v), '\0', json_string_length(v)))
+            return berth_error_plain(err, EINVAL, "the value of '%s' is longer than 64 KiB or holds a "
+                                     "NUL byte", key);
+        json_object_set(config, key, v);
+        strbuf_addf(set, "%s%s", set->len ? ", " : "", key);
+    }
+    if (json_object_size(config) > CONFIG_MAX_VARS)
+        return berth_error_plain(err, E2BIG, "more than %d config vars", CONFIG_MAX_VARS);
+    return 0;
+}
+
+static enum MHD_Result config(const struct api_call *call, const char *app)
+{
+    struct server *s = call->server;
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *current = NULL, *body = NULL, *next = NULL;
+    _cleanup_strbuf_ struct strbuf set = STRBUF_INIT, unset = STRBUF_INIT, desc = STRBUF_INIT;
+    enum MHD_Result answer;
+    unsigned version = 0;
+
+    if (model_app_config(&s->model, app, &current, &err) < 0)
+        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    if (strcmp(call->method, "GET") == 0)
+        return api_respond_json(call->conn, 200, json_pack("{s:O}", "config", current));
+    if (strcmp(call->method, "PATCH") != 0)
+        return api_respond_error(call->conn, 405, "use GET or PATCH");
+    if (!(body = body_object(call, &answer)))
+        return answer;
+    next = json_deep_copy(current);
+    if (apply_config(next, body, &set, &unset, &err) < 0)
+        return api_respond_error(call->conn, 400, berth_error_msg(&err));
+    if (set.len)
+        strbuf_addf(&desc, "Set %s config vars", set.buf);
+    if (unset.len)
+        strbuf_addf(&desc, "%sUnset %s config vars", desc.len ? "; " : "", unset.buf);
+    if (deploy_config(s, app, call->tenant, next, desc.buf, &version, &err) < 0)
+        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    return api_respond_json(call->conn, 200, json_pack("{s:O, s:i}", "config", next, "release", (int)version));
+}
+
+/* ---------------------------------------------------------------- routing */
+
+enum MHD_Result api_apps_handle(const struct api_call *call)
+{
+    const char *url = call->url, *method = call->method;
+    _cleanup_free_ char *app = NULL;
+    const char *sub;
+
+    if (strcmp(url, "/apps") == 0 && strcmp(method, "GET") == 0)
+        return list_apps(call);
+    if (strcmp(url, "/apps") == 0 && strcmp(method, "POST") == 0)
+        return create_app(call);
+    if (strncmp(url, "/apps/", 6) != 0)
+        return api_respond_error(call->conn, 404, "no such endpoint");
+    sub = strchr(url + 6, '/');
+    app = sub ? xstrndup(url + 6, (size_t)(sub - url - 6)) : xstrdup(url + 6);
+    if (!api_app_owned_by(call->server, app, call->tenant))
+        return not_found(call, app);
+    if (!sub && strcmp(method, "GET") == 0)
+        return api_respond_json(call->conn, 200, app_summary(call->server, app));
+    if (sub && strcmp(sub, "/buildpacks") == 0 && (!strcmp(method, "GET") || !strcmp(method, "PUT")))
+        return settings(call, app, "buildpacks");
+    if (sub && (strcmp(sub, "/build") == 0 || strcmp(sub, "/net") == 0) && strcmp(method, "PATCH") == 0)
+        return settings(call, app, sub + 1);
+    if (sub && strcmp(sub, "/config") == 0)
+        return config(call, app);
+    return api_respond_error(call->conn, 404, "no such endpoint");
+}
