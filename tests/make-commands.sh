@@ -26,4 +26,15 @@ BERTH_PACKAGES=$TEST_DIR/installed.txt bash "$SRCDIR/tools/install-deps.sh" >"$T
 check "install-deps with nothing missing succeeds (exit $r)" [ "$r" = 0 ]
 check "... and prints nothing" [ ! -s "$TEST_DIR/deps2.out" ]
 
+# package?command: satisfied by the command being on PATH, whatever installed it.
+printf 'berth-no-such-package?bash\n' >"$TEST_DIR/cmd.txt"
+r=0
+BERTH_PACKAGES=$TEST_DIR/cmd.txt bash "$SRCDIR/tools/install-deps.sh" >"$TEST_DIR/deps3.out" 2>&1 || r=$?
+check "a package whose command is on PATH counts as installed (exit $r)" [ "$r" = 0 ]
+printf 'berth-no-such-package?berth-no-such-command\n' >"$TEST_DIR/cmd2.txt"
+r=0
+BERTH_PACKAGES=$TEST_DIR/cmd2.txt bash "$SRCDIR/tools/install-deps.sh" >"$TEST_DIR/deps4.out" 2>&1 || r=$?
+check "... and when the command is missing the package is asked for (exit $r)" \
+    contains "$TEST_DIR/deps4.out" "install -y berth-no-such-package"
+
 done_testing

@@ -44,8 +44,7 @@ check "the router's access log names the dyno that served it" \
     grep -q 'host=hello.localhost request_id=[0-9a-f-]* fwd="127.0.0.1" dyno=web.1 .*status=200' "$TEST_DIR/serve.log"
 
 # The web server must be running in its own user and pid namespace.
-pid=$(pgrep -u "$(id -u)" -f 'busybox httpd' | head -1 || true)
-[ -n "$pid" ] || pid=$(pgrep -f 'busybox httpd' | head -1 || true)
+pid=$(pgrep -f 'nginx: master process .*berth-static-nginx.conf' | head -1 || true)
 if [ -n "$pid" ]; then
     check "app runs in another user namespace" [ "$(readlink /proc/$pid/ns/user)" != "$(readlink /proc/self/ns/user)" ]
     check "app runs in another pid namespace" [ "$(readlink /proc/$pid/ns/pid)" != "$(readlink /proc/self/ns/pid)" ]
@@ -114,7 +113,7 @@ check "the 404 page names no app" not_contains "$TEST_DIR/404.html" "hello"
 
 stop_berth && ok "berth serve stopped on SIGTERM" || not_ok "berth serve stopped on SIGTERM"
 sleep 0.5
-check "no app process outlives the server" [ -z "$(pgrep -f 'busybox httpd -f -v -p 0.0.0.0:5000' || true)" ]
+check "no app process outlives the server" [ -z "$(pgrep -f 'berth-static-nginx.conf' || true)" ]
 
 # Restart: the app comes back by itself.
 start_berth "$home"

@@ -11,6 +11,8 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || skip_all "needs root"
 user=${BERTH_TEST_USER:-berth}
 
+# The state some hosts ship /dev/net/tun in, which setup must fix for pasta.
+[ -c /dev/net/tun ] && chmod 0600 /dev/net/tun
 "$BERTH" setup --user "$user" >"$TEST_DIR/setup1.out" 2>&1 && ok "berth setup succeeds" || not_ok "berth setup succeeds"
 before=$(cat /etc/subuid /etc/subgid | md5sum)
 "$BERTH" setup --user "$user" >"$TEST_DIR/setup2.out" 2>&1 && ok "berth setup runs again" || not_ok "berth setup runs again"
@@ -20,6 +22,18 @@ slices=$(awk -F: -v u="$user" '$1 == u { n += int($3 / 65536) } END { print n + 
 check "the user has at least 16 tenant slices of subordinate uids ($slices)" [ "$slices" -ge 16 ]
 runuser -u "$user" -- "$BERTH" setup --user "$user" >"$TEST_DIR/setup3.out" 2>&1 || true
 check "setup as a normal user is refused with a clear message" contains "$TEST_DIR/setup3.out" "must run as root"
+
+check "setup makes /dev/net/tun usable by the berth user (for pasta)" \
+    runuser -u "$user" -- sh -c 'exec 3<>/dev/net/tun'
+if [ -d /sys/fs/cgroup/memory ]; then
+    own=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3; exit }' /proc/self/cgroup)
+    dir=/sys/fs/cgroup/memory${own%/}
+else
+    own=$(awk -F: '$1 == 0 { print $3; exit }' /proc/self/cgroup)
+    dir=/sys/fs/cgroup${own%/}
+fi
+check "setup hands the user a cgroup subtree of its own (berth-$user)" \
+    [ "$(stat -c %U "$dir/berth-$user" 2>/dev/null)" = "$user" ]
 
 # `make run` as a user root never prepared: told what to run, nothing started.
 if id nobody >/dev/null 2>&1 && ! grep -q '^nobody:' /etc/subuid; then

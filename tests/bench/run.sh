@@ -11,7 +11,9 @@
 #      vs nginx as the proxy;
 #   3. container start to exit of /bin/true: berth's runner vs bwrap;
 #   4. git push over smart HTTP (200 files x 10 KiB, then one line more):
-#      berth's receiver vs nginx -> fcgiwrap -> git http-backend.
+#      berth's receiver vs nginx -> fcgiwrap -> git http-backend;
+#   5. deploy time of each example, push to serving, first push and
+#      code-only change (tests/bench/deploy.sh; no peer: goals instead).
 # Runs as an unprivileged user with subordinate ids (as root it re-runs
 # itself as the berth user prepared by `berth setup`).
 set -euo pipefail
@@ -137,3 +139,6 @@ printf '  first push:       http-backend %8s ms   berth %8s ms   berth/http-back
     "$(awk -v b="$bf" -v g="$gf" 'BEGIN {print (g > 0 ? b / g : 0)}')"
 printf '  incremental push: http-backend %8s ms   berth %8s ms   berth/http-backend %.2f\n' "$gi" "$bi" \
     "$(awk -v b="$bi" -v g="$gi" 'BEGIN {print (g > 0 ? b / g : 0)}')"
+
+echo "== deploy: git push to the new release answering through the router (median of ${DEPLOY_RUNS:-5} code changes)"
+bash "$top/tests/bench/deploy.sh" "$build" "${DEPLOY_RUNS:-5}"

@@ -41,6 +41,8 @@ check() { # check "description" command...
 contains() { grep -qF -- "$2" "$1"; }
 not_contains() { ! grep -qF -- "$2" "$1"; }
 lacks_object() { ! git --git-dir="$1" cat-file -e "$2" 2>/dev/null; }
+skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n # SKIP $*"; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
 diag() { sed 's/^/# /' "$@" >&2 || true; }
 done_testing() { echo "1..$tap_n"; [ "$tap_failed" -eq 0 ]; }
 
@@ -80,6 +82,16 @@ start_berth() {
     export BERTH_URL BERTH_TOKEN
 }
 
+# serve_for_test: what a server test starts with: a `berth serve` with its
+# home in $TEST_DIR/home (sets $home), git never prompting.
+serve_for_test() {
+    require_rootless
+    export GIT_TERMINAL_PROMPT=0
+    home=$TEST_DIR/home
+    if start_berth "$home"; then ok "berth serve started (router :$HTTP_PORT, control :$CONTROL_PORT)"; else
+        not_ok "berth serve started"; done_testing; exit 1; fi
+}
+
 stop_berth() {
     [ -n "$serve_pid" ] || return 0
     kill -TERM "$serve_pid" 2>/dev/null || true
@@ -107,3 +119,50 @@ commit_all() { # commit_all DIR MESSAGE
 router_get() { # router_get HOST PATH
     curl -sS --max-time 10 -H "Host: $1" "http://127.0.0.1:$HTTP_PORT$2"
 }
+
+# push_app DIR APP OUT [git push options...]: pushes work tree DIR's main to
+# APP over smart HTTP with the admin token; git's output goes to OUT.
+push_app() {
+    local dir=$1 app=$2 out=$3; shift 3
+    git -C "$dir" push --progress "$@" "http://berth:$BERTH_TOKEN@127.0.0.1:$CONTROL_PORT/$app.git" main >"$out" 2>&1
+}
+
+# A fresh work tree DIR holding the given files: make_tree DIR NAME CONTENT [NAME CONTENT]...
+make_tree() {
+    local dir=$1; shift
+    mkdir -p "$dir"
+    while [ $# -ge 2 ]; do
+        mkdir -p "$(dirname "$dir/$1")"
+        printf '%s' "$2" >"$dir/$1"
+        shift 2
+    done
+    git -C "$dir" init -q -b main
+    commit_all "$dir" "initial"
+}
+
+# A git repository at DIR holding a buildpack whose bin/ scripts are given:
+# make_buildpack DIR DETECT COMPILE [RELEASE]. Usable as file://DIR.
+make_buildpack() {
+    local dir=$1
+    mkdir -p "$dir/bin"
+    printf '#!/usr/bin/env bash\n%s\n' "$2" >"$dir/bin/detect"
+    printf '#!/usr/bin/env bash\n%s\n' "$3" >"$dir/bin/compile"
+    [ -z "${4:-}" ] || printf '#!/usr/bin/env bash\n%s\n' "$4" >"$dir/bin/release"
+    chmod 0755 "$dir"/bin/*
+    git -C "$dir" init -q -b main
+    commit_all "$dir" "buildpack"
+}
+
+# wait_body HOST PATH TEXT [SECONDS]: polls the router until the body holds TEXT.
+wait_body() {
+    local i
+    for i in $(seq 1 $((${4:-10} * 10))); do
+        router_get "$1" "$2" 2>/dev/null | grep -qF -- "$3" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# What a build leaves when it fails: nothing in run/builds, no new slug.
+slug_count() { find "$1/layers" -mindepth 2 -maxdepth 2 -type d ! -path '*/stacks/*' 2>/dev/null | wc -l; }
+builds_left() { find "$1/run/builds" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
