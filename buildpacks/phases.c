@@ -228,21 +228,44 @@ static char *short_name(const struct bp_ref *ref)
     return strbuf_detach(&sb, NULL);
 }
 
+/*
+ * The fetch's error, with the URL as shown: git's messages name the URL
+ * they failed on, and a private buildpack's may carry a token.
+ */
+static int fetch_failed(const struct bp_ref *ref, const char *shown, struct berth_error **err)
+{
+    _cleanup_free_ char *shown_url = bp_ref_shown(ref->url);
+    _cleanup_strbuf_ struct strbuf msg = STRBUF_INIT;
+    const char *m = berth_error_msg(err);
+    size_t n = strlen(ref->url);
+    int code = berth_error_code(err);
+
+    for (const char *hit; (hit = strstr(m, ref->url)); m = hit + n) {
+        strbuf_add(&msg, m, (size_t)(hit - m));
+        strbuf_addstr(&msg, shown_url);
+    }
+    strbuf_addstr(&msg, m);
+    berth_error_release(err);
+    return berth_error_plain(err, code, "unable to fetch buildpack '%s': %s", shown, msg.buf);
+}
+
 static int fetch_pack(struct build_ctx *ctx, const struct bp_ref *ref, struct build_pack *p,
                       struct berth_error **err)
 {
     const struct build_spec *spec = ctx->spec;
+    _cleanup_free_ char *shown = bp_ref_shown(ref->spec);
     int r;
 
     if (!spec->fetch)
         return berth_error_plain(err, EOPNOTSUPP, "git buildpacks cannot be fetched here");
-    build_say(ctx, "-----> Fetching buildpack %s", ref->spec);
+    build_say(ctx, "-----> Fetching buildpack %s", shown);
     if ((r = mkdir_p(p->source, 0755, err)) < 0)
         return r;
     r = spec->fetch(spec->fetch_cls, ref->url, ref->ref, p->source, &p->commit, err);
     if (r < 0) {
+        r = fetch_failed(ref, shown, err);
         build_say_error(ctx, berth_error_msg(err));
-        return berth_error_wrap(err, "unable to fetch buildpack '%s'", ref->spec);
+        return r;
     }
     build_say(ctx, "       at commit %.7s", p->commit);
     return 0;
@@ -255,8 +278,11 @@ static int plan_from_list(struct build_ctx *ctx, const struct bp_list *list, str
     int r;
 
     build_say(ctx, "-----> Using buildpacks (from %s):", list->origin);
-    for (size_t i = 0; i < list->n; i++)
-        build_say(ctx, "       %zu. %s", i + 1, list->v[i].spec);
+    for (size_t i = 0; i < list->n; i++) {
+        _cleanup_free_ char *shown = bp_ref_shown(list->v[i].spec);
+
+        build_say(ctx, "       %zu. %s", i + 1, shown);
+    }
     for (size_t i = 0; i < list->n; i++) {
         const struct bp_ref *ref = &list->v[i];
         _cleanup_free_ char *name = short_name(ref);

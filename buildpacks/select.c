@@ -318,6 +318,20 @@ int bp_list_parse(const char *origin, const char *text, size_t len, bool trusted
     return 0;
 }
 
+char *bp_ref_shown(const char *spec)
+{
+    const char *scheme = strstr(spec, "://");
+    const char *host, *at;
+
+    if (!scheme)
+        return xstrdup(spec);
+    host = scheme + 3;
+    at = memchr(host, '@', strcspn(host, "/#"));
+    if (!at)
+        return xstrdup(spec);
+    return xasprintf("%.*s***%s", (int)(host - spec), spec, at);
+}
+
 void bp_list_release(struct bp_list *list)
 {
     for (size_t i = 0; i < list->n; i++)

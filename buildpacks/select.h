@@ -52,4 +52,11 @@ int bp_list_parse(const char *origin, const char *text, size_t len, bool trusted
 int bp_list_add(struct bp_list *list, const char *spec, bool trusted, struct berth_error **err);
 void bp_list_release(struct bp_list *list);
 
+/*
+ * A reference fit for the build output: the user and password of a URL
+ * (https://user:token@host/...) replaced by "***", since a private
+ * buildpack's URL may carry a token (malloc'ed).
+ */
+char *bp_ref_shown(const char *spec);
+
 #endif

@@ -81,6 +81,9 @@ bad_push "a Procfile without web" "no web process type: add a Procfile with a 'w
 put .buildpacks "file://$TEST_DIR/no-such-buildpack"
 put README x
 bad_push "a .buildpacks URL that cannot be fetched" "unable to fetch buildpack 'file://$TEST_DIR/no-such-buildpack'"
+put .buildpacks "http://me:s3cret@127.0.0.1:9/bp.git"
+bad_push "a .buildpacks URL with a token that cannot be fetched" "unable to fetch buildpack 'http://***@127.0.0.1:9/bp.git'"
+check "... and the token is never shown" not_contains "$TEST_DIR/bad$n_case.out" "s3cret"
 put .buildpacks "https://example.com/a buildpack.git"
 bad_push "a .buildpacks line that is not a URL" ".buildpacks line 1: buildpack 'https://example.com/a buildpack.git' contains a space"
 

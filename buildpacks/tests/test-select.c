@@ -157,6 +157,18 @@ static void test_lists(void)
        strstr(berth_error_msg(&err), "NUL"), "a NUL byte is refused");
 }
 
+static void test_shown(void)
+{
+    _cleanup_free_ char *a = bp_ref_shown("https://me:s3cret@example.com/bp.git#v1");
+    _cleanup_free_ char *b = bp_ref_shown("https://example.com/a@b/bp.git");
+    _cleanup_free_ char *c = bp_ref_shown("git@example.com:me/bp.git");
+    _cleanup_free_ char *d = bp_ref_shown("heroku/nodejs");
+
+    ok(strcmp(a, "https://***@example.com/bp.git#v1") == 0, "a URL's credentials are not shown (%s)", a);
+    ok(strcmp(b, "https://example.com/a@b/bp.git") == 0 && strcmp(c, "git@example.com:me/bp.git") == 0 &&
+       strcmp(d, "heroku/nodejs") == 0, "an '@' in a path, an scp-like URL or a name stay as they are");
+}
+
 static void test_files(void)
 {
     char dir[] = "/tmp/berth-test-select-XXXXXX";
@@ -216,6 +228,7 @@ int main(void)
 {
     test_refs();
     test_lists();
+    test_shown();
     test_files();
     return tap_done();
 }
