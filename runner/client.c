@@ -7,13 +7,16 @@
  * spawner socket, and every such pair is short: a tree operation (remove,
  * seal, usage) holds it only until the spawner says its worker started, then
  * waits for the worker's result on a socket of its own, so a removal that
- * takes seconds never delays another thread's spawn. Each container has its
- * own lock for the port agent and another for its exit status, so a long
- * runner_wait() never holds up a runner_connect(), and concurrent
- * runner_connect() calls take turns on the agent socket (the init answers
- * requests in order).
+ * takes seconds never delays another thread's spawn. Each container has
+ * three locks of its own: one held only while a channel is handed to its
+ * port agent (a non-blocking send), one for runner_connect()'s private
+ * channel, and one for its exit status; so a long runner_wait() never holds
+ * up a runner_connect(), a slow runner_connect() never holds up
+ * runner_agent_open(), and concurrent runner_connect() calls on one
+ * container take turns, each bounded by the agent's connect timeout.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,8 +35,13 @@
 #include "runner/spawner.h"
 #include "common/banned.h"
 
-/* How long runner_connect() waits for the init's answer (it bounds its own connect). */
-#define AGENT_REPLY_TIMEOUT_MS 15000
+/*
+ * How long runner_connect() waits for the init's answer. The init bounds
+ * its connect by RUNNER_AGENT_CONNECT_TIMEOUT_MS and answers ETIMEDOUT
+ * then; the margin is for an init that is slow to run (a loaded host, a
+ * frozen cgroup), whose late answer the next call skips.
+ */
+#define AGENT_REPLY_TIMEOUT_MS (RUNNER_AGENT_CONNECT_TIMEOUT_MS + 1000)
 
 struct runner {
     int sock;
@@ -46,10 +54,18 @@ struct runner_container {
     pid_t pid;
     uint64_t id;                  /* the spawner's name for it (REQ_REAP) */
     int pidfd;
-    int agent_fd;
+    int agent_fd;                 /* the agent socket: channels go to the init over it */
     int status_fd;
     uint16_t port;
-    pthread_mutex_t agent_lock;
+    pthread_mutex_t agent_lock;   /* held only for a send on agent_fd */
+    /*
+     * runner_connect()'s own channel, opened on first use and again after
+     * it broke, and the id of its latest request; connect_lock covers both
+     * and is held for one request and its reply.
+     */
+    pthread_mutex_t connect_lock;
+    int connect_ch;
+    uint64_t connect_seq;
     pthread_mutex_t status_lock;
     bool have_status;
     int status;
@@ -184,7 +200,9 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
     c->status_fd = rfds[1];
     c->pidfd = rfds[2];
     c->port = spec->port;
+    c->connect_ch = -1;
     pthread_mutex_init(&c->agent_lock, NULL);
+    pthread_mutex_init(&c->connect_lock, NULL);
     pthread_mutex_init(&c->status_lock, NULL);
     *ret = c;
     return 0;
@@ -216,51 +234,135 @@ static int poll_one(int fd, int timeout_ms)
     }
 }
 
+/* ------------------------------------------------------------------------
+ * the port agent
+ */
+
+int runner_agent_open(struct runner_container *c, int *ret_fd, struct berth_error **err)
+{
+    const char msg = PROTO_AGENT_CHANNEL;
+    _cleanup_close_ int mine = -1, theirs = -1;
+    int sv[2], r = -ECONNREFUSED;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+        return berth_error_make(err, errno, "socketpair for a channel to container %d", c->pid);
+    mine = sv[0];
+    theirs = sv[1];
+    pthread_mutex_lock(&c->agent_lock);
+    if (c->agent_fd >= 0)
+        r = proto_sendf(c->agent_fd, MSG_DONTWAIT, &msg, 1, &theirs, 1);
+    pthread_mutex_unlock(&c->agent_lock);
+    /*
+     * theirs closes here: the init's end now stays open in the init only,
+     * so the channel ends when the init drops it or exits.
+     */
+    if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN || r == -ECONNREFUSED)
+        return berth_error_plain(err, ECONNREFUSED, "container %d has exited", c->pid);
+    if (r == -EAGAIN)
+        return berth_error_plain(err, EAGAIN, "the port agent of container %d is busy", c->pid);
+    if (r < 0)
+        return berth_error_make(err, -r, "hand a channel to the port agent of container %d", c->pid);
+    *ret_fd = TAKE_FD(mine);
+    return 0;
+}
+
+int runner_agent_request(int channel_fd, uint64_t id)
+{
+    return proto_sendf(channel_fd, MSG_DONTWAIT, &id, sizeof(id), NULL, 0);
+}
+
+int runner_agent_reply(int channel_fd, uint64_t *ret_id, int *ret_sock, int *ret_errno)
+{
+    int32_t error;
+    int r = proto_agent_recv_reply(channel_fd, ret_id, &error, ret_sock);
+
+    if (r == 1)
+        *ret_errno = error;
+    return r;
+}
+
+/*
+ * Waits for the reply to request `id` on ch, closing the sockets of
+ * replies to earlier requests (answers that came after their caller gave
+ * up). 1 with *ret_sock or *ret_errno, 0 when the channel ended, -errno.
+ */
+static int await_reply(int ch, uint64_t id, int *ret_sock, int *ret_errno)
+{
+    struct timespec start;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        struct timespec now;
+        uint64_t got;
+        long el;
+        int r;
+
+        r = runner_agent_reply(ch, &got, ret_sock, ret_errno);
+        if (r == 1 && got != id) {
+            if (*ret_sock >= 0)
+                (void)close(*ret_sock);
+            continue;
+        }
+        if (r != -EAGAIN)
+            return r;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        el = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (el >= AGENT_REPLY_TIMEOUT_MS)
+            return -ETIMEDOUT;
+        r = poll_one(ch, AGENT_REPLY_TIMEOUT_MS - (int)el);
+        if (r < 0)
+            return r;
+    }
+}
+
+/*
+ * One request on runner_connect()'s channel, under connect_lock. A
+ * channel that ended (the init refused it at its cap, or is exiting) or
+ * broke is replaced once; a second end means the container is gone.
+ */
+static int connect_locked(struct runner_container *c, int *ret_fd, struct berth_error **err)
+{
+    int sock = -1, error = 0, r = 0;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (c->connect_ch < 0 && (r = runner_agent_open(c, &c->connect_ch, err)) < 0)
+            return r;
+        r = runner_agent_request(c->connect_ch, ++c->connect_seq);
+        if (r == 0)
+            r = await_reply(c->connect_ch, c->connect_seq, &sock, &error);
+        if (r == 1)
+            break;
+        /* A reply that comes after the wait timed out is skipped by the next call. */
+        if (r == -ETIMEDOUT || r == -EAGAIN)
+            break;
+        closep(&c->connect_ch);
+    }
+    if (r == 1 && error == 0) {
+        /* runner_connect()'s callers wait on the socket (runner.h); the agent's are non-blocking. */
+        if (fcntl(sock, F_SETFL, 0) < 0) {
+            r = -errno;
+            (void)close(sock);
+            return berth_error_make(err, -r, "connect to 127.0.0.1:%u in container %d", c->port, c->pid);
+        }
+        *ret_fd = sock;
+        return 0;
+    }
+    if (r == 0)
+        return berth_error_plain(err, ECONNREFUSED, "container %d: port agent gone", c->pid);
+    return berth_error_make(err, r == 1 ? error : -r, "connect to 127.0.0.1:%u in container %d",
+                            c->port, c->pid);
+}
+
 int runner_connect(struct runner_container *c, int *ret_fd, struct berth_error **err)
 {
-    char req = 'c';
-    int32_t e;
-    int fd = -1, r;
-    size_t n_fds = 0;
-    ssize_t n;
+    int r;
 
     if (c->port == 0)
         return berth_error_plain(err, EINVAL, "container %d has no port to connect to", c->pid);
-    pthread_mutex_lock(&c->agent_lock);
-    if (c->agent_fd < 0) {
-        pthread_mutex_unlock(&c->agent_lock);
-        return berth_error_plain(err, ECONNREFUSED, "container %d: port agent gone", c->pid);
-    }
-    r = proto_send(c->agent_fd, &req, 1, NULL, 0);
-    if (r == 0) {
-        r = poll_one(c->agent_fd, AGENT_REPLY_TIMEOUT_MS);
-        if (r == 0) {
-            /*
-             * A late answer would be read by the next request as its own:
-             * give up on the agent instead.
-             */
-            closep(&c->agent_fd);
-            r = -ETIMEDOUT;
-        } else if (r > 0) {
-            n = proto_recv(c->agent_fd, &e, sizeof(e), &fd, 1, &n_fds);
-            if (n == 0)
-                r = -ECONNREFUSED;   /* the init has exited */
-            else if (n < 0)
-                r = (int)n;
-            else if (n != sizeof(e) || (e == 0) != (n_fds == 1))
-                r = -EBADMSG;
-            else
-                r = e ? -e : 0;
-        }
-    }
-    pthread_mutex_unlock(&c->agent_lock);
-    if (r < 0) {
-        if (n_fds)
-            (void)close(fd);
-        return berth_error_make(err, -r, "connect to 127.0.0.1:%u in container %d", c->port, c->pid);
-    }
-    *ret_fd = fd;
-    return 0;
+    pthread_mutex_lock(&c->connect_lock);
+    r = connect_locked(c, ret_fd, err);
+    pthread_mutex_unlock(&c->connect_lock);
+    return r;
 }
 
 int runner_wait(struct runner_container *c, int timeout_ms, int *ret_status,
@@ -369,8 +471,10 @@ void runner_container_free(struct runner_container *c)
     }
     closep(&c->pidfd);
     closep(&c->agent_fd);
+    closep(&c->connect_ch);
     closep(&c->status_fd);
     pthread_mutex_destroy(&c->agent_lock);
+    pthread_mutex_destroy(&c->connect_lock);
     pthread_mutex_destroy(&c->status_lock);
     free(c);
 }

@@ -4,23 +4,22 @@
  * cloned child: it forks the app, which drops to the spec's ids with no
  * capabilities and no_new_privs, closes everything else, takes its file
  * size limit and loads seccomp just before execve; then the init waits in
- * one poll loop on a signalfd and the port-agent socket. It reaps every child; when the app's main process
- * exits it writes the wait status to the status pipe, kills what is left of
- * the container and exits. It is non-dumpable and runs as container root
- * while the app runs as another uid, so the app cannot ptrace it.
+ * one epoll loop on a signalfd and the port agent's sockets (agent.c). It
+ * reaps every child; when the app's main process exits it writes the wait
+ * status to the status pipe, kills what is left of the container and
+ * exits. It is non-dumpable and runs as container root while the app runs
+ * as another uid, so the app cannot ptrace it.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -32,6 +31,7 @@
 #include "common/cleanup.h"
 #include "common/fileio.h"
 #include "common/xalloc.h"
+#include "runner/agent.h"
 #include "runner/init.h"
 #include "runner/proto.h"
 #include "common/banned.h"
@@ -40,9 +40,6 @@
 static const int handled_signals[] = {
     SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM,
 };
-
-/* How long the agent waits for the app's listen queue before giving up. */
-#define AGENT_CONNECT_TIMEOUT_S 5
 
 static int drop_privileges(const struct runner_spec *spec)
 {
@@ -226,41 +223,88 @@ static int init_drop_caps(void)
     return 0;
 }
 
-static void serve_agent(int agent_fd, uint16_t port)
+/*
+ * One signal from the signalfd. SIGCHLD reaps; when the app's main process
+ * is among the reaped, its status goes to the daemon and the init exits,
+ * taking the rest of the container with it.
+ */
+static void handle_signal(const struct init_ctx *ctx, int sfd, pid_t app)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
-    struct timeval tv = { .tv_sec = AGENT_CONNECT_TIMEOUT_S };
-    struct timeval zero = { 0 };
-    _cleanup_close_ int fd = -1;
-    int32_t e = 0;
+    struct signalfd_siginfo si;
+    pid_t pid;
+    int status;
 
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (port == 0) {
-        e = ENOTCONN;
-        goto reply;
+    if (read(sfd, &si, sizeof(si)) != sizeof(si))
+        return;
+    if (si.ssi_signo == SIGCHLD) {
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (pid != app)
+                continue;
+            (void)write_all(ctx->status_fd, &status, sizeof(status));
+            /* From a namespace's init, -1 means everyone else in it. */
+            (void)kill(-1, SIGKILL);
+            _exit(0);
+        }
+    } else if (si.ssi_signo == SIGTERM) {
+        /* runner_stop() promises SIGTERM to every process in the container. */
+        (void)kill(-1, SIGTERM);
+    } else {
+        (void)kill(-app, (int)si.ssi_signo);
     }
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        e = errno;
-        goto reply;
+}
+
+/*
+ * The init's loop, until the app exits: signals (the one fd whose event
+ * carries a NULL data.ptr) and the port agent share one epoll set, and
+ * nothing in either waits on anything but this epoll_wait.
+ */
+__attribute__((noreturn))
+static void serve(const struct init_ctx *ctx, pid_t app, int sfd, int epfd, struct agent *agent)
+{
+    struct epoll_event evs[64];
+
+    for (;;) {
+        int n = epoll_wait(epfd, evs, sizeof(evs) / sizeof(*evs), agent_timeout_ms(agent));
+
+        if (n < 0 && errno != EINTR)
+            _exit(1);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == NULL)
+                handle_signal(ctx, sfd, app);
+            else
+                agent_handle(agent, &evs[i]);
+        }
+        agent_tick(agent);
     }
-    /*
-     * connect() honours SO_SNDTIMEO, which bounds how long one request can
-     * hold up the init if the app's accept queue is full; it is reset so the
-     * caller gets a plain blocking socket.
-     */
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        e = (errno == EINPROGRESS || errno == EAGAIN) ? ETIMEDOUT : errno;
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &zero, sizeof(zero));
-reply:
-    (void)proto_send(agent_fd, &e, sizeof(e), e == 0 ? &fd : NULL, e == 0 ? 1 : 0);
+}
+
+/* The epoll set of serve(), with the signalfd and the port agent in it. */
+static int serve_prepare(const struct init_ctx *ctx, int sfd, int *ret_epfd,
+                         struct agent **ret_agent)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    int epfd = epoll_create1(EPOLL_CLOEXEC), r;
+
+    if (epfd < 0)
+        return -errno;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, sfd, &ev) < 0) {
+        r = -errno;
+        (void)close(epfd);
+        return r;
+    }
+    if ((r = agent_new(epfd, ctx->agent_fd, ctx->spec->port, ret_agent)) < 0) {
+        (void)close(epfd);
+        return r;
+    }
+    *ret_epfd = epfd;
+    return 0;
 }
 
 void init_run(const struct init_ctx *ctx)
 {
     const struct runner_spec *spec = ctx->spec;
-    int report[2], sfd, r, agent_fd = ctx->agent_fd;
+    struct agent *agent = NULL;
+    int report[2], sfd, r, epfd = -1;
     char buf[4096];
     sigset_t set;
     pid_t app;
@@ -297,6 +341,10 @@ void init_run(const struct init_ctx *ctx)
         proto_report_error(ctx->sync_fd, -r, "drop the init's capabilities");
         _exit(1);
     }
+    if ((r = serve_prepare(ctx, sfd, &epfd, &agent)) < 0) {
+        proto_report_error(ctx->sync_fd, -r, "set up the port agent");
+        _exit(1);
+    }
     /* Fails only if the app already died; its report below says why. */
     (void)send(report[0], "g", 1, MSG_NOSIGNAL);
     /*
@@ -318,51 +366,5 @@ void init_run(const struct init_ctx *ctx)
     (void)close(spec->stdout_fd);
     (void)close(spec->stderr_fd);
 
-    for (;;) {
-        struct pollfd p[2] = {
-            { .fd = sfd, .events = POLLIN },
-            { .fd = agent_fd, .events = POLLIN },
-        };
-        struct signalfd_siginfo si;
-
-        if (poll(p, agent_fd >= 0 ? 2 : 1, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            _exit(1);
-        }
-        if (p[0].revents & POLLIN) {
-            if (read(sfd, &si, sizeof(si)) != sizeof(si))
-                continue;
-            if (si.ssi_signo == SIGCHLD) {
-                pid_t pid;
-                int status;
-
-                while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-                    if (pid != app)
-                        continue;
-                    (void)write_all(ctx->status_fd, &status, sizeof(status));
-                    /* From a namespace's init, -1 means everyone else in it. */
-                    (void)kill(-1, SIGKILL);
-                    _exit(0);
-                }
-            } else if (si.ssi_signo == SIGTERM) {
-                /* runner_stop() promises SIGTERM to every process in the container. */
-                (void)kill(-1, SIGTERM);
-            } else {
-                (void)kill(-app, (int)si.ssi_signo);
-            }
-        }
-        if (agent_fd >= 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-            char req;
-
-            n = recv(agent_fd, &req, 1, 0);
-            if (n > 0) {
-                serve_agent(agent_fd, spec->port);
-            } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-                /* The daemon let go of the container: no more requests. */
-                (void)close(agent_fd);
-                agent_fd = -1;
-            }
-        }
-    }
+    serve(ctx, app, sfd, epfd, agent);
 }

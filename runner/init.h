@@ -5,11 +5,10 @@
  * the app, reaps every process, forwards signals, reports the app's wait
  * status and serves the port agent.
  *
- * Port-agent protocol (SOCK_SEQPACKET, the daemon holds the other end): the
- * daemon sends one byte; the init answers with a 4-byte errno (0 on success)
- * and, on success, the connected TCP socket as SCM_RIGHTS. The app's exit is
- * reported on a separate pipe (a 4-byte wait status), so agent replies and
- * the exit never interleave.
+ * The port agent (agent.h) runs on the init's loop; agent_fd is the
+ * init's end of the agent socket (its protocol: proto.h, "The port
+ * agent"). The app's exit is reported on a separate pipe (a 4-byte wait
+ * status), so agent replies and the exit never interleave.
  */
 #ifndef BERTH_RUNNER_INIT_H
 #define BERTH_RUNNER_INIT_H
@@ -21,7 +20,7 @@ struct init_ctx {
     const struct runner_spec *spec;
     const struct seccomp_program *prog;   /* NULL: no seccomp in this build */
     int sync_fd;      /* setup report to the spawner; closed once running */
-    int agent_fd;
+    int agent_fd;     /* taken over by the port agent */
     int status_fd;    /* write end */
 };
 

@@ -2,9 +2,9 @@
 /*
  * The daemon <-> spawner wire (see proto.h): a tiny length-checked binary
  * encoding of runner_spec, of the tree requests and of every reply,
- * datagrams with SCM_RIGHTS, the error reports a container's setup code
- * sends back to the spawner, and fd hygiene for the processes the spawner
- * creates.
+ * datagrams with SCM_RIGHTS, the port agent's replies, the error reports a
+ * container's setup code sends back to the spawner, and fd hygiene for the
+ * processes the spawner creates.
  */
 #include <errno.h>
 #include <limits.h>
@@ -271,6 +271,11 @@ void proto_tree_req_release(struct proto_tree_req *req)
 
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)
 {
+    return proto_sendf(sock, 0, buf, len, fds, n_fds);
+}
+
+int proto_sendf(int sock, int flags, const void *buf, size_t len, const int *fds, size_t n_fds)
+{
     union {
         char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
         struct cmsghdr align;
@@ -294,7 +299,7 @@ int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_f
         memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * n_fds);
     }
     do {
-        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL | flags);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;
@@ -302,6 +307,18 @@ int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_f
 }
 
 ssize_t proto_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds, size_t *n_fds)
+{
+    return proto_recvf(sock, 0, buf, cap, fds, max_fds, n_fds);
+}
+
+/*
+ * One recvmsg: the datagram's bytes, and the fds it carried in fds[] (up
+ * to max_fds; those past it are closed, which sets MSG_CTRUNC in
+ * *ret_flags, as does an fd the kernel could not install). Returns the
+ * length, 0 on end of file, or -errno.
+ */
+static ssize_t recv_fds(int sock, int flags, void *buf, size_t cap, int *fds, size_t max_fds,
+                        size_t *n_fds, int *ret_flags)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
@@ -313,16 +330,14 @@ ssize_t proto_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds, si
         .msg_control = control.buf, .msg_controllen = sizeof(control.buf),
     };
     size_t got = 0;
-    bool truncated;
     ssize_t n;
 
     *n_fds = 0;
     do {
-        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return -errno;
-    truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             continue;
@@ -331,21 +346,76 @@ ssize_t proto_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds, si
             int fd;
 
             memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            if (got < max_fds && !truncated)
+            if (got < max_fds) {
                 fds[got++] = fd;
-            else {
+            } else {
                 (void)close(fd);
-                truncated = true;
+                msg.msg_flags |= MSG_CTRUNC;
             }
         }
     }
-    if (truncated) {
-        for (size_t i = 0; i < got; i++)
+    *n_fds = got;
+    *ret_flags = msg.msg_flags;
+    return n;
+}
+
+ssize_t proto_recvf(int sock, int flags, void *buf, size_t cap, int *fds, size_t max_fds,
+                    size_t *n_fds)
+{
+    int msg_flags = 0;
+    ssize_t n = recv_fds(sock, flags, buf, cap, fds, max_fds, n_fds, &msg_flags);
+
+    if (n >= 0 && (msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        for (size_t i = 0; i < *n_fds; i++)
             (void)close(fds[i]);
+        *n_fds = 0;
         return -EMSGSIZE;
     }
-    *n_fds = got;
     return n;
+}
+
+void proto_agent_put_reply(char buf[PROTO_AGENT_REPLY_LEN], uint64_t id, int32_t error)
+{
+    memcpy(buf, &id, sizeof(id));
+    memcpy(buf + sizeof(id), &error, sizeof(error));
+}
+
+int proto_agent_recv_reply(int sock, uint64_t *ret_id, int32_t *ret_error, int *ret_fd)
+{
+    char buf[PROTO_AGENT_REPLY_LEN + 1];
+    int fd = -1, msg_flags = 0;
+    size_t n_fds;
+    uint64_t id;
+    int32_t error;
+    ssize_t n;
+
+    n = recv_fds(sock, MSG_DONTWAIT, buf, sizeof(buf), &fd, 1, &n_fds, &msg_flags);
+    /*
+     * A unix socket closed with datagrams still unread in it (requests the
+     * init never got to: it exited, or refused the channel) gives its peer
+     * one ECONNRESET before end of file. It is the same end.
+     */
+    if (n == -ECONNRESET || n == 0)
+        return 0;
+    if (n < 0)
+        return (int)n;
+    memcpy(&id, buf, sizeof(id));
+    memcpy(&error, buf + sizeof(id), sizeof(error));
+    /* The socket did not fit in this process's fd table: the kernel closed it. */
+    if ((msg_flags & MSG_CTRUNC) && error == 0 && n_fds == 0)
+        error = EMFILE;
+    if (n != PROTO_AGENT_REPLY_LEN || (msg_flags & MSG_TRUNC) || error < 0 || error > 4095 ||
+        (error == 0) != (n_fds == 1)) {
+        if (n_fds)
+            (void)close(fd);
+        return -EBADMSG;
+    }
+    *ret_id = id;
+    *ret_error = error;
+    *ret_fd = error == 0 ? fd : -1;
+    if (error && n_fds)
+        (void)close(fd);
+    return 1;
 }
 
 void proto_report_ok(int sock)

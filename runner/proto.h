@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * runner-internal: the wire between the daemon and its spawner, between a
- * container's setup code and the spawner, and from a tree worker to the
- * daemon. Every message is one SOCK_SEQPACKET datagram (so message
+ * container's setup code and the spawner, from a tree worker to the daemon,
+ * and between the daemon and a container's port agent (its own section
+ * below). Every message is one SOCK_SEQPACKET datagram (so message
  * boundaries and the fds that travel with a message by SCM_RIGHTS stay
  * together), holding a small binary encoding: u64 numbers and strings as a
  * u32 length (including the NUL) followed by the bytes, NULL strings as
@@ -103,6 +104,8 @@ void proto_tree_req_release(struct proto_tree_req *req);
 
 /* Sends one datagram with up to PROTO_MAX_FDS fds. Returns 0 or -errno. */
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds);
+/* proto_send() with sendmsg flags besides MSG_NOSIGNAL (MSG_DONTWAIT). */
+int proto_sendf(int sock, int flags, const void *buf, size_t len, const int *fds, size_t n_fds);
 /*
  * Receives one datagram of at most `cap` bytes; the fds it carried are
  * returned O_CLOEXEC in fds[] (*n_fds of them, at most max_fds; extra or
@@ -110,6 +113,52 @@ int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_f
  * length, 0 on end of file, or -errno.
  */
 ssize_t proto_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds, size_t *n_fds);
+/* proto_recv() with recvmsg flags besides MSG_CMSG_CLOEXEC (MSG_DONTWAIT). */
+ssize_t proto_recvf(int sock, int flags, void *buf, size_t cap, int *fds, size_t max_fds,
+                    size_t *n_fds);
+
+/* ------------------------------------------------------------------------
+ * The port agent (runner.h: runner_agent_*, runner_connect; served by
+ * agent.c in every container's init). Two kinds of SOCK_SEQPACKET socket:
+ *
+ * The agent socket, one per container, made by the spawner: the daemon
+ * holds one end, the init the other. It carries channels, daemon to init
+ * only, and nothing ever comes back on it: each datagram is the single
+ * byte PROTO_AGENT_CHANNEL with exactly one fd by SCM_RIGHTS, the init's
+ * end of a socketpair the daemon made. The init ignores a datagram of any
+ * other shape (closing what fds it carried), and closes a channel it
+ * cannot take (past RUNNER_AGENT_MAX_CHANNELS), so that its other end
+ * reads end of file.
+ *
+ * A channel, many per container: requests from the daemon, exactly
+ * PROTO_AGENT_REQUEST_LEN bytes, a u64 id (opaque to the init); replies from
+ * the init, exactly PROTO_AGENT_REPLY_LEN bytes, the u64 id of the request
+ * it answers and an i32 errno: 0 with exactly one fd by SCM_RIGHTS, a TCP
+ * socket connected to 127.0.0.1:<port> in the container's network
+ * namespace (blocking), or a positive errno and no fd. Every request gets
+ * exactly one reply while the channel lasts, in the order the connects
+ * complete, not the order of the requests. A datagram of another length
+ * ends the channel. The daemon ends a channel by closing its end (which
+ * ends the connects in progress for it); the init ends it by closing its
+ * own, or by exiting, and the daemon then reads end of file (after one
+ * ECONNRESET when requests were left unread in the init's end). Numbers
+ * are in host byte order: both ends run on one host.
+ */
+#define PROTO_AGENT_CHANNEL 'C'
+#define PROTO_AGENT_REQUEST_LEN 8
+#define PROTO_AGENT_REPLY_LEN 12
+
+/* Encodes a channel reply into buf. */
+void proto_agent_put_reply(char buf[PROTO_AGENT_REPLY_LEN], uint64_t id, int32_t error);
+/*
+ * Receives one channel reply without waiting: 1 with *ret_id, *ret_error
+ * and, when that is 0, *ret_fd (O_CLOEXEC); 0 at the channel's end; -EAGAIN
+ * when none is waiting; -EBADMSG for a reply of another length, an errno
+ * outside 0..4095, or an fd where there should be none or none where there
+ * should be one. A reply whose socket did not fit in this process's fd
+ * table (the kernel closed it) comes back with EMFILE, so its id is not lost.
+ */
+int proto_agent_recv_reply(int sock, uint64_t *ret_id, int32_t *ret_error, int *ret_fd);
 
 /*
  * Reports a setup error or success from a child to the spawner over a

@@ -124,9 +124,63 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
 /*
  * Asks the container's init for a TCP socket connected to 127.0.0.1:port in
  * the container's network namespace. *ret_fd is a connected, O_CLOEXEC,
- * blocking socket owned by the caller. ECONNREFUSED when nothing listens yet.
+ * blocking socket owned by the caller. ECONNREFUSED when nothing listens yet,
+ * ETIMEDOUT when the app did not take the connection within
+ * RUNNER_AGENT_CONNECT_TIMEOUT_MS (or the init did not answer within a
+ * second more; its late answer is never mistaken for a later call's).
+ * Blocks; concurrent calls for one container take turns. Built on the
+ * calls below, over a channel of its own; for boot waits and tests.
  */
 int runner_connect(struct runner_container *c, int *ret_fd, struct berth_error **err);
+/*
+ * The port agent without waiting, for event loops (the router): a loop
+ * opens a private channel to the container's agent once, puts it in its
+ * epoll, sends connect requests tagged with ids of its own, and reads the
+ * replies as they come, in whatever order the connects complete; every
+ * request gets exactly one reply while the channel lasts. The agent connects many at once
+ * (non-blocking, each bounded by RUNNER_AGENT_CONNECT_TIMEOUT_MS), so one
+ * slow connect never holds up another, nor another container's, nor the
+ * loop. The agent of one container serves at most
+ * RUNNER_AGENT_MAX_CHANNELS channels at once (one more reads end of file at
+ * once: close one and open again) and holds at most
+ * RUNNER_AGENT_MAX_REQUESTS requests at once over all of them, connecting
+ * or answered but not yet read (one more is answered EAGAIN).
+ *
+ * runner_agent_open(): *ret_fd is a new SOCK_SEQPACKET channel, O_CLOEXEC
+ * and O_NONBLOCK, owned by the caller (close it when done: that also ends
+ * its connects in progress). It never waits for the container: -EAGAIN when
+ * the agent has not yet taken the channels opened before (try later),
+ * -ECONNREFUSED once the container has exited.
+ */
+#define RUNNER_AGENT_CONNECT_TIMEOUT_MS 5000
+#define RUNNER_AGENT_MAX_CHANNELS 256
+#define RUNNER_AGENT_MAX_REQUESTS 1024
+int runner_agent_open(struct runner_container *c, int *ret_fd, struct berth_error **err);
+/*
+ * Sends a connect request tagged `id` (any value; the agent only echoes
+ * it) on a channel. 0, -EAGAIN when the channel is full (the agent has not
+ * read the requests before it, or the caller not the replies: try again
+ * once the channel is writable), -EPIPE/-ECONNRESET when the container is
+ * gone.
+ */
+int runner_agent_request(int channel_fd, uint64_t id);
+/*
+ * Reads one reply from a channel: its id, and either a connected socket
+ * (*ret_sock, O_CLOEXEC, O_NONBLOCK and TCP_NODELAY, ready for an event
+ * loop, owned by the caller; *ret_errno 0) or
+ * *ret_errno and *ret_sock -1: ECONNREFUSED (nothing listens), ETIMEDOUT
+ * (no connection within RUNNER_AGENT_CONNECT_TIMEOUT_MS), EAGAIN (the agent
+ * holds RUNNER_AGENT_MAX_REQUESTS already), ENOTCONN (the container has no
+ * port), or what socket(2) or connect(2) failed with. Returns 1 for a
+ * reply, 0 at the channel's end (the container exited, or the agent had no
+ * room for the channel; requests not answered by then never will be),
+ * -EAGAIN when no reply is waiting, other -errno for a broken channel.
+ *
+ * runner_agent_request() and runner_agent_reply() take no lock and touch
+ * only the channel: any thread may call them, the caller decides who does.
+ */
+int runner_agent_reply(int channel_fd, uint64_t *ret_id, int *ret_sock, int *ret_errno);
+
 /*
  * Waits up to timeout_ms (-1: forever) for the container's process to exit;
  * *ret_status is a wait(2) status. -ETIMEDOUT when still running.

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * What the parts of the runner integration test (test-runner.c, which has
- * main() and the TAP counters, test-runner-net.c, test-runner-tree.c)
- * share: the test's fixtures, running a busybox script in a container to
+ * main() and the TAP counters, test-runner-net.c, test-runner-tree.c,
+ * test-runner-agent.c) share: the test's fixtures, running a busybox script in a container to
  * completion, and TAP output through t_ok()/t_skip(), since tap.h keeps its
  * counters per translation unit and only test-runner.c includes it.
  */
@@ -61,5 +61,8 @@ void test_network_daemon_death(void);
 void test_trees(struct runner *rn);
 /* In-container helper for test_trees: `<self> --tree-helper DIR`. */
 int tree_helper(const char *dir);
+void test_agent_channels(struct runner *rn);
+/* In-container app for test_agent_channels: `<self> --listen-helper PORT serve|stall`. */
+int listen_helper(const char *port, const char *mode);
 
 #endif

@@ -11,8 +11,9 @@
  * agent against busybox httpd, the network namespace from the host's side,
  * cgroups (limits, cpu weight, the usage reported at reap), stop, and tree
  * removal. test-runner-net.c adds containers with network,
- * test-runner-tree.c the seal, usage and removal of trees; harness.c holds
- * what they share. This file has main() and the TAP counters.
+ * test-runner-tree.c the seal, usage and removal of trees,
+ * test-runner-agent.c the port agent's channels; harness.c holds what they
+ * share. This file has main() and the TAP counters.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -798,6 +799,8 @@ int main(int argc, char **argv)
      */
     if (argc == 3 && !strcmp(argv[1], "--tree-helper"))
         _exit(tree_helper(argv[2]));
+    if (argc == 4 && !strcmp(argv[1], "--listen-helper"))
+        _exit(listen_helper(argv[2], argv[3]));
     if (getuid() == 0)
         return become_berth(argv);
     self_exe = realpath("/proc/self/exe", NULL);
@@ -834,6 +837,7 @@ int main(int argc, char **argv)
     test_mounts_and_errors(rn);
     test_latency(rn);
     test_agent(rn);
+    test_agent_channels(rn);
     test_cgroup(rn);
     test_network(rn);
     test_trees(rn);

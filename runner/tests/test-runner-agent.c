@@ -1,0 +1,920 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The port agent part of the runner integration test (see test-runner.c):
+ * channels (runner_agent_open/request/reply) and runner_connect() on top of
+ * them, against busybox httpd and against this program itself as the app
+ * (`--listen-helper PORT serve|stall`, bound at /t/helper), which numbers
+ * the connections it accepts, or first stalls with a full accept queue
+ * until SIGUSR1. It checks that a reply's socket reaches the app, that ids
+ * come back matched and in completion order, 200 requests in flight on 4
+ * channels from 2 threads, a reader that falls behind, one with no room
+ * for the socket, a quick ECONNREFUSED, the caps on channels and requests, that a closed channel's connects are gone from the container's
+ * network namespace, and the stall: requests to an app that never accepts
+ * time out after RUNNER_AGENT_CONNECT_TIMEOUT_MS each, while another
+ * container answers in milliseconds and the stalled container's init still
+ * forwards signals; then runner_connect() across an init-side and a
+ * daemon-side (SIGSTOPped init) timeout, and end of file once a container
+ * is gone. Latencies are printed as TAP comments.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/xalloc.h"
+#include "runner/runner.h"
+#include "runner/tests/harness.h"
+#include "common/banned.h"
+
+/* Every container has its own network namespace: they all use one port. */
+#define PORT 8080
+
+/* ------------------------------------------------------------------------
+ * the app, inside a container
+ */
+
+int listen_helper(const char *port, const char *mode)
+{
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port)),
+        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    bool stall = !strcmp(mode, "stall");
+    unsigned long count = 0;
+    sigset_t usr1;
+    int fd, one = 1, sig;
+
+    /* Blocked before listening: the test signals only once connects stall. */
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    (void)sigprocmask(SIG_BLOCK, &usr1, NULL);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return 1;
+    /*
+     * Backlog 0 holds one connection: the next SYNs are dropped and their
+     * connects wait for retransmits, as with any app that stops accepting.
+     */
+    if (listen(fd, stall ? 0 : 4096) < 0)
+        return 1;
+    if (stall && (sigwait(&usr1, &sig) != 0 || listen(fd, 4096) < 0))
+        return 1;
+    for (;;) {
+        char line[32];
+        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return 1;
+        }
+        (void)snprintf(line, sizeof(line), "conn %lu\n", ++count);
+        (void)write_all(c, line, strlen(line));
+        (void)close(c);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * helpers
+ */
+
+static struct runner_container *spawn_app(struct runner *rn, const char *name,
+                                          const char *const *argv)
+{
+    _cleanup_free_ char *state = new_state(name);
+    const char *lowers[] = { lower_dir, NULL };
+    struct runner_mount m = { .source = self_exe, .target = "/t/helper" };
+    struct runner_spec spec = base_spec(state, argv, lowers);
+    struct runner_container *c = NULL;
+    struct berth_error *err = NULL;
+
+    spec.name = name;
+    spec.mounts = &m;
+    spec.n_mounts = 1;
+    spec.port = PORT;
+    spec.stdout_fd = STDERR_FILENO;
+    if (runner_spawn(rn, &spec, &c, &err) < 0) {
+        t_ok(false, "spawn '%s': %s", name, berth_error_msg(&err));
+        berth_error_release(&err);
+        return NULL;
+    }
+    return c;
+}
+
+static struct runner_container *spawn_helper(struct runner *rn, const char *name, const char *mode)
+{
+    const char *argv[] = { "/t/helper", "--listen-helper", "8080", mode, NULL };
+
+    return spawn_app(rn, name, argv);
+}
+
+static void stop_app(struct runner_container *c)
+{
+    struct berth_error *err = NULL;
+
+    if (!c)
+        return;
+    if (runner_stop(c, 1000, &err) < 0) {
+        fprintf(stderr, "# stop: %s\n", berth_error_msg(&err));
+        berth_error_release(&err);
+    }
+    runner_container_free(c);
+}
+
+static int open_channel(struct runner_container *c)
+{
+    struct berth_error *err = NULL;
+    int fd = -1;
+
+    for (int i = 0; i < 1000; i++) {
+        int r = runner_agent_open(c, &fd, &err);
+
+        if (r == 0)
+            return fd;
+        if (r != -EAGAIN) {
+            fprintf(stderr, "# runner_agent_open: %s\n", berth_error_msg(&err));
+            berth_error_release(&err);
+            return -1;
+        }
+        berth_error_release(&err);
+        usleep(1000);
+    }
+    return -1;
+}
+
+/* runner_agent_request, waiting for room while the channel is full. */
+static int send_request(int ch, uint64_t id)
+{
+    struct pollfd p = { .fd = ch, .events = POLLOUT };
+
+    for (int i = 0; i < 500; i++) {
+        int r = runner_agent_request(ch, id);
+
+        if (r != -EAGAIN)
+            return r;
+        (void)poll(&p, 1, 10);
+    }
+    return -EAGAIN;
+}
+
+/* One reply within timeout_ms: 1, 0 at the channel's end, -ETIMEDOUT, -errno. */
+static int wait_reply(int ch, int timeout_ms, uint64_t *id, int *sock, int *e)
+{
+    struct pollfd p = { .fd = ch, .events = POLLIN };
+    struct timespec t0;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int r = runner_agent_reply(ch, id, sock, e);
+        double left;
+
+        if (r != -EAGAIN)
+            return r;
+        left = timeout_ms - ms_since(&t0);
+        if (left <= 0)
+            return -ETIMEDOUT;
+        (void)poll(&p, 1, (int)left + 1);
+    }
+}
+
+/* A request and its reply; *e is -1 when none came. Closes nothing. */
+static int ask(int ch, uint64_t id, int timeout_ms, int *sock, int *e)
+{
+    uint64_t got = 0;
+    int r;
+
+    *sock = *e = -1;
+    if ((r = send_request(ch, id)) < 0)
+        return r;
+    r = wait_reply(ch, timeout_ms, &got, sock, e);
+    if (r == 1 && got != id) {
+        fprintf(stderr, "# reply for id %llu, asked %llu\n", (unsigned long long)got,
+                (unsigned long long)id);
+        return -EBADMSG;
+    }
+    return r;
+}
+
+/* The number the helper gave the connection, or -1; closes sock. */
+static long conn_number(int sock)
+{
+    struct timeval tv = { .tv_sec = 3 };
+    char buf[64];
+    ssize_t n, got = 0;
+    long num = -1;
+
+    if (sock < 0)
+        return -1;
+    (void)fcntl(sock, F_SETFL, 0);
+    (void)setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (got < (ssize_t)sizeof(buf) - 1 && (n = read(sock, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+        got += n;
+    buf[got] = '\0';
+    (void)close(sock);
+    if (sscanf(buf, "conn %ld", &num) != 1)
+        return -1;
+    return num;
+}
+
+/*
+ * Waits (up to 5 s) until runner_connect() gets a connection to the app:
+ * the number the app gave it when `numbered`, else 0 (the stalling app
+ * never accepts it); -1 on failure.
+ */
+static long wait_listening(struct runner_container *c, bool numbered)
+{
+    struct berth_error *err = NULL;
+    int fd;
+
+    for (int i = 0; i < 100; i++) {
+        if (runner_connect(c, &fd, &err) == 0) {
+            if (numbered)
+                return conn_number(fd);
+            (void)close(fd);
+            return 0;
+        }
+        berth_error_release(&err);
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
+/* Waits (up to 1 s) until `pid` is stopped: state T in /proc/<pid>/stat. */
+static bool wait_stopped(pid_t pid)
+{
+    _cleanup_free_ char *p = xasprintf("/proc/%d/stat", (int)pid);
+
+    for (int i = 0; i < 100; i++) {
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        char line[512], *paren;
+
+        if (f && fgets(line, sizeof(line), f) && (paren = strrchr(line, ')')) && paren[1] == ' ' &&
+            paren[2] == 'T')
+            return true;
+        usleep(10 * 1000);
+    }
+    return false;
+}
+
+/*
+ * Sockets in SYN_SENT to the port in the network namespace of `app`
+ * (host pid), from its /proc/net/tcp; -1 when that is unreadable.
+ */
+static int syn_sent(pid_t app)
+{
+    _cleanup_free_ char *p = xasprintf("/proc/%d/net/tcp", (int)app);
+    _cleanup_fclose_ FILE *f = fopen(p, "re");
+    char line[512], rem[64];
+    unsigned st;
+    int n = 0;
+
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long port;
+
+        if (sscanf(line, " %*s %*s %63s %x", rem, &st) != 2 || !strchr(rem, ':'))
+            continue;
+        port = strtoul(strchr(rem, ':') + 1, NULL, 16);
+        n += st == 2 && port == PORT;
+    }
+    return n;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Median and max of n latencies (sorts them). */
+static void stats(double *ms, int n, double *median, double *max)
+{
+    qsort(ms, (size_t)n, sizeof(*ms), cmp_double);
+    *median = n ? ms[n / 2] : 0;
+    *max = n ? ms[n - 1] : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * the tests
+ */
+
+/* A channel to busybox httpd: the reply's socket carries a GET. */
+static void test_httpd(struct runner *rn)
+{
+    const char *argv[] = { "/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/app", NULL };
+    struct runner_container *c = spawn_app(rn, "agent-httpd", argv);
+    const char *req = "GET /index.html HTTP/1.0\r\n\r\n";
+    struct strbuf resp = STRBUF_INIT;
+    int ch, sock = -1, e = -1, r = -1;
+    char buf[1024];
+    ssize_t n;
+
+    if (!c)
+        return;
+    ch = open_channel(c);
+    t_ok(ch >= 0, "runner_agent_open gives a channel");
+    /* httpd may not listen yet: ECONNREFUSED until it does. */
+    for (int i = 0; ch >= 0 && i < 100; i++) {
+        r = ask(ch, 1000 + (uint64_t)i, 2000, &sock, &e);
+        if (r != 1 || e != ECONNREFUSED)
+            break;
+        usleep(20 * 1000);
+    }
+    t_ok(r == 1 && e == 0 && sock >= 0, "a request is answered with a socket (errno %d)", e);
+    if (sock >= 0) {
+        int flags = fcntl(sock, F_GETFL);
+
+        t_ok(flags >= 0 && (flags & O_NONBLOCK), "the socket comes non-blocking, ready for an event loop");
+        (void)fcntl(sock, F_SETFL, 0);
+        (void)write_all(sock, req, strlen(req));
+        while ((n = read(sock, buf, sizeof(buf))) > 0)
+            strbuf_add(&resp, buf, (size_t)n);
+        (void)close(sock);
+    }
+    t_ok(strstr(resp.buf, "200 OK") && strstr(resp.buf, "hello from the slug"),
+         "GET /index.html over the reply's socket reaches httpd in the container");
+    strbuf_release(&resp);
+    if (ch >= 0)
+        (void)close(ch);
+    stop_app(c);
+}
+
+struct flight {
+    struct runner_container *c;
+    int thread;
+    int answered, sockets, mismatched;
+};
+
+/* Two channels, 50 requests on each, then every reply. */
+static void *fly(void *arg)
+{
+    struct flight *f = arg;
+    bool seen[2][50] = { { false } };
+    int ch[2] = { open_channel(f->c), open_channel(f->c) };
+    struct timespec t0;
+
+    for (int k = 0; k < 2; k++)
+        for (uint64_t i = 0; ch[k] >= 0 && i < 50; i++)
+            if (send_request(ch[k], ((uint64_t)f->thread << 32) | ((uint64_t)k << 16) | i) < 0)
+                f->mismatched++;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (f->answered + f->mismatched < 100 && ms_since(&t0) < 10000) {
+        struct pollfd p[2] = { { .fd = ch[0], .events = POLLIN }, { .fd = ch[1], .events = POLLIN } };
+
+        (void)poll(p, 2, 100);
+        for (int k = 0; k < 2; k++) {
+            uint64_t id;
+            int sock, e;
+
+            while (runner_agent_reply(ch[k], &id, &sock, &e) == 1) {
+                uint64_t i = id & 0xffff;
+
+                if (id >> 32 != (uint64_t)f->thread || ((id >> 16) & 0xffff) != (uint64_t)k ||
+                    i >= 50 || seen[k][i]) {
+                    f->mismatched++;
+                } else {
+                    seen[k][i] = true;
+                    f->answered++;
+                }
+                f->sockets += e == 0 && conn_number(sock) > 0;
+            }
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        if (ch[k] >= 0)
+            (void)close(ch[k]);
+    return NULL;
+}
+
+static void test_in_flight(struct runner_container *v)
+{
+    struct flight f[2] = { { .c = v, .thread = 1 }, { .c = v, .thread = 2 } };
+    pthread_t t[2];
+
+    for (int i = 0; i < 2; i++)
+        (void)pthread_create(&t[i], NULL, fly, &f[i]);
+    for (int i = 0; i < 2; i++)
+        (void)pthread_join(t[i], NULL);
+    t_ok(f[0].answered + f[1].answered == 200 && f[0].mismatched + f[1].mismatched == 0 &&
+         f[0].sockets + f[1].sockets == 200,
+         "200 requests in flight on 4 channels from 2 threads: %d answered once each with their "
+         "own id, %d sockets reach the app, %d unexpected", f[0].answered + f[1].answered,
+         f[0].sockets + f[1].sockets, f[0].mismatched + f[1].mismatched);
+}
+
+/* Sequential round trips on an idle container. */
+static void test_idle_latency(struct runner_container *v)
+{
+    double ms[100], median, max;
+    int ch = open_channel(v), good = 0;
+
+    for (int i = 0; i < 100; i++) {
+        struct timespec t0;
+        int sock = -1, e;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (ch >= 0 && ask(ch, (uint64_t)i, 2000, &sock, &e) == 1 && e == 0)
+            good++;
+        ms[i] = ms_since(&t0);
+        if (sock >= 0)
+            (void)close(sock);
+    }
+    stats(ms, 100, &median, &max);
+    printf("# idle container: request -> reply with a socket: median %.3f ms, max %.3f ms (100)\n",
+           median, max);
+    t_ok(good == 100 && max < 100, "100 sequential requests on an idle container all answered "
+         "with sockets, each within 100 ms (median %.3f ms, max %.3f ms)", median, max);
+    if (ch >= 0)
+        (void)close(ch);
+}
+
+/*
+ * A reader that does not read: its channel fills with replies, then with
+ * requests (runner_agent_request says EAGAIN), while another channel to
+ * the same container is served; once it reads, every request is answered.
+ */
+static void test_slow_reader(struct runner_container *v)
+{
+    int x = open_channel(v), y = open_channel(v), sent = 0, answered = 0, bad = 0, stuck = 0;
+    unsigned char *seen = xcalloc(RUNNER_AGENT_MAX_REQUESTS, 1);
+    int sock, e, r;
+    struct timespec t0;
+    uint64_t id;
+
+    /* Full: EAGAIN, still after the agent had time to read (it would, if it did). */
+    while (x >= 0 && sent < RUNNER_AGENT_MAX_REQUESTS) {
+        r = runner_agent_request(x, (uint64_t)sent);
+        if (r == 0) {
+            sent++;
+            stuck = 0;
+            continue;
+        }
+        if (r != -EAGAIN || ++stuck > 3)
+            break;
+        usleep(100 * 1000);
+    }
+    r = y >= 0 ? ask(y, 1, 1000, &sock, &e) : -EBADF;
+    t_ok(stuck > 3 && r == 1 && e == 0,
+         "a channel whose reader does not read fills (EAGAIN after %d requests), while another "
+         "channel to the container is served", sent);
+    if (sock >= 0)
+        (void)close(sock);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (x >= 0 && answered + bad < sent && ms_since(&t0) < 10000) {
+        r = wait_reply(x, 1000, &id, &sock, &e);
+        if (r == 1 && id < (uint64_t)sent && !seen[id] && e == 0)
+            seen[id] = 1, answered++;
+        else
+            bad++;
+        if (r == 1 && sock >= 0)
+            (void)close(sock);
+    }
+    t_ok(sent > 0 && answered == sent && bad == 0,
+         "once it reads, each of its %d requests is answered once, with a socket (%d bad)",
+         answered, bad);
+    free(seen);
+    if (x >= 0)
+        (void)close(x);
+    if (y >= 0)
+        (void)close(y);
+}
+
+/*
+ * A reader with no room for the reply's socket (a child at its fd limit)
+ * still gets the reply, with EMFILE, so the request is not left unanswered.
+ */
+static void test_no_room(struct runner_container *v)
+{
+    int ch = open_channel(v), status = -1;
+    pid_t pid;
+
+    if (ch < 0) {
+        t_ok(false, "open a channel for the fd limit test");
+        return;
+    }
+    pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = { 64, 64 };
+        int sock = -1, e = -1, r;
+
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            _exit(2);
+        while (dup(ch) >= 0)
+            ;
+        r = ask(ch, 77, 2000, &sock, &e);
+        _exit(r == 1 && e == EMFILE && sock < 0 ? 0 : 1);
+    }
+    (void)waitpid(pid, &status, 0);
+    t_ok(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+         "a reader at its fd limit gets the reply with EMFILE instead of the socket (status 0x%x)",
+         (unsigned)status);
+    (void)close(ch);
+}
+
+/* Past RUNNER_AGENT_MAX_CHANNELS a channel reads end of file; one closed, a new one works. */
+static void test_channel_cap(struct runner_container *v)
+{
+    enum { N = RUNNER_AGENT_MAX_CHANNELS + 4 };
+    int ch[N], answered = 0, ended = 0, sock, e, r;
+    uint64_t id;
+
+    /* Let the init see the earlier tests' channels close. */
+    usleep(50 * 1000);
+    for (int i = 0; i < N; i++) {
+        ch[i] = open_channel(v);
+        if (ch[i] >= 0 && send_request(ch[i], (uint64_t)i) < 0)
+            ended++;
+    }
+    for (int i = 0; i < N; i++) {
+        r = ch[i] >= 0 ? wait_reply(ch[i], 3000, &id, &sock, &e) : -EBADF;
+        answered += r == 1 && id == (uint64_t)i && e == 0;
+        ended += r == 0;
+        if (r != 0 && !(r == 1 && id == (uint64_t)i && e == 0))
+            fprintf(stderr, "# channel %d: %d, errno %d\n", i, r, r == 1 ? e : 0);
+        if (r == 1 && sock >= 0)
+            (void)close(sock);
+    }
+    /* runner_connect()'s own channel (wait_listening) is the one more. */
+    t_ok(answered == RUNNER_AGENT_MAX_CHANNELS - 1 && ended == 5,
+         "%d channels open at once: %d served, %d end at once (the cap is %d, runner_connect's "
+         "channel included)", N, answered, ended, RUNNER_AGENT_MAX_CHANNELS);
+    for (int i = 0; i < N; i++)
+        if (ch[i] >= 0)
+            (void)close(ch[i]);
+    {
+        int c2 = open_channel(v);
+
+        r = c2 >= 0 ? ask(c2, 7, 3000, &sock, &e) : -EBADF;
+        t_ok(r == 1 && e == 0, "once channels are closed a new one is served again");
+        if (sock >= 0)
+            (void)close(sock);
+        if (c2 >= 0)
+            (void)close(c2);
+    }
+}
+
+static void test_refused(struct runner *rn)
+{
+    const char *argv[] = { "/bin/busybox", "sleep", "60", NULL };
+    struct runner_container *c = spawn_app(rn, "agent-refused", argv);
+    struct timespec t0;
+    int ch, sock = -1, e = -1, r = -1;
+    double ms;
+
+    if (!c)
+        return;
+    ch = open_channel(c);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (ch >= 0)
+        r = ask(ch, 42, 2000, &sock, &e);
+    ms = ms_since(&t0);
+    t_ok(r == 1 && e == ECONNREFUSED && sock < 0 && ms < 100,
+         "where nothing listens the reply is ECONNREFUSED, in %.3f ms", ms);
+    if (ch >= 0)
+        (void)close(ch);
+    stop_app(c);
+}
+
+/*
+ * RUNNER_AGENT_MAX_REQUESTS requests to a stalled app are held, the rest get
+ * EAGAIN at once; closing the channel ends all of its connects in the
+ * container's network namespace.
+ */
+static void test_connect_cap(struct runner_container *s)
+{
+    pid_t app = child_of(runner_container_pid(s), NULL);
+    int ch = open_channel(s), again = 0, other = 0, before, after = -1, sock, e;
+    const int n = RUNNER_AGENT_MAX_REQUESTS + 6;
+    struct timespec t0;
+    uint64_t id;
+
+    for (int i = 0; ch >= 0 && i < n; i++)
+        if (send_request(ch, (uint64_t)i) < 0)
+            other++;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (ms_since(&t0) < 500) {
+        int r = wait_reply(ch, 50, &id, &sock, &e);
+
+        if (r == 1 && e == EAGAIN && id >= RUNNER_AGENT_MAX_REQUESTS)
+            again++;
+        else if (r != -ETIMEDOUT)
+            other++;
+        if (r == 1 && sock >= 0)
+            (void)close(sock);
+    }
+    /* Waiting connects are dialled again on new sockets now and then: the most seen in a few looks. */
+    before = syn_sent(app);
+    for (int i = 0; i < 5 && before >= 0; i++) {
+        int n_now;
+
+        usleep(20 * 1000);
+        n_now = syn_sent(app);
+        before = n_now > before ? n_now : before;
+    }
+    t_ok(again == 6 && other == 0,
+         "%d requests to a stalled app: the %d past the cap of %d get EAGAIN at once, the rest "
+         "wait (%d unexpected)", n, again, RUNNER_AGENT_MAX_REQUESTS, other);
+    if (ch >= 0)
+        (void)close(ch);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (before >= 0 && ms_since(&t0) < 2000 && (after = syn_sent(app)) > 0)
+        usleep(10 * 1000);
+    if (before < 0)
+        t_skip_or_fail("/proc/<app>/net/tcp is unreadable: cannot count the init's connects");
+    else
+        t_ok(before == RUNNER_AGENT_MAX_REQUESTS && after == 0,
+             "closing the channel ends its connects: %d in SYN_SENT in the container, %d after "
+             "(the init's own /proc/<pid>/fd is closed to berth: it is not dumpable)", before, after);
+}
+
+/* runner_connect() in a thread, timed. */
+struct blocked {
+    struct runner_container *c;
+    pid_t stop;          /* SIGSTOP this first (the init), or 0 */
+    int r;
+    double ms;
+};
+
+static void *connect_blocked(void *arg)
+{
+    struct blocked *b = arg;
+    struct berth_error *err = NULL;
+    struct timespec t0;
+    int fd;
+
+    /* Stopped before the request goes, or the init could still answer it. */
+    if (b->stop && (kill(b->stop, SIGSTOP) < 0 || !wait_stopped(b->stop))) {
+        b->r = -ESRCH;
+        return NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    b->r = runner_connect(b->c, &fd, &err);
+    b->ms = ms_since(&t0);
+    if (b->r == 0)
+        (void)close(fd);
+    berth_error_release(&err);
+    return NULL;
+}
+
+struct stall_run {
+    int a, b, c;                 /* channels: two to the stalled app, one to the idle one */
+    struct timespec t0;          /* when the 8 requests on a went */
+    double a_ms[8], b_ms, c_ms[400];
+    int a_n, a_timedout, b_e, c_n, c_good, other;
+};
+
+/* One reply on the stalled app's channels, sorted into st. */
+static void stall_reply(struct stall_run *st, int ch, double b_sent)
+{
+    uint64_t id;
+    int sock, e;
+
+    while (runner_agent_reply(ch, &id, &sock, &e) == 1) {
+        if (sock >= 0)
+            (void)close(sock);
+        if (ch == st->a && id < 8 && st->a_n < 8) {
+            st->a_ms[st->a_n++] = ms_since(&st->t0);
+            st->a_timedout += e == ETIMEDOUT;
+        } else if (ch == st->b && id == 100) {
+            st->b_ms = ms_since(&st->t0) - b_sent;
+            st->b_e = e;
+        } else {
+            st->other++;
+        }
+    }
+}
+
+/*
+ * For up to 8 s: 8 requests on a and, 1 s later, one on b, all to the
+ * stalled app; meanwhile request after request to the idle app on c.
+ */
+static void stall_loop(struct stall_run *st)
+{
+    double b_sent = -1, next_c = 0;
+    bool c_waiting = false;
+    struct timespec c_t0;
+
+    st->b_e = -1;
+    clock_gettime(CLOCK_MONOTONIC, &st->t0);
+    for (uint64_t i = 0; i < 8; i++)
+        if (send_request(st->a, i) < 0)
+            st->other++;
+    while (ms_since(&st->t0) < 8000 && (st->a_n < 8 || st->b_e < 0)) {
+        struct pollfd p[3] = {
+            { .fd = st->a, .events = POLLIN }, { .fd = st->b, .events = POLLIN },
+            { .fd = st->c, .events = POLLIN },
+        };
+        uint64_t id;
+        int sock, e;
+
+        if (b_sent < 0 && ms_since(&st->t0) >= 1000) {
+            b_sent = ms_since(&st->t0);
+            if (send_request(st->b, 100) < 0)
+                st->other++;
+        }
+        if (!c_waiting && st->c_n < 400 && ms_since(&st->t0) >= next_c) {
+            clock_gettime(CLOCK_MONOTONIC, &c_t0);
+            c_waiting = send_request(st->c, (uint64_t)st->c_n) == 0;
+        }
+        (void)poll(p, 3, 5);
+        stall_reply(st, st->a, b_sent);
+        stall_reply(st, st->b, b_sent);
+        if (c_waiting && runner_agent_reply(st->c, &id, &sock, &e) == 1) {
+            st->c_ms[st->c_n] = ms_since(&c_t0);
+            st->c_good += id == (uint64_t)st->c_n && e == 0 && conn_number(sock) > 0;
+            st->c_n++;
+            c_waiting = false;
+            next_c = ms_since(&st->t0) + 20;
+        }
+    }
+}
+
+static void stall_report(struct stall_run *st)
+{
+    double min_a = 1e9, max_a = 0, median, max;
+
+    for (int i = 0; i < st->a_n; i++) {
+        min_a = st->a_ms[i] < min_a ? st->a_ms[i] : min_a;
+        max_a = st->a_ms[i] > max_a ? st->a_ms[i] : max_a;
+    }
+    stats(st->c_ms, st->c_n, &median, &max);
+    printf("# stalled app: ETIMEDOUT after %.0f..%.0f ms; its other channel after %.0f ms\n",
+           min_a, max_a, st->b_ms);
+    printf("# meanwhile, another container: median %.3f ms, max %.3f ms (%d requests)\n",
+           median, max, st->c_n);
+    t_ok(st->a_n == 8 && st->a_timedout == 8 && min_a >= RUNNER_AGENT_CONNECT_TIMEOUT_MS - 100 &&
+         max_a < RUNNER_AGENT_CONNECT_TIMEOUT_MS + 1000 && st->other == 0,
+         "8 requests to an app that never accepts: %d answered ETIMEDOUT after %.0f..%.0f ms",
+         st->a_timedout, min_a, max_a);
+    t_ok(st->b_e == ETIMEDOUT && st->b_ms >= RUNNER_AGENT_CONNECT_TIMEOUT_MS - 100 &&
+         st->b_ms < RUNNER_AGENT_CONNECT_TIMEOUT_MS + 1000,
+         "a request on another channel to the stalled app, sent 1 s later, times out on its own "
+         "clock (%.0f ms after it was sent)", st->b_ms);
+    t_ok(st->c_n >= 20 && st->c_good == st->c_n && max < 100,
+         "meanwhile %d requests to another container are answered with sockets, each within "
+         "100 ms (median %.3f ms, max %.3f ms)", st->c_n, median, max);
+}
+
+/*
+ * After the timeouts, on the same channel: x stalls (the accept queue is
+ * still full, so its SYN is dropped), SIGUSR1 reaches the app through the
+ * init while x is in progress and the app starts accepting; x is answered
+ * soon after, well before the kernel would send its SYN again (one second),
+ * because the agent dials again on its own; y, sent after, follows.
+ */
+static void test_unstall(struct runner_container *s, int a)
+{
+    uint64_t first = 0, second = 0;
+    int s1 = -1, s2 = -1, e1 = -1, e2 = -1, r1, r2 = -1;
+    struct timespec t0;
+    double x_ms = -1;
+    long n1, n2;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    (void)send_request(a, 200);
+    usleep(50 * 1000);
+    (void)kill(runner_container_pid(s), SIGUSR1);
+    r1 = wait_reply(a, 3000, &first, &s1, &e1);
+    if (r1 == 1) {
+        x_ms = ms_since(&t0);
+        (void)send_request(a, 201);
+        r2 = wait_reply(a, 3000, &second, &s2, &e2);
+    }
+    n1 = conn_number(s1);
+    n2 = conn_number(s2);
+    t_ok(r1 == 1 && r2 == 1 && first == 200 && second == 201 && e1 == 0 && e2 == 0 && n1 > 0 &&
+         n2 > 0,
+         "after its timeouts the channel still works: %llu then %llu (errno %d, %d)",
+         (unsigned long long)first, (unsigned long long)second, e1, e2);
+    t_ok(x_ms >= 0 && x_ms < 700,
+         "a connect whose SYN the full accept queue dropped is answered %.0f ms after it was asked, "
+         "%.0f ms after the app accepts again (the kernel's own retry comes after 1000 ms)", x_ms,
+         x_ms - 50);
+}
+
+static void test_stall(struct runner *rn, struct runner_container *v)
+{
+    struct runner_container *s = spawn_helper(rn, "agent-stall", "stall");
+    struct runner_container *f = spawn_helper(rn, "agent-frozen", "serve");
+    struct stall_run st = { .a = -1, .b = -1, .c = -1 };
+    struct blocked bs = { .c = s }, bf = { .c = f };
+    struct berth_error *err = NULL;
+    long before = -1, after = -1;
+    pthread_t ts, tf;
+    int fd;
+
+    if (!s || !f)
+        goto out;
+    t_ok(wait_listening(s, false) == 0, "the stalling app listens; its accept queue is now full");
+    before = wait_listening(f, true);
+    test_connect_cap(s);
+    st.a = open_channel(s);
+    st.b = open_channel(s);
+    st.c = open_channel(v);
+    bf.stop = runner_container_pid(f);
+    (void)pthread_create(&ts, NULL, connect_blocked, &bs);
+    (void)pthread_create(&tf, NULL, connect_blocked, &bf);
+    stall_loop(&st);
+    stall_report(&st);
+    (void)pthread_join(ts, NULL);
+    (void)pthread_join(tf, NULL);
+    t_ok(bs.r == -ETIMEDOUT && bs.ms >= RUNNER_AGENT_CONNECT_TIMEOUT_MS - 100,
+         "runner_connect() to the stalled app fails ETIMEDOUT after %.0f ms", bs.ms);
+    test_unstall(s, st.a);
+    t_ok(runner_connect(s, &fd, &err) == 0 && conn_number(fd) > 0,
+         "runner_connect() works right after its timed-out request, once the app accepts");
+    berth_error_release(&err);
+    (void)kill(runner_container_pid(f), SIGCONT);
+    if (runner_connect(f, &fd, &err) == 0)
+        after = conn_number(fd);
+    berth_error_release(&err);
+    t_ok(bf.r == -ETIMEDOUT && after == before + 2,
+         "runner_connect() gives up on a stopped init after %.0f ms; once it runs again, the "
+         "next call skips the late answer (connection %ld after %ld)", bf.ms, after, before);
+out:
+    for (int i = 0; i < 3; i++) {
+        int *chp = i == 0 ? &st.a : i == 1 ? &st.b : &st.c;
+
+        if (*chp >= 0)
+            (void)close(*chp);
+    }
+    stop_app(s);
+    stop_app(f);
+}
+
+/*
+ * A channel whose container exited reads end of file, also with a request
+ * the init never read (the init is stopped when it goes, then killed); no
+ * new channel opens.
+ */
+static void test_exit(struct runner_container *v)
+{
+    struct berth_error *err = NULL;
+    int ch = open_channel(v), ch2 = open_channel(v), fd = -1, sock = -1, e, r = -1, r1 = -1, r2, r3;
+    pid_t init = runner_container_pid(v);
+    uint64_t id;
+
+    /* Both channels in the init before it stops. */
+    if (ch2 >= 0)
+        (void)ask(ch2, 1, 2000, &sock, &e);
+    if (sock >= 0)
+        (void)close(sock);
+    if (kill(init, SIGSTOP) == 0 && wait_stopped(init) && ch2 >= 0)
+        (void)send_request(ch2, 2);
+    (void)runner_stop(v, 0, &err);
+    berth_error_release(&err);
+    if (ch >= 0)
+        r = wait_reply(ch, 2000, &id, &sock, &e);
+    if (ch2 >= 0)
+        r1 = wait_reply(ch2, 2000, &id, &sock, &e);
+    t_ok(r == 0 && r1 == 0, "a channel read after its container exited gives end of file, also "
+         "one with an unread request (%d, %d)", r, r1);
+    if (ch2 >= 0)
+        (void)close(ch2);
+    r2 = ch >= 0 ? runner_agent_request(ch, 1) : -EBADF;
+    t_ok(r2 == -EPIPE || r2 == -ECONNRESET, "a request on it fails with EPIPE (%d)", r2);
+    r3 = runner_agent_open(v, &fd, &err);
+    t_ok(r3 == -ECONNREFUSED, "runner_agent_open on an exited container: ECONNREFUSED (%s)",
+         berth_error_msg(&err));
+    berth_error_release(&err);
+    if (r3 == 0)
+        (void)close(fd);
+    if (ch >= 0)
+        (void)close(ch);
+}
+
+void test_agent_channels(struct runner *rn)
+{
+    struct runner_container *v;
+
+    test_httpd(rn);
+    test_refused(rn);
+    v = spawn_helper(rn, "agent-serve", "serve");
+    if (!v)
+        return;
+    t_ok(wait_listening(v, true) > 0, "runner_connect reaches the helper app");
+    test_idle_latency(v);
+    test_in_flight(v);
+    test_slow_reader(v);
+    test_no_room(v);
+    test_channel_cap(v);
+    test_stall(rn, v);
+    test_exit(v);
+    runner_container_free(v);
+}
