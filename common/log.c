@@ -24,6 +24,16 @@ void log_setup(const char *component, enum log_level level)
     log_max_level = level;
 }
 
+bool log_enabled(enum log_level level)
+{
+    return level <= log_max_level;
+}
+
+const char *log_component_name(void)
+{
+    return log_component;
+}
+
 void log_timestamp(char *buf, unsigned long size)
 {
     struct timeval tv;

@@ -9,6 +9,8 @@
 #ifndef BERTH_LOG_H
 #define BERTH_LOG_H
 
+#include <stdbool.h>
+
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 /*
@@ -22,6 +24,10 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_warn(...) log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+/* For callers that format their own lines (the router's access log): whether `level` is logged, and the component. */
+bool log_enabled(enum log_level level);
+const char *log_component_name(void);
 
 /* Formats `now` as RFC 5424 with microseconds into buf (at least 40 bytes). */
 void log_timestamp(char *buf, unsigned long size);

@@ -9,6 +9,8 @@
  *   PATCH  /apps/<app>/build          {"dir", "memory", "disk", "timeout"}: `berth builds:set`
  *   PATCH  /apps/<app>/net            {"outbound": bool}: `berth net:set`, restarts the app
  *   GET    /apps/<app>/config         PATCH {"K": "v", "K2": null}: `berth config:set/unset`
+ *   /apps/<app>/domains, /certs, /router: custom domains, certificates and router
+ *                                     settings, in api-domains.c
  *
  * Settings live in app.json and are checked here, before they are stored,
  * with the same rules the build applies, so a bad value is refused when it
@@ -39,8 +41,7 @@ static bool is_admin(const char *tenant)
     return strcmp(tenant, MODEL_ADMIN_TENANT) == 0;
 }
 
-/* The body as a JSON object, or an answer (413, 400) already queued in *ret_answer. */
-static json_t *body_object(const struct api_call *call, enum MHD_Result *ret_answer)
+json_t *api_body_object(const struct api_call *call, enum MHD_Result *ret_answer)
 {
     json_t *doc;
 
@@ -76,6 +77,10 @@ static json_t *app_summary(struct server *s, const char *name)
         json_object_set_new(doc, "net", json_pack("{s:b}", "outbound",
                                                   json_is_true(json_object_get(json_object_get(record, "net"),
                                                                                "outbound"))));
+        json_object_set_new(doc, "domains", (v = json_object_get(record, "domains"))
+                                                ? json_incref(v) : json_array());
+        json_object_set_new(doc, "router", (v = json_object_get(record, "router"))
+                                               ? json_incref(v) : json_object());
     }
     return doc;
 }
@@ -115,7 +120,7 @@ static enum MHD_Result create_app(const struct api_call *call)
     enum MHD_Result answer;
     const char *name;
 
-    if (!(doc = body_object(call, &answer)))
+    if (!(doc = api_body_object(call, &answer)))
         return answer;
     name = json_get_str(doc, "name");
     if (!name)
@@ -127,6 +132,9 @@ static enum MHD_Result create_app(const struct api_call *call)
     if (receiver_repo_init(repo, &err) < 0)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
     log_info("tenant '%s' created app '%s'", call->tenant, name);
+    /* It answers at once: 503 H81 ("nothing deployed yet") until its first release. */
+    if (server_publish_routes(s, &err) < 0)
+        log_warn("routes after creating '%s': %s", name, berth_error_msg(&err));
     return api_respond_json(call->conn, 201, app_summary(s, name));
 }
 
@@ -135,28 +143,36 @@ static enum MHD_Result create_app(const struct api_call *call)
 typedef int (*settings_fn)(const struct api_call *call, json_t *record, const json_t *body,
                            struct berth_error **err);
 
+/* What a failed check answers: 403 for EPERM, 409 for a conflict, 404, 400; 500 for the rest. */
+static unsigned change_status(int r)
+{
+    switch (-r) {
+    case EPERM: return 403;
+    case ENOTSUP: case EEXIST: return 409;
+    case ENOENT: return 404;
+    case EINVAL: case E2BIG: case ERANGE: return 400;
+    default: return 500;
+    }
+}
+
 /*
- * Read app.json, let `change` check the body and apply it, write app.json:
- * under the records lock, so two changes never lose one another. A check
- * that fails answers 400 (403 for EPERM) and stores nothing.
+ * Read app.json, let `change` check and apply what it was given, write
+ * app.json: under the records lock, so two changes never lose one another.
+ * A check that fails answers with change_status() and stores nothing.
  */
-static enum MHD_Result update_settings(const struct api_call *call, const char *app, settings_fn change,
-                                       json_t **ret_record)
+enum MHD_Result api_change_record(const struct api_call *call, const char *app, api_record_fn change, void *cls,
+                                  json_t **ret_record)
 {
     struct server *s = call->server;
     _cleanup_error_ struct berth_error *err = NULL;
-    _cleanup_json_ json_t *body = NULL, *record = NULL;
-    enum MHD_Result answer;
+    _cleanup_json_ json_t *record = NULL;
     int r;
 
-    if (!(body = body_object(call, &answer)))
-        return answer;
     pthread_mutex_lock(&s->records_lock);
     r = model_app_load(&s->model, app, &record, &err);
-    if (r == 0 && (r = change(call, record, body, &err)) < 0) {
+    if (r == 0 && (r = change(call, record, cls, &err)) < 0) {
         pthread_mutex_unlock(&s->records_lock);
-        return api_respond_error(call->conn, r == -EPERM ? 403 : r == -ENOTSUP ? 409 : 400,
-                                 berth_error_msg(&err));
+        return api_respond_error(call->conn, change_status(r), berth_error_msg(&err));
     }
     if (r == 0)
         r = model_app_save(&s->model, app, record, &err);
@@ -165,6 +181,32 @@ static enum MHD_Result update_settings(const struct api_call *call, const char *
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
     *ret_record = TAKE_PTR(record);
     return MHD_YES;
+}
+
+struct settings_change {
+    settings_fn fn;
+    const json_t *body;
+};
+
+static int apply_settings(const struct api_call *call, json_t *record, void *cls, struct berth_error **err)
+{
+    const struct settings_change *ch = cls;
+
+    return ch->fn(call, record, ch->body, err);
+}
+
+/* api_change_record() with the request's body handed to `change`. */
+static enum MHD_Result update_settings(const struct api_call *call, const char *app, settings_fn change,
+                                       json_t **ret_record)
+{
+    _cleanup_json_ json_t *body = NULL;
+    struct settings_change ch = { .fn = change };
+    enum MHD_Result answer;
+
+    if (!(body = api_body_object(call, &answer)))
+        return answer;
+    ch.body = body;
+    return api_change_record(call, app, apply_settings, &ch, ret_record);
 }
 
 static int change_buildpacks(const struct api_call *call, json_t *record, const json_t *body,
@@ -397,7 +439,7 @@ static enum MHD_Result config(const struct api_call *call, const char *app)
         return api_respond_json(call->conn, 200, json_pack("{s:O}", "config", current));
     if (strcmp(call->method, "PATCH") != 0)
         return api_respond_error(call->conn, 405, "use GET or PATCH");
-    if (!(body = body_object(call, &answer)))
+    if (!(body = api_body_object(call, &answer)))
         return answer;
     next = json_deep_copy(current);
     if (apply_config(next, body, &set, &unset, &err) < 0)
@@ -437,5 +479,11 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         return settings(call, app, sub + 1);
     if (sub && strcmp(sub, "/config") == 0)
         return config(call, app);
+    if (sub && strncmp(sub, "/domains", 8) == 0 && (sub[8] == '\0' || sub[8] == '/'))
+        return api_domains_handle(call, app, sub + 8);
+    if (sub && strncmp(sub, "/certs", 6) == 0 && (sub[6] == '\0' || sub[6] == '/'))
+        return api_certs_handle(call, app, sub + 6);
+    if (sub && strcmp(sub, "/router") == 0)
+        return api_router_handle(call, app);
     return api_respond_error(call->conn, 404, "no such endpoint");
 }

@@ -2,7 +2,9 @@
 /*
  * control-internal: what the control API's daemon (api.c: connections,
  * authentication, the git endpoint) shares with its resource handlers
- * (api-apps.c: /apps and everything below it): how an answer is sent.
+ * (api-apps.c: /apps and the app's settings; api-domains.c: its domains,
+ * certificates and router settings): how an answer is sent, and how a
+ * change to an app's record is made under the records lock.
  */
 #ifndef BERTH_CONTROL_API_INTERNAL_H
 #define BERTH_CONTROL_API_INTERNAL_H
@@ -33,9 +35,33 @@ enum MHD_Result api_respond_json(struct MHD_Connection *c, unsigned status, json
 /* {"error": msg} */
 enum MHD_Result api_respond_error(struct MHD_Connection *c, unsigned status, const char *msg);
 
+/* The body as a JSON object, or NULL with an answer (413, 400) already queued in *ret_answer. */
+json_t *api_body_object(const struct api_call *call, enum MHD_Result *ret_answer);
+
+/* Checks and applies a change to an app's record (app.json); `cls` is the change's own. */
+typedef int (*api_record_fn)(const struct api_call *call, json_t *record, void *cls, struct berth_error **err);
+/*
+ * Loads app.json, runs `change` on it and saves it, all under the server's
+ * records lock (so `change` may scan other apps' records and be sure what
+ * it saw still holds when it writes). On success *ret_record is the saved
+ * record and nothing is answered yet; on failure the answer is queued
+ * (-EPERM 403, -ENOTSUP and -EEXIST 409, -ENOENT 404, -EINVAL, -E2BIG and
+ * -ERANGE 400, anything else 500) and *ret_record stays NULL.
+ */
+enum MHD_Result api_change_record(const struct api_call *call, const char *app, api_record_fn change, void *cls,
+                                  json_t **ret_record);
+
 /* Whether `app` exists and belongs to `tenant` (another tenant's app answers like a missing one). */
 bool api_app_owned_by(struct server *s, const char *app, const char *tenant);
 /* The /apps resources; answers 404 for anything it does not know. */
 enum MHD_Result api_apps_handle(const struct api_call *call);
+
+/* api-domains.c, for an app the caller checked the tenant owns: */
+/* /apps/<app>/domains[/<name>]; `rest` is "" or "/<name>". */
+enum MHD_Result api_domains_handle(const struct api_call *call, const char *app, const char *rest);
+/* /apps/<app>/certs[/<id>]; `rest` is "" or "/<id>". */
+enum MHD_Result api_certs_handle(const struct api_call *call, const char *app, const char *rest);
+/* /apps/<app>/router */
+enum MHD_Result api_router_handle(const struct api_call *call, const char *app);
 
 #endif

@@ -3,8 +3,9 @@
  * control-internal: what the `berth` client commands share. cli.c holds
  * the transport (libcurl to the control API) and the command table;
  * cli-settings.c the commands that read and change an app's settings and
- * config. Each command takes its own arguments (after the command name)
- * and returns the process exit code.
+ * config; cli-domains.c its domains, certificates and router settings.
+ * Each command takes its own arguments (after the command name) and
+ * returns the process exit code.
  */
 #ifndef BERTH_CONTROL_CLI_INTERNAL_H
 #define BERTH_CONTROL_CLI_INTERNAL_H
@@ -19,6 +20,13 @@
 int cli_api(const char *method, const char *path, const json_t *body, long *ret_status, json_t **ret_doc);
 /* Says the API's error on stderr; returns 1. */
 int cli_fail(long status, const json_t *doc);
+/*
+ * One request on /apps/<app><sub>: *ret_doc on a 2xx answer; otherwise the
+ * error is said on stderr and -1 returned.
+ */
+int cli_app_request(const char *method, const char *app, const char *sub, const json_t *body, json_t **ret_doc);
+/* "key=value" arguments into body[key]; an empty value is null (back to the default). -1 (said) if malformed. */
+int cli_add_pairs(json_t *body, int argc, char **argv, const char *usage);
 
 int cli_buildpacks(int argc, char **argv);
 int cli_buildpacks_set(int argc, char **argv);
@@ -30,5 +38,14 @@ int cli_config(int argc, char **argv);
 int cli_config_get(int argc, char **argv);
 int cli_config_set(int argc, char **argv);
 int cli_config_unset(int argc, char **argv);
+/* cli-domains.c */
+int cli_domains(int argc, char **argv);
+int cli_domains_add(int argc, char **argv);
+int cli_domains_remove(int argc, char **argv);
+int cli_certs(int argc, char **argv);
+int cli_certs_add(int argc, char **argv);
+int cli_certs_remove(int argc, char **argv);
+int cli_router(int argc, char **argv);
+int cli_router_set(int argc, char **argv);
 
 #endif

@@ -16,9 +16,7 @@
 #include "common/xalloc.h"
 #include "control/cli-internal.h"
 
-/* One request on /apps/<app><sub>; *ret_doc on a 200 answer, else the error is said. */
-static int app_request(const char *method, const char *app, const char *sub, const json_t *body,
-                       json_t **ret_doc)
+int cli_app_request(const char *method, const char *app, const char *sub, const json_t *body, json_t **ret_doc)
 {
     _cleanup_free_ char *path = xasprintf("/apps/%s%s", app, sub);
     json_t *doc = NULL;
@@ -26,7 +24,7 @@ static int app_request(const char *method, const char *app, const char *sub, con
 
     if (cli_api(method, path, body, &status, &doc) < 0)
         return -1;
-    if (status != 200) {
+    if (status < 200 || status > 299) {
         cli_fail(status, doc);
         json_decref(doc);
         return -1;
@@ -55,7 +53,7 @@ int cli_buildpacks(int argc, char **argv)
     _cleanup_json_ json_t *doc = NULL;
 
     (void)argc;
-    if (app_request("GET", argv[0], "/buildpacks", NULL, &doc) < 0)
+    if (cli_app_request("GET", argv[0], "/buildpacks", NULL, &doc) < 0)
         return 1;
     print_buildpacks(argv[0], json_object_get(doc, "buildpacks"));
     return 0;
@@ -68,7 +66,7 @@ int cli_buildpacks_set(int argc, char **argv)
 
     for (int i = 1; i < argc; i++)
         json_array_append_new(list, json_string(argv[i]));
-    if (app_request("PUT", argv[0], "/buildpacks", body, &doc) < 0)
+    if (cli_app_request("PUT", argv[0], "/buildpacks", body, &doc) < 0)
         return 1;
     printf("Buildpacks set. The next release of %s will use them.\n", argv[0]);
     print_buildpacks(argv[0], json_object_get(doc, "buildpacks"));
@@ -80,14 +78,13 @@ int cli_buildpacks_clear(int argc, char **argv)
     _cleanup_json_ json_t *body = json_pack("{s:[]}", "buildpacks"), *doc = NULL;
 
     (void)argc;
-    if (app_request("PUT", argv[0], "/buildpacks", body, &doc) < 0)
+    if (cli_app_request("PUT", argv[0], "/buildpacks", body, &doc) < 0)
         return 1;
     printf("Buildpacks cleared. The next release of %s will detect its buildpack.\n", argv[0]);
     return 0;
 }
 
-/* "key=value" into body[key]; an empty value is null (back to the default). */
-static int add_pairs(json_t *body, int argc, char **argv, const char *usage)
+int cli_add_pairs(json_t *body, int argc, char **argv, const char *usage)
 {
     for (int i = 0; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
@@ -109,9 +106,9 @@ int cli_builds_set(int argc, char **argv)
     const char *key;
     json_t *v;
 
-    if (add_pairs(body, argc - 1, argv + 1, "builds:set APP dir=PATH|memory=SIZE|disk=SIZE|timeout=DURATION...") < 0)
+    if (cli_add_pairs(body, argc - 1, argv + 1, "builds:set APP dir=PATH|memory=SIZE|disk=SIZE|timeout=DURATION...") < 0)
         return 2;
-    if (app_request("PATCH", argv[0], "/build", body, &doc) < 0)
+    if (cli_app_request("PATCH", argv[0], "/build", body, &doc) < 0)
         return 1;
     printf("=== %s Build settings\n", argv[0]);
     if (json_object_size(json_object_get(doc, "build")) == 0)
@@ -130,7 +127,7 @@ int cli_net(int argc, char **argv)
     _cleanup_json_ json_t *doc = NULL;
 
     (void)argc;
-    if (app_request("GET", argv[0], "", NULL, &doc) < 0)
+    if (cli_app_request("GET", argv[0], "", NULL, &doc) < 0)
         return 1;
     printf("outbound=%s\n",
            json_is_true(json_object_get(json_object_get(doc, "net"), "outbound")) ? "on" : "off");
@@ -153,7 +150,7 @@ int cli_net_set(int argc, char **argv)
     }
     printf("Setting outbound network of %s and restarting... ", argv[0]);
     fflush(stdout);
-    if (app_request("PATCH", argv[0], "/net", body, &doc) < 0) {
+    if (cli_app_request("PATCH", argv[0], "/net", body, &doc) < 0) {
         printf("failed\n");
         return 1;
     }
@@ -172,7 +169,7 @@ int cli_config(int argc, char **argv)
     json_t *v;
 
     (void)argc;
-    if (app_request("GET", argv[0], "/config", NULL, &doc) < 0)
+    if (cli_app_request("GET", argv[0], "/config", NULL, &doc) < 0)
         return 1;
     config = json_object_get(doc, "config");
     json_object_foreach((json_t *)config, key, v)
@@ -190,7 +187,7 @@ int cli_config_get(int argc, char **argv)
     const char *value;
 
     (void)argc;
-    if (app_request("GET", argv[0], "/config", NULL, &doc) < 0)
+    if (cli_app_request("GET", argv[0], "/config", NULL, &doc) < 0)
         return 1;
     value = json_get_str(json_object_get(doc, "config"), argv[1]);
     if (value)
@@ -210,7 +207,7 @@ static int config_change(const char *app, json_t *body, const char *verb)
         strbuf_addf(&names, "%s%s", names.len ? ", " : "", key);
     printf("%s %s and restarting %s... ", verb, names.buf, app);
     fflush(stdout);
-    if (app_request("PATCH", app, "/config", body, &doc) < 0) {
+    if (cli_app_request("PATCH", app, "/config", body, &doc) < 0) {
         printf("failed\n");
         return 1;
     }

@@ -174,6 +174,8 @@ static void print_settings(const json_t *doc)
     }
     printf("Outbound:    %s\n",
            json_is_true(json_object_get(json_object_get(doc, "net"), "outbound")) ? "on" : "off");
+    json_array_foreach(json_object_get(doc, "domains"), i, v)
+        printf("%s%s\n", i ? "             " : "Domains:     ", json_string_value(v));
 }
 
 static int apps_info(int argc, char **argv)
@@ -217,6 +219,15 @@ static const struct command {
     { "config:get", 2, 2, "config:get APP NAME", cli_config_get },
     { "config:set", 2, -1, "config:set APP NAME=VALUE...", cli_config_set },
     { "config:unset", 2, -1, "config:unset APP NAME...", cli_config_unset },
+    { "domains", 1, 2, "domains APP [--json]", cli_domains },
+    { "domains:add", 2, 2, "domains:add APP NAME", cli_domains_add },
+    { "domains:remove", 2, 2, "domains:remove APP NAME", cli_domains_remove },
+    { "certs", 1, 2, "certs APP [--json]", cli_certs },
+    { "certs:add", 3, 3, "certs:add APP CERT_FILE KEY_FILE", cli_certs_add },
+    { "certs:remove", 2, 2, "certs:remove APP ID", cli_certs_remove },
+    { "router", 1, 2, "router APP [--json]", cli_router },
+    { "router:set", 2, -1, "router:set APP timeout=SECONDS|connect_timeout=SECONDS|idle_timeout=SECONDS|"
+      "https_only=on|off...", cli_router_set },
 };
 
 int cli_run(const char *command, int argc, char **argv)

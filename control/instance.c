@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,11 +45,20 @@ struct instance {
     void *output_cls;
     pthread_t log_thread;
     bool log_thread_started;
-    /* Router threads hold a reference while they connect; freeing waits for them. */
+    /*
+     * The router holds a reference while a published route table or one of
+     * its channels names the instance; freeing waits for the last. The
+     * lock also guards `container` against a channel being opened while
+     * the instance stops.
+     */
     pthread_mutex_t ref_lock;
     pthread_cond_t ref_cond;
     unsigned refs;
+    bool stopping;                /* under ref_lock: no new channels */
+    uint64_t serial;              /* unique in this daemon's life */
 };
+
+static atomic_uint_fast64_t next_serial = 1;
 
 static void log_write_line(struct instance *in, const char *line, size_t len)
 {
@@ -317,6 +327,7 @@ static struct instance *instance_new(const struct instance_spec *spec)
     pthread_cond_init(&in->ref_cond, NULL);
     in->app = xstrdup(spec->app);
     in->dyno = xasprintf("%s.1", spec->process_type);
+    in->serial = atomic_fetch_add(&next_serial, 1);
     return in;
 }
 
@@ -368,17 +379,60 @@ const char *instance_dyno(const struct instance *in)
     return in->dyno;
 }
 
-int instance_connect(struct instance *in, int *ret_fd, struct berth_error **err)
+uint64_t instance_serial(const struct instance *in)
 {
-    return runner_connect(in->container, ret_fd, err);
+    return in->serial;
 }
+
+/* ---------------------------------------------------------------- the router's backend */
+
+static int backend_open_channel(void *backend, int *ret_fd)
+{
+    struct instance *in = backend;
+    _cleanup_error_ struct berth_error *err = NULL;
+    int r = -ECONNREFUSED;
+
+    pthread_mutex_lock(&in->ref_lock);
+    if (in->container && !in->stopping)
+        r = runner_agent_open(in->container, ret_fd, &err);
+    pthread_mutex_unlock(&in->ref_lock);
+    return r < 0 ? r : 0;
+}
+
+static const char *backend_name(void *backend)
+{
+    return instance_dyno(backend);
+}
+
+static void backend_hold(void *backend)
+{
+    instance_hold(backend);
+}
+
+static void backend_release(void *backend)
+{
+    instance_unhold(backend);
+}
+
+const struct router_backend_ops instance_backend_ops = {
+    .open_channel = backend_open_channel,
+    .request = runner_agent_request,
+    .reply = runner_agent_reply,
+    .name = backend_name,
+    .hold = backend_hold,
+    .release = backend_release,
+};
 
 void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms)
 {
     _cleanup_error_ struct berth_error *err = NULL;
+    struct runner_container *c;
 
     if (!in)
         return;
+    pthread_mutex_lock(&in->ref_lock);
+    in->stopping = true;
+    pthread_mutex_unlock(&in->ref_lock);
     if (in->container && runner_stop(in->container, grace_ms, &err) < 0)
         log_warn("stopping %s of '%s': %s", in->dyno, in->app, berth_error_msg(&err));
     berth_error_release(&err);
@@ -386,10 +440,12 @@ void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms)
         pthread_join(in->log_thread, NULL);
         in->log_thread_started = false;
     }
-    if (in->container) {
-        runner_container_free(in->container);
-        in->container = NULL;
-    }
+    pthread_mutex_lock(&in->ref_lock);
+    c = in->container;
+    in->container = NULL;
+    pthread_mutex_unlock(&in->ref_lock);
+    if (c)
+        runner_container_free(c);
     if (in->state_dir && access(in->state_dir, F_OK) == 0 && runner_remove_tree(s->runner, in->state_dir, in->uid_base, in->gid_base,
                                             TENANT_ID_SLICE, &err) < 0)
         log_warn("removing '%s': %s", in->state_dir, berth_error_msg(&err));

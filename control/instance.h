@@ -52,16 +52,21 @@ int instance_run_once(struct server *s, const struct instance_spec *spec, int ti
                       void (*output)(void *cls, const char *line), void *cls, int *ret_status,
                       struct berth_error **err);
 /*
- * Reference for a router thread that found the instance under server.lock
- * and connects after dropping the lock; stopping frees it only after the
- * last unhold.
+ * A reference the router holds while a route table or a channel names the
+ * instance (instance_backend_ops); instance_stop_and_free() frees it only
+ * after the last unhold.
  */
 void instance_hold(struct instance *in);
 void instance_unhold(struct instance *in);
-/* A connected socket to the instance's $PORT (router upstream). */
-int instance_connect(struct instance *in, int *ret_fd, struct berth_error **err);
+/*
+ * How the router reaches instances (router.h): channels to the container's
+ * port agent, opened under the instance's lock and refused once it stops.
+ */
+extern const struct router_backend_ops instance_backend_ops;
 /* Its name in Heroku's words: "web.1". */
 const char *instance_dyno(const struct instance *in);
+/* A number no other instance of this daemon's life has (the router keys connection pools by it). */
+uint64_t instance_serial(const struct instance *in);
 /* Stops (grace_ms before SIGKILL), removes its files and frees it. */
 void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms);
 /* Stops it in a background thread, so a deploy does not wait for the old release to drain. */

@@ -31,9 +31,10 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: berth <command> [options]\n\n"
             "Server:\n"
-            "  serve [--home DIR] [--http ADDR] [--control ADDR] [--domain NAME]\n"
+            "  serve [--home DIR] [--http ADDR] [--https ADDR] [--control ADDR] [--domain NAME]\n"
             "        [--user NAME] [--allow-no-limits]\n"
-            "                       run berth (router on 127.0.0.1:8080, API and git on 127.0.0.1:8081)\n"
+            "                       run berth (router on 127.0.0.1:8080, API and git on 127.0.0.1:8081;\n"
+            "                       --https adds the router's HTTPS listener, e.g. 0.0.0.0:443)\n"
             "  setup [--user NAME]  as root, once: create the berth user, its subordinate ids and cgroups,\n"
             "                       and make /dev/net/tun usable for outbound network\n\n"
             "Apps (talk to $BERTH_URL, default http://127.0.0.1:8081, with $BERTH_TOKEN or <home>/admin.token):\n"
@@ -47,7 +48,15 @@ static void usage(FILE *f)
             "  net APP, net:set APP outbound=on|off\n"
             "                       outbound network for the app's processes (off by default)\n"
             "  config APP, config:get APP NAME, config:set APP NAME=VALUE..., config:unset APP NAME...\n"
-            "                       config vars; each change is a new release\n\n"
+            "                       config vars; each change is a new release\n"
+            "  domains APP, domains:add APP NAME, domains:remove APP NAME\n"
+            "                       custom domains (www.example.com, *.example.com) besides APP.<domain>\n"
+            "  certs APP, certs:add APP CERT_FILE KEY_FILE, certs:remove APP ID\n"
+            "                       TLS certificates (PEM) for the app's domains, picked by SNI\n"
+            "  router APP, router:set APP timeout=S|connect_timeout=S|idle_timeout=S|https_only=on|off...\n"
+            "                       the router's timeouts for the app (30, 5, 55 s) and HTTP-to-HTTPS\n"
+            "                       redirects; an empty value goes back to the default\n"
+            "                       (domains, certs and router take --json)\n\n"
             "  version, help\n");
 }
 
@@ -67,6 +76,7 @@ static int cmd_serve(int argc, char **argv)
     static const struct option longopts[] = {
         { "home", required_argument, NULL, 'H' },
         { "http", required_argument, NULL, 'h' },
+        { "https", required_argument, NULL, 's' },
         { "control", required_argument, NULL, 'c' },
         { "domain", required_argument, NULL, 'd' },
         { "user", required_argument, NULL, 'u' },
@@ -89,6 +99,7 @@ static int cmd_serve(int argc, char **argv)
         switch (c) {
         case 'H': home = xstrdup(optarg); break;
         case 'h': opt.http_addr = optarg; break;
+        case 's': opt.https_addr = optarg; break;
         case 'c': opt.control_addr = optarg; break;
         case 'd': opt.domain = optarg; break;
         case 'u': user = optarg; break;

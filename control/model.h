@@ -7,7 +7,8 @@
  *   <home>/berth.json               server settings (first-start marker)
  *   <home>/admin.token              the admin token, mode 0600 (plain, for the CLI)
  *   <home>/tenants/<tenant>.json    tenant: id slice, token hashes
- *   <home>/apps/<app>/app.json      app: tenant, created_at, settings (buildpacks, build, net)
+ *   <home>/apps/<app>/app.json      app: tenant, created_at, settings (buildpacks, build, net),
+ *                                   domains, router settings (domains.h), certificate records (certs.h)
  *   <home>/apps/<app>/config.json   config vars
  *   <home>/apps/<app>/releases/N.json
  *   <home>/apps/<app>/repo.git      bare repository
@@ -17,6 +18,7 @@
  *   <home>/layers/stacks/host/      the host stack's skeleton layer
  *   <home>/cache/buildpacks/        git buildpacks, one bare repository per URL
  *   <home>/run/                     serve.json, instance and build dirs
+ *   <home>/certs/<app>/<id>.pem/.key the app's TLS certificates; certs/default.pem/.key (certs.h)
  *
  * The functions here only read and write records; the deploy pipeline and
  * the API decide when.

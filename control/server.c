@@ -51,33 +51,6 @@ struct app_runtime *server_app(struct server *s, const char *name)
     return rt;
 }
 
-int server_publish_routes(struct server *s, struct berth_error **err)
-{
-    size_t n = 0, i = 0;
-    struct app_runtime *rt;
-    struct router_route *routes;
-    int r;
-
-    pthread_mutex_lock(&s->lock);
-    for (rt = s->apps; rt; rt = rt->next)
-        n++;
-    routes = xcalloc(n, sizeof(*routes));
-    for (rt = s->apps; rt; rt = rt->next) {
-        if (!rt->web)
-            continue;
-        routes[i].host = xasprintf("%s.%s", rt->name, s->opt.domain);
-        routes[i].app = rt->name;
-        routes[i].generation = rt->generation;
-        i++;
-    }
-    pthread_mutex_unlock(&s->lock);
-    r = router_set_routes(s->router, routes, i, err);
-    for (size_t k = 0; k < i; k++)
-        free((char *)routes[k].host);
-    free(routes);
-    return r;
-}
-
 char *server_slug_dir(const struct server *s, const char *tenant, const char *slug)
 {
     char *dir = xasprintf("%s/%s/%s", s->layers_dir, tenant, slug);
@@ -131,39 +104,12 @@ int server_parse_addr(const char *addr, struct sockaddr_in *ret, struct berth_er
     return 0;
 }
 
-/* The router's upstream: a socket the app's container init connected for us. */
-static int connect_app(void *cls, const char *app, uint64_t generation, int *ret_fd,
-                       char ret_dyno[ROUTER_DYNO_MAX])
+/* BERTH_ROUTER_ACCESS_LOG=0 turns the router's line per request off (benchmarks, or a front that logs). */
+static bool router_log_off(void)
 {
-    struct server *s = cls;
-    _cleanup_error_ struct berth_error *err = NULL;
-    struct instance *in = NULL;
-    struct app_runtime *rt;
-    int r;
-    (void)generation;
+    const char *v = getenv("BERTH_ROUTER_ACCESS_LOG");
 
-    pthread_mutex_lock(&s->lock);
-    for (rt = s->apps; rt; rt = rt->next)
-        if (strcmp(rt->name, app) == 0)
-            break;
-    if (rt && rt->web) {
-        in = rt->web;
-        instance_hold(in);
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (!in)
-        return -ENOENT;
-    r = instance_connect(in, ret_fd, &err);
-    if (r >= 0) {
-        const char *name = instance_dyno(in);
-        size_t len = strlen(name);
-        if (len >= ROUTER_DYNO_MAX)
-            len = ROUTER_DYNO_MAX - 1;
-        memcpy(ret_dyno, name, len);
-        ret_dyno[len] = '\0';
-    }
-    instance_unhold(in);
-    return r;
+    return v && strcmp(v, "0") == 0;
 }
 
 /* Set by the signal handler, read by the main thread's wait loop. */
@@ -184,6 +130,9 @@ static int write_serve_file(struct server *s, struct berth_error **err)
                                            "domain", s->opt.domain, "http_port", (int)s->http_port,
                                            "control_port", (int)s->control_port);
 
+    /* Present only with --https, so a reader can tell "no listener" from port 0. */
+    if (doc && s->https_port)
+        json_object_set_new(doc, "https_port", json_integer(s->https_port));
     return json_store_save(path, doc, 0600, err);
 }
 
@@ -281,6 +230,7 @@ int server_run(const struct server_options *opt, struct berth_error **err)
 
     pthread_mutex_init(&s.lock, NULL);
     pthread_mutex_init(&s.records_lock, NULL);
+    pthread_mutex_init(&s.publish_lock, NULL);
     s.user = xstrdup(pw ? pw->pw_name : "berth");
     r = model_open(&s.model, opt->home, err);
     if (r < 0)
@@ -346,12 +296,18 @@ int server_run(const struct server_options *opt, struct berth_error **err)
         goto out;
 
     rc.listen_addr = opt->http_addr;
-    rc.connect = connect_app;
-    rc.connect_cls = &s;
+    rc.https_addr = opt->https_addr;
+    rc.backend_ops = &instance_backend_ops;
+    rc.no_access_log = router_log_off();
     r = router_start(&rc, &s.router, err);
     if (r < 0)
         goto out;
     s.http_port = router_port(s.router);
+    s.https_port = router_https_port(s.router);
+    /* Every app answers from the start: H81 before its first release, H14 until it boots. */
+    r = server_publish_routes(&s, err);
+    if (r < 0)
+        goto out;
     r = api_start(&s, err);
     if (r < 0)
         goto out;
@@ -360,7 +316,11 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     r = write_serve_file(&s, err);
     if (r < 0)
         goto out;
-    log_info("serving: router 127.0.0.1:%u, control %s, home %s", s.http_port, s.control_url, opt->home);
+    if (s.https_port)
+        log_info("serving: router 127.0.0.1:%u (https %u), control %s, home %s", s.http_port, s.https_port,
+                 s.control_url, opt->home);
+    else
+        log_info("serving: router 127.0.0.1:%u, control %s, home %s", s.http_port, s.control_url, opt->home);
     print_quick_start(&s, token);
 
     sigaction(SIGINT, &sa, NULL);
@@ -372,9 +332,11 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     r = 0;
 out:
     api_stop(&s);
-    stop_all_instances(&s);
+    /* The router first: its tables hold the instances, which are freed only once let go. */
     if (s.router)
         router_stop(s.router);
+    s.router = NULL;
+    stop_all_instances(&s);
     if (s.runner)
         runner_free(s.runner);
     {

@@ -35,6 +35,7 @@ struct app_runtime {
 struct server_options {
     const char *home;
     const char *http_addr;            /* router listen address */
+    const char *https_addr;           /* router HTTPS listen address, or NULL for none */
     const char *control_addr;         /* API and git endpoint */
     const char *domain;               /* apps answer at <app>.<domain> */
     const char *buildpacks_src;       /* built-in buildpacks, copied into the home at start */
@@ -54,18 +55,23 @@ struct server {
     struct build_budget build_budget; /* berth.json "builds": defaults for every build */
     bool network;                     /* containers can get outbound network (pasta) */
     char *control_url;                /* http://127.0.0.1:8081 as bound */
-    uint16_t http_port, control_port;
+    uint16_t http_port, https_port, control_port;
     bool cgroups;                     /* limits enforced through cgroups */
     char *user;                       /* berth's user name, for /etc/subuid and /etc/subgid */
     pthread_mutex_t lock;             /* guards apps and each app_runtime's web/generation */
     /* Serialises read-modify-write of app.json and config.json (API settings changes). */
     pthread_mutex_t records_lock;
+    /* Serialises server_publish_routes(): tables reach the router in the order they were made. */
+    pthread_mutex_t publish_lock;
     struct app_runtime *apps;
 };
 
 /* Finds or adds the runtime entry for app `name` (never freed while serving). */
 struct app_runtime *server_app(struct server *s, const char *name);
-/* Publishes the route table for every app that has a serving instance. */
+/*
+ * Publishes every app's routes (names, settings, running instances) and,
+ * with an HTTPS listener, the certificates (control/publish.c).
+ */
 int server_publish_routes(struct server *s, struct berth_error **err);
 /* Parses "127.0.0.1:8080" (IPv4 address and port; port 0 picks a free one). */
 int server_parse_addr(const char *addr, struct sockaddr_in *ret, struct berth_error **err);

@@ -1,107 +1,164 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The router's internal seams, shared by router.c (daemon and lifecycle),
- * routes.c (route table and upstream pools), proxy.c (the libmicrohttpd side
- * of a request), upstream.c (the upstream event loops) and errors.c (error
- * pages and the access log).
+ * The router's internal seams, shared by router.c (daemons, listeners and
+ * life cycle), routes.c (route tables, targets and upstream pools),
+ * clients.c (client connections: the guard on every byte, per-address
+ * limits, head deadlines), tls.c (certificates chosen by SNI), proxy.c (the
+ * libmicrohttpd side of a request), connect.c (sockets into backends
+ * through their port agents, never waited on), upstream.c (the event loops
+ * and the upstream side of a request), errors.c (error pages, the access
+ * log) and websocket.c (upgraded connections).
  *
- * Threads: the router runs N loops (epoll threads). Each drives its own
- * libmicrohttpd daemon in external-epoll mode (fed the connections the loop
- * accepts itself) and the upstream sockets of the requests that daemon accepted, so
- * a request lives on one thread from its first byte to its last: no
- * hand-off between threads, and resuming a suspended connection wakes no
- * other thread. A request (struct proxy_req) still has two sides, the MHD
- * side (proxy.c) and the upstream side (upstream.c), each holding a
- * reference; its mutex matters where other threads touch it (router_stop(),
- * route swaps) and costs nothing uncontended.
+ * Threads: the router runs N loops (epoll threads). Each accepts client
+ * connections itself and drives its own libmicrohttpd daemons (HTTP, and
+ * HTTPS when configured) in external-epoll mode, the upstream sockets of
+ * the requests those daemons accepted, and its own channels to the
+ * backends' port agents; so a request lives on one thread from its first
+ * byte to its last. A request (struct proxy_req) still has two sides, the
+ * MHD side (proxy.c) and the upstream side (upstream.c), each holding a
+ * reference; its mutex matters where other threads touch it
+ * (router_stop()) and costs nothing uncontended.
  */
 #ifndef BERTH_ROUTER_INTERNAL_H
 #define BERTH_ROUTER_INTERNAL_H
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "common/strbuf.h"
+#include "router/guard.h"
 #include "router/parse.h"
 #include "router/router.h"
 
 /* ---------------------------------------------------------------- limits */
 
-#define REQUEST_BODY_MAX (16u * 1024 * 1024)   /* larger buffered (chunked) uploads get 413 */
-#define STREAM_BODY_MIN (1u * 1024 * 1024)     /* larger bodies with a Content-Length are streamed */
-#define STREAM_BUFFER_MAX (256u * 1024)        /* unsent upload bytes before MHD is paused */
-#define RESPONSE_BUFFER_MAX (256u * 1024)      /* upstream reads pause above this */
-#define POOL_IDLE_MAX 64                       /* idle upstream connections per (app, generation) */
-#define POOL_IDLE_MS 50000                     /* below typical 60 s server keep-alive timeouts */
-#define HEAD_TIMEOUT_MS 30000                  /* H12: first response byte within 30 s */
-#define IDLE_TIMEOUT_MS 55000                  /* H15: then a rolling 55 s window */
+#define SMALL_BODY_MAX (64u * 1024)             /* bodies up to this with a Content-Length are sent whole (retryable) */
+#define STREAM_BUFFER_MAX (64u * 1024)          /* unsent upload bytes before MHD is paused */
+#define RESPONSE_BUFFER_MAX (64u * 1024)        /* upstream reads pause above this */
+#define POOL_IDLE_MAX 64                        /* idle upstream connections per (target, loop) */
+#define POOL_IDLE_MS 50000                      /* below typical 60 s server keep-alive timeouts */
+#define QUARANTINE_MAX 16                       /* backends remembered as failing, per target */
+#define QUARANTINE_MS 5000                      /* a refused or slow backend is skipped this long */
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000         /* H19 */
+#define DEFAULT_HEAD_TIMEOUT_MS 30000           /* H12: first response byte within 30 s */
+#define DEFAULT_IDLE_TIMEOUT_MS 55000           /* H15: then a rolling 55 s window */
+#define CLIENT_HEAD_TIMEOUT_MS 10000            /* H28: a request head arrives whole within 10 s */
+#define CLIENT_IDLE_S 60                        /* Heroku: idle keep-alive client connections close after 1 minute */
+#define CONNECTION_LIMIT_MAX 20000u             /* client connections, whatever the fd limit allows */
+#define PER_ADDRESS_DEFAULT 1000u               /* client connections from one address */
+#define BUDGET_DEFAULT (256ull << 20)           /* bytes buffered for requests and responses, router-wide */
+#define SET_COOKIE_MAX 8192                     /* H25, as Heroku */
 #define ROUTES_MAX 100000
-#define REQ_SHARDS 16
+#define LOOPS_MAX 64
 
 uint64_t now_ms(void);
+
+/* Every object whose pointer is an epoll event's data starts with its kind. */
+enum ev_kind { EV_UPSTREAM = 1, EV_CHANNEL };
 
 /* ---------------------------------------------------------------- routes.c */
 
 /*
- * Idle keep-alive connections to one (app, generation), one slot per
- * upstream loop: an idle socket stays registered (disarmed, EPOLLONESHOT) in
- * the epoll of the loop that last used it, so it is only ever reused through
+ * Idle keep-alive connections to one target (app, generation), one slot per
+ * loop: an idle socket stays registered (disarmed, EPOLLONESHOT) in the
+ * epoll of the loop that last used it, so it is only ever reused through
  * that loop and reuse costs one epoll_ctl(MOD) instead of ADD plus DEL.
- * Shared by every route table that routes to the pair; marked dead (idle
- * fds closed, returned fds closed) once the current table no longer routes
- * to it.
+ * The pool also remembers which backends failed lately (quarantine), so
+ * every loop skips them. Shared by every route table that routes to the
+ * pair; marked dead (idle fds closed, returned fds closed) once the
+ * current table no longer routes to it.
  */
 struct pool_slot {
+    pthread_mutex_t lock;         /* its loop's, but pool_kill() may come from elsewhere */
     int n;
     int fds[POOL_IDLE_MAX];
     uint64_t since[POOL_IDLE_MAX];
-    char dynos[POOL_IDLE_MAX][ROUTER_DYNO_MAX];  /* the instance each fd reaches, for the log */
+    char dynos[POOL_IDLE_MAX][ROUTER_DYNO_MAX];   /* the backend's name, for the log */
 };
 
 struct upstream_pool {
     atomic_int refs;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;         /* the quarantine */
     char *app;
     uint64_t generation;
-    bool dead;
+    atomic_bool dead;             /* the current table no longer routes here */
     unsigned mark;
     unsigned nslots;
     struct pool_slot *slots;
+    struct {
+        void *backend;
+        uint64_t until;
+    } quarantine[QUARANTINE_MAX];
+};
+
+struct route_backend {
+    void *backend;                /* control's, held by the table */
+    const char *name;             /* ops->name(backend) */
+};
+
+/* One app as a table routes to it: shared by the app's default host and its domains. */
+struct route_target {
+    char *app;
+    uint64_t generation;
+    struct router_app_settings settings;   /* the defaults filled in */
+    bool blank;                   /* nothing deployed yet: 503 H81 */
+    struct route_backend *backends;
+    size_t n_backends;
+    struct upstream_pool *pool;
 };
 
 struct route_entry {
-    char *host;
-    char *app;
-    uint64_t generation;
-    struct upstream_pool *pool;
+    char *host;                   /* normalised; a wildcard is kept without its "*" (".example.com") */
+    bool wildcard;
+    struct route_target *target;
 };
 
 /* Immutable once published; readers hold a reference. */
 struct route_table {
     atomic_int refs;
+    const struct router_backend_ops *ops;
     size_t n;
     struct route_entry *entries;
+    size_t n_targets;
+    struct route_target *targets;
     size_t mask;                  /* slots has mask + 1 entries */
     uint32_t *slots;              /* open addressing by host: entry index + 1, 0 = empty */
+    bool has_wildcards;
+    size_t bmask;                 /* bset has bmask + 1 entries */
+    void **bset;                  /* every backend the table names, by pointer (open addressing) */
 };
 
-/* `nloops` sizes the pools this build creates. */
-struct route_table *route_table_build(const struct router_route *routes, size_t n,
-                                      const struct route_table *old, unsigned mark, unsigned nloops);
+/* Builds a table from routes with normalised hosts; `nloops` sizes the pools it creates. */
+int route_table_build(const struct router_route *routes, size_t n, const struct route_table *old,
+                      unsigned mark, unsigned nloops, const struct router_backend_ops *ops,
+                      const struct router_app_settings *defaults, struct route_table **ret,
+                      struct berth_error **err);
 struct route_table *route_table_ref(struct route_table *t);
 void route_table_unref(struct route_table *t);
-const struct route_entry *route_table_lookup(const struct route_table *t, const char *host);
+/* The target for a normalised host: the exact name, else the longest wildcard that covers it. */
+const struct route_target *route_table_lookup(const struct route_table *t, const char *host);
+/* Whether the table names `backend` (loops close channels to backends no table names). */
+bool route_table_has_backend(const struct route_table *t, const void *backend);
 /* Marks the pools of `old` that `cur` (built with `mark`) no longer uses as dead. */
 void route_table_retire_pools(const struct route_table *old, unsigned mark);
 
-/* An idle connection registered with loop `slot` (its instance's name in `ret_dyno`), or -1. */
+/*
+ * An idle connection registered with loop `slot` (its backend's name in
+ * *ret_dyno), or -1. A connection that has bytes nobody asked for, or is
+ * closed, is discarded, never reused.
+ */
 int pool_take(struct upstream_pool *p, unsigned slot, char ret_dyno[ROUTER_DYNO_MAX]);
 /* Keeps fd (disarmed in loop `slot`'s epoll) for reuse, or closes it when the pool is dead or full. */
 void pool_put(struct upstream_pool *p, unsigned slot, int fd, const char *dyno);
 void pool_unref(struct upstream_pool *p);
+void pool_quarantine(struct upstream_pool *p, void *backend, uint64_t until);
+bool pool_quarantined(struct upstream_pool *p, const void *backend, uint64_t now);
 
 /* ---------------------------------------------------------------- requests */
 
@@ -110,72 +167,88 @@ enum router_failure {
     FAIL_NONE,
     FAIL_NO_ROUTE,        /* 404, unknown host */
     FAIL_BAD_REQUEST,     /* 400 H26 */
-    FAIL_TOO_LARGE,       /* 413 */
     FAIL_EXPECTATION,     /* 417 H26: an Expect other than 100-continue */
-    FAIL_NO_WEB,          /* 503 H14 */
-    FAIL_CONNECT,         /* 503 H10 */
+    FAIL_NO_WEB,          /* 503 H14: no backend */
+    FAIL_BLANK,           /* 503 H81: nothing deployed yet */
+    FAIL_CRASHED,         /* 503 H10: the backend is gone */
+    FAIL_REFUSED,         /* 503 H21: connection refused */
+    FAIL_CONNECT_TIMEOUT, /* 503 H19 */
     FAIL_TIMEOUT,         /* 503 H12 */
     FAIL_NO_RESPONSE,     /* 503 H13 */
     FAIL_BAD_RESPONSE,    /* 502 H17 */
+    FAIL_RESTRICTED,      /* 502 H25: oversized response header or cookie */
+    FAIL_OVERLOADED,      /* 503 H11: the router's buffer budget is spent */
     FAIL_STOPPING,        /* 503 H24 */
     FAIL_COUNT,
 };
 
-enum upstream_state { UP_IDLE, UP_WRITING, UP_HEAD, UP_BODY, UP_DONE };
+enum upstream_state { UP_IDLE, UP_CONNECTING, UP_WRITING, UP_HEAD, UP_BODY, UP_DONE };
 
 struct upstream_loop;
 struct ws_session;
+struct channel;
+struct client_conn;
+struct cert_set;
 
 struct proxy_req {
+    uint8_t kind;                 /* EV_UPSTREAM: epoll data of its upstream socket */
     atomic_int refs;              /* the MHD side and the upstream side */
-    pthread_mutex_t lock;
     struct router *router;
     struct MHD_Connection *conn;
-    struct proxy_req *prev, *next;   /* router's list, for router_stop() */
-    unsigned shard;
+    struct proxy_req *prev, *next;   /* its loop's list in the router, for router_stop() */
+    unsigned shard;               /* which list: its loop's index */
 
     /* set by the MHD side before the request reaches the upstream loop */
-    char *uri;
+    char *uri;                    /* the request-target, as the app gets it (origin-form) */
     char method[16];
     bool is_head;
+    bool tls;                     /* came in on the HTTPS listener */
     bool seen;                    /* the access handler ran once */
     bool handed_off;              /* the upstream loop owns its side */
     bool response_queued;
     enum router_failure failure;  /* an error page to answer with */
+    bool redirect;                /* https_only: answer with a redirect to https:// */
     char host[HOST_MAX + 1];
     char request_id[201];
-    char fwd[64];
-    char dyno[ROUTER_DYNO_MAX];   /* the instance that served it (from connect or the pool) */
+    char fwd[INET6_ADDRSTRLEN];
+    char dyno[ROUTER_DYNO_MAX];   /* the backend that served it */
     struct route_table *table;
-    const struct route_entry *route;
-    struct strbuf out;            /* the upstream request: head, then body */
-    struct strbuf reqbody;        /* the client's body, de-chunked by MHD */
-    bool send_length;             /* the request carries a body: send Content-Length */
-    bool stream;                  /* the body goes upstream as it arrives (stream_length bytes) */
-    uint64_t stream_length;
+    const struct route_target *target;
+    uint64_t body_length;         /* the client's Content-Length, when it sent one */
+    bool stream;                  /* the body goes upstream as it arrives */
+    bool chunked_up;              /* ... re-chunked (the client sent it chunked) */
+    bool upload_done;             /* the whole body is in `out` */
     bool upload_blocked;          /* under lock: MHD is suspended until the loop has sent more */
+    uint64_t budget;              /* bytes of the router's budget this request holds */
     uint64_t start_ms, connect_ms, service_start_ms;
 
     /* upstream loop side */
     struct upstream_loop *loop;
     unsigned loop_idx;
     struct proxy_req *lprev, *lnext; /* the loop's active list (loop thread only) */
-    struct proxy_req *fresh_next;    /* the loop's lock-free list of new requests */
     int fd;                       /* upstream socket, -1 when none; changed under lock */
     bool in_epoll;                /* fd is registered (armed or not) in the loop's epoll; under lock */
     bool from_pool, retried;
     bool upgrade;                 /* a websocket upgrade request, forwarded as such */
     int ws_fd;                    /* after a 101: the upstream socket, for the tunnel; under lock */
     enum upstream_state ustate;
+    uint64_t connect_id;          /* UP_CONNECTING: the agent request's id */
+    struct channel *channel;      /* UP_CONNECTING: where it was asked */
+    struct proxy_req *pending_next;   /* UP_CONNECTING: the connector's map by id */
+    struct proxy_req *queue_next;     /* UP_CONNECTING: its channel's queue, while not sent yet */
+    const struct route_backend *backend;   /* the backend tried or used */
+    uint64_t tried[2];            /* backends tried (bit i: target->backends[i]; past 128, random retries) */
+    unsigned attempts;
+    uint64_t connect_start_ms;
+    enum router_failure last_failure;   /* of the last backend tried, for when none is left */
     size_t written;
-    struct strbuf inbuf;          /* response head bytes until parsed */
-    struct http_response_head head;
     size_t head_len;              /* bytes of inbuf the head took (parsing rewrote its line ends) */
     uint64_t body_left;           /* BODY_LENGTH */
     struct chunked_decoder chunked;
     bool reusable;
-    uint64_t deadline_ms;         /* head timeout, then idle timeout */
+    uint64_t deadline_ms;         /* connect, head, then idle timeout */
     bool paused;                  /* fd taken out of epoll: the client is slower */
+    const char *end_code;         /* a code for the log line when the body failed (H15, H18) */
 
     /* shared, under lock */
     bool head_ready;
@@ -185,53 +258,212 @@ struct proxy_req {
     bool client_gone;
     bool aborted;                 /* router_stop(): end the response now */
     bool loop_done;               /* the upstream loop has let go of the request */
-    struct strbuf body;           /* bytes waiting for MHD's content reader */
     size_t body_off;
     uint64_t bytes_sent;
     int status;                   /* the status sent to the client */
+
+    /*
+     * Kept when a loop recycles the request for its next one (proxy.c):
+     * not cleared, the buffers keep their memory, and the head (2 KiB) is
+     * set by the parser as far as it is filled in.
+     */
+    pthread_mutex_t lock;
+    struct strbuf out;            /* the upstream request: head, then body */
+    struct strbuf reqbody;        /* a small body, collected to go out whole */
+    struct strbuf inbuf;          /* response head bytes until parsed */
+    struct strbuf body;           /* bytes waiting for MHD's content reader; shared, under lock */
+    struct http_response_head head;
 };
 
 void proxy_req_unref(struct proxy_req *req);
+/* Frees the requests this loop thread keeps for reuse (when idle, and when it ends). */
+void proxy_req_cache_trim(void);
 /* Resumes the MHD connection if it is suspended; call with req->lock held. Returns true when the caller must resume it after unlocking. */
 bool proxy_req_wake_locked(struct proxy_req *req);
 
-/* ---------------------------------------------------------------- upstream.c */
+/*
+ * The router's buffer budget: bytes held for requests and responses. A
+ * request takes what it buffers and gives it back when done; new requests
+ * get 503 H11 while the budget is spent, never an abort.
+ */
+bool budget_take(struct router *r, struct proxy_req *req, uint64_t bytes);
+void budget_release_all(struct router *r, struct proxy_req *req);
 
-/* Starts loop number `idx`, which drives `daemon` (MHD_USE_EPOLL, no thread of its own) from now on. */
-struct upstream_loop *upstream_loop_start(struct router *r, unsigned idx, struct MHD_Daemon *daemon,
-                                          struct berth_error **err);
-/* Stops the loop's thread, which stops its daemon first (closing its connections). */
+/* ---------------------------------------------------------------- connect.c */
+
+/*
+ * One loop's connector: its channels to the backends' port agents (one per
+ * backend, opened on first use, each held in the loop's epoll) and the
+ * requests waiting for an answer, by id. Loop thread only.
+ */
+struct connector;
+struct connector *connector_new(struct router *r, int epfd);
+/* Closes every channel; requests still waiting must have been failed first. */
+void connector_free(struct connector *c);
+/*
+ * Starts getting req an upstream socket from one of its target's backends
+ * (random, skipping quarantined and already tried ones): the request goes
+ * out on the loop's channel to that backend and req waits in UP_CONNECTING
+ * until the loop reads the answer. Returns FAIL_NONE, or the failure to
+ * answer with when no backend can be asked.
+ */
+enum router_failure connect_begin(struct connector *c, struct proxy_req *req);
+/* A channel's epoll event: sends what waits in its queue, reads every answer (each goes to upstream_connected()). */
+void connect_on_channel(struct connector *c, struct channel *ch, uint32_t events);
+/* req timed out or went away while connecting: it no longer waits for its answer. */
+void connect_forget(struct connector *c, struct proxy_req *req);
+/* Closes channels to backends the current table no longer names. */
+void connect_sweep(struct connector *c, const struct route_table *current);
+/* What the loop does with an answer: a socket (>= 0), or the connect's errno (sock < 0). */
+void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock, int err);
+
+/* ---------------------------------------------------------------- loop.c */
+
+struct cmd;
+
+/* One event loop: its fields are its thread's alone, except the queue under qlock. */
+struct upstream_loop {
+    struct router *r;
+    unsigned idx;
+    struct MHD_Daemon *daemons[2];   /* HTTP, and HTTPS or NULL; driven by this loop only */
+    bool mhd_again[2];             /* a daemon has work without a new event: run it next turn */
+    bool mhd_resumed;              /* this loop resumed a connection: the daemons must run */
+    uint64_t last_mhd_run;
+    uint64_t last_mhd_event;       /* when a daemon last had something to do */
+    bool busy_since_trim;          /* requests ran since the last malloc_trim() */
+    pthread_t thread;
+    int epfd;
+    int evfd;
+    pthread_mutex_t qlock;
+    struct cmd *qhead, *qtail;     /* cancellations, under qlock */
+    bool stop;                     /* under qlock */
+    struct proxy_req *active;      /* requests the upstream side owns */
+    struct connector *connector;
+    uint64_t last_scan, last_sweep;
+};
+
+struct upstream_loop *upstream_loop_start(struct router *r, unsigned idx, struct MHD_Daemon *http,
+                                          struct MHD_Daemon *https, struct berth_error **err);
+/* Stops the loop's thread, which stops its daemons first (closing their connections). */
 void upstream_loop_stop(struct upstream_loop *l);
-/* MHD_resume_connection(), and on a loop's thread: run that loop's daemon before sleeping. */
+/* MHD_resume_connection(), and on a loop's thread: run that loop's daemons before sleeping. */
 void upstream_resume(struct MHD_Connection *conn);
 /* The loop running on this thread: MHD's callbacks run on it. */
 struct upstream_loop *upstream_loop_self(void);
 unsigned upstream_loop_index(const struct upstream_loop *l);
+struct router *upstream_loop_router(const struct upstream_loop *l);
+/* The client side is gone: the loop drops the upstream work and one reference (any thread). */
+void upstream_cancel(struct upstream_loop *l, struct proxy_req *req);
+
+/* ---------------------------------------------------------------- upstream.c */
+
 /*
- * Hands a request over from its MHD side: writes it upstream as far as the
- * socket takes it and registers the socket with the loop, which owns one
- * reference until it is done with the request.
+ * Hands a request over from its MHD side once it has a socket (req->fd):
+ * writes it upstream as far as the socket takes it and registers the
+ * socket with the loop, which owns one reference until it is done.
  */
 void upstream_submit(struct upstream_loop *l, struct proxy_req *req);
-/* The client side is gone: the loop drops the upstream work and one reference. */
-void upstream_cancel(struct upstream_loop *l, struct proxy_req *req);
+/* Puts a request under the loop's timeout scan (a request waiting for a socket, say). */
+void upstream_track(struct upstream_loop *l, struct proxy_req *req);
+/* An upstream socket's event. */
+void upstream_on_event(struct upstream_loop *l, struct proxy_req *req, uint32_t events);
+/* The client side went away: ends the upstream side unless it already ended. */
+void upstream_drop(struct upstream_loop *l, struct proxy_req *req);
+/* Times out the loop's requests whose deadline passed. */
+void upstream_scan_timeouts(struct upstream_loop *l, uint64_t now);
 /*
- * A streamed request's next body bytes: appended to what goes upstream and
- * sent by the loop on its next turn. The caller keeps the unsent total under
- * STREAM_BUFFER_MAX; the loop resumes the MHD side once it has sent half.
+ * A streamed request's next body bytes (already framed): appended to what
+ * goes upstream and sent by the loop on its next turn. The caller keeps the
+ * unsent total under STREAM_BUFFER_MAX; the loop resumes the MHD side once
+ * it has sent half. Call on the loop's thread.
  */
 void upstream_stream_body(struct proxy_req *req, const char *data, size_t n);
 /* The content reader drained the buffer: resume reading the upstream. Call under req->lock. */
 void upstream_unpause_locked(struct proxy_req *req);
+/* Fails a request the loop owns with `f` (an error page, or a cut response). */
+void upstream_fail(struct upstream_loop *l, struct proxy_req *req, enum router_failure f);
+
+/* ---------------------------------------------------------------- clients.c */
+
+/*
+ * Accepts one client connection from `listen_fd` (TLS or not), counts it
+ * against its address's limit and gives it to `daemon`. Returns whether
+ * the daemon got one.
+ */
+bool clients_accept(struct upstream_loop *l, int listen_fd, struct MHD_Daemon *daemon, bool tls);
+/* MHD_OPTION_NOTIFY_CONNECTION: a client connection started or closed. */
+void clients_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                    enum MHD_ConnectionNotificationCode toe);
+/* A response started (or ended) on the connection: a refusal then writes no page over it. */
+void clients_set_busy(struct MHD_Connection *conn, bool busy);
+/* Closes the loop's client connections whose request head is overdue (H28). */
+void clients_scan(struct upstream_loop *l, uint64_t now);
+/* A connection switched protocols (101): its bytes are no longer HTTP. */
+void clients_passthrough(struct MHD_Connection *conn);
+/* The client's address, as X-Forwarded-For and the log name it. */
+const char *clients_address(struct MHD_Connection *conn);
+/*
+ * Ends a client connection whose request failed while its body was still
+ * coming in (MHD would answer only once the whole body is read): the
+ * failure's page goes out now (plain HTTP, no response started), then the
+ * socket is shut down.
+ */
+void clients_abort(struct MHD_Connection *conn, enum router_failure f);
+/* A TLS connection's handshake picked from `set`: the connection holds it until it closes. */
+bool clients_hold_certs(int fd, struct cert_set *set);
+/*
+ * What intercept.c hands over: `n` bytes just read from fd (TLS: decrypted).
+ * Returns n, or -1 with errno ECONNRESET when the connection is refused;
+ * write_page (NULL: a plain send) writes the refusal's page.
+ */
+ssize_t clients_filter(int fd, bool tls, char *buf, ssize_t n,
+                       ssize_t (*write_page)(void *ctx, const char *buf, size_t len), void *ctx);
+/*
+ * intercept.c: whether the dynamic linker binds every recv() and
+ * gnutls_record_recv() to the router's (the executable exports them), so
+ * the guard sees every byte; router_start() refuses to run without it.
+ */
+bool intercept_active(void);
+/* The registry and limits of one router; the fd table is shared by every router in the process. */
+int clients_global_init(struct router *r, unsigned nloops, struct berth_error **err);
+void clients_global_free(struct router *r);
+
+/* ---------------------------------------------------------------- tls.c */
+
+struct cert_set;
+/* Parses the certificates into a set (PEM in, GnuTLS keys out). */
+int tls_cert_set_build(const struct router_cert *certs, size_t n, struct cert_set **ret,
+                       struct berth_error **err);
+struct cert_set *tls_cert_set_ref(struct cert_set *s);
+void tls_cert_set_unref(struct cert_set *s);
+/*
+ * For MHD_OPTION_HTTPS_CERT_CALLBACK (a gnutls_certificate_retrieve_function2):
+ * picks the certificate by SNI from the router's current set, which the
+ * connection then holds (clients_hold_certs()).
+ */
+gnutls_certificate_retrieve_function2 *tls_cert_callback(void);
 
 /* ---------------------------------------------------------------- errors.c */
 
-int error_pages_create(struct MHD_Response *pages[FAIL_COUNT]);
+int error_pages_create(struct MHD_Response *pages[FAIL_COUNT], size_t lengths[FAIL_COUNT]);
 void error_pages_destroy(struct MHD_Response *pages[FAIL_COUNT]);
 unsigned failure_status(enum router_failure f);
 const char *failure_code(enum router_failure f);
 const char *failure_desc(enum router_failure f);
+/* The whole answer for f as raw bytes (status line, headers with Connection: close, page). */
+void failure_answer(enum router_failure f, struct strbuf *out);
+/* One access log line for a finished request, into the loop's buffer. */
 void access_log(const struct proxy_req *req);
+/*
+ * A line about a client connection the router refused outside a request
+ * (the guard, a limit, a head deadline). Lines are buffered per thread.
+ */
+void access_log_refusal(const char *fwd, const char *code, const char *desc, const char *cause,
+                        unsigned status);
+/* Writes this thread's log lines once enough are held or 100 ms passed since the last write (each loop turn). */
+void access_log_flush(void);
+/* A loop thread ends: the last lines out, the buffer freed. */
+void access_log_thread_end(void);
 
 /* ---------------------------------------------------------------- websocket.c */
 
@@ -244,39 +476,63 @@ void ws_stop_all(struct router *r);
 
 struct router {
     struct router_config cfg;
-    int listen_fd;                /* the loops accept from it (EPOLLEXCLUSIVE) */
-    uint16_t port;
-    char port_str[8];
+    const struct router_backend_ops *ops;
+    int listen_fd;                /* HTTP: the loops accept from it (EPOLLEXCLUSIVE) */
+    int tls_listen_fd;            /* HTTPS, or -1 */
+    uint16_t port, tls_port;
+    char port_str[8], tls_port_str[8];
     bool access_log;
-    unsigned head_timeout_ms;
+    struct router_app_settings defaults;   /* for apps that set none */
+    unsigned client_head_timeout_ms;
+    unsigned per_address_max;
+    unsigned connection_limit;    /* client connections, from the file-descriptor limit */
+    uint64_t budget_max;
+    _Atomic uint64_t budget_used;
     atomic_bool stopping;
-    atomic_bool serving;          /* MHD_start_daemon() returned */
+    atomic_bool serving;          /* the daemons started */
 
-    pthread_mutex_t table_lock;   /* guards the `table` pointer, not the table */
+    pthread_mutex_t table_lock;   /* guards the `table` and `certs` pointers, not what they point to */
     struct route_table *table;
+    struct cert_set *certs;
     pthread_mutex_t set_lock;     /* serialises router_set_routes() */
     unsigned mark;
 
     /*
-     * Every live request, for router_stop(); sharded so the loops do
-     * not all queue on one lock twice per request.
+     * Every live request, for router_stop(): one list per loop, so the
+     * loops never queue on one another's lock (only router_stop() takes
+     * them all).
      */
     struct req_shard {
         pthread_mutex_t lock;
         struct proxy_req *head;
-    } shards[REQ_SHARDS];
+    } shards[LOOPS_MAX];
 
     unsigned nloops;
-    struct upstream_loop **loops;  /* each with its own MHD daemon */
+    struct upstream_loop **loops;  /* each with its own MHD daemons */
 
     struct MHD_Response *pages[FAIL_COUNT];
+    size_t page_len[FAIL_COUNT];  /* their bodies' sizes, for the access log */
 
     pthread_mutex_t ws_lock;      /* guards `ws`; ws_cond signals a session ending */
     pthread_cond_t ws_cond;
     struct ws_session *ws;
+
+    struct client_registry *clients;   /* clients.c */
 };
 
 struct route_table *router_current_table(struct router *r);
+/* The current certificates, held (NULL when none were published). */
+struct cert_set *router_current_certs(struct router *r);
+
+/* ---------------------------------------------------------------- request.c */
+
+/*
+ * The first access-handler call: routes req (req->table, req->target, or
+ * req->failure / req->redirect) and builds the head the app gets in
+ * req->out, without its final blank line, and plans the body (req->stream,
+ * req->chunked_up, req->body_length).
+ */
+void request_begin(struct proxy_req *req, const char *method);
 
 /* ---------------------------------------------------------------- proxy.c */
 
@@ -284,12 +540,6 @@ void *proxy_uri_log(void *cls, const char *uri, struct MHD_Connection *conn);
 enum MHD_Result proxy_access(void *cls, struct MHD_Connection *conn, const char *url,
                              const char *method, const char *version, const char *upload_data,
                              size_t *upload_data_size, void **req_cls);
-/*
- * An upstream socket for req's route: an idle pooled one when allowed, else
- * a fresh one from the connect callback (non-blocking, TCP_NODELAY).
- * Returns the fd or the callback's -errno.
- */
-int proxy_get_upstream(struct proxy_req *req, bool allow_pool);
 void proxy_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                      enum MHD_RequestTerminationCode toe);
 

@@ -34,9 +34,18 @@ int host_normalise(const char *in, char out[HOST_MAX + 1])
         if (colon)
             end = (size_t)(colon - in);
     }
+    /* The port, if any, is ignored but must be one (RFC 9110 §4.2.1: digits, maybe none). */
+    if (in[end] == ':') {
+        size_t digits = strspn(in + end + 1, "0123456789");
+        if (in[end + 1 + digits] != '\0' || digits > 5)
+            return -EINVAL;
+    }
     if (end > 0 && in[end - 1] == '.')
         end--;
     if (end == 0 || end > HOST_MAX)
+        return -EINVAL;
+    /* No empty label: "a..b", ".a" and "a.." name no host. */
+    if (in[0] != '[' && (in[0] == '.' || in[end - 1] == '.' || memmem(in, end, "..", 2)))
         return -EINVAL;
     for (size_t i = 0; i < end; i++) {
         unsigned char ch = (unsigned char)in[i];
@@ -70,7 +79,18 @@ bool request_id_valid(const char *id)
  * Request ids need to be unique, not secret: a per-thread xoshiro-style
  * generator seeded once from getrandom() avoids a syscall per request.
  */
-static uint64_t rng_next(void)
+char *decimal_u64(uint64_t v, char buf[DECIMAL_U64_MAX])
+{
+    char *p = buf + DECIMAL_U64_MAX;
+
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
+uint64_t router_random(void)
 {
     static __thread uint64_t s0, s1;
     uint64_t a, b;
@@ -94,7 +114,7 @@ void request_id_generate(char out[REQUEST_ID_UUID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     uint8_t b[16];
-    uint64_t x = rng_next(), y = rng_next();
+    uint64_t x = router_random(), y = router_random();
     size_t o = 0;
 
     memcpy(b, &x, 8);
@@ -130,8 +150,19 @@ bool header_is_hop_by_hop(const char *name)
         "proxy-authorization", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
     };
 
+    /* Every request and response header comes through here: most leave at the first letter. */
+    switch (name[0] | 0x20) {
+    case 'c':
+    case 'k':
+    case 'p':
+    case 't':
+    case 'u':
+        break;
+    default:
+        return false;
+    }
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (strcasecmp(name, hop[i]) == 0)
+        if ((name[0] | 0x20) == hop[i][0] && strcasecmp(name, hop[i]) == 0)
             return true;
     return false;
 }
@@ -177,7 +208,14 @@ int http_parse_response_head(char *buf, size_t len, bool head_request,
     bool chunked = false, have_length = false, conn_close = false, conn_keep = false;
     uint64_t length = 0;
 
-    memset(h, 0, sizeof(*h));
+    /* Not the header array: only its first nheaders entries are ever read (2 KiB less to clear per response). */
+    h->status = 0;
+    h->minor_version = 0;
+    h->reason = NULL;
+    h->nheaders = 0;
+    h->body = BODY_NONE;
+    h->content_length = 0;
+    h->keep_alive = false;
     line = next_line(&p, end);
     if (!line || strncmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1') ||
         line[8] != ' ')
@@ -185,10 +223,10 @@ int http_parse_response_head(char *buf, size_t len, bool head_request,
     h->minor_version = line[7] - '0';
     q = line + 9;
     if (q[0] < '1' || q[0] > '5' || q[1] < '0' || q[1] > '9' || q[2] < '0' || q[2] > '9' ||
-        (q[3] != ' ' && q[3] != '\0'))
-        return -EBADMSG;
+        q[3] != ' ')
+        return -EBADMSG;   /* no reason phrase (not even an empty one after the SP): Heroku's H17 */
     h->status = (q[0] - '0') * 100 + (q[1] - '0') * 10 + (q[2] - '0');
-    h->reason = q[3] ? q + 4 : "";
+    h->reason = q + 4;
 
     while ((line = next_line(&p, end)) != NULL && line[0] != '\0') {
         char *colon = strchr(line, ':'), *value;
@@ -355,4 +393,79 @@ ssize_t chunked_feed(struct chunked_decoder *c, const char *in, size_t len, stru
         }
     }
     return (ssize_t)i;
+}
+
+/* Lower case, '_' read as '-': how CGI-style servers fold names into one variable (HTTP_X_FORWARDED_FOR). */
+static bool name_is(const char *name, const char *folded, size_t n, bool prefix)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!ch)
+            return false;
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        else if (ch == '_')
+            ch = '-';
+        if (ch != folded[i])
+            return false;
+    }
+    return prefix || name[i] == '\0';
+}
+
+enum forwarded_kind header_forwarded_kind(const char *name)
+{
+    if (strcasecmp(name, "X-Forwarded-For") == 0)
+        return FORWARDED_FOR;
+    if (name_is(name, "x-forwarded-", 12, true) || name_is(name, "x-request-start", 15, false) ||
+        name_is(name, "forwarded", 9, false))
+        return FORWARDED_STRIP;
+    return FORWARDED_NONE;
+}
+
+int request_target_split(const char *target, char host[HOST_MAX + 1], const char **ret_path)
+{
+    char authority[HOST_MAX + 8];
+    const char *p, *end;
+    size_t len;
+
+    if (strncasecmp(target, "http://", 7) == 0)
+        p = target + 7;
+    else if (strncasecmp(target, "https://", 8) == 0)
+        p = target + 8;
+    else
+        return 0;
+    end = p + strcspn(p, "/?#");
+    len = (size_t)(end - p);
+    /* userinfo ("user@host") has no place in a request (RFC 9110 §4.2.4). */
+    if (len == 0 || len >= sizeof(authority) || memchr(p, '@', len))
+        return -EINVAL;
+    memcpy(authority, p, len);
+    authority[len] = '\0';
+    if (host_normalise(authority, host) < 0)
+        return -EINVAL;
+    *ret_path = end;
+    return 1;
+}
+
+bool header_is_framing_alias(const char *name)
+{
+    static const char *const framing[] = {
+        "content-length", "transfer-encoding", "host", "expect", "connection", "keep-alive",
+        "proxy-connection", "te", "trailer", "upgrade",
+    };
+    char folded[32];
+    size_t n = strlen(name);
+
+    if (!memchr(name, '_', n) || n >= sizeof(folded))
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        char ch = name[i];
+        folded[i] = ch == '_' ? '-' : (ch >= 'A' && ch <= 'Z') ? (char)(ch - 'A' + 'a') : ch;
+    }
+    for (size_t i = 0; i < sizeof(framing) / sizeof(framing[0]); i++)
+        if (strcmp(folded, framing[i]) == 0)
+            return true;
+    return false;
 }

@@ -30,6 +30,17 @@ int host_normalise(const char *in, char out[HOST_MAX + 1]);
 /* Heroku's rule: 20 to 200 characters of ASCII letters, digits, '+', '/', '=', '-'. */
 bool request_id_valid(const char *id);
 
+#define DECIMAL_U64_MAX 20
+/*
+ * Writes v in decimal at the end of buf (DECIMAL_U64_MAX bytes, no NUL) and
+ * returns where the digits start; their length is buf + DECIMAL_U64_MAX
+ * minus that. For the hot paths that would otherwise call snprintf.
+ */
+char *decimal_u64(uint64_t v, char buf[DECIMAL_U64_MAX]);
+
+/* A fast per-thread pseudo-random number (seeded from getrandom(); not for secrets). */
+uint64_t router_random(void);
+
 #define REQUEST_ID_UUID_LEN 36
 /* Writes a random UUID version 4 (36 characters and NUL) to out. */
 void request_id_generate(char out[REQUEST_ID_UUID_LEN + 1]);
@@ -71,6 +82,7 @@ size_t http_head_length(const char *buf, size_t len);
 /*
  * Parses a complete response head of `len` bytes in place: line ends are
  * overwritten with NULs, and the name/value pointers point into `buf`.
+ * Only h->headers[0 .. nheaders) are set; the rest is left as it was.
  * `head_request` tells whether the request was HEAD (no body follows).
  * Returns 0, -EBADMSG for a malformed head, or -E2BIG for too many headers.
  */
@@ -82,6 +94,32 @@ bool header_value_has_token(const char *value, const char *token);
 
 /* Hop-by-hop headers, which a proxy never forwards (RFC 7230 §6.1). */
 bool header_is_hop_by_hop(const char *name);
+
+/*
+ * The headers only the router may set towards an app. FORWARDED_FOR is the
+ * client's X-Forwarded-For, which the router appends to; FORWARDED_STRIP is
+ * every other X-Forwarded-*, X-Request-Start and Forwarded, in any case and
+ * with '_' for '-' (servers that map headers to CGI variables read
+ * "X_Forwarded_Proto" as X-Forwarded-Proto), which the router drops.
+ */
+enum forwarded_kind { FORWARDED_NONE, FORWARDED_FOR, FORWARDED_STRIP };
+enum forwarded_kind header_forwarded_kind(const char *name);
+
+/*
+ * An underscore spelling of a framing or hop-by-hop header
+ * ("Transfer_Encoding", "content_length"): servers that fold '_' into '-'
+ * (CGI-style variables) would read it as the real one, so it never reaches
+ * an app.
+ */
+bool header_is_framing_alias(const char *name);
+
+/*
+ * An absolute-form request-target ("http://host:port/path?q") names the
+ * host to route by (RFC 9112 §3.2.2): returns 1 with the normalised host
+ * and *ret_path at the path (which may be empty), 0 for any other form,
+ * -EINVAL for an authority that is no host (or carries userinfo).
+ */
+int request_target_split(const char *target, char host[HOST_MAX + 1], const char **ret_path);
 
 /* The chunked transfer-coding decoder (RFC 7230 §4.1), fed in pieces. */
 struct chunked_decoder {

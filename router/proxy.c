@@ -1,18 +1,21 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The client side of a proxied request, run by libmicrohttpd from the
- * router's loop threads (upstream.c drives each loop's daemon; LIBRARIES.md
+ * The client side of a proxied request, run by libmicrohttpd on the
+ * router's loop threads (loop.c drives each loop's daemons; LIBRARIES.md
  * §3 request flow):
  *
- *   1. proxy_uri_log() sees the raw URI (with the query string, which the
- *      access handler's `url` lacks) and allocates the request;
- *   2. the first access-handler call routes by Host and builds the upstream
- *      request head; it never queues a response, because a response queued
- *      before the request is fully read makes MHD close the connection;
- *   3. upload calls collect the (already de-chunked) body, capped;
- *   4. the final call obtains an upstream socket (pool, else the connect
- *      callback), suspends the connection and hands the request to an
- *      upstream loop;
+ *   1. proxy_uri_log() sees the raw request-target (with the query string,
+ *      which the access handler's `url` lacks) and allocates the request;
+ *   2. the first access-handler call routes it and builds the upstream
+ *      head (request.c) and takes its share of the router's buffer budget;
+ *      it never queues a response, because a response queued before the
+ *      request is fully read makes MHD close the connection. A streamed
+ *      body starts its upstream request here;
+ *   3. upload calls collect a small body, or pass a streamed one on
+ *      (re-chunked when the client sent it chunked);
+ *   4. the final call gets an upstream socket (an idle pooled one, else one
+ *      asked of a backend's port agent without waiting: connect.c),
+ *      suspends the connection and hands the request to its loop;
  *   5. the loop resumes the connection once the response head is parsed
  *      (or an error page is due) and the handler queues the response, whose
  *      content reader drains the loop's buffer and suspends again whenever
@@ -23,17 +26,11 @@
  * mhd_suspended, and only the party that clears the flag resumes: so a
  * connection is never resumed before it is suspended, nor twice.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
@@ -42,27 +39,83 @@
 
 #define READER_BLOCK (32 * 1024)
 
+/*
+ * Each loop keeps up to REQ_CACHE_MAX finished requests for its next ones,
+ * with their lock and buffers as they were: a request then costs no
+ * malloc, no mutex set-up and no clearing of its 2 KiB response head.
+ * Requests freed on other threads (router_stop()) are simply freed.
+ */
+#define REQ_CACHE_MAX 64
+#define REQ_BUFFER_KEEP (16 * 1024)   /* larger buffers are given back rather than kept */
+
+static _Thread_local struct proxy_req *req_cache;
+static _Thread_local unsigned req_cache_n;
+
+static void req_destroy(struct proxy_req *req)
+{
+    strbuf_release(&req->out);
+    strbuf_release(&req->reqbody);
+    strbuf_release(&req->inbuf);
+    strbuf_release(&req->body);
+    pthread_mutex_destroy(&req->lock);
+    free(req);
+}
+
+static void keep_buffer(struct strbuf *sb)
+{
+    if (sb->alloc > REQ_BUFFER_KEEP)
+        strbuf_release(sb);
+    else
+        strbuf_reset(sb);
+}
+
+static struct proxy_req *req_new(void)
+{
+    struct proxy_req *req = req_cache;
+
+    if (req) {
+        req_cache = req->next;
+        req_cache_n--;
+    } else {
+        req = xmalloc(sizeof(*req));
+        pthread_mutex_init(&req->lock, NULL);
+        strbuf_init(&req->out, 1024);
+        strbuf_init(&req->reqbody, 0);
+        strbuf_init(&req->inbuf, 0);
+        strbuf_init(&req->body, 0);
+    }
+    memset(req, 0, offsetof(struct proxy_req, lock));
+    req->head.nheaders = 0;
+    return req;
+}
+
+void proxy_req_cache_trim(void)
+{
+    while (req_cache) {
+        struct proxy_req *req = req_cache;
+        req_cache = req->next;
+        req_destroy(req);
+    }
+    req_cache_n = 0;
+}
+
 void *proxy_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct router *r = cls;
-    struct proxy_req *req = xcalloc(1, sizeof(*req));
+    struct proxy_req *req = req_new();
     struct req_shard *shard;
 
+    req->kind = EV_UPSTREAM;
     atomic_init(&req->refs, 1);
-    pthread_mutex_init(&req->lock, NULL);
     req->router = r;
     req->conn = conn;
     req->fd = -1;
     req->ws_fd = -1;
-    /* Bounded by MHD_OPTION_CONNECTION_MEMORY_LIMIT: MHD refuses longer request lines. */
+    /* Bounded by the guard's request-line limit. */
     req->uri = xstrdup(uri);
     req->start_ms = now_ms();
-    strbuf_init(&req->out, 1024);
-    strbuf_init(&req->reqbody, 0);
-    strbuf_init(&req->inbuf, 0);
-    strbuf_init(&req->body, 0);
 
-    req->shard = (unsigned)(((uintptr_t)req >> 6) % REQ_SHARDS);
+    req->shard = upstream_loop_index(upstream_loop_self());
     shard = &r->shards[req->shard];
     pthread_mutex_lock(&shard->lock);
     req->next = shard->head;
@@ -81,14 +134,20 @@ void proxy_req_unref(struct proxy_req *req)
         (void)close(req->fd);
     if (req->ws_fd >= 0)
         (void)close(req->ws_fd);
+    budget_release_all(req->router, req);
     route_table_unref(req->table);
-    strbuf_release(&req->out);
-    strbuf_release(&req->reqbody);
-    strbuf_release(&req->inbuf);
-    strbuf_release(&req->body);
-    pthread_mutex_destroy(&req->lock);
     free(req->uri);
-    free(req);
+    if (!upstream_loop_self() || req_cache_n >= REQ_CACHE_MAX) {
+        req_destroy(req);
+        return;
+    }
+    keep_buffer(&req->out);
+    keep_buffer(&req->reqbody);
+    keep_buffer(&req->inbuf);
+    keep_buffer(&req->body);
+    req->next = req_cache;
+    req_cache = req;
+    req_cache_n++;
 }
 
 bool proxy_req_wake_locked(struct proxy_req *req)
@@ -99,177 +158,104 @@ bool proxy_req_wake_locked(struct proxy_req *req)
     return true;
 }
 
-/* ---------------------------------------------------------------- request head */
+/* ---------------------------------------------------------------- the budget */
 
-struct head_ctx {
-    struct proxy_req *req;
-    int nhost;
-    const char *host;
-    const char *request_id;
-    const char *upgrade;          /* Upgrade: value when it names websocket */
-    bool conn_upgrade;            /* Connection: lists "upgrade" */
-    bool bad_expect;              /* an Expect other than 100-continue (417, as Heroku) */
-    struct strbuf xff;
-    struct strbuf via;
-};
-
-static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
+bool budget_take(struct router *r, struct proxy_req *req, uint64_t bytes)
 {
-    struct head_ctx *c = cls;
-    struct strbuf *out = &c->req->out;
+    uint64_t used = atomic_load(&r->budget_used);
 
-    (void)kind;
-    if (!value)
-        value = "";
-    if (strcasecmp(key, "Host") == 0) {
-        c->nhost++;
-        c->host = value;
-    } else if (strcasecmp(key, "Content-Length") == 0 ||
-               strcasecmp(key, "Transfer-Encoding") == 0) {
-        /* The body is forwarded de-chunked with our own Content-Length. */
-        c->req->send_length = true;
-        return MHD_YES;
-    } else if (strcasecmp(key, "Upgrade") == 0) {
-        if (header_value_has_token(value, "websocket"))
-            c->upgrade = value;
-        return MHD_YES;
-    } else if (strcasecmp(key, "Connection") == 0) {
-        if (header_value_has_token(value, "upgrade"))
-            c->conn_upgrade = true;
-        return MHD_YES;
-    } else if (strcasecmp(key, "Expect") == 0) {
-        /* MHD answers 100-continue itself; nothing else can be met. */
-        if (strcasecmp(value, "100-continue") != 0)
-            c->bad_expect = true;
-        return MHD_YES;
-    } else if (header_is_hop_by_hop(key)) {
-        return MHD_YES;
-    } else if (strcasecmp(key, "X-Forwarded-For") == 0) {
-        if (c->xff.len)
-            strbuf_addstr(&c->xff, ", ");
-        strbuf_addstr(&c->xff, value);
-        return MHD_YES;
-    } else if (strcasecmp(key, "Via") == 0) {
-        if (c->via.len)
-            strbuf_addstr(&c->via, ", ");
-        strbuf_addstr(&c->via, value);
-        return MHD_YES;
-    } else if (strcasecmp(key, "X-Request-Id") == 0) {
-        if (!c->request_id)
-            c->request_id = value;
-        return MHD_YES;
-    } else if (strcasecmp(key, "X-Forwarded-Proto") == 0 ||
-               strcasecmp(key, "X-Forwarded-Port") == 0 ||
-               strcasecmp(key, "X-Request-Start") == 0) {
-        /* Set by the router alone, whatever the client claims. */
-        return MHD_YES;
-    }
-    strbuf_addstr(out, key);
-    strbuf_addstr(out, ": ");
-    strbuf_addstr(out, value);
-    strbuf_addstr(out, "\r\n");
-    return MHD_YES;
+    do {
+        if (used + bytes > r->budget_max)
+            return false;
+    } while (!atomic_compare_exchange_weak(&r->budget_used, &used, used + bytes));
+    req->budget += bytes;
+    return true;
 }
 
-static void client_ip(struct MHD_Connection *conn, char *buf, size_t size)
+void budget_release_all(struct router *r, struct proxy_req *req)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-
-    buf[0] = '\0';
-    if (!ci || !ci->client_addr)
-        return;
-    if (ci->client_addr->sa_family == AF_INET)
-        (void)inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, buf, (socklen_t)size);
-    else if (ci->client_addr->sa_family == AF_INET6)
-        (void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, buf, (socklen_t)size);
+    if (req->budget)
+        atomic_fetch_sub(&r->budget_used, req->budget);
+    req->budget = 0;
 }
 
-static uint64_t realtime_ms(void)
+/*
+ * What a request may buffer, taken whole before any work starts, so that
+ * the router's buffers never outgrow the budget and a request that gets
+ * under way is never cut for memory: the response buffer (with a head
+ * and a read's worth of slack) and the body it holds.
+ */
+static uint64_t budget_need(const struct proxy_req *req)
 {
-    struct timespec ts;
+    uint64_t need = RESPONSE_BUFFER_MAX + RESPONSE_HEAD_MAX / 2;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* First access-handler call: route the request and build the upstream head. */
-static void begin_request(struct proxy_req *req, const char *method)
-{
-    struct router *r = req->router;
-    struct head_ctx c = { .req = req, .xff = STRBUF_INIT, .via = STRBUF_INIT };
-    const char *clen;
-
-    (void)snprintf(req->method, sizeof(req->method), "%s", method);
-    req->is_head = strcmp(method, "HEAD") == 0;
-    client_ip(req->conn, req->fwd, sizeof(req->fwd));
-
-    strbuf_addf(&req->out, "%s %s HTTP/1.1\r\n", method, req->uri);
-    (void)MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_header, &c);
-
-    if (c.upgrade && c.conn_upgrade) {
-        /* The only hop-by-hop headers passed on: they ask the app to switch protocols. */
-        req->upgrade = true;
-        strbuf_addf(&req->out, "Connection: Upgrade\r\nUpgrade: %s\r\n", c.upgrade);
-    }
-    if (c.request_id && request_id_valid(c.request_id))
-        (void)snprintf(req->request_id, sizeof(req->request_id), "%s", c.request_id);
+    if (req->stream)
+        need += STREAM_BUFFER_MAX;
     else
-        request_id_generate(req->request_id);
-
-    if (c.nhost != 1 || host_normalise(c.host, req->host) < 0) {
-        /* Missing, repeated (RFC 7230 §5.4) or malformed Host: no app can match. */
-        req->host[0] = '\0';
-        req->failure = c.nhost > 1 ? FAIL_BAD_REQUEST : FAIL_NO_ROUTE;
-    } else if (c.bad_expect) {
-        req->failure = FAIL_EXPECTATION;
-    } else if (atomic_load(&r->stopping)) {
-        req->failure = FAIL_STOPPING;
-    } else {
-        req->table = router_current_table(r);
-        req->route = route_table_lookup(req->table, req->host);
-        if (!req->route)
-            req->failure = FAIL_NO_ROUTE;
-    }
-
-    /*
-     * A large body of known length is streamed to the app as it arrives
-     * (the app sees it at the client's pace, and the router holds at most
-     * STREAM_BUFFER_MAX of it); a chunked one is collected, up to
-     * REQUEST_BODY_MAX, to be sent with a Content-Length, which more apps
-     * understand than a chunked request.
-     */
-    clen = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (clen && !MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
-        strtoull(clen, NULL, 10) > STREAM_BODY_MIN && !req->upgrade) {
-        req->stream = true;
-        req->stream_length = strtoull(clen, NULL, 10);
-    } else if (clen && strtoull(clen, NULL, 10) > REQUEST_BODY_MAX) {
-        req->failure = FAIL_TOO_LARGE;
-    }
-
-    if (c.xff.len)
-        strbuf_addstr(&c.xff, ", ");
-    strbuf_addstr(&c.xff, req->fwd);
-    strbuf_addf(&req->out,
-                "X-Forwarded-For: %s\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: %s\r\n"
-                "X-Request-Start: %llu\r\nX-Request-Id: %s\r\nVia: %s%s1.1 berth\r\n",
-                c.xff.buf, r->port_str, (unsigned long long)realtime_ms(), req->request_id,
-                c.via.buf, c.via.len ? ", " : "");
-    strbuf_release(&c.xff);
-    strbuf_release(&c.via);
+        need += req->body_length;
+    return need;
 }
 
 /* ---------------------------------------------------------------- responses */
 
+static enum MHD_Result queue(struct proxy_req *req, unsigned status, struct MHD_Response *resp)
+{
+    req->status = (int)status;
+    req->response_queued = true;
+    clients_set_busy(req->conn, true);
+    return MHD_queue_response(req->conn, status, resp);
+}
+
 static enum MHD_Result queue_failure(struct proxy_req *req, enum router_failure f)
 {
-    struct router *r = req->router;
-
     req->failure = f;
-    req->status = (int)failure_status(f);
-    req->response_queued = true;
-    return MHD_queue_response(req->conn, failure_status(f), r->pages[f]);
+    req->bytes_sent = req->is_head ? 0 : req->router->page_len[f];
+    return queue(req, failure_status(f), req->router->pages[f]);
+}
+
+/* https_only: GET and HEAD move for good with 301, anything else with 308 (its method and body kept). */
+static enum MHD_Result queue_redirect(struct proxy_req *req)
+{
+    struct router *r = req->router;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    struct strbuf loc = STRBUF_INIT;
+    const char *path = req->uri;
+    char host[HOST_MAX + 1];
+    enum MHD_Result ret;
+    unsigned status = strcmp(req->method, "GET") == 0 || req->is_head ? 301 : 308;
+
+    if (!resp)
+        return MHD_NO;
+    if (request_target_split(req->uri, host, &path) <= 0)
+        path = req->uri;
+    strbuf_addstr(&loc, "https://");
+    strbuf_addstr(&loc, req->host);
+    if (r->tls_port != 443) {
+        strbuf_addch(&loc, ':');
+        strbuf_addstr(&loc, r->tls_port_str);
+    }
+    if (path[0] != '/')
+        strbuf_addch(&loc, '/');   /* "http://host?q" has an empty path; "*" has none to keep */
+    if (strcmp(path, "*") != 0)
+        strbuf_addstr(&loc, path);
+    (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc.buf);
+    strbuf_release(&loc);
+    ret = queue(req, status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/*
+ * Under req->lock. Never once router_stop() has marked the request
+ * aborted: its pass to wake suspended connections is over by then.
+ */
+static bool suspend_locked(struct proxy_req *req)
+{
+    if (req->aborted)
+        return false;
+    req->mhd_suspended = true;
+    MHD_suspend_connection(req->conn);
+    return true;
 }
 
 static ssize_t content_reader(void *cls, uint64_t pos, char *buf, size_t max)
@@ -310,8 +296,7 @@ static ssize_t content_reader(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     }
     /* Nothing buffered yet: sleep until the upstream loop has more. */
-    req->mhd_suspended = true;
-    MHD_suspend_connection(req->conn);
+    (void)suspend_locked(req);   /* aborted was checked above */
     pthread_mutex_unlock(&req->lock);
     return 0;
 }
@@ -334,17 +319,12 @@ static bool body_complete(struct proxy_req *req, char **ret, size_t *ret_len)
     return done;
 }
 
-static enum MHD_Result queue_upstream_response(struct proxy_req *req)
+static struct MHD_Response *response_for_body(struct proxy_req *req)
 {
     const struct http_response_head *h = &req->head;
     struct MHD_Response *resp;
     char *whole = NULL;
     size_t whole_len = 0;
-
-    if (h->status == 101)
-        return ws_queue_response(req);
-    enum MHD_Result ret;
-    const char *via = NULL;
 
     if (h->body == BODY_NONE) {
         const char *clen = NULL;
@@ -353,11 +333,11 @@ static enum MHD_Result queue_upstream_response(struct proxy_req *req)
             if (strcasecmp(h->headers[i].name, "Content-Length") == 0)
                 clen = h->headers[i].value;
         if (clen)
-            resp = MHD_create_response_from_callback(strtoull(clen, NULL, 10), READER_BLOCK,
-                                                     content_reader, req, NULL);
-        else
-            resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    } else if (body_complete(req, &whole, &whole_len)) {
+            return MHD_create_response_from_callback(strtoull(clen, NULL, 10), READER_BLOCK, content_reader,
+                                                     req, NULL);
+        return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (body_complete(req, &whole, &whole_len)) {
         /*
          * The whole body is here already (the common case for small
          * responses): a buffer response lets MHD send head and body in one
@@ -366,11 +346,24 @@ static enum MHD_Result queue_upstream_response(struct proxy_req *req)
         resp = MHD_create_response_from_buffer(whole_len, whole, MHD_RESPMEM_MUST_FREE);
         if (!resp)
             free(whole);
-    } else {
-        resp = MHD_create_response_from_callback(h->body == BODY_LENGTH ? h->content_length
-                                                                         : MHD_SIZE_UNKNOWN,
-                                                 READER_BLOCK, content_reader, req, NULL);
+        return resp;
     }
+    return MHD_create_response_from_callback(h->body == BODY_LENGTH ? h->content_length : MHD_SIZE_UNKNOWN,
+                                             READER_BLOCK, content_reader, req, NULL);
+}
+
+static enum MHD_Result queue_upstream_response(struct proxy_req *req)
+{
+    const struct http_response_head *h = &req->head;
+    struct MHD_Response *resp;
+    const char *via = NULL;
+    enum MHD_Result ret;
+
+    if (h->status == 101) {
+        clients_set_busy(req->conn, true);
+        return ws_queue_response(req);
+    }
+    resp = response_for_body(req);
     if (!resp)
         return MHD_NO;
     for (size_t i = 0; i < h->nheaders; i++) {
@@ -384,184 +377,199 @@ static enum MHD_Result queue_upstream_response(struct proxy_req *req)
         (void)MHD_add_response_header(resp, name, h->headers[i].value);
     }
     if (via) {
-        char *v = xasprintf("%s, 1.1 berth", via);
-        (void)MHD_add_response_header(resp, "Via", v);
-        free(v);
+        struct strbuf v = STRBUF_INIT;
+        strbuf_addstr(&v, via);
+        strbuf_addstr(&v, ", 1.1 berth");
+        (void)MHD_add_response_header(resp, "Via", v.buf);
+        strbuf_release(&v);
     } else {
         (void)MHD_add_response_header(resp, "Via", "1.1 berth");
     }
-    req->status = h->status;
-    req->response_queued = true;
-    ret = MHD_queue_response(req->conn, (unsigned)h->status, resp);
+    ret = queue(req, (unsigned)h->status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
 /* ---------------------------------------------------------------- hand-off */
 
-int proxy_get_upstream(struct proxy_req *req, bool allow_pool)
-{
-    struct router *r = req->router;
-    uint64_t t0;
-    int fd = allow_pool ? pool_take(req->route->pool, req->loop_idx, req->dyno) : -1, one = 1, ret, flags;
-
-    if (fd >= 0) {
-        req->from_pool = true;
-        return fd;
-    }
-    req->from_pool = false;
-    t0 = now_ms();
-    req->dyno[0] = '\0';
-    ret = r->cfg.connect(r->cfg.connect_cls, req->route->app, req->route->generation, &fd, req->dyno);
-    req->dyno[ROUTER_DYNO_MAX - 1] = '\0';
-    req->connect_ms += now_ms() - t0;
-    if (ret < 0)
-        return ret;
-    if (fd < 0)
-        return -EBADF;
-    /* The socket is ours now: the loop needs it non-blocking, and requests are written whole. */
-    flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-        (void)close(fd);
-        return -EBADF;
-    }
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
 
 /*
- * Gives req an upstream socket and the loop it runs on; the head (and body)
- * in req->out goes out with upstream_submit(). Returns 0, or the failure to
- * answer with.
+ * Gives req to its loop's upstream side: over an idle pooled connection
+ * when allowed, else through a backend's port agent. Returns FAIL_NONE
+ * (the loop holds a reference now), or the failure to answer with.
  */
-static enum router_failure attach_upstream(struct proxy_req *req, bool allow_pool)
+static enum router_failure start_upstream(struct proxy_req *req, bool allow_pool)
 {
-    struct router *r = req->router;
-    int fd;
+    struct upstream_loop *l = req->loop;
+    enum router_failure f;
+    int fd = allow_pool ? pool_take(req->target->pool, req->loop_idx, req->dyno) : -1;
 
-    /* The loop whose daemon runs this handler also carries the upstream side. */
-    req->loop = upstream_loop_self();
-    req->loop_idx = upstream_loop_index(req->loop);
-    fd = proxy_get_upstream(req, allow_pool);
-    if (fd < 0)
-        return fd == -ENOENT ? FAIL_NO_WEB : FAIL_CONNECT;
-
-    pthread_mutex_lock(&req->lock);
-    if (atomic_load(&r->stopping)) {
-        pthread_mutex_unlock(&req->lock);
-        (void)close(fd);
+    if (atomic_load(&req->router->stopping)) {
+        if (fd >= 0)
+            (void)close(fd);
         return FAIL_STOPPING;
     }
-    req->fd = fd;
-    /* A pooled socket is still registered (disarmed) with this loop's epoll. */
-    req->in_epoll = req->from_pool;
-    req->handed_off = true;
-    req->service_start_ms = now_ms();
-    pthread_mutex_unlock(&req->lock);
     atomic_fetch_add(&req->refs, 1);
+    req->handed_off = true;
+    if (fd >= 0) {
+        pthread_mutex_lock(&req->lock);
+        req->fd = fd;
+        req->in_epoll = true;   /* still registered (disarmed) with this loop's epoll */
+        pthread_mutex_unlock(&req->lock);
+        req->from_pool = true;
+        req->service_start_ms = now_ms();
+        upstream_submit(l, req);
+        return FAIL_NONE;
+    }
+    f = connect_begin(l->connector, req);
+    if (f != FAIL_NONE) {
+        req->handed_off = false;
+        atomic_fetch_sub(&req->refs, 1);
+        return f;
+    }
+    upstream_track(l, req);
     return FAIL_NONE;
 }
 
+/* The final call of a request whose body (if any) is in: out it goes. */
 static enum MHD_Result hand_off(struct proxy_req *req)
 {
     enum router_failure f;
+    bool suspended;
 
-    if (req->send_length || req->reqbody.len)
-        strbuf_addf(&req->out, "Content-Length: %zu\r\n", req->reqbody.len);
     strbuf_addstr(&req->out, "\r\n");
     strbuf_add(&req->out, req->reqbody.buf, req->reqbody.len);
     strbuf_release(&req->reqbody);
+    req->upload_done = true;
 
-    if ((f = attach_upstream(req, true)) != FAIL_NONE)
+    if ((f = start_upstream(req, true)) != FAIL_NONE)
         return queue_failure(req, f);
+    /*
+     * Nothing can answer before this returns: the loop hears from the
+     * upstream only once MHD_run() is done, on this same thread.
+     */
     pthread_mutex_lock(&req->lock);
-    req->mhd_suspended = true;
-    MHD_suspend_connection(req->conn);
+    suspended = suspend_locked(req);
     pthread_mutex_unlock(&req->lock);
-    upstream_submit(req->loop, req);
-    return MHD_YES;
+    return suspended ? MHD_YES : queue_failure(req, FAIL_STOPPING);
+}
+
+/* A streamed body's upstream request starts with its head; the body follows as it comes. */
+static void begin_stream(struct proxy_req *req)
+{
+    enum router_failure f;
+
+    strbuf_addstr(&req->out, "\r\n");
+    /* A pooled connection could not be retried once part of the body is gone. */
+    if ((f = start_upstream(req, false)) != FAIL_NONE)
+        req->failure = f;   /* the error page follows once the body is read */
+}
+
+static void add_hex(struct strbuf *sb, size_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char digits[16];
+    int n = 0;
+
+    do {
+        digits[sizeof(digits) - 1 - n++] = hex[v & 15];
+        v >>= 4;
+    } while (v);
+    strbuf_add(sb, digits + sizeof(digits) - n, (size_t)n);
+}
+
+/* Bytes for the upstream, framed as the head announced. */
+static void stream_out(struct proxy_req *req, const char *data, size_t n)
+{
+    if (!req->chunked_up) {
+        upstream_stream_body(req, data, n);
+        return;
+    }
+    {
+        struct strbuf frame = STRBUF_INIT;
+        strbuf_grow(&frame, n + 24);
+        add_hex(&frame, n);
+        strbuf_add(&frame, "\r\n", 2);
+        strbuf_add(&frame, data, n);
+        strbuf_add(&frame, "\r\n", 2);
+        upstream_stream_body(req, frame.buf, frame.len);
+        strbuf_release(&frame);
+    }
 }
 
 /*
- * A streamed body's bytes. The first ones start the upstream request (on a
- * fresh connection: a pooled one could not be retried once part of the body
- * is gone). While the loop has STREAM_BUFFER_MAX unsent, the bytes stay with
- * MHD and the connection sleeps until the loop wakes it. Once the app has
- * answered, or the request failed, the rest of the body is read and dropped.
+ * A streamed body's bytes. While the loop has STREAM_BUFFER_MAX unsent,
+ * the bytes stay with MHD and the connection sleeps until the loop wakes
+ * it. Once the app has answered, or the request failed, the rest of the
+ * body is read and dropped.
  */
 static enum MHD_Result stream_upload(struct proxy_req *req, const char *data, size_t *size)
 {
-    enum router_failure f;
     bool drop;
 
-    if (!req->handed_off) {
-        strbuf_addf(&req->out, "Content-Length: %llu\r\n\r\n", (unsigned long long)req->stream_length);
-        if ((f = attach_upstream(req, false)) != FAIL_NONE) {
-            req->failure = f;   /* the error page follows when the body is read */
-            *size = 0;
-            return MHD_YES;
-        }
-        req->retried = true;
-        upstream_submit(req->loop, req);
-    }
     pthread_mutex_lock(&req->lock);
-    drop = req->head_ready || req->failure != FAIL_NONE || req->aborted || req->loop_done;
+    drop = !req->handed_off || req->head_ready || req->failure != FAIL_NONE || req->aborted || req->loop_done;
     if (!drop && req->out.len - req->written >= STREAM_BUFFER_MAX) {
         req->upload_blocked = true;
-        req->mhd_suspended = true;
-        MHD_suspend_connection(req->conn);
+        (void)suspend_locked(req);   /* not when aborted (drop is then true) */
         pthread_mutex_unlock(&req->lock);
         return MHD_YES;   /* *size unchanged: MHD offers the bytes again after the resume */
     }
     pthread_mutex_unlock(&req->lock);
     if (!drop)
-        upstream_stream_body(req, data, *size);
+        stream_out(req, data, *size);
     *size = 0;
     return MHD_YES;
 }
 
-enum MHD_Result proxy_access(void *cls, struct MHD_Connection *conn, const char *url,
-                             const char *method, const char *version, const char *upload_data,
-                             size_t *upload_data_size, void **req_cls)
+static enum MHD_Result resumed(struct proxy_req *req);
+
+/* The streamed body is all in: its last chunk, then the answer, or a wait for it. */
+static enum MHD_Result stream_end(struct proxy_req *req)
 {
-    struct proxy_req *req = *req_cls;
+    req->upload_done = true;
+    if (req->chunked_up && !req->loop_done)
+        upstream_stream_body(req, "0\r\n\r\n", 5);
+    return resumed(req);
+}
+
+/* The first call: route, plan, take the budget; a streamed body starts upstream now. */
+static enum MHD_Result first_call(struct proxy_req *req, const char *method)
+{
+    struct upstream_loop *l = upstream_loop_self();
+
+    req->seen = true;
+    req->loop = l;
+    req->loop_idx = upstream_loop_index(l);
+    req->tls = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_DAEMON)->daemon == l->daemons[1];
+    memcpy(req->fwd, clients_address(req->conn), sizeof(req->fwd));
+    req->fwd[sizeof(req->fwd) - 1] = '\0';
+    {
+        size_t n = strlen(method);
+        if (n >= sizeof(req->method))
+            n = sizeof(req->method) - 1;
+        memcpy(req->method, method, n);
+        req->method[n] = '\0';
+    }
+    req->is_head = strcmp(method, "HEAD") == 0;
+    request_begin(req, method);
+    if (req->failure != FAIL_NONE || req->redirect)
+        return MHD_YES;
+    if (!budget_take(req->router, req, budget_need(req))) {
+        req->failure = FAIL_OVERLOADED;
+        return MHD_YES;
+    }
+    if (req->stream)
+        begin_stream(req);
+    return MHD_YES;
+}
+
+/* Resumed by the upstream loop (or by router_stop()): answer, or wait again. */
+static enum MHD_Result resumed(struct proxy_req *req)
+{
     enum router_failure f;
     bool ready, aborted;
 
-    (void)cls;
-    (void)url;
-    (void)version;
-    if (!req)
-        return MHD_NO;
-    if (!req->seen) {
-        req->seen = true;
-        begin_request(req, method);
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0 && req->stream && req->failure == FAIL_NONE)
-        return stream_upload(req, upload_data, upload_data_size);
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (req->failure != FAIL_NONE)
-            return MHD_YES;   /* discard: the error page follows when the body is read */
-        if (req->reqbody.len + n > REQUEST_BODY_MAX) {
-            req->failure = FAIL_TOO_LARGE;
-            strbuf_release(&req->reqbody);
-            return MHD_YES;
-        }
-        strbuf_add(&req->reqbody, upload_data, n);
-        return MHD_YES;
-    }
-    if (req->response_queued)
-        return MHD_YES;
-    if (!req->handed_off) {
-        if (req->failure != FAIL_NONE)
-            return queue_failure(req, req->failure);
-        return hand_off(req);
-    }
-
-    /* Resumed by the upstream loop (or by router_stop()). */
     pthread_mutex_lock(&req->lock);
     f = req->failure;
     ready = req->head_ready;
@@ -575,12 +583,47 @@ enum MHD_Result proxy_access(void *cls, struct MHD_Connection *conn, const char 
         return queue_upstream_response(req);
     /* A spurious call: wait again. */
     pthread_mutex_lock(&req->lock);
-    if (!req->head_ready && req->failure == FAIL_NONE && !req->aborted) {
-        req->mhd_suspended = true;
-        MHD_suspend_connection(conn);
-    }
+    if (!req->head_ready && req->failure == FAIL_NONE)
+        (void)suspend_locked(req);
     pthread_mutex_unlock(&req->lock);
     return MHD_YES;
+}
+
+enum MHD_Result proxy_access(void *cls, struct MHD_Connection *conn, const char *url,
+                             const char *method, const char *version, const char *upload_data,
+                             size_t *upload_data_size, void **req_cls)
+{
+    struct proxy_req *req = *req_cls;
+
+    (void)cls;
+    (void)conn;
+    (void)url;
+    (void)version;
+    if (!req)
+        return MHD_NO;
+    if (!req->seen)
+        return first_call(req, method);
+    if (*upload_data_size > 0) {
+        if (req->stream)
+            return stream_upload(req, upload_data, upload_data_size);
+        /* A small body: the guard and MHD hold it to its Content-Length (SMALL_BODY_MAX at most). */
+        if (req->failure == FAIL_NONE && !req->redirect)
+            strbuf_add(&req->reqbody, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->response_queued)
+        return MHD_YES;
+    if (req->redirect)
+        return queue_redirect(req);
+    if (req->stream && req->handed_off && !req->upload_done)
+        return stream_end(req);
+    if (!req->handed_off) {
+        if (req->failure != FAIL_NONE)
+            return queue_failure(req, req->failure);
+        return hand_off(req);
+    }
+    return resumed(req);
 }
 
 void proxy_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -590,7 +633,7 @@ void proxy_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     struct proxy_req *req = *req_cls;
     bool cancel;
 
-    (void)conn;
+    clients_set_busy(conn, false);
     if (!req)
         return;
     *req_cls = NULL;

@@ -1,16 +1,23 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * router: the HTTP front for every app (ARCHITECTURE.md). libmicrohttpd
- * daemons (one per epoll loop thread) map the request's Host header to an app and
- * proxies the request to one of the app's instances over a socket obtained
- * from the connect callback (control backs it with the runner's port agent,
- * so the socket is already connected inside the container). The route table
- * is immutable once published and swapped atomically, so a deploy never
- * blocks requests in flight. Unknown hosts get a 404 page that names no app.
+ * router: the HTTP front for every app (ARCHITECTURE.md). One epoll loop
+ * per CPU accepts client connections on the HTTP (and, when configured,
+ * HTTPS) listener and drives its own libmicrohttpd daemon, which parses the
+ * client side after the router's guard has checked every byte (guard.h:
+ * nothing ambiguous ever reaches an app). The request's Host (its port
+ * ignored) picks a route: an app's default name or one of its domains,
+ * wildcards included. The route names the app's backends (its running
+ * instances); the loop gets a socket into one of them through the
+ * backend's port agent without ever waiting on it (runner.h), and proxies
+ * the request over it, with Heroku's headers, timeouts and error codes
+ * (reference/HEROKU.md §3). Route tables and certificates are immutable
+ * once published and swapped atomically, so a deploy never blocks requests
+ * in flight. Unknown hosts get a 404 page that names no app.
  */
 #ifndef BERTH_ROUTER_H
 #define BERTH_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,36 +29,98 @@ struct router;
 #define ROUTER_DYNO_MAX 32
 
 /*
- * Returns a connected stream socket to an instance of `app` serving
- * `generation` (or newer), owned by the caller, or -errno: -ENOENT when the
- * app has no running web instance (the router answers 503 H14 "No web
- * processes running"), anything else is a connection error (503 H10/H21).
- * On success it names the instance in `ret_dyno` (NUL-terminated, may be
- * empty), which the access log prints as dyno=.
- * Called from router threads; must be thread-safe.
+ * How the router reaches a backend (an app's instance), which it knows
+ * only as an opaque pointer that control hands it with the routes. Every
+ * function may be called from any router thread.
  */
-typedef int (*router_connect_fn)(void *cls, const char *app, uint64_t generation, int *ret_fd,
-                                 char ret_dyno[ROUTER_DYNO_MAX]);
+struct router_backend_ops {
+    /*
+     * A new private channel to the backend's port agent for one router
+     * loop (runner_agent_open()): *ret_fd is non-blocking and the
+     * router's to close. -errno when the backend is gone.
+     */
+    int (*open_channel)(void *backend, int *ret_fd);
+    /*
+     * Asks, on a channel, for a socket connected to the backend, tagged
+     * `id`: 0, -EAGAIN (the channel is full: try later), other -errno when
+     * the channel is broken (runner_agent_request()).
+     */
+    int (*request)(int channel_fd, uint64_t id);
+    /*
+     * Reads one answer from a channel: 1 with *ret_id and either *ret_sock
+     * (connected, non-blocking, TCP_NODELAY set: ready for the loop; the
+     * router's) or *ret_errno; 0 at the channel's end;
+     * -EAGAIN when none is waiting (runner_agent_reply()).
+     */
+    int (*reply)(int channel_fd, uint64_t *ret_id, int *ret_sock, int *ret_errno);
+    /* The backend's name for the access log's dyno= ("web.1"); lives as long as the backend. */
+    const char *(*name)(void *backend);
+    /* A reference the router holds while a published route table names the backend. */
+    void (*hold)(void *backend);
+    void (*release)(void *backend);
+};
 
-struct router_config {
-    const char *listen_addr;      /* "127.0.0.1:8080" */
-    unsigned threads;             /* 0: number of CPUs */
-    router_connect_fn connect;
-    void *connect_cls;
+/* Per-app overrides of Heroku's defaults; 0 (or false) keeps the default. */
+struct router_app_settings {
+    unsigned connect_timeout_ms;  /* 5 s: H19 past it (H21 when refused) */
+    unsigned head_timeout_ms;     /* 30 s to the first response byte: H12 */
+    unsigned idle_timeout_ms;     /* then a rolling 55 s window: H15 */
+    bool https_only;              /* plain-HTTP requests get a redirect to https:// */
 };
 
 struct router_route {
-    const char *host;             /* lowercase, without port: "hello.localhost" */
+    const char *host;             /* "hello.localhost", "www.example.com" or "*.example.com" */
     const char *app;
-    uint64_t generation;          /* changes on each release; pooled upstream connections of older generations are dropped */
+    uint64_t generation;          /* changes on each release; pooled connections of older ones are dropped */
+    void *const *backends;        /* the app's instances (the table holds each); may be empty: 503 H14 */
+    size_t n_backends;
+    const struct router_app_settings *settings;   /* NULL: the defaults */
+    bool blank;                   /* nothing deployed yet: 503 H81 */
+};
+
+/*
+ * A certificate for the HTTPS listener, chosen by SNI: `name` is the host
+ * it serves ("www.example.com", "*.example.com"), or "" for the default
+ * certificate a name without its own gets. PEM text; the chain starts with
+ * the leaf.
+ */
+struct router_cert {
+    const char *name;
+    const char *cert_pem;
+    const char *key_pem;
+};
+
+/* 0 (or false) in any field keeps the default named beside it. */
+struct router_config {
+    const char *listen_addr;      /* "127.0.0.1:8080" */
+    const char *https_addr;       /* "127.0.0.1:8443", or NULL for no HTTPS listener */
+    unsigned threads;             /* the number of CPUs */
+    const struct router_backend_ops *backend_ops;
+    bool no_access_log;           /* one line per request on stderr, unless set */
+    struct router_app_settings defaults;   /* Heroku's: connect 5 s, first byte 30 s, idle 55 s */
+    unsigned client_head_timeout_ms;       /* 10 s for a request head to arrive whole */
+    unsigned per_address_max;     /* 1000 client connections from one address (an IPv6 /64) */
+    uint64_t budget_bytes;        /* 256 MiB buffered for requests and responses, router-wide */
 };
 
 int router_start(const struct router_config *cfg, struct router **ret, struct berth_error **err);
-/* Publishes a new route table (copied); requests already routed keep their target. */
+/*
+ * Publishes a new route table (copied; the backends are held). Requests
+ * already routed keep their target. Hosts are normalised (lower case, no
+ * port, no trailing dot); a host named twice is an error.
+ */
 int router_set_routes(struct router *r, const struct router_route *routes, size_t n,
                       struct berth_error **err);
-/* The bound port (useful when listen_addr asked for port 0). */
+/*
+ * Publishes the certificates (copied and parsed; a certificate or key that
+ * GnuTLS refuses fails the whole call and leaves the old set). Without an
+ * HTTPS listener it only checks them.
+ */
+int router_set_certs(struct router *r, const struct router_cert *certs, size_t n,
+                     struct berth_error **err);
+/* The bound ports (useful when an address asked for port 0); 0 when there is no such listener. */
 uint16_t router_port(const struct router *r);
+uint16_t router_https_port(const struct router *r);
 void router_stop(struct router *r);
 
 #endif

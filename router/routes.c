@@ -1,21 +1,33 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The route table and the upstream connection pools. A table is built once
- * from router_set_routes()'s copy, published by pointer swap and never
- * changed afterwards; every request holds a reference to the table it was
- * routed with, so a swap never pulls memory from under a request in flight.
- * Lookups are one hash probe sequence over the normalised host.
+ * from router_set_routes()'s normalised copy, published by pointer swap and
+ * never changed afterwards; every request holds a reference to the table it
+ * was routed with, so a swap never pulls memory from under a request in
+ * flight, and the backends a table names stay held (ops->hold) until the
+ * last request routed with it is done.
  *
- * Pools belong to an (app, generation) pair and are carried over from the
- * previous table when the pair is still routed; a pair that disappears (a
- * new release bumped the generation) has its pool marked dead, so its idle
- * connections to the old instances close at once and busy ones close when
- * their response ends.
+ * Hosts map to targets: one per (app, generation), shared by the app's
+ * default name and its domains. A lookup is one hash probe sequence over
+ * the normalised host, then, for a name with no route of its own, one per
+ * dot for the longest wildcard that covers it ("*.example.com" is stored as
+ * ".example.com" and covers "www.example.com" and "a.b.example.com", not
+ * "example.com"; "*.b.example.com" wins over it for "a.b.example.com"), as
+ * DNS wildcards do (RFC 4592). Certificates follow the stricter RFC 6125
+ * rule, one label only (tls.c).
+ *
+ * Pools belong to a target's (app, generation) and are carried over from
+ * the previous table when the pair is still routed; a pair that disappears
+ * (a new release, a new set of instances) has its pool marked dead, so its
+ * idle connections to the old instances close at once and busy ones close
+ * when their response ends. A pool also remembers the backends that
+ * refused or timed out lately (quarantine), for every loop to skip.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,12 +55,26 @@ static uint32_t hash_str(const char *s, uint64_t extra)
     return h;
 }
 
+static uint32_t hash_ptr(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+/* ---------------------------------------------------------------- pools */
+
 static struct upstream_pool *pool_new(const char *app, uint64_t generation, unsigned nslots)
 {
     struct upstream_pool *p = xcalloc(1, sizeof(*p));
 
     p->nslots = nslots ? nslots : 1;
     p->slots = xcalloc(p->nslots, sizeof(*p->slots));
+    for (unsigned s = 0; s < p->nslots; s++)
+        pthread_mutex_init(&p->slots[s].lock, NULL);
     atomic_init(&p->refs, 1);
     pthread_mutex_init(&p->lock, NULL);
     p->app = xstrdup(app);
@@ -60,13 +86,30 @@ void pool_unref(struct upstream_pool *p)
 {
     if (!p || atomic_fetch_sub(&p->refs, 1) != 1)
         return;
-    for (unsigned s = 0; s < p->nslots; s++)
+    for (unsigned s = 0; s < p->nslots; s++) {
         for (int i = 0; i < p->slots[s].n; i++)
             (void)close(p->slots[s].fds[i]);
+        pthread_mutex_destroy(&p->slots[s].lock);
+    }
     pthread_mutex_destroy(&p->lock);
     free(p->slots);
     free(p->app);
     free(p);
+}
+
+/*
+ * Whether an idle connection can carry a request: nothing may be waiting
+ * on it. A byte the app sent unasked (a second response to a request that
+ * smuggled one, say) would be read as the answer to the next client's
+ * request; an end of stream means the app closed it. One non-blocking
+ * peek per reuse is the price of never misattributing a response.
+ */
+static bool idle_socket_clean(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 /*
@@ -80,18 +123,18 @@ int pool_take(struct upstream_pool *p, unsigned slot, char ret_dyno[ROUTER_DYNO_
     uint64_t now = now_ms();
     int fd = -1;
 
-    pthread_mutex_lock(&p->lock);
+    pthread_mutex_lock(&s->lock);
     /* Newest first: the most recently used connection is the least likely to be stale. */
     while (s->n > 0) {
         s->n--;
-        if (now - s->since[s->n] < POOL_IDLE_MS) {
+        if (now - s->since[s->n] < POOL_IDLE_MS && idle_socket_clean(s->fds[s->n])) {
             fd = s->fds[s->n];
             memcpy(ret_dyno, s->dynos[s->n], ROUTER_DYNO_MAX);
             break;
         }
         (void)close(s->fds[s->n]);
     }
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&s->lock);
     return fd;
 }
 
@@ -99,92 +142,255 @@ void pool_put(struct upstream_pool *p, unsigned slot, int fd, const char *dyno)
 {
     struct pool_slot *s = &p->slots[slot % p->nslots];
 
-    pthread_mutex_lock(&p->lock);
-    if (!p->dead && s->n < POOL_IDLE_MAX) {
+    pthread_mutex_lock(&s->lock);
+    if (!atomic_load_explicit(&p->dead, memory_order_relaxed) && s->n < POOL_IDLE_MAX) {
+        size_t len = strlen(dyno);
+
+        if (len >= ROUTER_DYNO_MAX)
+            len = ROUTER_DYNO_MAX - 1;
         s->fds[s->n] = fd;
         s->since[s->n] = now_ms();
-        (void)snprintf(s->dynos[s->n], ROUTER_DYNO_MAX, "%s", dyno);
+        memcpy(s->dynos[s->n], dyno, len);
+        s->dynos[s->n][len] = '\0';
         s->n++;
         fd = -1;
     }
-    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&s->lock);
     if (fd >= 0)
         (void)close(fd);
 }
 
+/*
+ * `dead` is set before each slot is emptied under its lock, so a
+ * pool_put() after that slot's pass sees it and closes its fd.
+ */
 static void pool_kill(struct upstream_pool *p)
 {
-    pthread_mutex_lock(&p->lock);
-    p->dead = true;
+    atomic_store(&p->dead, true);
     for (unsigned s = 0; s < p->nslots; s++) {
+        pthread_mutex_lock(&p->slots[s].lock);
         for (int i = 0; i < p->slots[s].n; i++)
             (void)close(p->slots[s].fds[i]);
         p->slots[s].n = 0;
+        pthread_mutex_unlock(&p->slots[s].lock);
     }
+}
+
+void pool_quarantine(struct upstream_pool *p, void *backend, uint64_t until)
+{
+    unsigned pick = 0;
+
+    pthread_mutex_lock(&p->lock);
+    /* The backend's own slot, else a free or expired one, else the one that frees soonest. */
+    for (unsigned i = 0; i < QUARANTINE_MAX; i++) {
+        if (p->quarantine[i].backend == backend) {
+            pick = i;
+            break;
+        }
+        if (p->quarantine[i].until < p->quarantine[pick].until)
+            pick = i;
+    }
+    p->quarantine[pick].backend = backend;
+    p->quarantine[pick].until = until;
     pthread_mutex_unlock(&p->lock);
 }
 
-struct route_table *route_table_build(const struct router_route *routes, size_t n,
-                                      const struct route_table *old, unsigned mark, unsigned nloops)
+bool pool_quarantined(struct upstream_pool *p, const void *backend, uint64_t now)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&p->lock);
+    for (unsigned i = 0; i < QUARANTINE_MAX; i++)
+        if (p->quarantine[i].backend == backend && p->quarantine[i].until > now)
+            found = true;
+    pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
+/* ---------------------------------------------------------------- building */
+
+/* A scratch index of pools by (app, generation): the old table's, then the new ones. */
+struct pool_index {
+    size_t mask;
+    struct upstream_pool **slots;
+};
+
+static struct upstream_pool **pool_index_slot(struct pool_index *ix, const char *app, uint64_t generation)
+{
+    size_t s = hash_str(app, generation) & ix->mask;
+
+    while (ix->slots[s] && (ix->slots[s]->generation != generation || strcmp(ix->slots[s]->app, app) != 0))
+        s = (s + 1) & ix->mask;
+    return &ix->slots[s];
+}
+
+static void pool_index_init(struct pool_index *ix, size_t n, const struct route_table *old)
+{
+    size_t size = 16;
+
+    while (size < (n + (old ? old->n_targets : 0)) * 2)
+        size *= 2;
+    ix->mask = size - 1;
+    ix->slots = xcalloc(size, sizeof(*ix->slots));
+    for (size_t i = 0; old && i < old->n_targets; i++) {
+        struct upstream_pool *p = old->targets[i].pool;
+        *pool_index_slot(ix, p->app, p->generation) = p;
+    }
+}
+
+/* Targets by (app, generation) while a table is built: index + 1, 0 = empty. */
+struct target_index {
+    size_t mask;
+    uint32_t *slots;
+};
+
+static uint32_t *target_index_slot(struct target_index *ix, const struct route_table *t, const char *app,
+                                   uint64_t generation)
+{
+    size_t s = hash_str(app, generation) & ix->mask;
+
+    while (ix->slots[s]) {
+        const struct route_target *tg = &t->targets[ix->slots[s] - 1];
+        if (tg->generation == generation && strcmp(tg->app, app) == 0)
+            break;
+        s = (s + 1) & ix->mask;
+    }
+    return &ix->slots[s];
+}
+
+static void target_init(struct route_table *t, struct route_target *tg, const struct router_route *route,
+                        const struct router_app_settings *defaults)
+{
+    tg->app = xstrdup(route->app);
+    tg->generation = route->generation;
+    tg->blank = route->blank;
+    if (route->settings)
+        tg->settings = *route->settings;
+    if (!tg->settings.connect_timeout_ms)
+        tg->settings.connect_timeout_ms = defaults->connect_timeout_ms;
+    if (!tg->settings.head_timeout_ms)
+        tg->settings.head_timeout_ms = defaults->head_timeout_ms;
+    if (!tg->settings.idle_timeout_ms)
+        tg->settings.idle_timeout_ms = defaults->idle_timeout_ms;
+    tg->n_backends = route->n_backends;
+    tg->backends = xcalloc(route->n_backends ? route->n_backends : 1, sizeof(*tg->backends));
+    for (size_t i = 0; i < route->n_backends; i++) {
+        t->ops->hold(route->backends[i]);
+        tg->backends[i].backend = route->backends[i];
+        tg->backends[i].name = t->ops->name(route->backends[i]);
+    }
+}
+
+/*
+ * The target for (app, generation) in t, made from `route` on its first
+ * appearance (later routes of the pair share it, backends and settings
+ * included).
+ */
+static struct route_target *target_for(struct route_table *t, struct target_index *tix,
+                                       struct pool_index *pools, const struct router_route *route,
+                                       const struct router_app_settings *defaults, unsigned mark,
+                                       unsigned nloops)
+{
+    uint32_t *ts = target_index_slot(tix, t, route->app, route->generation);
+    struct upstream_pool **ps;
+    struct route_target *tg;
+
+    if (*ts)
+        return &t->targets[*ts - 1];
+    tg = &t->targets[t->n_targets++];
+    *ts = (uint32_t)t->n_targets;
+    target_init(t, tg, route, defaults);
+
+    /* Every target holds one reference to its pool; pool_new's is the first. */
+    ps = pool_index_slot(pools, route->app, route->generation);
+    if (!*ps)
+        *ps = pool_new(route->app, route->generation, nloops);
+    else
+        atomic_fetch_add(&(*ps)->refs, 1);
+    /* Only set_lock holders write marks: it tells retire_pools which pools stay. */
+    (*ps)->mark = mark;
+    tg->pool = *ps;
+    return tg;
+}
+
+/* The set of backends the table names, for route_table_has_backend(). */
+static void index_backends(struct route_table *t)
+{
+    size_t total = 0, size = 16;
+
+    for (size_t i = 0; i < t->n_targets; i++)
+        total += t->targets[i].n_backends;
+    while (size < total * 2)
+        size *= 2;
+    t->bmask = size - 1;
+    t->bset = xcalloc(size, sizeof(*t->bset));
+    for (size_t i = 0; i < t->n_targets; i++) {
+        for (size_t j = 0; j < t->targets[i].n_backends; j++) {
+            void *b = t->targets[i].backends[j].backend;
+            size_t s = hash_ptr(b) & t->bmask;
+            while (t->bset[s] && t->bset[s] != b)
+                s = (s + 1) & t->bmask;
+            t->bset[s] = b;
+        }
+    }
+}
+
+static struct route_table *table_alloc(size_t n, const struct router_backend_ops *ops)
 {
     struct route_table *t = xcalloc(1, sizeof(*t));
     size_t size = 16;
-    /* A scratch index by (app, generation) over the old and new pools keeps building linear. */
-    size_t psize = 16, pmask;
-    struct upstream_pool **pidx;
 
     while (size < n * 2)
         size *= 2;
-    while (psize < (n + (old ? old->n : 0)) * 2)
-        psize *= 2;
-    pmask = psize - 1;
-    pidx = xcalloc(psize, sizeof(*pidx));
-    if (old) {
-        for (size_t i = 0; i < old->n; i++) {
-            struct upstream_pool *p = old->entries[i].pool;
-            size_t s = hash_str(p->app, p->generation) & pmask;
-            while (pidx[s] && pidx[s] != p)
-                s = (s + 1) & pmask;
-            pidx[s] = p;
-        }
-    }
-
     atomic_init(&t->refs, 1);
+    t->ops = ops;
     t->entries = xcalloc(n ? n : 1, sizeof(*t->entries));
+    t->targets = xcalloc(n ? n : 1, sizeof(*t->targets));
     t->mask = size - 1;
     t->slots = xcalloc(size, sizeof(*t->slots));
+    return t;
+}
+
+int route_table_build(const struct router_route *routes, size_t n, const struct route_table *old,
+                      unsigned mark, unsigned nloops, const struct router_backend_ops *ops,
+                      const struct router_app_settings *defaults, struct route_table **ret,
+                      struct berth_error **err)
+{
+    struct route_table *t = table_alloc(n, ops);
+    struct pool_index pools;
+    struct target_index tix = { .mask = t->mask, .slots = xcalloc(t->mask + 1, sizeof(uint32_t)) };
+
+    pool_index_init(&pools, n, old);
     for (size_t i = 0; i < n; i++) {
-        struct route_entry *e = &t->entries[t->n];
-        size_t hs = hash_str(routes[i].host, 0) & t->mask, s;
-        struct upstream_pool *p;
+        const char *host = routes[i].host;
+        bool wildcard = host[0] == '*';
+        const char *key = wildcard ? host + 1 : host;
+        size_t hs = hash_str(key, 0) & t->mask;
+        struct route_entry *e;
 
-        /* A later duplicate host changes nothing: the first route wins. */
-        while (t->slots[hs] && strcmp(t->entries[t->slots[hs] - 1].host, routes[i].host) != 0)
+        while (t->slots[hs] && strcmp(t->entries[t->slots[hs] - 1].host, key) != 0)
             hs = (hs + 1) & t->mask;
-        if (t->slots[hs])
-            continue;
-        e->host = xstrdup(routes[i].host);
-        e->app = xstrdup(routes[i].app);
-        e->generation = routes[i].generation;
-
-        /* Every entry holds one reference to its pool; pool_new's is the first. */
-        s = hash_str(e->app, e->generation) & pmask;
-        while ((p = pidx[s]) != NULL && (p->generation != e->generation || strcmp(p->app, e->app) != 0))
-            s = (s + 1) & pmask;
-        if (!p) {
-            p = pool_new(e->app, e->generation, nloops);
-            pidx[s] = p;
-        } else {
-            atomic_fetch_add(&p->refs, 1);
+        if (t->slots[hs]) {
+            int rc = berth_error_plain(err, EEXIST, "host '%s' is routed twice ('%s' and '%s')", host,
+                                       t->entries[t->slots[hs] - 1].target->app, routes[i].app);
+            free(pools.slots);
+            free(tix.slots);
+            route_table_unref(t);
+            return rc;
         }
-        /* Only set_lock holders write marks: it tells retire_pools which pools stay. */
-        p->mark = mark;
-        e->pool = p;
+        e = &t->entries[t->n];
+        e->host = xstrdup(key);
+        e->wildcard = wildcard;
+        e->target = target_for(t, &tix, &pools, &routes[i], defaults, mark, nloops);
+        t->has_wildcards |= wildcard;
         t->slots[hs] = (uint32_t)(t->n + 1);
         t->n++;
     }
-    free(pidx);
-    return t;
+    free(pools.slots);
+    free(tix.slots);
+    index_backends(t);
+    *ret = t;
+    return 0;
 }
 
 struct route_table *route_table_ref(struct route_table *t)
@@ -197,34 +403,71 @@ void route_table_unref(struct route_table *t)
 {
     if (!t || atomic_fetch_sub(&t->refs, 1) != 1)
         return;
-    for (size_t i = 0; i < t->n; i++) {
+    for (size_t i = 0; i < t->n; i++)
         free(t->entries[i].host);
-        free(t->entries[i].app);
-        pool_unref(t->entries[i].pool);
+    for (size_t i = 0; i < t->n_targets; i++) {
+        struct route_target *tg = &t->targets[i];
+        for (size_t j = 0; j < tg->n_backends; j++)
+            t->ops->release(tg->backends[j].backend);
+        free(tg->backends);
+        free(tg->app);
+        pool_unref(tg->pool);
     }
+    free(t->targets);
     free(t->entries);
     free(t->slots);
+    free(t->bset);
     free(t);
 }
 
-const struct route_entry *route_table_lookup(const struct route_table *t, const char *host)
+static const struct route_entry *lookup_key(const struct route_table *t, const char *key)
 {
-    size_t s = hash_str(host, 0) & t->mask;
+    size_t s = hash_str(key, 0) & t->mask;
 
     while (t->slots[s]) {
         const struct route_entry *e = &t->entries[t->slots[s] - 1];
-        if (strcmp(e->host, host) == 0)
+        if (strcmp(e->host, key) == 0)
             return e;
         s = (s + 1) & t->mask;
     }
     return NULL;
 }
 
+const struct route_target *route_table_lookup(const struct route_table *t, const char *host)
+{
+    const struct route_entry *e = host[0] != '.' ? lookup_key(t, host) : NULL;
+    const char *dot;
+
+    if (e && !e->wildcard)
+        return e->target;
+    if (!t->has_wildcards || host[0] == '[')
+        return NULL;
+    /* The longest wildcard first: the suffix from the leftmost dot. */
+    for (dot = strchr(host + 1, '.'); dot; dot = strchr(dot + 1, '.')) {
+        e = lookup_key(t, dot);
+        if (e && e->wildcard)
+            return e->target;
+    }
+    return NULL;
+}
+
+bool route_table_has_backend(const struct route_table *t, const void *backend)
+{
+    size_t s = hash_ptr(backend) & t->bmask;
+
+    while (t->bset[s]) {
+        if (t->bset[s] == backend)
+            return true;
+        s = (s + 1) & t->bmask;
+    }
+    return false;
+}
+
 void route_table_retire_pools(const struct route_table *old, unsigned mark)
 {
     if (!old)
         return;
-    for (size_t i = 0; i < old->n; i++)
-        if (old->entries[i].pool->mark != mark)
-            pool_kill(old->entries[i].pool);
+    for (size_t i = 0; i < old->n_targets; i++)
+        if (old->targets[i].pool->mark != mark)
+            pool_kill(old->targets[i].pool);
 }

@@ -179,6 +179,8 @@ enum MHD_Result ws_queue_response(struct proxy_req *req)
         s->to_client = xmalloc(s->to_client_len);
         memcpy(s->to_client, req->inbuf.buf + hl, s->to_client_len);
     }
+    /* From the 101 on, the client's bytes are the app's protocol, not HTTP: the guard lets them pass. */
+    clients_passthrough(req->conn);
     resp = MHD_create_response_for_upgrade(upgrade_handler, s);
     if (!resp) {
         session_free(s);

@@ -22,6 +22,12 @@ static void test_host(void)
     ok(host_normalise("[::1]:80", out) > 0 && strcmp(out, "[::1]") == 0, "ipv6 literal keeps brackets, loses port");
     ok(host_normalise("", out) == -EINVAL, "empty host refused");
     ok(host_normalise(":80", out) == -EINVAL, "port only refused");
+    ok(host_normalise("a.localhost:80x", out) == -EINVAL, "a port that is not digits refused");
+    ok(host_normalise("[::1]:44\xe9", out) == -EINVAL, "an IPv6 literal's port that is not digits refused");
+    ok(host_normalise("a.localhost:123456", out) == -EINVAL, "a port over five digits refused");
+    ok(host_normalise("a.localhost:", out) > 0 && strcmp(out, "a.localhost") == 0, "an empty port is no port");
+    ok(host_normalise("a..localhost", out) == -EINVAL && host_normalise(".localhost", out) == -EINVAL &&
+       host_normalise("a.localhost..", out) == -EINVAL, "empty labels refused (one trailing dot only)");
     ok(host_normalise("a b", out) == -EINVAL, "space refused");
     ok(host_normalise("<script>", out) == -EINVAL, "markup refused");
     memset(longhost, 'a', sizeof(longhost) - 1);
@@ -90,7 +96,10 @@ static void test_head(void)
        h.body == BODY_NONE, "304 has no body");
     ok(parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, &h, buf) == 0 && h.body == BODY_NONE,
        "answer to HEAD has no body");
-    ok(parse("HTTP/1.1 200\r\n\r\n", false, &h, buf) == 0 && h.status == 200, "missing reason accepted");
+    ok(parse("HTTP/1.1 200\r\n\r\n", false, &h, buf) == -EBADMSG,
+       "a status line without a reason phrase is malformed (Heroku's H17)");
+    ok(parse("HTTP/1.1 200 \r\n\r\n", false, &h, buf) == 0 && h.status == 200 && h.reason[0] == '\0',
+       "an empty reason phrase after the space is one (RFC 9112 §4)");
     ok(parse("HTTP/1.1 20 OK\r\n\r\n", false, &h, buf) == -EBADMSG, "two-digit status refused");
     ok(parse("HTTP/2.0 200 OK\r\n\r\n", false, &h, buf) == -EBADMSG, "HTTP/2 status line refused");
     ok(parse("garbage\r\n\r\n", false, &h, buf) == -EBADMSG, "garbage refused");
@@ -159,9 +168,28 @@ static void test_chunked(void)
     strbuf_release(&out);
 }
 
+static void test_decimal(void)
+{
+    static const struct {
+        uint64_t v;
+        const char *want;
+    } cases[] = { { 0, "0" }, { 7, "7" }, { 10, "10" }, { 1234567890, "1234567890" },
+                  { UINT64_MAX, "18446744073709551615" } };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char buf[DECIMAL_U64_MAX];
+        const char *d = decimal_u64(cases[i].v, buf);
+        size_t len = (size_t)(buf + sizeof(buf) - d);
+
+        ok(len == strlen(cases[i].want) && memcmp(d, cases[i].want, len) == 0, "decimal_u64 writes %s",
+           cases[i].want);
+    }
+}
+
 int main(void)
 {
     test_host();
+    test_decimal();
     test_request_id();
     test_head();
     test_chunked();

@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * Sockets into backends without ever waiting on one (internal.h,
+ * connector). A backend's port agent (runner.h) connects inside the
+ * container on the router's behalf; each loop keeps one private channel
+ * per backend, opened on first use and held in the loop's epoll like any
+ * other socket. A request asks on the channel with an id of the loop's own
+ * and waits in UP_CONNECTING; the answer (a connected socket or the
+ * connect's errno) comes back tagged with that id whenever the agent has
+ * it, in any order, and goes to upstream_connected(). An id nobody waits
+ * for any more (the request timed out or its client left) has its socket
+ * closed, so a late answer is never misread as another request's. When a
+ * burst fills a channel, requests wait in its queue, in order, until the
+ * channel has room again (EPOLLOUT); they are still under their deadline.
+ *
+ * The loop's timeout scan bounds each wait by the app's connect timeout;
+ * a refusal or timeout quarantines the backend in its pool (every loop
+ * skips it for QUARANTINE_MS) and the request tries another of the app's
+ * backends, picked at random as Heroku's routers do. No lock is held
+ * across any of it, and nothing here blocks: a backend whose accept queue
+ * is full costs its own requests their connect timeout and nobody else
+ * anything.
+ *
+ * A channel holds its backend (ops->hold), so the pointer that keys it
+ * cannot be reused for another backend while it is open; channels to
+ * backends the current table no longer names are closed by a sweep every
+ * few seconds, once nothing waits on them.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "router/internal.h"
+#include "common/banned.h"
+
+#define CHANNEL_BUCKETS 64              /* grows with the number of channels */
+#define PENDING_BUCKETS_MIN 256
+#define ATTEMPTS_MAX 16                 /* backends one request tries at most */
+
+struct channel {
+    uint8_t kind;                 /* EV_CHANNEL: epoll data of fd */
+    void *backend;                /* held while the channel is open */
+    int fd;
+    unsigned waiting;             /* requests asked on it (or queued for it) and not answered */
+    struct proxy_req *queue_head, *queue_tail;   /* not sent yet: the channel was full */
+    struct channel *hnext;        /* the connector's hash chain */
+};
+
+struct connector {
+    struct router *r;
+    int epfd;
+    uint64_t next_id;
+    size_t nchannels, cmask;
+    struct channel **channels;    /* chained by backend pointer */
+    size_t npending, pmask;
+    struct proxy_req **pending;   /* chained by id through req->pending_next */
+};
+
+static size_t hash_u64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+struct connector *connector_new(struct router *r, int epfd)
+{
+    struct connector *c = xcalloc(1, sizeof(*c));
+
+    c->r = r;
+    c->epfd = epfd;
+    c->cmask = CHANNEL_BUCKETS - 1;
+    c->channels = xcalloc(CHANNEL_BUCKETS, sizeof(*c->channels));
+    c->pmask = PENDING_BUCKETS_MIN - 1;
+    c->pending = xcalloc(PENDING_BUCKETS_MIN, sizeof(*c->pending));
+    return c;
+}
+
+/* ---------------------------------------------------------------- pending requests */
+
+static void pending_grow(struct connector *c)
+{
+    size_t size = (c->pmask + 1) * 2;
+    struct proxy_req **next = xcalloc(size, sizeof(*next));
+
+    for (size_t i = 0; i <= c->pmask; i++) {
+        struct proxy_req *req = c->pending[i], *n;
+        for (; req; req = n) {
+            size_t s = hash_u64(req->connect_id) & (size - 1);
+            n = req->pending_next;
+            req->pending_next = next[s];
+            next[s] = req;
+        }
+    }
+    free(c->pending);
+    c->pending = next;
+    c->pmask = size - 1;
+}
+
+static void pending_add(struct connector *c, struct proxy_req *req)
+{
+    size_t s;
+
+    if (c->npending >= c->pmask + 1)
+        pending_grow(c);
+    s = hash_u64(req->connect_id) & c->pmask;
+    req->pending_next = c->pending[s];
+    c->pending[s] = req;
+    c->npending++;
+}
+
+/* Removes and returns the request waiting for `id`, or NULL. */
+static struct proxy_req *pending_take(struct connector *c, uint64_t id)
+{
+    struct proxy_req **p = &c->pending[hash_u64(id) & c->pmask];
+
+    for (; *p; p = &(*p)->pending_next) {
+        struct proxy_req *req = *p;
+        if (req->connect_id == id) {
+            *p = req->pending_next;
+            req->pending_next = NULL;
+            c->npending--;
+            req->channel->waiting--;
+            req->channel = NULL;
+            req->connect_id = 0;
+            return req;
+        }
+    }
+    return NULL;
+}
+
+/* Takes req off its channel's queue of requests not sent yet. */
+static bool queue_remove(struct channel *ch, struct proxy_req *req)
+{
+    struct proxy_req **p = &ch->queue_head, *prev = NULL;
+
+    for (; *p; prev = *p, p = &(*p)->queue_next) {
+        if (*p != req)
+            continue;
+        *p = req->queue_next;
+        if (ch->queue_tail == req)
+            ch->queue_tail = prev;
+        req->queue_next = NULL;
+        ch->waiting--;
+        req->channel = NULL;
+        return true;
+    }
+    return false;
+}
+
+void connect_forget(struct connector *c, struct proxy_req *req)
+{
+    if (req->connect_id)
+        (void)pending_take(c, req->connect_id);
+    else if (req->channel)
+        (void)queue_remove(req->channel, req);
+}
+
+/* ---------------------------------------------------------------- channels */
+
+static struct channel **channel_slot(struct connector *c, const void *backend)
+{
+    struct channel **p = &c->channels[hash_u64((uint64_t)(uintptr_t)backend) & c->cmask];
+
+    while (*p && (*p)->backend != backend)
+        p = &(*p)->hnext;
+    return p;
+}
+
+static void channels_grow(struct connector *c)
+{
+    size_t size = (c->cmask + 1) * 2;
+    struct channel **next = xcalloc(size, sizeof(*next));
+
+    for (size_t i = 0; i <= c->cmask; i++) {
+        struct channel *ch = c->channels[i], *n;
+        for (; ch; ch = n) {
+            size_t s = hash_u64((uint64_t)(uintptr_t)ch->backend) & (size - 1);
+            n = ch->hnext;
+            ch->hnext = next[s];
+            next[s] = ch;
+        }
+    }
+    free(c->channels);
+    c->channels = next;
+    c->cmask = size - 1;
+}
+
+/* The loop's channel to backend, opened now if it has none. NULL with *ret_err when the agent is gone. */
+static struct channel *channel_get(struct connector *c, void *backend, int *ret_err)
+{
+    struct channel **slot = channel_slot(c, backend), *ch;
+    struct epoll_event ev = { .events = EPOLLIN };
+    int fd, rc;
+
+    if (*slot)
+        return *slot;
+    rc = c->r->ops->open_channel(backend, &fd);
+    if (rc < 0) {
+        *ret_err = -rc;
+        return NULL;
+    }
+    ch = xcalloc(1, sizeof(*ch));
+    ch->kind = EV_CHANNEL;
+    ch->backend = backend;
+    ch->fd = fd;
+    ev.data.ptr = ch;
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        *ret_err = errno;
+        (void)close(fd);
+        free(ch);
+        return NULL;
+    }
+    c->r->ops->hold(backend);
+    if (c->nchannels >= c->cmask + 1) {
+        channels_grow(c);
+        slot = channel_slot(c, backend);
+    }
+    *slot = ch;
+    c->nchannels++;
+    return ch;
+}
+
+/* Closes a channel; close() takes it out of the epoll. Nothing may wait on it. */
+static void channel_close(struct connector *c, struct channel *ch)
+{
+    struct channel **slot = channel_slot(c, ch->backend);
+
+    *slot = ch->hnext;
+    c->nchannels--;
+    (void)close(ch->fd);
+    c->r->ops->release(ch->backend);
+    free(ch);
+}
+
+/*
+ * The channel broke or ended (the container exited): every request
+ * waiting on it is answered with ECONNRESET, which sends it to another
+ * backend, and the channel closes (the next request opens a new one).
+ */
+static void channel_fail(struct connector *c, struct channel *ch)
+{
+    struct proxy_req *failed = ch->queue_head, *req, *next;
+
+    /* The queued ones first (never sent), then those asked. */
+    for (req = failed; req; req = req->queue_next) {
+        req->pending_next = req->queue_next;
+        req->channel = NULL;
+        ch->waiting--;
+    }
+    ch->queue_head = ch->queue_tail = NULL;
+
+    for (size_t i = 0; i <= c->pmask && ch->waiting > 0; i++) {
+        struct proxy_req **p = &c->pending[i];
+        while (*p) {
+            req = *p;
+            if (req->channel != ch) {
+                p = &req->pending_next;
+                continue;
+            }
+            *p = req->pending_next;
+            c->npending--;
+            ch->waiting--;
+            req->channel = NULL;
+            req->connect_id = 0;
+            req->pending_next = failed;
+            failed = req;
+        }
+    }
+    channel_close(c, ch);
+    for (req = failed; req; req = next) {
+        next = req->pending_next;
+        req->pending_next = NULL;
+        req->queue_next = NULL;
+        upstream_connected(req->loop, req, -1, ECONNRESET);
+    }
+}
+
+/* Arms the channel for EPOLLOUT too while requests wait to be sent on it. */
+static void channel_watch(struct connector *c, struct channel *ch)
+{
+    struct epoll_event ev = { .events = EPOLLIN | (ch->queue_head ? EPOLLOUT : 0), .data.ptr = ch };
+
+    (void)epoll_ctl(c->epfd, EPOLL_CTL_MOD, ch->fd, &ev);
+}
+
+/* Sends what waits in the channel's queue, as far as the channel takes it. Returns false when it broke. */
+static bool channel_flush(struct connector *c, struct channel *ch)
+{
+    bool was_queued = ch->queue_head != NULL;
+
+    while (ch->queue_head) {
+        struct proxy_req *req = ch->queue_head;
+        uint64_t id = c->next_id + 1;
+        int rc = c->r->ops->request(ch->fd, id);
+
+        if (rc == -EAGAIN)
+            break;
+        if (rc < 0)
+            return false;
+        c->next_id = id;
+        ch->queue_head = req->queue_next;
+        if (!ch->queue_head)
+            ch->queue_tail = NULL;
+        req->queue_next = NULL;
+        req->connect_id = id;
+        pending_add(c, req);
+    }
+    if (was_queued && !ch->queue_head)
+        channel_watch(c, ch);
+    return true;
+}
+
+void connect_on_channel(struct connector *c, struct channel *ch, uint32_t events)
+{
+    if ((events & EPOLLOUT) && !channel_flush(c, ch)) {
+        channel_fail(c, ch);
+        return;
+    }
+    if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+        return;
+    for (;;) {
+        uint64_t id;
+        int sock = -1, err = 0;
+        int rc = c->r->ops->reply(ch->fd, &id, &sock, &err);
+        struct proxy_req *req;
+
+        if (rc == -EAGAIN)
+            return;
+        if (rc <= 0) {
+            channel_fail(c, ch);
+            return;
+        }
+        req = pending_take(c, id);
+        if (!req) {
+            /* Nobody waits for it any more: the request timed out or its client left. */
+            if (sock >= 0)
+                (void)close(sock);
+            continue;
+        }
+        upstream_connected(req->loop, req, sock, err);
+    }
+}
+
+void connect_sweep(struct connector *c, const struct route_table *current)
+{
+    for (size_t i = 0; i <= c->cmask; i++) {
+        struct channel *ch = c->channels[i], *next;
+        for (; ch; ch = next) {
+            next = ch->hnext;
+            if (ch->waiting == 0 && !route_table_has_backend(current, ch->backend))
+                channel_close(c, ch);
+        }
+    }
+}
+
+void connector_free(struct connector *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i <= c->cmask; i++) {
+        struct channel *ch = c->channels[i], *next;
+        for (; ch; ch = next) {
+            next = ch->hnext;
+            (void)close(ch->fd);
+            c->r->ops->release(ch->backend);
+            free(ch);
+        }
+    }
+    free(c->channels);
+    free(c->pending);
+    free(c);
+}
+
+/* ---------------------------------------------------------------- choosing a backend */
+
+static bool tried(const struct proxy_req *req, size_t i)
+{
+    return i < 128 && (req->tried[i / 64] >> (i % 64)) & 1;
+}
+
+static void mark_tried(struct proxy_req *req, size_t i)
+{
+    if (i < 128)
+        req->tried[i / 64] |= 1ull << (i % 64);
+}
+
+/*
+ * A random backend of req's target not tried yet, preferring those out of
+ * quarantine; -1 when every one has been tried.
+ */
+static ssize_t pick_backend(const struct proxy_req *req, uint64_t now)
+{
+    const struct route_target *tg = req->target;
+    size_t n = tg->n_backends, start;
+    ssize_t fallback = -1;
+
+    if (n == 0)
+        return -1;
+    start = (size_t)(router_random() % n);
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
+        if (tried(req, i))
+            continue;
+        if (!pool_quarantined(tg->pool, tg->backends[i].backend, now))
+            return (ssize_t)i;
+        if (fallback < 0)
+            fallback = (ssize_t)i;
+    }
+    /* Every untried backend is quarantined: one of them is still better than no answer. */
+    return fallback;
+}
+
+enum router_failure connect_begin(struct connector *c, struct proxy_req *req)
+{
+    const struct route_target *tg = req->target;
+    uint64_t now = now_ms();
+
+    if (tg->n_backends == 0)
+        return FAIL_NO_WEB;
+    while (req->attempts < ATTEMPTS_MAX) {
+        ssize_t i = pick_backend(req, now);
+        struct channel *ch;
+        int err = 0, rc;
+
+        if (i < 0)
+            break;
+        mark_tried(req, (size_t)i);
+        req->attempts++;
+        req->backend = &tg->backends[i];
+        ch = channel_get(c, req->backend->backend, &err);
+        if (!ch) {
+            req->last_failure = FAIL_CRASHED;
+            continue;
+        }
+        /* Behind others already queued, or on a full channel: wait in line for room (EPOLLOUT). */
+        rc = ch->queue_head ? -EAGAIN : c->r->ops->request(ch->fd, c->next_id + 1);
+        if (rc < 0 && rc != -EAGAIN) {
+            /* The agent is gone; its channel's end reaches connect_on_channel(), which closes it. */
+            req->last_failure = FAIL_CRASHED;
+            continue;
+        }
+        req->channel = ch;
+        ch->waiting++;
+        if (rc == 0) {
+            req->connect_id = ++c->next_id;
+            pending_add(c, req);
+        } else {
+            req->connect_id = 0;
+            req->queue_next = NULL;
+            if (ch->queue_tail)
+                ch->queue_tail->queue_next = req;
+            else
+                ch->queue_head = req;
+            ch->queue_tail = req;
+            if (ch->queue_head == req)
+                channel_watch(c, ch);
+        }
+        req->ustate = UP_CONNECTING;
+        req->connect_start_ms = now;
+        req->deadline_ms = now + tg->settings.connect_timeout_ms;
+        return FAIL_NONE;
+    }
+    return req->last_failure != FAIL_NONE ? req->last_failure : FAIL_NO_WEB;
+}
