@@ -13,19 +13,9 @@ build=$(cd "${1:-build}" && pwd)
 runs=${2:-${DEPLOY_RUNS:-5}}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d /tmp/berth-deploy-bench.XXXXXX)
-serve=
-cleanup() {
-    [ -z "$serve" ] || { kill "$serve" 2>/dev/null; wait "$serve" 2>/dev/null || true; }
-    rm -rf "$T" 2>/dev/null || unshare --map-root-user --map-auto rm -rf "$T" 2>/dev/null || true
-}
-trap cleanup EXIT
-
-"$build/berth" serve --home "$T/home" --http 127.0.0.1:0 --control 127.0.0.1:0 >"$T/serve.log" 2>&1 &
-serve=$!
-for _ in $(seq 1 100); do [ -s "$T/home/run/serve.json" ] && break; sleep 0.1; done
-http=$(sed -n 's/.*"http_port": *\([0-9]*\).*/\1/p' "$T/home/run/serve.json")
-control=$(sed -n 's/.*"control_port": *\([0-9]*\).*/\1/p' "$T/home/run/serve.json")
-export BERTH_URL=http://127.0.0.1:$control BERTH_TOKEN=$(cat "$T/home/admin.token")
+. "$top/tests/bench/serve.sh"
+trap bench_serve_stop EXIT
+bench_serve_start "$build"
 
 now() { date +%s.%N; }
 # deploy_once APP DIR: pushes DIR and checks the router then answers for APP;

@@ -6,7 +6,9 @@
 # by +-20% on shared machines; see PEERS.md). Every load is bounded in time
 # and on loopback only.
 #   1. router: berth's router vs nginx proxy_pass (keepalive upstream), both
-#      in front of the same nginx upstream, wrk -t2 -c64 and -t1 -c1;
+#      in front of the same nginx upstream, wrk -t2 -c64 and -t1 -c1: req/s,
+#      p50 and p99; then the real path (tests/bench/real-path.sh): berth
+#      serve's router to an app in a container;
 #   2. idle memory (RSS, PSS, USS over the process tree): berth's router
 #      vs nginx as the proxy;
 #   3. container start to exit of /bin/true: berth's runner vs bwrap;
@@ -64,7 +66,16 @@ mem_tree() {
         awk '/^Rss:/ {r += $2} /^Pss:/ {p += $2} /^Private_(Clean|Dirty):/ {u += $2} END {print r, p, u}'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-rps() { wrk "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+# wrk_stats WRK-ARGS...: "req/s p50-ms p99-ms" of one wrk run (--latency gives the percentiles).
+wrk_stats() {
+    wrk --latency "$@" 2>/dev/null | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /Requests\/sec/ {r = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
+        END {printf "%s %.3f %.3f\n", r, p50, p99}'
+}
+# median_col FILE N: the median of column N.
+median_col() { awk -v c="$2" '{print $c}' "$1" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 
 echo "== router: berth vs nginx proxy_pass (same upstream, wrk on loopback, ${rounds}x${secs}s each, alternating)"
 up=$(free_port); px=$(free_port); rb=$(free_port)
@@ -73,23 +84,30 @@ nginx_conf "$T/px" "upstream u { server 127.0.0.1:$up; keepalive 64; }
     server { listen 127.0.0.1:$px; location / { proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 nginx -p "$T/up" -c "$T/up/nginx.conf" -e "$T/up/error.log" & pids+=($!)
 nginx -p "$T/px" -c "$T/px/nginx.conf" -e "$T/px/error.log" & pids+=($!)
-"$build/tests/bench/router-bench" "$rb" "$up" a.test >"$T/rb.out" & pids+=($!)
+BERTH_ROUTER_ACCESS_LOG=0 "$build/tests/bench/router-bench" "$rb" "$up" a.test >"$T/rb.out" & pids+=($!)
 sleep 1
+printf '  %-9s %21s  %21s  %s\n' "" "nginx req/s p50 p99" "berth req/s p50 p99" "berth/nginx req/s, p99"
 for conc in "-t2 -c64" "-t1 -c1"; do
     : >"$T/n"; : >"$T/b"
     for i in $(seq 1 "$rounds"); do
-        rps $conc -d"${secs}s" -H 'Host: a.test' "http://127.0.0.1:$px/" >>"$T/n"
-        rps $conc -d"${secs}s" -H 'Host: a.test' "http://127.0.0.1:$rb/" >>"$T/b"
+        wrk_stats $conc -d"${secs}s" -H 'Host: a.test' "http://127.0.0.1:$px/" >>"$T/n"
+        wrk_stats $conc -d"${secs}s" -H 'Host: a.test' "http://127.0.0.1:$rb/" >>"$T/b"
     done
-    n=$(median <"$T/n"); b=$(median <"$T/b")
-    printf '  wrk %-8s nginx %10s req/s   berth %10s req/s   berth/nginx %.2f\n' "$conc" "$n" "$b" \
-        "$(awk -v b="$b" -v n="$n" 'BEGIN {print (n > 0 ? b / n : 0)}')"
+    n=$(median_col "$T/n" 1); np50=$(median_col "$T/n" 2); np99=$(median_col "$T/n" 3)
+    b=$(median_col "$T/b" 1); bp50=$(median_col "$T/b" 2); bp99=$(median_col "$T/b" 3)
+    printf '  wrk %-5s %9s %5sms %5sms  %9s %5sms %5sms  %s, %s\n' "${conc#-t? }" "$n" "$np50" "$np99" \
+        "$b" "$bp50" "$bp99" "$(ratio "$b" "$n")" "$(ratio "$bp99" "$np99")"
 done
 sleep 2   # idle: both have had a quiet moment to settle after the load
 echo "== idle memory after the load, kB over the process tree (RSS PSS USS)"
 echo "  nginx proxy (master + worker): $(mem_tree "${pids[1]}")"
 echo "  berth router:                  $(mem_tree "${pids[2]}")"
 stop "${pids[@]}"; pids=()
+
+# The real path: wrk -> berth serve's router -> the port agent -> nginx in a
+# container (the static example), beside the harness figure above.
+echo "== router, the real path: wrk -> berth serve -> port agent -> examples/static in a container (median of ${rounds})"
+bash "$top/tests/bench/real-path.sh" "$build" "$rounds" "$secs"
 
 echo "== container start -> exit of /bin/true (median of ${BENCH_RUNS:-200} runs)"
 if grep -q "^$(id -un):" /etc/subuid; then

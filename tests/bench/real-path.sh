@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The router's real path, measured: wrk -> `berth serve`'s router -> the
+# port agent -> nginx in a container (examples/static, served by the static
+# buildpack's nginx with keep-alive), at -c64 and -c1; req/s, p50 and p99,
+# median of ROUNDS runs of SECS seconds. The access log is on, as it is in
+# production. Then the concurrency sweep: busybox httpd (no keep-alive,
+# listen backlog 9) as a Procfile app, through the router and, beside it,
+# the same busybox on the host with the same files ("direct"), wrk -d3s at
+# 1 to 256 clients: req/s and p99 of both, and the router/direct ratios
+# (tests/router-load.sh checks the same sweep for errors and collapse).
+# Run by tests/bench/run.sh as the berth user, or alone:
+#   tests/bench/real-path.sh BUILD_DIR [ROUNDS] [SECS]
+set -euo pipefail
+build=$(cd "${1:-build}" && pwd)
+rounds=${2:-3}
+secs=${3:-5}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+T=$(mktemp -d /tmp/berth-real-path.XXXXXX)
+. "$top/tests/bench/serve.sh"
+direct=
+cleanup() {
+    [ -z "$direct" ] || { kill "$direct" 2>/dev/null; wait "$direct" 2>/dev/null || true; }
+    bench_serve_stop
+}
+trap cleanup EXIT
+bench_serve_start "$build"
+cp -a "$top/examples/static" "$T/src"
+git -C "$T/src" init -q -b main
+git -C "$T/src" add -A && git -C "$T/src" -c user.email=b@b -c user.name=b commit -qm 0
+"$build/berth" apps:create real >/dev/null
+git -C "$T/src" push -q "http://x:$BERTH_TOKEN@127.0.0.1:$control/real.git" main >"$T/push.out" 2>&1 ||
+    { echo "  push failed: $(tail -3 "$T/push.out" | tr '\n' ' ')"; exit 0; }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+for conc in "-t2 -c64" "-t1 -c1"; do
+    : >"$T/r"
+    for _ in $(seq 1 "$rounds"); do
+        wrk --latency $conc -d"${secs}s" -H 'Host: real.localhost' "http://127.0.0.1:$http/" 2>/dev/null | awk '
+            function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+            /Requests\/sec/ {r = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
+            /Non-2xx|Socket errors/ {bad = 1}
+            END {printf "%s %.3f %.3f %d\n", r, p50, p99, bad}' >>"$T/r"
+    done
+    printf '  wrk %-5s berth %9s req/s  p50 %6sms  p99 %6sms%s\n' "${conc#-t? }" \
+        "$(awk '{print $1}' "$T/r" | median)" "$(awk '{print $2}' "$T/r" | median)" \
+        "$(awk '{print $3}' "$T/r" | median)" "$(awk '$4 {e = 1} END {if (e) print "  (errors!)"}' "$T/r")"
+done
+
+echo "  concurrency sweep, busybox httpd (closes every connection, backlog 9): router vs direct, wrk -d3s"
+mkdir -p "$T/bb/site"
+cp "$top"/examples/static/*.html "$top"/examples/static/*.css "$T/bb/site/"
+printf 'web: exec busybox httpd -f -p $PORT -h site\n' >"$T/bb/Procfile"
+git -C "$T/bb" init -q -b main
+git -C "$T/bb" add -A && git -C "$T/bb" -c user.email=b@b -c user.name=b commit -qm 0
+"$build/berth" apps:create bb >/dev/null
+git -C "$T/bb" push -q "http://x:$BERTH_TOKEN@127.0.0.1:$control/bb.git" main >"$T/bb.out" 2>&1 ||
+    { echo "  push failed: $(tail -3 "$T/bb.out" | tr '\n' ' ')"; exit 0; }
+dport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+busybox httpd -f -p "127.0.0.1:$dport" -h "$T/bb/site" &
+direct=$!
+sleep 0.5
+sweep_stats() {
+    wrk --latency "$@" 2>/dev/null | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /Requests\/sec/ {r = $2} $1 == "99%" {p99 = ms($2)} /Non-2xx|Socket errors/ {bad = 1}
+        END {printf "%.0f %.2f %d\n", r, p99, bad}'
+}
+printf '  %8s %22s %22s %16s\n' clients "router req/s  p99 ms" "direct req/s  p99 ms" "req/s, p99 ratio"
+for c in 1 8 16 32 64 256; do
+    t=2; [ "$c" -lt 2 ] && t=1
+    read -r rr rp rbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s -H 'Host: bb.localhost' "http://127.0.0.1:$http/")
+    read -r dr dp dbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s "http://127.0.0.1:$dport/")
+    printf '  %8s %12s %9s %12s %9s %8s %7s%s\n' "$c" "$rr" "$rp" "$dr" "$dp" \
+        "$(awk -v a="$rr" -v b="$dr" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')" \
+        "$(awk -v a="$rp" -v b="$dp" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')" \
+        "$( [ "$rbad$dbad" = 00 ] || echo '  (errors!)')"
+done
