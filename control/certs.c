@@ -653,6 +653,8 @@ static void settle(struct gather *g)
 {
     size_t first = 0;
 
+    if (g->n_cands == 0)
+        return;
     qsort(g->cands, g->n_cands, sizeof(*g->cands), cmp_candidate);
     for (size_t j = 1; j < g->n_cands; j++) {
         struct certs_entry *e;
