@@ -618,14 +618,26 @@ static void test_connect_cap(struct runner_container *s)
         if (r == 1 && sock >= 0)
             (void)close(sock);
     }
-    /* Waiting connects are dialled again on new sockets now and then: the most seen in a few looks. */
-    before = syn_sent(app);
-    for (int i = 0; i < 5 && before >= 0; i++) {
-        int n_now;
+    /*
+     * Waiting connects are dialled again on new sockets now and then, and a
+     * read of /proc/net/tcp is not one snapshot (a socket closed and made
+     * again meanwhile may be seen twice or not at all): the median of a few
+     * looks, within a tenth of the cap.
+     */
+    {
+        int looks[5];
 
-        usleep(20 * 1000);
-        n_now = syn_sent(app);
-        before = n_now > before ? n_now : before;
+        for (int i = 0; i < 5; i++) {
+            looks[i] = syn_sent(app);
+            usleep(20 * 1000);
+        }
+        for (int i = 1; i < 5; i++)
+            for (int j = i; j > 0 && looks[j - 1] > looks[j]; j--) {
+                int t = looks[j];
+                looks[j] = looks[j - 1];
+                looks[j - 1] = t;
+            }
+        before = looks[2];
     }
     t_ok(again == 6 && other == 0,
          "%d requests to a stalled app: the %d past the cap of %d get EAGAIN at once, the rest "
@@ -638,8 +650,9 @@ static void test_connect_cap(struct runner_container *s)
     if (before < 0)
         t_skip_or_fail("/proc/<app>/net/tcp is unreadable: cannot count the init's connects");
     else
-        t_ok(before == RUNNER_AGENT_MAX_REQUESTS && after == 0,
-             "closing the channel ends its connects: %d in SYN_SENT in the container, %d after "
+        t_ok(before >= RUNNER_AGENT_MAX_REQUESTS * 9 / 10 && before <= RUNNER_AGENT_MAX_REQUESTS * 11 / 10 &&
+             after == 0,
+             "closing the channel ends its connects: about %d in SYN_SENT in the container, %d after "
              "(the init's own /proc/<pid>/fd is closed to berth: it is not dumpable)", before, after);
 }
 
