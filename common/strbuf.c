@@ -129,6 +129,20 @@ void strbuf_addf(struct strbuf *sb, const char *fmt, ...)
     va_end(ap);
 }
 
+void strbuf_emitf(void (*out)(void *cls, const char *line), void *cls, const char *fmt, ...)
+{
+    struct strbuf sb = STRBUF_INIT;
+    va_list ap;
+
+    if (!out)
+        return;
+    va_start(ap, fmt);
+    strbuf_vaddf(&sb, fmt, ap);
+    va_end(ap);
+    out(cls, sb.buf);
+    strbuf_release(&sb);
+}
+
 void strbuf_rtrim(struct strbuf *sb)
 {
     size_t len = sb->len;

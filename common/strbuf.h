@@ -42,6 +42,9 @@ void strbuf_addstr(struct strbuf *sb, const char *s);
 void strbuf_addch(struct strbuf *sb, int c);
 void strbuf_addf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_vaddf(struct strbuf *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Formats one line and hands it to `out` (a progress or output callback); nothing when out is NULL. */
+void strbuf_emitf(void (*out)(void *cls, const char *line), void *cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Removes trailing white space. */
 void strbuf_rtrim(struct strbuf *sb);
 /* Removes the first `n` bytes (n <= len). */

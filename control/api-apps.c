@@ -11,6 +11,7 @@
  *   GET    /apps/<app>/config         PATCH {"K": "v", "K2": null}: `berth config:set/unset`
  *   /apps/<app>/domains, /certs, /router: custom domains, certificates and router
  *                                     settings, in api-domains.c
+ *   /apps/<app>/releases              releases and rollback, in api-releases.c
  *
  * Settings live in app.json and are checked here, before they are stored,
  * with the same rules the build applies, so a bad value is refused when it
@@ -485,5 +486,7 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         return api_certs_handle(call, app, sub + 6);
     if (sub && strcmp(sub, "/router") == 0)
         return api_router_handle(call, app);
+    if (sub && strcmp(sub, "/releases") == 0)
+        return api_releases_handle(call, app);
     return api_respond_error(call->conn, 404, "no such endpoint");
 }

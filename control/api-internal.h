@@ -63,5 +63,7 @@ enum MHD_Result api_domains_handle(const struct api_call *call, const char *app,
 enum MHD_Result api_certs_handle(const struct api_call *call, const char *app, const char *rest);
 /* /apps/<app>/router */
 enum MHD_Result api_router_handle(const struct api_call *call, const char *app);
+/* api-releases.c: /apps/<app>/releases, for an app the caller checked the tenant owns. */
+enum MHD_Result api_releases_handle(const struct api_call *call, const char *app);
 
 #endif

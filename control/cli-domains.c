@@ -23,24 +23,6 @@
 /* A PEM file worth sending: the API takes 64 KiB of JSON at most. */
 #define CLI_PEM_MAX (48u << 10)
 
-/* "--json" as the optional last argument of a listing command; -1 (said) for anything else. */
-static int json_flag(int argc, char **argv, const char *usage)
-{
-    if (argc < 2)
-        return 0;
-    if (strcmp(argv[1], "--json") == 0)
-        return 1;
-    fprintf(stderr, "usage: berth %s\n", usage);
-    return -1;
-}
-
-static void print_json(const json_t *doc)
-{
-    _cleanup_free_ char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
-
-    printf("%s\n", text ? text : "{}");
-}
-
 /* A path segment with everything but [A-Za-z0-9._~*-] percent-encoded (malloc'ed). */
 static char *escape_segment(const char *s)
 {
@@ -102,7 +84,7 @@ int cli_domains(int argc, char **argv)
     _cleanup_json_ json_t *doc = NULL;
     _cleanup_free_ char *missing = NULL;
     const json_t *uncovered;
-    int as_json = json_flag(argc, argv, "domains APP [--json]");
+    int as_json = cli_json_flag(argc, argv, "domains APP [--json]");
     json_t *v;
     size_t i;
 
@@ -111,7 +93,7 @@ int cli_domains(int argc, char **argv)
     if (cli_app_request("GET", argv[0], "/domains", NULL, &doc) < 0)
         return 1;
     if (as_json) {
-        print_json(doc);
+        cli_print_json(doc);
         return 0;
     }
     printf("=== %s Domains\n%s (default)\n", argv[0], json_get_str(doc, "default"));
@@ -246,14 +228,14 @@ int cli_certs(int argc, char **argv)
 {
     _cleanup_json_ json_t *doc = NULL;
     const json_t *certs;
-    int as_json = json_flag(argc, argv, "certs APP [--json]");
+    int as_json = cli_json_flag(argc, argv, "certs APP [--json]");
 
     if (as_json < 0)
         return 2;
     if (cli_app_request("GET", argv[0], "/certs", NULL, &doc) < 0)
         return 1;
     if (as_json) {
-        print_json(doc);
+        cli_print_json(doc);
         return 0;
     }
     certs = json_object_get(doc, "certs");
@@ -332,14 +314,14 @@ static void print_router(const char *app, const json_t *doc)
 int cli_router(int argc, char **argv)
 {
     _cleanup_json_ json_t *doc = NULL;
-    int as_json = json_flag(argc, argv, "router APP [--json]");
+    int as_json = cli_json_flag(argc, argv, "router APP [--json]");
 
     if (as_json < 0)
         return 2;
     if (cli_app_request("GET", argv[0], "/router", NULL, &doc) < 0)
         return 1;
     if (as_json)
-        print_json(doc);
+        cli_print_json(doc);
     else
         print_router(argv[0], doc);
     return 0;

@@ -3,7 +3,8 @@
  * control-internal: what the `berth` client commands share. cli.c holds
  * the transport (libcurl to the control API) and the command table;
  * cli-settings.c the commands that read and change an app's settings and
- * config; cli-domains.c its domains, certificates and router settings.
+ * config; cli-domains.c its domains, certificates and router settings;
+ * cli-releases.c its releases and rollback.
  * Each command takes its own arguments (after the command name) and
  * returns the process exit code.
  */
@@ -25,6 +26,10 @@ int cli_fail(long status, const json_t *doc);
  * error is said on stderr and -1 returned.
  */
 int cli_app_request(const char *method, const char *app, const char *sub, const json_t *body, json_t **ret_doc);
+/* "--json" as the optional argument after APP of a listing command: 1, 0 without, -1 (said) for anything else. */
+int cli_json_flag(int argc, char **argv, const char *usage);
+/* The API's answer as it is, indented, keys sorted. */
+void cli_print_json(const json_t *doc);
 /* "key=value" arguments into body[key]; an empty value is null (back to the default). -1 (said) if malformed. */
 int cli_add_pairs(json_t *body, int argc, char **argv, const char *usage);
 
@@ -47,5 +52,8 @@ int cli_certs_add(int argc, char **argv);
 int cli_certs_remove(int argc, char **argv);
 int cli_router(int argc, char **argv);
 int cli_router_set(int argc, char **argv);
+/* cli-releases.c */
+int cli_releases(int argc, char **argv);
+int cli_rollback(int argc, char **argv);
 
 #endif

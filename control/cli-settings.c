@@ -84,6 +84,23 @@ int cli_buildpacks_clear(int argc, char **argv)
     return 0;
 }
 
+int cli_json_flag(int argc, char **argv, const char *usage)
+{
+    if (argc < 2)
+        return 0;
+    if (strcmp(argv[1], "--json") == 0)
+        return 1;
+    fprintf(stderr, "usage: berth %s\n", usage);
+    return -1;
+}
+
+void cli_print_json(const json_t *doc)
+{
+    _cleanup_free_ char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+    printf("%s\n", text ? text : "{}");
+}
+
 int cli_add_pairs(json_t *body, int argc, char **argv, const char *usage)
 {
     for (int i = 0; i < argc; i++) {

@@ -225,6 +225,8 @@ static const struct command {
     { "certs", 1, 2, "certs APP [--json]", cli_certs },
     { "certs:add", 3, 3, "certs:add APP CERT_FILE KEY_FILE", cli_certs_add },
     { "certs:remove", 2, 2, "certs:remove APP ID", cli_certs_remove },
+    { "releases", 1, 2, "releases APP [--json]", cli_releases },
+    { "rollback", 1, 2, "rollback APP [vN]", cli_rollback },
     { "router", 1, 2, "router APP [--json]", cli_router },
     { "router:set", 2, -1, "router:set APP timeout=SECONDS|connect_timeout=SECONDS|idle_timeout=SECONDS|"
       "https_only=on|off...", cli_router_set },

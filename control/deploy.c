@@ -4,8 +4,9 @@
  * master) becomes release N: the tree is exported, built into a slug by the
  * buildpacks driver in build containers, the release phase (a Procfile
  * `release:` process) runs with the new slug and config, the web process of
- * release N is started and must bind $PORT, then the router's table is
- * swapped to it and the previous instance retired. Only then may the
+ * release N is started, must bind $PORT and pass the slug's startup health
+ * checks (checks.h), then the router's table is swapped to it and the
+ * previous instance retired once the router has let go of it. Only then may the
  * receiver move the ref. Every step prints to the git client; every failure
  * leaves the app exactly as it was.
  */
@@ -27,6 +28,7 @@
 #include "common/jsonstore.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "control/checks.h"
 #include "control/instance.h"
 
 typedef void (*deploy_output_fn)(void *cls, const char *line);
@@ -40,20 +42,6 @@ static void push_line(void *cls, const char *line)
 static void push_detail(void *cls, const char *line)
 {
     receiver_progress(cls, "       %s", line);
-}
-
-static void say(deploy_output_fn out, void *cls, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(deploy_output_fn out, void *cls, const char *fmt, ...)
-{
-    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
-    va_list ap;
-
-    if (!out)
-        return;
-    va_start(ap, fmt);
-    strbuf_vaddf(&sb, fmt, ap);
-    va_end(ap);
-    out(cls, sb.buf);
 }
 
 static bool is_deploy_branch(const char *ref)
@@ -139,7 +127,7 @@ static int release_phase(struct server *s, const struct instance_spec *base, con
 
     spec.process_type = "release";
     spec.command = command;
-    say(out, cls, "-----> Running release command `%s`", command);
+    strbuf_emitf(out, cls, "-----> Running release command `%s`", command);
     r = instance_run_once(s, &spec, INSTANCE_RELEASE_TIMEOUT_MS, out ? push_detail : NULL, cls,
                           &status, err);
     if (r < 0)
@@ -186,7 +174,8 @@ static int go_live(struct server *s, const char *app, const char *tenant, const 
     const char *release_cmd = json_get_str(types, "release");
     const char *slug = json_get_str(release, "slug");
     unsigned version = (unsigned)json_integer_value(json_object_get(release, "version"));
-    _cleanup_free_ char *slug_dir = NULL;
+    _cleanup_free_ char *slug_dir = NULL, *app_dir = NULL, *host = NULL;
+    struct check_list checks = { 0 };
     struct instance *in = NULL;
     int r;
 
@@ -195,22 +184,31 @@ static int go_live(struct server *s, const char *app, const char *tenant, const 
     if (!web)
         return berth_error_plain(err, EINVAL, "no web process type: add a Procfile with a 'web:' line");
     slug_dir = server_slug_dir(s, tenant, slug);
+    app_dir = xasprintf("%s/app", slug_dir);
+    /* A malformed app.json or CHECKS rejects the release before anything starts. */
+    if ((r = checks_load(app_dir, &checks, err)) < 0)
+        return r;
     struct instance_spec ispec = {
         .app = app, .tenant = tenant, .release = version, .process_type = "web", .command = web,
         .slug_dir = slug_dir, .config = json_object_get(release, "config"),
         .defaults = json_object_get(release, "buildpack_config"), .network = app_outbound(record),
     };
     if (release_cmd && save && (r = release_phase(s, &ispec, release_cmd, out, cls, err)) < 0)
-        return r;
-    say(out, cls, "-----> Launching v%u", version);
+        goto out;
+    strbuf_emitf(out, cls, "-----> Launching v%u", version);
     if ((r = instance_start(s, &ispec, &in, out, cls, err)) < 0)
-        return r;
-    if (save && (r = model_release_save(&s->model, app, version, release, err)) < 0) {
+        goto out;
+    /* The new instance serves no one until it passes; the old release serves meanwhile. */
+    host = xasprintf("%s.%s", app, s->opt.domain);
+    if ((r = checks_run(&checks, in, host, out, cls, err)) < 0 ||
+        (save && (r = model_release_save(&s->model, app, version, release, err)) < 0)) {
         instance_stop_and_free(s, in, 0);
-        return r;
+        goto out;
     }
     switch_to(s, app, in, version);
-    return 0;
+out:
+    checks_release(&checks);
+    return r;
 }
 
 /* ---------------------------------------------------------------- a push */
@@ -263,16 +261,29 @@ static int build_slug(struct deploy_ctx *ctx, struct receiver_push *push, const 
 }
 
 static json_t *release_from_build(unsigned version, const char *commit, const struct build_result *b,
-                                  const json_t *config)
+                                  const json_t *config, const char *user)
 {
     _cleanup_free_ char *created = now_iso8601();
     _cleanup_free_ char *desc = xasprintf("Deploy %.7s", commit);
 
-    return json_pack("{s:i, s:s, s:s, s:s, s:O, s:O, s:O, s:o, s:s, s:s}", "version", (int)version,
+    return json_pack("{s:i, s:s, s:s, s:s, s:O, s:O, s:O, s:o, s:s, s:s, s:s}", "version", (int)version,
                      "slug", b->slug_id, "commit", commit, "buildpack", b->buildpack ? b->buildpack : "",
                      "buildpacks", b->buildpacks, "process_types", b->process_types, "config", config,
                      "buildpack_config", b->config_vars ? json_incref(b->config_vars) : json_object(),
-                     "created_at", created, "description", desc);
+                     "created_at", created, "description", desc, "user", user);
+}
+
+/* A release made from `base` without a build (config change, rollback): new number, time, author and words. */
+static json_t *release_derived(const json_t *base, unsigned version, const char *user, const char *description)
+{
+    _cleanup_free_ char *created = now_iso8601();
+    json_t *release = json_deep_copy(base);
+
+    json_object_set_new(release, "version", json_integer((json_int_t)version));
+    json_object_set_new(release, "created_at", json_string(created));
+    json_object_set_new(release, "description", json_string(description));
+    json_object_set_new(release, "user", json_string(user));
+    return release;
 }
 
 /* Builds and launches; the caller holds the app's deploy lock. */
@@ -306,7 +317,7 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
         *ret_reported = true;
         goto out;
     }
-    release = release_from_build(version, u->new_hex, &built, config);
+    release = release_from_build(version, u->new_hex, &built, config, ctx->tenant);
     r = go_live(s, ctx->app, ctx->tenant, release, record, true, push_line, push, err);
     if (r < 0)
         goto out;
@@ -378,7 +389,6 @@ static int config_locked(struct server *s, const char *app, const char *tenant, 
                          const char *description, unsigned *ret_version, struct berth_error **err)
 {
     _cleanup_json_ json_t *record = NULL, *current = NULL, *release = NULL;
-    _cleanup_free_ char *created = now_iso8601();
     unsigned version;
     int r;
 
@@ -388,11 +398,8 @@ static int config_locked(struct server *s, const char *app, const char *tenant, 
         return r;
     if (!current)
         return model_app_config_save(&s->model, app, config, err);
-    release = json_deep_copy(current);
-    json_object_set_new(release, "version", json_integer((json_int_t)version + 1));
+    release = release_derived(current, version + 1, tenant, description);
     json_object_set(release, "config", (json_t *)config);
-    json_object_set_new(release, "created_at", json_string(created));
-    json_object_set_new(release, "description", json_string(description));
     /* The new release serves before the config is saved: a failed start changes nothing. */
     if ((r = go_live(s, app, tenant, release, record, true, NULL, NULL, err)) < 0)
         return r;
@@ -410,6 +417,56 @@ int deploy_config(struct server *s, const char *app, const char *tenant, const j
 
     pthread_mutex_lock(&rt->deploy_lock);
     r = config_locked(s, app, tenant, config, description, ret_version, err);
+    pthread_mutex_unlock(&rt->deploy_lock);
+    return r;
+}
+
+static int rollback_locked(struct server *s, const char *app, const char *tenant, unsigned target,
+                           unsigned *ret_version, struct berth_error **err)
+{
+    _cleanup_json_ json_t *record = NULL, *old = NULL, *release = NULL;
+    _cleanup_free_ char *slug_dir = NULL, *desc = NULL;
+    const char *slug;
+    unsigned current;
+    int r;
+
+    if ((r = model_app_load(&s->model, app, &record, err)) < 0 ||
+        (r = model_release_current(&s->model, app, &current, NULL, err)) < 0)
+        return r;
+    if (current == 0)
+        return berth_error_plain(err, EINVAL, "'%s' has no release yet: push first", app);
+    if (target == 0) {
+        if (current < 2)
+            return berth_error_plain(err, EINVAL, "'%s' has no release before v%u to roll back to", app,
+                                     current);
+        target = current - 1;
+    }
+    if ((r = model_release_load(&s->model, app, target, &old, err)) < 0)
+        return r;
+    slug = json_get_str(old, "slug");
+    slug_dir = slug ? server_slug_dir(s, tenant, slug) : NULL;
+    if (!slug_dir || access(slug_dir, F_OK) < 0)
+        return berth_error_plain(err, ENOENT, "the slug of v%u of '%s' is gone; nothing changed", target, app);
+    desc = xasprintf("Rollback to v%u", target);
+    release = release_derived(old, current + 1, tenant, desc);
+    if ((r = go_live(s, app, tenant, release, record, true, NULL, NULL, err)) < 0)
+        return r;
+    /* The release serves with v<target>'s config: that is the app's config now. */
+    if ((r = model_app_config_save(&s->model, app, json_object_get(release, "config"), err)) < 0)
+        return r;
+    *ret_version = current + 1;
+    return 0;
+}
+
+int deploy_rollback(struct server *s, const char *app, const char *tenant, unsigned target,
+                    unsigned *ret_version, struct berth_error **err)
+{
+    struct app_runtime *rt = server_app(s, app);
+    int r;
+
+    *ret_version = 0;
+    pthread_mutex_lock(&rt->deploy_lock);
+    r = rollback_locked(s, app, tenant, target, ret_version, err);
     pthread_mutex_unlock(&rt->deploy_lock);
     return r;
 }

@@ -4,7 +4,8 @@
  * push). The receiver calls deploy_on_push() after the pack is verified and
  * before any ref moves: export the commit, build it into a slug, run the
  * release phase, start the new release's web instance, wait until it
- * serves, switch the route, retire the old instance. Any failure rejects
+ * serves and passes its health checks, switch the route, retire the old
+ * instance once its requests are done. Any failure rejects
  * the push and leaves the previous release serving untouched. The same
  * "go live" step serves releases that need no build (a config change) and
  * restarts with the current release (a settings change).
@@ -40,6 +41,15 @@ int deploy_config(struct server *s, const char *app, const char *tenant, const j
  * Nothing to do for an app with no release.
  */
 int deploy_restart(struct server *s, const char *app, const char *tenant, struct berth_error **err);
+/*
+ * A new release from release `target` (0: the one before the current
+ * one): its slug, process types and config, no rebuild, described
+ * "Rollback to vN", live with zero downtime; the app's config vars become
+ * that release's. -ENOENT (nothing changed) when the release does not
+ * exist or its slug is gone, -EINVAL when there is no earlier release.
+ */
+int deploy_rollback(struct server *s, const char *app, const char *tenant, unsigned target,
+                    unsigned *ret_version, struct berth_error **err);
 /* At start: brings every app's current release back up. Failures are logged, not fatal. */
 void deploy_restore_all(struct server *s);
 

@@ -120,6 +120,35 @@ void instance_unhold(struct instance *in)
     pthread_mutex_unlock(&in->ref_lock);
 }
 
+/* Waits until nothing holds `in`, at most timeout_ms; whether it got there. */
+static bool wait_unheld(struct instance *in, int timeout_ms)
+{
+    struct timespec deadline;
+    bool unheld;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&in->ref_lock);
+    while (in->refs && pthread_cond_timedwait(&in->ref_cond, &in->ref_lock, &deadline) == 0)
+        ;
+    unheld = in->refs == 0;
+    pthread_mutex_unlock(&in->ref_lock);
+    return unheld;
+}
+
+int instance_connect(struct instance *in, int *ret_fd, struct berth_error **err)
+{
+    /* No lock across the wait: the caller owns `in`, so nothing frees the container meanwhile. */
+    if (!in->container)
+        return berth_error_plain(err, ECONNREFUSED, "%s of '%s' has stopped", in->dyno, in->app);
+    return runner_connect(in->container, ret_fd, err);
+}
+
 static void instance_free(struct instance *in)
 {
     if (!in)
@@ -156,21 +185,6 @@ static void shell_quote(struct strbuf *sb, const char *s)
             strbuf_addch(sb, *s);
     }
     strbuf_addch(sb, '\'');
-}
-
-static void say(void (*progress)(void *, const char *), void *cls, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(void (*progress)(void *, const char *), void *cls, const char *fmt, ...)
-{
-    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
-    va_list ap;
-
-    if (!progress)
-        return;
-    va_start(ap, fmt);
-    strbuf_vaddf(&sb, fmt, ap);
-    va_end(ap);
-    progress(cls, sb.buf);
 }
 
 static int wait_until_bound(struct instance *in, struct berth_error **err)
@@ -337,7 +351,7 @@ int instance_start(struct server *s, const struct instance_spec *spec, struct in
     struct instance *in = instance_new(spec);
     int r;
 
-    say(progress, cls, "       Starting process with command `%s`", spec->command);
+    strbuf_emitf(progress, cls, "       Starting process with command `%s`", spec->command);
     r = spawn(s, spec, in, INSTANCE_PORT, err);
     if (r == 0)
         r = wait_until_bound(in, err);
@@ -461,6 +475,14 @@ static void *retire_thread(void *arg)
 {
     struct retire_job *job = arg;
 
+    /*
+     * The route no longer names it; requests already on their way finish
+     * first (the router drops a retired table, its pool and its channels
+     * once their last request is done, and its sweep closes idle channels).
+     */
+    if (!wait_unheld(job->instance, INSTANCE_DRAIN_MS))
+        log_warn("%s of '%s' still had requests after %d s; stopping it", job->instance->dyno,
+                 job->instance->app, INSTANCE_DRAIN_MS / 1000);
     instance_stop_and_free(job->server, job->instance, INSTANCE_STOP_GRACE_MS);
     free(job);
     return NULL;

@@ -67,9 +67,25 @@ extern const struct router_backend_ops instance_backend_ops;
 const char *instance_dyno(const struct instance *in);
 /* A number no other instance of this daemon's life has (the router keys connection pools by it). */
 uint64_t instance_serial(const struct instance *in);
+/*
+ * A blocking socket connected to the instance's $PORT, as the router's
+ * connects are made (the container's port agent): for health checks. The
+ * caller owns `in` (it is not retiring or stopping meanwhile).
+ */
+int instance_connect(struct instance *in, int *ret_fd, struct berth_error **err);
+/*
+ * How long a retired instance waits for the router to let go of it (no
+ * route table, request or channel names it) before it gets SIGTERM.
+ */
+#define INSTANCE_DRAIN_MS INSTANCE_STOP_GRACE_MS
 /* Stops (grace_ms before SIGKILL), removes its files and frees it. */
 void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms);
-/* Stops it in a background thread, so a deploy does not wait for the old release to drain. */
+/*
+ * In a background thread, so that a deploy does not wait for it: waits
+ * until the router holds the instance no more (its requests in flight
+ * have finished; at most INSTANCE_DRAIN_MS), then stops it with the
+ * grace period and frees it.
+ */
 void instance_retire(struct server *s, struct instance *in);
 
 #endif

@@ -111,9 +111,26 @@ static void test_crypto(void)
        "secure_streq");
 }
 
+static void collect_line(void *cls, const char *line)
+{
+    strbuf_addf(cls, "[%s]", line);
+}
+
+static void test_emitf(void)
+{
+    struct strbuf got = STRBUF_INIT;
+
+    strbuf_emitf(collect_line, &got, "v%u of %s", 3u, "hello");
+    strbuf_emitf(collect_line, &got, "%s", "");
+    strbuf_emitf(NULL, &got, "never %d", 1);
+    ok(strcmp(got.buf, "[v3 of hello][]") == 0, "strbuf_emitf hands each formatted line over, none without a callback");
+    strbuf_release(&got);
+}
+
 int main(void)
 {
     test_strbuf();
+    test_emitf();
     test_error();
     test_files();
     test_crypto();
