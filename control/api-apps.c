@@ -8,10 +8,13 @@
  *   GET    /apps/<app>/buildpacks     PUT {"buildpacks": [...]}: `berth buildpacks:set`
  *   PATCH  /apps/<app>/build          {"dir", "memory", "disk", "timeout"}: `berth builds:set`
  *   PATCH  /apps/<app>/net            {"outbound": bool}: `berth net:set`, restarts the app
+ *   GET    /apps/<app>/checks         PATCH {"checks": "enabled|skipped|disabled"}: `berth checks:*`
  *   GET    /apps/<app>/config         PATCH {"K": "v", "K2": null}: `berth config:set/unset`
  *   /apps/<app>/domains, /certs, /router: custom domains, certificates and router
  *                                     settings, in api-domains.c
  *   /apps/<app>/releases              releases and rollback, in api-releases.c
+ *   GET    /events[?app=<app>]        the audit log (events.h): `berth events`
+ *   POST   /gc {"dry_run", "keep"}    slug garbage collection (gc.h): `berth gc`
  *
  * Settings live in app.json and are checked here, before they are stored,
  * with the same rules the build applies, so a bad value is refused when it
@@ -30,6 +33,8 @@
 #include "common/xalloc.h"
 #include "control/api-internal.h"
 #include "control/deploy.h"
+#include "control/events.h"
+#include "control/gc.h"
 #include "control/units.h"
 #include "receiver/receiver.h"
 
@@ -106,7 +111,7 @@ static enum MHD_Result list_apps(const struct api_call *call)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
     list = json_array();
     json_array_foreach(names, i, name) {
-        if (api_app_owned_by(call->server, json_string_value(name), call->tenant))
+        if (server_app_owned_by(call->server, json_string_value(name), call->tenant))
             json_array_append_new(list, app_summary(call->server, json_string_value(name)));
     }
     return api_respond_json(call->conn, 200, json_pack("{s:o}", "apps", list));
@@ -133,6 +138,7 @@ static enum MHD_Result create_app(const struct api_call *call)
     if (receiver_repo_init(repo, &err) < 0)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
     log_info("tenant '%s' created app '%s'", call->tenant, name);
+    events_record(s, call->tenant, name, "create", "Created %s", name);
     /* It answers at once: 503 H81 ("nothing deployed yet") until its first release. */
     if (server_publish_routes(s, &err) < 0)
         log_warn("routes after creating '%s': %s", name, berth_error_msg(&err));
@@ -180,6 +186,8 @@ enum MHD_Result api_change_record(const struct api_call *call, const char *app, 
     pthread_mutex_unlock(&s->records_lock);
     if (r < 0)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    /* Which setting, not its value: the path names it ("/apps/hello/router"). */
+    events_record(s, call->tenant, app, "settings", "%s %s", call->method, call->url);
     *ret_record = TAKE_PTR(record);
     return MHD_YES;
 }
@@ -353,6 +361,23 @@ static int change_net(const struct api_call *call, json_t *record, const json_t 
     return 0;
 }
 
+/* {"checks": "enabled"|"skipped"|"disabled"}: whether deploys run the startup health checks (checks.h). */
+static int change_checks(const struct api_call *call, json_t *record, const json_t *body,
+                         struct berth_error **err)
+{
+    const char *mode = json_get_str(body, "checks");
+
+    (void)call;
+    if (!mode || json_object_size(body) != 1 ||
+        (strcmp(mode, "enabled") && strcmp(mode, "skipped") && strcmp(mode, "disabled")))
+        return berth_error_plain(err, EINVAL, "expected {\"checks\": \"enabled\", \"skipped\" or \"disabled\"}");
+    if (strcmp(mode, "enabled") == 0)
+        json_object_del(record, "checks");
+    else
+        json_object_set_new(record, "checks", json_string(mode));
+    return 0;
+}
+
 static enum MHD_Result settings(const struct api_call *call, const char *app, const char *what)
 {
     _cleanup_error_ struct berth_error *err = NULL;
@@ -368,6 +393,17 @@ static enum MHD_Result settings(const struct api_call *call, const char *app, co
             return api_respond_error(call->conn, 500, berth_error_msg(&err));
         v = json_object_get(record, "buildpacks");
         return api_respond_json(call->conn, 200, json_pack("{s:O}", "buildpacks", v ? v : json_array()));
+    }
+    if (strcmp(what, "checks") == 0) {
+        const char *mode;
+
+        if (strcmp(call->method, "GET") != 0 &&
+            (answer = update_settings(call, app, change_checks, &record), !record))
+            return answer;
+        if (!record && model_app_load(&call->server->model, app, &record, &err) < 0)
+            return api_respond_error(call->conn, 500, berth_error_msg(&err));
+        mode = json_get_str(record, "checks");
+        return api_respond_json(call->conn, 200, json_pack("{s:s}", "checks", mode ? mode : "enabled"));
     }
     if (strcmp(what, "build") == 0) {
         if ((answer = update_settings(call, app, change_build, &record), !record))
@@ -454,6 +490,53 @@ static enum MHD_Result config(const struct api_call *call, const char *app)
     return api_respond_json(call->conn, 200, json_pack("{s:O, s:i}", "config", next, "release", (int)version));
 }
 
+/* ---------------------------------------------------------------- events */
+
+/* GET /events[?app=NAME]: the audit log's last 1000 events the tenant may see. */
+static enum MHD_Result list_events(const struct api_call *call)
+{
+    const char *app = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "app");
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *events = NULL, *record = NULL;
+
+    /* The admin reads any app's; a gone app's events are still in the unfiltered list. */
+    if (app && (is_admin(call->tenant) ? model_app_load(&call->server->model, app, &record, NULL) < 0
+                                       : !server_app_owned_by(call->server, app, call->tenant)))
+        return not_found(call, app);
+    if (events_read(call->server, call->tenant, app, 1000, &events, &err) < 0)
+        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    return api_respond_json(call->conn, 200, json_pack("{s:O}", "events", events));
+}
+
+/* ---------------------------------------------------------------- gc */
+
+/* POST /gc {"dry_run": bool, "keep": N}: the operator's (admin) only. */
+static enum MHD_Result run_gc(const struct api_call *call)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *body = NULL, *report = NULL;
+    enum MHD_Result answer;
+    const json_t *keep, *dry;
+
+    if (!is_admin(call->tenant))
+        return api_respond_error(call->conn, 403, "only the operator (admin tenant) collects garbage");
+    if (!(body = api_body_object(call, &answer)))
+        return answer;
+    keep = json_object_get(body, "keep");
+    dry = json_object_get(body, "dry_run");
+    if ((keep && (!json_is_integer(keep) || json_integer_value(keep) < 1 || json_integer_value(keep) > 1000)) ||
+        (dry && !json_is_boolean(dry)))
+        return api_respond_error(call->conn, 400, "expected {\"dry_run\": true|false, \"keep\": 1..1000}");
+    if (gc_run(call->server, json_is_true(dry), keep ? (unsigned)json_integer_value(keep) : GC_KEEP_RELEASES,
+               &report, &err) < 0)
+        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    if (!json_is_true(dry))
+        events_record(call->server, call->tenant, NULL, "gc", "Removed %zu slugs (%lld bytes)",
+                      json_array_size(json_object_get(report, "removed")),
+                      (long long)json_integer_value(json_object_get(report, "bytes")));
+    return api_respond_json(call->conn, 200, json_incref(report));
+}
+
 /* ---------------------------------------------------------------- routing */
 
 enum MHD_Result api_apps_handle(const struct api_call *call)
@@ -466,11 +549,15 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         return list_apps(call);
     if (strcmp(url, "/apps") == 0 && strcmp(method, "POST") == 0)
         return create_app(call);
+    if (strcmp(url, "/events") == 0 && strcmp(method, "GET") == 0)
+        return list_events(call);
+    if (strcmp(url, "/gc") == 0 && strcmp(method, "POST") == 0)
+        return run_gc(call);
     if (strncmp(url, "/apps/", 6) != 0)
         return api_respond_error(call->conn, 404, "no such endpoint");
     sub = strchr(url + 6, '/');
     app = sub ? xstrndup(url + 6, (size_t)(sub - url - 6)) : xstrdup(url + 6);
-    if (!api_app_owned_by(call->server, app, call->tenant))
+    if (!server_app_owned_by(call->server, app, call->tenant))
         return not_found(call, app);
     if (!sub && strcmp(method, "GET") == 0)
         return api_respond_json(call->conn, 200, app_summary(call->server, app));
@@ -478,6 +565,8 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         return settings(call, app, "buildpacks");
     if (sub && (strcmp(sub, "/build") == 0 || strcmp(sub, "/net") == 0) && strcmp(method, "PATCH") == 0)
         return settings(call, app, sub + 1);
+    if (sub && strcmp(sub, "/checks") == 0 && (!strcmp(method, "GET") || !strcmp(method, "PATCH")))
+        return settings(call, app, "checks");
     if (sub && strcmp(sub, "/config") == 0)
         return config(call, app);
     if (sub && strncmp(sub, "/domains", 8) == 0 && (sub[8] == '\0' || sub[8] == '/'))

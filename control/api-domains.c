@@ -343,10 +343,10 @@ static json_t *router_doc(const struct server *s, const json_t *record)
 {
     const json_t *router = json_object_get(record, "router");
 
-    return json_pack("{s:O, s:{s:i, s:i, s:i, s:b}, s:b}", "router", router ? router : json_object(),
+    return json_pack("{s:O, s:{s:i, s:i, s:i, s:b, s:b}, s:b}", "router", router ? router : json_object(),
                      "defaults", "timeout", ROUTER_DEFAULT_TIMEOUT, "connect_timeout",
                      ROUTER_DEFAULT_CONNECT_TIMEOUT, "idle_timeout", ROUTER_DEFAULT_IDLE_TIMEOUT,
-                     "https_only", 0, "https", s->opt.https_addr != NULL);
+                     "https_only", 0, "maintenance", 0, "https", s->opt.https_addr != NULL);
 }
 
 static int change_router(const struct api_call *call, json_t *record, void *cls, struct berth_error **err)

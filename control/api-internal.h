@@ -51,8 +51,6 @@ typedef int (*api_record_fn)(const struct api_call *call, json_t *record, void *
 enum MHD_Result api_change_record(const struct api_call *call, const char *app, api_record_fn change, void *cls,
                                   json_t **ret_record);
 
-/* Whether `app` exists and belongs to `tenant` (another tenant's app answers like a missing one). */
-bool api_app_owned_by(struct server *s, const char *app, const char *tenant);
 /* The /apps resources; answers 404 for anything it does not know. */
 enum MHD_Result api_apps_handle(const struct api_call *call);
 

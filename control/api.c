@@ -121,17 +121,6 @@ static char *request_token(struct MHD_Connection *c)
     return NULL;
 }
 
-bool api_app_owned_by(struct server *s, const char *app, const char *tenant)
-{
-    _cleanup_json_ json_t *record = NULL;
-    const char *owner;
-
-    if (model_app_load(&s->model, app, &record, NULL) < 0)
-        return false;
-    owner = json_get_str(record, "tenant");
-    return owner && strcmp(owner, tenant) == 0;
-}
-
 /* "/<app>.git/<rest>" -> app and rest; false when the URL is not a git URL. */
 static bool split_git_url(const char *url, char **ret_app, const char **ret_rest)
 {
@@ -167,7 +156,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         if (!token || model_authenticate(&s->model, token, &req->tenant, &err) < 0)
             return respond_unauthorized(c, req->kind);
         if (req->kind == REQUEST_GIT) {
-            if (!api_app_owned_by(s, req->app, req->tenant)) {
+            if (!server_app_owned_by(s, req->app, req->tenant)) {
                 _cleanup_free_ char *msg = xasprintf("app '%s' does not exist", req->app);
 
                 return respond_error(c, REQUEST_GIT, 404, msg);

@@ -307,6 +307,7 @@ static void print_router(const char *app, const json_t *doc)
                    (long long)json_integer_value(json_object_get(defaults, keys[i])));
     }
     printf("https_only:      %s\n", json_is_true(json_object_get(router, "https_only")) ? "on" : "off");
+    printf("maintenance:     %s\n", json_is_true(json_object_get(router, "maintenance")) ? "on" : "off");
     if (!json_is_true(json_object_get(doc, "https")))
         printf("(this server has no HTTPS listener)\n");
 }
@@ -327,10 +328,43 @@ int cli_router(int argc, char **argv)
     return 0;
 }
 
+/* `berth maintenance APP`: "on" or "off", as Heroku's CLI says it. */
+int cli_maintenance(int argc, char **argv)
+{
+    _cleanup_json_ json_t *doc = NULL;
+
+    (void)argc;
+    if (cli_app_request("GET", argv[0], "/router", NULL, &doc) < 0)
+        return 1;
+    printf("%s\n", json_is_true(json_object_get(json_object_get(doc, "router"), "maintenance")) ? "on" : "off");
+    return 0;
+}
+
+static int maintenance_switch(const char *app, bool on)
+{
+    _cleanup_json_ json_t *body = json_pack("{s:b}", "maintenance", on);
+    _cleanup_free_ char *doing = xasprintf("%s maintenance mode for %s", on ? "Enabling" : "Disabling", app);
+
+    return cli_app_switch(app, "/router", body, doing);
+}
+
+int cli_maintenance_on(int argc, char **argv)
+{
+    (void)argc;
+    return maintenance_switch(argv[0], true);
+}
+
+int cli_maintenance_off(int argc, char **argv)
+{
+    (void)argc;
+    return maintenance_switch(argv[0], false);
+}
+
 int cli_router_set(int argc, char **argv)
 {
     static const char *const usage =
-        "router:set APP timeout=SECONDS|connect_timeout=SECONDS|idle_timeout=SECONDS|https_only=on|off...";
+        "router:set APP timeout=SECONDS|connect_timeout=SECONDS|idle_timeout=SECONDS|https_only=on|off|"
+        "maintenance=on|off...";
     _cleanup_json_ json_t *body = json_object(), *doc = NULL;
     _cleanup_strbuf_ struct strbuf keys = STRBUF_INIT;
     const char *key;

@@ -26,6 +26,11 @@ int cli_fail(long status, const json_t *doc);
  * error is said on stderr and -1 returned.
  */
 int cli_app_request(const char *method, const char *app, const char *sub, const json_t *body, json_t **ret_doc);
+/*
+ * PATCH /apps/<app><sub> with `body`, said as "<doing>... done" (or
+ * "failed", the API's error on stderr). The exit code: 0 or 1.
+ */
+int cli_app_switch(const char *app, const char *sub, json_t *body, const char *doing);
 /* "--json" as the optional argument after APP of a listing command: 1, 0 without, -1 (said) for anything else. */
 int cli_json_flag(int argc, char **argv, const char *usage);
 /* The API's answer as it is, indented, keys sorted. */
@@ -52,8 +57,17 @@ int cli_certs_add(int argc, char **argv);
 int cli_certs_remove(int argc, char **argv);
 int cli_router(int argc, char **argv);
 int cli_router_set(int argc, char **argv);
+int cli_maintenance(int argc, char **argv);
+int cli_maintenance_on(int argc, char **argv);
+int cli_maintenance_off(int argc, char **argv);
 /* cli-releases.c */
 int cli_releases(int argc, char **argv);
 int cli_rollback(int argc, char **argv);
+int cli_events(int argc, char **argv);
+int cli_gc(int argc, char **argv);
+int cli_checks(int argc, char **argv);
+int cli_checks_enable(int argc, char **argv);
+int cli_checks_disable(int argc, char **argv);
+int cli_checks_skip(int argc, char **argv);
 
 #endif

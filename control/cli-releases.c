@@ -2,15 +2,18 @@
 /*
  * control/cli-releases: `berth releases APP [--json]` and `berth rollback
  * APP [vN]`, as Heroku's CLI shows them, over /apps/<app>/releases
- * (api-releases.c).
+ * (api-releases.c); `berth events [APP] [--json]`, the audit log; `berth
+ * gc`, slug garbage collection; `berth checks[:enable|:disable|:skip] APP`.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/cleanup.h"
 #include "common/jsonstore.h"
+#include "common/xalloc.h"
 #include "control/cli-internal.h"
 
 int cli_releases(int argc, char **argv)
@@ -78,4 +81,126 @@ int cli_rollback(int argc, char **argv)
     printf("done, v%lld\nRollback to v%lld\n", (long long)json_integer_value(json_object_get(doc, "release")),
            (long long)json_integer_value(json_object_get(doc, "rollback_to")));
     return 0;
+}
+
+/* `berth events [APP] [--json]`: the audit log, oldest first, as the API gives its last 1000. */
+int cli_events(int argc, char **argv)
+{
+    _cleanup_json_ json_t *doc = NULL;
+    _cleanup_free_ char *path = NULL;
+    const char *app = NULL;
+    bool as_json = false;
+    long status = 0;
+    size_t i;
+    json_t *ev;
+
+    for (int k = 0; k < argc; k++) {
+        if (strcmp(argv[k], "--json") == 0)
+            as_json = true;
+        else if (!app && argv[k][0] != '-')
+            app = argv[k];
+        else {
+            fprintf(stderr, "usage: berth events [APP] [--json]\n");
+            return 2;
+        }
+    }
+    /* App names are DNS labels: nothing in one needs escaping in a query. */
+    path = app ? xasprintf("/events?app=%s", app) : xstrdup("/events");
+    if (cli_api("GET", path, NULL, &status, &doc) < 0)
+        return 1;
+    if (status != 200)
+        return cli_fail(status, doc);
+    if (as_json) {
+        cli_print_json(doc);
+        return 0;
+    }
+    json_array_foreach(json_object_get(doc, "events"), i, ev) {
+        const char *a = json_get_str(ev, "app");
+
+        printf("%s  %-10s %-16s %-9s %s\n", json_get_str(ev, "time") ? json_get_str(ev, "time") : "",
+               json_get_str(ev, "user") ? json_get_str(ev, "user") : "-", a ? a : "-",
+               json_get_str(ev, "action") ? json_get_str(ev, "action") : "",
+               json_get_str(ev, "description") ? json_get_str(ev, "description") : "");
+    }
+    return 0;
+}
+
+/* `berth gc [--dry-run] [--keep N]`: what slug garbage collection frees (operator only). */
+int cli_gc(int argc, char **argv)
+{
+    _cleanup_json_ json_t *body = json_object(), *doc = NULL;
+    bool dry = false;
+    long status = 0, keep = 0;
+    size_t i;
+    json_t *item;
+
+    for (int k = 0; k < argc; k++) {
+        char *end = NULL;
+
+        if (strcmp(argv[k], "--dry-run") == 0) {
+            dry = true;
+            continue;
+        }
+        if (strcmp(argv[k], "--keep") == 0 && k + 1 < argc) {
+            errno = 0;
+            keep = strtol(argv[++k], &end, 10);
+            if (!*end && !errno && keep >= 1 && keep <= 1000)
+                continue;
+        }
+        fprintf(stderr, "usage: berth gc [--dry-run] [--keep N]   (N: releases kept per app, 1 to 1000)\n");
+        return 2;
+    }
+    json_object_set_new(body, "dry_run", json_boolean(dry));
+    if (keep)
+        json_object_set_new(body, "keep", json_integer(keep));
+    if (cli_api("POST", "/gc", body, &status, &doc) < 0)
+        return 1;
+    if (status != 200)
+        return cli_fail(status, doc);
+    json_array_foreach(json_object_get(doc, "removed"), i, item)
+        printf("%s %s/%s  %lld KiB\n", dry ? "would remove" : "removed", json_get_str(item, "tenant"),
+               json_get_str(item, "slug"), (long long)json_integer_value(json_object_get(item, "bytes")) / 1024);
+    printf("%s %zu slugs, %lld KiB (keeping the slugs of each app's last %lld releases)\n",
+           dry ? "Would free" : "Freed", json_array_size(json_object_get(doc, "removed")),
+           (long long)json_integer_value(json_object_get(doc, "bytes")) / 1024,
+           (long long)json_integer_value(json_object_get(doc, "keep")));
+    return 0;
+}
+
+/* `berth checks APP`: whether deploys run the app's startup health checks. */
+int cli_checks(int argc, char **argv)
+{
+    _cleanup_json_ json_t *doc = NULL;
+
+    (void)argc;
+    if (cli_app_request("GET", argv[0], "/checks", NULL, &doc) < 0)
+        return 1;
+    printf("%s\n", json_get_str(doc, "checks") ? json_get_str(doc, "checks") : "enabled");
+    return 0;
+}
+
+static int checks_set(const char *app, const char *mode, const char *verb)
+{
+    _cleanup_json_ json_t *body = json_pack("{s:s}", "checks", mode);
+    _cleanup_free_ char *doing = xasprintf("%s health checks for %s", verb, app);
+
+    return cli_app_switch(app, "/checks", body, doing);
+}
+
+int cli_checks_enable(int argc, char **argv)
+{
+    (void)argc;
+    return checks_set(argv[0], "enabled", "Enabling");
+}
+
+int cli_checks_disable(int argc, char **argv)
+{
+    (void)argc;
+    return checks_set(argv[0], "disabled", "Disabling");
+}
+
+int cli_checks_skip(int argc, char **argv)
+{
+    (void)argc;
+    return checks_set(argv[0], "skipped", "Skipping");
 }

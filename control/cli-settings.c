@@ -33,6 +33,20 @@ int cli_app_request(const char *method, const char *app, const char *sub, const 
     return 0;
 }
 
+int cli_app_switch(const char *app, const char *sub, json_t *body, const char *doing)
+{
+    _cleanup_json_ json_t *doc = NULL;
+
+    printf("%s... ", doing);
+    fflush(stdout);
+    if (cli_app_request("PATCH", app, sub, body, &doc) < 0) {
+        printf("failed\n");
+        return 1;
+    }
+    printf("done\n");
+    return 0;
+}
+
 static void print_buildpacks(const char *app, const json_t *list)
 {
     json_t *v;

@@ -227,9 +227,18 @@ static const struct command {
     { "certs:remove", 2, 2, "certs:remove APP ID", cli_certs_remove },
     { "releases", 1, 2, "releases APP [--json]", cli_releases },
     { "rollback", 1, 2, "rollback APP [vN]", cli_rollback },
+    { "events", 0, 2, "events [APP] [--json]", cli_events },
+    { "gc", 0, 3, "gc [--dry-run] [--keep N]", cli_gc },
+    { "checks", 1, 1, "checks APP", cli_checks },
+    { "checks:enable", 1, 1, "checks:enable APP", cli_checks_enable },
+    { "checks:disable", 1, 1, "checks:disable APP", cli_checks_disable },
+    { "checks:skip", 1, 1, "checks:skip APP", cli_checks_skip },
     { "router", 1, 2, "router APP [--json]", cli_router },
     { "router:set", 2, -1, "router:set APP timeout=SECONDS|connect_timeout=SECONDS|idle_timeout=SECONDS|"
-      "https_only=on|off...", cli_router_set },
+      "https_only=on|off|maintenance=on|off...", cli_router_set },
+    { "maintenance", 1, 1, "maintenance APP", cli_maintenance },
+    { "maintenance:on", 1, 1, "maintenance:on APP", cli_maintenance_on },
+    { "maintenance:off", 1, 1, "maintenance:off APP", cli_maintenance_off },
 };
 
 int cli_run(const char *command, int argc, char **argv)

@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "control/checks.h"
+#include "control/events.h"
 #include "control/instance.h"
 
 typedef void (*deploy_output_fn)(void *cls, const char *line);
@@ -200,6 +201,11 @@ static int go_live(struct server *s, const char *app, const char *tenant, const 
         goto out;
     /* The new instance serves no one until it passes; the old release serves meanwhile. */
     host = xasprintf("%s.%s", app, s->opt.domain);
+    if (checks.n && json_get_str(record, "checks")) {
+        strbuf_emitf(out, cls, "-----> Health checks %s for %s (berth checks:enable %s)",
+                     json_get_str(record, "checks"), app, app);
+        checks_release(&checks);
+    }
     if ((r = checks_run(&checks, in, host, out, cls, err)) < 0 ||
         (save && (r = model_release_save(&s->model, app, version, release, err)) < 0)) {
         instance_stop_and_free(s, in, 0);
@@ -322,6 +328,7 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
     if (r < 0)
         goto out;
     receiver_progress(push, "       Released v%u", version);
+    events_record(s, ctx->tenant, ctx->app, "deploy", "Deploy %.7s: v%u", u->new_hex, version);
     receiver_progress(push, "       http://%s.%s:%u/ deployed to berth", ctx->app, s->opt.domain, s->http_port);
 out:
     build_result_release(&built);
@@ -396,8 +403,11 @@ static int config_locked(struct server *s, const char *app, const char *tenant, 
     if ((r = model_app_load(&s->model, app, &record, err)) < 0 ||
         (r = model_release_current(&s->model, app, &version, &current, err)) < 0)
         return r;
-    if (!current)
-        return model_app_config_save(&s->model, app, config, err);
+    if (!current) {
+        if ((r = model_app_config_save(&s->model, app, config, err)) == 0)
+            events_record(s, tenant, app, "config", "%s (no release yet)", description);
+        return r;
+    }
     release = release_derived(current, version + 1, tenant, description);
     json_object_set(release, "config", (json_t *)config);
     /* The new release serves before the config is saved: a failed start changes nothing. */
@@ -406,6 +416,7 @@ static int config_locked(struct server *s, const char *app, const char *tenant, 
     if ((r = model_app_config_save(&s->model, app, config, err)) < 0)
         return r;
     *ret_version = version + 1;
+    events_record(s, tenant, app, "config", "%s: v%u", description, version + 1);
     return 0;
 }
 
@@ -455,6 +466,7 @@ static int rollback_locked(struct server *s, const char *app, const char *tenant
     if ((r = model_app_config_save(&s->model, app, json_object_get(release, "config"), err)) < 0)
         return r;
     *ret_version = current + 1;
+    events_record(s, tenant, app, "rollback", "%s: v%u", desc, current + 1);
     return 0;
 }
 

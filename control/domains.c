@@ -279,24 +279,30 @@ void domain_router_settings(const json_t *app_record, struct domain_router_setti
     ret->connect_timeout = stored_seconds(router, "connect_timeout", ROUTER_CONNECT_TIMEOUT_MAX);
     ret->idle_timeout = stored_seconds(router, "idle_timeout", ROUTER_IDLE_TIMEOUT_MAX);
     ret->https_only = json_is_true(json_object_get(router, "https_only"));
+    ret->maintenance = json_is_true(json_object_get(router, "maintenance"));
 }
 
-static int apply_https_only(json_t *router, const json_t *v, struct berth_error **err)
+/* A switch setting (https_only, maintenance): a boolean, or on/off, true/false, yes/no, 1/0. */
+static int apply_switch(json_t *router, const char *key, const json_t *v, struct berth_error **err)
 {
     static const char *const on[] = { "on", "true", "yes", "1" }, *const off[] = { "off", "false", "no", "0" };
 
     if (json_is_boolean(v)) {
-        json_object_set(router, "https_only", (json_t *)v);
+        json_object_set(router, key, (json_t *)v);
         return 0;
     }
     for (size_t i = 0; json_is_string(v) && i < sizeof(on) / sizeof(*on); i++) {
         if (strcasecmp(json_string_value(v), on[i]) == 0 || strcasecmp(json_string_value(v), off[i]) == 0) {
-            json_object_set_new(router, "https_only",
-                                json_boolean(strcasecmp(json_string_value(v), on[i]) == 0));
+            json_object_set_new(router, key, json_boolean(strcasecmp(json_string_value(v), on[i]) == 0));
             return 0;
         }
     }
-    return berth_error_plain(err, EINVAL, "https_only must be on or off");
+    return berth_error_plain(err, EINVAL, "%s must be on or off", key);
+}
+
+static bool is_switch(const char *key)
+{
+    return strcmp(key, "https_only") == 0 || strcmp(key, "maintenance") == 0;
 }
 
 static int apply_timeout(json_t *router, const char *key, unsigned max, const json_t *v,
@@ -325,15 +331,15 @@ int domain_router_apply(json_t *router, const json_t *changes, struct berth_erro
 
         while (i < sizeof(router_timeouts) / sizeof(*router_timeouts) && strcmp(key, router_timeouts[i].key))
             i++;
-        if (i == sizeof(router_timeouts) / sizeof(*router_timeouts) && strcmp(key, "https_only") != 0)
+        if (i == sizeof(router_timeouts) / sizeof(*router_timeouts) && !is_switch(key))
             return berth_error_plain(err, EINVAL, "unknown router setting '%.40s' (timeout, connect_timeout, "
-                                     "idle_timeout, https_only)", key);
+                                     "idle_timeout, https_only, maintenance)", key);
         if (json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) {
             json_object_del(router, key);
             continue;
         }
-        if (strcmp(key, "https_only") == 0)
-            r = apply_https_only(router, v, err);
+        if (is_switch(key))
+            r = apply_switch(router, key, v, err);
         else
             r = apply_timeout(router, key, router_timeouts[i].max, v, err);
         if (r < 0)

@@ -96,6 +96,7 @@ struct domain_router_settings {
     unsigned connect_timeout;   /* to connect to the app (5 s) */
     unsigned idle_timeout;      /* rolling window once the answer has started (55 s) */
     bool https_only;            /* plain HTTP gets a redirect to https:// */
+    bool maintenance;           /* the router answers 503 H80 (`berth maintenance:on`) */
 };
 
 /* Reads app.json's "router" (missing or malformed keys are the defaults). */

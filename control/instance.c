@@ -484,6 +484,10 @@ static void *retire_thread(void *arg)
         log_warn("%s of '%s' still had requests after %d s; stopping it", job->instance->dyno,
                  job->instance->app, INSTANCE_DRAIN_MS / 1000);
     instance_stop_and_free(job->server, job->instance, INSTANCE_STOP_GRACE_MS);
+    pthread_mutex_lock(&job->server->retire_lock);
+    if (--job->server->retiring == 0)
+        pthread_cond_broadcast(&job->server->retire_cond);
+    pthread_mutex_unlock(&job->server->retire_lock);
     free(job);
     return NULL;
 }
@@ -495,6 +499,9 @@ void instance_retire(struct server *s, struct instance *in)
 
     job->server = s;
     job->instance = in;
+    pthread_mutex_lock(&s->retire_lock);
+    s->retiring++;
+    pthread_mutex_unlock(&s->retire_lock);
     if (pthread_create(&t, NULL, retire_thread, job) != 0) {
         retire_thread(job);
         return;

@@ -84,7 +84,8 @@ void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms)
  * In a background thread, so that a deploy does not wait for it: waits
  * until the router holds the instance no more (its requests in flight
  * have finished; at most INSTANCE_DRAIN_MS), then stops it with the
- * grace period and frees it.
+ * grace period and frees it. server.retiring counts these threads; the
+ * server's shutdown waits until it is 0.
  */
 void instance_retire(struct server *s, struct instance *in);
 

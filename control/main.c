@@ -53,10 +53,19 @@ static void usage(FILE *f)
             "                       custom domains (www.example.com, *.example.com) besides APP.<domain>\n"
             "  certs APP, certs:add APP CERT_FILE KEY_FILE, certs:remove APP ID\n"
             "                       TLS certificates (PEM) for the app's domains, picked by SNI\n"
-            "  router APP, router:set APP timeout=S|connect_timeout=S|idle_timeout=S|https_only=on|off...\n"
-            "                       the router's timeouts for the app (30, 5, 55 s) and HTTP-to-HTTPS\n"
-            "                       redirects; an empty value goes back to the default\n"
-            "                       (domains, certs and router take --json)\n\n"
+            "  router APP, router:set APP timeout=S|connect_timeout=S|idle_timeout=S|https_only=on|off|\n"
+            "                       maintenance=on|off...: the router's timeouts for the app (30, 5, 55 s),\n"
+            "                       HTTP-to-HTTPS redirects; an empty value goes back to the default\n"
+            "  maintenance APP, maintenance:on APP, maintenance:off APP\n"
+            "                       the router answers every request 503 (H80) with a plain page\n"
+            "  releases APP         every release, newest first\n"
+            "  rollback APP [vN]    a new release from vN (default: the one before), no build\n"
+            "  events [APP]         the audit log: who changed what, when\n"
+            "  checks APP, checks:enable APP, checks:disable APP, checks:skip APP\n"
+            "                       whether deploys run the app's startup health checks (app.json, CHECKS)\n"
+            "  gc [--dry-run] [--keep N]\n"
+            "                       remove slugs no app's last N (10) releases use (operator only)\n"
+            "                       (domains, certs, router and releases take --json)\n\n"
             "  version, help\n");
 }
 

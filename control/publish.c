@@ -51,6 +51,7 @@ static int read_app(struct server *s, const char *app, struct app_routes *ret, s
     ret->settings.head_timeout_ms = ds.timeout * 1000;
     ret->settings.idle_timeout_ms = ds.idle_timeout * 1000;
     ret->settings.https_only = ds.https_only;
+    ret->settings.maintenance = ds.maintenance;
     if (model_release_current(&s->model, app, &version, NULL, err) < 0) {
         berth_error_release(err);
         version = 0;

@@ -26,6 +26,7 @@
 #include "common/xalloc.h"
 #include "control/api.h"
 #include "control/deploy.h"
+#include "control/gc.h"
 #include "control/instance.h"
 #include "control/serve.h"
 #include "control/subid.h"
@@ -49,6 +50,17 @@ struct app_runtime *server_app(struct server *s, const char *name)
     }
     pthread_mutex_unlock(&s->lock);
     return rt;
+}
+
+bool server_app_owned_by(struct server *s, const char *app, const char *tenant)
+{
+    _cleanup_json_ json_t *record = NULL;
+    const char *owner;
+
+    if (model_app_load(&s->model, app, &record, NULL) < 0)
+        return false;
+    owner = json_get_str(record, "tenant");
+    return owner && strcmp(owner, tenant) == 0;
 }
 
 char *server_slug_dir(const struct server *s, const char *tenant, const char *slug)
@@ -231,6 +243,8 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     pthread_mutex_init(&s.lock, NULL);
     pthread_mutex_init(&s.records_lock, NULL);
     pthread_mutex_init(&s.publish_lock, NULL);
+    pthread_mutex_init(&s.retire_lock, NULL);
+    pthread_cond_init(&s.retire_cond, NULL);
     s.user = xstrdup(pw ? pw->pw_name : "berth");
     r = model_open(&s.model, opt->home, err);
     if (r < 0)
@@ -312,6 +326,7 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     if (r < 0)
         goto out;
 
+    gc_sweep_leftovers(&s);
     deploy_restore_all(&s);
     r = write_serve_file(&s, err);
     if (r < 0)
@@ -336,6 +351,11 @@ out:
     if (s.router)
         router_stop(s.router);
     s.router = NULL;
+    /* Retiring instances drain at once now that no table holds them; their threads end before the runner goes. */
+    pthread_mutex_lock(&s.retire_lock);
+    while (s.retiring)
+        pthread_cond_wait(&s.retire_cond, &s.retire_lock);
+    pthread_mutex_unlock(&s.retire_lock);
     stop_all_instances(&s);
     if (s.runner)
         runner_free(s.runner);

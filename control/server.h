@@ -63,6 +63,10 @@ struct server {
     pthread_mutex_t records_lock;
     /* Serialises server_publish_routes(): tables reach the router in the order they were made. */
     pthread_mutex_t publish_lock;
+    /* Instances retiring in the background (instance_retire()): the shutdown waits for them. */
+    pthread_mutex_t retire_lock;
+    pthread_cond_t retire_cond;
+    unsigned retiring;
     struct app_runtime *apps;
 };
 
@@ -80,6 +84,8 @@ int server_parse_addr(const char *addr, struct sockaddr_in *ret, struct berth_er
  * <home>/layers/<tenant>/<slug>, or, for releases made before slugs were
  * kept per tenant, <home>/layers/<slug>. Malloc'ed.
  */
+/* Whether `app` exists and belongs to `tenant` (another tenant's app answers like a missing one). */
+bool server_app_owned_by(struct server *s, const char *app, const char *tenant);
 char *server_slug_dir(const struct server *s, const char *tenant, const char *slug);
 /* The tenant's id ranges for containers. */
 int server_tenant_ids(struct server *s, const char *tenant, unsigned long *ret_uid_base,

@@ -51,6 +51,8 @@ static const struct failure_info failures[FAIL_COUNT] = {
                       "No web processes are running for this application." },
     [FAIL_BLANK] = { 503, "H81", "Blank app", "Nothing deployed yet",
                      "This application has no release yet: push some code to it." },
+    [FAIL_MAINTENANCE] = { 503, "H80", "Maintenance mode", "Offline for maintenance",
+                           "This application is undergoing maintenance right now. Please check back later." },
     [FAIL_CRASHED] = { 503, "H10", "App crashed", APP_ERROR,
                        "An error occurred in the application and your page could not be served." },
     [FAIL_REFUSED] = { 503, "H21", "Backend connection refused", APP_ERROR,
@@ -324,7 +326,7 @@ static void put_outcome(struct line *l, const struct proxy_req *req)
     if (req->failure != FAIL_NONE && req->failure != FAIL_NO_ROUTE) {
         code = failure_code(req->failure);
         desc = failure_desc(req->failure);
-        if (req->failure == FAIL_BLANK)
+        if (req->failure == FAIL_BLANK || req->failure == FAIL_MAINTENANCE)
             at = "info";
     } else if (req->end_code && strcmp(req->end_code, "H18") == 0) {
         code = "H18";

@@ -170,6 +170,7 @@ enum router_failure {
     FAIL_EXPECTATION,     /* 417 H26: an Expect other than 100-continue */
     FAIL_NO_WEB,          /* 503 H14: no backend */
     FAIL_BLANK,           /* 503 H81: nothing deployed yet */
+    FAIL_MAINTENANCE,     /* 503 H80: the app is in maintenance mode */
     FAIL_CRASHED,         /* 503 H10: the backend is gone */
     FAIL_REFUSED,         /* 503 H21: connection refused */
     FAIL_CONNECT_TIMEOUT, /* 503 H19 */

@@ -297,6 +297,8 @@ static void route(struct proxy_req *req, const struct head_ctx *c, bool absolute
     req->target = route_table_lookup(req->table, req->host);
     if (!req->target)
         req->failure = FAIL_NO_ROUTE;
+    else if (req->target->settings.maintenance)
+        req->failure = FAIL_MAINTENANCE;
     else if (req->target->blank)
         req->failure = FAIL_BLANK;
     else if (req->target->settings.https_only && !req->tls && r->tls_listen_fd >= 0)

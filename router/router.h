@@ -66,6 +66,7 @@ struct router_app_settings {
     unsigned head_timeout_ms;     /* 30 s to the first response byte: H12 */
     unsigned idle_timeout_ms;     /* then a rolling 55 s window: H15 */
     bool https_only;              /* plain-HTTP requests get a redirect to https:// */
+    bool maintenance;             /* every request gets 503 H80 and a plain page; the app sees none */
 };
 
 struct router_route {

@@ -261,18 +261,30 @@ void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock
     pthread_mutex_unlock(&req->lock);
 }
 
+/* RFC 9110 9.2.2: a request the client may send twice with the effect of once. */
+static bool method_idempotent(const char *m)
+{
+    static const char *const idempotent[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE" };
+
+    for (size_t i = 0; i < sizeof(idempotent) / sizeof(*idempotent); i++)
+        if (strcmp(m, idempotent[i]) == 0)
+            return true;
+    return false;
+}
+
 /*
  * The upstream closed or failed before sending a single response byte. A
  * pooled connection may simply have been closed by the app's keep-alive
- * timer while idle: retry once on a fresh connection, which is safe because
- * the app has not answered (and so, for a well-behaved server, not acted).
+ * timer while idle: an idempotent request is tried once more on a fresh
+ * connection. A POST or PATCH is not (as nginx does): the app may have
+ * read it and acted before the connection broke.
  * Returns whether req is still the loop's (a retry is under way).
  */
 static bool early_failure(struct upstream_loop *l, struct proxy_req *req, enum router_failure f)
 {
     int old;
 
-    if (!req->from_pool || req->retried || req->inbuf.len > 0 || req->stream) {
+    if (!req->from_pool || req->retried || req->inbuf.len > 0 || req->stream || !method_idempotent(req->method)) {
         upstream_fail(l, req, f);
         return false;
     }

@@ -14,7 +14,12 @@
 # that crashes at boot is rejected; and wrk through the router sees no
 # failed request while the app is redeployed, its config changed and
 # rolled back, for a keep-alive app and for one that closes every
-# connection. Prints TAP.
+# connection; maintenance mode answers 503 H80 without the app; `berth
+# events` shows who changed what, never a config value; `berth gc` keeps
+# the slugs of each app's last releases and removes the rest, after which
+# a rollback to a collected release fails and changes nothing; a restart
+# removes what a crash left (build and instance directories, a push's
+# quarantine) and restores the app. Prints TAP.
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 command -v wrk >/dev/null || skip_all "wrk is needed (the Debian package wrk, in tools/packages.txt)"
@@ -130,6 +135,21 @@ if push "CHECKS"; then ok "a CHECKS file whose checks pass deploys"; else not_ok
 check "... running both checks" contains "$TEST_DIR/push" "Running 2 health checks from CHECKS"
 printf 'ATTEMPTS=1\nWAIT=0\n/ expected-words-never-there\n' >"$src/CHECKS"
 if push "failing CHECKS"; then not_ok "a failing CHECKS check rejects the push"; else ok "a failing CHECKS check rejects the push"; fi
+run checks rel
+check "checks are enabled by default" grep -qx enabled "$out"
+run checks:skip rel
+check "checks:skip says so" contains "$out" "Skipping health checks for rel... done"
+if push_app "$src" rel "$TEST_DIR/push"; then ok "with checks skipped, the same push deploys"; else
+    not_ok "with checks skipped, the same push deploys"; diag "$TEST_DIR/push"; fi
+check "... saying the checks were skipped" contains "$TEST_DIR/push" "Health checks skipped for rel"
+run checks rel
+check "checks shows skipped" grep -qx skipped "$out"
+api PATCH /apps/rel/checks '{"checks": "sometimes"}'
+check "the API refuses another checks mode (400)" test "$status" = 400
+run checks:disable rel
+check "checks:disable is taken" test "$rc" = 0
+run checks:enable rel
+check "checks:enable turns them back on" contains "$out" "Enabling health checks for rel... done"
 printf 'ATTEMPTS=many\n' >"$src/CHECKS"
 if push "bad CHECKS"; then not_ok "a malformed CHECKS setting is refused"; else ok "a malformed CHECKS setting is refused"; fi
 check "... saying which line" contains "$TEST_DIR/push" "CHECKS line 1: ATTEMPTS= needs a number"
@@ -140,6 +160,42 @@ check "... with its output" contains "$TEST_DIR/push" "boot-output-4411"
 check "... and its exit status" contains "$TEST_DIR/push" "exited with status 3"
 printf 'web: exec python3 -u app.py\n' >"$src/Procfile"
 check "after every rejection the last good release serves" serves "greeting=ahoy"
+
+# ---------------------------------------------------------------- maintenance
+run maintenance rel
+check "maintenance is off by default" grep -qx off "$out"
+run maintenance:on rel
+check "maintenance:on says so" contains "$out" "Enabling maintenance mode for rel... done"
+code=$(curl -s -o "$TEST_DIR/maint" -w '%{http_code}' -H 'Host: rel.localhost' "http://127.0.0.1:$HTTP_PORT/")
+check "in maintenance the router answers 503" test "$code" = 503
+check "... with the maintenance page" contains "$TEST_DIR/maint" "Offline for maintenance"
+# The router writes its access log once per loop turn: allow it a moment.
+logged() { for _ in $(seq 1 30); do contains "$TEST_DIR/serve.log" "$1" && return 0; sleep 0.1; done; return 1; }
+check "... logged as H80" logged 'code=H80 desc="Maintenance mode"'
+run maintenance rel
+check "maintenance shows on" grep -qx on "$out"
+run router:set rel maintenance=sometimes
+check "maintenance takes on or off only" contains "$err" "maintenance must be on or off"
+run maintenance:off rel
+check "maintenance:off serves the app again" serves "greeting=ahoy"
+
+# ---------------------------------------------------------------- events
+run events rel
+check "events lists the app's creation" grep -Eq " admin +rel +create +Created rel$" "$out"
+check "... its deploys" grep -Eq " deploy +Deploy [0-9a-f]{7}: v1$" "$out"
+check "... its config changes, by name" grep -Eq " config +Set GREETING config vars: v2$" "$out"
+check "... its rollbacks" grep -Eq " rollback +Rollback to v1: v3$" "$out"
+check "... and its settings changes" grep -Eq " settings +PATCH /apps/rel/router$" "$out"
+check "... but never a config value" not_contains "$out" "ahoy"
+run events rel --json
+check "events --json gives the API's answer" \
+    python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["events"]; assert e and all(x["app"] == "rel" for x in e)' "$out"
+run events
+check "events without an app lists every app's (empty's creation too)" grep -Eq " empty +create " "$out"
+run events nosuch
+check "events of an app that does not exist: 404" test "$rc" = 1
+run events rel extra
+check "events with two apps is a usage error" test "$rc" = 2
 
 # ---------------------------------------------------------------- zero downtime
 # wrk_during SECONDS NAME: wrk -c8 through the router in the background; wrk_done NAME checks it.
@@ -165,4 +221,45 @@ for mode in keepalive close; do
     wrk_done "$mode" "$mode: 3 redeploys, a config change and a rollback"
 done
 check "it serves afterwards" serves "greeting="
+
+# ---------------------------------------------------------------- garbage collection
+slugs() { find "$home/layers/admin" -mindepth 1 -maxdepth 1 -name '????????????????????????????????????????????????????????????????' | wc -l; }
+before=$(slugs)
+run gc --dry-run --keep 2
+would=$(grep -c '^would remove admin/' "$out" || true)
+check "gc --dry-run lists what it would free ($would of $before slugs)" test "$would" -ge 1
+check "... and removes nothing" test "$(slugs)" = "$before"
+run gc --keep 2
+removed=$(grep -c '^removed admin/' "$out" || true)
+check "gc removes what the dry run listed ($removed)" test "$removed" = "$would"
+check "... the slugs are gone" test "$(slugs)" = $((before - removed))
+check "... and it says how much it freed" grep -Eq "^Freed $removed slugs, [0-9]+ KiB" "$out"
+check "the current release still serves" serves "greeting="
+run rollback rel v1
+check "rollback to a release whose slug was collected fails" test "$rc" = 1
+check "... saying the slug is gone" contains "$err" "the slug of v1 of 'rel' is gone; nothing changed"
+cur=$(current)
+run rollback rel
+check "rollback to the previous release (kept) works" contains "$out" "done, v$((cur + 1))"
+run gc --keep 0
+check "gc --keep 0 is a usage error" test "$rc" = 2
+api POST /gc '{"keep": "all"}'
+check "the API refuses a keep that is not a number (400)" test "$status" = 400
+run events
+check "events shows the collection" grep -Eq " gc +Removed $removed slugs" "$out"
+
+# ---------------------------------------------------------------- what a crash leaves
+# Left as a kill -9 would leave them: a build directory, an instance directory, a push's quarantine.
+mkdir -p "$home/run/builds/rel-v99-0123456789abcdef/src" "$home/run/instances/rel-v98-web.1-0123456789abcdef/upper" \
+    "$home/apps/rel/repo.git/objects/incoming-Ab12Cd" "$home/run/builds/nosuchapp-v1-00"
+echo x >"$home/run/builds/rel-v99-0123456789abcdef/src/file"
+stop_berth
+if start_berth "$home"; then ok "berth serve starts again on the same home"; else not_ok "berth serve starts again"; fi
+check "the app is restored and serves" serves "greeting="
+check "a build directory left by a crash is removed at start" test ! -e "$home/run/builds/rel-v99-0123456789abcdef"
+check "... an instance directory too" test ! -e "$home/run/instances/rel-v98-web.1-0123456789abcdef"
+check "... and a push's quarantine" test ! -e "$home/apps/rel/repo.git/objects/incoming-Ab12Cd"
+check "... each said in the log" contains "$TEST_DIR/serve.log" "rel-v99-0123456789abcdef', left after a crash"
+check "one that names no app is left, and said so" contains "$TEST_DIR/serve.log" "nosuchapp-v1-00' (no app of that name)"
+check "the running instance's own directory is kept" test -n "$(ls "$home/run/instances")"
 done_testing

@@ -344,6 +344,7 @@ static void *serve_conn(void *arg)
     int fd = (int)(intptr_t)arg;
     struct strbuf in = STRBUF_INIT;
     char buf[65536];
+    bool drop_next = false;   /* after /then-drop: the next request on this connection gets no answer */
 
     for (;;) {
         char *end, method[16] = "", path[1024] = "";
@@ -366,6 +367,14 @@ static void *serve_conn(void *arg)
             clen = strtoul(cl + 17, NULL, 10);
         te = strcasestr(in.buf, "\r\nTransfer-Encoding: chunked");
         chunked = te && te < end;
+        if (drop_next)
+            goto out;   /* read, not answered: the app died, or acted and died, before a byte */
+        if (strcmp(path, "/then-drop") == 0) {
+            (void)send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndrop");
+            drop_next = true;
+            strbuf_remove_prefix(&in, head_len);
+            continue;
+        }
         if (strcmp(path, "/early") == 0) {
             /* Answers before reading the body, as an app refusing an upload does, then closes. */
             (void)send_str(fd, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 5\r\nConnection: close\r\n\r\nearly");

@@ -71,6 +71,7 @@ static struct fake_backend *const all_backends[] = {
 
 static const struct router_app_settings silent_settings = { .connect_timeout_ms = 300 };
 static const struct router_app_settings stall_settings = { .head_timeout_ms = 1000 };
+static const struct router_app_settings maintenance_settings = { .maintenance = true };
 
 static void set_main_routes(void)
 {
@@ -92,6 +93,8 @@ static void set_main_routes(void)
           .settings = &silent_settings },
         { .host = "none.localhost", .app = "none", .generation = 1 },
         { .host = "blank.localhost", .app = "blank", .generation = 1, .blank = true },
+        { .host = "maint.localhost", .app = "maint", .generation = 1, .backends = g, .n_backends = 1,
+          .settings = &maintenance_settings },
         { .host = "stall.localhost", .app = "stall", .generation = 1, .backends = g, .n_backends = 1,
           .settings = &stall_settings },
         { .host = "*.example.com", .app = "wild", .generation = 1, .backends = w, .n_backends = 1 },
@@ -443,6 +446,10 @@ static void test_backends(void)
                   "an app with no backends -> 503 H14");
     check_failure("blank.localhost", "Nothing deployed", "code=H81",
                   "a blank route -> 503 H81 whose page says nothing is deployed");
+    before = upstream_requests();
+    check_failure("maint.localhost", "Offline for maintenance", "at=info code=H80 desc=\"Maintenance mode\"",
+                  "an app in maintenance mode -> 503 H80 with its plain page");
+    ok(upstream_requests() == before, "... and the app sees nothing of it");
 }
 
 /* ---------------------------------------------------------------- 2. routes */

@@ -287,6 +287,25 @@ static void test_errors(void)
         ok(good == 6, "stale pooled connections are retried on a fresh one (%d/6)", good);
     }
     {
+        /*
+         * A pooled connection the app takes a request on, then drops without
+         * a byte. Each pair goes over one client connection (curl --next), so
+         * one loop serves both and takes the connection /then-drop left.
+         */
+        static const char pair[] = "curl -s -o /dev/null -w '%%{http_code} ' -H 'Host: a.localhost' "
+                                   "'http://127.0.0.1:%u/then-drop' --next -s -o /dev/null -w '%%{http_code}' "
+                                   "-H 'Host: a.localhost' %s 'http://127.0.0.1:%u/%s'";
+        char *get = run(pair, (unsigned)router_port_num, "", (unsigned)router_port_num, "hello");
+        char *post = run(pair, (unsigned)router_port_num, "--data-binary once", (unsigned)router_port_num, "echo");
+
+        ok(get && strcmp(get, "200 200") == 0,
+           "a GET whose pooled connection dies before a byte is tried again, fresh (%s)", get ? get : "");
+        ok(post && strcmp(post, "200 503") == 0,
+           "a POST is not: it gets 503 H13, since the app may have acted on it (%s)", post ? post : "");
+        free(get);
+        free(post);
+    }
+    {
         char path[256], extra[512];
         FILE *f;
         (void)snprintf(path, sizeof(path), "%s/huge", tmpdir);

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/gc: slug garbage collection (see gc.h). One pass: the apps, by
+ * tenant, each at its deploy lock (taken in the apps' sorted order, the
+ * only place that holds more than one); the slugs their last releases
+ * name; then each tenant's layers directory, whose other sha256-named
+ * entries go. And the sweep at start of what a crash left in run/ and in
+ * the repositories' quarantine.
+ */
+#include "control/gc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/jsonstore.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+static bool is_slug_name(const char *name)
+{
+    return strlen(name) == 64 && strspn(name, "0123456789abcdef") == 64;
+}
+
+/* Adds to keep[tenant] the slugs of the app's last `n` releases. */
+static void keep_app_slugs(struct server *s, const char *app, unsigned n, json_t *keep_of_tenant)
+{
+    unsigned current = 0;
+
+    if (model_release_current(&s->model, app, &current, NULL, NULL) < 0)
+        return;
+    for (unsigned v = current; v > 0 && current - v < n; v--) {
+        _cleanup_json_ json_t *release = NULL;
+        const char *slug;
+
+        if (model_release_load(&s->model, app, v, &release, NULL) < 0)
+            continue;
+        if ((slug = json_get_str(release, "slug")))
+            json_object_set_new(keep_of_tenant, slug, json_true());
+    }
+}
+
+static _Thread_local uint64_t tree_bytes;
+
+static int add_bytes(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)path;
+    (void)type;
+    (void)ftw;
+    tree_bytes += (uint64_t)st->st_blocks * 512;
+    return 0;
+}
+
+static uint64_t disk_usage(const char *dir)
+{
+    tree_bytes = 0;
+    (void)nftw(dir, add_bytes, 16, FTW_PHYS);
+    return tree_bytes;
+}
+
+/* Lists, and unless dry_run removes, the tenant's slugs that `keep` does not name. */
+static void sweep_tenant(struct server *s, const char *tenant, const json_t *keep, bool dry_run, json_t *removed,
+                         uint64_t *total)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/%s", s->layers_dir, tenant);
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    unsigned long uid_base = 0, gid_base = 0;
+    struct dirent *de;
+
+    if (!d)
+        return;
+    if (!dry_run) {
+        _cleanup_error_ struct berth_error *err = NULL;
+
+        if (server_tenant_ids(s, tenant, &uid_base, &gid_base, &err) < 0) {
+            log_warn("gc: tenant '%s': %s", tenant, berth_error_msg(&err));
+            return;
+        }
+    }
+    while ((de = readdir(d))) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_error_ struct berth_error *err = NULL;
+        uint64_t bytes;
+
+        if (!is_slug_name(de->d_name) || json_object_get(keep, de->d_name))
+            continue;
+        path = xasprintf("%s/%s", dir, de->d_name);
+        bytes = disk_usage(path);
+        if (!dry_run && runner_remove_tree(s->runner, path, uid_base, gid_base, TENANT_ID_SLICE, &err) < 0) {
+            log_warn("gc: removing '%s': %s", path, berth_error_msg(&err));
+            continue;
+        }
+        json_array_append_new(removed, json_pack("{s:s, s:s, s:I}", "tenant", tenant, "slug", de->d_name,
+                                                 "bytes", (json_int_t)bytes));
+        *total += bytes;
+    }
+}
+
+int gc_run(struct server *s, bool dry_run, unsigned keep, json_t **ret, struct berth_error **err)
+{
+    _cleanup_json_ json_t *apps = NULL, *keep_by_tenant = json_object(), *removed = json_array();
+    _cleanup_free_ struct app_runtime **locked = NULL;
+    size_t i, n_locked = 0;
+    uint64_t total = 0;
+    const char *tenant;
+    json_t *name, *keep_set;
+    int r;
+
+    if ((r = model_app_list(&s->model, &apps, err)) < 0)
+        return r;
+    locked = xcalloc(json_array_size(apps) + 1, sizeof(*locked));
+    /* Sorted names, one lock order: no deadlock with another pass (deploys hold one lock only). */
+    json_array_foreach(apps, i, name) {
+        const char *app = json_string_value(name);
+        _cleanup_json_ json_t *record = NULL;
+
+        if (model_app_load(&s->model, app, &record, NULL) < 0 || !(tenant = json_get_str(record, "tenant")))
+            continue;
+        locked[n_locked] = server_app(s, app);
+        pthread_mutex_lock(&locked[n_locked++]->deploy_lock);
+        if (!json_object_get(keep_by_tenant, tenant))
+            json_object_set_new(keep_by_tenant, tenant, json_object());
+        keep_app_slugs(s, app, keep, json_object_get(keep_by_tenant, tenant));
+    }
+    json_object_foreach(keep_by_tenant, tenant, keep_set)
+        sweep_tenant(s, tenant, keep_set, dry_run, removed, &total);
+    while (n_locked)
+        pthread_mutex_unlock(&locked[--n_locked]->deploy_lock);
+    *ret = json_pack("{s:b, s:i, s:O, s:I}", "dry_run", dry_run, "keep", (int)keep, "removed", removed, "bytes",
+                     (json_int_t)total);
+    return 0;
+}
+
+/* The app whose name, followed by "-v", starts `entry` (the longest such), or NULL. */
+static const char *entry_app(const json_t *apps, const char *entry)
+{
+    const char *best = NULL;
+    size_t i;
+    json_t *name;
+
+    json_array_foreach(apps, i, name) {
+        const char *app = json_string_value(name);
+        size_t len = strlen(app);
+
+        if (strncmp(entry, app, len) == 0 && strncmp(entry + len, "-v", 2) == 0 && (!best || len > strlen(best)))
+            best = app;
+    }
+    return best;
+}
+
+/* Removes every entry of <home>/<sub> through the runner, with the ids of the app it names. */
+static void sweep_app_dirs(struct server *s, const json_t *apps, const char *sub)
+{
+    _cleanup_free_ char *dir = model_path(&s->model, "%s", sub);
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *de;
+
+    while (d && (de = readdir(d))) {
+        _cleanup_free_ char *path = NULL;
+        _cleanup_json_ json_t *record = NULL;
+        _cleanup_error_ struct berth_error *err = NULL;
+        unsigned long uid_base, gid_base;
+        const char *app, *tenant;
+
+        if (de->d_name[0] == '.')
+            continue;
+        path = xasprintf("%s/%s", dir, de->d_name);
+        app = entry_app(apps, de->d_name);
+        if (!app || model_app_load(&s->model, app, &record, NULL) < 0 || !(tenant = json_get_str(record, "tenant")) ||
+            server_tenant_ids(s, tenant, &uid_base, &gid_base, &err) < 0 ||
+            runner_remove_tree(s->runner, path, uid_base, gid_base, TENANT_ID_SLICE, &err) < 0) {
+            log_warn("left after a crash, and not removed: '%s'%s%s", path, err ? ": " : " (no app of that name)",
+                     err ? berth_error_msg(&err) : "");
+            continue;
+        }
+        log_info("removed '%s', left after a crash", path);
+    }
+}
+
+/* The receiver's quarantine directories (objects/incoming-*) of pushes that never finished: berth's own files. */
+static void sweep_quarantines(struct server *s, const json_t *apps)
+{
+    size_t i;
+    json_t *name;
+
+    json_array_foreach(apps, i, name) {
+        _cleanup_free_ char *objects = model_path(&s->model, "apps/%s/repo.git/objects", json_string_value(name));
+        _cleanup_closedir_ DIR *d = opendir(objects);
+        struct dirent *de;
+
+        while (d && (de = readdir(d))) {
+            _cleanup_free_ char *path = NULL;
+            _cleanup_error_ struct berth_error *err = NULL;
+
+            if (strncmp(de->d_name, "incoming-", 9) != 0)
+                continue;
+            path = xasprintf("%s/%s", objects, de->d_name);
+            if (rm_rf(path, &err) < 0)
+                log_warn("removing '%s': %s", path, berth_error_msg(&err));
+            else
+                log_info("removed '%s', a push that never finished", path);
+        }
+    }
+}
+
+void gc_sweep_leftovers(struct server *s)
+{
+    _cleanup_json_ json_t *apps = NULL;
+    _cleanup_error_ struct berth_error *err = NULL;
+
+    if (model_app_list(&s->model, &apps, &err) < 0) {
+        log_warn("sweeping what a crash left: %s", berth_error_msg(&err));
+        return;
+    }
+    sweep_app_dirs(s, apps, "run/builds");
+    sweep_app_dirs(s, apps, "run/instances");
+    sweep_quarantines(s, apps);
+}
