@@ -167,6 +167,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
             req->deploy.tenant = req->tenant;
             req->ropts.repo_path = req->repo_path;
             req->ropts.deploy = deploy_on_push;
+            req->ropts.settled = deploy_settled;
             req->ropts.deploy_cls = &req->deploy;
         } else {
             /* Answer on a later call, once the body is in (queueing now would close the connection). */

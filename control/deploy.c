@@ -5,9 +5,10 @@
  * buildpacks driver in build containers, the release phase (a Procfile
  * `release:` process) runs with the new slug and config, the web process of
  * release N is started, must bind $PORT and pass the slug's startup health
- * checks (checks.h), then the router's table is swapped to it and the
- * previous instance retired once the router has let go of it. Only then may the
- * receiver move the ref. Every step prints to the git client; every failure
+ * checks (checks.h); then the receiver publishes the pack and moves the
+ * ref, and only after that (deploy_settled()) is the release recorded, the
+ * router's table swapped to it and the previous instance retired once the
+ * router has let go of it. Every step prints to the git client; every failure
  * leaves the app exactly as it was.
  */
 #include "control/deploy.h"
@@ -161,14 +162,30 @@ static void switch_to(struct server *s, const char *app, struct instance *in, un
 }
 
 /*
- * Release `release` goes live: release phase, web instance up, record
- * written, route switched. The caller holds the app's deploy lock. When
- * `save` is false the record exists already (a restart of the current
- * release).
+ * A test-only knob for the crash tests: with BERTH_TEST_PAUSE=<window>
+ * (built, started or settled), the deploy sleeps BERTH_TEST_PAUSE_MS
+ * (default 3000) there, so that a test can kill -9 the daemon inside that
+ * window. Unset in production: one getenv() per deploy step.
  */
-static int go_live(struct server *s, const char *app, const char *tenant, const json_t *release,
-                   const json_t *record, bool save, deploy_output_fn out, void *cls,
-                   struct berth_error **err)
+static void test_pause(const char *window)
+{
+    const char *at = getenv("BERTH_TEST_PAUSE"), *ms = getenv("BERTH_TEST_PAUSE_MS");
+
+    if (at && strcmp(at, window) == 0) {
+        log_info("pausing the deploy at '%s' (BERTH_TEST_PAUSE)", window);
+        usleep((useconds_t)(ms ? atoi(ms) : 3000) * 1000);
+    }
+}
+
+/*
+ * The first half of going live: release phase, web instance up, health
+ * checks passed. *ret_in serves nothing yet; the old release serves on.
+ * The caller holds the app's deploy lock. `save` is false for a release
+ * whose record exists already (a restart), which runs no release phase.
+ */
+static int go_live_start(struct server *s, const char *app, const char *tenant, const json_t *release,
+                         const json_t *record, bool save, deploy_output_fn out, void *cls,
+                         struct instance **ret_in, struct berth_error **err)
 {
     const json_t *types = json_object_get(release, "process_types");
     const char *web = json_get_str(types, "web");
@@ -206,15 +223,40 @@ static int go_live(struct server *s, const char *app, const char *tenant, const 
                      json_get_str(record, "checks"), app, app);
         checks_release(&checks);
     }
-    if ((r = checks_run(&checks, in, host, out, cls, err)) < 0 ||
-        (save && (r = model_release_save(&s->model, app, version, release, err)) < 0)) {
+    if ((r = checks_run(&checks, in, host, out, cls, err)) < 0) {
         instance_stop_and_free(s, in, 0);
         goto out;
     }
-    switch_to(s, app, in, version);
+    *ret_in = in;
 out:
     checks_release(&checks);
     return r;
+}
+
+/* The second half: the record written (when `save`), then the route switched; `in` is the app's now. */
+static int go_live_commit(struct server *s, const char *app, const json_t *release, struct instance *in,
+                          bool save, struct berth_error **err)
+{
+    unsigned version = (unsigned)json_integer_value(json_object_get(release, "version"));
+    int r;
+
+    if (save && (r = model_release_save(&s->model, app, version, release, err)) < 0) {
+        instance_stop_and_free(s, in, 0);
+        return r;
+    }
+    switch_to(s, app, in, version);
+    return 0;
+}
+
+/* Both halves at once: for the releases no push waits on (config, rollback, restart, restore). */
+static int go_live(struct server *s, const char *app, const char *tenant, const json_t *release,
+                   const json_t *record, bool save, deploy_output_fn out, void *cls,
+                   struct berth_error **err)
+{
+    struct instance *in = NULL;
+    int r = go_live_start(s, app, tenant, release, record, save, out, cls, &in, err);
+
+    return r < 0 ? r : go_live_commit(s, app, release, in, save, err);
 }
 
 /* ---------------------------------------------------------------- a push */
@@ -292,7 +334,11 @@ static json_t *release_derived(const json_t *base, unsigned version, const char 
     return release;
 }
 
-/* Builds and launches; the caller holds the app's deploy lock. */
+/*
+ * Builds and starts the new release (go_live_start()); the caller holds the
+ * app's deploy lock. On success ctx->pending holds the started instance and
+ * ctx->pending_release its record, for deploy_settled().
+ */
 static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const struct receiver_update *u,
                   bool *ret_reported, struct berth_error **err)
 {
@@ -324,12 +370,12 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
         goto out;
     }
     release = release_from_build(version, u->new_hex, &built, config, ctx->tenant);
-    r = go_live(s, ctx->app, ctx->tenant, release, record, true, push_line, push, err);
+    test_pause("built");
+    r = go_live_start(s, ctx->app, ctx->tenant, release, record, true, push_line, push, &ctx->pending, err);
     if (r < 0)
         goto out;
-    receiver_progress(push, "       Released v%u", version);
-    events_record(s, ctx->tenant, ctx->app, "deploy", "Deploy %.7s: v%u", u->new_hex, version);
-    receiver_progress(push, "       http://%s.%s:%u/ deployed to berth", ctx->app, s->opt.domain, s->http_port);
+    ctx->pending_release = TAKE_PTR(release);
+    test_pause("started");
 out:
     build_result_release(&built);
     {
@@ -374,6 +420,9 @@ int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_
     rt = server_app(ctx->server, ctx->app);
     pthread_mutex_lock(&rt->deploy_lock);
     r = deploy(ctx, push, u, &reported, &err);
+    /* Started: the lock stays held until the push is settled (deploy_settled()). */
+    if (r == 0)
+        return 0;
     pthread_mutex_unlock(&rt->deploy_lock);
     if (r < 0) {
         log_warn("deploy of '%s' failed: %s", ctx->app, berth_error_msg(&err));
@@ -388,6 +437,40 @@ int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_
         return r;
     }
     return 0;
+}
+
+void deploy_settled(void *cls, struct receiver_push *push, bool ok)
+{
+    struct deploy_ctx *ctx = cls;
+    struct server *s = ctx->server;
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *release = TAKE_PTR(ctx->pending_release);
+    struct instance *in = TAKE_PTR(ctx->pending);
+    struct app_runtime *rt = server_app(s, ctx->app);
+    unsigned version = (unsigned)json_integer_value(json_object_get(release, "version"));
+
+    /* A push that was not a deploy (nothing to main) started nothing and took no lock. */
+    if (!in)
+        return;
+    if (!ok) {
+        instance_stop_and_free(s, in, 0);
+        receiver_progress(push, " !     The repository did not take the push: v%u was not released.", version);
+        pthread_mutex_unlock(&rt->deploy_lock);
+        return;
+    }
+    test_pause("settled");
+    if (go_live_commit(s, ctx->app, release, in, true, &err) < 0) {
+        log_error("deploy of '%s' v%u: %s", ctx->app, version, berth_error_msg(&err));
+        receiver_progress(push, " !     v%u could not be recorded (%s); the previous release serves on.", version,
+                          berth_error_msg(&err));
+    } else {
+        receiver_progress(push, "       Released v%u", version);
+        events_record(s, ctx->tenant, ctx->app, "deploy", "Deploy %.7s: v%u",
+                      json_get_str(release, "commit"), version);
+        receiver_progress(push, "       http://%s.%s:%u/ deployed to berth", ctx->app, s->opt.domain,
+                          s->http_port);
+    }
+    pthread_mutex_unlock(&rt->deploy_lock);
 }
 
 /* ---------------------------------------------------------------- without a push */

@@ -22,11 +22,24 @@ struct deploy_ctx {
     struct server *server;
     const char *app;
     const char *tenant;
+    /* Between deploy_on_push() and deploy_settled(): the started release, and the app's deploy lock held. */
+    struct instance *pending;
+    json_t *pending_release;
 };
 
-/* A receiver_deploy_fn; cls is a struct deploy_ctx. */
+/*
+ * A receiver_deploy_fn; cls is a struct deploy_ctx. The push is deployed
+ * in two phases around the receiver's ref update: here the slug is built
+ * and the new release's instance started and checked (serving nothing),
+ * and 0 lets the refs move; deploy_settled() then writes the release
+ * record and switches the route, or stops the instance if the refs did
+ * not move. So a crash anywhere leaves the old release serving or the new
+ * one complete, and never a release whose commit the repository lacks.
+ */
 int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_update *updates,
                    size_t n_updates, struct strbuf *reason);
+/* A receiver_settled_fn; cls is the same struct deploy_ctx. Releases the app's deploy lock. */
+void deploy_settled(void *cls, struct receiver_push *push, bool ok);
 /*
  * A new release from the current one with `config` as its config vars and
  * `description` ("Set GREETING config vars"), live with zero downtime when

@@ -18,6 +18,7 @@
 #define BERTH_RECEIVER_H
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/error.h"
@@ -43,10 +44,21 @@ typedef int (*receiver_deploy_fn)(void *cls, struct receiver_push *push,
                                   const struct receiver_update *updates, size_t n_updates,
                                   struct strbuf *reason);
 
+/*
+ * Called once after a deploy that returned 0, when the pack is published
+ * and the refs have moved, or failed to: `ok` is whether every update the
+ * deploy accepted is now in place. Runs before the report goes out, so
+ * its receiver_progress() lines still reach the client; a deploy that
+ * holds something until its push is settled (a lock, a started release)
+ * lets go of it here. Never called when the deploy rejected the push.
+ */
+typedef void (*receiver_settled_fn)(void *cls, struct receiver_push *push, bool ok);
+
 struct receiver_options {
     const char *repo_path;          /* bare repository */
     receiver_deploy_fn deploy;      /* NULL: accept every update */
-    void *deploy_cls;
+    receiver_settled_fn settled;    /* NULL: nothing to settle */
+    void *deploy_cls;               /* for both */
     size_t max_request_bytes;       /* cap on a POST body; 0: the default 512 MiB */
 };
 

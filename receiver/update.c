@@ -245,6 +245,7 @@ void update_run(struct receiver_push *p)
     _cleanup_error_ struct berth_error *err = NULL;
     /* Tells the client when it has to wait. */
     _cleanup_close_ int lock_fd = repo_lock(git_repository_path(p->repo), say_waiting, p);
+    size_t accepted;
 
     if (lock_fd < 0) {
         fail_all(p, "cannot lock the repository");
@@ -257,19 +258,21 @@ void update_run(struct receiver_push *p)
         fail_all(p, "atomic push failure");
     if (count_ok(p) == 0)
         return;
+    accepted = count_ok(p);
     if (run_deploy(p) < 0)
         return;
     if (push_publish_pack(p, &err) < 0) {
         _cleanup_free_ char *why = xasprintf("failed to store pack: %s", berth_error_msg(&err));
 
         fail_all(p, why);
-        return;
-    }
-    if (p->atomic) {
+    } else if (p->atomic) {
         update_atomic(p);
-        return;
+    } else {
+        for (size_t i = 0; i < p->n_cmds; i++)
+            if (!p->cmds[i].error)
+                update_one(p, &p->cmds[i]);
     }
-    for (size_t i = 0; i < p->n_cmds; i++)
-        if (!p->cmds[i].error)
-            update_one(p, &p->cmds[i]);
+    /* The deploy accepted every update still without an error before the pack went in. */
+    if (p->opts->deploy && p->opts->settled)
+        p->opts->settled(p->opts->deploy_cls, p, count_ok(p) == accepted);
 }

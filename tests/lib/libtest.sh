@@ -64,6 +64,8 @@ require_rootless() {
 # and sets HTTP_PORT, CONTROL_PORT, BERTH_URL and BERTH_TOKEN.
 start_berth() {
     local home=$1; shift
+    # A daemon killed with -9 leaves its serve.json: wait for the new one's.
+    rm -f "$home/run/serve.json"
     "$BERTH" serve --home "$home" --http 127.0.0.1:0 --control 127.0.0.1:0 "$@" \
         >"$TEST_DIR/serve.log" 2>&1 &
     serve_pid=$!
