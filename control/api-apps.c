@@ -469,6 +469,7 @@ static enum MHD_Result config(const struct api_call *call, const char *app)
     _cleanup_strbuf_ struct strbuf set = STRBUF_INIT, unset = STRBUF_INIT, desc = STRBUF_INIT;
     enum MHD_Result answer;
     unsigned version = 0;
+    const char *restart;
 
     if (model_app_config(&s->model, app, &current, &err) < 0)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
@@ -485,7 +486,9 @@ static enum MHD_Result config(const struct api_call *call, const char *app)
         strbuf_addf(&desc, "Set %s config vars", set.buf);
     if (unset.len)
         strbuf_addf(&desc, "%sUnset %s config vars", desc.len ? "; " : "", unset.buf);
-    if (deploy_config(s, app, call->tenant, next, desc.buf, &version, &err) < 0)
+    restart = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "restart");
+    if (deploy_config(s, app, call->tenant, next, desc.buf, !restart || strcmp(restart, "0") != 0, &version,
+                      &err) < 0)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
     return api_respond_json(call->conn, 200, json_pack("{s:O, s:i}", "config", next, "release", (int)version));
 }

@@ -7,6 +7,7 @@
  * shape requests and print answers.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,7 +227,7 @@ int cli_config_get(int argc, char **argv)
     return 0;
 }
 
-static int config_change(const char *app, json_t *body, const char *verb)
+static int config_change(const char *app, json_t *body, const char *verb, bool restart)
 {
     _cleanup_json_ json_t *doc = NULL;
     _cleanup_strbuf_ struct strbuf names = STRBUF_INIT;
@@ -236,9 +237,12 @@ static int config_change(const char *app, json_t *body, const char *verb)
 
     json_object_foreach(body, key, v)
         strbuf_addf(&names, "%s%s", names.len ? ", " : "", key);
-    printf("%s %s and restarting %s... ", verb, names.buf, app);
+    if (restart)
+        printf("%s %s and restarting %s... ", verb, names.buf, app);
+    else
+        printf("%s %s on %s (no restart)... ", verb, names.buf, app);
     fflush(stdout);
-    if (cli_app_request("PATCH", app, "/config", body, &doc) < 0) {
+    if (cli_app_request("PATCH", app, restart ? "/config" : "/config?restart=0", body, &doc) < 0) {
         printf("failed\n");
         return 1;
     }
@@ -246,14 +250,35 @@ static int config_change(const char *app, json_t *body, const char *verb)
     if (release)
         printf("done, v%lld\n", (long long)release);
     else
-        printf("done (no release yet: the next push uses them)\n");
+        printf("done (the next release uses them)\n");
     return 0;
+}
+
+/* Takes Dokku's --no-restart out of argv (wherever it stands after APP); whether it was there. */
+static bool take_no_restart(int *argc, char **argv)
+{
+    bool found = false;
+    int out = 1;
+
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--no-restart") == 0)
+            found = true;
+        else
+            argv[out++] = argv[i];
+    }
+    *argc = out;
+    return found;
 }
 
 int cli_config_set(int argc, char **argv)
 {
     _cleanup_json_ json_t *body = json_object();
+    bool no_restart = take_no_restart(&argc, argv);
 
+    if (argc < 2) {
+        fprintf(stderr, "usage: berth config:set APP [--no-restart] NAME=VALUE...\n");
+        return 2;
+    }
     for (int i = 1; i < argc; i++) {
         if (!strchr(argv[i], '=') || argv[i][0] == '=') {
             fprintf(stderr, "berth: '%s' is not NAME=VALUE\nusage: berth config:set APP NAME=VALUE...\n",
@@ -267,14 +292,19 @@ int cli_config_set(int argc, char **argv)
 
         json_object_set_new(body, key, json_string(eq + 1));
     }
-    return config_change(argv[0], body, "Setting");
+    return config_change(argv[0], body, "Setting", !no_restart);
 }
 
 int cli_config_unset(int argc, char **argv)
 {
     _cleanup_json_ json_t *body = json_object();
+    bool no_restart = take_no_restart(&argc, argv);
 
+    if (argc < 2) {
+        fprintf(stderr, "usage: berth config:unset APP [--no-restart] NAME...\n");
+        return 2;
+    }
     for (int i = 1; i < argc; i++)
         json_object_set_new(body, argv[i], json_null());
-    return config_change(argv[0], body, "Unsetting");
+    return config_change(argv[0], body, "Unsetting", !no_restart);
 }

@@ -14,6 +14,9 @@
 #include "control/deploy.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,7 +479,7 @@ void deploy_settled(void *cls, struct receiver_push *push, bool ok)
 /* ---------------------------------------------------------------- without a push */
 
 static int config_locked(struct server *s, const char *app, const char *tenant, const json_t *config,
-                         const char *description, unsigned *ret_version, struct berth_error **err)
+                         const char *description, bool restart, unsigned *ret_version, struct berth_error **err)
 {
     _cleanup_json_ json_t *record = NULL, *current = NULL, *release = NULL;
     unsigned version;
@@ -486,9 +489,10 @@ static int config_locked(struct server *s, const char *app, const char *tenant, 
     if ((r = model_app_load(&s->model, app, &record, err)) < 0 ||
         (r = model_release_current(&s->model, app, &version, &current, err)) < 0)
         return r;
-    if (!current) {
+    if (!current || !restart) {
         if ((r = model_app_config_save(&s->model, app, config, err)) == 0)
-            events_record(s, tenant, app, "config", "%s (no release yet)", description);
+            events_record(s, tenant, app, "config", "%s (%s)", description,
+                          current ? "no restart: the next release takes it" : "no release yet");
         return r;
     }
     release = release_derived(current, version + 1, tenant, description);
@@ -504,13 +508,13 @@ static int config_locked(struct server *s, const char *app, const char *tenant, 
 }
 
 int deploy_config(struct server *s, const char *app, const char *tenant, const json_t *config,
-                  const char *description, unsigned *ret_version, struct berth_error **err)
+                  const char *description, bool restart, unsigned *ret_version, struct berth_error **err)
 {
     struct app_runtime *rt = server_app(s, app);
     int r;
 
     pthread_mutex_lock(&rt->deploy_lock);
-    r = config_locked(s, app, tenant, config, description, ret_version, err);
+    r = config_locked(s, app, tenant, config, description, restart, ret_version, err);
     pthread_mutex_unlock(&rt->deploy_lock);
     return r;
 }
@@ -583,48 +587,75 @@ int deploy_restart(struct server *s, const char *app, const char *tenant, struct
     return r;
 }
 
-void deploy_restore_all(struct server *s)
+/* Restores in parallel, this many apps at once: each boots on its own, and routes as soon as it serves. */
+#define RESTORE_THREADS 4
+
+struct restore_run {
+    struct server *s;
+    json_t *apps;
+    atomic_size_t next;
+    const volatile sig_atomic_t *stop;
+};
+
+static void restore_one(struct server *s, const char *app)
 {
-    _cleanup_json_ json_t *apps = NULL;
+    _cleanup_json_ json_t *release = NULL, *record = NULL;
     _cleanup_error_ struct berth_error *err = NULL;
-    json_t *name;
+    struct app_runtime *rt;
+    unsigned version;
+    const char *tenant;
+    int r;
+
+    if (model_app_load(&s->model, app, &record, &err) < 0 ||
+        model_release_current(&s->model, app, &version, &release, &err) < 0) {
+        log_error("restoring '%s': %s", app, berth_error_msg(&err));
+        return;
+    }
+    if (!release)
+        return;
+    tenant = json_get_str(record, "tenant");
+    if (!tenant) {
+        log_error("restoring '%s': app.json names no tenant", app);
+        return;
+    }
+    rt = server_app(s, app);
+    pthread_mutex_lock(&rt->deploy_lock);
+    r = go_live(s, app, tenant, release, record, false, NULL, NULL, &err);
+    pthread_mutex_unlock(&rt->deploy_lock);
+    if (r < 0)
+        log_error("restoring '%s' v%u: %s", app, version, berth_error_msg(&err));
+    else
+        log_info("restored '%s' v%u", app, version);
+}
+
+static void *restore_worker(void *arg)
+{
+    struct restore_run *run = arg;
     size_t i;
 
-    if (model_app_list(&s->model, &apps, &err) < 0) {
+    while (!*run->stop && (i = atomic_fetch_add(&run->next, 1)) < json_array_size(run->apps))
+        restore_one(run->s, json_string_value(json_array_get(run->apps, i)));
+    return NULL;
+}
+
+void deploy_restore_all(struct server *s, const volatile sig_atomic_t *stop)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    struct restore_run run = { .s = s, .stop = stop };
+    pthread_t threads[RESTORE_THREADS];
+    size_t n = 0;
+
+    if (model_app_list(&s->model, &run.apps, &err) < 0) {
         log_error("listing apps: %s", berth_error_msg(&err));
         return;
     }
-    json_array_foreach(apps, i, name) {
-        const char *app = json_string_value(name);
-        _cleanup_json_ json_t *release = NULL, *record = NULL;
-        unsigned version;
-        const char *tenant;
-
-        berth_error_release(&err);
-        if (model_app_load(&s->model, app, &record, &err) < 0 ||
-            model_release_current(&s->model, app, &version, &release, &err) < 0) {
-            log_error("restoring '%s': %s", app, berth_error_msg(&err));
-            continue;
-        }
-        if (!release)
-            continue;
-        tenant = json_get_str(record, "tenant");
-        if (!tenant) {
-            log_error("restoring '%s': app.json names no tenant", app);
-            continue;
-        }
-        {
-            struct app_runtime *rt = server_app(s, app);
-            int r;
-
-            pthread_mutex_lock(&rt->deploy_lock);
-            r = go_live(s, app, tenant, release, record, false, NULL, NULL, &err);
-            pthread_mutex_unlock(&rt->deploy_lock);
-            if (r < 0) {
-                log_error("restoring '%s' v%u: %s", app, version, berth_error_msg(&err));
-                continue;
-            }
-        }
-        log_info("restored '%s' v%u", app, version);
-    }
+    atomic_init(&run.next, 0);
+    while (n < RESTORE_THREADS && n < json_array_size(run.apps) &&
+           pthread_create(&threads[n], NULL, restore_worker, &run) == 0)
+        n++;
+    if (n == 0)
+        restore_worker(&run);
+    while (n)
+        pthread_join(threads[--n], NULL);
+    json_decref(run.apps);
 }

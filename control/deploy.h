@@ -14,6 +14,7 @@
 #define BERTH_CONTROL_DEPLOY_H
 
 #include <jansson.h>
+#include <signal.h>
 
 #include "control/server.h"
 #include "receiver/receiver.h"
@@ -43,11 +44,12 @@ void deploy_settled(void *cls, struct receiver_push *push, bool ok);
 /*
  * A new release from the current one with `config` as its config vars and
  * `description` ("Set GREETING config vars"), live with zero downtime when
- * the app has a release; when it has none, only the config is saved. The
- * config is saved either way; *ret_version is the new release, or 0.
+ * the app has a release and `restart`; otherwise (no release yet, or
+ * Dokku's --no-restart) only the config is saved, for the next release.
+ * The config is saved either way; *ret_version is the new release, or 0.
  */
 int deploy_config(struct server *s, const char *app, const char *tenant, const json_t *config,
-                  const char *description, unsigned *ret_version, struct berth_error **err);
+                  const char *description, bool restart, unsigned *ret_version, struct berth_error **err);
 /*
  * Starts the current release again (new instance first, then the switch,
  * then the old one retires), e.g. after the app's network setting changed.
@@ -63,7 +65,11 @@ int deploy_restart(struct server *s, const char *app, const char *tenant, struct
  */
 int deploy_rollback(struct server *s, const char *app, const char *tenant, unsigned target,
                     unsigned *ret_version, struct berth_error **err);
-/* At start: brings every app's current release back up. Failures are logged, not fatal. */
-void deploy_restore_all(struct server *s);
+/*
+ * At start: brings every app's current release back up, a few apps at
+ * once, each under its deploy lock and routed as soon as it serves.
+ * Failures are logged, not fatal; once *stop is set no further app starts.
+ */
+void deploy_restore_all(struct server *s, const volatile sig_atomic_t *stop);
 
 #endif

@@ -48,7 +48,7 @@ static void usage(FILE *f)
             "  net APP, net:set APP outbound=on|off\n"
             "                       outbound network for the app's processes (off by default)\n"
             "  config APP, config:get APP NAME, config:set APP NAME=VALUE..., config:unset APP NAME...\n"
-            "                       config vars; each change is a new release\n"
+            "                       config vars; each change is a new release (--no-restart: the next one)\n"
             "  domains APP, domains:add APP NAME, domains:remove APP NAME\n"
             "                       custom domains (www.example.com, *.example.com) besides APP.<domain>\n"
             "  certs APP, certs:add APP CERT_FILE KEY_FILE, certs:remove APP ID\n"

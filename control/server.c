@@ -240,6 +240,9 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     struct passwd *pw = getpwuid(getuid());
     int r;
 
+    /* First of all: a SIGTERM during the restore below ends it early and stops cleanly. */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     pthread_mutex_init(&s.lock, NULL);
     pthread_mutex_init(&s.records_lock, NULL);
     pthread_mutex_init(&s.publish_lock, NULL);
@@ -327,7 +330,7 @@ int server_run(const struct server_options *opt, struct berth_error **err)
         goto out;
 
     gc_sweep_leftovers(&s);
-    deploy_restore_all(&s);
+    deploy_restore_all(&s, &stop_requested);
     r = write_serve_file(&s, err);
     if (r < 0)
         goto out;
@@ -338,8 +341,6 @@ int server_run(const struct server_options *opt, struct berth_error **err)
         log_info("serving: router 127.0.0.1:%u, control %s, home %s", s.http_port, s.control_url, opt->home);
     print_quick_start(&s, token);
 
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     /* Polled: the signal may be delivered to any thread, not only this one. */
     while (!stop_requested)
         sleep(1);

@@ -64,6 +64,15 @@ check "releases --json is the API's answer, two releases" \
 check "... which leaves the config vars out" not_contains "$out" "ahoy"
 run releases rel --yaml
 check "releases with an unknown flag is a usage error" test "$rc" = 2
+run config:set rel --no-restart EXTRA=later
+check "config:set --no-restart saves without a release" contains "$out" "Setting EXTRA on rel (no restart)... done (the next release uses them)"
+check "... the current release stays v2" test "$(current)" = 2
+run config:get rel EXTRA
+check "... and the config holds it" grep -qx later "$out"
+run config:unset rel EXTRA --no-restart
+check "config:unset --no-restart too" test "$rc" = 0 -a "$(current)" = 2
+run config:set rel --no-restart
+check "config:set with nothing but --no-restart is a usage error" test "$rc" = 2
 
 # ---------------------------------------------------------------- rollback
 slug_before=$(ls "$home/layers/admin" | sort)
