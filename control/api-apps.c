@@ -9,6 +9,7 @@
  *   PATCH  /apps/<app>/build          {"dir", "memory", "disk", "timeout"}: `berth builds:set`
  *   PATCH  /apps/<app>/net            {"outbound": bool}: `berth net:set`, restarts the app
  *   GET    /apps/<app>/checks         PATCH {"checks": "enabled|skipped|disabled"}: `berth checks:*`
+ *   GET    /apps/<app>/ps             PATCH {"grace": seconds|null}: `berth ps:grace`
  *   GET    /apps/<app>/config         PATCH {"K": "v", "K2": null}: `berth config:set/unset`
  *   /apps/<app>/domains, /certs, /router: custom domains, certificates and router
  *                                     settings, in api-domains.c
@@ -378,6 +379,23 @@ static int change_checks(const struct api_call *call, json_t *record, const json
     return 0;
 }
 
+/* {"grace": seconds or null}: the app's shutdown grace period, for instances started from now on. */
+static int change_ps(const struct api_call *call, json_t *record, const json_t *body, struct berth_error **err)
+{
+    const json_t *grace = json_object_get(body, "grace");
+
+    (void)call;
+    if (json_object_size(body) != 1 || !grace || (!json_is_null(grace) && (!json_is_integer(grace) ||
+        json_integer_value(grace) < 1 || json_integer_value(grace) > DEPLOY_GRACE_MAX_S)))
+        return berth_error_plain(err, EINVAL, "expected {\"grace\": seconds from 1 to %d, or null for 30}",
+                                 DEPLOY_GRACE_MAX_S);
+    if (json_is_null(grace))
+        json_object_del(record, "ps");
+    else
+        json_object_set_new(record, "ps", json_pack("{s:O}", "grace", grace));
+    return 0;
+}
+
 static enum MHD_Result settings(const struct api_call *call, const char *app, const char *what)
 {
     _cleanup_error_ struct berth_error *err = NULL;
@@ -404,6 +422,17 @@ static enum MHD_Result settings(const struct api_call *call, const char *app, co
             return api_respond_error(call->conn, 500, berth_error_msg(&err));
         mode = json_get_str(record, "checks");
         return api_respond_json(call->conn, 200, json_pack("{s:s}", "checks", mode ? mode : "enabled"));
+    }
+    if (strcmp(what, "ps") == 0) {
+        json_int_t grace;
+
+        if (strcmp(call->method, "GET") != 0 && (answer = update_settings(call, app, change_ps, &record), !record))
+            return answer;
+        if (!record && model_app_load(&call->server->model, app, &record, &err) < 0)
+            return api_respond_error(call->conn, 500, berth_error_msg(&err));
+        grace = json_integer_value(json_object_get(json_object_get(record, "ps"), "grace"));
+        return api_respond_json(call->conn, 200, json_pack("{s:I, s:b}", "grace", grace ? grace : 30, "default",
+                                                           grace == 0));
     }
     if (strcmp(what, "build") == 0) {
         if ((answer = update_settings(call, app, change_build, &record), !record))
@@ -570,6 +599,8 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         return settings(call, app, sub + 1);
     if (sub && strcmp(sub, "/checks") == 0 && (!strcmp(method, "GET") || !strcmp(method, "PATCH")))
         return settings(call, app, "checks");
+    if (sub && strcmp(sub, "/ps") == 0 && (!strcmp(method, "GET") || !strcmp(method, "PATCH")))
+        return settings(call, app, "ps");
     if (sub && strcmp(sub, "/config") == 0)
         return config(call, app);
     if (sub && strncmp(sub, "/domains", 8) == 0 && (sub[8] == '\0' || sub[8] == '/'))

@@ -69,5 +69,6 @@ int cli_checks(int argc, char **argv);
 int cli_checks_enable(int argc, char **argv);
 int cli_checks_disable(int argc, char **argv);
 int cli_checks_skip(int argc, char **argv);
+int cli_ps_grace(int argc, char **argv);
 
 #endif

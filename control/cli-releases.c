@@ -3,7 +3,8 @@
  * control/cli-releases: `berth releases APP [--json]` and `berth rollback
  * APP [vN]`, as Heroku's CLI shows them, over /apps/<app>/releases
  * (api-releases.c); `berth events [APP] [--json]`, the audit log; `berth
- * gc`, slug garbage collection; `berth checks[:enable|:disable|:skip] APP`.
+ * gc`, slug garbage collection; `berth checks[:enable|:disable|:skip] APP`;
+ * `berth ps:grace APP [SECONDS]`.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -203,4 +204,34 @@ int cli_checks_skip(int argc, char **argv)
 {
     (void)argc;
     return checks_set(argv[0], "skipped", "Skipping");
+}
+
+/* `berth ps:grace APP [SECONDS|default]`: the grace period from SIGTERM to SIGKILL when an instance retires. */
+int cli_ps_grace(int argc, char **argv)
+{
+    _cleanup_json_ json_t *doc = NULL, *body = NULL;
+    _cleanup_free_ char *doing = NULL;
+    long secs = 0;
+    char *end;
+
+    if (argc == 1) {
+        if (cli_app_request("GET", argv[0], "/ps", NULL, &doc) < 0)
+            return 1;
+        printf("%llds%s\n", (long long)json_integer_value(json_object_get(doc, "grace")),
+               json_is_true(json_object_get(doc, "default")) ? " (default)" : "");
+        return 0;
+    }
+    if (strcmp(argv[1], "default") != 0) {
+        errno = 0;
+        secs = strtol(argv[1], &end, 10);
+        if (*end || errno || secs < 1 || secs > 3600) {
+            fprintf(stderr, "berth: '%s' is not a number of seconds from 1 to 3600\n"
+                    "usage: berth ps:grace APP [SECONDS|default]\n", argv[1]);
+            return 2;
+        }
+    }
+    body = json_pack("{s:o}", "grace", secs ? json_integer(secs) : json_null());
+    doing = secs ? xasprintf("Setting the grace period of %s to %lds", argv[0], secs)
+                 : xasprintf("Setting the grace period of %s back to 30s", argv[0]);
+    return cli_app_switch(argv[0], "/ps", body, doing);
 }

@@ -230,6 +230,7 @@ static const struct command {
     { "events", 0, 2, "events [APP] [--json]", cli_events },
     { "gc", 0, 3, "gc [--dry-run] [--keep N]", cli_gc },
     { "checks", 1, 1, "checks APP", cli_checks },
+    { "ps:grace", 1, 2, "ps:grace APP [SECONDS|default]", cli_ps_grace },
     { "checks:enable", 1, 1, "checks:enable APP", cli_checks_enable },
     { "checks:disable", 1, 1, "checks:disable APP", cli_checks_disable },
     { "checks:skip", 1, 1, "checks:skip APP", cli_checks_skip },

@@ -90,6 +90,14 @@ static bool app_outbound(const json_t *record)
     return json_is_true(json_object_get(json_object_get(record, "net"), "outbound"));
 }
 
+/* The app's grace period (`berth ps:grace`: "ps": {"grace": seconds}) in ms; 0: the default. */
+static unsigned app_grace_ms(const json_t *record)
+{
+    json_int_t secs = json_integer_value(json_object_get(json_object_get(record, "ps"), "grace"));
+
+    return secs >= 1 && secs <= DEPLOY_GRACE_MAX_S ? (unsigned)secs * 1000 : 0;
+}
+
 /* The server's budget with the app's own "build" settings over it. */
 static struct build_budget app_budget(const struct server *s, const json_t *record)
 {
@@ -213,6 +221,7 @@ static int go_live_start(struct server *s, const char *app, const char *tenant, 
         .app = app, .tenant = tenant, .release = version, .process_type = "web", .command = web,
         .slug_dir = slug_dir, .config = json_object_get(release, "config"),
         .defaults = json_object_get(release, "buildpack_config"), .network = app_outbound(record),
+        .grace_ms = app_grace_ms(record),
     };
     if (release_cmd && save && (r = release_phase(s, &ispec, release_cmd, out, cls, err)) < 0)
         goto out;

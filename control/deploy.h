@@ -19,6 +19,9 @@
 #include "control/server.h"
 #include "receiver/receiver.h"
 
+/* `berth ps:grace APP SECONDS`: 1 to this many seconds. */
+#define DEPLOY_GRACE_MAX_S 3600
+
 struct deploy_ctx {
     struct server *server;
     const char *app;

@@ -56,6 +56,7 @@ struct instance {
     unsigned refs;
     bool stopping;                /* under ref_lock: no new channels */
     uint64_t serial;              /* unique in this daemon's life */
+    int grace_ms;                 /* for the drain and from SIGTERM to SIGKILL when it retires */
 };
 
 static atomic_uint_fast64_t next_serial = 1;
@@ -342,6 +343,7 @@ static struct instance *instance_new(const struct instance_spec *spec)
     in->app = xstrdup(spec->app);
     in->dyno = xasprintf("%s.1", spec->process_type);
     in->serial = atomic_fetch_add(&next_serial, 1);
+    in->grace_ms = spec->grace_ms ? (int)spec->grace_ms : INSTANCE_STOP_GRACE_MS;
     return in;
 }
 
@@ -480,10 +482,10 @@ static void *retire_thread(void *arg)
      * first (the router drops a retired table, its pool and its channels
      * once their last request is done, and its sweep closes idle channels).
      */
-    if (!wait_unheld(job->instance, INSTANCE_DRAIN_MS))
-        log_warn("%s of '%s' still had requests after %d s; stopping it", job->instance->dyno,
-                 job->instance->app, INSTANCE_DRAIN_MS / 1000);
-    instance_stop_and_free(job->server, job->instance, INSTANCE_STOP_GRACE_MS);
+    if (!wait_unheld(job->instance, job->instance->grace_ms))
+        log_warn("%s of '%s' still had requests after %d ms; stopping it", job->instance->dyno,
+                 job->instance->app, job->instance->grace_ms);
+    instance_stop_and_free(job->server, job->instance, job->instance->grace_ms);
     pthread_mutex_lock(&job->server->retire_lock);
     if (--job->server->retiring == 0)
         pthread_cond_broadcast(&job->server->retire_cond);

@@ -24,6 +24,7 @@ struct instance_spec {
     const json_t *config;         /* config vars */
     const json_t *defaults;       /* the buildpack's config_vars (bin/release): config wins */
     bool network;                 /* outbound network (`berth net:set APP outbound=on`) */
+    unsigned grace_ms;            /* SIGTERM to SIGKILL when it retires (`berth ps:grace`); 0: 30 s */
 };
 
 /* The port every web process gets as $PORT, inside its own network namespace. */
@@ -75,16 +76,16 @@ uint64_t instance_serial(const struct instance *in);
 int instance_connect(struct instance *in, int *ret_fd, struct berth_error **err);
 /*
  * How long a retired instance waits for the router to let go of it (no
- * route table, request or channel names it) before it gets SIGTERM.
+ * route table, request or channel names it) before it gets SIGTERM: its
+ * grace period too.
  */
-#define INSTANCE_DRAIN_MS INSTANCE_STOP_GRACE_MS
 /* Stops (grace_ms before SIGKILL), removes its files and frees it. */
 void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms);
 /*
  * In a background thread, so that a deploy does not wait for it: waits
  * until the router holds the instance no more (its requests in flight
- * have finished; at most INSTANCE_DRAIN_MS), then stops it with the
- * grace period and frees it. server.retiring counts these threads; the
+ * have finished; at most its grace period), then stops it with the grace
+ * period (SIGTERM, then SIGKILL) and frees it. server.retiring counts these threads; the
  * server's shutdown waits until it is 0.
  */
 void instance_retire(struct server *s, struct instance *in);

@@ -61,6 +61,8 @@ static void usage(FILE *f)
             "  releases APP         every release, newest first\n"
             "  rollback APP [vN]    a new release from vN (default: the one before), no build\n"
             "  events [APP]         the audit log: who changed what, when\n"
+            "  ps:grace APP [SECONDS|default]\n"
+            "                       SIGTERM to SIGKILL (and the drain) when an instance retires (30 s)\n"
             "  checks APP, checks:enable APP, checks:disable APP, checks:skip APP\n"
             "                       whether deploys run the app's startup health checks (app.json, CHECKS)\n"
             "  gc [--dry-run] [--keep N]\n"

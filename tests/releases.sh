@@ -188,6 +188,22 @@ check "maintenance takes on or off only" contains "$err" "maintenance must be on
 run maintenance:off rel
 check "maintenance:off serves the app again" serves "greeting=ahoy"
 
+# ---------------------------------------------------------------- grace period
+run ps:grace rel
+check "ps:grace shows Heroku's 30 s by default" grep -qx "30s (default)" "$out"
+run ps:grace rel 5
+check "ps:grace APP 5 sets it" contains "$out" "Setting the grace period of rel to 5s... done"
+run ps:grace rel
+check "... and shows it" grep -qx "5s" "$out"
+run ps:grace rel 0
+check "a grace of 0 is a usage error" test "$rc" = 2
+api PATCH /apps/rel/ps '{"grace": 99999}'
+check "the API refuses a grace over an hour (400)" test "$status" = 400
+run ps:grace rel default
+check "ps:grace APP default goes back to 30 s" test "$rc" = 0 -a "$(grep -c . "$err")" = 0
+run ps:grace rel
+check "... as it shows" grep -qx "30s (default)" "$out"
+
 # ---------------------------------------------------------------- events
 run events rel
 check "events lists the app's creation" grep -Eq " admin +rel +create +Created rel$" "$out"
