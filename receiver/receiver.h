@@ -58,7 +58,7 @@ struct receiver_options {
     const char *repo_path;          /* bare repository */
     receiver_deploy_fn deploy;      /* NULL: accept every update */
     receiver_settled_fn settled;    /* NULL: nothing to settle */
-    void *deploy_cls;               /* for both */
+    void *deploy_cls;               /* for both; must outlive the request (the options are copied) */
     size_t max_request_bytes;       /* cap on a POST body; 0: the default 512 MiB */
 };
 

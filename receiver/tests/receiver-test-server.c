@@ -8,11 +8,14 @@
  * the pushed tree, prints progress with a one-second pause (so the test can
  * see that progress streams while the deploy runs) and rejects a tree that
  * contains a file named REJECT; a tree with a file named SLOW makes it go
- * silent for six seconds (longer than the receiver's keepalive). Runs until SIGTERM or SIGINT.
+ * silent for six seconds (longer than the receiver's keepalive). Its
+ * settled hook says "settled ok|failed, main at <oid>" with the ref as
+ * it is then. Runs until SIGTERM or SIGINT.
  *
  *   receiver-test-server [--deploy] [--max-bytes N] <repos-dir>
  */
 #include <errno.h>
+#include <git2.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -88,6 +91,41 @@ static int deploy(void *cls, struct receiver_push *push, const struct receiver_u
     return 0;
 }
 
+/*
+ * The receiver keeps a copy of the options of a request's first call, so
+ * deploy_cls must outlive the call: repository paths are interned here for
+ * the life of the program (a test server serves a handful).
+ */
+static const char *intern_path(const char *path)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static char *paths[64];
+    const char *found = NULL;
+
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < 64 && !found; i++) {
+        if (!paths[i])
+            paths[i] = xstrdup(path);
+        if (strcmp(paths[i], path) == 0)
+            found = paths[i];
+    }
+    pthread_mutex_unlock(&lock);
+    return found;
+}
+
+/* The receiver's settled hook; cls is the repository's path (interned). */
+static void settled(void *cls, struct receiver_push *push, bool ok)
+{
+    git_repository *repo = NULL;
+    git_oid oid;
+    char hex[GIT_OID_HEXSZ + 1] = "none";
+
+    if (git_repository_open_bare(&repo, cls) == 0 && git_reference_name_to_id(&oid, repo, "refs/heads/main") == 0)
+        git_oid_tostr(hex, sizeof(hex), &oid);
+    git_repository_free(repo);
+    receiver_progress(push, "-----> settled %s, main at %s", ok ? "ok" : "failed", hex);
+}
+
 static bool valid_name(const char *s, size_t len)
 {
     if (len == 0 || len > 100 || s[0] == '.')
@@ -127,6 +165,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         fprintf(stderr, "receiver-test-server: %s\n", berth_error_msg(&err));
     opts.repo_path = repo;
     opts.deploy = s->deploy ? deploy : NULL;
+    opts.settled = settled;
+    opts.deploy_cls = (void *)intern_path(repo);
     opts.max_request_bytes = s->max_bytes;
     return receiver_http_handle(conn, dotgit + 5, method, upload_data, upload_data_size, slot, &opts);
 }

@@ -93,6 +93,8 @@ ok "server ref is the pushed commit" test "$(server_ref refs/heads/main)" = "$(g
 ok "server repository passes fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress
 ok "deploy progress reaches the client as remote: lines" \
     grep -q 'remote: -----> exported .* (README present)' "$T/push1.log"
+ok "the deploy's settled hook runs after the ref moved, and its lines reach the client" \
+    grep -q "remote: -----> settled ok, main at $(git rev-parse HEAD)" "$T/push1.log"
 t_first=$(line_time "$T/push1.log" 'remote: -----> deploy starting')
 t_last=$(line_time "$T/push1.log" 'remote: -----> building')
 ok "progress is streamed during the deploy, not at its end (gap $(( (t_last - t_first) / 1000000 )) ms)" \
@@ -127,6 +129,7 @@ packs=$(pack_count)
 if git push --progress "$URL" main >"$T/push4.log" 2>&1; then r=0; else r=$?; fi
 ok "push rejected by the deploy fails" test "$r" -ne 0
 ok "deploy's reason is shown" grep -q 'deploy failed: REJECT present' "$T/push4.log"
+ok "a push the deploy rejected is never settled" sh -c "! grep -q 'settled' '$T/push4.log'"
 ok "ref unchanged after the deploy rejected" test "$(server_ref refs/heads/main)" = "$GOOD"
 ok "no new pack in objects/pack" test "$(pack_count)" = "$packs"
 ok "no quarantine or spool file left" no_leftovers
