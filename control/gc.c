@@ -207,6 +207,32 @@ static void sweep_quarantines(struct server *s, const json_t *apps)
     }
 }
 
+/* The cgroups of containers a crash killed: nothing of this home runs yet, so every empty one below an app goes. */
+static void sweep_cgroups(struct server *s, const json_t *apps)
+{
+    size_t i;
+    json_t *name;
+
+    if (!s->cgroups)
+        return;
+    json_array_foreach(apps, i, name) {
+        _cleanup_json_ json_t *record = NULL;
+        _cleanup_error_ struct berth_error *err = NULL;
+        _cleanup_free_ char *rel = NULL;
+        const char *tenant;
+        unsigned removed = 0;
+
+        if (model_app_load(&s->model, json_string_value(name), &record, NULL) < 0 ||
+            !(tenant = json_get_str(record, "tenant")))
+            continue;
+        rel = xasprintf("%s/%s", tenant, json_string_value(name));
+        if (runner_cgroup_sweep(rel, &removed, &err) < 0)
+            log_warn("sweeping the cgroups of '%s': %s", rel, berth_error_msg(&err));
+        else if (removed)
+            log_info("removed %u empty cgroups below '%s', left after a crash", removed, rel);
+    }
+}
+
 void gc_sweep_leftovers(struct server *s)
 {
     _cleanup_json_ json_t *apps = NULL;
@@ -219,4 +245,5 @@ void gc_sweep_leftovers(struct server *s)
     sweep_app_dirs(s, apps, "run/builds");
     sweep_app_dirs(s, apps, "run/instances");
     sweep_quarantines(s, apps);
+    sweep_cgroups(s, apps);
 }

@@ -31,8 +31,9 @@ int gc_run(struct server *s, bool dry_run, unsigned keep, json_t **ret, struct b
 /*
  * At start, before any app is restored: removes what a crash left behind,
  * build directories (run/builds), instance directories (run/instances:
- * no instance runs yet) and the receiver's quarantine directories of
- * pushes that never finished (apps/<app>/repo.git/objects/incoming-*).
+ * no instance runs yet), the receiver's quarantine directories of
+ * pushes that never finished (apps/<app>/repo.git/objects/incoming-*) and
+ * the empty cgroups below each app's (runner_cgroup_sweep()).
  * Each removal is logged; a failure is logged and left.
  */
 void gc_sweep_leftovers(struct server *s);

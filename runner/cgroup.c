@@ -439,6 +439,42 @@ static int remove_tree(const char *dir, int depth, struct berth_error **err)
     return rmdir_retry(dir, err);
 }
 
+/* rmdir of `dir` and every cgroup below it that nothing runs in, deepest first (populated ones stay). */
+static void sweep_tree(const char *dir, int depth, unsigned *removed)
+{
+    if (depth < MAX_DEPTH) {
+        _cleanup_closedir_ DIR *d = opendir(dir);
+        struct dirent *de;
+
+        while (d && (de = readdir(d))) {
+            if (de->d_type != DT_DIR || de->d_name[0] == '.')
+                continue;
+            _cleanup_free_ char *sub = xasprintf("%s/%s", dir, de->d_name);
+            sweep_tree(sub, depth + 1, removed);
+        }
+    }
+    /* The kernel refuses (EBUSY) a cgroup with processes or children: those stay. */
+    if (rmdir(dir) == 0)
+        (*removed)++;
+}
+
+int runner_cgroup_sweep(const char *relpath, unsigned *ret_removed, struct berth_error **err)
+{
+    struct cgroup_layout *l = NULL;
+    int r;
+
+    *ret_removed = 0;
+    if ((r = validate_relpath(relpath, err)) < 0 || (r = cgroup_layout_detect(&l, err)) < 0)
+        return r;
+    for (size_t i = 0; i < l->n; i++) {
+        _cleanup_free_ char *dir = xasprintf("%s/%s", l->ctrl[i].root, relpath);
+
+        sweep_tree(dir, 0, ret_removed);
+    }
+    cgroup_layout_free(l);
+    return 0;
+}
+
 int cgroup_remove(const struct cgroup_layout *l, const char *relpath, struct berth_error **err)
 {
     int r;

@@ -265,6 +265,15 @@ int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err);
  */
 int runner_cgroup_check(struct berth_error **err);
 /*
+ * As the berth user: removes the cgroup `relpath` (below the delegated
+ * subtree, "<tenant>/<app>") and every cgroup below it that no process is
+ * in, deepest first, in each controller; the kernel keeps the populated
+ * ones (and their parents). For what a crashed daemon left: the caller
+ * makes sure none of its own containers is being set up below relpath.
+ * *ret_removed counts the rmdirs over all controllers.
+ */
+int runner_cgroup_sweep(const char *relpath, unsigned *ret_removed, struct berth_error **err);
+/*
  * Host preparation for outbound networking, as root (`berth setup`): makes
  * /dev/net/tun usable by unprivileged users (mode 0666, as most
  * distributions ship it; on hosts with udev a rule keeps it across reboots).

@@ -9,7 +9,8 @@
 # the killed daemon is gone (the spawner, the containers' inits, the app),
 # a restart on the same home brings the old release back (never none,
 # never a release whose commit the repository lacks), what the crash left
-# in run/ is swept, and the next push deploys. Prints TAP.
+# in run/ and in the app's cgroup is swept, and the next push deploys.
+# Prints TAP.
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 serve_for_test
@@ -24,6 +25,16 @@ ref() { git --git-dir="$home/apps/crash/repo.git" rev-parse --verify -q refs/hea
 if push_app "$src" crash "$TEST_DIR/push"; then ok "v1 deploys"; else not_ok "v1 deploys"; diag "$TEST_DIR/push"; fi
 "$BERTH" config:set crash GREETING=one >/dev/null
 check "v2 (config) serves" serves "greeting=one"
+
+# The app's cgroup in the v1 memory hierarchy (berth setup delegates berth-<user> below the
+# cgroup berth runs in, runner/cgroup-layout.c), or "" on a host without one.
+app_cgroup() {
+    local p
+    p=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)
+    [ -n "$p" ] && [ -d "/sys/fs/cgroup/memory${p%/}/berth-$(id -un)" ] &&
+        echo "/sys/fs/cgroup/memory${p%/}/berth-$(id -un)/admin/crash"
+}
+cg=$(app_cgroup || true)
 
 # descendants PID: every process below PID.
 descendants() {
@@ -68,6 +79,14 @@ for window in built started settled; do
     check "$window: the old release serves again" serves "greeting=one"
     check "$window: and it is still the current one (v$before_release)" test "$(current)" = "$before_release"
     check "$window: what the crash left in run/ is swept" test -z "$(ls "$home/run/builds")"
+    if [ -n "$cg" ]; then
+        check "$window: the killed containers' cgroups are swept, and said so" \
+            grep -Eq "removed [0-9]+ empty cgroups below 'admin/crash', left after a crash" "$TEST_DIR/serve.log"
+        check "$window: ... only the restored instance's is left ($(find "$cg" -mindepth 1 -maxdepth 1 -type d -printf '%f '))" \
+            test "$(find "$cg" -mindepth 1 -maxdepth 1 -type d | wc -l)" = 1
+    else
+        skip "$window: no v1 memory hierarchy here to look for the crash's cgroups in"
+    fi
     echo "# $window again" >>"$src/app.py"
     commit_all "$src" "after the crash at $window"
     if push_app "$src" crash "$TEST_DIR/push2.$window"; then ok "$window: the next push deploys"; else
