@@ -76,6 +76,13 @@ bool body_is_pattern(const char *body, size_t len, size_t want);
 int send_all(int fd, const void *buf, size_t len);
 int send_str(int fd, const char *s);
 /* A socket listening on 127.0.0.1:0, its port in *port; -1 on failure. */
+/*
+ * A port where connections are refused: a socket bound to 127.0.0.1 that
+ * never listens, which the caller keeps open. A closed listener's port can
+ * be taken by the next bind to port 0 (once the router's own listener, which
+ * then proxied to itself until the head grew past its limit: 431).
+ */
+int refusing_local(uint16_t *port);
 int listen_local(uint16_t *port);
 /*
  * A blocking socket connected to 127.0.0.1:port, from address `from` (NULL:

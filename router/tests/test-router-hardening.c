@@ -41,6 +41,7 @@
 #include "router/tests/harness.h"
 
 static uint16_t up_port, up_port2, up_port3, dead_port;
+static int dead_fd = -1;
 static struct router *router;
 static char *log_path;
 static bool guard_linked;   /* intercept.c's reads are this executable's: the guard sees every byte */
@@ -1352,7 +1353,7 @@ int main(void)
     struct router_config cfg = { .listen_addr = "127.0.0.1:0", .threads = 1, .backend_ops = &fake_backend_ops };
     struct berth_error *err = NULL;
     struct timespec t0;
-    int fd, rc;
+    int rc;
 
     if (!harness_begin(&rc))
         return rc;
@@ -1364,8 +1365,8 @@ int main(void)
     ok(upstream_start(&up_port) == 0 && upstream_start(&up_port2) == 0 && upstream_start(&up_port3) == 0,
        "upstream listening on 127.0.0.1:%u, :%u and :%u", (unsigned)up_port, (unsigned)up_port2,
        (unsigned)up_port3);
-    fd = listen_local(&dead_port);
-    close(fd);   /* nothing listens there any more: connections are refused */
+    /* Kept open to the end: nobody else can take the port meanwhile. */
+    dead_fd = refusing_local(&dead_port);
     for (size_t i = 0; i < N_BACKENDS; i++)
         all_backends[i]->port = up_port;
     duo_refusing.port = refusing.port = dead_port;

@@ -29,6 +29,7 @@
 #include "router/tests/harness.h"
 
 static uint16_t up_port, dead_port;
+static int dead_fd = -1;
 
 /*
  * The backends: alpha's instance dials the upstream server, gamma's dials a
@@ -534,15 +535,15 @@ int main(void)
     struct router_config cfg = { .listen_addr = "127.0.0.1:0", .threads = 2, .backend_ops = &fake_backend_ops,
                                  .defaults = { .head_timeout_ms = 1800 } };
     struct berth_error *err = NULL;
-    int fd, rc;
+    int rc;
 
     if (!harness_begin(&rc))
         return rc;
     log_setup("test-router", LOG_LEVEL_INFO);
 
     ok(upstream_start(&up_port) == 0, "upstream listening on 127.0.0.1:%u", (unsigned)up_port);
-    fd = listen_local(&dead_port);
-    close(fd);   /* nothing listens there any more: connections are refused */
+    /* Kept open to the end: nobody else can take the port meanwhile. */
+    dead_fd = refusing_local(&dead_port);
     alpha_web.port = up_port;
     gamma_web.port = dead_port;
 
