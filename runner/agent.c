@@ -23,10 +23,13 @@
  * the app frees. While the app is accepting (a connect of this agent
  * completed within REDIAL_BUSY_MS), a waiting connect is dialled again
  * every REDIAL_FAST_MS, give or take half of it, so that the retries of one
- * burst do not come back as another burst; an app that has accepted
- * nothing for longer is dialled with an interval that doubles up to
- * REDIAL_MAX_MS, so that one that never accepts costs a few dials a
- * second per waiting request, in its own container.
+ * burst do not come back as another burst, for its first REDIAL_FAST_TRIES
+ * dials (about 100 ms); after those, or when the app has had nothing
+ * complete for longer, the interval doubles up to REDIAL_MAX_MS. A
+ * listener whose queue fills with handshakes it never accepts (a stalled
+ * app) keeps "completing" connects, so the tries, not the app, bound the
+ * fast phase: a stalled app costs a few dials a second per waiting
+ * request, in its own container.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,6 +62,7 @@
 /* Redials (see the top of the file). */
 #define REDIAL_FAST_MS 4
 #define REDIAL_BUSY_MS 100
+#define REDIAL_FAST_TRIES 24
 #define REDIAL_MAX_MS 640
 
 /* A circular doubly-linked list; a link alone on itself is on no list. */
@@ -290,10 +294,13 @@ static int connect_dial(struct agent *a, struct connect *cn)
 static int64_t redial_delay_ms(struct agent *a, const struct connect *cn, int64_t now)
 {
     int64_t slow = REDIAL_FAST_MS;
+    unsigned n = cn->dials;
 
-    if (now - a->last_connected_ms <= REDIAL_BUSY_MS)
+    if (n <= REDIAL_FAST_TRIES && now - a->last_connected_ms <= REDIAL_BUSY_MS)
         return REDIAL_FAST_MS / 2 + rand_r(&a->seed) % (REDIAL_FAST_MS + 1);
-    for (unsigned i = 1; i < cn->dials && slow < REDIAL_MAX_MS; i++)
+    if (n > REDIAL_FAST_TRIES)
+        n -= REDIAL_FAST_TRIES;
+    for (unsigned i = 1; i < n && slow < REDIAL_MAX_MS; i++)
         slow *= 2;
     return slow < REDIAL_MAX_MS ? slow : REDIAL_MAX_MS;
 }
