@@ -184,12 +184,9 @@ static json_t *cert_view(const struct server *s, const char *app, const json_t *
     _cleanup_json_ json_t *names = domain_app_names(record, app, s->opt.domain);
     json_t *view = json_deep_copy(cert), *served = json_array(), *unused = json_array();
     const char *not_after = json_get_str(cert, "not_after");
-    char now[32];
-    struct tm tm;
-    time_t t = time(NULL);
+    char now[MODEL_TIME_LEN + 1];
 
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    model_time_format(time(NULL), now);
     certs_match(json_object_get(cert, "names"), names, served, unused);
     json_object_set_new(view, "domains", served);
     json_object_set_new(view, "unused", unused);

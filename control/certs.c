@@ -70,13 +70,6 @@ static void datump(gnutls_datum_t *d)
 #define _cleanup_crt_ _cleanup_(crtp)
 #define _cleanup_datum_ _cleanup_(datump)
 
-static void iso8601(time_t t, char buf[32])
-{
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static time_t parse_iso8601(const char *s)
 {
@@ -296,7 +289,7 @@ int certs_parse(const char *chain_pem, const char *key_pem, struct cert_info *re
     _cleanup_chain_ struct chain c = { 0 };
     _cleanup_privkey_ gnutls_x509_privkey_t key = NULL;
     struct cert_info ci = { 0 };
-    char when[32];
+    char when[MODEL_TIME_LEN + 1];
     time_t expires;
     int r;
 
@@ -307,7 +300,7 @@ int certs_parse(const char *chain_pem, const char *key_pem, struct cert_info *re
     if (expires == (time_t)-1)
         return berth_error_plain(err, EINVAL, "the certificate has no valid expiry date");
     if (expires < time(NULL)) {
-        iso8601(expires, when);
+        model_time_format(expires, when);
         return berth_error_plain(err, EINVAL, "the certificate expired on %s", when);
     }
     ci.names = read_names(c.crts[0]);
@@ -338,11 +331,11 @@ void cert_info_release(struct cert_info *ci)
 
 json_t *cert_info_record(const struct cert_info *ci)
 {
-    char not_before[32], not_after[32], now[32];
+    char not_before[MODEL_TIME_LEN + 1], not_after[MODEL_TIME_LEN + 1], now[MODEL_TIME_LEN + 1];
 
-    iso8601(ci->not_before, not_before);
-    iso8601(ci->not_after, not_after);
-    iso8601(time(NULL), now);
+    model_time_format(ci->not_before, not_before);
+    model_time_format(ci->not_after, not_after);
+    model_time_format(time(NULL), now);
     return json_pack("{s:s, s:O, s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s}", "id", ci->id, "names", ci->names,
                      "not_before", not_before, "not_after", not_after, "issuer", ci->issuer,
                      "subject", ci->subject, "self_signed", ci->self_signed, "trusted", ci->trusted,

@@ -61,12 +61,9 @@ static bool is_zero_oid(const char *hex)
 
 static char *now_iso8601(void)
 {
-    char buf[32];
-    time_t now = time(NULL);
-    struct tm tm;
+    char buf[MODEL_TIME_LEN + 1];
 
-    gmtime_r(&now, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    model_time_format(time(NULL), buf);
     return xstrdup(buf);
 }
 

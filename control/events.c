@@ -30,17 +30,14 @@ void events_record(struct server *s, const char *user, const char *app, const ch
     _cleanup_strbuf_ struct strbuf desc = STRBUF_INIT;
     _cleanup_json_ json_t *ev = NULL;
     _cleanup_free_ char *line = NULL;
-    char when[32];
-    struct tm tm;
-    time_t now = time(NULL);
+    char when[MODEL_TIME_LEN + 1];
     va_list ap;
     int fd;
 
     va_start(ap, fmt);
     strbuf_vaddf(&desc, fmt, ap);
     va_end(ap);
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    model_time_format(time(NULL), when);
     ev = json_pack("{s:s, s:s, s:s?, s:s, s:s}", "time", when, "user", user ? user : "berth", "app", app,
                    "action", action, "description", desc.buf);
     line = ev ? json_dumps(ev, JSON_COMPACT) : NULL;

@@ -59,14 +59,20 @@ char *model_path(const struct model *m, const char *fmt, ...)
     return strbuf_detach(&sb, NULL);
 }
 
-static char *now_iso8601(void)
+void model_time_format(time_t t, char buf[MODEL_TIME_LEN + 1])
 {
-    char buf[32];
-    time_t t = time(NULL);
     struct tm tm;
 
-    gmtime_r(&t, &tm);
-    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* A year past 9999 does not fit: an empty string rather than garbage. */
+    if (!gmtime_r(&t, &tm) || strftime(buf, MODEL_TIME_LEN + 1, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        buf[0] = '\0';
+}
+
+static char *now_iso8601(void)
+{
+    char buf[MODEL_TIME_LEN + 1];
+
+    model_time_format(time(NULL), buf);
     return xstrdup(buf);
 }
 

@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "common/error.h"
 
@@ -43,6 +44,9 @@ struct model {
 char *model_default_home(void);
 int model_open(struct model *m, const char *home, struct berth_error **err);
 void model_close(struct model *m);
+/* The records' time format, UTC: "2026-12-01T02:08:00Z" (MODEL_TIME_LEN characters and a NUL). */
+#define MODEL_TIME_LEN 20
+void model_time_format(time_t t, char buf[MODEL_TIME_LEN + 1]);
 /* A malloc'ed path below home: model_path(m, "apps/%s/app.json", name). */
 char *model_path(const struct model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
