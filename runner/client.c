@@ -213,6 +213,24 @@ pid_t runner_container_pid(const struct runner_container *c)
     return c->pid;
 }
 
+/*
+ * The pidfd the spawner got from CLONE_PIDFD when it cloned the init. A
+ * pidfd polls readable once its process has exited, whether or not the
+ * poller is the parent (the daemon is not: the spawner is), and stays so
+ * after the spawner reaped it. That implies the status is there to read:
+ * the kernel closes an exiting task's files before it marks the task
+ * exited (exit_files() before exit_notify() in do_exit()); the status
+ * pipe's write end is the init's alone (the spawner closes its copy right
+ * after the clone, and the init's children, which may hold it until they
+ * exec, are in its pid namespace); and the namespace's other processes are
+ * reaped before the init counts as exited. So by then status_fd holds the
+ * status, or end of file.
+ */
+int runner_container_exit_fd(const struct runner_container *c)
+{
+    return c->pidfd;
+}
+
 static int poll_one(int fd, int timeout_ms)
 {
     struct pollfd p = { .fd = fd, .events = POLLIN };

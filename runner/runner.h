@@ -186,8 +186,29 @@ int runner_agent_reply(int channel_fd, uint64_t *ret_id, int *ret_sock, int *ret
  * *ret_status is a wait(2) status. -ETIMEDOUT when still running.
  */
 int runner_wait(struct runner_container *c, int timeout_ms, int *ret_status, struct berth_error **err);
-/* Host pid of the container's init (PID 1 inside). */
+/*
+ * Host pid of the container's init (PID 1 inside), for messages and tests.
+ * Once the init has exited the spawner reaps it and the number may name
+ * another process: never signal or wait on it (runner_stop() does that
+ * through the init's pidfd).
+ */
 pid_t runner_container_pid(const struct runner_container *c);
+/*
+ * For event loops that watch many containers at once (one epoll, no thread
+ * per container): an fd that becomes readable (POLLIN, EPOLLIN;
+ * level-triggered, it stays readable) once the container's init has exited,
+ * and with it every process of the container (the kernel kills and reaps
+ * the rest of a pid namespace before its init counts as exited); never
+ * before. From then on runner_wait(c, 0, ...) returns the status without
+ * blocking and runner_stop() does not wait; runner_stop() (or
+ * runner_container_free()) still has to follow, to have the spawner release
+ * the container's cgroup and report its usage.
+ *
+ * It is the init's pidfd. The handle owns it: valid until
+ * runner_container_free(), which closes it, so take it out of any epoll set
+ * before that; never read, close or signal through it. Never fails.
+ */
+int runner_container_exit_fd(const struct runner_container *c);
 /*
  * SIGTERM to every process in the container, SIGKILL after grace_ms, then
  * waits until the container is gone. Safe on an exited container.

@@ -102,6 +102,29 @@ void run_sh_spec(struct runner *rn, struct runner_spec *spec, struct run *res)
     runner_container_free(c);
 }
 
+struct runner_container *spawn_mounted(struct runner *rn, const char *name,
+                                       const char *const *argv, const struct runner_mount *m,
+                                       uint16_t port)
+{
+    _cleanup_free_ char *state = new_state(name);
+    const char *lowers[] = { lower_dir, NULL };
+    struct runner_spec spec = base_spec(state, argv, lowers);
+    struct runner_container *c = NULL;
+    struct berth_error *err = NULL;
+
+    spec.name = name;
+    spec.mounts = m;
+    spec.n_mounts = m ? 1 : 0;
+    spec.port = port;
+    spec.stdout_fd = STDERR_FILENO;
+    if (runner_spawn(rn, &spec, &c, &err) < 0) {
+        t_ok(false, "spawn '%s': %s", name, berth_error_msg(&err));
+        berth_error_release(&err);
+        return NULL;
+    }
+    return c;
+}
+
 void run_sh(struct runner *rn, const char *name, unsigned uid, const char *script, struct run *res)
 {
     _cleanup_free_ char *state = new_state(name);

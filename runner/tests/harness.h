@@ -2,7 +2,7 @@
 /*
  * What the parts of the runner integration test (test-runner.c, which has
  * main() and the TAP counters, test-runner-net.c, test-runner-tree.c,
- * test-runner-agent.c) share: the test's fixtures, running a busybox script in a container to
+ * test-runner-agent.c, test-runner-exit.c) share: the test's fixtures, running a busybox script in a container to
  * completion, and TAP output through t_ok()/t_skip(), since tap.h keeps its
  * counters per translation unit and only test-runner.c includes it.
  */
@@ -43,6 +43,14 @@ struct runner_spec base_spec(const char *state, const char *const *argv, const c
 char *new_state(const char *name);
 /* Runs the spec to completion (stdout captured), stops and frees the container. */
 void run_sh_spec(struct runner *rn, struct runner_spec *spec, struct run *res);
+/*
+ * Starts argv (output to our stderr) over the test's lower layer in a fresh
+ * state dir <tmpdir>/<name>, with bind mount m (NULL: none) and port-agent
+ * port `port`; NULL, and a failed TAP line, when the spawn fails.
+ */
+struct runner_container *spawn_mounted(struct runner *rn, const char *name,
+                                       const char *const *argv, const struct runner_mount *m,
+                                       uint16_t port);
 /* `busybox sh -c script` as uid/gid `uid` over the test's lower layer. */
 void run_sh(struct runner *rn, const char *name, unsigned uid, const char *script, struct run *res);
 bool exited_with(const struct run *r, int code);
@@ -64,5 +72,6 @@ int tree_helper(const char *dir);
 void test_agent_channels(struct runner *rn);
 /* In-container app for test_agent_channels: `<self> --listen-helper PORT serve|stall`. */
 int listen_helper(const char *port, const char *mode);
+void test_exit_fds(struct runner *rn);
 
 #endif

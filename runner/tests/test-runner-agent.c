@@ -95,24 +95,9 @@ int listen_helper(const char *port, const char *mode)
 static struct runner_container *spawn_app(struct runner *rn, const char *name,
                                           const char *const *argv)
 {
-    _cleanup_free_ char *state = new_state(name);
-    const char *lowers[] = { lower_dir, NULL };
     struct runner_mount m = { .source = self_exe, .target = "/t/helper" };
-    struct runner_spec spec = base_spec(state, argv, lowers);
-    struct runner_container *c = NULL;
-    struct berth_error *err = NULL;
 
-    spec.name = name;
-    spec.mounts = &m;
-    spec.n_mounts = 1;
-    spec.port = PORT;
-    spec.stdout_fd = STDERR_FILENO;
-    if (runner_spawn(rn, &spec, &c, &err) < 0) {
-        t_ok(false, "spawn '%s': %s", name, berth_error_msg(&err));
-        berth_error_release(&err);
-        return NULL;
-    }
-    return c;
+    return spawn_mounted(rn, name, argv, &m, PORT);
 }
 
 static struct runner_container *spawn_helper(struct runner *rn, const char *name, const char *mode)

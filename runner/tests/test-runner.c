@@ -838,6 +838,7 @@ int main(int argc, char **argv)
     test_latency(rn);
     test_agent(rn);
     test_agent_channels(rn);
+    test_exit_fds(rn);
     test_cgroup(rn);
     test_network(rn);
     test_trees(rn);
