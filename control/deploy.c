@@ -32,6 +32,7 @@
 #include "common/jsonstore.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "control/applog.h"
 #include "control/checks.h"
 #include "control/events.h"
 #include "control/instance.h"
@@ -242,6 +243,18 @@ out:
     return r;
 }
 
+/* Heroku's `app[api]:` lines for a release just recorded: what made it, then its number. */
+static void log_release(struct server *s, const char *app, const json_t *release, unsigned version)
+{
+    const char *user = json_get_str(release, "user"), *desc = json_get_str(release, "description");
+
+    if (!user)
+        user = "-";
+    if (desc)
+        applog_emit(s->applog, app, "app[api]", "%s by %s", desc, user);
+    applog_emit(s->applog, app, "app[api]", "Release v%u created by %s", version, user);
+}
+
 /* The second half: the record written (when `save`), then the route switched; `in` is the app's now. */
 static int go_live_commit(struct server *s, const char *app, const json_t *release, struct instance *in,
                           bool save, struct berth_error **err)
@@ -253,6 +266,8 @@ static int go_live_commit(struct server *s, const char *app, const json_t *relea
         instance_stop_and_free(s, in, 0);
         return r;
     }
+    if (save)
+        log_release(s, app, release, version);
     switch_to(s, app, in, version);
     return 0;
 }

@@ -3,9 +3,10 @@
  * control/instance: one running process of a release (see instance.h).
  * The container comes from the runner; this file adds what Heroku's dyno
  * manager does around it: the environment ($PORT, $DYNO, config vars,
- * .profile.d), the boot wait, the log pump that writes the app's output to
- * <home>/apps/<app>/logs/app.log as `timestamp app[web.1]: line`, and the
- * stop with a grace period.
+ * .profile.d), the boot wait, the app's output handed to the log thread
+ * (applog.h: `timestamp app[web.1]: line` in the app's log, and Heroku's
+ * `heroku[web.1]:` lines for its start and stop), and the stop with a
+ * grace period.
  */
 #include "control/instance.h"
 
@@ -25,12 +26,11 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "control/applog.h"
 
 /* The app's uid and gid inside its container: never root. */
 #define APP_UID 1000
 #define APP_GID 1000
-/* Heroku splits log lines longer than this. */
-#define LOG_LINE_MAX 10000
 
 struct instance {
     char *app;
@@ -39,12 +39,12 @@ struct instance {
     char *cgroup;
     unsigned long uid_base, gid_base;
     struct runner_container *container;
-    int log_fd;                   /* app.log, O_APPEND */
-    int pipe_rd;                  /* the app's stdout+stderr */
+    struct applog_pump *pump;     /* the app's stdout+stderr, into its log */
     void (*output)(void *cls, const char *line);   /* also gets each line (one-off runs) */
     void *output_cls;
-    pthread_t log_thread;
-    bool log_thread_started;
+    char *source;                 /* "heroku[web.1]", for its platform lines */
+    const char *state;            /* Heroku's word for its log lines: "starting", "up" */
+    bool one_off;                 /* instance_run_once(): it ends "complete", not "down" */
     /*
      * The router holds a reference while a published route table or one of
      * its channels names the instance; freeing waits for the last. The
@@ -60,51 +60,6 @@ struct instance {
 };
 
 static atomic_uint_fast64_t next_serial = 1;
-
-static void log_write_line(struct instance *in, const char *line, size_t len)
-{
-    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
-    char ts[48];
-
-    log_timestamp(ts, sizeof(ts));
-    strbuf_addf(&sb, "%s app[%s]: ", ts, in->dyno);
-    strbuf_add(&sb, line, len);
-    strbuf_addch(&sb, '\n');
-    (void)write_all(in->log_fd, sb.buf, sb.len);
-    if (in->output) {
-        _cleanup_free_ char *copy = xstrndup(line, len);
-
-        in->output(in->output_cls, copy);
-    }
-}
-
-/* Reads the app's output until every process holding the pipe is gone. */
-static void *log_pump(void *arg)
-{
-    struct instance *in = arg;
-    _cleanup_strbuf_ struct strbuf pending = STRBUF_INIT;
-    char buf[8192];
-
-    for (;;) {
-        ssize_t n = read(in->pipe_rd, buf, sizeof(buf));
-        char *nl;
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        strbuf_add(&pending, buf, (size_t)n);
-        while ((nl = memchr(pending.buf, '\n', pending.len)) || pending.len >= LOG_LINE_MAX) {
-            size_t len = nl ? (size_t)(nl - pending.buf) : LOG_LINE_MAX;
-
-            log_write_line(in, pending.buf, len);
-            strbuf_remove_prefix(&pending, nl ? len + 1 : len);
-        }
-    }
-    if (pending.len)
-        log_write_line(in, pending.buf, pending.len);
-    return NULL;
-}
 
 void instance_hold(struct instance *in)
 {
@@ -160,16 +115,12 @@ static void instance_free(struct instance *in)
     pthread_mutex_unlock(&in->ref_lock);
     pthread_mutex_destroy(&in->ref_lock);
     pthread_cond_destroy(&in->ref_cond);
-    if (in->log_thread_started)
-        pthread_join(in->log_thread, NULL);
+    applog_pump_finish(in->pump);
     if (in->container)
         runner_container_free(in->container);
-    if (in->pipe_rd >= 0)
-        close(in->pipe_rd);
-    if (in->log_fd >= 0)
-        close(in->log_fd);
     free(in->app);
     free(in->dyno);
+    free(in->source);
     free(in->state_dir);
     free(in->cgroup);
     free(in);
@@ -255,14 +206,13 @@ static char **make_envp(const struct instance_spec *spec, const char *dyno, uint
     return envp;
 }
 
-/* Starts the container; its output goes to the log thread. */
+/* Starts the container; its output goes to the log thread (applog_pump_add()). */
 static int spawn(struct server *s, const struct instance_spec *spec, struct instance *in, uint16_t port,
                  struct berth_error **err)
 {
     _cleanup_strbuf_ struct strbuf script = STRBUF_INIT;
-    _cleanup_free_ char *log_path = NULL;
     _cleanup_strv_ char **envp = NULL;
-    _cleanup_close_ int pipe_wr = -1;
+    _cleanup_close_ int pipe_wr = -1, pipe_rd = -1;
     char suffix[17];
     int pipefd[2], r;
 
@@ -278,13 +228,9 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
     if (s->cgroups)
         in->cgroup = xasprintf("%s/%s/%s-v%u-%s", spec->tenant, spec->app, in->dyno, spec->release, suffix);
 
-    log_path = model_path(&s->model, "apps/%s/logs/app.log", spec->app);
-    in->log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (in->log_fd < 0)
-        return berth_error_make(err, errno, "open '%s'", log_path);
     if (pipe2(pipefd, O_CLOEXEC) < 0)
         return berth_error_make(err, errno, "pipe");
-    in->pipe_rd = pipefd[0];
+    pipe_rd = pipefd[0];
     pipe_wr = pipefd[1];
 
     /*
@@ -327,21 +273,39 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
             return berth_error_wrap(err, "starting %s", in->dyno);
     }
     close(TAKE_FD(pipe_wr));
-    if (pthread_create(&in->log_thread, NULL, log_pump, in) != 0)
-        return berth_error_plain(err, EAGAIN, "starting the log thread of %s", in->dyno);
-    in->log_thread_started = true;
-    return 0;
+    return applog_pump_add(s->applog, spec->app, in->dyno, TAKE_FD(pipe_rd), in->output, in->output_cls,
+                           &in->pump, err);
+}
+
+/* "heroku[web.1]: State changed from starting to up" in the app's log. */
+static void set_state(struct server *s, struct instance *in, const char *state)
+{
+    applog_emit(s->applog, in->app, in->source, "State changed from %s to %s", in->state, state);
+    in->state = state;
+}
+
+/* Heroku's words for a process that ended: its exit status (128 + N for signal N), then its state. */
+static void log_exit(struct server *s, struct instance *in)
+{
+    int status;
+
+    if (!in->container || runner_wait(in->container, 0, &status, NULL) < 0)
+        return;
+    applog_emit(s->applog, in->app, in->source, "Process exited with status %d",
+                WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    set_state(s, in, in->one_off ? "complete" : "down");
 }
 
 static struct instance *instance_new(const struct instance_spec *spec)
 {
     struct instance *in = xcalloc(1, sizeof(*in));
 
-    in->log_fd = in->pipe_rd = -1;
+    in->state = "starting";
     pthread_mutex_init(&in->ref_lock, NULL);
     pthread_cond_init(&in->ref_cond, NULL);
     in->app = xstrdup(spec->app);
     in->dyno = xasprintf("%s.1", spec->process_type);
+    in->source = xasprintf("heroku[%s]", in->dyno);
     in->serial = atomic_fetch_add(&next_serial, 1);
     in->grace_ms = spec->grace_ms ? (int)spec->grace_ms : INSTANCE_STOP_GRACE_MS;
     return in;
@@ -354,9 +318,12 @@ int instance_start(struct server *s, const struct instance_spec *spec, struct in
     int r;
 
     strbuf_emitf(progress, cls, "       Starting process with command `%s`", spec->command);
+    applog_emit(s->applog, spec->app, in->source, "Starting process with command `%s`", spec->command);
     r = spawn(s, spec, in, INSTANCE_PORT, err);
     if (r == 0)
         r = wait_until_bound(in, err);
+    if (r == 0)
+        set_state(s, in, "up");
     if (r < 0) {
         /* A failed start leaves nothing behind: no process, no files. */
         instance_stop_and_free(s, in, 0);
@@ -364,6 +331,32 @@ int instance_start(struct server *s, const struct instance_spec *spec, struct in
     }
     *ret = in;
     return 0;
+}
+
+/*
+ * Waits for a one-off process to end, handing its output to in->output as
+ * it comes (the log thread never calls a consumer itself).
+ */
+static int wait_run(struct instance *in, int timeout_ms, int *ret_status, struct berth_error **err)
+{
+    struct timespec start, now;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int r = runner_wait(in->container, 0, ret_status, err);
+        long elapsed;
+
+        if (r != -ETIMEDOUT)
+            return r;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed > timeout_ms)
+            return berth_error_plain(err, ETIMEDOUT, "%s did not finish within %d minutes", in->dyno,
+                                     timeout_ms / 60000);
+        /* Until the pipe's end (the process is gone): then only the exit status is missing. */
+        if (applog_pump_deliver(in->pump, 100) == 1)
+            usleep(10000);
+    }
 }
 
 int instance_run_once(struct server *s, const struct instance_spec *spec, int timeout_ms,
@@ -375,14 +368,14 @@ int instance_run_once(struct server *s, const struct instance_spec *spec, int ti
 
     in->output = output;
     in->output_cls = cls;
+    in->one_off = true;
+    applog_emit(s->applog, spec->app, in->source, "Starting process with command `%s`", spec->command);
     r = spawn(s, spec, in, 0, err);
     if (r == 0) {
-        r = runner_wait(in->container, timeout_ms, &status, err);
-        if (r == -ETIMEDOUT)
-            r = berth_error_plain(err, ETIMEDOUT, "%s did not finish within %d minutes", in->dyno,
-                                  timeout_ms / 60000);
+        set_state(s, in, "up");
+        r = wait_run(in, timeout_ms, &status, err);
     }
-    /* Joins the log thread too: every line is out before this returns. */
+    /* Finishes the pump too: every line is out before this returns. */
     instance_stop_and_free(s, in, 0);
     if (r < 0)
         return r;
@@ -452,10 +445,8 @@ void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms)
     if (in->container && runner_stop(in->container, grace_ms, &err) < 0)
         log_warn("stopping %s of '%s': %s", in->dyno, in->app, berth_error_msg(&err));
     berth_error_release(&err);
-    if (in->log_thread_started) {
-        pthread_join(in->log_thread, NULL);
-        in->log_thread_started = false;
-    }
+    log_exit(s, in);
+    applog_pump_finish(TAKE_PTR(in->pump));
     pthread_mutex_lock(&in->ref_lock);
     c = in->container;
     in->container = NULL;

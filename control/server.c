@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "control/api.h"
+#include "control/applog.h"
 #include "control/deploy.h"
 #include "control/gc.h"
 #include "control/instance.h"
@@ -311,11 +312,17 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     r = receiver_global_init(err);
     if (r < 0)
         goto out;
+    /* After the spawner (a thread): the apps' logs, before anything writes to them. */
+    r = applog_start(opt->home, 0, &s.applog, err);
+    if (r < 0)
+        goto out;
 
     rc.listen_addr = opt->http_addr;
     rc.https_addr = opt->https_addr;
     rc.backend_ops = &instance_backend_ops;
     rc.no_access_log = router_log_off();
+    rc.access_log = applog_router_lines;
+    rc.access_log_cls = s.applog;
     r = router_start(&rc, &s.router, err);
     if (r < 0)
         goto out;
@@ -347,6 +354,8 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     log_info("stopping");
     r = 0;
 out:
+    /* `logs -t` answers end first, or the API's stop would wait for them. */
+    applog_end_follows(s.applog);
     api_stop(&s);
     /* The router first: its tables hold the instances, which are freed only once let go. */
     if (s.router)
@@ -358,6 +367,9 @@ out:
         pthread_cond_wait(&s.retire_cond, &s.retire_lock);
     pthread_mutex_unlock(&s.retire_lock);
     stop_all_instances(&s);
+    /* Last of the writers: the instances' pumps are finished, the router's lines handed over. */
+    applog_stop(s.applog);
+    s.applog = NULL;
     if (s.runner)
         runner_free(s.runner);
     {

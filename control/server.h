@@ -20,6 +20,7 @@
 #include "router/router.h"
 #include "runner/runner.h"
 
+struct applog;
 struct instance;
 
 /* What berth runs for one app: its current release's web instance. */
@@ -47,6 +48,7 @@ struct server {
     struct model model;
     struct runner *runner;
     struct router *router;
+    struct applog *applog;            /* every app's log and the thread that writes it (applog.h) */
     void *api;                        /* struct MHD_Daemon of the control API */
     char *stack_dir;                  /* <home>/layers/stacks/host */
     char *layers_dir;                 /* <home>/layers: <tenant>/<sha256> below */

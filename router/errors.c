@@ -140,21 +140,30 @@ void error_pages_destroy(struct MHD_Response *pages[FAIL_COUNT])
     }
 }
 
-/* ---------------------------------------------------------------- the log buffer */
+/* ---------------------------------------------------------------- the log buffers */
 
 #define LOG_BUFFER 65536
 #define LINE_MAX_BYTES 12288     /* the longest line: a 2048-byte path, each byte escaped as \xNN */
+/* Room for a line's prefix: "APP 2026-11-30T17:00:00.123456+00:00 heroku[router]: " or berth's. */
+#define PREFIX_MAX 256
 
 struct log_buffer {
     size_t len;
-    bool temporary;              /* a line from a thread that is not a loop: written and freed at once */
-    time_t second;               /* the second `stamp` holds */
-    char stamp[24];              /* "2026-11-30T17:00:00" */
+    uint64_t written;            /* when it last went out */
     char buf[LOG_BUFFER];
 };
 
-static _Thread_local struct log_buffer *logbuf;
-static _Thread_local uint64_t logbuf_written;   /* when this thread's buffer last went out */
+/*
+ * Each loop keeps two buffers: its lines for stderr, and the apps' lines
+ * for the router's access_log callback (control writes them to each app's
+ * log). Threads that are not loops have no end of turn: their lines go out
+ * at once.
+ */
+static _Thread_local struct log_buffer *logbuf, *appbuf;
+static _Thread_local const struct router *appbuf_router;   /* whose callback appbuf goes to */
+static _Thread_local time_t stamp_second;   /* the second stamp_text holds */
+static _Thread_local char stamp_text[24];   /* "2026-11-30T17:00:00" */
+static _Thread_local char scratch[LINE_MAX_BYTES];   /* the line being formatted, without its prefix */
 
 /*
  * A loop writes its lines once it holds LOG_FLUSH_BYTES of them or every
@@ -165,40 +174,84 @@ static _Thread_local uint64_t logbuf_written;   /* when this thread's buffer las
 #define LOG_FLUSH_BYTES 16384
 #define LOG_FLUSH_MS 100
 
-static void write_out(struct log_buffer *b)
+static void write_out(const char *buf, size_t len)
 {
     size_t off = 0;
 
-    while (off < b->len) {
-        ssize_t n = write(STDERR_FILENO, b->buf + off, b->len - off);
+    while (off < len) {
+        ssize_t n = write(STDERR_FILENO, buf + off, len - off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
         off += (size_t)n;
     }
+}
+
+static void buffer_send(struct log_buffer *b, bool apps, uint64_t now)
+{
+    if (apps)
+        appbuf_router->cfg.access_log(appbuf_router->cfg.access_log_cls, b->buf, b->len);
+    else
+        write_out(b->buf, b->len);
     b->len = 0;
+    b->written = now;
+}
+
+static void buffer_flush(struct log_buffer *b, bool apps, uint64_t now)
+{
+    if (b && b->len && (b->len >= LOG_FLUSH_BYTES || now - b->written >= LOG_FLUSH_MS))
+        buffer_send(b, apps, now);
 }
 
 void access_log_flush(void)
 {
     uint64_t now;
 
-    if (!logbuf || !logbuf->len)
+    if ((!logbuf || !logbuf->len) && (!appbuf || !appbuf->len))
         return;
     now = now_ms();
-    if (logbuf->len < LOG_FLUSH_BYTES && now - logbuf_written < LOG_FLUSH_MS)
-        return;
-    write_out(logbuf);
-    logbuf_written = now;
+    buffer_flush(logbuf, false, now);
+    buffer_flush(appbuf, true, now);
 }
 
 void access_log_thread_end(void)
 {
-    if (logbuf)
-        write_out(logbuf);
+    if (logbuf && logbuf->len)
+        buffer_send(logbuf, false, 0);
+    if (appbuf && appbuf->len)
+        buffer_send(appbuf, true, 0);
     free(logbuf);
-    logbuf = NULL;
+    free(appbuf);
+    logbuf = appbuf = NULL;
+}
+
+/* Adds `prefix` and `body` as one line to a loop's buffer (sending it first when full), or sends it at once. */
+static void add_line(struct log_buffer **slot, bool apps, const char *prefix, size_t plen, const char *body,
+                     size_t blen)
+{
+    struct log_buffer *b = *slot;
+
+    if (!upstream_loop_self()) {
+        char line[PREFIX_MAX + LINE_MAX_BYTES + 1];
+
+        memcpy(line, prefix, plen);
+        memcpy(line + plen, body, blen);
+        line[plen + blen] = '\n';
+        if (apps)
+            appbuf_router->cfg.access_log(appbuf_router->cfg.access_log_cls, line, plen + blen + 1);
+        else
+            write_out(line, plen + blen + 1);
+        return;
+    }
+    if (!b)
+        b = *slot = xcalloc(1, sizeof(*b));
+    if (LOG_BUFFER - b->len < plen + blen + 1)
+        buffer_send(b, apps, now_ms());
+    memcpy(b->buf + b->len, prefix, plen);
+    memcpy(b->buf + b->len + plen, body, blen);
+    b->buf[b->len + plen + blen] = '\n';
+    b->len += plen + blen + 1;
 }
 
 struct line {
@@ -264,57 +317,60 @@ static void put_quoted(struct line *l, const char *s, size_t max)
     put(l, "\"", 1);
 }
 
-/* "2026-11-30T17:00:00.123456+00:00 berth[serve]: ", the seconds formatted once per second. */
-static void put_prefix(struct line *l, struct log_buffer *b)
+/* "2026-11-30T17:00:00.123456+00:00" (32 bytes), the seconds formatted once per second. */
+static void put_stamp(struct line *l)
 {
     struct timeval tv;
 
     gettimeofday(&tv, NULL);
-    if (tv.tv_sec != b->second) {
+    if (tv.tv_sec != stamp_second) {
         struct tm tm;
         gmtime_r(&tv.tv_sec, &tm);
-        strftime(b->stamp, sizeof(b->stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-        b->second = tv.tv_sec;
+        strftime(stamp_text, sizeof(stamp_text), "%Y-%m-%dT%H:%M:%S", &tm);
+        stamp_second = tv.tv_sec;
     }
-    put_str(l, b->stamp);
+    put_str(l, stamp_text);
     put(l, ".", 1);
     put_padded(l, (uint64_t)tv.tv_usec, 6);
-    put_str(l, "+00:00 berth[");
-    put_str(l, log_component_name());
-    put_str(l, "]: ");
+    put_str(l, "+00:00");
 }
 
-/* Room for one more line in this thread's buffer; NULL when the log is off at info level. */
-static struct log_buffer *line_begin(struct line *l)
+/* Starts a line in this thread's scratch space. */
+static void line_begin(struct line *l)
 {
-    struct log_buffer *b;
+    l->p = scratch;
+    l->end = scratch + sizeof(scratch);
+}
 
-    if (!log_enabled(LOG_LEVEL_INFO))
-        return NULL;
-    if (!upstream_loop_self()) {
-        b = xcalloc(1, sizeof(*b));
-        b->temporary = true;
-    } else {
-        if (!logbuf)
-            logbuf = xcalloc(1, sizeof(*logbuf));
-        b = logbuf;
-        if (LOG_BUFFER - b->len < LINE_MAX_BYTES)
-            write_out(b);
+/*
+ * The line formatted in scratch goes to stderr as "TIME berth[serve]: ..."
+ * (when info is logged) and, for a request routed to an app, to the
+ * router's access_log callback as "APP TIME heroku[router]: ...".
+ */
+static void line_end(struct line *l, const struct router *r, const char *app)
+{
+    size_t blen = (size_t)(l->p - scratch);
+    char prefix[PREFIX_MAX];
+    struct line p = { prefix, prefix + sizeof(prefix) };
+    size_t stamp_at;
+
+    if (app && r->cfg.access_log) {
+        put_str(&p, app);
+        put(&p, " ", 1);
     }
-    l->p = b->buf + b->len;
-    l->end = b->buf + LOG_BUFFER - 1;   /* room for the newline */
-    put_prefix(l, b);
-    return b;
-}
-
-static void line_end(struct line *l, struct log_buffer *b)
-{
-    *l->p++ = '\n';
-    b->len = (size_t)(l->p - b->buf);
-    /* Threads other than the loops have no end of turn: their lines go out at once. */
-    if (b->temporary) {
-        write_out(b);
-        free(b);
+    stamp_at = (size_t)(p.p - prefix);
+    put_stamp(&p);
+    if (app && r->cfg.access_log) {
+        put_str(&p, " heroku[router]: ");
+        appbuf_router = r;
+        add_line(&appbuf, true, prefix, (size_t)(p.p - prefix), scratch, blen);
+        p.p = prefix + stamp_at + 32;
+    }
+    if (log_enabled(LOG_LEVEL_INFO)) {
+        put_str(&p, " berth[");
+        put_str(&p, log_component_name());
+        put_str(&p, "]: ");
+        add_line(&logbuf, false, prefix + stamp_at, (size_t)(p.p - prefix) - stamp_at, scratch, blen);
     }
 }
 
@@ -363,11 +419,12 @@ void access_log(const struct proxy_req *req)
 {
     uint64_t end = now_ms();
     uint64_t service = req->service_start_ms ? end - req->service_start_ms : 0;
-    struct log_buffer *b;
+    const char *app = req->target ? req->target->app : NULL;
     struct line l;
 
-    if (!(b = line_begin(&l)))
+    if (!log_enabled(LOG_LEVEL_INFO) && !(app && req->router->cfg.access_log))
         return;
+    line_begin(&l);
     put_outcome(&l, req);
     put_str(&l, "method=");
     put_escaped(&l, req->method, sizeof(req->method));
@@ -390,17 +447,17 @@ void access_log(const struct proxy_req *req)
     put_str(&l, " bytes=");
     put_u64(&l, req->bytes_sent);
     put_str(&l, req->tls ? " protocol=https" : " protocol=http");
-    line_end(&l, b);
+    line_end(&l, req->router, app);
 }
 
 void access_log_refusal(const char *fwd, const char *code, const char *desc, const char *cause,
                         unsigned status)
 {
-    struct log_buffer *b;
     struct line l;
 
-    if (!(b = line_begin(&l)))
+    if (!log_enabled(LOG_LEVEL_INFO))
         return;
+    line_begin(&l);
     put_str(&l, "at=error code=");
     put_str(&l, code);
     put_str(&l, " desc=\"");
@@ -413,5 +470,5 @@ void access_log_refusal(const char *fwd, const char *code, const char *desc, con
         put_str(&l, " status=");
         put_u64(&l, status);
     }
-    line_end(&l, b);
+    line_end(&l, NULL, NULL);
 }

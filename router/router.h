@@ -97,7 +97,19 @@ struct router_config {
     const char *https_addr;       /* "127.0.0.1:8443", or NULL for no HTTPS listener */
     unsigned threads;             /* the number of CPUs */
     const struct router_backend_ops *backend_ops;
-    bool no_access_log;           /* one line per request on stderr, unless set */
+    bool no_access_log;           /* one line per request on stderr (and to access_log), unless set */
+    /*
+     * Each request's line for the app it was routed to, in Heroku's words
+     * (reference/HEROKU.md §3.7), for control to write to the app's log:
+     * `lines` holds `len` bytes of whole lines
+     *   APP 2026-11-30T17:00:00.123456+00:00 heroku[router]: at=info method=GET path="/" ...\n
+     * A loop hands them over in batches (every 100 ms or 16 KiB, from its
+     * own thread), never one call per request; other threads at once. It
+     * must not block. NULL: stderr only. Requests that reach no app
+     * (unknown host, refusals) go to stderr only.
+     */
+    void (*access_log)(void *cls, const char *lines, size_t len);
+    void *access_log_cls;
     struct router_app_settings defaults;   /* Heroku's: connect 5 s, first byte 30 s, idle 55 s */
     unsigned client_head_timeout_ms;       /* 10 s for a request head to arrive whole */
     unsigned per_address_max;     /* 1000 client connections from one address (an IPv6 /64) */
