@@ -14,6 +14,7 @@
  *   /apps/<app>/domains, /certs, /router: custom domains, certificates and router
  *                                     settings, in api-domains.c
  *   /apps/<app>/releases              releases and rollback, in api-releases.c
+ *   GET    /apps/<app>/cron           scheduled jobs and their runs, in api-cron.c
  *   GET    /events[?app=<app>]        the audit log (events.h): `berth events`
  *   POST   /gc {"dry_run", "keep"}    slug garbage collection (gc.h): `berth gc`
  *
@@ -611,5 +612,7 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         return api_router_handle(call, app);
     if (sub && strcmp(sub, "/releases") == 0)
         return api_releases_handle(call, app);
+    if (sub && strcmp(sub, "/cron") == 0)
+        return api_cron_handle(call, app);
     return api_respond_error(call->conn, 404, "no such endpoint");
 }

@@ -63,5 +63,7 @@ enum MHD_Result api_certs_handle(const struct api_call *call, const char *app, c
 enum MHD_Result api_router_handle(const struct api_call *call, const char *app);
 /* api-releases.c: /apps/<app>/releases, for an app the caller checked the tenant owns. */
 enum MHD_Result api_releases_handle(const struct api_call *call, const char *app);
+/* api-cron.c: /apps/<app>/cron, for an app the caller checked the tenant owns. */
+enum MHD_Result api_cron_handle(const struct api_call *call, const char *app);
 
 #endif

@@ -4,7 +4,7 @@
  * the transport (libcurl to the control API) and the command table;
  * cli-settings.c the commands that read and change an app's settings and
  * config; cli-domains.c its domains, certificates and router settings;
- * cli-releases.c its releases and rollback.
+ * cli-releases.c its releases and rollback; cli-cron.c its scheduled jobs.
  * Each command takes its own arguments (after the command name) and
  * returns the process exit code.
  */
@@ -70,5 +70,7 @@ int cli_checks_enable(int argc, char **argv);
 int cli_checks_disable(int argc, char **argv);
 int cli_checks_skip(int argc, char **argv);
 int cli_ps_grace(int argc, char **argv);
+/* cli-cron.c */
+int cli_cron(int argc, char **argv);
 
 #endif

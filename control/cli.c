@@ -227,6 +227,7 @@ static const struct command {
     { "certs:remove", 2, 2, "certs:remove APP ID", cli_certs_remove },
     { "releases", 1, 2, "releases APP [--json]", cli_releases },
     { "rollback", 1, 2, "rollback APP [vN]", cli_rollback },
+    { "cron", 1, 2, "cron APP [--json]", cli_cron },
     { "events", 0, 2, "events [APP] [--json]", cli_events },
     { "gc", 0, 3, "gc [--dry-run] [--keep N]", cli_gc },
     { "checks", 1, 1, "checks APP", cli_checks },

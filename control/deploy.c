@@ -36,6 +36,7 @@
 #include "control/checks.h"
 #include "control/events.h"
 #include "control/instance.h"
+#include "control/scheduler.h"
 
 typedef void (*deploy_output_fn)(void *cls, const char *line);
 
@@ -358,6 +359,23 @@ static json_t *release_derived(const json_t *base, unsigned version, const char 
     return release;
 }
 
+/* app.json's "cron" entries, checked, into the release: a rollback to it brings its own schedule back. */
+static int release_add_cron(struct deploy_ctx *ctx, struct receiver_push *push, json_t *release,
+                            struct berth_error **err)
+{
+    _cleanup_free_ char *slug_dir = server_slug_dir(ctx->server, ctx->tenant, json_get_str(release, "slug"));
+    _cleanup_free_ char *app_dir = xasprintf("%s/app", slug_dir);
+    json_t *jobs = NULL;
+    int r = scheduler_jobs_load(app_dir, &jobs, err);
+
+    if (r < 0)
+        return r;
+    if (json_array_size(jobs))
+        receiver_progress(push, "-----> Scheduled jobs: %zu (berth cron %s)", json_array_size(jobs), ctx->app);
+    json_object_set_new(release, "cron", jobs);
+    return 0;
+}
+
 /*
  * Builds and starts the new release (go_live_start()); the caller holds the
  * app's deploy lock. On success ctx->pending holds the started instance and
@@ -394,6 +412,8 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
         goto out;
     }
     release = release_from_build(version, u->new_hex, &built, config, ctx->tenant);
+    if ((r = release_add_cron(ctx, push, release, err)) < 0)
+        goto out;
     test_pause("built");
     r = go_live_start(s, ctx->app, ctx->tenant, release, record, true, push_line, push, &ctx->pending, err);
     if (r < 0)

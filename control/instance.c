@@ -335,9 +335,11 @@ int instance_start(struct server *s, const struct instance_spec *spec, struct in
 
 /*
  * Waits for a one-off process to end, handing its output to in->output as
- * it comes (the log thread never calls a consumer itself).
+ * it comes (the log thread never calls a consumer itself); gives up when
+ * `cancel` (may be NULL) turns true.
  */
-static int wait_run(struct instance *in, int timeout_ms, int *ret_status, struct berth_error **err)
+static int wait_run(struct instance *in, int timeout_ms, const atomic_bool *cancel, int *ret_status,
+                    struct berth_error **err)
 {
     struct timespec start, now;
 
@@ -353,6 +355,9 @@ static int wait_run(struct instance *in, int timeout_ms, int *ret_status, struct
         if (elapsed > timeout_ms)
             return berth_error_plain(err, ETIMEDOUT, "%s did not finish within %d minutes", in->dyno,
                                      timeout_ms / 60000);
+        if (cancel && atomic_load(cancel))
+            return berth_error_plain(err, ECANCELED, "%s was stopped before it finished: berth is stopping",
+                                     in->dyno);
         /* Until the pipe's end (the process is gone): then only the exit status is missing. */
         if (applog_pump_deliver(in->pump, 100) == 1)
             usleep(10000);
@@ -373,7 +378,7 @@ int instance_run_once(struct server *s, const struct instance_spec *spec, int ti
     r = spawn(s, spec, in, 0, err);
     if (r == 0) {
         set_state(s, in, "up");
-        r = wait_run(in, timeout_ms, &status, err);
+        r = wait_run(in, timeout_ms, spec->cancel, &status, err);
     }
     /* Finishes the pump too: every line is out before this returns. */
     instance_stop_and_free(s, in, 0);

@@ -10,6 +10,7 @@
 #define BERTH_CONTROL_INSTANCE_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 
 #include "common/error.h"
 #include "control/server.h"
@@ -25,6 +26,8 @@ struct instance_spec {
     const json_t *defaults;       /* the buildpack's config_vars (bin/release): config wins */
     bool network;                 /* outbound network (`berth net:set APP outbound=on`) */
     unsigned grace_ms;            /* SIGTERM to SIGKILL when it retires (`berth ps:grace`); 0: 30 s */
+    /* instance_run_once(): once this turns true (berth stopping), the process is stopped. NULL: never. */
+    const atomic_bool *cancel;
 };
 
 /* The port every web process gets as $PORT, inside its own network namespace. */
@@ -47,7 +50,9 @@ int instance_start(struct server *s, const struct instance_spec *spec, struct in
  * (`release.1`): no port, the same container, environment and limits as an
  * instance. Every output line goes to the app's log and to `output` (may
  * be NULL). *ret_status is its wait(2) status; past timeout_ms it is
- * stopped and the call fails with -ETIMEDOUT.
+ * stopped and the call fails with -ETIMEDOUT; when spec->cancel turns
+ * true (checked at least every 100 ms) it is stopped and the call fails with
+ * -ECANCELED.
  */
 int instance_run_once(struct server *s, const struct instance_spec *spec, int timeout_ms,
                       void (*output)(void *cls, const char *line), void *cls, int *ret_status,

@@ -29,6 +29,7 @@
 #include "control/deploy.h"
 #include "control/gc.h"
 #include "control/instance.h"
+#include "control/scheduler.h"
 #include "control/serve.h"
 #include "control/subid.h"
 #include "control/units.h"
@@ -338,6 +339,9 @@ int server_run(const struct server_options *opt, struct berth_error **err)
 
     gc_sweep_leftovers(&s);
     deploy_restore_all(&s, &stop_requested);
+    r = scheduler_start(&s, err);
+    if (r < 0)
+        goto out;
     r = write_serve_file(&s, err);
     if (r < 0)
         goto out;
@@ -357,6 +361,8 @@ out:
     /* `logs -t` answers end first, or the API's stop would wait for them. */
     applog_end_follows(s.applog);
     api_stop(&s);
+    /* Before the runner goes: its runs are containers, stopped now. */
+    scheduler_stop(&s);
     /* The router first: its tables hold the instances, which are freed only once let go. */
     if (s.router)
         router_stop(s.router);

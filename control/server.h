@@ -22,6 +22,7 @@
 
 struct applog;
 struct instance;
+struct scheduler;
 
 /* What berth runs for one app: its current release's web instance. */
 struct app_runtime {
@@ -70,6 +71,7 @@ struct server {
     pthread_cond_t retire_cond;
     unsigned retiring;
     struct app_runtime *apps;
+    struct scheduler *scheduler;      /* scheduled jobs (scheduler.c); NULL before start and after stop */
 };
 
 /* Finds or adds the runtime entry for app `name` (never freed while serving). */

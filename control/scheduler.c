@@ -1,0 +1,514 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * control/scheduler: scheduled jobs (see scheduler.h). The ticking thread
+ * sleeps on a condition variable until the next minute boundary of the
+ * wall clock (so scheduler_stop() wakes it at once), then reads each app's
+ * current release record and starts a run thread for every job due in
+ * that minute. The run threads block in instance_run_once(); the shared
+ * `cancel` flag makes them stop their container when berth shuts down.
+ */
+#include "control/scheduler.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/crypto.h"
+#include "common/fileio.h"
+#include "common/jsonstore.h"
+#include "common/log.h"
+#include "common/strbuf.h"
+#include "common/xalloc.h"
+#include "control/applog.h"
+#include "control/cron.h"
+#include "control/instance.h"
+
+#define APP_JSON_MAX (64u << 10)
+/* Longer than this without a tick (a suspended host, a clock jump): the minutes in between are not run. */
+#define CATCH_UP_MAX_S (5 * 60)
+
+/* A job with a run in flight, keyed by app and job id. */
+struct running {
+    char *app;
+    char *id;
+    struct running *next;
+};
+
+struct scheduler {
+    struct server *server;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool cancel;            /* set once at stop: running containers are stopped */
+    pthread_mutex_t lock;          /* guards everything below, and the cron-runs.json files */
+    pthread_cond_t cond;           /* stopping set, or a run ended */
+    bool stopping;
+    unsigned n_running;
+    struct running *running;
+};
+
+/* One run, handed to its thread (which frees it). */
+struct run {
+    struct scheduler *sc;
+    char *app, *tenant, *id, *command;
+    json_t *release;               /* a reference to the current release's record */
+    bool network;
+};
+
+/* ---------------------------------------------------------------- app.json */
+
+/* The id of a job: the same schedule and command keep it across releases. */
+static char *job_id(const char *schedule, const char *command)
+{
+    _cleanup_free_ char *key = xasprintf("%s\n%s", schedule, command);
+    char hex[SHA256_HEX_LEN + 1];
+
+    sha256_hex(key, strlen(key), hex);
+    return xstrndup(hex, 10);
+}
+
+static bool blank(const char *s)
+{
+    return s[strspn(s, " \t\r\n")] == '\0';
+}
+
+/* Checks app.json's cron[i] and makes its record. */
+static int job_from_entry(const json_t *entry, size_t i, json_t **ret, struct berth_error **err)
+{
+    _cleanup_error_ struct berth_error *why = NULL;
+    const json_t *command = json_object_get(entry, "command"), *schedule = json_object_get(entry, "schedule");
+    const json_t *maintenance = json_object_get(entry, "maintenance");
+    const char *policy = json_get_str(entry, "concurrency_policy");
+    struct cron_schedule parsed;
+    _cleanup_free_ char *id = NULL;
+
+    if (!json_is_object(entry))
+        return berth_error_plain(err, EINVAL, "app.json: cron[%zu] must be an object with \"command\" and "
+                                 "\"schedule\"", i);
+    if (!json_is_string(command) || blank(json_string_value(command)) ||
+        json_string_length(command) > SCHEDULER_COMMAND_MAX)
+        return berth_error_plain(err, EINVAL, "app.json: cron[%zu] needs a \"command\": a non-empty string of "
+                                 "at most %d characters", i, SCHEDULER_COMMAND_MAX);
+    if (!json_is_string(schedule))
+        return berth_error_plain(err, EINVAL, "app.json: cron[%zu] (`%s`) needs a \"schedule\" string such as "
+                                 "\"*/5 * * * *\" or \"@daily\"", i, json_string_value(command));
+    if (cron_parse(json_string_value(schedule), &parsed, &why) < 0)
+        return berth_error_plain(err, EINVAL, "app.json: cron[%zu] (\"%s\"): %s", i, json_string_value(schedule),
+                                 berth_error_msg(&why));
+    if (maintenance && !json_is_boolean(maintenance))
+        return berth_error_plain(err, EINVAL, "app.json: cron[%zu].maintenance must be true or false", i);
+    /* berth never overlaps runs of a job; Dokku's "allow" and "replace" would promise otherwise. */
+    if (json_object_get(entry, "concurrency_policy") && (!policy || strcmp(policy, "forbid") != 0))
+        return berth_error_plain(err, EINVAL, "app.json: cron[%zu].concurrency_policy: berth runs a job once at "
+                                 "a time, so only \"forbid\" is supported", i);
+    id = job_id(json_string_value(schedule), json_string_value(command));
+    *ret = json_pack("{s:s, s:O, s:O}", "id", id, "schedule", schedule, "command", command);
+    if (json_is_true(maintenance))
+        json_object_set_new(*ret, "maintenance", json_true());
+    return 0;
+}
+
+/* Two entries with one schedule and command would share an id (and run twice each minute). */
+static int check_unique(const json_t *jobs, const json_t *job, size_t i, struct berth_error **err)
+{
+    size_t j;
+    json_t *other;
+
+    json_array_foreach(jobs, j, other)
+        if (strcmp(json_get_str(other, "id"), json_get_str(job, "id")) == 0)
+            return berth_error_plain(err, EINVAL, "app.json: cron[%zu] repeats cron[%zu] (same schedule and "
+                                     "command)", i, j);
+    return 0;
+}
+
+static int jobs_from_doc(const json_t *doc, json_t **ret, struct berth_error **err)
+{
+    const json_t *cron = json_object_get(doc, "cron"), *entry;
+    _cleanup_json_ json_t *jobs = json_array();
+    size_t i;
+    int r;
+
+    if (cron && (!json_is_array(cron) || json_array_size(cron) > SCHEDULER_JOBS_MAX))
+        return berth_error_plain(err, EINVAL, "app.json: cron must be a list of at most %d entries",
+                                 SCHEDULER_JOBS_MAX);
+    json_array_foreach(cron, i, entry) {
+        json_t *job = NULL;
+
+        if ((r = job_from_entry(entry, i, &job, err)) < 0)
+            return r;
+        if ((r = check_unique(jobs, job, i, err)) < 0) {
+            json_decref(job);
+            return r;
+        }
+        json_array_append_new(jobs, job);
+    }
+    *ret = TAKE_PTR(jobs);
+    return 0;
+}
+
+int scheduler_jobs_load(const char *app_dir, json_t **ret, struct berth_error **err)
+{
+    _cleanup_free_ char *path = xasprintf("%s/app.json", app_dir);
+    _cleanup_strbuf_ struct strbuf text = STRBUF_INIT;
+    _cleanup_json_ json_t *doc = NULL;
+    json_error_t jerr;
+    struct stat st;
+    int r;
+
+    if (lstat(path, &st) < 0) {
+        if (errno != ENOENT)
+            return berth_error_make(err, errno, "app.json");
+        *ret = json_array();
+        return 0;
+    }
+    /* The slug is the tenant's: a link could point anywhere on the host. */
+    if (!S_ISREG(st.st_mode))
+        return berth_error_plain(err, EINVAL, "app.json: not a regular file");
+    if ((r = read_file(path, &text, APP_JSON_MAX, err)) < 0)
+        return r;
+    doc = json_loadb(text.buf, text.len, 0, &jerr);
+    if (!json_is_object(doc))
+        return berth_error_plain(err, EINVAL, "app.json: not a JSON object (line %d: %s)", jerr.line,
+                                 doc ? "not an object" : jerr.text);
+    return jobs_from_doc(doc, ret, err);
+}
+
+/* Platform lines about cron runs, from the dyno the runs use. */
+#define CRON_SOURCE "heroku[cron.1]"
+
+/* ---------------------------------------------------------------- last runs */
+
+/* The app's cron-runs.json, {} when there is none. The caller holds sc->lock. */
+static json_t *runs_load(struct server *s, const char *app)
+{
+    _cleanup_free_ char *path = model_path(&s->model, "apps/%s/cron-runs.json", app);
+    _cleanup_error_ struct berth_error *err = NULL;
+    json_t *runs = NULL;
+
+    if (access(path, F_OK) == 0 && json_store_load(path, &runs, &err) < 0)
+        log_warn("reading '%s': %s", path, berth_error_msg(&err));
+    if (!json_is_object(runs)) {
+        json_decref(runs);
+        runs = json_object();
+    }
+    return runs;
+}
+
+/* Records the run's outcome; entries of jobs the release no longer has go. The caller holds sc->lock. */
+static void runs_record(struct run *run, json_t *last)
+{
+    struct server *s = run->sc->server;
+    _cleanup_free_ char *path = model_path(&s->model, "apps/%s/cron-runs.json", run->app);
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *runs = runs_load(s, run->app), *kept = json_object();
+    const json_t *jobs = json_object_get(run->release, "cron"), *job;
+    size_t i;
+
+    json_object_set(runs, run->id, last);
+    json_array_foreach(jobs, i, job) {
+        json_t *v = json_object_get(runs, json_get_str(job, "id"));
+
+        if (v)
+            json_object_set(kept, json_get_str(job, "id"), v);
+    }
+    if (json_store_save(path, kept, 0600, &err) < 0)
+        log_warn("recording the cron run of '%s': %s", run->app, berth_error_msg(&err));
+}
+
+/* ---------------------------------------------------------------- a run */
+
+static bool is_running(const struct scheduler *sc, const char *app, const char *id)
+{
+    for (const struct running *r = sc->running; r; r = r->next)
+        if (strcmp(r->app, app) == 0 && strcmp(r->id, id) == 0)
+            return true;
+    return false;
+}
+
+/* The caller holds sc->lock. */
+static void running_remove(struct scheduler *sc, const char *app, const char *id)
+{
+    for (struct running **p = &sc->running; *p; p = &(*p)->next) {
+        struct running *r = *p;
+
+        if (strcmp(r->app, app) == 0 && strcmp(r->id, id) == 0) {
+            *p = r->next;
+            free(r->app);
+            free(r->id);
+            free(r);
+            return;
+        }
+    }
+}
+
+static void run_free(struct run *run)
+{
+    free(run->app);
+    free(run->tenant);
+    free(run->id);
+    free(run->command);
+    json_decref(run->release);
+    free(run);
+}
+
+/* Starts the container and waits for it; the outcome as a last-run record. */
+static json_t *run_container(struct run *run)
+{
+    struct server *s = run->sc->server;
+    const json_t *release = run->release;
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *slug_dir = server_slug_dir(s, run->tenant, json_get_str(release, "slug"));
+    char started[MODEL_TIME_LEN + 1], finished[MODEL_TIME_LEN + 1];
+    int status = 0, code, r;
+    const struct instance_spec spec = {
+        .app = run->app, .tenant = run->tenant,
+        .release = (unsigned)json_integer_value(json_object_get(release, "version")),
+        .process_type = "cron", .command = run->command, .slug_dir = slug_dir,
+        .config = json_object_get(release, "config"), .defaults = json_object_get(release, "buildpack_config"),
+        .network = run->network, .cancel = &run->sc->cancel,
+    };
+
+    model_time_format(time(NULL), started);
+    applog_emit(s->applog, run->app, CRON_SOURCE, "Cron job %s is due", run->id);
+    r = instance_run_once(s, &spec, SCHEDULER_RUN_TIMEOUT_MS, NULL, NULL, &status, &err);
+    model_time_format(time(NULL), finished);
+    if (r < 0) {
+        applog_emit(s->applog, run->app, CRON_SOURCE, "Cron job %s did not complete: %s", run->id,
+                    berth_error_msg(&err));
+        return json_pack("{s:s, s:s, s:n, s:s}", "started_at", started, "finished_at", finished, "exit_status",
+                         "error", berth_error_msg(&err));
+    }
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    applog_emit(s->applog, run->app, CRON_SOURCE, "Cron job %s exited with status %d", run->id, code);
+    return json_pack("{s:s, s:s, s:i}", "started_at", started, "finished_at", finished, "exit_status", code);
+}
+
+static void *run_thread(void *arg)
+{
+    struct run *run = arg;
+    struct scheduler *sc = run->sc;
+    _cleanup_json_ json_t *last = run_container(run);
+
+    pthread_mutex_lock(&sc->lock);
+    runs_record(run, last);
+    running_remove(sc, run->app, run->id);
+    sc->n_running--;
+    pthread_cond_broadcast(&sc->cond);
+    /* scheduler_stop() may free sc as soon as this unlocks. */
+    pthread_mutex_unlock(&sc->lock);
+    run_free(run);
+    return NULL;
+}
+
+/* Starts `run` on its own thread unless its job is still running or too many are; takes it. */
+static void run_start(struct scheduler *sc, struct run *run)
+{
+    struct running *entry;
+    pthread_attr_t attr;
+    pthread_t thread;
+    const char *why = NULL;
+
+    pthread_mutex_lock(&sc->lock);
+    if (sc->stopping) {
+        pthread_mutex_unlock(&sc->lock);
+        run_free(run);
+        return;
+    }
+    if (is_running(sc, run->app, run->id))
+        why = "its previous run is still going";
+    else if (sc->n_running >= SCHEDULER_RUNS_MAX)
+        why = "too many scheduled jobs are running on this server";
+    if (!why) {
+        entry = xcalloc(1, sizeof(*entry));
+        entry->app = xstrdup(run->app);
+        entry->id = xstrdup(run->id);
+        entry->next = sc->running;
+        sc->running = entry;
+        sc->n_running++;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&thread, &attr, run_thread, run) != 0) {
+            running_remove(sc, run->app, run->id);
+            sc->n_running--;
+            why = "no thread could be started for it";
+        }
+        pthread_attr_destroy(&attr);
+    }
+    pthread_mutex_unlock(&sc->lock);
+    if (why) {
+        applog_emit(sc->server->applog, run->app, CRON_SOURCE, "Skipping cron job %s (`%s`) this time: %s",
+                    run->id, run->command, why);
+        run_free(run);
+    }
+}
+
+/* ---------------------------------------------------------------- the tick */
+
+/* A command that names a Procfile type runs that type's command (as Dokku's `run APP worker`). */
+static const char *resolve_command(const json_t *release, const char *command)
+{
+    const char *typed = json_get_str(json_object_get(release, "process_types"), command);
+
+    return typed && *typed ? typed : command;
+}
+
+/* Starts the app's jobs due in the minute starting at `minute`. */
+static void tick_app(struct scheduler *sc, const char *app, time_t minute)
+{
+    struct server *s = sc->server;
+    _cleanup_json_ json_t *record = NULL, *release = NULL;
+    const json_t *jobs, *job;
+    unsigned version;
+    size_t i;
+
+    if (model_app_load(&s->model, app, &record, NULL) < 0 ||
+        model_release_current(&s->model, app, &version, &release, NULL) < 0 || !release)
+        return;
+    jobs = json_object_get(release, "cron");
+    json_array_foreach(jobs, i, job) {
+        struct cron_schedule c;
+        struct run *run;
+
+        if (json_is_true(json_object_get(job, "maintenance")) ||
+            cron_parse(json_get_str(job, "schedule"), &c, NULL) < 0 || !cron_matches(&c, minute))
+            continue;
+        run = xcalloc(1, sizeof(*run));
+        run->sc = sc;
+        run->app = xstrdup(app);
+        run->tenant = xstrdup(json_get_str(record, "tenant"));
+        run->id = xstrdup(json_get_str(job, "id"));
+        run->command = xstrdup(resolve_command(release, json_get_str(job, "command")));
+        run->release = json_incref(release);
+        run->network = json_is_true(json_object_get(json_object_get(record, "net"), "outbound"));
+        run_start(sc, run);
+    }
+}
+
+static void tick(struct scheduler *sc, time_t minute)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *apps = NULL;
+    json_t *app;
+    size_t i;
+
+    if (model_app_list(&sc->server->model, &apps, &err) < 0) {
+        log_warn("scheduler: listing the apps: %s", berth_error_msg(&err));
+        return;
+    }
+    json_array_foreach(apps, i, app)
+        tick_app(sc, json_string_value(app), minute);
+}
+
+static void *scheduler_main(void *arg)
+{
+    struct scheduler *sc = arg;
+    /* The minute the daemon started in is not run: it began before berth was up. */
+    time_t done = time(NULL) / 60 * 60;
+
+    pthread_mutex_lock(&sc->lock);
+    while (!sc->stopping) {
+        time_t now = time(NULL), minute = now / 60 * 60;
+        struct timespec wake = { .tv_sec = done + 60 };
+
+        if (minute <= done) {
+            /* The clock went back: wait for the next boundary after it. */
+            if (minute < done)
+                done = minute;
+            pthread_cond_timedwait(&sc->cond, &sc->lock, &wake);
+            continue;
+        }
+        if (minute - done > CATCH_UP_MAX_S)
+            done = minute - 60;
+        pthread_mutex_unlock(&sc->lock);
+        for (time_t m = done + 60; m <= minute; m += 60)
+            tick(sc, m);
+        pthread_mutex_lock(&sc->lock);
+        done = minute;
+    }
+    pthread_mutex_unlock(&sc->lock);
+    return NULL;
+}
+
+int scheduler_start(struct server *s, struct berth_error **err)
+{
+    struct scheduler *sc = xcalloc(1, sizeof(*sc));
+
+    sc->server = s;
+    atomic_init(&sc->cancel, false);
+    pthread_mutex_init(&sc->lock, NULL);
+    pthread_cond_init(&sc->cond, NULL);
+    if (pthread_create(&sc->thread, NULL, scheduler_main, sc) != 0) {
+        free(sc);
+        return berth_error_plain(err, EAGAIN, "starting the scheduler's thread");
+    }
+    sc->thread_started = true;
+    s->scheduler = sc;
+    return 0;
+}
+
+void scheduler_stop(struct server *s)
+{
+    struct scheduler *sc = s->scheduler;
+
+    if (!sc)
+        return;
+    pthread_mutex_lock(&sc->lock);
+    sc->stopping = true;
+    atomic_store(&sc->cancel, true);
+    pthread_cond_broadcast(&sc->cond);
+    pthread_mutex_unlock(&sc->lock);
+    if (sc->thread_started)
+        pthread_join(sc->thread, NULL);
+    pthread_mutex_lock(&sc->lock);
+    while (sc->n_running)
+        pthread_cond_wait(&sc->cond, &sc->lock);
+    pthread_mutex_unlock(&sc->lock);
+    pthread_mutex_destroy(&sc->lock);
+    pthread_cond_destroy(&sc->cond);
+    free(sc);
+    s->scheduler = NULL;
+}
+
+/* ---------------------------------------------------------------- listing */
+
+json_t *scheduler_list(struct server *s, const char *app, time_t now)
+{
+    struct scheduler *sc = s->scheduler;
+    _cleanup_json_ json_t *release = NULL, *runs = NULL;
+    json_t *list = json_array();
+    const json_t *job;
+    unsigned version;
+    size_t i;
+
+    if (model_release_current(&s->model, app, &version, &release, NULL) < 0 || !release)
+        return json_pack("{s:o}", "jobs", list);
+    if (sc)
+        pthread_mutex_lock(&sc->lock);
+    runs = runs_load(s, app);
+    json_array_foreach(json_object_get(release, "cron"), i, job) {
+        const char *id = json_get_str(job, "id");
+        bool maintenance = json_is_true(json_object_get(job, "maintenance"));
+        json_t *last = json_object_get(runs, id);
+        struct cron_schedule c;
+        char next[MODEL_TIME_LEN + 1];
+        time_t t;
+
+        if (maintenance || cron_parse(json_get_str(job, "schedule"), &c, NULL) < 0 || cron_next(&c, now, &t) < 0)
+            next[0] = '\0';
+        else
+            model_time_format(t, next);
+        json_array_append_new(list, json_pack("{s:s, s:O, s:O, s:b, s:b, s:O, s:s?}", "id", id, "schedule",
+                                              json_object_get(job, "schedule"), "command",
+                                              json_object_get(job, "command"), "maintenance", maintenance,
+                                              "running", sc && is_running(sc, app, id), "last_run",
+                                              last ? last : json_null(), "next_run", next[0] ? next : NULL));
+    }
+    if (sc)
+        pthread_mutex_unlock(&sc->lock);
+    return json_pack("{s:o}", "jobs", list);
+}
