@@ -35,6 +35,7 @@
 #include "common/xalloc.h"
 #include "control/api-internal.h"
 #include "control/deploy.h"
+#include "control/formation.h"
 #include "control/events.h"
 #include "control/gc.h"
 #include "control/units.h"
@@ -387,9 +388,9 @@ static int change_ps(const struct api_call *call, json_t *record, const json_t *
 
     (void)call;
     if (json_object_size(body) != 1 || !grace || (!json_is_null(grace) && (!json_is_integer(grace) ||
-        json_integer_value(grace) < 1 || json_integer_value(grace) > DEPLOY_GRACE_MAX_S)))
+        json_integer_value(grace) < 1 || json_integer_value(grace) > FORMATION_GRACE_MAX_S)))
         return berth_error_plain(err, EINVAL, "expected {\"grace\": seconds from 1 to %d, or null for 30}",
-                                 DEPLOY_GRACE_MAX_S);
+                                 FORMATION_GRACE_MAX_S);
     if (json_is_null(grace))
         json_object_del(record, "ps");
     else
@@ -614,5 +615,8 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         return api_releases_handle(call, app);
     if (sub && strcmp(sub, "/cron") == 0)
         return api_cron_handle(call, app);
+    if (sub && ((strcmp(sub, "/dynos") == 0 && strcmp(method, "GET") == 0) || strcmp(sub, "/formation") == 0 ||
+                strncmp(sub, "/actions/", 9) == 0))
+        return api_ps_handle(call, app, sub);
     return api_respond_error(call->conn, 404, "no such endpoint");
 }

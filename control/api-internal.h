@@ -66,4 +66,7 @@ enum MHD_Result api_releases_handle(const struct api_call *call, const char *app
 /* api-cron.c: /apps/<app>/cron, for an app the caller checked the tenant owns. */
 enum MHD_Result api_cron_handle(const struct api_call *call, const char *app);
 
+/* api-ps.c: /apps/<app>/dynos (GET), /formation, /actions/<what>, for an app the caller checked the tenant owns. */
+enum MHD_Result api_ps_handle(const struct api_call *call, const char *app, const char *sub);
+
 #endif

@@ -73,4 +73,11 @@ int cli_ps_grace(int argc, char **argv);
 /* cli-cron.c */
 int cli_cron(int argc, char **argv);
 
+/* cli-ps.c */
+int cli_ps(int argc, char **argv);
+int cli_ps_scale(int argc, char **argv);
+int cli_ps_restart(int argc, char **argv);
+int cli_ps_stop(int argc, char **argv);
+int cli_ps_start(int argc, char **argv);
+
 #endif

@@ -35,6 +35,7 @@
 #include "control/applog.h"
 #include "control/checks.h"
 #include "control/events.h"
+#include "control/formation-internal.h"
 #include "control/instance.h"
 #include "control/scheduler.h"
 
@@ -82,19 +83,6 @@ static int fetch_buildpack(void *cls, const char *url, const char *ref, const ch
     sha256_hex(url, strlen(url), hash);
     cache = xasprintf("%s/%.32s", s->fetch_cache_dir, hash);
     return receiver_fetch_tree(url, ref, cache, dest_dir, ret_commit, err);
-}
-
-static bool app_outbound(const json_t *record)
-{
-    return json_is_true(json_object_get(json_object_get(record, "net"), "outbound"));
-}
-
-/* The app's grace period (`berth ps:grace`: "ps": {"grace": seconds}) in ms; 0: the default. */
-static unsigned app_grace_ms(const json_t *record)
-{
-    json_int_t secs = json_integer_value(json_object_get(json_object_get(record, "ps"), "grace"));
-
-    return secs >= 1 && secs <= DEPLOY_GRACE_MAX_S ? (unsigned)secs * 1000 : 0;
 }
 
 /* The server's budget with the app's own "build" settings over it. */
@@ -153,24 +141,6 @@ static int release_phase(struct server *s, const struct instance_spec *base, con
     return berth_error_plain(err, EIO, "the release command failed with %s", why.buf);
 }
 
-/* Makes `in` the app's web instance and publishes the routes; the old one retires. */
-static void switch_to(struct server *s, const char *app, struct instance *in, unsigned version)
-{
-    _cleanup_error_ struct berth_error *err = NULL;
-    struct app_runtime *rt = server_app(s, app);
-    struct instance *old;
-
-    pthread_mutex_lock(&s->lock);
-    old = rt->web;
-    rt->web = in;
-    rt->generation = version;
-    pthread_mutex_unlock(&s->lock);
-    if (server_publish_routes(s, &err) < 0)
-        log_error("publishing routes after deploying '%s' v%u: %s", app, version, berth_error_msg(&err));
-    if (old)
-        instance_retire(s, old);
-}
-
 /*
  * A test-only knob for the crash tests: with BERTH_TEST_PAUSE=<window>
  * (built, started or settled), the deploy sleeps BERTH_TEST_PAUSE_MS
@@ -187,60 +157,92 @@ static void test_pause(const char *window)
     }
 }
 
-/*
- * The first half of going live: release phase, web instance up, health
- * checks passed. *ret_in serves nothing yet; the old release serves on.
- * The caller holds the app's deploy lock. `save` is false for a release
- * whose record exists already (a restart), which runs no release phase.
- */
-static int go_live_start(struct server *s, const char *app, const char *tenant, const json_t *release,
-                         const json_t *record, bool save, deploy_output_fn out, void *cls,
-                         struct instance **ret_in, struct berth_error **err)
+/* The new release's web instances: started, checked, serving no one yet. */
+struct started {
+    struct instance *web[FORMATION_SCALE_MAX];
+    size_t n;
+};
+
+static void started_stop(struct server *s, struct started *st)
 {
-    const json_t *types = json_object_get(release, "process_types");
-    const char *web = json_get_str(types, "web");
-    const char *release_cmd = json_get_str(types, "release");
-    const char *slug = json_get_str(release, "slug");
-    unsigned version = (unsigned)json_integer_value(json_object_get(release, "version"));
-    _cleanup_free_ char *slug_dir = NULL, *app_dir = NULL, *host = NULL;
-    struct check_list checks = { 0 };
+    while (st->n)
+        instance_stop_and_free(s, st->web[--st->n], 0);
+}
+
+/* Starts web.n and runs the slug's health checks on it. */
+static int start_web(struct server *s, const struct instance_spec *spec, const struct check_list *checks,
+                     const char *host, deploy_output_fn out, void *cls, struct instance **ret,
+                     struct berth_error **err)
+{
     struct instance *in = NULL;
     int r;
 
-    if (!slug)
-        return berth_error_plain(err, EINVAL, "release v%u of '%s' has no slug", version, app);
-    if (!web)
-        return berth_error_plain(err, EINVAL, "no web process type: add a Procfile with a 'web:' line");
-    slug_dir = server_slug_dir(s, tenant, slug);
-    app_dir = xasprintf("%s/app", slug_dir);
+    if ((r = instance_start(s, spec, &in, out, cls, err)) < 0)
+        return r;
+    if ((r = checks_run(checks, in, host, out, cls, err)) < 0) {
+        instance_stop_and_free(s, in, 0);
+        return r;
+    }
+    *ret = in;
+    return 0;
+}
+
+/*
+ * The first half of going live: release phase, the web instances up (as
+ * many as the app's web scale), health checks passed on each. They serve
+ * no one yet; the old release serves on. The caller holds the app's deploy
+ * lock. `save` is false for a release whose record exists already (a
+ * restart), which runs no release phase.
+ */
+static int go_live_start(struct server *s, const char *app, const char *tenant, const json_t *release,
+                         const json_t *record, bool save, deploy_output_fn out, void *cls,
+                         struct started *ret, struct berth_error **err)
+{
+    const char *release_cmd = json_get_str(json_object_get(release, "process_types"), "release");
+    unsigned version = (unsigned)json_integer_value(json_object_get(release, "version"));
+    unsigned want = json_is_true(json_object_get(record, "stopped")) ? 0 : formation_wanted(record, "web");
+    _cleanup_free_ char *app_dir = NULL, *host = NULL;
+    struct check_list checks = { 0 };
+    struct formation_spec fs;
+    int r;
+
+    ret->n = 0;
+    if ((r = formation_spec_init(s, app, tenant, record, release, "web", 1, &fs, err)) < 0)
+        return r;
+    app_dir = xasprintf("%s/app", fs.slug_dir);
     /* A malformed app.json or CHECKS rejects the release before anything starts. */
     if ((r = checks_load(app_dir, &checks, err)) < 0)
-        return r;
-    struct instance_spec ispec = {
-        .app = app, .tenant = tenant, .release = version, .process_type = "web", .command = web,
-        .slug_dir = slug_dir, .config = json_object_get(release, "config"),
-        .defaults = json_object_get(release, "buildpack_config"), .network = app_outbound(record),
-        .grace_ms = app_grace_ms(record),
-    };
-    if (release_cmd && save && (r = release_phase(s, &ispec, release_cmd, out, cls, err)) < 0)
         goto out;
-    strbuf_emitf(out, cls, "-----> Launching v%u", version);
-    if ((r = instance_start(s, &ispec, &in, out, cls, err)) < 0)
-        goto out;
-    /* The new instance serves no one until it passes; the old release serves meanwhile. */
+    if (release_cmd && save) {
+        struct instance_spec rspec = fs.spec;
+
+        rspec.process_type = "release";
+        rspec.command = release_cmd;
+        if ((r = release_phase(s, &rspec, release_cmd, out, cls, err)) < 0)
+            goto out;
+    }
+    if (want == 0)
+        strbuf_emitf(out, cls, "-----> v%u: web is scaled to 0 (berth ps:scale %s web=1)", version, app);
+    else
+        strbuf_emitf(out, cls, "-----> Launching v%u", version);
     host = xasprintf("%s.%s", app, s->opt.domain);
     if (checks.n && json_get_str(record, "checks")) {
         strbuf_emitf(out, cls, "-----> Health checks %s for %s (berth checks:enable %s)",
                      json_get_str(record, "checks"), app, app);
         checks_release(&checks);
     }
-    if ((r = checks_run(&checks, in, host, out, cls, err)) < 0) {
-        instance_stop_and_free(s, in, 0);
-        goto out;
+    /* One at a time: each must boot and pass before the next starts, and none serves yet. */
+    for (unsigned n = 1; n <= want && r == 0; n++) {
+        fs.spec.number = n;
+        r = start_web(s, &fs.spec, &checks, host, n == 1 ? out : NULL, cls, &ret->web[ret->n], err);
+        if (r == 0)
+            ret->n++;
     }
-    *ret_in = in;
+    if (r < 0)
+        started_stop(s, ret);
 out:
     checks_release(&checks);
+    formation_spec_release(&fs);
     return r;
 }
 
@@ -256,20 +258,21 @@ static void log_release(struct server *s, const char *app, const json_t *release
     applog_emit(s->applog, app, "app[api]", "Release v%u created by %s", version, user);
 }
 
-/* The second half: the record written (when `save`), then the route switched; `in` is the app's now. */
-static int go_live_commit(struct server *s, const char *app, const json_t *release, struct instance *in,
+/* The second half: the record written (when `save`), then the formation switched to the new instances. */
+static int go_live_commit(struct server *s, const char *app, const json_t *release, struct started *st,
                           bool save, struct berth_error **err)
 {
     unsigned version = (unsigned)json_integer_value(json_object_get(release, "version"));
     int r;
 
     if (save && (r = model_release_save(&s->model, app, version, release, err)) < 0) {
-        instance_stop_and_free(s, in, 0);
+        started_stop(s, st);
         return r;
     }
     if (save)
         log_release(s, app, release, version);
-    switch_to(s, app, in, version);
+    formation_switch(s, app, version, st->web, st->n);
+    st->n = 0;
     return 0;
 }
 
@@ -278,10 +281,10 @@ static int go_live(struct server *s, const char *app, const char *tenant, const 
                    const json_t *record, bool save, deploy_output_fn out, void *cls,
                    struct berth_error **err)
 {
-    struct instance *in = NULL;
-    int r = go_live_start(s, app, tenant, release, record, save, out, cls, &in, err);
+    struct started st = { .n = 0 };
+    int r = go_live_start(s, app, tenant, release, record, save, out, cls, &st, err);
 
-    return r < 0 ? r : go_live_commit(s, app, release, in, save, err);
+    return r < 0 ? r : go_live_commit(s, app, release, &st, save, err);
 }
 
 /* ---------------------------------------------------------------- a push */
@@ -415,9 +418,12 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
     if ((r = release_add_cron(ctx, push, release, err)) < 0)
         goto out;
     test_pause("built");
-    r = go_live_start(s, ctx->app, ctx->tenant, release, record, true, push_line, push, &ctx->pending, err);
-    if (r < 0)
+    ctx->pending = xcalloc(1, sizeof(*ctx->pending));
+    r = go_live_start(s, ctx->app, ctx->tenant, release, record, true, push_line, push, ctx->pending, err);
+    if (r < 0) {
+        free(TAKE_PTR(ctx->pending));
         goto out;
+    }
     ctx->pending_release = TAKE_PTR(release);
     test_pause("started");
 out:
@@ -489,21 +495,21 @@ void deploy_settled(void *cls, struct receiver_push *push, bool ok)
     struct server *s = ctx->server;
     _cleanup_error_ struct berth_error *err = NULL;
     _cleanup_json_ json_t *release = TAKE_PTR(ctx->pending_release);
-    struct instance *in = TAKE_PTR(ctx->pending);
+    _cleanup_free_ struct started *st = TAKE_PTR(ctx->pending);
     struct app_runtime *rt = server_app(s, ctx->app);
     unsigned version = (unsigned)json_integer_value(json_object_get(release, "version"));
 
     /* A push that was not a deploy (nothing to main) started nothing and took no lock. */
-    if (!in)
+    if (!st)
         return;
     if (!ok) {
-        instance_stop_and_free(s, in, 0);
+        started_stop(s, st);
         receiver_progress(push, " !     The repository did not take the push: v%u was not released.", version);
         pthread_mutex_unlock(&rt->deploy_lock);
         return;
     }
     test_pause("settled");
-    if (go_live_commit(s, ctx->app, release, in, true, &err) < 0) {
+    if (go_live_commit(s, ctx->app, release, st, true, &err) < 0) {
         log_error("deploy of '%s' v%u: %s", ctx->app, version, berth_error_msg(&err));
         receiver_progress(push, " !     v%u could not be recorded (%s); the previous release serves on.", version,
                           berth_error_msg(&err));

@@ -19,15 +19,15 @@
 #include "control/server.h"
 #include "receiver/receiver.h"
 
-/* `berth ps:grace APP SECONDS`: 1 to this many seconds. */
-#define DEPLOY_GRACE_MAX_S 3600
-
 struct deploy_ctx {
     struct server *server;
     const char *app;
     const char *tenant;
-    /* Between deploy_on_push() and deploy_settled(): the started release, and the app's deploy lock held. */
-    struct instance *pending;
+    /*
+     * Between deploy_on_push() and deploy_settled(): the started release's
+     * web instances (NULL when no deploy started), and the app's deploy lock held.
+     */
+    struct started *pending;
     json_t *pending_release;
 };
 

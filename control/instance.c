@@ -45,6 +45,7 @@ struct instance {
     char *source;                 /* "heroku[web.1]", for its platform lines */
     const char *state;            /* Heroku's word for its log lines: "starting", "up" */
     bool one_off;                 /* instance_run_once(): it ends "complete", not "down" */
+    bool exit_reported;           /* "Process exited with status N" is in the log already */
     /*
      * The router holds a reference while a published route table or one of
      * its channels names the instance; freeing waits for the last. The
@@ -277,23 +278,36 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
                            &in->pump, err);
 }
 
-/* "heroku[web.1]: State changed from starting to up" in the app's log. */
+/*
+ * "heroku[run.1]: State changed from starting to up" in the app's log, for
+ * one-off processes; the formation says the states of the processes it
+ * runs (they outlive one instance: crashed, starting again).
+ */
 static void set_state(struct server *s, struct instance *in, const char *state)
 {
-    applog_emit(s->applog, in->app, in->source, "State changed from %s to %s", in->state, state);
+    if (in->one_off)
+        applog_emit(s->applog, in->app, in->source, "State changed from %s to %s", in->state, state);
     in->state = state;
+}
+
+int instance_report_exit(struct server *s, struct instance *in)
+{
+    int status, code;
+
+    if (!in->container || runner_wait(in->container, 0, &status, NULL) < 0)
+        return -EAGAIN;
+    code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (!in->exit_reported)
+        applog_emit(s->applog, in->app, in->source, "Process exited with status %d", code);
+    in->exit_reported = true;
+    return code;
 }
 
 /* Heroku's words for a process that ended: its exit status (128 + N for signal N), then its state. */
 static void log_exit(struct server *s, struct instance *in)
 {
-    int status;
-
-    if (!in->container || runner_wait(in->container, 0, &status, NULL) < 0)
-        return;
-    applog_emit(s->applog, in->app, in->source, "Process exited with status %d",
-                WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-    set_state(s, in, in->one_off ? "complete" : "down");
+    if (instance_report_exit(s, in) >= 0)
+        set_state(s, in, in->one_off ? "complete" : "down");
 }
 
 static struct instance *instance_new(const struct instance_spec *spec)
@@ -304,7 +318,7 @@ static struct instance *instance_new(const struct instance_spec *spec)
     pthread_mutex_init(&in->ref_lock, NULL);
     pthread_cond_init(&in->ref_cond, NULL);
     in->app = xstrdup(spec->app);
-    in->dyno = xasprintf("%s.1", spec->process_type);
+    in->dyno = xasprintf("%s.%u", spec->process_type, spec->number ? spec->number : 1);
     in->source = xasprintf("heroku[%s]", in->dyno);
     in->serial = atomic_fetch_add(&next_serial, 1);
     in->grace_ms = spec->grace_ms ? (int)spec->grace_ms : INSTANCE_STOP_GRACE_MS;
@@ -317,10 +331,13 @@ int instance_start(struct server *s, const struct instance_spec *spec, struct in
     struct instance *in = instance_new(spec);
     int r;
 
+    /* Only web processes get $PORT and must bind it (Heroku's R10); the others are up once started. */
+    bool web = strcmp(spec->process_type, "web") == 0;
+
     strbuf_emitf(progress, cls, "       Starting process with command `%s`", spec->command);
     applog_emit(s->applog, spec->app, in->source, "Starting process with command `%s`", spec->command);
-    r = spawn(s, spec, in, INSTANCE_PORT, err);
-    if (r == 0)
+    r = spawn(s, spec, in, web ? INSTANCE_PORT : 0, err);
+    if (r == 0 && web)
         r = wait_until_bound(in, err);
     if (r == 0)
         set_state(s, in, "up");
@@ -396,6 +413,25 @@ const char *instance_dyno(const struct instance *in)
 uint64_t instance_serial(const struct instance *in)
 {
     return in->serial;
+}
+
+int instance_grace_ms(const struct instance *in)
+{
+    return in->grace_ms;
+}
+
+int instance_exit_fd(const struct instance *in)
+{
+    return in->container ? runner_container_exit_fd(in->container) : -1;
+}
+
+uint64_t instance_memory(const struct instance *in)
+{
+    uint64_t bytes = 0;
+
+    if (in->cgroup && runner_cgroup_memory_current(in->cgroup, &bytes, NULL) < 0)
+        return 0;
+    return bytes;
 }
 
 /* ---------------------------------------------------------------- the router's backend */

@@ -19,7 +19,8 @@ struct instance_spec {
     const char *app;
     const char *tenant;
     unsigned release;
-    const char *process_type;     /* "web", "release" */
+    const char *process_type;     /* "web", "worker", "release" */
+    unsigned number;              /* web.<number>; 0 is taken as 1 */
     const char *command;          /* from the release's process types */
     const char *slug_dir;
     const json_t *config;         /* config vars */
@@ -40,7 +41,9 @@ struct instance_spec {
 #define INSTANCE_RELEASE_TIMEOUT_MS (60 * 60 * 1000)
 
 /*
- * Starts the instance and waits until its port accepts connections.
+ * Starts the instance; a web process must then accept connections on its
+ * port (it is waited for, up to the boot timeout), any other type is up
+ * once started.
  * `progress` (may be NULL) receives one line per step for the push output.
  */
 int instance_start(struct server *s, const struct instance_spec *spec, struct instance **ret,
@@ -71,6 +74,22 @@ void instance_unhold(struct instance *in);
 extern const struct router_backend_ops instance_backend_ops;
 /* Its name in Heroku's words: "web.1". */
 const char *instance_dyno(const struct instance *in);
+/*
+ * An fd that becomes readable (EPOLLIN) once the instance's process has
+ * exited, for the supervisor's epoll; owned by the instance, valid until
+ * it is stopped. -1 when it has no container.
+ */
+int instance_exit_fd(const struct instance *in);
+/*
+ * Once its exit_fd became readable: "Process exited with status N" in the
+ * app's log (once; the stop does not say it again) and N, the exit status
+ * or 128 + the signal. -EAGAIN while it runs.
+ */
+int instance_report_exit(struct server *s, struct instance *in);
+/* The memory its processes use now (its cgroup's); 0 when unknown (no cgroup). */
+uint64_t instance_memory(const struct instance *in);
+/* Its grace period from SIGTERM to SIGKILL, in ms. */
+int instance_grace_ms(const struct instance *in);
 /* A number no other instance of this daemon's life has (the router keys connection pools by it). */
 uint64_t instance_serial(const struct instance *in);
 /*

@@ -24,6 +24,7 @@
 #include "common/xalloc.h"
 #include "control/certs.h"
 #include "control/domains.h"
+#include "control/formation.h"
 #include "control/instance.h"
 #include "control/server.h"
 
@@ -92,24 +93,6 @@ static struct app_routes *read_apps(struct server *s, size_t *ret_n, struct bert
     return out;
 }
 
-/*
- * The app's running instances: its web instance, when one serves. Under
- * s->lock. The generation names the set: the router keeps idle connections
- * per generation, so a new set must never share one with an old set.
- */
-static size_t app_backends(struct server *s, const char *app, void **ret, uint64_t *ret_generation)
-{
-    *ret_generation = 0;
-    for (struct app_runtime *rt = s->apps; rt; rt = rt->next) {
-        if (strcmp(rt->name, app) != 0 || !rt->web)
-            continue;
-        ret[0] = rt->web;
-        *ret_generation = instance_serial(rt->web);
-        return 1;
-    }
-    return 0;
-}
-
 static bool name_taken(const struct router_route *routes, size_t n, const char *host)
 {
     for (size_t i = 0; i < n; i++)
@@ -123,7 +106,8 @@ static int set_routes(struct server *s, struct app_routes *apps, size_t napps, s
 {
     size_t total = 0, n = 0;
     struct router_route *routes;
-    void **backends = xcalloc(napps + 1, sizeof(*backends));
+    /* Each app's web instances, FORMATION_SCALE_MAX slots apart. */
+    void **backends = xcalloc(napps * FORMATION_SCALE_MAX + 1, sizeof(*backends));
     int r;
 
     for (size_t i = 0; i < napps; i++)
@@ -132,7 +116,8 @@ static int set_routes(struct server *s, struct app_routes *apps, size_t napps, s
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < napps; i++) {
         uint64_t generation;
-        size_t nb = app_backends(s, apps[i].app, &backends[i], &generation);
+        void **mine = &backends[i * FORMATION_SCALE_MAX];
+        size_t nb = formation_web_backends(s, apps[i].app, mine, FORMATION_SCALE_MAX, &generation);
         size_t k;
         json_t *name;
 
@@ -144,7 +129,7 @@ static int set_routes(struct server *s, struct app_routes *apps, size_t napps, s
             }
             routes[n++] = (struct router_route){
                 .host = host, .app = apps[i].app, .generation = generation,
-                .backends = nb ? &backends[i] : NULL, .n_backends = nb,
+                .backends = nb ? mine : NULL, .n_backends = nb,
                 .settings = &apps[i].settings, .blank = apps[i].blank && nb == 0,
             };
         }

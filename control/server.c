@@ -27,6 +27,7 @@
 #include "control/api.h"
 #include "control/applog.h"
 #include "control/deploy.h"
+#include "control/formation.h"
 #include "control/gc.h"
 #include "control/instance.h"
 #include "control/scheduler.h"
@@ -47,6 +48,7 @@ struct app_runtime *server_app(struct server *s, const char *name)
         rt = xcalloc(1, sizeof(*rt));
         rt->name = xstrdup(name);
         pthread_mutex_init(&rt->deploy_lock, NULL);
+        pthread_mutex_init(&rt->formation_lock, NULL);
         rt->next = s->apps;
         s->apps = rt;
     }
@@ -165,20 +167,6 @@ static void print_quick_start(struct server *s, const char *token)
            "  git push http://berth:$(cat %s/admin.token)@127.0.0.1:%u/hello.git main\n"
            "  curl http://hello.%s:%u/\n\n", s->opt.home, s->control_port, s->opt.domain, s->http_port);
     fflush(stdout);
-}
-
-static void stop_all_instances(struct server *s)
-{
-    for (struct app_runtime *rt = s->apps; rt; rt = rt->next) {
-        struct instance *in;
-
-        pthread_mutex_lock(&s->lock);
-        in = rt->web;
-        rt->web = NULL;
-        pthread_mutex_unlock(&s->lock);
-        if (in)
-            instance_stop_and_free(s, in, 10000);
-    }
 }
 
 /* One "builds" setting: a number, or a string with a unit ("1G", "15m"). */
@@ -337,6 +325,9 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     if (r < 0)
         goto out;
 
+    r = formation_supervisor_start(&s, err);
+    if (r < 0)
+        goto out;
     gc_sweep_leftovers(&s);
     deploy_restore_all(&s, &stop_requested);
     r = scheduler_start(&s, err);
@@ -360,6 +351,8 @@ int server_run(const struct server_options *opt, struct berth_error **err)
 out:
     /* `logs -t` answers end first, or the API's stop would wait for them. */
     applog_end_follows(s.applog);
+    /* No restart may start an instance once the stop began. */
+    formation_supervisor_stop(&s);
     api_stop(&s);
     /* Before the runner goes: its runs are containers, stopped now. */
     scheduler_stop(&s);
@@ -372,7 +365,7 @@ out:
     while (s.retiring)
         pthread_cond_wait(&s.retire_cond, &s.retire_lock);
     pthread_mutex_unlock(&s.retire_lock);
-    stop_all_instances(&s);
+    formation_stop_everything(&s);
     /* Last of the writers: the instances' pumps are finished, the router's lines handed over. */
     applog_stop(s.applog);
     s.applog = NULL;

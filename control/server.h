@@ -23,14 +23,18 @@
 struct applog;
 struct instance;
 struct scheduler;
+struct dyno;
+struct supervisor;
 
-/* What berth runs for one app: its current release's web instance. */
+/* What berth runs for one app: its processes (control/formation.h owns them). */
 struct app_runtime {
     char *name;
     pthread_mutex_t deploy_lock;      /* one deploy at a time per app */
+    pthread_mutex_t formation_lock;   /* one change to the app's processes at a time (formation.h) */
     /* Guarded by server.lock: */
-    struct instance *web;             /* NULL when nothing serves */
-    uint64_t generation;              /* the release number now serving */
+    struct dyno *dynos;               /* web.1, web.2, worker.1, ... */
+    uint64_t generation;              /* names the set of web instances serving (the router's pools) */
+    bool restart_queued;              /* the supervisor has a restart of a crashed process on its way */
     struct app_runtime *next;
 };
 
@@ -61,7 +65,7 @@ struct server {
     uint16_t http_port, https_port, control_port;
     bool cgroups;                     /* limits enforced through cgroups */
     char *user;                       /* berth's user name, for /etc/subuid and /etc/subgid */
-    pthread_mutex_t lock;             /* guards apps and each app_runtime's web/generation */
+    pthread_mutex_t lock;             /* guards apps and each app_runtime's dynos/generation */
     /* Serialises read-modify-write of app.json and config.json (API settings changes). */
     pthread_mutex_t records_lock;
     /* Serialises server_publish_routes(): tables reach the router in the order they were made. */
@@ -70,6 +74,7 @@ struct server {
     pthread_mutex_t retire_lock;
     pthread_cond_t retire_cond;
     unsigned retiring;
+    struct supervisor *supervisor;    /* watches every process's exit (formation.h) */
     struct app_runtime *apps;
     struct scheduler *scheduler;      /* scheduled jobs (scheduler.c); NULL before start and after stop */
 };

@@ -475,6 +475,29 @@ int runner_cgroup_sweep(const char *relpath, unsigned *ret_removed, struct berth
     return 0;
 }
 
+int runner_cgroup_memory_current(const char *relpath, uint64_t *ret_bytes, struct berth_error **err)
+{
+    struct cgroup_layout *l = NULL;
+    const struct cgroup_ctrl *mem;
+    _cleanup_strbuf_ struct strbuf v = STRBUF_INIT;
+    int r;
+
+    *ret_bytes = 0;
+    if ((r = validate_relpath(relpath, err)) < 0 || (r = cgroup_layout_detect(&l, err)) < 0)
+        return r;
+    mem = cgroup_find_ctrl(l, "memory");
+    if (mem) {
+        _cleanup_free_ char *file = xasprintf("%s/%s/%s", mem->root, relpath,
+                                              l->v2 ? "memory.current" : "memory.usage_in_bytes");
+
+        r = cgroup_read_str(file, &v, err);
+        if (r == 0)
+            *ret_bytes = strtoull(v.buf, NULL, 10);
+    }
+    cgroup_layout_free(l);
+    return r;
+}
+
 int cgroup_remove(const struct cgroup_layout *l, const char *relpath, struct berth_error **err)
 {
     int r;

@@ -295,6 +295,12 @@ int runner_cgroup_check(struct berth_error **err);
  */
 int runner_cgroup_sweep(const char *relpath, unsigned *ret_removed, struct berth_error **err);
 /*
+ * As the berth user: the memory the processes of cgroup `relpath` (below the
+ * delegated subtree) use now (v2 memory.current, v1 memory.usage_in_bytes);
+ * 0 on a host without a memory controller.
+ */
+int runner_cgroup_memory_current(const char *relpath, uint64_t *ret_bytes, struct berth_error **err);
+/*
  * Host preparation for outbound networking, as root (`berth setup`): makes
  * /dev/net/tun usable by unprivileged users (mode 0666, as most
  * distributions ship it; on hosts with udev a rule keeps it across reboots).
