@@ -13,10 +13,19 @@
  * burst fills a channel, requests wait in its queue, in order, until the
  * channel has room again (EPOLLOUT); they are still under their deadline.
  *
+ * Which backend: the one with the fewest outstanding requests (requests
+ * given to it and not finished, counted in its pool by every loop), ties
+ * drawn at random, so a slow instance holding requests gets fewer new ones
+ * and equal instances share the load (nginx's least_conn, over requests).
+ * An idle pooled connection is used only when it goes to that backend. A
+ * websocket counts until its 101 arrives: the tunnel that follows is a
+ * mostly idle connection, and counting it would starve an instance that
+ * holds many of them of requests it could well serve.
+ *
  * The loop's timeout scan bounds each wait by the app's connect timeout;
  * a refusal or timeout quarantines the backend in its pool (every loop
- * skips it for QUARANTINE_MS) and the request tries another of the app's
- * backends, picked at random as Heroku's routers do. No lock is held
+ * skips it for QUARANTINE_MS, unless no other is left) and the request
+ * tries another of the app's backends by the same rule. No lock is held
  * across any of it, and nothing here blocks: a backend whose accept queue
  * is full costs its own requests their connect timeout and nobody else
  * anything.
@@ -391,79 +400,150 @@ static void mark_tried(struct proxy_req *req, size_t i)
 }
 
 /*
- * A random backend of req's target not tried yet, preferring those out of
- * quarantine; -1 when every one has been tried.
+ * The backend of req's target not tried yet with the fewest outstanding
+ * requests, out of quarantine if any such is left; -1 when every one has
+ * been tried. Equal ones are drawn at random (reservoir sampling over the
+ * ties, one draw per request), so idle backends share the load evenly.
+ * The counts are read without a lock: two loops may pick the same backend
+ * at the same instant, which the next requests even out.
  */
-static ssize_t pick_backend(const struct proxy_req *req, uint64_t now)
+static ssize_t pick_backend(const struct proxy_req *req)
 {
     const struct route_target *tg = req->target;
-    size_t n = tg->n_backends, start;
-    ssize_t fallback = -1;
+    size_t n = tg->n_backends;
+    uint64_t draw, now;
+    ssize_t best = -1;
+    unsigned best_load = 0, ties = 0;
+    bool best_quarantined = true;
 
-    if (n == 0)
-        return -1;
-    start = (size_t)(router_random() % n);
-    for (size_t k = 0; k < n; k++) {
-        size_t i = (start + k) % n;
+    /* One backend (the common case): nothing to compare, quarantined or not. */
+    if (n == 1)
+        return tried(req, 0) ? -1 : 0;
+    draw = router_random();
+    now = now_ms();
+    for (size_t i = 0; i < n; i++) {
+        const struct upstream_pool *p = tg->backends[i].pool;
+        unsigned load;
+        bool q;
+
         if (tried(req, i))
             continue;
-        if (!pool_quarantined(tg->pool, tg->backends[i].backend, now))
-            return (ssize_t)i;
-        if (fallback < 0)
-            fallback = (ssize_t)i;
+        load = atomic_load_explicit(&p->outstanding, memory_order_relaxed);
+        q = pool_quarantined(p, now);
+        if (best < 0 || (best_quarantined && !q) || (q == best_quarantined && load < best_load)) {
+            best = (ssize_t)i;
+            best_load = load;
+            best_quarantined = q;
+            ties = 1;
+        } else if (q == best_quarantined && load == best_load) {
+            /* The k-th of k equal ones replaces the pick with probability 1/k. */
+            draw = draw * 6364136223846793005ull + 1442695040888963407ull;
+            if ((draw >> 33) % ++ties == 0)
+                best = (ssize_t)i;
+        }
     }
-    /* Every untried backend is quarantined: one of them is still better than no answer. */
-    return fallback;
+    /* Every untried backend quarantined: the best of them is still better than no answer. */
+    return best;
 }
 
-enum router_failure connect_begin(struct connector *c, struct proxy_req *req)
+/* req counts as one outstanding request of p, until connect_leave(). */
+static void enter(struct proxy_req *req, struct upstream_pool *p)
+{
+    atomic_fetch_add_explicit(&p->outstanding, 1, memory_order_relaxed);
+    req->counted = p;
+}
+
+void connect_leave(struct proxy_req *req)
+{
+    if (!req->counted)
+        return;
+    atomic_fetch_sub_explicit(&req->counted->outstanding, 1, memory_order_relaxed);
+    req->counted = NULL;
+}
+
+/* An idle connection to req's chosen backend from its pool, on req's loop: the request is ready to go. */
+static bool take_pooled(struct proxy_req *req)
+{
+    int fd = pool_take(req->backend->pool, req->loop_idx);
+
+    if (fd < 0)
+        return false;
+    pthread_mutex_lock(&req->lock);
+    req->fd = fd;
+    req->in_epoll = true;   /* still registered (disarmed) with this loop's epoll */
+    pthread_mutex_unlock(&req->lock);
+    req->from_pool = true;
+    req->service_start_ms = now_ms();
+    return true;
+}
+
+/* Asks req's chosen backend's agent for a connection: req waits in UP_CONNECTING. False when the agent is gone. */
+static bool ask_agent(struct connector *c, struct proxy_req *req)
+{
+    uint64_t now = now_ms();
+    struct channel *ch;
+    int err = 0, rc;
+
+    ch = channel_get(c, req->backend->backend, &err);
+    if (!ch)
+        return false;
+    /* Behind others already queued, or on a full channel: wait in line for room (EPOLLOUT). */
+    rc = ch->queue_head ? -EAGAIN : c->r->ops->request(ch->fd, c->next_id + 1);
+    if (rc < 0 && rc != -EAGAIN)
+        return false;   /* the agent is gone; its channel's end reaches connect_on_channel(), which closes it */
+    req->channel = ch;
+    ch->waiting++;
+    if (rc == 0) {
+        req->connect_id = ++c->next_id;
+        pending_add(c, req);
+    } else {
+        req->connect_id = 0;
+        req->queue_next = NULL;
+        if (ch->queue_tail)
+            ch->queue_tail->queue_next = req;
+        else
+            ch->queue_head = req;
+        ch->queue_tail = req;
+        if (ch->queue_head == req)
+            channel_watch(c, ch);
+    }
+    req->ustate = UP_CONNECTING;
+    req->connect_start_ms = now;
+    req->deadline_ms = now + req->target->settings.connect_timeout_ms;
+    return true;
+}
+
+enum router_failure connect_begin(struct connector *c, struct proxy_req *req, bool allow_pool)
 {
     const struct route_target *tg = req->target;
-    uint64_t now = now_ms();
 
+    /* A retry: the backend it leaves no longer has it outstanding. */
+    connect_leave(req);
     if (tg->n_backends == 0)
         return FAIL_NO_WEB;
     while (req->attempts < ATTEMPTS_MAX) {
-        ssize_t i = pick_backend(req, now);
-        struct channel *ch;
-        int err = 0, rc;
+        ssize_t i = pick_backend(req);
 
         if (i < 0)
             break;
+        req->backend = &tg->backends[i];
+        /*
+         * Reuse follows the choice: only an idle connection to the chosen
+         * backend. It marks nothing tried, so a stale one (the app closed
+         * it while idle) is retried on a fresh connection to any backend.
+         */
+        if (allow_pool && take_pooled(req)) {
+            enter(req, req->backend->pool);
+            return FAIL_NONE;
+        }
+        allow_pool = false;
         mark_tried(req, (size_t)i);
         req->attempts++;
-        req->backend = &tg->backends[i];
-        ch = channel_get(c, req->backend->backend, &err);
-        if (!ch) {
+        if (!ask_agent(c, req)) {
             req->last_failure = FAIL_CRASHED;
             continue;
         }
-        /* Behind others already queued, or on a full channel: wait in line for room (EPOLLOUT). */
-        rc = ch->queue_head ? -EAGAIN : c->r->ops->request(ch->fd, c->next_id + 1);
-        if (rc < 0 && rc != -EAGAIN) {
-            /* The agent is gone; its channel's end reaches connect_on_channel(), which closes it. */
-            req->last_failure = FAIL_CRASHED;
-            continue;
-        }
-        req->channel = ch;
-        ch->waiting++;
-        if (rc == 0) {
-            req->connect_id = ++c->next_id;
-            pending_add(c, req);
-        } else {
-            req->connect_id = 0;
-            req->queue_next = NULL;
-            if (ch->queue_tail)
-                ch->queue_tail->queue_next = req;
-            else
-                ch->queue_head = req;
-            ch->queue_tail = req;
-            if (ch->queue_head == req)
-                channel_watch(c, ch);
-        }
-        req->ustate = UP_CONNECTING;
-        req->connect_start_ms = now;
-        req->deadline_ms = now + tg->settings.connect_timeout_ms;
+        enter(req, req->backend->pool);
         return FAIL_NONE;
     }
     return req->last_failure != FAIL_NONE ? req->last_failure : FAIL_NO_WEB;

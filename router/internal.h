@@ -41,9 +41,8 @@
 #define SMALL_BODY_MAX (64u * 1024)             /* bodies up to this with a Content-Length are sent whole (retryable) */
 #define STREAM_BUFFER_MAX (64u * 1024)          /* unsent upload bytes before MHD is paused */
 #define RESPONSE_BUFFER_MAX (64u * 1024)        /* upstream reads pause above this */
-#define POOL_IDLE_MAX 64                        /* idle upstream connections per (target, loop) */
+#define POOL_IDLE_MAX 64                        /* idle upstream connections per (backend, loop) */
 #define POOL_IDLE_MS 50000                      /* below typical 60 s server keep-alive timeouts */
-#define QUARANTINE_MAX 16                       /* backends remembered as failing, per target */
 #define QUARANTINE_MS 5000                      /* a refused or slow backend is skipped this long */
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000         /* H19 */
 #define DEFAULT_HEAD_TIMEOUT_MS 30000           /* H12: first response byte within 30 s */
@@ -65,41 +64,42 @@ enum ev_kind { EV_UPSTREAM = 1, EV_CHANNEL };
 /* ---------------------------------------------------------------- routes.c */
 
 /*
- * Idle keep-alive connections to one target (app, generation), one slot per
- * loop: an idle socket stays registered (disarmed, EPOLLONESHOT) in the
- * epoll of the loop that last used it, so it is only ever reused through
- * that loop and reuse costs one epoll_ctl(MOD) instead of ADD plus DEL.
- * The pool also remembers which backends failed lately (quarantine), so
- * every loop skips them. Shared by every route table that routes to the
- * pair; marked dead (idle fds closed, returned fds closed) once the
- * current table no longer routes to it.
+ * One backend of one target (app, generation), as every loop sees it: the
+ * requests it has outstanding, whether it failed lately (quarantine), and
+ * its idle keep-alive connections, one slot per loop: an idle socket stays
+ * registered (disarmed, EPOLLONESHOT) in the epoll of the loop that last
+ * used it, so it is only ever reused through that loop and reuse costs one
+ * epoll_ctl(MOD) instead of ADD plus DEL. Keeping the idle connections by
+ * backend is what lets the balancer choose first and reuse second: a
+ * request takes an idle connection to the backend it chose, never one to
+ * another backend. Shared by every route table that routes the target to
+ * this backend (a new table of the same generation takes it over from the
+ * old one, counters and all); marked dead (idle fds closed, returned fds
+ * closed) once the current table no longer routes the target to it, so a
+ * connection to a backend the table dropped is never reused.
  */
 struct pool_slot {
     pthread_mutex_t lock;         /* its loop's, but pool_kill() may come from elsewhere */
     int n;
     int fds[POOL_IDLE_MAX];
     uint64_t since[POOL_IDLE_MAX];
-    char dynos[POOL_IDLE_MAX][ROUTER_DYNO_MAX];   /* the backend's name, for the log */
 };
 
 struct upstream_pool {
-    atomic_int refs;
-    pthread_mutex_t lock;         /* the quarantine */
-    char *app;
-    uint64_t generation;
+    /* Touched by every loop on every request: a cache line of their own (the pool is allocated aligned). */
+    _Alignas(64) atomic_uint outstanding;   /* requests routed here and not finished (connect.c counts them) */
+    _Atomic uint64_t quarantine_until;      /* ms (now_ms()): skipped by every loop until then */
+    _Alignas(64) atomic_int refs;
     atomic_bool dead;             /* the current table no longer routes here */
-    unsigned mark;
+    unsigned mark;                /* written by router_set_routes() callers only (set_lock) */
     unsigned nslots;
     struct pool_slot *slots;
-    struct {
-        void *backend;
-        uint64_t until;
-    } quarantine[QUARANTINE_MAX];
 };
 
 struct route_backend {
     void *backend;                /* control's, held by the table */
     const char *name;             /* ops->name(backend) */
+    struct upstream_pool *pool;   /* held by the table */
 };
 
 /* One app as a table routes to it: shared by the app's default host and its domains. */
@@ -110,7 +110,6 @@ struct route_target {
     bool blank;                   /* nothing deployed yet: 503 H81 */
     struct route_backend *backends;
     size_t n_backends;
-    struct upstream_pool *pool;
 };
 
 struct route_entry {
@@ -149,16 +148,25 @@ bool route_table_has_backend(const struct route_table *t, const void *backend);
 void route_table_retire_pools(const struct route_table *old, unsigned mark);
 
 /*
- * An idle connection registered with loop `slot` (its backend's name in
- * *ret_dyno), or -1. A connection that has bytes nobody asked for, or is
- * closed, is discarded, never reused.
+ * An idle connection to the pool's backend registered with loop `slot`, or
+ * -1 (always -1 once the pool is dead). A connection that has bytes nobody
+ * asked for, or is closed, is discarded, never reused.
  */
-int pool_take(struct upstream_pool *p, unsigned slot, char ret_dyno[ROUTER_DYNO_MAX]);
+int pool_take(struct upstream_pool *p, unsigned slot);
 /* Keeps fd (disarmed in loop `slot`'s epoll) for reuse, or closes it when the pool is dead or full. */
-void pool_put(struct upstream_pool *p, unsigned slot, int fd, const char *dyno);
+void pool_put(struct upstream_pool *p, unsigned slot, int fd);
 void pool_unref(struct upstream_pool *p);
-void pool_quarantine(struct upstream_pool *p, void *backend, uint64_t until);
-bool pool_quarantined(struct upstream_pool *p, const void *backend, uint64_t now);
+/* Every loop skips the backend until `until` (now_ms()), unless no other is left. */
+void pool_quarantine(struct upstream_pool *p, uint64_t until);
+bool pool_quarantined(const struct upstream_pool *p, uint64_t now);
+/*
+ * For tests only (router/tests/test-router-balance.c), not for the router
+ * itself: the outstanding requests of each backend that r's current table
+ * names for `host` (normalised), in the route's order, into counts[] (at
+ * most max of them). Returns the target's number of backends, or -1 when
+ * the host has no route.
+ */
+ssize_t route_outstanding_for_test(struct router *r, const char *host, unsigned *counts, size_t max);
 
 /* ---------------------------------------------------------------- requests */
 
@@ -238,6 +246,7 @@ struct proxy_req {
     struct proxy_req *pending_next;   /* UP_CONNECTING: the connector's map by id */
     struct proxy_req *queue_next;     /* UP_CONNECTING: its channel's queue, while not sent yet */
     const struct route_backend *backend;   /* the backend tried or used */
+    struct upstream_pool *counted;   /* the pool whose outstanding count req adds one to, or NULL */
     uint64_t tried[2];            /* backends tried (bit i: target->backends[i]; past 128, random retries) */
     unsigned attempts;
     uint64_t connect_start_ms;
@@ -302,13 +311,20 @@ struct connector *connector_new(struct router *r, int epfd);
 /* Closes every channel; requests still waiting must have been failed first. */
 void connector_free(struct connector *c);
 /*
- * Starts getting req an upstream socket from one of its target's backends
- * (random, skipping quarantined and already tried ones): the request goes
- * out on the loop's channel to that backend and req waits in UP_CONNECTING
- * until the loop reads the answer. Returns FAIL_NONE, or the failure to
- * answer with when no backend can be asked.
+ * Gives req a backend of its target: the one with the fewest outstanding
+ * requests (ties at random), quarantined ones last, never one it tried
+ * already. With allow_pool, an idle connection to that backend is taken
+ * when its pool has one: req->fd is set, req->from_pool too, and the caller
+ * submits it (upstream_submit()). Else the connect goes out on the loop's
+ * channel to that backend and req waits in UP_CONNECTING until the loop
+ * reads the answer. From here until connect_leave(), req counts as one of
+ * the backend's outstanding requests (a retry first lets go of the backend
+ * it leaves). Returns FAIL_NONE, or the failure to answer with when no
+ * backend can be asked (req then counts nowhere).
  */
-enum router_failure connect_begin(struct connector *c, struct proxy_req *req);
+enum router_failure connect_begin(struct connector *c, struct proxy_req *req, bool allow_pool);
+/* req no longer counts against its backend: its upstream side ended (finish()). Idempotent. */
+void connect_leave(struct proxy_req *req);
 /* A channel's epoll event: sends what waits in its queue, reads every answer (each goes to upstream_connected()). */
 void connect_on_channel(struct connector *c, struct channel *ch, uint32_t events);
 /* req timed out or went away while connecting: it no longer waits for its answer. */
@@ -359,7 +375,8 @@ void upstream_cancel(struct upstream_loop *l, struct proxy_req *req);
 /* ---------------------------------------------------------------- upstream.c */
 
 /*
- * Hands a request over from its MHD side once it has a socket (req->fd):
+ * Hands a request over from its MHD side once it has a pooled socket
+ * (req->fd) to its backend (req->backend, named in req->dyno then):
  * writes it upstream as far as the socket takes it and registers the
  * socket with the loop, which owns one reference until it is done.
  */

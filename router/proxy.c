@@ -13,8 +13,9 @@
  *      body starts its upstream request here;
  *   3. upload calls collect a small body, or pass a streamed one on
  *      (re-chunked when the client sent it chunked);
- *   4. the final call gets an upstream socket (an idle pooled one, else one
- *      asked of a backend's port agent without waiting: connect.c),
+ *   4. the final call gets an upstream socket to the backend with the
+ *      fewest outstanding requests (an idle pooled one to it, else one
+ *      asked of its port agent without waiting: connect.c),
  *      suspends the connection and hands the request to its loop;
  *   5. the loop resumes the connection once the response head is parsed
  *      (or an error page is due) and the handler queues the response, whose
@@ -402,32 +403,22 @@ static enum router_failure start_upstream(struct proxy_req *req, bool allow_pool
 {
     struct upstream_loop *l = req->loop;
     enum router_failure f;
-    int fd = allow_pool ? pool_take(req->target->pool, req->loop_idx, req->dyno) : -1;
 
-    if (atomic_load(&req->router->stopping)) {
-        if (fd >= 0)
-            (void)close(fd);
+    if (atomic_load(&req->router->stopping))
         return FAIL_STOPPING;
-    }
     atomic_fetch_add(&req->refs, 1);
     req->handed_off = true;
-    if (fd >= 0) {
-        pthread_mutex_lock(&req->lock);
-        req->fd = fd;
-        req->in_epoll = true;   /* still registered (disarmed) with this loop's epoll */
-        pthread_mutex_unlock(&req->lock);
-        req->from_pool = true;
-        req->service_start_ms = now_ms();
-        upstream_submit(l, req);
-        return FAIL_NONE;
-    }
-    f = connect_begin(l->connector, req);
+    /* The backend is chosen first; a pooled connection only when it goes there (connect.c). */
+    f = connect_begin(l->connector, req, allow_pool);
     if (f != FAIL_NONE) {
         req->handed_off = false;
         atomic_fetch_sub(&req->refs, 1);
         return f;
     }
-    upstream_track(l, req);
+    if (req->from_pool)
+        upstream_submit(l, req);
+    else
+        upstream_track(l, req);
     return FAIL_NONE;
 }
 

@@ -73,7 +73,13 @@ struct router_route {
     const char *host;             /* "hello.localhost", "www.example.com" or "*.example.com" */
     const char *app;
     uint64_t generation;          /* changes on each release; pooled connections of older ones are dropped */
-    void *const *backends;        /* the app's instances (the table holds each); may be empty: 503 H14 */
+    /*
+     * The app's web instances (the table holds each); may be empty: 503
+     * H14. Each request goes to the one with the fewest requests
+     * outstanding. The set may change within a generation (scaling): an
+     * instance a new table drops has its pooled connections closed.
+     */
+    void *const *backends;
     size_t n_backends;
     const struct router_app_settings *settings;   /* NULL: the defaults */
     bool blank;                   /* nothing deployed yet: 503 H81 */

@@ -16,12 +16,14 @@
  * DNS wildcards do (RFC 4592). Certificates follow the stricter RFC 6125
  * rule, one label only (tls.c).
  *
- * Pools belong to a target's (app, generation) and are carried over from
- * the previous table when the pair is still routed; a pair that disappears
- * (a new release, a new set of instances) has its pool marked dead, so its
- * idle connections to the old instances close at once and busy ones close
- * when their response ends. A pool also remembers the backends that
- * refused or timed out lately (quarantine), for every loop to skip.
+ * Pools belong to one backend of a target's (app, generation) and are
+ * carried over from the previous table while the table still routes the
+ * pair to that backend; a pool the new table no longer uses (a new release,
+ * an instance scaled away or replaced) is marked dead, so its idle
+ * connections close at once and busy ones close when their response ends.
+ * A pool also counts its backend's outstanding requests, for the balancer
+ * (connect.c), and remembers whether the backend refused or timed out
+ * lately (quarantine), for every loop to skip.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -67,18 +69,22 @@ static uint32_t hash_ptr(const void *p)
 
 /* ---------------------------------------------------------------- pools */
 
-static struct upstream_pool *pool_new(const char *app, uint64_t generation, unsigned nslots)
+static struct upstream_pool *pool_new(unsigned nslots)
 {
-    struct upstream_pool *p = xcalloc(1, sizeof(*p));
+    struct upstream_pool *p;
 
+    /* Aligned as its counters' own cache line asks (internal.h). */
+    if (posix_memalign((void **)&p, _Alignof(struct upstream_pool), sizeof(*p)) != 0)
+        abort();
+    memset(p, 0, sizeof(*p));
     p->nslots = nslots ? nslots : 1;
     p->slots = xcalloc(p->nslots, sizeof(*p->slots));
     for (unsigned s = 0; s < p->nslots; s++)
         pthread_mutex_init(&p->slots[s].lock, NULL);
+    atomic_init(&p->outstanding, 0);
+    atomic_init(&p->quarantine_until, 0);
     atomic_init(&p->refs, 1);
-    pthread_mutex_init(&p->lock, NULL);
-    p->app = xstrdup(app);
-    p->generation = generation;
+    atomic_init(&p->dead, false);
     return p;
 }
 
@@ -91,9 +97,7 @@ void pool_unref(struct upstream_pool *p)
             (void)close(p->slots[s].fds[i]);
         pthread_mutex_destroy(&p->slots[s].lock);
     }
-    pthread_mutex_destroy(&p->lock);
     free(p->slots);
-    free(p->app);
     free(p);
 }
 
@@ -117,19 +121,23 @@ static bool idle_socket_clean(int fd)
  * loop's epoll (EPOLLONESHOT fired and was not re-armed), so no event for
  * it can be pending, and close() drops the registration.
  */
-int pool_take(struct upstream_pool *p, unsigned slot, char ret_dyno[ROUTER_DYNO_MAX])
+int pool_take(struct upstream_pool *p, unsigned slot)
 {
     struct pool_slot *s = &p->slots[slot % p->nslots];
     uint64_t now = now_ms();
     int fd = -1;
 
     pthread_mutex_lock(&s->lock);
+    /* A dead pool's slots are emptied after `dead` is set; one may still be on its way (pool_kill()). */
+    if (atomic_load_explicit(&p->dead, memory_order_relaxed)) {
+        pthread_mutex_unlock(&s->lock);
+        return -1;
+    }
     /* Newest first: the most recently used connection is the least likely to be stale. */
     while (s->n > 0) {
         s->n--;
         if (now - s->since[s->n] < POOL_IDLE_MS && idle_socket_clean(s->fds[s->n])) {
             fd = s->fds[s->n];
-            memcpy(ret_dyno, s->dynos[s->n], ROUTER_DYNO_MAX);
             break;
         }
         (void)close(s->fds[s->n]);
@@ -138,20 +146,14 @@ int pool_take(struct upstream_pool *p, unsigned slot, char ret_dyno[ROUTER_DYNO_
     return fd;
 }
 
-void pool_put(struct upstream_pool *p, unsigned slot, int fd, const char *dyno)
+void pool_put(struct upstream_pool *p, unsigned slot, int fd)
 {
     struct pool_slot *s = &p->slots[slot % p->nslots];
 
     pthread_mutex_lock(&s->lock);
     if (!atomic_load_explicit(&p->dead, memory_order_relaxed) && s->n < POOL_IDLE_MAX) {
-        size_t len = strlen(dyno);
-
-        if (len >= ROUTER_DYNO_MAX)
-            len = ROUTER_DYNO_MAX - 1;
         s->fds[s->n] = fd;
         s->since[s->n] = now_ms();
-        memcpy(s->dynos[s->n], dyno, len);
-        s->dynos[s->n][len] = '\0';
         s->n++;
         fd = -1;
     }
@@ -176,69 +178,19 @@ static void pool_kill(struct upstream_pool *p)
     }
 }
 
-void pool_quarantine(struct upstream_pool *p, void *backend, uint64_t until)
+void pool_quarantine(struct upstream_pool *p, uint64_t until)
 {
-    unsigned pick = 0;
-
-    pthread_mutex_lock(&p->lock);
-    /* The backend's own slot, else a free or expired one, else the one that frees soonest. */
-    for (unsigned i = 0; i < QUARANTINE_MAX; i++) {
-        if (p->quarantine[i].backend == backend) {
-            pick = i;
-            break;
-        }
-        if (p->quarantine[i].until < p->quarantine[pick].until)
-            pick = i;
-    }
-    p->quarantine[pick].backend = backend;
-    p->quarantine[pick].until = until;
-    pthread_mutex_unlock(&p->lock);
+    atomic_store_explicit(&p->quarantine_until, until, memory_order_relaxed);
 }
 
-bool pool_quarantined(struct upstream_pool *p, const void *backend, uint64_t now)
+bool pool_quarantined(const struct upstream_pool *p, uint64_t now)
 {
-    bool found = false;
-
-    pthread_mutex_lock(&p->lock);
-    for (unsigned i = 0; i < QUARANTINE_MAX; i++)
-        if (p->quarantine[i].backend == backend && p->quarantine[i].until > now)
-            found = true;
-    pthread_mutex_unlock(&p->lock);
-    return found;
+    return atomic_load_explicit(&p->quarantine_until, memory_order_relaxed) > now;
 }
 
 /* ---------------------------------------------------------------- building */
 
-/* A scratch index of pools by (app, generation): the old table's, then the new ones. */
-struct pool_index {
-    size_t mask;
-    struct upstream_pool **slots;
-};
-
-static struct upstream_pool **pool_index_slot(struct pool_index *ix, const char *app, uint64_t generation)
-{
-    size_t s = hash_str(app, generation) & ix->mask;
-
-    while (ix->slots[s] && (ix->slots[s]->generation != generation || strcmp(ix->slots[s]->app, app) != 0))
-        s = (s + 1) & ix->mask;
-    return &ix->slots[s];
-}
-
-static void pool_index_init(struct pool_index *ix, size_t n, const struct route_table *old)
-{
-    size_t size = 16;
-
-    while (size < (n + (old ? old->n_targets : 0)) * 2)
-        size *= 2;
-    ix->mask = size - 1;
-    ix->slots = xcalloc(size, sizeof(*ix->slots));
-    for (size_t i = 0; old && i < old->n_targets; i++) {
-        struct upstream_pool *p = old->targets[i].pool;
-        *pool_index_slot(ix, p->app, p->generation) = p;
-    }
-}
-
-/* Targets by (app, generation) while a table is built: index + 1, 0 = empty. */
+/* Targets of a table by (app, generation), while a table is built (the old one's, and its own): index + 1, 0 = empty. */
 struct target_index {
     size_t mask;
     uint32_t *slots;
@@ -256,6 +208,37 @@ static uint32_t *target_index_slot(struct target_index *ix, const struct route_t
         s = (s + 1) & ix->mask;
     }
     return &ix->slots[s];
+}
+
+/* The index of old's targets, to take their pools over; empty without an old table. */
+static void old_targets_init(struct target_index *ix, const struct route_table *old)
+{
+    size_t size = 16;
+
+    while (old && size < old->n_targets * 2)
+        size *= 2;
+    ix->mask = size - 1;
+    ix->slots = xcalloc(size, sizeof(*ix->slots));
+    for (size_t i = 0; old && i < old->n_targets; i++)
+        *target_index_slot(ix, old, old->targets[i].app, old->targets[i].generation) = (uint32_t)(i + 1);
+}
+
+/*
+ * The pool of `backend` in the old table's target for the same (app,
+ * generation), taken over with one more reference, else a new one: so a
+ * backend keeps its outstanding count, quarantine and idle connections
+ * across tables of one generation. A scan of the old target's backends:
+ * an app has few instances, and this runs once per table, not per request.
+ */
+static struct upstream_pool *pool_for(const struct route_target *old_tg, const void *backend, unsigned nloops)
+{
+    for (size_t k = 0; old_tg && k < old_tg->n_backends; k++) {
+        if (old_tg->backends[k].backend == backend) {
+            atomic_fetch_add(&old_tg->backends[k].pool->refs, 1);
+            return old_tg->backends[k].pool;
+        }
+    }
+    return pool_new(nloops);
 }
 
 static void target_init(struct route_table *t, struct route_target *tg, const struct router_route *route,
@@ -284,15 +267,16 @@ static void target_init(struct route_table *t, struct route_target *tg, const st
 /*
  * The target for (app, generation) in t, made from `route` on its first
  * appearance (later routes of the pair share it, backends and settings
- * included).
+ * included), with a pool for each of its backends.
  */
 static struct route_target *target_for(struct route_table *t, struct target_index *tix,
-                                       struct pool_index *pools, const struct router_route *route,
+                                       const struct route_table *old, struct target_index *old_ix,
+                                       const struct router_route *route,
                                        const struct router_app_settings *defaults, unsigned mark,
                                        unsigned nloops)
 {
     uint32_t *ts = target_index_slot(tix, t, route->app, route->generation);
-    struct upstream_pool **ps;
+    const struct route_target *old_tg = NULL;
     struct route_target *tg;
 
     if (*ts)
@@ -301,15 +285,16 @@ static struct route_target *target_for(struct route_table *t, struct target_inde
     *ts = (uint32_t)t->n_targets;
     target_init(t, tg, route, defaults);
 
-    /* Every target holds one reference to its pool; pool_new's is the first. */
-    ps = pool_index_slot(pools, route->app, route->generation);
-    if (!*ps)
-        *ps = pool_new(route->app, route->generation, nloops);
-    else
-        atomic_fetch_add(&(*ps)->refs, 1);
-    /* Only set_lock holders write marks: it tells retire_pools which pools stay. */
-    (*ps)->mark = mark;
-    tg->pool = *ps;
+    if (old) {
+        uint32_t os = *target_index_slot(old_ix, old, route->app, route->generation);
+        old_tg = os ? &old->targets[os - 1] : NULL;
+    }
+    for (size_t i = 0; i < tg->n_backends; i++) {
+        /* The target holds one reference to each of its backends' pools. */
+        tg->backends[i].pool = pool_for(old_tg, tg->backends[i].backend, nloops);
+        /* Only set_lock holders write marks: it tells retire_pools which pools stay. */
+        tg->backends[i].pool->mark = mark;
+    }
     return tg;
 }
 
@@ -357,10 +342,10 @@ int route_table_build(const struct router_route *routes, size_t n, const struct 
                       struct berth_error **err)
 {
     struct route_table *t = table_alloc(n, ops);
-    struct pool_index pools;
+    struct target_index old_ix;
     struct target_index tix = { .mask = t->mask, .slots = xcalloc(t->mask + 1, sizeof(uint32_t)) };
 
-    pool_index_init(&pools, n, old);
+    old_targets_init(&old_ix, old);
     for (size_t i = 0; i < n; i++) {
         const char *host = routes[i].host;
         bool wildcard = host[0] == '*';
@@ -373,7 +358,7 @@ int route_table_build(const struct router_route *routes, size_t n, const struct 
         if (t->slots[hs]) {
             int rc = berth_error_plain(err, EEXIST, "host '%s' is routed twice ('%s' and '%s')", host,
                                        t->entries[t->slots[hs] - 1].target->app, routes[i].app);
-            free(pools.slots);
+            free(old_ix.slots);
             free(tix.slots);
             route_table_unref(t);
             return rc;
@@ -381,12 +366,12 @@ int route_table_build(const struct router_route *routes, size_t n, const struct 
         e = &t->entries[t->n];
         e->host = xstrdup(key);
         e->wildcard = wildcard;
-        e->target = target_for(t, &tix, &pools, &routes[i], defaults, mark, nloops);
+        e->target = target_for(t, &tix, old, &old_ix, &routes[i], defaults, mark, nloops);
         t->has_wildcards |= wildcard;
         t->slots[hs] = (uint32_t)(t->n + 1);
         t->n++;
     }
-    free(pools.slots);
+    free(old_ix.slots);
     free(tix.slots);
     index_backends(t);
     *ret = t;
@@ -407,11 +392,12 @@ void route_table_unref(struct route_table *t)
         free(t->entries[i].host);
     for (size_t i = 0; i < t->n_targets; i++) {
         struct route_target *tg = &t->targets[i];
-        for (size_t j = 0; j < tg->n_backends; j++)
+        for (size_t j = 0; j < tg->n_backends; j++) {
             t->ops->release(tg->backends[j].backend);
+            pool_unref(tg->backends[j].pool);
+        }
         free(tg->backends);
         free(tg->app);
-        pool_unref(tg->pool);
     }
     free(t->targets);
     free(t->entries);
@@ -467,7 +453,22 @@ void route_table_retire_pools(const struct route_table *old, unsigned mark)
 {
     if (!old)
         return;
-    for (size_t i = 0; i < old->n_targets; i++)
-        if (old->targets[i].pool->mark != mark)
-            pool_kill(old->targets[i].pool);
+    for (size_t i = 0; i < old->n_targets; i++) {
+        const struct route_target *tg = &old->targets[i];
+        for (size_t j = 0; j < tg->n_backends; j++)
+            if (tg->backends[j].pool->mark != mark)
+                pool_kill(tg->backends[j].pool);
+    }
+}
+
+ssize_t route_outstanding_for_test(struct router *r, const char *host, unsigned *counts, size_t max)
+{
+    struct route_table *t = router_current_table(r);
+    const struct route_target *tg = route_table_lookup(t, host);
+    ssize_t n = tg ? (ssize_t)tg->n_backends : -1;
+
+    for (size_t i = 0; tg && i < tg->n_backends && i < max; i++)
+        counts[i] = atomic_load(&tg->backends[i].pool->outstanding);
+    route_table_unref(t);
+    return n;
 }

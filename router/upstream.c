@@ -94,8 +94,11 @@ static int write_out(struct proxy_req *req)
     return 0;
 }
 
+static void copy_dyno(char dst[ROUTER_DYNO_MAX], const char *name);
+
 void upstream_submit(struct upstream_loop *l, struct proxy_req *req)
 {
+    copy_dyno(req->dyno, req->backend->name);
     req->deadline_ms = now_ms() + req->target->settings.head_timeout_ms;
     /* Usually the whole request goes out here, and the loop first hears of it when the answer comes. */
     (void)write_out(req);
@@ -131,6 +134,8 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
     untrack(l, req);
     if (req->ustate == UP_CONNECTING)
         connect_forget(l->connector, req);
+    /* Every end of the upstream side passes here: the backend no longer has the request outstanding. */
+    connect_leave(req);
 
     pthread_mutex_lock(&req->lock);
     fd = req->fd;
@@ -141,7 +146,7 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
     pthread_mutex_unlock(&req->lock);
     if (fd >= 0) {
         if (reuse)
-            pool_put(req->target->pool, req->loop_idx, fd, req->dyno);
+            pool_put(req->backend->pool, req->loop_idx, fd);
         else
             (void)close(fd);
     }
@@ -180,7 +185,7 @@ void upstream_fail(struct upstream_loop *l, struct proxy_req *req, enum router_f
 /* Asks for a socket into (another) backend; fails req when none is left. Returns whether req is still the loop's. */
 static bool reconnect(struct upstream_loop *l, struct proxy_req *req)
 {
-    enum router_failure f = connect_begin(l->connector, req);
+    enum router_failure f = connect_begin(l->connector, req, false);
 
     if (f == FAIL_NONE)
         return true;
@@ -236,7 +241,7 @@ void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock
         req->last_failure = f;
         /* Refused, slow or gone: every loop skips this backend for a while (busy is not broken). */
         if (f != FAIL_OVERLOADED)
-            pool_quarantine(req->target->pool, req->backend->backend, now + QUARANTINE_MS);
+            pool_quarantine(req->backend->pool, now + QUARANTINE_MS);
         (void)reconnect(l, req);
         return;
     }
@@ -564,7 +569,7 @@ static void timed_out(struct upstream_loop *l, struct proxy_req *req, uint64_t n
         connect_forget(l->connector, req);
         req->connect_ms += now - req->connect_start_ms;
         req->last_failure = FAIL_CONNECT_TIMEOUT;
-        pool_quarantine(req->target->pool, req->backend->backend, now + QUARANTINE_MS);
+        pool_quarantine(req->backend->pool, now + QUARANTINE_MS);
         (void)reconnect(l, req);
         return;
     }
