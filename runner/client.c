@@ -169,7 +169,9 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
                  struct runner_container **ret, struct berth_error **err)
 {
     _cleanup_strbuf_ struct strbuf req = STRBUF_INIT;
-    int fds[2] = { spec->stdout_fd, spec->stderr_fd };
+    /* The spawner tells a stdin from the count of fds: 3 with one, 2 without. */
+    int fds[3] = { spec->stdout_fd, spec->stderr_fd, spec->stdin_fd };
+    size_t n_fds = spec->stdin_fd > 0 ? 3 : 2;
     int rfds[3];
     size_t n_rfds = 0;
     struct runner_container *c;
@@ -184,7 +186,7 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
     if (req.len > PROTO_MAX_MSG)
         return berth_error_plain(err, E2BIG, "spawn '%s': the spec takes %zu bytes, at most %d",
                                  spec->name ? spec->name : "?", req.len, PROTO_MAX_MSG);
-    ret_code = request(r, &req, fds, 2, v, rfds, 3, &n_rfds, err);
+    ret_code = request(r, &req, fds, n_fds, v, rfds, 3, &n_rfds, err);
     if (ret_code < 0)
         return ret_code;
     if (n_rfds != 3) {

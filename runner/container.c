@@ -248,7 +248,7 @@ __attribute__((noreturn))
 static void child_main(const struct runner_spec *spec, const struct seccomp_program *prog,
                        const struct net_host *net, int sync_fd, int agent_fd, int status_fd)
 {
-    int keep[] = { sync_fd, agent_fd, status_fd, spec->stdout_fd, spec->stderr_fd };
+    int keep[] = { sync_fd, agent_fd, status_fd, spec->stdout_fd, spec->stderr_fd, spec->stdin_fd };
     struct berth_error *err = NULL;
     struct init_ctx ctx = {
         .spec = spec, .prog = prog, .sync_fd = sync_fd, .agent_fd = agent_fd,

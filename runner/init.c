@@ -125,17 +125,21 @@ static void app_main(const struct init_ctx *ctx, int report_fd)
     const char *cwd = spec->cwd ? spec->cwd : "/";
     const char *step;
     sigset_t none;
-    int null_fd, r;
+    int in_fd, r;
 
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     (void)setpgid(0, 0);
-    step = "open '/dev/null'";
-    null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null_fd < 0)
-        goto fail;
+    if (spec->stdin_fd > 0) {
+        in_fd = spec->stdin_fd;
+    } else {
+        step = "open '/dev/null'";
+        in_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (in_fd < 0)
+            goto fail;
+    }
     step = "set up stdin, stdout and stderr";
-    if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(spec->stdout_fd, STDOUT_FILENO) < 0 ||
+    if (dup2(in_fd, STDIN_FILENO) < 0 || dup2(spec->stdout_fd, STDOUT_FILENO) < 0 ||
         dup2(spec->stderr_fd, STDERR_FILENO) < 0)
         goto fail;
     /* Every other fd (agent, status, signalfd, the report socket) goes at execve. */
@@ -365,6 +369,8 @@ void init_run(const struct init_ctx *ctx)
     (void)close(ctx->sync_fd);
     (void)close(spec->stdout_fd);
     (void)close(spec->stderr_fd);
+    if (spec->stdin_fd > 0)
+        (void)close(spec->stdin_fd);
 
     serve(ctx, app, sfd, epfd, agent);
 }

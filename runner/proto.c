@@ -146,7 +146,7 @@ int proto_get_spec(struct proto_reader *r, struct runner_spec *spec)
     uint64_t n;
 
     memset(spec, 0, sizeof(*spec));
-    spec->stdout_fd = spec->stderr_fd = -1;
+    spec->stdout_fd = spec->stderr_fd = spec->stdin_fd = -1;
     spec->name = proto_get_str(r);
     spec->hostname = proto_get_str(r);
     spec->uid_base = proto_get_u64(r);

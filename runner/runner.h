@@ -96,7 +96,13 @@ struct runner_spec {
     const char *const *envp;
     const char *cwd;             /* inside the container */
     unsigned uid, gid;           /* the process's ids inside the container (not 0 for apps) */
-    int stdout_fd, stderr_fd;    /* host fds that become the process's 1 and 2; stdin is /dev/null */
+    int stdout_fd, stderr_fd;    /* host fds that become the process's 1 and 2 */
+    /*
+     * A host fd that becomes the process's 0 (a one-off run's stdin). -1:
+     * /dev/null. 0 counts as -1 too, so that a spec that never names it
+     * (zero-initialised) never hands the daemon's own stdin to a container.
+     */
+    int stdin_fd;
     uint16_t port;               /* port-agent target, 127.0.0.1:port inside; 0: none */
     /*
      * cgroup path relative to berth's delegated subtree ("<tenant>/<app>/<instance>");

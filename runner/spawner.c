@@ -190,7 +190,7 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
     int r;
 
     r = proto_get_spec(rd, &spec);
-    if (r < 0 || n_fds != 2) {
+    if (r < 0 || (n_fds != 2 && n_fds != 3)) {
         if (r == 0)
             proto_spec_release(&spec);
         (void)reply(s, EBADMSG, "malformed spawn request", 0, 0, NULL, 0);
@@ -198,6 +198,7 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
     }
     spec.stdout_fd = fds[0];
     spec.stderr_fd = fds[1];
+    spec.stdin_fd = n_fds == 3 ? fds[2] : -1;
     settle_cgroup(s, spec.cgroup);
     r = container_create(&spec, &s->prog, &s->layout, &h, &err);
     if (r < 0) {

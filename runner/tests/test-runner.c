@@ -221,6 +221,50 @@ static void test_basics(struct runner *rn)
     }
 }
 
+/*
+ * A container with stdin_fd: `script` reads what the test writes into a
+ * pipe, then end of file once the test closes its end (no copy of the
+ * write end may stay in the spawner or the init, or the read never ends).
+ */
+static void run_with_stdin(struct runner *rn, const char *name, const char *script, const char *input,
+                           struct run *res)
+{
+    _cleanup_free_ char *state = new_state(name);
+    const char *argv[] = { "/bin/busybox", "sh", "-c", script, NULL };
+    const char *lowers[] = { lower_dir, NULL };
+    struct runner_spec spec = base_spec(state, argv, lowers);
+    int p[2];
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        abort();
+    spec.stdin_fd = p[0];
+    /* The input fits the pipe, so writing it all before the spawn cannot block. */
+    if (write(p[1], input, strlen(input)) != (ssize_t)strlen(input))
+        abort();
+    (void)close(p[1]);
+    run_sh_spec(rn, &spec, res);
+    (void)close(p[0]);
+}
+
+static void test_stdin(struct runner *rn)
+{
+    struct run r;
+
+    run_with_stdin(rn, "stdin", "tr a-z A-Z; echo end", "hello stdin\nline two\n", &r);
+    ok(exited_with(&r, 0) && !strcmp(r.out.buf, "HELLO STDIN\nLINE TWO\nend\n"),
+       "stdin_fd becomes the process's stdin, and its end of file arrives");
+    if (strcmp(r.out.buf, "HELLO STDIN\nLINE TWO\nend\n"))
+        fprintf(stderr, "# got '%s'\n", r.out.buf);
+    run_release(&r);
+    run_with_stdin(rn, "stdin-fds", "cat >/dev/null; ls /proc/self/fd | tr '\\n' ' '", "x", &r);
+    ok(exited_with(&r, 0) && !strcmp(r.out.buf, "0 1 2 3 "),
+       "with a stdin, the app still inherits only stdin, stdout and stderr ('%s')", r.out.buf);
+    run_release(&r);
+    /* base_spec() leaves stdin_fd 0, as any spec that does not name it. */
+    check_output(rn, "stdin-null", 1000, "readlink /proc/self/fd/0; cat; echo end", "/dev/null\nend\n",
+                 "without stdin_fd (0 or -1) stdin is /dev/null, never the daemon's own");
+}
+
 static void test_mounts_and_errors(struct runner *rn)
 {
     _cleanup_free_ char *vol = xasprintf("%s/vol", tmpdir);
@@ -833,6 +877,7 @@ int main(int argc, char **argv)
     berth_error_release(&err);
 
     test_basics(rn);
+    test_stdin(rn);
     test_limits(rn);
     test_mounts_and_errors(rn);
     test_latency(rn);
