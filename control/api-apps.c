@@ -15,6 +15,7 @@
  *                                     settings, in api-domains.c
  *   /apps/<app>/releases              releases and rollback, in api-releases.c
  *   GET    /apps/<app>/cron           scheduled jobs and their runs, in api-cron.c
+ *   POST   /apps/<app>/dynos          a one-off run (`berth run`), in api-run.c
  *   GET    /events[?app=<app>]        the audit log (events.h): `berth events`
  *   POST   /gc {"dry_run", "keep"}    slug garbage collection (gc.h): `berth gc`
  *
@@ -618,5 +619,7 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
     if (sub && ((strcmp(sub, "/dynos") == 0 && strcmp(method, "GET") == 0) || strcmp(sub, "/formation") == 0 ||
                 strncmp(sub, "/actions/", 9) == 0))
         return api_ps_handle(call, app, sub);
+    if (sub && strcmp(sub, "/dynos") == 0 && strcmp(method, "POST") == 0)
+        return api_run_handle(call, app);
     return api_respond_error(call->conn, 404, "no such endpoint");
 }

@@ -19,6 +19,8 @@
 /* API request bodies are tiny; pushes go through the receiver's own cap. */
 #define API_BODY_MAX (64u << 10)
 
+struct api_request;
+
 /* One authenticated API request, body complete. */
 struct api_call {
     struct server *server;
@@ -28,12 +30,30 @@ struct api_call {
     const char *method;
     const struct strbuf *body;
     bool body_too_large;
+    struct api_request *request;      /* api.c's own state of the request */
 };
 
 /* Sends doc (stolen) as a JSON answer. */
 enum MHD_Result api_respond_json(struct MHD_Connection *c, unsigned status, json_t *doc);
 /* {"error": msg} */
 enum MHD_Result api_respond_error(struct MHD_Connection *c, unsigned status, const char *msg);
+
+/*
+ * After an upgrade answer, the connection is the handler's: `sock` to read
+ * and write (after the `extra_in` bytes the client sent early), for as long
+ * as it likes (the API runs a thread per connection), until it calls
+ * MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE). It owns `cls`.
+ */
+typedef void (*api_upgrade_fn)(void *cls, const char *extra_in, size_t extra_in_size, int sock,
+                               struct MHD_UpgradeResponseHandle *urh);
+/*
+ * Answers 101 Switching Protocols to `protocol`; once it is sent, `fn`
+ * gets the connection and `cls`. If the connection ends before that,
+ * free_cls(cls) is called instead. Either way, `cls` is no longer the
+ * caller's.
+ */
+enum MHD_Result api_respond_upgrade(const struct api_call *call, const char *protocol, api_upgrade_fn fn, void *cls,
+                                    void (*free_cls)(void *cls));
 
 /* The body as a JSON object, or NULL with an answer (413, 400) already queued in *ret_answer. */
 json_t *api_body_object(const struct api_call *call, enum MHD_Result *ret_answer);
@@ -65,6 +85,8 @@ enum MHD_Result api_router_handle(const struct api_call *call, const char *app);
 enum MHD_Result api_releases_handle(const struct api_call *call, const char *app);
 /* api-cron.c: /apps/<app>/cron, for an app the caller checked the tenant owns. */
 enum MHD_Result api_cron_handle(const struct api_call *call, const char *app);
+/* api-run.c: POST /apps/<app>/dynos, a one-off run, for an app the caller checked the tenant owns. */
+enum MHD_Result api_run_handle(const struct api_call *call, const char *app);
 
 /* api-ps.c: /apps/<app>/dynos (GET), /formation, /actions/<what>, for an app the caller checked the tenant owns. */
 enum MHD_Result api_ps_handle(const struct api_call *call, const char *app, const char *sub);

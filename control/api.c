@@ -35,6 +35,17 @@ struct api_request {
     struct deploy_ctx deploy;
     struct receiver_options ropts;
     void *git_slot;
+    /*
+     * An upgrade answer queued for this request (api_respond_upgrade()):
+     * the handler takes upgrade_cls when libmicrohttpd hands it the
+     * connection; the request's completion, which always comes after (the
+     * handler is given this request's state, and in thread-per-connection
+     * mode runs on the thread that completes it), frees it if it is still
+     * here: the connection ended before the 101 went out.
+     */
+    api_upgrade_fn upgrade_fn;
+    void *upgrade_cls;
+    void (*upgrade_free)(void *cls);
 };
 
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type, const char *body)
@@ -98,6 +109,35 @@ static enum MHD_Result respond_unauthorized(struct MHD_Connection *c, enum reque
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             kind == REQUEST_GIT ? "text/plain; charset=utf-8" : "application/json");
     ret = MHD_queue_basic_auth_fail_response(c, "berth", resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static void upgraded(void *cls, struct MHD_Connection *c, void *req_cls, const char *extra_in, size_t extra_in_size,
+                     MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct api_request *req = req_cls;
+    (void)cls;
+    (void)c;
+
+    req->upgrade_fn(TAKE_PTR(req->upgrade_cls), extra_in, extra_in_size, sock, urh);
+}
+
+enum MHD_Result api_respond_upgrade(const struct api_call *call, const char *protocol, api_upgrade_fn fn, void *cls,
+                                    void (*free_cls)(void *cls))
+{
+    struct api_request *req = call->request;
+    struct MHD_Response *resp = MHD_create_response_for_upgrade(upgraded, NULL);
+    enum MHD_Result ret;
+
+    /* Even when nothing is queued: the request's completion frees it. */
+    req->upgrade_fn = fn;
+    req->upgrade_cls = cls;
+    req->upgrade_free = free_cls;
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, protocol);
+    ret = MHD_queue_response(call->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
     MHD_destroy_response(resp);
     return ret;
 }
@@ -194,7 +234,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
     {
         const struct api_call call = {
             .server = s, .conn = c, .tenant = req->tenant, .url = url, .method = method,
-            .body = &req->body, .body_too_large = req->body_too_large,
+            .body = &req->body, .body_too_large = req->body_too_large, .request = req,
         };
 
         return api_apps_handle(&call);
@@ -213,6 +253,8 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
         return;
     if (req->git_slot)
         receiver_http_completed(&req->git_slot);
+    if (req->upgrade_cls)
+        req->upgrade_free(req->upgrade_cls);
     strbuf_release(&req->body);
     free(req->tenant);
     free(req->app);
@@ -241,7 +283,8 @@ int api_start(struct server *s, struct berth_error **err)
     r = server_parse_addr(s->opt.control_addr, &sin, err);
     if (r < 0)
         return r;
-    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+                             MHD_ALLOW_UPGRADE,
                          0, NULL, NULL, access_handler, s,
                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,

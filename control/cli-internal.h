@@ -4,7 +4,8 @@
  * the transport (libcurl to the control API) and the command table;
  * cli-settings.c the commands that read and change an app's settings and
  * config; cli-domains.c its domains, certificates and router settings;
- * cli-releases.c its releases and rollback; cli-cron.c its scheduled jobs.
+ * cli-releases.c its releases and rollback; cli-cron.c its scheduled jobs;
+ * cli-run.c its one-off runs.
  * Each command takes its own arguments (after the command name) and
  * returns the process exit code.
  */
@@ -13,6 +14,10 @@
 
 #include <jansson.h>
 
+/* The API's token: $BERTH_TOKEN, else the server's admin.token (malloc'ed); NULL if none. */
+char *cli_token(void);
+/* The API's base URL: $BERTH_URL, else http://127.0.0.1:8081. */
+const char *cli_base_url(void);
 /*
  * One API request; `body` (may be NULL) is sent as JSON. *ret_doc is the
  * parsed answer (NULL if it was not JSON). < 0 when the API could not be
@@ -72,6 +77,9 @@ int cli_checks_skip(int argc, char **argv);
 int cli_ps_grace(int argc, char **argv);
 /* cli-cron.c */
 int cli_cron(int argc, char **argv);
+/* cli-run.c */
+int cli_run_attached(int argc, char **argv);
+int cli_run_detached(int argc, char **argv);
 
 /* cli-ps.c */
 int cli_ps(int argc, char **argv);

@@ -26,7 +26,7 @@
 /* Answers from the API are small; a larger one is a wrong server. */
 #define CLI_RESPONSE_MAX (4u << 20)
 
-static char *read_token(void)
+char *cli_token(void)
 {
     const char *env = getenv("BERTH_TOKEN");
     _cleanup_free_ char *home = NULL, *path = NULL;
@@ -60,11 +60,17 @@ static size_t collect(char *data, size_t size, size_t n, void *cls)
     return size * n;
 }
 
+const char *cli_base_url(void)
+{
+    const char *base = getenv("BERTH_URL");
+
+    return base && *base ? base : DEFAULT_URL;
+}
+
 int cli_api(const char *method, const char *path, const json_t *body_doc, long *ret_status, json_t **ret_doc)
 {
     _cleanup_free_ char *body = body_doc ? json_dumps(body_doc, JSON_COMPACT) : NULL;
-    const char *base = getenv("BERTH_URL");
-    _cleanup_free_ char *url = NULL, *token = read_token(), *auth = NULL;
+    _cleanup_free_ char *url = NULL, *token = cli_token(), *auth = NULL;
     _cleanup_strbuf_ struct strbuf resp = STRBUF_INIT;
     struct curl_slist *headers = NULL;
     CURL *curl;
@@ -74,7 +80,7 @@ int cli_api(const char *method, const char *path, const json_t *body_doc, long *
         fprintf(stderr, "berth: no API token: set BERTH_TOKEN, or BERTH_HOME to the server's data directory\n");
         return -EACCES;
     }
-    url = xasprintf("%s%s", base && *base ? base : DEFAULT_URL, path);
+    url = xasprintf("%s%s", cli_base_url(), path);
     auth = xasprintf("Authorization: Bearer %s", token);
     curl = curl_easy_init();
     if (!curl)
@@ -246,6 +252,8 @@ static const struct command {
     { "maintenance", 1, 1, "maintenance APP", cli_maintenance },
     { "maintenance:on", 1, 1, "maintenance:on APP", cli_maintenance_on },
     { "maintenance:off", 1, 1, "maintenance:off APP", cli_maintenance_off },
+    { "run", 2, -1, "run APP [--] COMMAND...", cli_run_attached },
+    { "run:detached", 2, -1, "run:detached APP [--json] [--] COMMAND...", cli_run_detached },
 };
 
 int cli_run(const char *command, int argc, char **argv)

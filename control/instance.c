@@ -229,10 +229,12 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
     if (s->cgroups)
         in->cgroup = xasprintf("%s/%s/%s-v%u-%s", spec->tenant, spec->app, in->dyno, spec->release, suffix);
 
-    if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return berth_error_make(err, errno, "pipe");
-    pipe_rd = pipefd[0];
-    pipe_wr = pipefd[1];
+    if (!spec->stdio) {
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+            return berth_error_make(err, errno, "pipe");
+        pipe_rd = pipefd[0];
+        pipe_wr = pipefd[1];
+    }
 
     /*
      * Heroku's start-up order (HEROKU.md §1.4): cd /app, source .profile.d
@@ -261,8 +263,9 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
             .cwd = "/app",
             .uid = APP_UID,
             .gid = APP_GID,
-            .stdout_fd = pipe_wr,
-            .stderr_fd = pipe_wr,
+            .stdout_fd = spec->stdio ? spec->stdio->out : pipe_wr,
+            .stderr_fd = spec->stdio ? spec->stdio->err : pipe_wr,
+            .stdin_fd = spec->stdio ? spec->stdio->in : -1,
             .port = port,
             .cgroup = in->cgroup,
             .limits = { .memory_bytes = 512ULL << 20, .pids_max = 512 },
@@ -273,6 +276,8 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
         if (r < 0)
             return berth_error_wrap(err, "starting %s", in->dyno);
     }
+    if (spec->stdio)
+        return 0;
     close(TAKE_FD(pipe_wr));
     return applog_pump_add(s->applog, spec->app, in->dyno, TAKE_FD(pipe_rd), in->output, in->output_cls,
                            &in->pump, err);
@@ -381,22 +386,50 @@ static int wait_run(struct instance *in, int timeout_ms, const atomic_bool *canc
     }
 }
 
-int instance_run_once(struct server *s, const struct instance_spec *spec, int timeout_ms,
-                      void (*output)(void *cls, const char *line), void *cls, int *ret_status,
-                      struct berth_error **err)
+/* instance_run_start() with an output consumer. */
+static int run_start(struct server *s, const struct instance_spec *spec,
+                     void (*output)(void *cls, const char *line), void *cls, struct instance **ret,
+                     struct berth_error **err)
 {
     struct instance *in = instance_new(spec);
-    int status = 0, r;
+    int r;
 
     in->output = output;
     in->output_cls = cls;
     in->one_off = true;
     applog_emit(s->applog, spec->app, in->source, "Starting process with command `%s`", spec->command);
     r = spawn(s, spec, in, 0, err);
-    if (r == 0) {
-        set_state(s, in, "up");
-        r = wait_run(in, timeout_ms, spec->cancel, &status, err);
+    if (r < 0) {
+        instance_stop_and_free(s, in, 0);
+        return r;
     }
+    set_state(s, in, "up");
+    *ret = in;
+    return 0;
+}
+
+int instance_run_start(struct server *s, const struct instance_spec *spec, struct instance **ret,
+                       struct berth_error **err)
+{
+    return run_start(s, spec, NULL, NULL, ret, err);
+}
+
+int instance_wait(struct instance *in, int timeout_ms, int *ret_status, struct berth_error **err)
+{
+    return runner_wait(in->container, timeout_ms, ret_status, err);
+}
+
+int instance_run_once(struct server *s, const struct instance_spec *spec, int timeout_ms,
+                      void (*output)(void *cls, const char *line), void *cls, int *ret_status,
+                      struct berth_error **err)
+{
+    struct instance *in = NULL;
+    int status = 0, r;
+
+    r = run_start(s, spec, output, cls, &in, err);
+    if (r < 0)
+        return r;
+    r = wait_run(in, timeout_ms, spec->cancel, &status, err);
     /* Finishes the pump too: every line is out before this returns. */
     instance_stop_and_free(s, in, 0);
     if (r < 0)

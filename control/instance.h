@@ -19,7 +19,7 @@ struct instance_spec {
     const char *app;
     const char *tenant;
     unsigned release;
-    const char *process_type;     /* "web", "worker", "release" */
+    const char *process_type;     /* "web", "worker", "release", "run" */
     unsigned number;              /* web.<number>; 0 is taken as 1 */
     const char *command;          /* from the release's process types */
     const char *slug_dir;
@@ -29,6 +29,16 @@ struct instance_spec {
     unsigned grace_ms;            /* SIGTERM to SIGKILL when it retires (`berth ps:grace`); 0: 30 s */
     /* instance_run_once(): once this turns true (berth stopping), the process is stopped. NULL: never. */
     const atomic_bool *cancel;
+    /*
+     * A one-off run attached to a client (`berth run`): host fds that
+     * become the process's stdin, stdout and stderr, instead of /dev/null
+     * and the app's log. NULL for the rest.
+     */
+    const struct instance_stdio *stdio;
+};
+
+struct instance_stdio {
+    int in, out, err;
 };
 
 /* The port every web process gets as $PORT, inside its own network namespace. */
@@ -60,6 +70,15 @@ int instance_start(struct server *s, const struct instance_spec *spec, struct in
 int instance_run_once(struct server *s, const struct instance_spec *spec, int timeout_ms,
                       void (*output)(void *cls, const char *line), void *cls, int *ret_status,
                       struct berth_error **err);
+/*
+ * The two halves of instance_run_once(), for one-off runs that something
+ * else waits for (`berth run`): starts the process with no port and no
+ * boot wait; *ret is stopped and freed with instance_stop_and_free().
+ */
+int instance_run_start(struct server *s, const struct instance_spec *spec, struct instance **ret,
+                       struct berth_error **err);
+/* Waits up to timeout_ms (-1: forever) for it to exit: its wait(2) status; -ETIMEDOUT while it runs. */
+int instance_wait(struct instance *in, int timeout_ms, int *ret_status, struct berth_error **err);
 /*
  * A reference the router holds while a route table or a channel names the
  * instance (instance_backend_ops); instance_stop_and_free() frees it only

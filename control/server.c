@@ -31,6 +31,7 @@
 #include "control/gc.h"
 #include "control/instance.h"
 #include "control/scheduler.h"
+#include "control/run.h"
 #include "control/serve.h"
 #include "control/subid.h"
 #include "control/units.h"
@@ -238,6 +239,7 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     pthread_mutex_init(&s.publish_lock, NULL);
     pthread_mutex_init(&s.retire_lock, NULL);
     pthread_cond_init(&s.retire_cond, NULL);
+    s.runs = run_registry_new();
     s.user = xstrdup(pw ? pw->pw_name : "berth");
     r = model_open(&s.model, opt->home, err);
     if (r < 0)
@@ -349,6 +351,8 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     log_info("stopping");
     r = 0;
 out:
+    /* One-off runs hold API connections (attached) and the runner's containers: they end first. */
+    run_stop_all(&s);
     /* `logs -t` answers end first, or the API's stop would wait for them. */
     applog_end_follows(s.applog);
     /* No restart may start an instance once the stop began. */
@@ -371,6 +375,7 @@ out:
     s.applog = NULL;
     if (s.runner)
         runner_free(s.runner);
+    run_registry_free(s.runs);
     {
         _cleanup_free_ char *serve_file = model_path(&s.model, "run/serve.json");
 

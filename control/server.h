@@ -25,6 +25,7 @@ struct instance;
 struct scheduler;
 struct dyno;
 struct supervisor;
+struct run_registry;
 
 /* What berth runs for one app: its processes (control/formation.h owns them). */
 struct app_runtime {
@@ -75,6 +76,7 @@ struct server {
     pthread_cond_t retire_cond;
     unsigned retiring;
     struct supervisor *supervisor;    /* watches every process's exit (formation.h) */
+    struct run_registry *runs;        /* one-off runs in progress (run.h) */
     struct app_runtime *apps;
     struct scheduler *scheduler;      /* scheduled jobs (scheduler.c); NULL before start and after stop */
 };

@@ -165,6 +165,17 @@ wait_body() {
     return 1
 }
 
+# run CMD...: the CLI's stdout in $out, its stderr in $err, its exit code in $rc.
+out=$TEST_DIR/out
+err=$TEST_DIR/err
+run() { rc=0; "$BERTH" "$@" >"$out" 2>"$err" || rc=$?; }
+# api METHOD PATH [BODY]: the answer's status in $status, its body in $out;
+# with the token $TOKEN, else $BERTH_TOKEN.
+api() {
+    status=$(curl -sS -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer ${TOKEN:-$BERTH_TOKEN}" \
+        ${3:+-H 'Content-Type: application/json' --data "$3"} "$BERTH_URL$2")
+}
+
 # What a build leaves when it fails: nothing in run/builds, no new slug.
 slug_count() { find "$1/layers" -mindepth 2 -maxdepth 2 -type d ! -path '*/stacks/*' 2>/dev/null | wc -l; }
 builds_left() { find "$1/run/builds" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# One-off runs through a real `berth serve` and the `berth` CLI (and the
+# API where the CLI would refuse first): `berth run APP -- CMD` runs in a
+# fresh container of the current release, with the release's config vars,
+# as the app's uid, its output on our stdout and stderr kept apart, our
+# stdin on its stdin (small, slow and a few MB), its exit status ours
+# (128 + N for signal N; 127 for a missing command); the run ends when
+# the command does even with our stdin still open; a client killed
+# mid-run leaves no process and no container behind; `run:detached` puts
+# the output and the exit status in the app's log; an unknown app, an app
+# with no release, bad usage and bad requests are refused and change
+# nothing; a daemon that stops ends the runs in progress. Prints TAP.
+set -euo pipefail
+. "$(dirname "$0")/lib/libtest.sh"
+serve_for_test
+# The processes of a one-off whose command line holds MARK, on the host.
+procs() { pgrep -f -- "$1" || true; }
+# run.* containers' directories under run/instances.
+run_dirs() { find "$home/run/instances" -mindepth 1 -maxdepth 1 -name '*run.*' 2>/dev/null | wc -l; }
+log=$home/apps/ones/logs/app.log
+
+"$BERTH" apps:create ones >/dev/null
+"$BERTH" apps:create empty >/dev/null
+
+# ---------------------------------------------------------------- before any release
+run run empty -- true
+check "run on an app with no release fails with exit 1" test "$rc" = 1
+check "... saying there is no release yet (HTTP 409)" grep -q "no release yet.*(HTTP 409)" "$err"
+
+src=$TEST_DIR/src
+cp -a "$SRCDIR/tests/apps/greet" "$src"
+git -C "$src" init -q -b main
+commit_all "$src" "greet"
+if push_app "$src" ones "$TEST_DIR/push"; then ok "the app deploys"; else not_ok "the app deploys"; diag "$TEST_DIR/push"; fi
+"$BERTH" config:set ones GREETING=ahoy >/dev/null
+
+# ---------------------------------------------------------------- output and exit status
+o=$("$BERTH" run ones -- sh -c 'echo one-off-$((6*7)); exit 3' 2>&1) && rc=0 || rc=$?
+check "run prints the command's output (one-off-42)" test "$o" = one-off-42
+check "... and exits with its exit status (3)" test "$rc" = 3
+run run ones -- sh -c 'echo to-out; echo to-err >&2; echo more-out'
+check "stdout and stderr are kept apart" test "$(cat "$out")" = "$(printf 'to-out\nmore-out')" -a "$(cat "$err")" = to-err
+check "... and a command that succeeds exits 0" test "$rc" = 0
+run run ones -- 'echo "$GREETING from $DYNO in $PWD"'
+check "the release's config var is in the environment, DYNO is run.N, in /app" \
+    grep -Eqx 'ahoy from run\.[0-9]{4} in /app' "$out"
+run run ones -- id -u
+check "the command runs as the app's uid, not root" test "$rc" = 0 -a "$(cat "$out")" = 1000
+run run ones -- sh -c 'kill -9 $$'
+check "a command killed by signal 9 exits 137" test "$rc" = 137
+run run ones -- no-such-command-xyz --flag
+check "a missing command exits 127" test "$rc" = 127
+check "... with bash's 'command not found'" grep -q "no-such-command-xyz: command not found" "$err"
+run run ones -- ls /nonexistent
+check "a failing command's own status comes back (ls: 2)" test "$rc" = 2
+
+# ---------------------------------------------------------------- stdin
+o=$(printf 'a\nb\n' | "$BERTH" run ones -- cat) && rc=0 || rc=$?
+check "stdin reaches the command and its end too (cat echoes, exits 0)" test "$o" = "$(printf 'a\nb')" -a "$rc" = 0
+o=$({ echo first; sleep 1; echo second; } | "$BERTH" run ones -- sh -c 'while read l; do echo "got $l"; done')
+check "stdin written over time arrives as it comes" test "$o" = "$(printf 'got first\ngot second')"
+seq 1 400000 >"$TEST_DIR/big"
+"$BERTH" run ones -- seq 1 400000 >"$out" 2>"$err" || true
+check "a few MB of output arrive intact ($(wc -c <"$out") bytes)" cmp -s "$out" "$TEST_DIR/big"
+"$BERTH" run ones -- cat <"$TEST_DIR/big" >"$out" 2>"$err" || true
+check "a few MB of stdin go through and back intact" cmp -s "$out" "$TEST_DIR/big"
+"$BERTH" run ones -- true <"$TEST_DIR/big" >"$out" 2>"$err" && rc=0 || rc=$?
+check "a command that never reads its stdin still ends cleanly" test "$rc" = 0
+rc=0; timeout 10 "$BERTH" run ones -- echo done-early < <(sleep 30) >"$out" 2>"$err" || rc=$?
+check "the run ends when the command does, with our stdin still open" test "$rc" = 0 -a "$(cat "$out")" = done-early
+
+# ---------------------------------------------------------------- a client that goes away
+"$BERTH" run ones -- sh -c 'sleep 101.7; echo never' >"$out" 2>"$err" &
+cli=$!
+for _ in $(seq 1 100); do [ -n "$(procs 'sleep 101.7')" ] && break; sleep 0.1; done
+check "a long run is running (its process is on the host)" test -n "$(procs 'sleep 101.7')"
+kill -9 "$cli"; wait "$cli" 2>/dev/null || true
+for _ in $(seq 1 50); do [ -z "$(procs 'sleep 101.7')" ] && [ "$(run_dirs)" = 0 ] && break; sleep 0.1; done
+check "a killed client leaves no process of its run" test -z "$(procs 'sleep 101.7')"
+check "... and no container directory" test "$(run_dirs)" = 0
+check "... and the app's log says why it stopped" \
+    grep -Eq 'heroku\[run\.[0-9]+\]: Stopping process: the client went away' "$log"
+
+# ---------------------------------------------------------------- detached
+run run:detached ones -- sh -c 'echo detached-$((7*6)); echo detached-err >&2; exit 4'
+dyno=$(grep -oE 'run\.[0-9]+' "$out" | head -1 || true)
+check "run:detached returns at once, naming the dyno ($dyno)" test "$rc" = 0 -a -n "$dyno"
+for _ in $(seq 1 100); do grep -q "heroku\[$dyno\]: Process exited" "$log" 2>/dev/null && break; sleep 0.1; done
+check "its output is in the app's log as app[$dyno]" grep -Eq "^[0-9-]{10}T[0-9:.]+\+00:00 app\[$dyno\]: detached-42$" "$log"
+check "... its stderr too" grep -q "app\[$dyno\]: detached-err" "$log"
+check "... and its exit status" grep -q "heroku\[$dyno\]: Process exited with status 4" "$log"
+run run:detached ones --json -- true
+check "run:detached --json prints the API's answer" \
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["name"].startswith("run.") and d["attach"] is False' "$out"
+
+# ---------------------------------------------------------------- bad input
+run run nosuchapp -- true
+check "run on an unknown app exits 1" test "$rc" = 1
+check "... saying it does not exist (HTTP 404)" grep -q "app 'nosuchapp' does not exist (HTTP 404)" "$err"
+run run:detached nosuchapp -- true
+check "run:detached on an unknown app exits 1 too" test "$rc" = 1
+while IFS='|' read -r args what; do
+    # shellcheck disable=SC2086 # the arguments are split on purpose
+    run $args
+    check "$what is a usage error (2)" test "$rc" = 2
+done <<'EOF'
+run ones|run without a command
+run ones --|run with nothing after '--'
+run ones --bogus -- true|run with an unknown option
+run:detached ones|run:detached without a command
+EOF
+before=$(grep -c . "$log")
+while IFS='|' read -r body what; do
+    api POST /apps/ones/dynos "$body"
+    check "the API refuses $what (400)" test "$status" = 400
+done <<'EOF'
+{"command": ""}|an empty command
+{"command": 7}|a command that is not a string
+{"command": "true", "attach": "yes"}|an attach that is not a boolean
+{"command": "true", "attach": true}|an attached run without the Upgrade header
+not json|a body that is not JSON
+EOF
+check "... and none of them ran anything" test "$(grep -c . "$log")" = "$before" -a "$(run_dirs)" = 0
+
+# ---------------------------------------------------------------- berth stops
+"$BERTH" run ones -- sh -c 'sleep 102.3' >"$out" 2>"$err" &
+cli=$!
+for _ in $(seq 1 100); do [ -n "$(procs 'sleep 102.3')" ] && break; sleep 0.1; done
+"$BERTH" run:detached ones -- sleep 103.1 >/dev/null
+for _ in $(seq 1 100); do [ -n "$(procs 'sleep 103.1')" ] && break; sleep 0.1; done
+t0=$(date +%s)
+if stop_berth; then ok "berth stops with runs in progress ($(($(date +%s) - t0)) s)"; else not_ok "berth stops with runs in progress"; fi
+rc=0; wait "$cli" || rc=$?
+check "the attached client exits 1" test "$rc" = 1
+check "... saying berth is stopping" grep -q "berth is stopping" "$err"
+check "... and no process of either run is left" test -z "$(procs 'sleep 102.3')$(procs 'sleep 103.1')"
+
+done_testing
