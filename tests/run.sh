@@ -15,7 +15,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 serve_for_test
-# The processes of a one-off whose command line holds MARK, on the host.
+# The processes on the host whose command line holds $1 (the tests write it
+# so that it appears only once the shell in the container expanded it, never
+# in the CLI's own arguments).
 procs() { pgrep -f -- "$1" || true; }
 # run.* containers' directories under run/instances.
 run_dirs() { find "$home/run/instances" -mindepth 1 -maxdepth 1 -name '*run.*' 2>/dev/null | wc -l; }
@@ -48,6 +50,8 @@ check "the release's config var is in the environment, DYNO is run.N, in /app" \
     grep -Eqx 'ahoy from run\.[0-9]{4} in /app' "$out"
 run run ones -- id -u
 check "the command runs as the app's uid, not root" test "$rc" = 0 -a "$(cat "$out")" = 1000
+run run ones -- sh -c 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'
+check "the run has a memory limit, as an instance has ($(cat "$out"))" grep -Eqx '[0-9]+' "$out"
 run run ones -- sh -c 'kill -9 $$'
 check "a command killed by signal 9 exits 137" test "$rc" = 137
 run run ones -- no-such-command-xyz --flag
@@ -72,7 +76,7 @@ rc=0; timeout 10 "$BERTH" run ones -- echo done-early < <(sleep 30) >"$out" 2>"$
 check "the run ends when the command does, with our stdin still open" test "$rc" = 0 -a "$(cat "$out")" = done-early
 
 # ---------------------------------------------------------------- a client that goes away
-"$BERTH" run ones -- sh -c 'sleep 101.7; echo never' >"$out" 2>"$err" &
+"$BERTH" run ones -- sh -c 't=101.7; sleep $t; echo never' >"$out" 2>"$err" &
 cli=$!
 for _ in $(seq 1 100); do [ -n "$(procs 'sleep 101.7')" ] && break; sleep 0.1; done
 check "a long run is running (its process is on the host)" test -n "$(procs 'sleep 101.7')"
@@ -82,6 +86,44 @@ check "a killed client leaves no process of its run" test -z "$(procs 'sleep 101
 check "... and no container directory" test "$(run_dirs)" = 0
 check "... and the app's log says why it stopped" \
     grep -Eq 'heroku\[run\.[0-9]+\]: Stopping process: the client went away' "$log"
+
+o=$("$BERTH" run ones -- sh -c 'm=run-yes-marker; exec yes $m' | head -1) || true
+for _ in $(seq 1 50); do [ -z "$(procs 'yes run-yes-marker')" ] && break; sleep 0.1; done
+check "a client whose stdout closes (yes | head) ends its run" \
+    test "$o" = run-yes-marker -a -z "$(procs 'yes run-yes-marker')"
+
+# A client of our own, in the protocol of docs/API.md: it sees STARTED first,
+# then sends a frame longer than the protocol allows.
+cat >"$TEST_DIR/raw.py" <<'EOF'
+import json, os, socket, struct, subprocess, sys, time
+s = socket.create_connection(("127.0.0.1", int(os.environ["CONTROL_PORT"])), timeout=20)
+body = json.dumps({"command": "sleep 104.9", "attach": True})
+s.sendall(("POST /apps/ones/dynos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+           "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: Upgrade\r\n"
+           "Upgrade: berth-run\r\n\r\n%s" % (os.environ["BERTH_TOKEN"], len(body), body)).encode())
+buf = b""
+while b"\r\n\r\n" not in buf:
+    buf += s.recv(4096)
+head, buf = buf.split(b"\r\n\r\n", 1)
+assert head.startswith(b"HTTP/1.1 101"), head
+while len(buf) < 5 or len(buf) < 5 + struct.unpack(">I", buf[1:5])[0]:
+    buf += s.recv(4096)
+kind, n = buf[0], struct.unpack(">I", buf[1:5])[0]
+assert kind == 6 and json.loads(buf[5:5 + n])["name"].startswith("run."), buf
+for _ in range(100):
+    if subprocess.run(["pgrep", "-f", "sleep 104.9"], capture_output=True).returncode == 0:
+        break
+    time.sleep(0.1)
+s.sendall(b"\x00\xff\xff\xff\xff")
+while s.recv(4096):
+    pass
+print("closed")
+EOF
+o=$(CONTROL_PORT=$CONTROL_PORT python3 "$TEST_DIR/raw.py" 2>&1) || true
+check "a raw client sees 101, then STARTED with the run's name" test "$o" = closed
+for _ in $(seq 1 50); do [ -z "$(procs 'sleep 104.9')" ] && break; sleep 0.1; done
+check "... and a frame longer than 64 KiB closes the connection and ends the run" test -z "$(procs 'sleep 104.9')"
+[ "$o" = closed ] || echo "# $o"
 
 # ---------------------------------------------------------------- detached
 run run:detached ones -- sh -c 'echo detached-$((7*6)); echo detached-err >&2; exit 4'
@@ -125,7 +167,7 @@ EOF
 check "... and none of them ran anything" test "$(grep -c . "$log")" = "$before" -a "$(run_dirs)" = 0
 
 # ---------------------------------------------------------------- berth stops
-"$BERTH" run ones -- sh -c 'sleep 102.3' >"$out" 2>"$err" &
+"$BERTH" run ones -- sh -c 't=102.3; sleep $t' >"$out" 2>"$err" &
 cli=$!
 for _ in $(seq 1 100); do [ -n "$(procs 'sleep 102.3')" ] && break; sleep 0.1; done
 "$BERTH" run:detached ones -- sleep 103.1 >/dev/null
