@@ -13,6 +13,21 @@
 #define BERTH_CONTROL_CLI_INTERNAL_H
 
 #include <jansson.h>
+#include <stdio.h>
+
+/* One row of the command table (cli.c). */
+struct cli_command {
+    const char *name;
+    int min_args, max_args;     /* max -1: any number */
+    const char *usage;          /* "cron APP [--json]" */
+    int (*run)(int argc, char **argv);
+};
+/*
+ * cli-help.c: `berth help` over the table v[0..n): every command by group
+ * (name NULL), or one command's usage and description. The exit code: 0,
+ * or 2 (said on stderr) for a name no command has.
+ */
+int cli_help_print(FILE *f, const char *name, const struct cli_command *v, size_t n);
 
 /* The API's token: $BERTH_TOKEN, else the server's admin.token (malloc'ed); NULL if none. */
 char *cli_token(void);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,12 +204,8 @@ static int apps_info(int argc, char **argv)
     return 0;
 }
 
-static const struct command {
-    const char *name;
-    int min_args, max_args;     /* max -1: any number */
-    const char *usage;
-    int (*run)(int argc, char **argv);
-} commands[] = {
+/* Descriptions and groups for `berth help` are in cli-help.c, keyed by name. */
+static const struct cli_command commands[] = {
     { "apps:create", 1, 1, "apps:create NAME", apps_create },
     { "create", 1, 1, "create NAME", apps_create },
     { "apps", 0, 0, "apps", apps_list },
@@ -256,18 +253,40 @@ static const struct command {
     { "run:detached", 2, -1, "run:detached APP [--json] [--] COMMAND...", cli_run_detached },
 };
 
+int cli_help(FILE *f, const char *command)
+{
+    return cli_help_print(f, command, commands, sizeof(commands) / sizeof(*commands));
+}
+
+/*
+ * Whether the arguments ask for help: --help or -h first, or --help
+ * anywhere before "--" for a command with a bounded argument count (one
+ * taking a command line, such as `run`, passes the rest on as it is).
+ */
+static bool wants_help(const struct cli_command *c, int argc, char **argv)
+{
+    if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0))
+        return true;
+    for (int i = 0; c->max_args >= 0 && i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0)
+            return true;
+    return false;
+}
+
 int cli_run(const char *command, int argc, char **argv)
 {
     int r = 2;
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
     for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
-        const struct command *c = &commands[i];
+        const struct cli_command *c = &commands[i];
 
         if (strcmp(command, c->name) != 0)
             continue;
-        if (argc < c->min_args || (c->max_args >= 0 && argc > c->max_args))
-            fprintf(stderr, "usage: berth %s\n", c->usage);
+        if (wants_help(c, argc, argv))
+            r = cli_help(stdout, c->name);
+        else if (argc < c->min_args || (c->max_args >= 0 && argc > c->max_args))
+            fprintf(stderr, "usage: berth %s\n(berth help %s for more)\n", c->usage, c->name);
         else
             r = c->run(argc, argv);
         curl_global_cleanup();

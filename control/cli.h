@@ -8,7 +8,19 @@
 #ifndef BERTH_CONTROL_CLI_H
 #define BERTH_CONTROL_CLI_H
 
-/* Runs one client command; returns the process exit code. */
+#include <stdio.h>
+
+/*
+ * Runs one client command; returns the process exit code: 0 success, 1
+ * error, 2 usage (unknown command, wrong arguments). `COMMAND --help`
+ * prints its help instead.
+ */
 int cli_run(const char *command, int argc, char **argv);
+/*
+ * `berth help [COMMAND]` to f: every command by group (command NULL), or
+ * one's usage and description; serve, setup, help and version included.
+ * Returns 0, or 2 for an unknown command.
+ */
+int cli_help(FILE *f, const char *command);
 
 #endif

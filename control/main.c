@@ -26,56 +26,6 @@
 #endif
 #define BERTH_VERSION "0.1.0"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: berth <command> [options]\n\n"
-            "Server:\n"
-            "  serve [--home DIR] [--http ADDR] [--https ADDR] [--control ADDR] [--domain NAME]\n"
-            "        [--user NAME] [--allow-no-limits]\n"
-            "                       run berth (router on 127.0.0.1:8080, API and git on 127.0.0.1:8081;\n"
-            "                       --https adds the router's HTTPS listener, e.g. 0.0.0.0:443)\n"
-            "  setup [--user NAME]  as root, once: create the berth user, its subordinate ids and cgroups,\n"
-            "                       and make /dev/net/tun usable for outbound network\n\n"
-            "Apps (talk to $BERTH_URL, default http://127.0.0.1:8081, with $BERTH_TOKEN or <home>/admin.token):\n"
-            "  apps:create NAME     create an app; push to http://127.0.0.1:8081/NAME.git\n"
-            "  apps:list            list your apps\n"
-            "  apps:info APP        show an app and its settings\n"
-            "  buildpacks APP, buildpacks:set APP URL|NAME[#REF]..., buildpacks:clear APP\n"
-            "                       the app's buildpacks (default: detected among the built-ins)\n"
-            "  builds:set APP dir=PATH|memory=SIZE|disk=SIZE|timeout=DURATION...\n"
-            "                       build a subdirectory; the build's budget (operator only)\n"
-            "  net APP, net:set APP outbound=on|off\n"
-            "                       outbound network for the app's processes (off by default)\n"
-            "  config APP, config:get APP NAME, config:set APP NAME=VALUE..., config:unset APP NAME...\n"
-            "                       config vars; each change is a new release (--no-restart: the next one)\n"
-            "  domains APP, domains:add APP NAME, domains:remove APP NAME\n"
-            "                       custom domains (www.example.com, *.example.com) besides APP.<domain>\n"
-            "  certs APP, certs:add APP CERT_FILE KEY_FILE, certs:remove APP ID\n"
-            "                       TLS certificates (PEM) for the app's domains, picked by SNI\n"
-            "  router APP, router:set APP timeout=S|connect_timeout=S|idle_timeout=S|https_only=on|off|\n"
-            "                       maintenance=on|off...: the router's timeouts for the app (30, 5, 55 s),\n"
-            "                       HTTP-to-HTTPS redirects; an empty value goes back to the default\n"
-            "  maintenance APP, maintenance:on APP, maintenance:off APP\n"
-            "                       the router answers every request 503 (H80) with a plain page\n"
-            "  releases APP         every release, newest first\n"
-            "  rollback APP [vN]    a new release from vN (default: the one before), no build\n"
-            "  events [APP]         the audit log: who changed what, when\n"
-            "  run APP -- COMMAND...\n"
-            "                       run a command in a one-off container of the app's release, attached\n"
-            "                       (stdin, stdout, stderr); exits with the command's exit status\n"
-            "  run:detached APP [--json] -- COMMAND...\n"
-            "                       the same in the background, its output in the app's log\n"
-            "  ps:grace APP [SECONDS|default]\n"
-            "                       SIGTERM to SIGKILL (and the drain) when an instance retires (30 s)\n"
-            "  checks APP, checks:enable APP, checks:disable APP, checks:skip APP\n"
-            "                       whether deploys run the app's startup health checks (app.json, CHECKS)\n"
-            "  gc [--dry-run] [--keep N]\n"
-            "                       remove slugs no app's last N (10) releases use (operator only)\n"
-            "                       (domains, certs, router and releases take --json)\n\n"
-            "  version, help\n");
-}
-
 static uid_t chown_uid;
 static gid_t chown_gid;
 
@@ -97,6 +47,7 @@ static int cmd_serve(int argc, char **argv)
         { "domain", required_argument, NULL, 'd' },
         { "user", required_argument, NULL, 'u' },
         { "allow-no-limits", no_argument, NULL, 'L' },
+        { "help", no_argument, NULL, '?' + 1 },
         { NULL, 0, NULL, 0 },
     };
     _cleanup_error_ struct berth_error *err = NULL;
@@ -120,11 +71,12 @@ static int cmd_serve(int argc, char **argv)
         case 'd': opt.domain = optarg; break;
         case 'u': user = optarg; break;
         case 'L': opt.allow_no_limits = true; break;
-        default: usage(stderr); return 2;
+        case '?' + 1: return cli_help(stdout, "serve");
+        default: cli_help(stderr, "serve"); return 2;
         }
     }
     if (optind != argc) {
-        usage(stderr);
+        cli_help(stderr, "serve");
         return 2;
     }
     log_setup("serve", LOG_LEVEL_INFO);
@@ -184,6 +136,7 @@ static int cmd_setup(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "user", required_argument, NULL, 'u' },
+        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     _cleanup_error_ struct berth_error *err = NULL;
@@ -191,11 +144,17 @@ static int cmd_setup(int argc, char **argv)
     int c;
 
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (c == 'h')
+            return cli_help(stdout, "setup");
         if (c != 'u') {
-            usage(stderr);
+            cli_help(stderr, "setup");
             return 2;
         }
         user = optarg;
+    }
+    if (optind != argc) {
+        cli_help(stderr, "setup");
+        return 2;
     }
     if (setup_host(user, NULL, NULL, NULL, &err) < 0) {
         fprintf(stderr, "berth setup: %s\n", berth_error_msg(&err));
@@ -214,8 +173,11 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "setup") == 0)
         return cmd_setup(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        usage(stdout);
-        return 0;
+        if (argc > 3) {
+            fprintf(stderr, "usage: berth help [COMMAND]\n");
+            return 2;
+        }
+        return cli_help(stdout, argc == 3 ? argv[2] : NULL);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("berth %s\n", BERTH_VERSION);
