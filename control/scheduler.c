@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -56,6 +57,8 @@ struct scheduler {
 struct run {
     struct scheduler *sc;
     char *app, *tenant, *id, *command;
+    unsigned number;               /* its dyno: cron.<number>, the job's place in app.json from 1 */
+    char *source;                  /* "heroku[cron.<number>]", for its platform lines */
     json_t *release;               /* a reference to the current release's record */
     bool network;
 };
@@ -178,9 +181,6 @@ int scheduler_jobs_load(const char *app_dir, json_t **ret, struct berth_error **
     return jobs_from_doc(doc, ret, err);
 }
 
-/* Platform lines about cron runs, from the dyno the runs use. */
-#define CRON_SOURCE "heroku[cron.1]"
-
 /* ---------------------------------------------------------------- last runs */
 
 /* The app's cron-runs.json, {} when there is none. The caller holds sc->lock. */
@@ -252,6 +252,7 @@ static void run_free(struct run *run)
     free(run->tenant);
     free(run->id);
     free(run->command);
+    free(run->source);
     json_decref(run->release);
     free(run);
 }
@@ -268,23 +269,23 @@ static json_t *run_container(struct run *run)
     const struct instance_spec spec = {
         .app = run->app, .tenant = run->tenant,
         .release = (unsigned)json_integer_value(json_object_get(release, "version")),
-        .process_type = "cron", .command = run->command, .slug_dir = slug_dir,
+        .process_type = "cron", .number = run->number, .command = run->command, .slug_dir = slug_dir,
         .config = json_object_get(release, "config"), .defaults = json_object_get(release, "buildpack_config"),
         .network = run->network, .cancel = &run->sc->cancel,
     };
 
     model_time_format(time(NULL), started);
-    applog_emit(s->applog, run->app, CRON_SOURCE, "Cron job %s is due", run->id);
+    applog_emit(s->applog, run->app, run->source, "Cron job %s is due", run->id);
     r = instance_run_once(s, &spec, SCHEDULER_RUN_TIMEOUT_MS, NULL, NULL, &status, &err);
     model_time_format(time(NULL), finished);
     if (r < 0) {
-        applog_emit(s->applog, run->app, CRON_SOURCE, "Cron job %s did not complete: %s", run->id,
+        applog_emit(s->applog, run->app, run->source, "Cron job %s did not complete: %s", run->id,
                     berth_error_msg(&err));
         return json_pack("{s:s, s:s, s:n, s:s}", "started_at", started, "finished_at", finished, "exit_status",
                          "error", berth_error_msg(&err));
     }
     code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    applog_emit(s->applog, run->app, CRON_SOURCE, "Cron job %s exited with status %d", run->id, code);
+    applog_emit(s->applog, run->app, run->source, "Cron job %s exited with status %d", run->id, code);
     return json_pack("{s:s, s:s, s:i}", "started_at", started, "finished_at", finished, "exit_status", code);
 }
 
@@ -341,7 +342,7 @@ static void run_start(struct scheduler *sc, struct run *run)
     }
     pthread_mutex_unlock(&sc->lock);
     if (why) {
-        applog_emit(sc->server->applog, run->app, CRON_SOURCE, "Skipping cron job %s (`%s`) this time: %s",
+        applog_emit(sc->server->applog, run->app, run->source, "Skipping cron job %s (`%s`) this time: %s",
                     run->id, run->command, why);
         run_free(run);
     }
@@ -382,6 +383,8 @@ static void tick_app(struct scheduler *sc, const char *app, time_t minute)
         run->app = xstrdup(app);
         run->tenant = xstrdup(json_get_str(record, "tenant"));
         run->id = xstrdup(json_get_str(job, "id"));
+        run->number = (unsigned)i + 1;
+        run->source = xasprintf("heroku[cron.%u]", run->number);
         run->command = xstrdup(resolve_command(release, json_get_str(job, "command")));
         run->release = json_incref(release);
         run->network = json_is_true(json_object_get(json_object_get(record, "net"), "outbound"));
@@ -495,14 +498,16 @@ json_t *scheduler_list(struct server *s, const char *app, time_t now)
         bool maintenance = json_is_true(json_object_get(job, "maintenance"));
         json_t *last = json_object_get(runs, id);
         struct cron_schedule c;
-        char next[MODEL_TIME_LEN + 1];
+        char next[MODEL_TIME_LEN + 1], dyno[32];
         time_t t;
 
+        snprintf(dyno, sizeof(dyno), "cron.%zu", i + 1);
         if (maintenance || cron_parse(json_get_str(job, "schedule"), &c, NULL) < 0 || cron_next(&c, now, &t) < 0)
             next[0] = '\0';
         else
             model_time_format(t, next);
-        json_array_append_new(list, json_pack("{s:s, s:O, s:O, s:b, s:b, s:O, s:s?}", "id", id, "schedule",
+        json_array_append_new(list, json_pack("{s:s, s:s, s:O, s:O, s:b, s:b, s:O, s:s?}", "id", id, "dyno", dyno,
+                                              "schedule",
                                               json_object_get(job, "schedule"), "command",
                                               json_object_get(job, "command"), "maintenance", maintenance,
                                               "running", sc && is_running(sc, app, id), "last_run",

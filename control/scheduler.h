@@ -7,7 +7,7 @@
  * rollback brings its own schedule back. One thread in the daemon wakes at
  * each minute boundary (UTC) and starts every job of each app's current
  * release that is due then, as a one-off container of that release
- * (instance_run_once(), dyno `cron.1`, the release's config, at most
+ * (instance_run_once(), dyno `cron.N` for the Nth entry, the release's config, at most
  * SCHEDULER_RUN_TIMEOUT_MS). The run's output goes to the app's log like
  * any process's; its start and exit status go there as platform lines.
  *
@@ -59,7 +59,7 @@ int scheduler_start(struct server *s, struct berth_error **err);
 void scheduler_stop(struct server *s);
 
 /*
- * `berth cron APP`: {"jobs": [{"id", "schedule", "command", "maintenance",
+ * `berth cron APP`: {"jobs": [{"id", "dyno", "schedule", "command", "maintenance",
  * "running", "last_run": null | {"started_at", "finished_at", "exit_status"
  * (null when it did not exit: "error" says why)}, "next_run": UTC time or
  * null}]} for the app's current release, the next runs as of `now`.

@@ -85,6 +85,7 @@ import datetime, json, sys, time
 jobs = json.load(open(sys.argv[1]))["jobs"]
 assert len(jobs) == 6 and len({j["id"] for j in jobs}) == 6
 assert all(j["last_run"] is None and not j["running"] for j in jobs)
+assert [j["dyno"] for j in jobs] == ["cron.%d" % n for n in range(1, 7)]
 assert [j["next_run"] is None for j in jobs] == [False] * 5 + [True]
 assert jobs[2]["next_run"].endswith(":00:00Z") and jobs[2]["schedule"] == "@hourly"
 nxt = datetime.datetime.strptime(jobs[0]["next_run"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
@@ -133,12 +134,12 @@ check "cron with an unknown flag is a usage error (exit 2)" test "$rc" = 2
 if wait_log "app[cron.1]: cron-marker-hello" 75; then ok "the job ran within a minute, with the app's config"; else
     not_ok "the job ran within a minute, with the app's config"; diag "$applog"; fi
 check "... its exit status 0 in the log" wait_log "heroku[cron.1]: Cron job $marker_id exited with status 0" 10
-check "a failing job's status is logged" wait_log "heroku[cron.1]: Cron job $fail_id exited with status 3" 10
-check "... in Heroku's words too" contains "$applog" "heroku[cron.1]: Process exited with status 3"
-check "... its output too" contains "$applog" "app[cron.1]: failing-job"
-check "a command naming a Procfile type runs that type's command" wait_log "app[cron.1]: from-procfile-hello" 10
-check "each run's start is logged with its command" contains "$applog" "heroku[cron.1]: Starting process with command \`echo failing-job; exit 3\`"
-check "... and its job" contains "$applog" "heroku[cron.1]: Cron job $fail_id is due"
+check "a failing job's status is logged" wait_log "heroku[cron.2]: Cron job $fail_id exited with status 3" 10
+check "... in Heroku's words too" contains "$applog" "heroku[cron.2]: Process exited with status 3"
+check "... its output too" contains "$applog" "app[cron.2]: failing-job"
+check "a command naming a Procfile type runs that type's command" wait_log "app[cron.4]: from-procfile-hello" 10
+check "each run's start is logged with its command" contains "$applog" "heroku[cron.2]: Starting process with command \`echo failing-job; exit 3\`"
+check "... and its job" contains "$applog" "heroku[cron.2]: Cron job $fail_id is due"
 check "cron --json: the marker's last run exited 0" test "$(job_field "$marker_id" last_run exit_status)" = 0
 check "... the failing job's 3" test "$(job_field "$fail_id" last_run exit_status)" = 3
 check "... the sleeper is running" test "$(job_field "$sleep_id" running)" = true
@@ -149,7 +150,7 @@ assert j["next_run"] > j["last_run"]["started_at"], j' "$BERTH" "$marker_id"
 run cron tick
 check "cron shows a last run's time and status" grep -Eq "last: [0-9T:-]+Z exit 3  next: " "$out"
 check "... and a running job as running" contains "$out" "last: running"
-if wait_log "Skipping cron job $sleep_id" 65; then ok "a job still running when due again is skipped, with a log line"; else
+if wait_log "heroku[cron.5]: Skipping cron job $sleep_id" 65; then ok "a job still running when due again is skipped, with a log line"; else
     not_ok "a job still running when due again is skipped, with a log line"; diag "$applog"; fi
 check "... saying why" contains "$applog" "its previous run is still going"
 marker_runs() { test "$(grep -c 'app\[cron.1\]: cron-marker-' "$applog")" -ge 2; }
