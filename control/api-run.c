@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "control/api-internal.h"
+#include "control/events.h"
 #include "control/instance.h"
 #include "control/run.h"
 #include "control/run-proto.h"
@@ -53,6 +54,7 @@ struct session {
     struct server *server;
     char *app;
     char *command;
+    char *user;                   /* the caller's tenant, for the audit log */
     int sock;                     /* the client's, libmicrohttpd's to close */
     struct strbuf in;             /* from the client, not yet a whole frame */
     struct strbuf to_app;         /* stdin bytes not yet in the pipe */
@@ -80,6 +82,7 @@ static void session_free(void *cls)
         close(ss->stderr_rd);
     free(ss->app);
     free(ss->command);
+    free(ss->user);
     free(ss);
 }
 
@@ -314,6 +317,7 @@ static struct run *session_start(struct session *ss)
         run_frame_add(&ss->out, RUN_FRAME_ERROR, msg, strlen(msg));
         return NULL;
     }
+    events_record(ss->server, ss->user, ss->app, "run", "Started %s (attached)", run_dyno(run));
     frame_add_json(&ss->out, RUN_FRAME_STARTED, json_pack("{s:s}", "name", run_dyno(run)));
     return run;
 }
@@ -381,6 +385,7 @@ static enum MHD_Result run_detached_answer(const struct api_call *call, const ch
     r = run_detached(call->server, app, command, &dyno, &err);
     if (r < 0)
         return api_respond_error(call->conn, status_for(r), berth_error_msg(&err));
+    events_record(call->server, call->tenant, app, "run", "Started %s (detached)", dyno);
     return api_respond_json(call->conn, 201, json_pack("{s:s, s:s, s:s, s:b}", "name", dyno, "command", command,
                                                        "state", "starting", "attach", 0));
 }
@@ -428,6 +433,7 @@ enum MHD_Result api_run_handle(const struct api_call *call, const char *app)
     ss = xcalloc(1, sizeof(*ss));
     ss->server = call->server;
     ss->app = xstrdup(app);
+    ss->user = xstrdup(call->tenant);
     ss->command = xstrdup(json_string_value(command));
     ss->sock = ss->stdin_wr = ss->stdout_rd = ss->stderr_rd = -1;
     strbuf_init(&ss->in, 0);

@@ -200,7 +200,8 @@ int run_start(struct server *s, const char *app, const char *command, const stru
         run_free(r);
         return rc;
     }
-    log_info("%s of '%s' started: %s", r->dyno, app, command);
+    /* Not its command: a command line may carry a secret (the app's log has it, for its owner). */
+    log_info("%s of '%s' started", r->dyno, app);
     *ret = r;
     return 0;
 }

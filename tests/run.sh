@@ -137,6 +137,11 @@ run run:detached ones --json -- true
 check "run:detached --json prints the API's answer" \
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["name"].startswith("run.") and d["attach"] is False' "$out"
 
+run events ones
+check "the audit log names each run: attached" grep -Eq "Started run\.[0-9]{4} \(attached\)" "$out"
+check "... and detached ($dyno)" grep -qF "Started $dyno (detached)" "$out"
+check "... never its command line" not_contains "$out" "one-off-"
+
 # ---------------------------------------------------------------- bad input
 run run nosuchapp -- true
 check "run on an unknown app exits 1" test "$rc" = 1
