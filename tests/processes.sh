@@ -9,11 +9,13 @@
 # process killed from the host is restarted by the supervisor and the app
 # keeps answering; a process that keeps exiting is restarted with a growing
 # back-off, its exit status shown; ps:restart replaces web processes with
-# no failed request; ps:stop and ps:start; a deploy keeps the scale and
+# no failed request, and wrk sees none while the web processes scale up
+# and down; ps:stop and ps:start; a deploy keeps the scale and
 # brings every type to the new release; a restart of berth brings the
 # formation back; bad input changes nothing. Prints TAP.
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
+command -v wrk >/dev/null || skip_all "wrk is needed (the Debian package wrk, in tools/packages.txt)"
 serve_for_test
 out=$TEST_DIR/out
 err=$TEST_DIR/err
@@ -34,9 +36,20 @@ wait_ps() { # wait_ps EXPR EXPECTED SECONDS
     for i in $(seq 1 $(($3 * 5))); do [ "$(psq "$1")" = "$2" ] && return 0; sleep 0.2; done
     return 1
 }
-# host pids of the processes whose command line holds TEXT
+# host pids of this server's processes whose command line holds TEXT (in its
+# cgroups, or its descendants: other servers may run the same apps on the host)
 app_pids() { local p; for p in $(ps -eo pid= 2>/dev/null); do
+    grep -q "/admin/procs/" "/proc/$p/cgroup" 2>/dev/null || is_ours "$p" || continue
     if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$1"; then echo "$p"; fi; done; }
+is_ours() { # is_ours PID: whether PID descends from this test's berth serve
+    local p=$1 i
+    for i in $(seq 1 20); do
+        [ "$p" = "$serve_pid" ] && return 0
+        p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null) || return 1
+        [ -n "$p" ] && [ "$p" -gt 1 ] || return 1
+    done
+    return 1
+}
 
 "$BERTH" apps:create procs >/dev/null
 src=$TEST_DIR/src
@@ -107,6 +120,21 @@ check "ps:restart procs web succeeds" test "$rc" = 0
 wait "$loader"
 check "... with no failed request during the restart ($(cat "$TEST_DIR/fails") failed)" test "$(cat "$TEST_DIR/fails")" = 0
 check "... and both web processes are new" test "$(psq 'up("web")')" = 2
+# wrk through the router while the web processes scale up and down and restart: nothing fails
+wrk -t1 -c8 -d12s --timeout 10s -H 'Host: procs.localhost' "http://127.0.0.1:$HTTP_PORT/" >"$TEST_DIR/wrk" 2>&1 &
+wrk_pid=$!
+sleep 1
+"$BERTH" ps:scale procs web=4 >/dev/null 2>&1 || true
+sleep 1
+"$BERTH" ps:scale procs web=1 >/dev/null 2>&1 || true
+"$BERTH" ps:restart procs >/dev/null 2>&1 || true
+"$BERTH" ps:scale procs web=2 >/dev/null 2>&1 || true
+wait "$wrk_pid" || true
+n=$(awk '/requests in/ {print $1}' "$TEST_DIR/wrk")
+echo "# scaling under load: ${n:-0} requests; $(grep -E 'Socket errors|Non-2xx' "$TEST_DIR/wrk" | tr '\n' ' ')"
+check "wrk went through while scaling 2 -> 4 -> 1 -> 2 and restarting (${n:-0} requests)" test "${n:-0}" -ge 200
+check "... with no socket error and no failed request" bash -c "! grep -qE 'Socket errors|Non-2xx' '$TEST_DIR/wrk'"
+check "... and ends with 2 web processes up" wait_ps 'up("web")' 2 20
 run ps:restart procs nosuch
 check "ps:restart of a type not running fails (exit 1)" test "$rc" = 1
 run ps:stop procs
