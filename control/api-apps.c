@@ -621,5 +621,7 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         return api_ps_handle(call, app, sub);
     if (sub && strcmp(sub, "/dynos") == 0 && strcmp(method, "POST") == 0)
         return api_run_handle(call, app);
+    if (sub && strcmp(sub, "/logs") == 0)
+        return api_logs_handle(call, app);
     return api_respond_error(call->conn, 404, "no such endpoint");
 }

@@ -39,7 +39,9 @@ struct applog {
     int wake_fd;                  /* eventfd: the router's queue, pumps to resume, the stop */
     pthread_t thread;
     bool thread_started;
-    pthread_mutex_t queue_lock;   /* guards the four below */
+    pthread_mutex_t queue_lock;   /* guards the six below */
+    unsigned readers;             /* open applog_readers */
+    pthread_cond_t readers_cond;  /* the last reader was freed */
     struct strbuf router_queue;   /* the router's lines, not yet written */
     uint64_t router_dropped;      /* lines dropped while the queue was full */
     struct applog_pump *resume;   /* paused pumps whose consumer caught up */
@@ -50,5 +52,7 @@ struct applog {
 void applog_deadline_in(struct timespec *t, int ms);
 /* The entry of `app`, made on first use. */
 struct applog_file *applog_file_get(struct applog *l, const char *app);
+/* Counts readers in and out (applog_end_follows() waits for the last one). */
+void applog_reader_count(struct applog *l, int delta);
 
 #endif

@@ -77,6 +77,7 @@ int applog_reader_open(struct applog *l, const char *app, const struct applog_fi
     int e;
 
     r->log = l;
+    applog_reader_count(l, 1);
     r->file = applog_file_get(l, app);
     r->source = f->source;
     r->ps = f->ps ? xstrdup(f->ps) : NULL;
@@ -114,6 +115,7 @@ void applog_reader_free(struct applog_reader *r)
         close(r->fd);
     strbuf_release(&r->partial);
     free(r->ps);
+    applog_reader_count(r->log, -1);
     free(r);
 }
 

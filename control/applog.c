@@ -33,6 +33,8 @@
 #define PUMP_QUEUE_MAX (1u << 20)
 /* The router's lines waiting for the log thread past which new ones are dropped (and counted). */
 #define ROUTER_QUEUE_MAX (8u << 20)
+/* How long applog_end_follows() waits for the readers to be freed. */
+#define END_FOLLOWS_WAIT_MS 2000
 /* One read(2) of a pipe per turn, so that one chatty process does not starve the others. */
 #define PUMP_READ_BYTES 65536
 
@@ -507,6 +509,7 @@ int applog_start(const char *home, uint64_t rotate_bytes, struct applog **ret, s
     l->rotate_bytes = rotate_bytes ? rotate_bytes : APPLOG_ROTATE_BYTES;
     pthread_mutex_init(&l->files_lock, NULL);
     pthread_mutex_init(&l->queue_lock, NULL);
+    cond_init_monotonic(&l->readers_cond);
     strbuf_init(&l->router_queue, 0);
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -525,8 +528,19 @@ int applog_start(const char *home, uint64_t rotate_bytes, struct applog **ret, s
     return 0;
 }
 
+void applog_reader_count(struct applog *l, int delta)
+{
+    pthread_mutex_lock(&l->queue_lock);
+    l->readers += delta;
+    if (!l->readers)
+        pthread_cond_broadcast(&l->readers_cond);
+    pthread_mutex_unlock(&l->queue_lock);
+}
+
 void applog_end_follows(struct applog *l)
 {
+    struct timespec deadline;
+
     if (!l)
         return;
     atomic_store(&l->ending, true);
@@ -539,6 +553,12 @@ void applog_end_follows(struct applog *l)
         }
     }
     pthread_mutex_unlock(&l->files_lock);
+    /* The streams end their answers properly (the last chunk sent) before the API goes. */
+    applog_deadline_in(&deadline, END_FOLLOWS_WAIT_MS);
+    pthread_mutex_lock(&l->queue_lock);
+    while (l->readers && pthread_cond_timedwait(&l->readers_cond, &l->queue_lock, &deadline) == 0)
+        ;
+    pthread_mutex_unlock(&l->queue_lock);
 }
 
 void applog_stop(struct applog *l)
@@ -574,6 +594,7 @@ void applog_stop(struct applog *l)
     strbuf_release(&l->router_queue);
     pthread_mutex_destroy(&l->files_lock);
     pthread_mutex_destroy(&l->queue_lock);
+    pthread_cond_destroy(&l->readers_cond);
     free(l->apps_dir);
     free(l);
 }

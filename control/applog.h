@@ -52,7 +52,8 @@ struct applog_reader;
 int applog_start(const char *home, uint64_t rotate_bytes, struct applog **ret, struct berth_error **err);
 /*
  * Ends every follow (applog_reader_follow() returns -ESHUTDOWN from then
- * on), so that the API's streaming answers finish before the API stops.
+ * on), and waits (2 s at most) until every reader is freed, so that the
+ * API's streaming answers end properly before the API stops.
  */
 void applog_end_follows(struct applog *l);
 /*

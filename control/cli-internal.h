@@ -5,7 +5,7 @@
  * cli-settings.c the commands that read and change an app's settings and
  * config; cli-domains.c its domains, certificates and router settings;
  * cli-releases.c its releases and rollback; cli-cron.c its scheduled jobs;
- * cli-run.c its one-off runs.
+ * cli-run.c its one-off runs; cli-logs.c its log.
  * Each command takes its own arguments (after the command name) and
  * returns the process exit code.
  */
@@ -39,6 +39,12 @@ const char *cli_base_url(void);
  * reached (already said on stderr).
  */
 int cli_api(const char *method, const char *path, const json_t *body, long *ret_status, json_t **ret_doc);
+/*
+ * GET `path` whose 200 answer is printed on stdout as it arrives (a log
+ * stream); any other answer is parsed into *ret_doc (NULL if not JSON).
+ * timeout_s 0: none. < 0 when the API could not be reached (said).
+ */
+int cli_api_stream(const char *path, long timeout_s, long *ret_status, json_t **ret_doc);
 /* Says the API's error on stderr; returns 1. */
 int cli_fail(long status, const json_t *doc);
 /*
@@ -102,5 +108,7 @@ int cli_ps_scale(int argc, char **argv);
 int cli_ps_restart(int argc, char **argv);
 int cli_ps_stop(int argc, char **argv);
 int cli_ps_start(int argc, char **argv);
+/* cli-logs.c */
+int cli_logs(int argc, char **argv);
 
 #endif

@@ -68,11 +68,17 @@ const char *cli_base_url(void)
     return base && *base ? base : DEFAULT_URL;
 }
 
-int cli_api(const char *method, const char *path, const json_t *body_doc, long *ret_status, json_t **ret_doc)
+/*
+ * One request to the API: the answer's body goes to `write` (libcurl's
+ * write callback) with `write_cls`; timeout_s 0 is none (a stream). < 0
+ * when the API could not be reached (already said on stderr).
+ */
+static int api_perform(const char *method, const char *path, const json_t *body_doc, long timeout_s,
+                       size_t (*write)(char *, size_t, size_t, void *), void *write_cls, CURL **ret_curl,
+                       long *ret_status)
 {
     _cleanup_free_ char *body = body_doc ? json_dumps(body_doc, JSON_COMPACT) : NULL;
     _cleanup_free_ char *url = NULL, *token = cli_token(), *auth = NULL;
-    _cleanup_strbuf_ struct strbuf resp = STRBUF_INIT;
     struct curl_slist *headers = NULL;
     CURL *curl;
     CURLcode rc;
@@ -86,30 +92,70 @@ int cli_api(const char *method, const char *path, const json_t *body_doc, long *
     curl = curl_easy_init();
     if (!curl)
         return -ENOMEM;
+    if (ret_curl)
+        *ret_curl = curl;
     headers = curl_slist_append(headers, auth);
     headers = curl_slist_append(headers, "Content-Type: application/json");
     headers = curl_slist_append(headers, "Accept: application/json");
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, write_cls);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     if (body)
         curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
     rc = curl_easy_perform(curl);
-    if (rc != CURLE_OK) {
-        fprintf(stderr, "berth: cannot reach the berth API at '%s': %s\n", url, curl_easy_strerror(rc));
-        curl_slist_free_all(headers);
-        curl_easy_cleanup(curl);
-        return -ECONNREFUSED;
-    }
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, ret_status);
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
+    /* A stream the reader chose to end (stdout closed) is no failure to reach the API. */
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && *ret_status == 200)) {
+        fprintf(stderr, "berth: cannot reach the berth API at '%s': %s\n", url, curl_easy_strerror(rc));
+        return -ECONNREFUSED;
+    }
+    return 0;
+}
+
+int cli_api(const char *method, const char *path, const json_t *body_doc, long *ret_status, json_t **ret_doc)
+{
+    _cleanup_strbuf_ struct strbuf resp = STRBUF_INIT;
+    int r = api_perform(method, path, body_doc, 60L, collect, &resp, NULL, ret_status);
+
+    if (r < 0)
+        return r;
     *ret_doc = json_loadb(resp.buf, resp.len, 0, NULL);
     return 0;
+}
+
+struct stream_out {
+    CURL *curl;
+    struct strbuf other;          /* an answer other than 200: the API's error */
+};
+
+/* A 200 answer goes to stdout as it arrives; anything else is kept for cli_fail(). */
+static size_t stream_write(char *data, size_t size, size_t n, void *cls)
+{
+    struct stream_out *so = cls;
+    long status = 0;
+
+    curl_easy_getinfo(so->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200)
+        return collect(data, size, n, &so->other);
+    if (fwrite(data, size, n, stdout) != n || fflush(stdout) != 0)
+        return 0;
+    return size * n;
+}
+
+int cli_api_stream(const char *path, long timeout_s, long *ret_status, json_t **ret_doc)
+{
+    struct stream_out so = { NULL, STRBUF_INIT };
+    int r = api_perform("GET", path, NULL, timeout_s, stream_write, &so, &so.curl, ret_status);
+
+    *ret_doc = r == 0 && so.other.len ? json_loadb(so.other.buf, so.other.len, 0, NULL) : NULL;
+    strbuf_release(&so.other);
+    return r;
 }
 
 int cli_fail(long status, const json_t *doc)
@@ -239,6 +285,7 @@ static const struct cli_command commands[] = {
     { "ps:restart", 1, 2, "ps:restart APP [TYPE]", cli_ps_restart },
     { "ps:stop", 1, 1, "ps:stop APP", cli_ps_stop },
     { "ps:start", 1, 1, "ps:start APP", cli_ps_start },
+    { "logs", 1, 8, "logs APP [-t] [-n N] [-p TYPE|DYNO] [--source app|router]", cli_logs },
     { "ps:grace", 1, 2, "ps:grace APP [SECONDS|default]", cli_ps_grace },
     { "checks:enable", 1, 1, "checks:enable APP", cli_checks_enable },
     { "checks:disable", 1, 1, "checks:disable APP", cli_checks_disable },
