@@ -40,7 +40,6 @@
 #include "control/run.h"
 #include "control/run-proto.h"
 
-#define STOPPING_MSG "berth is stopping: the run was ended"
 /* Output waiting for the client past which the process's pipes are not read. */
 #define SESSION_OUT_MAX (256u << 10)
 /* How long the last frames may take to reach a client that reads slowly. */
@@ -341,8 +340,12 @@ static void session_run(void *cls, const char *extra_in, size_t extra_in_size, i
             why = NULL;
             break;
         case PUMP_STOPPING:
-            run_frame_add(&ss->out, RUN_FRAME_ERROR, STOPPING_MSG, strlen(STOPPING_MSG));
-            why = "berth is stopping";
+            why = run_stop_reason(run);
+            {
+                _cleanup_free_ char *msg = xasprintf("%s: the run was ended", why);
+
+                run_frame_add(&ss->out, RUN_FRAME_ERROR, msg, strlen(msg));
+            }
             break;
         case PUMP_GONE:
             /* Nobody to tell: the client went away. */

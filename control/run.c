@@ -39,7 +39,8 @@ struct run {
     time_t since;
     bool attached;
     struct instance *in;          /* NULL until started */
-    int wake[2];                  /* a byte in it once the daemon stops */
+    int wake[2];                  /* a byte in it once the run is to end (run_stop_all(), run_stop_app()) */
+    const char *why;              /* why, set before the byte (under reg->lock): a static string */
     struct run *next;             /* under reg->lock */
 };
 
@@ -216,6 +217,11 @@ int run_wake_fd(const struct run *r)
     return r->wake[0];
 }
 
+const char *run_stop_reason(const struct run *r)
+{
+    return r->why ? r->why : "berth is stopping";
+}
+
 int run_wait(struct run *r, int timeout_ms, int *ret_status, struct berth_error **err)
 {
     return instance_wait(r->in, timeout_ms, ret_status, err);
@@ -260,7 +266,7 @@ static void *detached_thread(void *arg)
         rc = run_wait(r, RUN_DETACHED_POLL_MS, &status, NULL);
     } while (rc == -ETIMEDOUT && !stop_requested(r));
     /* Its exit status goes to the log as its instance stops. */
-    run_end(d->server, r, rc == 0 ? NULL : "berth is stopping");
+    run_end(d->server, r, rc == 0 ? NULL : run_stop_reason(r));
     free(d);
     return NULL;
 }
@@ -293,6 +299,31 @@ int run_detached(struct server *s, const char *app, const char *command, char **
 
 /* ---------------------------------------------------------------- all of them */
 
+/*
+ * Wakes the runs of `app` (NULL: every run) with `why` and waits until
+ * they have ended, waking as well those that join meanwhile. Under reg->lock.
+ */
+static void end_runs_locked(struct run_registry *reg, const char *app, const char *why)
+{
+    for (;;) {
+        bool left = false;
+
+        for (struct run *r = reg->runs; r; r = r->next) {
+            if (app && strcmp(r->app, app) != 0)
+                continue;
+            left = true;
+            if (!r->why) {
+                /* Written before the byte: whoever sees the byte sees the reason. */
+                r->why = why;
+                (void)write_all(r->wake[1], "x", 1);
+            }
+        }
+        if (!left)
+            return;
+        pthread_cond_wait(&reg->ended, &reg->lock);
+    }
+}
+
 void run_stop_all(struct server *s)
 {
     struct run_registry *reg = s->runs;
@@ -301,10 +332,16 @@ void run_stop_all(struct server *s)
         return;
     pthread_mutex_lock(&reg->lock);
     reg->stopping = true;
-    for (struct run *r = reg->runs; r; r = r->next)
-        (void)write_all(r->wake[1], "x", 1);
-    while (reg->runs)
-        pthread_cond_wait(&reg->ended, &reg->lock);
+    end_runs_locked(reg, NULL, "berth is stopping");
+    pthread_mutex_unlock(&reg->lock);
+}
+
+void run_stop_app(struct server *s, const char *app)
+{
+    struct run_registry *reg = s->runs;
+
+    pthread_mutex_lock(&reg->lock);
+    end_runs_locked(reg, app, "the app is being destroyed");
     pthread_mutex_unlock(&reg->lock);
 }
 

@@ -52,10 +52,12 @@ int run_start(struct server *s, const char *app, const char *command, const stru
 /* "run.4821" */
 const char *run_dyno(const struct run *r);
 /*
- * An fd that becomes readable once the daemon wants every run to end
- * (run_stop_all()): the caller's loop then ends the run. Owned by the run.
+ * An fd that becomes readable once the run is to end (run_stop_all(),
+ * run_stop_app()): the caller's loop then ends it, with run_stop_reason()
+ * ("berth is stopping") as the why. Owned by the run.
  */
 int run_wake_fd(const struct run *r);
+const char *run_stop_reason(const struct run *r);
 /* Waits up to timeout_ms (-1: forever) for the command to exit: its wait(2) status; -ETIMEDOUT while it runs. */
 int run_wait(struct run *r, int timeout_ms, int *ret_status, struct berth_error **err);
 /*
@@ -82,6 +84,13 @@ int run_detached(struct server *s, const char *app, const char *command, char **
  * ones' threads) and waits until each has ended.
  */
 void run_stop_all(struct server *s);
+/*
+ * apps:destroy: ends every run of `app` in progress (as run_stop_all()
+ * does, with "the app is being destroyed") and waits until they are gone.
+ * The caller makes sure no new one starts (the app's record is gone
+ * first, so run_start() fails with -ENOENT).
+ */
+void run_stop_app(struct server *s, const char *app);
 /*
  * The app's one-offs in progress, for `ps`: an array of {"name": "run.4821",
  * "type": "run", "number", "command", "state": "up", "since" (UTC),
