@@ -10,7 +10,7 @@
 # keeps answering; a process that keeps exiting is restarted with a growing
 # back-off, its exit status shown; ps:restart replaces web processes with
 # no failed request, and wrk sees none while the web processes scale up
-# and down; ps:stop and ps:start; a deploy keeps the scale and
+# and down (keep-alive, and closing every connection); ps:stop and ps:start; a deploy keeps the scale and
 # brings every type to the new release; a restart of berth brings the
 # formation back; bad input changes nothing. Prints TAP.
 set -euo pipefail
@@ -120,21 +120,25 @@ check "ps:restart procs web succeeds" test "$rc" = 0
 wait "$loader"
 check "... with no failed request during the restart ($(cat "$TEST_DIR/fails") failed)" test "$(cat "$TEST_DIR/fails")" = 0
 check "... and both web processes are new" test "$(psq 'up("web")')" = 2
-# wrk through the router while the web processes scale up and down and restart: nothing fails
-wrk -t1 -c8 -d12s --timeout 10s -H 'Host: procs.localhost' "http://127.0.0.1:$HTTP_PORT/" >"$TEST_DIR/wrk" 2>&1 &
-wrk_pid=$!
-sleep 1
-"$BERTH" ps:scale procs web=4 >/dev/null 2>&1 || true
-sleep 1
-"$BERTH" ps:scale procs web=1 >/dev/null 2>&1 || true
-"$BERTH" ps:restart procs >/dev/null 2>&1 || true
-"$BERTH" ps:scale procs web=2 >/dev/null 2>&1 || true
-wait "$wrk_pid" || true
-n=$(awk '/requests in/ {print $1}' "$TEST_DIR/wrk")
-echo "# scaling under load: ${n:-0} requests; $(grep -E 'Socket errors|Non-2xx' "$TEST_DIR/wrk" | tr '\n' ' ')"
-check "wrk went through while scaling 2 -> 4 -> 1 -> 2 and restarting (${n:-0} requests)" test "${n:-0}" -ge 200
-check "... with no socket error and no failed request" bash -c "! grep -qE 'Socket errors|Non-2xx' '$TEST_DIR/wrk'"
-check "... and ends with 2 web processes up" wait_ps 'up("web")' 2 20
+# wrk through the router while the web processes scale up and down and restart: nothing fails,
+# for the keep-alive app and for one that closes every connection
+for mode in keepalive close; do
+    if [ "$mode" = close ]; then "$BERTH" config:set procs CLOSE=1 >/dev/null; wait_ps 'up("web")' 2 20 || true; fi
+    wrk -t1 -c8 -d10s --timeout 10s -H 'Host: procs.localhost' "http://127.0.0.1:$HTTP_PORT/" >"$TEST_DIR/wrk" 2>&1 &
+    wrk_pid=$!
+    sleep 1
+    "$BERTH" ps:scale procs web=4 >/dev/null 2>&1 || true
+    sleep 1
+    "$BERTH" ps:scale procs web=1 >/dev/null 2>&1 || true
+    "$BERTH" ps:restart procs >/dev/null 2>&1 || true
+    "$BERTH" ps:scale procs web=2 >/dev/null 2>&1 || true
+    wait "$wrk_pid" || true
+    n=$(awk '/requests in/ {print $1}' "$TEST_DIR/wrk")
+    echo "# $mode, scaling under load: ${n:-0} requests; $(grep -E 'Socket errors|Non-2xx' "$TEST_DIR/wrk" | tr '\n' ' ')"
+    check "$mode: wrk went through while scaling 2 -> 4 -> 1 -> 2 and restarting (${n:-0} requests)" test "${n:-0}" -ge 200
+    check "$mode: ... with no socket error and no failed request" bash -c "! grep -qE 'Socket errors|Non-2xx' '$TEST_DIR/wrk'"
+    check "$mode: ... and ends with 2 web processes up" wait_ps 'up("web")' 2 20
+done
 run ps:restart procs nosuch
 check "ps:restart of a type not running fails (exit 1)" test "$rc" = 1
 run ps:stop procs
@@ -153,9 +157,9 @@ wait_ps 'up("worker")' 1 20 || true
 echo "# v2" >>"$src/app.py"
 commit_all "$src" "v2"
 if push_app "$src" procs "$TEST_DIR/push"; then ok "a second push deploys"; else not_ok "a second push deploys"; diag "$TEST_DIR/push"; fi
-check "after the deploy: 2 web and 1 worker, every one of v2" \
+check "after the deploy: 2 web and 1 worker, every one of v3 (v2 was CLOSE=1)" \
     wait_ps 'sorted((p["name"], p["state"], p["release"]) for p in procs)' \
-    "[('web.1', 'up', 2), ('web.2', 'up', 2), ('worker.1', 'up', 2)]" 20
+    "[('web.1', 'up', 3), ('web.2', 'up', 3), ('worker.1', 'up', 3)]" 20
 
 # ---------------------------------------------------------------- berth restarts
 stop_berth
