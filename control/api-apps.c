@@ -2,8 +2,8 @@
 /*
  * control/api-apps: the /apps resources of the control API (docs/API.md).
  *
- *   GET    /apps                      the tenant's apps
- *   POST   /apps {"name"}             create one
+ *   GET    /apps                      the apps the caller may see (api_allows())
+ *   POST   /apps {"name"}             create one (no name: a random free one)
  *   GET    /apps/<app>                one, with its settings
  *   GET    /apps/<app>/buildpacks     PUT {"buildpacks": [...]}: `berth buildpacks:set`
  *   PATCH  /apps/<app>/build          {"dir", "memory", "disk", "timeout"}: `berth builds:set`
@@ -16,6 +16,7 @@
  *   /apps/<app>/releases              releases and rollback, in api-releases.c
  *   GET    /apps/<app>/cron           scheduled jobs and their runs, in api-cron.c
  *   POST   /apps/<app>/dynos          a one-off run (`berth run`), in api-run.c
+ *   DELETE /apps/<app>?confirm=<app>  destroy it, in api-tenants.c (destroy.h)
  *   GET    /events[?app=<app>]        the audit log (events.h): `berth events`
  *   POST   /gc {"dry_run", "keep"}    slug garbage collection (gc.h): `berth gc`
  *
@@ -49,6 +50,12 @@
 static bool is_admin(const char *tenant)
 {
     return strcmp(tenant, MODEL_ADMIN_TENANT) == 0;
+}
+
+/* The caller is the operator: a token of the admin tenant. */
+static bool caller_is_admin(const struct api_call *call)
+{
+    return is_admin(call->who->tenant);
 }
 
 json_t *api_body_object(const struct api_call *call, enum MHD_Result *ret_answer)
@@ -115,7 +122,7 @@ static enum MHD_Result list_apps(const struct api_call *call)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
     list = json_array();
     json_array_foreach(names, i, name) {
-        if (server_app_owned_by(call->server, json_string_value(name), call->tenant))
+        if (api_allows(call->server, call->who, json_string_value(name), API_READ, NULL) == 0)
             json_array_append_new(list, app_summary(call->server, json_string_value(name)));
     }
     return api_respond_json(call->conn, 200, json_pack("{s:o}", "apps", list));
@@ -126,18 +133,23 @@ static enum MHD_Result create_app(const struct api_call *call)
     struct server *s = call->server;
     _cleanup_error_ struct berth_error *err = NULL;
     _cleanup_json_ json_t *doc = NULL;
-    _cleanup_free_ char *repo = NULL;
+    _cleanup_free_ char *repo = NULL, *picked = NULL;
     enum MHD_Result answer;
     const char *name;
 
+    if (api_allows(s, call->who, NULL, API_MANAGE, NULL) != 0)
+        return api_respond_error(call->conn, 403, "this token may not create apps (its role is deploy or read)");
     if (!(doc = api_body_object(call, &answer)))
         return answer;
     name = json_get_str(doc, "name");
-    if (!name)
-        return api_respond_error(call->conn, 400, "expected a JSON body {\"name\": \"<app>\"}");
-    if (model_app_create(&s->model, name, call->tenant, &err) < 0)
+    if (!name && json_object_get(doc, "name") && !json_is_null(json_object_get(doc, "name")))
+        return api_respond_error(call->conn, 400, "expected a JSON body {\"name\": \"<app>\"} (or no name)");
+    if ((name ? model_app_create(&s->model, name, call->tenant, &err)
+              : model_app_create_random(&s->model, call->tenant, &picked, &err)) < 0)
         return api_respond_error(call->conn, berth_error_code(&err) == EEXIST ? 409 :
                                  berth_error_code(&err) == EINVAL ? 400 : 500, berth_error_msg(&err));
+    if (!name)
+        name = picked;
     repo = model_path(&s->model, "apps/%s/repo.git", name);
     if (receiver_repo_init(repo, &err) < 0)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
@@ -293,7 +305,7 @@ static int change_budget_key(const struct api_call *call, json_t *build, const j
 
     if (!v)
         return 0;
-    if (!is_admin(call->tenant))
+    if (!caller_is_admin(call))
         return berth_error_plain(err, EPERM, "only the operator's tenant may change a build's %s", key);
     if (json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) {
         json_object_del(build, key);
@@ -505,6 +517,16 @@ static enum MHD_Result config(const struct api_call *call, const char *app)
 
     if (model_app_config(&s->model, app, &current, &err) < 0)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    if (strcmp(call->method, "GET") == 0 && call->who->role == TENANTS_ROLE_READ) {
+        /* A read token sees which vars are set, never their values. */
+        json_t *names = json_object();
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(current, key, v)
+            json_object_set_new(names, key, json_null());
+        return api_respond_json(call->conn, 200, json_pack("{s:o, s:b}", "config", names, "values_hidden", 1));
+    }
     if (strcmp(call->method, "GET") == 0)
         return api_respond_json(call->conn, 200, json_pack("{s:O}", "config", current));
     if (strcmp(call->method, "PATCH") != 0)
@@ -532,11 +554,13 @@ static enum MHD_Result list_events(const struct api_call *call)
 {
     const char *app = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "app");
     _cleanup_error_ struct berth_error *err = NULL;
-    _cleanup_json_ json_t *events = NULL, *record = NULL;
+    _cleanup_json_ json_t *events = NULL;
 
-    /* The admin reads any app's; a gone app's events are still in the unfiltered list. */
-    if (app && (is_admin(call->tenant) ? model_app_load(&call->server->model, app, &record, NULL) < 0
-                                       : !server_app_owned_by(call->server, app, call->tenant)))
+    /* An app-scoped token reads its app's only. */
+    if (!app && call->who->app)
+        app = call->who->app;
+    /* A gone app's events are still in the unfiltered list. */
+    if (app && api_allows(call->server, call->who, app, API_READ, NULL) != 0)
         return not_found(call, app);
     if (events_read(call->server, call->tenant, app, 1000, &events, &err) < 0)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
@@ -553,7 +577,7 @@ static enum MHD_Result run_gc(const struct api_call *call)
     enum MHD_Result answer;
     const json_t *keep, *dry;
 
-    if (!is_admin(call->tenant))
+    if (!caller_is_admin(call) || api_allows(call->server, call->who, NULL, API_MANAGE, NULL) != 0)
         return api_respond_error(call->conn, 403, "only the operator (admin tenant) collects garbage");
     if (!(body = api_body_object(call, &answer)))
         return answer;
@@ -574,28 +598,19 @@ static enum MHD_Result run_gc(const struct api_call *call)
 
 /* ---------------------------------------------------------------- routing */
 
-enum MHD_Result api_apps_handle(const struct api_call *call)
+/*
+ * Every /apps/<app>/... route, after api_allows() let the caller in: what
+ * is added here (or in the files it hands to) is checked without more
+ * code. `call->tenant` is the app's owner.
+ */
+static enum MHD_Result app_route(const struct api_call *call, const char *app, const char *sub)
 {
-    const char *url = call->url, *method = call->method;
-    _cleanup_free_ char *app = NULL;
-    const char *sub;
+    const char *method = call->method;
 
-    if (strcmp(url, "/apps") == 0 && strcmp(method, "GET") == 0)
-        return list_apps(call);
-    if (strcmp(url, "/apps") == 0 && strcmp(method, "POST") == 0)
-        return create_app(call);
-    if (strcmp(url, "/events") == 0 && strcmp(method, "GET") == 0)
-        return list_events(call);
-    if (strcmp(url, "/gc") == 0 && strcmp(method, "POST") == 0)
-        return run_gc(call);
-    if (strncmp(url, "/apps/", 6) != 0)
-        return api_respond_error(call->conn, 404, "no such endpoint");
-    sub = strchr(url + 6, '/');
-    app = sub ? xstrndup(url + 6, (size_t)(sub - url - 6)) : xstrdup(url + 6);
-    if (!server_app_owned_by(call->server, app, call->tenant))
-        return not_found(call, app);
     if (!sub && strcmp(method, "GET") == 0)
         return api_respond_json(call->conn, 200, app_summary(call->server, app));
+    if (!sub && strcmp(method, "DELETE") == 0)
+        return api_app_destroy(call, app);
     if (sub && strcmp(sub, "/buildpacks") == 0 && (!strcmp(method, "GET") || !strcmp(method, "PUT")))
         return settings(call, app, "buildpacks");
     if (sub && (strcmp(sub, "/build") == 0 || strcmp(sub, "/net") == 0) && strcmp(method, "PATCH") == 0)
@@ -624,4 +639,44 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
     if (sub && strcmp(sub, "/logs") == 0)
         return api_logs_handle(call, app);
     return api_respond_error(call->conn, 404, "no such endpoint");
+}
+
+enum MHD_Result api_apps_handle(const struct api_call *call)
+{
+    const char *url = call->url, *method = call->method;
+    _cleanup_free_ char *app = NULL, *owner = NULL;
+    enum api_action action;
+    const char *sub;
+    unsigned status;
+
+    if (strcmp(url, "/apps") == 0 && strcmp(method, "GET") == 0)
+        return list_apps(call);
+    if (strcmp(url, "/apps") == 0 && strcmp(method, "POST") == 0)
+        return create_app(call);
+    if (strcmp(url, "/events") == 0 && strcmp(method, "GET") == 0)
+        return list_events(call);
+    if (strcmp(url, "/gc") == 0 && strcmp(method, "POST") == 0)
+        return run_gc(call);
+    if (strcmp(url, "/tenants") == 0 || strncmp(url, "/tenants/", 9) == 0 || strcmp(url, "/tokens") == 0 ||
+        strncmp(url, "/tokens/", 8) == 0)
+        return api_tenants_handle(call);
+    if (strncmp(url, "/apps/", 6) != 0)
+        return api_respond_error(call->conn, 404, "no such endpoint");
+    sub = strchr(url + 6, '/');
+    app = sub ? xstrndup(url + 6, (size_t)(sub - url - 6)) : xstrdup(url + 6);
+    /* Destroying an app is the tenant's own token's; any other write is a deploy token's too. */
+    action = !sub && strcmp(method, "DELETE") == 0 ? API_MANAGE : api_method_action(method);
+    status = api_allows(call->server, call->who, app, action, &owner);
+    if (status == 404)
+        return not_found(call, app);
+    if (status)
+        return api_respond_error(call->conn, status, action == API_MANAGE
+                                 ? "only the tenant's own token may do this (this token's role is deploy or read)"
+                                 : "this token may only read (its role is read)");
+    {
+        struct api_call for_owner = *call;
+
+        for_owner.tenant = owner;
+        return app_route(&for_owner, app, sub);
+    }
 }

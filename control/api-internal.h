@@ -15,6 +15,7 @@
 
 #include "common/strbuf.h"
 #include "control/server.h"
+#include "control/tenants.h"
 
 /* API request bodies are tiny; pushes go through the receiver's own cap. */
 #define API_BODY_MAX (64u << 10)
@@ -25,13 +26,39 @@ struct api_request;
 struct api_call {
     struct server *server;
     struct MHD_Connection *conn;
+    /*
+     * The tenant acted for: on /apps/<app>/... the app's owner (the
+     * caller's own tenant, or any tenant for the admin: deploys use the
+     * owner's ids and slugs); elsewhere the caller's.
+     */
     const char *tenant;
+    const struct tenants_principal *who;    /* the caller: tenant, role, app scope */
     const char *url;
     const char *method;
     const struct strbuf *body;
     bool body_too_large;
     struct api_request *request;      /* api.c's own state of the request */
 };
+
+/* What a request does, for api_allows(). */
+enum api_action {
+    API_READ,       /* GET: any token */
+    API_DEPLOY,     /* push, config, settings, processes, rollback: the owner's or a deploy token */
+    API_MANAGE,     /* create or destroy apps, tokens, tenants: the tenant's own token */
+};
+
+/*
+ * The one authorization decision, for every API route and the git
+ * endpoint: may `who` do `action` on `app` (NULL: on no app in
+ * particular)? 0 if so, with *ret_owner (may be NULL) the app's tenant
+ * (malloc'ed; NULL without an app). 404 when the app is missing, another
+ * tenant's (the admin tenant reaches every app) or outside an app-scoped
+ * token; 403 when the token's role falls short.
+ */
+unsigned api_allows(struct server *s, const struct tenants_principal *who, const char *app, enum api_action action,
+                    char **ret_owner);
+/* The API action of an HTTP method on an app's resource: GET and HEAD read, anything else deploys. */
+enum api_action api_method_action(const char *method);
 
 /* Sends doc (stolen) as a JSON answer. */
 enum MHD_Result api_respond_json(struct MHD_Connection *c, unsigned status, json_t *doc);
@@ -73,6 +100,11 @@ enum MHD_Result api_change_record(const struct api_call *call, const char *app, 
 
 /* The /apps resources; answers 404 for anything it does not know. */
 enum MHD_Result api_apps_handle(const struct api_call *call);
+
+/* api-tenants.c: /tenants[/<t>] and /tokens[/<id>|/rotate]. */
+enum MHD_Result api_tenants_handle(const struct api_call *call);
+/* api-tenants.c: DELETE /apps/<app>?confirm=<app>, for an app the dispatch let the caller manage. */
+enum MHD_Result api_app_destroy(const struct api_call *call, const char *app);
 
 /* api-domains.c, for an app the caller checked the tenant owns: */
 /* /apps/<app>/domains[/<name>]; `rest` is "" or "/<name>". */

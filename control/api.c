@@ -26,7 +26,8 @@ enum request_kind { REQUEST_API, REQUEST_GIT };
 
 struct api_request {
     enum request_kind kind;
-    char *tenant;               /* authenticated tenant, NULL until then */
+    struct tenants_principal who;   /* the authenticated caller; who.tenant NULL until then */
+    char *owner;                /* git requests: the app's tenant */
     struct strbuf body;
     bool body_too_large;
     /* git requests */
@@ -161,6 +162,54 @@ static char *request_token(struct MHD_Connection *c)
     return NULL;
 }
 
+enum api_action api_method_action(const char *method)
+{
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ? API_READ : API_DEPLOY;
+}
+
+static bool role_allows(enum tenants_role role, enum api_action action)
+{
+    switch (action) {
+    case API_READ: return true;
+    case API_DEPLOY: return role == TENANTS_ROLE_OWNER || role == TENANTS_ROLE_DEPLOY;
+    case API_MANAGE: return role == TENANTS_ROLE_OWNER;
+    default: return false;
+    }
+}
+
+unsigned api_allows(struct server *s, const struct tenants_principal *who, const char *app, enum api_action action,
+                    char **ret_owner)
+{
+    _cleanup_json_ json_t *record = NULL;
+    const char *owner = NULL;
+
+    if (ret_owner)
+        *ret_owner = NULL;
+    if (app) {
+        /* Missing, another tenant's, or outside the token's scope: all answer alike. */
+        if (model_app_load(&s->model, app, &record, NULL) < 0 || !(owner = json_get_str(record, "tenant")) ||
+            (strcmp(owner, who->tenant) != 0 && strcmp(who->tenant, MODEL_ADMIN_TENANT) != 0) ||
+            (who->app && strcmp(who->app, app) != 0))
+            return 404;
+    }
+    if (!role_allows(who->role, action))
+        return 403;
+    if (app && ret_owner)
+        *ret_owner = xstrdup(owner);
+    return 0;
+}
+
+/* What a git request does: a push deploys, anything else (a fetch) reads. */
+static enum api_action git_action(struct MHD_Connection *c, const char *rest)
+{
+    const char *service = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "service");
+
+    if (strcmp(rest, "git-receive-pack") == 0 ||
+        (strcmp(rest, "info/refs") == 0 && service && strcmp(service, "git-receive-pack") == 0))
+        return API_DEPLOY;
+    return API_READ;
+}
+
 /* "/<app>.git/<rest>" -> app and rest; false when the URL is not a git URL. */
 static bool split_git_url(const char *url, char **ret_app, const char **ret_rest)
 {
@@ -193,18 +242,22 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         req->kind = split_git_url(url, &app, &rest) ? REQUEST_GIT : REQUEST_API;
         req->app = app;
         token = request_token(c);
-        if (!token || model_authenticate(&s->model, token, &req->tenant, &err) < 0)
+        if (!token || tenants_authenticate(&s->model, token, &req->who, &err) < 0)
             return respond_unauthorized(c, req->kind);
         if (req->kind == REQUEST_GIT) {
-            if (!server_app_owned_by(s, req->app, req->tenant)) {
+            unsigned status = api_allows(s, &req->who, req->app, git_action(c, rest), &req->owner);
+
+            if (status == 404) {
                 _cleanup_free_ char *msg = xasprintf("app '%s' does not exist", req->app);
 
                 return respond_error(c, REQUEST_GIT, 404, msg);
             }
+            if (status)
+                return respond_error(c, REQUEST_GIT, status, "this token may not push (its role is read)");
             req->repo_path = model_path(&s->model, "apps/%s/repo.git", req->app);
             req->deploy.server = s;
             req->deploy.app = req->app;
-            req->deploy.tenant = req->tenant;
+            req->deploy.tenant = req->owner;
             req->ropts.repo_path = req->repo_path;
             req->ropts.deploy = deploy_on_push;
             req->ropts.settled = deploy_settled;
@@ -233,7 +286,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
     }
     {
         const struct api_call call = {
-            .server = s, .conn = c, .tenant = req->tenant, .url = url, .method = method,
+            .server = s, .conn = c, .tenant = req->who.tenant, .who = &req->who, .url = url, .method = method,
             .body = &req->body, .body_too_large = req->body_too_large, .request = req,
         };
 
@@ -256,7 +309,8 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
     if (req->upgrade_cls)
         req->upgrade_free(req->upgrade_cls);
     strbuf_release(&req->body);
-    free(req->tenant);
+    tenants_principal_release(&req->who);
+    free(req->owner);
     free(req->app);
     free(req->repo_path);
     free(req);

@@ -4,9 +4,12 @@
  * thread-per-connection, since git pushes block on builds): the JSON API
  * under /apps and the git smart-HTTP endpoint under /<app>.git/, both
  * authenticated by a tenant's token (Bearer, or Basic with the token as the
- * password, which is what git sends).
+ * password, which is what git sends) and authorized by api_allows()
+ * (api-internal.h): a tenant reaches only its own apps, the admin every
+ * app, a scoped token its role's share of one app or all of its tenant's.
  *
  *   /apps and below (api-apps.c: apps, their settings and config; docs/API.md)
+ *   /tenants, /tokens (api-tenants.c)
  *   GET  /<app>.git/info/refs?service=git-receive-pack, POST /<app>.git/git-receive-pack
  *
  * Errors are JSON {"error": "..."} for the API and text/plain for git (git

@@ -27,7 +27,7 @@ static const char *const groups[] = {
 };
 
 static const struct help_row rows[] = {
-    { "apps:create", "Apps", "create an app; push to its git URL to deploy" },
+    { "apps:create", "Apps", "create an app (no name: a free random one); push to its git URL to deploy" },
     { "apps:list", "Apps", "list your apps" },
     { "apps:info", "Apps", "show an app: its URLs, release and settings" },
     { "apps:destroy", "Apps", "remove an app with its processes, repository, releases and logs" },

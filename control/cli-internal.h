@@ -5,7 +5,8 @@
  * cli-settings.c the commands that read and change an app's settings and
  * config; cli-domains.c its domains, certificates and router settings;
  * cli-releases.c its releases and rollback; cli-cron.c its scheduled jobs;
- * cli-run.c its one-off runs; cli-logs.c its log.
+ * cli-run.c its one-off runs; cli-logs.c its log; cli-tenants.c tenants,
+ * tokens and apps:destroy.
  * Each command takes its own arguments (after the command name) and
  * returns the process exit code.
  */
@@ -52,6 +53,8 @@ int cli_fail(long status, const json_t *doc);
  * error is said on stderr and -1 returned.
  */
 int cli_app_request(const char *method, const char *app, const char *sub, const json_t *body, json_t **ret_doc);
+/* The same on any path ("/tokens"). */
+int cli_request(const char *method, const char *path, const json_t *body, json_t **ret_doc);
 /*
  * PATCH /apps/<app><sub> with `body`, said as "<doing>... done" (or
  * "failed", the API's error on stderr). The exit code: 0 or 1.
@@ -101,6 +104,15 @@ int cli_cron(int argc, char **argv);
 /* cli-run.c */
 int cli_run_attached(int argc, char **argv);
 int cli_run_detached(int argc, char **argv);
+/* cli-tenants.c */
+int cli_apps_destroy(int argc, char **argv);
+int cli_tenants_create(int argc, char **argv);
+int cli_tenants_list(int argc, char **argv);
+int cli_tenants_destroy(int argc, char **argv);
+int cli_tokens(int argc, char **argv);
+int cli_tokens_create(int argc, char **argv);
+int cli_tokens_revoke(int argc, char **argv);
+int cli_tokens_rotate(int argc, char **argv);
 
 /* cli-ps.c */
 int cli_ps(int argc, char **argv);

@@ -20,6 +20,12 @@
 int cli_app_request(const char *method, const char *app, const char *sub, const json_t *body, json_t **ret_doc)
 {
     _cleanup_free_ char *path = xasprintf("/apps/%s%s", app, sub);
+
+    return cli_request(method, path, body, ret_doc);
+}
+
+int cli_request(const char *method, const char *path, const json_t *body, json_t **ret_doc)
+{
     json_t *doc = NULL;
     long status = 0;
 
@@ -208,8 +214,10 @@ int cli_config(int argc, char **argv)
         if (strlen(key) > width)
             width = strlen(key);
     printf("=== %s Config Vars\n", argv[0]);
+    /* A read token sees the names only (values_hidden). */
     json_object_foreach((json_t *)config, key, v)
-        printf("%s:%*s %s\n", key, (int)(width - strlen(key)), "", json_string_value(v));
+        printf("%s:%*s %s\n", key, (int)(width - strlen(key)), "", json_is_string(v) ? json_string_value(v)
+                                                                                   : "(hidden)");
     return 0;
 }
 

@@ -166,14 +166,14 @@ int cli_fail(long status, const json_t *doc)
     return 1;
 }
 
+/* `apps:create [NAME]`: without a name, the server picks a free one ("sleepy-meadow-1234"). */
 static int apps_create(int argc, char **argv)
 {
-    const char *name = argv[0];
-    (void)argc;
-    _cleanup_json_ json_t *req = json_pack("{s:s}", "name", name), *doc = NULL;
+    const char *name = argc ? argv[0] : NULL;
+    _cleanup_json_ json_t *req = name ? json_pack("{s:s}", "name", name) : json_object(), *doc = NULL;
     long status = 0;
 
-    printf("Creating %s... ", name);
+    printf("Creating %s... ", name ? name : "app");
     fflush(stdout);
     if (cli_api("POST", "/apps", req, &status, &doc) < 0) {
         printf("failed\n");
@@ -183,7 +183,11 @@ static int apps_create(int argc, char **argv)
         printf("failed\n");
         return cli_fail(status, doc);
     }
-    printf("done\n%s | %s\n", json_get_str(doc, "web_url"), json_get_str(doc, "git_url"));
+    if (name)
+        printf("done\n");
+    else
+        printf("done, %s\n", json_get_str(doc, "name"));
+    printf("%s | %s\n", json_get_str(doc, "web_url"), json_get_str(doc, "git_url"));
     return 0;
 }
 
@@ -252,11 +256,21 @@ static int apps_info(int argc, char **argv)
 
 /* Descriptions and groups for `berth help` are in cli-help.c, keyed by name. */
 static const struct cli_command commands[] = {
-    { "apps:create", 1, 1, "apps:create NAME", apps_create },
-    { "create", 1, 1, "create NAME", apps_create },
+    { "apps:create", 0, 1, "apps:create [NAME]", apps_create },
+    { "create", 0, 1, "create [NAME]", apps_create },
+    { "apps:destroy", 1, 3, "apps:destroy APP --confirm APP", cli_apps_destroy },
+    { "destroy", 1, 3, "destroy APP --confirm APP", cli_apps_destroy },
     { "apps", 0, 0, "apps", apps_list },
     { "apps:list", 0, 0, "apps:list", apps_list },
     { "apps:info", 1, 1, "apps:info APP", apps_info },
+    { "tenants", 0, 1, "tenants [--json]", cli_tenants_list },
+    { "tenants:list", 0, 1, "tenants:list [--json]", cli_tenants_list },
+    { "tenants:create", 1, 1, "tenants:create NAME", cli_tenants_create },
+    { "tenants:destroy", 1, 3, "tenants:destroy NAME --confirm NAME", cli_tenants_destroy },
+    { "tokens", 0, 1, "tokens [--json]", cli_tokens },
+    { "tokens:create", 2, 4, "tokens:create [--app APP] --role deploy|read", cli_tokens_create },
+    { "tokens:revoke", 1, 1, "tokens:revoke ID", cli_tokens_revoke },
+    { "tokens:rotate", 0, 0, "tokens:rotate", cli_tokens_rotate },
     { "buildpacks", 1, 1, "buildpacks APP", cli_buildpacks },
     { "buildpacks:set", 2, -1, "buildpacks:set APP URL|NAME[#REF]...", cli_buildpacks_set },
     { "buildpacks:clear", 1, 1, "buildpacks:clear APP", cli_buildpacks_clear },

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -100,25 +101,25 @@ static void sweep_tenant(struct server *s, const char *tenant, const json_t *kee
     }
 }
 
-int gc_run(struct server *s, bool dry_run, unsigned keep, json_t **ret, struct berth_error **err)
+/*
+ * Locks the deploy lock of every app (of `only_tenant`, unless NULL) and
+ * adds the slugs of its last `keep` releases to keep_by_tenant[tenant];
+ * the locks taken go to `locked` (room for every app), their count is
+ * returned. Sorted names, one lock order: no deadlock with another pass
+ * (deploys hold one lock only).
+ */
+static size_t lock_and_keep(struct server *s, const json_t *apps, const char *only_tenant, unsigned keep,
+                            json_t *keep_by_tenant, struct app_runtime **locked)
 {
-    _cleanup_json_ json_t *apps = NULL, *keep_by_tenant = json_object(), *removed = json_array();
-    _cleanup_free_ struct app_runtime **locked = NULL;
     size_t i, n_locked = 0;
-    uint64_t total = 0;
-    const char *tenant;
-    json_t *name, *keep_set;
-    int r;
+    json_t *name;
 
-    if ((r = model_app_list(&s->model, &apps, err)) < 0)
-        return r;
-    locked = xcalloc(json_array_size(apps) + 1, sizeof(*locked));
-    /* Sorted names, one lock order: no deadlock with another pass (deploys hold one lock only). */
     json_array_foreach(apps, i, name) {
-        const char *app = json_string_value(name);
+        const char *app = json_string_value(name), *tenant;
         _cleanup_json_ json_t *record = NULL;
 
-        if (model_app_load(&s->model, app, &record, NULL) < 0 || !(tenant = json_get_str(record, "tenant")))
+        if (model_app_load(&s->model, app, &record, NULL) < 0 || !(tenant = json_get_str(record, "tenant")) ||
+            (only_tenant && strcmp(tenant, only_tenant) != 0))
             continue;
         locked[n_locked] = server_app(s, app);
         pthread_mutex_lock(&locked[n_locked++]->deploy_lock);
@@ -126,12 +127,53 @@ int gc_run(struct server *s, bool dry_run, unsigned keep, json_t **ret, struct b
             json_object_set_new(keep_by_tenant, tenant, json_object());
         keep_app_slugs(s, app, keep, json_object_get(keep_by_tenant, tenant));
     }
+    return n_locked;
+}
+
+int gc_run(struct server *s, bool dry_run, unsigned keep, json_t **ret, struct berth_error **err)
+{
+    _cleanup_json_ json_t *apps = NULL, *keep_by_tenant = json_object(), *removed = json_array();
+    _cleanup_free_ struct app_runtime **locked = NULL;
+    size_t n_locked;
+    uint64_t total = 0;
+    const char *tenant;
+    json_t *keep_set;
+    int r;
+
+    if ((r = model_app_list(&s->model, &apps, err)) < 0)
+        return r;
+    locked = xcalloc(json_array_size(apps) + 1, sizeof(*locked));
+    n_locked = lock_and_keep(s, apps, NULL, keep, keep_by_tenant, locked);
     json_object_foreach(keep_by_tenant, tenant, keep_set)
         sweep_tenant(s, tenant, keep_set, dry_run, removed, &total);
     while (n_locked)
         pthread_mutex_unlock(&locked[--n_locked]->deploy_lock);
     *ret = json_pack("{s:b, s:i, s:O, s:I}", "dry_run", dry_run, "keep", (int)keep, "removed", removed, "bytes",
                      (json_int_t)total);
+    return 0;
+}
+
+int gc_tenant_slugs(struct server *s, const char *tenant, struct berth_error **err)
+{
+    _cleanup_json_ json_t *apps = NULL, *keep_by_tenant = json_object(), *removed = json_array();
+    _cleanup_free_ struct app_runtime **locked = NULL;
+    size_t n_locked;
+    uint64_t total = 0;
+    int r;
+
+    if ((r = model_app_list(&s->model, &apps, err)) < 0)
+        return r;
+    locked = xcalloc(json_array_size(apps) + 1, sizeof(*locked));
+    /* Every release, not the last few: what apps:destroy removes is only what nothing can roll back to. */
+    n_locked = lock_and_keep(s, apps, tenant, UINT_MAX, keep_by_tenant, locked);
+    if (!json_object_get(keep_by_tenant, tenant))
+        json_object_set_new(keep_by_tenant, tenant, json_object());
+    sweep_tenant(s, tenant, json_object_get(keep_by_tenant, tenant), false, removed, &total);
+    while (n_locked)
+        pthread_mutex_unlock(&locked[--n_locked]->deploy_lock);
+    if (json_array_size(removed))
+        log_info("removed %zu slugs of tenant '%s' that no release names (%llu bytes)", json_array_size(removed),
+                 tenant, (unsigned long long)total);
     return 0;
 }
 

@@ -29,6 +29,13 @@
  */
 int gc_run(struct server *s, bool dry_run, unsigned keep, json_t **ret, struct berth_error **err);
 /*
+ * Removes the tenant's slugs that no release of any of its apps names (the
+ * tenant may have no app left), holding each of its apps' deploy locks as
+ * gc_run() does; for apps:destroy, once the app's records are gone. The
+ * caller holds no deploy lock. A slug that cannot be removed is logged.
+ */
+int gc_tenant_slugs(struct server *s, const char *tenant, struct berth_error **err);
+/*
  * At start, before any app is restored: removes what a crash left behind,
  * build directories (run/builds), instance directories (run/instances:
  * no instance runs yet), the receiver's quarantine directories of

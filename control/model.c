@@ -131,40 +131,6 @@ static int load_tenant(const struct model *m, const char *name, json_t **ret, st
     return json_store_load(p, ret, err);
 }
 
-int model_authenticate(const struct model *m, const char *token, char **ret_tenant, struct berth_error **err)
-{
-    _cleanup_free_ char *dir = model_path(m, "tenants");
-    _cleanup_closedir_ DIR *d = opendir(dir);
-    char hash[SHA256_HEX_LEN + 1];
-    struct dirent *de;
-
-    if (!d)
-        return berth_error_make(err, errno, "open '%s'", dir);
-    if (!token || !*token || strlen(token) > 256)
-        return berth_error_plain(err, EACCES, "invalid credentials");
-    sha256_hex(token, strlen(token), hash);
-    while ((de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        _cleanup_json_ json_t *t = NULL;
-        _cleanup_free_ char *name = NULL;
-        json_t *h;
-        size_t i;
-
-        if (len < 6 || strcmp(de->d_name + len - 5, ".json") || de->d_name[0] == '.')
-            continue;
-        name = xstrndup(de->d_name, len - 5);
-        if (load_tenant(m, name, &t, NULL) < 0)
-            continue;
-        json_array_foreach(json_object_get(t, "token_sha256"), i, h) {
-            if (json_is_string(h) && secure_streq(json_string_value(h), hash)) {
-                *ret_tenant = TAKE_PTR(name);
-                return 0;
-            }
-        }
-    }
-    return berth_error_plain(err, EACCES, "invalid credentials");
-}
-
 int model_tenant_slice(const struct model *m, const char *tenant, unsigned long *ret_slice,
                        struct berth_error **err)
 {
@@ -231,6 +197,44 @@ int model_app_create(const struct model *m, const char *name, const char *tenant
     return json_store_save(app_path, app, 0600, err);
 }
 
+int model_app_create_random(const struct model *m, const char *tenant, char **ret_name, struct berth_error **err)
+{
+    static const char *const adjectives[] = {
+        "ancient", "autumn", "billowing", "bold", "brave", "calm", "crimson", "damp", "dawn", "desert",
+        "divine", "dry", "falling", "floral", "fragrant", "frosty", "gentle", "golden", "hidden", "icy",
+        "lively", "misty", "morning", "nameless", "patient", "polished", "proud", "quiet", "rapid", "shy",
+        "silent", "sleepy", "snowy", "solitary", "sparkling", "still", "sunny", "swift", "twilight", "young",
+    };
+    static const char *const nouns[] = {
+        "bird", "brook", "bush", "cloud", "dawn", "dew", "dream", "dust", "field", "fire",
+        "flower", "fog", "forest", "frost", "glade", "grass", "harbor", "haze", "hill", "lake",
+        "leaf", "meadow", "moon", "mountain", "night", "ocean", "pine", "river", "sea", "shadow",
+        "sky", "smoke", "snow", "sound", "star", "sun", "thunder", "tree", "water", "wave",
+    };
+    char hex[9];
+    int r;
+
+    for (int attempt = 0; attempt < 32; attempt++) {
+        _cleanup_free_ char *name = NULL, *dir = NULL;
+        unsigned long rnd;
+
+        if ((r = random_hex(hex, 4, err)) < 0)
+            return r;
+        rnd = strtoul(hex, NULL, 16);
+        name = xasprintf("%s-%s-%04lu", adjectives[(rnd >> 24) % (sizeof(adjectives) / sizeof(*adjectives))],
+                         nouns[((rnd >> 16) & 0xff) % (sizeof(nouns) / sizeof(*nouns))], (rnd & 0xffff) % 10000);
+        dir = model_path(m, "apps/%s", name);
+        if (access(dir, F_OK) == 0)
+            continue;
+        /* A create of the same name in between fails this one with EEXIST: rare enough to say so. */
+        if ((r = model_app_create(m, name, tenant, err)) < 0)
+            return r;
+        *ret_name = TAKE_PTR(name);
+        return 0;
+    }
+    return berth_error_plain(err, EEXIST, "no free random app name after 32 tries: give the app a name");
+}
+
 /* The app.json of an existing app (malloc'ed), or -ENOENT with "app 'x' does not exist". */
 static int app_record_path(const struct model *m, const char *name, char **ret, struct berth_error **err)
 {
@@ -290,6 +294,28 @@ int model_app_list(const struct model *m, json_t **ret, struct berth_error **err
     for (i = 0; i < n; i++)
         json_array_append(out, v[i]);
     *ret = out;
+    return 0;
+}
+
+int model_app_list_of(const struct model *m, const char *tenant, json_t **ret, struct berth_error **err)
+{
+    _cleanup_json_ json_t *all = NULL;
+    json_t *name, *mine;
+    size_t i;
+    int r;
+
+    if ((r = model_app_list(m, &all, err)) < 0)
+        return r;
+    mine = json_array();
+    json_array_foreach(all, i, name) {
+        _cleanup_json_ json_t *record = NULL;
+        const char *owner;
+
+        if (model_app_load(m, json_string_value(name), &record, NULL) == 0 &&
+            (owner = json_get_str(record, "tenant")) && strcmp(owner, tenant) == 0)
+            json_array_append(mine, name);
+    }
+    *ret = mine;
     return 0;
 }
 

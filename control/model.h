@@ -6,7 +6,7 @@
  *
  *   <home>/berth.json               server settings (first-start marker)
  *   <home>/admin.token              the admin token, mode 0600 (plain, for the CLI)
- *   <home>/tenants/<tenant>.json    tenant: id slice, token hashes
+ *   <home>/tenants/<tenant>.json    tenant: id slice, token hashes, scoped tokens (tenants.h)
  *   <home>/apps/<app>/app.json      app: tenant, created_at, settings (buildpacks, build, net),
  *                                   domains, router settings (domains.h), certificate records (certs.h)
  *   <home>/apps/<app>/config.json   config vars
@@ -61,8 +61,6 @@ int model_init_home(struct model *m, char **ret_created_token, struct berth_erro
 /* Not a tenant name: layers/<tenant>/ sits beside layers/stacks/. */
 #define MODEL_RESERVED_TENANT "stacks"
 
-/* Looks up the tenant whose token hashes to the given token; *ret_tenant malloc'ed. -EACCES if none. */
-int model_authenticate(const struct model *m, const char *token, char **ret_tenant, struct berth_error **err);
 /* The tenant's index (its id slice number). */
 int model_tenant_slice(const struct model *m, const char *tenant, unsigned long *ret_slice,
                        struct berth_error **err);
@@ -71,10 +69,18 @@ int model_tenant_slice(const struct model *m, const char *tenant, unsigned long 
 bool model_app_name_valid(const char *name);
 /* Creates the app's records (not its repository). -EEXIST if it exists. */
 int model_app_create(const struct model *m, const char *name, const char *tenant, struct berth_error **err);
+/*
+ * Creates an app with a free random name in Heroku's style,
+ * "<adjective>-<noun>-<4 digits>" (*ret_name malloc'ed), trying again on a
+ * name that is taken.
+ */
+int model_app_create_random(const struct model *m, const char *tenant, char **ret_name, struct berth_error **err);
 /* Loads app.json; -ENOENT with "app 'x' does not exist". */
 int model_app_load(const struct model *m, const char *name, json_t **ret, struct berth_error **err);
 /* Names of every app (sorted), as a JSON array of strings. */
 int model_app_list(const struct model *m, json_t **ret, struct berth_error **err);
+/* Names of the apps of `tenant` (sorted), as a JSON array of strings. */
+int model_app_list_of(const struct model *m, const char *tenant, json_t **ret, struct berth_error **err);
 /* Replaces app.json (the caller read it, changed its settings, and serialises writers). */
 int model_app_save(const struct model *m, const char *name, const json_t *app, struct berth_error **err);
 int model_app_config(const struct model *m, const char *name, json_t **ret, struct berth_error **err);

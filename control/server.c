@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -28,14 +29,19 @@
 #include "control/applog.h"
 #include "control/deploy.h"
 #include "control/formation.h"
+#include "control/destroy.h"
 #include "control/gc.h"
 #include "control/instance.h"
 #include "control/scheduler.h"
 #include "control/run.h"
 #include "control/serve.h"
 #include "control/subid.h"
+#include "control/tenants.h"
 #include "control/units.h"
 #include "receiver/receiver.h"
+
+/* How long apps:destroy waits for retiring instances: twice the default grace, and a little. */
+#define SERVER_RETIRED_WAIT_S 65
 
 struct app_runtime *server_app(struct server *s, const char *name)
 {
@@ -55,6 +61,32 @@ struct app_runtime *server_app(struct server *s, const char *name)
     }
     pthread_mutex_unlock(&s->lock);
     return rt;
+}
+
+/*
+ * Waits until no instance is retiring (instance_retire()), at most `secs`:
+ * retiring instances are not listed per app, so this waits for every
+ * app's. A retiring one takes its grace period at most twice (drain, then
+ * SIGTERM to SIGKILL), a few seconds in practice once its route is gone.
+ */
+static void wait_retired(struct server *s, int secs)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += secs;
+    pthread_mutex_lock(&s->retire_lock);
+    while (s->retiring && pthread_cond_timedwait(&s->retire_cond, &s->retire_lock, &deadline) == 0)
+        ;
+    if (s->retiring)
+        log_warn("%u instances still retiring after %d s", s->retiring, secs);
+    pthread_mutex_unlock(&s->retire_lock);
+}
+
+void server_app_stop_all(struct server *s, const char *name)
+{
+    formation_remove_app(s, name);
+    wait_retired(s, SERVER_RETIRED_WAIT_S);
 }
 
 bool server_app_owned_by(struct server *s, const char *app, const char *tenant)
@@ -96,6 +128,14 @@ int server_tenant_ids(struct server *s, const char *tenant, unsigned long *ret_u
     if (r < 0)
         return r;
     return subid_slice(SUBGID_FILE, s->user, getuid(), slice, TENANT_ID_SLICE, ret_gid_base, err);
+}
+
+unsigned long server_tenant_slices(const struct server *s)
+{
+    unsigned long u = subid_count_slices(SUBUID_FILE, s->user, getuid(), TENANT_ID_SLICE);
+    unsigned long g = subid_count_slices(SUBGID_FILE, s->user, getuid(), TENANT_ID_SLICE);
+
+    return u < g ? u : g;
 }
 
 int server_parse_addr(const char *addr, struct sockaddr_in *ret, struct berth_error **err)
@@ -247,6 +287,10 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     r = model_init_home(&s.model, &token, err);
     if (r < 0)
         return berth_error_wrap(err, "preparing '%s'", opt->home);
+    /* Two tenants in one slice would share host uids: refuse to serve either. */
+    r = tenants_check_slices(&s.model, err);
+    if (r < 0)
+        return r;
     s.layers_dir = model_path(&s.model, "layers");
     s.stack_dir = model_path(&s.model, "layers/stacks/host");
     s.buildpacks_dir = model_path(&s.model, "buildpacks");
@@ -331,6 +375,7 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     if (r < 0)
         goto out;
     gc_sweep_leftovers(&s);
+    destroy_sweep_leftovers(&s);
     deploy_restore_all(&s, &stop_requested);
     r = scheduler_start(&s, err);
     if (r < 0)

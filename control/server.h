@@ -84,6 +84,15 @@ struct server {
 /* Finds or adds the runtime entry for app `name` (never freed while serving). */
 struct app_runtime *server_app(struct server *s, const char *name);
 /*
+ * Stops everything app `name` runs (formation_remove_app(): every process
+ * retires, SIGTERM then SIGKILL after its grace period) and waits until no
+ * instance is retiring any more (retiring ones are not kept per app, so
+ * every app's are waited for; at most 65 s); returns once they are gone.
+ * For apps:destroy, after the app's routes are unpublished; the caller
+ * holds its deploy lock.
+ */
+void server_app_stop_all(struct server *s, const char *name);
+/*
  * Publishes every app's routes (names, settings, running instances) and,
  * with an HTTPS listener, the certificates (control/publish.c).
  */
@@ -98,6 +107,8 @@ int server_parse_addr(const char *addr, struct sockaddr_in *ret, struct berth_er
 /* Whether `app` exists and belongs to `tenant` (another tenant's app answers like a missing one). */
 bool server_app_owned_by(struct server *s, const char *app, const char *tenant);
 char *server_slug_dir(const struct server *s, const char *tenant, const char *slug);
+/* How many tenant id slices berth's /etc/subuid and /etc/subgid ranges hold (the smaller count). */
+unsigned long server_tenant_slices(const struct server *s);
 /* The tenant's id ranges for containers. */
 int server_tenant_ids(struct server *s, const char *tenant, unsigned long *ret_uid_base,
                       unsigned long *ret_gid_base, struct berth_error **err);

@@ -17,6 +17,7 @@
 #include "common/xalloc.h"
 #include "control/model.h"
 #include "control/subid.h"
+#include "control/tenants.h"
 #include "control/units.h"
 
 static void test_names(void)
@@ -53,12 +54,117 @@ static void test_units(void)
        !units_parse_duration("99999999999h", &secs), "zero, unknown units and overflow are refused");
 }
 
+/* The principal a token authenticates as, or NULL tenant; the caller releases it. */
+static struct tenants_principal who_is(const struct model *m, const char *token)
+{
+    struct tenants_principal who;
+
+    (void)tenants_authenticate(m, token, &who, NULL);
+    return who;
+}
+
+static void test_tenants(void)
+{
+    char dir[] = "/tmp/berth-test-tenants-XXXXXX";
+    struct berth_error *err = NULL;
+    struct model m;
+    _cleanup_free_ char *admin = NULL, *acme = NULL, *beta = NULL, *rotated = NULL, *id = NULL, *scoped = NULL;
+    _cleanup_json_ json_t *list = NULL, *tokens = NULL;
+    unsigned long slice = 99;
+    struct tenants_principal who;
+
+    ok(mkdtemp(dir) != NULL && model_open(&m, dir, &err) == 0 && model_init_home(&m, &admin, &err) == 0,
+       "tenants: temp home");
+    ok(!tenants_name_valid("admin") && !tenants_name_valid("stacks") && !tenants_name_valid("Acme") &&
+       !tenants_name_valid("") && !tenants_name_valid("a/b") && tenants_name_valid("acme-2"),
+       "tenant names: app rules, not admin or stacks");
+    ok(tenants_create(&m, "acme", 3, &acme, &slice, &err) == 0 && slice == 1 && strlen(acme) == 64,
+       "acme gets slice 1 (admin holds 0) and a 64-hex token");
+    ok(tenants_create(&m, "acme", 3, &beta, &slice, &err) == -EEXIST && !beta, "a second acme is refused");
+    berth_error_release(&err);
+    ok(tenants_create(&m, "admin", 3, &beta, &slice, &err) == -EINVAL, "'admin' is refused");
+    berth_error_release(&err);
+    ok(tenants_create(&m, "beta", 3, &beta, &slice, &err) == 0 && slice == 2, "beta gets slice 2");
+    {
+        char *none = NULL;
+
+        ok(tenants_create(&m, "gamma", 3, &none, &slice, &err) == -ENOSPC &&
+           strstr(berth_error_msg(&err), "no free subordinate id slice") && !none, "no slice left: ENOSPC");
+        berth_error_release(&err);
+    }
+    ok(tenants_list(&m, &list, &err) == 0 && json_array_size(list) == 3 &&
+       strcmp(json_string_value(json_array_get(list, 0)), "acme") == 0, "three tenants, sorted");
+    who = who_is(&m, acme);
+    ok(who.tenant && strcmp(who.tenant, "acme") == 0 && who.role == TENANTS_ROLE_OWNER, "acme's token is acme's");
+    tenants_principal_release(&who);
+    ok(tenants_check_slices(&m, &err) == 0, "slices are unique");
+
+    ok(tenants_token_create(&m, "acme", TENANTS_ROLE_DEPLOY, "web", &id, &scoped, &err) == 0 && strlen(id) == 12,
+       "a deploy token for app web");
+    who = who_is(&m, scoped);
+    ok(who.tenant && strcmp(who.tenant, "acme") == 0 && who.role == TENANTS_ROLE_DEPLOY && who.app &&
+       strcmp(who.app, "web") == 0 && strcmp(who.token_id, id) == 0, "it authenticates with its role and app");
+    tenants_principal_release(&who);
+    ok(tenants_token_list(&m, "acme", &tokens, &err) == 0 && json_array_size(tokens) == 1 &&
+       !json_object_get(json_array_get(tokens, 0), "sha256") &&
+       strcmp(json_get_str(json_array_get(tokens, 0), "role"), "deploy") == 0, "listed, without its hash");
+    ok(tenants_token_revoke(&m, "acme", "000000000000", &err) == -ENOENT, "revoking an unknown id: ENOENT");
+    berth_error_release(&err);
+    ok(tenants_token_revoke(&m, "acme", id, &err) == 0, "revoke it");
+    who = who_is(&m, scoped);
+    ok(!who.tenant, "a revoked token authenticates no more");
+    ok(tenants_token_rotate(&m, "acme", &rotated, &err) == 0 && strcmp(rotated, acme) != 0, "rotate acme's token");
+    who = who_is(&m, acme);
+    ok(!who.tenant, "the rotated-away token authenticates no more");
+    who = who_is(&m, rotated);
+    ok(who.tenant && strcmp(who.tenant, "acme") == 0, "the new one does");
+    tenants_principal_release(&who);
+    {
+        _cleanup_free_ char *p = model_path(&m, "tenants/acme.json");
+        _cleanup_json_ json_t *t = NULL;
+
+        /* Another module's key (quotas' "limits") survives every rewrite. */
+        ok(json_store_load(p, &t, &err) == 0 && json_object_set_new(t, "limits", json_pack("{s:i}", "apps", 3)) == 0 &&
+           json_store_save(p, t, 0600, &err) == 0, "add a key tenants.c does not know");
+        ok(tenants_token_rotate(&m, "acme", &beta, &err) == 0, "rotate again");
+        json_decref(t);
+        t = NULL;
+        ok(json_store_load(p, &t, &err) == 0 &&
+           json_integer_value(json_object_get(json_object_get(t, "limits"), "apps")) == 3, "the unknown key is kept");
+    }
+    ok(tenants_token_drop_all(&m, "beta", &err) == 0 && tenants_remove(&m, "beta", &err) == 0 &&
+       tenants_create(&m, "gamma", 3, &scoped, &slice, &err) == 0 && slice == 2,
+       "beta's slice is free again once it is removed");
+    {
+        _cleanup_free_ char *p = model_path(&m, "tenants/gamma.json");
+        _cleanup_json_ json_t *t = NULL;
+
+        ok(json_store_load(p, &t, &err) == 0 && json_object_set_new(t, "slice", json_integer(1)) == 0 &&
+           json_store_save(p, t, 0600, &err) == 0, "make gamma share acme's slice");
+        ok(tenants_check_slices(&m, &err) == -EINVAL && strstr(berth_error_msg(&err), "'acme' and 'gamma'"),
+           "a shared slice is an error naming both tenants");
+        berth_error_release(&err);
+    }
+    {
+        _cleanup_free_ char *name = NULL;
+
+        ok(model_app_create_random(&m, "acme", &name, &err) == 0 && model_app_name_valid(name) &&
+           strchr(name, '-') && strlen(name) >= 10, "a random app name is a valid DNS label");
+    }
+    {
+        _cleanup_free_ char *cmd = xasprintf("rm -rf '%s'", dir);
+
+        ok(system(cmd) == 0, "tenants: clean up");
+    }
+    model_close(&m);
+}
+
 static void test_model(void)
 {
     char dir[] = "/tmp/berth-test-model-XXXXXX";
     struct berth_error *err = NULL;
     struct model m;
-    _cleanup_free_ char *token = NULL, *token2 = NULL, *tenant = NULL;
+    _cleanup_free_ char *token = NULL, *token2 = NULL;
     _cleanup_json_ json_t *list = NULL, *app = NULL, *rel = NULL;
     unsigned version = 99;
     unsigned long slice = 7;
@@ -73,13 +179,15 @@ static void test_model(void)
 
         ok(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600, "admin.token is mode 0600");
     }
-    ok(model_authenticate(&m, token, &tenant, &err) == 0 && strcmp(tenant, "admin") == 0, "token authenticates");
     {
-        char *t = NULL;
+        struct tenants_principal who;
 
-        ok(model_authenticate(&m, "wrong", &t, &err) == -EACCES && !t, "a wrong token does not");
+        ok(tenants_authenticate(&m, token, &who, &err) == 0 && strcmp(who.tenant, "admin") == 0 &&
+           who.role == TENANTS_ROLE_OWNER && !who.app, "token authenticates as the admin's owner");
+        tenants_principal_release(&who);
+        ok(tenants_authenticate(&m, "wrong", &who, &err) == -EACCES && !who.tenant, "a wrong token does not");
         berth_error_release(&err);
-        ok(model_authenticate(&m, "", &t, &err) == -EACCES, "an empty token does not");
+        ok(tenants_authenticate(&m, "", &who, &err) == -EACCES, "an empty token does not");
         berth_error_release(&err);
     }
     ok(model_tenant_slice(&m, "admin", &slice, &err) == 0 && slice == 0, "admin holds slice 0");
@@ -143,6 +251,7 @@ int main(void)
     test_names();
     test_units();
     test_model();
+    test_tenants();
     test_subid();
     return tap_done();
 }
