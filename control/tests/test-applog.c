@@ -196,7 +196,7 @@ static void test_rotation(void)
     struct applog *l = NULL;
     pthread_t t[4];
     struct writer w[4];
-    _cleanup_free_ char *cur = NULL, *old = NULL;
+    _cleanup_free_ char *cur = NULL, *old = NULL, *path = NULL;
     struct stat st;
     size_t n1 = 0, n2 = 0;
 
@@ -212,14 +212,19 @@ static void test_rotation(void)
     cur = log_text("rot", "");
     old = log_text("rot", ".1");
     ok(cur && old, "past the limit, app.log was rotated to app.log.1");
-    ok(old && stat(xasprintf("%s/apps/rot/logs/app.log.1", home), &st) == 0 && st.st_size <= 65536,
-       "app.log.1 is within the limit (%lld bytes)", (long long)st.st_size);
+    free(path);
+    path = xasprintf("%s/apps/rot/logs/app.log.1", home);
+    ok(old && stat(path, &st) == 0 && st.st_size <= 65536, "app.log.1 is within the limit (%lld bytes)",
+       (long long)st.st_size);
     ok(cur && every_line_matches(cur, TS "heroku\\[web\\.1\\]: writer [0-3] line [0-9]+ padding padding padding$", &n1) &&
            old && every_line_matches(old, TS "heroku\\[web\\.1\\]: writer [0-3] line [0-9]+ padding padding padding$", &n2),
        "4 threads writing: only whole lines, in both files (%zu + %zu)", n1, n2);
-    ok(cur && strstr(cur, " line 1999 padding padding padding\n") + strlen(" line 1999 padding padding padding\n") ==
-                  cur + strlen(cur), "the newest line is the last of app.log");
-    ok(stat(xasprintf("%s/apps/rot/logs/app.log.2", home), &st) < 0, "no second generation: only app.log.1 is kept");
+    /* The last line written is some writer's last. */
+    ok(cur && strlen(cur) > 40 && strstr(cur + strlen(cur) - 40, " line 1999 padding padding padding\n"),
+       "the newest line is the last of app.log");
+    free(path);
+    path = xasprintf("%s/apps/rot/logs/app.log.2", home);
+    ok(stat(path, &st) < 0, "no second generation: only app.log.1 is kept");
 }
 
 static void test_filter(void)
@@ -254,6 +259,7 @@ static void test_reader(void)
     struct applog_reader *r = NULL;
     struct applog_filter web = { APPLOG_SOURCE_ALL, "web" }, all = { 0 };
     _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
+    _cleanup_free_ char *text = NULL;
     size_t n = 0;
     int rc = 0;
 
@@ -272,7 +278,9 @@ static void test_reader(void)
     applog_reader_open(l, "rd", &all, &r, NULL);
     applog_reader_tail(r, 10000, &out, NULL);
     every_line_matches(out.buf, TS, &n);
-    ok(n == 100 && strstr(out.buf, "line 000\n") && strstr(out.buf, "line 099\n") && log_text("rd", ".1"),
+    free(text);
+    text = log_text("rd", ".1");
+    ok(n == 100 && strstr(out.buf, "line 000\n") && strstr(out.buf, "line 099\n") && text,
        "a tail reads across app.log.1 and app.log (%zu lines)", n);
     strbuf_reset(&out);
     ok(applog_reader_follow(r, 100, &out) == 0 && out.len == 0, "follow: nothing new, 0 after the timeout");
