@@ -151,6 +151,7 @@ static void mini_release(void)
 static void mini_stop(void)
 {
     struct mini_server *servers[] = { &holder, &cutter };
+    int n;
 
     mini_release();
     for (size_t i = 0; i < 2; i++) {
@@ -158,15 +159,17 @@ static void mini_stop(void)
         pthread_join(servers[i]->thread, NULL);
         close(servers[i]->lfd);
     }
+    /* No new connection once the accept threads are gone; the held ones need mini_lock to wake. */
     pthread_mutex_lock(&mini_lock);
-    for (int i = 0; i < mini_nconns; i++)
+    n = mini_nconns;
+    mini_nconns = 0;
+    pthread_mutex_unlock(&mini_lock);
+    for (int i = 0; i < n; i++)
         shutdown(mini_fds[i], SHUT_RDWR);
-    for (int i = 0; i < mini_nconns; i++) {
+    for (int i = 0; i < n; i++) {
         pthread_join(mini_threads[i], NULL);
         close(mini_fds[i]);
     }
-    mini_nconns = 0;
-    pthread_mutex_unlock(&mini_lock);
 }
 
 /* ---------------------------------------------------------------- backends and routes */
