@@ -332,10 +332,10 @@ int cli_router(int argc, char **argv)
 int cli_maintenance(int argc, char **argv)
 {
     _cleanup_json_ json_t *doc = NULL;
+    int r = cli_app_show(argc, argv, "maintenance APP [--json]", "/router", &doc);
 
-    (void)argc;
-    if (cli_app_request("GET", argv[0], "/router", NULL, &doc) < 0)
-        return 1;
+    if (r || !doc)
+        return r;
     printf("%s\n", json_is_true(json_object_get(json_object_get(doc, "router"), "maintenance")) ? "on" : "off");
     return 0;
 }

@@ -62,6 +62,12 @@ int cli_request(const char *method, const char *path, const json_t *body, json_t
 int cli_app_switch(const char *app, const char *sub, json_t *body, const char *doing);
 /* "--json" as the optional argument after APP of a listing command: 1, 0 without, -1 (said) for anything else. */
 int cli_json_flag(int argc, char **argv, const char *usage);
+/*
+ * GET /apps/<argv[0]><sub> for a command `NAME APP [--json]`: 2 for a usage
+ * error, 1 for an error (both said), else 0 with *ret_doc the answer to
+ * show, or NULL when --json printed it already.
+ */
+int cli_app_show(int argc, char **argv, const char *usage, const char *sub, json_t **ret_doc);
 /* The API's answer as it is, indented, keys sorted. */
 void cli_print_json(const json_t *doc);
 /* "key=value" arguments into body[key]; an empty value is null (back to the default). -1 (said) if malformed. */

@@ -3,7 +3,7 @@
  * control/cli-releases: `berth releases APP [--json]` and `berth rollback
  * APP [vN]`, as Heroku's CLI shows them, over /apps/<app>/releases
  * (api-releases.c); `berth events [APP] [--json]`, the audit log; `berth
- * gc`, slug garbage collection; `berth checks[:enable|:disable|:skip] APP`;
+ * gc [--json]`, slug garbage collection; `berth checks[:enable|:disable|:skip] APP`;
  * `berth ps:grace APP [SECONDS]`.
  */
 #include <errno.h>
@@ -130,7 +130,7 @@ int cli_events(int argc, char **argv)
 int cli_gc(int argc, char **argv)
 {
     _cleanup_json_ json_t *body = json_object(), *doc = NULL;
-    bool dry = false;
+    bool dry = false, as_json = false;
     long status = 0, keep = 0;
     size_t i;
     json_t *item;
@@ -138,8 +138,9 @@ int cli_gc(int argc, char **argv)
     for (int k = 0; k < argc; k++) {
         char *end = NULL;
 
-        if (strcmp(argv[k], "--dry-run") == 0) {
-            dry = true;
+        if (strcmp(argv[k], "--dry-run") == 0 || strcmp(argv[k], "--json") == 0) {
+            dry |= argv[k][2] == 'd';
+            as_json |= argv[k][2] == 'j';
             continue;
         }
         if (strcmp(argv[k], "--keep") == 0 && k + 1 < argc) {
@@ -148,7 +149,7 @@ int cli_gc(int argc, char **argv)
             if (!*end && !errno && keep >= 1 && keep <= 1000)
                 continue;
         }
-        fprintf(stderr, "usage: berth gc [--dry-run] [--keep N]   (N: releases kept per app, 1 to 1000)\n");
+        fprintf(stderr, "usage: berth gc [--dry-run] [--keep N] [--json]   (N: releases kept per app, 1 to 1000)\n");
         return 2;
     }
     json_object_set_new(body, "dry_run", json_boolean(dry));
@@ -158,6 +159,10 @@ int cli_gc(int argc, char **argv)
         return 1;
     if (status != 200)
         return cli_fail(status, doc);
+    if (as_json) {
+        cli_print_json(doc);
+        return 0;
+    }
     json_array_foreach(json_object_get(doc, "removed"), i, item)
         printf("%s %s/%s  %lld KiB\n", dry ? "would remove" : "removed", json_get_str(item, "tenant"),
                json_get_str(item, "slug"), (long long)json_integer_value(json_object_get(item, "bytes")) / 1024);
@@ -172,10 +177,10 @@ int cli_gc(int argc, char **argv)
 int cli_checks(int argc, char **argv)
 {
     _cleanup_json_ json_t *doc = NULL;
+    int r = cli_app_show(argc, argv, "checks APP [--json]", "/checks", &doc);
 
-    (void)argc;
-    if (cli_app_request("GET", argv[0], "/checks", NULL, &doc) < 0)
-        return 1;
+    if (r || !doc)
+        return r;
     printf("%s\n", json_get_str(doc, "checks") ? json_get_str(doc, "checks") : "enabled");
     return 0;
 }
@@ -214,9 +219,13 @@ int cli_ps_grace(int argc, char **argv)
     long secs = 0;
     char *end;
 
-    if (argc == 1) {
+    if (argc == 1 || strcmp(argv[1], "--json") == 0) {
         if (cli_app_request("GET", argv[0], "/ps", NULL, &doc) < 0)
             return 1;
+        if (argc == 2) {
+            cli_print_json(doc);
+            return 0;
+        }
         printf("%llds%s\n", (long long)json_integer_value(json_object_get(doc, "grace")),
                json_is_true(json_object_get(doc, "default")) ? " (default)" : "");
         return 0;
@@ -226,7 +235,7 @@ int cli_ps_grace(int argc, char **argv)
         secs = strtol(argv[1], &end, 10);
         if (*end || errno || secs < 1 || secs > 3600) {
             fprintf(stderr, "berth: '%s' is not a number of seconds from 1 to 3600\n"
-                    "usage: berth ps:grace APP [SECONDS|default]\n", argv[1]);
+                    "usage: berth ps:grace APP [SECONDS|default|--json]\n", argv[1]);
             return 2;
         }
     }

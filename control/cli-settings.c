@@ -72,10 +72,10 @@ static void print_buildpacks(const char *app, const json_t *list)
 int cli_buildpacks(int argc, char **argv)
 {
     _cleanup_json_ json_t *doc = NULL;
+    int r = cli_app_show(argc, argv, "buildpacks APP [--json]", "/buildpacks", &doc);
 
-    (void)argc;
-    if (cli_app_request("GET", argv[0], "/buildpacks", NULL, &doc) < 0)
-        return 1;
+    if (r || !doc)
+        return r;
     print_buildpacks(argv[0], json_object_get(doc, "buildpacks"));
     return 0;
 }
@@ -113,6 +113,23 @@ int cli_json_flag(int argc, char **argv, const char *usage)
         return 1;
     fprintf(stderr, "usage: berth %s\n", usage);
     return -1;
+}
+
+int cli_app_show(int argc, char **argv, const char *usage, const char *sub, json_t **ret_doc)
+{
+    int as_json = cli_json_flag(argc, argv, usage);
+
+    *ret_doc = NULL;
+    if (as_json < 0)
+        return 2;
+    if (cli_app_request("GET", argv[0], sub, NULL, ret_doc) < 0)
+        return 1;
+    if (as_json) {
+        cli_print_json(*ret_doc);
+        json_decref(*ret_doc);
+        *ret_doc = NULL;
+    }
+    return 0;
 }
 
 void cli_print_json(const json_t *doc)
@@ -163,10 +180,10 @@ int cli_builds_set(int argc, char **argv)
 int cli_net(int argc, char **argv)
 {
     _cleanup_json_ json_t *doc = NULL;
+    int r = cli_app_show(argc, argv, "net APP [--json]", "", &doc);
 
-    (void)argc;
-    if (cli_app_request("GET", argv[0], "", NULL, &doc) < 0)
-        return 1;
+    if (r || !doc)
+        return r;
     printf("outbound=%s\n",
            json_is_true(json_object_get(json_object_get(doc, "net"), "outbound")) ? "on" : "off");
     return 0;
@@ -205,10 +222,10 @@ int cli_config(int argc, char **argv)
     size_t width = 0;
     const char *key;
     json_t *v;
+    int r = cli_app_show(argc, argv, "config APP [--json]", "/config", &doc);
 
-    (void)argc;
-    if (cli_app_request("GET", argv[0], "/config", NULL, &doc) < 0)
-        return 1;
+    if (r || !doc)
+        return r;
     config = json_object_get(doc, "config");
     json_object_foreach((json_t *)config, key, v)
         if (strlen(key) > width)

@@ -198,12 +198,18 @@ static int apps_list(int argc, char **argv)
     long status = 0;
     size_t i;
 
-    (void)argc;
-    (void)argv;
+    if (argc == 1 && strcmp(argv[0], "--json") != 0) {
+        fprintf(stderr, "usage: berth apps [--json]\n");
+        return 2;
+    }
     if (cli_api("GET", "/apps", NULL, &status, &doc) < 0)
         return 1;
     if (status != 200)
         return cli_fail(status, doc);
+    if (argc == 1) {
+        cli_print_json(doc);
+        return 0;
+    }
     printf("=== Apps\n");
     json_array_foreach(json_object_get(doc, "apps"), i, app)
         printf("%s\n", json_get_str(app, "name"));
@@ -239,14 +245,10 @@ static int apps_info(int argc, char **argv)
 {
     const char *name = argv[0];
     _cleanup_json_ json_t *doc = NULL;
-    _cleanup_free_ char *path = xasprintf("/apps/%s", name);
-    long status = 0;
+    int r = cli_app_show(argc, argv, "apps:info APP [--json]", "", &doc);
 
-    if (cli_api("GET", path, NULL, &status, &doc) < 0)
-        return 1;
-    if (status != 200)
-        return cli_fail(status, doc);
-    (void)argc;
+    if (r || !doc)
+        return r;
     printf("=== %s\nGit URL:     %s\nWeb URL:     %s\nRelease:     v%lld\n", name,
            json_get_str(doc, "git_url"), json_get_str(doc, "web_url"),
            json_integer_value(json_object_get(doc, "release")));
@@ -260,9 +262,9 @@ static const struct cli_command commands[] = {
     { "create", 0, 1, "create [NAME]", apps_create },
     { "apps:destroy", 1, 3, "apps:destroy APP --confirm APP", cli_apps_destroy },
     { "destroy", 1, 3, "destroy APP --confirm APP", cli_apps_destroy },
-    { "apps", 0, 0, "apps", apps_list },
-    { "apps:list", 0, 0, "apps:list", apps_list },
-    { "apps:info", 1, 1, "apps:info APP", apps_info },
+    { "apps", 0, 1, "apps [--json]", apps_list },
+    { "apps:list", 0, 1, "apps:list [--json]", apps_list },
+    { "apps:info", 1, 2, "apps:info APP [--json]", apps_info },
     { "tenants", 0, 1, "tenants [--json]", cli_tenants_list },
     { "tenants:list", 0, 1, "tenants:list [--json]", cli_tenants_list },
     { "tenants:create", 1, 1, "tenants:create NAME", cli_tenants_create },
@@ -271,14 +273,14 @@ static const struct cli_command commands[] = {
     { "tokens:create", 2, 4, "tokens:create [--app APP] --role deploy|read", cli_tokens_create },
     { "tokens:revoke", 1, 1, "tokens:revoke ID", cli_tokens_revoke },
     { "tokens:rotate", 0, 0, "tokens:rotate", cli_tokens_rotate },
-    { "buildpacks", 1, 1, "buildpacks APP", cli_buildpacks },
+    { "buildpacks", 1, 2, "buildpacks APP [--json]", cli_buildpacks },
     { "buildpacks:set", 2, -1, "buildpacks:set APP URL|NAME[#REF]...", cli_buildpacks_set },
     { "buildpacks:clear", 1, 1, "buildpacks:clear APP", cli_buildpacks_clear },
     { "builds:set", 2, -1, "builds:set APP dir=PATH|memory=SIZE|disk=SIZE|timeout=DURATION...",
       cli_builds_set },
-    { "net", 1, 1, "net APP", cli_net },
+    { "net", 1, 2, "net APP [--json]", cli_net },
     { "net:set", 2, 2, "net:set APP outbound=on|off", cli_net_set },
-    { "config", 1, 1, "config APP", cli_config },
+    { "config", 1, 2, "config APP [--json]", cli_config },
     { "config:get", 2, 2, "config:get APP NAME", cli_config_get },
     { "config:set", 2, -1, "config:set APP [--no-restart] NAME=VALUE...", cli_config_set },
     { "config:unset", 2, -1, "config:unset APP [--no-restart] NAME...", cli_config_unset },
@@ -292,22 +294,22 @@ static const struct cli_command commands[] = {
     { "rollback", 1, 2, "rollback APP [vN]", cli_rollback },
     { "cron", 1, 2, "cron APP [--json]", cli_cron },
     { "events", 0, 2, "events [APP] [--json]", cli_events },
-    { "gc", 0, 3, "gc [--dry-run] [--keep N]", cli_gc },
-    { "checks", 1, 1, "checks APP", cli_checks },
+    { "gc", 0, 4, "gc [--dry-run] [--keep N] [--json]", cli_gc },
+    { "checks", 1, 2, "checks APP [--json]", cli_checks },
     { "ps", 1, 2, "ps APP [--json]", cli_ps },
     { "ps:scale", 2, -1, "ps:scale APP TYPE=COUNT...", cli_ps_scale },
     { "ps:restart", 1, 2, "ps:restart APP [TYPE]", cli_ps_restart },
     { "ps:stop", 1, 1, "ps:stop APP", cli_ps_stop },
     { "ps:start", 1, 1, "ps:start APP", cli_ps_start },
     { "logs", 1, 8, "logs APP [-t] [-n N] [-p TYPE|DYNO] [--source app|router]", cli_logs },
-    { "ps:grace", 1, 2, "ps:grace APP [SECONDS|default]", cli_ps_grace },
+    { "ps:grace", 1, 2, "ps:grace APP [SECONDS|default|--json]", cli_ps_grace },
     { "checks:enable", 1, 1, "checks:enable APP", cli_checks_enable },
     { "checks:disable", 1, 1, "checks:disable APP", cli_checks_disable },
     { "checks:skip", 1, 1, "checks:skip APP", cli_checks_skip },
     { "router", 1, 2, "router APP [--json]", cli_router },
     { "router:set", 2, -1, "router:set APP timeout=SECONDS|connect_timeout=SECONDS|idle_timeout=SECONDS|"
       "https_only=on|off|maintenance=on|off...", cli_router_set },
-    { "maintenance", 1, 1, "maintenance APP", cli_maintenance },
+    { "maintenance", 1, 2, "maintenance APP [--json]", cli_maintenance },
     { "maintenance:on", 1, 1, "maintenance:on APP", cli_maintenance_on },
     { "maintenance:off", 1, 1, "maintenance:off APP", cli_maintenance_off },
     { "run", 2, -1, "run APP [--] COMMAND...", cli_run_attached },
