@@ -86,6 +86,7 @@ static void wait_retired(struct server *s, int secs)
 void server_app_stop_all(struct server *s, const char *name)
 {
     formation_remove_app(s, name);
+    run_stop_app(s, name);
     wait_retired(s, SERVER_RETIRED_WAIT_S);
 }
 

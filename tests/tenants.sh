@@ -311,6 +311,9 @@ check "... nothing was removed: shop serves" wait_body shop.localhost / "greetin
 check "... its repository is there" test -d "$home/apps/shop/repo.git"
 cg=$(app_cgroup acme/shop)
 check "... and it runs, in its cgroup" test -n "$(cat "$cg"/*/cgroup.procs 2>/dev/null)"
+as "$A" run:detached shop -- sleep 600
+check "... with a one-off run in progress" test "$rc" = 0
+for _ in $(seq 1 50); do [ "$(cat "$cg"/*/cgroup.procs 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.2; done
 as "$A" apps:destroy shop --confirm shop
 check "apps:destroy shop --confirm shop" test "$rc" = 0
 check "... its records and repository are gone" test ! -e "$home/apps/shop"
@@ -319,7 +322,7 @@ check "... its own slug is gone" test ! -e "$home/layers/acme/$own"
 check "... the slug twin uses stays" test -d "$home/layers/acme/$shared"
 check "... twin still serves" wait_body twin.localhost / "greeting=unset" 5
 check "... shop's route is gone" bash -c "! curl -s -H 'Host: shop.localhost' http://127.0.0.1:$HTTP_PORT/ | grep -q greeting"
-check "... its processes and cgroups are gone (the kernel removes no populated cgroup)" test ! -e "$cg"
+check "... its processes, the one-off's too, and cgroups are gone (the kernel removes no populated cgroup)" test ! -e "$cg"
 check "... twin's are there" test -n "$(cat "$(app_cgroup acme/twin)"/*/cgroup.procs 2>/dev/null)"
 api "$A" GET /apps/shop
 check "... GET /apps/shop: 404" test "$status" = 404
