@@ -21,6 +21,7 @@
 #include "common/jsonstore.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "control/applog.h"
 #include "control/events.h"
 #include "control/gc.h"
 #include "control/tenants.h"
@@ -100,6 +101,8 @@ int destroy_app(struct server *s, const char *app, struct berth_error **err)
     if (server_publish_routes(s, &pub_err) < 0)
         log_warn("routes after destroying '%s': %s", app, berth_error_msg(&pub_err));
     server_app_stop_all(s, app);
+    /* Its log's fd points into the renamed tree; a line after this finds no app directory and is dropped. */
+    applog_forget(s->applog, app);
     remove_tenant_tree(s, tenant, grave);
     cgroup = xasprintf("%s/%s", tenant, app);
     sweep_cgroups(s, cgroup);

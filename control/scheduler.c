@@ -4,8 +4,9 @@
  * sleeps on a condition variable until the next minute boundary of the
  * wall clock (so scheduler_stop() wakes it at once), then reads each app's
  * current release record and starts a run thread for every job due in
- * that minute. The run threads block in instance_run_once(); the shared
- * `cancel` flag makes them stop their container when berth shuts down.
+ * that minute. The run threads block in instance_run_once(); each run's
+ * `cancel` flag makes it stop its container when berth shuts down or its
+ * app is destroyed.
  */
 #include "control/scheduler.h"
 
@@ -38,6 +39,7 @@
 struct running {
     char *app;
     char *id;
+    atomic_bool *cancel;           /* the run's own: set to stop its container (scheduler_stop_app()) */
     struct running *next;
 };
 
@@ -45,7 +47,6 @@ struct scheduler {
     struct server *server;
     pthread_t thread;
     bool thread_started;
-    atomic_bool cancel;            /* set once at stop: running containers are stopped */
     pthread_mutex_t lock;          /* guards everything below, and the cron-runs.json files */
     pthread_cond_t cond;           /* stopping set, or a run ended */
     bool stopping;
@@ -61,6 +62,7 @@ struct run {
     char *source;                  /* "heroku[cron.<number>]", for its platform lines */
     json_t *release;               /* a reference to the current release's record */
     bool network;
+    atomic_bool cancel;            /* set by scheduler_stop() and scheduler_stop_app() */
 };
 
 /* ---------------------------------------------------------------- app.json */
@@ -271,7 +273,7 @@ static json_t *run_container(struct run *run)
         .release = (unsigned)json_integer_value(json_object_get(release, "version")),
         .process_type = "cron", .number = run->number, .command = run->command, .slug_dir = slug_dir,
         .config = json_object_get(release, "config"), .defaults = json_object_get(release, "buildpack_config"),
-        .network = run->network, .cancel = &run->sc->cancel,
+        .network = run->network, .cancel = &run->cancel,
     };
 
     model_time_format(time(NULL), started);
@@ -328,6 +330,7 @@ static void run_start(struct scheduler *sc, struct run *run)
         entry = xcalloc(1, sizeof(*entry));
         entry->app = xstrdup(run->app);
         entry->id = xstrdup(run->id);
+        entry->cancel = &run->cancel;
         entry->next = sc->running;
         sc->running = entry;
         sc->n_running++;
@@ -379,6 +382,7 @@ static void tick_app(struct scheduler *sc, const char *app, time_t minute)
             cron_parse(json_get_str(job, "schedule"), &c, NULL) < 0 || !cron_matches(&c, minute))
             continue;
         run = xcalloc(1, sizeof(*run));
+        atomic_init(&run->cancel, false);
         run->sc = sc;
         run->app = xstrdup(app);
         run->tenant = xstrdup(json_get_str(record, "tenant"));
@@ -442,7 +446,6 @@ int scheduler_start(struct server *s, struct berth_error **err)
     struct scheduler *sc = xcalloc(1, sizeof(*sc));
 
     sc->server = s;
-    atomic_init(&sc->cancel, false);
     pthread_mutex_init(&sc->lock, NULL);
     pthread_cond_init(&sc->cond, NULL);
     if (pthread_create(&sc->thread, NULL, scheduler_main, sc) != 0) {
@@ -462,7 +465,8 @@ void scheduler_stop(struct server *s)
         return;
     pthread_mutex_lock(&sc->lock);
     sc->stopping = true;
-    atomic_store(&sc->cancel, true);
+    for (struct running *r = sc->running; r; r = r->next)
+        atomic_store(r->cancel, true);
     pthread_cond_broadcast(&sc->cond);
     pthread_mutex_unlock(&sc->lock);
     if (sc->thread_started)
@@ -475,6 +479,28 @@ void scheduler_stop(struct server *s)
     pthread_cond_destroy(&sc->cond);
     free(sc);
     s->scheduler = NULL;
+}
+
+void scheduler_stop_app(struct server *s, const char *app)
+{
+    struct scheduler *sc = s->scheduler;
+    bool running = true;
+
+    if (!sc)
+        return;
+    pthread_mutex_lock(&sc->lock);
+    while (running) {
+        running = false;
+        for (struct running *r = sc->running; r; r = r->next) {
+            if (strcmp(r->app, app) == 0) {
+                atomic_store(r->cancel, true);
+                running = true;
+            }
+        }
+        if (running)
+            pthread_cond_wait(&sc->cond, &sc->lock);
+    }
+    pthread_mutex_unlock(&sc->lock);
 }
 
 /* ---------------------------------------------------------------- listing */

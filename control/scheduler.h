@@ -57,6 +57,12 @@ int scheduler_start(struct server *s, struct berth_error **err);
  * when it never started. Call it before the instances and the runner go.
  */
 void scheduler_stop(struct server *s);
+/*
+ * apps:destroy: stops the app's runs in progress (as scheduler_stop()
+ * does) and waits until they are gone. The caller made sure no new one
+ * starts (the app's record is gone first, so the next tick skips it).
+ */
+void scheduler_stop_app(struct server *s, const char *app);
 
 /*
  * `berth cron APP`: {"jobs": [{"id", "dyno", "schedule", "command", "maintenance",

@@ -87,6 +87,7 @@ void server_app_stop_all(struct server *s, const char *name)
 {
     formation_remove_app(s, name);
     run_stop_app(s, name);
+    scheduler_stop_app(s, name);
     wait_retired(s, SERVER_RETIRED_WAIT_S);
 }
 

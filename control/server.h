@@ -85,8 +85,8 @@ struct server {
 struct app_runtime *server_app(struct server *s, const char *name);
 /*
  * Stops everything app `name` runs (formation_remove_app(): every process
- * retires, SIGTERM then SIGKILL after its grace period; run_stop_app():
- * its one-off runs end) and waits until no
+ * retires, SIGTERM then SIGKILL after its grace period; its one-off runs
+ * and scheduled jobs in progress end) and waits until no
  * instance is retiring any more (retiring ones are not kept per app, so
  * every app's are waited for; at most 65 s); returns once they are gone.
  * For apps:destroy, after the app's routes are unpublished; the caller
