@@ -2,7 +2,8 @@
 /*
  * control/events: the audit log, `<home>/events.log`, one JSON object per
  * line, appended and never rewritten: when, who (the tenant), which app,
- * what ("deploy", "config", "rollback", "create", "settings", "run") and a
+ * what ("deploy", "config", "rollback", "create", "settings", "run",
+ * "destroy", "tenant", "token") and a
  * description that never holds a config value (names only). Read by
  * `berth events [APP] [--json]` through GET /events.
  */

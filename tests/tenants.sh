@@ -14,7 +14,8 @@
 # the app and removes its repository, records, certificates, cgroups and
 # the slugs no other app of the tenant uses, and a push to it afterwards
 # fails cleanly; tenants:destroy; no free id slice; two tenants in one
-# slice stop `berth serve`. Bad input each with its status, exit code and
+# slice stop `berth serve`; a destroy a crash interrupted is finished at
+# the next start. Bad input each with its status, exit code and
 # nothing changed. Prints TAP.
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
@@ -407,4 +408,16 @@ EOF
 rc=0; timeout 30 "$BERTH" serve --home "$home" --http 127.0.0.1:0 --control 127.0.0.1:0 >"$out" 2>&1 || rc=$?
 check "two tenants in one slice: berth serve refuses to start" test "$rc" = 1
 check "... naming both" grep -q "tenants 'acme' and 'gamma' both hold id slice 1" "$out"
+
+# ---------------------------------------------------------------- a destroy a crash interrupted
+python3 - "$home/tenants/gamma.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1])); t["slice"] = 2; json.dump(t, open(sys.argv[1], "w"))
+EOF
+# What apps:destroy leaves when berth dies right after its first step (the rename).
+mv "$home/apps/twin" "$home/apps/.destroyed-twin-0badf00d"
+if start_berth "$home"; then ok "with the slices fixed, berth serve starts again"; else not_ok "berth serve starts again"; fi
+check "... and removes the tree of the interrupted destroy" test ! -e "$home/apps/.destroyed-twin-0badf00d"
+as "$A" apps:list
+check "... acme's apps no longer have twin" test "$rc" = 0 -a "$(grep -c '^twin$' "$out")" = 0
 done_testing
