@@ -420,4 +420,13 @@ if start_berth "$home"; then ok "with the slices fixed, berth serve starts again
 check "... and removes the tree of the interrupted destroy" test ! -e "$home/apps/.destroyed-twin-0badf00d"
 as "$A" apps:list
 check "... acme's apps no longer have twin" test "$rc" = 0 -a "$(grep -c '^twin$' "$out")" = 0
+
+# ---------------------------------------------------------------- the admin's own token
+as "$ADMIN" tokens:rotate
+ADMIN2=$(token_of "$out" || true)
+check "the admin rotates its token: admin.token follows" test -n "$ADMIN2" -a "$(cat "$home/admin.token")" = "$ADMIN2"
+api "$ADMIN" GET /apps
+check "... the old one: 401" test "$status" = 401
+rc=0; BERTH_TOKEN='' BERTH_HOME=$home "$BERTH" tenants:list >"$out" 2>"$err" || rc=$?
+check "... the CLI on the server's host reads the new one" test "$rc" = 0 -a "$(grep -c '^acme ' "$out")" = 1
 done_testing
