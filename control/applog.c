@@ -130,11 +130,17 @@ static int file_rotate(struct applog_file *f)
 /* Appends whole lines to the app's log in one write, rotating first when they would pass the limit. */
 static void file_write(struct applog *l, struct applog_file *f, const char *data, size_t len)
 {
+    struct stat st;
     int r = 0;
 
     if (!len)
         return;
     pthread_mutex_lock(&f->lock);
+    /* A log deleted under us (by hand, or with its app: apps:destroy) is started again by its path. */
+    if (f->fd >= 0 && fstat(f->fd, &st) == 0 && st.st_nlink == 0) {
+        close(f->fd);
+        f->fd = -1;
+    }
     if (f->fd < 0)
         r = file_open(f);
     if (r == 0 && f->size && f->size + len > l->rotate_bytes)

@@ -76,6 +76,16 @@ static void test_emit(struct applog *l)
     ok(text && strstr(text, " app[api]: Release v3 created by admin\n"), "the release line");
     ok(text && strstr(text, " heroku[web.1]: two\n") && strstr(text, " heroku[web.1]: lines\n"),
        "a newline in a platform line starts another line with the same source");
+    {
+        _cleanup_free_ char *path = xasprintf("%s/apps/one/logs/app.log", home);
+
+        unlink(path);
+        applog_emit(l, "one", "app[api]", "after the delete");
+        free(text);
+        text = log_text("one", "");
+        ok(text && every_line_matches(text, TS "app\\[api\\]: after the delete$", &n) && n == 1,
+           "a log deleted under berth is started again at the next line");
+    }
     applog_emit(l, "gone", "app[api]", "nobody reads this");
     free(text);
     text = log_text("gone", "");
