@@ -30,6 +30,7 @@
 
 #include "common/cleanup.h"
 #include "common/xalloc.h"
+#include "runner/container.h"
 #include "runner/proto.h"
 #include "runner/runner.h"
 #include "runner/spawner.h"
@@ -45,7 +46,7 @@
 
 struct runner {
     int sock;
-    pid_t pid;
+    int pidfd;                    /* the spawner's, for runner_free()'s wait */
     pthread_mutex_t lock;
 };
 
@@ -77,7 +78,7 @@ struct runner_container {
 int runner_spawner_start(struct runner **ret, struct berth_error **err)
 {
     pid_t parent = getpid(), pid;
-    int sv[2], r;
+    int sv[2], r, pidfd = -1;
     struct runner *rn;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -94,16 +95,26 @@ int runner_spawner_start(struct runner **ret, struct berth_error **err)
         spawner_main(sv[1], parent);
     }
     (void)close(sv[1]);
-    if ((r = proto_report_read(sv[0], "the spawner", err)) < 0) {
+    /*
+     * Not reaped yet, so the pid still names our child here; later waits go
+     * through the pidfd, which names it for good (container.h).
+     */
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        r = berth_error_make(err, errno, "pidfd_open the spawner");
+    else
+        r = proto_report_read(sv[0], "the spawner", err);
+    if (r < 0) {
         (void)close(sv[0]);
         (void)kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
+        closep(&pidfd);
         return r;
     }
     rn = xcalloc(1, sizeof(*rn));
     rn->sock = sv[0];
-    rn->pid = pid;
+    rn->pidfd = pidfd;
     pthread_mutex_init(&rn->lock, NULL);
     *ret = rn;
     return 0;
@@ -115,8 +126,8 @@ void runner_free(struct runner *r)
         return;
     /* The spawner takes its containers down when the socket closes. */
     (void)close(r->sock);
-    while (waitpid(r->pid, NULL, 0) < 0 && errno == EINTR)
-        ;
+    (void)container_reap(r->pidfd, true);
+    (void)close(r->pidfd);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }

@@ -61,7 +61,32 @@ pid_t container_clone(unsigned long flags, int *ret_pidfd)
     return (pid_t)pid;
 }
 
-/* One newuidmap or newgidmap run, started by idmap_start() and reaped by idmap_finish(). */
+void container_kill(int pidfd)
+{
+    if (pidfd >= 0)
+        (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+}
+
+int container_reap(int pidfd, bool block)
+{
+    siginfo_t si;
+
+    for (;;) {
+        si.si_pid = 0;
+        if (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | (block ? 0 : WNOHANG)) == 0)
+            return si.si_pid != 0;
+        /* ECHILD: reaped already; nothing else can fail on our own child's pidfd. */
+        if (errno != EINTR)
+            return 1;
+    }
+}
+
+/*
+ * One newuidmap or newgidmap run, started by idmap_start() and reaped by
+ * idmap_finish(). It is posix_spawn()ed and waited for by pid, which is
+ * safe in the spawner only because nothing in it ever waits for any child
+ * (container_clone() says why): nothing else can reap it first.
+ */
 struct idmap_run {
     const char *tool;
     char pid_s[24], base_s[24], count_s[24];
@@ -311,9 +336,9 @@ struct create {
     bool in_cgroup;
     bool chmodded;               /* state_dir is 0777 until the child reports */
     mode_t state_mode;
-    int sync_p, agent_p, status_r, pidfd;
+    int sync_p, agent_p, status_r, pidfd, pasta_fd;
     int child_fds[3];            /* the child's ends: sync, agent, status */
-    pid_t pid, pasta;
+    pid_t pid;
     struct net_host net;
 };
 
@@ -374,12 +399,22 @@ static int create_start(struct create *c, const struct seccomp_program *prog,
     if (c->pid == 0)
         child_main(spec, prog, &c->net, c->child_fds[0], c->child_fds[1], c->child_fds[2]);
     r = c->pid < 0 ? -errno : 0;
-    for (size_t i = 0; i < 3; i++)
+    /*
+     * -1 after each close (closep() leaves the number behind): create_release()
+     * closes what is left, and these numbers go to the pidfds opened next.
+     */
+    for (size_t i = 0; i < 3; i++) {
         closep(&c->child_fds[i]);
+        c->child_fds[i] = -1;
+    }
     if (r < 0) {
         c->pid = 0;
         return berth_error_make(err, -r, "clone the namespaces of %s", c->what);
     }
+    /*
+     * Until we reap it (only on failure, below) the child, even dead, keeps
+     * its pid: here the pid still names it, for the tools that take one.
+     */
     if ((r = container_map_ids(c->pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
         return r;
     if (spec->cgroup && (r = cgroup_enter(*c->layout, spec->cgroup, c->pid, err)) < 0)
@@ -390,7 +425,7 @@ static int create_start(struct create *c, const struct seccomp_program *prog,
      */
     if (spec->network &&
         (r = network_pasta_start(&c->net, c->pid, spec->state_dir, *c->layout, spec->cgroup,
-                                 c->what, &c->pasta, err)) < 0)
+                                 c->what, &c->pasta_fd, err)) < 0)
         return r;
     if (send(c->sync_p, "g", 1, MSG_NOSIGNAL) != 1)
         return berth_error_make(err, errno, "release %s", c->what);
@@ -399,12 +434,11 @@ static int create_start(struct create *c, const struct seccomp_program *prog,
 
 static void create_release(struct create *c, bool failed)
 {
-    if (failed && c->pasta)
-        network_pasta_stop(c->pasta);
+    if (failed && c->pasta_fd >= 0)
+        network_pasta_stop(c->pasta_fd);
     if (failed && c->pid > 0) {
-        (void)syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
-        while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+        container_kill(c->pidfd);
+        (void)container_reap(c->pidfd, true);
     }
     if (c->chmodded)
         (void)chmod(c->spec->state_dir, c->state_mode);
@@ -418,6 +452,7 @@ static void create_release(struct create *c, bool failed)
     closep(&c->agent_p);
     closep(&c->status_r);
     closep(&c->pidfd);
+    closep(&c->pasta_fd);
     for (size_t i = 0; i < 3; i++)
         closep(&c->child_fds[i]);
     network_host_release(&c->net);
@@ -431,7 +466,7 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
     struct create c = {
         .spec = spec, .layout = layout,
         .what = xasprintf("container '%s'", spec->name ? spec->name : "?"),
-        .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .child_fds = { -1, -1, -1 },
+        .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .pasta_fd = -1, .child_fds = { -1, -1, -1 },
     };
     int r;
 
@@ -442,7 +477,7 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
     }
     *ret = (struct container_handles){
         .pid = c.pid, .pidfd = TAKE_FD(c.pidfd), .agent_fd = TAKE_FD(c.agent_p),
-        .status_fd = TAKE_FD(c.status_r), .pasta = c.pasta,
+        .status_fd = TAKE_FD(c.status_r), .pasta_fd = TAKE_FD(c.pasta_fd),
     };
     create_release(&c, false);
     return 0;

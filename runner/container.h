@@ -11,6 +11,7 @@
 #ifndef BERTH_RUNNER_CONTAINER_H
 #define BERTH_RUNNER_CONTAINER_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "common/error.h"
@@ -22,12 +23,12 @@
 #define RUNNER_APP_UID 1000
 
 struct container_handles {
-    pid_t pid;        /* the init, a child of the spawner */
-    int pidfd;
+    pid_t pid;        /* the init, a child of the spawner: for messages only */
+    int pidfd;        /* the init's; the spawner reaps it through this */
     int agent_fd;     /* the daemon's end of the port-agent socket */
     int status_fd;    /* read end: the app's wait status, 4 bytes, then EOF */
-    pid_t pasta;      /* spec->network: pasta, also a child of the spawner, which must
-                       * kill and reap it once the init is gone; else 0 */
+    int pasta_fd;     /* spec->network: pidfd of pasta, also a child of the spawner, which
+                       * must kill and reap it once the init is gone; else -1 */
 };
 
 /*
@@ -46,7 +47,26 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
 int container_map_ids(pid_t pid, unsigned long uid_base, unsigned long gid_base,
                       unsigned long count, struct berth_error **err);
 
-/* Clones a child into a new user namespace with fork semantics (0 in the child). */
+/*
+ * Clones a child with fork semantics (0 in the child), into the namespaces
+ * of `flags`; *ret_pidfd is its pidfd.
+ *
+ * The spawner names every child it must reap by its pidfd, never by pid: it
+ * reaps with waitid(P_PIDFD) and signals with pidfd_send_signal(), and never
+ * waits for "any child". A pid names a process only until it is reaped,
+ * after which a new child can get the same number, so a wait or a kill by
+ * pid could reach the wrong process (and a blocking wait could block on a
+ * container that has nothing to do with the request); a pidfd names one
+ * process for as long as it is open, and once that process is gone a
+ * signal through it fails with ESRCH and a wait returns at once.
+ */
 pid_t container_clone(unsigned long flags, int *ret_pidfd);
+/* SIGKILL to the child of pidfd; nothing once it has exited. */
+void container_kill(int pidfd);
+/*
+ * Reaps the child of pidfd: 1 when it is reaped (now, or was before), 0
+ * while it runs (only with `block` false; with true, waits for its exit).
+ */
+int container_reap(int pidfd, bool block);
 
 #endif

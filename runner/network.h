@@ -79,17 +79,18 @@ int network_block_host(const struct net_host *h, struct berth_error **err);
  * pasta.c, in the spawner once the id maps of `target` are written: starts
  * pasta attached to target's user and network namespaces, in `cgroup` when
  * it is not NULL, and waits (at most 5 s) until it has configured them.
- * *ret_pid is the spawner's child; network_pasta_stop() kills and reaps it.
- * `what` names the container in messages.
+ * *ret_pidfd is the pidfd of pasta, the spawner's child, owned by the
+ * caller; network_pasta_stop() kills and reaps it. `target` is the
+ * container's init, not reaped yet. `what` names the container in messages.
  */
 int network_pasta_start(const struct net_host *h, pid_t target, const char *state_dir,
                         const struct cgroup_layout *layout, const char *cgroup, const char *what,
-                        pid_t *ret_pid, struct berth_error **err);
+                        int *ret_pidfd, struct berth_error **err);
 /*
  * SIGKILL and reap, waiting (pasta's exit takes 20-40 ms): for a failed
- * spawn. Only for a pid the caller has not reaped yet.
+ * spawn. Leaves the pidfd open, for the caller to close.
  */
-void network_pasta_stop(pid_t pasta);
+void network_pasta_stop(int pidfd);
 
 /* ---- the pieces above, with their paths as parameters for the tests ---- */
 

@@ -7,8 +7,8 @@
  * namespace takes) and keeps serving the container's traffic until it is
  * killed, because it does not exit when the namespace's processes die (it
  * holds the namespace open itself). The spawner SIGKILLs it when it reaps
- * the container's init, or when it shuts down, and reaps it on its SIGCHLD
- * (spawner.c); PDEATHSIG covers the spawner's own death. It moves itself
+ * the container's init, or when it shuts down, and reaps it through its
+ * pidfd (spawner.c); PDEATHSIG covers the spawner's own death. It moves itself
  * into the container's cgroup before exec, so all its memory and CPU count
  * against the tenant and a cgroup kill takes it down too. (On CPUs with
  * AVX2 it re-executes itself as passt.avx2, the name ps shows; argv[0]
@@ -114,7 +114,7 @@ static void pasta_child(const char *pasta, const struct pasta_argv *a, pid_t spa
         dprintf(out, "%s\n", berth_error_msg(&e));
         _exit(126);
     }
-    /* The spawner ignores SIGPIPE, SIGINT, ... and blocks SIGCHLD; exec keeps both. */
+    /* The spawner ignores SIGPIPE, SIGINT, ...; exec keeps that, and any blocked signal. */
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             (void)signal(sig, SIG_DFL);
@@ -168,14 +168,15 @@ static long elapsed_ms(const struct timespec *start)
 }
 
 /* 0 once the pid file is written; otherwise pasta is dead (killed here if need be) and reaped. */
-static int pasta_wait(pid_t pid, int pidfd, int out, const char *pidfile, const char *what,
+static int pasta_wait(int pidfd, int out, const char *pidfile, const char *what,
                       struct berth_error **err)
 {
     _cleanup_strbuf_ struct strbuf output = STRBUF_INIT;
     _cleanup_strbuf_ struct strbuf why = STRBUF_INIT;
     struct timespec start;
     bool timed_out = false;
-    int status = 0, r;
+    siginfo_t si = { 0 };
+    int r;
 
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -186,20 +187,20 @@ static int pasta_wait(pid_t pid, int pidfd, int out, const char *pidfile, const 
             return 0;
         if (elapsed_ms(&start) >= PASTA_READY_TIMEOUT_MS) {
             timed_out = true;
-            (void)kill(pid, SIGKILL);
+            container_kill(pidfd);
             break;
         }
         /* 1 ms: readiness is a file, not an event; pasta takes about 20 ms. */
         if (poll(p, 2, 1) < 0 && errno != EINTR) {
             r = berth_error_make(err, errno, "wait for pasta of %s", what);
-            network_pasta_stop(pid);
+            network_pasta_stop(pidfd);
             return r;
         }
         drain(out, &output);
         if (p[1].revents & POLLIN)
             break;
     }
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR)
         ;
     drain(out, &output);
     describe(&output, &why);
@@ -209,13 +210,14 @@ static int pasta_wait(pid_t pid, int pidfd, int out, const char *pidfile, const 
                                  why.len ? ": " : "", why.buf);
     if (why.len)
         return berth_error_plain(err, EIO, "pasta failed for %s: %s", what, why.buf);
-    return berth_error_plain(err, EIO, "pasta exited with status 0x%x before it set up the "
-                             "network of %s", (unsigned)status, what);
+    return berth_error_plain(err, EIO, "pasta %s %d before it set up the network of %s",
+                             si.si_code == CLD_EXITED ? "exited with status" : "was killed by signal",
+                             si.si_status, what);
 }
 
 int network_pasta_start(const struct net_host *h, pid_t target, const char *state_dir,
                         const struct cgroup_layout *layout, const char *cgroup, const char *what,
-                        pid_t *ret_pid, struct berth_error **err)
+                        int *ret_pidfd, struct berth_error **err)
 {
     struct pasta_argv a;
     _cleanup_close_ int out_r = -1, pidfd = -1;
@@ -245,18 +247,17 @@ int network_pasta_start(const struct net_host *h, pid_t target, const char *stat
         r = berth_error_make(err, -r, "fork pasta for %s", what);
         goto out;
     }
-    if ((r = pasta_wait(pid, pidfd, out_r, a.pidfile, what, err)) == 0)
-        *ret_pid = pid;
+    if ((r = pasta_wait(pidfd, out_r, a.pidfile, what, err)) == 0)
+        *ret_pidfd = TAKE_FD(pidfd);
 out:
     free(a.pidfile);
     return r;
 }
 
-void network_pasta_stop(pid_t pasta)
+void network_pasta_stop(int pidfd)
 {
-    if (pasta <= 0)
+    if (pidfd < 0)
         return;
-    (void)kill(pasta, SIGKILL);
-    while (waitpid(pasta, NULL, 0) < 0 && errno == EINTR)
-        ;
+    container_kill(pidfd);
+    (void)container_reap(pidfd, true);
 }

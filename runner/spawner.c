@@ -10,10 +10,28 @@
  * seconds, run in their workers, which answer the daemon themselves.
  *
  * It is the parent of every container init, of their pastas and of the
- * tree workers, and reaps them all (SIGCHLD through a signalfd). When an
- * init is reaped it reads the cgroup's usage, which waits in the table for
- * the daemon's REQ_REAP, and kills that container's pasta; once pasta is
+ * tree workers, and reaps them all, each through its pidfd, which sits in
+ * an epoll set that the loop polls beside the daemon's socket. When an init
+ * is reaped it reads the cgroup's usage, which waits in the table for the
+ * daemon's REQ_REAP, and kills that container's pasta; once pasta is
  * reaped too, it removes the cgroup.
+ *
+ * Children are named by pidfd, never by pid, and the spawner never waits
+ * for "any child" (no waitpid(-1)). It used to: on SIGCHLD it reaped every
+ * child that had exited and looked the pid that waitpid() returned up in
+ * its table, and it sent kills, and REQ_REAP's blocking waitpid(), to the
+ * pids in the table. A pid names a process only until it is reaped: a
+ * crashed instance's init, reaped early by that sweep, freed its number
+ * for the next clone, so the scheme held only as long as every path
+ * cleared its copy of the pid at exactly the right reap, and any that kept
+ * one (a late or repeated REQ_REAP, a kill of "its" pasta) reached a newer
+ * container with the same pid. And REQ_REAP trusted the daemon to ask only
+ * after the exit: one that came early made the single-threaded spawner
+ * wait in waitpid() for as long as that container ran, every spawn with
+ * it. A pidfd names one process for as long as it is open: a signal
+ * through it after the exit fails with ESRCH, a wait returns at once, and
+ * no other child can answer for it. REQ_REAP never blocks: it reaps the
+ * init only if it has exited, and says EBUSY otherwise.
  *
  * Lifetime: the spawner has PDEATHSIG on the daemon, and each init, pasta
  * and worker has it on the spawner, so if the daemon dies every container
@@ -24,10 +42,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -40,14 +57,13 @@
 
 /*
  * A child the spawner must reap. Containers are named by an id of the
- * spawner's own, not by pid: after the init is reaped its pid may be reused
- * by a new child before the daemon has collected the usage of the old one.
- * An entry goes once nothing of it is left to reap, clean up or report.
+ * spawner's own, not by pid (see above). An entry goes once nothing of it
+ * is left to reap, clean up or report.
  */
 struct tracked {
     bool worker;                  /* a tree worker (tree.h); else a container */
-    pid_t pid;                    /* the init or the worker; 0 once reaped */
-    pid_t pasta;                  /* 0: no network, or pasta reaped */
+    int pidfd;                    /* of the init or the worker; -1 once reaped */
+    int pasta_fd;                 /* pidfd of pasta; -1: no network, or pasta reaped */
     uint64_t id;                  /* containers: the daemon's name for it */
     char *cgroup;                 /* NULL: none, or already removed */
     bool collected;               /* the daemon had the REQ_REAP answer */
@@ -56,6 +72,7 @@ struct tracked {
 
 struct spawner {
     int sock;
+    int epfd;                     /* the pidfds of every child not reaped yet */
     struct seccomp_program prog;
     struct cgroup_layout *layout;
     struct tracked *children;
@@ -63,20 +80,60 @@ struct spawner {
     uint64_t next_id;
 };
 
-static struct tracked *track(struct spawner *s, struct tracked t)
+/* Puts a child's pidfd in the epoll set, so that its exit wakes the loop. */
+static int watch(struct spawner *s, int pidfd)
 {
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = pidfd };
+
+    return pidfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, pidfd, &ev) == 0 ? 0 : -errno;
+}
+
+/*
+ * A reaped child's pidfd leaves the set and closes. Out of the set first: a
+ * container's pidfd has a copy in the daemon, which keeps it in the set
+ * after our close, readable for good.
+ */
+static void forget(struct spawner *s, int *pidfd)
+{
+    if (*pidfd < 0)
+        return;
+    (void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, *pidfd, NULL);
+    (void)close(*pidfd);
+    *pidfd = -1;
+}
+
+/*
+ * Takes a new child (whose pidfds t now owns) into the table. If its
+ * pidfds cannot be watched, it is killed and reaped at once instead:
+ * -errno, and nothing is left of it but its cgroup, which the caller
+ * removes.
+ */
+static int track(struct spawner *s, struct tracked t, struct tracked **ret)
+{
+    int r;
+
+    if ((r = watch(s, t.pidfd)) < 0 || (r = watch(s, t.pasta_fd)) < 0) {
+        container_kill(t.pidfd);
+        container_kill(t.pasta_fd);
+        (void)container_reap(t.pidfd, true);
+        (void)container_reap(t.pasta_fd, true);
+        forget(s, &t.pidfd);
+        forget(s, &t.pasta_fd);
+        return r;
+    }
     if (s->n_children == s->alloc_children) {
         s->alloc_children = s->alloc_children ? 2 * s->alloc_children : 16;
         s->children = xrealloc(s->children, s->alloc_children * sizeof(*s->children));
     }
     s->children[s->n_children] = t;
-    return &s->children[s->n_children++];
+    *ret = &s->children[s->n_children++];
+    return 0;
 }
 
 /* Drops `t` (moving the last entry into its place) when it is done with. */
 static void maybe_untrack(struct spawner *s, struct tracked *t)
 {
-    if (t->pid || t->pasta || (!t->worker && !t->collected))
+    if (t->pidfd >= 0 || t->pasta_fd >= 0 || (!t->worker && !t->collected))
         return;
     free(t->cgroup);
     *t = s->children[--s->n_children];
@@ -100,74 +157,89 @@ static void cgroup_done(struct spawner *s, struct tracked *t)
 /*
  * The init is reaped, and with it its whole pid namespace is gone: nothing
  * of the container runs any more but pasta, which is outside that namespace
- * and does not notice. pasta gets SIGKILL now and is reaped on its own
- * SIGCHLD (only ever a pid not reaped yet, so never a reused one): its exit
- * takes 20-40 ms, the kernel tearing down its tap device, too long to stall
- * every other request for. The usage is final already and read now; the
- * cgroup goes once pasta, which runs in it, is gone too.
+ * and does not notice. pasta gets SIGKILL now and is reaped when its pidfd
+ * says it exited: its exit takes 20-40 ms, the kernel tearing down its tap
+ * device, too long to stall every other request for. The usage is final
+ * already and read now; the cgroup goes once pasta, which runs in it, is
+ * gone too.
  */
 static void init_gone(struct spawner *s, struct tracked *t)
 {
     struct berth_error *e = NULL;
 
-    t->pid = 0;
-    if (t->pasta)
-        (void)kill(t->pasta, SIGKILL);
+    forget(s, &t->pidfd);
+    container_kill(t->pasta_fd);
     if (t->cgroup && s->layout && cgroup_usage(s->layout, t->cgroup, &t->usage, &e) < 0)
         t->usage = (struct runner_usage){ 0 };
     berth_error_release(&e);
-    if (!t->pasta)
+    if (t->pasta_fd < 0)
         cgroup_done(s, t);
 }
 
-/* A pid waitpid() returned: an init, a worker, or a pasta. */
-static void reaped(struct spawner *s, pid_t pid)
+/* pasta is reaped; its container's cgroup goes if the init is gone too. */
+static void pasta_gone(struct spawner *s, struct tracked *t)
+{
+    forget(s, &t->pasta_fd);
+    if (t->pidfd < 0)
+        cgroup_done(s, t);
+}
+
+/*
+ * The epoll set said the child of `pidfd` exited: an init, a worker, or a
+ * pasta (before its init: pasta died of itself, and the container runs on
+ * without network). An fd that no entry holds any more is an event of a
+ * child handled already; a child not exited yet (never, for a pidfd that
+ * polled readable) stays.
+ */
+static void child_exited(struct spawner *s, int pidfd)
 {
     for (size_t i = 0; i < s->n_children; i++) {
         struct tracked *t = &s->children[i];
 
-        if (t->pid == pid) {
-            if (t->worker)
-                t->pid = 0;
-            else
-                init_gone(s, t);
-        } else if (t->pasta == pid) {
-            /* Before its init, pasta died of itself: the container runs on without network. */
-            t->pasta = 0;
-            if (!t->pid)
-                cgroup_done(s, t);
-        } else {
+        if (t->pidfd != pidfd && t->pasta_fd != pidfd)
             continue;
-        }
+        if (!container_reap(pidfd, false))
+            return;
+        if (t->pasta_fd == pidfd)
+            pasta_gone(s, t);
+        else if (t->worker)
+            forget(s, &t->pidfd);
+        else
+            init_gone(s, t);
         maybe_untrack(s, t);
         return;
     }
 }
 
-static void reap_all(struct spawner *s)
+static void reap_exited(struct spawner *s)
 {
-    pid_t pid;
+    struct epoll_event evs[64];
+    int n;
 
-    while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-        reaped(s, pid);
+    while ((n = epoll_wait(s->epfd, evs, 64, 0)) > 0) {
+        for (int i = 0; i < n; i++)
+            child_exited(s, evs[i].data.fd);
+        if (n < 64)
+            return;
+    }
 }
 
 /*
  * Before a spawn into `cgroup`: a gone container whose pasta is still dying
  * may hold the same cgroup, which its cleanup would otherwise remove from
- * under the new one. Rare (instance names differ), so waiting is fine.
+ * under the new one. Rare (instance names differ), so waiting is fine: the
+ * wait is for that pasta alone, SIGKILLed when its init was reaped.
  */
 static void settle_cgroup(struct spawner *s, const char *cgroup)
 {
     for (size_t i = 0; cgroup && i < s->n_children; i++) {
         struct tracked *t = &s->children[i];
 
-        if (t->worker || t->pid || !t->pasta || !t->cgroup || strcmp(t->cgroup, cgroup))
+        if (t->worker || t->pidfd >= 0 || t->pasta_fd < 0 || !t->cgroup ||
+            strcmp(t->cgroup, cgroup))
             continue;
-        while (waitpid(t->pasta, NULL, 0) < 0 && errno == EINTR)
-            ;
-        t->pasta = 0;
-        cgroup_done(s, t);
+        (void)container_reap(t->pasta_fd, true);
+        pasta_gone(s, t);
         maybe_untrack(s, t);
         return;
     }
@@ -180,6 +252,39 @@ static int reply(struct spawner *s, int code, const char *msg, uint64_t v0, uint
 
     proto_put_reply(&sb, code, msg, v0, v1);
     return proto_send(s->sock, sb.buf, sb.len, fds, n);
+}
+
+/*
+ * A created container goes into the table, and the daemon gets its agent
+ * and status fds and a copy of the init's pidfd (ours stays in the table).
+ */
+static void spawned(struct spawner *s, const struct runner_spec *spec, struct container_handles *h)
+{
+    int out[3] = { h->agent_fd, h->status_fd, h->pidfd };
+    struct tracked *t;
+    int r;
+
+    r = track(s, (struct tracked){
+        .pidfd = h->pidfd, .pasta_fd = h->pasta_fd, .id = ++s->next_id,
+        .cgroup = spec->cgroup ? xstrdup(spec->cgroup) : NULL,
+    }, &t);
+    if (r < 0) {
+        if (spec->cgroup && s->layout) {
+            struct tracked gone = { .cgroup = xstrdup(spec->cgroup) };
+
+            cgroup_done(s, &gone);
+        }
+        (void)reply(s, -r, "watch the new container's pidfd", 0, 0, NULL, 0);
+    } else if (reply(s, 0, NULL, (uint64_t)h->pid, t->id, out, 3) < 0) {
+        /*
+         * Unheard, the container would run unknown to the daemon: end it.
+         * No REQ_REAP will come for it, so its entry goes when it is reaped.
+         */
+        container_kill(t->pidfd);
+        t->collected = true;
+    }
+    (void)close(h->agent_fd);
+    (void)close(h->status_fd);
 }
 
 static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, size_t n_fds)
@@ -201,26 +306,10 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
     spec.stdin_fd = n_fds == 3 ? fds[2] : -1;
     settle_cgroup(s, spec.cgroup);
     r = container_create(&spec, &s->prog, &s->layout, &h, &err);
-    if (r < 0) {
+    if (r == 0)
+        spawned(s, &spec, &h);
+    else
         (void)reply(s, -r, berth_error_msg(&err), 0, 0, NULL, 0);
-    } else {
-        int out[3] = { h.agent_fd, h.status_fd, h.pidfd };
-        struct tracked *t = track(s, (struct tracked){
-            .pid = h.pid, .id = ++s->next_id, .pasta = h.pasta,
-            .cgroup = spec.cgroup ? xstrdup(spec.cgroup) : NULL,
-        });
-
-        /*
-         * Unheard, the container would run unknown to the daemon: end it.
-         * No REQ_REAP will come for it, so its entry goes when it is reaped.
-         */
-        if (reply(s, 0, NULL, (uint64_t)h.pid, t->id, out, 3) < 0) {
-            (void)kill(h.pid, SIGKILL);
-            t->collected = true;
-        }
-        for (size_t i = 0; i < 3; i++)
-            (void)close(out[i]);
-    }
     proto_spec_release(&spec);
 }
 
@@ -239,10 +328,15 @@ static void handle_reap(struct spawner *s, struct proto_reader *rd)
                     NULL, 0);
         return;
     }
-    /* The daemon asks only once the init's pidfd said it exited: this does not block. */
-    if (t->pid) {
-        while (waitpid(t->pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+    /*
+     * The daemon asks only once the init's pidfd said it exited, when the
+     * init is a zombie at least; never wait on one that runs.
+     */
+    if (t->pidfd >= 0) {
+        if (!container_reap(t->pidfd, false)) {
+            (void)reply(s, EBUSY, "the container is still running", 0, 0, NULL, 0);
+            return;
+        }
         init_gone(s, t);
     }
     u = t->usage;
@@ -257,46 +351,52 @@ static void handle_tree(struct spawner *s, enum proto_request type, struct proto
 {
     _cleanup_error_ struct berth_error *err = NULL;
     struct proto_tree_req req;
-    pid_t pid;
-    int r;
+    struct tracked *t;
+    int pidfd, r;
 
     if (n_fds != 1 || proto_get_tree_req(rd, &req) < 0) {
         (void)reply(s, EBADMSG, "malformed tree request", 0, 0, NULL, 0);
         return;
     }
-    r = tree_worker_start(type, &req, fds[0], &pid, &err);
+    r = tree_worker_start(type, &req, fds[0], &pidfd, &err);
     proto_tree_req_release(&req);
     if (r < 0) {
         (void)reply(s, -r, berth_error_msg(&err), 0, 0, NULL, 0);
         return;
     }
-    (void)track(s, (struct tracked){ .worker = true, .pid = pid });
-    (void)reply(s, 0, NULL, 0, 0, NULL, 0);
+    r = track(s, (struct tracked){ .worker = true, .pidfd = pidfd, .pasta_fd = -1 }, &t);
+    if (r < 0)
+        (void)reply(s, -r, "watch the tree worker's pidfd", 0, 0, NULL, 0);
+    else
+        (void)reply(s, 0, NULL, 0, 0, NULL, 0);
 }
 
-/* On the daemon's hang-up: take every container, pasta and worker down, and clean up. */
+/*
+ * On the daemon's hang-up: take every container, pasta and worker down,
+ * and clean up. Each wait is for one child killed just before.
+ */
 static void shutdown_children(struct spawner *s)
 {
-    for (;;) {
-        bool live = false;
-        pid_t pid;
+    for (size_t i = 0; i < s->n_children; i++) {
+        container_kill(s->children[i].pidfd);
+        container_kill(s->children[i].pasta_fd);
+    }
+    while (s->n_children) {
+        struct tracked *t = &s->children[s->n_children - 1];
 
-        for (size_t i = 0; i < s->n_children; i++) {
-            struct tracked *t = &s->children[i];
-
-            if (t->pid)
-                (void)kill(t->pid, SIGKILL);
-            if (t->pasta)
-                (void)kill(t->pasta, SIGKILL);
-            live |= t->pid || t->pasta;
+        if (t->pidfd >= 0) {
+            (void)container_reap(t->pidfd, true);
+            if (t->worker)
+                forget(s, &t->pidfd);
+            else
+                init_gone(s, t);
         }
-        if (!live)
-            return;
-        pid = waitpid(-1, NULL, 0);
-        if (pid < 0 && errno != EINTR)
-            return;
-        if (pid > 0)
-            reaped(s, pid);
+        if (t->pasta_fd >= 0) {
+            (void)container_reap(t->pasta_fd, true);
+            pasta_gone(s, t);
+        }
+        t->collected = true;
+        maybe_untrack(s, t);
     }
 }
 
@@ -305,8 +405,6 @@ void spawner_main(int sock, pid_t parent)
     struct spawner s = { .sock = sock };
     _cleanup_error_ struct berth_error *err = NULL;
     _cleanup_free_ char *buf = xmalloc(PROTO_MAX_MSG);
-    sigset_t chld;
-    int sfd;
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
         _exit(1);
@@ -323,10 +421,8 @@ void spawner_main(int sock, pid_t parent)
     (void)signal(SIGINT, SIG_IGN);
     (void)signal(SIGTERM, SIG_IGN);
     (void)signal(SIGHUP, SIG_IGN);
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    if (sigprocmask(SIG_BLOCK, &chld, NULL) < 0 || (sfd = signalfd(-1, &chld, SFD_CLOEXEC)) < 0) {
-        proto_report_error(sock, errno, "signalfd in the spawner");
+    if ((s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+        proto_report_error(sock, errno, "epoll for the spawner's children");
         _exit(1);
     }
     if (seccomp_program_build(&s.prog, &err) < 0) {
@@ -336,7 +432,7 @@ void spawner_main(int sock, pid_t parent)
     proto_report_ok(sock);
 
     for (;;) {
-        struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+        struct pollfd p[2] = { { .fd = sock, .events = POLLIN }, { .fd = s.epfd, .events = POLLIN } };
         struct proto_reader rd;
         int fds[PROTO_MAX_FDS];
         size_t n_fds = 0;
@@ -348,13 +444,8 @@ void spawner_main(int sock, pid_t parent)
                 continue;
             break;
         }
-        if (p[1].revents & POLLIN) {
-            struct signalfd_siginfo si;
-
-            if (read(sfd, &si, sizeof(si)) < 0 && errno != EAGAIN && errno != EINTR)
-                break;
-            reap_all(&s);
-        }
+        if (p[1].revents & POLLIN)
+            reap_exited(&s);
         if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         n = proto_recv(sock, buf, PROTO_MAX_MSG, fds, PROTO_MAX_FDS, &n_fds);
@@ -376,7 +467,6 @@ void spawner_main(int sock, pid_t parent)
             (void)reply(&s, EBADMSG, "unknown request", 0, 0, NULL, 0);
         for (size_t i = 0; i < n_fds; i++)
             (void)close(fds[i]);
-        reap_all(&s);
     }
     shutdown_children(&s);
     _exit(0);

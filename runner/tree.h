@@ -33,11 +33,12 @@
  * In the spawner: checks the request, clones the worker, writes its id maps
  * and lets it go. The worker sends its result (a proto_reply: code,
  * message, and for REQ_USAGE the byte count in v[0]) on reply_fd and exits;
- * the spawner only has to reap *ret_pid. On failure nothing is left running
- * and nothing was sent on reply_fd.
+ * the spawner only has to reap it through *ret_pidfd, its pidfd, which the
+ * spawner owns. On failure nothing is left running and nothing was sent on
+ * reply_fd.
  */
 int tree_worker_start(enum proto_request type, const struct proto_tree_req *req, int reply_fd,
-                      pid_t *ret_pid, struct berth_error **err);
+                      int *ret_pidfd, struct berth_error **err);
 
 /* The jobs, in the worker's user namespace. `path` is absolute and not "/". */
 

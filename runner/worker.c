@@ -6,7 +6,7 @@
  * helpers (container_map_ids), and releases it; that takes a few
  * milliseconds and is all the spawner waits for. The worker runs its job
  * and sends the result, one proto_reply, on the socket the daemon passed
- * with the request, then exits; the spawner reaps it on SIGCHLD. If the
+ * with the request, then exits; the spawner reaps it through its pidfd. If the
  * worker dies without a result (killed at the spawner's shutdown, or by
  * PDEATHSIG when the spawner dies), its end of that socket closes and the
  * daemon sees end of file instead.
@@ -69,7 +69,7 @@ static void worker_main(enum proto_request type, const struct proto_tree_req *re
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != spawner)
         _exit(1);
     (void)prctl(PR_SET_NAME, "berth-tree", 0, 0, 0);
-    /* The spawner's blocked SIGCHLD is no concern of ours; its SIG_IGN for SIGPIPE is fine. */
+    /* No signal the spawner might block is blocked here; its SIG_IGN for SIGPIPE is fine. */
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     if (read(sync_fd, &go, 1) != 1)
@@ -85,7 +85,7 @@ static void worker_main(enum proto_request type, const struct proto_tree_req *re
 }
 
 int tree_worker_start(enum proto_request type, const struct proto_tree_req *req, int reply_fd,
-                      pid_t *ret_pid, struct berth_error **err)
+                      int *ret_pidfd, struct berth_error **err)
 {
     _cleanup_close_ int sync_p = -1, pidfd = -1;
     pid_t spawner = getpid(), pid;
@@ -109,11 +109,10 @@ int tree_worker_start(enum proto_request type, const struct proto_tree_req *req,
         r = berth_error_make(err, errno, "release the worker to %s '%s'", job_name(type),
                              req->paths[0] ? req->paths[0] : "");
     if (r < 0) {
-        (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+        container_kill(pidfd);
+        (void)container_reap(pidfd, true);
         return r;
     }
-    *ret_pid = pid;
+    *ret_pidfd = TAKE_FD(pidfd);
     return 0;
 }

@@ -2,7 +2,7 @@
 /*
  * What the parts of the runner integration test (test-runner.c, which has
  * main() and the TAP counters, test-runner-net.c, test-runner-tree.c,
- * test-runner-agent.c, test-runner-exit.c) share: the test's fixtures, running a busybox script in a container to
+ * test-runner-agent.c, test-runner-exit.c, test-runner-reap.c) share: the test's fixtures, running a busybox script in a container to
  * completion, and TAP output through t_ok()/t_skip(), since tap.h keeps its
  * counters per translation unit and only test-runner.c includes it.
  */
@@ -73,5 +73,6 @@ void test_agent_channels(struct runner *rn);
 /* In-container app for test_agent_channels: `<self> --listen-helper PORT serve|stall`. */
 int listen_helper(const char *port, const char *mode);
 void test_exit_fds(struct runner *rn);
+void test_reaping(struct runner *rn);
 
 #endif

@@ -884,6 +884,7 @@ int main(int argc, char **argv)
     test_agent(rn);
     test_agent_channels(rn);
     test_exit_fds(rn);
+    test_reaping(rn);
     test_cgroup(rn);
     test_network(rn);
     test_trees(rn);
