@@ -142,6 +142,32 @@ check "the audit log names each run: attached" grep -Eq "Started run\.[0-9]{4} \
 check "... and detached ($dyno)" grep -qF "Started $dyno (detached)" "$out"
 check "... never its command line" not_contains "$out" "one-off-"
 
+# ---------------------------------------------------------------- tenants
+"$BERTH" tenants:create stranger >"$out" 2>&1
+S=$(tail -1 "$out" | grep -Ex '[0-9a-f]{64}' || true)
+rc=0; BERTH_TOKEN=$S "$BERTH" run ones -- true >"$out" 2>"$err" || rc=$?
+check "another tenant's run of the app: 404, exit 1" test "$rc" = 1 -a "$(grep -c "does not exist (HTTP 404)" "$err")" = 1
+"$BERTH" tokens:create --app ones --role read >"$out" 2>&1
+R=$(tail -1 "$out" | grep -Ex '[0-9a-f]{64}' || true)
+rc=0; BERTH_TOKEN=$R "$BERTH" run ones -- true >"$out" 2>"$err" || rc=$?
+check "a read token's run: 403, exit 1" test -n "$R" -a "$rc" = 1 -a "$(grep -c "HTTP 403" "$err")" = 1
+BERTH_TOKEN=$S "$BERTH" apps:create theirs >/dev/null 2>&1
+git -C "$src" push -q "http://x:$S@127.0.0.1:$CONTROL_PORT/theirs.git" main >"$TEST_DIR/push2" 2>&1 || diag "$TEST_DIR/push2"
+uid_base() { awk '{print $2}' "$out"; }
+run run ones -- cat /proc/self/uid_map; mine=$(uid_base)
+run run theirs -- cat /proc/self/uid_map; theirs=$(uid_base)
+check "the admin's run of stranger's app runs with stranger's ids ($theirs), not the admin's ($mine)" \
+    test -n "$theirs" -a -n "$mine" -a "$theirs" != "$mine"
+"$BERTH" run theirs -- sh -c 't=106.1; sleep $t' >"$out" 2>"$err" &
+cli=$!
+BERTH_TOKEN=$S "$BERTH" run:detached theirs -- sh -c 't=106.2; sleep $t' >/dev/null
+for _ in $(seq 1 100); do [ -n "$(procs 'sleep 106.1')" ] && [ -n "$(procs 'sleep 106.2')" ] && break; sleep 0.1; done
+BERTH_TOKEN=$S "$BERTH" apps:destroy theirs --confirm theirs >/dev/null 2>&1
+rc=0; wait "$cli" || rc=$?
+check "apps:destroy ends the app's attached run (exit 1, saying why)" \
+    test "$rc" = 1 -a "$(grep -c "the app is being destroyed" "$err")" = 1
+check "... and leaves no process of its runs, attached or detached" test -z "$(procs 'sleep 106.1')$(procs 'sleep 106.2')"
+
 # ---------------------------------------------------------------- bad input
 run run nosuchapp -- true
 check "run on an unknown app exits 1" test "$rc" = 1
