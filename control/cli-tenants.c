@@ -64,8 +64,10 @@ static int confirmed_destroy(int argc, char **argv, const char *what, const char
     _cleanup_free_ char *path = NULL, *doing = NULL;
 
     if (argc != 3 || strcmp(argv[1], "--confirm") != 0) {
+        /* The usage starts with the command's name: "apps:destroy APP --confirm APP". */
         fprintf(stderr, " !    This destroys %s '%s' and everything in it, for good.\n"
-                " !    To proceed, repeat its name: berth %s\nusage: berth %s\n", what, argv[0], usage, usage);
+                " !    To proceed, repeat its name: berth %.*s %s --confirm %s\nusage: berth %s\n", what, argv[0],
+                (int)strcspn(usage, " "), usage, argv[0], argv[0], usage);
         return 2;
     }
     if (strcmp(argv[2], argv[0]) != 0) {
