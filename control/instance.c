@@ -506,6 +506,16 @@ const struct router_backend_ops instance_backend_ops = {
     .release = backend_release,
 };
 
+/* Heroku's line before a running process is stopped: SIGTERM (SIGKILL with no grace period). */
+static void log_stopping(struct server *s, struct instance *in, int grace_ms)
+{
+    int status;
+
+    if (in->container && runner_wait(in->container, 0, &status, NULL) == -ETIMEDOUT)
+        applog_emit(s->applog, in->app, in->source, "Stopping all processes with %s",
+                    grace_ms > 0 ? "SIGTERM" : "SIGKILL");
+}
+
 void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms)
 {
     _cleanup_error_ struct berth_error *err = NULL;
@@ -516,6 +526,7 @@ void instance_stop_and_free(struct server *s, struct instance *in, int grace_ms)
     pthread_mutex_lock(&in->ref_lock);
     in->stopping = true;
     pthread_mutex_unlock(&in->ref_lock);
+    log_stopping(s, in, grace_ms);
     if (in->container && runner_stop(in->container, grace_ms, &err) < 0)
         log_warn("stopping %s of '%s': %s", in->dyno, in->app, berth_error_msg(&err));
     berth_error_release(&err);

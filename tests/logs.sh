@@ -72,6 +72,8 @@ check "config:set: app[api]: Set GREETING config vars by admin" grep -Eq "^$ts a
 check "... and Release v2 created by admin" grep -Eq "^$ts app\[api\]: Release v2 created by admin\$" "$log"
 check "the replaced instance, once retired: heroku[web.1]: Process exited with status N" \
     eventually 40 grep -Eq "^$ts heroku\[web\.1\]: Process exited with status [0-9]+\$" "$log"
+check "... after Stopping all processes with SIGTERM" \
+    grep -Eq "^$ts heroku\[web\.1\]: Stopping all processes with SIGTERM\$" "$log"
 check "... after the new one's start" \
     test "$(grep -Ec "heroku\[web\.1\]: (Starting process|Process exited)" "$log" | head -1)" -ge 3
 
