@@ -245,10 +245,13 @@ static void channel_flush(struct agent *a, struct channel *ch)
 static void connect_answer(struct agent *a, struct connect *cn, int error)
 {
     connect_unwatch(a, cn);
-    if (error)
+    /* -1 too (closep() leaves the number): connect_free() closes cn->fd again. */
+    if (error) {
         closep(&cn->fd);
-    else
+        cn->fd = -1;
+    } else {
         a->last_connected_ms = now_ms();
+    }
     cn->error = error;
     link_remove(&cn->by_channel);
     link_append(&cn->ch->outbox, &cn->by_channel);
@@ -450,6 +453,8 @@ static void control_close(struct agent *a)
 {
     (void)epoll_ctl(a->epfd, EPOLL_CTL_DEL, a->ctl_fd, NULL);
     closep(&a->ctl_fd);
+    /* control_read() stops at -1; closep() leaves the number. */
+    a->ctl_fd = -1;
 }
 
 static void control_read(struct agent *a)

@@ -366,7 +366,9 @@ static int connect_locked(struct runner_container *c, int *ret_fd, struct berth_
         /* A reply that comes after the wait timed out is skipped by the next call. */
         if (r == -ETIMEDOUT || r == -EAGAIN)
             break;
+        /* -1 too (closep() leaves the number), or the next try would reuse it. */
         closep(&c->connect_ch);
+        c->connect_ch = -1;
     }
     if (r == 1 && error == 0) {
         /* runner_connect()'s callers wait on the socket (runner.h); the agent's are non-blocking. */

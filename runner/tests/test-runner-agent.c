@@ -8,7 +8,9 @@
  * until SIGUSR1. It checks that a reply's socket reaches the app, that ids
  * come back matched and in completion order, 200 requests in flight on 4
  * channels from 2 threads, a reader that falls behind, one with no room
- * for the socket, a quick ECONNREFUSED, the caps on channels and requests, that a closed channel's connects are gone from the container's
+ * for the socket, a quick ECONNREFUSED, the caps on channels and requests
+ * (runner_connect() included, which connects again once there is room),
+ * that a closed channel's connects are gone from the container's
  * network namespace, and the stall: requests to an app that never accepts
  * time out after RUNNER_AGENT_CONNECT_TIMEOUT_MS each, while another
  * container answers in milliseconds and the stalled container's init still
@@ -554,6 +556,45 @@ static void test_channel_cap(struct runner_container *v)
     }
 }
 
+/*
+ * runner_connect() on a container whose agent is at its channel cap: its
+ * channel ends at once, twice, and it says the agent is gone; once the
+ * other channels close, it opens a new channel and connects. (Its broken
+ * channel's number used to stay behind, closed, and every later call
+ * failed on it.)
+ */
+static void test_connect_after_cap(struct runner *rn)
+{
+    struct runner_container *w = spawn_helper(rn, "agent-cap-connect", "serve");
+    int ch[RUNNER_AGENT_MAX_CHANNELS], served = 0, fd = -1, sock, e, r;
+    struct berth_error *err = NULL;
+
+    if (!w)
+        return;
+    for (int i = 0; i < RUNNER_AGENT_MAX_CHANNELS; i++) {
+        ch[i] = open_channel(w);
+        /* Any answer (ECONNREFUSED while the app starts) says the agent took the channel. */
+        if (ch[i] >= 0 && ask(ch[i], (uint64_t)i, 3000, &sock, &e) == 1)
+            served++;
+        if (ch[i] >= 0 && sock >= 0)
+            (void)close(sock);
+    }
+    r = runner_connect(w, &fd, &err);
+    t_ok(served == RUNNER_AGENT_MAX_CHANNELS && r == -ECONNREFUSED,
+         "with %d channels served, runner_connect() finds no room: %d (%s)", served, r,
+         err ? berth_error_msg(&err) : "connected");
+    berth_error_release(&err);
+    if (r == 0)
+        (void)close(fd);
+    for (int i = 0; i < RUNNER_AGENT_MAX_CHANNELS; i++)
+        if (ch[i] >= 0)
+            (void)close(ch[i]);
+    /* Let the init see them close. */
+    usleep(50 * 1000);
+    t_ok(wait_listening(w, true) > 0, "once they are closed, runner_connect() connects again");
+    stop_app(w);
+}
+
 static void test_refused(struct runner *rn)
 {
     const char *argv[] = { "/bin/busybox", "sleep", "60", NULL };
@@ -912,6 +953,7 @@ void test_agent_channels(struct runner *rn)
     test_slow_reader(v);
     test_no_room(v);
     test_channel_cap(v);
+    test_connect_after_cap(rn);
     test_stall(rn, v);
     test_exit(v);
     runner_container_free(v);
