@@ -131,6 +131,18 @@ static void print_exit_codes(FILE *f)
             "             2 usage error (unknown command, wrong arguments).\n");
 }
 
+/* `berth run` exits with its command's status: berth's own errors share the range with it. */
+static void print_exit_codes_of(FILE *f, const struct cli_command *c)
+{
+    if (c->run != cli_run_attached) {
+        print_exit_codes(f);
+        return;
+    }
+    fprintf(f, "Exit status: the command's own (128+N when signal N killed it, 127 when it was not found);\n"
+            "             before it runs, 1 for an error (the API refused, or could not be reached)\n"
+            "             and 2 for a usage error; 1 too when the connection is lost.\n");
+}
+
 /* One line of the listing: the name, its aliases, the description or, lacking one, the usage. */
 static void print_line(FILE *f, const struct cli_command *c, const char *summary, const struct cli_command *v,
                        size_t n)
@@ -204,7 +216,7 @@ int cli_help_print(FILE *f, const char *name, const struct cli_command *v, size_
             fprintf(f, "%s\n\n", row->summary);
         if (canonical(&v[i], v, n) != &v[i])
             fprintf(f, "The same as '%s'.\n\n", canonical(&v[i], v, n)->name);
-        print_exit_codes(f);
+        print_exit_codes_of(f, &v[i]);
         return 0;
     }
     fprintf(stderr, "berth: unknown command '%s' (see 'berth help')\n", name);

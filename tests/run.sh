@@ -184,6 +184,8 @@ run ones --|run with nothing after '--'
 run ones --bogus -- true|run with an unknown option
 run:detached ones|run:detached without a command
 EOF
+run help run
+check "help run says the exit status is the command's own" grep -q "^Exit status: the command's own" "$out"
 before=$(grep -c . "$log")
 while IFS='|' read -r body what; do
     api POST /apps/ones/dynos "$body"
