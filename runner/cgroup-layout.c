@@ -519,3 +519,32 @@ int runner_cgroup_check(struct berth_error **err)
     }
     return 0;
 }
+
+int runner_cgroup_check_cpu_quota(struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
+    const struct cgroup_ctrl *cpu;
+    int r;
+
+    if ((r = cgroup_layout_detect(&l, err)) < 0)
+        return r;
+    if (!(cpu = cgroup_find_ctrl(l, "cpu")))
+        return berth_error_plain(err, EOPNOTSUPP, "no cgroup v1 'cpu' hierarchy is mounted for this "
+                                 "process, so cpu quotas cannot be enforced");
+    if (l->v2) {
+        _cleanup_free_ char *ctl = xasprintf("%s/cgroup.subtree_control", cpu->root);
+        _cleanup_strbuf_ struct strbuf on = STRBUF_INIT;
+
+        if ((r = cgroup_read_str(ctl, &on, err)) < 0)
+            return r;
+        if (!cgroup_has_word(on.buf, "cpu", ' '))
+            return berth_error_plain(err, EOPNOTSUPP, "the cpu controller is not enabled in '%s', so "
+                                     "cpu quotas cannot be enforced; delegate it (systemd "
+                                     "Delegate=yes) and run 'berth setup'", ctl);
+        return 0;
+    }
+    if (!cgroup_file_exists(cpu->root, "cpu.cfs_quota_us"))
+        return berth_error_plain(err, EOPNOTSUPP, "'%s' has no cpu.cfs_quota_us (the kernel lacks CFS "
+                                 "bandwidth control), so cpu quotas cannot be enforced", cpu->root);
+    return 0;
+}

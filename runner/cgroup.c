@@ -93,127 +93,213 @@ static int ensure_use_hierarchy(const char *dir, struct berth_error **err)
     return cgroup_write_str(p, "1", err);
 }
 
-static int write_limit(const char *dir, const char *file, uint64_t value, struct berth_error **err)
+/*
+ * What set_limits() does with a limit of 0: leave the cgroup's as it is (a
+ * new cgroup has none), or set it back to none (runner_cgroup_set_limits(),
+ * which makes the cgroup's limits exactly the ones given).
+ */
+enum unset_mode { UNSET_LEAVE, UNSET_CLEAR };
+
+static int write_value(const char *dir, const char *file, const char *value, struct berth_error **err)
 {
     _cleanup_free_ char *p = xasprintf("%s/%s", dir, file);
+    return cgroup_write_str(p, value, err);
+}
+
+static int write_limit(const char *dir, const char *file, uint64_t value, struct berth_error **err)
+{
     char buf[32];
     (void)snprintf(buf, sizeof(buf), "%" PRIu64, value);
-    return cgroup_write_str(p, buf, err);
+    return write_value(dir, file, buf, err);
 }
 
 /*
  * v1 keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes at all
  * times and refuses (EINVAL) a write that would break it, so lowering goes
  * memory first, raising goes memsw first. memsw exists only with swap
- * accounting; without it there is no swap limit to set.
+ * accounting; without it there is no swap limit to set. `value` is a byte
+ * count, or "-1" for no limit.
  */
-static int set_memory_v1(const char *dir, uint64_t bytes, struct berth_error **err)
+static int set_memory_v1(const char *dir, const char *value, struct berth_error **err)
 {
     bool memsw = cgroup_file_exists(dir, "memory.memsw.limit_in_bytes");
     _cleanup_error_ struct berth_error *first = NULL;
     int r;
 
-    r = write_limit(dir, "memory.limit_in_bytes", bytes, &first);
+    r = write_value(dir, "memory.limit_in_bytes", value, &first);
     if (r == -EINVAL && memsw) {
-        if ((r = write_limit(dir, "memory.memsw.limit_in_bytes", bytes, err)) < 0)
+        if ((r = write_value(dir, "memory.memsw.limit_in_bytes", value, err)) < 0)
             return r;
-        r = write_limit(dir, "memory.limit_in_bytes", bytes, err);
+        r = write_value(dir, "memory.limit_in_bytes", value, err);
     } else if (r < 0 && err) {
         *err = TAKE_PTR(first);
     }
     if (r < 0)
         return r;
-    return memsw ? write_limit(dir, "memory.memsw.limit_in_bytes", bytes, err) : 0;
+    return memsw ? write_value(dir, "memory.memsw.limit_in_bytes", value, err) : 0;
+}
+
+/*
+ * The directory of <berth>/<relpath> in the cpu hierarchy, checked to hold
+ * `file` (v2: present only when the parent passed the cpu controller down;
+ * v1: cpu.cfs_quota_us only with CFS bandwidth control). NULL with *ret 0
+ * when there is none and `need` is false (nothing to set back).
+ */
+static char *cpu_dir(const struct cgroup_layout *l, const char *relpath, const char *file, bool need,
+                     const char *what, int *ret, struct berth_error **err)
+{
+    const struct cgroup_ctrl *cpu = cgroup_find_ctrl(l, "cpu");
+    _cleanup_free_ char *dir = cpu ? xasprintf("%s/%s", cpu->root, relpath) : NULL;
+
+    *ret = 0;
+    if (dir && cgroup_file_exists(dir, file))
+        return TAKE_PTR(dir);
+    if (need && !cpu)
+        *ret = berth_error_plain(err, EOPNOTSUPP, "no cpu cgroup to enforce a %s", what);
+    else if (need)
+        *ret = berth_error_plain(err, EOPNOTSUPP, "'%s' has no %s, so a %s cannot be enforced; %s", dir,
+                                 file, what, l->v2 ? "delegate the cpu controller and run 'berth setup'"
+                                                   : "the kernel lacks CFS bandwidth control");
+    return NULL;
 }
 
 /*
  * cpu.weight is v2's unit (1..10000, default 100); v1's cpu.shares has a
  * default of 1024 and a range of [2, 262144], so the weight is scaled by
  * 1024/100 and clamped (the kernel would clamp silently too, berth says so).
+ * 0: back to the default.
  */
 static int set_cpu_weight(const struct cgroup_layout *l, const char *relpath, uint64_t weight,
                           struct berth_error **err)
 {
-    const struct cgroup_ctrl *cpu = cgroup_find_ctrl(l, "cpu");
     _cleanup_free_ char *dir = NULL;
     uint64_t shares;
+    int r;
 
-    if (weight < 1 || weight > 10000)
+    if (weight > 10000)
         return berth_error_plain(err, EINVAL, "cpu weight %" PRIu64 " is outside 1..10000", weight);
-    if (!cpu)
-        return berth_error_plain(err, EOPNOTSUPP, "no cpu cgroup to enforce a cpu weight");
-    dir = xasprintf("%s/%s", cpu->root, relpath);
-    /* v2: the file exists only when the parent passed the cpu controller down. */
-    if (l->v2 && !cgroup_file_exists(dir, "cpu.weight"))
-        return berth_error_plain(err, EOPNOTSUPP, "the cpu controller is not enabled for '%s'; "
-                                 "delegate it and run 'berth setup'", dir);
+    dir = cpu_dir(l, relpath, l->v2 ? "cpu.weight" : "cpu.shares", weight != 0, "cpu weight", &r, err);
+    if (!dir)
+        return r;
     if (l->v2)
-        return write_limit(dir, "cpu.weight", weight, err);
-    shares = weight * 1024 / 100;
+        return write_limit(dir, "cpu.weight", weight ? weight : 100, err);
+    shares = weight ? weight * 1024 / 100 : 1024;
     shares = shares < 2 ? 2 : shares > 262144 ? 262144 : shares;
     return write_limit(dir, "cpu.shares", shares, err);
 }
 
-static int set_limits_v2(const struct cgroup_layout *l, const char *relpath,
-                         const struct runner_limits *limits, struct berth_error **err)
+/* RUNNER_CPU_QUOTA_MIN..MAX thousandths of a CPU in every period of RUNNER_CPU_PERIOD_US; 0: none. */
+static int set_cpu_quota(const struct cgroup_layout *l, const char *relpath, uint64_t millis,
+                         struct berth_error **err)
 {
-    _cleanup_free_ char *dir = xasprintf("%s/%s", l->ctrl[0].root, relpath);
+    _cleanup_strbuf_ struct strbuf period = STRBUF_INIT;
+    _cleanup_free_ char *dir = NULL;
+    uint64_t quota_us = millis * (RUNNER_CPU_PERIOD_US / 1000);
+    char buf[64];
     int r;
 
-    if (limits && limits->memory_bytes) {
+    if (millis && (millis < RUNNER_CPU_QUOTA_MIN || millis > RUNNER_CPU_QUOTA_MAX))
+        return berth_error_plain(err, EINVAL, "cpu quota of %" PRIu64 " thousandths of a CPU is outside "
+                                 "%d..%d", millis, RUNNER_CPU_QUOTA_MIN, RUNNER_CPU_QUOTA_MAX);
+    dir = cpu_dir(l, relpath, l->v2 ? "cpu.max" : "cpu.cfs_quota_us", millis != 0, "cpu quota", &r, err);
+    if (!dir)
+        return r;
+    if (l->v2) {
+        if (millis)
+            (void)snprintf(buf, sizeof(buf), "%" PRIu64 " %d", quota_us, RUNNER_CPU_PERIOD_US);
+        else
+            (void)snprintf(buf, sizeof(buf), "max %d", RUNNER_CPU_PERIOD_US);
+        return write_value(dir, "cpu.max", buf, err);
+    }
+    /* The quota is per period: make the period berth's first if it is not (100 ms is the kernel's default). */
+    {
+        _cleanup_free_ char *p = xasprintf("%s/cpu.cfs_period_us", dir);
+
+        if ((r = cgroup_read_str(p, &period, err)) < 0)
+            return r;
+        if (strtoull(period.buf, NULL, 10) != RUNNER_CPU_PERIOD_US &&
+            (r = write_limit(dir, "cpu.cfs_period_us", RUNNER_CPU_PERIOD_US, err)) < 0)
+            return r;
+    }
+    return millis ? write_limit(dir, "cpu.cfs_quota_us", quota_us, err) : write_value(dir, "cpu.cfs_quota_us", "-1", err);
+}
+
+static int set_limits_v2(const struct cgroup_layout *l, const char *relpath,
+                         const struct runner_limits *limits, enum unset_mode mode, struct berth_error **err)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/%s", l->ctrl[0].root, relpath);
+    bool clear = mode == UNSET_CLEAR;
+    int r;
+
+    if (limits->memory_bytes) {
         if ((r = write_limit(dir, "memory.max", limits->memory_bytes, err)) < 0)
             return r;
         /* no swapping past the limit; the file exists only with swap accounting */
         if (cgroup_file_exists(dir, "memory.swap.max") &&
             (r = write_limit(dir, "memory.swap.max", 0, err)) < 0)
             return r;
+    } else if (clear && (r = write_value(dir, "memory.max", "max", err)) < 0) {
+        return r;
     }
     /* an OOM kills the whole container, not one random process in it */
-    if (cgroup_file_exists(dir, "memory.oom.group")) {
-        _cleanup_free_ char *p = xasprintf("%s/memory.oom.group", dir);
-        if ((r = cgroup_write_str(p, "1", err)) < 0)
+    if (cgroup_file_exists(dir, "memory.oom.group") && (r = write_value(dir, "memory.oom.group", "1", err)) < 0)
+        return r;
+    if (limits->pids_max)
+        return write_limit(dir, "pids.max", limits->pids_max, err);
+    return clear ? write_value(dir, "pids.max", "max", err) : 0;
+}
+
+static int set_limits_v1(const struct cgroup_layout *l, const char *relpath,
+                         const struct runner_limits *limits, enum unset_mode mode, struct berth_error **err)
+{
+    const struct cgroup_ctrl *mem = cgroup_find_ctrl(l, "memory");
+    const struct cgroup_ctrl *pids = cgroup_find_ctrl(l, "pids");
+    bool clear = mode == UNSET_CLEAR;
+    char buf[32];
+    int r;
+
+    if (limits->memory_bytes || clear) {
+        if (!mem)
+            return berth_error_plain(err, EOPNOTSUPP, "no memory cgroup to enforce a memory limit");
+        _cleanup_free_ char *dir = xasprintf("%s/%s", mem->root, relpath);
+        (void)snprintf(buf, sizeof(buf), "%" PRIu64, limits->memory_bytes);
+        if ((r = set_memory_v1(dir, limits->memory_bytes ? buf : "-1", err)) < 0)
             return r;
     }
-    if (limits && limits->pids_max && (r = write_limit(dir, "pids.max", limits->pids_max, err)) < 0)
-        return r;
+    if (limits->pids_max || clear) {
+        if (!pids)
+            return berth_error_plain(err, EOPNOTSUPP, "no pids cgroup to enforce a process limit");
+        _cleanup_free_ char *dir = xasprintf("%s/%s", pids->root, relpath);
+        if (limits->pids_max)
+            return write_limit(dir, "pids.max", limits->pids_max, err);
+        return write_value(dir, "pids.max", "max", err);
+    }
     return 0;
 }
 
 static int set_limits(const struct cgroup_layout *l, const char *relpath,
-                      const struct runner_limits *limits, struct berth_error **err)
+                      const struct runner_limits *limits, enum unset_mode mode, struct berth_error **err)
 {
-    const struct cgroup_ctrl *mem = cgroup_find_ctrl(l, "memory");
-    const struct cgroup_ctrl *pids = cgroup_find_ctrl(l, "pids");
+    static const struct runner_limits none = { 0 };
+    bool clear = mode == UNSET_CLEAR;
     int r;
 
-    if (l->v2 && (r = set_limits_v2(l, relpath, limits, err)) < 0)
+    if (!limits)
+        limits = &none;
+    r = l->v2 ? set_limits_v2(l, relpath, limits, mode, err) : set_limits_v1(l, relpath, limits, mode, err);
+    if (r < 0)
         return r;
-    if (!l->v2 && limits && limits->memory_bytes) {
-        if (!mem)
-            return berth_error_plain(err, EOPNOTSUPP, "no memory cgroup to enforce a memory limit");
-        _cleanup_free_ char *dir = xasprintf("%s/%s", mem->root, relpath);
-        if ((r = set_memory_v1(dir, limits->memory_bytes, err)) < 0)
-            return r;
-    }
-    if (!l->v2 && limits && limits->pids_max) {
-        if (!pids)
-            return berth_error_plain(err, EOPNOTSUPP, "no pids cgroup to enforce a process limit");
-        _cleanup_free_ char *dir = xasprintf("%s/%s", pids->root, relpath);
-        if ((r = write_limit(dir, "pids.max", limits->pids_max, err)) < 0)
-            return r;
-    }
-    if (limits && limits->cpu_weight && (r = set_cpu_weight(l, relpath, limits->cpu_weight, err)) < 0)
+    if ((limits->cpu_weight || clear) && (r = set_cpu_weight(l, relpath, limits->cpu_weight, err)) < 0)
+        return r;
+    if ((limits->cpu_quota_millis || clear) && (r = set_cpu_quota(l, relpath, limits->cpu_quota_millis, err)) < 0)
         return r;
     return 0;
 }
 
-int cgroup_create(const struct cgroup_layout *l, const char *relpath, const struct runner_limits *limits,
-                  struct berth_error **err)
+/* Creates <berth>/<relpath> and its missing parents in every hierarchy. */
+static int make_dirs(const struct cgroup_layout *l, const char *relpath, struct berth_error **err)
 {
     int r;
-
-    if ((r = validate_relpath(relpath, err)) < 0)
-        return r;
 
     for (size_t i = 0; i < l->n; i++) {
         const char *root = l->ctrl[i].root;
@@ -238,9 +324,34 @@ int cgroup_create(const struct cgroup_layout *l, const char *relpath, const stru
             p = e + 1;
         }
     }
-    if ((r = set_limits(l, relpath, limits, err)) < 0)
+    return 0;
+}
+
+int cgroup_create(const struct cgroup_layout *l, const char *relpath, const struct runner_limits *limits,
+                  struct berth_error **err)
+{
+    int r;
+
+    if ((r = validate_relpath(relpath, err)) < 0 || (r = make_dirs(l, relpath, err)) < 0)
+        return r;
+    if ((r = set_limits(l, relpath, limits, UNSET_LEAVE, err)) < 0)
         return WRAP(r, err, "setting limits of cgroup '%s'", relpath);
     return 0;
+}
+
+int runner_cgroup_set_limits(const char *relpath, const struct runner_limits *limits,
+                             struct berth_error **err)
+{
+    struct cgroup_layout *l = NULL;
+    int r;
+
+    if ((r = validate_relpath(relpath, err)) < 0 || (r = cgroup_layout_detect(&l, err)) < 0)
+        return r;
+    r = make_dirs(l, relpath, err);
+    if (r == 0 && (r = set_limits(l, relpath, limits, UNSET_CLEAR, err)) < 0)
+        r = WRAP(r, err, "setting limits of cgroup '%s'", relpath);
+    cgroup_layout_free(l);
+    return r;
 }
 
 int cgroup_enter(const struct cgroup_layout *l, const char *relpath, pid_t pid, struct berth_error **err)

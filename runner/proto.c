@@ -138,6 +138,7 @@ void proto_put_spec(struct strbuf *sb, const struct runner_spec *spec)
     proto_put_u64(sb, spec->limits.pids_max);
     proto_put_u64(sb, spec->limits.cpu_weight);
     proto_put_u64(sb, spec->limits.file_size_max);
+    proto_put_u64(sb, spec->limits.cpu_quota_millis);
     proto_put_u64(sb, spec->network);
 }
 
@@ -182,6 +183,7 @@ int proto_get_spec(struct proto_reader *r, struct runner_spec *spec)
     spec->limits.pids_max = proto_get_u64(r);
     spec->limits.cpu_weight = proto_get_u64(r);
     spec->limits.file_size_max = proto_get_u64(r);
+    spec->limits.cpu_quota_millis = proto_get_u64(r);
     spec->network = proto_get_u64(r) != 0;
     if (r->bad || r->left != 0 || !spec->lower_dirs || !spec->argv || !spec->envp)
         goto bad;

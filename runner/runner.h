@@ -65,7 +65,21 @@ struct runner_limits {
      * ignores that signal). 0: unlimited.
      */
     uint64_t file_size_max;
+    /*
+     * CPU time the cgroup's processes may use together, in thousandths of
+     * a CPU (500: half a CPU, 2000: two CPUs, RUNNER_CPU_QUOTA_MIN..
+     * RUNNER_CPU_QUOTA_MAX): v2's cpu.max, v1's cpu.cfs_quota_us over a
+     * cpu.cfs_period_us of RUNNER_CPU_PERIOD_US. A cgroup over its quota
+     * waits for the next period. 0: no quota of its own (its parents'
+     * still apply). Like cpu_weight, it fails the spawn on a host without
+     * the cpu controller or without CFS bandwidth control.
+     */
+    uint64_t cpu_quota_millis;
 };
+
+#define RUNNER_CPU_PERIOD_US 100000
+#define RUNNER_CPU_QUOTA_MIN 10          /* 1 ms of every 100 ms period: the kernel's least */
+#define RUNNER_CPU_QUOTA_MAX 1024000     /* 1024 CPUs */
 
 struct runner_spec {
     const char *name;            /* for logs, e.g. "hello.web.1" or "hello.build.3" */
@@ -291,6 +305,26 @@ int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err);
  * writable; 0 if containers can be limited, -errno with a message otherwise.
  */
 int runner_cgroup_check(struct berth_error **err);
+/*
+ * As the berth user: creates the cgroup `relpath` below the delegated
+ * subtree (a tenant's "<tenant>", or deeper; missing parents too) if it is
+ * not there, and sets every limit of `limits` that a cgroup holds: each
+ * field that is 0 is set back to no limit (the kernel's default weight),
+ * so the cgroup ends up with exactly these limits, whatever it had before.
+ * file_size_max is not a cgroup's and is ignored. The limits of cgroups
+ * below it keep applying within it. Fails with the kernel's answer when
+ * one cannot be set (v1 refuses a memory limit below what the cgroup uses
+ * now with EBUSY, and a cpu quota below one of its children's with
+ * EINVAL); the limits written before that one stay. For tenants' limits,
+ * which must hold before the tenant's first container starts.
+ */
+int runner_cgroup_set_limits(const char *relpath, const struct runner_limits *limits,
+                             struct berth_error **err);
+/*
+ * Checks, as the berth user, that cpu quotas can be enforced: the cpu
+ * controller is delegated and the kernel has CFS bandwidth control.
+ */
+int runner_cgroup_check_cpu_quota(struct berth_error **err);
 /*
  * As the berth user: removes the cgroup `relpath` (below the delegated
  * subtree, "<tenant>/<app>") and every cgroup below it that no process is

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <linux/magic.h>
 #include <unistd.h>
 
@@ -326,6 +327,120 @@ static void check_memory(const struct cgroup_layout *l, const char *hogcg)
     ok(touch_mb(80) == 0, "the test process itself, outside the cgroup, survives and can use 80 MiB");
 }
 
+/* Spins for 600 ms of wall time; reports the CPU time it got, in ms. */
+static int spinner(int out_fd)
+{
+    struct timespec start, now, cpu;
+    char buf[32];
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < 600);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    int len = snprintf(buf, sizeof(buf), "%ld\n", (long)(cpu.tv_sec * 1000 + cpu.tv_nsec / 1000000));
+    (void)write_all(out_fd, buf, (size_t)len);
+    return 0;
+}
+
+/* The knobs runner_cgroup_set_limits() wrote on `rel`, as the kernel shows them. */
+static void check_tenant_knobs(const char *rel, bool limited)
+{
+    _cleanup_strbuf_ struct strbuf v = STRBUF_INIT;
+    const char *mem = is_v2() ? "memory.max" : "memory.limit_in_bytes";
+    bool m = read_knob("memory", rel, mem, &v), same;
+
+    same = limited ? m && strtoull(v.buf, NULL, 10) == 64 * MiB
+                   : m && (strcmp(v.buf, "max") == 0 || strtoull(v.buf, NULL, 10) > (1ULL << 60));
+    ok(same, "%s is %s (%s)", mem, limited ? "64 MiB" : "unlimited", v.buf);
+    if (!is_v2() && read_knob("memory", rel, "memory.memsw.limit_in_bytes", &v))
+        ok(limited ? strtoull(v.buf, NULL, 10) == 64 * MiB : strtoull(v.buf, NULL, 10) > (1ULL << 60),
+           "memory.memsw.limit_in_bytes follows it (%s)", v.buf);
+    ok(read_knob("pids", rel, "pids.max", &v) && strcmp(v.buf, limited ? "30" : "max") == 0,
+       "pids.max is %s (%s)", limited ? "30" : "max", v.buf);
+    if (is_v2()) {
+        ok(read_knob("cpu", rel, "cpu.max", &v) && strcmp(v.buf, limited ? "20000 100000" : "max 100000") == 0,
+           "cpu.max is %s (%s)", limited ? "20000 100000" : "max 100000", v.buf);
+        return;
+    }
+    ok(read_knob("cpu", rel, "cpu.cfs_quota_us", &v) && strcmp(v.buf, limited ? "20000" : "-1") == 0,
+       "cpu.cfs_quota_us is %s (%s)", limited ? "20000" : "-1", v.buf);
+    ok(read_knob("cpu", rel, "cpu.cfs_period_us", &v) && strcmp(v.buf, "100000") == 0,
+       "cpu.cfs_period_us is 100000 (%s)", v.buf);
+}
+
+/*
+ * A tenant's cgroup: limits written by runner_cgroup_set_limits() bind every
+ * cgroup below it, which have none of their own: a fork bomb stops at the
+ * tenant's pids.max, a hog is killed at the tenant's memory, a spinner is
+ * throttled to the tenant's cpu quota. Setting no limits takes them away.
+ */
+static void check_tenant(const struct cgroup_layout *l, const char *base)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *tenant = xasprintf("%s/tenant", base);
+    _cleanup_free_ char *inst = xasprintf("%s/app/web.1", tenant), *hogcg = xasprintf("%s/app/web.2", tenant);
+    _cleanup_strbuf_ struct strbuf v = STRBUF_INIT;
+    struct runner_limits lim = { .memory_bytes = 64 * MiB, .pids_max = 30, .cpu_quota_millis = 200 };
+    struct runner_limits none = { 0 };
+    char buf[64] = "";
+    struct gated g;
+    int r, n = -1, e = -1;
+
+    r = runner_cgroup_check_cpu_quota(&err);
+    ok(r == 0, "runner_cgroup_check_cpu_quota (%s)", r == 0 ? "ok" : berth_error_msg(&err));
+    berth_error_release(&err);
+    r = runner_cgroup_set_limits(tenant, &lim, &err);
+    ok(r == 0, "runner_cgroup_set_limits('%s', 64 MiB, 30 pids, 0.2 cpu) (%s)", tenant,
+       r == 0 ? "ok" : berth_error_msg(&err));
+    check_tenant_knobs(tenant, true);
+    berth_error_release(&err);
+    r = cgroup_create(l, inst, &none, &err);
+    ok(r == 0 && cgroup_create(l, hogcg, &none, NULL) == 0, "instance cgroups with no limits of their own below it");
+
+    if (start_gated(&g, fork_bomb) == 0 && cgroup_enter(l, inst, g.pid, NULL) == 0) {
+        release_gated(&g);
+        ssize_t got = read(g.result_fd, buf, sizeof(buf) - 1);
+        if (got > 0) {
+            buf[got] = '\0';
+            (void)sscanf(buf, "%d %d", &n, &e);
+        }
+        (void)close(g.result_fd);
+        (void)cgroup_kill_all(l, inst, NULL);
+        (void)waitpid(g.pid, NULL, 0);
+        (void)close(g.go_fd);
+    }
+    ok(e == EAGAIN && n > 0 && n < 35, "a fork bomb below the tenant stops at its pids.max: EAGAIN after %d "
+       "children (errno %d)", n, e);
+    int status = run_in_cgroup(l, hogcg, hog);
+    ok(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+       "a 512 MiB hog below the 64 MiB tenant is SIGKILLed (status 0x%x)", (unsigned)status);
+
+    long cpu_ms = -1;
+    if (start_gated(&g, spinner) == 0 && cgroup_enter(l, inst, g.pid, NULL) == 0) {
+        release_gated(&g);
+        ssize_t got = read(g.result_fd, buf, sizeof(buf) - 1);
+        if (got > 0) {
+            buf[got] = '\0';
+            cpu_ms = strtol(buf, NULL, 10);
+        }
+        (void)close(g.result_fd);
+        (void)waitpid(g.pid, NULL, 0);
+    }
+    ok(cpu_ms >= 0 && cpu_ms < 300, "a spinner below the 0.2-cpu tenant gets %ld ms of cpu in 600 ms", cpu_ms);
+    const char *thr = read_knob("cpu", tenant, "cpu.stat", &v) ? strstr(v.buf, "nr_throttled ") : NULL;
+    ok(thr && strtoull(thr + 13, NULL, 10) > 0, "the tenant's cpu.stat counts throttled periods (%.*s)",
+       thr ? (int)strcspn(thr, "\n") : 4, thr ? thr : "none");
+
+    berth_error_release(&err);
+    r = runner_cgroup_set_limits(tenant, &none, &err);
+    ok(r == 0, "runner_cgroup_set_limits with no limits (%s)", r == 0 ? "ok" : berth_error_msg(&err));
+    check_tenant_knobs(tenant, false);
+    struct runner_limits tiny = { .cpu_quota_millis = RUNNER_CPU_QUOTA_MIN - 1 };
+    ok(runner_cgroup_set_limits(tenant, &tiny, NULL) == -EINVAL, "a cpu quota under the kernel's least is refused");
+    ok(runner_cgroup_set_limits("../x", &lim, NULL) == -EINVAL, "runner_cgroup_set_limits('../x') is refused");
+}
+
 static void run_checks(void)
 {
     _cleanup_error_ struct berth_error *err = NULL;
@@ -371,6 +486,7 @@ static void run_checks(void)
 
     check_forkbomb(l, inst);
     check_memory(l, hogcg);
+    check_tenant(l, base);
 
     berth_error_release(&err);
     r = cgroup_remove(l, inst, &err);
