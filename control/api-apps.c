@@ -17,6 +17,8 @@
  *   GET    /apps/<app>/cron           scheduled jobs and their runs, in api-cron.c
  *   POST   /apps/<app>/dynos          a one-off run (`berth run`), in api-run.c
  *   DELETE /apps/<app>?confirm=<app>  destroy it, in api-tenants.c (destroy.h)
+ *   /apps/<app>/resources, /tenants/<name>/limits
+ *                                     process types' resources and tenants' limits, in api-quota.c
  *   GET    /events[?app=<app>]        the audit log (events.h): `berth events`
  *   POST   /gc {"dry_run", "keep"}    slug garbage collection (gc.h): `berth gc`
  *
@@ -40,6 +42,7 @@
 #include "control/formation.h"
 #include "control/events.h"
 #include "control/gc.h"
+#include "control/quota.h"
 #include "control/units.h"
 #include "receiver/receiver.h"
 
@@ -144,6 +147,8 @@ static enum MHD_Result create_app(const struct api_call *call)
     name = json_get_str(doc, "name");
     if (!name && json_object_get(doc, "name") && !json_is_null(json_object_get(doc, "name")))
         return api_respond_error(call->conn, 400, "expected a JSON body {\"name\": \"<app>\"} (or no name)");
+    if (quota_check_apps(s, call->tenant, &err) < 0)
+        return api_respond_error(call->conn, 409, berth_error_msg(&err));
     if ((name ? model_app_create(&s->model, name, call->tenant, &err)
               : model_app_create_random(&s->model, call->tenant, &picked, &err)) < 0)
         return api_respond_error(call->conn, berth_error_code(&err) == EEXIST ? 409 :
@@ -171,7 +176,7 @@ static unsigned change_status(int r)
 {
     switch (-r) {
     case EPERM: return 403;
-    case ENOTSUP: case EEXIST: return 409;
+    case ENOTSUP: case EEXIST: case EDQUOT: return 409;
     case ENOENT: return 404;
     case EINVAL: case E2BIG: case ERANGE: return 400;
     default: return 500;
@@ -638,6 +643,8 @@ static enum MHD_Result app_route(const struct api_call *call, const char *app, c
         return api_run_handle(call, app);
     if (sub && strcmp(sub, "/logs") == 0)
         return api_logs_handle(call, app);
+    if (sub && strcmp(sub, "/resources") == 0)
+        return api_quota_resources_handle(call, app);
     return api_respond_error(call->conn, 404, "no such endpoint");
 }
 
@@ -657,6 +664,10 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         return list_events(call);
     if (strcmp(url, "/gc") == 0 && strcmp(method, "POST") == 0)
         return run_gc(call);
+    if (strncmp(url, "/tenants/", 9) == 0 && (sub = strchr(url + 9, '/')) && strcmp(sub, "/limits") == 0) {
+        app = xstrndup(url + 9, (size_t)(sub - url - 9));
+        return api_quota_tenant_handle(call, app);
+    }
     if (strcmp(url, "/tenants") == 0 || strncmp(url, "/tenants/", 9) == 0 || strcmp(url, "/tokens") == 0 ||
         strncmp(url, "/tokens/", 8) == 0)
         return api_tenants_handle(call);

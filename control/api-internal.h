@@ -3,7 +3,8 @@
  * control-internal: what the control API's daemon (api.c: connections,
  * authentication, the git endpoint) shares with its resource handlers
  * (api-apps.c: /apps and the app's settings; api-domains.c: its domains,
- * certificates and router settings): how an answer is sent, and how a
+ * certificates and router settings; api-quota.c: tenants' limits and
+ * process types' resources): how an answer is sent, and how a
  * change to an app's record is made under the records lock.
  */
 #ifndef BERTH_CONTROL_API_INTERNAL_H
@@ -124,5 +125,9 @@ enum MHD_Result api_run_handle(const struct api_call *call, const char *app);
 enum MHD_Result api_ps_handle(const struct api_call *call, const char *app, const char *sub);
 /* api-logs.c: GET /apps/<app>/logs (the app is the caller's). */
 enum MHD_Result api_logs_handle(const struct api_call *call, const char *app);
+/* api-quota.c: /tenants/<name>/limits (any tenant may ask; the handler decides) */
+enum MHD_Result api_quota_tenant_handle(const struct api_call *call, const char *tenant);
+/* /apps/<app>/resources, for an app the caller checked the tenant owns. */
+enum MHD_Result api_quota_resources_handle(const struct api_call *call, const char *app);
 
 #endif

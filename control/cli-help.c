@@ -53,6 +53,7 @@ static const struct help_row rows[] = {
     { "ps:stop", "Processes", "stop every process of the app (kept across restarts of berth)" },
     { "ps:start", "Processes", "start the app's processes again" },
     { "ps:grace", "Processes", "SIGTERM to SIGKILL (and the drain) when an instance retires (30 s)" },
+    { "resource", "Processes", "memory, cpu and pids limits of each of the app's process types" },
     { "resource:limit", "Processes", "memory, cpu and pids limits of the app's processes, within the quota" },
     { "run", "Processes", "run a command in a one-off container of the current release, attached (stdin, "
       "stdout, stderr); exits with the command's exit status" },
@@ -74,7 +75,7 @@ static const struct help_row rows[] = {
     { "tenants:list", "Tenants and tokens", "every tenant (admin only)" },
     { "tenants:create", "Tenants and tokens", "create a tenant and print its token, once (admin only)" },
     { "tenants:destroy", "Tenants and tokens", "remove a tenant and everything it owns (admin only)" },
-    { "tenants:limits", "Tenants and tokens", "a tenant's quota: memory, cpus, pids, apps (admin only)" },
+    { "tenants:limits", "Tenants and tokens", "a tenant's quota: memory, cpus, pids, apps, instances (set: admin only)" },
     { "tokens", "Tenants and tokens", "your scoped tokens" },
     { "tokens:create", "Tenants and tokens", "a token limited to one app and one role, printed once" },
     { "tokens:revoke", "Tenants and tokens", "revoke a scoped token" },

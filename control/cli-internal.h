@@ -6,7 +6,8 @@
  * config; cli-domains.c its domains, certificates and router settings;
  * cli-releases.c its releases and rollback; cli-cron.c its scheduled jobs;
  * cli-run.c its one-off runs; cli-logs.c its log; cli-tenants.c tenants,
- * tokens and apps:destroy.
+ * tokens and apps:destroy; cli-quota.c tenants' limits and process types'
+ * resources.
  * Each command takes its own arguments (after the command name) and
  * returns the process exit code.
  */
@@ -128,5 +129,9 @@ int cli_ps_stop(int argc, char **argv);
 int cli_ps_start(int argc, char **argv);
 /* cli-logs.c */
 int cli_logs(int argc, char **argv);
+/* cli-quota.c */
+int cli_tenants_limits(int argc, char **argv);
+int cli_resource(int argc, char **argv);
+int cli_resource_limit(int argc, char **argv);
 
 #endif

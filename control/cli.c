@@ -314,6 +314,11 @@ static const struct cli_command commands[] = {
     { "maintenance:off", 1, 1, "maintenance:off APP", cli_maintenance_off },
     { "run", 2, -1, "run APP [--] COMMAND...", cli_run_attached },
     { "run:detached", 2, -1, "run:detached APP [--json] [--] COMMAND...", cli_run_detached },
+    { "tenants:limits", 1, -1, "tenants:limits NAME [--memory SIZE] [--cpus N] [--pids N] [--apps N] "
+      "[--instances N] [--json]", cli_tenants_limits },
+    { "resource", 1, 2, "resource APP [--json]", cli_resource },
+    { "resource:limit", 2, -1, "resource:limit APP [--type TYPE] [--memory SIZE] [--cpus N] [--pids N]",
+      cli_resource_limit },
 };
 
 int cli_help(FILE *f, const char *command)

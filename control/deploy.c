@@ -38,6 +38,7 @@
 #include "control/formation-internal.h"
 #include "control/instance.h"
 #include "control/scheduler.h"
+#include "control/quota.h"
 
 typedef void (*deploy_output_fn)(void *cls, const char *line);
 
@@ -303,6 +304,7 @@ static int build_slug(struct deploy_ctx *ctx, struct receiver_push *push, const 
     int r;
 
     if ((r = server_tenant_ids(s, ctx->tenant, &uid_base, &gid_base, err)) < 0 ||
+        (r = quota_apply_tenant(s, ctx->tenant, err)) < 0 ||
         (r = mkdir_p(layers, 0700, err)) < 0 ||
         (r = receiver_push_export(push, commit, src, err)) < 0)
         return r;

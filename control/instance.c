@@ -9,6 +9,7 @@
  * grace period.
  */
 #include "control/instance.h"
+#include "control/quota.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -268,11 +269,14 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
             .stdin_fd = spec->stdio ? spec->stdio->in : -1,
             .port = port,
             .cgroup = in->cgroup,
-            .limits = { .memory_bytes = 512ULL << 20, .pids_max = 512 },
+            .limits = spec->limits,
             .network = spec->network,
         };
 
-        r = runner_spawn(s->runner, &rs, &in->container, err);
+        /* The tenant's cgroup above it holds the tenant's limits before anything of it runs. */
+        r = quota_apply_tenant(s, spec->tenant, err);
+        if (r == 0)
+            r = runner_spawn(s->runner, &rs, &in->container, err);
         if (r < 0)
             return berth_error_wrap(err, "starting %s", in->dyno);
     }

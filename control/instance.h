@@ -35,6 +35,8 @@ struct instance_spec {
      * and the app's log. NULL for the rest.
      */
     const struct instance_stdio *stdio;
+    /* Its cgroup's, within the tenant's (quota_instance_limits()); no memory and no pids limit: QUOTA_INSTANCE_*. */
+    struct runner_limits limits;
 };
 
 struct instance_stdio {

@@ -6,9 +6,11 @@
  *
  *   <home>/berth.json               server settings (first-start marker)
  *   <home>/admin.token              the admin token, mode 0600 (plain, for the CLI)
- *   <home>/tenants/<tenant>.json    tenant: id slice, token hashes, scoped tokens (tenants.h)
+ *   <home>/tenants/<tenant>.json    tenant: id slice, token hashes, scoped tokens (tenants.h),
+ *                                   limits (quota.h)
  *   <home>/apps/<app>/app.json      app: tenant, created_at, settings (buildpacks, build, net),
- *                                   domains, router settings (domains.h), certificate records (certs.h)
+ *                                   domains, router settings (domains.h), certificate records (certs.h),
+ *                                   process types' resources (quota.h)
  *   <home>/apps/<app>/config.json   config vars
  *   <home>/apps/<app>/releases/N.json
  *   <home>/apps/<app>/repo.git      bare repository

@@ -34,6 +34,7 @@
 #include "control/instance.h"
 #include "control/scheduler.h"
 #include "control/run.h"
+#include "control/quota.h"
 #include "control/serve.h"
 #include "control/subid.h"
 #include "control/tenants.h"
@@ -264,6 +265,41 @@ static int load_build_budget(struct server *s, struct berth_error **err)
     return 0;
 }
 
+/* A limit the host cannot hold stops the start, unless the operator allows running without it. */
+static int refuse_or_warn(const struct server *s, const char *what, struct berth_error **err)
+{
+    if (!s->opt.allow_no_limits)
+        return berth_error_wrap(err, "%s cannot be enforced (start with --allow-no-limits to run without them)",
+                                what);
+    log_warn("running WITHOUT %s: %s", what, berth_error_msg(err));
+    berth_error_release(err);
+    return 0;
+}
+
+/*
+ * Whether the kernel can hold berth's limits (ARCHITECTURE.md, Tenants and
+ * isolation): delegated memory and pids cgroups, cpu quotas, and every
+ * tenant's cgroup with its limits written. s->cgroups and s->cpu_quota
+ * say what holds.
+ */
+static int check_limits(struct server *s, struct berth_error **err)
+{
+    if (runner_cgroup_check(err) < 0)
+        return refuse_or_warn(s, "memory, cpu and pids limits", err);
+    s->cgroups = true;
+    if (runner_cgroup_check_cpu_quota(err) < 0) {
+        if (refuse_or_warn(s, "cpu quotas", err) < 0)
+            return -EOPNOTSUPP;
+    } else {
+        s->cpu_quota = true;
+    }
+    if (quota_apply_all(s, err) < 0) {
+        s->cgroups = s->cpu_quota = false;
+        return refuse_or_warn(s, "tenants' limits", err) < 0 ? -EOPNOTSUPP : 0;
+    }
+    return 0;
+}
+
 int server_run(const struct server_options *opt, struct berth_error **err)
 {
     struct server s = { .opt = *opt };
@@ -322,16 +358,9 @@ int server_run(const struct server_options *opt, struct berth_error **err)
         if (r < 0)
             return r;
     }
-    r = runner_cgroup_check(err);
-    if (r < 0) {
-        if (!opt->allow_no_limits)
-            return berth_error_wrap(err, "memory, cpu and pids limits cannot be enforced "
-                                    "(start with --allow-no-limits to run without them)");
-        log_warn("running WITHOUT resource limits: %s", berth_error_msg(err));
-        berth_error_release(err);
-    } else {
-        s.cgroups = true;
-    }
+    r = check_limits(&s, err);
+    if (r < 0)
+        return r;
     r = runner_network_check(err);
     if (r < 0) {
         log_warn("no outbound network for builds and apps: %s", berth_error_msg(err));

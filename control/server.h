@@ -65,6 +65,7 @@ struct server {
     char *control_url;                /* http://127.0.0.1:8081 as bound */
     uint16_t http_port, https_port, control_port;
     bool cgroups;                     /* limits enforced through cgroups */
+    bool cpu_quota;                   /* cpu quotas too (the cpu controller, CFS bandwidth) */
     char *user;                       /* berth's user name, for /etc/subuid and /etc/subgid */
     pthread_mutex_t lock;             /* guards apps and each app_runtime's dynos/generation */
     /* Serialises read-modify-write of app.json and config.json (API settings changes). */

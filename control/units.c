@@ -7,7 +7,9 @@
 #include "control/units.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <strings.h>
 
 #include "common/banned.h"
@@ -73,4 +75,51 @@ bool units_parse_duration(const char *s, unsigned *ret)
         return false;
     *ret = (unsigned)(v * mult);
     return true;
+}
+
+bool units_parse_cpus(const char *s, uint64_t *ret_millis)
+{
+    uint64_t whole, frac = 0, scale = 100;
+
+    if (!s || !parse_number(&s, &whole) || whole > UINT32_MAX)
+        return false;
+    if (*s == '.') {
+        s++;
+        if (!isdigit((unsigned char)*s))
+            return false;
+        for (; isdigit((unsigned char)*s); s++, scale /= 10) {
+            if (!scale)
+                return false;   /* a fourth decimal */
+            frac += (uint64_t)(*s - '0') * scale;
+        }
+    }
+    if (*s || whole * 1000 + frac == 0)
+        return false;
+    *ret_millis = whole * 1000 + frac;
+    return true;
+}
+
+void units_format_size(uint64_t bytes, char buf[32])
+{
+    static const char suffix[] = "KMGT";
+    int i = -1;
+
+    while (i < 3 && bytes && bytes % 1024 == 0) {
+        bytes /= 1024;
+        i++;
+    }
+    if (i < 0)
+        (void)snprintf(buf, 32, "%" PRIu64, bytes);
+    else
+        (void)snprintf(buf, 32, "%" PRIu64 "%c", bytes, suffix[i]);
+}
+
+void units_format_cpus(uint64_t millis, char buf[32])
+{
+    int len = snprintf(buf, 32, "%" PRIu64 ".%03u", millis / 1000, (unsigned)(millis % 1000));
+
+    while (len > 0 && buf[len - 1] == '0')
+        buf[--len] = '\0';
+    if (len > 0 && buf[len - 1] == '.')
+        buf[--len] = '\0';
 }
