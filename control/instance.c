@@ -250,6 +250,10 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
     {
         const char *lowers[] = { spec->slug_dir, NULL };
         const char *argv[] = { "/bin/bash", "-c", script.buf, NULL };
+        /* A spec that names no limits (a one-off run) gets a process type's defaults. */
+        struct runner_limits limits = spec->limits;
+        if (!limits.memory_bytes && !limits.pids_max)
+            limits = (struct runner_limits){ .memory_bytes = QUOTA_INSTANCE_MEMORY, .pids_max = QUOTA_INSTANCE_PIDS };
         struct runner_spec rs = {
             .name = in->dyno,
             .hostname = in->dyno,
@@ -269,7 +273,7 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
             .stdin_fd = spec->stdio ? spec->stdio->in : -1,
             .port = port,
             .cgroup = in->cgroup,
-            .limits = spec->limits,
+            .limits = limits,
             .network = spec->network,
         };
 
