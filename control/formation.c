@@ -25,6 +25,7 @@
 #include "common/xalloc.h"
 #include "control/applog.h"
 #include "control/instance.h"
+#include "control/quota.h"
 
 /* Generations of web sets: unique in this daemon's life, so a router pool never outlives its set. */
 static atomic_uint_fast64_t next_generation = 1;
@@ -136,7 +137,8 @@ int formation_spec_init(struct server *s, const char *app, const char *tenant, c
         .defaults = json_object_get(release, "buildpack_config"), .network = app_outbound(record),
         .grace_ms = app_grace_ms(record),
     };
-    return 0;
+    /* The type's resources (berth resource:limit), within the tenant's quota. */
+    return quota_instance_limits(s, tenant, record, type, &ret->spec.limits, err);
 }
 
 void formation_spec_release(struct formation_spec *fs)
@@ -422,6 +424,7 @@ static int change_record(struct server *s, const char *app, int (*change)(json_t
 /* ---------------------------------------------------------------- operations */
 
 struct scale_change {
+    struct server *s;
     const json_t *counts;
     const json_t *types;          /* the current release's process types */
 };
@@ -431,6 +434,8 @@ static int apply_scale(json_t *record, const void *cls, struct berth_error **err
     const struct scale_change *c = cls;
     json_t *formation = json_object_get(record, "formation"), *v;
     const char *type;
+    unsigned more = 0;
+    int r;
 
     json_object_foreach((json_t *)c->counts, type, v) {
         if (!formation_type_valid(type))
@@ -441,6 +446,12 @@ static int apply_scale(json_t *record, const void *cls, struct berth_error **err
             return berth_error_plain(err, ERANGE, "%s: the scale must be a number from 0 to %d", type,
                                      FORMATION_SCALE_MAX);
     }
+    /* More processes than now must fit in the tenant's instance quota (quota.h). */
+    json_object_foreach((json_t *)c->counts, type, v)
+        if ((unsigned)json_integer_value(v) > formation_wanted(record, type))
+            more += (unsigned)json_integer_value(v) - formation_wanted(record, type);
+    if (more && (r = quota_check_instances(c->s, json_get_str(record, "tenant"), more, err)) < 0)
+        return r;
     if (!json_is_object(formation)) {
         formation = json_object();
         json_object_set_new(record, "formation", formation);
@@ -454,7 +465,7 @@ int formation_scale(struct server *s, const char *app, const json_t *counts, str
 {
     _cleanup_json_ json_t *release = NULL;
     struct app_runtime *rt = runtime_of(s, app);
-    struct scale_change change = { .counts = counts };
+    struct scale_change change = { .s = s, .counts = counts };
     unsigned version = 0;
     int r;
 

@@ -23,6 +23,7 @@
 #include "common/xalloc.h"
 #include "control/applog.h"
 #include "control/instance.h"
+#include "control/quota.h"
 
 /* run.1000 to run.9999, as Heroku's. */
 #define RUN_NUMBER_MIN 1000
@@ -157,13 +158,17 @@ static int start_container(struct server *s, struct run *r, const struct instanc
     tenant = app_tenant(record);
     slug_dir = server_slug_dir(s, tenant, slug);
     {
+        struct runner_limits limits;
+        /* The limits of the app's web processes (berth resource:limit), within the tenant's. */
+        if ((rc = quota_instance_limits(s, tenant, record, "web", &limits, err)) < 0)
+            return rc;
         const struct instance_spec spec = {
             .app = r->app, .tenant = tenant, .release = version, .process_type = "run",
             .number = r->number, .command = r->command, .slug_dir = slug_dir,
             .config = json_object_get(release, "config"),
             .defaults = json_object_get(release, "buildpack_config"),
             .network = json_is_true(json_object_get(json_object_get(record, "net"), "outbound")),
-            .stdio = stdio,
+            .stdio = stdio, .limits = limits,
         };
 
         return instance_run_start(s, &spec, &r->in, err);

@@ -166,6 +166,9 @@ check "resource:limit with a bad type is refused (400)" refused 1 "HTTP 400" as 
 check "resource:limit with a malformed size is refused (400)" refused 1 "HTTP 400" as "$ACME" "$BERTH" resource:limit calm --memory 12XB
 check "resource:limit without a limit is a usage error" refused 2 "usage:" as "$ACME" "$BERTH" resource:limit calm --type web
 check "resource:limit of another tenant's app: 404" refused 1 "HTTP 404" as "$OTHER" "$BERTH" resource:limit calm --memory 100M
+check "ps:scale past acme's instances is refused, the limit named (exit 1, 409)" \
+    refused 1 "would exceed tenant '$A' limit of 5 instances" as "$ACME" "$BERTH" ps:scale calm web=5
+check "... and calm still runs one web process" bash -c "[ \$(ls -d $(cg pids $A/calm)/web.* | wc -l) -ge 1 ] && ! grep -q '\"web\": *5' $home/apps/calm/app.json"
 api_patch() { curl -s -o "$out" -w '%{http_code}' -X PATCH -H "Authorization: Bearer $1" -d "$3" "$BERTH_URL$2"; }
 check "the API refuses a limit of the wrong JSON type (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '{"memory": true}')" = 400
 check "... an unknown limit (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '{"frobs": 1}')" = 400
