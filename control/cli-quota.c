@@ -4,7 +4,8 @@
  * `berth tenants:limits NAME [--memory 2G] [--cpus 1] ...` (the operator
  * sets, any tenant reads its own), `berth resource APP` and
  * `berth resource:limit APP [--type web] --memory 256M --cpus 0.5 --pids 200`.
- * Values go to the API as typed; the API checks them.
+ * Malformed values are usage errors (exit 2); the API checks the rest
+ * (bounds, the tenant's quota).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "common/jsonstore.h"
 #include "common/xalloc.h"
 #include "control/cli-internal.h"
+#include "control/formation.h"
 #include "control/units.h"
 #include "common/banned.h"
 
@@ -22,6 +24,27 @@ static int flag_error(const char *arg, const char *usage)
 {
     fprintf(stderr, "berth: unexpected argument '%s'\nusage: berth %s\n", arg, usage);
     return -1;
+}
+
+/* Whether VALUE is well formed for flag `name` (its bounds are the API's to check). */
+static bool value_ok(const char *name, const char *value)
+{
+    uint64_t n;
+
+    if (strcmp(value, "default") == 0)
+        return strcmp(name, "type") != 0;
+    if (strcmp(name, "memory") == 0)
+        return units_parse_size(value, &n);
+    if (strcmp(name, "cpus") == 0)
+        return units_parse_cpus(value, &n);
+    if (strcmp(name, "type") == 0)
+        return formation_type_valid(value);
+    if (!*value || strlen(value) > 9)
+        return false;
+    for (const char *p = value; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return strtoul(value, NULL, 10) > 0;
 }
 
 /*
@@ -49,6 +72,14 @@ static int parse_flags(int argc, char **argv, const char *const *allowed, json_t
         if (!known || (!eq && i + 1 >= argc))
             return flag_error(arg, usage);
         value = eq ? eq + 1 : argv[++i];
+        if (!value_ok(name, value)) {
+            fprintf(stderr, "berth: --%s '%s' is not %s\nusage: berth %s\n", name, value,
+                    strcmp(name, "memory") == 0 ? "a size such as 512M or 2G" :
+                    strcmp(name, "cpus") == 0 ? "a number of CPUs such as 0.5 or 2" :
+                    strcmp(name, "type") == 0 ? "a process type name such as web" : "a whole number above 0",
+                    usage);
+            return -1;
+        }
         json_object_set_new(body, name, strcmp(value, "default") == 0 ? json_null() : json_string(value));
     }
     return 0;

@@ -11,7 +11,8 @@
 # at acme's pids.max while other's app answers, a spinner is held to acme's
 # cpu quota, the app cap refuses apps:create. Bad input (malformed sizes,
 # negative cpus, unknown flags, over-quota values, a tenant setting limits)
-# is refused with the right status and exit code and changes nothing.
+# is refused with the right status and exit code (2 for what the CLI can
+# tell is malformed, 1 for what the API refuses) and changes nothing.
 # Last, `berth serve` refuses to start when a tenant's limits cannot be
 # written, unless --allow-no-limits. Prints TAP.
 set -euo pipefail
@@ -145,14 +146,15 @@ refused() { # refused EXIT TEXT CMD...: exits EXIT and says TEXT
     "$@" >"$out" 2>&1 && rc=0 || rc=$?
     [ "$rc" = "$want" ] && grep -qF -- "$text" "$out" || { diag "$out"; return 1; }
 }
-check "tenants:limits --memory 2Q is refused (exit 1, 400)" refused 1 "HTTP 400" "$BERTH" tenants:limits $A --memory 2Q
-check "... naming what a size is" grep -q "memory must be a size" "$out"
-check "tenants:limits --cpus -1 is refused (exit 1, 400)" refused 1 "cpus must be" "$BERTH" tenants:limits $A --cpus -1
-check "tenants:limits --cpus 0 is refused" refused 1 "HTTP 400" "$BERTH" tenants:limits $A --cpus 0
-check "tenants:limits --cpus 0.0001 is refused" refused 1 "HTTP 400" "$BERTH" tenants:limits $A --cpus 0.0001
-check "tenants:limits --pids 1.5 is refused" refused 1 "pids must be" "$BERTH" tenants:limits $A --pids 1.5
-check "tenants:limits --apps 0 is refused" refused 1 "apps must be" "$BERTH" tenants:limits $A --apps 0
-check "tenants:limits --memory 1K (below 16M) is refused" refused 1 "HTTP 400" "$BERTH" tenants:limits $A --memory 1K
+check "tenants:limits --memory 2Q is a usage error (exit 2)" refused 2 "is not a size" "$BERTH" tenants:limits $A --memory 2Q
+check "tenants:limits --cpus -1 is a usage error" refused 2 "is not a number of CPUs" "$BERTH" tenants:limits $A --cpus -1
+check "tenants:limits --cpus 0 is a usage error" refused 2 "usage:" "$BERTH" tenants:limits $A --cpus 0
+check "tenants:limits --cpus 0.0001 is a usage error" refused 2 "usage:" "$BERTH" tenants:limits $A --cpus 0.0001
+check "tenants:limits --pids 1.5 is a usage error" refused 2 "is not a whole number" "$BERTH" tenants:limits $A --pids 1.5
+check "tenants:limits --apps 0 is a usage error" refused 2 "usage:" "$BERTH" tenants:limits $A --apps 0
+check "tenants:limits --memory 1K (below 16M) is refused by the API (exit 1, 400)" refused 1 "HTTP 400" "$BERTH" tenants:limits $A --memory 1K
+check "... naming the bounds" grep -q "memory must be a size from 16M to 1T" "$out"
+check "tenants:limits --cpus 2000 (above 1024) is refused (exit 1, 400)" refused 1 "cpus must be" "$BERTH" tenants:limits $A --cpus 2000
 check "an unknown flag is a usage error (exit 2)" refused 2 "usage:" "$BERTH" tenants:limits $A --disk 1G
 check "a flag without a value is a usage error" refused 2 "usage:" "$BERTH" tenants:limits $A --memory
 check "a tenant setting limits is refused (exit 1, 403)" refused 1 "HTTP 403" as "$ACME" "$BERTH" tenants:limits $A --memory 4G
@@ -162,14 +164,19 @@ check "resource:limit past the tenant's memory is refused, the limit named (exit
     refused 1 "memory 4G exceeds tenant '$A' limit of 256M" as "$ACME" "$BERTH" resource:limit calm --memory 4G
 check "... past its cpus" refused 1 "cpus 2 exceeds tenant '$A' limit of 0.2" as "$ACME" "$BERTH" resource:limit calm --cpus 2
 check "... past its processes" refused 1 "pids 1000 exceeds tenant '$A' limit of 300" as "$ACME" "$BERTH" resource:limit calm --pids 1000
-check "resource:limit with a bad type is refused (400)" refused 1 "HTTP 400" as "$ACME" "$BERTH" resource:limit calm --type 'we b' --memory 100M
-check "resource:limit with a malformed size is refused (400)" refused 1 "HTTP 400" as "$ACME" "$BERTH" resource:limit calm --memory 12XB
+check "resource:limit with a bad type is a usage error" refused 2 "not a process type name" as "$ACME" "$BERTH" resource:limit calm --type 'we b' --memory 100M
+check "resource:limit with a malformed size is a usage error" refused 2 "is not a size" as "$ACME" "$BERTH" resource:limit calm --memory 12XB
+check "resource:limit --pids 1 (below 8) is refused by the API (400)" refused 1 "pids must be" as "$ACME" "$BERTH" resource:limit calm --pids 1
 check "resource:limit without a limit is a usage error" refused 2 "usage:" as "$ACME" "$BERTH" resource:limit calm --type web
 check "resource:limit of another tenant's app: 404" refused 1 "HTTP 404" as "$OTHER" "$BERTH" resource:limit calm --memory 100M
 check "ps:scale past acme's instances is refused, the limit named (exit 1, 409)" \
     refused 1 "would exceed tenant '$A' limit of 5 instances" as "$ACME" "$BERTH" ps:scale calm web=5
 check "... and calm still runs one web process" bash -c "[ \$(ls -d $(cg pids $A/calm)/web.* | wc -l) -ge 1 ] && ! grep -q '\"web\": *5' $home/apps/calm/app.json"
 api_patch() { curl -s -o "$out" -w '%{http_code}' -X PATCH -H "Authorization: Bearer $1" -d "$3" "$BERTH_URL$2"; }
+check "the API refuses a malformed size (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '{"memory": "2Q"}')" = 400
+check "... naming what a size is" grep -q "memory must be a size" "$out"
+check "... negative cpus (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '{"cpus": -1}')" = 400
+check "... a bad process type (400)" test "$(api_patch "$ACME" /apps/calm/resources '{"type": "we b", "memory": "100M"}')" = 400
 check "the API refuses a limit of the wrong JSON type (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '{"memory": true}')" = 400
 check "... an unknown limit (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '{"frobs": 1}')" = 400
 check "... a body that is not an object (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '[1]')" = 400
