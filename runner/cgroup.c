@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -440,32 +441,110 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* SIGKILLs the processes of `dir` and of every cgroup below it; *count says how many were listed. */
-static int kill_tree(const char *dir, int depth, size_t *count, struct berth_error **err)
+static int cmp_pid(const void *a, const void *b)
 {
-    _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
+    pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The pids a cgroup.procs file lists, sorted; none once the cgroup is gone. */
+static int read_pids(const char *procs, pid_t **ret, size_t *ret_n, struct berth_error **err)
+{
     _cleanup_strbuf_ struct strbuf buf = STRBUF_INIT;
     _cleanup_error_ struct berth_error *e = NULL;
+    pid_t *pids = NULL;
+    size_t n = 0, alloc = 0;
     int r = read_file(procs, &buf, MAX_PROCFILE, &e);
 
-    if (r == -ENOENT)
-        return 0;   /* removed under us */
-    if (r < 0) {
+    if (r < 0 && r != -ENOENT) {   /* ENOENT: removed under us */
         if (err)
             *err = TAKE_PTR(e);
         return r;
     }
-    for (char *p = buf.buf, *end; *p; p = end) {
+    for (char *p = buf.buf, *end; r >= 0 && *p; p = end) {
         long pid = strtol(p, &end, 10);
+
         if (end == p)
             break;
-        if (pid > 0 && pid <= INT_MAX) {
-            (*count)++;
-            if (kill((pid_t)pid, SIGKILL) < 0 && errno != ESRCH)
-                return berth_error_make(err, errno, "kill %ld in '%s'", pid, dir);
+        if (pid <= 0 || pid > INT_MAX)
+            continue;
+        if (n == alloc) {
+            alloc = alloc ? 2 * alloc : 64;
+            pids = xrealloc(pids, alloc * sizeof(*pids));
         }
+        pids[n++] = (pid_t)pid;
     }
+    if (n)
+        qsort(pids, n, sizeof(*pids), cmp_pid);
+    *ret = pids;
+    *ret_n = n;
+    return 0;
+}
 
+#define KILL_BATCH 64
+
+/*
+ * SIGKILL, through the pidfds of `fds`, to those of the `n` processes of
+ * `pids` that `procs` still lists.
+ */
+static int kill_still_listed(const char *procs, const pid_t *pids, const int *fds, size_t n,
+                             struct berth_error **err)
+{
+    _cleanup_free_ pid_t *now = NULL;
+    size_t n_now = 0;
+    int r = read_pids(procs, &now, &n_now, err);
+
+    for (size_t i = 0; r == 0 && i < n; i++) {
+        if (fds[i] < 0 || !bsearch(&pids[i], now, n_now, sizeof(*now), cmp_pid))
+            continue;
+        if (syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+            r = berth_error_make(err, errno, "kill %d in '%s'", (int)pids[i], procs);
+    }
+    return r;
+}
+
+/*
+ * SIGKILLs the processes `dir` lists; *count says how many were listed.
+ *
+ * Never by pid: a listed process may exit, be reaped, and its pid go to a
+ * process outside the cgroup (berth's own, say) before the kill. So the
+ * kill goes through a pidfd, opened for each listed pid, and only to the
+ * pids that the list, read again once the pidfds are open, still holds.
+ * While the process behind a pidfd lives it keeps its pid, so a pid still
+ * listed is that very process, still in the cgroup; if it died meanwhile
+ * the signal reaches nobody (ESRCH), and a newcomer to the cgroup with its
+ * number is found by the caller's next round.
+ */
+static int kill_listed(const char *dir, size_t *count, struct berth_error **err)
+{
+    _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", dir);
+    _cleanup_free_ pid_t *pids = NULL;
+    size_t n = 0;
+    int r = read_pids(procs, &pids, &n, err);
+
+    for (size_t i = 0; r == 0 && i < n; i += KILL_BATCH) {
+        size_t m = n - i < KILL_BATCH ? n - i : KILL_BATCH;
+        int fds[KILL_BATCH];
+
+        for (size_t j = 0; j < m; j++)
+            fds[j] = (int)syscall(SYS_pidfd_open, pids[i + j], 0);
+        r = kill_still_listed(procs, pids + i, fds, m, err);
+        for (size_t j = 0; j < m; j++)
+            if (fds[j] >= 0)
+                (void)close(fds[j]);
+    }
+    *count += n;
+    return r;
+}
+
+/* SIGKILLs the processes of `dir` and of every cgroup below it; *count says how many were listed. */
+static int kill_tree(const char *dir, int depth, size_t *count, struct berth_error **err)
+{
+    int r = kill_listed(dir, count, err);
+
+    if (r < 0)
+        return r;
     _cleanup_closedir_ DIR *d = depth < MAX_DEPTH ? opendir(dir) : NULL;
     struct dirent *de;
     while (d && (de = readdir(d))) {
