@@ -153,7 +153,7 @@ static void print_line(FILE *f, const struct cli_command *c, const char *summary
     for (size_t i = 0; i < n; i++)
         if (&v[i] != c && v[i].run == c->run)
             width += fprintf(f, ", %s", v[i].name);
-    fprintf(f, "%*s  %s\n", width < 22 ? 22 - width : 0, "", summary ? summary : c->usage);
+    fprintf(f, "%*s  %s\n", width < 24 ? 24 - width : 0, "", summary ? summary : c->usage);
 }
 
 static void print_all(FILE *f, const struct cli_command *v, size_t n)
@@ -188,7 +188,7 @@ static void print_all(FILE *f, const struct cli_command *v, size_t n)
     }
     fprintf(f, "\nServer:\n");
     for (size_t i = 0; i < N(builtins); i++)
-        fprintf(f, "  %-20s  %s\n", builtins[i].name, builtins[i].summary);
+        fprintf(f, "  %-22s  %s\n", builtins[i].name, builtins[i].summary);
     fprintf(f, "\n");
     print_exit_codes(f);
 }
