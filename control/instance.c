@@ -386,7 +386,7 @@ static int wait_run(struct instance *in, int timeout_ms, const atomic_bool *canc
             return berth_error_plain(err, ETIMEDOUT, "%s did not finish within %d minutes", in->dyno,
                                      timeout_ms / 60000);
         if (cancel && atomic_load(cancel))
-            return berth_error_plain(err, ECANCELED, "%s was stopped before it finished: berth is stopping",
+            return berth_error_plain(err, ECANCELED, "%s was stopped before it finished",
                                      in->dyno);
         /* Until the pipe's end (the process is gone): then only the exit status is missing. */
         if (applog_pump_deliver(in->pump, 100) == 1)

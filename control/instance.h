@@ -66,7 +66,7 @@ int instance_start(struct server *s, const struct instance_spec *spec, struct in
  * instance. Every output line goes to the app's log and to `output` (may
  * be NULL). *ret_status is its wait(2) status; past timeout_ms it is
  * stopped and the call fails with -ETIMEDOUT; when spec->cancel turns
- * true (checked at least every 100 ms) it is stopped and the call fails with
+ * true (checked at least every 100 ms: berth stopping, the app destroyed) it is stopped and the call fails with
  * -ECANCELED.
  */
 int instance_run_once(struct server *s, const struct instance_spec *spec, int timeout_ms,

@@ -13,8 +13,9 @@
 # push with an invalid schedule, a missing command or an unsupported
 # concurrency policy is rejected with the entry named and changes nothing;
 # a release without cron lists none, and a rollback brings its schedule
-# back; an unknown app is a 404 (exit 1), a bad invocation exit 2. Prints
-# TAP. Bounded by the two minute boundaries it waits for (about 3 minutes).
+# back; apps:destroy stops a running job; an unknown app is a 404 (exit 1),
+# a bad invocation exit 2. Prints TAP. Bounded by the minute boundaries it
+# waits for (about 3 to 4 minutes).
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 serve_for_test
@@ -56,7 +57,7 @@ cat >"$src/app.json" <<'EOF'
   {"command": "echo failing-job; exit 3", "schedule": "*/1 * * * *"},
   {"command": "clock", "schedule": "@hourly"},
   {"command": "clock", "schedule": "* * * * *"},
-  {"command": "sleep 75; echo slept", "schedule": "* * * * *", "concurrency_policy": "forbid"},
+  {"command": "sleep 75.5; echo slept", "schedule": "* * * * *", "concurrency_policy": "forbid"},
   {"command": "echo never", "schedule": "0 0 1 1 *", "maintenance": true}
 ]}
 EOF
@@ -136,6 +137,9 @@ check "a failing job's status is logged" wait_log "heroku[cron.2]: Cron job $fai
 check "... in Heroku's words too" contains "$applog" "heroku[cron.2]: Process exited with status 3"
 check "... its output too" contains "$applog" "app[cron.2]: failing-job"
 check "a command naming a Procfile type runs that type's command" wait_log "app[cron.4]: from-procfile-hello" 10
+run logs tick -p cron.2 -n 100
+check "logs -p cron.2 shows that job's lines" contains "$out" "app[cron.2]: failing-job"
+check "... and no other job's" not_contains "$out" "cron-marker"
 check "each run's start is logged with its command" contains "$applog" "heroku[cron.2]: Starting process with command \`echo failing-job; exit 3\`"
 check "... and its job" contains "$applog" "heroku[cron.2]: Cron job $fail_id is due"
 check "cron --json: the marker's last run exited 0" test "$(job_field "$marker_id" last_run exit_status)" = 0
@@ -178,4 +182,15 @@ check "... brings v2's six jobs back, with their last runs" python3 -c '
 import json, sys
 jobs = json.load(open(sys.argv[1]))["jobs"]
 assert len(jobs) == 6 and [j for j in jobs if j["id"] == sys.argv[2]][0]["last_run"]["exit_status"] == 0' "$out" "$marker_id"
+
+# ---------------------------------------------------------------- destroy
+check "the sleeper runs again after the rollback" wait_until 70 sleeper_running
+sleeper_process() { pgrep -f "sleep 75.5" >/dev/null; }
+no_sleeper() { ! sleeper_process; }
+check "... its sleep is a process on the host" sleeper_process
+run apps:destroy tick --confirm tick
+check "apps:destroy with a job running succeeds" test "$rc" = 0
+check "... and stops the job's container" wait_until 10 no_sleeper
+run cron tick
+check "... after which cron of the app exits 1" test "$rc" = 1
 done_testing
