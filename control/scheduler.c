@@ -39,6 +39,7 @@
 struct running {
     char *app;
     char *id;
+    char *tenant;                  /* the app's, for the per-tenant cap */
     atomic_bool *cancel;           /* the run's own: set to stop its container (scheduler_stop_app()) */
     struct running *next;
 };
@@ -232,6 +233,16 @@ static bool is_running(const struct scheduler *sc, const char *app, const char *
     return false;
 }
 
+/* How many runs of the tenant's apps are in flight. The caller holds sc->lock. */
+static unsigned tenant_running(const struct scheduler *sc, const char *tenant)
+{
+    unsigned n = 0;
+
+    for (const struct running *r = sc->running; r; r = r->next)
+        n += strcmp(r->tenant, tenant) == 0;
+    return n;
+}
+
 /* The caller holds sc->lock. */
 static void running_remove(struct scheduler *sc, const char *app, const char *id)
 {
@@ -242,6 +253,7 @@ static void running_remove(struct scheduler *sc, const char *app, const char *id
             *p = r->next;
             free(r->app);
             free(r->id);
+            free(r->tenant);
             free(r);
             return;
         }
@@ -326,10 +338,13 @@ static void run_start(struct scheduler *sc, struct run *run)
         why = "its previous run is still going";
     else if (sc->n_running >= SCHEDULER_RUNS_MAX)
         why = "too many scheduled jobs are running on this server";
+    else if (tenant_running(sc, run->tenant) >= SCHEDULER_RUNS_PER_TENANT_MAX)
+        why = "too many of this tenant's scheduled jobs are running";
     if (!why) {
         entry = xcalloc(1, sizeof(*entry));
         entry->app = xstrdup(run->app);
         entry->id = xstrdup(run->id);
+        entry->tenant = xstrdup(run->tenant);
         entry->cancel = &run->cancel;
         entry->next = sc->running;
         sc->running = entry;

@@ -13,8 +13,9 @@
  *
  * Runs never overlap: a job still running when it is due again is skipped,
  * with a log line; at most SCHEDULER_RUNS_MAX run at once over all apps
- * (each on its own thread, so a long one delays no other), and a job due
- * while that many run is skipped the same way. Minutes the daemon was
+ * and SCHEDULER_RUNS_PER_TENANT_MAX of one tenant's (each on its own
+ * thread, so a long one delays no other), and a job due while that many
+ * run is skipped the same way. Minutes the daemon was
  * down are not replayed. Each job's last run is kept in
  * <home>/apps/<app>/cron-runs.json, so `berth cron` shows it after a
  * restart.
@@ -32,8 +33,9 @@
 #define SCHEDULER_JOBS_MAX 50
 /* A job's command is at most this long. */
 #define SCHEDULER_COMMAND_MAX 4096
-/* Runs at once, all apps together. */
-#define SCHEDULER_RUNS_MAX 16
+/* Runs at once, all apps together, and of one tenant's apps (so that no tenant takes every slot). */
+#define SCHEDULER_RUNS_MAX 32
+#define SCHEDULER_RUNS_PER_TENANT_MAX 8
 /* A run still going after an hour is stopped (Heroku's one-off dynos of the Scheduler: the same cap). */
 #define SCHEDULER_RUN_TIMEOUT_MS (60 * 60 * 1000)
 
