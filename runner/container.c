@@ -44,6 +44,22 @@
 #define NS_FLAGS (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | \
                   CLONE_NEWIPC)
 
+/* The spawner's soft RLIMIT_NOFILE before container_raise_fd_limit(); 0: not raised. */
+static rlim_t nofile_before;
+
+void container_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t before;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    before = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max > SPAWNER_MAX_FDS ? SPAWNER_MAX_FDS : rl.rlim_max;
+    if (rl.rlim_cur > before && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        nofile_before = before;
+}
+
 pid_t container_clone(unsigned long flags, int *ret_pidfd)
 {
     int pidfd = -1;
@@ -58,6 +74,14 @@ pid_t container_clone(unsigned long flags, int *ret_pidfd)
     pid = syscall(SYS_clone, flags | CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, 0);
     if (pid > 0)
         *ret_pidfd = pidfd;
+    if (pid == 0 && nofile_before) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            rl.rlim_cur = nofile_before;
+            (void)setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
     return (pid_t)pid;
 }
 

@@ -61,6 +61,15 @@ int container_map_ids(pid_t pid, unsigned long uid_base, unsigned long gid_base,
  * signal through it fails with ESRCH and a wait returns at once.
  */
 pid_t container_clone(unsigned long flags, int *ret_pidfd);
+/*
+ * The spawner keeps a pidfd of every child it has not reaped, one or two
+ * per container (init, pasta): more than the usual soft limit of 1024 fds
+ * allows on a dense host. It raises its soft limit to the hard one (at
+ * most SPAWNER_MAX_FDS) once at start; container_clone() puts the old one
+ * back in every child, so inits, apps, pastas and workers see the daemon's.
+ */
+#define SPAWNER_MAX_FDS (1u << 20)
+void container_raise_fd_limit(void);
 /* SIGKILL to the child of pidfd; nothing once it has exited. */
 void container_kill(int pidfd);
 /*

@@ -421,6 +421,7 @@ void spawner_main(int sock, pid_t parent)
     (void)signal(SIGINT, SIG_IGN);
     (void)signal(SIGTERM, SIG_IGN);
     (void)signal(SIGHUP, SIG_IGN);
+    container_raise_fd_limit();
     if ((s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
         proto_report_error(sock, errno, "epoll for the spawner's children");
         _exit(1);

@@ -11,6 +11,8 @@
  * containers whose init exits at once and containers they stop while they
  * run: every status is the container's own, nothing hangs (the test has an
  * alarm), and afterwards the spawner has no child left, not even a zombie.
+ * Last, the spawner, which holds a pidfd per child, runs with a raised fd
+ * limit, and its children with the daemon's.
  */
 #include <errno.h>
 #include <poll.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -27,6 +30,7 @@
 
 #include "common/cleanup.h"
 #include "common/xalloc.h"
+#include "runner/container.h"
 #include "runner/proto.h"
 #include "runner/runner.h"
 #include "runner/spawner.h"
@@ -273,8 +277,36 @@ static void test_churn(struct runner *rn)
          (int)spawner, spawner > 0 ? (int)child_of(spawner, NULL) : -1);
 }
 
+/*
+ * The spawner holds a pidfd per child, so it raises its soft fd limit; its
+ * children, the app included, keep ours (the daemon's).
+ */
+static void test_fd_limits(struct runner *rn)
+{
+    pid_t spawner = child_of(getpid(), "berth-spawner");
+    _cleanup_free_ char *limits = xasprintf("/proc/%d/limits", (int)spawner);
+    _cleanup_fclose_ FILE *f = fopen(limits, "re");
+    _cleanup_free_ char *want = NULL;
+    unsigned long long soft = 0, hard = 0, expect;
+    char line[256];
+    struct rlimit rl;
+
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Max open files %llu %llu", &soft, &hard) == 2)
+            break;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        abort();
+    expect = rl.rlim_max > SPAWNER_MAX_FDS ? SPAWNER_MAX_FDS : rl.rlim_max;
+    t_ok(soft == expect, "the spawner's soft fd limit is raised to %llu (ours %llu, hard %llu)",
+         soft, (unsigned long long)rl.rlim_cur, hard);
+    want = xasprintf("%llu\n", (unsigned long long)rl.rlim_cur);
+    check_output(rn, "nofile", 1000, "ulimit -n", want,
+                 "an app keeps the daemon's soft fd limit, not the spawner's");
+}
+
 void test_reaping(struct runner *rn)
 {
     test_reap_requests();
     test_churn(rn);
+    test_fd_limits(rn);
 }
