@@ -20,21 +20,9 @@ set -euo pipefail
 serve_for_test
 ADMIN=$BERTH_TOKEN
 
-# cg CTRL REL: the directory of berth's cgroup REL (below berth-<user>) in
-# hierarchy CTRL (cgroup v1, as `berth setup` delegates it below our own).
-if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
-    V2=1
-    cg() { echo "/sys/fs/cgroup$(awk -F: '$1 == 0 {print $3}' /proc/self/cgroup | sed 's|/$||')/berth-$(id -un)/$2"; }
-    MEMKNOB=memory.max
-else
-    V2=0
-    cg() {
-        local p
-        p=$(awk -F: -v c="$1" '{n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3}' /proc/self/cgroup)
-        echo "/sys/fs/cgroup/$1${p%/}/berth-$(id -un)/$2"
-    }
-    MEMKNOB=memory.limit_in_bytes
-fi
+# cg CTRL REL: the directory of berth's cgroup REL (libtest.sh).
+cg() { berth_cgroup "$@"; }
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then V2=1 MEMKNOB=memory.max; else V2=0 MEMKNOB=memory.limit_in_bytes; fi
 knob() { cat "$(cg "$1" "$2")/$3" 2>/dev/null || echo missing; }
 cpu_quota() { # cpu_quota REL: "50000" (v1 cfs_quota_us, or v2's cpu.max quota), -1/max for none
     if [ $V2 = 1 ]; then knob cpu "$1" cpu.max | cut -d' ' -f1; else knob cpu "$1" cpu.cfs_quota_us; fi
@@ -186,20 +174,10 @@ check "calm's resources are unchanged" test "$(as "$ACME" "$BERTH" resource calm
 check "acme's cgroup is unchanged" test "$(knob memory $A $MEMKNOB) $(knob pids $A pids.max) $(cpu_quota $A)" = "$before_cg"
 
 # ---------------------------------------------------------------- the kernel enforces
-# watch HOST: curls HOST through the router until $TEST_DIR/stop appears; failures counted in $TEST_DIR/fail.HOST.
-watch() {
-    local n=0 f=0 code
-    while [ ! -e "$TEST_DIR/stop" ]; do
-        code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' -H "Host: $1" "http://127.0.0.1:$HTTP_PORT/") || true
-        n=$((n + 1)); [ "$code" = 200 ] || f=$((f + 1))
-        sleep 0.05
-    done
-    echo "$f/$n" >"$TEST_DIR/fail.$1"
-}
 watched() { # watched CMD...: runs CMD while calm and other1 are curled
     rm -f "$TEST_DIR/stop"
-    watch calm.localhost & local w1=$!
-    watch other1.localhost & local w2=$!
+    watch_host calm.localhost & local w1=$!
+    watch_host other1.localhost & local w2=$!
     sleep 0.5
     "$@" || true
     sleep 0.5
@@ -267,7 +245,5 @@ check "... acme's fifth of a CPU" test "$(cpu_quota $A)" = 20000
 check "the apps are back" wait_body other1.localhost / "greeting=" 30
 stop_berth
 # The tenants' cgroups, which nothing runs in any more (the kernel keeps ones that still hold a process).
-for _ in 1 2 3 4 5; do for c in memory pids cpu; do for t in $A $B; do
-    [ ! -d "$(cg $c $t)" ] || find "$(cg $c $t)" -depth -type d -exec rmdir {} + 2>/dev/null || true
-done; done; [ -d "$(cg pids $A)" ] || [ -d "$(cg pids $B)" ] || break; sleep 0.5; done
+remove_tenant_cgroups $A $B
 done_testing

@@ -183,3 +183,41 @@ api() {
 # What a build leaves when it fails: nothing in run/builds, no new slug.
 slug_count() { find "$1/layers" -mindepth 2 -maxdepth 2 -type d ! -path '*/stacks/*' 2>/dev/null | wc -l; }
 builds_left() { find "$1/run/builds" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# berth_cgroup CTRL REL: the directory of berth's cgroup REL (below berth-<user>, which `berth
+# setup` delegates below our own cgroup) in hierarchy CTRL (memory, pids, cpu; cgroup v2: the one tree).
+berth_cgroup() {
+    local p
+    if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+        p=$(awk -F: '$1 == 0 {print $3}' /proc/self/cgroup)
+        echo "/sys/fs/cgroup${p%/}/berth-$(id -un)/$2"
+    else
+        p=$(awk -F: -v c="$1" '{n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3}' /proc/self/cgroup)
+        echo "/sys/fs/cgroup/$1${p%/}/berth-$(id -un)/$2"
+    fi
+}
+# remove_tenant_cgroups TENANT...: what a test's tenants left in every hierarchy (after stop_berth),
+# retried while the kernel still drops the last processes' references.
+remove_tenant_cgroups() {
+    local i c t d
+    for i in 1 2 3 4 5; do
+        for c in memory pids cpu; do for t in "$@"; do
+            d=$(berth_cgroup $c "$t")
+            [ ! -d "$d" ] || find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        done; done
+        for t in "$@"; do [ ! -d "$(berth_cgroup pids "$t")" ] || continue 2; done
+        return 0
+    done
+}
+
+# watch_host HOST: curls HOST through the router until $TEST_DIR/stop appears, then writes
+# "failed/total" to $TEST_DIR/fail.HOST (a request fails unless it answers 200 within 5 s).
+watch_host() {
+    local n=0 f=0 code
+    while [ ! -e "$TEST_DIR/stop" ]; do
+        code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' -H "Host: $1" "http://127.0.0.1:$HTTP_PORT/") || true
+        n=$((n + 1)); [ "$code" = 200 ] || f=$((f + 1))
+        sleep 0.05
+    done
+    echo "$f/$n" >"$TEST_DIR/fail.$1"
+}
