@@ -46,8 +46,6 @@ int formation_spec_init(struct server *s, const char *app, const char *tenant, c
 void formation_spec_release(struct formation_spec *fs);
 
 uint64_t formation_now_ms(void);
-/* A generation for a new set of web instances: unique in this daemon's life. */
-uint64_t formation_next_generation(void);
 const char *formation_state_name(enum dyno_state st);
 /* Under server.lock: the slot type.number of rt, or NULL. */
 struct dyno *formation_find(struct app_runtime *rt, const char *type, unsigned number);

@@ -27,7 +27,7 @@
 #include "control/instance.h"
 #include "control/quota.h"
 
-/* Generations of web sets: unique in this daemon's life, so a router pool never outlives its set. */
+/* Generations of releases going live: unique in this daemon's life, so a router pool never outlives its release. */
 static atomic_uint_fast64_t next_generation = 1;
 
 uint64_t formation_now_ms(void)
@@ -38,7 +38,8 @@ uint64_t formation_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-uint64_t formation_next_generation(void)
+/* A generation for a release going live: unique in this daemon's life. */
+static uint64_t formation_next_generation(void)
 {
     return atomic_fetch_add(&next_generation, 1);
 }
@@ -233,8 +234,6 @@ static void remove_slot(struct server *s, struct app_runtime *rt, struct dyno *d
         *pp = d->next;
         break;
     }
-    if (d->in && strcmp(d->type, "web") == 0)
-        rt->generation = formation_next_generation();
     formation_set_state(s, rt->name, d, DYNO_DOWN);
     letgo_add(s, lg, TAKE_PTR(d->in), strcmp(d->type, "web") == 0);
     dyno_free(d);
@@ -316,10 +315,7 @@ static int start_slot(struct server *s, struct app_runtime *rt, const char *tena
     d->up_at_ms = formation_now_ms();
     d->restart_at_ms = 0;
     formation_set_state(s, rt->name, d, DYNO_UP);
-    if (web) {
-        rt->generation = formation_next_generation();
-        lg.web = true;
-    }
+    lg.web |= web;
     formation_watch(s, in);
     pthread_mutex_unlock(&s->lock);
     letgo_finish(s, rt->name, &lg);

@@ -93,8 +93,11 @@ json_t *formation_ps(struct server *s, const char *app);
 unsigned formation_count_tenant(struct server *s, const char *tenant);
 
 /*
- * The app's serving web instances into ret (at most max) and the set's
- * generation (a number no other set had): for the router's table. The
+ * The app's serving web instances into ret (at most max) and their
+ * generation: for the router's table. The generation changes with each
+ * release that goes live (the router drops the old release's idle
+ * connections then); within one, instances come and go (scaling,
+ * restarts) and the router keeps the pools of those that stay. The
  * caller holds server.lock.
  */
 size_t formation_web_backends(struct server *s, const char *app, void **ret, size_t max,

@@ -25,6 +25,7 @@ struct instance;
 struct scheduler;
 struct dyno;
 struct supervisor;
+struct gc_schedule;
 struct run_registry;
 
 /* What berth runs for one app: its processes (control/formation.h owns them). */
@@ -34,7 +35,7 @@ struct app_runtime {
     pthread_mutex_t formation_lock;   /* one change to the app's processes at a time (formation.h) */
     /* Guarded by server.lock: */
     struct dyno *dynos;               /* web.1, web.2, worker.1, ... */
-    uint64_t generation;              /* names the set of web instances serving (the router's pools) */
+    uint64_t generation;              /* changes with each release going live (the router's pools) */
     bool restart_queued;              /* the supervisor has a restart of a crashed process on its way */
     struct app_runtime *next;
 };
@@ -77,6 +78,7 @@ struct server {
     pthread_cond_t retire_cond;
     unsigned retiring;
     struct supervisor *supervisor;    /* watches every process's exit (formation.h) */
+    struct gc_schedule *gc;           /* the scheduled slug collection (gc.h); NULL when off */
     struct run_registry *runs;        /* one-off runs in progress (run.h) */
     struct app_runtime *apps;
     struct scheduler *scheduler;      /* scheduled jobs (scheduler.c); NULL before start and after stop */

@@ -85,8 +85,6 @@ static void on_exit_of(struct server *s, uint64_t serial)
             formation_schedule_restart(d, formation_now_ms());
             formation_set_state(s, rt->name, d, DYNO_CRASHED);
             web = strcmp(d->type, "web") == 0;
-            if (web)
-                rt->generation = formation_next_generation();
             app = xstrdup(rt->name);
             log_warn("%s.%u of '%s' crashed (exit status %d); restarting in %llu ms", d->type, d->number,
                      rt->name, d->exit_code, (unsigned long long)d->backoff_ms);
