@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * control/gc: slug garbage collection (see gc.h). One pass: the apps, by
- * tenant, each at its deploy lock (taken in the apps' sorted order, the
- * only place that holds more than one); the slugs their last releases
- * name; then each tenant's layers directory, whose other sha256-named
- * entries go. And the sweep at start of what a crash left in run/ and in
- * the repositories' quarantine.
+ * control/gc: slug garbage collection (see gc.h). One pass goes tenant by
+ * tenant: the tenant's apps, each at its deploy lock (taken in the apps'
+ * sorted order, the only place that holds more than one, and only one
+ * tenant's at a time); the slugs their last releases name; then the
+ * tenant's layers directory, whose other sha256-named entries go. A
+ * thread runs the pass on a schedule. And the sweep at start of what a
+ * crash left in run/ and in the repositories' quarantine.
  */
 #include "control/gc.h"
 
@@ -15,12 +16,14 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
 #include "common/jsonstore.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "control/units.h"
 
 static bool is_slug_name(const char *name)
 {
@@ -101,53 +104,65 @@ static void sweep_tenant(struct server *s, const char *tenant, const json_t *kee
     }
 }
 
-/*
- * Locks the deploy lock of every app (of `only_tenant`, unless NULL) and
- * adds the slugs of its last `keep` releases to keep_by_tenant[tenant];
- * the locks taken go to `locked` (room for every app), their count is
- * returned. Sorted names, one lock order: no deadlock with another pass
- * (deploys hold one lock only).
- */
-static size_t lock_and_keep(struct server *s, const json_t *apps, const char *only_tenant, unsigned keep,
-                            json_t *keep_by_tenant, struct app_runtime **locked)
+/* {"tenant": ["app", ...]}: every app with a readable record, by tenant, names sorted. */
+static int apps_by_tenant(struct server *s, json_t **ret, struct berth_error **err)
 {
+    _cleanup_json_ json_t *apps = NULL;
+    json_t *by = json_object(), *name;
+    size_t i;
+    int r;
+
+    if ((r = model_app_list(&s->model, &apps, err)) < 0) {
+        json_decref(by);
+        return r;
+    }
+    json_array_foreach(apps, i, name) {
+        _cleanup_json_ json_t *record = NULL;
+        const char *tenant;
+
+        if (model_app_load(&s->model, json_string_value(name), &record, NULL) < 0 ||
+            !(tenant = json_get_str(record, "tenant")))
+            continue;
+        if (!json_object_get(by, tenant))
+            json_object_set_new(by, tenant, json_array());
+        json_array_append(json_object_get(by, tenant), name);
+    }
+    *ret = by;
+    return 0;
+}
+
+/* One tenant's pass, with every app of the tenant at its deploy lock (and no other tenant's). */
+static void collect_tenant(struct server *s, const char *tenant, const json_t *apps, bool dry_run, unsigned keep,
+                           json_t *removed, uint64_t *total)
+{
+    _cleanup_free_ struct app_runtime **locked = xcalloc(json_array_size(apps) + 1, sizeof(*locked));
+    _cleanup_json_ json_t *keep_set = json_object();
     size_t i, n_locked = 0;
     json_t *name;
 
+    /* Sorted names, one lock order: no deadlock with another pass (deploys hold one lock only). */
     json_array_foreach(apps, i, name) {
-        const char *app = json_string_value(name), *tenant;
-        _cleanup_json_ json_t *record = NULL;
-
-        if (model_app_load(&s->model, app, &record, NULL) < 0 || !(tenant = json_get_str(record, "tenant")) ||
-            (only_tenant && strcmp(tenant, only_tenant) != 0))
-            continue;
-        locked[n_locked] = server_app(s, app);
+        locked[n_locked] = server_app(s, json_string_value(name));
         pthread_mutex_lock(&locked[n_locked++]->deploy_lock);
-        if (!json_object_get(keep_by_tenant, tenant))
-            json_object_set_new(keep_by_tenant, tenant, json_object());
-        keep_app_slugs(s, app, keep, json_object_get(keep_by_tenant, tenant));
+        keep_app_slugs(s, json_string_value(name), keep, keep_set);
     }
-    return n_locked;
+    sweep_tenant(s, tenant, keep_set, dry_run, removed, total);
+    while (n_locked)
+        pthread_mutex_unlock(&locked[--n_locked]->deploy_lock);
 }
 
 int gc_run(struct server *s, bool dry_run, unsigned keep, json_t **ret, struct berth_error **err)
 {
-    _cleanup_json_ json_t *apps = NULL, *keep_by_tenant = json_object(), *removed = json_array();
-    _cleanup_free_ struct app_runtime **locked = NULL;
-    size_t n_locked;
+    _cleanup_json_ json_t *by_tenant = NULL, *removed = json_array();
     uint64_t total = 0;
     const char *tenant;
-    json_t *keep_set;
+    json_t *apps;
     int r;
 
-    if ((r = model_app_list(&s->model, &apps, err)) < 0)
+    if ((r = apps_by_tenant(s, &by_tenant, err)) < 0)
         return r;
-    locked = xcalloc(json_array_size(apps) + 1, sizeof(*locked));
-    n_locked = lock_and_keep(s, apps, NULL, keep, keep_by_tenant, locked);
-    json_object_foreach(keep_by_tenant, tenant, keep_set)
-        sweep_tenant(s, tenant, keep_set, dry_run, removed, &total);
-    while (n_locked)
-        pthread_mutex_unlock(&locked[--n_locked]->deploy_lock);
+    json_object_foreach(by_tenant, tenant, apps)
+        collect_tenant(s, tenant, apps, dry_run, keep, removed, &total);
     *ret = json_pack("{s:b, s:i, s:O, s:I}", "dry_run", dry_run, "keep", (int)keep, "removed", removed, "bytes",
                      (json_int_t)total);
     return 0;
@@ -155,26 +170,132 @@ int gc_run(struct server *s, bool dry_run, unsigned keep, json_t **ret, struct b
 
 int gc_tenant_slugs(struct server *s, const char *tenant, struct berth_error **err)
 {
-    _cleanup_json_ json_t *apps = NULL, *keep_by_tenant = json_object(), *removed = json_array();
-    _cleanup_free_ struct app_runtime **locked = NULL;
-    size_t n_locked;
+    _cleanup_json_ json_t *by_tenant = NULL, *removed = json_array(), *none = json_array();
+    const json_t *apps;
     uint64_t total = 0;
     int r;
 
-    if ((r = model_app_list(&s->model, &apps, err)) < 0)
+    if ((r = apps_by_tenant(s, &by_tenant, err)) < 0)
         return r;
-    locked = xcalloc(json_array_size(apps) + 1, sizeof(*locked));
+    apps = json_object_get(by_tenant, tenant);
     /* Every release, not the last few: what apps:destroy removes is only what nothing can roll back to. */
-    n_locked = lock_and_keep(s, apps, tenant, UINT_MAX, keep_by_tenant, locked);
-    if (!json_object_get(keep_by_tenant, tenant))
-        json_object_set_new(keep_by_tenant, tenant, json_object());
-    sweep_tenant(s, tenant, json_object_get(keep_by_tenant, tenant), false, removed, &total);
-    while (n_locked)
-        pthread_mutex_unlock(&locked[--n_locked]->deploy_lock);
+    collect_tenant(s, tenant, apps ? apps : none, false, UINT_MAX, removed, &total);
     if (json_array_size(removed))
         log_info("removed %zu slugs of tenant '%s' that no release names (%llu bytes)", json_array_size(removed),
                  tenant, (unsigned long long)total);
     return 0;
+}
+/* ---------------------------------------------------------------- the scheduled pass */
+
+struct gc_schedule {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+    unsigned every_s;
+    unsigned keep;
+};
+
+/* berth.json "gc": {"every": "24h" (or seconds, or "off"), "keep": 10}. */
+static int schedule_settings(struct server *s, unsigned *ret_every, unsigned *ret_keep, struct berth_error **err)
+{
+    _cleanup_json_ json_t *settings = NULL;
+    const json_t *gc, *every, *keep;
+    int r = model_settings_load(&s->model, &settings, err);
+
+    *ret_every = GC_EVERY_S;
+    *ret_keep = GC_KEEP_RELEASES;
+    if (r < 0)
+        return r;
+    gc = json_object_get(settings, "gc");
+    every = json_object_get(gc, "every");
+    keep = json_object_get(gc, "keep");
+    if (json_is_string(every) && strcmp(json_string_value(every), "off") == 0)
+        *ret_every = 0;
+    else if (json_is_string(every) && units_parse_duration(json_string_value(every), ret_every) && *ret_every >= 1)
+        ;
+    else if (json_is_integer(every) && json_integer_value(every) >= 1 && json_integer_value(every) <= 366 * 86400)
+        *ret_every = (unsigned)json_integer_value(every);
+    else if (every)
+        return berth_error_plain(err, EINVAL, "berth.json: gc.every must be a duration (\"24h\", or seconds), or \"off\"");
+    if (json_is_integer(keep) && json_integer_value(keep) >= 1 && json_integer_value(keep) <= 1000)
+        *ret_keep = (unsigned)json_integer_value(keep);
+    else if (keep)
+        return berth_error_plain(err, EINVAL, "berth.json: gc.keep must be 1 to 1000");
+    return 0;
+}
+
+static void *schedule_thread(void *arg)
+{
+    struct server *s = arg;
+    struct gc_schedule *g = s->gc;
+
+    pthread_mutex_lock(&g->lock);
+    for (;;) {
+        struct timespec at;
+        _cleanup_json_ json_t *report = NULL;
+        _cleanup_error_ struct berth_error *err = NULL;
+
+        clock_gettime(CLOCK_REALTIME, &at);
+        at.tv_sec += g->every_s;
+        while (!g->stop && pthread_cond_timedwait(&g->cond, &g->lock, &at) == 0)
+            ;
+        if (g->stop)
+            break;
+        pthread_mutex_unlock(&g->lock);
+        if (gc_run(s, false, g->keep, &report, &err) < 0)
+            log_warn("gc: %s", berth_error_msg(&err));
+        else
+            log_info("gc: removed %zu slugs (%lld bytes), keeping each app's last %u releases",
+                     json_array_size(json_object_get(report, "removed")),
+                     (long long)json_integer_value(json_object_get(report, "bytes")), g->keep);
+        pthread_mutex_lock(&g->lock);
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+int gc_schedule_start(struct server *s, struct berth_error **err)
+{
+    struct gc_schedule *g;
+    unsigned every, keep;
+    int r = schedule_settings(s, &every, &keep, err);
+
+    if (r < 0)
+        return r;
+    if (every == 0) {
+        log_info("gc: no scheduled collection (berth.json gc.every is \"off\")");
+        return 0;
+    }
+    g = xcalloc(1, sizeof(*g));
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->every_s = every;
+    g->keep = keep;
+    s->gc = g;
+    if (pthread_create(&g->thread, NULL, schedule_thread, s) != 0) {
+        s->gc = NULL;
+        free(g);
+        return berth_error_plain(err, EAGAIN, "gc: cannot start its thread");
+    }
+    return 0;
+}
+
+void gc_schedule_stop(struct server *s)
+{
+    struct gc_schedule *g = s->gc;
+
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->lock);
+    g->stop = true;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+    pthread_join(g->thread, NULL);
+    pthread_mutex_destroy(&g->lock);
+    pthread_cond_destroy(&g->cond);
+    free(g);
+    s->gc = NULL;
 }
 
 /* The app whose name, followed by "-v", starts `entry` (the longest such), or NULL. */

@@ -5,9 +5,11 @@
  * `keep` releases of one of its tenant's apps names it (the current one
  * always among them); every other slug of the tenant is removed through
  * the runner (its files belong to the tenant's subordinate ids). While a
- * tenant's slugs are looked at, every app of the tenant is held at its
- * deploy lock, so a build's new slug is never taken for garbage before its
- * release names it. `berth gc [--dry-run] [--keep N]` (admin).
+ * tenant's slugs are looked at, every app of that tenant (and of no other)
+ * is held at its deploy lock, so a build's new slug is never taken for
+ * garbage before its release names it. `berth gc [--dry-run] [--keep N]`
+ * (admin), and a pass every day (berth.json "gc": {"every": "24h",
+ * "keep": 10}; "every": "off" turns it off).
  */
 #ifndef BERTH_CONTROL_GC_H
 #define BERTH_CONTROL_GC_H
@@ -20,6 +22,8 @@
 
 /* Releases whose slugs are kept, per app, when the caller names no other number. */
 #define GC_KEEP_RELEASES 10
+/* How often the scheduled pass runs, unless berth.json says otherwise. */
+#define GC_EVERY_S (24 * 3600)
 
 /*
  * Collects (or, with dry_run, only lists) every tenant's unreferenced
@@ -44,5 +48,12 @@ int gc_tenant_slugs(struct server *s, const char *tenant, struct berth_error **e
  * Each removal is logged; a failure is logged and left.
  */
 void gc_sweep_leftovers(struct server *s);
+/*
+ * The scheduled pass: a thread that collects every gc.every (berth.json;
+ * "off": no thread), keeping gc.keep releases. A malformed setting fails
+ * the start. gc_schedule_stop() ends it (waiting for a pass under way).
+ */
+int gc_schedule_start(struct server *s, struct berth_error **err);
+void gc_schedule_stop(struct server *s);
 
 #endif

@@ -405,6 +405,9 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     r = formation_supervisor_start(&s, err);
     if (r < 0)
         goto out;
+    r = gc_schedule_start(&s, err);
+    if (r < 0)
+        goto out;
     gc_sweep_leftovers(&s);
     destroy_sweep_leftovers(&s);
     deploy_restore_all(&s, &stop_requested);
@@ -433,6 +436,7 @@ out:
     applog_end_follows(s.applog);
     /* No restart may start an instance once the stop began. */
     formation_supervisor_stop(&s);
+    gc_schedule_stop(&s);
     api_stop(&s);
     /* Before the runner goes: its runs are containers, stopped now. */
     scheduler_stop(&s);

@@ -287,4 +287,21 @@ check "... and a push's quarantine" test ! -e "$home/apps/rel/repo.git/objects/i
 check "... each said in the log" contains "$TEST_DIR/serve.log" "rel-v99-0123456789abcdef', left after a crash"
 check "one that names no app is left, and said so" contains "$TEST_DIR/serve.log" "nosuchapp-v1-00' (no app of that name)"
 check "the running instance's own directory is kept" test -n "$(ls "$home/run/instances")"
+
+# ---------------------------------------------------------------- scheduled collection
+for i in 1 2; do echo "# gc $i" >>"$src/app.py"; push "gc $i" || true; done
+stop_berth
+set_gc() { python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["gc"]=json.loads(sys.argv[2]); json.dump(d,open(p,"w"))' "$home/berth.json" "$1"; }
+set_gc '{"every": "soon"}'
+if start_berth "$home" 2>/dev/null; then not_ok "a malformed gc.every stops berth serve from starting"; stop_berth; else
+    ok "a malformed gc.every stops berth serve from starting"; fi
+check "... saying what is wrong" contains "$TEST_DIR/serve.log" "gc.every must be a duration"
+set_gc '{"every": "2s", "keep": 1}'
+start_berth "$home"
+before=$(slugs)
+check "two new slugs to collect ($before in all)" test "$before" -ge 3
+check "with gc.every 2s and keep 1, the scheduled pass removes all but the current slug" \
+    bash -c "for i in \$(seq 1 50); do [ \$(find '$home/layers/admin' -mindepth 1 -maxdepth 1 -name '$(printf '?%.0s' $(seq 64))' | wc -l) = 1 ] && exit 0; sleep 0.2; done; exit 1"
+check "... said in the log" grep -q "gc: removed [0-9]* slugs" "$TEST_DIR/serve.log"
+check "... and the current release serves" serves "greeting="
 done_testing
