@@ -16,6 +16,7 @@
 #include "control/api-internal.h"
 #include "control/events.h"
 #include "control/formation.h"
+#include "control/run.h"
 
 static unsigned status_of(int r)
 {
@@ -57,11 +58,15 @@ static enum MHD_Result list_dynos(const struct api_call *call, const char *app)
     if (model_release_current(&call->server->model, app, &version, &release, &err) < 0 ||
         model_app_load(&call->server->model, app, &record, &err) < 0)
         return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    json_t *procs = formation_ps(call->server, app), *runs = run_list(call->server, app);
+
+    /* The one-off runs in progress too, as Heroku's ps lists run.N beside the formation. */
+    json_array_extend(procs, runs);
+    json_decref(runs);
     return api_respond_json(call->conn, 200,
                             json_pack("{s:s, s:i, s:b, s:o, s:o}", "app", app, "release", (int)version, "stopped",
                                       json_is_true(json_object_get(record, "stopped")), "formation",
-                                      scale_of(call->server, app, release), "processes",
-                                      formation_ps(call->server, app)));
+                                      scale_of(call->server, app, release), "processes", procs));
 }
 
 static enum MHD_Result scale(const struct api_call *call, const char *app)

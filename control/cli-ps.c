@@ -62,6 +62,13 @@ static void print_ps(const char *app, const json_t *doc)
     }
     if (json_object_size(json_object_get(doc, "formation")) == 0)
         printf("=== %s has no release yet (push to deploy)\n", app);
+    json_array_foreach(procs, i, p) {
+        if (strcmp(json_get_str(p, "type"), "run") != 0)
+            continue;
+        printf("=== run: one-off (%s): %s\n", json_is_true(json_object_get(p, "attached")) ? "attached" : "detached",
+               json_get_str(p, "command"));
+        printf("%-12s %-9s %s\n", json_get_str(p, "name"), json_get_str(p, "state"), json_get_str(p, "since"));
+    }
 }
 
 int cli_ps(int argc, char **argv)

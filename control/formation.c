@@ -279,6 +279,9 @@ static int start_slot(struct server *s, struct app_runtime *rt, const char *tena
     old = web ? NULL : TAKE_PTR(d->in);
     if (old)
         formation_unwatch(s, old);
+    if (d->in || old)
+        formation_platform_line(s, rt->name, d, "Restarting");
+    /* A web process being replaced stays up (and routed) until its successor is. */
     if (!d->in)
         formation_set_state(s, rt->name, d, DYNO_STARTING);
     d->starting = true;
@@ -492,7 +495,11 @@ void formation_switch(struct server *s, const char *app, unsigned version, struc
     for (size_t i = 0; i < n_web; i++) {
         struct dyno *d = slot(rt, "web", (unsigned)i + 1);
 
+        if (d->in)
+            formation_platform_line(s, app, d, "Restarting");
         letgo_add(s, &lg, TAKE_PTR(d->in), true);
+        /* Heroku's words for a dyno of a new release: from whatever it was, starting, then up. */
+        formation_set_state(s, app, d, DYNO_STARTING);
         d->in = web[i];
         d->release = version;
         d->up_at_ms = now;

@@ -12,7 +12,8 @@
 # no failed request, and wrk sees none while the web processes scale up
 # and down (keep-alive, and closing every connection); ps:stop and ps:start; a deploy keeps the scale and
 # brings every type to the new release; a restart of berth brings the
-# formation back; bad input changes nothing. Prints TAP.
+# formation back; one-off runs show in ps; bad input changes nothing.
+# Prints TAP.
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 command -v wrk >/dev/null || skip_all "wrk is needed (the Debian package wrk, in tools/packages.txt)"
@@ -109,6 +110,14 @@ check "... and the text listing says crashed and the last exit" grep -Eq 'crashy
 run ps:scale procs crashy=0
 check "scaling the crashing type to 0 removes it" wait_ps '"crashy.1" in [p["name"] for p in procs]' False 10
 
+# ---------------------------------------------------------------- one-off runs in ps
+run run:detached procs -- sleep 30
+check "run:detached starts a one-off" test "$rc" = 0
+check "ps --json lists it beside the formation, as type run" \
+    wait_ps '[(p["type"], p["state"]) for p in procs if p["name"].startswith("run.")]' "[('run', 'up')]" 10
+run ps procs
+check "... and ps shows it with its command" grep -q '=== run: one-off (detached): sleep 30' "$out"
+
 # ---------------------------------------------------------------- restart, stop, start
 before=$(psq 'sorted(p["since"] for p in procs if p["type"]=="web")')
 ( fails=0; end=$((SECONDS + 8)); while [ $SECONDS -lt $end ]; do
@@ -142,7 +151,7 @@ done
 run ps:restart procs nosuch
 check "ps:restart of a type not running fails (exit 1)" test "$rc" = 1
 run ps:stop procs
-check "ps:stop stops every process" wait_ps 'len(procs)' 0 20
+check "ps:stop stops every process (a one-off run goes on)" wait_ps 'len([p for p in procs if p["type"] != "run"])' 0 20
 check "... the router answers 503 (H14, no web process)" \
     test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: procs.localhost' "http://127.0.0.1:$HTTP_PORT/")" = 503
 run ps procs
@@ -160,6 +169,9 @@ if push_app "$src" procs "$TEST_DIR/push"; then ok "a second push deploys"; else
 check "after the deploy: 2 web and 1 worker, every one of v3 (v2 was CLOSE=1)" \
     wait_ps 'sorted((p["name"], p["state"], p["release"]) for p in procs)' \
     "[('web.1', 'up', 3), ('web.2', 'up', 3), ('worker.1', 'up', 3)]" 20
+
+check "the deploy's lines: web.1 restarting, then starting and up" \
+    bash -c "grep -E ' heroku\[web\.1\]: (Restarting|State changed from up to starting|State changed from starting to up)\$' '$home/apps/procs/logs/app.log' | tail -3 | cut -d' ' -f2- | tr '\n' '|' | grep -q '^heroku\[web.1\]: Restarting|heroku\[web.1\]: State changed from up to starting|heroku\[web.1\]: State changed from starting to up|\$'"
 
 # ---------------------------------------------------------------- berth restarts
 stop_berth
