@@ -37,19 +37,14 @@ wait_ps() { # wait_ps EXPR EXPECTED SECONDS
     for i in $(seq 1 $(($3 * 5))); do [ "$(psq "$1")" = "$2" ] && return 0; sleep 0.2; done
     return 1
 }
-# host pids of this server's processes whose command line holds TEXT (in its
-# cgroups, or its descendants: other servers may run the same apps on the host)
-app_pids() { local p; for p in $(ps -eo pid= 2>/dev/null); do
-    grep -q "/admin/procs/" "/proc/$p/cgroup" 2>/dev/null || is_ours "$p" || continue
-    if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$1"; then echo "$p"; fi; done; }
-is_ours() { # is_ours PID: whether PID descends from this test's berth serve
-    local p=$1 i
-    for i in $(seq 1 20); do
-        [ "$p" = "$serve_pid" ] && return 0
-        p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null) || return 1
-        [ -n "$p" ] && [ "$p" -gt 1 ] || return 1
-    done
-    return 1
+# host pids of this server's processes whose command line holds TEXT: its
+# descendants only (other servers, of other tests or users, may run the same
+# app under the same tenant and app names on the host)
+app_pids() {
+    ps -eo pid=,ppid=,args= | awk -v root="$serve_pid" -v text="$1" '
+        { pid = $1; parent[pid] = $2; $1 = ""; $2 = ""; args[pid] = $0 }
+        END { for (p in args) for (q = p; q > 1 && (q in parent); q = parent[q])
+                  if (q == root) { if (index(args[p], text)) print p; break } }'
 }
 
 "$BERTH" apps:create procs >/dev/null
@@ -205,6 +200,9 @@ run ps nosuchapp
 check "ps of an app that does not exist fails (exit 1)" test "$rc" = 1
 check "after all the bad input the formation is unchanged" \
     test "$(psq 'd["formation"]')" = "{'crashy': 0, 'web': 2, 'worker': 1}"
+left=$(app_pids 'worker tick'; app_pids 'python3 -u app.py')
+check "before the stop, the processes are on the host" test -n "$left"
 stop_berth
-check "berth stops cleanly with processes of several types running" test -z "$(app_pids 'worker tick')"
+gone() { for p in $left; do ! kill -0 "$p" 2>/dev/null || return 1; done; }
+check "berth stops cleanly with processes of several types running: none is left" gone
 done_testing
