@@ -490,7 +490,8 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
     struct create c = {
         .spec = spec, .layout = layout,
         .what = xasprintf("container '%s'", spec->name ? spec->name : "?"),
-        .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .pasta_fd = -1, .child_fds = { -1, -1, -1 },
+        .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .pasta_fd = -1,
+        .child_fds = { -1, -1, -1 },
     };
     int r;
 

@@ -47,7 +47,7 @@
  */
 enum proto_request {
     REQ_SPAWN = 1,    /* spec; fds: stdout, stderr. Reply: pid, container id; fds: agent, status, pidfd */
-    REQ_REAP = 2,     /* container id, once its init exited. Reply: memory peak, OOM kills */
+    REQ_REAP = 2,     /* container id, once its init exited (else EBUSY). Reply: memory peak, OOM kills */
     REQ_REMOVE = 3,   /* tree request with one path */
     REQ_SEAL = 4,     /* tree request with one path */
     REQ_USAGE = 5,    /* tree request with any number of paths */
