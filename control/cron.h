@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * control/cron: cron schedule expressions, as app.json's "cron" entries
- * carry them (Dokku), and the next minute one is due. No I/O, no clock of
- * its own: the scheduler (scheduler.c) asks, the release check at deploy
- * validates, the unit tests pin the rules down.
+ * carry them (Dokku), the next minute one is due, and the entries of an
+ * app.json, checked. No clock of its own and no state: the deploy reads a
+ * new slug's entries with it, the scheduler (scheduler.c) asks it which
+ * are due, the unit tests pin the rules down.
  *
  * The language is Vixie cron's five fields, all in UTC:
  *
@@ -23,6 +24,7 @@
 #ifndef BERTH_CONTROL_CRON_H
 #define BERTH_CONTROL_CRON_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -31,6 +33,10 @@
 
 /* Longer schedules are refused: no real one comes close. */
 #define CRON_EXPR_MAX 256
+/* An app.json may list at most this many jobs. */
+#define CRON_JOBS_MAX 50
+/* A job's command is at most this long. */
+#define CRON_COMMAND_MAX 4096
 
 struct cron_schedule {
     uint64_t minutes;             /* bit m: minute m, 0..59 */
@@ -56,5 +62,19 @@ bool cron_matches(const struct cron_schedule *c, time_t t);
  * next 28 years (a schedule cron_parse() accepted always has one).
  */
 int cron_next(const struct cron_schedule *c, time_t after, time_t *ret);
+
+/*
+ * The "cron" entries of the app.json in app_dir (a slug's /app), checked,
+ * as Dokku reads them ({"command", "schedule", "maintenance",
+ * "concurrency_policy"}): *ret is a JSON array of {"id", "schedule",
+ * "command"} (plus "maintenance": true for a suspended one), empty when
+ * there is no app.json or no "cron". "id" (10 hex digits) is the same for
+ * the same schedule and command in every release. A malformed entry (no
+ * command, a schedule that does not parse, a concurrency_policy other than
+ * "forbid", a repeated entry, ...) or file (not JSON, not a regular file)
+ * fails with -EINVAL and a message naming it ("app.json: cron[1] (\"0 25
+ * * * *\"): hour '25' is out of range 0-23"); *ret is untouched then.
+ */
+int cron_jobs_load(const char *app_dir, json_t **ret, struct berth_error **err);
 
 #endif

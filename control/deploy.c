@@ -34,10 +34,10 @@
 #include "common/xalloc.h"
 #include "control/applog.h"
 #include "control/checks.h"
+#include "control/cron.h"
 #include "control/events.h"
 #include "control/formation-internal.h"
 #include "control/instance.h"
-#include "control/scheduler.h"
 #include "control/quota.h"
 
 typedef void (*deploy_output_fn)(void *cls, const char *line);
@@ -371,7 +371,7 @@ static int release_add_cron(struct deploy_ctx *ctx, struct receiver_push *push, 
     _cleanup_free_ char *slug_dir = server_slug_dir(ctx->server, ctx->tenant, json_get_str(release, "slug"));
     _cleanup_free_ char *app_dir = xasprintf("%s/app", slug_dir);
     json_t *jobs = NULL;
-    int r = scheduler_jobs_load(app_dir, &jobs, err);
+    int r = cron_jobs_load(app_dir, &jobs, err);
 
     if (r < 0)
         return r;

@@ -16,22 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "common/crypto.h"
-#include "common/fileio.h"
 #include "common/jsonstore.h"
 #include "common/log.h"
-#include "common/strbuf.h"
 #include "common/xalloc.h"
 #include "control/applog.h"
 #include "control/cron.h"
 #include "control/instance.h"
 
-#define APP_JSON_MAX (64u << 10)
 /* Longer than this without a tick (a suspended host, a clock jump): the minutes in between are not run. */
 #define CATCH_UP_MAX_S (5 * 60)
 
@@ -65,124 +60,6 @@ struct run {
     bool network;
     atomic_bool cancel;            /* set by scheduler_stop() and scheduler_stop_app() */
 };
-
-/* ---------------------------------------------------------------- app.json */
-
-/* The id of a job: the same schedule and command keep it across releases. */
-static char *job_id(const char *schedule, const char *command)
-{
-    _cleanup_free_ char *key = xasprintf("%s\n%s", schedule, command);
-    char hex[SHA256_HEX_LEN + 1];
-
-    sha256_hex(key, strlen(key), hex);
-    return xstrndup(hex, 10);
-}
-
-static bool blank(const char *s)
-{
-    return s[strspn(s, " \t\r\n")] == '\0';
-}
-
-/* Checks app.json's cron[i] and makes its record. */
-static int job_from_entry(const json_t *entry, size_t i, json_t **ret, struct berth_error **err)
-{
-    _cleanup_error_ struct berth_error *why = NULL;
-    const json_t *command = json_object_get(entry, "command"), *schedule = json_object_get(entry, "schedule");
-    const json_t *maintenance = json_object_get(entry, "maintenance");
-    const char *policy = json_get_str(entry, "concurrency_policy");
-    struct cron_schedule parsed;
-    _cleanup_free_ char *id = NULL;
-
-    if (!json_is_object(entry))
-        return berth_error_plain(err, EINVAL, "app.json: cron[%zu] must be an object with \"command\" and "
-                                 "\"schedule\"", i);
-    if (!json_is_string(command) || blank(json_string_value(command)) ||
-        json_string_length(command) > SCHEDULER_COMMAND_MAX)
-        return berth_error_plain(err, EINVAL, "app.json: cron[%zu] needs a \"command\": a non-empty string of "
-                                 "at most %d characters", i, SCHEDULER_COMMAND_MAX);
-    if (!json_is_string(schedule))
-        return berth_error_plain(err, EINVAL, "app.json: cron[%zu] (`%s`) needs a \"schedule\" string such as "
-                                 "\"*/5 * * * *\" or \"@daily\"", i, json_string_value(command));
-    if (cron_parse(json_string_value(schedule), &parsed, &why) < 0)
-        return berth_error_plain(err, EINVAL, "app.json: cron[%zu] (\"%s\"): %s", i, json_string_value(schedule),
-                                 berth_error_msg(&why));
-    if (maintenance && !json_is_boolean(maintenance))
-        return berth_error_plain(err, EINVAL, "app.json: cron[%zu].maintenance must be true or false", i);
-    /* berth never overlaps runs of a job; Dokku's "allow" and "replace" would promise otherwise. */
-    if (json_object_get(entry, "concurrency_policy") && (!policy || strcmp(policy, "forbid") != 0))
-        return berth_error_plain(err, EINVAL, "app.json: cron[%zu].concurrency_policy: berth runs a job once at "
-                                 "a time, so only \"forbid\" is supported", i);
-    id = job_id(json_string_value(schedule), json_string_value(command));
-    *ret = json_pack("{s:s, s:O, s:O}", "id", id, "schedule", schedule, "command", command);
-    if (json_is_true(maintenance))
-        json_object_set_new(*ret, "maintenance", json_true());
-    return 0;
-}
-
-/* Two entries with one schedule and command would share an id (and run twice each minute). */
-static int check_unique(const json_t *jobs, const json_t *job, size_t i, struct berth_error **err)
-{
-    size_t j;
-    json_t *other;
-
-    json_array_foreach(jobs, j, other)
-        if (strcmp(json_get_str(other, "id"), json_get_str(job, "id")) == 0)
-            return berth_error_plain(err, EINVAL, "app.json: cron[%zu] repeats cron[%zu] (same schedule and "
-                                     "command)", i, j);
-    return 0;
-}
-
-static int jobs_from_doc(const json_t *doc, json_t **ret, struct berth_error **err)
-{
-    const json_t *cron = json_object_get(doc, "cron"), *entry;
-    _cleanup_json_ json_t *jobs = json_array();
-    size_t i;
-    int r;
-
-    if (cron && (!json_is_array(cron) || json_array_size(cron) > SCHEDULER_JOBS_MAX))
-        return berth_error_plain(err, EINVAL, "app.json: cron must be a list of at most %d entries",
-                                 SCHEDULER_JOBS_MAX);
-    json_array_foreach(cron, i, entry) {
-        json_t *job = NULL;
-
-        if ((r = job_from_entry(entry, i, &job, err)) < 0)
-            return r;
-        if ((r = check_unique(jobs, job, i, err)) < 0) {
-            json_decref(job);
-            return r;
-        }
-        json_array_append_new(jobs, job);
-    }
-    *ret = TAKE_PTR(jobs);
-    return 0;
-}
-
-int scheduler_jobs_load(const char *app_dir, json_t **ret, struct berth_error **err)
-{
-    _cleanup_free_ char *path = xasprintf("%s/app.json", app_dir);
-    _cleanup_strbuf_ struct strbuf text = STRBUF_INIT;
-    _cleanup_json_ json_t *doc = NULL;
-    json_error_t jerr;
-    struct stat st;
-    int r;
-
-    if (lstat(path, &st) < 0) {
-        if (errno != ENOENT)
-            return berth_error_make(err, errno, "app.json");
-        *ret = json_array();
-        return 0;
-    }
-    /* The slug is the tenant's: a link could point anywhere on the host. */
-    if (!S_ISREG(st.st_mode))
-        return berth_error_plain(err, EINVAL, "app.json: not a regular file");
-    if ((r = read_file(path, &text, APP_JSON_MAX, err)) < 0)
-        return r;
-    doc = json_loadb(text.buf, text.len, 0, &jerr);
-    if (!json_is_object(doc))
-        return berth_error_plain(err, EINVAL, "app.json: not a JSON object (line %d: %s)", jerr.line,
-                                 doc ? "not an object" : jerr.text);
-    return jobs_from_doc(doc, ret, err);
-}
 
 /* ---------------------------------------------------------------- last runs */
 

@@ -2,13 +2,13 @@
 /*
  * control/scheduler: an app's scheduled jobs, Dokku's app.json "cron"
  * entries ({"command": "...", "schedule": "0 3 * * *"}). A push reads
- * and checks them from the new slug (scheduler_jobs_load(), in the deploy,
+ * and checks them from the new slug (cron_jobs_load(), in the deploy,
  * next to the health checks) and the release record keeps them, so a
  * rollback brings its own schedule back. One thread in the daemon wakes at
  * each minute boundary (UTC) and starts every job of each app's current
  * release that is due then, as a one-off container of that release
- * (instance_run_once(), dyno `cron.N` for the Nth entry, the release's config, at most
- * SCHEDULER_RUN_TIMEOUT_MS). The run's output goes to the app's log like
+ * (instance_run_once(), dyno `cron.N` for the Nth entry, the release's
+ * config, at most SCHEDULER_RUN_TIMEOUT_MS). The run's output goes to the app's log like
  * any process's; its start and exit status go there as platform lines.
  *
  * Runs never overlap: a job still running when it is due again is skipped,
@@ -29,27 +29,11 @@
 #include "common/error.h"
 #include "control/server.h"
 
-/* An app.json may list at most this many jobs. */
-#define SCHEDULER_JOBS_MAX 50
-/* A job's command is at most this long. */
-#define SCHEDULER_COMMAND_MAX 4096
 /* Runs at once, all apps together, and of one tenant's apps (so that no tenant takes every slot). */
 #define SCHEDULER_RUNS_MAX 32
 #define SCHEDULER_RUNS_PER_TENANT_MAX 8
 /* A run still going after an hour is stopped (Heroku's one-off dynos of the Scheduler: the same cap). */
 #define SCHEDULER_RUN_TIMEOUT_MS (60 * 60 * 1000)
-
-/*
- * The "cron" entries of the app.json in app_dir (a slug's /app), checked:
- * *ret is a JSON array of {"id", "schedule", "command"} (plus
- * "maintenance": true for a suspended one), empty when there is no
- * app.json or no "cron". "id" is stable across releases for the same
- * schedule and command. A malformed entry (no command, a schedule that
- * does not parse, an unknown concurrency_policy, ...) fails with -EINVAL
- * and a message naming it ("app.json: cron[1] (\"0 25 * * *\"): hour '25'
- * is out of range 0-23"); *ret is untouched then.
- */
-int scheduler_jobs_load(const char *app_dir, json_t **ret, struct berth_error **err);
 
 /* Starts the scheduler's thread (s->scheduler); after the apps are restored. */
 int scheduler_start(struct server *s, struct berth_error **err);

@@ -3,16 +3,22 @@
  * Unit tests for control/cron.c: the five fields with lists, ranges, steps
  * and names, the macros, the refusals (with the field named), and the next
  * run across hour, day, month and year ends, month lengths, leap years
- * (2100 is not one) and Vixie's day-of-month/day-of-week rule. Times are
- * written as UTC "YYYY-MM-DDTHH:MM[:SS]".
+ * (2100 is not one) and Vixie's day-of-month/day-of-week rule; app.json's
+ * "cron" entries, read from a temporary directory, and every way one can
+ * be wrong. Times are written as UTC "YYYY-MM-DDTHH:MM[:SS]".
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fileio.h"
+#include "common/jsonstore.h"
+#include "common/xalloc.h"
 #include "common/tests/tap.h"
 #include "control/cron.h"
 
@@ -204,12 +210,140 @@ static void test_matches(void)
        !cron_matches(&c, at("2026-12-02T00:00")), "Vixie's either-day rule in matches too");
 }
 
+static char app_dir[] = "/tmp/test-cron.XXXXXX";
+
+/* Loads app.json holding `text` (NULL: none): the jobs, or NULL with the message in *why (malloc'ed). */
+static json_t *load(const char *text, char **why)
+{
+    _cleanup_free_ char *path = xasprintf("%s/app.json", app_dir);
+    _cleanup_error_ struct berth_error *err = NULL;
+    json_t *jobs = NULL;
+
+    (void)unlink(path);
+    if (text && write_file_atomic(path, text, strlen(text), 0600, NULL) < 0)
+        abort();
+    *why = NULL;
+    if (cron_jobs_load(app_dir, &jobs, &err) < 0) {
+        *why = xstrdup(berth_error_msg(&err));
+        return NULL;
+    }
+    return jobs;
+}
+
+/* Whether app.json holding `text` is refused with a message holding `want`. */
+static bool jobs_refused(const char *text, const char *want)
+{
+    _cleanup_free_ char *why = NULL;
+    _cleanup_json_ json_t *jobs = load(text, &why);
+
+    if (jobs || !why || !strstr(why, want)) {
+        printf("# %s: got '%s', want '%s'\n", text, why ? why : "accepted", want);
+        return false;
+    }
+    return true;
+}
+
+static void test_jobs_valid(void)
+{
+    _cleanup_free_ char *why = NULL, *why2 = NULL, *why3 = NULL;
+    _cleanup_json_ json_t *none = load(NULL, &why), *empty = NULL, *jobs = NULL, *again = NULL;
+    const char *text = "{\"cron\": [{\"command\": \"echo hi\", \"schedule\": \"*/5 * * * *\"},"
+                       " {\"command\": \"worker\", \"schedule\": \"@daily\", \"maintenance\": true,"
+                       " \"concurrency_policy\": \"forbid\"}]}";
+
+    ok(json_is_array(none) && json_array_size(none) == 0, "no app.json: no jobs");
+    empty = load("{\"healthchecks\": {}}", &why2);
+    ok(json_is_array(empty) && json_array_size(empty) == 0, "an app.json without cron: no jobs");
+    jobs = load(text, &why3);
+    ok(json_array_size(jobs) == 2, "two entries, two jobs");
+    ok(jobs && strcmp(json_get_str(json_array_get(jobs, 0), "command"), "echo hi") == 0 &&
+       strcmp(json_get_str(json_array_get(jobs, 0), "schedule"), "*/5 * * * *") == 0 &&
+       strcmp(json_get_str(json_array_get(jobs, 1), "schedule"), "@daily") == 0, "... schedule and command kept");
+    ok(jobs && strlen(json_get_str(json_array_get(jobs, 0), "id")) == 10 &&
+       strspn(json_get_str(json_array_get(jobs, 0), "id"), "0123456789abcdef") == 10 &&
+       strcmp(json_get_str(json_array_get(jobs, 0), "id"), json_get_str(json_array_get(jobs, 1), "id")) != 0,
+       "... each with its own 10-hex-digit id");
+    ok(jobs && json_is_true(json_object_get(json_array_get(jobs, 1), "maintenance")) &&
+       !json_object_get(json_array_get(jobs, 0), "maintenance"), "... maintenance kept where it is true");
+    free(why3);
+    again = load("{\"cron\": [{\"schedule\": \"@hourly\", \"command\": \"x\"},"
+                 " {\"schedule\": \"*/5 * * * *\", \"command\": \"echo hi\"}]}", &why3);
+    ok(jobs && again && strcmp(json_get_str(json_array_get(again, 1), "id"),
+                               json_get_str(json_array_get(jobs, 0), "id")) == 0,
+       "the same schedule and command keep their id in another app.json, at another place");
+}
+
+static void test_jobs_refused(void)
+{
+    _cleanup_free_ char *path = xasprintf("%s/app.json", app_dir), *big = NULL, *many = NULL;
+    _cleanup_free_ char *link_why = NULL, *dir_why = NULL;
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    _cleanup_error_ struct berth_error *err = NULL;
+    json_t *jobs = NULL;
+
+    ok(jobs_refused("{\"cron\": [", "not a JSON object") && jobs_refused("[]", "not a JSON object"),
+       "app.json that is not a JSON object");
+    ok(jobs_refused("{\"cron\": {}}", "cron must be a list") && jobs_refused("{\"cron\": \"@daily\"}", "a list"),
+       "cron that is not a list");
+    strbuf_addstr(&sb, "{\"cron\": [");
+    for (int i = 0; i <= CRON_JOBS_MAX; i++)
+        strbuf_addf(&sb, "%s{\"command\": \"echo %d\", \"schedule\": \"@daily\"}", i ? "," : "", i);
+    strbuf_addstr(&sb, "]}");
+    many = strbuf_detach(&sb, NULL);
+    ok(jobs_refused(many, "at most 50 entries"), "more than 50 entries");
+    ok(jobs_refused("{\"cron\": [\"@daily echo\"]}", "cron[0] must be an object"), "an entry that is a string");
+    ok(jobs_refused("{\"cron\": [{\"schedule\": \"@daily\"}]}", "cron[0] needs a \"command\"") &&
+       jobs_refused("{\"cron\": [{\"command\": \" \\t\", \"schedule\": \"@daily\"}]}", "needs a \"command\"") &&
+       jobs_refused("{\"cron\": [{\"command\": 5, \"schedule\": \"@daily\"}]}", "needs a \"command\""),
+       "a missing, blank or non-string command");
+    strbuf_addstr(&sb, "{\"cron\": [{\"schedule\": \"@daily\", \"command\": \"");
+    for (int i = 0; i <= CRON_COMMAND_MAX; i++)
+        strbuf_addch(&sb, 'x');
+    strbuf_addstr(&sb, "\"}]}");
+    big = strbuf_detach(&sb, NULL);
+    ok(jobs_refused(big, "at most 4096 characters"), "a command past 4096 characters");
+    ok(jobs_refused("{\"cron\": [{\"command\": \"x\"}]}", "cron[0] (`x`) needs a \"schedule\"") &&
+       jobs_refused("{\"cron\": [{\"command\": \"x\", \"schedule\": 5}]}", "needs a \"schedule\""),
+       "a missing or non-string schedule");
+    ok(jobs_refused("{\"cron\": [{\"command\": \"x\", \"schedule\": \"@daily\"}, {\"command\": \"y\", "
+                    "\"schedule\": \"61 * * * *\"}]}", "cron[1] (\"61 * * * *\"): minute '61' is out of range 0-59"),
+       "an invalid schedule, the entry and the field named");
+    ok(jobs_refused("{\"cron\": [{\"command\": \"x\", \"schedule\": \"@daily\", \"maintenance\": \"yes\"}]}",
+                    "cron[0].maintenance must be true or false"), "maintenance that is not a boolean");
+    ok(jobs_refused("{\"cron\": [{\"command\": \"x\", \"schedule\": \"@daily\", \"concurrency_policy\": \"allow\"}]}",
+                    "only \"forbid\"") &&
+       jobs_refused("{\"cron\": [{\"command\": \"x\", \"schedule\": \"@daily\", \"concurrency_policy\": \"replace\"}]}",
+                    "only \"forbid\"") &&
+       jobs_refused("{\"cron\": [{\"command\": \"x\", \"schedule\": \"@daily\", \"concurrency_policy\": 1}]}",
+                    "only \"forbid\""), "concurrency policies other than forbid");
+    ok(jobs_refused("{\"cron\": [{\"command\": \"x\", \"schedule\": \"@daily\"}, {\"command\": \"y\", "
+                    "\"schedule\": \"@daily\"}, {\"command\": \"x\", \"schedule\": \"@daily\"}]}",
+                    "cron[2] repeats cron[0]"), "a repeated entry");
+    (void)unlink(path);
+    if (symlink("/etc/passwd", path) < 0)
+        abort();
+    ok(cron_jobs_load(app_dir, &jobs, &err) == -EINVAL && !jobs &&
+       strstr((link_why = xstrdup(berth_error_msg(&err))), "not a regular file"), "app.json as a link is refused");
+    berth_error_release(&err);
+    (void)unlink(path);
+    if (mkdir(path, 0700) < 0)
+        abort();
+    ok(cron_jobs_load(app_dir, &jobs, &err) == -EINVAL && !jobs &&
+       strstr((dir_why = xstrdup(berth_error_msg(&err))), "not a regular file"), "app.json as a directory too");
+    (void)rmdir(path);
+}
+
 int main(void)
 {
+    if (!mkdtemp(app_dir))
+        abort();
     test_fields();
     test_macros();
     test_refused();
     test_next();
     test_matches();
+    test_jobs_valid();
+    test_jobs_refused();
+    (void)rm_rf(app_dir, NULL);
     return tap_done();
 }
