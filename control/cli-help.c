@@ -47,7 +47,7 @@ static const struct help_row rows[] = {
     { "config:unset", "Config and settings", "remove config vars: a new release (--no-restart: the next one)" },
     { "net", "Config and settings", "whether the app's processes have outbound network" },
     { "net:set", "Config and settings", "outbound network for the app's processes (off by default)" },
-    { "ps", "Processes", "the app's processes: type, number, state, uptime, restarts, memory, release" },
+    { "ps", "Processes", "the app's processes: type, state, uptime, restarts, memory, release" },
     { "ps:scale", "Processes", "run N processes of each Procfile type" },
     { "ps:restart", "Processes", "restart the app's processes (of one type)" },
     { "ps:stop", "Processes", "stop every process of the app (kept across restarts of berth)" },
@@ -55,8 +55,7 @@ static const struct help_row rows[] = {
     { "ps:grace", "Processes", "SIGTERM to SIGKILL (and the drain) when an instance retires (30 s)" },
     { "resource", "Processes", "memory, cpu and pids limits of each of the app's process types" },
     { "resource:limit", "Processes", "memory, cpu and pids limits of the app's processes, within the quota" },
-    { "run", "Processes", "run a command in a one-off container of the current release, attached (stdin, "
-      "stdout, stderr); exits with the command's exit status" },
+    { "run", "Processes", "run a command in a one-off container of the app's release, attached" },
     { "run:detached", "Processes", "the same in the background, its output in the app's log" },
     { "logs", "Processes", "the app's log (-t: follow it), in Heroku's format" },
     { "cron", "Processes", "the app's scheduled jobs (app.json \"cron\") with their last and next runs" },
@@ -91,7 +90,7 @@ static const struct {
     { "serve", "serve [--home DIR] [--http ADDR] [--https ADDR] [--control ADDR] [--domain NAME] [--user NAME] "
       "[--allow-no-limits]",
       "run berth: the router (127.0.0.1:8080), the API and git (127.0.0.1:8081)" },
-    { "setup", "setup [--user NAME]", "as root, once: the berth user, its subordinate ids, cgroups and /dev/net/tun" },
+    { "setup", "setup [--user NAME]", "as root, once: the berth user, its subordinate ids, cgroups, /dev/net/tun" },
     { "help", "help [COMMAND]", "every command, or one command's usage and description (or: COMMAND --help)" },
     { "version", "version", "berth's version" },
 };
