@@ -8,15 +8,16 @@
  * each minute boundary (UTC) and starts every job of each app's current
  * release that is due then, as a one-off container of that release
  * (instance_run_once(), dyno `cron.N` for the Nth entry, the release's
- * config, at most SCHEDULER_RUN_TIMEOUT_MS). The run's output goes to the app's log like
- * any process's; its start and exit status go there as platform lines.
+ * config, at most SCHEDULER_RUN_TIMEOUT_MS). The run's output goes to the
+ * app's log like any process's; its start and exit status go there as
+ * platform lines.
  *
  * Runs never overlap: a job still running when it is due again is skipped,
  * with a log line; at most SCHEDULER_RUNS_MAX run at once over all apps
  * and SCHEDULER_RUNS_PER_TENANT_MAX of one tenant's (each on its own
  * thread, so a long one delays no other), and a job due while that many
- * run is skipped the same way. Minutes the daemon was
- * down are not replayed. Each job's last run is kept in
+ * run is skipped the same way. Minutes the daemon was down are not
+ * replayed. Each job's last run is kept in
  * <home>/apps/<app>/cron-runs.json, so `berth cron` shows it after a
  * restart.
  */
@@ -32,14 +33,14 @@
 /* Runs at once, all apps together, and of one tenant's apps (so that no tenant takes every slot). */
 #define SCHEDULER_RUNS_MAX 32
 #define SCHEDULER_RUNS_PER_TENANT_MAX 8
-/* A run still going after an hour is stopped (Heroku's one-off dynos of the Scheduler: the same cap). */
+/* A run still going after an hour is killed. */
 #define SCHEDULER_RUN_TIMEOUT_MS (60 * 60 * 1000)
 
 /* Starts the scheduler's thread (s->scheduler); after the apps are restored. */
 int scheduler_start(struct server *s, struct berth_error **err);
 /*
- * Stops it: no new runs, every running one stopped (SIGTERM, then SIGKILL)
- * and waited for. Returns within a second or so of its runs' stop. Safe
+ * Stops it: no new runs, every running one killed (within 100 ms) and
+ * waited for. Returns within a second or so of its runs' stop. Safe
  * when it never started. Call it before the instances and the runner go.
  */
 void scheduler_stop(struct server *s);
@@ -51,10 +52,11 @@ void scheduler_stop(struct server *s);
 void scheduler_stop_app(struct server *s, const char *app);
 
 /*
- * `berth cron APP`: {"jobs": [{"id", "dyno", "schedule", "command", "maintenance",
- * "running", "last_run": null | {"started_at", "finished_at", "exit_status"
- * (null when it did not exit: "error" says why)}, "next_run": UTC time or
- * null}]} for the app's current release, the next runs as of `now`.
+ * `berth cron APP`: {"jobs": [{"id", "dyno", "schedule", "command",
+ * "maintenance", "running", "last_run": null | {"started_at",
+ * "finished_at", "exit_status" (null when it did not exit: "error" says
+ * why)}, "next_run": UTC time or null}]} for the app's current release,
+ * the next runs as of `now`.
  */
 json_t *scheduler_list(struct server *s, const char *app, time_t now);
 
