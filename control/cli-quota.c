@@ -191,16 +191,23 @@ int cli_resource(int argc, char **argv)
 int cli_resource_limit(int argc, char **argv)
 {
     static const char *const allowed[] = { "type", "memory", "cpus", "pids", NULL };
-    static const char usage[] = "resource:limit APP [--type TYPE] [--memory SIZE] [--cpus N] [--pids N]";
+    static const char usage[] = "resource:limit APP [--type TYPE] [--memory SIZE] [--cpus N] [--pids N] [--json]";
     _cleanup_json_ json_t *body = json_object(), *doc = NULL;
     const char *type;
+    bool json = false;
 
-    if (parse_flags(argc, argv, allowed, body, NULL, usage) < 0)
+    if (parse_flags(argc, argv, allowed, body, &json, usage) < 0)
         return 2;
     type = json_get_str(body, "type");
     if (json_object_size(body) == (type ? 1u : 0u)) {
         fprintf(stderr, "usage: berth %s\n", usage);
         return 2;
+    }
+    if (json) {
+        if (cli_app_request("PATCH", argv[0], "/resources", body, &doc) < 0)
+            return 1;
+        cli_print_json(doc);
+        return 0;
     }
     printf("Setting the %s resources of %s... ", type ? type : "web", argv[0]);
     fflush(stdout);

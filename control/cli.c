@@ -317,7 +317,7 @@ static const struct cli_command commands[] = {
     { "tenants:limits", 1, -1, "tenants:limits NAME [--memory SIZE] [--cpus N] [--pids N] [--apps N] "
       "[--instances N] [--json]", cli_tenants_limits },
     { "resource", 1, 2, "resource APP [--json]", cli_resource },
-    { "resource:limit", 2, -1, "resource:limit APP [--type TYPE] [--memory SIZE] [--cpus N] [--pids N]",
+    { "resource:limit", 2, -1, "resource:limit APP [--type TYPE] [--memory SIZE] [--cpus N] [--pids N] [--json]",
       cli_resource_limit },
 };
 

@@ -117,8 +117,8 @@ inst=$(for d in "$(cg memory $A/calm)"/web.1-*; do [ "$(cat "$d/$MEMKNOB")" != 2
 check "... pids.max 100" test "$(knob pids "$A/calm/$inst" pids.max)" = 100
 check "... and a cpu quota of 10 ms per 100 ms" test "$(cpu_quota "$A/calm/$inst")" = 10000
 check "calm still answers" wait_body calm.localhost / "greeting=" 20
-as "$ACME" "$BERTH" resource calm --json >"$out" 2>&1
-check "resource --json shows web's limits and hog1's defaults apart" python3 -c '
+as "$ACME" "$BERTH" resource:limit calm --pids 100 --json >"$out" 2>&1
+check "resource:limit --json answers with web's limits, none left at the default" python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))["resources"]["web"]
 assert d["memory"] == 209715200 and d["cpus"] == 0.1 and d["pids"] == 100 and d["defaults"] == [], d' "$out"
