@@ -9,13 +9,14 @@
 # one) in the app's log and its last run in `berth cron` (and --json); a
 # command naming a Procfile type runs that type's command; a job still
 # running when it is due again is skipped with a log line; berth stops
-# promptly with a job running, and the last runs survive the restart; a
+# promptly with a job running, a minute it was down for is not made up,
+# and the last runs survive the restart; a
 # push with an invalid schedule, a missing command or an unsupported
 # concurrency policy is rejected with the entry named and changes nothing;
 # a release without cron lists none, and a rollback brings its schedule
 # back; apps:destroy stops a running job; an unknown app is a 404 (exit 1),
 # a bad invocation exit 2. Prints TAP. Bounded by the minute boundaries it
-# waits for (about 3 to 4 minutes).
+# waits for (about 4 to 5 minutes).
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 serve_for_test
@@ -165,7 +166,13 @@ t0=$(date +%s)
 stop_berth
 check "berth stops promptly with a job running" test $(( $(date +%s) - t0 )) -le 15
 check "... the stopped run is logged" contains "$applog" "Cron job $sleep_id did not complete"
+# Down across a minute boundary: that minute's runs are not made up at the start.
+dues() { grep -c "Cron job $marker_id is due" "$applog" || true; }
+dues_before=$(dues)
+sleep $(( 61 - $(date +%s) % 60 ))
 start_berth "$home"
+sleep 2
+check "a minute missed while berth was down is not made up" test "$(dues)" = "$dues_before"
 check "after a restart, the last runs are still known" test "$(job_field "$fail_id" last_run exit_status)" = 3
 check "... the stopped one with its reason" python3 -c 'import json,sys; assert "stopped" in json.loads(sys.argv[1])' \
     "$(job_field "$sleep_id" last_run error)"
