@@ -21,12 +21,14 @@
 
 static inline void freep(void *p) { free(*(void **)p); }
 /* Keeps errno intact so an error path can still report the original cause. */
+/* Closes *fd and sets it to -1, so that a second closep() of the same variable is harmless. */
 static inline void closep(int *fd)
 {
     if (*fd >= 0) {
         int saved = errno;
         (void)close(*fd);
         errno = saved;
+        *fd = -1;
     }
 }
 static inline void fclosep(FILE **f) { if (*f) (void)fclose(*f); }
