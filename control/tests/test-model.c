@@ -126,12 +126,14 @@ static void test_tenants(void)
         /* Another module's key (quotas' "limits") survives every rewrite. */
         ok(json_store_load(p, &t, &err) == 0 && json_object_set_new(t, "limits", json_pack("{s:i}", "apps", 3)) == 0 &&
            json_store_save(p, t, 0600, &err) == 0, "add a key tenants.c does not know");
+        free(TAKE_PTR(beta));
         ok(tenants_token_rotate(&m, "acme", &beta, &err) == 0, "rotate again");
         json_decref(t);
         t = NULL;
         ok(json_store_load(p, &t, &err) == 0 &&
            json_integer_value(json_object_get(json_object_get(t, "limits"), "apps")) == 3, "the unknown key is kept");
     }
+    free(TAKE_PTR(scoped));
     ok(tenants_token_drop_all(&m, "beta", &err) == 0 && tenants_remove(&m, "beta", &err) == 0 &&
        tenants_create(&m, "gamma", 3, &scoped, &slice, &err) == 0 && slice == 2,
        "beta's slice is free again once it is removed");
