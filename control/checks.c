@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * control/checks: startup health checks (see checks.h). The HTTP here is
+ * control/checks: startup health checks (see checks.h). Each attempt is
  * the smallest client that does the job (one GET, Connection: close, read
- * to the end under a deadline); it is not the router's path, but it
- * reaches the app the way the router does and sends what the router
- * would: the app's Host and the X-Forwarded-* headers.
+ * to the end under a deadline) to the router's own HTTP listener, so the
+ * check takes the path every client request takes (the guard, header
+ * rules, X-Forwarded-* and X-Request-Id, connect, timeouts, error
+ * answers, the access log); a router probe (router.h) carries it to the
+ * new instance, which no route names yet.
  */
 #include "control/checks.h"
 
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +27,7 @@
 #include "common/jsonstore.h"
 #include "common/strbuf.h"
 #include "common/xalloc.h"
+#include "router/router.h"
 
 #define CHECKS_FILE_MAX (64u << 10)
 #define CHECK_BODY_MAX (1u << 20)
@@ -251,6 +256,27 @@ static long ms_left(const struct timespec *deadline)
     return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
 }
 
+/* A socket connected to the router's HTTP listener, from this machine. */
+static int dial_router(struct router *router, int *ret_fd, struct berth_error **err)
+{
+    struct sockaddr_storage addr;
+    socklen_t len;
+    int fd, r;
+
+    if ((r = router_local_address(router, &addr, &len)) < 0)
+        return berth_error_make(err, -r, "the router's address");
+    fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return berth_error_make(err, errno, "socket");
+    if (connect(fd, (struct sockaddr *)&addr, len) < 0) {
+        r = -errno;
+        (void)close(fd);
+        return berth_error_make(err, -r, "connecting to the router");
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
 /* Sends the GET and reads the whole answer into *resp before the deadline. */
 static int exchange(int fd, const char *request, const struct timespec *deadline, struct strbuf *resp,
                     struct berth_error **err)
@@ -284,20 +310,65 @@ static int exchange(int fd, const char *request, const struct timespec *deadline
     }
 }
 
-/* One attempt: 0 when it passes, else -errno with why in *err. */
-static int attempt(const struct check *c, struct instance *in, const char *host, struct berth_error **err)
+/*
+ * The router may send the body chunked: joins the chunks in place, so that
+ * the expected content is found whatever the chunk boundaries. A body cut
+ * short keeps what arrived.
+ */
+static void dechunk(char *body, size_t len)
+{
+    char *in = body, *out = body, *end = body + len;
+
+    while (in < end) {
+        unsigned long n = strtoul(in, NULL, 16);
+        char *eol = memchr(in, '\n', (size_t)(end - in));
+        if (!eol || n == 0)
+            break;
+        in = eol + 1;
+        if (n > (size_t)(end - in))
+            n = (size_t)(end - in);
+        memmove(out, in, n);
+        out += n;
+        in += n;
+        if (in + 2 <= end && in[0] == '\r' && in[1] == '\n')
+            in += 2;
+    }
+    *out = '\0';
+}
+
+/* Whether the head (up to the blank line at `body`) says the body is chunked. */
+static bool head_chunked(const char *resp, const char *body)
+{
+    for (const char *p = resp; (p = strstr(p, "\r\n")) && p + 2 < body;) {
+        p += 2;
+        if (strncasecmp(p, "Transfer-Encoding:", 18) == 0) {
+            const char *eol = strstr(p, "\r\n"), *chunked = strcasestr(p, "chunked");
+            return chunked && eol && chunked < eol;
+        }
+    }
+    return false;
+}
+
+/*
+ * One attempt: 0 when it passes, else -errno with why in *err. The GET goes
+ * to the router's own listener with the app's Host and the probe's secret,
+ * so it takes every request's path (headers, connect, timeouts) to the
+ * probe's instance alone.
+ */
+static int attempt(const struct check *c, struct router *router, const char *secret, const char *host,
+                   struct berth_error **err)
 {
     _cleanup_strbuf_ struct strbuf resp = STRBUF_INIT;
     _cleanup_free_ char *request = xasprintf("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: berth-healthcheck\r\n"
-                                             "X-Forwarded-Proto: http\r\nX-Forwarded-For: 127.0.0.1\r\n"
-                                             "Connection: close\r\n\r\n", c->path, host);
+                                             ROUTER_PROBE_HEADER ": %s\r\nConnection: close\r\n\r\n",
+                                             c->path, host, secret);
     struct timespec deadline;
-    const char *body;
+    char *body;
     int fd = -1, status = 0, r;
 
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += c->timeout_s;
-    if ((r = instance_connect(in, &fd, err)) < 0)
+    if ((r = dial_router(router, &fd, err)) < 0)
         return r;
     r = exchange(fd, request, &deadline, &resp, err);
     (void)close(fd);
@@ -311,12 +382,14 @@ static int attempt(const struct check *c, struct instance *in, const char *host,
         return berth_error_plain(err, EIO, "status %d", status);
     body = strstr(resp.buf, "\r\n\r\n");
     body = body ? body + 4 : resp.buf + resp.len;
+    if (head_chunked(resp.buf, body))
+        dechunk(body, (size_t)(resp.buf + resp.len - body));
     if (c->content && !strstr(body, c->content))
         return berth_error_plain(err, EIO, "status %d, but '%.200s' is not in the body", status, c->content);
     return 0;
 }
 
-static int run_one(const struct check *c, struct instance *in, const char *host,
+static int run_one(const struct check *c, struct router *router, const char *secret, const char *host,
                    void (*out)(void *cls, const char *line), void *cls, struct berth_error **err)
 {
     _cleanup_error_ struct berth_error *last = NULL;
@@ -325,7 +398,7 @@ static int run_one(const struct check *c, struct instance *in, const char *host,
         sleep(c->initial_delay_s);
     for (unsigned a = 1; a <= c->attempts; a++) {
         berth_error_release(&last);
-        if (attempt(c, in, host, &last) == 0) {
+        if (attempt(c, router, secret, host, &last) == 0) {
             strbuf_emitf(out, cls, "       %s: GET %s passed (attempt %u of %u)", c->name, c->path, a,
                          c->attempts);
             return 0;
@@ -339,16 +412,21 @@ static int run_one(const struct check *c, struct instance *in, const char *host,
                              c->path, c->attempts, berth_error_msg(&last));
 }
 
-int checks_run(const struct check_list *l, struct instance *in, const char *host,
-               void (*out)(void *cls, const char *line), void *cls, struct berth_error **err)
+int checks_run(const struct check_list *l, struct router *router, const char *app, struct instance *in,
+               const char *host, void (*out)(void *cls, const char *line), void *cls, struct berth_error **err)
 {
-    int r;
+    char secret[ROUTER_PROBE_SECRET_LEN + 1];
+    int r = 0;
 
-    if (l->n)
-        strbuf_emitf(out, cls, "-----> Running %zu health check%s from %s for %s", l->n, l->n == 1 ? "" : "s",
-                     l->source, instance_dyno(in));
-    for (size_t i = 0; i < l->n; i++)
-        if ((r = run_one(&l->v[i], in, host, out, cls, err)) < 0)
-            return r;
-    return 0;
+    if (!l->n)
+        return 0;
+    strbuf_emitf(out, cls, "-----> Running %zu health check%s from %s for %s", l->n, l->n == 1 ? "" : "s",
+                 l->source, instance_dyno(in));
+    /* The instance is in no route table yet: the probe is the only way the router reaches it. */
+    if ((r = router_probe_add(router, app, host, in, secret, err)) < 0)
+        return r;
+    for (size_t i = 0; i < l->n && r == 0; i++)
+        r = run_one(&l->v[i], router, secret, host, out, cls, err);
+    router_probe_remove(router, secret);
+    return r;
 }

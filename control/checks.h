@@ -5,10 +5,13 @@
  * app.json's "healthchecks": {"web": [{"type": "startup", "name", "path",
  * "content", "attempts", "wait", "timeout", "initialDelay"}]}, else a
  * CHECKS file (lines "/path [expected content]", settings "WAIT=",
- * "TIMEOUT=", "ATTEMPTS="). Each check is a GET of its path on the
- * instance's $PORT, through the container's port agent as the router
- * connects, with the app's own Host; it passes on a 2xx or 3xx status
- * whose body holds the expected content. The deploy (deploy.c) runs them
+ * "TIMEOUT=", "ATTEMPTS="). Each check is a GET of its path with the
+ * app's own Host sent to the router's HTTP listener, which carries it to
+ * the new instance alone through a probe (router_probe_add()): the
+ * instance serves no client yet, but the check takes the router's whole
+ * request path. It passes on a 2xx or 3xx status whose body holds the
+ * expected content; a router error (503 H21 when nothing listens, H12 on
+ * no answer in time) fails it like an app error would. The deploy (deploy.c) runs them
  * between "the instance binds $PORT" and "the route switches".
  */
 #ifndef BERTH_CONTROL_CHECKS_H
@@ -18,6 +21,7 @@
 
 #include "common/error.h"
 #include "control/instance.h"
+#include "router/router.h"
 
 struct check {
     char *name;
@@ -44,11 +48,13 @@ int checks_load(const char *app_dir, struct check_list *ret, struct berth_error 
 void checks_release(struct check_list *l);
 
 /*
- * Runs every check against `in`, `host` as the Host header, one line per
- * attempt to `out` (may be NULL). 0 when all pass; else -EIO with the
- * failed check and its last answer in the message.
+ * Runs every check against `in` (app `app`'s) through `router`, `host` as
+ * the Host header, one line per attempt to `out` (may be NULL). The probe
+ * that reaches `in` lives for the call. 0 when all pass; else -EIO with
+ * the failed check and its last answer in the message.
  */
-int checks_run(const struct check_list *l, struct instance *in, const char *host,
-               void (*out)(void *cls, const char *line), void *cls, struct berth_error **err);
+int checks_run(const struct check_list *l, struct router *router, const char *app, struct instance *in,
+               const char *host, void (*out)(void *cls, const char *line), void *cls,
+               struct berth_error **err);
 
 #endif

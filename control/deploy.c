@@ -180,7 +180,7 @@ static int start_web(struct server *s, const struct instance_spec *spec, const s
 
     if ((r = instance_start(s, spec, &in, out, cls, err)) < 0)
         return r;
-    if ((r = checks_run(checks, in, host, out, cls, err)) < 0) {
+    if ((r = checks_run(checks, s->router, spec->app, in, host, out, cls, err)) < 0) {
         instance_stop_and_free(s, in, 0);
         return r;
     }

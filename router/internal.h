@@ -7,7 +7,8 @@
  * libmicrohttpd side of a request), connect.c (sockets into backends
  * through their port agents, never waited on), upstream.c (the event loops
  * and the upstream side of a request), errors.c (error pages, the access
- * log) and websocket.c (upgraded connections).
+ * log), websocket.c (upgraded connections) and probe.c (probes: a backend
+ * reached by a secret before any table names it).
  *
  * Threads: the router runs N loops (epoll threads). Each accepts client
  * connections itself and drives its own libmicrohttpd daemons (HTTP, and
@@ -536,11 +537,22 @@ struct router {
     struct ws_session *ws;
 
     struct client_registry *clients;   /* clients.c */
+
+    pthread_mutex_t probe_lock;   /* guards `probes` */
+    struct router_probe *probes;  /* probe.c */
+    atomic_uint n_probes;         /* how many: request.c asks probe_lookup() only when some exist */
 };
 
 struct route_table *router_current_table(struct router *r);
 /* The current certificates, held (NULL when none were published). */
 struct cert_set *router_current_certs(struct router *r);
+
+/* ---------------------------------------------------------------- probe.c */
+
+/* The probe table for `secret` (held: the request's to unref), or NULL when none is registered. */
+struct route_table *probe_lookup(struct router *r, const char *secret);
+/* router_stop(): every probe unregistered and its table let go. */
+void probe_free_all(struct router *r);
 
 /* ---------------------------------------------------------------- request.c */
 

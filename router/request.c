@@ -8,7 +8,10 @@
  *   - routing: the authority of an absolute-form target ("GET
  *     http://host/path"), which RFC 9112 §3.2.2 says wins over Host, else
  *     the Host header; normalised (case, port, trailing dot) and looked up
- *     in the current route table. The app always gets origin-form.
+ *     in the current route table. The app always gets origin-form. A
+ *     request whose ROUTER_PROBE_HEADER names a registered probe goes to
+ *     the probe's backend instead (probe.c); the header itself is dropped
+ *     from every request, registered or not.
  *   - headers towards the app (reference/HEROKU.md §3.1): hop-by-hop ones
  *     (and those the Connection header names, Host aside) dropped, and so
  *     is any underscore spelling of a framing header ("Transfer_Encoding"),
@@ -42,6 +45,7 @@ struct head_ctx {
     int nhost;
     const char *host;
     const char *request_id;
+    const char *probe;            /* ROUTER_PROBE_HEADER's value (never passed on) */
     const char *upgrade;          /* Upgrade: value when it names websocket */
     bool conn_upgrade;            /* Connection: lists "upgrade" */
     const char *conn_names;       /* Connection: its value, when it names headers to drop */
@@ -128,6 +132,11 @@ static bool take_special(struct head_ctx *c, const char *key, const char *value)
         if (strcasecmp(key, "X-Request-Id") == 0) {
             if (!c->request_id)
                 c->request_id = value;
+            return true;
+        }
+        if (strcasecmp(key, ROUTER_PROBE_HEADER) == 0) {
+            if (!c->probe)
+                c->probe = value;
             return true;
         }
         switch (header_forwarded_kind(key)) {
@@ -291,6 +300,12 @@ static void route(struct proxy_req *req, const struct head_ctx *c, bool absolute
     }
     if (atomic_load(&r->stopping)) {
         req->failure = FAIL_STOPPING;
+        return;
+    }
+    /* A registered probe's secret routes to its backend alone; any other value is as good as none. */
+    if (c->probe && atomic_load_explicit(&r->n_probes, memory_order_relaxed) &&
+        (req->table = probe_lookup(r, c->probe))) {
+        req->target = &req->table->targets[0];
         return;
     }
     req->table = router_current_table(r);

@@ -148,11 +148,13 @@ static void router_free(struct router *r)
     if (r->tls_listen_fd >= 0)
         (void)close(r->tls_listen_fd);
     error_pages_destroy(r->pages);
+    probe_free_all(r);
     route_table_unref(r->table);
     tls_cert_set_unref(r->certs);
     clients_global_free(r);
     pthread_mutex_destroy(&r->table_lock);
     pthread_mutex_destroy(&r->set_lock);
+    pthread_mutex_destroy(&r->probe_lock);
     for (unsigned i = 0; i < LOOPS_MAX; i++)
         pthread_mutex_destroy(&r->shards[i].lock);
     pthread_mutex_destroy(&r->ws_lock);
@@ -220,6 +222,8 @@ static struct router *router_alloc(const struct router_config *cfg)
     r->tls_listen_fd = -1;
     pthread_mutex_init(&r->table_lock, NULL);
     pthread_mutex_init(&r->set_lock, NULL);
+    pthread_mutex_init(&r->probe_lock, NULL);
+    atomic_init(&r->n_probes, 0);
     for (unsigned i = 0; i < LOOPS_MAX; i++)
         pthread_mutex_init(&r->shards[i].lock, NULL);
     pthread_mutex_init(&r->ws_lock, NULL);

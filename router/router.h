@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "common/error.h"
 
 struct router;
@@ -137,6 +139,32 @@ int router_set_routes(struct router *r, const struct router_route *routes, size_
  */
 int router_set_certs(struct router *r, const struct router_cert *certs, size_t n,
                      struct berth_error **err);
+/*
+ * Probes: a backend that is in no route table yet (a new release's
+ * instance before its health checks pass) reached through the router's
+ * own request path. router_probe_add() holds `backend` and returns a
+ * fresh random secret (32 hex digits); a request on the HTTP or HTTPS
+ * listener whose ROUTER_PROBE_HEADER carries it goes to that backend
+ * alone, whatever its Host, with `app`'s settings (timeouts; never
+ * maintenance or https_only) and everything else as for any request
+ * (headers, pool of its own, access log line for `app`). `host` is the
+ * app's host (the route the probe stands for). The header never reaches
+ * an app: it is dropped from every request, and one with a secret that
+ * is not registered is routed by its Host as if it were absent.
+ * router_probe_remove() unregisters the secret (unknown ones are
+ * ignored); requests already routed by it finish, and the backend is
+ * released once the last of them is done.
+ */
+#define ROUTER_PROBE_HEADER "X-Berth-Probe"
+#define ROUTER_PROBE_SECRET_LEN 32
+int router_probe_add(struct router *r, const char *app, const char *host, void *backend,
+                     char secret_out[ROUTER_PROBE_SECRET_LEN + 1], struct berth_error **err);
+void router_probe_remove(struct router *r, const char *secret);
+/*
+ * Where a client on this machine reaches the HTTP listener: its bound
+ * address, loopback for a listener on every address. 0, or -errno.
+ */
+int router_local_address(const struct router *r, struct sockaddr_storage *ret, socklen_t *ret_len);
 /* The bound ports (useful when an address asked for port 0); 0 when there is no such listener. */
 uint16_t router_port(const struct router *r);
 uint16_t router_https_port(const struct router *r);

@@ -139,9 +139,16 @@ echo '{"healthchecks": ' >"$src/app.json"
 if push "broken json"; then not_ok "a malformed app.json is refused"; else ok "a malformed app.json is refused"; fi
 check "... saying so" contains "$TEST_DIR/push" "app.json: not a JSON object"
 git -C "$src" rm -q app.json
-printf '# Dokku CHECKS\nWAIT=0\nATTEMPTS=1\nTIMEOUT=3\n/ greeting=\n/other pid=\n' >"$src/CHECKS"
+printf '# Dokku CHECKS\nWAIT=0\nATTEMPTS=1\nTIMEOUT=3\n/ greeting=\n/other pid=\n/headers via=1.1 berth xff=127.0.0.1 probe=-\n' \
+    >"$src/CHECKS"
 if push "CHECKS"; then ok "a CHECKS file whose checks pass deploys"; else not_ok "a CHECKS file whose checks pass deploys"; diag "$TEST_DIR/push"; fi
-check "... running both checks" contains "$TEST_DIR/push" "Running 2 health checks from CHECKS"
+check "... running all three checks" contains "$TEST_DIR/push" "Running 3 health checks from CHECKS"
+# /headers answers what the router set: the check went through the router, which kept its probe header from the app.
+check "... the checks went through the router (its Via and X-Forwarded-For, no probe header)" \
+    contains "$TEST_DIR/push" "/headers: GET /headers passed"
+in_app_log() { for _ in $(seq 1 50); do grep -Eq "$1" "$home/apps/rel/logs/app.log" && return 0; sleep 0.1; done; return 1; }
+check "... and are in the app's log as the router's requests" in_app_log \
+    'heroku\[router\]: at=info method=GET path="/headers" host=rel\.localhost .*status=200'
 printf 'ATTEMPTS=1\nWAIT=0\n/ expected-words-never-there\n' >"$src/CHECKS"
 if push "failing CHECKS"; then not_ok "a failing CHECKS check rejects the push"; else ok "a failing CHECKS check rejects the push"; fi
 run checks rel

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """An app for tests/releases.sh: answers every GET with
-"greeting=<$GREETING or unset> pid=<its pid>\n". HTTP/1.1 keep-alive, so
+"greeting=<$GREETING or unset> pid=<its pid>\n", and GET /headers with
+what the router set ("via=... xff=... probe=...\n", "-" for a header it
+did not get), which the health checks test reads. HTTP/1.1 keep-alive, so
 the router pools its connections; with the config var CLOSE=1 it answers
 HTTP/1.0 and closes every connection instead."""
 import os
@@ -19,7 +21,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        body = ("greeting=%s pid=%d\n" % (os.environ.get("GREETING", "unset"), os.getpid())).encode()
+        if self.path == "/headers":
+            body = ("via=%s xff=%s probe=%s\n" % tuple(self.headers.get(h, "-") for h in
+                                                       ("Via", "X-Forwarded-For", "X-Berth-Probe"))).encode()
+        else:
+            body = ("greeting=%s pid=%d\n" % (os.environ.get("GREETING", "unset"), os.getpid())).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
