@@ -380,7 +380,12 @@ static int connect_locked(struct runner_container *c, int *ret_fd, struct berth_
         *ret_fd = sock;
         return 0;
     }
-    if (r == 0)
+    /*
+     * The channel ended (r == 0), or it was closed under the request (an
+     * agent out of room closes a new channel at once; which the send or
+     * the read sees first is a race): either way the agent is gone for us.
+     */
+    if (r == 0 || r == -EPIPE || r == -ECONNRESET)
         return berth_error_plain(err, ECONNREFUSED, "container %d: port agent gone", c->pid);
     return berth_error_make(err, r == 1 ? error : -r, "connect to 127.0.0.1:%u in container %d",
                             c->port, c->pid);
