@@ -28,7 +28,8 @@ api() { # api METHOD PATH [BODY]: the answer's status in $status, its body in $o
 # psq EXPR: a python expression over d (the ps --json document) and procs (its processes)
 psq() { "$BERTH" ps procs --json 2>/dev/null | python3 -c "
 import json,sys
-d=json.load(sys.stdin); procs=d['processes']
+d=json.load(sys.stdin); runs=[p for p in d['processes'] if p['type']=='run']
+procs=[p for p in d['processes'] if p['type']!='run']
 def up(t): return sum(1 for p in procs if p['type']==t and p['state']=='up')
 def get(n): return next((p for p in procs if p['name']==n), {})
 print($1)"; }
@@ -87,6 +88,11 @@ check "the web processes are on the host" test -n "$victim"
 kill -9 "$victim" 2>/dev/null || true
 check "a web process killed from the host is restarted (2 up, one restart)" \
     wait_ps '(up("web"), sum(p["restarts"] for p in procs))' "(2, 1)" 20
+if ! [ "$(psq '(up("web"), sum(p["restarts"] for p in procs))')" = "(2, 1)" ]; then
+    echo "# victim $victim; ps now:"; psq 'procs' | sed 's/^/# /'
+    grep -E 'heroku\[web' "$home/apps/procs/logs/app.log" | tail -12 | sed 's/^/# /'
+    grep -Ei 'supervisor|crash|restart' "$TEST_DIR/serve.log" | tail -12 | sed 's/^/# /'
+fi
 check "... its exit status (137, SIGKILL) is shown" test "$(psq '[p.get("exit_status") for p in procs if p["restarts"]]')" = "[137]"
 check "... and the app answers" wait_body procs.localhost / "dyno=web" 5
 check "... the crash is in the app's log, as Heroku says it" \
@@ -109,7 +115,7 @@ check "scaling the crashing type to 0 removes it" wait_ps '"crashy.1" in [p["nam
 run run:detached procs -- sleep 30
 check "run:detached starts a one-off" test "$rc" = 0
 check "ps --json lists it beside the formation, as type run" \
-    wait_ps '[(p["type"], p["state"]) for p in procs if p["name"].startswith("run.")]' "[('run', 'up')]" 10
+    wait_ps '[(p["type"], p["state"]) for p in runs]' "[('run', 'up')]" 10
 run ps procs
 check "... and ps shows it with its command" grep -q '=== run: one-off (detached): sleep 30' "$out"
 
