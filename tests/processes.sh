@@ -83,6 +83,9 @@ check "... and no worker process is left on the host" test -z "$(app_pids 'worke
 # ---------------------------------------------------------------- supervision
 run ps:scale procs web=2
 wait_ps 'up("web")' 2 20 || true
+# Scaled down just before: the retiring web processes drain first (up to their grace period), and
+# killing one of those is no crash of the formation's; wait until only the two slots' processes are left.
+for i in $(seq 1 200); do [ "$(app_pids 'python3 -u app.py' | wc -l)" = 2 ] && break; sleep 0.2; done
 victim=$(app_pids 'python3 -u app.py' | head -1) || true
 check "the web processes are on the host" test -n "$victim"
 kill -9 "$victim" 2>/dev/null || true
