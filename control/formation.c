@@ -187,12 +187,11 @@ static void dyno_free(struct dyno *d)
     free(d);
 }
 
-static struct app_runtime *runtime_of(struct server *s, const char *app)
-{
-    return server_app(s, app);
-}
-
-/* The instances being let go: published away first, then retired (they finish their requests). */
+/*
+ * The instances being let go: published away first, then retired (they
+ * finish their requests). Past the array's room one is retired at once;
+ * still safe, as a retire waits until the router holds it no more.
+ */
 struct letgo {
     struct instance *v[16];
     size_t n;
@@ -463,7 +462,7 @@ static int apply_scale(json_t *record, const void *cls, struct berth_error **err
 int formation_scale(struct server *s, const char *app, const json_t *counts, struct berth_error **err)
 {
     _cleanup_json_ json_t *release = NULL;
-    struct app_runtime *rt = runtime_of(s, app);
+    struct app_runtime *rt = server_app(s, app);
     struct scale_change change = { .s = s, .counts = counts };
     unsigned version = 0;
     int r;
@@ -486,7 +485,7 @@ int formation_scale(struct server *s, const char *app, const json_t *counts, str
 void formation_switch(struct server *s, const char *app, unsigned version, struct instance **web, size_t n_web)
 {
     _cleanup_error_ struct berth_error *err = NULL;
-    struct app_runtime *rt = runtime_of(s, app);
+    struct app_runtime *rt = server_app(s, app);
     struct letgo lg = { .n = 0 };
     uint64_t now = formation_now_ms();
 
@@ -526,7 +525,7 @@ void formation_switch(struct server *s, const char *app, unsigned version, struc
 
 int formation_restart(struct server *s, const char *app, const char *type, struct berth_error **err)
 {
-    struct app_runtime *rt = runtime_of(s, app);
+    struct app_runtime *rt = server_app(s, app);
     bool any = false;
     int r;
 
@@ -556,7 +555,7 @@ static int apply_stopped(json_t *record, const void *cls, struct berth_error **e
 
 static int set_stopped(struct server *s, const char *app, bool stopped, struct berth_error **err)
 {
-    struct app_runtime *rt = runtime_of(s, app);
+    struct app_runtime *rt = server_app(s, app);
     int r;
 
     pthread_mutex_lock(&rt->formation_lock);
@@ -579,7 +578,7 @@ int formation_start(struct server *s, const char *app, struct berth_error **err)
 
 void formation_remove_app(struct server *s, const char *app)
 {
-    struct app_runtime *rt = runtime_of(s, app);
+    struct app_runtime *rt = server_app(s, app);
     struct letgo lg = { .n = 0 };
 
     pthread_mutex_lock(&rt->formation_lock);
@@ -629,32 +628,6 @@ size_t formation_web_backends(struct server *s, const char *app, void **ret, siz
     return n;
 }
 
-unsigned formation_count_tenant(struct server *s, const char *tenant)
-{
-    _cleanup_json_ json_t *apps = NULL;
-    unsigned n = 0;
-    size_t i;
-    json_t *name;
-
-    if (model_app_list(&s->model, &apps, NULL) < 0)
-        return 0;
-    json_array_foreach(apps, i, name) {
-        _cleanup_json_ json_t *record = NULL;
-        const char *owner;
-
-        if (model_app_load(&s->model, json_string_value(name), &record, NULL) < 0 ||
-            !(owner = json_get_str(record, "tenant")) || strcmp(owner, tenant) != 0)
-            continue;
-        pthread_mutex_lock(&s->lock);
-        for (struct app_runtime *rt = s->apps; rt; rt = rt->next)
-            if (strcmp(rt->name, json_string_value(name)) == 0)
-                for (struct dyno *d = rt->dynos; d; d = d->next)
-                    n++;
-        pthread_mutex_unlock(&s->lock);
-    }
-    return n;
-}
-
 static json_t *dyno_json(const struct dyno *d, uint64_t now)
 {
     char since[MODEL_TIME_LEN + 1];
@@ -675,7 +648,7 @@ static json_t *dyno_json(const struct dyno *d, uint64_t now)
 
 json_t *formation_ps(struct server *s, const char *app)
 {
-    struct app_runtime *rt = runtime_of(s, app);
+    struct app_runtime *rt = server_app(s, app);
     json_t *list = json_array();
     struct instance **held = NULL;
     size_t n = 0, cap = 0;

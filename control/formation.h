@@ -89,8 +89,6 @@ int formation_start(struct server *s, const char *app, struct berth_error **err)
  * "release", "exit_status" (the last crash's, when there was one)}, sorted.
  */
 json_t *formation_ps(struct server *s, const char *app);
-/* Running processes of the tenant's apps, all types (quotas). */
-unsigned formation_count_tenant(struct server *s, const char *tenant);
 
 /*
  * The app's serving web instances into ret (at most max) and their

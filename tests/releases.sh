@@ -24,13 +24,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 command -v wrk >/dev/null || skip_all "wrk is needed (the Debian package wrk, in tools/packages.txt)"
 serve_for_test
-out=$TEST_DIR/out
-err=$TEST_DIR/err
-run() { rc=0; "$BERTH" "$@" >"$out" 2>"$err" || rc=$?; }
-api() { # api METHOD PATH [BODY]: the answer's status in $status, its body in $out
-    status=$(curl -sS -o "$out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer $BERTH_TOKEN" \
-        ${3:+-H 'Content-Type: application/json' --data "$3"} "$BERTH_URL$2")
-}
 current() { "$BERTH" releases rel --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["current"])'; }
 serves() { wait_body rel.localhost / "$1" 10; }
 
