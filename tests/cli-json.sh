@@ -9,7 +9,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 serve_for_test
-run() { berth_run "$@"; }
 # json_has KEY...: $out is a JSON object with these keys.
 json_has() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert all(k in d for k in sys.argv[2:]), d' "$out" "$@"; }
 

@@ -13,7 +13,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 [ -x "$BERTH" ] || skip_all "no berth binary at $BERTH"
 export BERTH_URL="http://127.0.0.1:$(free_port)" BERTH_TOKEN=not-a-token BERTH_HOME=$TEST_DIR/home
-run() { berth_run "$@"; }
 # usage_error ARGS...: exits 2 and says the usage (or what is wrong) on stderr, nothing on stdout.
 usage_error() {
     run "$@"

@@ -20,7 +20,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 serve_for_test
-run() { berth_run "$@"; }
 applog=$home/apps/tick/logs/app.log
 current() { "$BERTH" releases tick --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["current"])'; }
 # wait_log TEXT SECONDS: until the app's log holds TEXT.

@@ -44,10 +44,6 @@ lacks_object() { ! git --git-dir="$1" cat-file -e "$2" 2>/dev/null; }
 skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n # SKIP $*"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
 diag() { sed 's/^/# /' "$@" >&2 || true; }
-# berth_run ARGS...: runs the CLI; its exit code in $rc, its output in $out and $err.
-out=$TEST_DIR/out
-err=$TEST_DIR/err
-berth_run() { rc=0; "$BERTH" "$@" >"$out" 2>"$err" || rc=$?; }
 done_testing() { echo "1..$tap_n"; [ "$tap_failed" -eq 0 ]; }
 
 # Skips the whole test, or fails it when CI says everything must run.
