@@ -91,6 +91,10 @@ static const struct {
       "[--allow-no-limits]",
       "run berth: the router (127.0.0.1:8080), the API and git (127.0.0.1:8081)" },
     { "setup", "setup [--user NAME]", "as root, once: the berth user, its subordinate ids, cgroups, /dev/net/tun" },
+    { "container", "container run [--tenant T] [--memory M] [--pids N] [--cpus C] [--net] [--hostname H] "
+      "[-e K=V]... [--volume SRC:DST[:ro]]... ROOTFS_OR_SLUG_DIR -- CMD [ARG...]",
+      "as the berth user, no daemon needed: run one command in a container built as an app's, attached; "
+      "exits with its status" },
     { "help", "help [COMMAND]", "every command, or one command's usage and description (or: COMMAND --help)" },
     { "version", "version", "berth's version" },
 };

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * berth's main(): one binary for the daemon (`berth serve`), the one-time
- * root step (`berth setup`) and the client commands (`berth apps:create`,
+ * root step (`berth setup`), `berth container run` and the client commands (`berth apps:create`,
  * ...). Option parsing lives here and nowhere else.
  */
 #include <errno.h>
@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "control/cli.h"
+#include "control/container-cmd.h"
 #include "control/model.h"
 #include "control/serve.h"
 
@@ -172,6 +173,8 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "setup") == 0)
         return cmd_setup(argc - 1, argv + 1);
+    if (strcmp(cmd, "container") == 0)
+        return container_cmd_main(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         if (argc > 3) {
             fprintf(stderr, "usage: berth help [COMMAND]\n");

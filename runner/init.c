@@ -304,6 +304,69 @@ static int serve_prepare(const struct init_ctx *ctx, int sfd, int *ret_epfd,
     return 0;
 }
 
+/*
+ * The init is a clone of the spawner, itself a fork of the daemon or of
+ * `berth container run`: its argument and environment areas still hold
+ * theirs, with host paths, and /proc/1/cmdline is readable by everyone in
+ * the container. Both are overwritten: the arguments read "init" (padded
+ * with NULs to their old length), the environment only NULs. Where
+ * /proc/self/stat cannot be read or parsed, they stay as they were.
+ */
+static void neutral_cmdline(void)
+{
+    char buf[2048], *p;
+    unsigned long v[4];
+    ssize_t n;
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    n = read(fd, buf, sizeof(buf) - 1);
+    (void)close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    /*
+     * proc(5): after the comm's ")" come fields 3 on; arg_start is field 48,
+     * then arg_end, env_start, env_end. p ends on the space before field 48.
+     */
+    p = strrchr(buf, ')');
+    for (int field = 2; p && field < 48; field++)
+        p = strchr(p + 1, ' ');
+    if (!p || sscanf(p + 1, "%lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3]) != 4 ||
+        v[1] <= v[0] || v[2] < v[1] || v[3] < v[2])
+        return;
+    memset((void *)v[0], 0, v[1] - v[0]);
+    memcpy((void *)v[0], "init", v[1] - v[0] > 4 ? 5 : v[1] - v[0]);
+    memset((void *)v[2], 0, v[3] - v[2]);
+}
+
+/*
+ * fds 0-2 of the init: the spawner's (the daemon's stdio, a terminal or a
+ * log) unless they are the container's own fds; each becomes /dev/null,
+ * and a free one too, so nothing the init opens later lands on them.
+ */
+static void null_stdio(const struct init_ctx *ctx, bool keep_spec_fds)
+{
+    const struct runner_spec *spec = ctx->spec;
+
+    for (int fd = 0; fd <= 2; fd++) {
+        int null;
+
+        if (fd == ctx->sync_fd || fd == ctx->agent_fd || fd == ctx->status_fd ||
+            (keep_spec_fds && (fd == spec->stdout_fd || fd == spec->stderr_fd ||
+                               (spec->stdin_fd > 0 && fd == spec->stdin_fd))))
+            continue;
+        null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0)
+            continue;
+        if (null != fd) {
+            (void)dup2(null, fd);
+            (void)close(null);
+        }
+    }
+}
+
 void init_run(const struct init_ctx *ctx)
 {
     const struct runner_spec *spec = ctx->spec;
@@ -316,6 +379,8 @@ void init_run(const struct init_ctx *ctx)
 
     /* What `cat /proc/1/comm` shows inside (and ps on the host). */
     (void)prctl(PR_SET_NAME, "berth-init", 0, 0, 0);
+    neutral_cmdline();
+    null_stdio(ctx, true);
     sigemptyset(&set);
     for (size_t i = 0; i < sizeof(handled_signals) / sizeof(*handled_signals); i++)
         sigaddset(&set, handled_signals[i]);
@@ -371,6 +436,7 @@ void init_run(const struct init_ctx *ctx)
     (void)close(spec->stderr_fd);
     if (spec->stdin_fd > 0)
         (void)close(spec->stdin_fd);
+    null_stdio(ctx, false);
 
     serve(ctx, app, sfd, epfd, agent);
 }

@@ -15,7 +15,11 @@
  * container's cgroup. cgroup v2 is one cgroup2 mount; v1 is a tmpfs with one
  * cgroup mount per hierarchy and a symlink per co-mounted controller
  * (cpu -> cpu,cpuacct), as on the host. A v1 mount in a user namespace may
- * only reuse a hierarchy the host already has, which these are.
+ * only reuse a hierarchy the host already has, which these are. Where the
+ * container's /sys is the host's sysfs bound read-only (a fresh one was
+ * refused), these mounts go over the host's /sys/fs/cgroup, and a container
+ * without a cgroup gets an empty tmpfs there: either way it never sees the
+ * host's tree or other containers' cgroups.
  */
 #include <errno.h>
 #include <linux/magic.h>
@@ -74,11 +78,11 @@ int mounts_cgroup_view(const char *relpath, struct cgroup_view *ret, struct bert
     return 0;
 }
 
-int mounts_cgroup_mount(const struct cgroup_view *view, struct berth_error **err)
+int mounts_cgroup_mount(const struct cgroup_view *view, bool cover, struct berth_error **err)
 {
-    if (view->n == 0)
+    if (view->n == 0 && !cover)
         return 0;
-    if (view->v2) {
+    if (view->n > 0 && view->v2) {
         if (mount("cgroup2", "sys/fs/cgroup", "cgroup2", CGROUP_FLAGS, NULL) < 0)
             return berth_error_make(err, errno, "mount cgroup2 on '/sys/fs/cgroup'");
         return 0;

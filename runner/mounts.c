@@ -501,8 +501,8 @@ int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *f,
     }
     if ((r = mount_proc(err)) < 0 ||
         (r = mount_sys(&own_sys, err)) < 0 ||
-        /* On the host's /sys, bound read-only, /sys/fs/cgroup is the host's, read-only. */
-        (own_sys && (r = mounts_cgroup_mount(&f->cgroups, err)) < 0) ||
+        /* On the host's /sys, bound read-only, the view covers the host's /sys/fs/cgroup. */
+        (r = mounts_cgroup_mount(&f->cgroups, !own_sys, err)) < 0 ||
         (r = mask_paths(err)) < 0 ||
         (r = mount_dev(spec->id_count, err)) < 0 ||
         (r = mount_fs("tmpfs", "tmp", MS_NOSUID | MS_NODEV, "mode=1777", err)) < 0 ||

@@ -65,7 +65,12 @@ int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *fd
 
 /* Before unsharing the cgroup namespace: which hierarchies hold the container's `relpath` (may be NULL). */
 int mounts_cgroup_view(const char *relpath, struct cgroup_view *ret, struct berth_error **err);
-/* After it, below the new root (the cwd): mounts the view read-only at sys/fs/cgroup. */
-int mounts_cgroup_mount(const struct cgroup_view *view, struct berth_error **err);
+/*
+ * After it, below the new root (the cwd): mounts the view read-only at
+ * sys/fs/cgroup. `cover`: sys is the host's sysfs bound read-only, whose
+ * sys/fs/cgroup shows the host's whole tree; an empty view then still
+ * mounts an empty read-only tmpfs over it, so nothing of the host shows.
+ */
+int mounts_cgroup_mount(const struct cgroup_view *view, bool cover, struct berth_error **err);
 
 #endif
