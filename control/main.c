@@ -173,8 +173,14 @@ int main(int argc, char **argv)
         return cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "setup") == 0)
         return cmd_setup(argc - 1, argv + 1);
-    if (strcmp(cmd, "container") == 0)
+    if (strcmp(cmd, "container") == 0) {
+        /* `container --help` and `container run --help` say what `help container` says. */
+        int h = argc > 2 && strcmp(argv[2], "run") == 0 ? 3 : 2;
+
+        if (argc == h + 1 && (strcmp(argv[h], "--help") == 0 || strcmp(argv[h], "-h") == 0))
+            return cli_help(stdout, "container");
         return container_cmd_main(argc - 1, argv + 1);
+    }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         if (argc > 3) {
             fprintf(stderr, "usage: berth help [COMMAND]\n");
