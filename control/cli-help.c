@@ -90,7 +90,10 @@ static const struct {
     { "serve", "serve [--home DIR] [--http ADDR] [--https ADDR] [--control ADDR] [--domain NAME] [--user NAME] "
       "[--allow-no-limits]",
       "run berth: the router (127.0.0.1:8080), the API and git (127.0.0.1:8081)" },
-    { "setup", "setup [--user NAME]", "as root, once: the berth user, its subordinate ids, cgroups, /dev/net/tun" },
+    { "setup", "setup [--user NAME] [--systemd [--unit-dir DIR]] | setup --remove [--purge] --user NAME",
+      "as root, once: the berth user, its subordinate ids, cgroups, /dev/net/tun (again: repairs them)" },
+    { "doctor", "doctor [--home DIR] [--user NAME (as root)]",
+      "check that this host can run berth safely: one line per check, with the fix" },
     { "container", "container run [--tenant T] [--memory M] [--pids N] [--cpus C] [--net] [--hostname H] "
       "[-e K=V]... [--volume SRC:DST[:ro]]... ROOTFS_OR_SLUG_DIR -- CMD [ARG...]",
       "as the berth user, no daemon needed: run one command in a container built as an app's, attached; "

@@ -5,13 +5,13 @@
  * ...). Option parsing lives here and nowhere else.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -19,6 +19,7 @@
 #include "common/xalloc.h"
 #include "control/cli.h"
 #include "control/container-cmd.h"
+#include "control/doctor.h"
 #include "control/model.h"
 #include "control/serve.h"
 
@@ -26,17 +27,6 @@
 #error "meson defines BERTH_BUILDPACKS_SRC"
 #endif
 #define BERTH_VERSION "0.1.0"
-
-static uid_t chown_uid;
-static gid_t chown_gid;
-
-static int chown_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)type;
-    (void)ftw;
-    return lchown(path, chown_uid, chown_gid) < 0 ? -1 : 0;
-}
 
 static int cmd_serve(int argc, char **argv)
 {
@@ -52,7 +42,7 @@ static int cmd_serve(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     _cleanup_error_ struct berth_error *err = NULL;
-    _cleanup_free_ char *home = NULL, *installed = NULL;
+    _cleanup_free_ char *home = NULL, *staging = NULL;
     const char *bp_env = getenv("BERTH_BUILDPACKS");
     struct server_options opt = {
         .http_addr = "127.0.0.1:8080",
@@ -84,34 +74,7 @@ static int cmd_serve(int argc, char **argv)
 
     if (geteuid() == 0) {
         /* Started as root: prepare the host, then drop to the berth user for good. */
-        _cleanup_free_ char *user_home = NULL;
-        uid_t uid;
-        gid_t gid;
-
-        if (setup_host(user, &uid, &gid, &user_home, &err) < 0)
-            goto fail;
-        if (!home) {
-            _cleanup_free_ char *local = xasprintf("%s/.local", user_home);
-            _cleanup_free_ char *share = xasprintf("%s/.local/share", user_home);
-
-            home = xasprintf("%s/.local/share/berth", user_home);
-            if (setup_own_dir(local, uid, gid, &err) < 0 || setup_own_dir(share, uid, gid, &err) < 0)
-                goto fail;
-        }
-        if (setup_own_dir(home, uid, gid, &err) < 0)
-            goto fail;
-        /* The source tree may not be readable by the berth user: install the buildpacks now. */
-        installed = xasprintf("%s/buildpacks", home);
-        if (serve_install_buildpacks(opt.buildpacks_src, installed, &err) < 0)
-            goto fail;
-        chown_uid = uid;
-        chown_gid = gid;
-        if (nftw(installed, chown_one, 16, FTW_PHYS) < 0) {
-            berth_error_make(&err, errno, "chown '%s'", installed);
-            goto fail;
-        }
-        opt.buildpacks_src = NULL;
-        if (setup_drop_privileges(uid, gid, user, user_home, &err) < 0)
+        if (setup_serve_as_root(user, home, opt.buildpacks_src, &staging, &err) < 0)
             goto fail;
         log_info("dropped privileges to user '%s'", user);
     }
@@ -123,6 +86,15 @@ static int cmd_serve(int argc, char **argv)
 
         free(home);
         home = abs;
+    }
+    if (setup_serve_home(home, staging, &err) < 0)
+        goto fail;
+    if (staging)
+        opt.buildpacks_src = NULL;
+    /* Network is optional (a warning later); the limits are unless --allow-no-limits. */
+    if (doctor_run(NULL, DOCTOR_REQUIRED | (opt.allow_no_limits ? 0 : DOCTOR_LIMITS), home, &err) > 0) {
+        berth_error_wrap(&err, "berth cannot run safely on this host ('berth doctor' lists every check)");
+        goto fail;
     }
     opt.home = home;
     if (server_run(&opt, &err) < 0)
@@ -137,32 +109,127 @@ static int cmd_setup(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "user", required_argument, NULL, 'u' },
+        { "remove", no_argument, NULL, 'r' },
+        { "purge", no_argument, NULL, 'p' },
+        { "systemd", no_argument, NULL, 's' },
+        { "unit-dir", required_argument, NULL, 'd' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     _cleanup_error_ struct berth_error *err = NULL;
-    const char *user = "berth";
+    const char *user = "berth", *unit_dir = "/etc/systemd/system";
+    bool remove = false, purge = false, systemd = false;
     int c;
 
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == 'h')
-            return cli_help(stdout, "setup");
-        if (c != 'u') {
-            cli_help(stderr, "setup");
-            return 2;
+        switch (c) {
+        case 'u': user = optarg; break;
+        case 'r': remove = true; break;
+        case 'p': purge = true; break;
+        case 's': systemd = true; break;
+        case 'd': unit_dir = optarg; break;
+        case 'h': return cli_help(stdout, "setup");
+        default: cli_help(stderr, "setup"); return 2;
         }
-        user = optarg;
     }
-    if (optind != argc) {
+    if (optind != argc || (purge && !remove) || (remove && systemd)) {
         cli_help(stderr, "setup");
         return 2;
     }
-    if (setup_host(user, NULL, NULL, NULL, &err) < 0) {
-        fprintf(stderr, "berth setup: %s\n", berth_error_msg(&err));
+    if (remove) {
+        if (setup_remove(user, purge, &err) < 0)
+            goto fail;
+        printf("berth setup: removed what setup made for '%s'%s\n", user,
+               purge ? " (and the user with its home)" : "");
+        return 0;
+    }
+    if (setup_host(user, NULL, NULL, NULL, &err) < 0)
+        goto fail;
+    printf("berth setup: user '%s' is ready (subordinate ids, delegated cgroups)\n", user);
+    if (systemd) {
+        if (setup_systemd(user, unit_dir, &err) < 0)
+            goto fail;
+        printf("berth setup: wrote %s/berth.service; run 'systemctl daemon-reload && "
+               "systemctl enable --now berth'\n", unit_dir);
+    }
+    return 0;
+fail:
+    fprintf(stderr, "berth setup: %s\n", berth_error_msg(&err));
+    return 1;
+}
+
+/* As root: the checks run for `user`, in a child that drops to it first. */
+static int doctor_as(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+    int status;
+    pid_t pid;
+
+    if (!pw) {
+        fprintf(stderr, "berth doctor: no user '%s'; run 'berth setup --user %s' as root\n", user, user);
         return 1;
     }
-    printf("berth setup: user '%s' is ready (subordinate ids, delegated cgroups)\n", user);
-    return 0;
+    fflush(stdout);
+    pid = fork();
+    if (pid < 0) {
+        perror("berth doctor: fork");
+        return 1;
+    }
+    if (pid == 0) {
+        _cleanup_error_ struct berth_error *err = NULL;
+        _cleanup_free_ char *home = NULL;
+
+        if (setup_drop_privileges(pw->pw_uid, pw->pw_gid, user, pw->pw_dir, &err) < 0) {
+            fprintf(stderr, "berth doctor: %s\n", berth_error_msg(&err));
+            _exit(1);
+        }
+        home = model_default_home();
+        _exit(doctor_run(stdout, DOCTOR_ALL, access(home, W_OK) == 0 ? home : "/tmp", &err) ? 1 : 0);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return 1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+static int cmd_doctor(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "user", required_argument, NULL, 'u' },
+        { "home", required_argument, NULL, 'H' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *home = NULL;
+    const char *user = NULL;
+    int c;
+
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'u': user = optarg; break;
+        case 'H': free(home); home = xstrdup(optarg); break;
+        case 'h': return cli_help(stdout, "doctor");
+        default: cli_help(stderr, "doctor"); return 2;
+        }
+    }
+    if (optind != argc) {
+        cli_help(stderr, "doctor");
+        return 2;
+    }
+    if (geteuid() == 0)
+        return doctor_as(user ? user : "berth");
+    if (user) {
+        struct passwd *pw = getpwuid(geteuid());
+
+        if (!pw || strcmp(pw->pw_name, user) != 0) {
+            fprintf(stderr, "berth doctor: --user is for root; run it as '%s' instead\n", user);
+            return 2;
+        }
+    }
+    if (!home)
+        home = model_default_home();
+    return doctor_run(stdout, DOCTOR_ALL, access(home, W_OK) == 0 ? home : "/tmp", &err) ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -181,6 +248,8 @@ int main(int argc, char **argv)
             return cli_help(stdout, "container");
         return container_cmd_main(argc - 1, argv + 1);
     }
+    if (strcmp(cmd, "doctor") == 0)
+        return cmd_doctor(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         if (argc > 3) {
             fprintf(stderr, "usage: berth help [COMMAND]\n");

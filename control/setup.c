@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * control/setup: the one-time root step (ARCHITECTURE.md, Tenants and
- * isolation) and the privilege drop of a `berth serve` started as root.
+ * isolation), its undoing (`--remove`), the systemd unit (`--systemd`) and
+ * the privilege drop of a `berth serve` started as root, which never walks
+ * or writes inside the berth user's home as root.
  * useradd/usermod from Debian's passwd package do the user and id-range
  * work, so /etc/passwd, /etc/subuid and /etc/subgid are edited by the tools
  * that own them, with their locking.
@@ -9,6 +11,7 @@
 #include "control/serve.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -115,22 +119,6 @@ int setup_host(const char *user, uid_t *ret_uid, gid_t *ret_gid, char **ret_home
         *ret_gid = pw->pw_gid;
     if (ret_home)
         *ret_home = xstrdup(pw->pw_dir);
-    return 0;
-}
-
-int setup_own_dir(const char *dir, uid_t uid, gid_t gid, struct berth_error **err)
-{
-    struct stat st;
-    int r = mkdir_p(dir, 0755, err);
-
-    if (r < 0)
-        return r;
-    if (lstat(dir, &st) < 0)
-        return berth_error_make(err, errno, "stat '%s'", dir);
-    if ((st.st_uid != uid || st.st_gid != gid) && lchown(dir, uid, gid) < 0)
-        return berth_error_make(err, errno, "chown '%s'", dir);
-    if (chmod(dir, 0700) < 0)
-        return berth_error_make(err, errno, "chmod '%s'", dir);
     return 0;
 }
 
@@ -238,4 +226,247 @@ int serve_install_buildpacks(const char *src, const char *dst, struct berth_erro
         return berth_error_make(err, errno, "rename '%s'", tmp);
     (void)rm_rf(old, NULL);
     return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * the home of a `berth serve` started as root (ARCHITECTURE.md, root-run
+ * safety): root never walks or writes inside a directory the berth user
+ * owns. It makes an explicit --home that is missing, stages the buildpacks
+ * in a directory of its own, and the rest happens after the drop.
+ */
+
+int setup_check_home(const char *home, struct berth_error **err)
+{
+    struct stat st;
+
+    if (lstat(home, &st) < 0)
+        return errno == ENOENT ? 0 : berth_error_make(err, errno, "stat '%s'", home);
+    if (!S_ISDIR(st.st_mode))
+        return berth_error_plain(err, ENOTDIR, "the home '%s' is not a directory%s", home,
+                                 S_ISLNK(st.st_mode) ? " (a symlink)" : "");
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return berth_error_plain(err, EPERM, "the home '%s' is writable by %s (mode %03o): another user "
+                                 "could replace berth's records and keys; run 'chmod go-w %s' or "
+                                 "choose another --home", home, (st.st_mode & S_IWOTH) ? "everyone" : "its group",
+                                 (unsigned)(st.st_mode & 0777), home);
+    return 0;
+}
+
+int setup_root_home(const char *home, uid_t uid, gid_t gid, struct berth_error **err)
+{
+    _cleanup_free_ char *parent = xstrdup(home);
+    char *slash = strrchr(parent, '/');
+    struct stat st;
+    int r;
+
+    if ((r = setup_check_home(home, err)) < 0)
+        return r;
+    if (lstat(home, &st) == 0) {
+        if (st.st_uid == uid)
+            return 0;
+        /* Only a directory root made (an operator's mkdir) is handed over; never another user's. */
+        if (st.st_uid != 0)
+            return berth_error_plain(err, EPERM, "the home '%s' belongs to uid %u, not to the berth user "
+                                     "(uid %u)", home, (unsigned)st.st_uid, (unsigned)uid);
+    } else {
+        if (slash && slash != parent) {
+            *slash = '\0';
+            if ((r = mkdir_p(parent, 0755, err)) < 0)
+                return r;
+        }
+        if (mkdir(home, 0700) < 0)
+            return berth_error_make(err, errno, "mkdir '%s'", home);
+    }
+    if (lchown(home, uid, gid) < 0)
+        return berth_error_make(err, errno, "chown '%s'", home);
+    return 0;
+}
+
+static uid_t stage_uid;
+static gid_t stage_gid;
+
+static int chown_staged(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return lchown(path, stage_uid, stage_gid) < 0 ? -1 : 0;
+}
+
+int setup_stage_buildpacks(const char *src, uid_t uid, gid_t gid, char **ret_dir, struct berth_error **err)
+{
+    _cleanup_free_ char *dir = xstrdup("/tmp/berth-buildpacks-XXXXXX");
+    _cleanup_free_ char *dst = NULL;
+    int r;
+
+    if (!mkdtemp(dir))
+        return berth_error_make(err, errno, "mkdtemp '%s'", dir);
+    dst = xasprintf("%s/buildpacks", dir);
+    if ((r = serve_install_buildpacks(src, dst, err)) < 0) {
+        (void)rm_rf(dir, NULL);
+        return r;
+    }
+    /*
+     * Depth first: a directory changes hands only after everything in it,
+     * so the user can never rename an entry the walk is still to reach.
+     */
+    stage_uid = uid;
+    stage_gid = gid;
+    if (nftw(dir, chown_staged, 16, FTW_PHYS | FTW_DEPTH) < 0) {
+        r = berth_error_make(err, errno, "chown '%s'", dir);
+        (void)rm_rf(dir, NULL);
+        return r;
+    }
+    *ret_dir = TAKE_PTR(dir);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * `berth setup --remove`: undoing the above for one user
+ */
+
+/* usermod --del-sub{u,g}ids for each range of setup's size the user has in file. */
+static int remove_ranges(const char *file, const char *flag, const char *user, uid_t uid,
+                         struct berth_error **err)
+{
+    unsigned long need = SETUP_MIN_SLICES * TENANT_ID_SLICE;
+    _cleanup_free_ unsigned long *starts = NULL;
+    size_t n = subid_ranges_sized(file, user, uid, need, &starts);
+
+    for (size_t i = 0; i < n; i++) {
+        _cleanup_free_ char *range = xasprintf("%lu-%lu", starts[i], starts[i] + need - 1);
+        const char *argv[] = { "usermod", flag, range, user, NULL };
+        int r = run_tool(argv, err);
+
+        if (r < 0)
+            return berth_error_wrap(err, "removing the subordinate ids %s of '%s'", range, user);
+    }
+    return 0;
+}
+
+int setup_remove(const char *user, bool purge, struct berth_error **err)
+{
+    struct passwd *pw;
+    uid_t uid;
+    int r;
+
+    if (geteuid() != 0)
+        return berth_error_plain(err, EPERM, "berth setup --remove must run as root");
+    pw = getpwnam(user);
+    if (!pw)
+        return berth_error_plain(err, ENOENT, "no user '%s'", user);
+    if (pw->pw_uid == 0)
+        return berth_error_plain(err, EINVAL, "refusing to remove root");
+    uid = pw->pw_uid;
+    r = runner_cgroup_undelegate(uid, err);
+    if (r < 0)
+        return berth_error_wrap(err, "removing the cgroups of '%s'", user);
+    if ((r = remove_ranges(SUBUID_FILE, "--del-subuids", user, uid, err)) < 0 ||
+        (r = remove_ranges(SUBGID_FILE, "--del-subgids", user, uid, err)) < 0)
+        return r;
+    if (purge) {
+        /* userdel takes the user's remaining id ranges, its group and its home with it. */
+        const char *argv[] = { "userdel", "--remove", user, NULL };
+
+        if ((r = run_tool(argv, err)) < 0)
+            return berth_error_wrap(err, "deleting user '%s'", user);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * `berth setup --systemd`: the unit
+ */
+
+char *setup_unit_text(const char *user, const char *berth)
+{
+    return xasprintf(
+        "# Written by `berth setup --systemd --user %s`.\n"
+        "[Unit]\n"
+        "Description=berth PaaS (git push to deploy, as user %s)\n"
+        "Documentation=man:systemd.service(5)\n"
+        "After=network-online.target\n"
+        "Wants=network-online.target\n"
+        "\n"
+        "[Service]\n"
+        "Type=simple\n"
+        "User=%s\n"
+        "# berth serve flags (--http, --control, --domain, ...), optional\n"
+        "EnvironmentFile=-/etc/default/berth\n"
+        "# As root (the + prefix): subordinate ids, /dev/net/tun and berth's cgroups\n"
+        "# below the service's own, which Delegate= hands over.\n"
+        "ExecStartPre=+%s setup --user %s\n"
+        "ExecStart=%s serve $BERTH_SERVE_ARGS\n"
+        "Delegate=yes\n"
+        "Restart=on-failure\n"
+        "RestartSec=2s\n"
+        "KillMode=mixed\n"
+        "TimeoutStopSec=30s\n"
+        "StandardOutput=journal\n"
+        "StandardError=journal\n"
+        "SyslogIdentifier=berth\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n",
+        user, user, user, berth, user, berth);
+}
+
+int setup_systemd(const char *user, const char *unit_dir, struct berth_error **err)
+{
+    _cleanup_free_ char *berth = realpath("/proc/self/exe", NULL);
+    _cleanup_free_ char *unit = NULL, *path = NULL;
+
+    if (!berth)
+        return berth_error_make(err, errno, "find berth's own path");
+    path = xasprintf("%s/berth.service", unit_dir);
+    unit = setup_unit_text(user, berth);
+    return write_file_atomic(path, unit, strlen(unit), 0644, err);
+}
+
+/* ------------------------------------------------------------------------
+ * `berth serve` started as root
+ */
+
+int setup_serve_as_root(const char *user, const char *home, const char *buildpacks_src, char **ret_staging,
+                        struct berth_error **err)
+{
+    _cleanup_free_ char *user_home = NULL, *staging = NULL;
+    uid_t uid;
+    gid_t gid;
+    int r;
+
+    if ((r = setup_host(user, &uid, &gid, &user_home, err)) < 0)
+        return r;
+    /* The default home is inside the user's own: the user makes it, after the drop. */
+    if (home && (r = setup_root_home(home, uid, gid, err)) < 0)
+        return r;
+    /* The source tree may not be readable by the berth user: root copies it out first. */
+    if ((r = setup_stage_buildpacks(buildpacks_src, uid, gid, &staging, err)) < 0)
+        return r;
+    if ((r = setup_drop_privileges(uid, gid, user, user_home, err)) < 0) {
+        (void)rm_rf(staging, NULL);
+        return r;
+    }
+    *ret_staging = TAKE_PTR(staging);
+    return 0;
+}
+
+int setup_serve_home(const char *home, const char *staging, struct berth_error **err)
+{
+    _cleanup_free_ char *from = NULL, *to = NULL;
+    int r;
+
+    if ((r = setup_check_home(home, err)) < 0 || (r = mkdir_p(home, 0700, err)) < 0 ||
+        (r = setup_check_home(home, err)) < 0)
+        goto out;
+    if (staging) {
+        from = xasprintf("%s/buildpacks", staging);
+        to = xasprintf("%s/buildpacks", home);
+        r = serve_install_buildpacks(from, to, err);
+    }
+out:
+    /* The staged copy is the user's now, in /tmp: it goes whatever happened. */
+    if (staging)
+        (void)rm_rf(staging, NULL);
+    return r;
 }

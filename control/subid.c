@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/xalloc.h"
 
 typedef void (*entry_fn)(void *cls, const char *owner, unsigned long start, unsigned long count);
 
@@ -107,4 +108,33 @@ unsigned long subid_first_free(const char *file, unsigned long floor)
 
     (void)for_each_entry(file, max_entry, &max);
     return max;
+}
+
+struct sized_walk {
+    const char *user;
+    char uid_str[24];
+    unsigned long count;
+    unsigned long *starts;
+    size_t n;
+};
+
+static void sized_entry(void *cls, const char *owner, unsigned long start, unsigned long count)
+{
+    struct sized_walk *w = cls;
+
+    if (count != w->count || (strcmp(owner, w->user) && strcmp(owner, w->uid_str)))
+        return;
+    w->starts = xrealloc(w->starts, (w->n + 1) * sizeof(*w->starts));
+    w->starts[w->n++] = start;
+}
+
+size_t subid_ranges_sized(const char *file, const char *user, uid_t uid, unsigned long count,
+                          unsigned long **ret_starts)
+{
+    struct sized_walk w = { .user = user, .count = count };
+
+    snprintf(w.uid_str, sizeof(w.uid_str), "%u", (unsigned)uid);
+    (void)for_each_entry(file, sized_entry, &w);
+    *ret_starts = w.starts;
+    return w.n;
 }

@@ -9,6 +9,7 @@
 #ifndef BERTH_CONTROL_SUBID_H
 #define BERTH_CONTROL_SUBID_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "common/error.h"
@@ -23,5 +24,13 @@ int subid_slice(const char *file, const char *user, uid_t uid, unsigned long sli
 unsigned long subid_count_slices(const char *file, const char *user, uid_t uid, unsigned long slice_size);
 /* One past the highest id any entry in file uses (at least `floor`). */
 unsigned long subid_first_free(const char *file, unsigned long floor);
+
+/*
+ * The first ids of the user's entries in file that hold exactly `count`
+ * ids (`berth setup` adds its ranges in one size), in file order; the
+ * array is malloc'ed (NULL when none). Returns how many.
+ */
+size_t subid_ranges_sized(const char *file, const char *user, uid_t uid, unsigned long count,
+                          unsigned long **ret_starts);
 
 #endif

@@ -64,5 +64,17 @@ bool cgroup_has_word(const char *list, const char *word, char sep);
 const struct cgroup_ctrl *cgroup_find_ctrl(const struct cgroup_layout *l, const char *name);
 /* v2: switches berth's controllers on in `dir`'s cgroup.subtree_control. */
 int cgroup_enable_controllers(const char *dir, struct berth_error **err);
+/*
+ * Root's delegation over a given layout (runner_cgroup_delegate() finds
+ * it): makes each root, hands it and its delegated files to uid:gid, and
+ * every cgroup below it whole (repairing what another owner left). v2:
+ * switches the controllers on in the parent and in the root. Idempotent.
+ */
+int cgroup_delegate_layout(const struct cgroup_layout *l, uid_t uid, gid_t gid, struct berth_error **err);
+/*
+ * Fails (EACCES, naming `berth setup --user`) when any cgroup of the
+ * layout's subtrees, or a delegated file of one, does not belong to uid.
+ */
+int cgroup_check_owner_layout(const struct cgroup_layout *l, uid_t uid, struct berth_error **err);
 
 #endif

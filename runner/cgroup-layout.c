@@ -393,27 +393,101 @@ int cgroup_enable_controllers(const char *dir, struct berth_error **err)
 
 static int chown_path(const char *path, uid_t uid, gid_t gid, struct berth_error **err)
 {
-    if (chown(path, uid, gid) < 0)
+    if (lchown(path, uid, gid) < 0)
         return berth_error_make(err, errno, "chown '%s' to %u:%u", path, (unsigned)uid,
                                 (unsigned)gid);
     return 0;
 }
 
-int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err)
+/*
+ * Hands `dir`, a cgroup below a delegated root, and everything in it (its
+ * files and the cgroups below) to uid:gid. A cgroup made by another user
+ * (an earlier owner of the name, or root by hand) would otherwise stop the
+ * delegatee at its first mkdir below it. cgroupfs has no symlinks; lchown
+ * all the same.
+ */
+static int chown_tree(const char *dir, int depth, uid_t uid, gid_t gid, struct berth_error **err)
 {
-    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
-    /*
-     * Only the directory and the files a delegatee needs to create children
-     * and place processes (the kernel's own list in /sys/kernel/cgroup/delegate
-     * for v2). The knobs of `berth-<user>` itself stay root's: they are the
-     * operator's limit on berth as a whole.
-     */
-    static const char *const v1_files[] = { "cgroup.procs", "tasks" };
-    static const char *const v2_files[] = { "cgroup.procs", "cgroup.subtree_control", "cgroup.threads" };
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *de;
     int r;
 
-    if ((r = layout_find(uid, &l, err)) < 0)
-        return WRAP(r, err, "finding this process's cgroups");
+    if (!d)
+        return berth_error_make(err, errno, "opendir '%s'", dir);
+    while ((de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        _cleanup_free_ char *p = xasprintf("%s/%s", dir, de->d_name);
+        if (de->d_type == DT_DIR && depth + 1 >= MAX_DEPTH)
+            return berth_error_plain(err, ELOOP, "cgroups nested deeper than %d below '%s'", MAX_DEPTH, p);
+        r = de->d_type == DT_DIR ? chown_tree(p, depth + 1, uid, gid, err) : chown_path(p, uid, gid, err);
+        if (r < 0)
+            return r;
+    }
+    return chown_path(dir, uid, gid, err);
+}
+
+/*
+ * Only the directory and the files a delegatee needs to create children
+ * and place processes (the kernel's own list in /sys/kernel/cgroup/delegate
+ * for v2). The knobs of `berth-<user>` itself stay root's: they are the
+ * operator's limit on berth as a whole.
+ */
+static const char *const v1_files[] = { "cgroup.procs", "tasks" };
+static const char *const v2_files[] = { "cgroup.procs", "cgroup.subtree_control", "cgroup.threads" };
+
+static size_t delegated_files(const struct cgroup_layout *l, const char *const **ret)
+{
+    *ret = l->v2 ? v2_files : v1_files;
+    return l->v2 ? sizeof(v2_files) / sizeof(v2_files[0]) : sizeof(v1_files) / sizeof(v1_files[0]);
+}
+
+/* mkdir of a delegated root (kept when it exists), which must be a directory. */
+static int make_root(const char *root, struct berth_error **err)
+{
+    struct stat st;
+
+    if (mkdir(root, 0755) < 0 && errno != EEXIST)
+        return berth_error_make(err, errno, "mkdir '%s'", root);
+    if (lstat(root, &st) < 0)
+        return berth_error_make(err, errno, "stat '%s'", root);
+    if (!S_ISDIR(st.st_mode))
+        return berth_error_plain(err, ENOTDIR, "'%s' exists and is not a cgroup", root);
+    return 0;
+}
+
+/* The root's delegated files, then every cgroup below it, whole. */
+static int chown_delegated(const struct cgroup_layout *l, const char *root, uid_t uid, gid_t gid,
+                           struct berth_error **err)
+{
+    _cleanup_closedir_ DIR *d = NULL;
+    const char *const *files;
+    size_t nf = delegated_files(l, &files);
+    struct dirent *de;
+    int r;
+
+    if ((r = chown_path(root, uid, gid, err)) < 0)
+        return r;
+    for (size_t j = 0; j < nf; j++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", root, files[j]);
+        if ((r = chown_path(p, uid, gid, err)) < 0)
+            return r;
+    }
+    if (!(d = opendir(root)))
+        return berth_error_make(err, errno, "opendir '%s'", root);
+    while ((de = readdir(d))) {
+        if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        _cleanup_free_ char *sub = xasprintf("%s/%s", root, de->d_name);
+        if ((r = chown_tree(sub, 1, uid, gid, err)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+int cgroup_delegate_layout(const struct cgroup_layout *l, uid_t uid, gid_t gid, struct berth_error **err)
+{
+    int r;
 
     for (size_t i = 0; i < l->n; i++) {
         const char *root = l->ctrl[i].root;
@@ -422,26 +496,128 @@ int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err)
             if ((r = cgroup_enable_controllers(parent, err)) < 0)
                 return r;
         }
-        if (mkdir(root, 0755) < 0 && errno != EEXIST)
-            return berth_error_make(err, errno, "mkdir '%s'", root);
-        struct stat st;
-        if (lstat(root, &st) < 0)
-            return berth_error_make(err, errno, "stat '%s'", root);
-        if (!S_ISDIR(st.st_mode))
-            return berth_error_plain(err, ENOTDIR, "'%s' exists and is not a cgroup", root);
-        if ((r = chown_path(root, uid, gid, err)) < 0)
+        if ((r = make_root(root, err)) < 0 || (r = chown_delegated(l, root, uid, gid, err)) < 0)
             return r;
-        const char *const *files = l->v2 ? v2_files : v1_files;
-        size_t nf = l->v2 ? sizeof(v2_files) / sizeof(v2_files[0]) : sizeof(v1_files) / sizeof(v1_files[0]);
-        for (size_t j = 0; j < nf; j++) {
-            _cleanup_free_ char *p = xasprintf("%s/%s", root, files[j]);
-            if ((r = chown_path(p, uid, gid, err)) < 0)
-                return r;
-        }
         if (l->v2 && (r = cgroup_enable_controllers(root, err)) < 0)
             return r;
     }
     return 0;
+}
+
+int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
+    int r;
+
+    if ((r = layout_find(uid, &l, err)) < 0)
+        return WRAP(r, err, "finding this process's cgroups");
+    return cgroup_delegate_layout(l, uid, gid, err);
+}
+
+/* rmdir of `dir` and the cgroups below it, deepest first; a populated one stops it (EBUSY). */
+static int remove_subtree(const char *dir, int depth, struct berth_error **err)
+{
+    _cleanup_closedir_ DIR *d = opendir(dir);
+    struct dirent *de;
+    int r;
+
+    if (!d)
+        return errno == ENOENT ? 0 : berth_error_make(err, errno, "opendir '%s'", dir);
+    while ((de = readdir(d))) {
+        if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        _cleanup_free_ char *sub = xasprintf("%s/%s", dir, de->d_name);
+        if (depth + 1 >= MAX_DEPTH)
+            return berth_error_plain(err, ELOOP, "cgroups nested deeper than %d below '%s'", MAX_DEPTH, sub);
+        if ((r = remove_subtree(sub, depth + 1, err)) < 0)
+            return r;
+    }
+    if (rmdir(dir) < 0 && errno != ENOENT) {
+        if (errno == EBUSY)
+            return berth_error_plain(err, EBUSY, "processes still run in cgroup '%s'; stop that "
+                                     "user's berth serve (and its containers) first", dir);
+        return berth_error_make(err, errno, "rmdir '%s'", dir);
+    }
+    return 0;
+}
+
+int runner_cgroup_undelegate(uid_t uid, struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
+    int r;
+
+    if ((r = layout_find(uid, &l, err)) < 0)
+        return WRAP(r, err, "finding this process's cgroups");
+    for (size_t i = 0; i < l->n; i++)
+        if ((r = remove_subtree(l->ctrl[i].root, 0, err)) < 0)
+            return r;
+    return 0;
+}
+
+/* The first path at or below `dir` (a cgroup or one of `files`) that uid does not own, or NULL. */
+static char *find_foreign(const char *dir, int depth, const char *const *files, size_t nf, uid_t uid,
+                          uid_t *ret_owner)
+{
+    _cleanup_closedir_ DIR *d = NULL;
+    struct dirent *de;
+    struct stat st;
+
+    if (lstat(dir, &st) == 0 && st.st_uid != uid) {
+        *ret_owner = st.st_uid;
+        return xstrdup(dir);
+    }
+    for (size_t j = 0; j < nf; j++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s", dir, files[j]);
+        if (lstat(p, &st) == 0 && st.st_uid != uid) {
+            *ret_owner = st.st_uid;
+            return TAKE_PTR(p);
+        }
+    }
+    if (depth + 1 >= MAX_DEPTH || !(d = opendir(dir)))
+        return NULL;
+    while ((de = readdir(d))) {
+        if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        _cleanup_free_ char *sub = xasprintf("%s/%s", dir, de->d_name);
+        char *bad = find_foreign(sub, depth + 1, files, nf, uid, ret_owner);
+        if (bad)
+            return bad;
+    }
+    return NULL;
+}
+
+int cgroup_check_owner_layout(const struct cgroup_layout *l, uid_t uid, struct berth_error **err)
+{
+    const char *const *files;
+    size_t nf = delegated_files(l, &files);
+
+    for (size_t i = 0; i < l->n; i++) {
+        uid_t owner = 0;
+        _cleanup_free_ char *bad = find_foreign(l->ctrl[i].root, 0, files, nf, uid, &owner);
+        struct passwd *pw;
+        _cleanup_free_ char *name = NULL;
+
+        if (!bad)
+            continue;
+        pw = getpwuid(uid);
+        name = pw ? xstrdup(pw->pw_name) : xasprintf("%u", (unsigned)uid);
+        pw = getpwuid(owner);
+        return berth_error_plain(err, EACCES, "'%s' belongs to %s%s (uid %u), not to '%s'; run "
+                                 "'berth setup --user %s' as root to repair the ownership of the subtree",
+                                 bad, pw ? "user " : "another user", pw ? pw->pw_name : "",
+                                 (unsigned)owner, name, name);
+    }
+    return 0;
+}
+
+int runner_cgroup_check_owner(struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
+    int r;
+
+    if ((r = layout_find(geteuid(), &l, err)) < 0)
+        return WRAP(r, err, "finding berth's cgroups");
+    return cgroup_check_owner_layout(l, geteuid(), err);
 }
 
 /* Fails with a message naming `berth setup` unless `root` exists and is ours to write. */

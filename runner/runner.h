@@ -296,8 +296,10 @@ int runner_stack_prepare(const char *dir, struct berth_error **err);
  * Host preparation, run as root by `berth setup`: creates a `berth-<user>`
  * cgroup (the user of uid) below the cgroup this process is in, for each
  * controller berth limits (v1: memory, pids, cpu; v2: the unified tree),
- * and hands it to uid/gid. One subtree per operator, so two installations
- * on one host never share cgroups. Never moves a process. Idempotent.
+ * and hands it to uid/gid, with every cgroup already below it (a cgroup
+ * another owner left there is handed over too: re-running repairs). One
+ * subtree per operator, so two installations on one host never share
+ * cgroups. Never moves a process. Idempotent.
  */
 int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err);
 /*
@@ -305,6 +307,18 @@ int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err);
  * writable; 0 if containers can be limited, -errno with a message otherwise.
  */
 int runner_cgroup_check(struct berth_error **err);
+/*
+ * Checks, as the berth user, that every cgroup of its delegated subtrees
+ * (and the files it must write in the subtree's root) belongs to it;
+ * -EACCES with a message naming `berth setup --user <user>` otherwise.
+ */
+int runner_cgroup_check_owner(struct berth_error **err);
+/*
+ * As root (`berth setup --remove`): removes the `berth-<user>` subtrees of
+ * uid, deepest cgroup first. Fails with EBUSY, naming the cgroup, while a
+ * process still runs in one. Missing subtrees are fine.
+ */
+int runner_cgroup_undelegate(uid_t uid, struct berth_error **err);
 /*
  * As the berth user: creates the cgroup `relpath` below the delegated
  * subtree (a tenant's "<tenant>", or deeper; missing parents too) if it is

@@ -25,6 +25,9 @@ if [ "$(id -u)" = 0 ]; then
     echo "=== root"
     BERTH_TEST_USER=$user BERTH=$top/build/berth bash tests/serve-as-root.sh >"$dest/root-tests.tap" 2>&1 || true
     grep -E '^(not )?ok ' "$dest/root-tests.tap" | grep -v '^ok ' || echo "serve-as-root: $(grep -c '^ok ' "$dest/root-tests.tap") ok"
+    # Two operators, doctor on a host broken on purpose, setup --remove/--systemd.
+    BERTH_TEST_USER=$user BERTH=$top/build/berth bash tests/two-operators.sh >"$dest/root-tests2.tap" 2>&1 || true
+    grep -E '^(not )?ok ' "$dest/root-tests2.tap" | grep -v '^ok ' || echo "two-operators: $(grep -c '^ok ' "$dest/root-tests2.tap") ok"
     chown -R "$user:" "$dest"
     chmod 0755 "$dest"
     home=$(getent passwd "$user" | cut -d: -f6)
@@ -55,4 +58,5 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=0 \
     run_setup build-asan -Db_sanitize=address,undefined -Dwerror=true
 # The root phase's TAP (tests/serve-as-root.sh), when there was one.
 [ -f root-tests.tap ] && logs+=(root-tests.tap)
+[ -f root-tests2.tap ] && logs+=(root-tests2.tap)
 exec python3 tests/tap-summary.py "${logs[@]}"

@@ -69,13 +69,20 @@ start_berth() {
     "$BERTH" serve --home "$home" --http 127.0.0.1:0 --control 127.0.0.1:0 "$@" \
         >"$TEST_DIR/serve.log" 2>&1 &
     serve_pid=$!
+    serve_ready "$home" "$TEST_DIR/serve.log"
+}
+
+# serve_ready HOME LOG: waits for the `berth serve` $serve_pid (logging to LOG) to write
+# HOME/run/serve.json, then sets HTTP_PORT, CONTROL_PORT, BERTH_URL and BERTH_TOKEN.
+serve_ready() {
+    local home=$1
     for _ in $(seq 1 300); do
         [ -s "$home/run/serve.json" ] && break
         kill -0 "$serve_pid" 2>/dev/null || break
         sleep 0.1
     done
     if [ ! -s "$home/run/serve.json" ]; then
-        echo "# berth serve did not start:" >&2; diag "$TEST_DIR/serve.log"; return 1
+        echo "# berth serve did not start:" >&2; diag "$2"; return 1
     fi
     HTTP_PORT=$(sed -n 's/.*"http_port": *\([0-9]*\).*/\1/p' "$home/run/serve.json")
     CONTROL_PORT=$(sed -n 's/.*"control_port": *\([0-9]*\).*/\1/p' "$home/run/serve.json")
