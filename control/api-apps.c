@@ -19,6 +19,8 @@
  *   DELETE /apps/<app>?confirm=<app>  destroy it, in api-tenants.c (destroy.h)
  *   /apps/<app>/resources, /tenants/<name>/limits
  *                                     process types' resources and tenants' limits, in api-quota.c
+ *   /pipelines, /apps/<app>/pipeline..., /config/copy, /preview-config
+ *                                     pipelines, promotion and previews, in api-pipelines.c
  *   GET    /events[?app=<app>]        the audit log (events.h): `berth events`
  *   POST   /gc {"dry_run", "keep"}    slug garbage collection (gc.h): `berth gc`
  *
@@ -645,6 +647,9 @@ static enum MHD_Result app_route(const struct api_call *call, const char *app, c
         return api_logs_handle(call, app);
     if (sub && strcmp(sub, "/resources") == 0)
         return api_quota_resources_handle(call, app);
+    if (sub && (strncmp(sub, "/pipeline", 9) == 0 || strcmp(sub, "/config/copy") == 0 ||
+                strcmp(sub, "/preview-config") == 0))
+        return api_pipelines_app_handle(call, app, sub);
     return api_respond_error(call->conn, 404, "no such endpoint");
 }
 
@@ -671,6 +676,8 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
     if (strcmp(url, "/tenants") == 0 || strncmp(url, "/tenants/", 9) == 0 || strcmp(url, "/tokens") == 0 ||
         strncmp(url, "/tokens/", 8) == 0)
         return api_tenants_handle(call);
+    if (strcmp(url, "/pipelines") == 0 || strncmp(url, "/pipelines/", 11) == 0)
+        return api_pipelines_handle(call);
     if (strncmp(url, "/apps/", 6) != 0)
         return api_respond_error(call->conn, 404, "no such endpoint");
     sub = strchr(url + 6, '/');

@@ -123,6 +123,10 @@ enum MHD_Result api_run_handle(const struct api_call *call, const char *app);
 
 /* api-ps.c: /apps/<app>/dynos (GET), /formation, /actions/<what>, for an app the caller checked the tenant owns. */
 enum MHD_Result api_ps_handle(const struct api_call *call, const char *app, const char *sub);
+/* api-pipelines.c: /pipelines[/<name>[/apps[/<app>]|/previews]] for the caller's own tenant. */
+enum MHD_Result api_pipelines_handle(const struct api_call *call);
+/* /apps/<app>/pipeline[/promote|/diff], /config/copy, /preview-config, for an app the caller checked the tenant owns. */
+enum MHD_Result api_pipelines_app_handle(const struct api_call *call, const char *app, const char *sub);
 /* api-logs.c: GET /apps/<app>/logs (the app is the caller's). */
 enum MHD_Result api_logs_handle(const struct api_call *call, const char *app);
 /* api-quota.c: /tenants/<name>/limits (any tenant may ask; the handler decides) */

@@ -23,7 +23,7 @@ struct help_row {
 /* Listing order. */
 static const char *const groups[] = {
     "Apps", "Deploys and releases", "Config and settings", "Processes", "Domains, TLS and the router",
-    "Tenants and tokens", "Operator",
+    "Pipelines and previews", "Tenants and tokens", "Operator",
 };
 
 static const struct help_row rows[] = {
@@ -70,6 +70,15 @@ static const struct help_row rows[] = {
     { "maintenance", "Domains, TLS and the router", "whether the app is in maintenance mode" },
     { "maintenance:on", "Domains, TLS and the router", "the router answers every request 503 (H80) with a plain page" },
     { "maintenance:off", "Domains, TLS and the router", "the router sends requests to the app again" },
+    { "pipelines", "Pipelines and previews", "your pipelines, or one: its stages, apps and what each runs" },
+    { "pipelines:create", "Pipelines and previews", "create a pipeline (staging, production, ... of one app)" },
+    { "pipelines:add", "Pipelines and previews", "add an app to a pipeline at a stage (one pipeline per app)" },
+    { "pipelines:remove", "Pipelines and previews", "take an app out of its pipeline (the app stays)" },
+    { "pipelines:destroy", "Pipelines and previews", "remove a pipeline and its preview apps" },
+    { "pipelines:promote", "Pipelines and previews", "the app's slug to the next stage's apps (or --to): no build" },
+    { "pipelines:diff", "Pipelines and previews", "the commits the app runs that the next stage does not" },
+    { "pipelines:previews", "Pipelines and previews", "an app per branch pushed to the staging app (on|off)" },
+    { "config:copy", "Config and settings", "copy config vars (all, or those named) from one app to another" },
     { "tenants", "Tenants and tokens", "every tenant (admin only)" },
     { "tenants:list", "Tenants and tokens", "every tenant (admin only)" },
     { "tenants:create", "Tenants and tokens", "create a tenant and print its token, once (admin only)" },

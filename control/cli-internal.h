@@ -7,7 +7,7 @@
  * cli-releases.c its releases and rollback; cli-cron.c its scheduled jobs;
  * cli-run.c its one-off runs; cli-logs.c its log; cli-tenants.c tenants,
  * tokens and apps:destroy; cli-quota.c tenants' limits and process types'
- * resources.
+ * resources; cli-pipelines.c pipelines, promotion, config:copy and previews.
  * Each command takes its own arguments (after the command name) and
  * returns the process exit code.
  */
@@ -15,6 +15,7 @@
 #define BERTH_CONTROL_CLI_INTERNAL_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 /* One row of the command table (cli.c). */
@@ -129,6 +130,18 @@ int cli_ps_stop(int argc, char **argv);
 int cli_ps_start(int argc, char **argv);
 /* cli-logs.c */
 int cli_logs(int argc, char **argv);
+/* cli-pipelines.c */
+int cli_pipelines(int argc, char **argv);
+int cli_pipelines_create(int argc, char **argv);
+int cli_pipelines_add(int argc, char **argv);
+int cli_pipelines_remove(int argc, char **argv);
+int cli_pipelines_destroy(int argc, char **argv);
+int cli_pipelines_promote(int argc, char **argv);
+int cli_pipelines_diff(int argc, char **argv);
+int cli_pipelines_previews(int argc, char **argv);
+int cli_config_copy(int argc, char **argv);
+/* config:set/unset --preview APP ...: the staging app's preview overrides (argv from APP on). */
+int cli_config_preview(int argc, char **argv, bool set);
 /* cli-quota.c */
 int cli_tenants_limits(int argc, char **argv);
 int cli_resource(int argc, char **argv);

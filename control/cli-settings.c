@@ -298,7 +298,11 @@ static bool take_no_restart(int *argc, char **argv)
 int cli_config_set(int argc, char **argv)
 {
     _cleanup_json_ json_t *body = json_object();
-    bool no_restart = take_no_restart(&argc, argv);
+    bool no_restart;
+
+    if (strcmp(argv[0], "--preview") == 0)
+        return cli_config_preview(argc - 1, argv + 1, true);
+    no_restart = take_no_restart(&argc, argv);
 
     if (argc < 2) {
         fprintf(stderr, "usage: berth config:set APP [--no-restart] NAME=VALUE...\n");
@@ -323,7 +327,11 @@ int cli_config_set(int argc, char **argv)
 int cli_config_unset(int argc, char **argv)
 {
     _cleanup_json_ json_t *body = json_object();
-    bool no_restart = take_no_restart(&argc, argv);
+    bool no_restart;
+
+    if (strcmp(argv[0], "--preview") == 0)
+        return cli_config_preview(argc - 1, argv + 1, false);
+    no_restart = take_no_restart(&argc, argv);
 
     if (argc < 2) {
         fprintf(stderr, "usage: berth config:unset APP [--no-restart] NAME...\n");

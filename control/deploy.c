@@ -38,6 +38,7 @@
 #include "control/events.h"
 #include "control/formation-internal.h"
 #include "control/instance.h"
+#include "control/pipelines.h"
 #include "control/quota.h"
 
 typedef void (*deploy_output_fn)(void *cls, const char *line);
@@ -410,6 +411,12 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
         return berth_error_make(err, errno, "mkdir '%s'", work);
 
     receiver_progress(push, "-----> Building %s (commit %.7s) on the host stack", ctx->app, u->new_hex);
+    {
+        _cleanup_free_ char *stage = pipelines_stage_line(s, ctx->tenant, ctx->app);
+
+        if (stage)
+            receiver_progress(push, "-----> %s", stage);
+    }
     r = build_slug(ctx, push, record, config, work, u->new_hex, version, suffix, &built, err);
     if (r < 0) {
         /* The build driver has already told the user why, in its own lines. */
@@ -439,61 +446,105 @@ out:
     return r;
 }
 
-int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_update *updates,
-                   size_t n_updates, struct strbuf *reason)
+int deploy_push_start(struct deploy_ctx *ctx, struct receiver_push *push, const struct receiver_update *u,
+                      struct strbuf *reason)
 {
-    struct deploy_ctx *ctx = cls;
     _cleanup_error_ struct berth_error *err = NULL;
-    const struct receiver_update *u = NULL;
-    struct app_runtime *rt;
+    struct app_runtime *rt = server_app(ctx->server, ctx->app);
     bool reported = false;
     int r;
 
-    for (size_t i = 0; i < n_updates; i++) {
-        if (!is_deploy_branch(updates[i].refname)) {
-            receiver_progress(push, " !     berth deploys only 'main' or 'master'; '%s' was pushed",
-                              updates[i].refname);
-            strbuf_addstr(reason, "pushed to a branch other than main or master");
-            return -EINVAL;
-        }
-        if (is_zero_oid(updates[i].new_hex)) {
-            strbuf_addstr(reason, "deleting the deploy branch is not allowed");
-            return -EPERM;
-        }
-        if (u) {
-            strbuf_addstr(reason, "push either main or master, not both");
-            return -EINVAL;
-        }
-        u = &updates[i];
-    }
-    if (!u)
-        return 0;
-
-    rt = server_app(ctx->server, ctx->app);
     pthread_mutex_lock(&rt->deploy_lock);
     r = deploy(ctx, push, u, &reported, &err);
     /* Started: the lock stays held until the push is settled (deploy_settled()). */
     if (r == 0)
         return 0;
     pthread_mutex_unlock(&rt->deploy_lock);
-    if (r < 0) {
-        log_warn("deploy of '%s' failed: %s", ctx->app, berth_error_msg(&err));
-        if (!reported)
-            receiver_progress(push, " !     %s", berth_error_msg(&err));
-        receiver_progress(push, " !     Push rejected to %s.", ctx->app);
-        strbuf_addstr(reason, berth_error_msg(&err));
-        /* One line for the ng report. */
-        for (size_t i = 0; i < reason->len; i++)
-            if (reason->buf[i] == '\n')
-                reason->buf[i] = ' ';
-        return r;
+    log_warn("deploy of '%s' failed: %s", ctx->app, berth_error_msg(&err));
+    if (!reported)
+        receiver_progress(push, " !     %s", berth_error_msg(&err));
+    receiver_progress(push, " !     Push rejected to %s.", ctx->app);
+    strbuf_addstr(reason, berth_error_msg(&err));
+    /* One line for the ng report. */
+    for (size_t i = 0; i < reason->len; i++)
+        if (reason->buf[i] == '\n')
+            reason->buf[i] = ' ';
+    return r;
+}
+
+/*
+ * A branch other than the deploy branch: with previews on for the app
+ * (pipelines.h), a push builds the branch's preview (one branch per push)
+ * and a deletion destroys it once settled; without, the push is refused.
+ */
+static int branch_update(struct deploy_ctx *ctx, struct receiver_push *push, const struct receiver_update *u,
+                         const struct receiver_update **ret_branch, struct strbuf *reason)
+{
+    if (!pipelines_has_previews(ctx->server, ctx->tenant, ctx->app)) {
+        receiver_progress(push, " !     berth deploys only 'main' or 'master'; '%s' was pushed", u->refname);
+        strbuf_addstr(reason, "pushed to a branch other than main or master");
+        return -EINVAL;
     }
+    if (is_zero_oid(u->new_hex)) {
+        if (!ctx->deleted_branches)
+            ctx->deleted_branches = json_array();
+        json_array_append_new(ctx->deleted_branches, json_string(u->refname));
+        return 0;
+    }
+    if (*ret_branch) {
+        strbuf_addstr(reason, "push one branch at a time to get a preview of each");
+        return -EINVAL;
+    }
+    *ret_branch = u;
     return 0;
 }
 
-void deploy_settled(void *cls, struct receiver_push *push, bool ok)
+int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_update *updates,
+                   size_t n_updates, struct strbuf *reason)
 {
     struct deploy_ctx *ctx = cls;
+    const struct receiver_update *u = NULL, *branch = NULL;
+    int r = 0;
+
+    for (size_t i = 0; i < n_updates && r == 0; i++) {
+        if (!is_deploy_branch(updates[i].refname))
+            r = branch_update(ctx, push, &updates[i], &branch, reason);
+        else if (is_zero_oid(updates[i].new_hex))
+            r = -EPERM, strbuf_addstr(reason, "deleting the deploy branch is not allowed");
+        else if (u)
+            r = -EINVAL, strbuf_addstr(reason, "push either main or master, not both");
+        else
+            u = &updates[i];
+    }
+    /* The preview first: one that cannot be made rejects the push before main builds. */
+    if (r == 0 && branch)
+        r = pipelines_branch_pushed(ctx->server, ctx->app, ctx->tenant, push, branch, &ctx->preview, reason);
+    if (r == 0 && u && (r = deploy_push_start(ctx, push, u, reason)) < 0 && ctx->preview)
+        pipelines_preview_settled(TAKE_PTR(ctx->preview), push, false);
+    if (r < 0) {
+        json_decref(TAKE_PTR(ctx->deleted_branches));
+        if (!u)
+            receiver_progress(push, " !     Push rejected to %s.", ctx->app);
+    }
+    return r;
+}
+
+/* After the main deploy settled and its lock is gone: the preview goes live, deleted branches lose theirs. */
+static void settle_branches(struct deploy_ctx *ctx, struct receiver_push *push, bool ok)
+{
+    _cleanup_json_ json_t *deleted = TAKE_PTR(ctx->deleted_branches);
+    json_t *ref;
+    size_t i;
+
+    if (ctx->preview)
+        pipelines_preview_settled(TAKE_PTR(ctx->preview), push, ok);
+    json_array_foreach(deleted, i, ref)
+        if (ok)
+            pipelines_branch_deleted(ctx->server, ctx->app, ctx->tenant, json_string_value(ref), push);
+}
+
+static void settle_main(struct deploy_ctx *ctx, struct receiver_push *push, bool ok)
+{
     struct server *s = ctx->server;
     _cleanup_error_ struct berth_error *err = NULL;
     _cleanup_json_ json_t *release = TAKE_PTR(ctx->pending_release);
@@ -523,6 +574,14 @@ void deploy_settled(void *cls, struct receiver_push *push, bool ok)
                           s->http_port);
     }
     pthread_mutex_unlock(&rt->deploy_lock);
+}
+
+void deploy_settled(void *cls, struct receiver_push *push, bool ok)
+{
+    struct deploy_ctx *ctx = cls;
+
+    settle_main(ctx, push, ok);
+    settle_branches(ctx, push, ok);
 }
 
 /* ---------------------------------------------------------------- without a push */
@@ -604,6 +663,45 @@ static int rollback_locked(struct server *s, const char *app, const char *tenant
     *ret_version = current + 1;
     events_record(s, tenant, app, "rollback", "%s: v%u", desc, current + 1);
     return 0;
+}
+
+static int promote_locked(struct server *s, const char *app, const char *tenant, const json_t *source,
+                          const char *description, unsigned *ret_version, struct berth_error **err)
+{
+    _cleanup_json_ json_t *record = NULL, *config = NULL, *release = NULL;
+    _cleanup_free_ char *slug_dir = NULL;
+    const char *slug = json_get_str(source, "slug");
+    unsigned current;
+    int r;
+
+    if ((r = model_app_load(&s->model, app, &record, err)) < 0 ||
+        (r = model_app_config(&s->model, app, &config, err)) < 0 ||
+        (r = model_release_current(&s->model, app, &current, NULL, err)) < 0)
+        return r;
+    slug_dir = slug ? server_slug_dir(s, tenant, slug) : NULL;
+    if (!slug_dir || access(slug_dir, F_OK) < 0)
+        return berth_error_plain(err, ENOENT, "the slug to promote to '%s' is gone; nothing changed", app);
+    release = release_derived(source, current + 1, tenant, description);
+    /* The target keeps its own config: only the build moves. */
+    json_object_set(release, "config", config);
+    if ((r = go_live(s, app, tenant, release, record, true, NULL, NULL, err)) < 0)
+        return r;
+    *ret_version = current + 1;
+    events_record(s, tenant, app, "promote", "%s: v%u", description, current + 1);
+    return 0;
+}
+
+int deploy_promote(struct server *s, const char *app, const char *tenant, const json_t *source,
+                   const char *description, unsigned *ret_version, struct berth_error **err)
+{
+    struct app_runtime *rt = server_app(s, app);
+    int r;
+
+    *ret_version = 0;
+    pthread_mutex_lock(&rt->deploy_lock);
+    r = promote_locked(s, app, tenant, source, description, ret_version, err);
+    pthread_mutex_unlock(&rt->deploy_lock);
+    return r;
 }
 
 int deploy_rollback(struct server *s, const char *app, const char *tenant, unsigned target,

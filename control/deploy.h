@@ -19,6 +19,8 @@
 #include "control/server.h"
 #include "receiver/receiver.h"
 
+struct pipelines_preview;
+
 struct deploy_ctx {
     struct server *server;
     const char *app;
@@ -29,6 +31,9 @@ struct deploy_ctx {
      */
     struct started *pending;
     json_t *pending_release;
+    /* The same for a branch's preview app (pipelines.h), and the branches deleted (refnames). */
+    struct pipelines_preview *preview;
+    json_t *deleted_branches;
 };
 
 /*
@@ -44,6 +49,24 @@ int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_
                    size_t n_updates, struct strbuf *reason);
 /* A receiver_settled_fn; cls is the same struct deploy_ctx. Releases the app's deploy lock. */
 void deploy_settled(void *cls, struct receiver_push *push, bool ok);
+/*
+ * The deploy of one update `u` (its new commit) to ctx->app, from a push
+ * that may be to another app (a preview is built from its staging app's
+ * push): takes ctx->app's deploy lock, builds and starts; 0 with the lock
+ * still held and the release pending for deploy_settled(ctx, ...), or < 0
+ * (said to the client, `reason` set) with the lock released.
+ */
+int deploy_push_start(struct deploy_ctx *ctx, struct receiver_push *push, const struct receiver_update *u,
+                      struct strbuf *reason);
+/*
+ * Promotion: a new release of `app` from `source` (another app's release
+ * of the same tenant): its slug, process types, commit and scheduled jobs,
+ * with `app`'s own config, no build, live with zero downtime after the
+ * health checks, described `description`. -ENOENT (nothing changed) when
+ * the slug is gone.
+ */
+int deploy_promote(struct server *s, const char *app, const char *tenant, const json_t *source,
+                   const char *description, unsigned *ret_version, struct berth_error **err);
 /*
  * A new release from the current one with `config` as its config vars and
  * `description` ("Set GREETING config vars"), live with zero downtime when

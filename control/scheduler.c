@@ -26,6 +26,7 @@
 #include "control/applog.h"
 #include "control/cron.h"
 #include "control/instance.h"
+#include "control/pipelines.h"
 
 /* Longer than this without a tick (a suspended host, a clock jump): the minutes in between are not run. */
 #define CATCH_UP_MAX_S (5 * 60)
@@ -326,6 +327,8 @@ static void *scheduler_main(void *arg)
         pthread_mutex_unlock(&sc->lock);
         for (time_t m = done + 60; m <= minute; m += 60)
             tick(sc, m);
+        /* Once a minute too: previews idle past their pipeline's idle time stop. */
+        pipelines_stop_idle(sc->server);
         pthread_mutex_lock(&sc->lock);
         done = minute;
     }
