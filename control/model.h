@@ -20,6 +20,7 @@
  *   <home>/layers/stacks/host/      the host stack's skeleton layer
  *   <home>/cache/buildpacks/        git buildpacks, one bare repository per URL
  *   <home>/run/                     serve.json, instance and build dirs
+ *   <home>/pipelines/<tenant>/<name>.json  a pipeline: its apps and their stages, previews (pipelines.h)
  *   <home>/certs/<app>/<id>.pem/.key the app's TLS certificates; certs/default.pem/.key (certs.h)
  *
  * The functions here only read and write records; the deploy pipeline and
