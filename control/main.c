@@ -22,6 +22,7 @@
 #include "control/doctor.h"
 #include "control/model.h"
 #include "control/serve.h"
+#include "runner/runner.h"
 
 #ifndef BERTH_BUILDPACKS_SRC
 #error "meson defines BERTH_BUILDPACKS_SRC"
@@ -91,6 +92,11 @@ static int cmd_serve(int argc, char **argv)
         goto fail;
     if (staging)
         opt.buildpacks_src = NULL;
+    /* Where systemd delegated our cgroup (Delegate=yes), berth-<user> is ours to make. */
+    if (runner_cgroup_self_delegate(&err) < 0) {
+        log_warn("making berth's cgroups below its own: %s", berth_error_msg(&err));
+        berth_error_release(&err);
+    }
     /* Network is optional (a warning later); the limits are unless --allow-no-limits. */
     if (doctor_run(NULL, DOCTOR_REQUIRED | (opt.allow_no_limits ? 0 : DOCTOR_LIMITS), home, &err) > 0) {
         berth_error_wrap(&err, "berth cannot run safely on this host ('berth doctor' lists every check)");

@@ -106,13 +106,14 @@ int setup_host(const char *user, uid_t *ret_uid, gid_t *ret_gid, char **ret_home
     if (stat("/usr/bin/newuidmap", &st) < 0 || !(st.st_mode & S_ISUID))
         return berth_error_plain(err, ENOENT, "'/usr/bin/newuidmap' is missing or not setuid: "
                                  "apt-get install uidmap");
-    r = runner_cgroup_delegate(pw->pw_uid, pw->pw_gid, err);
-    if (r < 0)
-        return berth_error_wrap(err, "delegating cgroups to '%s'", user);
     /* Builds and apps with outbound network need /dev/net/tun for pasta. */
     r = runner_network_prepare(err);
     if (r < 0)
         return berth_error_wrap(err, "preparing outbound networking");
+    /* Last: under systemd on cgroup v2 the service delegates itself, and this may fail there. */
+    r = runner_cgroup_delegate(pw->pw_uid, pw->pw_gid, err);
+    if (r < 0)
+        return berth_error_wrap(err, "delegating cgroups to '%s'", user);
     if (ret_uid)
         *ret_uid = pw->pw_uid;
     if (ret_gid)
@@ -393,9 +394,10 @@ char *setup_unit_text(const char *user, const char *berth)
         "User=%s\n"
         "# berth serve flags (--http, --control, --domain, ...), optional\n"
         "EnvironmentFile=-/etc/default/berth\n"
-        "# As root (the + prefix): subordinate ids, /dev/net/tun and berth's cgroups\n"
-        "# below the service's own, which Delegate= hands over.\n"
-        "ExecStartPre=+%s setup --user %s\n"
+        "# As root (+) at each start: subordinate ids, /dev/net/tun, and on cgroup v1\n"
+        "# berth's cgroups. On v2 berth serve makes them itself in the cgroup that\n"
+        "# Delegate= hands it, and this step's cgroup part may fail there (-).\n"
+        "ExecStartPre=-+%s setup --user %s\n"
         "ExecStart=%s serve $BERTH_SERVE_ARGS\n"
         "Delegate=yes\n"
         "Restart=on-failure\n"

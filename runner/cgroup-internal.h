@@ -19,6 +19,8 @@
 #define CGROUP_MOUNT "/sys/fs/cgroup"
 /* berth's delegated cgroup is "berth-<user>": one subtree per operator (uid). */
 #define BERTH_CGROUP_PREFIX "berth-"
+/* v2: the leaf a daemon started in a delegated cgroup moves itself into, beside its subtree. */
+#define BERTH_SUPERVISOR_CGROUP "berth-supervisor"
 /* Caps on what we accept from callers and read from the kernel. */
 #define MAX_RELPATH 1024
 #define MAX_DEPTH 16
@@ -71,6 +73,15 @@ int cgroup_enable_controllers(const char *dir, struct berth_error **err);
  * switches the controllers on in the parent and in the root. Idempotent.
  */
 int cgroup_delegate_layout(const struct cgroup_layout *l, uid_t uid, gid_t gid, struct berth_error **err);
+/*
+ * The berth user's own delegation, where its cgroup was handed to it
+ * (systemd's Delegate=yes): for each root whose parent the user may write,
+ * makes the root; v2 moves this process into the leaf
+ * BERTH_SUPERVISOR_CGROUP beside it first and switches the controllers on
+ * in the parent and the root. Roots whose parent is not the user's are
+ * left to root's `berth setup`. Idempotent.
+ */
+int cgroup_self_delegate_layout(const struct cgroup_layout *l, struct berth_error **err);
 /*
  * Fails (EACCES, naming `berth setup --user`) when any cgroup of the
  * layout's subtrees, or a delegated file of one, does not belong to uid.

@@ -289,6 +289,10 @@ static int layout_find(uid_t uid, struct cgroup_layout **ret, struct berth_error
         if ((r = find_mount(NULL, &mnt, &mroot, err)) < 0 || (r = own_cgroup(NULL, &own, err)) < 0)
             return r;
         _cleanup_free_ char *dir = hierarchy_dir(mnt, mroot, own);
+        /* A daemon that moved itself into its leaf (cgroup_self_delegate_layout) keeps its subtree beside it. */
+        char *slash = strrchr(dir, '/');
+        if (slash && strcmp(slash + 1, BERTH_SUPERVISOR_CGROUP) == 0)
+            *slash = '\0';
         l->v2 = true;
         l->ctrl[0].name = xstrdup("unified");
         l->ctrl[0].root = xasprintf("%s/%s", dir, subtree);
@@ -512,6 +516,50 @@ int runner_cgroup_delegate(uid_t uid, gid_t gid, struct berth_error **err)
     if ((r = layout_find(uid, &l, err)) < 0)
         return WRAP(r, err, "finding this process's cgroups");
     return cgroup_delegate_layout(l, uid, gid, err);
+}
+
+int cgroup_self_delegate_layout(const struct cgroup_layout *l, struct berth_error **err)
+{
+    int r;
+
+    for (size_t i = 0; i < l->n; i++) {
+        const char *root = l->ctrl[i].root;
+        _cleanup_free_ char *parent = xstrndup(root, (size_t)(strrchr(root, '/') - root));
+        _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", parent);
+
+        /* Not handed to us (no Delegate=): root's `berth setup` is the way, and the checks say so. */
+        if (faccessat(AT_FDCWD, parent, W_OK, AT_EACCESS) < 0 || faccessat(AT_FDCWD, procs, W_OK, AT_EACCESS) < 0)
+            continue;
+        if (l->v2) {
+            /*
+             * No internal processes: a cgroup holding this process cannot
+             * pass controllers down, so the daemon moves into a leaf of its
+             * own first (writing 0 moves the writer).
+             */
+            _cleanup_free_ char *leaf = xasprintf("%s/%s", parent, BERTH_SUPERVISOR_CGROUP);
+            _cleanup_free_ char *leaf_procs = xasprintf("%s/cgroup.procs", leaf);
+
+            if (mkdir(leaf, 0755) < 0 && errno != EEXIST)
+                return berth_error_make(err, errno, "mkdir '%s'", leaf);
+            if ((r = cgroup_write_str(leaf_procs, "0", err)) < 0 || (r = cgroup_enable_controllers(parent, err)) < 0)
+                return r;
+        }
+        if ((r = make_root(root, err)) < 0)
+            return r;
+        if (l->v2 && (r = cgroup_enable_controllers(root, err)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+int runner_cgroup_self_delegate(struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
+    int r;
+
+    if ((r = layout_find(geteuid(), &l, err)) < 0)
+        return WRAP(r, err, "finding berth's cgroups");
+    return cgroup_self_delegate_layout(l, err);
 }
 
 /* rmdir of `dir` and the cgroups below it, deepest first; a populated one stops it (EBUSY). */

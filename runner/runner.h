@@ -314,6 +314,14 @@ int runner_cgroup_check(struct berth_error **err);
  */
 int runner_cgroup_check_owner(struct berth_error **err);
 /*
+ * As the berth user, before any thread, where its own cgroup was delegated
+ * to it (systemd's Delegate=yes): makes `berth-<user>` below it itself (v2:
+ * after moving this process into a leaf beside it, since a cgroup holding
+ * processes cannot pass controllers down). A no-op where the cgroup is not
+ * the user's to write (root's `berth setup` delegates it there).
+ */
+int runner_cgroup_self_delegate(struct berth_error **err);
+/*
  * As root (`berth setup --remove`): removes the `berth-<user>` subtrees of
  * uid, deepest cgroup first. Fails with EBUSY, naming the cgroup, while a
  * process still runs in one. Missing subtrees are fine.
