@@ -668,6 +668,16 @@ int runner_cgroup_check_owner(struct berth_error **err)
     return cgroup_check_owner_layout(l, geteuid(), err);
 }
 
+/* The user a delegated root `.../berth-<user>` is for, as named in it. */
+static const char *root_user(const char *root)
+{
+    const char *base = strrchr(root, '/');
+
+    base = base ? base + 1 : root;
+    return strncmp(base, BERTH_CGROUP_PREFIX, strlen(BERTH_CGROUP_PREFIX)) == 0
+               ? base + strlen(BERTH_CGROUP_PREFIX) : base;
+}
+
 /* Fails with a message naming `berth setup` unless `root` exists and is ours to write. */
 static int check_delegated(const char *root, struct berth_error **err)
 {
@@ -676,16 +686,17 @@ static int check_delegated(const char *root, struct berth_error **err)
 
     if (stat(root, &st) < 0) {
         if (errno == ENOENT)
-            return berth_error_plain(err, ENOENT, "cgroup '%s' does not exist; run "
-                                     "'berth setup --user <this user>' as root to delegate it", root);
+            return berth_error_plain(err, ENOENT, "cgroup '%s' does not exist: cgroups are not delegated; "
+                                     "run 'berth setup --user %s' as root to delegate them", root,
+                                     root_user(root));
         return berth_error_make(err, errno, "stat '%s'", root);
     }
     /* AT_EACCESS: the effective ids are what the kernel checks on mkdir and write. */
     if (faccessat(AT_FDCWD, root, W_OK, AT_EACCESS) < 0 ||
         faccessat(AT_FDCWD, procs, W_OK, AT_EACCESS) < 0)
         return berth_error_make(err, errno, "cgroup '%s' is not writable by uid %u; run "
-                                "'berth setup' as root to delegate it", root,
-                                (unsigned)geteuid());
+                                "'berth setup --user %s' as root to delegate it", root,
+                                (unsigned)geteuid(), root_user(root));
     return 0;
 }
 
@@ -715,7 +726,8 @@ int runner_cgroup_check(struct berth_error **err)
         _cleanup_free_ char *probe = xasprintf("%s/.check-%ld", l->ctrl[i].root, (long)getpid());
         if (mkdir(probe, 0755) < 0 && errno != EEXIST)
             return berth_error_make(err, errno, "cannot create cgroups below '%s'; run "
-                                    "'berth setup' as root to delegate it", l->ctrl[i].root);
+                                    "'berth setup --user %s' as root to delegate it", l->ctrl[i].root,
+                                    root_user(l->ctrl[i].root));
         if (rmdir(probe) < 0)
             return berth_error_make(err, errno, "removing probe cgroup '%s'", probe);
     }

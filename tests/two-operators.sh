@@ -200,6 +200,9 @@ check "setup --remove of a missing user fails clearly (exit $r)" sh -c "[ $r = 1
 check "... removes its cgroup subtree" [ ! -e "$(cg "$user2" memory)" ]
 check "... and setup's id ranges" sh -c "! grep -q '^$user2:.*:1048576\$' /etc/subuid /etc/subgid"
 check "... keeps the user and its home" sh -c "id '$user2' >/dev/null && [ -d '$home2' ]"
+r=0; "$B" doctor --user "$user2" >"$TEST_DIR/doc9" 2>&1 || r=$?
+check "doctor fails once cgroups are not delegated (exit $r)" [ "$r" = 1 ]
+check "... naming the fix" grep -q "^FAIL cgroups delegated: .*berth-$user2' does not exist: cgroups are not delegated; run 'berth setup --user $user2' as root" "$TEST_DIR/doc9"
 check "... leaves $user1's subtree alone" [ "$(stat -c %U "$(cg "$user1" memory)")" = "$user1" ]
 "$B" setup --remove --purge --user "$user2" >"$TEST_DIR/rm2" 2>&1 && ok "setup --remove --purge" || { not_ok "setup --remove --purge"; diag "$TEST_DIR/rm2"; }
 check "... deletes the user and its home" sh -c "! id '$user2' >/dev/null 2>&1 && [ ! -d '$home2' ]"
