@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * control/container-cmd: `berth container run` (see container-cmd.h). It
- * starts the runner's spawner itself, as `berth serve` does, and asks it for
- * one container laid out as an app's: ROOTFS_OR_SLUG_DIR is the topmost
+ * runs one container laid out as an app's with runner_run_once(), straight
+ * from this process (no spawner: nothing here has threads), in the user
+ * namespace the runner keeps for the tenant's ids between runs, which
+ * spares each start the setuid newuidmap and newgidmap (runner.h,
+ * RUNNER_ONCE_KEEP_USERNS): start-up time is what tests, benchmarks and
+ * `berth doctor` wait on. ROOTFS_OR_SLUG_DIR is the topmost
  * lower layer over the host stack (a slug holds app/, so an empty
  * directory gives the bare stack with an empty /app), the command runs as
  * the app user (1000) in /app with the app's PATH and HOME, under berth's
@@ -30,7 +34,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -38,7 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -402,34 +404,6 @@ static int exit_code(int status)
     return EXIT_SETUP;
 }
 
-/*
- * Waits for the container's end; a signal to berth stops it first. The
- * signals are blocked (the caller did it) and read from sfd.
- */
-static int wait_container(struct runner_container *c, int sfd, int *ret_status, struct berth_error **err)
-{
-    struct pollfd p[2] = {
-        { .fd = runner_container_exit_fd(c), .events = POLLIN }, { .fd = sfd, .events = POLLIN },
-    };
-
-    for (;;) {
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            return berth_error_make(err, errno, "poll");
-        }
-        if (p[1].revents & POLLIN) {
-            struct signalfd_siginfo si;
-
-            if (read(sfd, &si, sizeof(si)) < 0 && errno != EAGAIN)
-                return berth_error_make(err, errno, "read the signalfd");
-            return runner_stop(c, CONTAINER_GRACE_MS, err) < 0 ? -1 : runner_wait(c, -1, ret_status, err);
-        }
-        if (p[0].revents)
-            return runner_wait(c, -1, ret_status, err);
-    }
-}
-
 /* The message and exit code of a spawn that failed. */
 static int spawn_failed(const struct run_opts *o, struct berth_error **err)
 {
@@ -445,7 +419,6 @@ static int spawn_failed(const struct run_opts *o, struct berth_error **err)
 }
 
 struct run_ctx {
-    struct runner *runner;
     struct runner_spec spec;
     char *state_dir, *cgroup, *stack_dir;
     int fds[3];
@@ -453,14 +426,9 @@ struct run_ctx {
 
 static void ctx_release(struct run_ctx *x)
 {
-    if (x->state_dir && access(x->state_dir, F_OK) == 0) {
-        _cleanup_error_ struct berth_error *err = NULL;
-
-        if (runner_remove_tree(x->runner, x->state_dir, x->spec.uid_base, x->spec.gid_base,
-                               x->spec.id_count, &err) < 0)
-            fprintf(stderr, "berth container run: removing '%s': %s\n", x->state_dir, berth_error_msg(&err));
-    }
-    runner_free(x->runner);
+    /* runner_run_once() removes it; when the run never started, it is still empty and ours. */
+    if (x->state_dir && rmdir(x->state_dir) < 0 && errno != ENOENT)
+        fprintf(stderr, "berth container run: removing '%s': %s\n", x->state_dir, strerror(errno));
     for (int i = 0; i < 3; i++)
         closep(&x->fds[i]);
     free(x->state_dir);
@@ -468,7 +436,7 @@ static void ctx_release(struct run_ctx *x)
     free(x->stack_dir);
 }
 
-/* Everything but the spawn: ids, stack, state dir, cgroup path, stdio, the spawner. */
+/* Everything but the run: ids, stack, state dir, cgroup path, stdio, the cgroup check. */
 static int prepare(const struct run_opts *o, struct run_ctx *x, struct berth_error **err)
 {
     _cleanup_free_ char *home = berth_home();
@@ -495,9 +463,7 @@ static int prepare(const struct run_opts *o, struct run_ctx *x, struct berth_err
     for (int i = 0; i < 3; i++)
         if ((x->fds[i] = stdio_fd(i)) < 0)
             return berth_error_make(err, errno, "open '/dev/null'");
-    if ((r = runner_cgroup_check(err)) < 0)
-        return r;
-    return runner_spawner_start(&x->runner, err);
+    return runner_cgroup_check(err);
 }
 
 static int run(const struct run_opts *o)
@@ -507,18 +473,16 @@ static int run(const struct run_opts *o)
     _cleanup_free_ char **envp = make_envp(o);
     const char *lowers[] = { o->dir, NULL };
     _cleanup_free_ char *dir = realpath(o->dir, NULL);
-    struct runner_container *c = NULL;
-    _cleanup_close_ int sfd = -1;
     sigset_t set;
-    int status = 0, code;
+    int status, code, r;
 
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
-    /* Before the spawner forks: a ^C on the way is read below, not lost. */
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 || (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
-        fprintf(stderr, "berth container run: signalfd: %s\n", strerror(errno));
+    /* Before anything starts: a ^C on the way stops the container once it runs, not lost. */
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+        fprintf(stderr, "berth container run: sigprocmask: %s\n", strerror(errno));
         return EXIT_SETUP;
     }
     lowers[0] = dir ? dir : o->dir;
@@ -537,18 +501,15 @@ static int run(const struct run_opts *o)
         .stdin_fd = x.fds[0], .stdout_fd = x.fds[1], .stderr_fd = x.fds[2],
         .cgroup = x.cgroup, .limits = o->limits, .network = o->network,
     };
-    if (runner_spawn(x.runner, &x.spec, &c, &err) < 0) {
-        code = spawn_failed(o, &err);
-    } else if (wait_container(c, sfd, &status, &err) < 0) {
-        fprintf(stderr, "berth container run: %s\n", berth_error_msg(&err));
-        code = EXIT_SETUP;
+    status = -1;
+    r = runner_run_once(&x.spec, RUNNER_ONCE_KEEP_USERNS, CONTAINER_GRACE_MS, &status, &err);
+    if (status == -1) {
+        /* It never ran: the setup failed, or the command could not be executed. */
+        code = r < 0 ? spawn_failed(o, &err) : EXIT_SETUP;
     } else {
         code = exit_code(status);
-    }
-    if (c) {
-        berth_error_release(&err);
-        (void)runner_stop(c, 0, &err);
-        runner_container_free(c);
+        if (r < 0)
+            fprintf(stderr, "berth container run: %s\n", berth_error_msg(&err));
     }
     ctx_release(&x);
     return code;

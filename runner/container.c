@@ -17,8 +17,8 @@
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +107,8 @@ int container_reap(int pidfd, bool block)
 
 /*
  * One newuidmap or newgidmap run, started by idmap_start() and reaped by
- * idmap_finish(). It is posix_spawn()ed and waited for by pid, which is
- * safe in the spawner only because nothing in it ever waits for any child
+ * idmap_finish(). It is forked and waited for by pid, which is safe in the
+ * spawner only because nothing in it ever waits for any child
  * (container_clone() says why): nothing else can reap it first.
  */
 struct idmap_run {
@@ -123,8 +123,7 @@ static int idmap_start(struct idmap_run *m, const char *tool, pid_t pid, unsigne
 {
     static const char *const dirs[] = { "/usr/bin", "/bin", "/usr/sbin" };
     _cleanup_free_ char *path = NULL;
-    posix_spawn_file_actions_t fa;
-    int fds[2], r;
+    int fds[2];
 
     m->tool = tool;
     m->rd = -1;
@@ -146,15 +145,24 @@ static int idmap_start(struct idmap_run *m, const char *tool, pid_t pid, unsigne
 
     if (pipe2(fds, O_CLOEXEC) < 0)
         return berth_error_make(err, errno, "pipe for '%s'", tool);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDERR_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    r = posix_spawn(&m->child, path, &fa, NULL, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
+    /*
+     * fork, not posix_spawn: its vfork holds the caller until the setuid
+     * exec is done (about half a millisecond), which would run the two
+     * helpers one after the other instead of side by side.
+     */
+    m->child = fork();
+    if (m->child == 0) {
+        if (dup2(fds[1], STDOUT_FILENO) >= 0 && dup2(fds[1], STDERR_FILENO) >= 0)
+            execve(path, argv, envp);
+        dprintf(fds[1], "run '%s': %s", path, strerror(errno));
+        _exit(127);
+    }
     (void)close(fds[1]);
-    if (r != 0) {
+    if (m->child < 0) {
+        int e = errno;
+
         (void)close(fds[0]);
-        return berth_error_make(err, r, "run '%s'", path);
+        return berth_error_make(err, e, "fork for '%s'", path);
     }
     m->rd = fds[0];
     return 0;
@@ -361,6 +369,8 @@ struct create {
     bool chmodded;               /* state_dir is 0777 until the child reports */
     mode_t state_mode;
     int sync_p, agent_p, status_r, pidfd, pasta_fd;
+    bool in_userns;              /* the caller's user namespace is the container's */
+    int userns;                  /* -1, or the child's user namespace when asked for */
     int child_fds[3];            /* the child's ends: sync, agent, status */
     pid_t pid;
     struct net_host net;
@@ -413,13 +423,14 @@ static int create_prepare(struct create *c, struct berth_error **err)
 }
 
 /* The clone, and what the parent does before releasing the child. */
-static int create_start(struct create *c, const struct seccomp_program *prog,
+static int create_start(struct create *c, const struct seccomp_program *prog, bool want_userns,
                         struct berth_error **err)
 {
     const struct runner_spec *spec = c->spec;
     int r;
 
-    c->pid = container_clone(NS_FLAGS, &c->pidfd);
+    c->pid = container_clone(c->in_userns ? NS_FLAGS & ~(unsigned long)CLONE_NEWUSER : NS_FLAGS,
+                             &c->pidfd);
     if (c->pid == 0)
         child_main(spec, prog, &c->net, c->child_fds[0], c->child_fds[1], c->child_fds[2]);
     r = c->pid < 0 ? -errno : 0;
@@ -439,7 +450,15 @@ static int create_start(struct create *c, const struct seccomp_program *prog,
      * Until we reap it (only on failure, below) the child, even dead, keeps
      * its pid: here the pid still names it, for the tools that take one.
      */
-    if ((r = container_map_ids(c->pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
+    if (want_userns) {
+        _cleanup_free_ char *ns = xasprintf("/proc/%d/ns/user", (int)c->pid);
+
+        c->userns = open(ns, O_RDONLY | O_CLOEXEC);
+        if (c->userns < 0)
+            return berth_error_make(err, errno, "open the user namespace of %s", c->what);
+    }
+    if (!c->in_userns &&
+        (r = container_map_ids(c->pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
         return r;
     if (spec->cgroup && (r = cgroup_enter(*c->layout, spec->cgroup, c->pid, err)) < 0)
         return r;
@@ -477,6 +496,7 @@ static void create_release(struct create *c, bool failed)
     closep(&c->status_r);
     closep(&c->pidfd);
     closep(&c->pasta_fd);
+    closep(&c->userns);
     for (size_t i = 0; i < 3; i++)
         closep(&c->child_fds[i]);
     network_host_release(&c->net);
@@ -484,19 +504,21 @@ static void create_release(struct create *c, bool failed)
 }
 
 int container_create(const struct runner_spec *spec, const struct seccomp_program *prog,
-                     struct cgroup_layout **layout, struct container_handles *ret,
-                     struct berth_error **err)
+                     struct cgroup_layout **layout, bool in_userns, struct container_handles *ret,
+                     int *ret_userns, struct berth_error **err)
 {
     struct create c = {
-        .spec = spec, .layout = layout,
+        .spec = spec, .layout = layout, .in_userns = in_userns,
         .what = xasprintf("container '%s'", spec->name ? spec->name : "?"),
-        .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .pasta_fd = -1,
+        .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .pasta_fd = -1, .userns = -1,
         .child_fds = { -1, -1, -1 },
     };
     int r;
 
     if ((r = validate(spec, err)) < 0 || (r = create_prepare(&c, err)) < 0 ||
-        (r = create_start(&c, prog, err)) < 0) {
+        (r = create_start(&c, prog, ret_userns != NULL, err)) < 0) {
+        if (ret_userns)
+            *ret_userns = TAKE_FD(c.userns);
         create_release(&c, true);
         return r;
     }
@@ -504,6 +526,8 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
         .pid = c.pid, .pidfd = TAKE_FD(c.pidfd), .agent_fd = TAKE_FD(c.agent_p),
         .status_fd = TAKE_FD(c.status_r), .pasta_fd = TAKE_FD(c.pasta_fd),
     };
+    if (ret_userns)
+        *ret_userns = TAKE_FD(c.userns);
     create_release(&c, false);
     return 0;
 }

@@ -34,10 +34,19 @@ struct container_handles {
 /*
  * *layout is detected on first use of a cgroup and kept by the caller.
  * prog may be NULL only in builds without the seccomp profile.
+ * in_userns: the caller has joined the user namespace the container is to
+ * use (runner_run_once's kept one, keeper.h), which maps spec's ids: no new
+ * one, no id maps to write. Else a new one is made and mapped, and
+ * ret_userns is NULL, or where an fd of it goes (O_CLOEXEC, the caller's),
+ * opened while the child was still berth's: once the init is container
+ * root and non-dumpable, /proc no longer hands it out. It keeps the
+ * namespace, and the caller's capabilities over the ids it maps, after the
+ * container is gone (runner_run_once's cleanup); it is handed out on
+ * failure too (-1 if the clone did not happen), for the same cleanup.
  */
 int container_create(const struct runner_spec *spec, const struct seccomp_program *prog,
-                     struct cgroup_layout **layout, struct container_handles *ret,
-                     struct berth_error **err);
+                     struct cgroup_layout **layout, bool in_userns, struct container_handles *ret,
+                     int *ret_userns, struct berth_error **err);
 
 /*
  * Writes the id maps of `pid` (container 0..count-1 -> base..) with the

@@ -142,6 +142,31 @@ struct runner_spec {
 int runner_spawn(struct runner *r, const struct runner_spec *spec,
                  struct runner_container **ret, struct berth_error **err);
 /*
+ * One container from the calling process, with no spawner, for a command
+ * that runs one and exits (`berth container run`): creates it as
+ * runner_spawn() does, waits for its app to exit, and removes its cgroup
+ * and spec->state_dir with everything in it. *ret_status is the app's wait
+ * status (the init's, should the init die first). Meanwhile SIGINT,
+ * SIGTERM and SIGHUP are blocked in the caller (and its mask is restored
+ * at the end); the first that comes, or was pending, sends SIGTERM to every
+ * process in the container, and SIGKILL follows grace_ms later, as with
+ * runner_stop(). runner_spawner_start()'s rule holds:
+ * the caller must be single-threaded; and it must not wait for "any child"
+ * meanwhile (no signal handler that reaps). spec->port is ignored.
+ *
+ * RUNNER_ONCE_KEEP_USERNS: the container's user namespace is one kept by a
+ * small "berth-userns" process of the caller's uid, started on first use
+ * and gone after 30 s without one, shared with the other containers of the
+ * same ids started this way; that saves the newuidmap and newgidmap runs,
+ * about 2 ms of a start. The caller joins that namespace for good: it keeps
+ * its uid and its rights on its files, but getuid() reads 65534 from then
+ * on, so this is for a command's last step. Not for a spec with network
+ * (which gets its own namespace as without the flag).
+ */
+#define RUNNER_ONCE_KEEP_USERNS 1u
+int runner_run_once(const struct runner_spec *spec, unsigned flags, int grace_ms, int *ret_status,
+                    struct berth_error **err);
+/*
  * Asks the container's init for a TCP socket connected to 127.0.0.1:port in
  * the container's network namespace. *ret_fd is a connected, O_CLOEXEC,
  * blocking socket owned by the caller. ECONNREFUSED when nothing listens yet,

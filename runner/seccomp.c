@@ -6,10 +6,13 @@
  * clone3), the capability-gated and dangerous ones EPERM, and any other ABI
  * (i386 int 0x80, x32) kills the process.
  *
- * The spawner compiles the profile once with libseccomp into a raw BPF
- * program (seccomp_program_build); every container init then installs that
+ * The profile is compiled with libseccomp into a raw BPF program
+ * (seccomp_program_build) once, at build time: seccomp-gen.c writes it into
+ * the runner as a C array (seccomp-load.c hands it out), so neither the
+ * daemon nor `berth container run` pays the ~3.5 ms libseccomp takes to
+ * compile it, nor links libseccomp. Every container init installs that
  * program with the seccomp(2) syscall (seccomp_program_load), which costs
- * microseconds instead of the ~14 ms libseccomp needs to compile the profile.
+ * microseconds.
  */
 #include <errno.h>
 #include <linux/seccomp.h>
@@ -317,34 +320,4 @@ int seccomp_program_build(struct seccomp_program *ret, struct berth_error **err)
         return r;
     *ret = p;
     return 0;
-}
-
-void seccomp_program_release(struct seccomp_program *p)
-{
-    if (!p)
-        return;
-    free(p->filter);
-    p->filter = NULL;
-    p->len = 0;
-}
-
-int seccomp_program_load(const struct seccomp_program *p)
-{
-    struct sock_fprog prog = { .len = p->len, .filter = p->filter };
-
-    if (!p->filter || p->len == 0)
-        return -EINVAL;
-    /*
-     * SPEC_ALLOW: without it, older kernels in "seccomp" SSBD mode force the
-     * speculative store bypass mitigation on every filtered task (crun
-     * passes it too). Kernels before 4.17 do not know the flag and say
-     * EINVAL; the plain load is then what they offer.
-     */
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_SPEC_ALLOW, &prog) == 0)
-        return 0;
-    if (errno != EINVAL)
-        return -errno;
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0)
-        return 0;
-    return -errno;
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * runner-internal: berth's seccomp profile (reference/ISOLATION.md §2, the
- * "berth recipe"). The profile is compiled with libseccomp once, in the
- * spawner at start, into a BPF program; each container's init then loads
- * the raw program with seccomp(2) as the last step before execve, which
- * costs well under a millisecond instead of ~14 ms per start.
+ * "berth recipe"). The profile is compiled with libseccomp once, at build
+ * time (seccomp-gen.c), into a BPF program that the runner carries as data;
+ * each container's init loads that raw program with seccomp(2) as the last
+ * step before execve, which costs microseconds instead of the ~3.5 ms
+ * libseccomp takes to compile it. seccomp.c (the compiler) is the only part
+ * that links libseccomp, and only seccomp-gen and test-seccomp link it.
  */
 #ifndef BERTH_RUNNER_SECCOMP_H
 #define BERTH_RUNNER_SECCOMP_H
@@ -18,9 +20,14 @@ struct seccomp_program {
     unsigned short len;
 };
 
-/* Compiles the profile (native 64-bit ABI only, other ABIs killed). */
+/* Compiles the profile (native 64-bit ABI only, other ABIs killed); seccomp.c. */
 int seccomp_program_build(struct seccomp_program *ret, struct berth_error **err);
+/* The profile as compiled at build time, in a malloc'ed copy (seccomp_program_release). */
+void seccomp_program_builtin(struct seccomp_program *ret);
 void seccomp_program_release(struct seccomp_program *p);
+/* Defined in the generated seccomp-bpf.c; use seccomp_program_builtin(). */
+extern const struct sock_filter seccomp_builtin_filter[];
+extern const unsigned short seccomp_builtin_len;
 /*
  * Loads the program into the calling process. PR_SET_NO_NEW_PRIVS must
  * already be set. Makes no libseccomp calls and allocates nothing, so it is

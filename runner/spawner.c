@@ -3,7 +3,7 @@
  * The spawner process (spawner.h). The daemon is multi-threaded, and only a
  * single-threaded process may enter a new user namespace, so
  * runner_spawner_start() forks this one process before any thread exists.
- * It compiles the seccomp profile once, then serves requests one at a time
+ * It takes the seccomp profile compiled at build time, then serves requests one at a time
  * on a SOCK_SEQPACKET socketpair (proto.h): create a container, collect a
  * reaped one's usage, start a tree worker (remove, seal, usage; tree.h).
  * Every request is answered in milliseconds: the tree walks, which can take
@@ -305,7 +305,7 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
     spec.stderr_fd = fds[1];
     spec.stdin_fd = n_fds == 3 ? fds[2] : -1;
     settle_cgroup(s, spec.cgroup);
-    r = container_create(&spec, &s->prog, &s->layout, &h, &err);
+    r = container_create(&spec, &s->prog, &s->layout, false, &h, NULL, &err);
     if (r == 0)
         spawned(s, &spec, &h);
     else
@@ -403,7 +403,6 @@ static void shutdown_children(struct spawner *s)
 void spawner_main(int sock, pid_t parent)
 {
     struct spawner s = { .sock = sock };
-    _cleanup_error_ struct berth_error *err = NULL;
     _cleanup_free_ char *buf = xmalloc(PROTO_MAX_MSG);
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
@@ -426,10 +425,7 @@ void spawner_main(int sock, pid_t parent)
         proto_report_error(sock, errno, "epoll for the spawner's children");
         _exit(1);
     }
-    if (seccomp_program_build(&s.prog, &err) < 0) {
-        proto_report_error(sock, berth_error_code(&err), berth_error_msg(&err));
-        _exit(1);
-    }
+    seccomp_program_builtin(&s.prog);
     proto_report_ok(sock);
 
     for (;;) {

@@ -21,7 +21,9 @@ tun_mode=$(stat -c %a /dev/net/tun 2>/dev/null || echo "")
 serve2_pid=
 
 # The checkout may sit where the users cannot read (/root): they run copies.
+# berth is a light front that runs berth-core, found beside it, for most commands.
 install -m 0755 "$BERTH" "$TEST_DIR/berth"
+install -m 0755 "$(dirname "$BERTH")/berth-core" "$TEST_DIR/berth-core"
 cp -r "$SRCDIR/buildpacks" "$TEST_DIR/bp"
 chmod -R a+rX "$TEST_DIR/bp"
 B=$TEST_DIR/berth

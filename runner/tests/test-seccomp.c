@@ -257,6 +257,17 @@ int main(void)
     if (r < 0)
         return tap_done();
     ok(prog.len > 0 && prog.len <= 4096, "program has %u instructions", (unsigned)prog.len);
+    {
+        /* What containers load is the build-time copy: it must be this very program. */
+        struct seccomp_program builtin;
+
+        seccomp_program_builtin(&builtin);
+        ok(builtin.len == prog.len &&
+           memcmp(builtin.filter, prog.filter, prog.len * sizeof(*prog.filter)) == 0,
+           "the program built into the runner is the profile compiled now (%u instructions)",
+           (unsigned)builtin.len);
+        seccomp_program_release(&builtin);
+    }
 
     if (pipe2(p, O_CLOEXEC) < 0) {
         ok(0, "pipe: %s", strerror(errno));

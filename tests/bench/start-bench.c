@@ -3,10 +3,15 @@
  * Benchmark helper: container start to exit of /bin/true with berth's
  * runner, the same work bwrap and crun are timed on in PEERS.md. Prints the
  * median and p90 of N runs in milliseconds. Runs as the unprivileged berth
- * user. Usage: start-bench STATE_DIR N
+ * user. Usage: start-bench STATE_DIR N [spawner|once]
+ *   spawner (default): runner_spawn() through the daemon's spawner, to the
+ *            exit (the state directory's removal is not timed);
+ *   once:    runner_run_once(), removal included, in a new user namespace each time;
+ *   kept:    the same in the kept user namespace, as `berth container run` does.
  */
 #include <errno.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,14 +59,17 @@ int main(int argc, char **argv)
     double *ms;
     int n;
 
-    if (argc != 3 || !uid_base) {
-        fprintf(stderr, "usage: start-bench STATE_DIR N (as a user with subordinate ids)\n");
+    bool kept = argc == 4 && strcmp(argv[3], "kept") == 0;
+    bool once = kept || (argc == 4 && strcmp(argv[3], "once") == 0);
+
+    if ((argc != 3 && argc != 4) || (argc == 4 && !once && strcmp(argv[3], "spawner")) || !uid_base) {
+        fprintf(stderr, "usage: start-bench STATE_DIR N [spawner|once|kept] (as a user with subordinate ids)\n");
         return 2;
     }
     n = atoi(argv[2]);
     ms = xcalloc((size_t)n, sizeof(*ms));
     stack = xasprintf("%s/stack", argv[1]);
-    if (runner_stack_prepare(stack, &err) < 0 || runner_spawner_start(&r, &err) < 0) {
+    if (runner_stack_prepare(stack, &err) < 0 || (!once && runner_spawner_start(&r, &err) < 0)) {
         fprintf(stderr, "start-bench: %s\n", berth_error_msg(&err));
         return 1;
     }
@@ -79,6 +87,15 @@ int main(int argc, char **argv)
 
         mkdir(state, 0700);
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (once) {
+            if (runner_run_once(&spec, kept ? RUNNER_ONCE_KEEP_USERNS : 0, 0, &status, &err) < 0) {
+                fprintf(stderr, "start-bench: %s\n", berth_error_msg(&err));
+                return 1;
+            }
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            ms[i] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+            continue;
+        }
         if (runner_spawn(r, &spec, &c, &err) < 0 || runner_wait(c, 10000, &status, &err) < 0) {
             fprintf(stderr, "start-bench: %s\n", berth_error_msg(&err));
             return 1;

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The `berth` executable users run: a light front for the full program.
+ * The full program (control/main.c, built as `berth-core`) links libcurl,
+ * gnutls, libgit2, libmicrohttpd, jansson and some forty shared libraries
+ * in all, whose loading alone takes ~7 ms at every exec; that is more than
+ * a whole container start. So `berth` links only common/ and runner/ (and
+ * libc): it runs `berth container run` itself (container-cmd.c), and execs berth-core with
+ * argv unchanged for every other command. berth-core is looked for next
+ * to this executable first (build/berth beside build/berth-core, or a
+ * copy of both), then where `ninja install` puts it (libexecdir), then in
+ * the build tree this front was built in.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control/container-cmd.h"
+
+#if !defined(BERTH_CORE_INSTALLED) || !defined(BERTH_CORE_BUILT)
+#error "meson defines BERTH_CORE_INSTALLED and BERTH_CORE_BUILT"
+#endif
+
+/* Fills `buf` with the berth-core beside /proc/self/exe; false when there is none. */
+static bool core_beside_self(char *buf, size_t size)
+{
+    static const char name[] = "berth-core";
+    ssize_t n = readlink("/proc/self/exe", buf, size);
+    char *slash;
+
+    if (n <= 0 || (size_t)n >= size)
+        return false;
+    buf[n] = '\0';
+    slash = strrchr(buf, '/');
+    if (!slash || (size_t)(slash + 1 - buf) + sizeof(name) > size)
+        return false;
+    memcpy(slash + 1, name, sizeof(name));
+    return access(buf, X_OK) == 0;
+}
+
+/*
+ * `container --help` and `container run --help` print berth-core's `help
+ * container` (main.c), so they go there.
+ */
+static bool help_asked(int argc, char **argv)
+{
+    int h = argc > 2 && strcmp(argv[2], "run") == 0 ? 3 : 2;
+
+    return argc == h + 1 && (strcmp(argv[h], "--help") == 0 || strcmp(argv[h], "-h") == 0);
+}
+
+int main(int argc, char **argv)
+{
+    char path[PATH_MAX];
+    const char *core = path;
+
+    if (argc > 1 && strcmp(argv[1], "container") == 0 && !help_asked(argc, argv))
+        return container_cmd_main(argc - 1, argv + 1);
+    if (!core_beside_self(path, sizeof(path)))
+        core = access(BERTH_CORE_INSTALLED, X_OK) == 0 ? BERTH_CORE_INSTALLED : BERTH_CORE_BUILT;
+    execv(core, argv);
+    fprintf(stderr, "berth: cannot run '%s': %s\n", core, strerror(errno));
+    return 1;
+}

@@ -1,0 +1,260 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * runner_run_once() (runner.h): one container straight from the calling
+ * process, for `berth container run`, which starts one container and exits.
+ * The daemon forks a spawner because it has threads, and a spawner's
+ * requests, replies and tree workers are what a long-lived, multi-threaded
+ * caller needs; a one-shot command needs none of it. Here the caller is the
+ * spawner: it clones the container itself (container_create, as the spawner
+ * does), waits for the app on the status pipe while passing the signals it
+ * gets on to the init, reaps the init, and removes the cgroup and the state
+ * directory.
+ *
+ * With RUNNER_ONCE_KEEP_USERNS the caller joins the user namespace of a
+ * keeper (keeper.h) for good and clones the container's other namespaces
+ * in it: no newuidmap/newgidmap per start. A container with network gets
+ * its own user namespace still, since pasta must join it from outside.
+ *
+ * The state directory holds what the container's ids own (the overlay's
+ * upper and work dirs), which berth's uid alone may not delete: the spawner
+ * clones a tree worker into a fresh user namespace for it, which costs two
+ * more setuid newuidmap/newgidmap runs. Here the removal runs in the
+ * container's user namespace instead, where berth, as its owner, holds every
+ * capability over the ids it maps: in the caller when it has joined the
+ * kept one, else in a forked child that joins the container's own (an fd
+ * of it, kept from the clone, outlives the container).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/strbuf.h"
+#include "runner/cgroup.h"
+#include "runner/container.h"
+#include "runner/keeper.h"
+#include "runner/network.h"
+#include "runner/proto.h"
+#include "runner/runner.h"
+#include "runner/seccomp.h"
+#include "runner/tree.h"
+#include "common/banned.h"
+
+/* The signals that stop the container (runner_run_once). */
+static const int stopping[] = { SIGINT, SIGTERM, SIGHUP };
+
+/* Reaps the init; *ret_status is its wait status. */
+static void reap_init(int pidfd, int *ret_status)
+{
+    siginfo_t si;
+
+    memset(&si, 0, sizeof(si));
+    while (waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED) < 0 && errno == EINTR)
+        ;
+    if (si.si_code == CLD_EXITED)
+        *ret_status = (si.si_status & 0xff) << 8;
+    else
+        *ret_status = si.si_status & 0x7f;
+}
+
+static void send_init(const struct container_handles *h, int sig)
+{
+    (void)syscall(SYS_pidfd_send_signal, h->pidfd, sig, NULL, 0);
+}
+
+/*
+ * Until the app's status arrives on status_fd, or the init is gone without
+ * one. The first signal of `stopping` sends SIGTERM to the init (which
+ * sends it on to every process of the container), and SIGKILL follows
+ * grace_ms later. *ret_status is the app's wait status, else the init's.
+ */
+static int wait_app(const struct container_handles *h, int sfd, int grace_ms, int *ret_status,
+                    struct berth_error **err)
+{
+    struct pollfd p[2] = { { .fd = h->status_fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+    int status, timeout = -1;
+    ssize_t n;
+
+    for (;;) {
+        int k = poll(p, 2, timeout);
+
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return berth_error_make(err, errno, "wait for the container");
+        }
+        if (k == 0) {
+            send_init(h, SIGKILL);
+            timeout = -1;
+            continue;
+        }
+        if (p[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+
+            if (read(sfd, &si, sizeof(si)) == sizeof(si) && timeout < 0) {
+                send_init(h, SIGTERM);
+                timeout = grace_ms > 0 ? grace_ms : 0;
+            }
+        }
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        n = read(h->status_fd, &status, sizeof(status));
+        if (n < 0 && errno == EINTR)
+            continue;
+        reap_init(h->pidfd, ret_status);
+        if (n == sizeof(status))
+            *ret_status = status;
+        return 0;
+    }
+}
+
+/* Removes state_dir from inside the container's user namespace (see above). */
+static int remove_state(const char *state_dir, int userns, struct berth_error **err)
+{
+    _cleanup_close_ int pidfd = -1, rd = -1;
+    int sv[2], r;
+    pid_t pid;
+
+    if (userns < 0)
+        return tree_remove(state_dir, err);
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return berth_error_make(err, errno, "socketpair");
+    pid = container_clone(0, &pidfd);
+    if (pid == 0) {
+        struct berth_error *e = NULL;
+
+        (void)close(sv[0]);
+        if (setns(userns, CLONE_NEWUSER) < 0) {
+            proto_report_error(sv[1], errno, "join the container's user namespace");
+            _exit(1);
+        }
+        if (tree_remove(state_dir, &e) < 0) {
+            proto_report_error(sv[1], berth_error_code(&e), berth_error_msg(&e));
+            _exit(1);
+        }
+        proto_report_ok(sv[1]);
+        _exit(0);
+    }
+    r = pid < 0 ? -errno : 0;
+    (void)close(sv[1]);
+    rd = sv[0];
+    if (r < 0)
+        return berth_error_make(err, -r, "fork to remove '%s'", state_dir);
+    r = proto_report_read(rd, "the state directory's removal", err);
+    (void)container_reap(pidfd, true);
+    return r;
+}
+
+/* The container's cgroup, once its init is gone: strays killed, then removed. */
+static int remove_cgroup(const struct cgroup_layout *layout, const char *cgroup,
+                         struct berth_error **err)
+{
+    int r;
+
+    if (!cgroup || !layout)
+        return 0;
+    if ((r = cgroup_kill_all(layout, cgroup, err)) < 0)
+        return r;
+    return cgroup_remove(layout, cgroup, err);
+}
+
+/*
+ * Joins the kept user namespace of spec's ids; false when there is none to
+ * join (no private directory for the keeper, or it could not start): the
+ * container then gets a new one, which reports what is wrong if anything is.
+ */
+static bool join_kept_userns(const struct runner_spec *spec)
+{
+    _cleanup_close_ int fd = -1;
+
+    if (keeper_in_userns(spec->uid_base, spec->gid_base, spec->id_count))
+        return true;
+    if (keeper_userns(spec->uid_base, spec->gid_base, spec->id_count, &fd, NULL) < 0)
+        return false;
+    return setns(fd, CLONE_NEWUSER) == 0;
+}
+
+static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms, int *ret_status,
+                    struct berth_error **err)
+{
+    bool kept = (flags & RUNNER_ONCE_KEEP_USERNS) && !spec->network;
+    struct cgroup_layout *layout = NULL;
+    struct seccomp_program prog;
+    struct container_handles h;
+    _cleanup_close_ int sfd = -1, userns = -1;
+    sigset_t set, old;
+    int r, r2;
+
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof(stopping) / sizeof(*stopping); i++)
+        sigaddset(&set, stopping[i]);
+    /* Blocked before the clone: a ^C during the setup waits for the init, not lost. */
+    if (sigprocmask(SIG_BLOCK, &set, &old) < 0 || (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
+        r = berth_error_make(err, errno, "signalfd");
+        (void)sigprocmask(SIG_SETMASK, &old, NULL);
+        return r;
+    }
+    seccomp_program_builtin(&prog);
+    /* Found by the caller's uid, which the kept namespace does not map: first. */
+    if (spec->cgroup && (r = cgroup_layout_detect(&layout, err)) < 0)
+        goto out;
+    kept = kept && join_kept_userns(spec);
+    r = container_create(spec, &prog, &layout, kept, &h, kept ? NULL : &userns, err);
+    if (r == 0) {
+        r = wait_app(&h, sfd, grace_ms, ret_status, err);
+        if (r < 0) {
+            container_kill(h.pidfd);
+            (void)container_reap(h.pidfd, true);
+        }
+        if (h.pasta_fd >= 0)
+            network_pasta_stop(h.pasta_fd);
+        closep(&h.pidfd);
+        closep(&h.agent_fd);
+        closep(&h.status_fd);
+        closep(&h.pasta_fd);
+        r2 = remove_cgroup(layout, spec->cgroup, r < 0 ? NULL : err);
+        r = r < 0 ? r : r2;
+    }
+    /* A failed start (a command not found, say) may have made the overlay's dirs already. */
+    r2 = remove_state(spec->state_dir, userns, r < 0 ? NULL : err);
+    r = r < 0 ? r : r2;
+out:
+    seccomp_program_release(&prog);
+    cgroup_layout_free(layout);
+    (void)sigprocmask(SIG_SETMASK, &old, NULL);
+    return r;
+}
+
+int runner_run_once(const struct runner_spec *spec, unsigned flags, int grace_ms, int *ret_status,
+                    struct berth_error **err)
+{
+    _cleanup_strbuf_ struct strbuf enc = STRBUF_INIT;
+    struct runner_spec copy;
+    struct proto_reader rd;
+    int r;
+
+    /*
+     * The init overwrites its argument and environment areas (init.c), a
+     * copy of ours, where the caller's spec may well point (a command's own
+     * argv): the container gets a copy of the spec in the heap, the one the
+     * spawner would have received.
+     */
+    proto_put_spec(&enc, spec);
+    rd = (struct proto_reader){ .p = enc.buf, .left = enc.len };
+    if (proto_get_spec(&rd, &copy) < 0)
+        return berth_error_plain(err, EBADMSG, "spec of '%s' does not encode", spec->name ? spec->name : "?");
+    copy.stdout_fd = spec->stdout_fd;
+    copy.stderr_fd = spec->stderr_fd;
+    copy.stdin_fd = spec->stdin_fd;
+    r = run_copy(&copy, flags, grace_ms, ret_status, err);
+    proto_spec_release(&copy);
+    return r;
+}
