@@ -15,13 +15,11 @@ rootfs=$TEST_DIR/rootfs
 mkdir -p "$rootfs"
 kdir=/tmp/berth-$(id -u)
 [ -z "${XDG_RUNTIME_DIR:-}" ] || kdir=$XDG_RUNTIME_DIR/berth
-keepers() { pgrep -u "$(id -u)" -x berth-userns || true; }
-stop_keepers() {
-    pkill -u "$(id -u)" -x berth-userns || true
-    for _ in $(seq 1 50); do [ -z "$(keepers)" ] && return; sleep 0.1; done
-}
 left() { find "$BERTH_HOME/containers/run" -mindepth 1 2>/dev/null | wc -l; }
-cg_left() { find "$(berth_cgroup pids containers/default)" -mindepth 1 -type d 2>/dev/null | wc -l; }
+# A tenant of this test's own: others' containers may run as the same user meanwhile.
+T=start-$$
+cg_left() { find "$(berth_cgroup pids containers/$T)" -mindepth 1 -type d 2>/dev/null | wc -l; }
+ctr() { run container run --tenant "$T" "$@"; }
 
 # --- the front ---
 n=$(ldd "$BERTH" | grep -c '=>' || true)
@@ -34,37 +32,37 @@ mkdir "$TEST_DIR/copy"
 cp "$BERTH" "$TEST_DIR/copy/berth"
 r=0; "$TEST_DIR/copy/berth" --version >"$out" 2>"$err" || r=$?
 check "a copy of the front alone falls back to the build's berth-core (exit $r)" sh -c "[ $r = 0 ] && grep -q '^berth ' '$out'"
-r=0; "$TEST_DIR/copy/berth" container run "$rootfs" -- /bin/true >"$out" 2>"$err" || r=$?
+r=0; "$TEST_DIR/copy/berth" container run --tenant "$T" "$rootfs" -- /bin/true >"$out" 2>"$err" || r=$?
 check "... and runs containers itself (exit $r)" [ "$r" = 0 ]
 [ "$r" = 0 ] || diag "$err"
 
 # --- runs, exit statuses, nothing left ---
-run container run "$rootfs" -- /bin/true
+ctr "$rootfs" -- /bin/true
 check "container run of /bin/true exits 0" [ "$rc" = 0 ]
 [ "$rc" = 0 ] || diag "$err"
-run container run "$rootfs" -- /bin/sh -c 'exit 7'
+ctr "$rootfs" -- /bin/sh -c 'exit 7'
 check "the command's exit status is berth's (7, got $rc)" [ "$rc" = 7 ]
-run container run "$rootfs" -- /bin/sh -c 'kill -TERM $$'
+ctr "$rootfs" -- /bin/sh -c 'kill -TERM $$'
 check "a command killed by SIGTERM gives 143 (got $rc)" [ "$rc" = 143 ]
-run container run "$rootfs" -- /no/such/program
+ctr "$rootfs" -- /no/such/program
 check "a command that does not exist gives 127 and says so (got $rc)" \
     sh -c "[ $rc = 127 ] && grep -q 'command not found' '$err'"
 check "no state directory is left after the runs ($(left) entries)" [ "$(left)" = 0 ]
 check "no container cgroup is left after the runs ($(cg_left))" [ "$(cg_left)" = 0 ]
 
 # --- the kept user namespace ---
-run container run "$rootfs" -- /bin/sh -c 'cat /proc/self/uid_map; readlink /proc/self/ns/user; id -u'
+ctr "$rootfs" -- /bin/sh -c 'cat /proc/self/uid_map; readlink /proc/self/ns/user; id -u'
 cp "$out" "$TEST_DIR/first"
-run container run "$rootfs" -- /bin/sh -c 'cat /proc/self/uid_map; readlink /proc/self/ns/user; id -u'
+ctr "$rootfs" -- /bin/sh -c 'cat /proc/self/uid_map; readlink /proc/self/ns/user; id -u'
 base=$(awk 'NR == 1 {print $2}' "$TEST_DIR/first")
 check "the container maps 65536 subordinate ids from $base, not berth's uid" \
     sh -c "awk 'NR == 1 && \$1 == 0 && \$3 == 65536 {ok = 1} END {exit !ok}' '$TEST_DIR/first' && [ '$base' != '$(id -u)' ]"
 check "the app runs as uid 1000 inside" [ "$(sed -n 3p "$out")" = 1000 ]
 check "two runs share the kept user namespace" [ "$(sed -n 2p "$out")" = "$(sed -n 2p "$TEST_DIR/first")" ]
-k=$(keepers)
-check "one keeper process runs ($(echo $k))" [ "$(echo "$k" | wc -w)" = 1 ]
-k=$(echo "$k" | head -1)
-check "it is the pid its private pid file names" sh -c "grep -qx '$k' '$kdir'/userns-$base-*-65536.pid"
+pidfile=$(ls "$kdir"/userns-$base-*-65536.pid)
+k=$(cat "$pidfile")
+is_keeper() { [ "$(cat /proc/$1/comm 2>/dev/null)" = berth-userns ]; }
+check "its private pid file names a running keeper (pid $k)" is_keeper "$k"
 check "its directory is the user's own, mode 700" [ "$(stat -c %a:%u "$kdir")" = "700:$(id -u)" ]
 check "it holds no fd of its caller: 0-2 are /dev/null and nothing else is open" \
     sh -c "[ \"\$(ls /proc/$k/fd | tr '\n' ' ')\" = '0 1 2 ' ] && [ \"\$(readlink /proc/$k/fd/1)\" = /dev/null ]"
@@ -74,25 +72,26 @@ check "it is in the same namespace the containers had" \
     [ "$(readlink /proc/$k/ns/user)" = "$(sed -n 2p "$out")" ]
 
 # --- a stale or foreign pid file never gives a wrong namespace ---
-pidfile=$(ls "$kdir"/userns-$base-*-65536.pid)
-stop_keepers
+kill "$k"
+for _ in $(seq 1 50); do is_keeper "$k" || break; sleep 0.1; done
 echo $$ >"$pidfile"      # this shell: a live process in the host's namespace
-run container run "$rootfs" -- /bin/sh -c 'cat /proc/self/uid_map'
+ctr "$rootfs" -- /bin/sh -c 'cat /proc/self/uid_map'
 check "with a pid file naming another process, the run still maps the tenant's ids" \
     sh -c "[ $rc = 0 ] && awk 'NR == 1 && \$2 == $base {ok = 1} END {exit !ok}' '$out'"
-k2=$(keepers)
-check "... from a new keeper, which the pid file names now" \
-    sh -c "[ -n '$k2' ] && grep -qx '$k2' '$pidfile'"
+k2=$(cat "$pidfile")
+check "... from a new keeper, which the pid file names now (pid $k2)" \
+    sh -c "[ '$k2' != $$ ] && [ \"\$(cat /proc/$k2/comm)\" = berth-userns ]"
 
 # --- the lease ---
 touch -d '-2 minutes' "$pidfile"
-for _ in $(seq 1 40); do [ -z "$(keepers)" ] && break; sleep 0.25; done
-check "a keeper unused past its lease exits by itself" [ -z "$(keepers)" ]
-run container run "$rootfs" -- /bin/true
-check "the next run starts a new one (exit $rc)" sh -c "[ $rc = 0 ] && [ -n \"\$(pgrep -u $(id -u) -x berth-userns)\" ]"
+for _ in $(seq 1 40); do is_keeper "$k2" || break; sleep 0.25; done
+check "a keeper unused past its lease exits by itself" sh -c "! [ -e /proc/$k2 ] || [ \"\$(cat /proc/$k2/comm)\" != berth-userns ]"
+ctr "$rootfs" -- /bin/true
+k3=$(cat "$pidfile")
+check "the next run starts a new one (exit $rc, pid $k3)" sh -c "[ $rc = 0 ] && [ '$k3' != '$k2' ] && [ \"\$(cat /proc/$k3/comm)\" = berth-userns ]"
 
 # --- signals ---
-"$BERTH" container run "$rootfs" -- /bin/sleep 30 >"$out" 2>"$err" &
+"$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sleep 30 >"$out" 2>"$err" &
 bg=$!
 for _ in $(seq 1 50); do pgrep -u "$((base + 1000))" -x sleep >/dev/null && break; sleep 0.1; done
 kill -TERM "$bg"
@@ -102,12 +101,12 @@ check "... and no process of the container is left" sh -c "! pgrep -u $((base + 
 check "... nor its state directory ($(left) entries)" [ "$(left)" = 0 ]
 
 # --- an unsafe keeper directory: no keeper, the run still works ---
-stop_keepers
+kill "$k3"
+for _ in $(seq 1 50); do is_keeper "$k3" || break; sleep 0.1; done
 chmod 0755 "$kdir"
-run container run "$rootfs" -- /bin/true
-r2=$(keepers)
+ctr "$rootfs" -- /bin/true
 chmod 0700 "$kdir"
 check "with the keeper directory open to others, the run works without a keeper (exit $rc)" \
-    sh -c "[ $rc = 0 ] && [ -z '$r2' ]"
-stop_keepers
+    sh -c "[ $rc = 0 ] && [ \"\$(cat '$pidfile')\" = '$k3' ]"
+remove_tenant_cgroups "containers/$T"
 done_testing
