@@ -11,7 +11,8 @@
 # `pipelines:previews on`, a pushed branch gets its own app with the
 # staging config and the preview overrides, answering at its own host, the
 # push ending with its URL; a second push updates it; deleting the branch
-# destroys it. Bad input changes nothing: promotion from an app with no
+# destroys it; one idle past the pipeline's idle time is stopped, and
+# its next push starts it again. Bad input changes nothing: promotion from an app with no
 # release, to an app outside the pipeline, across tenants; another
 # tenant's app added to a pipeline; a branch that makes no DNS label or a
 # name too long; two branches whose labels collide; a preview past the
@@ -210,9 +211,30 @@ check "... which answers no more" bash -c "! curl -s -H 'Host: stg-feature-x.loc
 run pipelines web --json
 check "... and left the pipeline" test "$(json 'len([a for a in d["apps"] if a.get("preview_of")])')" = 0
 
+# ---------------------------------------------------------------- idle previews
+run pipelines:previews web on --idle 1m
+check "pipelines:previews --idle 1m" bash -c "[ $rc = 0 ] && [ \"\$($BERTH pipelines web --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"previews\"][\"idle\"])')\" = 60 ]"
+run pipelines:previews web on --idle 10s
+check "... an idle time under a minute is a usage error" test "$rc" = 2
+git -C "$src" checkout -q -b idle-one
+echo 'idle' >"$src/version"
+commit_all "$src" "idle"
+git -C "$src" push "$(url stg)" idle-one >"$TEST_DIR/bpush" 2>&1 || true
+check "the preview of branch idle-one serves" wait_body stg-idle-one.localhost / "version=idle"
+# No request from now on: stopped at the first minute boundary 60 s after the last one.
+for _ in $(seq 1 150); do grep -q '"stopped": true' "$home/apps/stg-idle-one/app.json" && break; sleep 1; done
+check "a preview that served no request for its idle time is stopped" grep -q '"stopped": true' "$home/apps/stg-idle-one/app.json"
+check "... and serves no more" bash -c "! curl -s -H 'Host: stg-idle-one.localhost' http://127.0.0.1:$HTTP_PORT/ | grep -q greeting"
+echo 'idle again' >"$src/version"
+commit_all "$src" "idle again"
+git -C "$src" push "$(url stg)" idle-one >"$TEST_DIR/bpush" 2>&1 || true
+check "... until its next push starts it again" wait_body stg-idle-one.localhost / "version=idle again"
+
 # ---------------------------------------------------------------- the end
 run pipelines:remove web prod
-check "pipelines:remove web prod" bash -c "[ $rc = 0 ] && [ \"\$($BERTH pipelines web --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"apps\"]))')\" = 1 ]"
+check "pipelines:remove web prod" bash -c "[ $rc = 0 ] && ! $BERTH pipelines web | grep -q ' prod '"
+run pipelines:remove web prod
+check "... a second time: 404" bash -c "[ $rc = 1 ] && grep -q 'HTTP 404' $err && grep -q \"'prod' is not in pipeline 'web'\" $err"
 run pipelines:destroy web --confirm web --json
 check "pipelines:destroy web --json" bash -c "[ $rc = 0 ] && grep -q '\"destroyed\": \"web\"' $out"
 stop_berth
