@@ -21,7 +21,8 @@
  * tenants slices from the bottom up: the two meet only on a host whose
  * range is full, and then share a slice.
  *
- * Signals: SIGINT, SIGTERM or SIGHUP to berth sends SIGTERM to every
+ * Signals: SIGINT, SIGTERM or SIGHUP to berth (even one it was started
+ * with ignored, as a shell does for background jobs) sends SIGTERM to every
  * process in the container and SIGKILL CONTAINER_GRACE_MS later; berth then
  * exits with the command's status. SIGKILL to berth takes the container
  * down with it (the runner's parent-death signals), leaving its upper
@@ -480,8 +481,15 @@ static int run(const struct run_opts *o)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
-    /* Before anything starts: a ^C on the way stops the container once it runs, not lost. */
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
+    /*
+     * Before anything starts: a ^C on the way stops the container once it
+     * runs, not lost. An ignored signal never reaches the runner's signalfd,
+     * and a shell starts background jobs with SIGINT ignored: like docker's
+     * client, berth takes the three back (blocked, their default action
+     * never runs).
+     */
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 || signal(SIGINT, SIG_DFL) == SIG_ERR ||
+        signal(SIGTERM, SIG_DFL) == SIG_ERR || signal(SIGHUP, SIG_DFL) == SIG_ERR) {
         fprintf(stderr, "berth container run: sigprocmask: %s\n", strerror(errno));
         return EXIT_SETUP;
     }
