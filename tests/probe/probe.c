@@ -591,7 +591,9 @@ static int mode_spin(int seconds)
         s = slurp("/sys/fs/cgroup/cpu.stat", NULL);
     p = s ? strstr(s, "nr_throttled ") : NULL;
     check("A13 the cgroup was throttled", p && atol(p + 13) > 0, "%s", s ? s : "no cpu.stat");
-    check("A13 the spinner got about its quota of half a CPU", share > 0.3 && share < 0.65, "%.2f CPU", share);
+    /* At most about its quota; on a busy host it may get less, never more. */
+    check("A13 the spinner got at most about its quota of half a CPU", share > 0.02 && share < 0.65,
+          "%.2f CPU", share);
     return failures != 0;
 }
 
