@@ -467,6 +467,7 @@ static void check_host_view(void)
         if (s[i] == '\0')
             s[i] = ' ';
     check("view /proc/1/cmdline names no host path", !names_forbidden(s, &hit), "names %s", hit);
+    check_errno("view /proc/1/environ is not readable (EACCES)", err_of(open("/proc/1/environ", O_RDONLY)), EACCES);
     s = slurp("/proc/self/mountinfo", NULL);
     check("view the mount table names no host path", s && !names_forbidden(s, &hit), "names %s", hit);
     check("view no shared mounts (no propagation to or from the host)", s && !strstr(s, "shared:"), "shared:");
