@@ -199,14 +199,43 @@ static enum MHD_Result check_other(const struct api_call *call, const char *app,
     return api_respond_error(call->conn, status, msg);
 }
 
+/*
+ * The targets of a promotion or diff: `to`, or the next stage's apps, each
+ * one the caller may `action` (a token limited to the source app reaches no
+ * other). NULL with the answer queued in *ret_answer otherwise.
+ */
+static json_t *targets_allowed(const struct api_call *call, const char *app, const json_t *to, enum api_action action,
+                               enum MHD_Result *ret_answer)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *targets = NULL;
+    json_t *v;
+    size_t i;
+    bool ok;
+
+    if (json_array_size(to))
+        targets = json_deep_copy(to);
+    else if (pipelines_next_stage(call->server, call->tenant, app, &targets, &err) < 0) {
+        *ret_answer = api_respond_error(call->conn, 500, berth_error_msg(&err));
+        return NULL;
+    }
+    json_array_foreach(targets, i, v) {
+        if (!json_is_string(v)) {
+            *ret_answer = api_respond_error(call->conn, 400, "expected {\"to\": [\"<app>\", ...]}");
+            return NULL;
+        }
+        if ((*ret_answer = check_other(call, json_string_value(v), action, &ok)), !ok)
+            return NULL;
+    }
+    return TAKE_PTR(targets);
+}
+
 static enum MHD_Result promote(const struct api_call *call, const char *app)
 {
     _cleanup_error_ struct berth_error *err = NULL;
-    _cleanup_json_ json_t *body = NULL;
+    _cleanup_json_ json_t *body = NULL, *targets = NULL;
     enum MHD_Result answer;
-    json_t *to, *v, *done = NULL;
-    size_t i;
-    bool ok;
+    json_t *to, *done = NULL;
     int r;
 
     if (!(body = api_body_object(call, &answer)))
@@ -214,13 +243,9 @@ static enum MHD_Result promote(const struct api_call *call, const char *app)
     to = json_object_get(body, "to");
     if (to && !json_is_array(to) && !json_is_null(to))
         return api_respond_error(call->conn, 400, "expected {\"to\": [\"<app>\", ...]} (or none: the next stage)");
-    json_array_foreach(to, i, v) {
-        if (!json_is_string(v))
-            return api_respond_error(call->conn, 400, "expected {\"to\": [\"<app>\", ...]}");
-        if ((answer = check_other(call, json_string_value(v), API_DEPLOY, &ok)), !ok)
-            return answer;
-    }
-    if ((r = pipelines_promote(call->server, call->tenant, app, to, &done, &err)) < 0)
+    if (!(targets = targets_allowed(call, app, to, API_DEPLOY, &answer)))
+        return answer;
+    if ((r = pipelines_promote(call->server, call->tenant, app, targets, &done, &err)) < 0)
         return fail(call, r, 409, &err);
     return api_respond_json(call->conn, 200, done);
 }
@@ -229,14 +254,15 @@ static enum MHD_Result diff(const struct api_call *call, const char *app)
 {
     const char *to = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "to");
     _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_json_ json_t *named = to ? json_pack("[s]", to) : NULL, *targets = NULL;
     enum MHD_Result answer;
     json_t *doc = NULL;
-    bool ok = true;
     int r;
 
-    if (to && (answer = check_other(call, to, API_READ, &ok), !ok))
+    if (!(targets = targets_allowed(call, app, named, API_READ, &answer)))
         return answer;
-    if ((r = pipelines_diff(call->server, call->tenant, app, to, &doc, &err)) < 0)
+    if ((r = pipelines_diff(call->server, call->tenant, app, json_string_value(json_array_get(targets, 0)), &doc,
+                            &err)) < 0)
         return fail(call, r, 409, &err);
     return api_respond_json(call->conn, 200, doc);
 }

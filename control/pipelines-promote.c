@@ -44,6 +44,19 @@ static json_t *next_stage_apps(const json_t *record, int rank)
     return out;
 }
 
+int pipelines_next_stage(struct server *s, const char *tenant, const char *app, json_t **ret,
+                         struct berth_error **err)
+{
+    _cleanup_json_ json_t *record = NULL;
+    json_t *entry = NULL;
+    int r;
+
+    if ((r = pipelines_find_app(s, tenant, app, &record, &entry, err)) < 0)
+        return r;
+    *ret = record ? next_stage_apps(record, pipelines_stage_rank(json_get_str(entry, "stage"))) : json_array();
+    return 0;
+}
+
 /* Every target in `to` is an app of the tenant, in the pipeline, not the source itself. */
 static int check_targets(struct server *s, const char *tenant, const json_t *record, const char *app,
                          const json_t *to, struct berth_error **err)

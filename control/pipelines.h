@@ -81,6 +81,13 @@ int pipelines_of_app(struct server *s, const char *tenant, const char *app, char
 int pipelines_promote(struct server *s, const char *tenant, const char *app, const json_t *to, json_t **ret,
                       struct berth_error **err);
 /*
+ * The apps a promotion of `app` goes to by default: those of the first
+ * stage after its own that has any, previews left out (an empty array
+ * when none, or when the app is in no pipeline).
+ */
+int pipelines_next_stage(struct server *s, const char *tenant, const char *app, json_t **ret,
+                         struct berth_error **err);
+/*
  * The commits between `app`'s release and that of the app after it in
  * the pipeline (or `other`): {"from": {app, stage, commit}, "to": {...},
  * "commits": [{"id", "summary", "author"}], "ahead", "behind"}, walked in

@@ -141,6 +141,12 @@ check "promotion across tenants (the operator's pipeline to a tenant's app): ref
 run pipelines:add web $T-app --stage production
 check "the operator cannot put a tenant's app into its pipeline either" bash -c "[ $rc = 1 ] && grep -q 'HTTP 404' $err"
 
+run tokens:create --app stg --role deploy
+scoped=$(tail -1 "$out")
+as "$scoped" pipelines:promote stg
+check "a token limited to staging cannot promote to production (404)" \
+    bash -c "[ $rc = 1 ] && grep -q 'HTTP 404' $err && grep -q \"app 'prod' does not exist\" $err && [ $(current prod) = 3 ]"
+
 # ---------------------------------------------------------------- config:copy
 "$BERTH" config:set stg EXTRA=copied OTHER=x >/dev/null
 v=$(current prod)
