@@ -22,6 +22,7 @@
 #include "common/xalloc.h"
 #include "control/destroy.h"
 #include "control/events.h"
+#include "control/tenants.h"
 
 pthread_mutex_t pipelines_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -42,6 +43,22 @@ bool pipelines_stage_valid(const char *stage)
 
 /* ---------------------------------------------------------------- records */
 
+/*
+ * A record older than its tenant was left by a tenant of the same name
+ * since destroyed (destroy.c knows nothing of pipelines): it is not the
+ * new tenant's, and counts as missing.
+ */
+static bool older_than_tenant(struct server *s, const char *tenant, const json_t *record)
+{
+    _cleanup_json_ json_t *t = NULL;
+    const char *born, *made = json_get_str(record, "created_at");
+
+    if (tenants_load(&s->model, tenant, &t, NULL) < 0)
+        return true;
+    born = json_get_str(t, "created_at");
+    return born && made && strcmp(made, born) < 0;
+}
+
 int pipelines_record_load(struct server *s, const char *tenant, const char *name, json_t **ret,
                           struct berth_error **err)
 {
@@ -52,6 +69,10 @@ int pipelines_record_load(struct server *s, const char *tenant, const char *name
         return berth_error_plain(err, ENOENT, "pipeline '%.64s' does not exist", name);
     path = model_path(&s->model, "pipelines/%s/%s.json", tenant, name);
     r = json_store_load(path, ret, NULL);
+    if (r == 0 && older_than_tenant(s, tenant, *ret)) {
+        json_decref(TAKE_PTR(*ret));
+        r = -ENOENT;
+    }
     if (r == -ENOENT)
         return berth_error_plain(err, ENOENT, "pipeline '%s' does not exist", name);
     if (r < 0)

@@ -243,6 +243,11 @@ run pipelines:remove web prod
 check "... a second time: 404" bash -c "[ $rc = 1 ] && grep -q 'HTTP 404' $err && grep -q \"'prod' is not in pipeline 'web'\" $err"
 run pipelines:destroy web --confirm web --json
 check "pipelines:destroy web --json" bash -c "[ $rc = 0 ] && grep -q '\"destroyed\": \"web\"' $out"
+run tenants:destroy $T --confirm $T
+run tenants:create $T
+as "$(tail -1 "$out")" pipelines --json
+check "a tenant created again under a destroyed one's name has none of its pipelines" \
+    bash -c "[ $rc = 0 ] && [ \"\$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))[\"pipelines\"]))' $out)\" = 0 ]"
 stop_berth
 remove_tenant_cgroups $T
 done_testing
