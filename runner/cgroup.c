@@ -373,6 +373,46 @@ int cgroup_enter(const struct cgroup_layout *l, const char *relpath, pid_t pid, 
     return 0;
 }
 
+int cgroup_open_enter(const struct cgroup_layout *l, const char *relpath, int *fds, size_t *ret_n,
+                      struct berth_error **err)
+{
+    size_t n = 0;
+    int r;
+
+    _Static_assert(CGROUP_MAX_ENTER >= MAX_CTRL, "room for every controller");
+    if ((r = validate_relpath(relpath, err)) < 0)
+        return r;
+    for (size_t i = 0; i < l->n; i++) {
+        _cleanup_free_ char *p = xasprintf("%s/%s/%s", l->ctrl[i].root, relpath,
+                                           l->v2 ? "cgroup.procs" : "tasks");
+        int fd = open(p, O_WRONLY | O_CLOEXEC);
+
+        if (fd < 0) {
+            r = berth_error_make(err, errno, "open '%s'", p);
+            while (n > 0)
+                (void)close(fds[--n]);
+            return r;
+        }
+        fds[n++] = fd;
+    }
+    *ret_n = n;
+    return 0;
+}
+
+int cgroup_enter_self(const int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ssize_t w;
+
+        do {
+            w = write(fds[i], "0", 1);
+        } while (w < 0 && errno == EINTR);
+        if (w != 1)
+            return w < 0 ? -errno : -EIO;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------
  * what a container used
  */

@@ -2,9 +2,11 @@
 /*
  * Creating one container, in the spawner (see container.h). The order is
  * the one every runtime follows (reference/ISOLATION.md §0.1): clone the
- * namespaces; the parent writes the id maps, puts the child in its cgroup
- * while the child still runs as berth's uid and, for a networked container,
- * starts pasta on the child's namespaces (network.h); then the child makes /
+ * namespaces; the child moves itself into its cgroup while it still runs as
+ * berth's uid (through v1's `tasks`, which spares the RCU grace period a
+ * move by the parent waits for: cgroup.h) as the parent writes the id maps
+ * and, for a networked container, starts pasta on the child's namespaces
+ * (network.h); then the child makes /
  * private, builds its root and pivots, brings up lo, blocks the host's
  * addresses, sets hostname, session and rlimits, and becomes the init, which
  * drops everything for the app and loads seccomp as the last step before
@@ -242,9 +244,9 @@ static int child_setup(const struct runner_spec *spec, const struct net_host *ne
     int r;
 
     /*
-     * The spawner moved us into our cgroup after the clone; unsharing the
-     * cgroup namespace only now makes that cgroup the namespace's root, so
-     * /proc/self/cgroup inside reads "/" (LIBRARIES.md §5).
+     * We moved ourselves into our cgroup first thing (child_main); unsharing
+     * the cgroup namespace only now makes that cgroup the namespace's root,
+     * so /proc/self/cgroup inside reads "/" (LIBRARIES.md §5).
      */
     /* The daemon's umask must not make the container's / unreadable for its users. */
     umask(022);
@@ -301,22 +303,46 @@ out:
     return r;
 }
 
+/*
+ * The child's fds: its ends of the sync, agent and status channels, and the
+ * cgroup files it moves itself in through (cgroup_open_enter).
+ */
+struct child_fds {
+    int sync, agent, status;
+    int enter[CGROUP_MAX_ENTER];
+    size_t n_enter;
+};
+
 __attribute__((noreturn))
 static void child_main(const struct runner_spec *spec, const struct seccomp_program *prog,
-                       const struct net_host *net, int sync_fd, int agent_fd, int status_fd)
+                       const struct net_host *net, const struct child_fds *cf)
 {
-    int keep[] = { sync_fd, agent_fd, status_fd, spec->stdout_fd, spec->stderr_fd, spec->stdin_fd };
+    int sync_fd = cf->sync, agent_fd = cf->agent, status_fd = cf->status;
+    int keep[6 + CGROUP_MAX_ENTER] = {
+        sync_fd, agent_fd, status_fd, spec->stdout_fd, spec->stderr_fd, spec->stdin_fd,
+    };
     struct berth_error *err = NULL;
     struct init_ctx ctx = {
         .spec = spec, .prog = prog, .sync_fd = sync_fd, .agent_fd = agent_fd,
         .status_fd = status_fd,
     };
     sigset_t none;
+    int entered;
     char go;
     ssize_t n;
 
+    for (size_t i = 0; i < cf->n_enter; i++)
+        keep[6 + i] = cf->enter[i];
     /* The spawner's other fds (its daemon socket, other requests) are not ours. */
-    proto_close_all_except(keep, sizeof(keep) / sizeof(*keep));
+    proto_close_all_except(keep, 6 + cf->n_enter);
+    /*
+     * Into our cgroup at once, while the parent writes the id maps: still
+     * berth's uid, which v1 requires of the mover, and single-threaded, so
+     * `tasks` takes no global lock (cgroup.h). Its error waits for the go.
+     */
+    entered = cgroup_enter_self(cf->enter, cf->n_enter);
+    for (size_t i = 0; i < cf->n_enter; i++)
+        (void)close(cf->enter[i]);
     /*
      * Ignored signals survive execve: the spawner's SIG_IGN for SIGPIPE and
      * SIGINT must not reach the app.
@@ -326,12 +352,17 @@ static void child_main(const struct runner_spec *spec, const struct seccomp_prog
             (void)signal(sig, SIG_DFL);
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
-    /* Wait until the spawner has written the id maps and set the cgroup. */
+    /* Wait until the spawner has written the id maps and started pasta. */
     do {
         n = read(sync_fd, &go, 1);
     } while (n < 0 && errno == EINTR);
     if (n != 1)
         _exit(1);
+    if (entered < 0) {
+        (void)berth_error_make(&err, -entered, "move into cgroup '%s'", spec->cgroup);
+        proto_report_error(sync_fd, berth_error_code(&err), berth_error_msg(&err));
+        _exit(1);
+    }
     if (child_setup(spec, net, sync_fd, &err) < 0) {
         proto_report_error(sync_fd, berth_error_code(&err), berth_error_msg(&err));
         _exit(1);
@@ -372,6 +403,8 @@ struct create {
     bool in_userns;              /* the caller's user namespace is the container's */
     int userns;                  /* -1, or the child's user namespace when asked for */
     int child_fds[3];            /* the child's ends: sync, agent, status */
+    int enter_fds[CGROUP_MAX_ENTER];   /* cgroup_open_enter()'s, for the child */
+    size_t n_enter;
     pid_t pid;
     struct net_host net;
 };
@@ -391,7 +424,8 @@ static int create_prepare(struct create *c, struct berth_error **err)
             return r;
         /* Set first: a limit refused after the mkdirs still leaves a leaf to remove. */
         c->in_cgroup = true;
-        if ((r = cgroup_create(*c->layout, spec->cgroup, &spec->limits, err)) < 0)
+        if ((r = cgroup_create(*c->layout, spec->cgroup, &spec->limits, err)) < 0 ||
+            (r = cgroup_open_enter(*c->layout, spec->cgroup, c->enter_fds, &c->n_enter, err)) < 0)
             return r;
     }
     /*
@@ -431,9 +465,18 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
 
     c->pid = container_clone(c->in_userns ? NS_FLAGS & ~(unsigned long)CLONE_NEWUSER : NS_FLAGS,
                              &c->pidfd);
-    if (c->pid == 0)
-        child_main(spec, prog, &c->net, c->child_fds[0], c->child_fds[1], c->child_fds[2]);
+    if (c->pid == 0) {
+        struct child_fds cf = {
+            .sync = c->child_fds[0], .agent = c->child_fds[1], .status = c->child_fds[2],
+            .n_enter = c->n_enter,
+        };
+
+        memcpy(cf.enter, c->enter_fds, sizeof(cf.enter));
+        child_main(spec, prog, &c->net, &cf);
+    }
     r = c->pid < 0 ? -errno : 0;
+    while (c->n_enter > 0)
+        closep(&c->enter_fds[--c->n_enter]);
     /*
      * -1 after each close (closep() leaves the number behind): create_release()
      * closes what is left, and these numbers go to the pidfds opened next.
@@ -459,8 +502,6 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
     }
     if (!c->in_userns &&
         (r = container_map_ids(c->pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
-        return r;
-    if (spec->cgroup && (r = cgroup_enter(*c->layout, spec->cgroup, c->pid, err)) < 0)
         return r;
     /*
      * pasta attaches to the namespaces while the child waits, still berth's
@@ -499,6 +540,8 @@ static void create_release(struct create *c, bool failed)
     closep(&c->userns);
     for (size_t i = 0; i < 3; i++)
         closep(&c->child_fds[i]);
+    while (c->n_enter > 0)
+        closep(&c->enter_fds[--c->n_enter]);
     network_host_release(&c->net);
     free(c->what);
 }
