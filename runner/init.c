@@ -308,12 +308,11 @@ static int serve_prepare(const struct init_ctx *ctx, int sfd, int *ret_epfd,
  * The init is a clone of the spawner, itself a fork of the daemon or of
  * `berth container run`: its argument and environment areas still hold
  * theirs, with host paths, and /proc/1/cmdline is readable by everyone in
- * the container. Both are overwritten: the arguments read "init" (padded
- * with NULs to their old length), the environment only NULs. Where
- * /proc/self/stat cannot be read or parsed, they stay as they were.
+ * the container. Both are overwritten (init_neutral_cmdline("init")).
  */
-static void neutral_cmdline(void)
+void init_neutral_cmdline(const char *title)
 {
+    size_t tlen = strlen(title) + 1;
     char buf[2048], *p;
     unsigned long v[4];
     ssize_t n;
@@ -337,7 +336,7 @@ static void neutral_cmdline(void)
         v[1] <= v[0] || v[2] < v[1] || v[3] < v[2])
         return;
     memset((void *)v[0], 0, v[1] - v[0]);
-    memcpy((void *)v[0], "init", v[1] - v[0] > 4 ? 5 : v[1] - v[0]);
+    memcpy((void *)v[0], title, v[1] - v[0] > tlen ? tlen : v[1] - v[0]);
     memset((void *)v[2], 0, v[3] - v[2]);
 }
 
@@ -379,7 +378,7 @@ void init_run(const struct init_ctx *ctx)
 
     /* What `cat /proc/1/comm` shows inside (and ps on the host). */
     (void)prctl(PR_SET_NAME, "berth-init", 0, 0, 0);
-    neutral_cmdline();
+    init_neutral_cmdline("init");
     null_stdio(ctx, true);
     sigemptyset(&set);
     for (size_t i = 0; i < sizeof(handled_signals) / sizeof(*handled_signals); i++)

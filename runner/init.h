@@ -29,5 +29,13 @@ struct init_ctx {
  * setup and execve errors on sync_fd) and serves until the app exits.
  */
 __attribute__((noreturn)) void init_run(const struct init_ctx *ctx);
+/*
+ * For a process forked from a command (the init, the user-namespace
+ * keeper), whose argument and environment areas still hold the command's:
+ * the arguments then read `title` (cut to their old length, padded with
+ * NULs), the environment only NULs. Where /proc/self/stat cannot be read
+ * or parsed, they stay as they were.
+ */
+void init_neutral_cmdline(const char *title);
 
 #endif

@@ -41,6 +41,7 @@
 #include "common/fileio.h"
 #include "common/xalloc.h"
 #include "runner/container.h"
+#include "runner/init.h"
 #include "runner/keeper.h"
 #include "runner/proto.h"
 #include "common/banned.h"
@@ -124,6 +125,8 @@ static void keeper_main(const char *pidfile, int sync_fd)
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     (void)setsid();
     (void)prctl(PR_SET_NAME, "berth-userns", 0, 0, 0);
+    /* In ps, not the command that started it (nor its environment). */
+    init_neutral_cmdline("berth-userns");
     if (chdir("/") < 0 || read(sync_fd, &go, 1) != 1)
         _exit(1);
     /* Nothing of the caller's: not its stdout (a `$(berth ...)` would wait on it), no other fd. */
