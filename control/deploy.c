@@ -383,6 +383,36 @@ static int release_add_cron(struct deploy_ctx *ctx, struct receiver_push *push, 
 }
 
 /*
+ * The push options (`git push -o KEY=VALUE`) a deploy knows: checks=skip
+ * (or disabled) runs this deploy without the startup health checks, as
+ * `berth checks:skip` would, without changing the app's setting. Any other
+ * option is named as ignored; a bad checks value rejects the push.
+ */
+static int apply_push_options(struct receiver_push *push, json_t *record, struct berth_error **err)
+{
+    const char *checks = receiver_push_option(push, "checks");
+    size_t n = receiver_push_option_count(push);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *o = receiver_push_option_at(push, i);
+
+        if (strncmp(o, "checks=", 7) != 0)
+            receiver_progress(push, "       push option '%.100s' ignored (berth knows checks=skip)", o);
+    }
+    if (!checks)
+        return 0;
+    if (strcmp(checks, "skip") != 0 && strcmp(checks, "skipped") != 0 && strcmp(checks, "disabled") != 0 &&
+        strcmp(checks, "enabled") != 0)
+        return berth_error_plain(err, EINVAL, "push option checks=%.100s: use checks=skip or checks=enabled",
+                                 checks);
+    if (strcmp(checks, "enabled") == 0)
+        json_object_del(record, "checks");
+    else
+        json_object_set_new(record, "checks", json_string("skipped (git push -o checks=skip)"));
+    return 0;
+}
+
+/*
  * Builds and starts the new release (go_live_start()); the caller holds the
  * app's deploy lock. On success ctx->pending holds the started instance and
  * ctx->pending_release its record, for deploy_settled().
@@ -410,6 +440,8 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
     if (mkdir(work, 0700) < 0)
         return berth_error_make(err, errno, "mkdir '%s'", work);
 
+    if ((r = apply_push_options(push, record, err)) < 0)
+        return r;
     receiver_progress(push, "-----> Building %s (commit %.7s) on the host stack", ctx->app, u->new_hex);
     {
         _cleanup_free_ char *stage = pipelines_stage_line(s, ctx->tenant, ctx->app);
@@ -480,10 +512,16 @@ int deploy_push_start(struct deploy_ctx *ctx, struct receiver_push *push, const 
 static int branch_update(struct deploy_ctx *ctx, struct receiver_push *push, const struct receiver_update *u,
                          const struct receiver_update **ret_branch, struct strbuf *reason)
 {
+    const char *name = u->refname + strlen("refs/heads/");
+
     if (!pipelines_has_previews(ctx->server, ctx->tenant, ctx->app)) {
-        receiver_progress(push, " !     berth deploys only 'main' or 'master'; '%s' was pushed", u->refname);
-        strbuf_addstr(reason, "pushed to a branch other than main or master");
-        return -EINVAL;
+        /* Any git server stores other branches; only main or master deploys. */
+        if (is_zero_oid(u->new_hex))
+            receiver_progress(push, "-----> Deleting branch '%s' (not deployed)", name);
+        else
+            receiver_progress(push, "-----> Storing branch '%s' (commit %.7s) without a deploy: berth deploys "
+                              "only 'main' or 'master' (previews are off)", name, u->new_hex);
+        return 0;
     }
     if (is_zero_oid(u->new_hex)) {
         if (!ctx->deleted_branches)
@@ -509,8 +547,11 @@ int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_
     for (size_t i = 0; i < n_updates && r == 0; i++) {
         if (!is_deploy_branch(updates[i].refname))
             r = branch_update(ctx, push, &updates[i], &branch, reason);
-        else if (is_zero_oid(updates[i].new_hex))
+        else if (is_zero_oid(updates[i].new_hex)) {
+            receiver_progress(push, " !     '%s' is %s's deploy branch: it cannot be deleted",
+                              updates[i].refname + strlen("refs/heads/"), ctx->app);
             r = -EPERM, strbuf_addstr(reason, "deleting the deploy branch is not allowed");
+        }
         else if (u)
             r = -EINVAL, strbuf_addstr(reason, "push either main or master, not both");
         else

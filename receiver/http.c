@@ -6,6 +6,8 @@
  *
  *   GET  info/refs?service=git-receive-pack  the ref advertisement
  *   POST git-receive-pack                    commands + pack -> report
+ *   GET  info/refs?service=git-upload-pack   upload-pack's advertisement
+ *   POST git-upload-pack                     wants + haves -> ACK/NAK, pack
  *
  * The POST body is spooled to an unlinked temporary file next to the
  * repository (decompressed when the client sent Content-Encoding: gzip), up
@@ -15,6 +17,8 @@
  * push runs on a worker thread that writes pkt-lines into a socketpair while
  * the response's content reader streams the other end to the client, so the
  * deploy's progress reaches `git push` while the build is still running.
+ * An upload-pack request (clone, fetch) takes the same way: spooled, then
+ * answered by a worker (upload.c) whose pack streams out as it is built.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +40,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "receiver/push.h"
+#include "receiver/upload.h"
 #include "common/banned.h"
 
 #define DEFAULT_MAX_REQUEST_BYTES ((uint64_t)512 << 20)
@@ -46,6 +51,7 @@ struct http_request {
     struct receiver_options opts;   /* a copy; repo_path owned below */
     char *repo_path;
     bool receiving;                 /* a POST git-receive-pack whose body we take */
+    bool upload;                    /* ... or a POST git-upload-pack */
     int body_fd;
     uint64_t body_bytes, max_bytes;
     bool gzip, z_ready, z_end;
@@ -109,7 +115,7 @@ static bool repo_exists(const char *path)
 
 /* ---- GET info/refs --------------------------------------------------- */
 
-static enum MHD_Result serve_advertisement(struct MHD_Connection *conn, const char *repo_path)
+static enum MHD_Result serve_advertisement(struct MHD_Connection *conn, const char *repo_path, bool upload)
 {
     _cleanup_error_ struct berth_error *err = NULL;
     _cleanup_strbuf_ struct strbuf body = STRBUF_INIT;
@@ -122,16 +128,17 @@ static enum MHD_Result serve_advertisement(struct MHD_Connection *conn, const ch
                                 GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
     if (k < 0)
         return queue_text(conn, MHD_HTTP_NOT_FOUND, "repository not found");
-    (void)pktline_addf(&body, "# service=git-receive-pack\n");
+    (void)pktline_addf(&body, "# service=git-%s-pack\n", upload ? "upload" : "receive");
     pktline_add_flush(&body);
-    k = advertise_refs(repo, &body, &err);
+    k = upload ? upload_advertise(repo, &body, &err) : advertise_refs(repo, &body, &err);
     git_repository_free(repo);
     if (k < 0)
         return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "%s", berth_error_msg(&err));
     resp = MHD_create_response_from_buffer(body.len, body.buf, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    no_cache(resp, "application/x-git-receive-pack-advertisement");
+    no_cache(resp, upload ? "application/x-git-upload-pack-advertisement"
+                          : "application/x-git-receive-pack-advertisement");
     r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
     MHD_destroy_response(resp);
     return r;
@@ -198,12 +205,13 @@ static enum MHD_Result start_receive(struct MHD_Connection *conn, struct http_re
     const char *clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_CONTENT_LENGTH);
     _cleanup_free_ char *tmpl = NULL;
+    const char *want_type = req->upload ? "application/x-git-upload-pack-request"
+                                        : "application/x-git-receive-pack-request";
 
     if (!repo_exists(req->repo_path))
         return queue_text(conn, MHD_HTTP_NOT_FOUND, "repository not found");
-    if (!ctype || strcmp(ctype, "application/x-git-receive-pack-request"))
-        return queue_text(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                          "expected Content-Type application/x-git-receive-pack-request");
+    if (!ctype || strcmp(ctype, want_type))
+        return queue_text(conn, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "expected Content-Type %s", want_type);
     if (cenc && !strcasecmp(cenc, "gzip")) {
         req->gzip = true;
         /* 15 + 16: a gzip wrapper around a deflate stream with the largest window. */
@@ -241,6 +249,26 @@ static enum MHD_Result start_receive(struct MHD_Connection *conn, struct http_re
 }
 
 /* ---- POST git-receive-pack: running the push --------------------------- */
+
+static void *upload_worker_main(void *arg)
+{
+    struct http_request *req = arg;
+    _cleanup_error_ struct berth_error *err = NULL;
+    git_repository *repo = NULL;
+    int k;
+
+    k = git_repository_open_ext(&repo, req->repo_path,
+                                GIT_REPOSITORY_OPEN_NO_SEARCH | GIT_REPOSITORY_OPEN_BARE, NULL);
+    if (k < 0)
+        (void)git_to_berth_error(&err, k, "opening repository");
+    else
+        (void)upload_serve(repo, req->reader, req->sock[1], true, &err);
+    git_repository_free(repo);
+    /* EOF on the socket ends the response. */
+    (void)close(req->sock[1]);
+    req->sock[1] = -1;
+    return NULL;
+}
 
 static void *worker_main(void *arg)
 {
@@ -330,11 +358,35 @@ static ssize_t read_result(void *cls, uint64_t pos, char *buf, size_t max)
     }
 }
 
+/* Queues a 200 whose body `resp` is, or MHD_NO when there is none. */
+static enum MHD_Result queue_ok(struct MHD_Connection *conn, struct MHD_Response *resp, const char *content_type)
+{
+    enum MHD_Result r;
+
+    if (!resp)
+        return MHD_NO;
+    no_cache(resp, content_type);
+    r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* Starts `fn` on a worker writing into req->sock[1]; the answer streams req->sock[0]. */
+static struct MHD_Response *start_worker(struct http_request *req, void *(*fn)(void *))
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, req->sock) < 0)
+        return NULL;
+    req->push.out_fd = req->sock[1];
+    if (pthread_create(&req->worker, NULL, fn, req) != 0)
+        return NULL;
+    req->worker_started = true;
+    return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SPOOL_CHUNK, read_result, req, NULL);
+}
+
 static enum MHD_Result finish_receive(struct MHD_Connection *conn, struct http_request *req)
 {
     _cleanup_error_ struct berth_error *err = NULL;
     struct MHD_Response *resp;
-    enum MHD_Result r;
     int n;
 
     if (req->fail_status)
@@ -345,6 +397,12 @@ static enum MHD_Result finish_receive(struct MHD_Connection *conn, struct http_r
         return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the request back");
     req->reader = xmalloc(sizeof(*req->reader));
     pkt_reader_init(req->reader, req->body_fd);
+    if (req->upload) {
+        resp = start_worker(req, upload_worker_main);
+        if (!resp && !req->worker_started)
+            return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start the fetch");
+        return queue_ok(conn, resp, "application/x-git-upload-pack-result");
+    }
     push_init(&req->push, &req->opts);
     req->push_ready = true;
     n = push_read_commands(&req->push, req->reader, &err);
@@ -356,20 +414,11 @@ static enum MHD_Result finish_receive(struct MHD_Connection *conn, struct http_r
         /* git's probe before a chunked upload: nothing to do, an empty 200 result. */
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     } else {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, req->sock) < 0)
-            return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "socketpair: %s", strerror(errno));
-        req->push.out_fd = req->sock[1];
-        if (pthread_create(&req->worker, NULL, worker_main, req) != 0)
+        resp = start_worker(req, worker_main);
+        if (!resp && !req->worker_started)
             return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start the push");
-        req->worker_started = true;
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SPOOL_CHUNK, read_result, req, NULL);
     }
-    if (!resp)
-        return MHD_NO;
-    no_cache(resp, "application/x-git-receive-pack-result");
-    r = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-    MHD_destroy_response(resp);
-    return r;
+    return queue_ok(conn, resp, "application/x-git-receive-pack-result");
 }
 
 /* ---- entry points ------------------------------------------------------ */
@@ -393,20 +442,23 @@ static enum MHD_Result first_call(struct MHD_Connection *conn, struct http_reque
 
         if (strcmp(method, MHD_HTTP_METHOD_GET))
             return queue_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET for info/refs");
-        if (!service || strcmp(service, "git-receive-pack"))
+        if (!service || (strcmp(service, "git-receive-pack") && strcmp(service, "git-upload-pack")))
             return queue_text(conn, MHD_HTTP_FORBIDDEN,
-                              "berth only accepts pushes (service=git-receive-pack); "
-                              "fetching and cloning are not served");
-        return serve_advertisement(conn, req->repo_path);
+                              "berth serves the smart protocol only (service=git-receive-pack or "
+                              "git-upload-pack)");
+        return serve_advertisement(conn, req->repo_path, !strcmp(service, "git-upload-pack"));
     }
     if (!strcmp(subpath, "git-receive-pack")) {
         if (strcmp(method, MHD_HTTP_METHOD_POST))
             return queue_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST for git-receive-pack");
         return start_receive(conn, req);
     }
-    if (!strcmp(subpath, "git-upload-pack"))
-        return queue_text(conn, MHD_HTTP_FORBIDDEN,
-                          "berth only accepts pushes; fetching and cloning are not served");
+    if (!strcmp(subpath, "git-upload-pack")) {
+        if (strcmp(method, MHD_HTTP_METHOD_POST))
+            return queue_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST for git-upload-pack");
+        req->upload = true;
+        return start_receive(conn, req);
+    }
     return queue_text(conn, MHD_HTTP_NOT_FOUND, "not found");
 }
 

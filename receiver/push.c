@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
@@ -75,11 +76,16 @@ void push_send(struct receiver_push *p, const char *data, size_t len)
          * end is closed and send() fails with EPIPE; MSG_NOSIGNAL keeps that
          * from killing the daemon with SIGPIPE.
          */
-        ssize_t n = send(p->out_fd, data, len, MSG_NOSIGNAL);
+        ssize_t n = p->out_is_pipe ? write(p->out_fd, data, len) : send(p->out_fd, data, len, MSG_NOSIGNAL);
 
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == ENOTSOCK && !p->out_is_pipe) {
+                /* An ssh session's stdout may be a pipe (the daemon ignores SIGPIPE). */
+                p->out_is_pipe = true;
+                continue;
+            }
             p->out_broken = true;
             break;
         }
@@ -126,6 +132,30 @@ static void own_progress(struct receiver_push *p, const char *fmt, ...)
     strbuf_vaddf(&sb, fmt, ap);
     va_end(ap);
     send_progress_text(p, sb.buf, sb.len);
+}
+
+size_t receiver_push_option_count(const struct receiver_push *push)
+{
+    return push->n_options;
+}
+
+const char *receiver_push_option_at(const struct receiver_push *push, size_t i)
+{
+    return i < push->n_options ? push->options[i] : NULL;
+}
+
+const char *receiver_push_option(const struct receiver_push *push, const char *key)
+{
+    size_t klen = strlen(key);
+    const char *found = NULL;
+
+    for (size_t i = 0; i < push->n_options; i++) {
+        const char *o = push->options[i];
+
+        if (strncmp(o, key, klen) == 0 && (o[klen] == '=' || o[klen] == '\0'))
+            found = o[klen] ? o + klen + 1 : "";
+    }
+    return found;
 }
 
 /* ---- command list ---------------------------------------------------- */

@@ -38,6 +38,7 @@ struct receiver_push {
     int out_fd;                     /* socket: one send() per pkt-line */
     pthread_mutex_t out_lock;       /* receiver_progress() may come from any thread */
     bool out_broken;                /* the client went away; output is dropped */
+    bool out_is_pipe;               /* out_fd is not a socket: write() instead of send() */
 
     /* client capabilities */
     bool report_status, side_band, quiet, atomic, push_options;

@@ -10,9 +10,14 @@
  * client as `remote: ...` lines on side-band 2; the report-status goes out
  * on side-band 1.
  *
- * The HTTP transport (smart HTTP, stateless RPC) is a set of handlers that
- * control's libmicrohttpd daemon (thread-per-connection) calls for URLs
- * under /<app>.git/. Authentication and app lookup are the caller's job.
+ * It serves clone and fetch back too (upload-pack, protocol v0, packs
+ * from libgit2's pack builder).
+ *
+ * Two transports, one core each for push and fetch: smart HTTP (stateless
+ * RPC), a set of handlers that control's libmicrohttpd daemon
+ * (thread-per-connection) calls for URLs under /<app>.git/; and a stream
+ * session on two file descriptors (git over SSH, receiver_session()).
+ * Authentication and app lookup are the caller's job.
  */
 #ifndef BERTH_RECEIVER_H
 #define BERTH_RECEIVER_H
@@ -68,6 +73,14 @@ struct receiver_options {
  */
 void receiver_progress(struct receiver_push *push, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/*
+ * The push options the client sent (`git push -o KEY[=VALUE]`), in order.
+ * receiver_push_option() is the value of the last "KEY=VALUE" for `key`
+ * ("" for a bare "KEY"), NULL when none names it.
+ */
+size_t receiver_push_option_count(const struct receiver_push *push);
+const char *receiver_push_option_at(const struct receiver_push *push, size_t i);
+const char *receiver_push_option(const struct receiver_push *push, const char *key);
 /* Writes the tree of `commit_hex` (incl. quarantined objects) into dest_dir. */
 int receiver_push_export(struct receiver_push *push, const char *commit_hex, const char *dest_dir,
                          struct berth_error **err);
@@ -108,6 +121,18 @@ enum MHD_Result receiver_http_handle(struct MHD_Connection *conn, const char *su
                                      size_t *upload_data_size, void **slot,
                                      const struct receiver_options *opts);
 void receiver_http_completed(void **slot);
+
+/*
+ * One git session over a byte stream, as git's receive-pack or upload-pack
+ * (`service`) speaks it on stdin/stdout over SSH: the advertisement, then
+ * the push (with opts' deploy) or the fetch. Blocks until the session is
+ * over. *ret_moved: the push moved a ref (the caller then runs
+ * receiver_repo_maintain(), after the client has gone). Returns 0, or
+ * -errno with *err saying why (a refused push included: -EIO), for the
+ * session's exit status and stderr.
+ */
+int receiver_session(const char *service, int in_fd, int out_fd, const struct receiver_options *opts,
+                     bool *ret_moved, struct berth_error **err);
 
 /* Process-wide libgit2 setup (git_libgit2_init and limits); call once from main(). */
 int receiver_global_init(struct berth_error **err);

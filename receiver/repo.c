@@ -178,7 +178,9 @@ int repo_lock(const char *git_dir, void (*waiting)(void *cls), void *cls)
 int receiver_repo_maintain(const char *path, struct berth_error **err)
 {
     _cleanup_free_ char *git_dir = xasprintf("--git-dir=%s", path);
-    char *argv[] = { (char *)"git", git_dir, (char *)"gc", (char *)"--auto", (char *)"--quiet", NULL };
+    /* Attached: a detached gc would run on after the push lock is let go. */
+    char *argv[] = { (char *)"git", (char *)"-c", (char *)"gc.autoDetach=false", git_dir, (char *)"gc",
+                     (char *)"--auto", (char *)"--quiet", NULL };
     _cleanup_close_ int lock_fd = repo_lock(path, NULL, NULL);
     posix_spawn_file_actions_t fa;
     extern char **environ;

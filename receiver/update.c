@@ -2,7 +2,7 @@
 /*
  * Deciding which refs move (see update.h). Checks follow git receive-pack:
  * only valid names under refs/heads/, the new object must exist and be a
- * commit, updates must fast-forward, and the old value the client saw must
+ * commit, and the old value the client saw must
  * still be the ref's value. The deploy callback then sees the updates that
  * passed; only when it accepts is the pack published and are the refs moved,
  * each with its old value compared under the ref lock (libgit2's
@@ -82,13 +82,12 @@ static void check_command(struct receiver_push *p, struct push_command *c)
         fail(c, "stale info");
         return;
     }
-    if (!is_delete && !git_oid_equal(&c->old_oid, &c->new_oid)) {
-        k = git_graph_descendant_of(p->repo, &c->new_oid, &c->old_oid);
-        if (k < 0)
-            fail_git(c, "failed to check ancestry");
-        else if (k == 0)
-            fail(c, "non-fast-forward");
-    }
+    /*
+     * A non-fast-forward (git push --force) is allowed, as on Heroku and
+     * with git's own default (receive.denyNonFastForwards false): the
+     * old-value check above is what keeps two pushers from overwriting
+     * each other unseen.
+     */
 }
 
 /* Every command still ok gets `reason`. */

@@ -108,18 +108,18 @@ git push -q "$URL" main 2>"$T/push2.log" || true
 ok "fast-forward push updates the ref" test "$(server_ref refs/heads/main)" = "$(git rev-parse HEAD)"
 GOOD=$(git rev-parse HEAD)
 
-# 4. forced non-fast-forward push is refused
+# 4. a forced non-fast-forward push is accepted, as on Heroku (git's own default)
 git reset -q --hard HEAD~1
 echo other >other
 git add other
 git commit -qm diverged
-packs=$(pack_count)
 if git push -f "$URL" main >"$T/push3.log" 2>&1; then r=0; else r=$?; fi
-ok "forced non-fast-forward push fails" test "$r" -ne 0
-ok "reason is non-fast-forward" grep -q 'non-fast-forward' "$T/push3.log"
-ok "ref unchanged after non-fast-forward" test "$(server_ref refs/heads/main)" = "$GOOD"
-ok "no pack stored for the refused push" test "$(pack_count)" = "$packs"
+ok "forced non-fast-forward push succeeds" test "$r" -eq 0
+ok "git says forced update" grep -q 'forced update' "$T/push3.log"
+ok "the ref is the forced commit" test "$(server_ref refs/heads/main)" = "$(git rev-parse HEAD)"
 git reset -q --hard "$GOOD"
+ok "forcing the old commit back works too" git push -q -f "$URL" main
+ok "... and the ref is back" test "$(server_ref refs/heads/main)" = "$GOOD"
 
 # 5. deploy rejects a tree with REJECT
 echo no >REJECT
@@ -291,12 +291,23 @@ echo "gc 6" >gc6; git add gc6; git commit -qm "gc 6"
 ok "a push after the housekeeping succeeds" git push -q "$URL" gc
 git checkout -q main 2>/dev/null || git checkout -q -
 
-# 14. fetches are not served
-ok "GET info/refs for git-upload-pack gets 403" \
-    test "$(curl -s -o "$T/resp" -w '%{http_code}' "$URL/info/refs?service=git-upload-pack")" = 403
-ok "the 403 explains that berth does not serve fetches" grep -q 'not served' "$T/resp"
-ok "git clone is refused" bash -c "! git clone -q '$URL' '$T/clone' 2>/dev/null"
+# 14. clone and fetch back (upload-pack)
+curl -s -D "$T/uadv.h" -o "$T/uadv.b" "$URL/info/refs?service=git-upload-pack"
+ok "upload-pack advertisement starts with its service header" \
+    bash -c "head -c 34 '$T/uadv.b' | cmp -s - <(printf '001e# service=git-upload-pack\n0000')"
+ok "upload-pack advertisement content type" grep -qi '^Content-Type: application/x-git-upload-pack-advertisement' "$T/uadv.h"
+ok "git clone works" git clone -q "$URL" "$T/clone"
+ok "the clone's main is the server's" test "$(git -C "$T/clone" rev-parse HEAD)" = "$(server_ref refs/heads/main)"
+ok "the clone passes fsck --full --strict" git -C "$T/clone" fsck --full --strict --no-progress
+echo fetched >fetched; git add fetched; git commit -qm fetched
+git push -q "$URL" main
+ok "git fetch brings the new commit" git -C "$T/clone" fetch -q origin
+ok "... and origin/main is it" test "$(git -C "$T/clone" rev-parse origin/main)" = "$(git rev-parse HEAD)"
+ok "a want that is no branch tip is refused" bash -c \
+    "printf '0032want %040d\n00000009done\n' 7 | curl -s -H 'Content-Type: application/x-git-upload-pack-request' --data-binary @- '$URL/git-upload-pack' | grep -aq 'ERR upload-pack: not our ref'"
 
+# The last push's housekeeping (git gc under the push lock) may still run.
+flock "$BARE/berth-push.lock" true
 ok "final fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress
 ok "server is still running" kill -0 "$SERVER_PID"
 
