@@ -673,6 +673,8 @@ enum MHD_Result api_apps_handle(const struct api_call *call)
         app = xstrndup(url + 9, (size_t)(sub - url - 9));
         return api_quota_tenant_handle(call, app);
     }
+    if (strcmp(url, "/keys") == 0)
+        return api_keys_handle(call);
     if (strcmp(url, "/tenants") == 0 || strncmp(url, "/tenants/", 9) == 0 || strcmp(url, "/tokens") == 0 ||
         strncmp(url, "/tokens/", 8) == 0)
         return api_tenants_handle(call);

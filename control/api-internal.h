@@ -102,6 +102,8 @@ enum MHD_Result api_change_record(const struct api_call *call, const char *app, 
 /* The /apps resources; answers 404 for anything it does not know. */
 enum MHD_Result api_apps_handle(const struct api_call *call);
 
+/* api-keys.c: /keys, tenants' SSH keys (keys.h). */
+enum MHD_Result api_keys_handle(const struct api_call *call);
 /* api-tenants.c: /tenants[/<t>] and /tokens[/<id>|/rotate]. */
 enum MHD_Result api_tenants_handle(const struct api_call *call);
 /* api-tenants.c: DELETE /apps/<app>?confirm=<app>, for an app the dispatch let the caller manage. */

@@ -27,6 +27,7 @@
 #include "control/api-internal.h"
 #include "control/destroy.h"
 #include "control/events.h"
+#include "control/keys.h"
 
 /* What a failed tenant or token operation answers. */
 static unsigned error_status(int r)
@@ -132,6 +133,8 @@ static enum MHD_Result delete_tenant(const struct api_call *call, const char *na
         return respond_unconfirmed(call, "tenant", name);
     if ((r = destroy_tenant(call->server, name, &apps, &err)) < 0)
         return respond_failure(call, r, &err);
+    if (keys_drop_tenant(call->server, name, &err) < 0)
+        log_warn("removing the ssh keys of tenant '%s': %s", name, berth_error_msg(&err));
     events_record(call->server, call->who->tenant, NULL, "tenant", "Destroyed tenant %s and its %zu apps", name,
                   json_array_size(apps));
     return api_respond_json(call->conn, 200, json_pack("{s:s, s:O}", "name", name, "apps", apps));

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "control/deploy.h"
+#include "control/git-shell.h"
 #include "receiver/receiver.h"
 
 enum request_kind { REQUEST_API, REQUEST_GIT };
@@ -242,7 +243,9 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         req->kind = split_git_url(url, &app, &rest) ? REQUEST_GIT : REQUEST_API;
         req->app = app;
         token = request_token(c);
-        if (!token || tenants_authenticate(&s->model, token, &req->who, &err) < 0)
+        /* An ssh session's token (git-shell.h) is the other way in. */
+        if (!token || (tenants_authenticate(&s->model, token, &req->who, &err) < 0 &&
+                       !gitshell_authenticate(token, &req->who)))
             return respond_unauthorized(c, req->kind);
         if (req->kind == REQUEST_GIT) {
             unsigned status = api_allows(s, &req->who, req->app, git_action(c, rest), &req->owner);

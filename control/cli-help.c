@@ -31,6 +31,7 @@ static const struct help_row rows[] = {
     { "apps:list", "Apps", "list your apps" },
     { "apps:info", "Apps", "show an app: its URLs, release and settings" },
     { "apps:destroy", "Apps", "remove an app with its processes, repository, releases and logs" },
+    { "git:clone", "Deploys and releases", "clone the app's repository back (every branch pushed to it)" },
     { "releases", "Deploys and releases", "every release of the app, newest first" },
     { "rollback", "Deploys and releases", "a new release from vN (default: the one before the current), no build" },
     { "buildpacks", "Deploys and releases", "the app's buildpacks (default: detected among the built-ins)" },
@@ -88,6 +89,9 @@ static const struct help_row rows[] = {
     { "tokens:create", "Tenants and tokens", "a token limited to one app and one role, printed once" },
     { "tokens:revoke", "Tenants and tokens", "revoke a scoped token" },
     { "tokens:rotate", "Tenants and tokens", "replace your own token, printed once" },
+    { "keys", "Tenants and tokens", "your SSH keys (the admin: everyone's), for git push and commands over ssh" },
+    { "keys:add", "Tenants and tokens", "add an SSH public key (the admin may name the tenant); - reads stdin" },
+    { "keys:remove", "Tenants and tokens", "remove an SSH key by its fingerprint" },
     { "events", "Operator", "the audit log: who changed what, when" },
     { "gc", "Operator", "remove slugs no app's last N (10) releases use (operator only)" },
 };

@@ -122,6 +122,11 @@ int cli_tokens_create(int argc, char **argv);
 int cli_tokens_revoke(int argc, char **argv);
 int cli_tokens_rotate(int argc, char **argv);
 
+/* cli-keys.c */
+int cli_keys(int argc, char **argv);
+int cli_keys_add(int argc, char **argv);
+int cli_keys_remove(int argc, char **argv);
+int cli_git_clone(int argc, char **argv);
 /* cli-ps.c */
 int cli_ps(int argc, char **argv);
 int cli_ps_scale(int argc, char **argv);

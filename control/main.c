@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "control/cli.h"
+#include "control/git-shell.h"
 #include "control/container-cmd.h"
 #include "control/doctor.h"
 #include "control/model.h"
@@ -119,12 +120,13 @@ static int cmd_setup(int argc, char **argv)
         { "purge", no_argument, NULL, 'p' },
         { "systemd", no_argument, NULL, 's' },
         { "unit-dir", required_argument, NULL, 'd' },
+        { "ssh", no_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     _cleanup_error_ struct berth_error *err = NULL;
     const char *user = "berth", *unit_dir = "/etc/systemd/system";
-    bool remove = false, purge = false, systemd = false;
+    bool remove = false, purge = false, systemd = false, ssh = false;
     int c;
 
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -134,11 +136,12 @@ static int cmd_setup(int argc, char **argv)
         case 'p': purge = true; break;
         case 's': systemd = true; break;
         case 'd': unit_dir = optarg; break;
+        case 'S': ssh = true; break;
         case 'h': return cli_help(stdout, "setup");
         default: cli_help(stderr, "setup"); return 2;
         }
     }
-    if (optind != argc || (purge && !remove) || (remove && systemd)) {
+    if (optind != argc || (purge && !remove) || (remove && (systemd || ssh))) {
         cli_help(stderr, "setup");
         return 2;
     }
@@ -152,6 +155,12 @@ static int cmd_setup(int argc, char **argv)
     if (setup_host(user, NULL, NULL, NULL, &err) < 0)
         goto fail;
     printf("berth setup: user '%s' is ready (subordinate ids, delegated cgroups)\n", user);
+    if (ssh) {
+        if (setup_ssh(user, &err) < 0)
+            goto fail;
+        printf("berth setup: sshd may log '%s' in with the keys of 'berth keys:add' (~%s/.ssh/authorized_keys)\n",
+               user, user);
+    }
     if (systemd) {
         if (setup_systemd(user, unit_dir, &err) < 0)
             goto fail;
@@ -244,6 +253,8 @@ int main(int argc, char **argv)
 
     if (strcmp(cmd, "serve") == 0)
         return cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "git-shell") == 0)
+        return gitshell_main(argc - 1, argv + 1);
     if (strcmp(cmd, "setup") == 0)
         return cmd_setup(argc - 1, argv + 1);
     if (strcmp(cmd, "container") == 0) {

@@ -42,6 +42,14 @@ int setup_root_home(const char *home, uid_t uid, gid_t gid, struct berth_error *
  */
 int setup_stage_buildpacks(const char *src, uid_t uid, gid_t gid, char **ret_dir, struct berth_error **err);
 /*
+ * As root, after setup_host() (setup-ssh.c): what Debian's sshd needs to
+ * let `user` in with the keys berth writes (keys.h): a shell that can run
+ * the forced command (sshd runs it with `$SHELL -c`), an account that is
+ * not locked (sshd without PAM refuses a '!' password), and ~/.ssh (0700)
+ * with authorized_keys (0600), the user's own. Idempotent.
+ */
+int setup_ssh(const char *user, struct berth_error **err);
+/*
  * As root: undoes `berth setup` for user: removes its cgroup subtrees
  * (refused while processes run in them) and the subordinate id ranges of
  * setup's size; with purge, deletes the user, its group and its home too.

@@ -31,6 +31,7 @@
 #include "control/formation.h"
 #include "control/destroy.h"
 #include "control/gc.h"
+#include "control/git-shell.h"
 #include "control/instance.h"
 #include "control/scheduler.h"
 #include "control/run.h"
@@ -401,6 +402,13 @@ int server_run(const struct server_options *opt, struct berth_error **err)
     r = api_start(&s, err);
     if (r < 0)
         goto out;
+    /* git and berth commands over ssh (git-shell.h); without it only smart HTTP works. */
+    {
+        _cleanup_error_ struct berth_error *gerr = NULL;
+
+        if (gitshell_start(&s, &gerr) < 0)
+            log_warn("no git over ssh: %s", berth_error_msg(&gerr));
+    }
 
     r = formation_supervisor_start(&s, err);
     if (r < 0)
@@ -437,6 +445,7 @@ out:
     /* No restart may start an instance once the stop began. */
     formation_supervisor_stop(&s);
     gc_schedule_stop(&s);
+    gitshell_stop(&s);
     api_stop(&s);
     /* Before the runner goes: its runs are containers, stopped now. */
     scheduler_stop(&s);
