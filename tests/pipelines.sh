@@ -165,6 +165,10 @@ echo 'feature' >"$src/version"
 commit_all "$src" "feature"
 git -C "$src" push -q "$(url stg)" feature-x >"$TEST_DIR/bpush" 2>&1 && rc=0 || rc=$?
 check "without previews, a branch push makes no preview" bash -c "! $BERTH apps | grep -q stg-feature-x"
+check "... the branch is stored as any git server would" \
+    test "$(git --git-dir="$home/apps/stg/repo.git" rev-parse -q --verify refs/heads/feature-x)" = "$(git -C "$src" rev-parse HEAD)"
+# Gone again, so the push below is a new branch for the preview.
+git -C "$src" push -q "$(url stg)" :feature-x 2>/dev/null
 run pipelines:previews web on --idle 1h
 check "pipelines:previews web on --idle 1h" test "$rc" = 0
 run config:set --preview stg GREETING=preview
