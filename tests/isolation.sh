@@ -279,6 +279,42 @@ left=$(procs_in_range "$base")
 check "a process that forked away from the app's group is gone with it (exit $rc, left: ${left:-none})" \
     test "$rc" = 3 -a -z "$left"
 
+# ---------------------------------------------------------------- through the daemon
+# An app's one-off run sees what `container run` shows (its init is the
+# daemon's clone: its command line must not show), and kill -9 of `berth
+# serve` leaves none of the app's processes.
+dhome=$TEST_DIR/daemon
+if start_berth "$dhome"; then
+    src=$TEST_DIR/src
+    cp -a "$SRCDIR/tests/apps/greet" "$src"
+    cp "$PROBE" "$src/probe"
+    git -C "$src" init -q -b main
+    commit_all "$src" "greet with the probe"
+    "$BERTH" apps:create probed >/dev/null
+    if push_app "$src" probed "$TEST_DIR/push"; then
+        "$BERTH" config:set probed "PROBE_FORBID=$forbid:$dhome" >/dev/null
+        set +e
+        "$BERTH" run probed -- /app/probe static </dev/null 2>&1 | cat >"$out"
+        rc=${PIPESTATUS[0]}
+        set -e
+        sed -i 's/^ok /ok daemon run: /; s/^not ok /not ok daemon run: /' "$out"
+        probe_tap "$out" "the probe in a one-off run"
+        check "daemon run: every check passed (exit 0, got $rc)" test "$rc" = 0
+        cg=$(berth_cgroup pids admin/probed)
+        before=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | wc -l)
+        kill -KILL "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=
+        left=x
+        for _ in $(seq 1 50); do left=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null); [ -z "$left" ] && break; sleep 0.1; done
+        check "A14 kill -9 of berth serve leaves none of the app's processes ($before were running; left: ${left:-none})" \
+            test "$before" -gt 0 -a -z "$left"
+        find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    else
+        not_ok "an app with the probe deploys"; diag "$TEST_DIR/push"
+    fi
+else
+    not_ok "berth serve starts"
+fi
+
 # ---------------------------------------------------------------- nothing left behind
 left=$(find "$BERTH_HOME/containers/run" -mindepth 1 -maxdepth 1 ! -name "${held_id:-none}" | wc -l)
 check "no container's upper directory is left ($left)" test "$left" = 0
