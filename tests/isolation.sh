@@ -142,10 +142,11 @@ check "A9 SIGTERM to berth: the app's own exit status (0), got $rc" test "$rc" =
 
 rc=0
 # As from a terminal's ^C: a shell starts background jobs with SIGINT ignored, berth takes it back.
-"${CRUN[@]}" "$TEST_DIR/empty" -- /bin/sleep 60 </dev/null >"$out" 2>&1 &
+"${CRUN[@]}" --tenant sigint "$TEST_DIR/empty" -- /bin/sleep 60 </dev/null >"$out" 2>&1 &
 p=$!
 bg_pids+=($p)
-sleep 1; kill -INT $p
+for _ in $(seq 1 200); do [ -z "$(live_cgroup sigint)" ] || break; sleep 0.1; done
+kill -INT $p
 wait $p || rc=$?
 check "A9 ^C (SIGINT) to berth: SIGTERM ends the app, berth exits 143 (got $rc)" test "$rc" = 143
 
@@ -318,7 +319,7 @@ fi
 # ---------------------------------------------------------------- nothing left behind
 left=$(find "$BERTH_HOME/containers/run" -mindepth 1 -maxdepth 1 ! -name "${held_id:-none}" | wc -l)
 check "no container's upper directory is left ($left)" test "$left" = 0
-left=$(for t in default alpha beta hog sibling stubborn; do ctr_cgroups $t; done)
+left=$(for t in default alpha beta hog sibling stubborn sigint pid1; do ctr_cgroups $t; done)
 check "no container's cgroup is left (${left:-none})" test -z "$left"
 check "no mount of berth's home on the host" not_contains /proc/self/mountinfo "$BERTH_HOME"
 stop_bg
