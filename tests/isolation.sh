@@ -89,6 +89,19 @@ probe_tap "$out" "static probe"
 check "static probe: every check passed (exit 0)" test "$rc" = 0
 [ "$rc" = 0 ] || diag "$out"
 
+# Where the kernel refuses a fresh sysfs, the host's /sys is bound read-only:
+# /sys/fs/cgroup must still be the container's own view, not the host's tree.
+set +e
+BERTH_TEST_SYS_BIND=1 crun -e "PROBE_FORBID=$forbid" "$slug" -- /app/probe static </dev/null 2>&1 | cat >"$out"
+rc=${PIPESTATUS[0]}
+set -e
+grep '^ok view\|^not ok view' "$out" | sed 's/^ok /ok host sysfs: /; s/^not ok /not ok host sysfs: /' >"$out.view"
+probe_tap "$out.view" "the probe over the host's sysfs"
+inner=$(BERTH_TEST_SYS_BIND=1 crun "$TEST_DIR/empty" -- stat -c %d /sys </dev/null 2>&1) || true
+fresh=$(crun "$TEST_DIR/empty" -- stat -c %d /sys </dev/null 2>&1) || true
+check "host sysfs: the knob binds the host's sysfs (device $inner = $(stat -c %d /sys)), else a fresh one ($fresh)" \
+    test "$inner" = "$(stat -c %d /sys)" -a "$fresh" != "$inner"
+
 rc=0
 script -qec "$BERTH container run $slug -- /app/probe tiocsti" /dev/null >"$out" 2>&1 || rc=$?
 tr -d '\r' <"$out" >"$out.tty"
