@@ -437,7 +437,13 @@ static void ctx_release(struct run_ctx *x)
     free(x->stack_dir);
 }
 
-/* Everything but the run: ids, stack, state dir, cgroup path, stdio, the cgroup check. */
+/*
+ * Everything but the run: ids, stack, state dir, cgroup path, stdio. The
+ * cgroups are checked by the run itself: runner_run_once() finds berth's
+ * delegated subtree or fails naming `berth setup`, and creates the cgroup
+ * or says why it could not (a separate runner_cgroup_check() cost another
+ * mkdir and rmdir per hierarchy at every start).
+ */
 static int prepare(const struct run_opts *o, struct run_ctx *x, struct berth_error **err)
 {
     _cleanup_free_ char *home = berth_home();
@@ -464,7 +470,7 @@ static int prepare(const struct run_opts *o, struct run_ctx *x, struct berth_err
     for (int i = 0; i < 3; i++)
         if ((x->fds[i] = stdio_fd(i)) < 0)
             return berth_error_make(err, errno, "open '/dev/null'");
-    return runner_cgroup_check(err);
+    return 0;
 }
 
 static int run(const struct run_opts *o)
