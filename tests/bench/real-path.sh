@@ -5,7 +5,8 @@
 # port agent -> nginx in a container (examples/static, served by the static
 # buildpack's nginx with keep-alive), at -c64 and -c1; req/s, p50 and p99,
 # median of ROUNDS runs of SECS seconds. The access log is on, as it is in
-# production. Then the concurrency sweep: busybox httpd (no keep-alive,
+# production. Before that, the memory of the instance's init (and port
+# agent) once idle. Then the concurrency sweep: busybox httpd (no keep-alive,
 # listen backlog 9) as a Procfile app, through the router and, beside it,
 # the same busybox on the host with the same files ("direct"), wrk -d3s at
 # 1 to 256 clients: req/s and p99 of both, and the router/direct ratios
@@ -33,6 +34,9 @@ git -C "$T/src" add -A && git -C "$T/src" -c user.email=b@b -c user.name=b commi
 git -C "$T/src" push -q "http://x:$BERTH_TOKEN@127.0.0.1:$control/real.git" main >"$T/push.out" 2>&1 ||
     { echo "  push failed: $(tail -3 "$T/push.out" | tr '\n' ' ')"; exit 0; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+spawner=$(pgrep -P "$serve" -x berth-spawner | head -1 || true)
+init=$( [ -z "$spawner" ] || pgrep -P "$spawner" -x berth-init | head -1 || true)
+[ -z "$init" ] || echo "  the instance's init (and port agent), idle: $(bench_init_memory "$init")"
 for conc in "-t2 -c64" "-t1 -c1"; do
     : >"$T/r"
     for _ in $(seq 1 "$rounds"); do

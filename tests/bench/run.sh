@@ -11,7 +11,10 @@
 #      serve's router to an app in a container;
 #   2. idle memory (RSS, PSS, USS over the process tree): berth's router
 #      vs nginx as the proxy;
-#   3. container start to exit of /bin/true: berth's runner vs bwrap;
+#   3. container start to exit of /bin/true: `berth container run` vs
+#      bwrap vs crun, and the idle init's memory (tests/bench/start.sh);
+#      the noisy neighbour: one tenant's p99 while another runs a spinner,
+#      a memory hog and a fork storm (tests/bench/neighbour.sh);
 #   4. git push over smart HTTP (200 files x 10 KiB, then one line more):
 #      berth's receiver vs nginx -> fcgiwrap -> git http-backend;
 #   5. deploy time of each example, push to serving, first push and
@@ -109,18 +112,9 @@ stop "${pids[@]}"; pids=()
 echo "== router, the real path: wrk -> berth serve -> port agent -> examples/static in a container (median of ${rounds})"
 bash "$top/tests/bench/real-path.sh" "$build" "$rounds" "$secs"
 
-echo "== container start -> exit of /bin/true (median of ${BENCH_RUNS:-200} runs)"
-if grep -q "^$(id -un):" /etc/subuid; then
-    mkdir -p "$T/start"
-    b=$("$build/tests/bench/start-bench" "$T/start" "${BENCH_RUNS:-200}" | awk '{print $2}')
-    bw=$(hyperfine -N --warmup 20 --runs "${BENCH_RUNS:-200}" --export-json "$T/bw.json" \
-        "bwrap --unshare-user --unshare-pid --unshare-net --unshare-ipc --unshare-uts --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev /bin/true" \
-        >/dev/null 2>&1 && python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$T/bw.json")
-    printf '  bwrap %8s ms   berth %8s ms   berth/bwrap %.2f (berth includes overlay root, /dev, seccomp, port agent)\n' \
-        "$bw" "$b" "$(awk -v b="$b" -v w="$bw" 'BEGIN {print (w > 0 ? b / w : 0)}')"
-else
-    echo "  skipped: $(id -un) has no subordinate ids (run berth setup)"
-fi
+bash "$top/tests/bench/start.sh" "$build" "${BENCH_RUNS:-60}" "$rounds"
+echo "== noisy neighbour: tenant B's router p99 while tenant A runs a spinner, a memory hog and a fork storm"
+bash "$top/tests/bench/neighbour.sh" "$build" "$rounds" "$secs"
 
 echo "== git push over smart HTTP, 200 files x 10 KiB (hyperfine, ${PUSH_RUNS:-20} runs each, median ms)"
 rs=$T/rs; gs=$T/gs; mkdir -p "$rs" "$gs"

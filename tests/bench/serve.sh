@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Sourced by the benchmarks that need a `berth serve` of their own
-# (real-path.sh, deploy.sh). bench_serve_start BUILD_DIR starts one with
+# (real-path.sh, deploy.sh, neighbour.sh), and for bench_init_memory (start.sh). bench_serve_start BUILD_DIR starts one with
 # its home in $T (the caller's temporary directory) on free loopback ports
 # and sets serve (its pid), http, control, BERTH_URL and BERTH_TOKEN.
 # bench_serve_stop stops it and removes $T; what the containers left there
@@ -20,4 +20,22 @@ bench_serve_start() {
 bench_serve_stop() {
     [ -z "$serve" ] || { kill "$serve" 2>/dev/null; wait "$serve" 2>/dev/null || true; }
     rm -rf "$T" 2>/dev/null || unshare --map-root-user --map-auto rm -rf "$T" 2>/dev/null || true
+}
+# bench_init_memory PID: the memory of a container's init (which also serves
+# the port agent) against issue 9's goal of a USS <= 400 kB. The init is not
+# dumpable and runs as the container's root: only root reads its smaps. Its
+# /proc/PID/status is open to all: the anonymous resident memory there
+# bounds the USS from above (pages it still shares copy-on-write with its
+# parent count too), and its file pages are libc's, shared.
+bench_init_memory() {
+    local rss pss uss anon file
+    if cat "/proc/$1/smaps_rollup" >/dev/null 2>&1; then
+        read -r rss pss uss < <(awk '/^Rss:/ {r = $2} /^Pss:/ {p = $2} /^Private_(Clean|Dirty):/ {u += $2}
+            END {print r, p, u}' "/proc/$1/smaps_rollup")
+        echo "init $1: RSS $rss kB, PSS $pss kB, USS $uss kB (goal <= 400 kB: $( [ "$uss" -le 400 ] && echo met || echo NOT met))"
+    else
+        read -r anon file < <(awk '/^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} END {print a, f}' "/proc/$1/status")
+        echo "init $1: RssAnon $anon kB (>= USS; goal <= 400 kB: $( [ "$anon" -le 400 ] && echo met || echo NOT met))," \
+            "RssFile $file kB (shared); as root the exact USS"
+    fi
 }

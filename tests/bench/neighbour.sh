@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The noisy neighbour (issue 9's goal: <= 1.2): tenant B's site through
+# `berth serve`'s router (examples/static, wrk -t1 -c1), its p99 latency
+# while tenant A runs a CPU spinner, a memory hog and a fork storm in a
+# one-off run (`berth run:detached`), over its p99 when A is idle. A has
+# limits of its own (--cpus 0.5 --memory 256M --pids 300 on this 2-CPU
+# host), which the kernel enforces; B has the defaults. Medians of ROUNDS
+# runs of SECS seconds each. Run by tests/bench/run.sh as the berth user,
+# or alone: tests/bench/neighbour.sh BUILD_DIR [ROUNDS] [SECS]
+set -euo pipefail
+build=$(cd "${1:-build}" && pwd)
+rounds=${2:-3}
+secs=${3:-5}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+T=$(mktemp -d /tmp/berth-neighbour.XXXXXX)
+. "$top/tests/bench/serve.sh"
+trap bench_serve_stop EXIT
+bench_serve_start "$build"
+B="$build/berth"
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+token() { "$B" tenants:create "$1" 2>/dev/null | grep -oE '[A-Za-z0-9_-]{20,}' | tail -1; }
+# push TOKEN APP SRC: deploys SRC as APP of the token's tenant.
+push() {
+    BERTH_TOKEN=$1 "$B" apps:create "$2" >/dev/null
+    git -C "$3" init -q -b main
+    git -C "$3" add -A && git -C "$3" -c user.email=b@b -c user.name=b commit -qm 0
+    git -C "$3" push -q "http://x:$1@127.0.0.1:$control/$2.git" main >"$T/push.$2" 2>&1
+}
+p99() { # p99 HOST: wrk's p99 in ms, -t1 -c1 for SECS seconds
+    wrk --latency -t1 -c1 -d"${secs}s" -H "Host: $1" "http://127.0.0.1:$http/" 2>/dev/null | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        $1 == "99%" {p = ms($2)} END {printf "%.3f\n", p}'
+}
+
+ta=$(token noisya) tb=$(token quietb)
+if [ -z "$ta" ] || [ -z "$tb" ]; then echo "  tenants:create failed"; exit 0; fi
+"$B" tenants:limits noisya --cpus 0.5 --memory 256M --pids 300 >/dev/null
+cp -a "$top/examples/static" "$T/b"
+mkdir -p "$T/a/site" && echo a >"$T/a/site/index.html"
+printf 'web: exec busybox httpd -f -p $PORT -h site\n' >"$T/a/Procfile"
+if ! push "$tb" quiet "$T/b" || ! push "$ta" noisy "$T/a"; then
+    echo "  push failed: $(tail -3 "$T"/push.* | tr '\n' ' ')"
+    exit 0
+fi
+for _ in $(seq 1 50); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: quiet.localhost' "http://127.0.0.1:$http/")" = 200 ] && break
+    sleep 0.2
+done
+
+: >"$T/idle"
+for _ in $(seq 1 "$rounds"); do p99 quiet.localhost >>"$T/idle"; done
+# The load: two busy loops, memory grabbed 16 MiB at a time until the OOM
+# killer ends it (again and again), and forks until pids.max refuses them.
+load='spin() { while :; do :; done; }
+hog() { while :; do python3 -c "x = []
+while True: x.append(bytearray(16 << 20))" 2>/dev/null; done; }
+storm() { while :; do sleep 5 & done 2>/dev/null; }
+spin & spin & hog & storm & wait'
+BERTH_TOKEN=$ta "$B" run:detached noisy -- "$load" >"$T/run.out" 2>&1 ||
+    { echo "  run:detached failed: $(tail -2 "$T/run.out" | tr '\n' ' ')"; exit 0; }
+sleep 2
+: >"$T/busy"
+for _ in $(seq 1 "$rounds"); do p99 quiet.localhost >>"$T/busy"; done
+i=$(median <"$T/idle")
+b=$(median <"$T/busy")
+r=$(awk -v a="$b" -v b="$i" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+printf '  tenant B p99: idle %s ms, A busy %s ms; ratio %s (goal <= 1.2: %s)   rounds idle: %s busy: %s\n' \
+    "$i" "$b" "$r" "$(awk -v r="$r" 'BEGIN {print (r > 0 && r <= 1.2 ? "met" : "NOT met")}')" \
+    "$(tr '\n' ' ' <"$T/idle")" "$(tr '\n' ' ' <"$T/busy")"

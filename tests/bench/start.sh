@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# Container start to exit of /bin/true, side by side in one hyperfine run
+# per round, as the same unprivileged user (issue 9's goals in brackets):
+#   berth  `berth container run EMPTY_DIR -- /bin/true`: the whole command,
+#          its exec included (overlay root, /proc, /dev, cgroup, seccomp,
+#          berth's init, the cleanup)                          [<= 1.0x bwrap]
+#   bwrap  bubblewrap with every namespace, /usr, /proc and /dev
+#   crun   `crun run` of an equivalent rootless bundle (/usr bound
+#          read-only, /proc, /dev), where crun runs here; else why not
+#                                                              [<= 0.4x crun]
+# then the spawner's own start (tests/bench/start-bench: berth serve's path,
+# in process, no exec), and the USS of an idle container's init, which also
+# serves the port agent                                       [<= 0.4 MB].
+# Medians of ROUNDS rounds of RUNS runs each. Run by tests/bench/run.sh as
+# the berth user, or alone: tests/bench/start.sh BUILD_DIR [RUNS] [ROUNDS]
+set -euo pipefail
+build=$(cd "${1:-build}" && pwd)
+runs=${2:-60}
+rounds=${3:-3}
+T=$(mktemp -d /tmp/berth-start.XXXXXX)
+. "$(dirname "$0")/serve.sh"
+chmod 755 "$T"
+bg=
+cleanup() {
+    [ -z "$bg" ] || { kill "$bg" 2>/dev/null; wait "$bg" 2>/dev/null || true; }
+    rm -rf "$T" 2>/dev/null || unshare --map-root-user --map-auto rm -rf "$T" 2>/dev/null || true
+}
+trap cleanup EXIT
+export BERTH_HOME=$T/home
+mkdir "$T/empty"
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+# goal VALUE LIMIT: "met" or "NOT met" for VALUE <= LIMIT.
+goal() { awk -v v="$1" -v l="$2" 'BEGIN {print (v > 0 && v <= l ? "met" : "NOT met")}'; }
+
+berth="$build/berth container run $T/empty -- /bin/true"
+bwrap="bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev /bin/true"
+if ! $berth >"$T/berth.out" 2>&1; then
+    echo "  berth container run failed: $(tail -2 "$T/berth.out" | tr '\n' ' ')"
+    exit 0
+fi
+
+# crun: a rootless bundle of the same shape, or the reason it does not run here.
+crun=
+why_not_crun=
+if ! command -v crun >/dev/null; then
+    why_not_crun="crun is not installed (Debian package crun)"
+else
+    b=$T/crun
+    mkdir -p "$b/rootfs/usr" "$b/rootfs/proc" "$b/rootfs/dev" "$b/rootfs/tmp"
+    for l in bin lib lib64; do ln -s "usr/$l" "$b/rootfs/$l"; done
+    (cd "$b" && crun spec --rootless)
+    python3 - "$b/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["args"] = ["/bin/true"]
+c["process"]["terminal"] = False
+c["root"] = {"path": "rootfs", "readonly": True}
+c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr",
+                    "options": ["rbind", "ro", "nosuid", "nodev"]})
+c["linux"].pop("resources", None)
+json.dump(c, open(sys.argv[1], "w"))
+PY
+    crun="crun --root $T/crun-state --cgroup-manager=disabled run -b $b bench"
+    if ! $crun >"$T/crun.out" 2>&1; then
+        why_not_crun="crun cannot run rootless here: $(tail -1 "$T/crun.out")"
+        crun=
+    fi
+fi
+
+echo "== container start -> exit of /bin/true (hyperfine -N, median of $rounds rounds of $runs runs)"
+: >"$T/m"
+for _ in $(seq 1 "$rounds"); do
+    cmds=("$berth" "$bwrap")
+    [ -z "$crun" ] || cmds+=("$crun")
+    hyperfine -N --warmup 5 --runs "$runs" --export-json "$T/hf.json" "${cmds[@]}" >/dev/null 2>&1 ||
+        { echo "  hyperfine failed"; exit 0; }
+    python3 -c 'import json,sys; print(" ".join("%.3f" % (r["median"] * 1000) for r in json.load(open(sys.argv[1]))["results"]))' \
+        "$T/hf.json" >>"$T/m"
+done
+b=$(awk '{print $1}' "$T/m" | median)
+w=$(awk '{print $2}' "$T/m" | median)
+printf '  berth %7s ms  bwrap %7s ms  berth/bwrap %s (goal <= 1.0: %s)   rounds: %s\n' "$b" "$w" \
+    "$(ratio "$b" "$w")" "$(goal "$(ratio "$b" "$w")" 1.0)" "$(awk '{printf "%s/%s ", $1, $2}' "$T/m")"
+if [ -n "$crun" ]; then
+    c=$(awk '{print $3}' "$T/m" | median)
+    printf '  crun  %7s ms  berth/crun %s (goal <= 0.4: %s)\n' "$c" "$(ratio "$b" "$c")" "$(goal "$(ratio "$b" "$c")" 0.4)"
+else
+    echo "  crun: not measured: $why_not_crun"
+fi
+if grep -q "^$(id -un):" /etc/subuid; then
+    mkdir -p "$T/sb"
+    echo "  berth serve's spawner, in process (tests/bench/start-bench, $runs runs): $("$build/tests/bench/start-bench" "$T/sb" "$runs" | sed 's/median \([0-9.]*\) p90 \([0-9.]*\)/median \1 ms, p90 \2 ms/')"
+fi
+
+echo "== an idle container's init (it also serves the port agent): USS, after 1 s idle"
+"$build/berth" container run "$T/empty" -- /bin/sleep 60 >/dev/null 2>&1 &
+bg=$!
+init=
+for _ in $(seq 1 50); do init=$(pgrep -P "$bg" -x berth-init || true); [ -n "$init" ] && break; sleep 0.1; done
+sleep 1
+if [ -n "$init" ]; then
+    echo "  $(bench_init_memory "$init")"
+else
+    echo "  no berth-init found under berth container run"
+fi
