@@ -265,6 +265,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
             req->ropts.deploy = deploy_on_push;
             req->ropts.settled = deploy_settled;
             req->ropts.deploy_cls = &req->deploy;
+            gitshell_limits(s, &req->ropts);
         } else {
             /* Answer on a later call, once the body is in (queueing now would close the connection). */
             return MHD_YES;

@@ -41,6 +41,7 @@
 #include "control/cli.h"
 #include "control/deploy.h"
 #include "control/keys.h"
+#include "control/units.h"
 #include "receiver/receiver.h"
 
 #define HELLO_MAX 1024
@@ -410,6 +411,28 @@ static bool tenant_exists(const char *tenant)
     return strcmp(tenant, MODEL_ADMIN_TENANT) == 0 || tenants_load(&gs.s->model, tenant, &rec, NULL) == 0;
 }
 
+void gitshell_limits(struct server *s, struct receiver_options *opts)
+{
+    _cleanup_json_ json_t *settings = NULL;
+    const json_t *git, *v;
+    uint64_t bytes;
+
+    if (model_settings_load(&s->model, &settings, NULL) < 0 || !(git = json_object_get(settings, "git")))
+        return;
+    v = json_object_get(git, "max_push");
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        opts->max_request_bytes = (size_t)json_integer_value(v);
+    else if (json_is_string(v) && units_parse_size(json_string_value(v), &bytes) && bytes > 0)
+        opts->max_request_bytes = (size_t)bytes;
+    else if (v)
+        log_warn("berth.json: git.max_push must be a positive size (\"512M\", or bytes); the default holds");
+    v = json_object_get(git, "max_objects");
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        opts->max_objects = (size_t)json_integer_value(v);
+    else if (v)
+        log_warn("berth.json: git.max_objects must be a positive number; the default holds");
+}
+
 /* A git session on the passed fds; returns its exit status. Sets *ret_repo when a ref moved. */
 static int serve_git(const struct hello *h, char **ret_repo)
 {
@@ -435,6 +458,7 @@ static int serve_git(const struct hello *h, char **ret_repo)
     opts.deploy = deploy_on_push;
     opts.settled = deploy_settled;
     opts.deploy_cls = &deploy;
+    gitshell_limits(gs.s, &opts);
     r = receiver_session(h->kind, h->fds[0], h->fds[1], &opts, &moved, &err);
     /* A refused push was told through git's own report (ng lines). */
     if (r < 0 && r != -EIO)
@@ -490,7 +514,7 @@ static bool peer_is_us(int conn)
 
 static void session(int conn)
 {
-    struct hello h;
+    struct hello h = { .n_fds = 0 };
     _cleanup_free_ char *moved_repo = NULL;
     int status = 1;
 

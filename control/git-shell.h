@@ -26,6 +26,7 @@
 #include "common/error.h"
 #include "control/server.h"
 #include "control/tenants.h"
+#include "receiver/receiver.h"
 
 /* `berth git-shell --socket PATH TENANT` (the ssh side); returns the exit code. */
 int gitshell_main(int argc, char **argv);
@@ -34,6 +35,12 @@ int gitshell_main(int argc, char **argv);
 int gitshell_start(struct server *s, struct berth_error **err);
 /* Stops it, waiting (a while) for sessions in progress. */
 void gitshell_stop(struct server *s);
+/*
+ * berth.json's "git": {"max_push": "512M", "max_objects": 1000000}, the
+ * limits of a push over either transport, into opts (unset or malformed:
+ * the receiver's defaults, the latter logged).
+ */
+void gitshell_limits(struct server *s, struct receiver_options *opts);
 /*
  * Whether `token` is a live SSH session's token; fills *ret (owner role of
  * the session's tenant). For the API's authentication.

@@ -8,9 +8,15 @@
  * content, and every path is created relative to a directory fd with
  * O_NOFOLLOW, so a hostile tree (entries named "..", ".git", or a symlink a
  * later entry tries to write through) cannot write outside `dest_dir`.
+ *
+ * Memory stays bounded whatever a push holds: a blob over EXPORT_STREAM_MIN
+ * is not loaded (libgit2 reads a whole object into memory) but streamed into
+ * its file by `git cat-file blob`, which git streams from the pack; the
+ * push's quarantine reaches it as GIT_ALTERNATE_OBJECT_DIRECTORIES.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +29,54 @@
 
 /* git itself has no depth limit; 256 levels keeps recursion (and fds) bounded. */
 #define EXPORT_MAX_DEPTH 256
+/* Blobs larger than this are streamed by git instead of read whole. */
+#define EXPORT_STREAM_MIN ((git_object_size_t)4 << 20)
+
+struct export {
+    git_repository *repo;
+    const char *alternate;      /* the push's quarantine, or NULL */
+};
+
+/* `git cat-file blob <id>` into fd: git streams a large blob from its pack. */
+static int stream_blob(const struct export *x, const git_oid *id, int fd, const char *path,
+                       struct berth_error **err)
+{
+    extern char **environ;
+    _cleanup_free_ char *git_dir = xasprintf("--git-dir=%s", git_repository_path(x->repo));
+    _cleanup_free_ char *alt = x->alternate ? xasprintf("GIT_ALTERNATE_OBJECT_DIRECTORIES=%s", x->alternate) : NULL;
+    char hex[GIT_OID_HEXSZ + 1];
+    char *argv[] = { (char *)"git", git_dir, (char *)"cat-file", (char *)"blob", hex, NULL };
+    _cleanup_free_ char **env = NULL;
+    size_t n = 0;
+
+    git_oid_tostr(hex, sizeof(hex), id);
+    while (environ[n])
+        n++;
+    env = xcalloc(n + 2, sizeof(*env));
+    memcpy(env, environ, n * sizeof(*env));
+    env[n] = alt;
+    if (repo_run_git(argv, env, fd, err) < 0)
+        return berth_error_wrap(err, "writing '%s'", path);
+    return 0;
+}
+
+/* The blob's size without reading it (-errno with *err when it cannot be found). */
+static int blob_size(const struct export *x, const git_oid *id, git_object_size_t *ret, const char *path,
+                     struct berth_error **err)
+{
+    git_odb *odb = NULL;
+    git_object_t type;
+    size_t size = 0;
+    int k = git_repository_odb(&odb, x->repo);
+
+    if (k == 0)
+        k = git_odb_read_header(&size, &type, odb, id);
+    git_odb_free(odb);
+    if (k < 0)
+        return git_to_berth_error(err, k, "reading '%s'", path);
+    *ret = size;
+    return 0;
+}
 
 static bool safe_name(const char *name)
 {
@@ -30,14 +84,43 @@ static bool safe_name(const char *name)
            && !strchr(name, '/');
 }
 
-static int write_blob(git_repository *repo, int dfd, const git_tree_entry *e, const char *path,
+/* A regular file, its content streamed by git. */
+static int write_big_file(const struct export *x, int dfd, const git_tree_entry *e, const char *path,
+                          struct berth_error **err)
+{
+    const char *name = git_tree_entry_name(e);
+    mode_t m = git_tree_entry_filemode(e) == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644;
+    _cleanup_close_ int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, m);
+    int k;
+
+    /* An existing symlink at this name is replaced, never followed. */
+    if (fd < 0 && errno == ELOOP && unlinkat(dfd, name, 0) == 0)
+        fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, m);
+    if (fd < 0)
+        return berth_error_make(err, errno, "creating '%s'", path);
+    if ((k = stream_blob(x, git_tree_entry_id(e), fd, path, err)) < 0)
+        return k;
+    if (fchmod(fd, m) < 0)
+        return berth_error_make(err, errno, "chmod '%s'", path);
+    return 0;
+}
+
+static int write_blob(const struct export *x, int dfd, const git_tree_entry *e, const char *path,
                       struct berth_error **err)
 {
+    git_repository *repo = x->repo;
     git_blob *blob = NULL;
     const char *name = git_tree_entry_name(e);
     git_filemode_t mode = git_tree_entry_filemode(e);
+    git_object_size_t size = 0;
     int k;
 
+    if (mode != GIT_FILEMODE_LINK) {
+        if ((k = blob_size(x, git_tree_entry_id(e), &size, path, err)) < 0)
+            return k;
+        if (size > EXPORT_STREAM_MIN)
+            return write_big_file(x, dfd, e, path, err);
+    }
     k = git_blob_lookup(&blob, repo, git_tree_entry_id(e));
     if (k < 0)
         return git_to_berth_error(err, k, "reading '%s'", path);
@@ -75,9 +158,11 @@ static int write_blob(git_repository *repo, int dfd, const git_tree_entry *e, co
     return 0;
 }
 
-static int write_tree(git_repository *repo, const git_tree *tree, int dfd, const char *prefix,
+static int write_tree(const struct export *x, const git_tree *tree, int dfd, const char *prefix,
                       int depth, struct berth_error **err)
 {
+    git_repository *repo = x->repo;
+
     if (depth > EXPORT_MAX_DEPTH)
         return berth_error_plain(err, ELOOP, "tree deeper than %d levels at '%s'", EXPORT_MAX_DEPTH,
                                  prefix);
@@ -103,14 +188,14 @@ static int write_tree(git_repository *repo, const git_tree *tree, int dfd, const
             k = git_tree_lookup(&t, repo, git_tree_entry_id(e));
             if (k < 0)
                 return git_to_berth_error(err, k, "reading tree '%s'", path);
-            k = write_tree(repo, t, sub, subprefix, depth + 1, err);
+            k = write_tree(x, t, sub, subprefix, depth + 1, err);
             git_tree_free(t);
             if (k < 0)
                 return k;
             break;
         }
         case GIT_OBJECT_BLOB:
-            k = write_blob(repo, dfd, e, path, err);
+            k = write_blob(x, dfd, e, path, err);
             if (k < 0)
                 return k;
             break;
@@ -131,9 +216,10 @@ static int write_tree(git_repository *repo, const git_tree *tree, int dfd, const
     return 0;
 }
 
-int export_commit(git_repository *repo, const git_oid *oid, const char *dest_dir,
-                  struct berth_error **err)
+static int export_with(const struct export *x, const git_oid *oid, const char *dest_dir,
+                       struct berth_error **err)
 {
+    git_repository *repo = x->repo;
     _cleanup_close_ int dfd = -1;
     char hex[GIT_OID_HEXSZ + 1];
     git_commit *commit = NULL;
@@ -154,9 +240,17 @@ int export_commit(git_repository *repo, const git_oid *oid, const char *dest_dir
     git_commit_free(commit);
     if (k < 0)
         return git_to_berth_error(err, k, "reading the tree of '%s'", hex);
-    k = write_tree(repo, tree, dfd, "", 0, err);
+    k = write_tree(x, tree, dfd, "", 0, err);
     git_tree_free(tree);
     return k;
+}
+
+int export_commit(git_repository *repo, const git_oid *oid, const char *dest_dir,
+                  struct berth_error **err)
+{
+    const struct export x = { .repo = repo };
+
+    return export_with(&x, oid, dest_dir, err);
 }
 
 int receiver_push_export(struct receiver_push *push, const char *commit_hex, const char *dest_dir,
@@ -168,5 +262,9 @@ int receiver_push_export(struct receiver_push *push, const char *commit_hex, con
         return berth_error_plain(err, EINVAL, "push has no repository");
     if (strlen(commit_hex) != GIT_OID_HEXSZ || git_oid_fromstr(&oid, commit_hex) < 0)
         return berth_error_plain(err, EINVAL, "bad commit id '%s'", commit_hex);
-    return export_commit(push->repo, &oid, dest_dir, err);
+    {
+        const struct export x = { .repo = push->repo, .alternate = push->quarantine };
+
+        return export_with(&x, &oid, dest_dir, err);
+    }
 }

@@ -43,7 +43,7 @@
 #include "receiver/upload.h"
 #include "common/banned.h"
 
-#define DEFAULT_MAX_REQUEST_BYTES ((uint64_t)512 << 20)
+#define DEFAULT_MAX_REQUEST_BYTES PUSH_DEFAULT_MAX_BYTES
 #define SPOOL_CHUNK 65536
 #define RESULT_KEEPALIVE_MS 5000
 

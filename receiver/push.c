@@ -260,11 +260,19 @@ int push_read_commands(struct receiver_push *p, struct pkt_reader *r, struct ber
 struct index_progress {
     struct receiver_push *p;
     unsigned int last_pct;
+    size_t max_objects;
+    bool too_many;
 };
 
 static int on_index_progress(const git_indexer_progress *s, void *payload)
 {
     struct index_progress *ip = payload;
+
+    /* The pack's header names its object count before any object is read. */
+    if (s->total_objects > ip->max_objects) {
+        ip->too_many = true;
+        return -1;
+    }
 
     if (s->total_objects && s->received_objects < s->total_objects) {
         unsigned int pct = (unsigned int)((uint64_t)s->received_objects * 100 / s->total_objects);
@@ -292,6 +300,8 @@ static int ingest_pack(struct receiver_push *p, struct pkt_reader *r, struct ber
 {
     git_indexer_options o = GIT_INDEXER_OPTIONS_INIT;
     struct index_progress ip = { .p = p, .last_pct = 0 };
+    uint64_t max_bytes = p->opts->max_request_bytes ? p->opts->max_request_bytes : PUSH_DEFAULT_MAX_BYTES;
+    uint64_t got = 0;
     git_indexer_progress stats = { 0 };
     git_indexer *idx = NULL;
     git_odb *odb = NULL;
@@ -324,9 +334,21 @@ static int ingest_pack(struct receiver_push *p, struct pkt_reader *r, struct ber
         k = git_to_berth_error(err, k, "starting indexer");
         goto out;
     }
+    ip.max_objects = p->opts->max_objects ? p->opts->max_objects : PUSH_DEFAULT_MAX_OBJECTS;
     buf = xmalloc(65536);
     while ((n = pkt_reader_read_raw(r, buf, 65536)) > 0) {
+        got += (uint64_t)n;
+        if (got > max_bytes) {
+            k = berth_error_plain(err, EFBIG, "push too large (over the limit of %llu bytes)",
+                                  (unsigned long long)max_bytes);
+            goto out;
+        }
         k = git_indexer_append(idx, buf, (size_t)n, &stats);
+        if (k < 0 && ip.too_many) {
+            k = berth_error_plain(err, E2BIG, "push of %u objects is over the limit of %zu objects",
+                                  stats.total_objects, ip.max_objects);
+            goto out;
+        }
         if (k < 0) {
             k = git_to_berth_error(err, k, "indexing pack");
             goto out;

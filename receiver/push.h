@@ -21,6 +21,9 @@
 /* Caps on what a client may send (STYLE.md: every external size has a cap). */
 #define PUSH_MAX_COMMANDS 1000
 #define PUSH_MAX_OPTIONS 100
+/* Defaults of receiver_options' limits. */
+#define PUSH_DEFAULT_MAX_BYTES ((uint64_t)512 << 20)
+#define PUSH_DEFAULT_MAX_OBJECTS 1000000
 
 #define RECEIVER_CAPS "report-status delete-refs side-band-64k quiet atomic ofs-delta " \
                       "push-options object-format=sha1 agent=berth/0.1"
@@ -100,6 +103,12 @@ int repo_lock(const char *git_dir, void (*waiting)(void *cls), void *cls);
  */
 int export_commit(git_repository *repo, const git_oid *oid, const char *dest_dir,
                   struct berth_error **err);
+
+/*
+ * Runs git with argv (argv[0] "git"; env NULL: the daemon's), stdin from
+ * /dev/null, stdout to out_fd, and waits: 0 when it exits 0.
+ */
+int repo_run_git(char *const *argv, char *const *env, int out_fd, struct berth_error **err);
 
 /* Appends the ref advertisement (without the HTTP service header) to out. */
 int advertise_refs(git_repository *repo, struct strbuf *out, struct berth_error **err);

@@ -64,7 +64,8 @@ struct receiver_options {
     receiver_deploy_fn deploy;      /* NULL: accept every update */
     receiver_settled_fn settled;    /* NULL: nothing to settle */
     void *deploy_cls;               /* for both; must outlive the request (the options are copied) */
-    size_t max_request_bytes;       /* cap on a POST body; 0: the default 512 MiB */
+    size_t max_request_bytes;       /* cap on a push (a POST body, a pack over ssh); 0: the default 512 MiB */
+    size_t max_objects;             /* cap on a pack's object count; 0: the default 1,000,000 */
 };
 
 /*

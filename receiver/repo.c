@@ -175,6 +175,28 @@ int repo_lock(const char *git_dir, void (*waiting)(void *cls), void *cls)
     return TAKE_FD(fd);
 }
 
+int repo_run_git(char *const *argv, char *const *env, int out_fd, struct berth_error **err)
+{
+    posix_spawn_file_actions_t fa;
+    extern char **environ;
+    pid_t pid;
+    int r, status;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
+    r = posix_spawnp(&pid, "git", &fa, NULL, argv, env ? env : environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (r != 0)
+        return berth_error_make(err, r, "running git");
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return berth_error_make(err, errno, "waiting for git");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return berth_error_plain(err, EIO, "git failed (status 0x%x)", (unsigned)status);
+    return 0;
+}
+
 int receiver_repo_maintain(const char *path, struct berth_error **err)
 {
     _cleanup_free_ char *git_dir = xasprintf("--git-dir=%s", path);
@@ -182,26 +204,11 @@ int receiver_repo_maintain(const char *path, struct berth_error **err)
     char *argv[] = { (char *)"git", (char *)"-c", (char *)"gc.autoDetach=false", git_dir, (char *)"gc",
                      (char *)"--auto", (char *)"--quiet", NULL };
     _cleanup_close_ int lock_fd = repo_lock(path, NULL, NULL);
-    posix_spawn_file_actions_t fa;
-    extern char **environ;
-    pid_t pid;
-    int r, status;
 
     if (lock_fd < 0)
         return berth_error_make(err, -lock_fd, "locking the repository '%s'", path);
     /* git's output, if any, goes to the server log; it reads nothing. */
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-    r = posix_spawnp(&pid, "git", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (r != 0)
-        return berth_error_make(err, r, "running 'git gc --auto' in '%s'", path);
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return berth_error_make(err, errno, "waiting for 'git gc' in '%s'", path);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return berth_error_plain(err, EIO, "'git gc --auto' in '%s' failed (status 0x%x)", path,
-                                 (unsigned)status);
+    if (repo_run_git(argv, NULL, STDERR_FILENO, err) < 0)
+        return berth_error_wrap(err, "'git gc --auto' in '%s'", path);
     return 0;
 }

@@ -276,6 +276,43 @@ check "a pack cut short over ssh is refused" bash -c "! grep -aq 'unpack ok' '$o
 check "... the refs are as they were" test "$(git --git-dir="$A" for-each-ref | sort)" = "$before_a"
 check "... and no quarantine is left" test -z "$(find "$A/objects" -maxdepth 1 -name 'incoming-*')"
 
+# limits (berth.json "git", read at each push)
+settings() { python3 - "$home/berth.json" "$1" <<'PY'
+import json, os, sys
+p, git = sys.argv[1], json.loads(sys.argv[2])
+d = json.load(open(p)) if os.path.exists(p) else {}
+if git: d["git"] = git
+else: d.pop("git", None)
+json.dump(d, open(p, "w"))
+PY
+}
+settings '{"max_push": "64K", "max_objects": 8}'
+git -C "$src" checkout -q -b limits
+head -c 200000 /dev/urandom >"$src/blob.bin"; commit_all "$src" "a 200 KB file"
+before_a=$(git --git-dir="$A" for-each-ref | sort)
+before_h=$(refs)
+run_git git -C "$src" push "$URL" limits
+check "a push over git.max_push (64K) over HTTP is refused" test "$rc" != 0
+check "... with 413 (git shows no body of a failed POST)" contains "$out" "413"
+status=$(curl -s -o "$TEST_DIR/413" -w '%{http_code}' -H 'Content-Type: application/x-git-receive-pack-request' \
+    --data-binary @"$src/blob.bin" "$URL/git-receive-pack")
+check "... whose body names the limit" contains "$TEST_DIR/413" "at most 65536 bytes"
+git_as acme git -C "$src" push "$SSH_URL" limits
+check "... and over ssh" test "$rc" != 0
+check "... naming the limit" contains "$out" "over the limit of 65536 bytes"
+git -C "$src" reset -q --hard HEAD~1
+for i in 1 2 3 4 5 6 7 8 9 10; do echo "$i" >"$src/many$i"; done; commit_all "$src" "ten small files"
+git_as acme git -C "$src" push "$SSH_URL" limits
+check "a push over git.max_objects (8) is refused" test "$rc" != 0
+check "... naming the limit" contains "$out" "over the limit of 8 objects"
+check "... the refs are as they were (both apps)" \
+    test "$(git --git-dir="$A" for-each-ref | sort)" = "$before_a" -a "$(refs)" = "$before_h"
+check "... and no quarantine is left" test -z "$(find "$A/objects" "$BARE/objects" -maxdepth 1 -name 'incoming-*')"
+settings 'null'
+git_as acme git -C "$src" push "$SSH_URL" limits
+check "without the limits the same push goes through" test "$rc" = 0
+git -C "$src" checkout -q main
+
 # removing a key
 fp=$(ssh-keygen -lf "$TEST_DIR/acme.pub" | awk '{print $2}')
 run keys:remove "$fp"

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/crypto.h"
 #include "common/fileio.h"
 #include "common/xalloc.h"
 #include "receiver/receiver.h"
@@ -78,6 +79,17 @@ static int deploy(void *cls, struct receiver_push *push, const struct receiver_u
 
             receiver_progress(push, "-----> exported %.12s (README %s)", updates[i].new_hex,
                               lstat(readme, &st) == 0 ? "present" : "absent");
+        }
+        {
+            /* A large file (exported by streaming): its size and digest, to compare with the pushed one. */
+            _cleanup_free_ char *big = xasprintf("%s/BIG", dir);
+            _cleanup_strbuf_ struct strbuf data = STRBUF_INIT;
+            char hex[SHA256_HEX_LEN + 1];
+
+            if (read_file(big, &data, (size_t)64 << 20, NULL) == 0) {
+                sha256_hex(data.buf, data.len, hex);
+                receiver_progress(push, "-----> BIG %zu %s", data.len, hex);
+            }
         }
         (void)rm_rf(dir, NULL);
         sleep(1);

@@ -291,6 +291,15 @@ echo "gc 6" >gc6; git add gc6; git commit -qm "gc 6"
 ok "a push after the housekeeping succeeds" git push -q "$URL" gc
 git checkout -q main 2>/dev/null || git checkout -q -
 
+# 13b. a large file is exported whole, streamed rather than read into memory
+head -c $((6 << 20)) /dev/urandom >BIG
+git add BIG; git commit -qm big
+git push "$URL" main >"$T/big.log" 2>&1 || true
+ok "a push with a 6 MiB file deploys" test "$(server_ref refs/heads/main)" = "$(git rev-parse HEAD)"
+ok "... and the exported file is the pushed one, byte for byte" \
+    grep -q "remote: -----> BIG $((6 << 20)) $(sha256sum BIG | cut -d' ' -f1)" "$T/big.log"
+git rm -q BIG; git commit -qm "no big"; git push -q "$URL" main 2>/dev/null || true
+
 # 14. clone and fetch back (upload-pack)
 curl -s -D "$T/uadv.h" -o "$T/uadv.b" "$URL/info/refs?service=git-upload-pack"
 ok "upload-pack advertisement starts with its service header" \
