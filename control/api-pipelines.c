@@ -12,7 +12,7 @@
  *   GET    /apps/<app>/pipeline               the app's pipeline and stage
  *   POST   /apps/<app>/pipeline/promote {"to": [APP...]}    `berth pipelines:promote`
  *   GET    /apps/<app>/pipeline/diff[?to=APP] `berth pipelines:diff`
- *   POST   /apps/<app>/config/copy {"from", "keys": [K...]} `berth config:copy FROM APP`
+ *   POST   /apps/<app>/config/copy {"from", "keys": [K...]} `berth config:copy FROM APP`, naming its stage
  *   GET    /apps/<app>/preview-config         PATCH {"K": "v", "K2": null}: `config:set --preview`
  *
  * /pipelines acts for the caller's own tenant: reading takes any token not
@@ -271,6 +271,7 @@ static enum MHD_Result config_copy(const struct api_call *call, const char *app)
 {
     _cleanup_error_ struct berth_error *err = NULL;
     _cleanup_json_ json_t *body = NULL;
+    _cleanup_free_ char *pipeline = NULL, *stage = NULL;
     enum MHD_Result answer;
     const char *from;
     json_t *keys, *copied = NULL;
@@ -289,8 +290,9 @@ static enum MHD_Result config_copy(const struct api_call *call, const char *app)
         return answer;
     if ((r = pipelines_config_copy(call->server, call->tenant, from, app, keys, &version, &copied, &err)) < 0)
         return fail(call, r, 400, &err);
-    return api_respond_json(call->conn, 200, json_pack("{s:s, s:s, s:o, s:i}", "from", from, "to", app, "copied",
-                                                       copied, "release", (int)version));
+    (void)pipelines_of_app(call->server, call->tenant, app, &pipeline, &stage, NULL);
+    return api_respond_json(call->conn, 200, json_pack("{s:s, s:s, s:s?, s:o, s:i}", "from", from, "to", app, "stage",
+                                                       stage, "copied", copied, "release", (int)version));
 }
 
 /* {"K": "v", "K2": null} into app.json's "preview_config", under the records lock (api_change_record()). */

@@ -283,7 +283,9 @@ int cli_config_copy(int argc, char **argv)
     printf("Copied ");
     json_array_foreach(json_object_get(doc, "copied"), i, v)
         printf("%s%s", i ? ", " : "", json_string_value(v));
-    printf(": %s v%lld\n", argv[1], (long long)json_integer_value(json_object_get(doc, "release")));
+    printf(": %s%s%s%s v%lld\n", argv[1], json_get_str(doc, "stage") ? " (" : "",
+           json_get_str(doc, "stage") ? json_get_str(doc, "stage") : "", json_get_str(doc, "stage") ? ")" : "",
+           (long long)json_integer_value(json_object_get(doc, "release")));
     return 0;
 }
 

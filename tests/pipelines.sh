@@ -152,6 +152,7 @@ check "a token limited to staging cannot promote to production (404)" \
 v=$(current prod)
 run config:copy stg prod EXTRA
 check "config:copy stg prod EXTRA: a new release of prod" bash -c "[ $rc = 0 ] && [ $(current prod) = $((v + 1)) ]"
+check "... its output names the stage" contains "$out" "Copied EXTRA: prod (production) v$((v + 1))"
 check "... which serves EXTRA with its own GREETING" wait_body prod.localhost / "greeting=production extra=copied"
 run config prod --json
 check "... and copied nothing else" test "$(json '" ".join(sorted(d["config"]))')" = "EXTRA GREETING"
