@@ -514,7 +514,8 @@ static int branch_update(struct deploy_ctx *ctx, struct receiver_push *push, con
 {
     const char *name = u->refname + strlen("refs/heads/");
 
-    if (!pipelines_has_previews(ctx->server, ctx->tenant, ctx->app)) {
+    /* Tags are never previews. */
+    if (strncmp(u->refname, "refs/heads/", 11) != 0 || !pipelines_has_previews(ctx->server, ctx->tenant, ctx->app)) {
         /* Any git server stores other branches; only main or master deploys. */
         if (is_zero_oid(u->new_hex))
             receiver_progress(push, "-----> Deleting branch '%s' (not deployed)", name);
