@@ -33,6 +33,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "control/applog.h"
+#include "control/build-slots.h"
 #include "control/checks.h"
 #include "control/cron.h"
 #include "control/events.h"
@@ -412,6 +413,11 @@ static int apply_push_options(struct receiver_push *push, json_t *record, struct
     return 0;
 }
 
+static void say_build_wait(void *cls, unsigned ahead)
+{
+    receiver_progress(cls, "-----> Waiting for a build slot (%u ahead)", ahead);
+}
+
 /*
  * Builds and starts the new release (go_live_start()); the caller holds the
  * app's deploy lock. On success ctx->pending holds the started instance and
@@ -449,7 +455,9 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
         if (stage)
             receiver_progress(push, "-----> %s", stage);
     }
+    build_slots_acquire(s, say_build_wait, push);
     r = build_slug(ctx, push, record, config, work, u->new_hex, version, suffix, &built, err);
+    build_slots_release();
     if (r < 0) {
         /* The build driver has already told the user why, in its own lines. */
         *ret_reported = true;

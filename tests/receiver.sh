@@ -276,6 +276,24 @@ check "a pack cut short over ssh is refused" bash -c "! grep -aq 'unpack ok' '$o
 check "... the refs are as they were" test "$(git --git-dir="$A" for-each-ref | sort)" = "$before_a"
 check "... and no quarantine is left" test -z "$(find "$A/objects" -maxdepth 1 -name 'incoming-*')"
 
+# bounded concurrent builds (berth.json builds.concurrent, read at each build)
+python3 -c 'import json,os,sys; p=sys.argv[1]; d=json.load(open(p)) if os.path.exists(p) else {}; d.setdefault("builds", {})["concurrent"]=1; json.dump(d, open(p,"w"))' "$home/berth.json"
+make_buildpack "$TEST_DIR/slowbp" 'echo Slow' 'sleep 3; echo "-----> slow build done"; exit 7'
+for q in q1 q2; do
+    "$BERTH" apps:create $q >/dev/null
+    make_tree "$TEST_DIR/$q" .buildpacks "file://$TEST_DIR/slowbp"
+done
+push_app "$TEST_DIR/q1" q1 "$TEST_DIR/q1.out" & qpid=$!
+sleep 1
+push_app "$TEST_DIR/q2" q2 "$TEST_DIR/q2.out" || true
+wait $qpid || true
+check "with builds.concurrent 1, a second build waits for the slot and says so" \
+    contains "$TEST_DIR/q2.out" "Waiting for a build slot (0 ahead)"
+check "... both builds ran, one after the other" \
+    bash -c "grep -q 'slow build done' '$TEST_DIR/q1.out' && grep -q 'slow build done' '$TEST_DIR/q2.out'"
+check "... and the first did not wait" not_contains "$TEST_DIR/q1.out" "Waiting for a build slot"
+python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["builds"].pop("concurrent"); json.dump(d, open(p,"w"))' "$home/berth.json"
+
 # limits (berth.json "git", read at each push)
 settings() { python3 - "$home/berth.json" "$1" <<'PY'
 import json, os, sys
