@@ -516,7 +516,8 @@ static int run(const struct run_opts *o)
         .cgroup = x.cgroup, .limits = o->limits, .network = o->network,
     };
     status = -1;
-    r = runner_run_once(&x.spec, RUNNER_ONCE_KEEP_USERNS, CONTAINER_GRACE_MS, &status, &err);
+    r = runner_run_once(&x.spec, RUNNER_ONCE_KEEP_USERNS | RUNNER_ONCE_UPPER_IN_MEMORY, CONTAINER_GRACE_MS,
+                        &status, &err);
     if (status == -1) {
         /* It never ran: the setup failed, or the command could not be executed. */
         code = r < 0 ? spawn_failed(o, &err) : EXIT_SETUP;

@@ -95,6 +95,23 @@ int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct be
     for (size_t i = 0; i < spec->n_mounts; i++)
         f.binds[i] = -1;
 
+    if (spec->network) {
+        _cleanup_free_ char *p = xasprintf("%s/resolv.conf", spec->state_dir);
+
+        if ((r = open_path(p, false, &f.resolv, err)) < 0)
+            goto fail;
+    }
+    /*
+     * The upper in memory: a tmpfs over state_dir in our (private) mount
+     * namespace, its root the container root's, opened through the path so
+     * that f.state is the tmpfs, not the directory it covers (whose
+     * resolv.conf, written by the spawner, is open already).
+     */
+    if (spec->upper_in_memory &&
+        mount("tmpfs", spec->state_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,uid=0,gid=0") < 0) {
+        r = berth_error_make(err, errno, "mount a tmpfs on '%s'", spec->state_dir);
+        goto fail;
+    }
     if ((r = open_path(spec->state_dir, true, &f.state, err)) < 0 ||
         (r = open_path(spec->stack_dir, true, &f.stack, err)) < 0 ||
         (r = open_path("/usr", true, &f.usr, err)) < 0)
@@ -102,12 +119,6 @@ int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct be
     for (size_t i = 0; i < n_lower; i++)
         if ((r = open_path(spec->lower_dirs[i], true, &f.lower[i], err)) < 0)
             goto fail;
-    if (spec->network) {
-        _cleanup_free_ char *p = xasprintf("%s/resolv.conf", spec->state_dir);
-
-        if ((r = open_path(p, false, &f.resolv, err)) < 0)
-            goto fail;
-    }
     for (size_t i = 0; i < MOUNTS_N_ETC; i++) {
         _cleanup_free_ char *p = xasprintf("/%s", etc_entries[i]);
 

@@ -254,6 +254,7 @@ int runner_run_once(const struct runner_spec *spec, unsigned flags, int grace_ms
     copy.stdout_fd = spec->stdout_fd;
     copy.stderr_fd = spec->stderr_fd;
     copy.stdin_fd = spec->stdin_fd;
+    copy.upper_in_memory = (flags & RUNNER_ONCE_UPPER_IN_MEMORY) != 0;
     r = run_copy(&copy, flags, grace_ms, ret_status, err);
     proto_spec_release(&copy);
     return r;

@@ -136,6 +136,15 @@ struct runner_spec {
      * saying what to install or run. false: lo only, and an empty resolv.conf.
      */
     bool network;
+    /*
+     * runner_run_once() only (RUNNER_ONCE_UPPER_IN_MEMORY; it does not
+     * travel to the spawner): the overlay's upper and work dirs live in a
+     * tmpfs of the container's own, mounted over state_dir in its mount
+     * namespace, instead of on state_dir's disk. What the container writes
+     * is in memory (charged to its memory cgroup) and goes with it: nothing
+     * of it reaches the host's filesystem, and there is nothing to remove.
+     */
+    bool upper_in_memory;
 };
 
 /* Creates the container and starts argv in it. */
@@ -164,6 +173,8 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
  * (which gets its own namespace as without the flag).
  */
 #define RUNNER_ONCE_KEEP_USERNS 1u
+/* The spec's upper_in_memory, for this run. */
+#define RUNNER_ONCE_UPPER_IN_MEMORY 2u
 int runner_run_once(const struct runner_spec *spec, unsigned flags, int grace_ms, int *ret_status,
                     struct berth_error **err);
 /*
