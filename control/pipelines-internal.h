@@ -6,7 +6,9 @@
  * pipelines-preview.c the preview apps.
  *
  * A record: {"name", "tenant", "created_at", "previews": {"enabled",
- * "idle"}, "apps": [{"app", "stage", "preview_of"?, "branch"?}]}.
+ * "idle"}, "apps": [{"app", "stage", "app_created_at", "preview_of"?,
+ * "branch"?}]}; app_created_at is the app record's created_at when the
+ * entry was made (an entry whose app no longer matches it is stale).
  */
 #ifndef BERTH_CONTROL_PIPELINES_INTERNAL_H
 #define BERTH_CONTROL_PIPELINES_INTERNAL_H

@@ -8,7 +8,9 @@
  * build. A pipeline with previews on gives every branch pushed to its
  * staging app an app of its own, `<app>-<branch-label>`, in the review
  * stage, built from that branch with the staging config and the preview
- * overrides (app.json "preview_config" of the staging app); deleting the
+ * overrides (app.json "preview_config" of the staging app, which
+ * api-pipelines.c changes; a preview's own app.json says what it is in
+ * "preview": {"of", "branch"}); deleting the
  * branch destroys it, and one idle longer than the pipeline's idle time
  * is stopped.
  *
@@ -140,9 +142,5 @@ void pipelines_branch_deleted(struct server *s, const char *app, const char *ten
                               struct receiver_push *push);
 /* Stops the previews that served no request for their pipeline's idle time (the scheduler's minute). */
 void pipelines_stop_idle(struct server *s);
-
-/* The preview overrides of a staging app (`config:set --preview`): GET/PATCH like config. */
-int pipelines_preview_config(struct server *s, const char *app, const json_t *changes, json_t **ret,
-                             struct berth_error **err);
 
 #endif
