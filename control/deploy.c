@@ -513,17 +513,26 @@ int deploy_push_start(struct deploy_ctx *ctx, struct receiver_push *push, const 
 }
 
 /*
- * A branch other than the deploy branch: with previews on for the app
- * (pipelines.h), a push builds the branch's preview (one branch per push)
- * and a deletion destroys it once settled; without, the push is refused.
+ * A ref other than the deploy branch is stored as any git server would.
+ * With previews on for the app (pipelines.h), a pushed branch also builds
+ * its preview (one branch per push); a deleted branch's preview, if any,
+ * is destroyed once the push settled, previews on or off.
  */
 static int branch_update(struct deploy_ctx *ctx, struct receiver_push *push, const struct receiver_update *u,
                          const struct receiver_update **ret_branch, struct strbuf *reason)
 {
     const char *name = u->refname + strlen("refs/heads/");
-
     /* Tags are never previews. */
-    if (strncmp(u->refname, "refs/heads/", 11) != 0 || !pipelines_has_previews(ctx->server, ctx->tenant, ctx->app)) {
+    bool previews = strncmp(u->refname, "refs/heads/", 11) == 0 &&
+                    pipelines_has_previews(ctx->server, ctx->tenant, ctx->app);
+
+    /* A deleted branch takes its preview along, even once previews are off (a no-op without one). */
+    if (is_zero_oid(u->new_hex) && strncmp(u->refname, "refs/heads/", 11) == 0) {
+        if (!ctx->deleted_branches)
+            ctx->deleted_branches = json_array();
+        json_array_append_new(ctx->deleted_branches, json_string(u->refname));
+    }
+    if (!previews) {
         /* Any git server stores other branches; only main or master deploys. */
         if (is_zero_oid(u->new_hex))
             receiver_progress(push, "-----> Deleting branch '%s' (not deployed)", name);
@@ -532,12 +541,8 @@ static int branch_update(struct deploy_ctx *ctx, struct receiver_push *push, con
                               "only 'main' or 'master' (previews are off)", name, u->new_hex);
         return 0;
     }
-    if (is_zero_oid(u->new_hex)) {
-        if (!ctx->deleted_branches)
-            ctx->deleted_branches = json_array();
-        json_array_append_new(ctx->deleted_branches, json_string(u->refname));
+    if (is_zero_oid(u->new_hex))
         return 0;
-    }
     if (*ret_branch) {
         strbuf_addstr(reason, "push one branch at a time to get a preview of each");
         return -EINVAL;

@@ -240,6 +240,10 @@ echo 'idle again' >"$src/version"
 commit_all "$src" "idle again"
 git -C "$src" push "$(url stg)" idle-one >"$TEST_DIR/bpush" 2>&1 || true
 check "... until its next push starts it again" wait_body stg-idle-one.localhost / "version=idle again"
+run pipelines:previews web off
+git -C "$src" push "$(url stg)" :idle-one >"$TEST_DIR/bpush" 2>&1 && rc=0 || rc=$?
+check "with previews off, deleting a branch still destroys its preview" \
+    bash -c "[ $rc = 0 ] && grep -q 'Destroyed preview stg-idle-one' $TEST_DIR/bpush && ! $BERTH apps | grep -qx stg-idle-one"
 
 # ---------------------------------------------------------------- the end
 run pipelines:remove web prod
