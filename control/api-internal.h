@@ -102,6 +102,21 @@ enum MHD_Result api_change_record(const struct api_call *call, const char *app, 
 /* The /apps resources; answers 404 for anything it does not know. */
 enum MHD_Result api_apps_handle(const struct api_call *call);
 
+/*
+ * api-guard.c: anonymous connections get API_GUARD_HEAD_S seconds from
+ * their accept to authenticate a request, and at most API_GUARD_PER_ADDR of
+ * them per client address are let in; authenticated ones are left alone.
+ * api_guard_notify() is the daemon's MHD_OPTION_NOTIFY_CONNECTION callback;
+ * api_guard_authenticated() marks the connection of a request whose
+ * credentials were good.
+ */
+#define API_GUARD_HEAD_S 10
+#define API_GUARD_PER_ADDR 64
+int api_guard_start(struct berth_error **err);
+void api_guard_stop(void);
+void api_guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                      enum MHD_ConnectionNotificationCode toe);
+void api_guard_authenticated(struct MHD_Connection *c);
 /* api-keys.c: /keys, tenants' SSH keys (keys.h). */
 enum MHD_Result api_keys_handle(const struct api_call *call);
 /* api-tenants.c: /tenants[/<t>] and /tokens[/<id>|/rotate]. */

@@ -247,6 +247,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const
         if (!token || (tenants_authenticate(&s->model, token, &req->who, &err) < 0 &&
                        !gitshell_authenticate(token, &req->who)))
             return respond_unauthorized(c, req->kind);
+        api_guard_authenticated(c);
         if (req->kind == REQUEST_GIT) {
             unsigned status = api_allows(s, &req->who, req->app, git_action(c, rest), &req->owner);
 
@@ -341,17 +342,23 @@ int api_start(struct server *s, struct berth_error **err)
     r = server_parse_addr(s->opt.control_addr, &sin, err);
     if (r < 0)
         return r;
+    if ((r = api_guard_start(err)) < 0)
+        return r;
+    /* poll, not select: connections past fd 1024 must work. Idle clients are the guard's (api-guard.c). */
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-                             MHD_ALLOW_UPGRADE,
+                             MHD_ALLOW_UPGRADE | MHD_USE_POLL,
                          0, NULL, NULL, access_handler, s,
                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
                          MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
                          MHD_OPTION_NOTIFY_COMPLETED, request_completed, s,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
+                         MHD_OPTION_NOTIFY_CONNECTION, api_guard_notify, NULL,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)3600,
                          MHD_OPTION_END);
-    if (!d)
+    if (!d) {
+        api_guard_stop();
         return berth_error_plain(err, EADDRINUSE, "cannot listen on '%s' (control API)", s->opt.control_addr);
+    }
     info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     s->control_port = info ? info->port : ntohs(sin.sin_port);
     s->control_url = xasprintf("http://%s:%u", inet_ntoa(sin.sin_addr), s->control_port);
@@ -364,4 +371,5 @@ void api_stop(struct server *s)
     if (s->api)
         MHD_stop_daemon(s->api);
     s->api = NULL;
+    api_guard_stop();
 }

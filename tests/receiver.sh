@@ -145,6 +145,53 @@ check "... and the repository passes fsck --strict" git --git-dir="$BARE" fsck -
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://x:wrong@127.0.0.1:$CONTROL_PORT/recv.git/info/refs?service=git-upload-pack")
 check "a clone with a wrong token gets 401" test "$code" = 401
 
+# ---------------------------------------------------------------- slow clients
+# 300 connections to the control port, each sending one byte every 2 s and
+# never a whole request: the guard keeps 64 anonymous ones per address and
+# cuts each at 10 s; meanwhile the API and a push answer promptly.
+python3 - "$CONTROL_PORT" >"$TEST_DIR/slow.out" <<'EOF2' &
+import socket, sys, time
+port = int(sys.argv[1]); socks = []
+for _ in range(300):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5); s.setblocking(False); socks.append(s)
+    except OSError:
+        pass
+start = time.time(); closed_at = {}
+while time.time() - start < 16 and len(closed_at) < len(socks):
+    for i, s in enumerate(socks):
+        if i in closed_at:
+            continue
+        try:
+            s.send(b"G")
+            if s.recv(1) == b"":
+                closed_at[i] = time.time() - start
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed_at[i] = time.time() - start
+    time.sleep(2)
+early = sum(1 for t in closed_at.values() if t < 3)
+print(len(socks), len(closed_at), early, max(closed_at.values() or [0]))
+EOF2
+slow_pid=$!
+sleep 2
+t0=$(date +%s%N)
+run apps:list
+t1=$(date +%s%N)
+check "with 300 trickling connections open, apps:list answers ($(( (t1 - t0) / 1000000 )) ms)" \
+    bash -c "[ $rc = 0 ] && [ $(( (t1 - t0) / 1000000 )) -lt 3000 ] && grep -q recv '$out'"
+echo slow >"$src/slow.txt"; commit_all "$src" slow
+t0=$(date +%s%N)
+run_git git -C "$src" push "$URL" main:refs/heads/during-slow
+t1=$(date +%s%N)
+check "... and a push goes through ($(( (t1 - t0) / 1000000 )) ms)" bash -c "[ $rc = 0 ] && [ $(( (t1 - t0) / 1000000 )) -lt 10000 ]"
+wait $slow_pid || true
+read -r opened closed early last <"$TEST_DIR/slow.out" || true
+check "... the server closed every trickling connection ($closed of $opened; $early within 3 s, the last at ${last%.*} s)" \
+    test "${closed:-0}" = "${opened:-x}" -a "${early:-0}" -ge 200
+git -C "$src" reset -q --hard HEAD~1
+
 # ---------------------------------------------------------------- SSH
 run tenants:create acme; T_ACME=$(grep -oE '[a-f0-9]{64}' "$out" | tail -1)
 run tenants:create rival; T_RIVAL=$(grep -oE '[a-f0-9]{64}' "$out" | tail -1)
