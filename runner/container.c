@@ -2,11 +2,13 @@
 /*
  * Creating one container, in the spawner (see container.h). The order is
  * the one every runtime follows (reference/ISOLATION.md §0.1): clone the
- * namespaces; the child moves itself into its cgroup while it still runs as
- * berth's uid (through v1's `tasks`, which spares the RCU grace period a
- * move by the parent waits for: cgroup.h) as the parent writes the id maps
- * and, for a networked container, starts pasta on the child's namespaces
- * (network.h); then the child makes /
+ * namespaces; the parent writes the id maps, makes the cgroup and, for a
+ * networked container, starts pasta on the child's namespaces (network.h),
+ * and releases the child with the fds through which it moves itself into
+ * its cgroup (v1's `tasks`, which spares the RCU grace period a move by
+ * the parent waits for: cgroup.h). A child in a kept user namespace
+ * without network is not held: it builds the first half of its root while
+ * the parent makes the cgroup. Then the child makes /
  * private, builds its root and pivots, brings up lo, blocks the host's
  * addresses, sets hostname, session and rlimits, and becomes the init, which
  * drops everything for the app and loads seccomp as the last step before
@@ -233,34 +235,115 @@ static int loopback_up(struct berth_error **err)
     return 0;
 }
 
-static int child_setup(const struct runner_spec *spec, const struct net_host *net, int sync_fd,
-                       struct berth_error **err)
-{
-    const char *hostname = spec->hostname ? spec->hostname : spec->name ? spec->name : "berth";
-    struct mount_fds fds;
-    struct cgroup_view view;
-    struct rlimit no_core = { 0, 0 };
-    struct pollfd pfd = { .fd = sync_fd, .events = POLLIN };
-    int r;
+/*
+ * The parent's release: the go, once it has written the id maps and, for
+ * a networked container, started pasta, with the fds of the files through
+ * which the child moves itself into its cgroup (cgroup_open_enter; none
+ * without a cgroup). False when the parent is gone.
+ */
+struct release {
+    int fds[CGROUP_MAX_ENTER];
+    size_t n;
+};
 
-    /*
-     * We moved ourselves into our cgroup first thing (child_main); unsharing
-     * the cgroup namespace only now makes that cgroup the namespace's root,
-     * so /proc/self/cgroup inside reads "/" (LIBRARIES.md §5).
-     */
-    /* The daemon's umask must not make the container's / unreadable for its users. */
-    umask(022);
-    if ((r = mounts_cgroup_view(spec->cgroup, &view, err)) < 0)
+static bool wait_release(int sync_fd, struct release *rel)
+{
+    char go;
+    ssize_t n;
+
+    rel->n = 0;
+    do {
+        n = proto_recv(sync_fd, &go, 1, rel->fds, CGROUP_MAX_ENTER, &rel->n);
+    } while (n == -EINTR);
+    return n == 1;
+}
+
+/*
+ * Into our cgroup: single-threaded, through v1's `tasks`, which takes no
+ * global lock (cgroup.h); v1 lets a task move itself while its saved uid
+ * is still berth's, the writer's. Unsharing the cgroup namespace only then
+ * makes that cgroup the namespace's root, so /proc/self/cgroup inside
+ * reads "/" (LIBRARIES.md §5).
+ */
+static int enter_cgroup(const struct runner_spec *spec, struct release *rel, struct cgroup_view *view,
+                        struct berth_error **err)
+{
+    int r = cgroup_enter_self(rel->fds, rel->n);
+
+    for (size_t i = 0; i < rel->n; i++)
+        (void)close(rel->fds[i]);
+    rel->n = 0;
+    if (r < 0)
+        return berth_error_make(err, -r, "move into cgroup '%s'", spec->cgroup);
+    if ((r = mounts_cgroup_view(spec->cgroup, view, err)) < 0)
         return r;
     if (unshare(CLONE_NEWCGROUP) < 0)
         return berth_error_make(err, errno, "unshare the cgroup namespace");
+    return 0;
+}
+
+/* After the root: lo, the host's addresses blocked, hostname, session, no core dumps. */
+static int child_finish(const struct runner_spec *spec, const struct net_host *net,
+                        struct berth_error **err)
+{
+    const char *hostname = spec->hostname ? spec->hostname : spec->name ? spec->name : "berth";
+    struct rlimit no_core = { 0, 0 };
+    int r;
+
+    if ((r = loopback_up(err)) < 0)
+        return r;
+    /* pasta has configured eth0 by now (the spawner waited for it before releasing us). */
+    if (spec->network && (r = network_block_host(net, err)) < 0)
+        return r;
+    if (sethostname(hostname, strlen(hostname)) < 0)
+        return berth_error_make(err, errno, "sethostname '%s'", hostname);
+    /* A new session: no controlling terminal to inject keystrokes into. */
+    if (setsid() < 0)
+        return berth_error_make(err, errno, "setsid");
+    /* A host core_pattern pipe handler would run in the host's namespaces. */
+    if (setrlimit(RLIMIT_CORE, &no_core) < 0)
+        return berth_error_make(err, errno, "setrlimit RLIMIT_CORE");
+    return 0;
+}
+
+/*
+ * `early`: the child was not held for the release (nothing of the
+ * parent's comes before its setup: a kept user namespace, no network), so
+ * the first half of its root is built while the parent makes its cgroup,
+ * and the release is awaited only where the cgroup is needed; else it came
+ * before this.
+ */
+static int child_setup(const struct runner_spec *spec, const struct net_host *net, int sync_fd,
+                       bool early, struct release *rel, struct berth_error **err)
+{
+    struct mount_fds fds;
+    struct cgroup_view view;
+    struct pollfd pfd = { .fd = sync_fd, .events = POLLIN };
+    bool own_sys;
+    int r;
+
+    /* The daemon's umask must not make the container's / unreadable for its users. */
+    umask(022);
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
         return berth_error_make(err, errno, "make '/' rprivate");
     /* Still berth's uid: the only moment berth's own directories open. */
     if ((r = mounts_open(spec, &fds, err)) < 0)
         return r;
+    /* Container root, but with berth's uid kept as the saved one, for enter_cgroup(). */
+    if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, (uid_t)-1) < 0) {
+        r = berth_error_make(err, errno, "switch to container root");
+        goto out;
+    }
+    if ((r = mounts_build_root(spec, &fds, &own_sys, err)) < 0)
+        goto out;
+    if (early && !wait_release(sync_fd, rel)) {
+        r = berth_error_plain(err, ESRCH, "the spawner died");
+        goto out;
+    }
+    if ((r = enter_cgroup(spec, rel, &view, err)) < 0)
+        goto out;
     fds.cgroups = view;
-    if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+    if (setresuid(0, 0, 0) < 0) {
         r = berth_error_make(err, errno, "switch to container root");
         goto out;
     }
@@ -276,41 +359,20 @@ static int child_setup(const struct runner_spec *spec, const struct net_host *ne
         r = berth_error_plain(err, ESRCH, "the spawner died");
         goto out;
     }
-    if ((r = mounts_setup_root(spec, &fds, err)) < 0)
+    if ((r = mounts_finish_root(spec, &fds, own_sys, err)) < 0)
         goto out;
-    if ((r = loopback_up(err)) < 0)
-        goto out;
-    /* pasta has configured eth0 by now (the spawner waited for it before releasing us). */
-    if (spec->network && (r = network_block_host(net, err)) < 0)
-        goto out;
-    if (sethostname(hostname, strlen(hostname)) < 0) {
-        r = berth_error_make(err, errno, "sethostname '%s'", hostname);
-        goto out;
-    }
-    /* A new session: no controlling terminal to inject keystrokes into. */
-    if (setsid() < 0) {
-        r = berth_error_make(err, errno, "setsid");
-        goto out;
-    }
-    /* A host core_pattern pipe handler would run in the host's namespaces. */
-    if (setrlimit(RLIMIT_CORE, &no_core) < 0) {
-        r = berth_error_make(err, errno, "setrlimit RLIMIT_CORE");
-        goto out;
-    }
-    r = 0;
+    r = child_finish(spec, net, err);
 out:
+    for (size_t i = 0; i < rel->n; i++)
+        (void)close(rel->fds[i]);
     mounts_fds_release(&fds);
     return r;
 }
 
-/*
- * The child's fds: its ends of the sync, agent and status channels, and the
- * cgroup files it moves itself in through (cgroup_open_enter).
- */
+/* The child's ends of the sync, agent and status channels; `early`: see child_setup(). */
 struct child_fds {
     int sync, agent, status;
-    int enter[CGROUP_MAX_ENTER];
-    size_t n_enter;
+    bool early;
 };
 
 __attribute__((noreturn))
@@ -318,31 +380,17 @@ static void child_main(const struct runner_spec *spec, const struct seccomp_prog
                        const struct net_host *net, const struct child_fds *cf)
 {
     int sync_fd = cf->sync, agent_fd = cf->agent, status_fd = cf->status;
-    int keep[6 + CGROUP_MAX_ENTER] = {
-        sync_fd, agent_fd, status_fd, spec->stdout_fd, spec->stderr_fd, spec->stdin_fd,
-    };
+    int keep[] = { sync_fd, agent_fd, status_fd, spec->stdout_fd, spec->stderr_fd, spec->stdin_fd };
     struct berth_error *err = NULL;
     struct init_ctx ctx = {
         .spec = spec, .prog = prog, .sync_fd = sync_fd, .agent_fd = agent_fd,
         .status_fd = status_fd,
     };
+    struct release rel = { .n = 0 };
     sigset_t none;
-    int entered;
-    char go;
-    ssize_t n;
 
-    for (size_t i = 0; i < cf->n_enter; i++)
-        keep[6 + i] = cf->enter[i];
     /* The spawner's other fds (its daemon socket, other requests) are not ours. */
-    proto_close_all_except(keep, 6 + cf->n_enter);
-    /*
-     * Into our cgroup at once, while the parent writes the id maps: still
-     * berth's uid, which v1 requires of the mover, and single-threaded, so
-     * `tasks` takes no global lock (cgroup.h). Its error waits for the go.
-     */
-    entered = cgroup_enter_self(cf->enter, cf->n_enter);
-    for (size_t i = 0; i < cf->n_enter; i++)
-        (void)close(cf->enter[i]);
+    proto_close_all_except(keep, sizeof(keep) / sizeof(*keep));
     /*
      * Ignored signals survive execve: the spawner's SIG_IGN for SIGPIPE and
      * SIGINT must not reach the app.
@@ -352,18 +400,10 @@ static void child_main(const struct runner_spec *spec, const struct seccomp_prog
             (void)signal(sig, SIG_DFL);
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
-    /* Wait until the spawner has written the id maps and started pasta. */
-    do {
-        n = read(sync_fd, &go, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1)
+    /* Unless early, wait until the spawner has written the id maps and started pasta. */
+    if (!cf->early && !wait_release(sync_fd, &rel))
         _exit(1);
-    if (entered < 0) {
-        (void)berth_error_make(&err, -entered, "move into cgroup '%s'", spec->cgroup);
-        proto_report_error(sync_fd, berth_error_code(&err), berth_error_msg(&err));
-        _exit(1);
-    }
-    if (child_setup(spec, net, sync_fd, &err) < 0) {
+    if (child_setup(spec, net, sync_fd, cf->early, &rel, &err) < 0) {
         proto_report_error(sync_fd, berth_error_code(&err), berth_error_msg(&err));
         _exit(1);
     }
@@ -419,15 +459,8 @@ static int create_prepare(struct create *c, struct berth_error **err)
 
     if (spec->network && (r = network_prepare(spec->state_dir, &c->net, err)) < 0)
         return berth_error_wrap(err, "network for %s", c->what);
-    if (spec->cgroup) {
-        if (!*c->layout && (r = cgroup_layout_detect(c->layout, err)) < 0)
-            return r;
-        /* Set first: a limit refused after the mkdirs still leaves a leaf to remove. */
-        c->in_cgroup = true;
-        if ((r = cgroup_create(*c->layout, spec->cgroup, &spec->limits, err)) < 0 ||
-            (r = cgroup_open_enter(*c->layout, spec->cgroup, c->enter_fds, &c->n_enter, err)) < 0)
-            return r;
-    }
+    if (spec->cgroup && !*c->layout && (r = cgroup_layout_detect(c->layout, err)) < 0)
+        return r;
     /*
      * The overlay's upper and work dirs must belong to the container's root
      * (see mounts.c), and only a process with that uid can create them, so
@@ -468,15 +501,12 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
     if (c->pid == 0) {
         struct child_fds cf = {
             .sync = c->child_fds[0], .agent = c->child_fds[1], .status = c->child_fds[2],
-            .n_enter = c->n_enter,
+            .early = c->in_userns && !spec->network,
         };
 
-        memcpy(cf.enter, c->enter_fds, sizeof(cf.enter));
         child_main(spec, prog, &c->net, &cf);
     }
     r = c->pid < 0 ? -errno : 0;
-    while (c->n_enter > 0)
-        closep(&c->enter_fds[--c->n_enter]);
     /*
      * -1 after each close (closep() leaves the number behind): create_release()
      * closes what is left, and these numbers go to the pidfds opened next.
@@ -504,6 +534,16 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
         (r = container_map_ids(c->pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
         return r;
     /*
+     * The cgroup, made while an early child builds its root. Set first: a
+     * limit refused after the mkdirs still leaves a leaf to remove.
+     */
+    if (spec->cgroup) {
+        c->in_cgroup = true;
+        if ((r = cgroup_create(*c->layout, spec->cgroup, &spec->limits, err)) < 0 ||
+            (r = cgroup_open_enter(*c->layout, spec->cgroup, c->enter_fds, &c->n_enter, err)) < 0)
+            return r;
+    }
+    /*
      * pasta attaches to the namespaces while the child waits, still berth's
      * uid and dumpable, so pasta (same uid) may open its /proc/<pid>/ns.
      */
@@ -511,8 +551,11 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
         (r = network_pasta_start(&c->net, c->pid, spec->state_dir, *c->layout, spec->cgroup,
                                  c->what, &c->pasta_fd, err)) < 0)
         return r;
-    if (send(c->sync_p, "g", 1, MSG_NOSIGNAL) != 1)
-        return berth_error_make(err, errno, "release %s", c->what);
+    r = proto_send(c->sync_p, "g", 1, c->enter_fds, c->n_enter);
+    while (c->n_enter > 0)
+        closep(&c->enter_fds[--c->n_enter]);
+    if (r < 0)
+        return berth_error_make(err, -r, "release %s", c->what);
     return proto_report_read(c->sync_p, c->what, err);
 }
 

@@ -3,8 +3,8 @@
  * runner-internal: creating one container, run by the spawner (a
  * single-threaded process, see spawner.c) or by runner_run_once().
  * container_create() clones the child into new user, mount, pid, net, uts
- * and ipc namespaces, maps its ids with newuidmap/newgidmap (the child moves
- * itself into its cgroup meanwhile), starts pasta for it when
+ * and ipc namespaces, maps its ids with newuidmap/newgidmap, makes its
+ * cgroup (the child moves itself in), starts pasta for it when
  * it has network (network.h), releases it, and waits for its setup report;
  * the child builds its root (mounts.h) and becomes the container's init
  * (init.h).

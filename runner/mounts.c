@@ -477,12 +477,11 @@ static int pivot(struct berth_error **err)
     return 0;
 }
 
-int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *f,
+int mounts_build_root(const struct runner_spec *spec, const struct mount_fds *f, bool *own_sys,
                       struct berth_error **err)
 {
     _cleanup_close_ int root = -1;
     _cleanup_free_ char *root_path = NULL;
-    bool own_sys;
     int r;
 
     if ((r = mount_overlay(spec, f, err)) < 0)
@@ -519,10 +518,18 @@ int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *f,
         if (r < 0)
             return r;
     }
-    if ((r = mount_proc(err)) < 0 ||
-        (r = mount_sys(&own_sys, err)) < 0 ||
-        /* On the host's /sys, bound read-only, the view covers the host's /sys/fs/cgroup. */
-        (r = mounts_cgroup_mount(&f->cgroups, !own_sys, err)) < 0 ||
+    if ((r = mount_proc(err)) < 0)
+        return r;
+    return mount_sys(own_sys, err);
+}
+
+int mounts_finish_root(const struct runner_spec *spec, const struct mount_fds *f, bool own_sys,
+                       struct berth_error **err)
+{
+    int r;
+
+    /* On the host's /sys, bound read-only, the view covers the host's /sys/fs/cgroup. */
+    if ((r = mounts_cgroup_mount(&f->cgroups, !own_sys, err)) < 0 ||
         (r = mask_paths(err)) < 0 ||
         (r = mount_dev(spec->id_count, err)) < 0 ||
         (r = mount_fs("tmpfs", "tmp", MS_NOSUID | MS_NODEV, "mode=1777", err)) < 0 ||

@@ -6,8 +6,8 @@
  * namespace, but the owner of berth's directories), mounts_open() opens
  * every host path the container needs as an O_PATH fd. Then, as container
  * root (the tenant's first subordinate id, full capabilities in the new
- * namespace), mounts_setup_root() builds the tree, using /proc/self/fd/N
- * paths for those fds: the mounts are made by a uid the overlay's copy-up
+ * namespace), mounts_build_root() and mounts_finish_root() build the tree,
+ * using /proc/self/fd/N paths for those fds: the mounts are made by a uid the overlay's copy-up
  * can chown for, and paths below directories only berth may traverse still
  * resolve. It ends with pivot_root, so the host tree is gone afterwards.
  */
@@ -56,12 +56,18 @@ int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct be
 size_t mounts_fd_list(const struct mount_fds *fds, int *out, size_t cap);
 void mounts_fds_release(struct mount_fds *fds);
 /*
- * As container root: overlay root, binds, /proc, /sys (with the cgroup view
- * when sysfs is the container's own), /dev, masked and read-only paths,
- * pivot_root. On return the cwd and root are the container's.
+ * As container root, in two halves, so that the cgroup, which the second
+ * needs, can be set up meanwhile (container.c). mounts_build_root(): the
+ * overlay root (then the cwd), binds, /proc and /sys (*own_sys: a sysfs of
+ * the container's own, not the host's bound read-only).
+ * mounts_finish_root(), once fds->cgroups is filled: the cgroup view,
+ * masked and read-only paths, /dev, /tmp, /run, pivot_root. On return the
+ * cwd and root are the container's.
  */
-int mounts_setup_root(const struct runner_spec *spec, const struct mount_fds *fds,
+int mounts_build_root(const struct runner_spec *spec, const struct mount_fds *fds, bool *own_sys,
                       struct berth_error **err);
+int mounts_finish_root(const struct runner_spec *spec, const struct mount_fds *fds, bool own_sys,
+                       struct berth_error **err);
 
 /* Before unsharing the cgroup namespace: which hierarchies hold the container's `relpath` (may be NULL). */
 int mounts_cgroup_view(const char *relpath, struct cgroup_view *ret, struct berth_error **err);
