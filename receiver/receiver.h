@@ -3,7 +3,8 @@
  * receiver: berth's git module: the smart-protocol server (receive-pack,
  * protocol v0) on libgit2, and the one client fetch berth needs (git
  * buildpacks). git's own receive-pack is not run: the receiver parses the
- * pkt-line command list, ingests the pack with git_indexer (verify on) into
+ * pkt-line command list, ingests the pack with git_indexer (connectivity
+ * checked afterwards by git rev-list, update.c) into
  * a quarantine directory, asks the deploy callback whether the push may
  * land, and only then moves the pack into the repository and updates the
  * refs with an old-value check. Everything the deploy prints reaches the git

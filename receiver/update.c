@@ -15,6 +15,7 @@
  * pass its old-value check while the first one deploys, deploy after it,
  * and then fail its ref update as stale with its release already serving.
  */
+#include <fcntl.h>
 #include <string.h>
 
 #include "common/cleanup.h"
@@ -34,6 +35,51 @@ static void fail_git(struct push_command *c, const char *what)
 
     if (!c->error)
         c->error = xasprintf("%s: %s", what, msg);
+}
+
+/*
+ * git's own connectivity check (its connected.c): every object the new
+ * tips reach and the repository did not have must be in the pack. git
+ * rev-list reads commits and trees and only looks blobs up, so its memory
+ * does not grow with a push's files. A failure fails every update with
+ * "missing necessary objects", as git receive-pack says it.
+ */
+static void check_connected(struct receiver_push *p)
+{
+    extern char **environ;
+    _cleanup_free_ char *git_dir = xasprintf("--git-dir=%s", git_repository_path(p->repo));
+    _cleanup_free_ char *alt = p->quarantine ? xasprintf("GIT_ALTERNATE_OBJECT_DIRECTORIES=%s", p->quarantine)
+                                             : NULL;
+    _cleanup_free_ char **argv = xcalloc(p->n_cmds + 10, sizeof(*argv));
+    _cleanup_free_ char **env = NULL;
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_close_ int null_fd = -1;
+    size_t n = 0, tips = 0, envc = 0;
+
+    argv[n++] = (char *)"git";
+    argv[n++] = git_dir;
+    argv[n++] = (char *)"rev-list";
+    argv[n++] = (char *)"--objects";
+    argv[n++] = (char *)"--quiet";
+    for (size_t i = 0; i < p->n_cmds; i++)
+        if (!p->cmds[i].error && !git_oid_is_zero(&p->cmds[i].new_oid)) {
+            argv[n++] = p->cmds[i].new_hex;
+            tips++;
+        }
+    if (tips == 0)
+        return;
+    argv[n++] = (char *)"--not";
+    argv[n++] = (char *)"--all";
+    while (environ[envc])
+        envc++;
+    env = xcalloc(envc + 2, sizeof(*env));
+    memcpy(env, environ, envc * sizeof(*env));
+    env[envc] = alt;
+    null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (null_fd < 0 || repo_run_git(argv, env, null_fd, &err) < 0)
+        for (size_t i = 0; i < p->n_cmds; i++)
+            if (!git_oid_is_zero(&p->cmds[i].new_oid))
+                fail(&p->cmds[i], "missing necessary objects");
 }
 
 static void check_command(struct receiver_push *p, struct push_command *c)
@@ -252,6 +298,7 @@ void update_run(struct receiver_push *p)
     }
     for (size_t i = 0; i < p->n_cmds; i++)
         check_command(p, &p->cmds[i]);
+    check_connected(p);
     /* An atomic push is all or nothing, decided before the deploy runs. */
     if (p->atomic && count_ok(p) != p->n_cmds)
         fail_all(p, "atomic push failure");

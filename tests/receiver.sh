@@ -120,6 +120,16 @@ head -c 40 "$TEST_DIR/pack" | raw_push "report-status side-band-64k" "$S $M refs
 check "a truncated pack is refused with an unpack error" bash -c "! grep -aq 'unpack ok' '$out' && grep -aq 'unpack ' '$out'"
 printf 'PACK\0\0\0\2\0\0\0\1' | raw_push "report-status" "$S $M refs/heads/store"
 check "a pack announcing an object it lacks is refused" bash -c "! grep -aq 'unpack ok' '$out'"
+# A whole pack that leaves out a blob the new commit's tree needs.
+echo missing >"$src/missing.txt"; commit_all "$src" "with a blob left out of the pack"
+Mx=$(git -C "$src" rev-parse HEAD)
+gone=$(git -C "$src" rev-parse HEAD:missing.txt)
+git -C "$src" rev-list --objects "$Mx" --not "$S" | grep -v "^$gone" | cut -d' ' -f1 |
+    git -C "$src" pack-objects -q --stdout >"$TEST_DIR/holey"
+raw_push "report-status" "$S $Mx refs/heads/store" <"$TEST_DIR/holey"
+check "a pack missing an object the commit needs is refused" bash -c "grep -aq 'ng refs/heads/store' '$out'"
+check "... and the branch did not move" test "$(git --git-dir="$BARE" rev-parse store)" = "$S"
+git -C "$src" reset -q --hard HEAD~1
 status=$(printf 'zzzz' | curl -s -o "$out" -w '%{http_code}' -H 'Content-Type: application/x-git-receive-pack-request' \
     --data-binary @- "$URL/git-receive-pack")
 check "a malformed pkt-line length gets 400 ($status)" test "$status" = 400
