@@ -122,6 +122,9 @@ static int remove_state(const char *state_dir, int userns, struct berth_error **
     int sv[2], r;
     pid_t pid;
 
+    /* Mostly there is nothing in it: the upper was in memory (RUNNER_ONCE_UPPER_IN_MEMORY). */
+    if (rmdir(state_dir) == 0 || errno == ENOENT)
+        return 0;
     if (userns < 0)
         return tree_remove(state_dir, err);
 
@@ -153,13 +156,18 @@ static int remove_state(const char *state_dir, int userns, struct berth_error **
     return r;
 }
 
-/* The container's cgroup, once its init is gone: strays killed, then removed. */
+/*
+ * The container's cgroup, once its init is gone. With the init reaped, its
+ * pid namespace, and so every process of the container, is gone, and
+ * pasta was stopped before: the cgroup is empty and is removed at once;
+ * should it still hold a process, it is killed first.
+ */
 static int remove_cgroup(const struct cgroup_layout *layout, const char *cgroup,
                          struct berth_error **err)
 {
     int r;
 
-    if (!cgroup || !layout)
+    if (!cgroup || !layout || cgroup_remove(layout, cgroup, NULL) == 0)
         return 0;
     if ((r = cgroup_kill_all(layout, cgroup, err)) < 0)
         return r;
