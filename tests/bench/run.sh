@@ -16,7 +16,9 @@
 #      the noisy neighbour: one tenant's p99 while another runs a spinner,
 #      a memory hog and a fork storm (tests/bench/neighbour.sh);
 #   4. git push over smart HTTP (200 files x 10 KiB, then one line more):
-#      berth's receiver vs nginx -> fcgiwrap -> git http-backend;
+#      berth's receiver vs nginx -> fcgiwrap -> git http-backend; and the
+#      same over ssh: berth git-shell vs git-receive-pack behind one sshd
+#      (tests/bench/ssh-push.sh);
 #   5. deploy time of each example, push to serving, first push and
 #      code-only change (tests/bench/deploy.sh; no peer: goals instead).
 # Runs as an unprivileged user with subordinate ids (as root it re-runs
@@ -151,6 +153,9 @@ printf '  first push:       http-backend %8s ms   berth %8s ms   berth/http-back
     "$(awk -v b="$bf" -v g="$gf" 'BEGIN {print (g > 0 ? b / g : 0)}')"
 printf '  incremental push: http-backend %8s ms   berth %8s ms   berth/http-backend %.2f\n' "$gi" "$bi" \
     "$(awk -v b="$bi" -v g="$gi" 'BEGIN {print (g > 0 ? b / g : 0)}')"
+
+echo "== git push over ssh, the same commits, behind one sshd: berth git-shell vs git-receive-pack (median ms)"
+bash "$top/tests/bench/ssh-push.sh" "$build" "$src" "$c1" "$c2"
 
 echo "== deploy: git push to the new release answering through the router (median of ${DEPLOY_RUNS:-5} code changes)"
 bash "$top/tests/bench/deploy.sh" "$build" "${DEPLOY_RUNS:-5}"
