@@ -34,6 +34,10 @@ int pipelines_find_app(struct server *s, const char *tenant, const char *app, js
                        struct berth_error **err);
 /* The record's entry naming `app` (borrowed), or NULL. */
 json_t *pipelines_entry(const json_t *record, const char *app);
+/* Whether the entry still names the app it was made for: the tenant's, the same creation. */
+bool pipelines_entry_live(struct server *s, const char *tenant, const json_t *entry);
+/* Takes `entry` (borrowed from record) out of the record's apps. */
+void pipelines_entry_drop(json_t *record, const json_t *entry);
 /* The stage's rank in the promotion order, or -1. */
 int pipelines_stage_rank(const char *stage);
 

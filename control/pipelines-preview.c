@@ -105,6 +105,16 @@ static int preview_config(struct server *s, const char *staging, const char *nam
     return model_app_config_save(&s->model, name, config, err);
 }
 
+/* The preview's entry in the pipeline (the review stage, its staging app and branch), saved. */
+static int add_entry(struct server *s, const char *tenant, json_t *pipeline, const char *staging, const char *branch,
+                     const char *name, const json_t *app_record, struct berth_error **err)
+{
+    json_array_append_new(json_object_get(pipeline, "apps"),
+                          json_pack("{s:s, s:s, s:s, s:s, s:s?}", "app", name, "stage", "review", "preview_of", staging,
+                                    "branch", branch, "app_created_at", json_get_str(app_record, "created_at")));
+    return pipelines_record_save(s, tenant, pipeline, err);
+}
+
 /* A new app for the preview: the staging app's build and network settings, a repository, the pipeline entry. */
 static int preview_create(struct server *s, const char *tenant, json_t *pipeline, const char *staging,
                           const char *branch, const char *name, bool *ret_created, struct berth_error **err)
@@ -127,15 +137,36 @@ static int preview_create(struct server *s, const char *tenant, json_t *pipeline
         if (json_object_get(from, keys[i]))
             json_object_set(record, keys[i], json_object_get(from, keys[i]));
     json_object_set_new(record, "preview", json_pack("{s:s, s:s}", "of", staging, "branch", branch));
-    if ((r = model_app_save(&s->model, name, record, err)) < 0)
-        return r;
-    json_array_append_new(json_object_get(pipeline, "apps"),
-                          json_pack("{s:s, s:s, s:s, s:s, s:s}", "app", name, "stage", "review", "preview_of", staging,
-                                    "branch", branch, "app_created_at", json_get_str(record, "created_at")));
-    if ((r = pipelines_record_save(s, tenant, pipeline, err)) < 0)
+    if ((r = model_app_save(&s->model, name, record, err)) < 0 ||
+        (r = add_entry(s, tenant, pipeline, staging, branch, name, record, err)) < 0)
         return r;
     events_record(s, tenant, name, "create", "Created %s, the preview of branch %s of %s", name, branch, staging);
     return 0;
+}
+
+static bool same(const char *a, const char *b)
+{
+    return a && b && strcmp(a, b) == 0;
+}
+
+/*
+ * An app of the preview's name and no entry: a crash between the app's
+ * record and the pipeline's left this branch's preview unlisted, and its
+ * app.json says so ("preview"); it is taken back. Any other app keeps the
+ * name, and the branch gets no preview.
+ */
+static int adopt(struct server *s, const char *tenant, json_t *pipeline, const char *staging, const char *branch,
+                 const char *name, struct berth_error **err)
+{
+    _cleanup_json_ json_t *record = NULL;
+    const json_t *preview;
+
+    if (model_app_load(&s->model, name, &record, NULL) < 0 || !(preview = json_object_get(record, "preview")) ||
+        !same(json_get_str(record, "tenant"), tenant) || !same(json_get_str(preview, "of"), staging) ||
+        !same(json_get_str(preview, "branch"), branch))
+        return berth_error_plain(err, EEXIST, "an app named '%s' exists and is no preview: no preview for branch "
+                                 "'%s' (rename the branch)", name, branch);
+    return add_entry(s, tenant, pipeline, staging, branch, name, record, err);
 }
 
 /* An idle-stopped preview serves again with the new release. */
@@ -158,7 +189,7 @@ static int preview_prepare(struct server *s, const char *app, const char *tenant
                            const char *name, bool *ret_created, struct berth_error **err)
 {
     _cleanup_json_ json_t *record = NULL;
-    json_t *entry, *stale = NULL;
+    json_t *entry;
     int r;
 
     *ret_created = false;
@@ -167,34 +198,22 @@ static int preview_prepare(struct server *s, const char *app, const char *tenant
     if (!record)
         return berth_error_plain(err, ENOENT, "'%s' left its pipeline", app);
     entry = pipelines_entry(record, name);
+    if (entry && !pipelines_entry_live(s, tenant, entry)) {
+        /* Its app was destroyed (and perhaps made again) by hand: the entry goes. */
+        pipelines_entry_drop(record, entry);
+        entry = NULL;
+    }
     if (entry && !json_get_str(entry, "preview_of"))
         return berth_error_plain(err, EEXIST, "an app named '%s' is in the pipeline and is no preview: no preview "
                                  "for branch '%s' (rename the branch)", name, branch);
-    if (entry && !server_app_owned_by(s, name, tenant)) {
-        /* Its app was destroyed by hand: the entry goes, a new preview comes. */
-        stale = entry;
-        entry = NULL;
-    }
-    if (entry && (strcmp(json_get_str(entry, "preview_of"), app) != 0 ||
-                  strcmp(json_get_str(entry, "branch"), branch) != 0))
+    if (entry && (!same(json_get_str(entry, "preview_of"), app) || !same(json_get_str(entry, "branch"), branch)))
         return berth_error_plain(err, EEXIST, "branch '%s' makes the preview name '%s', which branch '%s' of '%s' "
                                  "has already; rename one of the branches", branch, name,
                                  json_get_str(entry, "branch"), json_get_str(entry, "preview_of"));
     if (entry)
         return 0;
     if (app_exists(s, name))
-        return berth_error_plain(err, EEXIST, "an app named '%s' exists and is no preview: no preview for branch "
-                                 "'%s' (rename the branch)", name, branch);
-    if (stale) {
-        size_t i;
-        json_t *v;
-
-        json_array_foreach(json_object_get(record, "apps"), i, v)
-            if (v == stale) {
-                json_array_remove(json_object_get(record, "apps"), i);
-                break;
-            }
-    }
+        return adopt(s, tenant, record, app, branch, name, err);
     return preview_create(s, tenant, record, app, branch, name, ret_created, err);
 }
 

@@ -130,8 +130,7 @@ int pipelines_list(struct server *s, const char *tenant, json_t **ret, struct be
     return 0;
 }
 
-/* Whether the entry still names the app it was made for: same tenant, same creation. */
-static bool entry_live(struct server *s, const char *tenant, const json_t *entry)
+bool pipelines_entry_live(struct server *s, const char *tenant, const json_t *entry)
 {
     _cleanup_json_ json_t *record = NULL;
     const char *owner, *created, *want = json_get_str(entry, "app_created_at");
@@ -150,7 +149,7 @@ static bool prune(struct server *s, const char *tenant, json_t *record)
     bool changed = false;
 
     for (size_t i = json_array_size(apps); i-- > 0;) {
-        if (!entry_live(s, tenant, json_array_get(apps, i))) {
+        if (!pipelines_entry_live(s, tenant, json_array_get(apps, i))) {
             json_array_remove(apps, i);
             changed = true;
         }
@@ -179,7 +178,7 @@ int pipelines_find_app(struct server *s, const char *tenant, const char *app, js
             continue;
         json_array_foreach(json_object_get(record, "apps"), j, entry) {
             if (strcmp(json_get_str(entry, "app") ? json_get_str(entry, "app") : "", app) == 0 &&
-                entry_live(s, tenant, entry)) {
+                pipelines_entry_live(s, tenant, entry)) {
                 *ret_entry = entry;
                 *ret = TAKE_PTR(record);
                 return 0;
@@ -270,6 +269,17 @@ json_t *pipelines_entry(const json_t *record, const char *app)
     return NULL;
 }
 
+void pipelines_entry_drop(json_t *record, const json_t *entry)
+{
+    json_t *apps = json_object_get(record, "apps");
+
+    for (size_t i = 0; i < json_array_size(apps); i++)
+        if (json_array_get(apps, i) == entry) {
+            json_array_remove(apps, i);
+            return;
+        }
+}
+
 /* The index of app's live entry in the record, or -1. */
 static long entry_index(struct server *s, const char *tenant, const json_t *record, const char *app)
 {
@@ -278,7 +288,7 @@ static long entry_index(struct server *s, const char *tenant, const json_t *reco
 
     json_array_foreach(json_object_get(record, "apps"), i, entry)
         if (json_get_str(entry, "app") && strcmp(json_get_str(entry, "app"), app) == 0 &&
-            entry_live(s, tenant, entry))
+            pipelines_entry_live(s, tenant, entry))
             return (long)i;
     return -1;
 }
@@ -329,7 +339,7 @@ int pipelines_destroy(struct server *s, const char *tenant, const char *name, js
         _cleanup_error_ struct berth_error *derr = NULL;
         const char *app = json_get_str(entry, "app");
 
-        if (!json_get_str(entry, "preview_of") || !entry_live(s, tenant, entry))
+        if (!json_get_str(entry, "preview_of") || !pipelines_entry_live(s, tenant, entry))
             continue;
         if (destroy_app(s, app, &derr) < 0)
             log_warn("destroying preview '%s' of pipeline '%s': %s", app, name, berth_error_msg(&derr));

@@ -191,6 +191,15 @@ commit_all "$src" "feature two"
 git -C "$src" push "$(url stg)" feature-x >"$TEST_DIR/bpush" 2>&1
 check "a second push updates the preview" wait_body stg-feature-x.localhost / "version=feature two"
 check "... as its v2" test "$(current stg-feature-x)" = 2
+# A crash between the preview's app record and the pipeline's loses the entry: the next push takes the app back.
+python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d["apps"]=[a for a in d["apps"] if a["app"]!="stg-feature-x"]; json.dump(d,open(p,"w"))' \
+    "$home/pipelines/admin/web.json"
+echo 'feature three' >"$src/version"
+commit_all "$src" "feature three"
+git -C "$src" push "$(url stg)" feature-x >"$TEST_DIR/bpush" 2>&1 && rc=0 || rc=$?
+check "a preview whose pipeline entry was lost is taken back by its branch's next push" \
+    bash -c "[ $rc = 0 ] && [ $(current stg-feature-x) = 3 ] && $BERTH pipelines web | grep -q 'stg-feature-x .*branch feature-x'"
+check "... and serves the new commit" wait_body stg-feature-x.localhost / "version=feature three"
 
 # bad branches: nothing made, nothing released
 apps_before=$(apps_now)
@@ -211,8 +220,8 @@ check "a preview past the tenant's app quota is refused with the reason" \
     bash -c "[ $rc != 0 ] && grep -q 'no preview for branch .feature-y.*limit of' $TEST_DIR/bpush"
 "$BERTH" tenants:limits admin --apps 20 >/dev/null
 check "... none of them made an app, or a release" \
-    bash -c "[ \"$(apps_now)\" = \"$apps_before\" ] && [ $(current stg) = $stg_before ] && [ $(current stg-feature-x) = 2 ]"
-check "... or left the preview" wait_body stg-feature-x.localhost / "version=feature two"
+    bash -c "[ \"$(apps_now)\" = \"$apps_before\" ] && [ $(current stg) = $stg_before ] && [ $(current stg-feature-x) = 3 ]"
+check "... or left the preview" wait_body stg-feature-x.localhost / "version=feature three"
 
 # deleting the branch
 git -C "$src" push "$(url stg)" :feature-x >"$TEST_DIR/bpush" 2>&1 && rc=0 || rc=$?
