@@ -409,12 +409,17 @@ void init_run(const struct init_ctx *ctx)
         proto_report_error(ctx->sync_fd, -r, "drop the init's capabilities");
         _exit(1);
     }
+    /*
+     * The app may go on as soon as we hold no more than CAP_KILL; the port
+     * agent is set up while it loads seccomp and execs (should that fail,
+     * our exit takes the app with the rest of the pid namespace). Fails
+     * only if the app already died; its report below says why.
+     */
+    (void)send(report[0], "g", 1, MSG_NOSIGNAL);
     if ((r = serve_prepare(ctx, sfd, &epfd, &agent)) < 0) {
         proto_report_error(ctx->sync_fd, -r, "set up the port agent");
         _exit(1);
     }
-    /* Fails only if the app already died; its report below says why. */
-    (void)send(report[0], "g", 1, MSG_NOSIGNAL);
     /*
      * The app's end closes at its execve; a message on it is its setup error.
      * An app that failed with our "g" still unread in its queue resets the
