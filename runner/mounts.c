@@ -400,18 +400,29 @@ static int mount_sys(bool *fresh, struct berth_error **err)
     return 0;
 }
 
+/*
+ * Masked directories get an empty read-only tmpfs: one, bound onto the
+ * others (a superblock made and torn down per directory cost more than a
+ * bind; a bind of a read-only mount is read-only too).
+ */
 static int mask_paths(struct berth_error **err)
 {
+    const char *first_dir = NULL;
+
     for (size_t i = 0; i < sizeof(masked_paths) / sizeof(*masked_paths); i++) {
         const char *p = masked_paths[i];
         struct stat st;
 
         if (lstat(p, &st) < 0)
             continue;
-        if (S_ISDIR(st.st_mode)) {
+        if (S_ISDIR(st.st_mode) && first_dir) {
+            if (mount(first_dir, p, NULL, MS_BIND, NULL) < 0)
+                return berth_error_make(err, errno, "mask '/%s'", p);
+        } else if (S_ISDIR(st.st_mode)) {
             if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
                       "size=4k,nr_inodes=1,mode=0555") < 0)
                 return berth_error_make(err, errno, "mask '/%s'", p);
+            first_dir = p;
         } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0) {
             return berth_error_make(err, errno, "mask '/%s'", p);
         }
