@@ -679,7 +679,7 @@ static const char *root_user(const char *root)
 }
 
 /* Fails with a message naming `berth setup` unless `root` exists and is ours to write. */
-static int check_delegated(const char *root, struct berth_error **err)
+static int check_delegated(const char *root, uid_t uid, struct berth_error **err)
 {
     _cleanup_free_ char *procs = xasprintf("%s/cgroup.procs", root);
     struct stat st;
@@ -696,22 +696,27 @@ static int check_delegated(const char *root, struct berth_error **err)
         faccessat(AT_FDCWD, procs, W_OK, AT_EACCESS) < 0)
         return berth_error_make(err, errno, "cgroup '%s' is not writable by uid %u; run "
                                 "'berth setup --user %s' as root to delegate it", root,
-                                (unsigned)geteuid(), root_user(root));
+                                (unsigned)uid, root_user(root));
+    return 0;
+}
+
+int cgroup_layout_detect_uid(uid_t uid, struct cgroup_layout **ret, struct berth_error **err)
+{
+    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
+    int r;
+
+    if ((r = layout_find(uid, &l, err)) < 0)
+        return WRAP(r, err, "finding berth's cgroups");
+    for (size_t i = 0; i < l->n; i++)
+        if ((r = check_delegated(l->ctrl[i].root, uid, err)) < 0)
+            return r;
+    *ret = TAKE_PTR(l);
     return 0;
 }
 
 int cgroup_layout_detect(struct cgroup_layout **ret, struct berth_error **err)
 {
-    _cleanup_(cgroup_layout_freep) struct cgroup_layout *l = NULL;
-    int r;
-
-    if ((r = layout_find(geteuid(), &l, err)) < 0)
-        return WRAP(r, err, "finding berth's cgroups");
-    for (size_t i = 0; i < l->n; i++)
-        if ((r = check_delegated(l->ctrl[i].root, err)) < 0)
-            return r;
-    *ret = TAKE_PTR(l);
-    return 0;
+    return cgroup_layout_detect_uid(geteuid(), ret, err);
 }
 
 int runner_cgroup_check(struct berth_error **err)

@@ -22,6 +22,12 @@ struct cgroup_layout;
 
 /* Finds berth's delegated cgroups for this process; fails with a message naming `berth setup` if missing or not writable. */
 int cgroup_layout_detect(struct cgroup_layout **ret, struct berth_error **err);
+/*
+ * The same for the delegated cgroups of `uid` (its effective uid in the
+ * initial user namespace), for a caller in a user namespace that does not
+ * map it, where geteuid() reads the overflow id (runner_run_once).
+ */
+int cgroup_layout_detect_uid(uid_t uid, struct cgroup_layout **ret, struct berth_error **err);
 void cgroup_layout_free(struct cgroup_layout *l);
 /* Creates <berth>/<relpath> (and missing parents) in every controller and writes `limits` on the leaf. */
 int cgroup_create(const struct cgroup_layout *l, const char *relpath, const struct runner_limits *limits,

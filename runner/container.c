@@ -441,6 +441,7 @@ struct create {
     mode_t state_mode;
     int sync_p, agent_p, status_r, pidfd, pasta_fd;
     bool in_userns;              /* the caller's user namespace is the container's */
+    uid_t uid;                   /* container_opts.uid */
     int userns;                  /* -1, or the child's user namespace when asked for */
     int child_fds[3];            /* the child's ends: sync, agent, status */
     int enter_fds[CGROUP_MAX_ENTER];   /* cgroup_open_enter()'s, for the child */
@@ -459,8 +460,6 @@ static int create_prepare(struct create *c, struct berth_error **err)
 
     if (spec->network && (r = network_prepare(spec->state_dir, &c->net, err)) < 0)
         return berth_error_wrap(err, "network for %s", c->what);
-    if (spec->cgroup && !*c->layout && (r = cgroup_layout_detect(c->layout, err)) < 0)
-        return r;
     /*
      * The overlay's upper and work dirs must belong to the container's root
      * (see mounts.c), and only a process with that uid can create them, so
@@ -538,6 +537,8 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
      * limit refused after the mkdirs still leaves a leaf to remove.
      */
     if (spec->cgroup) {
+        if (!*c->layout && (r = cgroup_layout_detect_uid(c->uid, c->layout, err)) < 0)
+            return r;
         c->in_cgroup = true;
         if ((r = cgroup_create(*c->layout, spec->cgroup, &spec->limits, err)) < 0 ||
             (r = cgroup_open_enter(*c->layout, spec->cgroup, c->enter_fds, &c->n_enter, err)) < 0)
@@ -590,11 +591,12 @@ static void create_release(struct create *c, bool failed)
 }
 
 int container_create(const struct runner_spec *spec, const struct seccomp_program *prog,
-                     struct cgroup_layout **layout, bool in_userns, struct container_handles *ret,
-                     int *ret_userns, struct berth_error **err)
+                     struct cgroup_layout **layout, const struct container_opts *opts,
+                     struct container_handles *ret, struct berth_error **err)
 {
+    int *ret_userns = opts->ret_userns;
     struct create c = {
-        .spec = spec, .layout = layout, .in_userns = in_userns,
+        .spec = spec, .layout = layout, .in_userns = opts->in_userns, .uid = opts->uid,
         .what = xasprintf("container '%s'", spec->name ? spec->name : "?"),
         .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .pasta_fd = -1, .userns = -1,
         .child_fds = { -1, -1, -1 },

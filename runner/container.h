@@ -32,22 +32,40 @@ struct container_handles {
                        * must kill and reap it once the init is gone; else -1 */
 };
 
+/* How container_create() runs (the spawner: in_userns false, uid its own). */
+struct container_opts {
+    /*
+     * The caller has joined the user namespace the container is to use
+     * (runner_run_once's kept one, keeper.h), which maps spec's ids: no new
+     * one, no id maps to write. Else a new one is made and mapped.
+     */
+    bool in_userns;
+    /*
+     * The caller's effective uid in the initial user namespace: whose
+     * delegated cgroups *layout are (in a kept namespace geteuid() reads
+     * the overflow id).
+     */
+    uid_t uid;
+    /*
+     * Without in_userns: NULL, or where an fd of the new user namespace
+     * goes (O_CLOEXEC, the caller's), opened while the child was still
+     * berth's: once the init is container root and non-dumpable, /proc no
+     * longer hands it out. It keeps the namespace, and the caller's
+     * capabilities over the ids it maps, after the container is gone
+     * (runner_run_once's cleanup); it is handed out on failure too (-1 if
+     * the clone did not happen), for the same cleanup.
+     */
+    int *ret_userns;
+};
+
 /*
- * *layout is detected on first use of a cgroup and kept by the caller.
- * prog may be NULL only in builds without the seccomp profile.
- * in_userns: the caller has joined the user namespace the container is to
- * use (runner_run_once's kept one, keeper.h), which maps spec's ids: no new
- * one, no id maps to write. Else a new one is made and mapped, and
- * ret_userns is NULL, or where an fd of it goes (O_CLOEXEC, the caller's),
- * opened while the child was still berth's: once the init is container
- * root and non-dumpable, /proc no longer hands it out. It keeps the
- * namespace, and the caller's capabilities over the ids it maps, after the
- * container is gone (runner_run_once's cleanup); it is handed out on
- * failure too (-1 if the clone did not happen), for the same cleanup.
+ * *layout is detected on first use of a cgroup (after the clone, while the
+ * child works) and kept by the caller. prog may be NULL only in builds
+ * without the seccomp profile.
  */
 int container_create(const struct runner_spec *spec, const struct seccomp_program *prog,
-                     struct cgroup_layout **layout, bool in_userns, struct container_handles *ret,
-                     int *ret_userns, struct berth_error **err);
+                     struct cgroup_layout **layout, const struct container_opts *opts,
+                     struct container_handles *ret, struct berth_error **err);
 
 /*
  * Writes the id maps of `pid` (container 0..count-1 -> base..) with the

@@ -199,6 +199,7 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     struct container_handles h;
     _cleanup_close_ int sfd = -1, userns = -1;
     sigset_t set, old;
+    uid_t uid;
     int r, r2;
 
     sigemptyset(&set);
@@ -211,11 +212,13 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
         return r;
     }
     seccomp_program_builtin(&prog);
-    /* Found by the caller's uid, which the kept namespace does not map: first. */
-    if (spec->cgroup && (r = cgroup_layout_detect(&layout, err)) < 0)
-        goto out;
+    /* Taken before joining the kept namespace, which does not map it: whose cgroups. */
+    uid = geteuid();
     kept = kept && join_kept_userns(spec);
-    r = container_create(spec, &prog, &layout, kept, &h, kept ? NULL : &userns, err);
+    r = container_create(spec, &prog, &layout,
+                         &(struct container_opts){ .in_userns = kept, .uid = uid,
+                                                   .ret_userns = kept ? NULL : &userns },
+                         &h, err);
     if (r == 0) {
         r = wait_app(&h, sfd, grace_ms, ret_status, err);
         if (r < 0) {
@@ -234,7 +237,6 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     /* A failed start (a command not found, say) may have made the overlay's dirs already. */
     r2 = remove_state(spec->state_dir, userns, r < 0 ? NULL : err);
     r = r < 0 ? r : r2;
-out:
     seccomp_program_release(&prog);
     cgroup_layout_free(layout);
     (void)sigprocmask(SIG_SETMASK, &old, NULL);

@@ -305,7 +305,8 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
     spec.stderr_fd = fds[1];
     spec.stdin_fd = n_fds == 3 ? fds[2] : -1;
     settle_cgroup(s, spec.cgroup);
-    r = container_create(&spec, &s->prog, &s->layout, false, &h, NULL, &err);
+    r = container_create(&spec, &s->prog, &s->layout,
+                         &(struct container_opts){ .uid = geteuid() }, &h, &err);
     if (r == 0)
         spawned(s, &spec, &h);
     else
