@@ -310,6 +310,7 @@ struct session_token {
     struct session_token *next;
     char token[SHA256_HEX_LEN + 1];
     char *tenant;
+    int conn;                   /* the ssh side's connection: its end ends the token */
 };
 
 static struct {
@@ -480,6 +481,7 @@ static void serve_cli(int conn, const struct hello *h)
         return;
     }
     t->tenant = xstrdup(h->tenant);
+    t->conn = conn;
     pthread_mutex_lock(&gs.lock);
     t->next = gs.tokens;
     gs.tokens = t;
@@ -660,6 +662,9 @@ void gitshell_stop(struct server *s)
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += STOP_WAIT_S;
     pthread_mutex_lock(&gs.lock);
+    /* Commands over ssh end now (their session's read returns); git sessions run to their end. */
+    for (struct session_token *t = gs.tokens; t; t = t->next)
+        (void)shutdown(t->conn, SHUT_RDWR);
     while (gs.active && pthread_cond_timedwait(&gs.idle, &gs.lock, &until) == 0)
         ;
     if (gs.active)

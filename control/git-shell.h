@@ -33,7 +33,7 @@ int gitshell_main(int argc, char **argv);
 
 /* Starts the daemon's listener on <home>/run/git-shell.sock and writes authorized_keys. */
 int gitshell_start(struct server *s, struct berth_error **err);
-/* Stops it, waiting (a while) for sessions in progress. */
+/* Stops it: commands over ssh lose their token at once; git sessions get up to 30 s to end. */
 void gitshell_stop(struct server *s);
 /*
  * berth.json's "git": {"max_push": "512M", "max_objects": 1000000}, the
