@@ -18,7 +18,11 @@
 
 #include "control/pipelines.h"
 
-/* Serialises every read-modify-write of a pipeline record (never held across a deploy). */
+/*
+ * Serialises every read-modify-write of a pipeline record (never held
+ * across a deploy or destroy_app(); taken before server.records_lock when
+ * both are held).
+ */
 extern pthread_mutex_t pipelines_lock;
 
 /* Loads the tenant's pipeline `name`; -ENOENT "pipeline 'x' does not exist". */

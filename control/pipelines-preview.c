@@ -130,15 +130,19 @@ static int preview_create(struct server *s, const char *tenant, json_t *pipeline
         return r;
     *ret_created = true;
     repo = model_path(&s->model, "apps/%s/repo.git", name);
-    if ((r = receiver_repo_init(repo, err)) < 0 || (r = model_app_load(&s->model, staging, &from, err)) < 0 ||
-        (r = model_app_load(&s->model, name, &record, err)) < 0)
+    if ((r = receiver_repo_init(repo, err)) < 0 || (r = model_app_load(&s->model, staging, &from, err)) < 0)
         return r;
-    for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++)
-        if (json_object_get(from, keys[i]))
-            json_object_set(record, keys[i], json_object_get(from, keys[i]));
-    json_object_set_new(record, "preview", json_pack("{s:s, s:s}", "of", staging, "branch", branch));
-    if ((r = model_app_save(&s->model, name, record, err)) < 0 ||
-        (r = add_entry(s, tenant, pipeline, staging, branch, name, record, err)) < 0)
+    /* app.json changes under the records lock, as the API's settings changes do. */
+    pthread_mutex_lock(&s->records_lock);
+    if ((r = model_app_load(&s->model, name, &record, err)) == 0) {
+        for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++)
+            if (json_object_get(from, keys[i]))
+                json_object_set(record, keys[i], json_object_get(from, keys[i]));
+        json_object_set_new(record, "preview", json_pack("{s:s, s:s}", "of", staging, "branch", branch));
+        r = model_app_save(&s->model, name, record, err);
+    }
+    pthread_mutex_unlock(&s->records_lock);
+    if (r < 0 || (r = add_entry(s, tenant, pipeline, staging, branch, name, record, err)) < 0)
         return r;
     events_record(s, tenant, name, "create", "Created %s, the preview of branch %s of %s", name, branch, staging);
     return 0;
@@ -174,10 +178,12 @@ static void preview_unstop(struct server *s, const char *name)
 {
     _cleanup_json_ json_t *record = NULL;
 
+    pthread_mutex_lock(&s->records_lock);
     if (model_app_load(&s->model, name, &record, NULL) == 0 && json_object_get(record, "stopped")) {
         json_object_del(record, "stopped");
         (void)model_app_save(&s->model, name, record, NULL);
     }
+    pthread_mutex_unlock(&s->records_lock);
 }
 
 /*
