@@ -5,7 +5,8 @@
 # every client byte; router/tests/fuzz-parse.c: Host, X-Request-Id, the
 # forwarded-header rules, absolute-form targets, the response head parser,
 # the chunked decoder) and the receiver's (receiver/tests/fuzz-commands.c:
-# the pkt-line reader and receive-pack's command list), built with clang's libFuzzer and AddressSanitizer +
+# the pkt-line reader and receive-pack's command list; fuzz-upload.c:
+# upload-pack's wants and haves), built with clang's libFuzzer and AddressSanitizer +
 # UndefinedBehaviorSanitizer, each run for FUZZ_SECONDS (60) from its seed
 # corpus. A finding fails the test and leaves the input in the work
 # directory, named in the output (replay it with build/router/fuzz-*-replay).
@@ -51,6 +52,10 @@ fuzz fuzz-parse "$src/router/tests/parse-corpus" "$src/router/parse.c" "$src/rou
     "$src/common/strbuf.c" "$src/common/xalloc.c"
 # The receiver's: the pkt-line reader and receive-pack's command list, capabilities and push options.
 fuzz fuzz-commands "$src/receiver/tests/commands-corpus" "$src/receiver/tests/fuzz-commands.c" \
+    "$src/receiver/pktline.c" "$src/receiver/push.c" "$src/receiver/update.c" "$src/receiver/repo.c" \
+    "$src/common/strbuf.c" "$src/common/xalloc.c" "$src/common/error.c" "$src/common/fileio.c" -lgit2
+# upload-pack's wants, haves and done against a one-commit repository (clone and fetch back).
+fuzz fuzz-upload "$src/receiver/tests/upload-corpus" "$src/receiver/tests/fuzz-upload.c" "$src/receiver/upload.c" \
     "$src/receiver/pktline.c" "$src/receiver/push.c" "$src/receiver/update.c" "$src/receiver/repo.c" \
     "$src/common/strbuf.c" "$src/common/xalloc.c" "$src/common/error.c" "$src/common/fileio.c" -lgit2
 echo "1..$n"
