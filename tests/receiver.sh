@@ -388,6 +388,14 @@ git_as acme git -C "$src" push "$SSH_URL" limits
 check "without the limits the same push goes through" test "$rc" = 0
 git -C "$src" checkout -q main
 
+# a key added over ssh, from stdin
+rc=0; $(sshopts rival) "$ME@127.0.0.1" keys:add - <"$TEST_DIR/stranger.pub" >"$out" 2>"$err" || rc=$?
+check "ssh USER@HOST keys:add - < KEY.pub adds a key for the session's tenant" test "$rc" = 0
+as stranger apps:list
+check "... which then logs in as that tenant" bash -c "[ $rc = 0 ] && grep -q rivalapp '$out'"
+as rival keys:add /etc/passwd
+check "... while keys:add with a file of the server is refused over ssh" test "$rc" = 2
+
 # removing a key
 fp=$(ssh-keygen -lf "$TEST_DIR/acme.pub" | awk '{print $2}')
 run keys:remove "$fp"
