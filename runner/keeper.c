@@ -46,21 +46,36 @@
 #include "runner/proto.h"
 #include "common/banned.h"
 
-/* The user's own directory for the pid files, created 0700 if missing; NULL when unsafe. */
-static char *keeper_dir(void)
+/* `dir`, created 0700 if missing, when it is the user's own and closed to others. */
+static bool private_dir(const char *dir)
 {
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    char *dir = xdg && xdg[0] == '/' ? xasprintf("%s/berth", xdg)
-                                     : xasprintf("/tmp/berth-%u", (unsigned)getuid());
     struct stat st;
 
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        goto unsafe;
-    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
-        (st.st_mode & 077))
-        goto unsafe;
-    return dir;
-unsafe:
+        return false;
+    return lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == getuid() &&
+           !(st.st_mode & 077);
+}
+
+/*
+ * The user's own directory for the pid files: $XDG_RUNTIME_DIR/berth, else
+ * (unset, or an environment inherited from another user, as `su` keeps it)
+ * /tmp/berth-<uid>; NULL when neither is safe.
+ */
+static char *keeper_dir(void)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    char *dir;
+
+    if (xdg && xdg[0] == '/') {
+        dir = xasprintf("%s/berth", xdg);
+        if (private_dir(dir))
+            return dir;
+        free(dir);
+    }
+    dir = xasprintf("/tmp/berth-%u", (unsigned)getuid());
+    if (private_dir(dir))
+        return dir;
     free(dir);
     return NULL;
 }

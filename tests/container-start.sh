@@ -65,6 +65,9 @@ check "the container maps 65536 subordinate ids from $base, not berth's uid" \
     sh -c "awk 'NR == 1 && \$1 == 0 && \$3 == 65536 {ok = 1} END {exit !ok}' '$TEST_DIR/first' && [ '$base' != '$(id -u)' ]"
 check "the app runs as uid 1000 inside" [ "$(sed -n 3p "$out")" = 1000 ]
 check "two runs share the kept user namespace" [ "$(sed -n 2p "$out")" = "$(sed -n 2p "$TEST_DIR/first")" ]
+XDG_RUNTIME_DIR=/proc ctr "$rootfs" -- readlink /proc/self/ns/user
+check "with an XDG_RUNTIME_DIR not ours (as su keeps it), the keeper is still found" \
+    [ "$(cat "$out")" = "$(sed -n 2p "$TEST_DIR/first")" ]
 pidfile=$(ls "$kdir"/userns-$base-*-65536.pid)
 k=$(cat "$pidfile")
 is_keeper() { [ "$(cat /proc/$1/comm 2>/dev/null)" = berth-userns ]; }
@@ -75,7 +78,7 @@ check "it holds no fd of its caller: 0-2 are /dev/null and nothing else is open"
 check "it runs as the user (kernel uid $(id -u)), not as a mapped id" \
     [ "$(awk '/^Uid:/ {print $2}' /proc/$k/status)" = "$(id -u)" ]
 check "it is in the same namespace the containers had" \
-    [ "$(readlink /proc/$k/ns/user)" = "$(sed -n 2p "$out")" ]
+    [ "$(readlink /proc/$k/ns/user)" = "$(sed -n 2p "$TEST_DIR/first")" ]
 
 # --- a stale or foreign pid file never gives a wrong namespace ---
 kill "$k"
