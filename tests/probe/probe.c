@@ -278,11 +278,16 @@ static void check_dev(void)
     struct dirent **list;
     struct statvfs sv;
     int n = scandir("/dev", &list, NULL, alphasort);
+    size_t len = 1;
 
     for (int i = 0; i < n; i++) {
-        if (list[i]->d_name[0] != '.' && strlen(seen) + strlen(list[i]->d_name) + 2 < sizeof(seen)) {
-            strcat(seen, list[i]->d_name);
-            strcat(seen, " ");
+        size_t name = strlen(list[i]->d_name);
+
+        if (list[i]->d_name[0] != '.' && len + name + 2 <= sizeof(seen)) {
+            memcpy(seen + len, list[i]->d_name, name);
+            seen[len + name] = ' ';
+            len += name + 1;
+            seen[len] = '\0';
         }
         free(list[i]);
     }
