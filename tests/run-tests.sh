@@ -18,7 +18,7 @@ user=${BERTH_TEST_USER:-berth}
 
 if [ "$(id -u)" = 0 ]; then
     [ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
-    ninja -C build berth >/dev/null
+    ninja -C build berth berth-core >/dev/null
     dest=$(mktemp -d /tmp/berth-tests.XXXXXX)
     tar --exclude=./build --exclude=./build-asan --exclude=./.git -cf - . | tar -xf - -C "$dest"
     # What only root can check (setup, the privilege drop); counted below.
