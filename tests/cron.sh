@@ -193,7 +193,7 @@ assert len(jobs) == 6 and [j for j in jobs if j["id"] == sys.argv[2]][0]["last_r
 check "the sleeper runs again after the rollback" wait_until 70 sleeper_running
 sleeper_process() { pgrep -f "sleep 75.5" >/dev/null; }
 no_sleeper() { ! sleeper_process; }
-check "... its sleep is a process on the host" sleeper_process
+check "... its sleep is a process on the host" wait_until 15 sleeper_process   # running: the init may not have exec'd it yet
 run apps:destroy tick --confirm tick
 check "apps:destroy with a job running succeeds" test "$rc" = 0
 check "... and stops the job's container" wait_until 10 no_sleeper
