@@ -165,7 +165,7 @@ check "A9 ^C (SIGINT) to berth: SIGTERM ends the app, berth exits 143 (got $rc)"
 
 rc=0
 start=$(date +%s)
-"${CRUN[@]}" --tenant stubborn "$TEST_DIR/empty" -- /bin/sh -c 'trap "" TERM; echo ready; while :; do sleep 1; done' </dev/null >"$out" 2>&1 &
+"${CRUN[@]}" --tenant deaf "$TEST_DIR/empty" -- /bin/sh -c 'trap "" TERM; echo ready; while :; do sleep 1; done' </dev/null >"$out" 2>&1 &
 p=$!
 bg_pids+=($p)
 wait_for "$out" ready && kill -TERM $p
@@ -173,7 +173,7 @@ wait $p || rc=$?
 took=$(($(date +%s) - start))
 check "A9 an app ignoring SIGTERM is killed 10 s later: 137 (got $rc after ${took}s)" \
     test "$rc" = 137 -a "$took" -ge 9 -a "$took" -lt 30
-check "... and its cgroup is gone" test -z "$(ctr_cgroups stubborn)"
+check "... and its cgroup is gone" test -z "$(ctr_cgroups deaf)"
 
 rc=0
 "${CRUN[@]}" --tenant pid1 "$slug" -- /app/probe hold 60 </dev/null >"$out" 2>&1 &
@@ -332,7 +332,7 @@ fi
 # ---------------------------------------------------------------- nothing left behind
 left=$(find "$BERTH_HOME/containers/run" -mindepth 1 -maxdepth 1 ! -name "${held_id:-none}" | wc -l)
 check "no container's upper directory is left ($left)" test "$left" = 0
-left=$(for t in default alpha beta hog sibling stubborn sigint pid1; do ctr_cgroups $t; done)
+left=$(for t in default alpha beta hog sibling deaf sigint pid1; do ctr_cgroups $t; done)
 check "no container's cgroup is left (${left:-none})" test -z "$left"
 check "no mount of berth's home on the host" not_contains /proc/self/mountinfo "$BERTH_HOME"
 stop_bg
