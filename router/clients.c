@@ -59,6 +59,10 @@ struct client_conn {
     uint64_t head_start;          /* when the current head began (0: not inside one) */
     uint64_t requests_seen;
     uint8_t addr[16];             /* the address as counted: IPv4-mapped, or the IPv6 /64 */
+    struct sockaddr_storage ss;   /* the peer, for MHD_add_connection() */
+    socklen_t sslen;
+    char *stash;                  /* what the front read before handing over, for MHD's first reads */
+    size_t stash_len, stash_off;
     char fwd[INET6_ADDRSTRLEN];
     struct router *router;
     struct MHD_Connection *conn;
@@ -313,6 +317,34 @@ static void conn_forget(struct client_conn *c)
     if (c->certs)
         tls_cert_set_unref(c->certs);
     c->certs = NULL;
+    free(c->stash);
+    c->stash = NULL;
+}
+
+/*
+ * Gives the counted, registered connection c to `daemon`. Returns whether
+ * the daemon got it; when not, c is freed and the socket closed.
+ */
+static bool give_to_mhd(struct client_conn *c, struct MHD_Daemon *daemon)
+{
+    enum MHD_Result rc;
+
+    /* MHD calls clients_notify(STARTED), and on some failures CLOSED, from inside. */
+    c->in_accept = true;
+    rc = MHD_add_connection(daemon, c->fd, (const struct sockaddr *)&c->ss, c->sslen);
+    c->in_accept = false;
+    if (rc != MHD_YES) {
+        /* MHD has closed the socket. */
+        if (!c->closed)
+            conn_forget(c);
+        free(c);
+        return false;
+    }
+    if (c->closed) {
+        free(c);
+        return false;
+    }
+    return true;
 }
 
 bool clients_accept(struct upstream_loop *l, int listen_fd, struct MHD_Daemon *daemon, bool tls)
@@ -322,7 +354,6 @@ bool clients_accept(struct upstream_loop *l, int listen_fd, struct MHD_Daemon *d
     socklen_t len = sizeof(ss);
     struct client_conn *c;
     const char *why = NULL;
-    enum MHD_Result rc;
     int fd = accept4(listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
     if (fd < 0) {
@@ -350,25 +381,73 @@ bool clients_accept(struct upstream_loop *l, int listen_fd, struct MHD_Daemon *d
     }
     guard_init(&c->guard);
     c->head_start = now_ms();
+    memcpy(&c->ss, &ss, len);
+    c->sslen = len;
     atomic_store_explicit(&fd_table[fd], c, memory_order_release);
     list_add(r->clients, c);
+    if (tls)
+        return give_to_mhd(c, daemon);
+    /* Plain HTTP starts in the front (front.c), which hands it to MHD when it must. */
+    if (front_adopt(l, fd, c->fwd))
+        return false;
+    conn_forget(c);
+    (void)close(fd);
+    free(c);
+    return false;
+}
 
-    /* MHD calls clients_notify(STARTED), and on some failures CLOSED, from inside. */
-    c->in_accept = true;
-    rc = MHD_add_connection(daemon, fd, (const struct sockaddr *)&ss, len);
-    c->in_accept = false;
-    if (rc != MHD_YES) {
-        /* MHD has closed the socket. */
-        if (!c->closed)
-            conn_forget(c);
-        free(c);
+bool clients_handover(struct upstream_loop *l, int fd, const char *bytes, size_t n)
+{
+    struct client_conn *c = registry_get(fd);
+
+    if (!c) {
+        (void)close(fd);
         return false;
     }
-    if (c->closed) {
-        free(c);
-        return false;
+    if (n > 0) {
+        c->stash = xmalloc(n);
+        memcpy(c->stash, bytes, n);
+        c->stash_len = n;
+        c->stash_off = 0;
     }
-    return true;
+    return give_to_mhd(c, l->daemons[0]);
+}
+
+ssize_t clients_unstash(int fd, void *buf, size_t len)
+{
+    struct client_conn *c = registry_get(fd);
+    size_t n;
+
+    if (!c || !c->stash)
+        return -1;
+    n = c->stash_len - c->stash_off;
+    if (n > len)
+        n = len;
+    memcpy(buf, c->stash + c->stash_off, n);
+    c->stash_off += n;
+    if (c->stash_off == c->stash_len) {
+        free(c->stash);
+        c->stash = NULL;
+    }
+    return (ssize_t)n;
+}
+
+void clients_release(int fd)
+{
+    struct client_conn *c = registry_get(fd);
+
+    if (!c)
+        return;
+    conn_forget(c);
+    free(c);
+}
+
+void clients_set_busy_fd(int fd, bool busy)
+{
+    struct client_conn *c = registry_get(fd);
+
+    if (c)
+        c->busy = busy;
 }
 
 void clients_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -391,6 +470,9 @@ void clients_notify(void *cls, struct MHD_Connection *conn, void **socket_contex
     if (!c)
         return;
     *socket_context = NULL;
+    /* The orderly end MHD_USE_TURBO leaves out (router.c): the last answer is followed by a FIN. */
+    if (!c->tls && !c->passthrough)
+        (void)shutdown(c->fd, SHUT_WR);
     conn_forget(c);
     c->closed = true;
     if (!c->in_accept)

@@ -235,13 +235,18 @@ static struct channel *channel_get(struct connector *c, void *backend, int *ret_
     return ch;
 }
 
-/* Closes a channel; close() takes it out of the epoll. Nothing may wait on it. */
+/*
+ * Closes a channel, out of the epoll first (close() alone would leave it
+ * there, pointing at the freed channel, while a forked child still holds
+ * the socket). Nothing may wait on it.
+ */
 static void channel_close(struct connector *c, struct channel *ch)
 {
     struct channel **slot = channel_slot(c, ch->backend);
 
     *slot = ch->hnext;
     c->nchannels--;
+    (void)epoll_ctl(c->epfd, EPOLL_CTL_DEL, ch->fd, NULL);
     (void)close(ch->fd);
     c->r->ops->release(ch->backend);
     free(ch);

@@ -96,17 +96,24 @@ static void page_body(enum router_failure f, struct strbuf *sb)
                 failures[f].title, failures[f].title, failures[f].text);
 }
 
-void failure_answer(enum router_failure f, struct strbuf *out)
+void failure_answer_keep(enum router_failure f, bool body, bool close, struct strbuf *out)
 {
-    struct strbuf body = STRBUF_INIT;
+    struct strbuf page = STRBUF_INIT;
 
-    page_body(f, &body);
+    page_body(f, &page);
     strbuf_addf(out,
                 "HTTP/1.1 %u %s\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-cache, no-store\r\n"
-                "Connection: close\r\nContent-Length: %zu\r\n\r\n",
-                failures[f].status, MHD_get_reason_phrase_for(failures[f].status), body.len);
-    strbuf_add(out, body.buf, body.len);
-    strbuf_release(&body);
+                "%sContent-Length: %zu\r\n\r\n",
+                failures[f].status, MHD_get_reason_phrase_for(failures[f].status),
+                close ? "Connection: close\r\n" : "", page.len);
+    if (body)
+        strbuf_add(out, page.buf, page.len);
+    strbuf_release(&page);
+}
+
+void failure_answer(enum router_failure f, struct strbuf *out)
+{
+    failure_answer_keep(f, true, true, out);
 }
 
 int error_pages_create(struct MHD_Response *pages[FAIL_COUNT], size_t lengths[FAIL_COUNT])

@@ -60,7 +60,7 @@
 uint64_t now_ms(void);
 
 /* Every object whose pointer is an epoll event's data starts with its kind. */
-enum ev_kind { EV_UPSTREAM = 1, EV_CHANNEL };
+enum ev_kind { EV_UPSTREAM = 1, EV_CHANNEL, EV_CLIENT };
 
 /* ---------------------------------------------------------------- routes.c */
 
@@ -199,12 +199,14 @@ struct ws_session;
 struct channel;
 struct client_conn;
 struct cert_set;
+struct front_conn;
 
 struct proxy_req {
     uint8_t kind;                 /* EV_UPSTREAM: epoll data of its upstream socket */
     atomic_int refs;              /* the MHD side and the upstream side */
     struct router *router;
     struct MHD_Connection *conn;
+    struct front_conn *front;     /* the front's connection it came on (front.c), else NULL (MHD's); under lock */
     struct proxy_req *prev, *next;   /* its loop's list in the router, for router_stop() */
     unsigned shard;               /* which list: its loop's index */
 
@@ -447,6 +449,30 @@ bool intercept_active(void);
 int clients_global_init(struct router *r, unsigned nloops, struct berth_error **err);
 void clients_global_free(struct router *r);
 
+/* Gives a front connection (front.c) to the loop's HTTP daemon, with `n` bytes the front read first. Returns whether MHD took it (else it is closed). */
+bool clients_handover(struct upstream_loop *l, int fd, const char *bytes, size_t n);
+/* The front closes fd: the registry and the counts let go of it (the caller closes it). */
+void clients_release(int fd);
+/* clients_set_busy() for a front connection. */
+void clients_set_busy_fd(int fd, bool busy);
+/* The interposed recv(): bytes a handed-over connection's front read, given back first; -1 when there are none. */
+ssize_t clients_unstash(int fd, void *buf, size_t len);
+
+/* ---------------------------------------------------------------- front.c */
+
+/* Takes a plain client connection (accepted and counted by clients.c) into the loop. Returns false when it could not (the caller closes it). */
+bool front_adopt(struct upstream_loop *l, int fd, const char *fwd);
+/* A front connection's socket event. */
+void front_on_event(struct upstream_loop *l, struct front_conn *fc, uint32_t events);
+/* The upstream side has news for the connection's request; it is served after this batch of events. */
+void front_wake(struct front_conn *fc);
+/* Serves the connections woken during this turn. */
+void front_run_ready(struct upstream_loop *l);
+/* Closes idle and stalled front connections. */
+void front_scan(struct upstream_loop *l, uint64_t now);
+/* The loop ends: every front connection closes. */
+void front_close_all(struct upstream_loop *l);
+
 /* ---------------------------------------------------------------- tls.c */
 
 struct cert_set;
@@ -471,6 +497,8 @@ const char *failure_code(enum router_failure f);
 const char *failure_desc(enum router_failure f);
 /* The whole answer for f as raw bytes (status line, headers with Connection: close, page). */
 void failure_answer(enum router_failure f, struct strbuf *out);
+/* The same for a connection that may stay open: the page only with `body`, Connection: close only with `close`. */
+void failure_answer_keep(enum router_failure f, bool body, bool close, struct strbuf *out);
 /* One access log line for a finished request, into the loop's buffer. */
 void access_log(const struct proxy_req *req);
 /*
@@ -556,15 +584,40 @@ void probe_free_all(struct router *r);
 
 /* ---------------------------------------------------------------- request.c */
 
+/* A request header as the front parsed it (front.c). */
+struct request_header {
+    const char *name, *value;
+};
+
 /*
- * The first access-handler call: routes req (req->table, req->target, or
+ * The first look at a request: routes req (req->table, req->target, or
  * req->failure / req->redirect) and builds the head the app gets in
  * req->out, without its final blank line, and plans the body (req->stream,
- * req->chunked_up, req->body_length).
+ * req->chunked_up, req->body_length). The request's headers are `headers`
+ * (the front's), or with headers NULL, those of its MHD connection.
  */
-void request_begin(struct proxy_req *req, const char *method);
+void request_begin(struct proxy_req *req, const char *method, const struct request_header *headers,
+                   size_t n_headers);
 
 /* ---------------------------------------------------------------- proxy.c */
+
+/* A new request for `uri` (the raw request-target), on this loop's thread; the caller holds its one reference. */
+struct proxy_req *proxy_req_open(struct router *r, const char *uri);
+/*
+ * The first look at a request: routes it and builds its upstream head
+ * (request_begin()), takes its share of the buffer budget; sets
+ * req->failure or req->redirect when it goes no further.
+ */
+void proxy_req_begin(struct proxy_req *req, const char *method, bool tls, const char *fwd,
+                     const struct request_header *headers, size_t n_headers);
+/* A request whose body (if any) is in: gives it to its loop's upstream side. Returns FAIL_NONE or the failure to answer with. */
+enum router_failure proxy_req_start(struct proxy_req *req);
+/* The client side is done with req (completed: its answer went out whole): logged, and the reference let go. */
+void proxy_req_close(struct proxy_req *req, bool completed);
+/* What the client side owes: the failure to answer with (FAIL_STOPPING once router_stop() aborted it), else FAIL_NONE, with *ret_ready telling whether the app's head is in. */
+enum router_failure proxy_req_due(struct proxy_req *req, bool *ret_ready);
+/* https_only: the Location of req's redirect, appended to sb. */
+void proxy_redirect_location(const struct proxy_req *req, struct strbuf *sb);
 
 void *proxy_uri_log(void *cls, const char *uri, struct MHD_Connection *conn);
 enum MHD_Result proxy_access(void *cls, struct MHD_Connection *conn, const char *url,

@@ -127,6 +127,8 @@ static void dispatch(struct upstream_loop *l, const struct epoll_event *ev, bool
             mhd_ready[1] = true;
     } else if (*(const uint8_t *)p == EV_CHANNEL) {
         connect_on_channel(l->connector, p, ev->events);
+    } else if (*(const uint8_t *)p == EV_CLIENT) {
+        front_on_event(l, p, ev->events);
     } else {
         upstream_on_event(l, p, ev->events);
     }
@@ -162,6 +164,7 @@ static void housekeeping(struct upstream_loop *l, uint64_t now, bool mhd_event)
         l->last_scan = now;
         upstream_scan_timeouts(l, now);
         clients_scan(l, now);
+        front_scan(l, now);
     }
     if (now - l->last_sweep >= SWEEP_MS) {
         struct route_table *t = router_current_table(l->r);
@@ -203,6 +206,8 @@ static void *loop_main(void *arg)
             break;
         for (int i = 0; i < n; i++)
             dispatch(l, &evs[i], ready, &commands);
+        /* The front's answers, now that the upstream side is done with this batch's sockets. */
+        front_run_ready(l);
         /*
          * After the upstream events, so the connections they resumed are
          * served in this same turn; MHD's callbacks may hand requests to
@@ -223,6 +228,8 @@ static void *loop_main(void *arg)
         if (stop)
             break;
         housekeeping(l, now, ready[0] || ready[1]);
+        /* Timeouts the scan found answer now, not a turn later. */
+        front_run_ready(l);
     }
     /*
      * The daemons are ours to stop, on this thread, since no other may
@@ -235,6 +242,7 @@ static void *loop_main(void *arg)
             MHD_stop_daemon(l->daemons[i]);
         l->daemons[i] = NULL;
     }
+    front_close_all(l);
     access_log_thread_end();
     proxy_req_cache_trim();
     return NULL;

@@ -187,6 +187,19 @@ bool header_value_has_token(const char *value, const char *token)
     return false;
 }
 
+void http_add_chunk_size(struct strbuf *sb, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char digits[16];
+    int len = 0;
+
+    do {
+        digits[sizeof(digits) - 1 - len++] = hex[n & 15];
+        n >>= 4;
+    } while (n);
+    strbuf_add(sb, digits + sizeof(digits) - len, (size_t)len);
+}
+
 /* Cuts the next line off *p (within end), NUL-terminating it without its CR. */
 static char *next_line(char **p, char *end)
 {

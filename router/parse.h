@@ -91,6 +91,8 @@ int http_parse_response_head(char *buf, size_t len, bool head_request,
 
 /* True when the comma-separated header value lists `token` (case-insensitive). */
 bool header_value_has_token(const char *value, const char *token);
+/* A chunk's size line without its CRLF: n in lower-case hex. */
+void http_add_chunk_size(struct strbuf *sb, size_t n);
 
 /* Hop-by-hop headers, which a proxy never forwards (RFC 7230 §6.1). */
 bool header_is_hop_by_hop(const char *name);

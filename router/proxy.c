@@ -100,16 +100,14 @@ void proxy_req_cache_trim(void)
     req_cache_n = 0;
 }
 
-void *proxy_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+struct proxy_req *proxy_req_open(struct router *r, const char *uri)
 {
-    struct router *r = cls;
     struct proxy_req *req = req_new();
     struct req_shard *shard;
 
     req->kind = EV_UPSTREAM;
     atomic_init(&req->refs, 1);
     req->router = r;
-    req->conn = conn;
     req->fd = -1;
     req->ws_fd = -1;
     /* Bounded by the guard's request-line limit. */
@@ -124,6 +122,14 @@ void *proxy_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
         shard->head->prev = req;
     shard->head = req;
     pthread_mutex_unlock(&shard->lock);
+    return req;
+}
+
+void *proxy_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct proxy_req *req = proxy_req_open(cls, uri);
+
+    req->conn = conn;
     return req;
 }
 
@@ -214,31 +220,37 @@ static enum MHD_Result queue_failure(struct proxy_req *req, enum router_failure 
     return queue(req, failure_status(f), req->router->pages[f]);
 }
 
+void proxy_redirect_location(const struct proxy_req *req, struct strbuf *sb)
+{
+    const struct router *r = req->router;
+    const char *path = req->uri;
+    char host[HOST_MAX + 1];
+
+    if (request_target_split(req->uri, host, &path) <= 0)
+        path = req->uri;
+    strbuf_addstr(sb, "https://");
+    strbuf_addstr(sb, req->host);
+    if (r->tls_port != 443) {
+        strbuf_addch(sb, ':');
+        strbuf_addstr(sb, r->tls_port_str);
+    }
+    if (path[0] != '/')
+        strbuf_addch(sb, '/');   /* "http://host?q" has an empty path; "*" has none to keep */
+    if (strcmp(path, "*") != 0)
+        strbuf_addstr(sb, path);
+}
+
 /* https_only: GET and HEAD move for good with 301, anything else with 308 (its method and body kept). */
 static enum MHD_Result queue_redirect(struct proxy_req *req)
 {
-    struct router *r = req->router;
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     struct strbuf loc = STRBUF_INIT;
-    const char *path = req->uri;
-    char host[HOST_MAX + 1];
     enum MHD_Result ret;
     unsigned status = strcmp(req->method, "GET") == 0 || req->is_head ? 301 : 308;
 
     if (!resp)
         return MHD_NO;
-    if (request_target_split(req->uri, host, &path) <= 0)
-        path = req->uri;
-    strbuf_addstr(&loc, "https://");
-    strbuf_addstr(&loc, req->host);
-    if (r->tls_port != 443) {
-        strbuf_addch(&loc, ':');
-        strbuf_addstr(&loc, r->tls_port_str);
-    }
-    if (path[0] != '/')
-        strbuf_addch(&loc, '/');   /* "http://host?q" has an empty path; "*" has none to keep */
-    if (strcmp(path, "*") != 0)
-        strbuf_addstr(&loc, path);
+    proxy_redirect_location(req, &loc);
     (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc.buf);
     strbuf_release(&loc);
     ret = queue(req, status, resp);
@@ -422,18 +434,22 @@ static enum router_failure start_upstream(struct proxy_req *req, bool allow_pool
     return FAIL_NONE;
 }
 
+enum router_failure proxy_req_start(struct proxy_req *req)
+{
+    strbuf_addstr(&req->out, "\r\n");
+    strbuf_add(&req->out, req->reqbody.buf, req->reqbody.len);
+    strbuf_release(&req->reqbody);
+    req->upload_done = true;
+    return start_upstream(req, true);
+}
+
 /* The final call of a request whose body (if any) is in: out it goes. */
 static enum MHD_Result hand_off(struct proxy_req *req)
 {
     enum router_failure f;
     bool suspended;
 
-    strbuf_addstr(&req->out, "\r\n");
-    strbuf_add(&req->out, req->reqbody.buf, req->reqbody.len);
-    strbuf_release(&req->reqbody);
-    req->upload_done = true;
-
-    if ((f = start_upstream(req, true)) != FAIL_NONE)
+    if ((f = proxy_req_start(req)) != FAIL_NONE)
         return queue_failure(req, f);
     /*
      * Nothing can answer before this returns: the loop hears from the
@@ -456,19 +472,6 @@ static void begin_stream(struct proxy_req *req)
         req->failure = f;   /* the error page follows once the body is read */
 }
 
-static void add_hex(struct strbuf *sb, size_t v)
-{
-    static const char hex[] = "0123456789abcdef";
-    char digits[16];
-    int n = 0;
-
-    do {
-        digits[sizeof(digits) - 1 - n++] = hex[v & 15];
-        v >>= 4;
-    } while (v);
-    strbuf_add(sb, digits + sizeof(digits) - n, (size_t)n);
-}
-
 /* Bytes for the upstream, framed as the head announced. */
 static void stream_out(struct proxy_req *req, const char *data, size_t n)
 {
@@ -479,7 +482,7 @@ static void stream_out(struct proxy_req *req, const char *data, size_t n)
     {
         struct strbuf frame = STRBUF_INIT;
         strbuf_grow(&frame, n + 24);
-        add_hex(&frame, n);
+        http_add_chunk_size(&frame, n);
         strbuf_add(&frame, "\r\n", 2);
         strbuf_add(&frame, data, n);
         strbuf_add(&frame, "\r\n", 2);
@@ -524,50 +527,61 @@ static enum MHD_Result stream_end(struct proxy_req *req)
     return resumed(req);
 }
 
-/* The first call: route, plan, take the budget; a streamed body starts upstream now. */
-static enum MHD_Result first_call(struct proxy_req *req, const char *method)
+void proxy_req_begin(struct proxy_req *req, const char *method, bool tls, const char *fwd,
+                     const struct request_header *headers, size_t n_headers)
 {
     struct upstream_loop *l = upstream_loop_self();
+    size_t n = strlen(method);
 
     req->seen = true;
     req->loop = l;
     req->loop_idx = upstream_loop_index(l);
-    req->tls = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_DAEMON)->daemon == l->daemons[1];
-    memcpy(req->fwd, clients_address(req->conn), sizeof(req->fwd));
+    req->tls = tls;
+    memcpy(req->fwd, fwd, strnlen(fwd, sizeof(req->fwd) - 1));
     req->fwd[sizeof(req->fwd) - 1] = '\0';
-    {
-        size_t n = strlen(method);
-        if (n >= sizeof(req->method))
-            n = sizeof(req->method) - 1;
-        memcpy(req->method, method, n);
-        req->method[n] = '\0';
-    }
+    if (n >= sizeof(req->method))
+        n = sizeof(req->method) - 1;
+    memcpy(req->method, method, n);
+    req->method[n] = '\0';
     req->is_head = strcmp(method, "HEAD") == 0;
-    request_begin(req, method);
+    request_begin(req, method, headers, n_headers);
     if (req->failure != FAIL_NONE || req->redirect)
-        return MHD_YES;
-    if (!budget_take(req->router, req, budget_need(req))) {
+        return;
+    if (!budget_take(req->router, req, budget_need(req)))
         req->failure = FAIL_OVERLOADED;
-        return MHD_YES;
-    }
-    if (req->stream)
+}
+
+/* The first call: route, plan, take the budget; a streamed body starts upstream now. */
+static enum MHD_Result first_call(struct proxy_req *req, const char *method)
+{
+    struct upstream_loop *l = upstream_loop_self();
+    bool tls = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_DAEMON)->daemon == l->daemons[1];
+
+    proxy_req_begin(req, method, tls, clients_address(req->conn), NULL, 0);
+    if (req->failure == FAIL_NONE && !req->redirect && req->stream)
         begin_stream(req);
     return MHD_YES;
+}
+
+enum router_failure proxy_req_due(struct proxy_req *req, bool *ret_ready)
+{
+    enum router_failure f;
+    bool aborted;
+
+    pthread_mutex_lock(&req->lock);
+    f = req->failure;
+    *ret_ready = req->head_ready;
+    aborted = req->aborted;
+    pthread_mutex_unlock(&req->lock);
+    return aborted ? FAIL_STOPPING : f;
 }
 
 /* Resumed by the upstream loop (or by router_stop()): answer, or wait again. */
 static enum MHD_Result resumed(struct proxy_req *req)
 {
-    enum router_failure f;
-    bool ready, aborted;
+    bool ready;
+    enum router_failure f = proxy_req_due(req, &ready);
 
-    pthread_mutex_lock(&req->lock);
-    f = req->failure;
-    ready = req->head_ready;
-    aborted = req->aborted;
-    pthread_mutex_unlock(&req->lock);
-    if (aborted)
-        return queue_failure(req, FAIL_STOPPING);
     if (f != FAIL_NONE)
         return queue_failure(req, f);
     if (ready)
@@ -617,22 +631,16 @@ enum MHD_Result proxy_access(void *cls, struct MHD_Connection *conn, const char 
     return resumed(req);
 }
 
-void proxy_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
-                     enum MHD_RequestTerminationCode toe)
+void proxy_req_close(struct proxy_req *req, bool completed)
 {
-    struct router *r = cls;
-    struct proxy_req *req = *req_cls;
+    struct router *r = req->router;
     bool cancel;
 
-    clients_set_busy(conn, false);
-    if (!req)
-        return;
-    *req_cls = NULL;
     pthread_mutex_lock(&req->lock);
     req->client_gone = true;
     /* Usually the loop finished first; then there is nothing to cancel. */
     cancel = req->handed_off && !req->loop_done;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->status == 0)
+    if (!completed && req->status == 0)
         req->status = 499;   /* Heroku's H27: the client went away first */
     pthread_mutex_unlock(&req->lock);
 
@@ -652,4 +660,17 @@ void proxy_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         upstream_cancel(req->loop, req);   /* passes our reference on */
     else
         proxy_req_unref(req);
+}
+
+void proxy_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                     enum MHD_RequestTerminationCode toe)
+{
+    struct proxy_req *req = *req_cls;
+
+    (void)cls;
+    clients_set_busy(conn, false);
+    if (!req)
+        return;
+    *req_cls = NULL;
+    proxy_req_close(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 }

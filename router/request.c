@@ -156,16 +156,19 @@ static bool take_special(struct head_ctx *c, const char *key, const char *value)
     }
 }
 
-static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static void take_header(struct head_ctx *c, const char *key, const char *value)
 {
-    struct head_ctx *c = cls;
-
-    (void)kind;
     if (!value)
         value = "";
     if (take_special(c, key, value) || header_is_hop_by_hop(key) || header_is_framing_alias(key))
-        return MHD_YES;
+        return;
     add_header(&c->req->out, key, value);
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    take_header(cls, key, value);
     return MHD_YES;
 }
 
@@ -320,7 +323,8 @@ static void route(struct proxy_req *req, const struct head_ctx *c, bool absolute
         req->redirect = true;
 }
 
-void request_begin(struct proxy_req *req, const char *method)
+void request_begin(struct proxy_req *req, const char *method, const struct request_header *headers,
+                   size_t n_headers)
 {
     struct head_ctx c = { .req = req, .xff = STRBUF_INIT, .via = STRBUF_INIT };
     const char *path = req->uri;
@@ -344,7 +348,12 @@ void request_begin(struct proxy_req *req, const char *method)
         strbuf_addstr(&req->out, "\r\n");
     }
     start = req->out.len;
-    (void)MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_header, &c);
+    if (headers) {
+        for (size_t i = 0; i < n_headers; i++)
+            take_header(&c, headers[i].name, headers[i].value);
+    } else {
+        (void)MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_header, &c);
+    }
     if (c.conn_names && names_other_headers(c.conn_names))
         drop_connection_names(&req->out, start, c.conn_names);
 

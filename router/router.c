@@ -168,8 +168,15 @@ static void router_free(struct router *r)
  */
 static struct MHD_Daemon *start_daemon(struct router *r, bool tls)
 {
+    /*
+     * The HTTP daemon takes connections from the front (front.c) with bytes
+     * already read, which it gets back through recv() (clients.c). With
+     * MHD_USE_TURBO a connection MHD is given is read at its next run
+     * rather than when epoll sees new bytes, which may never come; turbo
+     * also skips the shutdown before close, which clients_notify() does.
+     */
     unsigned flags = MHD_USE_EPOLL | MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : 0);
+                     MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG | (tls ? MHD_USE_TLS : MHD_USE_TURBO);
 
     return MHD_start_daemon(
         flags, 0, NULL, NULL, proxy_access, r,

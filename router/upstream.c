@@ -118,14 +118,29 @@ void upstream_unpause_locked(struct proxy_req *req)
 }
 
 /*
+ * Closes an upstream socket, out of the loop's epoll first when it is in
+ * it: close() alone leaves the registration, and its pointer to a request
+ * about to be freed, alive while a process forked meanwhile still holds a
+ * copy of the socket (between its fork and exec).
+ */
+static void close_registered(struct upstream_loop *l, int fd, bool registered)
+{
+    if (registered)
+        (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+    (void)close(fd);
+}
+
+/*
  * The loop is done with req: the fd goes back to the pool or is closed, and
  * the loop's reference is dropped. Reuse only happens while handling the
- * socket's own event, so a pooled socket is always disarmed; close() drops
- * an armed one from epoll, and no event for it can still be pending
- * because cancellations and timeouts run after the batch of events.
+ * socket's own event, so a pooled socket is always disarmed; a closed one
+ * leaves the epoll first (close_registered()), and no event for it can
+ * still be pending because cancellations and timeouts run after the batch
+ * of events.
  */
 static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
 {
+    bool registered;
     int fd;
 
     /* The app may have answered before taking all of a streamed body: never reuse that. */
@@ -139,6 +154,7 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
 
     pthread_mutex_lock(&req->lock);
     fd = req->fd;
+    registered = req->in_epoll;
     req->fd = -1;
     req->in_epoll = false;
     req->ustate = UP_DONE;
@@ -148,18 +164,21 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
         if (reuse)
             pool_put(req->backend->pool, req->loop_idx, fd);
         else
-            (void)close(fd);
+            close_registered(l, fd, registered);
     }
     proxy_req_unref(req);
 }
 
-/* Wakes the MHD side after a change made under req->lock. */
+/* Wakes the client side (the front's connection, or MHD's) after a change made under req->lock. */
 static void unlock_and_wake(struct proxy_req *req)
 {
-    bool wake = proxy_req_wake_locked(req);
+    struct front_conn *fc = req->front;
+    bool wake = !fc && proxy_req_wake_locked(req);
 
     pthread_mutex_unlock(&req->lock);
-    if (wake)
+    if (fc)
+        front_wake(fc);   /* the loop serves it after this batch of events */
+    else if (wake)
         upstream_resume(req->conn);
 }
 
@@ -287,6 +306,7 @@ static bool method_idempotent(const char *m)
  */
 static bool early_failure(struct upstream_loop *l, struct proxy_req *req, enum router_failure f)
 {
+    bool registered;
     int old;
 
     if (!req->from_pool || req->retried || req->inbuf.len > 0 || req->stream || !method_idempotent(req->method)) {
@@ -297,11 +317,12 @@ static bool early_failure(struct upstream_loop *l, struct proxy_req *req, enum r
     req->from_pool = false;
     pthread_mutex_lock(&req->lock);
     old = req->fd;
+    registered = req->in_epoll;
     req->fd = -1;
     req->in_epoll = false;
     pthread_mutex_unlock(&req->lock);
     if (old >= 0)
-        (void)close(old);
+        close_registered(l, old, registered);
     req->written = 0;
     return reconnect(l, req);
 }

@@ -727,3 +727,44 @@ void log_capture_end(void)
     close(saved_stderr);
     saved_stderr = -1;
 }
+
+/* ---------------------------------------------------------------- the apps' access-log lines */
+
+static pthread_mutex_t access_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct strbuf access_lines = STRBUF_INIT;
+
+void access_lines_capture(void *cls, const char *lines, size_t len)
+{
+    (void)cls;
+    pthread_mutex_lock(&access_lock);
+    strbuf_add(&access_lines, lines, len);
+    pthread_mutex_unlock(&access_lock);
+}
+
+bool access_lines_have(const char *a, const char *b)
+{
+    for (int i = 0; i < 30; i++) {
+        bool found = false;
+        pthread_mutex_lock(&access_lock);
+        for (char *line = access_lines.buf, *eol; line && *line; line = eol + 1) {
+            eol = strchr(line, '\n');
+            if (!eol)
+                break;
+            *eol = '\0';
+            found = found || (strstr(line, a) && strstr(line, b));
+            *eol = '\n';
+        }
+        pthread_mutex_unlock(&access_lock);
+        if (found)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+void access_lines_release(void)
+{
+    pthread_mutex_lock(&access_lock);
+    strbuf_release(&access_lines);
+    pthread_mutex_unlock(&access_lock);
+}

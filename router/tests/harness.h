@@ -117,4 +117,10 @@ double elapsed(const struct timespec *t0);
 int log_capture_begin(const char *path);
 void log_capture_end(void);
 
+/* A router_config.access_log callback that keeps the apps' access-log lines for access_lines_have(). */
+void access_lines_capture(void *cls, const char *lines, size_t len);
+/* Whether a kept line holds both needles (the loops flush every 100 ms: waits up to 3 s). */
+bool access_lines_have(const char *a, const char *b);
+void access_lines_release(void);
+
 #endif

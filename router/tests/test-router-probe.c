@@ -35,39 +35,6 @@ static uint16_t app_port, probe_port;
 static struct fake_backend app_web = { .name = "web.1", .mode = FAKE_DIAL };
 static struct fake_backend probe_web = { .name = "web.9", .mode = FAKE_DIAL };
 
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct strbuf log_lines = STRBUF_INIT;
-
-static void capture_log(void *cls, const char *lines, size_t len)
-{
-    (void)cls;
-    pthread_mutex_lock(&log_lock);
-    strbuf_add(&log_lines, lines, len);
-    pthread_mutex_unlock(&log_lock);
-}
-
-/* Whether a captured access-log line holds both needles (the loops flush every 100 ms: waits up to 3 s). */
-static bool log_has(const char *a, const char *b)
-{
-    for (int i = 0; i < 30; i++) {
-        bool found = false;
-        pthread_mutex_lock(&log_lock);
-        for (char *line = log_lines.buf, *eol; line && *line; line = eol + 1) {
-            eol = strchr(line, '\n');
-            if (!eol)
-                break;
-            *eol = '\0';
-            found = found || (strstr(line, a) && strstr(line, b));
-            *eol = '\n';
-        }
-        pthread_mutex_unlock(&log_lock);
-        if (found)
-            return true;
-        usleep(100000);
-    }
-    return false;
-}
-
 /* The port of the listener that answered GET /port, or -1. */
 static int answered_by(const char *host, const char *secret)
 {
@@ -147,8 +114,8 @@ static void test_probe(char secret[ROUTER_PROBE_SECRET_LEN + 1])
     ok(answered_by("a.localhost", wrong) == app_port, "a wrong secret: the app's backend");
     ok(answered_by("a.localhost", "not-a-secret") == app_port, "a malformed secret: the app's backend");
     ok(answered_by("nowhere.localhost", wrong) == -1, "a wrong secret on an unknown host: 404, not the probe");
-    ok(log_has("path=\"/port\"", "dyno=web.9"), "the access log names the probe's dyno");
-    ok(log_has("alpha-app ", "dyno=web.9"), "... under the app's name");
+    ok(access_lines_have("path=\"/port\"", "dyno=web.9"), "the access log names the probe's dyno");
+    ok(access_lines_have("alpha-app ", "dyno=web.9"), "... under the app's name");
 
     body = echo("a.localhost", secret);
     ok(body && strstr(body, "GET /echo/check HTTP/1.1\r\n"), "the probe's backend gets the request");
@@ -188,7 +155,7 @@ static void test_remove_in_flight(const char *secret)
 int main(void)
 {
     struct router_config cfg = { .listen_addr = "127.0.0.1:0", .threads = 2, .backend_ops = &fake_backend_ops,
-                                 .access_log = capture_log };
+                                 .access_log = access_lines_capture };
     void *backends[] = { &app_web };
     struct router_route route = { .host = "a.localhost", .app = "alpha-app", .generation = 1,
                                   .backends = backends, .n_backends = 1 };
@@ -224,7 +191,7 @@ int main(void)
     fake_backend_join_all();
     upstream_stop();
     ok(atomic_load(&app_web.refs) == 0, "the app's backend is released at stop");
-    strbuf_release(&log_lines);
+    access_lines_release();
     rmdir(tmpdir);
     return tap_done();
 }
