@@ -23,6 +23,13 @@
  * first the router writes the guard's status page itself, unless a
  * response is already under way on the connection (then it only closes).
  *
+ * A plain connection then goes to the loop's front (front.c), which reads
+ * it itself and feeds clients_filter() directly; when the front hands it
+ * to MHD (clients_handover()), the bytes it read wait in the connection's
+ * stash and the interposed recv() returns them first (clients_unstash()),
+ * unfiltered, since the guard has seen them. TLS connections go to MHD at
+ * once.
+ *
  * The head deadline: from a connection's accept, and from the first byte of
  * each later request, its head must be in within client_head_timeout_ms
  * (10 s). Past it the connection gets a 408 and is shut down (H28), so a
