@@ -34,7 +34,8 @@
  * each later request, its head must be in within client_head_timeout_ms
  * (10 s). Past it the connection gets a 408 and is shut down (H28), so a
  * slowloris client holds a connection seconds, not minutes. Idle keep-alive
- * connections between requests are MHD's to time out (CLIENT_IDLE_S).
+ * connections between requests are MHD's, or the front's, to time out
+ * (CLIENT_IDLE_S).
  *
  * Threads: a connection is accepted, read, scanned and closed on its
  * loop's thread; the registry's slots are atomics, the per-address counts
