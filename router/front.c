@@ -70,9 +70,16 @@ struct front_conn {
     bool ready;
 };
 
-/* Each loop's lists (its thread only). */
+/*
+ * Each loop's lists and buffers (its thread only). The buffers are
+ * allocated on a loop's first read: a _Thread_local array would be zeroed
+ * for every thread the process starts (the control API starts one per
+ * connection).
+ */
 struct front_lists {
     struct front_conn *all, *ready;
+    char *read_buf;               /* FRONT_HEAD_MAX: where reads land */
+    char *scratch;                /* FRONT_HEAD_MAX + 1: a head's copy for parsing */
 };
 
 static _Thread_local struct front_lists lists;
@@ -525,7 +532,7 @@ static void request_start(struct front_conn *fc, struct parsed *p)
 static void take_head(struct front_conn *fc, const char *buf, size_t len, size_t extra)
 {
     /* Parsed in a copy: MHD must get the bytes as they came. */
-    static _Thread_local char scratch[FRONT_HEAD_MAX + 1];
+    char *scratch = lists.scratch;
     struct parsed p;
 
     if (extra > 0 || len > FRONT_HEAD_MAX) {
@@ -556,10 +563,15 @@ static size_t head_end(const char *buf, size_t len)
  */
 static void do_read(struct front_conn *fc)
 {
-    static _Thread_local char buf[FRONT_HEAD_MAX];
+    char *buf;
 
+    if (!lists.read_buf) {
+        lists.read_buf = xmalloc(FRONT_HEAD_MAX);
+        lists.scratch = xmalloc(FRONT_HEAD_MAX + 1);
+    }
+    buf = lists.read_buf;
     while (fc->state == FRONT_READING) {
-        size_t room = sizeof(buf) - fc->head.len, hl;
+        size_t room = FRONT_HEAD_MAX - fc->head.len, hl;
         ssize_t n = recvfrom(fc->fd, buf, room, 0, NULL, NULL);
 
         if (n < 0) {
@@ -691,4 +703,7 @@ void front_close_all(struct upstream_loop *l)
         }
         conn_close(fc);
     }
+    free(lists.read_buf);
+    free(lists.scratch);
+    lists.read_buf = lists.scratch = NULL;
 }
