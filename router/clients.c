@@ -450,14 +450,6 @@ void clients_release(int fd)
     free(c);
 }
 
-void clients_set_busy_fd(int fd, bool busy)
-{
-    struct client_conn *c = registry_get(fd);
-
-    if (c)
-        c->busy = busy;
-}
-
 void clients_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                     enum MHD_ConnectionNotificationCode toe)
 {

@@ -171,7 +171,7 @@ static void conn_handover(struct front_conn *fc, const char *bytes, size_t n)
     conn_unlink(fc);
     (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fc->fd, NULL);
     if (clients_handover(l, fc->fd, bytes, n))
-        l->mhd_resumed = true;   /* MHD reads the bytes back on its next run, this turn */
+        l->mhd_resumed = true;   /* MHD reads the bytes back at its next run, before the loop sleeps */
     conn_free(fc);
 }
 
@@ -263,6 +263,8 @@ static void write_head(struct front_conn *fc, ssize_t whole)
         add_date(sb);
     fc->chunked = false;
     if (req->is_head || h->body == BODY_NONE) {
+        /* No body follows (the parser says BODY_NONE for HEAD, 1xx, 204 and 304). */
+        fc->body_ended = true;
         /* A HEAD answer keeps the app's Content-Length; 204 and 304 carry none. */
         if (status_has_body(h->status))
             strbuf_addf(sb, "Content-Length: %s\r\n", req->is_head && clen ? clen : "0");
@@ -280,7 +282,7 @@ static void write_head(struct front_conn *fc, ssize_t whole)
     req->status = h->status;
 }
 
-/* An error page (or a redirect) instead of the app's answer. */
+/* An error page instead of the app's answer. */
 static void write_failure(struct front_conn *fc, enum router_failure f)
 {
     struct proxy_req *req = fc->req;
@@ -311,9 +313,10 @@ static void write_redirect(struct front_conn *fc)
 
 /*
  * Moves what the upstream side buffered into the client's buffer: behind
- * the head, so both go out in one send, or once the last bytes went out
- * (so the two buffers together stay within the budget the request took).
- * Under req->lock. Returns whether the body failed.
+ * the head, so both go out in one send, or once the last bytes went out.
+ * So a slow client holds at most the head and one upstream buffer's worth
+ * here, besides what the upstream side buffers again (paused at
+ * RESPONSE_BUFFER_MAX). Under req->lock. Returns whether the body failed.
  */
 static bool take_body_locked(struct front_conn *fc, struct proxy_req *req)
 {
@@ -357,7 +360,6 @@ static void response_done(struct front_conn *fc)
     if (fc->out.alloc > 16 * 1024)
         strbuf_release(&fc->out);
     fc->idle_since = now_ms();
-    clients_set_busy_fd(fc->fd, false);
     if (fc->can_read)
         front_on_event(fc->loop, fc, EPOLLIN);
 }
@@ -384,11 +386,13 @@ static void serve(struct front_conn *fc)
             pthread_mutex_unlock(&req->lock);
             write_head(fc, len);
             fc->head_sent = true;
-            if (req->is_head || !status_has_body(req->head.status) || req->head.body == BODY_NONE)
-                fc->body_ended = true;
         }
+        /*
+         * No busy mark for clients.c (clients_set_busy()): the front feeds
+         * the guard only while it reads a head, never while it answers, so
+         * no refusal or head deadline can write a page over an answer.
+         */
         fc->state = FRONT_WRITING;
-        clients_set_busy_fd(fc->fd, true);
     }
     for (;;) {
         if (!fc->body_ended) {
@@ -456,7 +460,8 @@ static bool parse_head(char *buf, size_t len, struct parsed *p)
     char *end = buf + len - 2, *line = buf, *eol, *sp1, *sp2;
     bool host = false;
 
-    if (memchr(buf, '\0', len))
+    /* The guard also takes bare LF line ends; such a head is MHD's. */
+    if (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0 || memchr(buf, '\0', len))
         return false;
     eol = strstr(line, "\r\n");
     if (!eol || (sp1 = memchr(line, ' ', (size_t)(eol - line))) == NULL ||
@@ -548,14 +553,6 @@ static void take_head(struct front_conn *fc, const char *buf, size_t len, size_t
     request_start(fc, &p);
 }
 
-/* Where the head ends (the length through its blank line), or 0 while it is not whole. */
-static size_t head_end(const char *buf, size_t len)
-{
-    const char *e = memmem(buf, len, "\r\n\r\n", 4);
-
-    return e ? (size_t)(e - buf) + 4 : 0;
-}
-
 /*
  * Reads what the client sent, each byte through the guard once. A head
  * that arrives whole in one read (the usual case) is parsed where it was
@@ -596,12 +593,12 @@ static void do_read(struct front_conn *fc)
         }
         /* A short read emptied the socket: epoll says when more comes. */
         fc->can_read = (size_t)n == room;
-        if (fc->head.len == 0 && (hl = head_end(buf, (size_t)n)) > 0) {
+        if (fc->head.len == 0 && (hl = http_head_length(buf, (size_t)n)) > 0) {
             take_head(fc, buf, hl, (size_t)n - hl);
             return;
         }
         strbuf_add(&fc->head, buf, (size_t)n);
-        if ((hl = head_end(fc->head.buf, fc->head.len)) > 0 || fc->head.len >= FRONT_HEAD_MAX) {
+        if ((hl = http_head_length(fc->head.buf, fc->head.len)) > 0 || fc->head.len >= FRONT_HEAD_MAX) {
             struct strbuf head = fc->head;
             strbuf_init(&fc->head, 0);
             if (hl > 0)

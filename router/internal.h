@@ -203,7 +203,7 @@ struct front_conn;
 
 struct proxy_req {
     uint8_t kind;                 /* EV_UPSTREAM: epoll data of its upstream socket */
-    atomic_int refs;              /* the MHD side and the upstream side */
+    atomic_int refs;              /* the client side (MHD's or the front's) and the upstream side */
     struct router *router;
     struct MHD_Connection *conn;
     struct front_conn *front;     /* the front's connection it came on (front.c), else NULL (MHD's); under lock */
@@ -453,8 +453,6 @@ void clients_global_free(struct router *r);
 bool clients_handover(struct upstream_loop *l, int fd, const char *bytes, size_t n);
 /* The front closes fd: the registry and the counts let go of it (the caller closes it). */
 void clients_release(int fd);
-/* clients_set_busy() for a front connection. */
-void clients_set_busy_fd(int fd, bool busy);
 /* The interposed recv(): bytes a handed-over connection's front read, given back first; -1 when there are none. */
 ssize_t clients_unstash(int fd, void *buf, size_t len);
 
