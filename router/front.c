@@ -218,56 +218,50 @@ static bool status_has_body(int status)
     return status >= 200 && status != 204 && status != 304;
 }
 
+struct head_out {
+    struct strbuf *sb;
+    bool has_date;
+};
+
+static void add_header_line(void *ctx, const char *name, const char *value)
+{
+    struct head_out *o = ctx;
+
+    if (strcasecmp(name, "Date") == 0)
+        o->has_date = true;
+    strbuf_addstr(o->sb, name);
+    strbuf_add(o->sb, ": ", 2);
+    strbuf_addstr(o->sb, value);
+    strbuf_add(o->sb, "\r\n", 2);
+}
+
 /*
- * The response head as libmicrohttpd would have sent it: the app's
- * headers less hop-by-hop ones, Via appended, a Date when the app sent
- * none, and the framing the router chose: a Content-Length when the whole
- * body is here or announced, else chunked. `whole` is the body's length
- * when all of it is buffered, else -1.
+ * The response head as libmicrohttpd's side sends it: the app's headers as
+ * proxy_response_headers() passes them, a Date when the app sent none, and
+ * the framing the router chose: a Content-Length when the whole body is
+ * here or announced, else chunked. `whole` is the body's length when all
+ * of it is buffered, else -1.
  */
 static void write_head(struct front_conn *fc, ssize_t whole)
 {
     struct proxy_req *req = fc->req;
     const struct http_response_head *h = &req->head;
     struct strbuf *sb = &fc->out;
-    const char *via = NULL, *clen = NULL;
-    bool has_date = false;
+    struct head_out o = { .sb = sb };
 
     strbuf_addf(sb, "HTTP/1.1 %d %s\r\n", h->status, MHD_get_reason_phrase_for((unsigned)h->status));
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const char *name = h->headers[i].name;
-        if (strcasecmp(name, "Content-Length") == 0) {
-            clen = h->headers[i].value;
-            continue;
-        }
-        if (header_is_hop_by_hop(name))
-            continue;
-        if (strcasecmp(name, "Via") == 0) {
-            via = h->headers[i].value;
-            continue;
-        }
-        if (strcasecmp(name, "Date") == 0)
-            has_date = true;
-        strbuf_addstr(sb, name);
-        strbuf_add(sb, ": ", 2);
-        strbuf_addstr(sb, h->headers[i].value);
-        strbuf_add(sb, "\r\n", 2);
-    }
-    strbuf_addstr(sb, "Via: ");
-    if (via) {
-        strbuf_addstr(sb, via);
-        strbuf_add(sb, ", ", 2);
-    }
-    strbuf_addstr(sb, "1.1 berth\r\n");
-    if (!has_date)
+    proxy_response_headers(req, add_header_line, &o);
+    if (!o.has_date)
         add_date(sb);
     fc->chunked = false;
     if (req->is_head || h->body == BODY_NONE) {
+        /* A HEAD answer keeps the app's Content-Length; 204 and 304 carry none. */
+        const char *clen = req->is_head ? http_response_header(h, "Content-Length") : NULL;
+
         /* No body follows (the parser says BODY_NONE for HEAD, 1xx, 204 and 304). */
         fc->body_ended = true;
-        /* A HEAD answer keeps the app's Content-Length; 204 and 304 carry none. */
         if (status_has_body(h->status))
-            strbuf_addf(sb, "Content-Length: %s\r\n", req->is_head && clen ? clen : "0");
+            strbuf_addf(sb, "Content-Length: %s\r\n", clen ? clen : "0");
     } else if (whole >= 0) {
         strbuf_addf(sb, "Content-Length: %zd\r\n", whole);
     } else if (h->body == BODY_LENGTH) {

@@ -614,6 +614,13 @@ enum router_failure proxy_req_start(struct proxy_req *req);
 void proxy_req_close(struct proxy_req *req, bool completed);
 /* What the client side owes: the failure to answer with (FAIL_STOPPING once router_stop() aborted it), else FAIL_NONE, with *ret_ready telling whether the app's head is in. */
 enum router_failure proxy_req_due(struct proxy_req *req, bool *ret_ready);
+/*
+ * The app's response headers as the client gets them, one emit() each: less
+ * hop-by-hop ones and Content-Length (the router frames the body), then Via
+ * with " 1.1 berth" appended. Both client sides (proxy.c, front.c) use it.
+ */
+void proxy_response_headers(const struct proxy_req *req, void (*emit)(void *ctx, const char *name, const char *value),
+                            void *ctx);
 /* https_only: the Location of req's redirect, appended to sb. */
 void proxy_redirect_location(const struct proxy_req *req, struct strbuf *sb);
 

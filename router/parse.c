@@ -187,6 +187,16 @@ bool header_value_has_token(const char *value, const char *token)
     return false;
 }
 
+const char *http_response_header(const struct http_response_head *h, const char *name)
+{
+    const char *value = NULL;
+
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (strcasecmp(h->headers[i].name, name) == 0)
+            value = h->headers[i].value;
+    return value;
+}
+
 void http_add_chunk_size(struct strbuf *sb, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

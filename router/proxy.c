@@ -340,11 +340,9 @@ static struct MHD_Response *response_for_body(struct proxy_req *req)
     size_t whole_len = 0;
 
     if (h->body == BODY_NONE) {
-        const char *clen = NULL;
         /* A HEAD answer keeps the upstream's Content-Length; 204 and 304 carry none. */
-        for (size_t i = 0; req->is_head && i < h->nheaders; i++)
-            if (strcasecmp(h->headers[i].name, "Content-Length") == 0)
-                clen = h->headers[i].value;
+        const char *clen = req->is_head ? http_response_header(h, "Content-Length") : NULL;
+
         if (clen)
             return MHD_create_response_from_callback(strtoull(clen, NULL, 10), READER_BLOCK, content_reader,
                                                      req, NULL);
@@ -365,11 +363,42 @@ static struct MHD_Response *response_for_body(struct proxy_req *req)
                                              READER_BLOCK, content_reader, req, NULL);
 }
 
+void proxy_response_headers(const struct proxy_req *req, void (*emit)(void *ctx, const char *name, const char *value),
+                            void *ctx)
+{
+    const struct http_response_head *h = &req->head;
+    const char *via = NULL;
+
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const char *name = h->headers[i].name;
+        if (header_is_hop_by_hop(name) || strcasecmp(name, "Content-Length") == 0)
+            continue;
+        if (strcasecmp(name, "Via") == 0) {
+            via = h->headers[i].value;
+            continue;
+        }
+        emit(ctx, name, h->headers[i].value);
+    }
+    if (via) {
+        struct strbuf v = STRBUF_INIT;
+        strbuf_addstr(&v, via);
+        strbuf_addstr(&v, ", 1.1 berth");
+        emit(ctx, "Via", v.buf);
+        strbuf_release(&v);
+    } else {
+        emit(ctx, "Via", "1.1 berth");
+    }
+}
+
+static void add_to_response(void *resp, const char *name, const char *value)
+{
+    (void)MHD_add_response_header(resp, name, value);
+}
+
 static enum MHD_Result queue_upstream_response(struct proxy_req *req)
 {
     const struct http_response_head *h = &req->head;
     struct MHD_Response *resp;
-    const char *via = NULL;
     enum MHD_Result ret;
 
     if (h->status == 101) {
@@ -379,25 +408,7 @@ static enum MHD_Result queue_upstream_response(struct proxy_req *req)
     resp = response_for_body(req);
     if (!resp)
         return MHD_NO;
-    for (size_t i = 0; i < h->nheaders; i++) {
-        const char *name = h->headers[i].name;
-        if (header_is_hop_by_hop(name) || strcasecmp(name, "Content-Length") == 0)
-            continue;
-        if (strcasecmp(name, "Via") == 0) {
-            via = h->headers[i].value;
-            continue;
-        }
-        (void)MHD_add_response_header(resp, name, h->headers[i].value);
-    }
-    if (via) {
-        struct strbuf v = STRBUF_INIT;
-        strbuf_addstr(&v, via);
-        strbuf_addstr(&v, ", 1.1 berth");
-        (void)MHD_add_response_header(resp, "Via", v.buf);
-        strbuf_release(&v);
-    } else {
-        (void)MHD_add_response_header(resp, "Via", "1.1 berth");
-    }
+    proxy_response_headers(req, add_to_response, resp);
     ret = queue(req, (unsigned)h->status, resp);
     MHD_destroy_response(resp);
     return ret;
