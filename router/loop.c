@@ -158,7 +158,7 @@ static void run_daemons(struct upstream_loop *l, const bool ready[2], uint64_t n
 }
 
 /* The work of a turn that does not follow an event: deadlines, sweeps, memory, the log. */
-static void housekeeping(struct upstream_loop *l, uint64_t now, bool mhd_event)
+static void housekeeping(struct upstream_loop *l, uint64_t now, bool had_events)
 {
     if (now - l->last_scan >= SCAN_MS) {
         l->last_scan = now;
@@ -174,18 +174,22 @@ static void housekeeping(struct upstream_loop *l, uint64_t now, bool mhd_event)
     }
     /*
      * A burst leaves this thread's malloc arena holding the freed
-     * connection buffers; once the loop has been quiet for a second,
-     * hand them back to the system (an idle router stays small).
+     * connection buffers; once the loop has had no event for a second,
+     * hand them back to the system (an idle router stays small). Quiet
+     * means no event at all: a loop between two requests of a busy
+     * keep-alive client has nothing active either, and trimming there
+     * costs an madvise(), the TLB shootdown it sends to every CPU running
+     * one of our threads, and the page faults that refill the arena.
      */
-    if (l->active)
+    if (had_events || l->active) {
         l->busy_since_trim = true;
-    if (!l->active && l->busy_since_trim && now - l->last_mhd_event >= 1000) {
+        l->last_event = now;
+    }
+    if (l->busy_since_trim && now - l->last_event >= 1000) {
         l->busy_since_trim = false;
         proxy_req_cache_trim();
         (void)malloc_trim(0);
     }
-    if (mhd_event)
-        l->last_mhd_event = now;
     access_log_flush();
 }
 
@@ -227,7 +231,7 @@ static void *loop_main(void *arg)
         run_commands(l, c);
         if (stop)
             break;
-        housekeeping(l, now, ready[0] || ready[1]);
+        housekeeping(l, now, n > 0);
         /* Timeouts the scan found answer now, not a turn later. */
         front_run_ready(l);
     }
