@@ -187,10 +187,15 @@ void budget_release_all(struct router *r, struct proxy_req *req)
 }
 
 /*
- * What a request may buffer, taken whole before any work starts, so that
- * the router's buffers never outgrow the budget and a request that gets
- * under way is never cut for memory: the response buffer (with a head
- * and a read's worth of slack) and the body it holds.
+ * What a request may buffer on the router's side, taken whole before any
+ * work starts, so that the request and response buffers of all requests
+ * together never outgrow the budget and a request that gets under way is
+ * never cut for memory: the response buffer (with a head and a read's
+ * worth of slack) and the body it holds. The client side's own copy of
+ * the bytes being sent (libmicrohttpd's connection pool, the front's send
+ * buffer: a head and at most one response buffer) is not counted here: it
+ * is bounded per connection, and connections by the connection limit
+ * (docs/OPERATIONS.md, Limits).
  */
 static uint64_t budget_need(const struct proxy_req *req)
 {
