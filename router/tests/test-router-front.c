@@ -11,8 +11,12 @@
  * and are answered in order;
  * an error page keeps the connection open; a client that goes away while
  * its request waits is logged as 499 and the app's backend balances; the
- * app's access log has the front's requests.
+ * app's access log has the front's requests; a loop gives its malloc
+ * arena back only after a quiet second, never between the requests of a
+ * busy keep-alive client.
  */
+#include <dlfcn.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,6 +25,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -61,6 +66,31 @@ static bool peer_closed(int fd)
 }
 
 #define H "Host: front.localhost\r\n"
+
+/*
+ * The router loops' malloc_trim() calls (loop.c), counted and passed on
+ * to glibc's: this definition in the test program is the one the router
+ * library, linked in statically, calls.
+ */
+static atomic_int trims;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int malloc_trim(size_t pad)
+{
+    static int (*real)(size_t);
+
+    atomic_fetch_add(&trims, 1);
+    if (!real)
+        real = (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim");
+    return real ? real(pad) : 0;
+}
 
 static void test_head_in_pieces(void)
 {
@@ -229,6 +259,42 @@ static void test_errors_and_log(void)
     strbuf_release(&sb);
 }
 
+/*
+ * Between two requests of a keep-alive client a loop has nothing active,
+ * and once trimmed there (an madvise, a TLB shootdown, page faults to
+ * refill the arena, every request). It trims only after a second with no
+ * event at all.
+ */
+static void test_trim_waits_for_quiet(void)
+{
+    struct strbuf sb = STRBUF_INIT;
+    char req[128], want[32];
+    int fd = dial(), served = 0, during, after;
+    uint64_t until;
+
+    usleep(1600 * 1000);   /* what the tests before left to trim is trimmed */
+    during = atomic_load(&trims);
+    until = mono_ms() + 1500;
+    for (int i = 0; fd >= 0 && mono_ms() < until; i++) {
+        (void)snprintf(req, sizeof(req), "GET /token/busy-%d HTTP/1.1\r\n" H "\r\n", i);
+        (void)snprintf(want, sizeof(want), "\r\n\r\nbusy-%d", i);
+        if (!ask(fd, req, &sb, want))
+            break;
+        served++;
+        usleep(2000);
+    }
+    during = atomic_load(&trims) - during;
+    ok(served > 50 && during == 0, "no malloc_trim() during 1.5 s of keep-alive requests (%d trims, %d requests)",
+       during, served);
+    after = atomic_load(&trims);
+    usleep(2200 * 1000);
+    after = atomic_load(&trims) - after;
+    ok(after >= 1, "a quiet second after them, the loop trims its arena (%d trims)", after);
+    if (fd >= 0)
+        close(fd);
+    strbuf_release(&sb);
+}
+
 int main(void)
 {
     struct router_config cfg = { .listen_addr = "127.0.0.1:0", .threads = 2, .backend_ops = &fake_backend_ops,
@@ -256,6 +322,7 @@ int main(void)
     test_framing();
     test_handover();
     test_errors_and_log();
+    test_trim_waits_for_quiet();
 
     router_stop(router);
     fake_backend_join_all();
