@@ -67,6 +67,16 @@ static bool peer_closed(int fd)
 
 #define H "Host: front.localhost\r\n"
 
+/* GET /token/TAG on fd, answered with TAG as its body (3 s at most). */
+static bool ask_token(int fd, const char *tag, struct strbuf *sb)
+{
+    char req[128], want[64];
+
+    (void)snprintf(req, sizeof(req), "GET /token/%s HTTP/1.1\r\n" H "\r\n", tag);
+    (void)snprintf(want, sizeof(want), "\r\n\r\n%s", tag);
+    return ask(fd, req, sb, want);
+}
+
 /*
  * The router loops' malloc_trim() calls (loop.c), counted and passed on
  * to glibc's: this definition in the test program is the one the router
@@ -114,13 +124,12 @@ static void test_head_in_pieces(void)
 static void test_keep_alive(void)
 {
     struct strbuf sb = STRBUF_INIT;
-    char req[128], want[32];
+    char tag[32];
     int fd = dial(), served = 0;
 
     for (int i = 0; fd >= 0 && i < 50; i++) {
-        (void)snprintf(req, sizeof(req), "GET /token/ka-%d HTTP/1.1\r\n" H "\r\n", i);
-        (void)snprintf(want, sizeof(want), "\r\n\r\nka-%d", i);
-        if (!ask(fd, req, &sb, want) || strstr(sb.buf, "Connection: close"))
+        (void)snprintf(tag, sizeof(tag), "ka-%d", i);
+        if (!ask_token(fd, tag, &sb) || strstr(sb.buf, "Connection: close"))
             break;
         served++;
     }
@@ -144,7 +153,7 @@ static void test_framing(void)
            strcmp(strstr(sb.buf, "\r\n\r\n"), "\r\n\r\n") == 0,
        "HEAD keeps the app's Content-Length and sends no body");
     /* The same connection goes on after a HEAD: no body was owed. */
-    ok(fd >= 0 && ask(fd, "GET /token/after-head HTTP/1.1\r\n" H "\r\n", &sb, "\r\n\r\nafter-head"),
+    ok(fd >= 0 && ask_token(fd, "after-head", &sb),
        "... and the connection serves the next request");
     ok(fd >= 0 && ask(fd, "GET /chunked HTTP/1.1\r\n" H "\r\n", &sb, "\r\n0\r\n\r\n") &&
            strcasestr(sb.buf, "Transfer-Encoding: chunked") && !strcasestr(sb.buf, "Content-Length"),
@@ -172,7 +181,7 @@ static void test_handover(void)
     int fd = dial();
 
     /* One connection: the front, then MHD for a body, and MHD keeps it from then on. */
-    ok(fd >= 0 && ask(fd, "GET /token/m1 HTTP/1.1\r\n" H "\r\n", &sb, "\r\n\r\nm1") &&
+    ok(fd >= 0 && ask_token(fd, "m1", &sb) &&
            ask(fd, "POST /count HTTP/1.1\r\n" H "Content-Length: 5\r\n\r\nhello", &sb, "\r\n\r\n5") &&
            ask(fd, "GET /token/m3 HTTP/1.1\r\n" H "Connection: close\r\n\r\n", &sb, "\r\n\r\nm3") &&
            peer_closed(fd),
@@ -220,7 +229,7 @@ static void test_handover(void)
         close(fd);
 
     fd = dial();
-    ok(fd >= 0 && ask(fd, "GET /token/p0 HTTP/1.1\r\n" H "\r\n", &sb, "\r\n\r\np0") &&
+    ok(fd >= 0 && ask_token(fd, "p0", &sb) &&
            ask(fd, "GET /token/p1 HTTP/1.1\r\n" H "\r\nGET /token/p2 HTTP/1.1\r\n" H "Connection: close\r\n\r\n",
                &sb, "\r\n\r\np2") &&
            strstr(sb.buf, "\r\n\r\np1") && strstr(sb.buf, "\r\n\r\np1") < strstr(sb.buf, "\r\n\r\np2"),
@@ -238,11 +247,11 @@ static void test_errors_and_log(void)
 
     ok(fd >= 0 && ask(fd, "GET /x HTTP/1.1\r\nHost: nobody.localhost\r\n\r\n", &sb, "</html>\n") &&
            strncmp(sb.buf, "HTTP/1.1 404", 12) == 0 && !strstr(sb.buf, "Connection: close") &&
-           ask(fd, "GET /token/after-404 HTTP/1.1\r\n" H "\r\n", &sb, "\r\n\r\nafter-404"),
+           ask_token(fd, "after-404", &sb),
        "an unknown host gets its 404 page, and the connection goes on");
     ok(fd >= 0 && ask(fd, "HEAD /x HTTP/1.1\r\nHost: nobody.localhost\r\n\r\n", &sb, "\r\n\r\n") &&
            strcmp(strstr(sb.buf, "\r\n\r\n"), "\r\n\r\n") == 0 &&
-           ask(fd, "GET /token/after-head-404 HTTP/1.1\r\n" H "\r\n", &sb, "\r\n\r\nafter-head-404"),
+           ask_token(fd, "after-head-404", &sb),
        "... a HEAD's error page has no body");
     if (fd >= 0)
         close(fd);
@@ -268,7 +277,7 @@ static void test_errors_and_log(void)
 static void test_trim_waits_for_quiet(void)
 {
     struct strbuf sb = STRBUF_INIT;
-    char req[128], want[32];
+    char tag[32];
     int fd = dial(), served = 0, during, after;
     uint64_t until;
 
@@ -276,9 +285,8 @@ static void test_trim_waits_for_quiet(void)
     during = atomic_load(&trims);
     until = mono_ms() + 1500;
     for (int i = 0; fd >= 0 && mono_ms() < until; i++) {
-        (void)snprintf(req, sizeof(req), "GET /token/busy-%d HTTP/1.1\r\n" H "\r\n", i);
-        (void)snprintf(want, sizeof(want), "\r\n\r\nbusy-%d", i);
-        if (!ask(fd, req, &sb, want))
+        (void)snprintf(tag, sizeof(tag), "busy-%d", i);
+        if (!ask_token(fd, tag, &sb))
             break;
         served++;
         usleep(2000);
