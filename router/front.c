@@ -308,9 +308,11 @@ static void write_redirect(struct front_conn *fc)
 /*
  * Moves what the upstream side buffered into the client's buffer: behind
  * the head, so both go out in one send, or once the last bytes went out.
- * So a slow client holds at most the head and one upstream buffer's worth
- * here, besides what the upstream side buffers again (paused at
- * RESPONSE_BUFFER_MAX). Under req->lock. Returns whether the body failed.
+ * So a slow client holds here at most RESPONSE_HEAD_MAX bytes (the head,
+ * and body pieces that followed it before anything was sent) and one
+ * upstream buffer's worth, besides what the upstream side buffers again
+ * (paused at RESPONSE_BUFFER_MAX). Under req->lock. Returns whether the
+ * body failed.
  */
 static bool take_body_locked(struct front_conn *fc, struct proxy_req *req)
 {

@@ -350,7 +350,7 @@ struct upstream_loop {
     bool mhd_resumed;              /* this loop resumed a connection: the daemons must run */
     uint64_t last_mhd_run;
     uint64_t last_event;           /* the last turn with an event or an active request */
-    bool busy_since_trim;          /* requests ran since the last malloc_trim() */
+    bool busy_since_trim;          /* events or requests since the last malloc_trim() */
     pthread_t thread;
     int epfd;
     int evfd;

@@ -157,7 +157,7 @@ static void run_daemons(struct upstream_loop *l, const bool ready[2], uint64_t n
     }
 }
 
-/* The work of a turn that does not follow an event: deadlines, sweeps, memory, the log. */
+/* The work of every turn that no single event asks for: deadlines, sweeps, memory, the log. */
 static void housekeeping(struct upstream_loop *l, uint64_t now, bool had_events)
 {
     if (now - l->last_scan >= SCAN_MS) {
@@ -174,12 +174,13 @@ static void housekeeping(struct upstream_loop *l, uint64_t now, bool had_events)
     }
     /*
      * A burst leaves this thread's malloc arena holding the freed
-     * connection buffers; once the loop has had no event for a second,
-     * hand them back to the system (an idle router stays small). Quiet
-     * means no event at all: a loop between two requests of a busy
-     * keep-alive client has nothing active either, and trimming there
-     * costs an madvise(), the TLB shootdown it sends to every CPU running
-     * one of our threads, and the page faults that refill the arena.
+     * connection buffers; once the loop has had neither an event nor a
+     * request in flight for a second, hand them back to the system (an
+     * idle router stays small). No request in flight is not enough on
+     * its own: a loop between two requests of a busy keep-alive client
+     * has nothing active either, and trimming there costs an madvise(),
+     * the TLB shootdown it sends to every CPU running one of our
+     * threads, and the page faults that refill the arena.
      */
     if (had_events || l->active) {
         l->busy_since_trim = true;

@@ -192,10 +192,10 @@ void budget_release_all(struct router *r, struct proxy_req *req)
  * together never outgrow the budget and a request that gets under way is
  * never cut for memory: the response buffer (with a head and a read's
  * worth of slack) and the body it holds. The client side's own copy of
- * the bytes being sent (libmicrohttpd's connection pool, the front's send
- * buffer: a head and at most one response buffer) is not counted here: it
- * is bounded per connection, and connections by the connection limit
- * (docs/OPERATIONS.md, Limits).
+ * the bytes being sent (libmicrohttpd's connection pool; the front's send
+ * buffer, whose bound take_body_locked() in front.c gives) is not counted
+ * here: it is bounded per connection, and connections by the connection
+ * limit (docs/OPERATIONS.md, Limits).
  */
 static uint64_t budget_need(const struct proxy_req *req)
 {
