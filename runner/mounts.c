@@ -350,9 +350,10 @@ static int mount_proc(struct berth_error **err)
     for (size_t i = 0; i < sizeof(readonly_paths) / sizeof(*readonly_paths); i++) {
         const char *p = readonly_paths[i];
 
-        if (access(p, F_OK) < 0)
-            continue;
-        if ((r = bind(p, p, p, p, true, err)) < 0)
+        /* Tried, not looked up first: a kernel without one (no /proc/bus) has nothing there. */
+        if ((r = bind(p, p, p, p, true, err)) == -ENOENT)
+            berth_error_release(err);
+        else if (r < 0)
             return r;
     }
     return 0;
@@ -507,11 +508,13 @@ int mounts_build_root(const struct runner_spec *spec, const struct mount_fds *f,
     for (size_t i = 0; i < MOUNTS_N_ETC; i++) {
         if (f->etc[i] < 0)
             continue;
-        if (access(etc_entries[i], F_OK) < 0) {
-            return berth_error_make(err, errno, "mount target '/%s' is missing from the stack "
+        /* The source is an open fd: ENOENT is the target (an overlay lookup saved by not asking first). */
+        r = bind(fdpath(f->etc[i]).s, etc_entries[i], etc_entries[i], etc_entries[i], true, err);
+        if (r == -ENOENT) {
+            berth_error_release(err);
+            return berth_error_make(err, ENOENT, "mount target '/%s' is missing from the stack "
                                     "(runner_stack_prepare makes it)", etc_entries[i]);
         }
-        r = bind(fdpath(f->etc[i]).s, etc_entries[i], etc_entries[i], etc_entries[i], true, err);
         if (r < 0)
             return r;
     }
