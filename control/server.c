@@ -301,65 +301,16 @@ static int check_limits(struct server *s, struct berth_error **err)
     return 0;
 }
 
-int server_run(const struct server_options *opt, struct berth_error **err)
+/* The subordinate ids, the limits the kernel can hold, and outbound network (optional). */
+static int serve_check_host(struct server *s, struct berth_error **err)
 {
-    struct server s = { .opt = *opt };
-    _cleanup_free_ char *token = NULL;
-    struct router_config rc = { 0 };
-    struct sigaction sa = { .sa_handler = on_stop_signal };
-    struct passwd *pw = getpwuid(getuid());
+    unsigned long base;
     int r;
 
-    /* First of all: a SIGTERM during the restore below ends it early and stops cleanly. */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    pthread_mutex_init(&s.lock, NULL);
-    pthread_mutex_init(&s.records_lock, NULL);
-    pthread_mutex_init(&s.publish_lock, NULL);
-    pthread_mutex_init(&s.retire_lock, NULL);
-    pthread_cond_init(&s.retire_cond, NULL);
-    s.runs = run_registry_new();
-    s.user = xstrdup(pw ? pw->pw_name : "berth");
-    r = model_open(&s.model, opt->home, err);
+    r = subid_slice(SUBUID_FILE, s->user, getuid(), 0, TENANT_ID_SLICE, &base, err);
     if (r < 0)
         return r;
-    r = model_init_home(&s.model, &token, err);
-    if (r < 0)
-        return berth_error_wrap(err, "preparing '%s'", opt->home);
-    /* Two tenants in one slice would share host uids: refuse to serve either. */
-    r = tenants_check_slices(&s.model, err);
-    if (r < 0)
-        return r;
-    s.layers_dir = model_path(&s.model, "layers");
-    s.stack_dir = model_path(&s.model, "layers/stacks/host");
-    s.buildpacks_dir = model_path(&s.model, "buildpacks");
-    s.fetch_cache_dir = model_path(&s.model, "cache/buildpacks");
-    {
-        /* Where the stack lived before slugs were kept per tenant; it is berth's own. */
-        _cleanup_free_ char *old_stack = model_path(&s.model, "layers/stack-host");
-
-        (void)rm_rf(old_stack, NULL);
-    }
-    r = load_build_budget(&s, err);
-    if (r < 0)
-        return r;
-    /* NULL when main() already installed them before dropping root. */
-    if (opt->buildpacks_src) {
-        r = serve_install_buildpacks(opt->buildpacks_src, s.buildpacks_dir, err);
-        if (r < 0)
-            return r;
-    }
-    r = runner_stack_prepare(s.stack_dir, err);
-    if (r < 0)
-        return berth_error_wrap(err, "preparing the host stack");
-    {
-        unsigned long base;
-
-        r = subid_slice(SUBUID_FILE, s.user, getuid(), 0, TENANT_ID_SLICE, &base, err);
-        if (r < 0)
-            return r;
-    }
-    r = check_limits(&s, err);
+    r = check_limits(s, err);
     if (r < 0)
         return r;
     r = runner_network_check(err);
@@ -367,108 +318,201 @@ int server_run(const struct server_options *opt, struct berth_error **err)
         log_warn("no outbound network for builds and apps: %s", berth_error_msg(err));
         berth_error_release(err);
     } else {
-        s.network = true;
+        s->network = true;
     }
+    return 0;
+}
 
-    /* Before any thread: the spawner must be forked from a single-threaded process. */
-    r = runner_spawner_start(&s.runner, err);
+/*
+ * Everything before the first thread: the stop signals, the locks, the
+ * home (model, token, stack, buildpacks) and what the host can hold.
+ * *ret_token: the admin token when this start made it (for the quick start).
+ */
+static int serve_prepare(struct server *s, char **ret_token, struct berth_error **err)
+{
+    struct sigaction sa = { .sa_handler = on_stop_signal };
+    struct passwd *pw = getpwuid(getuid());
+    int r;
+
+    /* First of all: a SIGTERM during the restore ends it early and stops cleanly. */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->records_lock, NULL);
+    pthread_mutex_init(&s->publish_lock, NULL);
+    pthread_mutex_init(&s->retire_lock, NULL);
+    pthread_cond_init(&s->retire_cond, NULL);
+    s->runs = run_registry_new();
+    s->user = xstrdup(pw ? pw->pw_name : "berth");
+    r = model_open(&s->model, s->opt.home, err);
     if (r < 0)
         return r;
+    r = model_init_home(&s->model, ret_token, err);
+    if (r < 0)
+        return berth_error_wrap(err, "preparing '%s'", s->opt.home);
+    /* Two tenants in one slice would share host uids: refuse to serve either. */
+    r = tenants_check_slices(&s->model, err);
+    if (r < 0)
+        return r;
+    s->layers_dir = model_path(&s->model, "layers");
+    s->stack_dir = model_path(&s->model, "layers/stacks/host");
+    s->buildpacks_dir = model_path(&s->model, "buildpacks");
+    s->fetch_cache_dir = model_path(&s->model, "cache/buildpacks");
+    {
+        /* Where the stack lived before slugs were kept per tenant; it is berth's own. */
+        _cleanup_free_ char *old_stack = model_path(&s->model, "layers/stack-host");
+
+        (void)rm_rf(old_stack, NULL);
+    }
+    r = load_build_budget(s, err);
+    if (r < 0)
+        return r;
+    /* NULL when main() already installed them before dropping root. */
+    if (s->opt.buildpacks_src) {
+        r = serve_install_buildpacks(s->opt.buildpacks_src, s->buildpacks_dir, err);
+        if (r < 0)
+            return r;
+    }
+    r = runner_stack_prepare(s->stack_dir, err);
+    if (r < 0)
+        return berth_error_wrap(err, "preparing the host stack");
+    return serve_check_host(s, err);
+}
+
+/* The router on the options' addresses, its access log into the apps' logs. */
+static int serve_start_router(struct server *s, struct berth_error **err)
+{
+    struct router_config rc = { 0 };
+    int r;
+
+    rc.listen_addr = s->opt.http_addr;
+    rc.https_addr = s->opt.https_addr;
+    rc.backend_ops = &instance_backend_ops;
+    rc.no_access_log = router_log_off();
+    rc.access_log = applog_router_lines;
+    rc.access_log_cls = s->applog;
+    r = router_start(&rc, &s->router, err);
+    if (r < 0)
+        return r;
+    s->http_port = router_port(s->router);
+    s->https_port = router_https_port(s->router);
+    return 0;
+}
+
+/*
+ * After the spawner: the threads and listeners, each after what it needs,
+ * then the apps restored and the serve file written. On failure, whatever
+ * started is stopped by serve_stop().
+ */
+static int serve_start(struct server *s, struct berth_error **err)
+{
+    int r;
+
     /* Process-wide, before threads: a closed client must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
     r = receiver_global_init(err);
     if (r < 0)
-        goto out;
+        return r;
     /* After the spawner (a thread): the apps' logs, before anything writes to them. */
-    r = applog_start(opt->home, 0, &s.applog, err);
+    r = applog_start(s->opt.home, 0, &s->applog, err);
     if (r < 0)
-        goto out;
-
-    rc.listen_addr = opt->http_addr;
-    rc.https_addr = opt->https_addr;
-    rc.backend_ops = &instance_backend_ops;
-    rc.no_access_log = router_log_off();
-    rc.access_log = applog_router_lines;
-    rc.access_log_cls = s.applog;
-    r = router_start(&rc, &s.router, err);
+        return r;
+    r = serve_start_router(s, err);
     if (r < 0)
-        goto out;
-    s.http_port = router_port(s.router);
-    s.https_port = router_https_port(s.router);
+        return r;
     /* Every app answers from the start: H81 before its first release, H14 until it boots. */
-    r = server_publish_routes(&s, err);
+    r = server_publish_routes(s, err);
     if (r < 0)
-        goto out;
-    r = api_start(&s, err);
+        return r;
+    r = api_start(s, err);
     if (r < 0)
-        goto out;
+        return r;
     /* git and berth commands over ssh (git-shell.h); without it only smart HTTP works. */
     {
         _cleanup_error_ struct berth_error *gerr = NULL;
 
-        if (gitshell_start(&s, &gerr) < 0)
+        if (gitshell_start(s, &gerr) < 0)
             log_warn("no git over ssh: %s", berth_error_msg(&gerr));
     }
+    r = formation_supervisor_start(s, err);
+    if (r < 0)
+        return r;
+    r = gc_schedule_start(s, err);
+    if (r < 0)
+        return r;
+    gc_sweep_leftovers(s);
+    destroy_sweep_leftovers(s);
+    deploy_restore_all(s, &stop_requested);
+    r = scheduler_start(s, err);
+    if (r < 0)
+        return r;
+    return write_serve_file(s, err);
+}
 
-    r = formation_supervisor_start(&s, err);
-    if (r < 0)
-        goto out;
-    r = gc_schedule_start(&s, err);
-    if (r < 0)
-        goto out;
-    gc_sweep_leftovers(&s);
-    destroy_sweep_leftovers(&s);
-    deploy_restore_all(&s, &stop_requested);
-    r = scheduler_start(&s, err);
-    if (r < 0)
-        goto out;
-    r = write_serve_file(&s, err);
-    if (r < 0)
-        goto out;
-    if (s.https_port)
-        log_info("serving: router 127.0.0.1:%u (https %u), control %s, home %s", s.http_port, s.https_port,
-                 s.control_url, opt->home);
-    else
-        log_info("serving: router 127.0.0.1:%u, control %s, home %s", s.http_port, s.control_url, opt->home);
-    print_quick_start(&s, token);
-
-    /* Polled: the signal may be delivered to any thread, not only this one. */
-    while (!stop_requested)
-        sleep(1);
-    log_info("stopping");
-    r = 0;
-out:
+/* Stops what serve_start() started, however far it got, in an order that frees nothing in use. */
+static void serve_stop(struct server *s)
+{
     /* One-off runs hold API connections (attached) and the runner's containers: they end first. */
-    run_stop_all(&s);
+    run_stop_all(s);
     /* `logs -t` answers end first, or the API's stop would wait for them. */
-    applog_end_follows(s.applog);
+    applog_end_follows(s->applog);
     /* No restart may start an instance once the stop began. */
-    formation_supervisor_stop(&s);
-    gc_schedule_stop(&s);
-    gitshell_stop(&s);
-    api_stop(&s);
+    formation_supervisor_stop(s);
+    gc_schedule_stop(s);
+    gitshell_stop(s);
+    api_stop(s);
     /* Before the runner goes: its runs are containers, stopped now. */
-    scheduler_stop(&s);
+    scheduler_stop(s);
     /* The router first: its tables hold the instances, which are freed only once let go. */
-    if (s.router)
-        router_stop(s.router);
-    s.router = NULL;
+    if (s->router)
+        router_stop(s->router);
+    s->router = NULL;
     /* Retiring instances drain at once now that no table holds them; their threads end before the runner goes. */
-    pthread_mutex_lock(&s.retire_lock);
-    while (s.retiring)
-        pthread_cond_wait(&s.retire_cond, &s.retire_lock);
-    pthread_mutex_unlock(&s.retire_lock);
-    formation_stop_everything(&s);
+    pthread_mutex_lock(&s->retire_lock);
+    while (s->retiring)
+        pthread_cond_wait(&s->retire_cond, &s->retire_lock);
+    pthread_mutex_unlock(&s->retire_lock);
+    formation_stop_everything(s);
     /* Last of the writers: the instances' pumps are finished, the router's lines handed over. */
-    applog_stop(s.applog);
-    s.applog = NULL;
-    if (s.runner)
-        runner_free(s.runner);
-    run_registry_free(s.runs);
+    applog_stop(s->applog);
+    s->applog = NULL;
+    if (s->runner)
+        runner_free(s->runner);
+    run_registry_free(s->runs);
     {
-        _cleanup_free_ char *serve_file = model_path(&s.model, "run/serve.json");
+        _cleanup_free_ char *serve_file = model_path(&s->model, "run/serve.json");
 
         (void)unlink(serve_file);
     }
+}
+
+int server_run(const struct server_options *opt, struct berth_error **err)
+{
+    struct server s = { .opt = *opt };
+    _cleanup_free_ char *token = NULL;
+    int r;
+
+    r = serve_prepare(&s, &token, err);
+    if (r < 0)
+        return r;
+    /* Before any thread: the spawner must be forked from a single-threaded process. */
+    r = runner_spawner_start(&s.runner, err);
+    if (r < 0)
+        return r;
+    r = serve_start(&s, err);
+    if (r == 0) {
+        if (s.https_port)
+            log_info("serving: router 127.0.0.1:%u (https %u), control %s, home %s", s.http_port,
+                     s.https_port, s.control_url, opt->home);
+        else
+            log_info("serving: router 127.0.0.1:%u, control %s, home %s", s.http_port, s.control_url,
+                     opt->home);
+        print_quick_start(&s, token);
+        /* Polled: the signal may be delivered to any thread, not only this one. */
+        while (!stop_requested)
+            sleep(1);
+        log_info("stopping");
+    }
+    serve_stop(&s);
     return r;
 }
