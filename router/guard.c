@@ -9,7 +9,9 @@
  * Speed: the bytes that make up nearly all of a request (request-target,
  * header names, header values other than the framing ones, bodies) are
  * taken by tight loops over a class table; every other byte goes through
- * the switch one at a time. Every loop is bounded by the limit it counts
+ * its state's code one at a time. The states are handled by a step per
+ * part of a message (request line, headers, chunk lines, body bytes) that
+ * guard_feed() calls in turn. Every loop is bounded by the limit it counts
  * towards, so a limit is hit at the same byte however the stream is split.
  */
 #include <string.h>
@@ -387,9 +389,10 @@ static int bad_target(struct guard *g, unsigned char ch)
         p = (q); \
     } while (0)
 /*
- * Go on to the head state `label` without the switch when the window has
- * another byte (p < lim is exactly "the head limit is not reached"); else
- * the caller's break goes back to the top of the loop, which checks.
+ * Go on to the head state `label` of the same step without going back to
+ * guard_feed() when the window has another byte (p < lim is exactly "the
+ * head limit is not reached"); else the step's break returns there, and
+ * guard_feed()'s loop checks.
  */
 #define NEXT(label) do { if (p < lim) { ch = *p; goto label; } } while (0)
 /* Any request-line byte but a line end counts towards its limit. */
@@ -424,12 +427,554 @@ static void keep_token(struct guard *g, const unsigned char *p, size_t n, unsign
     g->name_len += (uint32_t)n;
 }
 
+/* Every step's default: unreachable, guard_feed() calls a step only in its own states. */
+static int corrupted(struct guard *g)
+{
+    return refuse(g, 400, "guard state corrupted");
+}
+
 /*
- * The loop: each turn handles the state at p, over as many bytes as that
- * state takes, within a window [p, lim) that ends where the head limit
- * does for head states. The common head transitions jump straight to the
- * next state's code (NEXT) instead of going round the switch; whatever
- * resets head_len (the end of a head or of the trailers) goes round.
+ * The steps: each handles the state at *pp over as many bytes as its
+ * states take, within the window [*pp, lim) that guard_feed() leaves before
+ * the head limit, and moves *pp on. They return 0, or the status of a
+ * refusal. Within a step, the common transitions jump straight to the next
+ * state's code (NEXT) instead of going back to guard_feed()'s loop.
+ */
+
+/* Empty lines before a request line (tolerated, as RFC 9112 §2.2 allows), and its first byte. */
+static int lead_step(struct guard *g, const unsigned char **pp)
+{
+    const unsigned char *p = *pp;
+    unsigned char ch = *p;
+
+    switch (g->state) {
+    case S_IDLE:
+    case S_LEAD:
+        if (ch == '\r') {
+            EAT();
+            g->state = S_LEAD_CR;
+        } else if (ch == '\n') {
+            EAT();
+            g->state = S_LEAD;
+        } else if (cls[ch] & CC_TCHAR) {
+            start_request(g);
+        } else {
+            return refuse(g, 400, "bad method");
+        }
+        break;
+
+    case S_LEAD_CR:
+        if (ch != '\n')
+            return refuse(g, 400, "lone CR before the request line");
+        EAT();
+        g->state = S_LEAD;
+        break;
+
+    default:
+        return corrupted(g);
+    }
+    *pp = p;
+    return 0;
+}
+
+/* The method, up to its space. */
+static int method_step(struct guard *g, const unsigned char **pp, const unsigned char *lim)
+{
+    const unsigned char *p = *pp, *q;
+    unsigned char ch;
+
+    q = run(p, lim, GUARD_REQUEST_LINE_MAX - g->line_len, CC_TCHAR);
+    keep_token(g, p, (size_t)(q - p), 0);
+    EAT_RUN(q);
+    if (p < lim) {
+        ch = *p;
+        CHECK_REQUEST_LINE();
+        if (ch != ' ')
+            return refuse(g, 400, "bad method");
+        EAT_LINE();
+        if (g->name_len == 7 && equal_nocase(g->token, "connect", 7))
+            return refuse(g, 405, "CONNECT method");
+        /* Methods are case-sensitive (RFC 9110 §9.1): "options *" is not OPTIONS. */
+        g->is_options = g->name_len == 7 && memcmp(g->token, "OPTIONS", 7) == 0;
+        g->state = S_TARGET_START;
+    }
+    *pp = p;
+    return 0;
+}
+
+/* The request-target in each of its forms, up to the space before the version. */
+static int target_step(struct guard *g, const unsigned char **pp, const unsigned char *lim)
+{
+    const unsigned char *p = *pp, *q;
+    unsigned char ch = *p;
+
+    switch (g->state) {
+    case S_TARGET_START:
+        CHECK_REQUEST_LINE();
+        if (ch == '/') {
+            EAT_LINE();
+            g->state = S_TARGET;
+            NEXT(target);
+        } else if (ch == '*' && g->is_options) {
+            EAT_LINE();
+            g->state = S_STAR;
+        } else if ((ch | 0x20) == 'h') {
+            EAT_LINE();
+            g->match = 1;
+            g->state = S_SCHEME;
+        } else {
+            return bad_target(g, ch);
+        }
+        break;
+
+    case S_SCHEME: {
+        /* "https://" with the 's' optional; the scheme's letters in any case. */
+        static const char scheme[] = "https://";
+        CHECK_REQUEST_LINE();
+        if (g->match == 4 && ch == ':')
+            g->match++;
+        else if ((g->match <= 4 ? (ch | 0x20) : ch) != (unsigned char)scheme[g->match])
+            return bad_target(g, ch);
+        EAT_LINE();
+        if (++g->match == 8)
+            g->state = S_AUTHORITY;
+        break;
+    }
+
+    case S_AUTHORITY:
+        CHECK_REQUEST_LINE();
+        if (!(cls[ch] & CC_TARGET) || ch == '/' || ch == '?')
+            return bad_target(g, ch);
+        EAT_LINE();
+        g->state = S_TARGET;
+        NEXT(target);
+        break;
+
+    case S_TARGET:
+    target:
+        q = run(p, lim, GUARD_REQUEST_LINE_MAX - g->line_len, CC_TARGET);
+        EAT_RUN(q);
+        if (p == lim)
+            break;
+        ch = *p;
+        CHECK_REQUEST_LINE();
+        if (ch == ' ') {
+            EAT_LINE();
+            g->match = 0;
+            g->state = S_VERSION;
+        } else if (ch == '\r') {
+            EAT();
+            g->state = S_TARGET_CR;
+        } else if (ch == '\n') {
+            return refuse(g, 400, "missing HTTP version");
+        } else {
+            return bad_target(g, ch);
+        }
+        break;
+
+    case S_STAR:
+        CHECK_REQUEST_LINE();
+        if (ch != ' ')
+            return bad_target(g, ch);
+        EAT_LINE();
+        g->match = 0;
+        g->state = S_VERSION;
+        break;
+
+    case S_TARGET_CR:
+        if (ch == '\n')
+            return refuse(g, 400, "missing HTTP version");
+        return refuse(g, 400, "CR in the request-target");
+
+    default:
+        return corrupted(g);
+    }
+    *pp = p;
+    return 0;
+}
+
+/* HTTP/1.0 or HTTP/1.1, and the request line's end. */
+static int version_step(struct guard *g, const unsigned char **pp, const unsigned char *lim)
+{
+    const unsigned char *p = *pp;
+    unsigned char ch = *p;
+
+    switch (g->state) {
+    case S_VERSION:
+        CHECK_REQUEST_LINE();
+        if (g->match == 0 && lim - p > 8 && GUARD_REQUEST_LINE_MAX - g->line_len >= 8 &&
+            memcmp(p, "HTTP/1.", 7) == 0 && (p[7] == '1' || p[7] == '0')) {
+            /* The usual versions in one step; the same as the byte-by-byte path below. */
+            g->version = (uint8_t)(10 + (p[7] - '0'));
+            g->match = 8;
+            p += 8;
+            g->head_len += 8;
+            g->line_len += 8;
+            ch = *p;
+            CHECK_REQUEST_LINE();
+        }
+        if (g->match < 8) {
+            /* HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive */
+            bool digit = g->match == 5 || g->match == 7;
+            if (digit ? !IS_DIGIT(ch) : ch != (unsigned char)"HTTP/1.1"[g->match])
+                return refuse(g, 400, "bad HTTP version");
+            if (g->match == 5)
+                g->version = (uint8_t)(10 * (ch - '0'));
+            else if (g->match == 7)
+                g->version = (uint8_t)(g->version + (ch - '0'));
+            g->match++;
+            EAT_LINE();
+            break;
+        }
+        if (ch != '\r' && ch != '\n')
+            return refuse(g, 400, "bad HTTP version");
+        if (g->version != 10 && g->version != 11)
+            return refuse(g, 505, "unsupported HTTP version");
+        g->http10 = g->version == 10;
+        EAT();
+        g->line_len = 0;
+        if (ch == '\n') {
+            g->state = S_LINE_START;
+            break;
+        }
+        g->state = S_REQLINE_CR;
+        NEXT(reqline_cr);
+        break;
+
+    case S_REQLINE_CR:
+    reqline_cr:
+        if (ch != '\n')
+            return refuse(g, 400, "lone CR in the request line");
+        EAT();
+        g->state = S_LINE_START;
+        break;
+
+    default:
+        return corrupted(g);
+    }
+    *pp = p;
+    return 0;
+}
+
+/*
+ * The header lines and the empty line after them (also a chunked body's
+ * trailers). One step, not one per line: the chained states are the loop
+ * that most of a head's bytes go through.
+ */
+static int header_step(struct guard *g, const unsigned char **pp, const unsigned char *lim)
+{
+    const unsigned char *p = *pp, *q;
+    unsigned char ch = *p;
+
+    switch (g->state) {
+    case S_LINE_START:
+    line_start:
+        if (ch == '\r') {
+            EAT();
+            g->state = S_END_CR;
+            NEXT(end_cr);
+        } else if (ch == '\n') {
+            if (g->trailers)
+                return refuse(g, 400, "bad chunk framing");
+            EAT();
+            if (end_head(g))
+                return g->status;
+        } else if (cls[ch] & CC_TCHAR) {
+            if (g->nheaders >= GUARD_HEADERS_MAX)
+                return refuse(g, 431, "more than 1000 headers");
+            g->nheaders++;
+            g->name_len = 0;
+            g->line_len = 0;
+            g->state = S_NAME;
+            goto name;
+        } else if (IS_WS(ch)) {
+            return refuse(g, 400, g->nheaders == 0 ? "whitespace before the first header line"
+                                                   : "obs-fold header line");
+        } else if (ch == ':') {
+            return refuse(g, 400, "empty header name");
+        } else {
+            return refuse(g, 400, "header name is not a token");
+        }
+        break;
+
+    case S_NAME:
+    name:
+        /* A name stays under GUARD_HEADER_NAME_MAX, hence under the line limit too. */
+        q = run(p, lim, GUARD_HEADER_NAME_MAX - g->name_len, CC_TCHAR);
+        keep_token(g, p, (size_t)(q - p), 0x20);
+        EAT_RUN(q);
+        if (p == lim)
+            break;
+        ch = *p;
+        if (ch == ':') {
+            EAT_LINE();
+            if (begin_value(g))
+                return g->status;
+            g->state = S_VALUE;
+            NEXT(value);
+        } else if (cls[ch] & CC_TCHAR) {
+            return refuse(g, 431, "header name over 1000 bytes");
+        } else if (IS_WS(ch)) {
+            EAT_LINE();
+            g->state = S_NAME_WS;
+        } else if (ch == '\r' || ch == '\n') {
+            return refuse(g, 400, "header line without a colon");
+        } else {
+            return refuse(g, 400, "header name is not a token");
+        }
+        break;
+
+    case S_NAME_WS:
+        if (ch == ':')
+            return refuse(g, 400, "whitespace before a header colon");
+        if (ch == '\r' || ch == '\n')
+            return refuse(g, 400, "header line without a colon");
+        if (!IS_WS(ch))
+            return refuse(g, 400, "header name is not a token");
+        if (g->line_len >= GUARD_HEADER_LINE_MAX)
+            return refuse(g, 431, "header line over 8192 bytes");
+        EAT_LINE();
+        break;
+
+    case S_VALUE:
+    value:
+        if (g->hdr == H_OTHER) {
+            q = run(p, lim, GUARD_HEADER_LINE_MAX - g->line_len, CC_VALUE);
+            EAT_RUN(q);
+            if (p == lim)
+                break;
+            ch = *p;
+        }
+        if (ch == '\r') {
+            EAT();
+            g->state = S_VALUE_CR;
+            NEXT(value_cr);
+            break;
+        }
+        if (ch == '\n') {
+            if (g->trailers)
+                return refuse(g, 400, "bad chunk framing");
+            EAT();
+            if (end_line(g))
+                return g->status;
+            NEXT(line_start);
+            break;
+        }
+        if (g->line_len >= GUARD_HEADER_LINE_MAX)
+            return refuse(g, 431, "header line over 8192 bytes");
+        if (!(cls[ch] & CC_VALUE))
+            return refuse(g, 400, "control character in a header value");
+        EAT_LINE();
+        if (value_byte(g, ch))
+            return g->status;
+        NEXT(value);
+        break;
+
+    case S_VALUE_CR:
+    value_cr:
+        if (ch != '\n')
+            return refuse(g, 400, "lone CR in a header value");
+        EAT();
+        if (end_line(g))
+            return g->status;
+        NEXT(line_start);
+        break;
+
+    case S_END_CR:
+    end_cr:
+        if (ch != '\n')
+            return refuse(g, 400, g->trailers ? "bad chunk framing" : "lone CR after the headers");
+        EAT();
+        /* Both reset head_len: go round the loop for a new window. */
+        if (g->trailers)
+            to_idle(g);
+        else if (end_head(g))
+            return g->status;
+        break;
+
+    default:
+        return corrupted(g);
+    }
+    *pp = p;
+    return 0;
+}
+
+/* A chunk-size line: the size, and its CRLF after any extensions. */
+static int chunk_size_step(struct guard *g, const unsigned char **pp)
+{
+    const unsigned char *p = *pp;
+    unsigned char ch = *p;
+
+    switch (g->state) {
+    case C_SIZE_FIRST:
+        if (!(cls[ch] & CC_HEX))
+            return refuse(g, 400, ch == '\n' ? "bad chunk framing" : "bad chunk size");
+        p++;
+        g->body_left = hex_value(ch);
+        g->match = 1;
+        g->line_len = 1;
+        g->state = C_SIZE;
+        break;
+
+    case C_SIZE:
+        if (cls[ch] & CC_HEX) {
+            /* 15 hex digits stay below 2^60; libmicrohttpd refuses 16. */
+            if (++g->match > 15)
+                return refuse(g, 400, "bad chunk size");
+            g->body_left = g->body_left * 16 + hex_value(ch);
+            g->line_len++;
+        } else if (ch == '\r') {
+            g->state = C_SIZE_CR;
+        } else if (ch == ';') {
+            g->line_len++;
+            g->state = C_EXT;
+        } else if (IS_WS(ch)) {
+            g->line_len++;
+            g->state = C_SIZE_WS;
+        } else {
+            return refuse(g, 400, ch == '\n' ? "bad chunk framing" : "bad chunk size");
+        }
+        p++;
+        break;
+
+    case C_SIZE_WS:
+        if (ch == ';')
+            g->state = C_EXT;
+        else if (!IS_WS(ch))
+            return refuse(g, 400, "bad chunk size");
+        CHECK_CHUNK_LINE();
+        g->line_len++;
+        p++;
+        break;
+
+    case C_SIZE_CR:
+        if (ch != '\n')
+            return refuse(g, 400, "bad chunk framing");
+        p++;
+        g->line_len = 0;
+        if (g->body_left > 0) {
+            g->state = C_DATA;
+        } else {
+            /* The last chunk: its trailer section is read like a head, with its own limit. */
+            g->trailers = true;
+            g->head_len = 0;
+            g->nheaders = 0;
+            g->state = S_LINE_START;
+        }
+        break;
+
+    default:
+        return corrupted(g);
+    }
+    *pp = p;
+    return 0;
+}
+
+/* A chunk-size line's extensions, quoted or not: checked, then ignored. */
+static int chunk_ext_step(struct guard *g, const unsigned char **pp)
+{
+    const unsigned char *p = *pp;
+    unsigned char ch = *p;
+
+    switch (g->state) {
+    case C_EXT:
+        if (ch == '\r') {
+            p++;
+            g->state = C_SIZE_CR;
+            break;
+        }
+        if (ch == '\n')
+            return refuse(g, 400, "bad chunk framing");
+        if (ch == '"')
+            g->state = C_QUOTE;
+        else if (!(cls[ch] & CC_EXT))
+            return refuse(g, 400, "bad chunk extension");
+        CHECK_CHUNK_LINE();
+        g->line_len++;
+        p++;
+        break;
+
+    case C_QUOTE:
+        if (ch == '"')
+            g->state = C_EXT;
+        else if (ch == '\\')
+            g->state = C_QPAIR;
+        else if (!(cls[ch] & CC_QDTEXT))
+            return refuse(g, 400, "bad chunk extension");
+        CHECK_CHUNK_LINE();
+        g->line_len++;
+        p++;
+        break;
+
+    case C_QPAIR:
+        if (!(cls[ch] & CC_VALUE))
+            return refuse(g, 400, "bad chunk extension");
+        CHECK_CHUNK_LINE();
+        g->state = C_QUOTE;
+        g->line_len++;
+        p++;
+        break;
+
+    default:
+        return corrupted(g);
+    }
+    *pp = p;
+    return 0;
+}
+
+/* Body bytes: a Content-Length body, or a chunk's data and the CRLF after it. */
+static int data_step(struct guard *g, const unsigned char **pp, const unsigned char *end)
+{
+    const unsigned char *p = *pp;
+    unsigned char ch = *p;
+
+    switch (g->state) {
+    case S_BODY: {
+        size_t n = (size_t)(end - p);
+        if (n > g->body_left)
+            n = (size_t)g->body_left;
+        p += n;
+        g->body_left -= n;
+        if (g->body_left == 0)
+            to_idle(g);
+        break;
+    }
+
+    case C_DATA: {
+        size_t n = (size_t)(end - p);
+        if (n > g->body_left)
+            n = (size_t)g->body_left;
+        p += n;
+        g->body_left -= n;
+        if (g->body_left == 0)
+            g->state = C_DATA_CR;
+        break;
+    }
+
+    case C_DATA_CR:
+        if (ch != '\r')
+            return refuse(g, 400, "bad chunk framing");
+        p++;
+        g->state = C_DATA_LF;
+        break;
+
+    case C_DATA_LF:
+        if (ch != '\n')
+            return refuse(g, 400, "bad chunk framing");
+        p++;
+        g->state = C_SIZE_FIRST;
+        break;
+
+    default:
+        return corrupted(g);
+    }
+    *pp = p;
+    return 0;
+}
+
+/*
+ * The loop: each turn hands the state at p to its step, within a window
+ * [p, lim) that ends where the head limit does for head states.
  */
 int guard_feed(struct guard *g, const char *data, size_t len)
 {
@@ -441,8 +986,8 @@ int guard_feed(struct guard *g, const char *data, size_t len)
     end = p + len;
 
     while (p < end) {
-        const unsigned char *lim = end, *q;
-        unsigned char ch;
+        const unsigned char *lim = end;
+        int r;
 
         if (g->state <= S_END_CR) {
             uint32_t max = g->trailers ? GUARD_TRAILER_MAX : GUARD_HEAD_MAX;
@@ -452,443 +997,24 @@ int guard_feed(struct guard *g, const char *data, size_t len)
             if ((size_t)(end - p) > max - g->head_len)
                 lim = p + (max - g->head_len);
         }
-        ch = *p;
-
-        switch (g->state) {
-        case S_IDLE:
-        case S_LEAD:
-            if (ch == '\r') {
-                EAT();
-                g->state = S_LEAD_CR;
-            } else if (ch == '\n') {
-                EAT();
-                g->state = S_LEAD;
-            } else if (cls[ch] & CC_TCHAR) {
-                start_request(g);
-                goto method;
-            } else {
-                return refuse(g, 400, "bad method");
-            }
-            break;
-
-        case S_LEAD_CR:
-            if (ch != '\n')
-                return refuse(g, 400, "lone CR before the request line");
-            EAT();
-            g->state = S_LEAD;
-            break;
-
-        case S_METHOD:
-        method:
-            q = run(p, lim, GUARD_REQUEST_LINE_MAX - g->line_len, CC_TCHAR);
-            keep_token(g, p, (size_t)(q - p), 0);
-            EAT_RUN(q);
-            if (p == lim)
-                break;
-            ch = *p;
-            CHECK_REQUEST_LINE();
-            if (ch != ' ')
-                return refuse(g, 400, "bad method");
-            EAT_LINE();
-            if (g->name_len == 7 && equal_nocase(g->token, "connect", 7))
-                return refuse(g, 405, "CONNECT method");
-            /* Methods are case-sensitive (RFC 9110 §9.1): "options *" is not OPTIONS. */
-            g->is_options = g->name_len == 7 && memcmp(g->token, "OPTIONS", 7) == 0;
-            g->state = S_TARGET_START;
-            NEXT(target_start);
-            break;
-
-        case S_TARGET_START:
-        target_start:
-            CHECK_REQUEST_LINE();
-            if (ch == '/') {
-                EAT_LINE();
-                g->state = S_TARGET;
-                NEXT(target);
-            } else if (ch == '*' && g->is_options) {
-                EAT_LINE();
-                g->state = S_STAR;
-            } else if ((ch | 0x20) == 'h') {
-                EAT_LINE();
-                g->match = 1;
-                g->state = S_SCHEME;
-            } else {
-                return bad_target(g, ch);
-            }
-            break;
-
-        case S_SCHEME: {
-            /* "https://" with the 's' optional; the scheme's letters in any case. */
-            static const char scheme[] = "https://";
-            CHECK_REQUEST_LINE();
-            if (g->match == 4 && ch == ':')
-                g->match++;
-            else if ((g->match <= 4 ? (ch | 0x20) : ch) != (unsigned char)scheme[g->match])
-                return bad_target(g, ch);
-            EAT_LINE();
-            if (++g->match == 8)
-                g->state = S_AUTHORITY;
-            break;
-        }
-
-        case S_AUTHORITY:
-            CHECK_REQUEST_LINE();
-            if (!(cls[ch] & CC_TARGET) || ch == '/' || ch == '?')
-                return bad_target(g, ch);
-            EAT_LINE();
-            g->state = S_TARGET;
-            NEXT(target);
-            break;
-
-        case S_TARGET:
-        target:
-            q = run(p, lim, GUARD_REQUEST_LINE_MAX - g->line_len, CC_TARGET);
-            EAT_RUN(q);
-            if (p == lim)
-                break;
-            ch = *p;
-            CHECK_REQUEST_LINE();
-            if (ch == ' ') {
-                EAT_LINE();
-                g->match = 0;
-                g->state = S_VERSION;
-                NEXT(version);
-            } else if (ch == '\r') {
-                EAT();
-                g->state = S_TARGET_CR;
-            } else if (ch == '\n') {
-                return refuse(g, 400, "missing HTTP version");
-            } else {
-                return bad_target(g, ch);
-            }
-            break;
-
-        case S_STAR:
-            CHECK_REQUEST_LINE();
-            if (ch != ' ')
-                return bad_target(g, ch);
-            EAT_LINE();
-            g->match = 0;
-            g->state = S_VERSION;
-            break;
-
-        case S_TARGET_CR:
-            if (ch == '\n')
-                return refuse(g, 400, "missing HTTP version");
-            return refuse(g, 400, "CR in the request-target");
-
-        case S_VERSION:
-        version:
-            CHECK_REQUEST_LINE();
-            if (g->match == 0 && lim - p > 8 && GUARD_REQUEST_LINE_MAX - g->line_len >= 8 &&
-                memcmp(p, "HTTP/1.", 7) == 0 && (p[7] == '1' || p[7] == '0')) {
-                /* The usual versions in one step; the same as the byte-by-byte path below. */
-                g->version = (uint8_t)(10 + (p[7] - '0'));
-                g->match = 8;
-                p += 8;
-                g->head_len += 8;
-                g->line_len += 8;
-                ch = *p;
-                CHECK_REQUEST_LINE();
-            }
-            if (g->match < 8) {
-                /* HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive */
-                bool digit = g->match == 5 || g->match == 7;
-                if (digit ? !IS_DIGIT(ch) : ch != (unsigned char)"HTTP/1.1"[g->match])
-                    return refuse(g, 400, "bad HTTP version");
-                if (g->match == 5)
-                    g->version = (uint8_t)(10 * (ch - '0'));
-                else if (g->match == 7)
-                    g->version = (uint8_t)(g->version + (ch - '0'));
-                g->match++;
-                EAT_LINE();
-                break;
-            }
-            if (ch != '\r' && ch != '\n')
-                return refuse(g, 400, "bad HTTP version");
-            if (g->version != 10 && g->version != 11)
-                return refuse(g, 505, "unsupported HTTP version");
-            g->http10 = g->version == 10;
-            EAT();
-            g->line_len = 0;
-            if (ch == '\n') {
-                g->state = S_LINE_START;
-                NEXT(line_start);
-                break;
-            }
-            g->state = S_REQLINE_CR;
-            NEXT(reqline_cr);
-            break;
-
-        case S_REQLINE_CR:
-        reqline_cr:
-            if (ch != '\n')
-                return refuse(g, 400, "lone CR in the request line");
-            EAT();
-            g->state = S_LINE_START;
-            NEXT(line_start);
-            break;
-
-        case S_LINE_START:
-        line_start:
-            if (ch == '\r') {
-                EAT();
-                g->state = S_END_CR;
-                NEXT(end_cr);
-            } else if (ch == '\n') {
-                if (g->trailers)
-                    return refuse(g, 400, "bad chunk framing");
-                EAT();
-                if (end_head(g))
-                    return g->status;
-            } else if (cls[ch] & CC_TCHAR) {
-                if (g->nheaders >= GUARD_HEADERS_MAX)
-                    return refuse(g, 431, "more than 1000 headers");
-                g->nheaders++;
-                g->name_len = 0;
-                g->line_len = 0;
-                g->state = S_NAME;
-                goto name;
-            } else if (IS_WS(ch)) {
-                return refuse(g, 400, g->nheaders == 0 ? "whitespace before the first header line"
-                                                       : "obs-fold header line");
-            } else if (ch == ':') {
-                return refuse(g, 400, "empty header name");
-            } else {
-                return refuse(g, 400, "header name is not a token");
-            }
-            break;
-
-        case S_NAME:
-        name:
-            /* A name stays under GUARD_HEADER_NAME_MAX, hence under the line limit too. */
-            q = run(p, lim, GUARD_HEADER_NAME_MAX - g->name_len, CC_TCHAR);
-            keep_token(g, p, (size_t)(q - p), 0x20);
-            EAT_RUN(q);
-            if (p == lim)
-                break;
-            ch = *p;
-            if (ch == ':') {
-                EAT_LINE();
-                if (begin_value(g))
-                    return g->status;
-                g->state = S_VALUE;
-                NEXT(value);
-            } else if (cls[ch] & CC_TCHAR) {
-                return refuse(g, 431, "header name over 1000 bytes");
-            } else if (IS_WS(ch)) {
-                EAT_LINE();
-                g->state = S_NAME_WS;
-            } else if (ch == '\r' || ch == '\n') {
-                return refuse(g, 400, "header line without a colon");
-            } else {
-                return refuse(g, 400, "header name is not a token");
-            }
-            break;
-
-        case S_NAME_WS:
-            if (ch == ':')
-                return refuse(g, 400, "whitespace before a header colon");
-            if (ch == '\r' || ch == '\n')
-                return refuse(g, 400, "header line without a colon");
-            if (!IS_WS(ch))
-                return refuse(g, 400, "header name is not a token");
-            if (g->line_len >= GUARD_HEADER_LINE_MAX)
-                return refuse(g, 431, "header line over 8192 bytes");
-            EAT_LINE();
-            break;
-
-        case S_VALUE:
-        value:
-            if (g->hdr == H_OTHER) {
-                q = run(p, lim, GUARD_HEADER_LINE_MAX - g->line_len, CC_VALUE);
-                EAT_RUN(q);
-                if (p == lim)
-                    break;
-                ch = *p;
-            }
-            if (ch == '\r') {
-                EAT();
-                g->state = S_VALUE_CR;
-                NEXT(value_cr);
-                break;
-            }
-            if (ch == '\n') {
-                if (g->trailers)
-                    return refuse(g, 400, "bad chunk framing");
-                EAT();
-                if (end_line(g))
-                    return g->status;
-                NEXT(line_start);
-                break;
-            }
-            if (g->line_len >= GUARD_HEADER_LINE_MAX)
-                return refuse(g, 431, "header line over 8192 bytes");
-            if (!(cls[ch] & CC_VALUE))
-                return refuse(g, 400, "control character in a header value");
-            EAT_LINE();
-            if (value_byte(g, ch))
-                return g->status;
-            NEXT(value);
-            break;
-
-        case S_VALUE_CR:
-        value_cr:
-            if (ch != '\n')
-                return refuse(g, 400, "lone CR in a header value");
-            EAT();
-            if (end_line(g))
-                return g->status;
-            NEXT(line_start);
-            break;
-
-        case S_END_CR:
-        end_cr:
-            if (ch != '\n')
-                return refuse(g, 400, g->trailers ? "bad chunk framing" : "lone CR after the headers");
-            EAT();
-            /* Both reset head_len: go round the loop for a new window. */
-            if (g->trailers)
-                to_idle(g);
-            else if (end_head(g))
-                return g->status;
-            break;
-
-        case S_BODY: {
-            size_t n = (size_t)(end - p);
-            if (n > g->body_left)
-                n = (size_t)g->body_left;
-            p += n;
-            g->body_left -= n;
-            if (g->body_left == 0)
-                to_idle(g);
-            break;
-        }
-
-        case C_SIZE_FIRST:
-            if (!(cls[ch] & CC_HEX))
-                return refuse(g, 400, ch == '\n' ? "bad chunk framing" : "bad chunk size");
-            p++;
-            g->body_left = hex_value(ch);
-            g->match = 1;
-            g->line_len = 1;
-            g->state = C_SIZE;
-            break;
-
-        case C_SIZE:
-            if (cls[ch] & CC_HEX) {
-                /* 15 hex digits stay below 2^60; libmicrohttpd refuses 16. */
-                if (++g->match > 15)
-                    return refuse(g, 400, "bad chunk size");
-                g->body_left = g->body_left * 16 + hex_value(ch);
-                g->line_len++;
-            } else if (ch == '\r') {
-                g->state = C_SIZE_CR;
-            } else if (ch == ';') {
-                g->line_len++;
-                g->state = C_EXT;
-            } else if (IS_WS(ch)) {
-                g->line_len++;
-                g->state = C_SIZE_WS;
-            } else {
-                return refuse(g, 400, ch == '\n' ? "bad chunk framing" : "bad chunk size");
-            }
-            p++;
-            break;
-
-        case C_SIZE_WS:
-            if (ch == ';')
-                g->state = C_EXT;
-            else if (!IS_WS(ch))
-                return refuse(g, 400, "bad chunk size");
-            CHECK_CHUNK_LINE();
-            g->line_len++;
-            p++;
-            break;
-
-        case C_EXT:
-            if (ch == '\r') {
-                p++;
-                g->state = C_SIZE_CR;
-                break;
-            }
-            if (ch == '\n')
-                return refuse(g, 400, "bad chunk framing");
-            if (ch == '"')
-                g->state = C_QUOTE;
-            else if (!(cls[ch] & CC_EXT))
-                return refuse(g, 400, "bad chunk extension");
-            CHECK_CHUNK_LINE();
-            g->line_len++;
-            p++;
-            break;
-
-        case C_QUOTE:
-            if (ch == '"')
-                g->state = C_EXT;
-            else if (ch == '\\')
-                g->state = C_QPAIR;
-            else if (!(cls[ch] & CC_QDTEXT))
-                return refuse(g, 400, "bad chunk extension");
-            CHECK_CHUNK_LINE();
-            g->line_len++;
-            p++;
-            break;
-
-        case C_QPAIR:
-            if (!(cls[ch] & CC_VALUE))
-                return refuse(g, 400, "bad chunk extension");
-            CHECK_CHUNK_LINE();
-            g->state = C_QUOTE;
-            g->line_len++;
-            p++;
-            break;
-
-        case C_SIZE_CR:
-            if (ch != '\n')
-                return refuse(g, 400, "bad chunk framing");
-            p++;
-            g->line_len = 0;
-            if (g->body_left > 0) {
-                g->state = C_DATA;
-            } else {
-                /* The last chunk: its trailer section is read like a head, with its own limit. */
-                g->trailers = true;
-                g->head_len = 0;
-                g->nheaders = 0;
-                g->state = S_LINE_START;
-            }
-            break;
-
-        case C_DATA: {
-            size_t n = (size_t)(end - p);
-            if (n > g->body_left)
-                n = (size_t)g->body_left;
-            p += n;
-            g->body_left -= n;
-            if (g->body_left == 0)
-                g->state = C_DATA_CR;
-            break;
-        }
-
-        case C_DATA_CR:
-            if (ch != '\r')
-                return refuse(g, 400, "bad chunk framing");
-            p++;
-            g->state = C_DATA_LF;
-            break;
-
-        case C_DATA_LF:
-            if (ch != '\n')
-                return refuse(g, 400, "bad chunk framing");
-            p++;
-            g->state = C_SIZE_FIRST;
-            break;
-
-        default:
-            /* Unreachable: every state is handled above. */
-            return refuse(g, 400, "guard state corrupted");
-        }
+        if (g->state <= S_LEAD_CR)
+            r = lead_step(g, &p);
+        else if (g->state == S_METHOD)
+            r = method_step(g, &p, lim);
+        else if (g->state < S_VERSION)
+            r = target_step(g, &p, lim);
+        else if (g->state < S_LINE_START)
+            r = version_step(g, &p, lim);
+        else if (g->state <= S_END_CR)
+            r = header_step(g, &p, lim);
+        else if (g->state >= C_EXT && g->state <= C_QPAIR)
+            r = chunk_ext_step(g, &p);
+        else if (g->state >= C_SIZE_FIRST && g->state <= C_SIZE_CR)
+            r = chunk_size_step(g, &p);
+        else
+            r = data_step(g, &p, end);
+        if (r)
+            return r;
     }
     return 0;
 }
