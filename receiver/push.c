@@ -295,20 +295,10 @@ static bool needs_pack(const struct receiver_push *p)
     return false;
 }
 
-/* Indexes the pack that follows the commands into a fresh quarantine. */
-static int ingest_pack(struct receiver_push *p, struct pkt_reader *r, struct berth_error **err)
+/* A fresh quarantine directory (p->quarantine) and its pack/ directory (*ret_pack). */
+static int make_quarantine(struct receiver_push *p, char **ret_pack, struct berth_error **err)
 {
-    git_indexer_options o = GIT_INDEXER_OPTIONS_INIT;
-    struct index_progress ip = { .p = p, .last_pct = 0 };
-    uint64_t max_bytes = p->opts->max_request_bytes ? p->opts->max_request_bytes : PUSH_DEFAULT_MAX_BYTES;
-    uint64_t got = 0;
-    git_indexer_progress stats = { 0 };
-    git_indexer *idx = NULL;
-    git_odb *odb = NULL;
     _cleanup_free_ char *qpack = NULL;
-    _cleanup_free_ char *buf = NULL;
-    ssize_t n;
-    int k;
 
     p->quarantine = xasprintf("%sobjects/incoming-XXXXXX", git_repository_path(p->repo));
     if (!mkdtemp(p->quarantine)) {
@@ -321,7 +311,83 @@ static int ingest_pack(struct receiver_push *p, struct pkt_reader *r, struct ber
     qpack = xasprintf("%s/pack", p->quarantine);
     if (mkdir(qpack, 0755) < 0)
         return berth_error_make(err, errno, "creating '%s'", qpack);
+    *ret_pack = TAKE_PTR(qpack);
+    return 0;
+}
 
+/* Streams the pack from r into the indexer, within the push's byte and object limits. */
+static int feed_indexer(struct receiver_push *p, struct pkt_reader *r, git_indexer *idx,
+                        const struct index_progress *ip, git_indexer_progress *stats,
+                        struct berth_error **err)
+{
+    uint64_t max_bytes = p->opts->max_request_bytes ? p->opts->max_request_bytes : PUSH_DEFAULT_MAX_BYTES;
+    _cleanup_free_ char *buf = xmalloc(65536);
+    uint64_t got = 0;
+    ssize_t n;
+    int k;
+
+    while ((n = pkt_reader_read_raw(r, buf, 65536)) > 0) {
+        got += (uint64_t)n;
+        if (got > max_bytes)
+            return berth_error_plain(err, EFBIG, "push too large (over the limit of %llu bytes)",
+                                     (unsigned long long)max_bytes);
+        k = git_indexer_append(idx, buf, (size_t)n, stats);
+        if (k < 0 && ip->too_many)
+            return berth_error_plain(err, E2BIG, "push of %u objects is over the limit of %zu objects",
+                                     stats->total_objects, ip->max_objects);
+        if (k < 0)
+            return git_to_berth_error(err, k, "indexing pack");
+    }
+    if (n < 0)
+        return berth_error_make(err, (int)-n, "reading pack");
+    return 0;
+}
+
+/*
+ * After the pack's last byte: the indexer's commit, git's closing progress
+ * lines, and the quarantined objects made visible to checks and export (in
+ * memory only); an empty pack keeps nothing.
+ */
+static int finish_pack(struct receiver_push *p, git_indexer *idx, git_odb *odb,
+                       git_indexer_progress *stats, struct berth_error **err)
+{
+    int k = git_indexer_commit(idx, stats);
+
+    if (k < 0)
+        return git_to_berth_error(err, k, "indexing pack");
+    if (stats->total_objects)
+        own_progress(p, "Receiving objects: 100%% (%u/%u), done.\n", stats->received_objects,
+                     stats->total_objects);
+    if (stats->indexed_deltas)
+        own_progress(p, "Resolving deltas: 100%% (%u/%u), done.\n", stats->indexed_deltas,
+                     stats->total_deltas);
+    if (stats->total_objects == 0) {
+        /* git sends an empty pack when we already have everything; keep nothing. */
+        (void)rm_rf(p->quarantine, NULL);
+        free(p->quarantine);
+        p->quarantine = NULL;
+        return 0;
+    }
+    p->pack_name = xasprintf("pack-%s", git_indexer_name(idx));
+    k = git_odb_add_disk_alternate(odb, p->quarantine);
+    if (k < 0)
+        return git_to_berth_error(err, k, "adding quarantine alternate");
+    return 0;
+}
+
+/* Indexes the pack that follows the commands into a fresh quarantine. */
+static int ingest_pack(struct receiver_push *p, struct pkt_reader *r, struct berth_error **err)
+{
+    git_indexer_options o = GIT_INDEXER_OPTIONS_INIT;
+    struct index_progress ip = { .p = p, .last_pct = 0 };
+    git_indexer_progress stats = { 0 };
+    git_indexer *idx = NULL;
+    git_odb *odb = NULL;
+    _cleanup_free_ char *qpack = NULL;
+    int k;
+
+    if ((k = make_quarantine(p, &qpack, err)) < 0)
+        return k;
     k = git_repository_odb(&odb, p->repo);
     if (k < 0)
         return git_to_berth_error(err, k, "opening object database");
@@ -334,64 +400,13 @@ static int ingest_pack(struct receiver_push *p, struct pkt_reader *r, struct ber
     o.verify = 0;
     o.progress_cb = on_index_progress;
     o.progress_cb_payload = &ip;
+    ip.max_objects = p->opts->max_objects ? p->opts->max_objects : PUSH_DEFAULT_MAX_OBJECTS;
     /* The repository's odb lets the indexer complete a thin pack from bases we have. */
     k = git_indexer_new(&idx, qpack, 0, odb, &o);
-    if (k < 0) {
+    if (k < 0)
         k = git_to_berth_error(err, k, "starting indexer");
-        goto out;
-    }
-    ip.max_objects = p->opts->max_objects ? p->opts->max_objects : PUSH_DEFAULT_MAX_OBJECTS;
-    buf = xmalloc(65536);
-    while ((n = pkt_reader_read_raw(r, buf, 65536)) > 0) {
-        got += (uint64_t)n;
-        if (got > max_bytes) {
-            k = berth_error_plain(err, EFBIG, "push too large (over the limit of %llu bytes)",
-                                  (unsigned long long)max_bytes);
-            goto out;
-        }
-        k = git_indexer_append(idx, buf, (size_t)n, &stats);
-        if (k < 0 && ip.too_many) {
-            k = berth_error_plain(err, E2BIG, "push of %u objects is over the limit of %zu objects",
-                                  stats.total_objects, ip.max_objects);
-            goto out;
-        }
-        if (k < 0) {
-            k = git_to_berth_error(err, k, "indexing pack");
-            goto out;
-        }
-    }
-    if (n < 0) {
-        k = berth_error_make(err, (int)-n, "reading pack");
-        goto out;
-    }
-    k = git_indexer_commit(idx, &stats);
-    if (k < 0) {
-        k = git_to_berth_error(err, k, "indexing pack");
-        goto out;
-    }
-    if (stats.total_objects)
-        own_progress(p, "Receiving objects: 100%% (%u/%u), done.\n", stats.received_objects,
-                     stats.total_objects);
-    if (stats.indexed_deltas)
-        own_progress(p, "Resolving deltas: 100%% (%u/%u), done.\n", stats.indexed_deltas,
-                     stats.total_deltas);
-    if (stats.total_objects == 0) {
-        /* git sends an empty pack when we already have everything; keep nothing. */
-        (void)rm_rf(p->quarantine, NULL);
-        free(p->quarantine);
-        p->quarantine = NULL;
-        k = 0;
-        goto out;
-    }
-    p->pack_name = xasprintf("pack-%s", git_indexer_name(idx));
-    /* Make the quarantined objects visible to checks and export, in memory only. */
-    k = git_odb_add_disk_alternate(odb, p->quarantine);
-    if (k < 0) {
-        k = git_to_berth_error(err, k, "adding quarantine alternate");
-        goto out;
-    }
-    k = 0;
-out:
+    else if ((k = feed_indexer(p, r, idx, &ip, &stats, err)) == 0)
+        k = finish_pack(p, idx, odb, &stats, err);
     git_indexer_free(idx);
     git_odb_free(odb);
     return k;
