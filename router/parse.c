@@ -224,22 +224,11 @@ static char *next_line(char **p, char *end)
     return line;
 }
 
-int http_parse_response_head(char *buf, size_t len, bool head_request,
-                             struct http_response_head *h)
+/* "HTTP/1.x NNN reason": the version, status and reason into h. */
+static int parse_status_line(char *line, struct http_response_head *h)
 {
-    char *p = buf, *end = buf + len, *line, *q;
-    bool chunked = false, have_length = false, conn_close = false, conn_keep = false;
-    uint64_t length = 0;
+    char *q;
 
-    /* Not the header array: only its first nheaders entries are ever read (2 KiB less to clear per response). */
-    h->status = 0;
-    h->minor_version = 0;
-    h->reason = NULL;
-    h->nheaders = 0;
-    h->body = BODY_NONE;
-    h->content_length = 0;
-    h->keep_alive = false;
-    line = next_line(&p, end);
     if (!line || strncmp(line, "HTTP/1.", 7) != 0 || (line[7] != '0' && line[7] != '1') ||
         line[8] != ' ')
         return -EBADMSG;
@@ -250,72 +239,121 @@ int http_parse_response_head(char *buf, size_t len, bool head_request,
         return -EBADMSG;   /* no reason phrase (not even an empty one after the SP): Heroku's H17 */
     h->status = (q[0] - '0') * 100 + (q[1] - '0') * 10 + (q[2] - '0');
     h->reason = q + 4;
+    return 0;
+}
 
-    while ((line = next_line(&p, end)) != NULL && line[0] != '\0') {
-        char *colon = strchr(line, ':'), *value;
+/* Splits a header line in place into its name and its value without the white space around it. */
+static int split_header_line(char *line, char **ret_value)
+{
+    char *colon = strchr(line, ':'), *value;
 
-        /* Obsolete line folding and names with white space are refused (RFC 7230 §3.2.4). */
-        if (!colon || colon == line || line[0] == ' ' || line[0] == '\t' || colon[-1] == ' ' ||
-            colon[-1] == '\t')
+    /* Obsolete line folding and names with white space are refused (RFC 7230 §3.2.4). */
+    if (!colon || colon == line || line[0] == ' ' || line[0] == '\t' || colon[-1] == ' ' ||
+        colon[-1] == '\t')
+        return -EBADMSG;
+    for (char *c = line; c < colon; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
             return -EBADMSG;
-        for (char *c = line; c < colon; c++)
-            if ((unsigned char)*c <= ' ' || *c == 0x7f)
-                return -EBADMSG;
-        *colon = '\0';
-        value = colon + 1;
-        while (*value == ' ' || *value == '\t')
-            value++;
-        for (char *t = value + strlen(value); t > value && (t[-1] == ' ' || t[-1] == '\t'); t--)
-            t[-1] = '\0';
-        for (char *c = value; *c; c++)
-            if (((unsigned char)*c < ' ' && *c != '\t') || *c == 0x7f)
-                return -EBADMSG;
+    *colon = '\0';
+    value = colon + 1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    for (char *t = value + strlen(value); t > value && (t[-1] == ' ' || t[-1] == '\t'); t--)
+        t[-1] = '\0';
+    for (char *c = value; *c; c++)
+        if (((unsigned char)*c < ' ' && *c != '\t') || *c == 0x7f)
+            return -EBADMSG;
+    *ret_value = value;
+    return 0;
+}
+
+/* What the framing headers of a response say, as they are read. */
+struct framing {
+    bool chunked, have_length, conn_close, conn_keep;
+    uint64_t length;
+};
+
+/* Notes one header into f if it is a framing one; two different Content-Lengths are refused. */
+static int note_framing(struct framing *f, const char *name, const char *value)
+{
+    if (strcasecmp(name, "Transfer-Encoding") == 0) {
+        if (!header_value_has_token(value, "chunked"))
+            return -EBADMSG;   /* gzip-only transfer codings are not something we can relay */
+        f->chunked = true;
+    } else if (strcasecmp(name, "Content-Length") == 0) {
+        char *e;
+        uint64_t v;
+
+        if (*value < '0' || *value > '9')
+            return -EBADMSG;
+        errno = 0;
+        v = strtoull(value, &e, 10);
+        if (errno || *e || (f->have_length && v != f->length))
+            return -EBADMSG;
+        f->length = v;
+        f->have_length = true;
+    } else if (strcasecmp(name, "Connection") == 0) {
+        if (header_value_has_token(value, "close"))
+            f->conn_close = true;
+        if (header_value_has_token(value, "keep-alive"))
+            f->conn_keep = true;
+    }
+    return 0;
+}
+
+/* The body's framing and the connection's reuse, from the status and the framing headers. */
+static void set_framing(struct http_response_head *h, const struct framing *f, bool head_request)
+{
+    if (head_request || h->status < 200 || h->status == 204 || h->status == 304)
+        h->body = BODY_NONE;
+    else if (f->chunked)
+        h->body = BODY_CHUNKED;    /* chunked wins over Content-Length (RFC 7230 §3.3.3) */
+    else if (f->have_length)
+        h->body = BODY_LENGTH;
+    else
+        h->body = BODY_CLOSE;
+    h->content_length = h->body == BODY_LENGTH ? f->length : 0;
+    if (h->minor_version >= 1)
+        h->keep_alive = !f->conn_close;
+    else
+        h->keep_alive = f->conn_keep && !f->conn_close;
+    if (h->body == BODY_CLOSE)
+        h->keep_alive = false;
+}
+
+int http_parse_response_head(char *buf, size_t len, bool head_request,
+                             struct http_response_head *h)
+{
+    char *p = buf, *end = buf + len, *line;
+    struct framing f = { 0 };
+    int r;
+
+    /* Not the header array: only its first nheaders entries are ever read (2 KiB less to clear per response). */
+    h->status = 0;
+    h->minor_version = 0;
+    h->reason = NULL;
+    h->nheaders = 0;
+    h->body = BODY_NONE;
+    h->content_length = 0;
+    h->keep_alive = false;
+    if ((r = parse_status_line(next_line(&p, end), h)) < 0)
+        return r;
+    while ((line = next_line(&p, end)) != NULL && line[0] != '\0') {
+        char *value;
+
+        if ((r = split_header_line(line, &value)) < 0)
+            return r;
         if (h->nheaders == RESPONSE_HEADERS_MAX)
             return -E2BIG;
         h->headers[h->nheaders].name = line;
         h->headers[h->nheaders].value = value;
         h->nheaders++;
-
-        if (strcasecmp(line, "Transfer-Encoding") == 0) {
-            if (!header_value_has_token(value, "chunked"))
-                return -EBADMSG;   /* gzip-only transfer codings are not something we can relay */
-            chunked = true;
-        } else if (strcasecmp(line, "Content-Length") == 0) {
-            char *e;
-            uint64_t v;
-            if (*value < '0' || *value > '9')
-                return -EBADMSG;
-            errno = 0;
-            v = strtoull(value, &e, 10);
-            if (errno || *e || (have_length && v != length))
-                return -EBADMSG;
-            length = v;
-            have_length = true;
-        } else if (strcasecmp(line, "Connection") == 0) {
-            if (header_value_has_token(value, "close"))
-                conn_close = true;
-            if (header_value_has_token(value, "keep-alive"))
-                conn_keep = true;
-        }
+        if ((r = note_framing(&f, line, value)) < 0)
+            return r;
     }
     if (!line)
         return -EBADMSG;
-
-    if (head_request || h->status < 200 || h->status == 204 || h->status == 304)
-        h->body = BODY_NONE;
-    else if (chunked)
-        h->body = BODY_CHUNKED;    /* chunked wins over Content-Length (RFC 7230 §3.3.3) */
-    else if (have_length)
-        h->body = BODY_LENGTH;
-    else
-        h->body = BODY_CLOSE;
-    h->content_length = h->body == BODY_LENGTH ? length : 0;
-    if (h->minor_version >= 1)
-        h->keep_alive = !conn_close;
-    else
-        h->keep_alive = conn_keep && !conn_close;
-    if (h->body == BODY_CLOSE)
-        h->keep_alive = false;
+    set_framing(h, &f, head_request);
     return 0;
 }
 
