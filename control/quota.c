@@ -352,7 +352,18 @@ static int apply_body(json_t *stored, const json_t *body, size_t n, const char *
     return 0;
 }
 
-/* Writes the new limits to the cgroup; when the kernel refuses one, the old ones go back. */
+/* Whether next's cpu limit is below old's (no limit is the highest). */
+static bool cpu_lowered(const struct quota_tenant *old, const struct quota_tenant *next)
+{
+    return next->cpu_millis && (!old->cpu_millis || next->cpu_millis < old->cpu_millis);
+}
+
+/*
+ * Writes the new limits to the cgroup; when the kernel refuses one, the old
+ * ones go back. v1 says EINVAL to a cpu quota below one of a cgroup under
+ * it (a running container's): that is named only where the cpu limit went
+ * down; any other refusal keeps the kernel's own words.
+ */
 static int rewrite_cgroup(struct server *s, const char *tenant, const struct quota_tenant *old,
                           const struct quota_tenant *next, struct berth_error **err)
 {
@@ -363,10 +374,10 @@ static int rewrite_cgroup(struct server *s, const char *tenant, const struct quo
     (void)write_cgroup(s, tenant, old, NULL);
     if (r == -EBUSY)
         return berth_error_wrap(err, "tenant '%s' uses more memory than that now", tenant);
-    if (r == -EINVAL)
+    if (r == -EINVAL && cpu_lowered(old, next))
         return berth_error_wrap(err, "a running container of tenant '%s' has a higher cpu limit: lower its "
                                 "app's (berth resource:limit) first", tenant);
-    return r;
+    return berth_error_wrap(err, "the kernel refused the limits of tenant '%s'", tenant);
 }
 
 int quota_set_tenant_limits(struct server *s, const char *tenant, const json_t *body, struct berth_error **err)

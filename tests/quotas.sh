@@ -169,6 +169,13 @@ check "the API refuses a limit of the wrong JSON type (400)" test "$(api_patch "
 check "... an unknown limit (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '{"frobs": 1}')" = 400
 check "... a body that is not an object (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '[1]')" = 400
 check "... a negative resource (400)" test "$(api_patch "$ACME" /apps/calm/resources '{"pids": -5}')" = 400
+# calm runs with a tenth of a CPU: the kernel refuses acme a twentieth while that container lives.
+if "$BERTH" tenants:limits $A --cpus 0.05 >"$out" 2>&1; then
+    not_ok "a tenant cpu limit below a running container's is refused"; diag "$out"
+else
+    check "a tenant cpu limit below a running container's is refused, naming the app's limit as the cause" \
+        grep -q "a running container of tenant '$A' has a higher cpu limit" "$out"
+fi
 check "acme's limits are unchanged" test "$("$BERTH" tenants:limits $A --json)" = "$before"
 check "calm's resources are unchanged" test "$(as "$ACME" "$BERTH" resource calm --json)" = "$before_res"
 check "acme's cgroup is unchanged" test "$(knob memory $A $MEMKNOB) $(knob pids $A pids.max) $(cpu_quota $A)" = "$before_cg"
