@@ -372,24 +372,24 @@ void proxy_response_headers(const struct proxy_req *req, void (*emit)(void *ctx,
                             void *ctx)
 {
     const struct http_response_head *h = &req->head;
-    const char *via = NULL;
+    struct strbuf via = STRBUF_INIT;
 
     for (size_t i = 0; i < h->nheaders; i++) {
         const char *name = h->headers[i].name;
         if (header_is_hop_by_hop(name) || strcasecmp(name, "Content-Length") == 0)
             continue;
+        /* The app's Via lines are one list (RFC 9110 §5.3): all of them, in order, then ours. */
         if (strcasecmp(name, "Via") == 0) {
-            via = h->headers[i].value;
+            strbuf_addstr(&via, h->headers[i].value);
+            strbuf_addstr(&via, ", ");
             continue;
         }
         emit(ctx, name, h->headers[i].value);
     }
-    if (via) {
-        struct strbuf v = STRBUF_INIT;
-        strbuf_addstr(&v, via);
-        strbuf_addstr(&v, ", 1.1 berth");
-        emit(ctx, "Via", v.buf);
-        strbuf_release(&v);
+    if (via.len) {
+        strbuf_addstr(&via, "1.1 berth");
+        emit(ctx, "Via", via.buf);
+        strbuf_release(&via);
     } else {
         emit(ctx, "Via", "1.1 berth");
     }

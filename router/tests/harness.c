@@ -282,6 +282,9 @@ static bool answer_simple(int fd, const char *method, const char *path, struct s
         }
     } else if (strcmp(path, "/smuggle-now") == 0) {
         strbuf_addstr(resp, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" SMUGGLED);
+    } else if (strcmp(path, "/via") == 0) {
+        /* Two proxies of the app's own, in two header lines. */
+        strbuf_addstr(resp, "HTTP/1.1 200 OK\r\nVia: 1.0 cache-a\r\nContent-Length: 2\r\nVia: 1.1 cache-b\r\n\r\nok");
     } else if (strcmp(path, "/noreason") == 0) {
         strbuf_addstr(resp, "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok");
     } else if (strcmp(path, "/bigcookie") == 0) {
@@ -690,6 +693,15 @@ int request_to(uint16_t port, const char *host, const char *path, const char *ex
 int request(const char *host, const char *path, const char *extra, char **body, size_t *body_len)
 {
     return request_to(router_port_num, host, path, extra, body, body_len);
+}
+
+unsigned count_ci(const char *s, const char *needle)
+{
+    unsigned n = 0;
+
+    for (const char *p = s; p && (p = strcasestr(p, needle)) != NULL; p++)
+        n++;
+    return n;
 }
 
 double elapsed(const struct timespec *t0)

@@ -110,6 +110,8 @@ int request(const char *host, const char *path, const char *extra, char **body, 
 
 /* Seconds since t0 (CLOCK_MONOTONIC). */
 double elapsed(const struct timespec *t0);
+/* Case-insensitive occurrences of `needle` in `s` (0 for a NULL s). */
+unsigned count_ci(const char *s, const char *needle);
 
 /* ---------------------------------------------------------------- the access log */
 

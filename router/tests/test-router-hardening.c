@@ -212,16 +212,6 @@ static void diag(const char *label, const char *s)
     putchar('\n');
 }
 
-/* Case-insensitive occurrences of `needle` in `s`. */
-static unsigned count_ci(const char *s, const char *needle)
-{
-    unsigned n = 0;
-
-    for (const char *p = s; p && (p = strcasestr(p, needle)) != NULL; p++)
-        n++;
-    return n;
-}
-
 /* Sends `len` bytes on a new connection and reads until the router closes it (3 s at most); whether it did. */
 static bool exchange(uint16_t port, const char *data, size_t len, struct strbuf *sb)
 {

@@ -112,6 +112,21 @@ static void test_basic(void)
     }
     ok(body && strstr(body, "\r\nX-Request-Start: 1"), "X-Request-Start in ms");
     ok(body && strstr(body, "\r\nVia: 1.1 berth\r\n"), "Via added");
+    free(body);
+    body = NULL;
+    /* The app's own Via lines, in order, then ours: the front's path (no body) and MHD's (a body). */
+    for (int i = 0; i < 2; i++) {
+        char *head = NULL;
+
+        st = request("a.localhost", "/via", i ? "-i -d x" : "-i", &head, NULL);
+        ok(st == 200 && head && strcasestr(head, "\r\nVia: 1.0 cache-a, 1.1 cache-b, 1.1 berth\r\n") &&
+               count_ci(head, "\nVia:") == 1,
+           "%s: an app's two Via lines reach the client as one, in order, with the router's last",
+           i ? "a request with a body" : "a request without one");
+        free(head);
+    }
+    st = request("a.localhost", "/echo/path?x=1&y=two%20three", "-H 'X-Forwarded-For: 10.1.2.3' -H 'Keep-Alive: 5'",
+                 &body, NULL);
     ok(body && !strcasestr(body, "\r\nKeep-Alive:"), "hop-by-hop Keep-Alive not forwarded");
     {
         const char *rid = body ? strstr(body, "\r\nX-Request-Id: ") : NULL;
