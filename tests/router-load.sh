@@ -15,10 +15,14 @@
 #     (three times) are all served (none refused with 503 H11);
 #   - stall: app S (tests/apps/stall) listens and never accepts, so every
 #     connect into it hangs; while 50 clients hammer it (wrk), wrk -c8 for
-#     5 s on app F (tests/apps/sink) must keep F's p99 within
+#     5 s on app F (tests/apps/sink), twice, must keep F's p99 within
 #     max(2 x its idle p99, idle p99 + 5 ms), measured just before with the
 #     same command (and again just after: the larger is the baseline), with
-#     no request to F failing;
+#     no request to F failing. The busy p99 is the lower of its two windows:
+#     on the 2-CPU VM a 5 s window's p99 jumps to 6-8 ms now and then with
+#     nothing else running (idle windows did, and once a busy one, failing
+#     CI at 7.91 against 7.42 ms), while the defect this guards against (a
+#     connect into S holding F's requests, 1 s p99) shows in both;
 #   - concurrency sweep: busybox httpd (no keep-alive, listen backlog 9)
 #     serving examples/static as a Procfile app, through the router with
 #     wrk -d3s at 1, 8, 16, 32, 64 and 256 clients, beside the same busybox
@@ -90,6 +94,7 @@ fle() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }   # fle A 
 fmax() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a + 0 > b + 0) ? a : b }'; }
 fmul() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a * b }'; }
 fadd() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a + b }'; }
+fmin() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (a + 0 < b + 0) ? a : b }'; }
 
 F="http://127.0.0.1:$HTTP_PORT/"
 # ---------------------------------------------------------------- memory
@@ -172,18 +177,23 @@ wrk_run warm -t2 -c8 -d1s -H 'Host: sink.localhost' "$F"
 wrk_run idle -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
 idle_p99=$p99 idle_p50=$p50 idle_rps=$rps idle_bad=$((errors + non2xx))
 off=$(stat -c %s "$LOG")
-wrk --latency -t1 -c50 -d9s --timeout 10s -H 'Host: stall.localhost' "$F" >"$TEST_DIR/wrk.stall" 2>&1 &
+wrk --latency -t1 -c50 -d14s --timeout 10s -H 'Host: stall.localhost' "$F" >"$TEST_DIR/wrk.stall" 2>&1 &
 hammer=$!
 sleep 1
 wrk_run busy -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
 busy_p99=$p99 busy_p50=$p50 busy_rps=$rps busy_errors=$errors busy_non2xx=$non2xx
+wrk_run busy2 -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
+echo "# stall: F with S stalled, two windows: p99 $busy_p99 and $p99 ms, $busy_rps and $rps req/s"
+busy_p99=$(fmin "$busy_p99" "$p99") busy_p50=$(fmin "$busy_p50" "$p50")
+busy_rps=$(( rps < busy_rps ? rps : busy_rps ))
+busy_errors=$((busy_errors + errors)) busy_non2xx=$((busy_non2xx + non2xx))
 wait "$hammer" || true
 # Idle again, once S's last connects timed out: the larger idle p99 is the
 # baseline, so that a machine busy with something else fails no one.
 sleep 5
 wrk_run idle2 -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
 echo "# stall: F idle before: $idle_rps req/s, p50 $idle_p50 ms, p99 $idle_p99 ms"
-echo "# stall: F with S stalled: $busy_rps req/s, p50 $busy_p50 ms, p99 $busy_p99 ms"
+echo "# stall: F with S stalled: $busy_rps req/s (the lower window), p50 $busy_p50 ms, p99 $busy_p99 ms (the lower)"
 echo "# stall: F idle after: $rps req/s, p50 $p50 ms, p99 $p99 ms"
 idle_p99=$(fmax "$idle_p99" "$p99")
 idle_rps=$(( rps > idle_rps ? idle_rps : rps ))
