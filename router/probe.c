@@ -15,10 +15,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+#include "common/crypto.h"
 #include "common/xalloc.h"
 #include "router/internal.h"
 #include "common/banned.h"
@@ -32,17 +32,7 @@ struct router_probe {
 /* 128 random bits as 32 hex digits, from the kernel (a secret, not just an id). */
 static int probe_secret(char out[ROUTER_PROBE_SECRET_LEN + 1], struct berth_error **err)
 {
-    static const char hex[] = "0123456789abcdef";
-    uint8_t b[ROUTER_PROBE_SECRET_LEN / 2];
-
-    if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
-        return berth_error_make(err, errno ? errno : EIO, "getrandom");
-    for (size_t i = 0; i < sizeof(b); i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
-    }
-    out[ROUTER_PROBE_SECRET_LEN] = '\0';
-    return 0;
+    return random_hex(out, ROUTER_PROBE_SECRET_LEN / 2, err);
 }
 
 /* The app's settings in the current table (the defaults when it has none), fit for a probe. */
