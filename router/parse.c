@@ -167,6 +167,13 @@ bool header_is_hop_by_hop(const char *name)
     return false;
 }
 
+void header_list_append(struct strbuf *sb, const char *value)
+{
+    if (sb->len)
+        strbuf_add(sb, ", ", 2);
+    strbuf_addstr(sb, value);
+}
+
 bool header_value_has_token(const char *value, const char *token)
 {
     size_t tlen = strlen(token);

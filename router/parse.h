@@ -91,6 +91,8 @@ int http_parse_response_head(char *buf, size_t len, bool head_request,
 
 /* True when the comma-separated header value lists `token` (case-insensitive). */
 bool header_value_has_token(const char *value, const char *token);
+/* Appends `value` to the comma-separated header list in sb (", " between elements). */
+void header_list_append(struct strbuf *sb, const char *value);
 /* The value of the head's last header called `name` (case-insensitive), or NULL. */
 const char *http_response_header(const struct http_response_head *h, const char *name);
 /* A chunk's size line without its CRLF: n in lower-case hex. */

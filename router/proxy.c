@@ -380,14 +380,13 @@ void proxy_response_headers(const struct proxy_req *req, void (*emit)(void *ctx,
             continue;
         /* The app's Via lines are one list (RFC 9110 §5.3): all of them, in order, then ours. */
         if (strcasecmp(name, "Via") == 0) {
-            strbuf_addstr(&via, h->headers[i].value);
-            strbuf_addstr(&via, ", ");
+            header_list_append(&via, h->headers[i].value);
             continue;
         }
         emit(ctx, name, h->headers[i].value);
     }
     if (via.len) {
-        strbuf_addstr(&via, "1.1 berth");
+        header_list_append(&via, "1.1 berth");
         emit(ctx, "Via", via.buf);
         strbuf_release(&via);
     } else {

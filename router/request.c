@@ -75,13 +75,6 @@ static void add_header(struct strbuf *out, const char *name, const char *value)
     strbuf_add(out, "\r\n", 2);
 }
 
-static void append_list(struct strbuf *sb, const char *value)
-{
-    if (sb->len)
-        strbuf_add(sb, ", ", 2);
-    strbuf_addstr(sb, value);
-}
-
 /* Headers the router reads rather than passes on; true when `key` is one of them. */
 static bool take_special(struct head_ctx *c, const char *key, const char *value)
 {
@@ -126,7 +119,7 @@ static bool take_special(struct head_ctx *c, const char *key, const char *value)
     case 'v':
         if (strcasecmp(key, "Via") != 0)
             return false;
-        append_list(&c->via, value);
+        header_list_append(&c->via, value);
         return true;
     case 'x':
         if (strcasecmp(key, "X-Request-Id") == 0) {
@@ -141,7 +134,7 @@ static bool take_special(struct head_ctx *c, const char *key, const char *value)
         }
         switch (header_forwarded_kind(key)) {
         case FORWARDED_FOR:
-            append_list(&c->xff, value);
+            header_list_append(&c->xff, value);
             return true;
         case FORWARDED_STRIP:
             return true;
