@@ -362,7 +362,7 @@ static bool cpu_lowered(const struct quota_tenant *old, const struct quota_tenan
  * Writes the new limits to the cgroup; when the kernel refuses one, the old
  * ones go back. v1 says EINVAL to a cpu quota below one of a cgroup under
  * it (a running container's): that is named only where the cpu limit went
- * down; any other refusal keeps the kernel's own words.
+ * down; any other failure is reported with its own message.
  */
 static int rewrite_cgroup(struct server *s, const char *tenant, const struct quota_tenant *old,
                           const struct quota_tenant *next, struct berth_error **err)
@@ -377,7 +377,7 @@ static int rewrite_cgroup(struct server *s, const char *tenant, const struct quo
     if (r == -EINVAL && cpu_lowered(old, next))
         return berth_error_wrap(err, "a running container of tenant '%s' has a higher cpu limit: lower its "
                                 "app's (berth resource:limit) first", tenant);
-    return berth_error_wrap(err, "the kernel refused the limits of tenant '%s'", tenant);
+    return berth_error_wrap(err, "setting the limits of tenant '%s'", tenant);
 }
 
 int quota_set_tenant_limits(struct server *s, const char *tenant, const json_t *body, struct berth_error **err)

@@ -441,7 +441,10 @@ static int corrupted(struct guard *g)
  * state's code (NEXT) instead of going back to guard_feed()'s loop.
  */
 
-/* Empty lines before a request line (tolerated, as RFC 9112 §2.2 allows), and its first byte. */
+/*
+ * Empty lines before a request line (tolerated, as RFC 9112 §2.2 allows),
+ * and the request's start at its first byte, which method_step() reads.
+ */
 static int lead_step(struct guard *g, const unsigned char **pp)
 {
     const unsigned char *p = *pp;

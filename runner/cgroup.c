@@ -651,8 +651,9 @@ static int rmdir_retry(const char *path, struct berth_error **err)
 /*
  * Removes `dir` and the cgroups below it, deepest first. A leaf with
  * nothing left in it, a container's at its end, goes with the first
- * rmdir: listing a v1 memory cgroup's thirty-odd files to find no child
- * cost as much again at every container's removal. Anything else says
+ * rmdir: listing it first (open, stat, two getdents of a v1 memory
+ * cgroup's thirty-odd files, close) cost five syscalls per hierarchy at
+ * every container's removal, to find no child. Anything else says
  * EBUSY (children, or a task not quite gone; ENOTEMPTY where the tree is
  * a plain directory, as in test-cgroup-v2) and is walked.
  */
