@@ -28,6 +28,9 @@ if [ "$(id -u)" = 0 ]; then
     # Two operators, doctor on a host broken on purpose, setup --remove/--systemd.
     BERTH_TEST_USER=$user BERTH=$top/build/berth bash tests/two-operators.sh >"$dest/root-tests2.tap" 2>&1 || true
     grep -E '^(not )?ok ' "$dest/root-tests2.tap" | grep -v '^ok ' || echo "two-operators: $(grep -c '^ok ' "$dest/root-tests2.tap") ok"
+    # make bench's tree memory, which reads page frame numbers only root sees.
+    bash tests/tree-mem.sh >"$dest/root-tests3.tap" 2>&1 || true
+    grep -E '^(not )?ok ' "$dest/root-tests3.tap" | grep -v '^ok ' || echo "tree-mem: $(grep -c '^ok ' "$dest/root-tests3.tap") ok"
     chown -R "$user:" "$dest"
     chmod 0755 "$dest"
     home=$(getent passwd "$user" | cut -d: -f6)
@@ -56,7 +59,8 @@ run_setup build --buildtype=debugoptimized -Dwerror=true
 # in children that exec or _exit; leaks are still checked in the unit suite.
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=0 \
     run_setup build-asan -Db_sanitize=address,undefined -Dwerror=true
-# The root phase's TAP (tests/serve-as-root.sh), when there was one.
+# The root phase's TAP (serve-as-root, two-operators, tree-mem), when there was one.
 [ -f root-tests.tap ] && logs+=(root-tests.tap)
 [ -f root-tests2.tap ] && logs+=(root-tests2.tap)
+[ -f root-tests3.tap ] && logs+=(root-tests3.tap)
 exec python3 tests/tap-summary.py "${logs[@]}"

@@ -9,7 +9,7 @@
 #      in front of the same nginx upstream, wrk -t2 -c64 and -t1 -c1: req/s,
 #      p50 and p99; then the real path (tests/bench/real-path.sh): berth
 #      serve's router to an app in a container;
-#   2. idle memory (RSS, PSS, USS over the process tree): berth's router
+#   2. idle memory (RSS, PSS, USS per process and of the tree as one: tests/bench/tree-mem.py): berth's router
 #      vs nginx as the proxy;
 #   3. container start to exit of /bin/true: `berth container run` vs
 #      bwrap vs crun, and the idle init's memory (tests/bench/start.sh);
@@ -28,7 +28,20 @@ build=$(cd "${1:-build}" && pwd)
 top=$(cd "$(dirname "$0")/../.." && pwd)
 if [ "$(id -u)" = 0 ]; then
     "$build/berth" setup --user berth >/dev/null
-    exec runuser -u berth -- bash "$0" "$build"
+    # The tree-unique memory (tree-mem.py) needs page frame numbers, which
+    # only root reads: a reader stays root and answers the benchmark's
+    # questions about the berth user's processes over two FIFOs.
+    mem=$(mktemp -d /tmp/berth-bench-mem.XXXXXX)
+    mkfifo -m 600 "$mem/req" "$mem/rep"
+    chown berth "$mem" "$mem/req" "$mem/rep"
+    python3 "$top/tests/bench/tree-mem.py" --serve "$mem" "$(id -u berth)" &
+    reader=$!
+    rc=0
+    BERTH_BENCH_MEM=$mem runuser -u berth -- bash "$0" "$build" || rc=$?
+    kill "$reader" 2>/dev/null || true
+    wait "$reader" 2>/dev/null || true
+    rm -rf "$mem"
+    exit "$rc"
 fi
 T=$(mktemp -d /tmp/berth-bench.XXXXXX)
 pids=()
@@ -62,13 +75,17 @@ http {
 }
 CONF
 }
-# mem_tree PID: "RSS PSS USS" in kB, summed over PID and its descendants.
+# mem_tree PID: "RSS PSS USS TREE-USS" in kB over PID and its descendants
+# (tests/bench/tree-mem.py says what each counts), through the root reader
+# when run.sh started as root, else directly (TREE-USS is then "-").
+if [ -n "${BERTH_BENCH_MEM:-}" ]; then exec 9>"$BERTH_BENCH_MEM/req"; fi
 mem_tree() {
-    local all=$1 kids p
-    kids=$(pgrep -P "$1" || true)
-    for p in $kids; do all="$all $(pgrep -P "$p" || true) $p"; done
-    for p in $all; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done |
-        awk '/^Rss:/ {r += $2} /^Pss:/ {p += $2} /^Private_(Clean|Dirty):/ {u += $2} END {print r, p, u}'
+    if [ -n "${BERTH_BENCH_MEM:-}" ]; then
+        echo "$1" >&9
+        head -1 "$BERTH_BENCH_MEM/rep"
+    else
+        python3 "$top/tests/bench/tree-mem.py" "$1"
+    fi
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # wrk_stats WRK-ARGS...: "req/s p50-ms p99-ms" of one wrk run (--latency gives the percentiles).
@@ -104,9 +121,16 @@ for conc in "-t2 -c64" "-t1 -c1"; do
         "$b" "$bp50" "$bp99" "$(ratio "$b" "$n")" "$(ratio "$bp99" "$np99")"
 done
 sleep 2   # idle: both have had a quiet moment to settle after the load
-echo "== idle memory after the load, kB over the process tree (RSS PSS USS)"
-echo "  nginx proxy (master + worker): $(mem_tree "${pids[1]}")"
-echo "  berth router:                  $(mem_tree "${pids[2]}")"
+echo "== idle memory after the load, kB over the process tree (RSS, PSS, USS summed per process, USS of the tree)"
+read -r nr np nu nt < <(mem_tree "${pids[1]}")
+read -r br bp bu bt < <(mem_tree "${pids[2]}")
+echo "  nginx proxy (master + worker): $nr $np $nu $nt"
+echo "  berth router:                  $br $bp $bu $bt"
+if [ "$nt" != - ] && [ "$bt" != - ]; then
+    echo "  berth/nginx USS of the tree: $(ratio "$bt" "$nt") (goal <= 1.0)"
+else
+    echo "  berth/nginx USS summed per process: $(ratio "$bu" "$nu") (the USS of the tree needs root: run make bench as root)"
+fi
 stop "${pids[@]}"; pids=()
 
 # The real path: wrk -> berth serve's router -> the port agent -> nginx in a

@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# The memory of a process tree, for tests/bench/run.sh's idle-memory
+# comparison (berth's router, one process, against nginx's master and
+# worker):
+#   tree-mem.py PID     prints "RSS PSS USS TREE_USS" in kB over PID and
+#                       all its descendants.
+# RSS, PSS and USS are the sums of each process's smaps_rollup (USS =
+# Private_Clean + Private_Dirty). A sum of per-process USS undercounts a
+# tree of several processes: a page that nginx's master and worker share,
+# and no other process maps (the code of libcrypto and of nginx itself,
+# the configuration the master parsed before forking), is private to
+# neither, so it counts in neither, though it is the tree's alone and goes
+# when the tree goes. TREE_USS counts each physical page the tree maps once
+# and keeps those no process outside the tree maps: the USS of the tree as
+# one program. It needs the page frame numbers of /proc/PID/pagemap and
+# /proc/kpagecount, which only root reads; without them it prints "-".
+#
+# Run as root by run.sh's memory reader (serve mode, below) while the
+# rest of the benchmark runs as the berth user:
+#   tree-mem.py --serve DIR UID  answers, for each line "PID" read from the
+#                       FIFO DIR/req, one line on the FIFO DIR/rep; only for
+#                       processes owned by UID; ends at end of input.
+import os
+import struct
+import sys
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+PRESENT = 1 << 63
+PFN_MASK = (1 << 55) - 1
+
+
+def tree(pid):
+    """PID and all its descendants, found through each task's children."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def rollup_sums(pids):
+    rss = pss = uss = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    key, _, rest = line.partition(":")
+                    kb = int(rest.split()[0]) if key in ("Rss", "Pss", "Private_Clean", "Private_Dirty") else 0
+                    if key == "Rss":
+                        rss += kb
+                    elif key == "Pss":
+                        pss += kb
+                    elif key in ("Private_Clean", "Private_Dirty"):
+                        uss += kb
+        except OSError:
+            pass
+    return rss, pss, uss
+
+
+def mapped_frames(pid, counts):
+    """Adds, per page frame pid maps, one to counts[frame]. False if the frames are hidden (not root)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pm:
+        for line in maps:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if "[vsyscall]" in line:
+                continue
+            pm.seek(lo // PAGE * 8)
+            data = pm.read((hi - lo) // PAGE * 8)
+            for (entry,) in struct.iter_unpack("<Q", data):
+                if not entry & PRESENT:
+                    continue
+                frame = entry & PFN_MASK
+                if frame == 0:
+                    return False
+                counts[frame] = counts.get(frame, 0) + 1
+    return True
+
+
+def tree_uss_kb(pids):
+    counts = {}
+    try:
+        for p in pids:
+            if not mapped_frames(p, counts):
+                return None
+        unique = 0
+        with open("/proc/kpagecount", "rb") as kc:
+            for frame, in_tree in counts.items():
+                kc.seek(frame * 8)
+                (mapcount,) = struct.unpack("<Q", kc.read(8))
+                if mapcount <= in_tree:
+                    unique += 1
+        return unique * PAGE // 1024
+    except OSError:
+        return None
+
+
+def measure(pid):
+    pids = tree(pid)
+    rss, pss, uss = rollup_sums(pids)
+    t = tree_uss_kb(pids)
+    return f"{rss} {pss} {uss} {'-' if t is None else t}"
+
+
+def serve(fifo_dir, uid):
+    # Opening req blocks until the benchmark opens it to write; its end of input ends the reader.
+    with open(os.path.join(fifo_dir, "req")) as req:
+        for line in req:
+            try:
+                pid = int(line)
+                answer = measure(pid) if os.stat(f"/proc/{pid}").st_uid == uid else "- - - -"
+            except (ValueError, OSError):
+                answer = "- - - -"
+            with open(os.path.join(fifo_dir, "rep"), "w") as rep:
+                rep.write(answer + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) == 2:
+        print(measure(int(sys.argv[1])))
+    else:
+        sys.exit("usage: tree-mem.py PID | tree-mem.py --serve FIFO_DIR UID")

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+#
+# tests/bench/tree-mem.py, which `make bench` uses to compare the router's
+# idle memory with nginx's (one process against a master and a worker),
+# on a tree whose answer is known: a parent that wrote 16 MiB of anonymous
+# memory and then forked a child, so the two share those pages copy-on-
+# write and no other process maps them. Summed per process, USS leaves
+# them out; the USS of the tree counts them once; the child alone, whose
+# copy the parent (outside its tree) shares, has none of them. The tree
+# figure needs root (page frame numbers); as a normal user it is "-" and
+# the sums are still given. Run as the berth user by meson and as root by
+# tests/run-tests.sh's root phase. Prints TAP.
+set -euo pipefail
+. "$(dirname "$0")/lib/libtest.sh"
+tool=$SRCDIR/tests/bench/tree-mem.py
+
+/usr/bin/python3 -c '
+import os, sys, time
+buf = bytearray(16 << 20)
+for i in range(0, len(buf), 4096):
+    buf[i] = 1
+child = os.fork()
+if child == 0:
+    time.sleep(60)
+    os._exit(0)
+print(os.getpid(), child, flush=True)
+time.sleep(60)
+' >"$TEST_DIR/pids" &
+holder=$!
+for _ in $(seq 1 50); do [ -s "$TEST_DIR/pids" ] && break; sleep 0.1; done
+read -r parent child <"$TEST_DIR/pids"
+sleep 0.2   # the child is running its sleep, past the fork's last writes
+
+between() { [ "$1" -ge "$2" ] && [ "$1" -lt "$3" ]; } # between VALUE LOW HIGH: LOW <= VALUE < HIGH
+read -r rss pss uss tree < <(/usr/bin/python3 "$tool" "$parent")
+read -r crss cpss cuss ctree < <(/usr/bin/python3 "$tool" "$child")
+echo "# tree: RSS $rss PSS $pss USS $uss tree-USS $tree; child alone: RSS $crss USS $cuss tree-USS $ctree"
+check "the tree's RSS counts the shared 16 MiB in both processes ($rss kB)" [ "$rss" -ge 32768 ]
+check "its PSS counts them once ($pss kB)" between "$pss" 16384 32768
+check "USS summed per process leaves them out ($uss kB)" [ "$uss" -lt 16384 ]
+if [ "$(id -u)" = 0 ]; then
+    check "the USS of the tree counts them once ($tree kB)" between "$tree" 16384 32768
+    check "the child alone shares them with its parent, outside its tree: none counted ($ctree kB)" \
+        [ "$ctree" -lt 16384 ]
+else
+    check "without root the USS of the tree is not guessed: '-' ($tree)" [ "$tree" = - ]
+fi
+
+r=0
+/usr/bin/python3 "$tool" >"$TEST_DIR/usage" 2>&1 || r=$?
+check "no pid: a failure (exit $r)" [ "$r" != 0 ]
+check "... with the usage line" contains "$TEST_DIR/usage" "usage: tree-mem.py"
+r=0
+/usr/bin/python3 "$tool" 999999999 >"$TEST_DIR/gone" 2>&1 || r=$?
+check "a pid that does not exist: no trace (exit $r)" [ "$r" = 0 ]
+check "... and zeros" grep -q '^0 0 0 ' "$TEST_DIR/gone"
+
+kill "$child" "$parent" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+done_testing
