@@ -6,7 +6,8 @@
  * Its one backend's stand-in port agent dials the upstream on 127.0.0.1 (in
  * production the container's init connects inside the container); the
  * router pools those connections exactly as it pools container ones. Set
- * BERTH_ROUTER_ACCESS_LOG=0 to run without the access log.
+ * BERTH_ROUTER_ACCESS_LOG=0 to run without the access log, and
+ * BERTH_ROUTER_THREADS=N for N loop threads instead of one per CPU.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -46,8 +47,10 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     {
         const char *log = getenv("BERTH_ROUTER_ACCESS_LOG");
+        const char *threads = getenv("BERTH_ROUTER_THREADS");
         struct router_config cfg = { .listen_addr = listen, .backend_ops = &fake_backend_ops,
-                                     .no_access_log = log && strcmp(log, "0") == 0 };
+                                     .no_access_log = log && strcmp(log, "0") == 0,
+                                     .threads = threads ? (unsigned)atoi(threads) : 0 };
         void *backends[] = { &upstream };
         struct router_route route = { .host = argv[3], .app = "bench", .generation = 1,
                                       .backends = backends, .n_backends = 1 };

@@ -71,14 +71,20 @@ PY
 fi
 
 echo "== container start -> exit of /bin/true (hyperfine -N, median of $rounds rounds of $runs runs)"
+# Each round starts with another command: hyperfine measures the first of a
+# run a few percent slower (seen both ways with the same two binaries).
 : >"$T/m"
-for _ in $(seq 1 "$rounds"); do
-    cmds=("$berth" "$bwrap")
-    [ -z "$crun" ] || cmds+=("$crun")
-    hyperfine -N --warmup 5 --runs "$runs" --export-json "$T/hf.json" "${cmds[@]}" >/dev/null 2>&1 ||
+cmds=("$berth" "$bwrap")
+[ -z "$crun" ] || cmds+=("$crun")
+for r in $(seq 0 $((rounds - 1))); do
+    k=$((r % ${#cmds[@]}))
+    order=("${cmds[@]:k}" "${cmds[@]:0:k}")
+    hyperfine -N --warmup 5 --runs "$runs" --export-json "$T/hf.json" "${order[@]}" >/dev/null 2>&1 ||
         { echo "  hyperfine failed"; exit 0; }
-    python3 -c 'import json,sys; print(" ".join("%.3f" % (r["median"] * 1000) for r in json.load(open(sys.argv[1]))["results"]))' \
-        "$T/hf.json" >>"$T/m"
+    # One line per round, in the order of cmds whatever order it ran in.
+    python3 -c 'import json,sys
+m = {r["command"]: r["median"] * 1000 for r in json.load(open(sys.argv[1]))["results"]}
+print(" ".join("%.3f" % m[c] for c in sys.argv[2:]))' "$T/hf.json" "${cmds[@]}" >>"$T/m"
 done
 b=$(awk '{print $1}' "$T/m" | median)
 w=$(awk '{print $2}' "$T/m" | median)
