@@ -110,8 +110,14 @@ int read_file(const char *path, struct strbuf *out, size_t max, struct berth_err
 
 int mkdir_p(const char *path, mode_t mode, struct berth_error **err)
 {
-    _cleanup_free_ char *copy = xstrdup(path);
+    _cleanup_free_ char *copy = NULL;
 
+    /* Usually all of it exists already, or only its last part is missing: one mkdir() then. */
+    if (mkdir(path, mode) == 0 || errno == EEXIST)
+        return 0;
+    if (errno != ENOENT)
+        return berth_error_make(err, errno, "mkdir '%s'", path);
+    copy = xstrdup(path);
     for (char *p = copy + 1; ; p++) {
         if (*p == '/' || *p == '\0') {
             char saved = *p;

@@ -71,6 +71,15 @@ static void test_files(void)
     _cleanup_free_ char *nested = xasprintf("%s/a/b/c", dir);
     ok(mkdir_p(nested, 0755, &err) == 0 && access(nested, F_OK) == 0, "mkdir_p creates a chain");
     ok(mkdir_p(nested, 0755, &err) == 0, "mkdir_p on an existing tree is fine");
+    _cleanup_free_ char *leaf = xasprintf("%s/a/b/d", dir);
+    ok(mkdir_p(leaf, 0755, &err) == 0 && access(leaf, F_OK) == 0, "mkdir_p adds a last part alone");
+    _cleanup_free_ char *blocker = xasprintf("%s/file", dir);
+    _cleanup_free_ char *under = xasprintf("%s/file/x/y", dir);
+    ok(write_file_atomic(blocker, "f", 1, 0600, &err) == 0, "a file where a directory would go");
+    ok(mkdir_p(under, 0755, &err) == -ENOTDIR && strstr(berth_error_msg(&err), "/file/x") != NULL,
+       "mkdir_p under a file: ENOTDIR, and the path in the message");
+    berth_error_release(&err);
+    ok(unlink(blocker) == 0, "the file goes");
     _cleanup_free_ char *f = xasprintf("%s/state.json", dir);
     ok(write_file_atomic(f, "one", 3, 0600, &err) == 0, "atomic write");
     ok(write_file_atomic(f, "two!", 4, 0600, &err) == 0, "atomic replace");
