@@ -9,7 +9,9 @@
 # them out; the USS of the tree counts them once; the child alone, whose
 # copy the parent (outside its tree) shares, has none of them. The tree
 # figure needs root (page frame numbers); as a normal user it is "-" and
-# the sums are still given. Run as the berth user by meson and as root by
+# the sums are still given. As root, also the reader make bench keeps as
+# root (--serve): its answers, and its refusal for another user's
+# processes. Run as the berth user by meson and as root by
 # tests/run-tests.sh's root phase. Prints TAP.
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
@@ -45,6 +47,33 @@ if [ "$(id -u)" = 0 ]; then
         [ "$ctree" -lt 16384 ]
 else
     check "without root the USS of the tree is not guessed: '-' ($tree)" [ "$tree" = - ]
+fi
+
+# The reader make bench keeps as root: it answers over two FIFOs, for one
+# user's processes (and its subordinate ids') only.
+if [ "$(id -u)" = 0 ]; then
+    mkfifo "$TEST_DIR/req" "$TEST_DIR/rep"
+    /usr/bin/python3 "$tool" --serve "$TEST_DIR" "$(id -u)" &
+    reader=$!
+    exec 8>"$TEST_DIR/req"
+    ask() { echo "$*" >&8; head -1 "$TEST_DIR/rep"; }
+    read -r _ _ _ stree < <(ask "$parent")
+    read -r _ _ suss sone < <(ask one "$parent")
+    check "the reader gives the tree's USS as tree-mem.py does ($stree kB)" between "$stree" 16384 32768
+    check "... and the parent alone when asked 'one PID' (USS $suss kB)" [ "$suss" -lt 16384 ]
+    check "... whose 16 MiB, shared with its child, are not its own ($sone kB)" [ "$sone" -lt 16384 ]
+    exec 8>&-
+    wait "$reader" 2>/dev/null || true
+    check "the reader ends at the end of its input" [ ! -d "/proc/$reader" ]
+    rm -f "$TEST_DIR/req" "$TEST_DIR/rep"
+    mkfifo "$TEST_DIR/req" "$TEST_DIR/rep"
+    /usr/bin/python3 "$tool" --serve "$TEST_DIR" 4242 &
+    reader=$!
+    exec 8>"$TEST_DIR/req"
+    check "a reader for uid 4242 does not answer for root's processes" [ "$(ask "$parent")" = "- - - -" ]
+    check "... nor for a request that is not a pid" [ "$(ask one x)" = "- - - -" ]
+    exec 8>&-
+    wait "$reader" 2>/dev/null || true
 fi
 
 r=0

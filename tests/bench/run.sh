@@ -78,15 +78,10 @@ CONF
 # mem_tree PID: "RSS PSS USS TREE-USS" in kB over PID and its descendants
 # (tests/bench/tree-mem.py says what each counts), through the root reader
 # when run.sh started as root, else directly (TREE-USS is then "-").
+# The sub-scripts (start.sh, real-path.sh) inherit fd 9 and ask through serve.sh's bench_mem_ask too.
 if [ -n "${BERTH_BENCH_MEM:-}" ]; then exec 9>"$BERTH_BENCH_MEM/req"; fi
-mem_tree() {
-    if [ -n "${BERTH_BENCH_MEM:-}" ]; then
-        echo "$1" >&9
-        head -1 "$BERTH_BENCH_MEM/rep"
-    else
-        python3 "$top/tests/bench/tree-mem.py" "$1"
-    fi
-}
+. "$top/tests/bench/serve.sh"
+mem_tree() { bench_mem_ask "$1" || python3 "$top/tests/bench/tree-mem.py" "$1"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # wrk_stats WRK-ARGS...: "req/s p50-ms p99-ms" of one wrk run (--latency gives the percentiles).
 wrk_stats() {

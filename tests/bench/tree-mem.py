@@ -19,10 +19,14 @@
 #
 # Run as root by run.sh's memory reader (serve mode, below) while the
 # rest of the benchmark runs as the berth user:
-#   tree-mem.py --serve DIR UID  answers, for each line "PID" read from the
-#                       FIFO DIR/req, one line on the FIFO DIR/rep; only for
-#                       processes owned by UID; ends at end of input.
+#   tree-mem.py --serve DIR UID  answers, for each line "PID" (the tree) or
+#                       "one PID" (that process alone) read from the FIFO
+#                       DIR/req, one line on the FIFO DIR/rep; only for
+#                       processes of UID or of its subordinate ids (a
+#                       container's init runs as one, not dumpable, so only
+#                       root reads its smaps); ends at end of input.
 import os
+import pwd
 import struct
 import sys
 
@@ -102,21 +106,47 @@ def tree_uss_kb(pids):
         return None
 
 
-def measure(pid):
-    pids = tree(pid)
+def measure(pid, alone=False):
+    pids = [pid] if alone else tree(pid)
     rss, pss, uss = rollup_sums(pids)
     t = tree_uss_kb(pids)
     return f"{rss} {pss} {uss} {'-' if t is None else t}"
 
 
+def subordinate_uids(uid):
+    """The ranges /etc/subuid gives uid (by name or number), as (first, count)."""
+    names = {str(uid)}
+    try:
+        names.add(pwd.getpwuid(uid).pw_name)
+    except KeyError:
+        pass
+    ranges = []
+    try:
+        with open("/etc/subuid") as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] in names:
+                    ranges.append((int(parts[1]), int(parts[2])))
+    except OSError:
+        pass
+    return ranges
+
+
 def serve(fifo_dir, uid):
+    ranges = subordinate_uids(uid)
+
+    def allowed(owner):
+        return owner == uid or any(first <= owner < first + count for first, count in ranges)
+
     # Opening req blocks until the benchmark opens it to write; its end of input ends the reader.
     with open(os.path.join(fifo_dir, "req")) as req:
         for line in req:
+            words = line.split()
             try:
-                pid = int(line)
-                answer = measure(pid) if os.stat(f"/proc/{pid}").st_uid == uid else "- - - -"
-            except (ValueError, OSError):
+                alone = len(words) == 2 and words[0] == "one"
+                pid = int(words[-1])
+                answer = measure(pid, alone) if allowed(os.stat(f"/proc/{pid}").st_uid) else "- - - -"
+            except (ValueError, IndexError, OSError):
                 answer = "- - - -"
             with open(os.path.join(fifo_dir, "rep"), "w") as rep:
                 rep.write(answer + "\n")
