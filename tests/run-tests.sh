@@ -21,16 +21,16 @@ if [ "$(id -u)" = 0 ]; then
     ninja -C build berth berth-core >/dev/null
     dest=$(mktemp -d /tmp/berth-tests.XXXXXX)
     tar --exclude=./build --exclude=./build-asan --exclude=./.git -cf - . | tar -xf - -C "$dest"
-    # What only root can check (setup, the privilege drop); counted below.
+    # What only root can check, counted below: setup and the privilege drop
+    # (serve-as-root); two operators, doctor on a host broken on purpose,
+    # setup --remove/--systemd (two-operators); make bench's tree memory,
+    # which reads page frame numbers only root sees (tree-mem). Each one's
+    # TAP goes to root-NAME.tap in the copy; failures are shown here.
     echo "=== root"
-    BERTH_TEST_USER=$user BERTH=$top/build/berth bash tests/serve-as-root.sh >"$dest/root-tests.tap" 2>&1 || true
-    grep -E '^(not )?ok ' "$dest/root-tests.tap" | grep -v '^ok ' || echo "serve-as-root: $(grep -c '^ok ' "$dest/root-tests.tap") ok"
-    # Two operators, doctor on a host broken on purpose, setup --remove/--systemd.
-    BERTH_TEST_USER=$user BERTH=$top/build/berth bash tests/two-operators.sh >"$dest/root-tests2.tap" 2>&1 || true
-    grep -E '^(not )?ok ' "$dest/root-tests2.tap" | grep -v '^ok ' || echo "two-operators: $(grep -c '^ok ' "$dest/root-tests2.tap") ok"
-    # make bench's tree memory, which reads page frame numbers only root sees.
-    bash tests/tree-mem.sh >"$dest/root-tests3.tap" 2>&1 || true
-    grep -E '^(not )?ok ' "$dest/root-tests3.tap" | grep -v '^ok ' || echo "tree-mem: $(grep -c '^ok ' "$dest/root-tests3.tap") ok"
+    for name in serve-as-root two-operators tree-mem; do
+        BERTH_TEST_USER=$user BERTH=$top/build/berth bash "tests/$name.sh" >"$dest/root-$name.tap" 2>&1 || true
+        grep -E '^(not )?ok ' "$dest/root-$name.tap" | grep -v '^ok ' || echo "$name: $(grep -c '^ok ' "$dest/root-$name.tap") ok"
+    done
     chown -R "$user:" "$dest"
     chmod 0755 "$dest"
     home=$(getent passwd "$user" | cut -d: -f6)
@@ -59,8 +59,8 @@ run_setup build --buildtype=debugoptimized -Dwerror=true
 # in children that exec or _exit; leaks are still checked in the unit suite.
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=0 \
     run_setup build-asan -Db_sanitize=address,undefined -Dwerror=true
-# The root phase's TAP (serve-as-root, two-operators, tree-mem), when there was one.
-[ -f root-tests.tap ] && logs+=(root-tests.tap)
-[ -f root-tests2.tap ] && logs+=(root-tests2.tap)
-[ -f root-tests3.tap ] && logs+=(root-tests3.tap)
+# The root phase's TAP, when there was one.
+for tap in root-*.tap; do
+    [ -f "$tap" ] && logs+=("$tap")
+done
 exec python3 tests/tap-summary.py "${logs[@]}"
