@@ -55,24 +55,30 @@ if [ "$(id -u)" = 0 ]; then
     mkfifo "$TEST_DIR/req" "$TEST_DIR/rep"
     /usr/bin/python3 "$tool" --serve "$TEST_DIR" "$(id -u)" &
     reader=$!
-    exec 8>"$TEST_DIR/req"
-    ask() { echo "$*" >&8; head -1 "$TEST_DIR/rep"; }
+    exec 8>"$TEST_DIR/req" 7<"$TEST_DIR/rep"
+    ask() { local a; echo "$*" >&8; read -r a <&7 && echo "$a"; }
     read -r _ _ _ stree < <(ask "$parent")
     read -r _ _ suss sone < <(ask one "$parent")
     check "the reader gives the tree's USS as tree-mem.py does ($stree kB)" between "$stree" 16384 32768
     check "... and the parent alone when asked 'one PID' (USS $suss kB)" [ "$suss" -lt 16384 ]
     check "... whose 16 MiB, shared with its child, are not its own ($sone kB)" [ "$sone" -lt 16384 ]
-    exec 8>&-
+    # Questions back to back: each gets its own answer (a FIFO opened afresh
+    # per answer once let a question meet the last answer's writer and read
+    # nothing, leaving the reader stuck on an answer nobody took).
+    n=0
+    for _ in $(seq 1 30); do [ "$(ask one "$child" | wc -w)" = 4 ] && n=$((n + 1)); done
+    check "30 questions back to back, 30 answers ($n)" [ "$n" = 30 ]
+    exec 8>&- 7<&-
     wait "$reader" 2>/dev/null || true
     check "the reader ends at the end of its input" [ ! -d "/proc/$reader" ]
     rm -f "$TEST_DIR/req" "$TEST_DIR/rep"
     mkfifo "$TEST_DIR/req" "$TEST_DIR/rep"
     /usr/bin/python3 "$tool" --serve "$TEST_DIR" 4242 &
     reader=$!
-    exec 8>"$TEST_DIR/req"
+    exec 8>"$TEST_DIR/req" 7<"$TEST_DIR/rep"
     check "a reader for uid 4242 does not answer for root's processes" [ "$(ask "$parent")" = "- - - -" ]
     check "... nor for a request that is not a pid" [ "$(ask one x)" = "- - - -" ]
-    exec 8>&-
+    exec 8>&- 7<&-
     wait "$reader" 2>/dev/null || true
 fi
 

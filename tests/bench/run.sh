@@ -30,7 +30,8 @@ if [ "$(id -u)" = 0 ]; then
     "$build/berth" setup --user berth >/dev/null
     # The tree-unique memory (tree-mem.py) needs page frame numbers, which
     # only root reads: a reader stays root and answers the benchmark's
-    # questions about the berth user's processes over two FIFOs.
+    # questions about the berth user's processes (and those running as its
+    # subordinate ids, a container's init) over two FIFOs.
     mem=$(mktemp -d /tmp/berth-bench-mem.XXXXXX)
     mkfifo -m 600 "$mem/req" "$mem/rep"
     chown berth "$mem" "$mem/req" "$mem/rep"
@@ -78,8 +79,10 @@ CONF
 # mem_tree PID: "RSS PSS USS TREE-USS" in kB over PID and its descendants
 # (tests/bench/tree-mem.py says what each counts), through the root reader
 # when run.sh started as root, else directly (TREE-USS is then "-").
-# The sub-scripts (start.sh, real-path.sh) inherit fd 9 and ask through serve.sh's bench_mem_ask too.
-if [ -n "${BERTH_BENCH_MEM:-}" ]; then exec 9>"$BERTH_BENCH_MEM/req"; fi
+# The FIFOs stay open on fds 9 (questions) and 8 (answers), in the order the
+# reader opens them; the sub-scripts (start.sh, real-path.sh) inherit both
+# and ask through serve.sh's bench_mem_ask too.
+if [ -n "${BERTH_BENCH_MEM:-}" ]; then exec 9>"$BERTH_BENCH_MEM/req" 8<"$BERTH_BENCH_MEM/rep"; fi
 . "$top/tests/bench/serve.sh"
 mem_tree() { bench_mem_ask "$1" || python3 "$top/tests/bench/tree-mem.py" "$1"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

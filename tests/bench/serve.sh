@@ -22,28 +22,29 @@ bench_serve_stop() {
     rm -rf "$T" 2>/dev/null || unshare --map-root-user --map-auto rm -rf "$T" 2>/dev/null || true
 }
 # bench_mem_ask REQUEST: the answer of run.sh's memory reader, which stays
-# root (tests/bench/tree-mem.py --serve; its request FIFO is open on fd 9):
-# "RSS PSS USS TREE-USS" in kB for "PID" (the tree) or "one PID". Fails
-# when there is no reader (a script run alone, or make bench not as root).
+# root (tests/bench/tree-mem.py --serve; its FIFOs are open on fds 9, the
+# questions, and 8, the answers): "RSS PSS USS TREE-USS" in kB for "PID"
+# (the tree) or "one PID". Fails when there is no reader (a script run
+# alone, or make bench not as root).
 bench_mem_ask() {
-    { [ -n "${BERTH_BENCH_MEM:-}" ] && true >&9; } 2>/dev/null || return 1
+    local answer
+    { [ -n "${BERTH_BENCH_MEM:-}" ] && true >&9 && true <&8; } 2>/dev/null || return 1
     echo "$*" >&9
-    head -1 "$BERTH_BENCH_MEM/rep"
+    read -r answer <&8 && echo "$answer"
 }
 # bench_init_memory PID: the memory of a container's init (which also serves
 # the port agent) against issue 9's goal of a USS <= 400 kB. The init is not
 # dumpable and runs as the container's root: only root reads its smaps (the
-# reader above, or this script run as root). Its /proc/PID/status is open to
-# all: the anonymous resident memory there bounds the USS from above (pages
-# it still shares copy-on-write with its parent count too), and its file
-# pages are libc's, shared.
+# reader above, or tree-mem.py when this script runs as root). Its
+# /proc/PID/status is open to all: the anonymous resident memory there
+# bounds the USS from above (pages it still shares copy-on-write with its
+# parent count too), and its file pages are libc's, shared.
 bench_init_memory() {
     local rss pss uss anon file
-    if read -r rss pss uss _ < <(bench_mem_ask one "$1") && [ "$uss" != - ]; then
-        echo "init $1: RSS $rss kB, PSS $pss kB, USS $uss kB (goal <= 400 kB: $( [ "$uss" -le 400 ] && echo met || echo NOT met))"
-    elif cat "/proc/$1/smaps_rollup" >/dev/null 2>&1; then
-        read -r rss pss uss < <(awk '/^Rss:/ {r = $2} /^Pss:/ {p = $2} /^Private_(Clean|Dirty):/ {u += $2}
-            END {print r, p, u}' "/proc/$1/smaps_rollup")
+    read -r rss pss uss _ < <(bench_mem_ask one "$1" ||
+        python3 "$(dirname "${BASH_SOURCE[0]}")/tree-mem.py" one "$1") || true
+    # "- ..." from a reader that refused; no RSS where the smaps were not ours to read.
+    if [ "${rss:--}" != - ] && [ "$rss" -gt 0 ]; then
         echo "init $1: RSS $rss kB, PSS $pss kB, USS $uss kB (goal <= 400 kB: $( [ "$uss" -le 400 ] && echo met || echo NOT met))"
     else
         read -r anon file < <(awk '/^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} END {print a, f}' "/proc/$1/status")

@@ -5,7 +5,8 @@
 # comparison (berth's router, one process, against nginx's master and
 # worker):
 #   tree-mem.py PID     prints "RSS PSS USS TREE_USS" in kB over PID and
-#                       all its descendants.
+#                       all its descendants;
+#   tree-mem.py one PID the same for PID alone.
 # RSS, PSS and USS are the sums of each process's smaps_rollup (USS =
 # Private_Clean + Private_Dirty). A sum of per-process USS undercounts a
 # tree of several processes: a page that nginx's master and worker share,
@@ -25,6 +26,11 @@
 #                       processes of UID or of its subordinate ids (a
 #                       container's init runs as one, not dumpable, so only
 #                       root reads its smaps); ends at end of input.
+#                       Both FIFOs stay open for the whole session, req
+#                       first (the asker opens them in the same order):
+#                       a FIFO opened afresh per answer would let the next
+#                       question's reader meet the last answer's writer
+#                       still open and read nothing.
 import os
 import pwd
 import struct
@@ -51,22 +57,17 @@ def tree(pid):
 
 
 def rollup_sums(pids):
-    rss = pss = uss = 0
+    kb = {"Rss": 0, "Pss": 0, "Private_Clean": 0, "Private_Dirty": 0}
     for p in pids:
         try:
             with open(f"/proc/{p}/smaps_rollup") as f:
                 for line in f:
                     key, _, rest = line.partition(":")
-                    kb = int(rest.split()[0]) if key in ("Rss", "Pss", "Private_Clean", "Private_Dirty") else 0
-                    if key == "Rss":
-                        rss += kb
-                    elif key == "Pss":
-                        pss += kb
-                    elif key in ("Private_Clean", "Private_Dirty"):
-                        uss += kb
+                    if key in kb:
+                        kb[key] += int(rest.split()[0])
         except OSError:
             pass
-    return rss, pss, uss
+    return kb["Rss"], kb["Pss"], kb["Private_Clean"] + kb["Private_Dirty"]
 
 
 def mapped_frames(pid, counts):
@@ -106,6 +107,15 @@ def tree_uss_kb(pids):
         return None
 
 
+def parse_request(words):
+    """(pid, alone) from "PID" (the tree) or "one PID" (that process alone); ValueError otherwise."""
+    if len(words) == 1:
+        return int(words[0]), False
+    if len(words) == 2 and words[0] == "one":
+        return int(words[1]), True
+    raise ValueError("not a request: " + " ".join(words))
+
+
 def measure(pid, alone=False):
     pids = [pid] if alone else tree(pid)
     rss, pss, uss = rollup_sums(pids)
@@ -138,24 +148,23 @@ def serve(fifo_dir, uid):
     def allowed(owner):
         return owner == uid or any(first <= owner < first + count for first, count in ranges)
 
-    # Opening req blocks until the benchmark opens it to write; its end of input ends the reader.
-    with open(os.path.join(fifo_dir, "req")) as req:
+    # Each open blocks until the benchmark opens the other end; req's end of input ends the reader.
+    with open(os.path.join(fifo_dir, "req")) as req, open(os.path.join(fifo_dir, "rep"), "w") as rep:
         for line in req:
-            words = line.split()
             try:
-                alone = len(words) == 2 and words[0] == "one"
-                pid = int(words[-1])
+                pid, alone = parse_request(line.split())
                 answer = measure(pid, alone) if allowed(os.stat(f"/proc/{pid}").st_uid) else "- - - -"
-            except (ValueError, IndexError, OSError):
+            except (ValueError, OSError):
                 answer = "- - - -"
-            with open(os.path.join(fifo_dir, "rep"), "w") as rep:
-                rep.write(answer + "\n")
+            rep.write(answer + "\n")
+            rep.flush()
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--serve":
         serve(sys.argv[2], int(sys.argv[3]))
-    elif len(sys.argv) == 2:
-        print(measure(int(sys.argv[1])))
     else:
-        sys.exit("usage: tree-mem.py PID | tree-mem.py --serve FIFO_DIR UID")
+        try:
+            print(measure(*parse_request(sys.argv[1:])))
+        except ValueError:
+            sys.exit("usage: tree-mem.py [one] PID | tree-mem.py --serve FIFO_DIR UID")
