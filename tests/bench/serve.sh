@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 #
 # Sourced by the benchmarks that need a `berth serve` of their own
-# (real-path.sh, deploy.sh, neighbour.sh), and for bench_init_memory (start.sh). bench_serve_start BUILD_DIR starts one with
-# its home in $T (the caller's temporary directory) on free loopback ports
-# and sets serve (its pid), http, control, BERTH_URL and BERTH_TOKEN.
+# (real-path.sh, deploy.sh, neighbour.sh), for bench_init_memory (start.sh)
+# and for bench_mem_ask (run.sh). bench_serve_start BUILD_DIR starts one
+# with its home in $T (the caller's temporary directory) on free loopback
+# ports and sets serve (its pid), http, control, BERTH_URL and BERTH_TOKEN.
 # bench_serve_stop stops it and removes $T; what the containers left there
 # belongs to subordinate ids and is removed from a user namespace.
 serve=
