@@ -6,7 +6,9 @@
 # with its home in $T (the caller's temporary directory) on free loopback
 # ports and sets serve (its pid), http, control, BERTH_URL and BERTH_TOKEN.
 # bench_serve_stop stops it and removes $T; what the containers left there
-# belongs to subordinate ids and is removed from a user namespace.
+# belongs to subordinate ids and is removed from a user namespace
+# (tests/lib/subid-rm.sh).
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/subid-rm.sh"
 serve=
 bench_serve_start() {
     "$1/berth" serve --home "$T/home" --http 127.0.0.1:0 --control 127.0.0.1:0 >"$T/serve.log" 2>&1 &
@@ -20,7 +22,7 @@ bench_serve_start() {
 }
 bench_serve_stop() {
     [ -z "$serve" ] || { kill "$serve" 2>/dev/null; wait "$serve" 2>/dev/null || true; }
-    rm -rf "$T" 2>/dev/null || unshare --map-root-user --map-auto rm -rf "$T" 2>/dev/null || true
+    subid_rm_rf "$T"
 }
 # bench_mem_ask REQUEST: the answer of run.sh's memory reader, which stays
 # root (tests/bench/tree-mem.py --serve; its FIFOs are open on fds 9, the

@@ -25,7 +25,7 @@ chmod 755 "$T"
 bg=
 cleanup() {
     [ -z "$bg" ] || { kill "$bg" 2>/dev/null; wait "$bg" 2>/dev/null || true; }
-    rm -rf "$T" 2>/dev/null || unshare --map-root-user --map-auto rm -rf "$T" 2>/dev/null || true
+    subid_rm_rf "$T"
 }
 trap cleanup EXIT
 export BERTH_HOME=$T/home

@@ -7,6 +7,7 @@
 
 BERTH=${BERTH:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/berth}
 SRCDIR=${SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+. "$(dirname "${BASH_SOURCE[0]}")/subid-rm.sh"
 TEST_DIR=$(mktemp -d /tmp/berth-test.XXXXXX)
 chmod 0755 "$TEST_DIR"
 tap_n=0
@@ -23,10 +24,7 @@ cleanup() {
     if [ "${KEEP_TEST_DIR:-}" = 1 ]; then
         echo "# kept $TEST_DIR"
     else
-        # Slugs and container layers hold files owned by the tenant's
-        # subordinate ids, which only a user namespace mapping them may remove.
-        rm -rf "$TEST_DIR" 2>/dev/null ||
-            unshare --map-root-user --map-auto rm -rf "$TEST_DIR" 2>/dev/null || true
+        subid_rm_rf "$TEST_DIR"   # slugs hold files of the tenants' ids
     fi
     exit $rc
 }
