@@ -8,7 +8,9 @@
 # limits of its own (--cpus 0.5 --memory 256M --pids 300 on this 2-CPU
 # host), which the kernel enforces; B has the defaults. Medians of ROUNDS
 # runs of SECS seconds each. Run by tests/bench/run.sh as the berth user,
-# or alone: tests/bench/neighbour.sh BUILD_DIR [ROUNDS] [SECS]
+# or alone: tests/bench/neighbour.sh BUILD_DIR [ROUNDS] [SECS]. To see
+# which part of the load costs B, NEIGHBOUR_LOAD names the parts to run
+# (words spin, hog, storm; default "spin spin hog storm").
 set -euo pipefail
 build=$(cd "${1:-build}" && pwd)
 rounds=${2:-3}
@@ -53,11 +55,16 @@ done
 for _ in $(seq 1 "$rounds"); do p99 quiet.localhost >>"$T/idle"; done
 # The load: two busy loops, memory grabbed 16 MiB at a time until the OOM
 # killer ends it (again and again), and forks until pids.max refuses them.
-load='spin() { while :; do :; done; }
-hog() { while :; do python3 -c "x = []
-while True: x.append(bytearray(16 << 20))" 2>/dev/null; done; }
+# NEIGHBOUR_LOAD picks parts of it, to see which one costs B (default: all).
+parts=
+for part in ${NEIGHBOUR_LOAD:-spin spin hog storm}; do
+    case $part in spin | hog | storm) parts="$parts$part & " ;; *) echo "  unknown load part: $part"; exit 1 ;; esac
+done
+load="spin() { while :; do :; done; }
+hog() { while :; do python3 -c \"x = []
+while True: x.append(bytearray(16 << 20))\" 2>/dev/null; done; }
 storm() { while :; do sleep 5 & done 2>/dev/null; }
-spin & spin & hog & storm & wait'
+${parts}wait"
 BERTH_TOKEN=$ta "$B" run:detached noisy -- "$load" >"$T/run.out" 2>&1 ||
     { echo "  run:detached failed: $(tail -2 "$T/run.out" | tr '\n' ' ')"; exit 0; }
 sleep 2
