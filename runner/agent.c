@@ -13,6 +13,17 @@
  * runner_agent_request() says EAGAIN once it is full. (Its outbox does keep
  * the slots of AGENT_MAX_CONNECTS it holds until then.)
  *
+ * A channel also brings stock requests: for each, the agent makes up to
+ * PROTO_AGENT_STOCK_MAX unconnected TCP sockets here, in the container's
+ * network namespace (a socket connects in the namespace it was made in,
+ * whoever calls connect()), sends them at once with the port, and closes
+ * its own copies; the caller dials the app itself. A stock keeps no state
+ * and takes no slot of AGENT_MAX_CONNECTS. Since a channel is read only
+ * once its outbox is empty, a stock goes after every reply owed before it;
+ * one the channel has no room for (or that would put more of the init's
+ * fds in flight than its fd limit allows, ETOOMANYREFS) is dropped,
+ * sockets and all, and its caller asks again after a while.
+ *
  * A connect still in progress after a few milliseconds is dialled again
  * on a fresh socket. On the container's loopback the handshake takes
  * microseconds, so a connect that waits has had its SYN dropped: the app's
@@ -258,6 +269,26 @@ static void connect_answer(struct agent *a, struct connect *cn, int error)
     channel_flush(a, cn->ch);
 }
 
+/*
+ * A TCP socket of the container's network namespace as the caller gets it
+ * (runner.h), connected or not: O_CLOEXEC, non-blocking, TCP_NODELAY. The
+ * fd or -errno.
+ */
+static int tcp_socket(void)
+{
+    int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -errno;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        int r = -errno;
+
+        (void)close(fd);
+        return r;
+    }
+    return fd;
+}
+
 /* Opens cn->fd and dials: 1 in progress (and watched), 0 connected at once, -errno failed at once. */
 static int connect_dial(struct agent *a, struct connect *cn)
 {
@@ -266,15 +297,11 @@ static int connect_dial(struct agent *a, struct connect *cn)
         .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
     };
     struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = &cn->item };
+    int r = tcp_socket();
 
-    int one = 1;
-
-    /* The caller gets it as it is made: non-blocking, TCP_NODELAY (runner.h). */
-    cn->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (cn->fd < 0)
-        return -errno;
-    if (setsockopt(cn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-        return -errno;
+    if (r < 0)
+        return r;
+    cn->fd = r;
     if (connect(cn->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
         return 0;
     if (errno != EINPROGRESS)
@@ -400,24 +427,55 @@ static void channel_request(struct agent *a, struct channel *ch, uint64_t id)
         connect_answer(a, cn, -r);
 }
 
+/*
+ * A stock request for n sockets (1..PROTO_AGENT_STOCK_MAX): as many as can
+ * be made, none without a port, sent at once or not at all (see the top of
+ * the file). The channel's outbox is empty: channel_read() reads only then.
+ */
+static void channel_stock(struct agent *a, struct channel *ch, uint32_t n)
+{
+    int fds[PROTO_AGENT_STOCK_MAX];
+    size_t made = 0;
+    int r;
+
+    while (a->port != 0 && made < n && (r = tcp_socket()) >= 0)
+        fds[made++] = r;
+    r = proto_agent_send_stock(ch->fd, a->port, fds, made);
+    /* The sockets live on in the reader, if they went. */
+    for (size_t i = 0; i < made; i++)
+        (void)close(fds[i]);
+    if (r < 0 && r != -EAGAIN && r != -ENOBUFS && r != -ETOOMANYREFS)
+        /* The reader is gone. */
+        channel_drop(a, ch);
+}
+
 static void channel_read(struct agent *a, struct channel *ch)
 {
     for (int i = 0; i < BATCH && !ch->item.dead && ch->events == EPOLLIN; i++) {
         char buf[PROTO_AGENT_REQUEST_LEN + 1];
         uint64_t id;
+        uint32_t want;
         ssize_t n;
 
         /* Without a control buffer, fds sent along are closed by the kernel. */
         n = recv(ch->fd, buf, sizeof(buf), MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             return;
-        /* End of file, a broken channel, or a request of the wrong size. */
-        if (n != PROTO_AGENT_REQUEST_LEN) {
-            channel_drop(a, ch);
-            return;
+        if (n == PROTO_AGENT_REQUEST_LEN) {
+            memcpy(&id, buf, sizeof(id));
+            channel_request(a, ch, id);
+            continue;
         }
-        memcpy(&id, buf, sizeof(id));
-        channel_request(a, ch, id);
+        if (n == PROTO_AGENT_STOCK_REQUEST_LEN) {
+            memcpy(&want, buf, sizeof(want));
+            if (want >= 1 && want <= PROTO_AGENT_STOCK_MAX) {
+                channel_stock(a, ch, want);
+                continue;
+            }
+        }
+        /* End of file, a broken channel, a request of the wrong size or a stock out of range. */
+        channel_drop(a, ch);
+        return;
     }
 }
 
@@ -574,14 +632,15 @@ void agent_tick(struct agent *a)
 }
 
 /*
- * Every channel and every connect holds an fd; the daemon's soft limit is
- * often 1024, below what the caps above allow. Only the soft limit moves,
+ * Every channel and every connect holds an fd, and a stock as many as it
+ * has sockets while it is sent; the daemon's soft limit is often 1024,
+ * below what the caps above allow. Only the soft limit moves,
  * which needs no privilege, and only in the init: the app was forked
  * before and keeps the daemon's.
  */
 static void raise_fd_limit(void)
 {
-    const rlim_t want = AGENT_MAX_CHANNELS + AGENT_MAX_CONNECTS + 64;
+    const rlim_t want = AGENT_MAX_CHANNELS + AGENT_MAX_CONNECTS + PROTO_AGENT_STOCK_MAX + 64;
     struct rlimit rl;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)

@@ -6,7 +6,9 @@
  * a non-blocking TCP connect to 127.0.0.1:<port> in the container's network
  * namespace for each, many at once, and answers each request on its own
  * channel when its connect completes, fails or reaches
- * RUNNER_AGENT_CONNECT_TIMEOUT_MS (the wire: proto.h, "The port agent").
+ * RUNNER_AGENT_CONNECT_TIMEOUT_MS; and answers stock requests at once with
+ * unconnected TCP sockets made in that namespace, for the caller to dial
+ * itself (the wire: proto.h, "The port agent").
  * Nothing here ever blocks: a slow app holds up only its own requests.
  */
 #ifndef BERTH_RUNNER_AGENT_H

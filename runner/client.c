@@ -304,12 +304,32 @@ int runner_agent_request(int channel_fd, uint64_t id)
 
 int runner_agent_reply(int channel_fd, uint64_t *ret_id, int *ret_sock, int *ret_errno)
 {
-    int32_t error;
-    int r = proto_agent_recv_reply(channel_fd, ret_id, &error, ret_sock);
+    struct runner_agent_answer a;
+    int r;
 
-    if (r == 1)
-        *ret_errno = error;
+    while ((r = proto_agent_recv_answer(channel_fd, &a)) == 1 && a.is_stock)
+        for (unsigned i = 0; i < a.n_stock; i++)
+            (void)close(a.stock[i]);
+    if (r == 1) {
+        *ret_id = a.id;
+        *ret_sock = a.sock;
+        *ret_errno = a.error;
+    }
     return r;
+}
+
+int runner_agent_ask_stock(int channel_fd, unsigned n)
+{
+    uint32_t want = n;
+
+    if (n == 0 || n > RUNNER_AGENT_STOCK_MAX)
+        return -EINVAL;
+    return proto_sendf(channel_fd, MSG_DONTWAIT, &want, sizeof(want), NULL, 0);
+}
+
+int runner_agent_answer(int channel_fd, struct runner_agent_answer *ret)
+{
+    return proto_agent_recv_answer(channel_fd, ret);
 }
 
 /*

@@ -2,9 +2,9 @@
 /*
  * The daemon <-> spawner wire (see proto.h): a tiny length-checked binary
  * encoding of runner_spec, of the tree requests and of every reply,
- * datagrams with SCM_RIGHTS, the port agent's replies, the error reports a
- * container's setup code sends back to the spawner, and fd hygiene for the
- * processes the spawner creates.
+ * datagrams with SCM_RIGHTS, the port agent's replies and stocks, the
+ * error reports a container's setup code sends back to the spawner, and fd
+ * hygiene for the processes the spawner creates.
  */
 #include <errno.h>
 #include <limits.h>
@@ -21,6 +21,13 @@
 #include "common/banned.h"
 
 #define NULL_STR 0xffffffffu
+
+/*
+ * Room for the fds of one datagram: a port agent's stock is the most any
+ * message carries (the others stop at PROTO_MAX_FDS).
+ */
+#define CONTROL_FDS PROTO_AGENT_STOCK_MAX
+_Static_assert(CONTROL_FDS >= PROTO_MAX_FDS, "the control buffer holds every message's fds");
 
 void proto_put_u64(struct strbuf *sb, uint64_t v)
 {
@@ -276,17 +283,18 @@ int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_f
     return proto_sendf(sock, 0, buf, len, fds, n_fds);
 }
 
-int proto_sendf(int sock, int flags, const void *buf, size_t len, const int *fds, size_t n_fds)
+/* One sendmsg of buf with n_fds (at most CONTROL_FDS) fds; 0 or -errno. */
+static int send_fds(int sock, int flags, const void *buf, size_t len, const int *fds, size_t n_fds)
 {
     union {
-        char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
+        char buf[CMSG_SPACE(sizeof(int) * CONTROL_FDS)];
         struct cmsghdr align;
     } control;
     struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
     ssize_t n;
 
-    if (n_fds > PROTO_MAX_FDS || len > PROTO_MAX_MSG)
+    if (n_fds > CONTROL_FDS || len > PROTO_MAX_MSG)
         return -EMSGSIZE;
     if (n_fds) {
         struct cmsghdr *cmsg;
@@ -308,6 +316,13 @@ int proto_sendf(int sock, int flags, const void *buf, size_t len, const int *fds
     return (size_t)n == len ? 0 : -EMSGSIZE;
 }
 
+int proto_sendf(int sock, int flags, const void *buf, size_t len, const int *fds, size_t n_fds)
+{
+    if (n_fds > PROTO_MAX_FDS)
+        return -EMSGSIZE;
+    return send_fds(sock, flags, buf, len, fds, n_fds);
+}
+
 ssize_t proto_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds, size_t *n_fds)
 {
     return proto_recvf(sock, 0, buf, cap, fds, max_fds, n_fds);
@@ -323,7 +338,7 @@ static ssize_t recv_fds(int sock, int flags, void *buf, size_t cap, int *fds, si
                         size_t *n_fds, int *ret_flags)
 {
     union {
-        char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_FDS)];
+        char buf[CMSG_SPACE(sizeof(int) * CONTROL_FDS)];
         struct cmsghdr align;
     } control;
     struct iovec iov = { .iov_base = buf, .iov_len = cap };
@@ -382,41 +397,99 @@ void proto_agent_put_reply(char buf[PROTO_AGENT_REPLY_LEN], uint64_t id, int32_t
     memcpy(buf + sizeof(id), &error, sizeof(error));
 }
 
-int proto_agent_recv_reply(int sock, uint64_t *ret_id, int32_t *ret_error, int *ret_fd)
+int proto_agent_send_stock(int sock, uint16_t port, const int *fds, size_t n)
 {
-    char buf[PROTO_AGENT_REPLY_LEN + 1];
-    int fd = -1, msg_flags = 0;
-    size_t n_fds;
+    char buf[PROTO_AGENT_STOCK_LEN];
+    uint16_t count = (uint16_t)n;
+
+    if (n > PROTO_AGENT_STOCK_MAX)
+        return -EMSGSIZE;
+    memcpy(buf, &port, sizeof(port));
+    memcpy(buf + sizeof(port), &count, sizeof(count));
+    return send_fds(sock, MSG_DONTWAIT, buf, sizeof(buf), fds, n);
+}
+
+/* An answer that holds no socket yet. */
+static void answer_init(struct runner_agent_answer *a, bool is_stock)
+{
+    *a = (struct runner_agent_answer){ .is_stock = is_stock, .sock = -1 };
+    for (size_t i = 0; i < PROTO_AGENT_STOCK_MAX; i++)
+        a->stock[i] = -1;
+}
+
+/* A connect reply (PROTO_AGENT_REPLY_LEN bytes in buf) into *ret; 0 or -EBADMSG. */
+static int connect_answer(const char *buf, const int *fds, size_t n_fds, int msg_flags,
+                          struct runner_agent_answer *ret)
+{
     uint64_t id;
     int32_t error;
-    ssize_t n;
 
-    n = recv_fds(sock, MSG_DONTWAIT, buf, sizeof(buf), &fd, 1, &n_fds, &msg_flags);
-    /*
-     * A unix socket closed with datagrams still unread in it (requests the
-     * init never got to: it exited, or refused the channel) gives its peer
-     * one ECONNRESET before end of file. It is the same end.
-     */
-    if (n == -ECONNRESET || n == 0)
-        return 0;
-    if (n < 0)
-        return (int)n;
     memcpy(&id, buf, sizeof(id));
     memcpy(&error, buf + sizeof(id), sizeof(error));
     /* The socket did not fit in this process's fd table: the kernel closed it. */
     if ((msg_flags & MSG_CTRUNC) && error == 0 && n_fds == 0)
         error = EMFILE;
-    if (n != PROTO_AGENT_REPLY_LEN || (msg_flags & MSG_TRUNC) || error < 0 || error > 4095 ||
-        (error == 0) != (n_fds == 1)) {
-        if (n_fds)
-            (void)close(fd);
+    if (error < 0 || error > 4095 || n_fds > 1 || (error == 0) != (n_fds == 1))
         return -EBADMSG;
+    answer_init(ret, false);
+    ret->id = id;
+    ret->error = error;
+    ret->sock = error == 0 ? fds[0] : -1;
+    return 0;
+}
+
+/* A stock reply (PROTO_AGENT_STOCK_LEN bytes in buf) into *ret; 0 or -EBADMSG. */
+static int stock_answer(const char *buf, const int *fds, size_t n_fds, int msg_flags,
+                        struct runner_agent_answer *ret)
+{
+    uint16_t port, count;
+
+    memcpy(&port, buf, sizeof(port));
+    memcpy(&count, buf + sizeof(port), sizeof(count));
+    /*
+     * Fewer fds than the count only when the rest did not fit in this
+     * process's fd table (the kernel closed them): the stock is what came.
+     */
+    if (count > PROTO_AGENT_STOCK_MAX || (port == 0 && count != 0) || n_fds > count ||
+        (n_fds < count && !(msg_flags & MSG_CTRUNC)))
+        return -EBADMSG;
+    answer_init(ret, true);
+    ret->port = port;
+    ret->n_stock = (unsigned)n_fds;
+    memcpy(ret->stock, fds, n_fds * sizeof(*fds));
+    return 0;
+}
+
+int proto_agent_recv_answer(int sock, struct runner_agent_answer *ret)
+{
+    char buf[PROTO_AGENT_REPLY_LEN + 1];
+    int fds[PROTO_AGENT_STOCK_MAX], msg_flags = 0, r = -EBADMSG;
+    size_t n_fds = 0;
+    ssize_t n;
+
+    n = recv_fds(sock, MSG_DONTWAIT, buf, sizeof(buf), fds, PROTO_AGENT_STOCK_MAX, &n_fds, &msg_flags);
+    /*
+     * A unix socket closed with datagrams still unread in it (requests the
+     * init never got to: it exited, or refused the channel) gives its peer
+     * one ECONNRESET before end of file. It is the same end.
+     */
+    if (n == -ECONNRESET)
+        return 0;
+    if (n < 0)
+        return (int)n;
+    if (n == 0)
+        r = 0;
+    else if (msg_flags & MSG_TRUNC)
+        r = -EBADMSG;
+    else if (n == PROTO_AGENT_REPLY_LEN)
+        r = connect_answer(buf, fds, n_fds, msg_flags, ret);
+    else if (n == PROTO_AGENT_STOCK_LEN)
+        r = stock_answer(buf, fds, n_fds, msg_flags, ret);
+    if (r < 0 || n == 0) {
+        for (size_t i = 0; i < n_fds; i++)
+            (void)close(fds[i]);
+        return r;
     }
-    *ret_id = id;
-    *ret_error = error;
-    *ret_fd = error == 0 ? fd : -1;
-    if (error && n_fds)
-        (void)close(fd);
     return 1;
 }
 

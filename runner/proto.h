@@ -130,35 +130,69 @@ ssize_t proto_recvf(int sock, int flags, void *buf, size_t cap, int *fds, size_t
  * cannot take (past RUNNER_AGENT_MAX_CHANNELS), so that its other end
  * reads end of file.
  *
- * A channel, many per container: requests from the daemon, exactly
- * PROTO_AGENT_REQUEST_LEN bytes, a u64 id (opaque to the init); replies from
- * the init, exactly PROTO_AGENT_REPLY_LEN bytes, the u64 id of the request
- * it answers and an i32 errno: 0 with exactly one fd by SCM_RIGHTS, a TCP
- * socket connected to 127.0.0.1:<port> in the container's network
- * namespace (blocking), or a positive errno and no fd. Every request gets
- * exactly one reply while the channel lasts, in the order the connects
- * complete, not the order of the requests. A datagram of another length
- * ends the channel. The daemon ends a channel by closing its end (which
- * ends the connects in progress for it); the init ends it by closing its
- * own, or by exiting, and the daemon then reads end of file (after one
- * ECONNRESET when requests were left unread in the init's end). Numbers
- * are in host byte order: both ends run on one host.
+ * A channel, many per container, carries two kinds of request from the
+ * daemon and their replies from the init. A connect request is exactly
+ * PROTO_AGENT_REQUEST_LEN bytes, a u64 id (opaque to the init); its reply
+ * exactly PROTO_AGENT_REPLY_LEN bytes, the u64 id of the request it answers
+ * and an i32 errno: 0 with exactly one fd by SCM_RIGHTS, a TCP socket
+ * connected to 127.0.0.1:<port> in the container's network namespace
+ * (non-blocking, TCP_NODELAY), or a positive errno and no fd. Every connect
+ * request gets exactly one reply while the channel lasts, in the order the
+ * connects complete, not the order of the requests.
+ *
+ * A stock request is exactly PROTO_AGENT_STOCK_REQUEST_LEN bytes, a u32 n,
+ * 1..PROTO_AGENT_STOCK_MAX: it asks for n TCP sockets made in the
+ * container's network namespace and not connected (a socket connects in
+ * the namespace it was made in, whoever calls connect()), for the daemon to
+ * dial 127.0.0.1:<port> itself, without a round trip to the init per
+ * connection. Its reply, sent as soon as the request is read, is exactly
+ * PROTO_AGENT_STOCK_LEN bytes, a u16 port and a u16 count, with exactly
+ * `count` fds by SCM_RIGHTS (none when count is 0): non-blocking,
+ * TCP_NODELAY sockets to connect to 127.0.0.1:port. count is at most n,
+ * fewer when the init could make no more (its fd limit), and 0, with port
+ * 0, when the container has no port. A stock holds none of
+ * RUNNER_AGENT_MAX_REQUESTS. Unlike a connect, a stock request may go
+ * unanswered: one the init cannot send at once (the channel is full, or
+ * too many of the init's fds are in flight) is dropped, sockets and all,
+ * and the daemon asks again after a while. Replies keep their order: the
+ * init reads a channel only once it has sent every reply it owes there.
+ *
+ * A datagram of another length, or a stock request for 0 or more than
+ * PROTO_AGENT_STOCK_MAX sockets, ends the channel. The daemon ends a
+ * channel by closing its end (which ends the connects in progress for it);
+ * the init ends it by closing its own, or by exiting, and the daemon then
+ * reads end of file (after one ECONNRESET when requests were left unread in
+ * the init's end). Numbers are in host byte order: both ends run on one
+ * host.
  */
 #define PROTO_AGENT_CHANNEL 'C'
 #define PROTO_AGENT_REQUEST_LEN 8
 #define PROTO_AGENT_REPLY_LEN 12
+#define PROTO_AGENT_STOCK_REQUEST_LEN 4
+#define PROTO_AGENT_STOCK_LEN 4
+#define PROTO_AGENT_STOCK_MAX RUNNER_AGENT_STOCK_MAX
 
-/* Encodes a channel reply into buf. */
+/* Encodes a connect reply into buf. */
 void proto_agent_put_reply(char buf[PROTO_AGENT_REPLY_LEN], uint64_t id, int32_t error);
 /*
- * Receives one channel reply without waiting: 1 with *ret_id, *ret_error
- * and, when that is 0, *ret_fd (O_CLOEXEC); 0 at the channel's end; -EAGAIN
- * when none is waiting; -EBADMSG for a reply of another length, an errno
- * outside 0..4095, or an fd where there should be none or none where there
- * should be one. A reply whose socket did not fit in this process's fd
- * table (the kernel closed it) comes back with EMFILE, so its id is not lost.
+ * Sends a stock reply without waiting: port and the n (at most
+ * PROTO_AGENT_STOCK_MAX) sockets in fds[], which stay the caller's to
+ * close. 0 or -errno (-EAGAIN when the channel is full).
  */
-int proto_agent_recv_reply(int sock, uint64_t *ret_id, int32_t *ret_error, int *ret_fd);
+int proto_agent_send_stock(int sock, uint16_t port, const int *fds, size_t n);
+/*
+ * Receives one reply, connect or stock, without waiting: 1 with *ret
+ * filled (runner_agent_answer(); its fds O_CLOEXEC and the caller's); 0 at
+ * the channel's end; -EAGAIN when none is waiting; -EBADMSG, closing what
+ * fds came, for a reply of another length, a connect reply with an errno
+ * outside 0..4095 or an fd where there should be none or none where there
+ * should be one, or a stock reply whose count is past
+ * PROTO_AGENT_STOCK_MAX, differs from its fds, or is not 0 with port 0.
+ * Fds that did not fit in this process's fd table (the kernel closed them)
+ * lose no reply: a connect reply comes back with EMFILE, so its id is not
+ * lost, and a stock with the sockets that did fit.
+ */
+int proto_agent_recv_answer(int sock, struct runner_agent_answer *ret);
 
 /*
  * Reports a setup error or success from a child to the spawner over a

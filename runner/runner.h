@@ -14,8 +14,9 @@
  * forwards signals to the app's process group, reports the app's exit status,
  * and serves the port agent: on request it connects a TCP socket to
  * 127.0.0.1:<port> inside the container's network namespace and hands it to
- * the daemon, so the router talks to the app over in-kernel loopback with no
- * proxy hop. A container whose spec asks for network also gets a way out,
+ * the daemon, or hands it a stock of unconnected sockets made there for the
+ * daemon to connect itself, so the router talks to the app over in-kernel
+ * loopback with no proxy hop. A container whose spec asks for network also gets a way out,
  * through pasta, that leads anywhere but to the host itself.
  *
  * All functions return 0 (or a count) on success and -errno on failure,
@@ -200,7 +201,9 @@ int runner_connect(struct runner_container *c, int *ret_fd, struct berth_error *
  * RUNNER_AGENT_MAX_CHANNELS channels at once (one more reads end of file at
  * once: close one and open again) and holds at most
  * RUNNER_AGENT_MAX_REQUESTS requests at once over all of them, connecting
- * or answered but not yet read (one more is answered EAGAIN).
+ * or answered but not yet read (one more is answered EAGAIN). A loop that
+ * connects often asks for a stock of sockets instead (runner_agent_ask_stock())
+ * and dials them itself, one agent round trip for many connections.
  *
  * runner_agent_open(): *ret_fd is a new SOCK_SEQPACKET channel, O_CLOEXEC
  * and O_NONBLOCK, owned by the caller (close it when done: that also ends
@@ -221,21 +224,69 @@ int runner_agent_open(struct runner_container *c, int *ret_fd, struct berth_erro
  */
 int runner_agent_request(int channel_fd, uint64_t id);
 /*
- * Reads one reply from a channel: its id, and either a connected socket
+ * Reads one connect reply from a channel: its id, and either a connected socket
  * (*ret_sock, O_CLOEXEC, O_NONBLOCK and TCP_NODELAY, ready for an event
  * loop, owned by the caller; *ret_errno 0) or
  * *ret_errno and *ret_sock -1: ECONNREFUSED (nothing listens), ETIMEDOUT
  * (no connection within RUNNER_AGENT_CONNECT_TIMEOUT_MS), EAGAIN (the agent
  * holds RUNNER_AGENT_MAX_REQUESTS already), ENOTCONN (the container has no
- * port), or what socket(2) or connect(2) failed with. Returns 1 for a
+ * port), EMFILE (the socket did not fit in this process's fd table), or
+ * what socket(2) or connect(2) failed with. Returns 1 for a
  * reply, 0 at the channel's end (the container exited, or the agent had no
  * room for the channel; requests not answered by then never will be),
- * -EAGAIN when no reply is waiting, other -errno for a broken channel.
+ * -EAGAIN when no reply is waiting, other -errno for a broken channel. A
+ * stock (runner_agent_ask_stock()) it meets on the way is skipped, its
+ * sockets closed: a channel that asks for stocks is read with
+ * runner_agent_answer().
  *
  * runner_agent_request() and runner_agent_reply() take no lock and touch
- * only the channel: any thread may call them, the caller decides who does.
+ * only the channel: any thread may call them, the caller decides who does;
+ * so do runner_agent_ask_stock() and runner_agent_answer().
  */
 int runner_agent_reply(int channel_fd, uint64_t *ret_id, int *ret_sock, int *ret_errno);
+/*
+ * A stock: sockets the caller connects itself, with no round trip to the
+ * agent per connection. A socket connects in the network namespace it was
+ * made in, whoever calls connect(), so a socket the agent made connects to
+ * 127.0.0.1:port inside the container from the caller's loop.
+ */
+#define RUNNER_AGENT_STOCK_MAX 32
+/*
+ * Asks, on a channel, for n (1..RUNNER_AGENT_STOCK_MAX) TCP sockets made in
+ * the container's network namespace and not connected. The agent answers
+ * at once (runner_agent_answer()), after every reply it sent before on the
+ * channel, with as many as it could make (up to n; none when the container
+ * has no port). A stock holds none of RUNNER_AGENT_MAX_REQUESTS, but may go
+ * unanswered: the agent drops a stock it cannot send at once (the channel
+ * is full, or too many of its fds are in flight), so a caller that has no
+ * answer after a while asks again. Returns as runner_agent_request(): 0,
+ * -EAGAIN (channel full), -EPIPE/-ECONNRESET (container gone); -EINVAL
+ * for n out of range (nothing sent).
+ */
+int runner_agent_ask_stock(int channel_fd, unsigned n);
+
+/* One answer read from a channel: a connect reply, or a stock. */
+struct runner_agent_answer {
+    bool is_stock;
+    uint64_t id;        /* a connect reply: the id it answers */
+    int sock;           /* ... its connected socket (as runner_agent_reply), or -1 */
+    int error;          /* ... or why none (the errnos runner_agent_reply documents) */
+    unsigned n_stock;   /* a stock: how many sockets (0 when the agent could make none) */
+    /*
+     * ... TCP sockets of the container's network namespace, not connected:
+     * O_CLOEXEC, O_NONBLOCK, TCP_NODELAY; owned by the caller. Fewer than
+     * asked when the agent could make no more, or when the rest did not
+     * fit in this process's fd table.
+     */
+    int stock[RUNNER_AGENT_STOCK_MAX];
+    uint16_t port;      /* ... connect them to 127.0.0.1:port (0: the container has no port; n_stock 0) */
+};
+/*
+ * Reads one answer without waiting: 1 with *ret filled, 0 at the channel's
+ * end, -EAGAIN when none waits, other -errno for a broken channel (as
+ * runner_agent_reply; -EBADMSG, its fds closed, for a malformed one).
+ */
+int runner_agent_answer(int channel_fd, struct runner_agent_answer *ret);
 
 /*
  * Waits up to timeout_ms (-1: forever) for the container's process to exit;

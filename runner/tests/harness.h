@@ -70,6 +70,7 @@ void test_trees(struct runner *rn);
 /* In-container helper for test_trees: `<self> --tree-helper DIR`. */
 int tree_helper(const char *dir);
 void test_agent_channels(struct runner *rn);
+void test_agent_stock(struct runner *rn);
 /* In-container app for test_agent_channels: `<self> --listen-helper PORT serve|stall`. */
 int listen_helper(const char *port, const char *mode);
 void test_exit_fds(struct runner *rn);

@@ -17,11 +17,24 @@
  * forwards signals; then runner_connect() across an init-side and a
  * daemon-side (SIGSTOPped init) timeout, and end of file once a container
  * is gone. Latencies are printed as TAP comments.
+ *
+ * Stocks (runner_agent_ask_stock/answer): the sockets are TCP, unconnected,
+ * non-blocking, close-on-exec and TCP_NODELAY; one dialled by this process
+ * reaches httpd in the container while a listener of its own on the host's
+ * 127.0.0.1 and the same port sees nothing; stocks and connects mixed on a
+ * channel are each answered once; runner_agent_reply() skips stocks
+ * without leaking them; a stock request out of range ends its channel; a
+ * container without a port gives an empty stock; stock sockets connect
+ * nowhere once their container is gone; and malformed stock replies, over
+ * a socketpair, end as EBADMSG with their fds closed, while a reader with
+ * room for only some of a stock's sockets gets those.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +50,7 @@
 #include "common/cleanup.h"
 #include "common/fileio.h"
 #include "common/xalloc.h"
+#include "runner/proto.h"
 #include "runner/runner.h"
 #include "runner/tests/harness.h"
 #include "common/banned.h"
@@ -158,24 +172,29 @@ static int send_request(int ch, uint64_t id)
     return -EAGAIN;
 }
 
+/* Waits for ch to become readable, until timeout_ms after t0 at most: 0, or -ETIMEDOUT. */
+static int wait_readable(int ch, const struct timespec *t0, int timeout_ms)
+{
+    struct pollfd p = { .fd = ch, .events = POLLIN };
+    double left = timeout_ms - ms_since(t0);
+
+    if (left <= 0)
+        return -ETIMEDOUT;
+    (void)poll(&p, 1, (int)left + 1);
+    return 0;
+}
+
 /* One reply within timeout_ms: 1, 0 at the channel's end, -ETIMEDOUT, -errno. */
 static int wait_reply(int ch, int timeout_ms, uint64_t *id, int *sock, int *e)
 {
-    struct pollfd p = { .fd = ch, .events = POLLIN };
     struct timespec t0;
+    int r;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        int r = runner_agent_reply(ch, id, sock, e);
-        double left;
-
-        if (r != -EAGAIN)
-            return r;
-        left = timeout_ms - ms_since(&t0);
-        if (left <= 0)
+    while ((r = runner_agent_reply(ch, id, sock, e)) == -EAGAIN)
+        if (wait_readable(ch, &t0, timeout_ms) < 0)
             return -ETIMEDOUT;
-        (void)poll(&p, 1, (int)left + 1);
-    }
+    return r;
 }
 
 /* A request and its reply; *e is -1 when none came. Closes nothing. */
@@ -301,16 +320,35 @@ static void stats(double *ms, int n, double *median, double *max)
  * the tests
  */
 
+/* GET /index.html over sock, made blocking; the response is added to resp. Closes nothing. */
+static void http_get(int sock, struct strbuf *resp)
+{
+    const char *req = "GET /index.html HTTP/1.0\r\n\r\n";
+    struct timeval tv = { .tv_sec = 3 };
+    char buf[1024];
+    ssize_t n;
+
+    (void)fcntl(sock, F_SETFL, 0);
+    (void)setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)write_all(sock, req, strlen(req));
+    while ((n = read(sock, buf, sizeof(buf))) > 0)
+        strbuf_add(resp, buf, (size_t)n);
+}
+
+/* busybox httpd on PORT, serving the test's index.html. */
+static struct runner_container *spawn_httpd(struct runner *rn, const char *name)
+{
+    const char *argv[] = { "/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/app", NULL };
+
+    return spawn_app(rn, name, argv);
+}
+
 /* A channel to busybox httpd: the reply's socket carries a GET. */
 static void test_httpd(struct runner *rn)
 {
-    const char *argv[] = { "/bin/busybox", "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/app", NULL };
-    struct runner_container *c = spawn_app(rn, "agent-httpd", argv);
-    const char *req = "GET /index.html HTTP/1.0\r\n\r\n";
+    struct runner_container *c = spawn_httpd(rn, "agent-httpd");
     struct strbuf resp = STRBUF_INIT;
     int ch, sock = -1, e = -1, r = -1;
-    char buf[1024];
-    ssize_t n;
 
     if (!c)
         return;
@@ -328,10 +366,7 @@ static void test_httpd(struct runner *rn)
         int flags = fcntl(sock, F_GETFL);
 
         t_ok(flags >= 0 && (flags & O_NONBLOCK), "the socket comes non-blocking, ready for an event loop");
-        (void)fcntl(sock, F_SETFL, 0);
-        (void)write_all(sock, req, strlen(req));
-        while ((n = read(sock, buf, sizeof(buf))) > 0)
-            strbuf_add(&resp, buf, (size_t)n);
+        http_get(sock, &resp);
         (void)close(sock);
     }
     t_ok(strstr(resp.buf, "200 OK") && strstr(resp.buf, "hello from the slug"),
@@ -957,4 +992,382 @@ void test_agent_channels(struct runner *rn)
     test_stall(rn, v);
     test_exit(v);
     runner_container_free(v);
+}
+
+/* ------------------------------------------------------------------------
+ * stocks: unconnected sockets of the container's network namespace
+ */
+
+/* The fds this process has open. */
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    int n = 0;
+
+    if (!d)
+        return -1;
+    while ((de = readdir(d)))
+        n += de->d_name[0] != '.';
+    (void)closedir(d);
+    return n;
+}
+
+static void close_stock(const struct runner_agent_answer *a)
+{
+    for (unsigned i = 0; i < a->n_stock; i++)
+        if (a->stock[i] >= 0)
+            (void)close(a->stock[i]);
+}
+
+/* One answer within timeout_ms: 1, 0 at the channel's end, -ETIMEDOUT, -errno. */
+static int wait_answer(int ch, int timeout_ms, struct runner_agent_answer *a)
+{
+    struct timespec t0;
+    int r;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while ((r = runner_agent_answer(ch, a)) == -EAGAIN)
+        if (wait_readable(ch, &t0, timeout_ms) < 0)
+            return -ETIMEDOUT;
+    return r;
+}
+
+/* A stock of n and its answer: 1 with a stock in *a, else what went wrong (-EBADMSG: not a stock). */
+static int ask_stock(int ch, unsigned n, struct runner_agent_answer *a)
+{
+    int r = runner_agent_ask_stock(ch, n);
+
+    if (r < 0)
+        return r;
+    r = wait_answer(ch, 2000, a);
+    if (r == 1 && !a->is_stock) {
+        if (a->sock >= 0)
+            (void)close(a->sock);
+        return -EBADMSG;
+    }
+    return r;
+}
+
+/* fd is as runner.h promises a stock socket: TCP/IPv4, not connected, O_NONBLOCK, FD_CLOEXEC, TCP_NODELAY. */
+static bool stock_socket_ok(int fd)
+{
+    struct sockaddr_in peer;
+    socklen_t len = sizeof(int), plen = sizeof(peer);
+    int domain = -1, type = -1, nodelay = -1;
+    int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+        getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len) < 0)
+        return false;
+    if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 || errno != ENOTCONN)
+        return false;
+    return domain == AF_INET && type == SOCK_STREAM && nodelay == 1 && fl >= 0 &&
+           (fl & O_NONBLOCK) && fdfl >= 0 && (fdfl & FD_CLOEXEC);
+}
+
+/* Connects the non-blocking fd to 127.0.0.1:port within 2 s: 0, or the errno (ETIMEDOUT). */
+static int dial(int fd, uint16_t port)
+{
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    int error = 0;
+    socklen_t len = sizeof(error);
+
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+        return 0;
+    if (errno != EINPROGRESS)
+        return errno;
+    if (poll(&p, 1, 2000) != 1)
+        return ETIMEDOUT;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+        return errno;
+    return error;
+}
+
+/* A listener of this process (the host's network namespace) on 127.0.0.1:port; -1 if the port is taken. */
+static int host_listener(uint16_t port)
+{
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+        (void)close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * A stock of 5: the sockets are as promised, and one of them, dialled
+ * here, reaches httpd in the container, while a listener of this process
+ * on the host's 127.0.0.1 and the same port sees nothing. *a keeps the
+ * other four for test_stock_after_exit().
+ */
+static void test_stock_sockets(int ch, struct runner_agent_answer *a)
+{
+    struct strbuf resp = STRBUF_INIT;
+    int r = ask_stock(ch, 5, a), good = 0, host = -1, e = -1, stray;
+
+    if (r != 1)
+        a->n_stock = 0;
+    t_ok(r == 1 && a->is_stock && a->n_stock == 5 && a->port == PORT,
+         "a stock of 5 is one answer with 5 sockets and the port (%d, %u sockets, port %u)", r,
+         a->n_stock, a->port);
+    for (unsigned i = 0; i < a->n_stock; i++)
+        good += stock_socket_ok(a->stock[i]);
+    t_ok(r == 1 && good == 5, "each is TCP/IPv4, not connected, O_NONBLOCK, FD_CLOEXEC, TCP_NODELAY "
+         "(%d of %u)", good, a->n_stock);
+    if (a->n_stock > 0) {
+        host = host_listener(PORT);
+        e = dial(a->stock[0], a->port);
+        if (e == 0)
+            http_get(a->stock[0], &resp);
+        (void)close(a->stock[0]);
+        a->stock[0] = -1;
+    }
+    t_ok(e == 0 && strstr(resp.buf, "200 OK") && strstr(resp.buf, "hello from the slug"),
+         "dialled here, a stock socket reaches httpd in the container (errno %d)", e);
+    stray = host >= 0 ? accept4(host, NULL, NULL, SOCK_CLOEXEC) : -1;
+    if (host < 0)
+        t_skip("127.0.0.1:%d is taken on the host: no host listener to prove the namespace", PORT);
+    else
+        t_ok(stray < 0 && errno == EAGAIN, "a listener on the host's 127.0.0.1:%d never saw it: "
+             "the socket is of the container's network namespace", PORT);
+    if (stray >= 0)
+        (void)close(stray);
+    if (host >= 0)
+        (void)close(host);
+    strbuf_release(&resp);
+}
+
+/* Connect and stock requests on one channel, one answer each. */
+static void test_stock_interleaved(int ch)
+{
+    /* 0: connect id, else a stock of that many. */
+    static const struct { uint64_t id; unsigned stock; } order[] = {
+        { 1, 0 }, { 0, 3 }, { 2, 0 }, { 3, 0 }, { 0, 2 }, { 4, 0 },
+    };
+    int seen[5] = { 0 }, stocks[2] = { -1, -1 }, n_stocks = 0, bad = 0, got = 0;
+    struct timespec t0;
+
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        bad += (order[i].stock ? runner_agent_ask_stock(ch, order[i].stock) :
+                send_request(ch, order[i].id)) < 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (got < 6 && ms_since(&t0) < 3000) {
+        struct runner_agent_answer a;
+        int r = wait_answer(ch, 500, &a);
+
+        if (r != 1)
+            continue;
+        got++;
+        if (a.is_stock) {
+            if (n_stocks < 2)
+                stocks[n_stocks] = (int)a.n_stock;
+            n_stocks++;
+            close_stock(&a);
+        } else {
+            if (a.id >= 1 && a.id <= 4 && a.error == 0 && a.sock >= 0)
+                seen[a.id]++;
+            else
+                bad++;
+            if (a.sock >= 0)
+                (void)close(a.sock);
+        }
+    }
+    t_ok(seen[1] == 1 && seen[2] == 1 && seen[3] == 1 && seen[4] == 1 && n_stocks == 2 &&
+         stocks[0] == 3 && stocks[1] == 2 && bad == 0,
+         "4 connects and 2 stocks interleaved on one channel: each connect answered once with a "
+         "socket, the stocks in order with 3 and 2 sockets (%d stocks, %d bad)", n_stocks, bad);
+}
+
+/* runner_agent_reply() skips a stock it meets, and closes its sockets. */
+static void test_stock_skipped(int ch)
+{
+    struct pollfd p = { .fd = ch, .events = POLLIN };
+    int before = count_fds(), after, r1 = 1, r2 = -1, sock = -1, e = -1;
+    uint64_t id = 0;
+
+    if (runner_agent_ask_stock(ch, 4) == 0 && poll(&p, 1, 2000) == 1)
+        r1 = runner_agent_reply(ch, &id, &sock, &e);
+    if (runner_agent_ask_stock(ch, 4) == 0 && poll(&p, 1, 2000) == 1 && send_request(ch, 9) == 0)
+        r2 = wait_reply(ch, 2000, &id, &sock, &e);
+    if (sock >= 0)
+        (void)close(sock);
+    after = count_fds();
+    t_ok(r1 == -EAGAIN && r2 == 1 && id == 9 && e == 0 && before > 0 && after == before,
+         "runner_agent_reply() skips stocks: none waits after one (%d), the connect reply after "
+         "another comes (%d, id %llu), and no fd is left (%d before, %d after)", r1, r2,
+         (unsigned long long)id, before, after);
+}
+
+/* A stock request for 0 or 33 sockets, sent raw, ends the channel; a new one is served. */
+static void test_stock_out_of_range(struct runner_container *c)
+{
+    static const uint32_t bad[] = { 0, RUNNER_AGENT_STOCK_MAX + 1 };
+
+    for (size_t i = 0; i < 2; i++) {
+        struct runner_agent_answer a;
+        int ch = open_channel(c), ch2, r = -1, r2 = -1;
+
+        t_ok(ch >= 0 && runner_agent_ask_stock(ch, bad[i]) == -EINVAL,
+             "runner_agent_ask_stock() refuses %u sockets: -EINVAL", bad[i]);
+        if (ch >= 0 && send(ch, &bad[i], sizeof(bad[i]), MSG_NOSIGNAL) == sizeof(bad[i]))
+            r = wait_answer(ch, 2000, &a);
+        if (r == 1 && a.is_stock)
+            close_stock(&a);
+        else if (r == 1 && a.sock >= 0)
+            (void)close(a.sock);
+        ch2 = open_channel(c);
+        if (ch2 >= 0)
+            r2 = ask_stock(ch2, 1, &a);
+        if (r2 == 1)
+            close_stock(&a);
+        t_ok(r == 0 && r2 == 1 && a.n_stock == 1,
+             "a stock request for %u sent raw ends the channel (%d); a new channel gets a stock (%d)",
+             bad[i], r, r2);
+        if (ch >= 0)
+            (void)close(ch);
+        if (ch2 >= 0)
+            (void)close(ch2);
+    }
+}
+
+/* A container without a port: a stock of none, port 0. */
+static void test_stock_no_port(struct runner *rn)
+{
+    const char *argv[] = { "/bin/busybox", "sleep", "60", NULL };
+    struct runner_container *c = spawn_mounted(rn, "agent-stock-noport", argv, NULL, 0);
+    struct runner_agent_answer a;
+    int ch, r = -1;
+
+    if (!c)
+        return;
+    ch = open_channel(c);
+    if (ch >= 0)
+        r = ask_stock(ch, 3, &a);
+    t_ok(r == 1 && a.n_stock == 0 && a.port == 0,
+         "a container without a port answers a stock with no sockets and port 0 (%d)", r);
+    if (r == 1)
+        close_stock(&a);
+    if (ch >= 0)
+        (void)close(ch);
+    stop_app(c);
+}
+
+/* Stock sockets outlive their container, but connect nowhere; c is stopped and freed. */
+static void test_stock_after_exit(struct runner_container *c, struct runner_agent_answer *a)
+{
+    struct timespec t0;
+    int e = 0, tried = 0;
+
+    stop_app(c);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (unsigned i = 0; i < a->n_stock; i++) {
+        if (a->stock[i] < 0)
+            continue;
+        if (tried++ == 0)
+            e = dial(a->stock[i], a->port);
+        (void)close(a->stock[i]);
+        a->stock[i] = -1;
+    }
+    t_ok(tried > 0 && e != 0 && e != ETIMEDOUT && ms_since(&t0) < 3000,
+         "after its container exited a stock socket connects nowhere: %s, at once",
+         strerror(e));
+}
+
+/* Decoding stock replies, over a socketpair: malformed ones end as -EBADMSG and leak nothing. */
+static void test_stock_decoding(void)
+{
+    int sv[2], fds[PROTO_AGENT_STOCK_MAX], before = count_fds(), status = -1, r;
+    char buf[PROTO_AGENT_STOCK_LEN];
+    /* {port, count} and the fds sent with it: count 2 with 1 fd; 40; port 0 with 1; 1 with 2. */
+    static const uint16_t bad[][3] = { { PORT, 2, 1 }, { PORT, 40, 0 }, { 0, 1, 1 }, { PORT, 1, 2 } };
+    struct runner_agent_answer a;
+    uint16_t v[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0) {
+        t_ok(false, "socketpair: %s", strerror(errno));
+        return;
+    }
+    for (int i = 0; i < PROTO_AGENT_STOCK_MAX; i++)
+        fds[i] = sv[0];
+    for (size_t i = 0; i < 4; i++) {
+        v[0] = bad[i][0];
+        v[1] = bad[i][1];
+        memcpy(buf, v, sizeof(buf));
+        r = proto_sendf(sv[0], 0, buf, sizeof(buf), fds, bad[i][2]);
+        t_ok(r == 0 && runner_agent_answer(sv[1], &a) == -EBADMSG && count_fds() == before + 2,
+             "a stock reply of port %u, count %u with %u fds is malformed, its fds closed", bad[i][0],
+             bad[i][1], bad[i][2]);
+    }
+    r = proto_agent_send_stock(sv[0], PORT, fds, PROTO_AGENT_STOCK_MAX);
+    t_ok(r == 0 && runner_agent_answer(sv[1], &a) == 1 && a.is_stock && a.n_stock == PROTO_AGENT_STOCK_MAX &&
+         count_fds() == before + 2 + PROTO_AGENT_STOCK_MAX,
+         "a stock of %d sockets comes whole", PROTO_AGENT_STOCK_MAX);
+    if (r == 0)
+        close_stock(&a);
+    /* A reader with room for 2 of the 5 gets those 2, and no reply is left behind. */
+    (void)proto_agent_send_stock(sv[0], PORT, fds, 5);
+    pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = { 64, 64 };
+        int last = -1, fd;
+
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            _exit(2);
+        while ((fd = dup(sv[1])) >= 0)
+            last = fd;
+        (void)close(last);
+        (void)close(last - 1);
+        r = runner_agent_answer(sv[1], &a);
+        _exit(r == 1 && a.n_stock == 2 && runner_agent_answer(sv[1], &a) == -EAGAIN ? 0 : 1);
+    }
+    (void)waitpid(pid, &status, 0);
+    t_ok(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+         "a reader with room for 2 of a stock's 5 sockets gets the stock with those 2 (status 0x%x)",
+         (unsigned)status);
+    (void)close(sv[0]);
+    (void)close(sv[1]);
+}
+
+void test_agent_stock(struct runner *rn)
+{
+    struct runner_container *c;
+    struct runner_agent_answer a = { .n_stock = 0 };
+    int ch, sock = -1, e = -1, r = -1;
+
+    test_stock_decoding();
+    test_stock_no_port(rn);
+    c = spawn_httpd(rn, "agent-stock");
+    if (!c)
+        return;
+    ch = open_channel(c);
+    /* httpd may not listen yet: ECONNREFUSED until it does. */
+    for (int i = 0; ch >= 0 && i < 100; i++) {
+        r = ask(ch, 1, 2000, &sock, &e);
+        if (sock >= 0)
+            (void)close(sock);
+        if (r != 1 || e != ECONNREFUSED)
+            break;
+        usleep(20 * 1000);
+    }
+    t_ok(r == 1 && e == 0, "httpd listens in the stock test's container (errno %d)", e);
+    if (ch >= 0) {
+        test_stock_sockets(ch, &a);
+        test_stock_interleaved(ch);
+        test_stock_skipped(ch);
+        (void)close(ch);
+    }
+    test_stock_out_of_range(c);
+    test_stock_after_exit(c, &a);
 }

@@ -12,7 +12,7 @@
  * cgroups (limits, cpu weight, the usage reported at reap), stop, and tree
  * removal. test-runner-net.c adds containers with network,
  * test-runner-tree.c the seal, usage and removal of trees,
- * test-runner-agent.c the port agent's channels; harness.c holds what they
+ * test-runner-agent.c the port agent's channels and stocks; harness.c holds what they
  * share. This file has main() and the TAP counters.
  */
 #include <arpa/inet.h>
@@ -883,6 +883,7 @@ int main(int argc, char **argv)
     test_latency(rn);
     test_agent(rn);
     test_agent_channels(rn);
+    test_agent_stock(rn);
     test_exit_fds(rn);
     test_reaping(rn);
     test_cgroup(rn);
