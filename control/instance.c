@@ -505,10 +505,31 @@ static void backend_release(void *backend)
     instance_unhold(backend);
 }
 
+/* The runner's answer in the router's words: the same fields (router.h, runner.h). */
+static int backend_answer(int channel_fd, struct router_answer *ret)
+{
+    struct runner_agent_answer a;
+    int r = runner_agent_answer(channel_fd, &a);
+
+    if (r != 1)
+        return r;
+    ret->is_stock = a.is_stock;
+    ret->id = a.id;
+    ret->sock = a.sock;
+    ret->error = a.error;
+    ret->n_stock = a.n_stock;
+    memcpy(ret->stock, a.stock, a.n_stock * sizeof(*a.stock));
+    ret->port = a.port;
+    return 1;
+}
+
+_Static_assert(ROUTER_STOCK_MAX == RUNNER_AGENT_STOCK_MAX, "a stock answer fits the router's");
+
 const struct router_backend_ops instance_backend_ops = {
     .open_channel = backend_open_channel,
     .request = runner_agent_request,
-    .reply = runner_agent_reply,
+    .ask_stock = runner_agent_ask_stock,
+    .answer = backend_answer,
     .name = backend_name,
     .hold = backend_hold,
     .release = backend_release,

@@ -13,6 +13,27 @@
  * burst fills a channel, requests wait in its queue, in order, until the
  * channel has room again (EPOLLOUT); they are still under their deadline.
  *
+ * The stock. Each answer above costs the loop a send, a wake-up and a
+ * receive, and the agent as much again, per connection; for an app that
+ * closes every connection that was most of the router's cost (measured in
+ * docs/ARCHITECTURE.md, The router). A socket connects in the network
+ * namespace it was made in, whoever calls connect(), so each channel also
+ * keeps a stock of unconnected sockets the agent made in the container
+ * (ops->ask_stock, up to STOCK_FILL, asked again below STOCK_LOW, at most
+ * one ask outstanding), and a request with a stock socket connects it to
+ * 127.0.0.1:PORT itself ("dialing"). On the container's loopback the
+ * handshake is usually over by the time connect() returns, so the request
+ * is sent at once (upstream_submit()), and the send says the connection is
+ * up; a send that finds it still connecting waits for EPOLLOUT, the socket
+ * registered like any upstream socket. A connect still waiting after
+ * CONNECT_DIAL_WAIT_MS had its SYN dropped by a full accept queue, and the
+ * kernel would send it again only after a second: the socket is closed and
+ * the agent asked, whose redials (runner/agent.c) handle that case. The
+ * first connection of a channel always asks the agent (the stock comes
+ * with its answer); a channel whose stock served nothing between two
+ * sweeps gives it back, so idle backends hold no descriptors, and a router
+ * whose descriptor limit is under STOCK_FD_MIN keeps no stocks at all.
+ *
  * Which backend: the one with the fewest outstanding requests (requests
  * given to it and not finished, counted in its pool by every loop), ties
  * drawn at random, so a slow instance holding requests gets fewer new ones
@@ -35,10 +56,13 @@
  * backends the current table no longer names are closed by a sweep every
  * few seconds, once nothing waits on them.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -49,6 +73,10 @@
 #define CHANNEL_BUCKETS 64              /* grows with the number of channels */
 #define PENDING_BUCKETS_MIN 256
 #define ATTEMPTS_MAX 16                 /* backends one request tries at most */
+#define STOCK_FILL 16                   /* a channel's stock after a refill */
+#define STOCK_LOW 8                     /* at or below it, a refill is asked */
+#define STOCK_RETRY_MS 1000             /* an ask not answered (or answered empty) is repeated after this */
+#define CONNECT_DIAL_WAIT_MS 4          /* a dial not complete by then lost its SYN (the agent's REDIAL_FAST_MS) */
 
 struct channel {
     uint8_t kind;                 /* EV_CHANNEL: epoll data of fd */
@@ -57,6 +85,11 @@ struct channel {
     unsigned waiting;             /* requests asked on it (or queued for it) and not answered */
     struct proxy_req *queue_head, *queue_tail;   /* not sent yet: the channel was full */
     struct channel *hnext;        /* the connector's hash chain */
+    int stock[ROUTER_STOCK_MAX];  /* unconnected sockets of the backend's network namespace */
+    unsigned n_stock;
+    struct sockaddr_in addr;      /* where they connect: 127.0.0.1:PORT */
+    uint64_t next_ask_ms;         /* no stock is asked before this (an ask outstanding, or answered empty) */
+    bool stock_used;              /* a connect was started on this channel since the last sweep */
 };
 
 struct connector {
@@ -67,6 +100,7 @@ struct connector {
     struct channel **channels;    /* chained by backend pointer */
     size_t npending, pmask;
     struct proxy_req **pending;   /* chained by id through req->pending_next */
+    struct proxy_req *dial_head, *dial_tail;   /* dialing, oldest first (same wait for all) */
 };
 
 static size_t hash_u64(uint64_t x)
@@ -162,9 +196,13 @@ static bool queue_remove(struct channel *ch, struct proxy_req *req)
     return false;
 }
 
+static void dial_end(struct connector *c, struct proxy_req *req);
+
 void connect_forget(struct connector *c, struct proxy_req *req)
 {
-    if (req->connect_id)
+    if (req->dialing)
+        dial_end(c, req);
+    else if (req->connect_id)
         (void)pending_take(c, req->connect_id);
     else if (req->channel)
         (void)queue_remove(req->channel, req);
@@ -235,6 +273,44 @@ static struct channel *channel_get(struct connector *c, void *backend, int *ret_
     return ch;
 }
 
+/* ---------------------------------------------------------------- the stock */
+
+static void stock_drop(struct channel *ch)
+{
+    while (ch->n_stock > 0)
+        (void)close(ch->stock[--ch->n_stock]);
+}
+
+/* A connect starts on ch: asks for more sockets when the stock runs low and no ask is outstanding. */
+static void stock_refill(struct connector *c, struct channel *ch, uint64_t now)
+{
+    ch->stock_used = true;
+    if (!c->r->stock || !c->r->ops->ask_stock || ch->n_stock > STOCK_LOW || now < ch->next_ask_ms)
+        return;
+    /* -EAGAIN (the channel is full) or a broken channel: the next connect asks again. */
+    if (c->r->ops->ask_stock(ch->fd, STOCK_FILL - ch->n_stock) == 0)
+        ch->next_ask_ms = now + STOCK_RETRY_MS;
+}
+
+/* A stock answer: its sockets join the channel's stock; what does not fit, or has nowhere to go, is closed. */
+static void stock_take(struct channel *ch, const struct router_answer *a)
+{
+    if (a->port != 0) {
+        ch->addr.sin_family = AF_INET;
+        ch->addr.sin_port = htons(a->port);
+        ch->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    }
+    for (unsigned i = 0; i < a->n_stock; i++) {
+        if (a->port != 0 && ch->n_stock < ROUTER_STOCK_MAX)
+            ch->stock[ch->n_stock++] = a->stock[i];
+        else
+            (void)close(a->stock[i]);
+    }
+    /* An empty answer (the agent could make none) leaves the next ask a retry interval away. */
+    if (a->n_stock > 0)
+        ch->next_ask_ms = 0;
+}
+
 /*
  * Closes a channel, out of the epoll first (close() alone would leave it
  * there, pointing at the freed channel, while a forked child still holds
@@ -246,6 +322,7 @@ static void channel_close(struct connector *c, struct channel *ch)
 
     *slot = ch->hnext;
     c->nchannels--;
+    stock_drop(ch);
     (void)epoll_ctl(c->epfd, EPOLL_CTL_DEL, ch->fd, NULL);
     (void)close(ch->fd);
     c->r->ops->release(ch->backend);
@@ -339,9 +416,8 @@ void connect_on_channel(struct connector *c, struct channel *ch, uint32_t events
     if (!(events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
         return;
     for (;;) {
-        uint64_t id;
-        int sock = -1, err = 0;
-        int rc = c->r->ops->reply(ch->fd, &id, &sock, &err);
+        struct router_answer a;
+        int rc = c->r->ops->answer(ch->fd, &a);
         struct proxy_req *req;
 
         if (rc == -EAGAIN)
@@ -350,14 +426,18 @@ void connect_on_channel(struct connector *c, struct channel *ch, uint32_t events
             channel_fail(c, ch);
             return;
         }
-        req = pending_take(c, id);
-        if (!req) {
-            /* Nobody waits for it any more: the request timed out or its client left. */
-            if (sock >= 0)
-                (void)close(sock);
+        if (a.is_stock) {
+            stock_take(ch, &a);
             continue;
         }
-        upstream_connected(req->loop, req, sock, err);
+        req = pending_take(c, a.id);
+        if (!req) {
+            /* Nobody waits for it any more: the request timed out or its client left. */
+            if (a.sock >= 0)
+                (void)close(a.sock);
+            continue;
+        }
+        upstream_connected(req->loop, req, a.sock, a.error);
     }
 }
 
@@ -367,8 +447,13 @@ void connect_sweep(struct connector *c, const struct route_table *current)
         struct channel *ch = c->channels[i], *next;
         for (; ch; ch = next) {
             next = ch->hnext;
-            if (ch->waiting == 0 && !route_table_has_backend(current, ch->backend))
+            if (ch->waiting == 0 && !route_table_has_backend(current, ch->backend)) {
                 channel_close(c, ch);
+                continue;
+            }
+            if (!ch->stock_used)
+                stock_drop(ch);
+            ch->stock_used = false;
         }
     }
 }
@@ -381,6 +466,7 @@ void connector_free(struct connector *c)
         struct channel *ch = c->channels[i], *next;
         for (; ch; ch = next) {
             next = ch->hnext;
+            stock_drop(ch);
             (void)close(ch->fd);
             c->r->ops->release(ch->backend);
             free(ch);
@@ -482,16 +568,11 @@ static bool take_pooled(struct proxy_req *req)
     return true;
 }
 
-/* Asks req's chosen backend's agent for a connection: req waits in UP_CONNECTING. False when the agent is gone. */
-static bool ask_agent(struct connector *c, struct proxy_req *req)
+/* Asks the agent on ch for a connection: req waits in UP_CONNECTING. False when the agent is gone. */
+static bool ask_agent(struct connector *c, struct proxy_req *req, struct channel *ch)
 {
-    uint64_t now = now_ms();
-    struct channel *ch;
-    int err = 0, rc;
+    int rc;
 
-    ch = channel_get(c, req->backend->backend, &err);
-    if (!ch)
-        return false;
     /* Behind others already queued, or on a full channel: wait in line for room (EPOLLOUT). */
     rc = ch->queue_head ? -EAGAIN : c->r->ops->request(ch->fd, c->next_id + 1);
     if (rc < 0 && rc != -EAGAIN)
@@ -512,6 +593,148 @@ static bool ask_agent(struct connector *c, struct proxy_req *req)
         if (ch->queue_head == req)
             channel_watch(c, ch);
     }
+    return true;
+}
+
+/* ---------------------------------------------------------------- dialing */
+
+static void dial_link(struct connector *c, struct proxy_req *req)
+{
+    req->dial_next = NULL;
+    req->dial_prev = c->dial_tail;
+    if (c->dial_tail)
+        c->dial_tail->dial_next = req;
+    else
+        c->dial_head = req;
+    c->dial_tail = req;
+}
+
+static void dial_unlink(struct connector *c, struct proxy_req *req)
+{
+    if (req->dial_prev)
+        req->dial_prev->dial_next = req->dial_next;
+    else
+        c->dial_head = req->dial_next;
+    if (req->dial_next)
+        req->dial_next->dial_prev = req->dial_prev;
+    else
+        c->dial_tail = req->dial_prev;
+    req->dial_prev = req->dial_next = NULL;
+}
+
+/* req stops dialing: off the list, and its socket closed (out of the epoll first when it is in it). */
+static void dial_end(struct connector *c, struct proxy_req *req)
+{
+    bool registered;
+    int fd;
+
+    connect_dial_done(c, req);
+    pthread_mutex_lock(&req->lock);
+    fd = req->fd;
+    registered = req->in_epoll;
+    req->fd = -1;
+    req->in_epoll = false;
+    pthread_mutex_unlock(&req->lock);
+    if (fd >= 0) {
+        if (registered)
+            (void)epoll_ctl(c->epfd, EPOLL_CTL_DEL, fd, NULL);
+        (void)close(fd);
+    }
+}
+
+/*
+ * Connects a socket of ch's stock for req: true when the connect is under
+ * way (req->fd set, not yet registered; req on the dialing list; the
+ * caller submits it, upstream_submit()), false when the stock is empty or
+ * the connect failed at once (the caller asks the agent, whose answer says
+ * why).
+ */
+static bool dial(struct connector *c, struct proxy_req *req, struct channel *ch, uint64_t now)
+{
+    int fd;
+
+    if (ch->n_stock == 0)
+        return false;
+    fd = ch->stock[--ch->n_stock];
+    if (connect(fd, (const struct sockaddr *)&ch->addr, sizeof(ch->addr)) < 0 && errno != EINPROGRESS) {
+        (void)close(fd);
+        return false;
+    }
+    pthread_mutex_lock(&req->lock);
+    req->fd = fd;
+    req->in_epoll = false;
+    pthread_mutex_unlock(&req->lock);
+    req->dialing = true;
+    req->dial_start_ms = now;
+    dial_link(c, req);
+    return true;
+}
+
+void connect_dial_done(struct connector *c, struct proxy_req *req)
+{
+    dial_unlink(c, req);
+    req->dialing = false;
+}
+
+void connect_on_dial(struct connector *c, struct proxy_req *req, uint32_t events)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (!(events & (EPOLLERR | EPOLLHUP))) {
+        connect_dial_done(c, req);
+        upstream_dialled(req->loop, req);
+        return;
+    }
+    if (getsockopt(req->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0)
+        err = ECONNREFUSED;
+    dial_end(c, req);
+    upstream_connected(req->loop, req, -1, err);
+}
+
+void connect_expire_dials(struct connector *c, uint64_t now)
+{
+    while (c->dial_head && now >= c->dial_head->dial_start_ms + CONNECT_DIAL_WAIT_MS) {
+        struct proxy_req *req = c->dial_head;
+        struct channel *ch;
+        int err = 0;
+
+        dial_end(c, req);
+        /* Still the same attempt: its connect timeout and time keep running from the dial. */
+        ch = channel_get(c, req->backend->backend, &err);
+        if (!ch || !ask_agent(c, req, ch))
+            upstream_connected(req->loop, req, -1, ECONNRESET);
+    }
+}
+
+int connect_dial_wait_ms(const struct connector *c, int cap)
+{
+    uint64_t due, now;
+
+    if (!c->dial_head)
+        return cap;
+    due = c->dial_head->dial_start_ms + CONNECT_DIAL_WAIT_MS;
+    now = now_ms();
+    if (now >= due)
+        return 0;
+    return due - now < (uint64_t)cap ? (int)(due - now) : cap;
+}
+
+/* Starts req's connection to its chosen backend: a dial from the stock, else the agent's. False when the agent is gone. */
+static bool start_connect(struct connector *c, struct proxy_req *req)
+{
+    uint64_t now = now_ms();
+    struct channel *ch;
+    int err = 0;
+    bool started;
+
+    ch = channel_get(c, req->backend->backend, &err);
+    if (!ch)
+        return false;
+    started = dial(c, req, ch, now) || ask_agent(c, req, ch);
+    if (!started)
+        return false;
+    stock_refill(c, ch, now);
     req->ustate = UP_CONNECTING;
     req->connect_start_ms = now;
     req->deadline_ms = now + req->target->settings.connect_timeout_ms;
@@ -544,7 +767,7 @@ enum router_failure connect_begin(struct connector *c, struct proxy_req *req, bo
         allow_pool = false;
         mark_tried(req, (size_t)i);
         req->attempts++;
-        if (!ask_agent(c, req)) {
+        if (!start_connect(c, req)) {
             req->last_failure = FAIL_CRASHED;
             continue;
         }

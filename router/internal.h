@@ -248,6 +248,9 @@ struct proxy_req {
     struct channel *channel;      /* UP_CONNECTING: where it was asked */
     struct proxy_req *pending_next;   /* UP_CONNECTING: the connector's map by id */
     struct proxy_req *queue_next;     /* UP_CONNECTING: its channel's queue, while not sent yet */
+    bool dialing;                 /* UP_CONNECTING: fd is a stock socket the loop is connecting (connect.c) */
+    uint64_t dial_start_ms;
+    struct proxy_req *dial_prev, *dial_next;   /* while dialing: the connector's list, oldest first */
     const struct route_backend *backend;   /* the backend tried or used */
     struct upstream_pool *counted;   /* the pool whose outstanding count req adds one to, or NULL */
     uint64_t tried[2];            /* backends tried (bit i: target->backends[i]; past 128, random retries) */
@@ -304,10 +307,14 @@ void budget_release_all(struct router *r, struct proxy_req *req);
 
 /* ---------------------------------------------------------------- connect.c */
 
+/* The file-descriptor limit under which the connector keeps no stocks (router.c's connection_limit()). */
+#define STOCK_FD_MIN 8192
+
 /*
  * One loop's connector: its channels to the backends' port agents (one per
- * backend, opened on first use, each held in the loop's epoll) and the
- * requests waiting for an answer, by id. Loop thread only.
+ * backend, opened on first use, each held in the loop's epoll) with their
+ * stocks of unconnected sockets, the requests waiting for an answer, by id,
+ * and those dialing a stock socket. Loop thread only.
  */
 struct connector;
 struct connector *connector_new(struct router *r, int epfd);
@@ -318,9 +325,11 @@ void connector_free(struct connector *c);
  * requests (ties at random), quarantined ones last, never one it tried
  * already. With allow_pool, an idle connection to that backend is taken
  * when its pool has one: req->fd is set, req->from_pool too, and the caller
- * submits it (upstream_submit()). Else the connect goes out on the loop's
- * channel to that backend and req waits in UP_CONNECTING until the loop
- * reads the answer. From here until connect_leave(), req counts as one of
+ * submits it (upstream_submit()). Else req waits in UP_CONNECTING: on a
+ * socket of the channel's stock that the loop connects itself (req->fd
+ * set, req->dialing: the caller submits it too, which sends the request
+ * as soon as the connection is up), or, with no stock, for the answer to a
+ * connect asked on the loop's channel to that backend. From here until connect_leave(), req counts as one of
  * the backend's outstanding requests (a retry first lets go of the backend
  * it leaves). Returns FAIL_NONE, or the failure to answer with when no
  * backend can be asked (req then counts nowhere).
@@ -332,10 +341,28 @@ void connect_leave(struct proxy_req *req);
 void connect_on_channel(struct connector *c, struct channel *ch, uint32_t events);
 /* req timed out or went away while connecting: it no longer waits for its answer. */
 void connect_forget(struct connector *c, struct proxy_req *req);
-/* Closes channels to backends the current table no longer names. */
+/*
+ * Closes channels to backends the current table no longer names, and the
+ * stock of channels no connection came from since the last sweep.
+ */
 void connect_sweep(struct connector *c, const struct route_table *current);
+/* The event of a dialing request's socket: connected (upstream_dialled()) or failed (upstream_connected() with the errno). */
+void connect_on_dial(struct connector *c, struct proxy_req *req, uint32_t events);
+/* req's dial is known to have connected (a send went through): it leaves the dialing list. */
+void connect_dial_done(struct connector *c, struct proxy_req *req);
+/*
+ * Dials that have waited CONNECT_DIAL_WAIT_MS without completing (a SYN the
+ * app's full accept queue dropped, which the kernel would send again only
+ * after a second) give up their socket and ask the agent, which dials again
+ * every few milliseconds (runner/agent.c). Called every loop turn.
+ */
+void connect_expire_dials(struct connector *c, uint64_t now);
+/* How long the loop may sleep, at most `cap` ms: until the oldest dial expires. */
+int connect_dial_wait_ms(const struct connector *c, int cap);
 /* What the loop does with an answer: a socket (>= 0), or the connect's errno (sock < 0). */
 void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock, int err);
+/* req's dial completed: its socket (req->fd, registered in the loop's epoll) is connected. */
+void upstream_dialled(struct upstream_loop *l, struct proxy_req *req);
 
 /* ---------------------------------------------------------------- loop.c */
 
@@ -531,6 +558,7 @@ struct router {
     unsigned client_head_timeout_ms;
     unsigned per_address_max;
     unsigned connection_limit;    /* client connections, from the file-descriptor limit */
+    bool stock;                   /* the connector keeps stocks of unconnected sockets (a limit of STOCK_FD_MIN fds or more) */
     uint64_t budget_max;
     _Atomic uint64_t budget_used;
     atomic_bool stopping;

@@ -19,8 +19,8 @@
  * both through a mutex-protected queue and an eventfd. The queue is run
  * after the fd events of one epoll batch, because a cancel may free a
  * request whose event is still in that batch; so are the scans (timeouts,
- * head deadlines, channel sweeps) and, last of a turn, the access log's
- * one write.
+ * head deadlines, dials that waited too long, channel sweeps) and, last of
+ * a turn, the access log's one write.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -160,6 +160,7 @@ static void run_daemons(struct upstream_loop *l, const bool ready[2], uint64_t n
 /* The work of every turn that no single event asks for: deadlines, sweeps, memory, the log. */
 static void housekeeping(struct upstream_loop *l, uint64_t now, bool had_events)
 {
+    connect_expire_dials(l->connector, now);
     if (now - l->last_scan >= SCAN_MS) {
         l->last_scan = now;
         upstream_scan_timeouts(l, now);
@@ -202,7 +203,7 @@ static void *loop_main(void *arg)
     self = l;
     for (;;) {
         bool again = l->mhd_again[0] || l->mhd_again[1] || l->mhd_resumed;
-        int n = epoll_wait(l->epfd, evs, MAX_EVENTS, again ? 0 : SCAN_MS);
+        int n = epoll_wait(l->epfd, evs, MAX_EVENTS, again ? 0 : connect_dial_wait_ms(l->connector, SCAN_MS));
         bool commands = false, ready[2] = { false, false }, stop;
         struct cmd *c;
         uint64_t now;

@@ -442,7 +442,7 @@ static enum router_failure start_upstream(struct proxy_req *req, bool allow_pool
         atomic_fetch_sub(&req->refs, 1);
         return f;
     }
-    if (req->from_pool)
+    if (req->from_pool || req->dialing)
         upstream_submit(l, req);
     else
         upstream_track(l, req);

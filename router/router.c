@@ -117,12 +117,18 @@ static int listen_on(const char *addr, uint16_t *ret_port, struct berth_error **
     return fd;
 }
 
-/* Raises the file-descriptor limit as far as the host allows; the connection limit follows from it. */
-static unsigned connection_limit(void)
+/*
+ * Raises the file-descriptor limit as far as the host allows; the connection
+ * limit follows from it, and so does whether the connector keeps stocks of
+ * unconnected sockets (up to 24 descriptors per loop and busy backend,
+ * connect.c), which only a limit of STOCK_FD_MIN or more leaves room for.
+ */
+static unsigned connection_limit(bool *ret_stock)
 {
     struct rlimit rl;
     rlim_t half;
 
+    *ret_stock = false;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return 256;
     if (rl.rlim_cur < rl.rlim_max) {
@@ -131,6 +137,7 @@ static unsigned connection_limit(void)
         if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
             rl.rlim_cur = want;
     }
+    *ret_stock = rl.rlim_cur >= STOCK_FD_MIN;
     /* Each client connection may hold an upstream socket too; keep some for everything else. */
     half = rl.rlim_cur == RLIM_INFINITY ? CONNECTION_LIMIT_MAX : rl.rlim_cur / 2;
     if (half > CONNECTION_LIMIT_MAX + 64)
@@ -216,7 +223,7 @@ static void apply_config(struct router *r, const struct router_config *cfg)
     r->client_head_timeout_ms = cfg->client_head_timeout_ms ? cfg->client_head_timeout_ms : CLIENT_HEAD_TIMEOUT_MS;
     r->per_address_max = cfg->per_address_max ? cfg->per_address_max : PER_ADDRESS_DEFAULT;
     r->budget_max = cfg->budget_bytes ? cfg->budget_bytes : BUDGET_DEFAULT;
-    r->connection_limit = connection_limit();
+    r->connection_limit = connection_limit(&r->stock);
 }
 
 static struct router *router_alloc(const struct router_config *cfg)

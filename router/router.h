@@ -30,6 +30,20 @@ struct router;
 /* Room for an instance's name in the access log's dyno= field ("web.1"). */
 #define ROUTER_DYNO_MAX 32
 
+/* The most sockets one stock answer brings (router_backend_ops.ask_stock). */
+#define ROUTER_STOCK_MAX 32
+
+/* One answer of a backend's port agent, on a channel. */
+struct router_answer {
+    bool is_stock;
+    uint64_t id;        /* a connect: the id it answers */
+    int sock;           /* ... a connected socket (non-blocking, TCP_NODELAY: ready for the loop; the router's), or -1 */
+    int error;          /* ... or why none */
+    unsigned n_stock;   /* a stock: how many sockets came (0: the agent could make none) */
+    int stock[ROUTER_STOCK_MAX];   /* ... not connected, non-blocking, TCP_NODELAY; the router's */
+    uint16_t port;      /* ... to be connected to 127.0.0.1:port */
+};
+
 /*
  * How the router reaches a backend (an app's instance), which it knows
  * only as an opaque pointer that control hands it with the routes. Every
@@ -49,12 +63,18 @@ struct router_backend_ops {
      */
     int (*request)(int channel_fd, uint64_t id);
     /*
-     * Reads one answer from a channel: 1 with *ret_id and either *ret_sock
-     * (connected, non-blocking, TCP_NODELAY set: ready for the loop; the
-     * router's) or *ret_errno; 0 at the channel's end;
-     * -EAGAIN when none is waiting (runner_agent_reply()).
+     * Asks, on a channel, for n (1..ROUTER_STOCK_MAX) sockets made in the
+     * backend's network namespace and not connected, which the router then
+     * connects itself, without a round trip to the agent per connection
+     * (runner_agent_ask_stock()). Returns as `request`. NULL: the backend
+     * offers no stock, and every connection is asked for.
      */
-    int (*reply)(int channel_fd, uint64_t *ret_id, int *ret_sock, int *ret_errno);
+    int (*ask_stock)(int channel_fd, unsigned n);
+    /*
+     * Reads one answer from a channel: 1 with *ret filled in, 0 at the
+     * channel's end, -EAGAIN when none is waiting (runner_agent_answer()).
+     */
+    int (*answer)(int channel_fd, struct router_answer *ret);
     /* The backend's name for the access log's dyno= ("web.1"); lives as long as the backend. */
     const char *(*name)(void *backend);
     /* A reference the router holds while a published route table names the backend. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The upstream side of a request, on its loop's thread (loop.c runs the
- * loop): it waits for a socket into a backend (connect.c), writes the
+ * loop): it waits for a socket into a backend (connect.c: an agent's
+ * answer, or a stock socket the loop dials itself), writes the
  * request, reads and parses the response head, then relays the body into
  * the request's buffer for libmicrohttpd's content reader, decoding
  * chunked bodies (MHD re-chunks towards the client).
@@ -46,7 +47,11 @@ static void arm_locked(struct proxy_req *req)
 
     if (req->fd < 0)
         return;
-    ev.events = EPOLLONESHOT | EPOLLIN | (req->ustate == UP_WRITING ? EPOLLOUT : 0);
+    /* A dial still connecting waits for EPOLLOUT alone (errors come anyway). */
+    if (req->ustate == UP_CONNECTING)
+        ev.events = EPOLLONESHOT | EPOLLOUT;
+    else
+        ev.events = EPOLLONESHOT | EPOLLIN | (req->ustate == UP_WRITING ? EPOLLOUT : 0);
     if (epoll_ctl(req->loop->epfd, req->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, req->fd, &ev) == 0)
         req->in_epoll = true;
 }
@@ -96,8 +101,32 @@ static int write_out(struct proxy_req *req)
 
 static void copy_dyno(char dst[ROUTER_DYNO_MAX], const char *name);
 
+/*
+ * A dial (connect.c) is submitted while its connect may still be under
+ * way: the first send says whether the connection is up. If it is, the
+ * request goes on as any other; if the socket is still connecting (or
+ * failed: the error comes as an event), it waits for EPOLLOUT in
+ * UP_CONNECTING, under the connect deadline and the dial's own wait.
+ */
+static bool dial_sent(struct upstream_loop *l, struct proxy_req *req)
+{
+    if (write_out(req) < 0 || req->written == 0) {
+        upstream_track(l, req);
+        pthread_mutex_lock(&req->lock);
+        arm_locked(req);
+        pthread_mutex_unlock(&req->lock);
+        return false;
+    }
+    connect_dial_done(l->connector, req);
+    req->service_start_ms = now_ms();
+    req->connect_ms += req->service_start_ms - req->connect_start_ms;
+    return true;
+}
+
 void upstream_submit(struct upstream_loop *l, struct proxy_req *req)
 {
+    if (req->dialing && !dial_sent(l, req))
+        return;
     copy_dyno(req->dyno, req->backend->name);
     req->deadline_ms = now_ms() + req->target->settings.head_timeout_ms;
     /* Usually the whole request goes out here, and the loop first hears of it when the answer comes. */
@@ -206,8 +235,12 @@ static bool reconnect(struct upstream_loop *l, struct proxy_req *req)
 {
     enum router_failure f = connect_begin(l->connector, req, false);
 
-    if (f == FAIL_NONE)
+    if (f == FAIL_NONE) {
+        /* A dial from the stock goes out at once; otherwise the agent's answer is awaited. */
+        if (req->dialing)
+            upstream_submit(l, req);
         return true;
+    }
     upstream_fail(l, req, f);
     return false;
 }
@@ -248,6 +281,8 @@ static void wake_upload(struct proxy_req *req)
     }
 }
 
+static void send_request(struct upstream_loop *l, struct proxy_req *req, uint64_t now);
+
 void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock, int err)
 {
     uint64_t now = now_ms();
@@ -264,11 +299,25 @@ void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock
         (void)reconnect(l, req);
         return;
     }
-    copy_dyno(req->dyno, req->backend->name);
     pthread_mutex_lock(&req->lock);
     req->fd = sock;
     req->in_epoll = false;
     pthread_mutex_unlock(&req->lock);
+    send_request(l, req, now);
+}
+
+void upstream_dialled(struct upstream_loop *l, struct proxy_req *req)
+{
+    uint64_t now = now_ms();
+
+    req->connect_ms += now - req->connect_start_ms;
+    send_request(l, req, now);
+}
+
+/* req->fd is connected to the backend: the request goes out, and the socket waits for the answer. */
+static void send_request(struct upstream_loop *l, struct proxy_req *req, uint64_t now)
+{
+    copy_dyno(req->dyno, req->backend->name);
     req->from_pool = false;
     req->service_start_ms = now;
     req->deadline_ms = now + req->target->settings.head_timeout_ms;
@@ -553,6 +602,12 @@ static int do_read(struct upstream_loop *l, struct proxy_req *req)
 void upstream_on_event(struct upstream_loop *l, struct proxy_req *req, uint32_t events)
 {
     int st = DATA_MORE;
+
+    /* Before it is connected, a request's socket is registered only while the loop dials it (connect.c). */
+    if (req->ustate == UP_CONNECTING) {
+        connect_on_dial(l->connector, req, events);
+        return;
+    }
 
     if (req->ustate == UP_WRITING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         if (!do_write(l, req))

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * The fake port agent of fake-backend.h. Its wire format is its own (an
- * 8-byte id in, an id, an errno and maybe a descriptor out): the router
- * only ever speaks through router_backend_ops, so the runner's real
- * format is the runner's tests' business.
+ * 8-byte id or a 4-byte stock size in; an id, an errno and maybe a
+ * descriptor, or a stock of descriptors, out): the router only ever speaks
+ * through router_backend_ops, so the runner's real format is the runner's
+ * tests' business.
  */
 #include "router/tests/fake-backend.h"
 
@@ -16,11 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 struct answer {
     uint64_t id;
     int32_t err;
+    uint16_t port;                /* a stock: where its sockets connect */
+    uint8_t is_stock;
+    uint8_t n;                    /* a stock: how many descriptors came with it */
 };
 
 struct channel_thread {
@@ -41,9 +46,12 @@ static int dial(uint16_t port, int *ret_fd)
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    /* A listener whose accept queue is full drops the SYN; the kernel would retry for two minutes. */
+    struct timeval limit = { .tv_sec = 1 };
 
     if (fd < 0)
         return errno;
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         int e = errno;
         close(fd);
@@ -59,28 +67,48 @@ static int dial(uint16_t port, int *ret_fd)
     return 0;
 }
 
-static int send_answer(int chan, uint64_t id, int err, int fd)
+/* Sends answer a with its n descriptors. */
+static int send_answer(int chan, const struct answer *a, const int *fds, size_t n)
 {
-    struct answer a = { .id = id, .err = err };
-    struct iovec iov = { .iov_base = &a, .iov_len = sizeof(a) };
+    struct iovec iov = { .iov_base = (void *)a, .iov_len = sizeof(*a) };
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * ROUTER_STOCK_MAX)];
         struct cmsghdr align;
     } u;
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-    if (fd >= 0) {
+    if (n > 0) {
         struct cmsghdr *c;
         memset(&u, 0, sizeof(u));
         msg.msg_control = u.buf;
-        msg.msg_controllen = sizeof(u.buf);
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
         c = CMSG_FIRSTHDR(&msg);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
     }
     return sendmsg(chan, &msg, MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* A stock of n unconnected sockets, as the agent makes them (router.h); none unless the backend offers one. */
+static void send_stock(struct fake_backend *b, int chan, uint32_t n)
+{
+    struct answer a = { .is_stock = 1, .port = b->port };
+    int fds[ROUTER_STOCK_MAX], one = 1;
+
+    if (!b->stock || n == 0 || n > ROUTER_STOCK_MAX)
+        return;
+    for (; a.n < n; a.n++) {
+        fds[a.n] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fds[a.n] < 0)
+            break;
+        (void)setsockopt(fds[a.n], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    if (send_answer(chan, &a, fds, a.n) == 0)
+        atomic_fetch_add(&b->stocked, a.n);
+    for (unsigned i = 0; i < a.n; i++)
+        close(fds[i]);
 }
 
 static void *channel_main(void *arg)
@@ -91,23 +119,33 @@ static void *channel_main(void *arg)
 
     free(ca);
     for (;;) {
-        uint64_t id;
-        ssize_t n = recv(chan, &id, sizeof(id), 0);
-        int fd = -1, err;
+        union {
+            uint64_t id;
+            uint32_t stock;
+        } req;
+        struct answer a = { 0 };
+        ssize_t n = recv(chan, &req, sizeof(req), 0);
+        int fd = -1;
 
         if (n < 0 && errno == EINTR)
             continue;
-        if (n != (ssize_t)sizeof(id))
+        if (n == (ssize_t)sizeof(req.stock)) {
+            send_stock(b, chan, req.stock);
+            continue;
+        }
+        if (n != (ssize_t)sizeof(req.id))
             break;
+        atomic_fetch_add(&b->asked, 1);
         if (b->mode == FAKE_SILENT)
             continue;
         if (b->mode == FAKE_HANGUP)
             break;
         if (b->delay_ms)
             usleep(b->delay_ms * 1000);
-        err = dial(b->port, &fd);
+        a.id = req.id;
+        a.err = dial(b->port, &fd);
         atomic_fetch_add(&b->dials, 1);
-        (void)send_answer(chan, id, err, fd);
+        (void)send_answer(chan, &a, &fd, fd >= 0 ? 1 : 0);
         if (fd >= 0)
             close(fd);
     }
@@ -158,31 +196,53 @@ static int fake_request(int channel_fd, uint64_t id)
     return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
 }
 
-static int fake_reply(int channel_fd, uint64_t *ret_id, int *ret_sock, int *ret_errno)
+static int fake_ask_stock(int channel_fd, unsigned n)
+{
+    uint32_t v = n;
+    ssize_t r = send(channel_fd, &v, sizeof(v), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    if (r == (ssize_t)sizeof(v))
+        return 0;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+static int fake_answer(int channel_fd, struct router_answer *ret)
 {
     struct answer a;
     struct iovec iov = { .iov_base = &a, .iov_len = sizeof(a) };
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * ROUTER_STOCK_MAX)];
         struct cmsghdr align;
     } u;
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
                           .msg_controllen = sizeof(u.buf) };
     ssize_t n = recvmsg(channel_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     struct cmsghdr *c;
+    int fds[ROUTER_STOCK_MAX];
+    size_t nfds = 0;
 
     if (n < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
     if (n == 0)
         return 0;
-    if (n != (ssize_t)sizeof(a))
-        return -EPROTO;
-    *ret_id = a.id;
-    *ret_sock = -1;
-    *ret_errno = a.err;
     for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(ret_sock, CMSG_DATA(c), sizeof(int));
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+        }
+    if (n != (ssize_t)sizeof(a) || (a.is_stock ? nfds != a.n : nfds > 1)) {
+        for (size_t i = 0; i < nfds; i++)
+            close(fds[i]);
+        return -EPROTO;
+    }
+    memset(ret, 0, sizeof(*ret));
+    ret->is_stock = a.is_stock;
+    ret->id = a.id;
+    ret->error = a.err;
+    ret->sock = !a.is_stock && nfds ? fds[0] : -1;
+    ret->n_stock = a.is_stock ? a.n : 0;
+    memcpy(ret->stock, fds, ret->n_stock * sizeof(int));
+    ret->port = a.port;
     return 1;
 }
 
@@ -204,7 +264,8 @@ static void fake_release(void *backend)
 const struct router_backend_ops fake_backend_ops = {
     .open_channel = fake_open_channel,
     .request = fake_request,
-    .reply = fake_reply,
+    .ask_stock = fake_ask_stock,
+    .answer = fake_answer,
     .name = fake_name,
     .hold = fake_hold,
     .release = fake_release,

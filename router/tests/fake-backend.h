@@ -5,7 +5,9 @@
  * end a thread serves, the way a container's agent does (runner.h): it
  * reads connect requests tagged with ids and answers each with a socket
  * connected to 127.0.0.1:<port>, or with the connect's errno, or not at
- * all. Every backend counts its channels, dials and references, so tests
+ * all; with `stock`, it also hands out unconnected sockets for the router
+ * to connect itself. Every backend counts its channels, dials, stock and
+ * references, so tests
  * can check that the router asks, retries, skips and lets go as it should.
  */
 #ifndef BERTH_ROUTER_TESTS_FAKE_BACKEND_H
@@ -30,7 +32,10 @@ struct fake_backend {
     unsigned delay_ms;            /* before each answer */
     int sndbuf;                   /* > 0: the router's end of each channel gets this SO_SNDBUF (a channel that fills) */
     atomic_int channels;          /* opened */
+    bool stock;                   /* answers stock requests with unconnected sockets (else ignores them) */
+    atomic_int asked;             /* connect requests received */
     atomic_int dials;             /* connect requests answered */
+    atomic_int stocked;           /* stock sockets handed out */
     atomic_int refs;              /* holds minus releases */
 };
 

@@ -695,6 +695,19 @@ int request(const char *host, const char *path, const char *extra, char **body, 
     return request_to(router_port_num, host, path, extra, body, body_len);
 }
 
+int answered_fresh(const char *host, int n)
+{
+    int answered = 0;
+
+    for (int i = 0; i < n; i++) {
+        char *body = NULL;
+        int st = request(host, "/close", NULL, &body, NULL);
+        answered += st == 200 && body && strcmp(body, "close") == 0;
+        free(body);
+    }
+    return answered;
+}
+
 unsigned count_ci(const char *s, const char *needle)
 {
     unsigned n = 0;

@@ -107,6 +107,8 @@ int request_to(uint16_t port, const char *host, const char *path, const char *ex
                size_t *body_len);
 /* request_to() on router_port_num. */
 int request(const char *host, const char *path, const char *extra, char **body, size_t *body_len);
+/* n GETs of `host`'s /close (each ends its upstream connection, so each needs a new one): how many were answered in full. */
+int answered_fresh(const char *host, int n);
 
 /* Seconds since t0 (CLOCK_MONOTONIC). */
 double elapsed(const struct timespec *t0);

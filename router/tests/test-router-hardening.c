@@ -340,20 +340,6 @@ static void bg_join(struct bg_request *b)
 
 /* ---------------------------------------------------------------- 1. backends */
 
-/* Requests to `host`'s /close (each ends its upstream connection, so each asks an agent anew): how many answered. */
-static int answered_fresh(const char *host, int n)
-{
-    int answered = 0;
-
-    for (int i = 0; i < n; i++) {
-        char *body = NULL;
-        int st = request(host, "/close", NULL, &body, NULL);
-        answered += st == 200 && body && strcmp(body, "close") == 0;
-        free(body);
-    }
-    return answered;
-}
-
 /* A request to `host` gets the router's 503 whose page holds `page` (unless NULL) and whose log line `code`. */
 static void check_failure(const char *host, const char *page, const char *code, const char *what)
 {

@@ -20,7 +20,8 @@
 #include "router/tests/fake-backend.h"
 
 /* One backend whose "port agent" dials the upstream on 127.0.0.1 (router/tests/fake-backend.h). */
-static struct fake_backend upstream = { .name = "web.1", .mode = FAKE_DIAL };
+/* Offers a stock of unconnected sockets, as every container's port agent does. */
+static struct fake_backend upstream = { .name = "web.1", .mode = FAKE_DIAL, .stock = true };
 
 static volatile sig_atomic_t stop;
 

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The connector's stock (connect.c): unconnected sockets a backend's agent
+ * hands over, which the loop connects itself instead of asking the agent
+ * for every connection. The fake backends of fake-backend.h make them in
+ * this process's network namespace, as a container's agent makes them in
+ * the container's. Checked: an app that closes every connection is served
+ * from the stock (the agent asked once, not once a request); a stock
+ * socket whose connect is refused quarantines its backend like a refusal
+ * the agent reports, and with no other backend the client gets 503 H21; a
+ * dial whose SYN a full accept queue drops gives its socket up within
+ * milliseconds and asks the agent (which dials again), and the request
+ * ends with the app's connect timeout (H19), not the kernel's second-long
+ * SYN retry; backends that offer no stock are served as before, and so is
+ * every backend of a router whose descriptor limit is low; every backend's
+ * holds and releases balance at the router's stop, and its stock sockets
+ * are closed with it.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "common/tests/tap.h"
+#include "router/internal.h"
+#include "router/router.h"
+#include "router/tests/fake-backend.h"
+#include "router/tests/harness.h"
+
+static struct router *router;
+static struct fake_backend stocked = { .name = "stocked.1", .mode = FAKE_DIAL, .stock = true };
+static struct fake_backend plain = { .name = "plain.1", .mode = FAKE_DIAL };
+static struct fake_backend duo_refusing = { .name = "duo.1", .mode = FAKE_DIAL, .stock = true };
+static struct fake_backend duo_good = { .name = "duo.2", .mode = FAKE_DIAL, .stock = true };
+static struct fake_backend refusing = { .name = "refused.1", .mode = FAKE_DIAL, .stock = true };
+static struct fake_backend stalled = { .name = "stalled.1", .mode = FAKE_DIAL, .stock = true };
+static struct fake_backend *const all[] = { &stocked, &plain, &duo_refusing, &duo_good, &refusing, &stalled };
+static const struct router_app_settings short_timeouts = { .connect_timeout_ms = 300, .head_timeout_ms = 300 };
+
+static unsigned open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    unsigned n = 0;
+
+    if (!d)
+        return 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static void test_served_from_stock(void)
+{
+    int answered = answered_fresh("stocked.localhost", 40);
+
+    ok(answered == 40 && atomic_load(&stocked.stocked) >= 16 && atomic_load(&stocked.asked) <= 2,
+       "40 requests to an app that closes every connection: all answered, %d stock sockets handed over, the "
+       "agent asked for %d connection(s)", atomic_load(&stocked.stocked), atomic_load(&stocked.asked));
+    answered = answered_fresh("plain.localhost", 10);
+    ok(answered == 10 && atomic_load(&plain.asked) == 10 && atomic_load(&plain.stocked) == 0,
+       "a backend with no stock to offer: every connection asked of its agent (%d/10, %d asked)", answered,
+       atomic_load(&plain.asked));
+}
+
+static void test_refused(void)
+{
+    size_t before;
+    int answered, st;
+    char *body = NULL;
+
+    answered = answered_fresh("duo.localhost", 40);
+    ok(answered == 40, "one of two backends refuses, connected from the stock or not: 40/40 answered (%d "
+       "stock sockets from the refusing one, %d asked of its agent)", atomic_load(&duo_refusing.stocked),
+       atomic_load(&duo_refusing.asked));
+    /* The first request asks the agent (and brings the stock), the later ones dial from it. */
+    for (int i = 0; i < 3; i++) {
+        before = (size_t)atomic_load(&refusing.asked);
+        st = request("refused.localhost", "/hello", NULL, &body, NULL);
+        ok(st == 503 && body && strstr(body, "refused the connection"),
+           "request %d to a backend that refuses: 503 H21's page (%d; the agent asked %zu time(s) for it)", i + 1,
+           st, (size_t)atomic_load(&refusing.asked) - before);
+        free(body);
+        body = NULL;
+    }
+    ok(atomic_load(&refusing.stocked) > 0, "... and the refusing backend's stock was in use (%d sockets)",
+       atomic_load(&refusing.stocked));
+}
+
+struct bg {
+    pthread_t thread;
+    int status;
+    double secs;
+    atomic_bool done;
+};
+
+static void *bg_main(void *arg)
+{
+    struct bg *b = arg;
+    struct timespec t0;
+    char *body = NULL;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    b->status = request("stalled.localhost", "/hello", NULL, &body, NULL);
+    b->secs = elapsed(&t0);
+    free(body);
+    atomic_store(&b->done, true);
+    return NULL;
+}
+
+/* A non-blocking connect to 127.0.0.1:port, left as it is. */
+static int fill_queue(uint16_t port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd >= 0)
+        (void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    return fd;
+}
+
+/* A listener with room for one handshake that nobody accepts: once full, it drops every SYN. */
+static void test_dropped_syn(int *queue_fd)
+{
+    uint16_t port;
+    int lfd = listen_local(&port), filler = -1, asked_before, asked_soon = 0;
+    struct bg b = { 0 };
+
+    *queue_fd = lfd;
+    if (lfd < 0 || listen(lfd, 0) < 0) {
+        ok(0, "a listener with a backlog of 0: %s", strerror(errno));
+        return;
+    }
+    stalled.port = port;
+    /* The agent's connection fills the queue and is never answered: H12 after 300 ms; the stock comes meanwhile. */
+    {
+        char *body = NULL;
+        int st = request("stalled.localhost", "/hello", NULL, &body, NULL);
+        free(body);
+        filler = fill_queue(port);   /* whatever room is left, taken (its SYN may wait: never block on it) */
+        ok(st == 503 && atomic_load(&stalled.stocked) > 0,
+           "a stalled app's first request: 503 after its head timeout (%d), and a stock came", st);
+    }
+    asked_before = atomic_load(&stalled.asked);
+    if (pthread_create(&b.thread, NULL, bg_main, &b) != 0) {
+        ok(0, "pthread_create");
+        return;
+    }
+    for (int i = 0; i < 20 && !asked_soon; i++) {
+        usleep(10000);
+        asked_soon = atomic_load(&stalled.asked) > asked_before;
+    }
+    pthread_join(b.thread, NULL);
+    ok(asked_soon, "a dial whose SYN the full queue dropped asked the agent within 200 ms");
+    ok(b.status == 503 && b.secs >= 0.25 && b.secs < 1.0,
+       "... and the request ended with the app's 300 ms connect timeout, not the kernel's SYN retry "
+       "(%d after %.2fs)", b.status, b.secs);
+    if (filler >= 0)
+        close(filler);
+}
+
+/* A router whose descriptor limit is under STOCK_FD_MIN asks every connection of the agent. Lowers this process's limit for good: last. */
+static void test_low_fd_limit(uint16_t up)
+{
+    struct fake_backend lean = { .name = "lean.1", .mode = FAKE_DIAL, .stock = true, .port = up };
+    void *b[] = { &lean };
+    struct router_route route = { .host = "lean.localhost", .app = "lean", .generation = 1, .backends = b,
+                                  .n_backends = 1 };
+    struct router_config cfg = { .listen_addr = "127.0.0.1:0", .threads = 1, .backend_ops = &fake_backend_ops };
+    struct rlimit low;
+    struct berth_error *err = NULL;
+    struct router *r = NULL;
+    int answered;
+
+    if (getrlimit(RLIMIT_NOFILE, &low) == 0 && (low.rlim_max == RLIM_INFINITY || low.rlim_max > 4096))
+        low.rlim_max = 4096;
+    low.rlim_cur = low.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &low) < 0 || router_start(&cfg, &r, &err) < 0 ||
+        router_set_routes(r, &route, 1, &err) < 0) {
+        ok(0, "a router under a limit of 4096 descriptors: %s", err ? berth_error_msg(&err) : strerror(errno));
+        berth_error_release(&err);
+        router_stop(r);
+        return;
+    }
+    router_port_num = router_port(r);
+    answered = answered_fresh("lean.localhost", 10);
+    router_stop(r);
+    fake_backend_join_all();
+    ok(answered == 10 && atomic_load(&lean.stocked) == 0 && atomic_load(&lean.asked) == 10,
+       "under a limit of 4096 descriptors no stock is kept: %d/10 answered, each asked of the agent (%d)",
+       answered, atomic_load(&lean.asked));
+}
+
+int main(void)
+{
+    struct router_config cfg = { .listen_addr = "127.0.0.1:0", .threads = 1, .backend_ops = &fake_backend_ops };
+    void *st[] = { &stocked }, *pl[] = { &plain }, *duo[] = { &duo_refusing, &duo_good }, *ref[] = { &refusing },
+         *sta[] = { &stalled };
+    const struct router_route routes[] = {
+        { .host = "stocked.localhost", .app = "stocked", .generation = 1, .backends = st, .n_backends = 1 },
+        { .host = "plain.localhost", .app = "plain", .generation = 1, .backends = pl, .n_backends = 1 },
+        { .host = "duo.localhost", .app = "duo", .generation = 1, .backends = duo, .n_backends = 2 },
+        { .host = "refused.localhost", .app = "refused", .generation = 1, .backends = ref, .n_backends = 1 },
+        { .host = "stalled.localhost", .app = "stalled", .generation = 1, .backends = sta, .n_backends = 1,
+          .settings = &short_timeouts },
+    };
+    struct berth_error *err = NULL;
+    uint16_t up, dead;
+    int rc, dead_fd, queue_fd = -1;
+    unsigned fds_before;
+    bool balanced = true;
+
+    if (!harness_begin(&rc))
+        return rc;
+    log_setup("test-router-stock", LOG_LEVEL_WARN);
+    {
+        struct rlimit rl;
+        ok(getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= STOCK_FD_MIN),
+           "the descriptor limit may rise to %d, which the router needs to keep stocks (hard limit %llu)",
+           STOCK_FD_MIN, (unsigned long long)rl.rlim_max);
+    }
+    fds_before = open_fds();
+    ok(upstream_start(&up) == 0, "upstream listening on %u", (unsigned)up);
+    dead_fd = refusing_local(&dead);   /* held to the end: nobody else takes the port */
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        all[i]->port = up;
+    duo_refusing.port = refusing.port = dead;
+    if (router_start(&cfg, &router, &err) < 0 ||
+        router_set_routes(router, routes, sizeof(routes) / sizeof(routes[0]), &err) < 0) {
+        ok(0, "router: %s", berth_error_msg(&err));
+        berth_error_release(&err);
+        return tap_done();
+    }
+    router_port_num = router_port(router);
+
+    test_served_from_stock();
+    test_refused();
+    test_dropped_syn(&queue_fd);
+
+    router_stop(router);
+    fake_backend_join_all();
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        balanced = balanced && atomic_load(&all[i]->refs) == 0;
+    ok(balanced, "every backend's holds and releases balance at stop");
+    if (queue_fd >= 0)
+        close(queue_fd);
+    if (dead_fd >= 0)
+        close(dead_fd);
+    test_low_fd_limit(up);
+    upstream_stop();
+    ok(open_fds() == fds_before, "no descriptor left open once the routers stopped (%u, %u before)", open_fds(),
+       fds_before);
+    rmdir(tmpdir);
+    return tap_done();
+}
