@@ -34,6 +34,19 @@
  * sweeps gives it back, so idle backends hold no descriptors, and a router
  * whose descriptor limit is under STOCK_FD_MIN keeps no stocks at all.
  *
+ * Admission. An app whose accept queue is full drops the SYNs of further
+ * connects, and every dial that then falls back to the agent, and every
+ * redial of the agent, costs CPU the app lacks. So each loop caps the
+ * requests it has on new connections to a backend (its pool slot's
+ * `open`): no cap until a dial loses its SYN, then half of what was open,
+ * grown by one for every `cap` connections made while the cap binds, and
+ * lifted past ADMIT_CAP_MAX (additive increase, multiplicative decrease).
+ * Requests past the cap wait in the loop, in order, under their connect
+ * deadline, counted as the backend's outstanding requests (so balancing
+ * prefers its siblings), and start as room frees (connect_admit_waiting(),
+ * after each turn's events). Requests over pooled connections are not
+ * counted: they add nothing to the accept queue.
+ *
  * Which backend: the one with the fewest outstanding requests (requests
  * given to it and not finished, counted in its pool by every loop), ties
  * drawn at random, so a slow instance holding requests gets fewer new ones
@@ -77,6 +90,7 @@
 #define STOCK_LOW 8                     /* at or below it, a refill is asked */
 #define STOCK_RETRY_MS 1000             /* an ask not answered (or answered empty) is repeated after this */
 #define CONNECT_DIAL_WAIT_MS 4          /* a dial not complete by then lost its SYN (the agent's REDIAL_FAST_MS) */
+#define ADMIT_CAP_MAX 256               /* a cap grown past this is lifted */
 
 struct channel {
     uint8_t kind;                 /* EV_CHANNEL: epoll data of fd */
@@ -101,6 +115,7 @@ struct connector {
     size_t npending, pmask;
     struct proxy_req **pending;   /* chained by id through req->pending_next */
     struct proxy_req *dial_head, *dial_tail;   /* dialing, oldest first (same wait for all) */
+    struct pool_slot *ready;      /* slots with room and waiters, for connect_admit_waiting() */
 };
 
 static size_t hash_u64(uint64_t x)
@@ -197,11 +212,14 @@ static bool queue_remove(struct channel *ch, struct proxy_req *req)
 }
 
 static void dial_end(struct connector *c, struct proxy_req *req);
+static void wait_remove(struct connector *c, struct proxy_req *req);
 
 void connect_forget(struct connector *c, struct proxy_req *req)
 {
     if (req->dialing)
         dial_end(c, req);
+    else if (req->wait_slot)
+        wait_remove(c, req);
     else if (req->connect_id)
         (void)pending_take(c, req->connect_id);
     else if (req->channel)
@@ -544,8 +562,12 @@ static void enter(struct proxy_req *req, struct upstream_pool *p)
     req->counted = p;
 }
 
+static void admit_release(struct proxy_req *req);
+static void admit_shrink(struct proxy_req *req);
+
 void connect_leave(struct proxy_req *req)
 {
+    admit_release(req);
     if (!req->counted)
         return;
     atomic_fetch_sub_explicit(&req->counted->outstanding, 1, memory_order_relaxed);
@@ -699,6 +721,7 @@ void connect_expire_dials(struct connector *c, uint64_t now)
         struct channel *ch;
         int err = 0;
 
+        admit_shrink(req);
         dial_end(c, req);
         /* Still the same attempt: its connect timeout and time keep running from the dial. */
         ch = channel_get(c, req->backend->backend, &err);
@@ -720,6 +743,124 @@ int connect_dial_wait_ms(const struct connector *c, int cap)
     return due - now < (uint64_t)cap ? (int)(due - now) : cap;
 }
 
+/* ---------------------------------------------------------------- admission */
+
+static struct pool_slot *slot_of(const struct proxy_req *req)
+{
+    struct upstream_pool *p = req->backend->pool;
+
+    return &p->slots[req->loop_idx % p->nslots];
+}
+
+static void ready_push(struct connector *c, struct pool_slot *s)
+{
+    if (s->on_ready || !s->wait_head || (s->cap && s->open >= s->cap))
+        return;
+    s->on_ready = true;
+    s->next_ready = c->ready;
+    c->ready = s;
+}
+
+static void ready_remove(struct connector *c, struct pool_slot *s)
+{
+    struct pool_slot **p = &c->ready;
+
+    if (!s->on_ready)
+        return;
+    while (*p && *p != s)
+        p = &(*p)->next_ready;
+    if (*p)
+        *p = s->next_ready;
+    s->on_ready = false;
+    s->next_ready = NULL;
+}
+
+/* Whether req may open a new connection to its backend now; if so it counts in the slot's `open`. */
+static bool admit(struct proxy_req *req)
+{
+    struct pool_slot *s = slot_of(req);
+
+    /* Behind the waiters, if any: in order. */
+    if (s->cap && (s->open >= s->cap || s->wait_head))
+        return false;
+    s->open++;
+    req->admitted = s;
+    return true;
+}
+
+static void admit_release(struct proxy_req *req)
+{
+    struct pool_slot *s = req->admitted;
+
+    if (!s)
+        return;
+    req->admitted = NULL;
+    s->open--;
+    if (s->wait_head)
+        ready_push(req->loop->connector, s);
+}
+
+static void wait_add(struct proxy_req *req)
+{
+    struct pool_slot *s = slot_of(req);
+
+    req->wait_slot = s;
+    req->wait_next = NULL;
+    s->waiting++;
+    if (s->wait_tail)
+        s->wait_tail->wait_next = req;
+    else
+        s->wait_head = req;
+    s->wait_tail = req;
+}
+
+static void wait_remove(struct connector *c, struct proxy_req *req)
+{
+    struct pool_slot *s = req->wait_slot;
+    struct proxy_req **p = &s->wait_head, *prev = NULL;
+
+    for (; *p; prev = *p, p = &(*p)->wait_next) {
+        if (*p != req)
+            continue;
+        *p = req->wait_next;
+        if (s->wait_tail == req)
+            s->wait_tail = prev;
+        s->waiting--;
+        break;
+    }
+    req->wait_slot = NULL;
+    req->wait_next = NULL;
+    /* A slot nobody waits on leaves the list: its pool may go with the last request's table. */
+    if (!s->wait_head)
+        ready_remove(c, s);
+}
+
+void connect_succeeded(struct proxy_req *req)
+{
+    struct pool_slot *s = req->admitted;
+
+    /* Grow only while the cap binds: a cap nobody reaches says nothing. */
+    if (!s || !s->cap || (s->open < s->cap && !s->wait_head))
+        return;
+    if (++s->grown < s->cap)
+        return;
+    s->grown = 0;
+    if (++s->cap > ADMIT_CAP_MAX)
+        s->cap = 0;
+    ready_push(req->loop->connector, s);
+}
+
+/* A dial of req's lost its SYN: its slot's cap halves what is open. */
+static void admit_shrink(struct proxy_req *req)
+{
+    struct pool_slot *s = req->admitted;
+
+    if (!s)
+        return;
+    s->cap = s->open / 2 ? s->open / 2 : 1;
+    s->grown = 0;
+}
+
 /* Starts req's connection to its chosen backend: a dial from the stock, else the agent's. False when the agent is gone. */
 static bool start_connect(struct connector *c, struct proxy_req *req)
 {
@@ -739,6 +880,39 @@ static bool start_connect(struct connector *c, struct proxy_req *req)
     req->connect_start_ms = now;
     req->deadline_ms = now + req->target->settings.connect_timeout_ms;
     return true;
+}
+
+void connect_admit_waiting(struct connector *c)
+{
+    while (c->ready) {
+        struct pool_slot *s = c->ready;
+
+        c->ready = s->next_ready;
+        s->next_ready = NULL;
+        s->on_ready = false;
+        while (s->wait_head && (!s->cap || s->open < s->cap)) {
+            struct proxy_req *req = s->wait_head;
+            uint64_t started = req->connect_start_ms, deadline = req->deadline_ms;
+
+            s->wait_head = req->wait_next;
+            if (!s->wait_head)
+                s->wait_tail = NULL;
+            s->waiting--;
+            req->wait_slot = NULL;
+            req->wait_next = NULL;
+            s->open++;
+            req->admitted = s;
+            if (!start_connect(c, req)) {
+                upstream_connected(req->loop, req, -1, ECONNRESET);
+                continue;
+            }
+            /* The wait counted against its connect timeout. */
+            req->connect_start_ms = started;
+            req->deadline_ms = deadline;
+            if (req->dialing)
+                upstream_submit(req->loop, req);
+        }
+    }
 }
 
 enum router_failure connect_begin(struct connector *c, struct proxy_req *req, bool allow_pool)
@@ -767,7 +941,18 @@ enum router_failure connect_begin(struct connector *c, struct proxy_req *req, bo
         allow_pool = false;
         mark_tried(req, (size_t)i);
         req->attempts++;
+        if (!admit(req)) {
+            uint64_t now = now_ms();
+
+            wait_add(req);
+            req->ustate = UP_CONNECTING;
+            req->connect_start_ms = now;
+            req->deadline_ms = now + tg->settings.connect_timeout_ms;
+            enter(req, req->backend->pool);
+            return FAIL_NONE;
+        }
         if (!start_connect(c, req)) {
+            admit_release(req);
             req->last_failure = FAIL_CRASHED;
             continue;
         }

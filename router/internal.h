@@ -84,6 +84,14 @@ struct pool_slot {
     int n;
     int fds[POOL_IDLE_MAX];
     uint64_t since[POOL_IDLE_MAX];
+    /* Admission (connect.c): its loop's alone, no lock. */
+    unsigned open;                /* this loop's requests on new connections to the backend, until they end */
+    unsigned cap;                 /* how many may be (0: no cap) */
+    unsigned grown;               /* connections made since the cap last grew */
+    unsigned waiting;             /* requests on the list below */
+    struct proxy_req *wait_head, *wait_tail;   /* requests waiting for room, oldest first */
+    struct pool_slot *next_ready; /* on the connector's list: room and waiters */
+    bool on_ready;
 };
 
 struct upstream_pool {
@@ -168,6 +176,13 @@ bool pool_quarantined(const struct upstream_pool *p, uint64_t now);
  * the host has no route.
  */
 ssize_t route_outstanding_for_test(struct router *r, const char *host, unsigned *counts, size_t max);
+/*
+ * For tests: the admission state (connect.c) of the first backend of
+ * `host` on loop 0, as {open, cap, waiting}; -1 without a route. The loop
+ * thread writes these plain counters while this reads them: a snapshot
+ * for a test that knows the loop is idle or waiting, nothing more.
+ */
+int route_admission_for_test(struct router *r, const char *host, unsigned out[3]);
 
 /* ---------------------------------------------------------------- requests */
 
@@ -248,6 +263,9 @@ struct proxy_req {
     struct channel *channel;      /* UP_CONNECTING: where it was asked */
     struct proxy_req *pending_next;   /* UP_CONNECTING: the connector's map by id */
     struct proxy_req *queue_next;     /* UP_CONNECTING: its channel's queue, while not sent yet */
+    struct pool_slot *admitted;   /* the slot (its backend, this loop) whose `open` counts req, or NULL */
+    struct pool_slot *wait_slot;  /* UP_CONNECTING: the slot req waits on for room, or NULL */
+    struct proxy_req *wait_next;  /* ... its list */
     bool dialing;                 /* UP_CONNECTING: fd is a stock socket the loop is connecting (connect.c) */
     uint64_t dial_start_ms;
     struct proxy_req *dial_prev, *dial_next;   /* while dialing: the connector's list, oldest first */
@@ -359,6 +377,14 @@ void connect_dial_done(struct connector *c, struct proxy_req *req);
 void connect_expire_dials(struct connector *c, uint64_t now);
 /* How long the loop may sleep, at most `cap` ms: until the oldest dial expires. */
 int connect_dial_wait_ms(const struct connector *c, int cap);
+/*
+ * Admission: requests waiting for room on a backend (its accept queue
+ * overflowed, see connect.c) start their connects as room frees. Called
+ * every loop turn, after the events.
+ */
+void connect_admit_waiting(struct connector *c);
+/* req's connection is up (a dial or the agent's): the backend's cap may grow. */
+void connect_succeeded(struct proxy_req *req);
 /* What the loop does with an answer: a socket (>= 0), or the connect's errno (sock < 0). */
 void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock, int err);
 /* req's dial completed: its socket (req->fd, registered in the loop's epoll) is connected. */

@@ -19,8 +19,8 @@
  * both through a mutex-protected queue and an eventfd. The queue is run
  * after the fd events of one epoll batch, because a cancel may free a
  * request whose event is still in that batch; so are the scans (timeouts,
- * head deadlines, dials that waited too long, channel sweeps) and, last of
- * a turn, the access log's one write.
+ * head deadlines, dials that waited too long, requests let in as room
+ * frees, channel sweeps) and, last of a turn, the access log's one write.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -161,6 +161,7 @@ static void run_daemons(struct upstream_loop *l, const bool ready[2], uint64_t n
 static void housekeeping(struct upstream_loop *l, uint64_t now, bool had_events)
 {
     connect_expire_dials(l->connector, now);
+    connect_admit_waiting(l->connector);
     if (now - l->last_scan >= SCAN_MS) {
         l->last_scan = now;
         upstream_scan_timeouts(l, now);

@@ -472,3 +472,20 @@ ssize_t route_outstanding_for_test(struct router *r, const char *host, unsigned 
     route_table_unref(t);
     return n;
 }
+
+int route_admission_for_test(struct router *r, const char *host, unsigned out[3])
+{
+    struct route_table *t = router_current_table(r);
+    const struct route_target *tg = route_table_lookup(t, host);
+    int ret = -1;
+
+    if (tg && tg->n_backends > 0) {
+        const struct pool_slot *s = &tg->backends[0].pool->slots[0];
+        out[0] = s->open;
+        out[1] = s->cap;
+        out[2] = s->waiting;
+        ret = 0;
+    }
+    route_table_unref(t);
+    return ret;
+}

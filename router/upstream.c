@@ -100,6 +100,7 @@ static int write_out(struct proxy_req *req)
 }
 
 static void copy_dyno(char dst[ROUTER_DYNO_MAX], const char *name);
+static void wake_upload(struct proxy_req *req);
 
 /*
  * A dial (connect.c) is submitted while its connect may still be under
@@ -118,6 +119,7 @@ static bool dial_sent(struct upstream_loop *l, struct proxy_req *req)
         return false;
     }
     connect_dial_done(l->connector, req);
+    connect_succeeded(req);
     req->service_start_ms = now_ms();
     req->connect_ms += req->service_start_ms - req->connect_start_ms;
     return true;
@@ -136,6 +138,9 @@ void upstream_submit(struct upstream_loop *l, struct proxy_req *req)
     pthread_mutex_lock(&req->lock);
     arm_locked(req);
     pthread_mutex_unlock(&req->lock);
+    /* A retry's upload may have filled its buffer while its first backend failed. */
+    if (req->stream)
+        wake_upload(req);
 }
 
 void upstream_unpause_locked(struct proxy_req *req)
@@ -317,6 +322,7 @@ void upstream_dialled(struct upstream_loop *l, struct proxy_req *req)
 /* req->fd is connected to the backend: the request goes out, and the socket waits for the answer. */
 static void send_request(struct upstream_loop *l, struct proxy_req *req, uint64_t now)
 {
+    connect_succeeded(req);
     copy_dyno(req->dyno, req->backend->name);
     req->from_pool = false;
     req->service_start_ms = now;

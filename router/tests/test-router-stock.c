@@ -5,13 +5,15 @@
  * for every connection. The fake backends of fake-backend.h make them in
  * this process's network namespace, as a container's agent makes them in
  * the container's. Checked: an app that closes every connection is served
- * from the stock (the agent asked once, not once a request); a stock
+ * from the stock (the agent asked once, not once a request), and a
+ * chunked upload streams through a dialled socket; a stock
  * socket whose connect is refused quarantines its backend like a refusal
  * the agent reports, and with no other backend the client gets 503 H21; a
  * dial whose SYN a full accept queue drops gives its socket up within
  * milliseconds and asks the agent (which dials again), and the request
  * ends with the app's connect timeout (H19), not the kernel's second-long
- * SYN retry; backends that offer no stock are served as before, and so is
+ * SYN retry, and a request behind it waits in the router for room (the
+ * admission cap the lost SYN set) instead of dialling; backends that offer no stock are served as before, and so is
  * every backend of a router whose descriptor limit is low; every backend's
  * holds and releases balance at the router's stop, and its stock sockets
  * are closed with it.
@@ -99,6 +101,28 @@ static void test_refused(void)
        atomic_load(&refusing.stocked));
 }
 
+/* A chunked upload of 2 MiB to `host`'s /verify-slowly (an app that reads slowly) streams through a dialled socket. */
+static void test_streamed_upload(const char *host)
+{
+    const size_t size = 2u << 20;
+    char *file = xasprintf("%s/upload", tmpdir), *body = NULL, extra[512], want[64];
+    FILE *f = fopen(file, "w");
+    int st;
+
+    for (size_t i = 0; f && i < size; i++)
+        (void)fputc(pattern(i), f);
+    if (f)
+        (void)fclose(f);
+    (void)snprintf(extra, sizeof(extra), "-H 'Transfer-Encoding: chunked' --data-binary '@%s'", file);
+    (void)snprintf(want, sizeof(want), "%zu ok", size);
+    st = request(host, "/verify-slowly", extra, &body, NULL);
+    ok(st == 200 && body && strcmp(body, want) == 0, "a chunked upload to %s arrives intact (%d, %s)", host, st,
+       body ? body : "");
+    free(body);
+    unlink(file);
+    free(file);
+}
+
 struct bg {
     pthread_t thread;
     int status;
@@ -137,7 +161,9 @@ static void test_dropped_syn(int *queue_fd)
 {
     uint16_t port;
     int lfd = listen_local(&port), filler = -1, asked_before, asked_soon = 0;
-    struct bg b = { 0 };
+    unsigned adm[3] = { 0 };
+    bool admitted = false;
+    struct bg b = { 0 }, b2 = { 0 };
 
     *queue_fd = lfd;
     if (lfd < 0 || listen(lfd, 0) < 0) {
@@ -163,11 +189,23 @@ static void test_dropped_syn(int *queue_fd)
         usleep(10000);
         asked_soon = atomic_load(&stalled.asked) > asked_before;
     }
+    /* The lost SYN capped the app at half of what was open (one): the next request waits in the router. */
+    if (pthread_create(&b2.thread, NULL, bg_main, &b2) == 0) {
+        usleep(80000);
+        admitted = route_admission_for_test(router, "stalled.localhost", adm) == 0;
+        pthread_join(b2.thread, NULL);
+    }
     pthread_join(b.thread, NULL);
     ok(asked_soon, "a dial whose SYN the full queue dropped asked the agent within 200 ms");
     ok(b.status == 503 && b.secs >= 0.25 && b.secs < 1.0,
        "... and the request ended with the app's 300 ms connect timeout, not the kernel's SYN retry "
        "(%d after %.2fs)", b.status, b.secs);
+    ok(admitted && adm[0] == 1 && adm[1] == 1 && adm[2] == 1 && b2.status == 503,
+       "a request behind it, while it was pending, waited in the router for room: the lost SYN capped the "
+       "app at 1 open (open %u, cap %u, waiting %u; then %d)", adm[0], adm[1], adm[2], b2.status);
+    admitted = route_admission_for_test(router, "stalled.localhost", adm) == 0;
+    ok(admitted && adm[0] == 0 && adm[2] == 0, "once both ended, nothing is open or waiting (open %u, waiting %u)",
+       adm[0], adm[2]);
     if (filler >= 0)
         close(filler);
 }
@@ -247,7 +285,9 @@ int main(void)
     router_port_num = router_port(router);
 
     test_served_from_stock();
+    test_streamed_upload("stocked.localhost");
     test_refused();
+    test_streamed_upload("duo.localhost");
     test_dropped_syn(&queue_fd);
 
     router_stop(router);
