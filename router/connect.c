@@ -647,21 +647,8 @@ static void dial_unlink(struct connector *c, struct proxy_req *req)
 /* req stops dialing: off the list, and its socket closed (out of the epoll first when it is in it). */
 static void dial_end(struct connector *c, struct proxy_req *req)
 {
-    bool registered;
-    int fd;
-
     connect_dial_done(c, req);
-    pthread_mutex_lock(&req->lock);
-    fd = req->fd;
-    registered = req->in_epoll;
-    req->fd = -1;
-    req->in_epoll = false;
-    pthread_mutex_unlock(&req->lock);
-    if (fd >= 0) {
-        if (registered)
-            (void)epoll_ctl(c->epfd, EPOLL_CTL_DEL, fd, NULL);
-        (void)close(fd);
-    }
+    upstream_close_socket(req->loop, req);
 }
 
 /*

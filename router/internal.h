@@ -389,6 +389,8 @@ void connect_succeeded(struct proxy_req *req);
 void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock, int err);
 /* req's dial completed: its socket (req->fd, registered in the loop's epoll) is connected. */
 void upstream_dialled(struct upstream_loop *l, struct proxy_req *req);
+/* Takes req's upstream socket off it and closes it, out of the loop's epoll first when it is in it. */
+void upstream_close_socket(struct upstream_loop *l, struct proxy_req *req);
 
 /* ---------------------------------------------------------------- loop.c */
 

@@ -104,20 +104,15 @@ static void wake_upload(struct proxy_req *req);
 
 /*
  * A dial (connect.c) is submitted while its connect may still be under
- * way: the first send says whether the connection is up. If it is, the
- * request goes on as any other; if the socket is still connecting (or
- * failed: the error comes as an event), it waits for EPOLLOUT in
- * UP_CONNECTING, under the connect deadline and the dial's own wait.
+ * way: the first send says whether the connection is up. Returns whether
+ * it is; if not (still connecting, or failed: the error comes as an
+ * event), the request stays in UP_CONNECTING, under the connect deadline
+ * and the dial's own wait, and its socket waits for EPOLLOUT.
  */
 static bool dial_sent(struct upstream_loop *l, struct proxy_req *req)
 {
-    if (write_out(req) < 0 || req->written == 0) {
-        upstream_track(l, req);
-        pthread_mutex_lock(&req->lock);
-        arm_locked(req);
-        pthread_mutex_unlock(&req->lock);
+    if (write_out(req) < 0 || req->written == 0)
         return false;
-    }
     connect_dial_done(l->connector, req);
     connect_succeeded(req);
     req->service_start_ms = now_ms();
@@ -127,19 +122,21 @@ static bool dial_sent(struct upstream_loop *l, struct proxy_req *req)
 
 void upstream_submit(struct upstream_loop *l, struct proxy_req *req)
 {
-    if (req->dialing && !dial_sent(l, req))
-        return;
-    copy_dyno(req->dyno, req->backend->name);
-    req->deadline_ms = now_ms() + req->target->settings.head_timeout_ms;
-    /* Usually the whole request goes out here, and the loop first hears of it when the answer comes. */
-    (void)write_out(req);
-    req->ustate = req->written < req->out.len ? UP_WRITING : UP_HEAD;
+    bool connected = !req->dialing || dial_sent(l, req);
+
+    if (connected) {
+        copy_dyno(req->dyno, req->backend->name);
+        req->deadline_ms = now_ms() + req->target->settings.head_timeout_ms;
+        /* Usually the whole request goes out here, and the loop first hears of it when the answer comes. */
+        (void)write_out(req);
+        req->ustate = req->written < req->out.len ? UP_WRITING : UP_HEAD;
+    }
     upstream_track(l, req);
     pthread_mutex_lock(&req->lock);
     arm_locked(req);
     pthread_mutex_unlock(&req->lock);
     /* A retry's upload may have filled its buffer while its first backend failed. */
-    if (req->stream)
+    if (connected && req->stream)
         wake_upload(req);
 }
 
@@ -162,6 +159,21 @@ static void close_registered(struct upstream_loop *l, int fd, bool registered)
     if (registered)
         (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
     (void)close(fd);
+}
+
+void upstream_close_socket(struct upstream_loop *l, struct proxy_req *req)
+{
+    bool registered;
+    int fd;
+
+    pthread_mutex_lock(&req->lock);
+    fd = req->fd;
+    registered = req->in_epoll;
+    req->fd = -1;
+    req->in_epoll = false;
+    pthread_mutex_unlock(&req->lock);
+    if (fd >= 0)
+        close_registered(l, fd, registered);
 }
 
 /*
@@ -361,23 +373,13 @@ static bool method_idempotent(const char *m)
  */
 static bool early_failure(struct upstream_loop *l, struct proxy_req *req, enum router_failure f)
 {
-    bool registered;
-    int old;
-
     if (!req->from_pool || req->retried || req->inbuf.len > 0 || req->stream || !method_idempotent(req->method)) {
         upstream_fail(l, req, f);
         return false;
     }
     req->retried = true;
     req->from_pool = false;
-    pthread_mutex_lock(&req->lock);
-    old = req->fd;
-    registered = req->in_epoll;
-    req->fd = -1;
-    req->in_epoll = false;
-    pthread_mutex_unlock(&req->lock);
-    if (old >= 0)
-        close_registered(l, old, registered);
+    upstream_close_socket(l, req);
     req->written = 0;
     return reconnect(l, req);
 }
