@@ -19,8 +19,9 @@
  * docs/ARCHITECTURE.md, The router). A socket connects in the network
  * namespace it was made in, whoever calls connect(), so each channel also
  * keeps a stock of unconnected sockets the agent made in the container
- * (ops->ask_stock, up to STOCK_FILL, asked again below STOCK_LOW, at most
- * one ask outstanding), and a request with a stock socket connects it to
+ * (ops->ask_stock, up to STOCK_FILL, asked again at STOCK_LOW or below,
+ * one ask at a time unless it goes unanswered for STOCK_RETRY_MS; what
+ * the answers bring past ROUTER_STOCK_MAX is closed), and a request with a stock socket connects it to
  * 127.0.0.1:PORT itself ("dialing"). On the container's loopback the
  * handshake is usually over by the time connect() returns, so the request
  * is sent at once (upstream_submit()), and the send says the connection is
@@ -299,7 +300,7 @@ static void stock_drop(struct channel *ch)
         (void)close(ch->stock[--ch->n_stock]);
 }
 
-/* A connect starts on ch: asks for more sockets when the stock runs low and no ask is outstanding. */
+/* A connect starts on ch: asks for more sockets when the stock runs low, unless an ask went out within STOCK_RETRY_MS. */
 static void stock_refill(struct connector *c, struct channel *ch, uint64_t now)
 {
     ch->stock_used = true;

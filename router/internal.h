@@ -347,7 +347,9 @@ void connector_free(struct connector *c);
  * socket of the channel's stock that the loop connects itself (req->fd
  * set, req->dialing: the caller submits it too, which sends the request
  * as soon as the connection is up), or, with no stock, for the answer to a
- * connect asked on the loop's channel to that backend. From here until connect_leave(), req counts as one of
+ * connect asked on the loop's channel to that backend, or, while the
+ * backend's admission cap is reached, for room (connect_admit_waiting()
+ * then starts it). From here until connect_leave(), req counts as one of
  * the backend's outstanding requests (a retry first lets go of the backend
  * it leaves). Returns FAIL_NONE, or the failure to answer with when no
  * backend can be asked (req then counts nowhere).

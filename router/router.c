@@ -120,8 +120,8 @@ static int listen_on(const char *addr, uint16_t *ret_port, struct berth_error **
 /*
  * Raises the file-descriptor limit as far as the host allows; the connection
  * limit follows from it, and so does whether the connector keeps stocks of
- * unconnected sockets (up to 24 descriptors per loop and busy backend,
- * connect.c), which only a limit of STOCK_FD_MIN or more leaves room for.
+ * unconnected sockets (up to ROUTER_STOCK_MAX descriptors per loop and
+ * busy backend, connect.c), which only a limit of STOCK_FD_MIN or more leaves room for.
  */
 static unsigned connection_limit(bool *ret_stock)
 {
