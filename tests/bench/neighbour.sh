@@ -16,6 +16,11 @@ build=$(cd "${1:-build}" && pwd)
 rounds=${2:-3}
 secs=${3:-5}
 top=$(cd "$(dirname "$0")/../.." && pwd)
+# NEIGHBOUR_LOAD picks parts of tenant A's load (below), to see which one costs B.
+parts=
+for part in ${NEIGHBOUR_LOAD:-spin spin hog storm}; do
+    case $part in spin | hog | storm) parts="$parts$part & " ;; *) echo "  unknown load part: $part"; exit 1 ;; esac
+done
 T=$(mktemp -d /tmp/berth-neighbour.XXXXXX)
 . "$top/tests/bench/serve.sh"
 trap bench_serve_stop EXIT
@@ -55,11 +60,6 @@ done
 for _ in $(seq 1 "$rounds"); do p99 quiet.localhost >>"$T/idle"; done
 # The load: two busy loops, memory grabbed 16 MiB at a time until the OOM
 # killer ends it (again and again), and forks until pids.max refuses them.
-# NEIGHBOUR_LOAD picks parts of it, to see which one costs B (default: all).
-parts=
-for part in ${NEIGHBOUR_LOAD:-spin spin hog storm}; do
-    case $part in spin | hog | storm) parts="$parts$part & " ;; *) echo "  unknown load part: $part"; exit 1 ;; esac
-done
 load="spin() { while :; do :; done; }
 hog() { while :; do python3 -c \"x = []
 while True: x.append(bytearray(16 << 20))\" 2>/dev/null; done; }
