@@ -25,6 +25,7 @@
  * §0.2: rootless runtimes on v1 silently drop limits; berth must not).
  */
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -489,6 +490,41 @@ static int chown_delegated(const struct cgroup_layout *l, const char *root, uid_
     return 0;
 }
 
+/*
+ * berth's apps, together, against the daemon's threads. On v1 each thread
+ * of the parent cgroup is a scheduling entity of weight 1024 beside the
+ * whole subtree, and the router runs one loop thread per CPU there: at the
+ * default weight all of berth's apps together weigh as much as one of
+ * those threads, so a busy router starves the very apps it is waiting on
+ * (a 2-CPU host, busybox behind the router: the loop woke twice as often
+ * per request and the app served 10-15% fewer requests than at 2048). A
+ * v1 root still at the default therefore gets 1024 per CPU; a value an
+ * operator wrote is kept. v2 is left alone: there the daemon's threads
+ * share the weight of a cgroup of their own, as the subtree does.
+ */
+static int weigh_root(const struct cgroup_layout *l, const char *root, const char *ctrl, struct berth_error **err)
+{
+    _cleanup_free_ char *path = xasprintf("%s/cpu.shares", root);
+    _cleanup_strbuf_ struct strbuf v = STRBUF_INIT;
+    cpu_set_t cpus;
+    char shares[24];
+    int n = 0, r;
+
+    if (l->v2 || !cgroup_has_word(ctrl, "cpu", ',') || !cgroup_file_exists(root, "cpu.shares"))
+        return 0;
+    if ((r = cgroup_read_str(path, &v, err)) < 0)
+        return r;
+    if (strcmp(v.buf, "1024") != 0)
+        return 0;
+    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+        n = CPU_COUNT(&cpus);
+    if (n <= 1)
+        return 0;
+    /* The kernel's ceiling for cpu.shares is 2^18 (MAX_SHARES). */
+    snprintf(shares, sizeof(shares), "%d", n < 256 ? 1024 * n : 1 << 18);
+    return cgroup_write_str(path, shares, err);
+}
+
 int cgroup_delegate_layout(const struct cgroup_layout *l, uid_t uid, gid_t gid, struct berth_error **err)
 {
     int r;
@@ -500,7 +536,8 @@ int cgroup_delegate_layout(const struct cgroup_layout *l, uid_t uid, gid_t gid, 
             if ((r = cgroup_enable_controllers(parent, err)) < 0)
                 return r;
         }
-        if ((r = make_root(root, err)) < 0 || (r = chown_delegated(l, root, uid, gid, err)) < 0)
+        if ((r = make_root(root, err)) < 0 || (r = chown_delegated(l, root, uid, gid, err)) < 0 ||
+            (r = weigh_root(l, root, l->ctrl[i].name, err)) < 0)
             return r;
         if (l->v2 && (r = cgroup_enable_controllers(root, err)) < 0)
             return r;
@@ -544,7 +581,7 @@ int cgroup_self_delegate_layout(const struct cgroup_layout *l, struct berth_erro
             if ((r = cgroup_write_str(leaf_procs, "0", err)) < 0 || (r = cgroup_enable_controllers(parent, err)) < 0)
                 return r;
         }
-        if ((r = make_root(root, err)) < 0)
+        if ((r = make_root(root, err)) < 0 || (r = weigh_root(l, root, l->ctrl[i].name, err)) < 0)
             return r;
         if (l->v2 && (r = cgroup_enable_controllers(root, err)) < 0)
             return r;

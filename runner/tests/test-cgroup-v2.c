@@ -14,12 +14,14 @@
  * controllers, the ownership check, memory.max, memory.swap.max,
  * memory.oom.group, pids.max, cpu.weight and cpu.max on create, memory.peak
  * and memory.events' oom_kill as usage, cgroup.kill, and the fallback kill
- * through cgroup.procs. Not exercisable on plain files: rmdir of a cgroup
+ * through cgroup.procs; and on v1, the cpu root's weight (cpu.shares per
+ * CPU) that root's delegation and the daemon's own set. Not exercisable on plain files: rmdir of a cgroup
  * (a plain directory with files is never empty), processes moving
  * (cgroup.procs is not the kernel's), and cgroup.freeze, which berth does
  * not use (a stopped container is killed through cgroup.kill, not frozen).
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +277,53 @@ static void test_self_delegate(void)
     cgroup_layout_free(l);
 }
 
+/* The v1 subtree's weight: a root at the default gets 1024 per CPU, an operator's value stays, v2 and other hierarchies are untouched. */
+static void test_v1_weight(void)
+{
+    _cleanup_free_ char *cpu = xasprintf("%s/cpu/berth-t", top);
+    _cleanup_free_ char *mem = xasprintf("%s/memory/berth-t", top);
+    _cleanup_free_ char *want = NULL;
+    _cleanup_error_ struct berth_error *err = NULL;
+    struct cgroup_layout *l = xcalloc(1, sizeof(*l));
+    cpu_set_t cpus;
+    int n = 1;
+
+    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+        n = CPU_COUNT(&cpus);
+    want = n > 1 ? xasprintf("%d", 1024 * n) : xstrdup("1024");
+    (void)mkdir_p(cpu, 0755, NULL);
+    (void)mkdir_p(mem, 0755, NULL);
+    put(cpu, "cpu.shares", "1024");
+    put(mem, "memory.limit_in_bytes", "9223372036854771712");
+    for (const char *const *d = (const char *const[]){ cpu, mem, NULL }; *d; d++) {
+        put(*d, "cgroup.procs", "");
+        put(*d, "tasks", "");
+    }
+    l->n = 2;
+    l->ctrl[0].name = xstrdup("memory");
+    l->ctrl[0].root = xstrdup(mem);
+    l->ctrl[1].name = xstrdup("cpu,cpuacct");
+    l->ctrl[1].root = xstrdup(cpu);
+    ok(cgroup_delegate_layout(l, geteuid(), getegid(), &err) == 0, "delegation on v1 succeeds: %s", berth_error_msg(&err));
+    ok(is(cpu, "cpu.shares", want), "the cpu root at the default weighs 1024 per CPU (%d CPUs): berth's apps together "
+       "against the router's loop per CPU", n);
+    ok(is(mem, "memory.limit_in_bytes", "9223372036854771712"), "... the memory root's files are left as they were");
+    ok(cgroup_delegate_layout(l, geteuid(), getegid(), &err) == 0 && is(cpu, "cpu.shares", want),
+       "delegating again keeps it");
+    put(cpu, "cpu.shares", "512");
+    ok(cgroup_delegate_layout(l, geteuid(), getegid(), &err) == 0 && is(cpu, "cpu.shares", "512"),
+       "a weight the operator wrote is kept");
+    ok(cgroup_self_delegate_layout(l, &err) == 0 && is(cpu, "cpu.shares", "512"), "... by the daemon's own delegation too");
+    put(cpu, "cpu.shares", "1024");
+    for (const char *const *d = (const char *const[]){ "cpu", "memory", NULL }; *d; d++) {
+        _cleanup_free_ char *parent = xasprintf("%s/%s", top, *d);
+        put(parent, "cgroup.procs", "");
+    }
+    ok(cgroup_self_delegate_layout(l, &err) == 0 && is(cpu, "cpu.shares", want),
+       "a root the daemon makes for itself (its parent writable) is weighed the same: %s", berth_error_msg(&err));
+    cgroup_layout_free(l);
+}
+
 int main(void)
 {
     if (!mkdtemp(top)) {
@@ -286,6 +335,7 @@ int main(void)
     test_create_and_usage();
     test_kill();
     test_self_delegate();
+    test_v1_weight();
     (void)rm_rf(top, NULL);
     return tap_done();
 }
