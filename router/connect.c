@@ -702,9 +702,17 @@ void connect_on_dial(struct connector *c, struct proxy_req *req, uint32_t events
     upstream_connected(req->loop, req, -1, err);
 }
 
+/* CONNECT_DIAL_WAIT_MS, unless a test set another before starting its router (connect_dial_wait_for_test()). */
+static int dial_wait_ms = CONNECT_DIAL_WAIT_MS;
+
+void connect_dial_wait_for_test(int ms)
+{
+    dial_wait_ms = ms > 0 ? ms : CONNECT_DIAL_WAIT_MS;
+}
+
 void connect_expire_dials(struct connector *c, uint64_t now)
 {
-    while (c->dial_head && now >= c->dial_head->dial_start_ms + CONNECT_DIAL_WAIT_MS) {
+    while (c->dial_head && now >= c->dial_head->dial_start_ms + (uint64_t)dial_wait_ms) {
         struct proxy_req *req = c->dial_head;
         struct channel *ch;
         int err = 0;
@@ -724,7 +732,7 @@ int connect_dial_wait_ms(const struct connector *c, int cap)
 
     if (!c->dial_head)
         return cap;
-    due = c->dial_head->dial_start_ms + CONNECT_DIAL_WAIT_MS;
+    due = c->dial_head->dial_start_ms + (uint64_t)dial_wait_ms;
     now = now_ms();
     if (now >= due)
         return 0;

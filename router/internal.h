@@ -380,6 +380,13 @@ void connect_expire_dials(struct connector *c, uint64_t now);
 /* How long the loop may sleep, at most `cap` ms: until the oldest dial expires. */
 int connect_dial_wait_ms(const struct connector *c, int cap);
 /*
+ * For tests: dials wait `ms` instead of CONNECT_DIAL_WAIT_MS, so one can
+ * outlive a dropped SYN's retransmit and complete through EPOLLOUT (0:
+ * back to the default). Set while no router runs (the loops read it
+ * unlocked).
+ */
+void connect_dial_wait_for_test(int ms);
+/*
  * Admission: requests waiting for room on a backend (its accept queue
  * overflowed, see connect.c) start their connects as room frees. Called
  * every loop turn, after the events.

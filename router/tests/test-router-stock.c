@@ -13,7 +13,9 @@
  * milliseconds and asks the agent (which dials again), and the request
  * ends with the app's connect timeout (H19), not the kernel's second-long
  * SYN retry, and a request behind it waits in the router for room (the
- * admission cap the lost SYN set) instead of dialling; backends that offer no stock are served as before, and so is
+ * admission cap the lost SYN set) instead of dialling; a dial allowed to
+ * wait past the SYN's retransmit connects through EPOLLOUT and sends its
+ * request then; backends that offer no stock are served as before, and so is
  * every backend of a router whose descriptor limit is low; every backend's
  * holds and releases balance at the router's stop, and its stock sockets
  * are closed with it.
@@ -22,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -34,6 +37,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "common/xalloc.h"
 #include "common/tests/tap.h"
 #include "router/internal.h"
@@ -125,6 +129,7 @@ static void test_streamed_upload(const char *host)
 
 struct bg {
     pthread_t thread;
+    const char *host;   /* NULL: stalled.localhost */
     int status;
     double secs;
     atomic_bool done;
@@ -137,7 +142,7 @@ static void *bg_main(void *arg)
     char *body = NULL;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    b->status = request("stalled.localhost", "/hello", NULL, &body, NULL);
+    b->status = request(b->host ? b->host : "stalled.localhost", "/hello", NULL, &body, NULL);
     b->secs = elapsed(&t0);
     free(body);
     atomic_store(&b->done, true);
@@ -208,6 +213,115 @@ static void test_dropped_syn(int *queue_fd)
        adm[0], adm[2]);
     if (filler >= 0)
         close(filler);
+}
+
+/* An app on a listener with a backlog of 0 that stops accepting while `held`; it answers each request "ok" and closes. */
+struct held_app {
+    int lfd;
+    uint16_t port;
+    atomic_bool held, stop;
+    pthread_t thread;
+};
+
+static void held_app_answer(int fd)
+{
+    struct timeval tv = { .tv_sec = 2 };
+    struct strbuf head = STRBUF_INIT;
+
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (read_until(fd, &head, "\r\n\r\n"))
+        (void)send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+    strbuf_release(&head);
+    close(fd);
+}
+
+static void *held_app_main(void *arg)
+{
+    struct held_app *a = arg;
+
+    while (!atomic_load(&a->stop)) {
+        struct pollfd p = { .fd = a->lfd, .events = POLLIN };
+        int fd;
+
+        if (atomic_load(&a->held)) {
+            usleep(5000);
+            continue;
+        }
+        if (poll(&p, 1, 10) <= 0 || atomic_load(&a->held))
+            continue;
+        fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            held_app_answer(fd);
+    }
+    return NULL;
+}
+
+/*
+ * A dial that outlives its dropped SYN completes through EPOLLOUT. Its
+ * wait is raised past the kernel's one-second SYN retransmit (in
+ * production it is 4 ms, and loopback handshakes are over when connect()
+ * returns, so this path is otherwise never taken here): the app's queue is
+ * full when the request dials, room comes 300 ms later, the retransmitted
+ * SYN connects, and the request goes out on the socket's EPOLLOUT without
+ * the agent being asked.
+ */
+static void test_dial_completes_late(void)
+{
+    static const struct router_app_settings patient = { .connect_timeout_ms = 5000, .head_timeout_ms = 5000 };
+    struct fake_backend late = { .name = "late.1", .mode = FAKE_DIAL, .stock = true };
+    void *b[] = { &late };
+    struct router_route route = { .host = "late.localhost", .app = "late", .generation = 1, .backends = b,
+                                  .n_backends = 1, .settings = &patient };
+    struct router_config cfg = { .listen_addr = "127.0.0.1:0", .threads = 1, .backend_ops = &fake_backend_ops };
+    struct held_app app = { .lfd = -1 };
+    struct bg req = { .host = "late.localhost" };
+    struct berth_error *err = NULL;
+    struct router *r = NULL;
+    int st, asked_before, filler;
+    char *body = NULL;
+
+    app.lfd = listen_local(&app.port);
+    if (app.lfd < 0 || listen(app.lfd, 0) < 0 || pthread_create(&app.thread, NULL, held_app_main, &app) != 0) {
+        ok(0, "an app listening with a backlog of 0: %s", strerror(errno));
+        return;
+    }
+    late.port = app.port;
+    connect_dial_wait_for_test(3000);
+    if (router_start(&cfg, &r, &err) < 0 || router_set_routes(r, &route, 1, &err) < 0) {
+        ok(0, "a router whose dials wait 3 s: %s", berth_error_msg(&err));
+        berth_error_release(&err);
+    } else {
+        router_port_num = router_port(r);
+        /* The first request is the agent's, and brings the stock. */
+        st = request("late.localhost", "/hello", NULL, &body, NULL);
+        for (int i = 0; i < 200 && atomic_load(&late.stocked) == 0; i++)
+            usleep(10000);
+        ok(st == 200 && body && strcmp(body, "ok") == 0 && atomic_load(&late.stocked) > 0,
+           "the app answers and a stock came (%d, %d sockets)", st, atomic_load(&late.stocked));
+        asked_before = atomic_load(&late.asked);
+        atomic_store(&app.held, true);
+        usleep(30000);   /* the app's thread is past any accept it was in */
+        filler = fill_queue(app.port);
+        usleep(20000);
+        if (pthread_create(&req.thread, NULL, bg_main, &req) == 0) {
+            usleep(300000);
+            if (filler >= 0)
+                close(filler);
+            atomic_store(&app.held, false);
+            pthread_join(req.thread, NULL);
+        }
+        ok(req.status == 200 && req.secs >= 0.5 && req.secs < 4.5 && atomic_load(&late.asked) == asked_before,
+           "a dial whose SYN a full queue dropped, and that waits past the SYN's retransmit, connects through "
+           "EPOLLOUT: %d after %.2fs, the agent asked %d more time(s)", req.status, req.secs,
+           atomic_load(&late.asked) - asked_before);
+    }
+    free(body);
+    router_stop(r);
+    fake_backend_join_all();
+    connect_dial_wait_for_test(0);
+    atomic_store(&app.stop, true);
+    pthread_join(app.thread, NULL);
+    close(app.lfd);
 }
 
 /* A router whose descriptor limit is under STOCK_FD_MIN asks every connection of the agent. Lowers this process's limit for good: last. */
@@ -299,6 +413,7 @@ int main(void)
         close(queue_fd);
     if (dead_fd >= 0)
         close(dead_fd);
+    test_dial_completes_late();
     test_low_fd_limit(up);
     upstream_stop();
     ok(open_fds() == fds_before, "no descriptor left open once the routers stopped (%u, %u before)", open_fds(),
