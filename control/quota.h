@@ -63,6 +63,14 @@ int quota_apply_tenant(struct server *s, const char *tenant, struct berth_error 
 /* quota_apply_tenant() for every tenant in <home>/tenants (berth serve's start). */
 int quota_apply_all(struct server *s, struct berth_error **err);
 /*
+ * The counterpart at berth serve's stop, once no instance runs: each of
+ * its apps' cgroups, then each tenant's, is removed when empty, so a
+ * stopped berth leaves no cgroup behind (the next start makes them again
+ * with their limits). One still in use is left; failures are logged,
+ * never fatal.
+ */
+void quota_release_all(struct server *s);
+/*
  * The limits of the app's `type` containers (instances, one-off runs):
  * app.json's "resources"[type] over QUOTA_INSTANCE_*, with the cpu quota
  * held to the tenant's (cgroup v1 refuses a child's quota above its

@@ -297,33 +297,53 @@ static int set_limits(const struct cgroup_layout *l, const char *relpath,
     return 0;
 }
 
-/* Creates <berth>/<relpath> and its missing parents in every hierarchy. */
+/* Creates root/<relpath> and its missing parents in one hierarchy. */
+static int make_dirs_in(const struct cgroup_layout *l, const struct cgroup_ctrl *ctrl, const char *relpath,
+                        struct berth_error **err)
+{
+    bool memory = !l->v2 && cgroup_has_word(ctrl->name, "memory", ',');
+    _cleanup_strbuf_ struct strbuf path = STRBUF_INIT;
+    int r;
+
+    strbuf_addstr(&path, ctrl->root);
+    for (const char *p = relpath;;) {
+        /* v2: the parent of every cgroup we make must hand its controllers down */
+        if (l->v2 && (r = cgroup_enable_controllers(path.buf, err)) < 0)
+            return WRAP(r, err, "creating cgroup '%s'", relpath);
+        const char *e = strchr(p, '/');
+        size_t cl = e ? (size_t)(e - p) : strlen(p);
+        strbuf_addch(&path, '/');
+        strbuf_add(&path, p, cl);
+        if (mkdir(path.buf, 0755) < 0 && errno != EEXIST)
+            return berth_error_make(err, errno, "mkdir '%s'", path.buf);
+        if (memory && (r = ensure_use_hierarchy(path.buf, err)) < 0)
+            return WRAP(r, err, "creating cgroup '%s'", relpath);
+        if (!e)
+            return 0;
+        p = e + 1;
+    }
+}
+
+/*
+ * Creates <berth>/<relpath> and its missing parents in every hierarchy. A
+ * parent can vanish between its mkdir and its child's: another berth of
+ * the same user (a second home) removes its tenants' empty cgroups when it
+ * stops (quota_release_all()), and the same names may be ours. So an
+ * ENOENT walks the path again, a few times.
+ */
 static int make_dirs(const struct cgroup_layout *l, const char *relpath, struct berth_error **err)
 {
     int r;
 
     for (size_t i = 0; i < l->n; i++) {
-        const char *root = l->ctrl[i].root;
-        bool memory = !l->v2 && cgroup_has_word(l->ctrl[i].name, "memory", ',');
-        _cleanup_strbuf_ struct strbuf path = STRBUF_INIT;
-
-        strbuf_addstr(&path, root);
-        for (const char *p = relpath;;) {
-            /* v2: the parent of every cgroup we make must hand its controllers down */
-            if (l->v2 && (r = cgroup_enable_controllers(path.buf, err)) < 0)
-                return WRAP(r, err, "creating cgroup '%s'", relpath);
-            const char *e = strchr(p, '/');
-            size_t cl = e ? (size_t)(e - p) : strlen(p);
-            strbuf_addch(&path, '/');
-            strbuf_add(&path, p, cl);
-            if (mkdir(path.buf, 0755) < 0 && errno != EEXIST)
-                return berth_error_make(err, errno, "mkdir '%s'", path.buf);
-            if (memory && (r = ensure_use_hierarchy(path.buf, err)) < 0)
-                return WRAP(r, err, "creating cgroup '%s'", relpath);
-            if (!e)
+        for (int attempt = 0;; attempt++) {
+            r = make_dirs_in(l, &l->ctrl[i], relpath, err);
+            if (r != -ENOENT || attempt == 3)
                 break;
-            p = e + 1;
+            berth_error_release(err);
         }
+        if (r < 0)
+            return r;
     }
     return 0;
 }
@@ -700,7 +720,12 @@ static void sweep_tree(const char *dir, int depth, unsigned *removed)
         (*removed)++;
 }
 
-int runner_cgroup_sweep(const char *relpath, unsigned *ret_removed, struct berth_error **err)
+/*
+ * relpath in every hierarchy: swept whole (`below`: sweep_tree()), or its
+ * one directory removed when empty. A cgroup in use (a child cgroup, a
+ * process) or gone already is left without an error.
+ */
+static int remove_in_each(const char *relpath, bool below, unsigned *ret_removed, struct berth_error **err)
 {
     struct cgroup_layout *l = NULL;
     int r;
@@ -711,10 +736,29 @@ int runner_cgroup_sweep(const char *relpath, unsigned *ret_removed, struct berth
     for (size_t i = 0; i < l->n; i++) {
         _cleanup_free_ char *dir = xasprintf("%s/%s", l->ctrl[i].root, relpath);
 
-        sweep_tree(dir, 0, ret_removed);
+        if (below)
+            sweep_tree(dir, 0, ret_removed);
+        else if (rmdir(dir) == 0)
+            (*ret_removed)++;
+        else if (errno != ENOENT && errno != EBUSY && errno != ENOTEMPTY) {
+            r = berth_error_make(err, errno, "rmdir '%s'", dir);
+            break;
+        }
     }
     cgroup_layout_free(l);
-    return 0;
+    return r;
+}
+
+int runner_cgroup_sweep(const char *relpath, unsigned *ret_removed, struct berth_error **err)
+{
+    return remove_in_each(relpath, true, ret_removed, err);
+}
+
+int runner_cgroup_release(const char *relpath, struct berth_error **err)
+{
+    unsigned removed;
+
+    return remove_in_each(relpath, false, &removed, err);
 }
 
 int runner_cgroup_memory_current(const char *relpath, uint64_t *ret_bytes, struct berth_error **err)

@@ -444,6 +444,13 @@ int runner_cgroup_check_cpu_quota(struct berth_error **err);
  */
 int runner_cgroup_sweep(const char *relpath, unsigned *ret_removed, struct berth_error **err);
 /*
+ * As the berth user: removes the cgroup `relpath` in each controller when
+ * it is empty (no child cgroup, no process), and nothing below it. One in
+ * use, or gone already, is left without an error: another berth of the
+ * same user (a second home) may have its own cgroups there.
+ */
+int runner_cgroup_release(const char *relpath, struct berth_error **err);
+/*
  * As the berth user: the memory the processes of cgroup `relpath` (below the
  * delegated subtree) use now (v2 memory.current, v1 memory.usage_in_bytes);
  * 0 on a host without a memory controller.

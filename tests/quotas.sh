@@ -251,6 +251,8 @@ check "... acme's 256M" test "$(knob memory $A $MEMKNOB)" = 268435456
 check "... acme's fifth of a CPU" test "$(cpu_quota $A)" = 20000
 check "the apps are back" wait_body other1.localhost / "greeting=" 30
 stop_berth
-# The tenants' cgroups, which nothing runs in any more (the kernel keeps ones that still hold a process).
+left=$(for c in memory pids cpu; do for t in $A $B; do [ ! -d "$(cg $c $t)" ] || echo "$c/$t"; done; done)
+check "berth serve's stop removed its tenants' cgroups and their apps' (left: ${left:-none})" test -z "$left"
+# Whatever the kernel still held at the stop (it keeps a cgroup while a process is in it).
 remove_tenant_cgroups $A $B
 done_testing
