@@ -25,12 +25,12 @@
  * §0.2: rootless runtimes on v1 silently drop limits; berth must not).
  */
 #include <dirent.h>
-#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/magic.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -581,8 +581,10 @@ int cgroup_self_delegate_layout(const struct cgroup_layout *l, struct berth_erro
             if ((r = cgroup_write_str(leaf_procs, "0", err)) < 0 || (r = cgroup_enable_controllers(parent, err)) < 0)
                 return r;
         }
-        if ((r = make_root(root, err)) < 0 || (r = weigh_root(l, root, l->ctrl[i].name, err)) < 0)
+        if ((r = make_root(root, err)) < 0)
             return r;
+        /* Best effort: a root that root's setup made (and left at 1024) is not the daemon's to weigh. */
+        (void)weigh_root(l, root, l->ctrl[i].name, NULL);
         if (l->v2 && (r = cgroup_enable_controllers(root, err)) < 0)
             return r;
     }
