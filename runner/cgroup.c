@@ -556,7 +556,8 @@ static int kill_still_listed(const char *procs, const pid_t *pids, const int *fd
     int r = read_pids(procs, &now, &n_now, err);
 
     for (size_t i = 0; r == 0 && i < n; i++) {
-        if (fds[i] < 0 || !bsearch(&pids[i], now, n_now, sizeof(*now), cmp_pid))
+        /* n_now 0: every process left meanwhile, and `now` is NULL, which bsearch() must not get. */
+        if (fds[i] < 0 || n_now == 0 || !bsearch(&pids[i], now, n_now, sizeof(*now), cmp_pid))
             continue;
         if (syscall(SYS_pidfd_send_signal, fds[i], SIGKILL, NULL, 0) < 0 && errno != ESRCH)
             r = berth_error_make(err, errno, "kill %d in '%s'", (int)pids[i], procs);
