@@ -21,6 +21,8 @@
 #      (tests/bench/ssh-push.sh);
 #   5. deploy time of each example, push to serving, first push and
 #      code-only change (tests/bench/deploy.sh; no peer: goals instead).
+# After parts 1 to 3 it prints the share of the CPU time the hypervisor
+# took meanwhile (steal): on a shared VM it moves every figure.
 # Runs as an unprivileged user with subordinate ids (as root it re-runs
 # itself as the berth user prepared by `berth setup`).
 set -euo pipefail
@@ -97,6 +99,7 @@ wrk_stats() {
 median_col() { awk -v c="$2" '{print $c}' "$1" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 
+bench_steal_mark
 echo "== router: berth vs nginx proxy_pass (same upstream, wrk on loopback, ${rounds}x${secs}s each, alternating)"
 up=$(free_port); px=$(free_port); rb=$(free_port)
 nginx_conf "$T/up" "server { listen 127.0.0.1:$up; location / { return 200 \"hello\"; } }"
@@ -130,15 +133,22 @@ else
     echo "  berth/nginx USS summed per process: $(ratio "$bu" "$nu") (the USS of the tree needs root: run make bench as root)"
 fi
 stop "${pids[@]}"; pids=()
+bench_steal_print
 
 # The real path: wrk -> berth serve's router -> the port agent -> nginx in a
 # container (the static example), beside the harness figure above.
 echo "== router, the real path: wrk -> berth serve -> port agent -> examples/static in a container (median of ${rounds})"
+bench_steal_mark
 bash "$top/tests/bench/real-path.sh" "$build" "$rounds" "$secs"
+bench_steal_print
 
+bench_steal_mark
 bash "$top/tests/bench/start.sh" "$build" "${BENCH_RUNS:-60}" "$rounds"
+bench_steal_print
+bench_steal_mark
 echo "== noisy neighbour: tenant B's router p99 while tenant A runs a spinner, a memory hog and a fork storm"
 bash "$top/tests/bench/neighbour.sh" "$build" "$rounds" "$secs"
+bench_steal_print
 
 echo "== git push over smart HTTP, 200 files x 10 KiB (hyperfine, ${PUSH_RUNS:-20} runs each, median ms)"
 rs=$T/rs; gs=$T/gs; mkdir -p "$rs" "$gs"

@@ -2,7 +2,7 @@
 #
 # Sourced by the benchmarks that need a `berth serve` of their own
 # (real-path.sh, deploy.sh, neighbour.sh), for bench_init_memory (start.sh)
-# and for bench_mem_ask (run.sh). bench_serve_start BUILD_DIR starts one
+# and for bench_mem_ask and the steal figures (run.sh). bench_serve_start BUILD_DIR starts one
 # with its home in $T (the caller's temporary directory) on free loopback
 # ports and sets serve (its pid), http, control, BERTH_URL and BERTH_TOKEN.
 # bench_serve_stop stops it and removes $T; what the containers left there
@@ -10,6 +10,16 @@
 # (tests/lib/subid-rm.sh).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/subid-rm.sh"
 serve=
+# bench_steal_mark remembers the machine's CPU counters (/proc/stat);
+# bench_steal_print then prints the share of the CPU time since the mark
+# that the hypervisor took from this VM (steal, idle time included), which
+# moves every figure of a part on a shared machine (run.sh prints it after each part).
+bench_steal=
+bench_steal_mark() { bench_steal=$(awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat); }
+bench_steal_print() {
+    awk -v m="$bench_steal" '/^cpu / {split(m, a, " "); t = 0; for (i = 2; i <= 9; i++) t += $i; d = t - a[2]
+        printf "  (hypervisor steal during this part: %.0f%% of the CPU time)\n", (d > 0 ? 100 * ($9 - a[1]) / d : 0)}' /proc/stat
+}
 bench_serve_start() {
     "$1/berth" serve --home "$T/home" --http 127.0.0.1:0 --control 127.0.0.1:0 >"$T/serve.log" 2>&1 &
     serve=$!
