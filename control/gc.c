@@ -379,16 +379,12 @@ static void sweep_cgroups(struct server *s, const json_t *apps)
     if (!s->cgroups)
         return;
     json_array_foreach(apps, i, name) {
-        _cleanup_json_ json_t *record = NULL;
         _cleanup_error_ struct berth_error *err = NULL;
-        _cleanup_free_ char *rel = NULL;
-        const char *tenant;
+        _cleanup_free_ char *rel = model_app_cgroup(&s->model, json_string_value(name));
         unsigned removed = 0;
 
-        if (model_app_load(&s->model, json_string_value(name), &record, NULL) < 0 ||
-            !(tenant = json_get_str(record, "tenant")))
+        if (!rel)
             continue;
-        rel = xasprintf("%s/%s", tenant, json_string_value(name));
         if (runner_cgroup_sweep(rel, &removed, &err) < 0)
             log_warn("sweeping the cgroups of '%s': %s", rel, berth_error_msg(&err));
         else if (removed)

@@ -259,6 +259,16 @@ int model_app_load(const struct model *m, const char *name, json_t **ret, struct
     return r < 0 ? r : json_store_load(p, ret, err);
 }
 
+char *model_app_cgroup(const struct model *m, const char *name)
+{
+    _cleanup_json_ json_t *record = NULL;
+    const char *tenant;
+
+    if (model_app_load(m, name, &record, NULL) < 0 || !(tenant = json_get_str(record, "tenant")))
+        return NULL;
+    return xasprintf("%s/%s", tenant, name);
+}
+
 static int cmp_json_str(const void *a, const void *b)
 {
     return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));

@@ -80,6 +80,11 @@ int model_app_create(const struct model *m, const char *name, const char *tenant
 int model_app_create_random(const struct model *m, const char *tenant, char **ret_name, struct berth_error **err);
 /* Loads app.json; -ENOENT with "app 'x' does not exist". */
 int model_app_load(const struct model *m, const char *name, json_t **ret, struct berth_error **err);
+/*
+ * "<tenant>/<app>": the app's cgroup below berth's delegated subtree
+ * (malloc'ed), or NULL when its record cannot be read or names no tenant.
+ */
+char *model_app_cgroup(const struct model *m, const char *name);
 /* Names of every app (sorted), as a JSON array of strings. */
 int model_app_list(const struct model *m, json_t **ret, struct berth_error **err);
 /* Names of the apps of `tenant` (sorted), as a JSON array of strings. */

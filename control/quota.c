@@ -241,15 +241,10 @@ void quota_release_all(struct server *s)
         return;
     if (model_app_list(&s->model, &apps, NULL) == 0)
         json_array_foreach(apps, i, name) {
-            _cleanup_json_ json_t *record = NULL;
-            _cleanup_free_ char *rel = NULL;
-            const char *tenant;
+            _cleanup_free_ char *rel = model_app_cgroup(&s->model, json_string_value(name));
 
-            if (model_app_load(&s->model, json_string_value(name), &record, NULL) < 0 ||
-                !(tenant = json_get_str(record, "tenant")))
-                continue;
-            rel = xasprintf("%s/%s", tenant, json_string_value(name));
-            release_cgroup(rel);
+            if (rel)
+                release_cgroup(rel);
         }
     if (tenants_list(&s->model, &tenants, NULL) == 0)
         json_array_foreach(tenants, i, name)
