@@ -322,10 +322,7 @@ if start_berth "$dhome"; then
         check "A14 kill -9 of berth serve leaves none of the app's processes ($before were running; left: ${left:-none})" \
             test "$before" -gt 0 -a -z "$left"
         # The app's cgroups in every hierarchy (the daemon that would have removed them is gone).
-        for c in memory pids cpu; do
-            d=$(berth_cgroup $c admin/probed)
-            [ ! -d "$d" ] || find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-        done
+        remove_tenant_cgroups admin/probed
     else
         not_ok "an app with the probe deploys"; diag "$TEST_DIR/push"
     fi
