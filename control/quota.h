@@ -64,10 +64,10 @@ int quota_apply_tenant(struct server *s, const char *tenant, struct berth_error 
 int quota_apply_all(struct server *s, struct berth_error **err);
 /*
  * The counterpart at berth serve's stop, once no instance runs: each of
- * its apps' cgroups, then each tenant's, is removed when empty, so a
- * stopped berth leaves no cgroup behind (the next start makes them again
- * with their limits). One still in use is left; failures are logged,
- * never fatal.
+ * its apps' cgroups, then each tenant's, is removed when empty (the next
+ * start makes the tenants' again with their limits). One still in use (a
+ * build not yet ended, another berth of the same user under the same
+ * name) is left; failures are logged, never fatal.
  */
 void quota_release_all(struct server *s);
 /*

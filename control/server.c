@@ -473,7 +473,7 @@ static void serve_stop(struct server *s)
         pthread_cond_wait(&s->retire_cond, &s->retire_lock);
     pthread_mutex_unlock(&s->retire_lock);
     formation_stop_everything(s);
-    /* No instance runs now: the tenants' cgroups go (the next start makes them again). */
+    /* No instance runs now: the apps' and tenants' empty cgroups go (the next start makes the tenants' again). */
     quota_release_all(s);
     /* Last of the writers: the instances' pumps are finished, the router's lines handed over. */
     applog_stop(s->applog);
