@@ -177,6 +177,33 @@ void upstream_close_socket(struct upstream_loop *l, struct proxy_req *req)
 }
 
 /*
+ * Whether req's socket, not going back to the pool, ends with a reset
+ * rather than a FIN: when the whole answer was read and the app said it
+ * closes the connection (Connection: close, an HTTP/1.0 answer, a body the
+ * close ends). Such an app has sent its FIN or is about to, so nothing of
+ * the exchange is lost. A FIN from us would leave the app's socket in
+ * TIME_WAIT, one per request of an app that closes every connection (about
+ * 13,000 at a time in the container of busybox httpd under load), and two
+ * more packets, whose handling and the TIME_WAIT's later reuse the router
+ * pays for in its close() and next connect(). haproxy's `option nolinger`
+ * does the same for its servers. Every other close stays a FIN (a
+ * keep-alive app not reused, an error, a timeout, a client gone): there the
+ * app should see an orderly end.
+ */
+static bool ends_with_reset(const struct proxy_req *req)
+{
+    return req->body_done && !req->body_error && !req->head.keep_alive;
+}
+
+static void close_with_reset(struct upstream_loop *l, int fd, bool registered)
+{
+    struct linger now = { .l_onoff = 1, .l_linger = 0 };
+
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+    close_registered(l, fd, registered);
+}
+
+/*
  * The loop is done with req: the fd goes back to the pool or is closed, and
  * the loop's reference is dropped. Reuse only happens while handling the
  * socket's own event, so a pooled socket is always disarmed; a closed one
@@ -186,7 +213,7 @@ void upstream_close_socket(struct upstream_loop *l, struct proxy_req *req)
  */
 static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
 {
-    bool registered;
+    bool registered, reset;
     int fd;
 
     /* The app may have answered before taking all of a streamed body: never reuse that. */
@@ -201,6 +228,7 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
     pthread_mutex_lock(&req->lock);
     fd = req->fd;
     registered = req->in_epoll;
+    reset = !reuse && ends_with_reset(req);
     req->fd = -1;
     req->in_epoll = false;
     req->ustate = UP_DONE;
@@ -209,6 +237,8 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
     if (fd >= 0) {
         if (reuse)
             pool_put(req->backend->pool, req->loop_idx, fd);
+        else if (reset)
+            close_with_reset(l, fd, registered);
         else
             close_registered(l, fd, registered);
     }

@@ -76,7 +76,7 @@ static pthread_t up_threads[MAX_CONNS];
 static int up_fds[MAX_CONNS];
 static int up_nconns;
 static atomic_bool up_stopping;
-static atomic_uint up_heads, up_short;
+static atomic_uint up_heads, up_short, up_resets, up_fins;
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct strbuf seen = STRBUF_INIT;   /* every request line read, one a line (up to SEEN_MAX) */
 
@@ -341,6 +341,34 @@ static bool answer_simple(int fd, const char *method, const char *path, struct s
     return true;
 }
 
+/*
+ * The /watch- endpoints: an answer as an app that closes gives it
+ * ("close": Connection: close; "http10": HTTP/1.0, the close ends the
+ * body) and the app's FIN, or no answer at all ("silent"), then how the
+ * router ended the connection: a reset or a FIN (upstream_ends()).
+ */
+static void watch_end(int fd, const char *how)
+{
+    struct timeval tv = { .tv_sec = 5 };
+    char c;
+    ssize_t n;
+
+    if (strcmp(how, "silent") != 0) {
+        if (strcmp(how, "http10") == 0)
+            (void)send_str(fd, "HTTP/1.0 200 OK\r\n\r\nwatched");
+        else
+            (void)send_str(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 7\r\n\r\nwatched");
+        (void)shutdown(fd, SHUT_WR);
+    }
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while ((n = recv(fd, &c, 1, 0)) < 0 && errno == EINTR)
+        ;
+    if (n == 0)
+        atomic_fetch_add(&up_fins, 1);
+    else if (n < 0 && errno == ECONNRESET)
+        atomic_fetch_add(&up_resets, 1);
+}
+
 /* Serves one connection until the client closes it; returns when done. */
 static void *serve_conn(void *arg)
 {
@@ -377,6 +405,10 @@ static void *serve_conn(void *arg)
             drop_next = true;
             strbuf_remove_prefix(&in, head_len);
             continue;
+        }
+        if (strncmp(path, "/watch-", 7) == 0) {
+            watch_end(fd, path + 7);
+            goto out;
         }
         if (strcmp(path, "/early") == 0) {
             /* Answers before reading the body, as an app refusing an upload does, then closes. */
@@ -577,6 +609,12 @@ unsigned upstream_seen(const char *needle)
 unsigned upstream_short_bodies(void)
 {
     return atomic_load(&up_short);
+}
+
+void upstream_ends(unsigned *ret_resets, unsigned *ret_fins)
+{
+    *ret_resets = atomic_load(&up_resets);
+    *ret_fins = atomic_load(&up_fins);
 }
 
 /* ---------------------------------------------------------------- sockets */

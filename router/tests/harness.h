@@ -23,6 +23,9 @@
  *   /smuggle-now      "ok" and the unasked-for response in one write
  *   /noreason         a status line without a reason phrase
  *   /bigcookie        a 9000-byte Set-Cookie    /bighead  a 70 KB head
+ *   /watch-close, /watch-http10, /watch-silent   an app that answers and closes
+ *                     (Connection: close; HTTP/1.0, close-delimited) or never answers,
+ *                     then watches how the router ends the connection (upstream_ends())
  *   /verify-slowly    reads a patterned body (Content-Length or chunked) in sips and
  *                     answers "<bytes> ok" (or "bad"); a body cut short counts in
  *                     upstream_short_bodies()
@@ -66,6 +69,8 @@ unsigned upstream_requests(void);
 unsigned upstream_seen(const char *needle);
 /* Bodies /verify-slowly did not get whole (the router closed the connection first). */
 unsigned upstream_short_bodies(void);
+/* How the router ended the /watch- connections so far: with a reset, with a FIN. */
+void upstream_ends(unsigned *ret_resets, unsigned *ret_fins);
 
 /* The byte at offset i of every patterned body. */
 unsigned char pattern(size_t i);

@@ -5,7 +5,8 @@
  * gone or hang up), how it routes (wildcards, normalised hosts, duplicate
  * routes, absolute-form targets), that nothing the guard refuses ever
  * reaches an app or disturbs a pooled upstream connection, that bytes an
- * app sends unasked never answer another request, which headers an app
+ * app sends unasked never answer another request, how an upstream
+ * connection the router does not keep ends (a reset, or a FIN), which headers an app
  * gets, which responses it may not send, the router's limits (per-address
  * connections, the head deadline, the buffer budget), streaming with
  * bounded memory, the access log's shape, and TLS (certificates by SNI,
@@ -697,6 +698,43 @@ static void test_pool_hygiene(void)
     }
 }
 
+/* Waits (up to 3 s) until the /watch- connections have ended `want` times in all. */
+static void wait_ends(unsigned want, unsigned *resets, unsigned *fins)
+{
+    for (int i = 0; i < 300; i++) {
+        upstream_ends(resets, fins);
+        if (*resets + *fins >= want)
+            return;
+        usleep(10000);
+    }
+}
+
+/* How the router ends an upstream connection it does not keep: a reset only after a whole answer the app closes. */
+static void test_upstream_close(void)
+{
+    static const char *const closing[] = { "/watch-close", "/watch-http10" };
+    unsigned r0, f0, r, f;
+    char *body = NULL;
+    int st;
+
+    upstream_ends(&r0, &f0);
+    for (unsigned k = 0; k < 2; k++) {
+        st = request("hard.localhost", closing[k], NULL, &body, NULL);
+        wait_ends(r0 + f0 + k + 1, &r, &f);
+        ok(st == 200 && body && strcmp(body, "watched") == 0 && r == r0 + k + 1 && f == f0,
+           "after %s's whole answer the client has it all and the app gets a reset, not a FIN, so no TIME_WAIT "
+           "(%d '%s'; resets %u, FINs %u)", closing[k], st, body ? body : "", r - r0, f - f0);
+        free(body);
+        body = NULL;
+    }
+    /* The router gives up (H12, 1 s) on an app that never answers: that app sees an orderly end. */
+    st = request("stall.localhost", "/watch-silent", NULL, &body, NULL);
+    wait_ends(r0 + f0 + 3, &r, &f);
+    ok(st == 503 && r == r0 + 2 && f == f0 + 1,
+       "an app the router gave up on (H12) gets a FIN, not a reset (%d; resets %u, FINs %u)", st, r - r0, f - f0);
+    free(body);
+}
+
 /* ---------------------------------------------------------------- 5. headers towards the app */
 
 static void test_forwarded_headers(void)
@@ -1371,6 +1409,7 @@ int main(void)
     test_routes();
     test_strictness();
     test_pool_hygiene();
+    test_upstream_close();
     test_forwarded_headers();
     test_responses();
     printf("# routes to responses done at %.1fs\n", elapsed(&t0));
