@@ -155,8 +155,8 @@ static void unescape_mountinfo(char *s)
 
 /*
  * What a layout is found from: /proc/self/mountinfo and /proc/self/cgroup,
- * read once for every hierarchy (mountinfo alone costs ~24 us a read here,
- * and a container start finds the layout once per start).
+ * read once per layout and searched for each hierarchy (mountinfo alone
+ * costs ~24 us a read here, and every container start finds a layout).
  */
 struct proc_views {
     struct strbuf mountinfo;
