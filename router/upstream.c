@@ -228,7 +228,7 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
     pthread_mutex_lock(&req->lock);
     fd = req->fd;
     registered = req->in_epoll;
-    reset = !reuse && ends_with_reset(req);
+    reset = ends_with_reset(req);   /* never with reuse: that needs keep-alive */
     req->fd = -1;
     req->in_epoll = false;
     req->ustate = UP_DONE;
