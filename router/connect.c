@@ -22,8 +22,9 @@
  * (ops->ask_stock, up to STOCK_FILL, asked again at STOCK_LOW or below,
  * one ask at a time unless it goes unanswered for STOCK_RETRY_MS; what
  * the answers bring past ROUTER_STOCK_MAX is closed), and a request with
- * a stock socket connects it to 127.0.0.1:PORT itself ("dialing"). On the container's loopback the
- * handshake is usually over by the time connect() returns, so the request
+ * a stock socket connects it to 127.0.0.1:PORT itself ("dialing"). On the
+ * container's loopback the handshake is usually over by the time
+ * connect() returns, so the request
  * is sent at once (upstream_submit()), and the send says the connection is
  * up; a send that finds it still connecting waits for EPOLLOUT, the socket
  * registered like any upstream socket. A connect still waiting after

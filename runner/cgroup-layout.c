@@ -245,7 +245,10 @@ bool cgroup_split_proc_line(char *line, char **ret_controllers, char **ret_path)
     return true;
 }
 
-/* This process's cgroup in the v1 hierarchy of `controller` (NULL: the v2 "0::" entry), from /proc/self/cgroup's text. */
+/*
+ * This process's cgroup in the v1 hierarchy of `controller` (NULL: the v2
+ * "0::" entry), from /proc/self/cgroup's text.
+ */
 static int own_cgroup(const char *proc_cgroup, const char *controller, char **ret, struct berth_error **err)
 {
     _cleanup_free_ char *cg = xstrdup(proc_cgroup);

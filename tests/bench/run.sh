@@ -21,8 +21,10 @@
 #      (tests/bench/ssh-push.sh);
 #   5. deploy time of each example, push to serving, first push and
 #      code-only change (tests/bench/deploy.sh; no peer: goals instead).
-# After parts 1 to 3 it prints the share of the CPU time the hypervisor
-# took meanwhile (steal): on a shared VM it moves every figure.
+# In parts 1 to 3 it prints, after each measurement (the harness with the
+# idle memory, the real path, the start, the neighbour), the share of the
+# CPU time the hypervisor took meanwhile (steal): on a shared VM it moves
+# every figure.
 # Runs as an unprivileged user with subordinate ids (as root it re-runs
 # itself as the berth user prepared by `berth setup`).
 set -euo pipefail

@@ -14,7 +14,7 @@ serve=
 # bench_steal_print then prints the share of the CPU time since the mark
 # that the hypervisor took from this VM (steal, idle time included), which
 # moves every figure of a part on a shared machine (run.sh prints it after
-# each of its first three parts).
+# each measurement of its first three parts).
 bench_steal=
 bench_steal_mark() { bench_steal=$(awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat); }
 bench_steal_print() {
