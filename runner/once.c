@@ -15,7 +15,11 @@
  * in it: no newuidmap/newgidmap per start. A container with network gets
  * its own user namespace still, since pasta must join it from outside.
  *
- * The state directory holds what the container's ids own (the overlay's
+ * With the upper in memory and no network, the state directory is only
+ * the place the container's tmpfs is mounted over, in its own mount
+ * namespace: nothing is written to it, so it is left in place and one
+ * directory serves every such run at once (runner.h). Otherwise it holds
+ * what the container's ids own (the overlay's
  * upper and work dirs), which berth's uid alone may not delete: the spawner
  * clones a tree worker into a fresh user namespace for it, which costs two
  * more setuid newuidmap/newgidmap runs. Here the removal runs in the
@@ -28,6 +32,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -113,6 +118,18 @@ static int wait_app(const struct container_handles *h, int sfd, int grace_ms, in
             *ret_status = status;
         return 0;
     }
+}
+
+/*
+ * Whether spec's state_dir is a bare mount point (see above): the upper's
+ * tmpfs covers it from the start, and without network nothing (resolv.conf,
+ * pasta's pid file) is written there first. Another run may be mounted
+ * over it in its own namespace right now, so it is never removed:
+ * removing a directory detaches whatever other namespaces mounted on it.
+ */
+static bool state_dir_shared(const struct runner_spec *spec)
+{
+    return spec->upper_in_memory && !spec->network;
 }
 
 /* Removes state_dir from inside the container's user namespace (see above). */
@@ -235,8 +252,10 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
         r = r < 0 ? r : r2;
     }
     /* A failed start (a command not found, say) may have made the overlay's dirs already. */
-    r2 = remove_state(spec->state_dir, userns, r < 0 ? NULL : err);
-    r = r < 0 ? r : r2;
+    if (!state_dir_shared(spec)) {
+        r2 = remove_state(spec->state_dir, userns, r < 0 ? NULL : err);
+        r = r < 0 ? r : r2;
+    }
     seccomp_program_release(&prog);
     cgroup_layout_free(layout);
     (void)sigprocmask(SIG_SETMASK, &old, NULL);

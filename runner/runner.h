@@ -144,6 +144,11 @@ struct runner_spec {
      * namespace, instead of on state_dir's disk. What the container writes
      * is in memory (charged to its memory cgroup) and goes with it: nothing
      * of it reaches the host's filesystem, and there is nothing to remove.
+     * Without network, state_dir is then only a mount point, which
+     * runner_run_once() leaves in place: one directory can serve any
+     * number of such runs at once, each mounted over it in its own mount
+     * namespace (with network it still gets resolv.conf and pasta's pid
+     * file first, and is removed like any state_dir).
      */
     bool upper_in_memory;
 };
@@ -155,7 +160,8 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
  * One container from the calling process, with no spawner, for a command
  * that runs one and exits (`berth container run`): creates it as
  * runner_spawn() does, waits for its app to exit, and removes its cgroup
- * and spec->state_dir with everything in it. *ret_status is the app's wait
+ * and spec->state_dir with everything in it (but for a bare mount point:
+ * upper_in_memory above). *ret_status is the app's wait
  * status (the init's, should the init die first). Meanwhile SIGINT,
  * SIGTERM and SIGHUP are blocked in the caller (and its mask is restored
  * at the end); the first that comes, or was pending, sends SIGTERM to every

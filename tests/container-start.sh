@@ -15,7 +15,9 @@ rootfs=$TEST_DIR/rootfs
 mkdir -p "$rootfs"
 kdir=/tmp/berth-$(id -u)
 [ -z "${XDG_RUNTIME_DIR:-}" ] || kdir=$XDG_RUNTIME_DIR/berth
-left() { find "$BERTH_HOME/containers/run" -mindepth 1 2>/dev/null | wc -l; }
+# Entries of the runs' own directories (--net), and anything written through
+# the mount point every run without --net shares (containers/mnt).
+left() { find "$BERTH_HOME/containers/run" "$BERTH_HOME/containers/mnt" -mindepth 1 2>/dev/null | wc -l; }
 # A tenant of this test's own: others' containers may run as the same user
 # meanwhile. Slices go from the top of the range down, per BERTH_HOME, so the
 # top few are left to other tests' first tenants (and their keepers).
@@ -57,6 +59,31 @@ check "a command that does not exist gives 127 and says so (got $rc)" \
     sh -c "[ $rc = 127 ] && grep -q 'command not found' '$err'"
 check "no state directory is left after the runs ($(left) entries)" [ "$(left)" = 0 ]
 check "no container cgroup is left after the runs ($(cg_left))" [ "$(cg_left)" = 0 ]
+check "the shared mount point is still there, empty, for the next run" \
+    sh -c "[ -d '$BERTH_HOME/containers/mnt' ] && [ -z \"\$(ls -A '$BERTH_HOME/containers/mnt')\" ]"
+
+# --- runs at once over the one mount point ---
+# Each mounts its own upper over containers/mnt in its own mount namespace;
+# one that ends must leave the directory to those still starting or running.
+"$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sh -c \
+    'sleep 2; test -x /usr/bin/env && grep -c " / / " /proc/self/mountinfo' \
+    >"$TEST_DIR/long.out" 2>"$TEST_DIR/long.err" &
+long=$!
+pids=()
+for i in 1 2 3 4 5 6; do
+    "$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sh -c "echo ok$i" >"$TEST_DIR/par$i" 2>&1 &
+    pids+=($!)
+done
+bad=0
+for i in 1 2 3 4 5 6; do
+    r=0; wait "${pids[$((i - 1))]}" || r=$?
+    [ "$r" = 0 ] && [ "$(cat "$TEST_DIR/par$i")" = "ok$i" ] || { bad=$((bad + 1)); diag "$TEST_DIR/par$i"; }
+done
+check "six runs started at once beside a running one all run ($bad failed)" [ "$bad" = 0 ]
+r=0; wait "$long" || r=$?
+check "the running one still has its root after they ended (exit $r, got '$(cat "$TEST_DIR/long.out")')" \
+    sh -c "[ $r = 0 ] && [ \"\$(cat '$TEST_DIR/long.out')\" = 1 ]"
+check "... and none of them left anything on the disk ($(left) entries)" [ "$(left)" = 0 ]
 
 # --- the kept user namespace ---
 ctr "$rootfs" -- /bin/sh -c 'cat /proc/self/uid_map; readlink /proc/self/ns/user; id -u'
