@@ -16,6 +16,8 @@
  *   /apps/<app>/releases              releases and rollback, in api-releases.c
  *   GET    /apps/<app>/cron           scheduled jobs and their runs, in api-cron.c
  *   POST   /apps/<app>/dynos          a one-off run (`berth run`), in api-run.c
+ *   GET    /apps/<app>/dynos, /formation, POST /actions/..., /dynos/run.N/actions/stop
+ *                                     the app's processes (`berth ps`, ps:*), in api-ps.c
  *   DELETE /apps/<app>?confirm=<app>  destroy it, in api-tenants.c (destroy.h)
  *   /apps/<app>/resources, /tenants/<name>/limits
  *                                     process types' resources and tenants' limits, in api-quota.c
@@ -639,7 +641,7 @@ static enum MHD_Result app_route(const struct api_call *call, const char *app, c
     if (sub && strcmp(sub, "/cron") == 0)
         return api_cron_handle(call, app);
     if (sub && ((strcmp(sub, "/dynos") == 0 && strcmp(method, "GET") == 0) || strcmp(sub, "/formation") == 0 ||
-                strncmp(sub, "/actions/", 9) == 0))
+                strncmp(sub, "/actions/", 9) == 0 || strncmp(sub, "/dynos/", 7) == 0))
         return api_ps_handle(call, app, sub);
     if (sub && strcmp(sub, "/dynos") == 0 && strcmp(method, "POST") == 0)
         return api_run_handle(call, app);

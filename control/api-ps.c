@@ -4,10 +4,13 @@
  * GET /apps/<app>/dynos lists them (`berth ps`), GET and PATCH
  * /apps/<app>/formation read and set each type's scale (`ps:scale`), and
  * POST /apps/<app>/actions/{restart,stop,start} are `ps:restart`,
- * `ps:stop` and `ps:start`. The work is formation.h's; this file turns
- * requests into its calls and its errors into statuses.
+ * `ps:stop` and `ps:start`, and POST /apps/<app>/dynos/run.N/actions/stop
+ * is `ps:stop APP run.N` (Heroku's route for stopping one dyno; here one
+ * one-off run). The work is formation.h's and run.h's; this file turns
+ * requests into their calls and their errors into statuses.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "common/cleanup.h"
@@ -121,9 +124,40 @@ static enum MHD_Result action(const struct api_call *call, const char *app, cons
     return list_dynos(call, app);
 }
 
+/* "run.4821": what enlist() in run.c names a one-off. */
+static bool run_name_valid(const char *dyno)
+{
+    size_t n = strspn(dyno + 4, "0123456789");
+
+    return strncmp(dyno, "run.", 4) == 0 && n >= 1 && n <= 9 && dyno[4 + n] == '\0';
+}
+
+/* POST /apps/<app>/dynos/<dyno>/actions/stop: `rest` is "<dyno>/actions/stop". */
+static enum MHD_Result stop_dyno(const struct api_call *call, const char *app, const char *rest)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    const char *slash = strchr(rest, '/');
+    _cleanup_free_ char *dyno = slash ? xstrndup(rest, (size_t)(slash - rest)) : NULL;
+    int r;
+
+    if (!dyno || strcmp(slash, "/actions/stop") != 0)
+        return api_respond_error(call->conn, 404, "no such endpoint");
+    if (!run_name_valid(dyno))
+        return api_respond_error(call->conn, 400, "only a one-off run (run.N) stops on its own: 'berth ps:stop "
+                                 "APP' stops every process of the app, 'berth ps:restart APP TYPE' restarts a type");
+    r = run_stop_one(call->server, app, dyno, &err);
+    if (r < 0)
+        return api_respond_error(call->conn, status_of(r), berth_error_msg(&err));
+    events_record(call->server, call->tenant, app, "stop", "ps:stop %s", dyno);
+    return api_respond_json(call->conn, 202, json_pack("{s:s, s:s}", "name", dyno, "state", "stopping"));
+}
+
 enum MHD_Result api_ps_handle(const struct api_call *call, const char *app, const char *sub)
 {
     const char *method = call->method;
+
+    if (strncmp(sub, "/dynos/", 7) == 0 && strcmp(method, "POST") == 0)
+        return stop_dyno(call, app, sub + 7);
 
     if (strcmp(sub, "/dynos") == 0 && strcmp(method, "GET") == 0)
         return list_dynos(call, app);

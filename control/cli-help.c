@@ -51,7 +51,7 @@ static const struct help_row rows[] = {
     { "ps", "Processes", "the app's processes: type, state, uptime, restarts, memory, release" },
     { "ps:scale", "Processes", "run N processes of each Procfile type" },
     { "ps:restart", "Processes", "restart the app's processes (of one type)" },
-    { "ps:stop", "Processes", "stop every process of the app (kept across restarts of berth)" },
+    { "ps:stop", "Processes", "stop every process of the app (kept across restarts of berth), or one one-off run" },
     { "ps:start", "Processes", "start the app's processes again" },
     { "ps:grace", "Processes", "SIGTERM to SIGKILL (and the drain) when an instance retires (30 s)" },
     { "resource", "Processes", "memory, cpu and pids limits of each of the app's process types" },

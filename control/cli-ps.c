@@ -2,7 +2,8 @@
 /*
  * control/cli-ps: the app's processes, as Heroku's and Dokku's CLIs show
  * them: `berth ps APP [--json]`, `ps:scale APP TYPE=N...`, `ps:restart
- * APP [TYPE]`, `ps:stop APP`, `ps:start APP`, over api-ps.c's routes.
+ * APP [TYPE]`, `ps:stop APP [run.N]`, `ps:start APP`, over api-ps.c's
+ * routes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -153,9 +154,26 @@ int cli_ps_restart(int argc, char **argv)
     return action(argv[0], "restart", argc > 1 ? argv[1] : NULL, "Restarting");
 }
 
+/* `ps:stop APP run.N`: one one-off run, as Heroku's `ps:stop run.1828`. */
+static int stop_run(const char *app, const char *dyno)
+{
+    _cleanup_json_ json_t *doc = NULL;
+    _cleanup_free_ char *sub = xasprintf("/dynos/%s/actions/stop", dyno);
+
+    printf("Stopping %s of %s... ", dyno, app);
+    fflush(stdout);
+    if (cli_app_request("POST", app, sub, NULL, &doc) < 0) {
+        printf("failed\n");
+        return 1;
+    }
+    printf("done (SIGTERM now, SIGKILL after the app's grace period)\n");
+    return 0;
+}
+
 int cli_ps_stop(int argc, char **argv)
 {
-    (void)argc;
+    if (argc > 1)
+        return stop_run(argv[0], argv[1]);
     return action(argv[0], "stop", NULL, "Stopping");
 }
 

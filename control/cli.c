@@ -303,7 +303,7 @@ static const struct cli_command commands[] = {
     { "ps", 1, 2, "ps APP [--json]", cli_ps },
     { "ps:scale", 2, -1, "ps:scale APP TYPE=COUNT...", cli_ps_scale },
     { "ps:restart", 1, 2, "ps:restart APP [TYPE]", cli_ps_restart },
-    { "ps:stop", 1, 1, "ps:stop APP", cli_ps_stop },
+    { "ps:stop", 1, 2, "ps:stop APP [run.N]", cli_ps_stop },
     { "ps:start", 1, 1, "ps:start APP", cli_ps_start },
     { "logs", 1, 8, "logs APP [-t] [-n N] [-p TYPE|DYNO] [--source app|router]", cli_logs },
     { "ps:grace", 1, 2, "ps:grace APP [SECONDS|default|--json]", cli_ps_grace },

@@ -108,8 +108,7 @@ static bool app_outbound(const json_t *record)
     return json_is_true(json_object_get(json_object_get(record, "net"), "outbound"));
 }
 
-/* The app's grace period (`berth ps:grace`: "ps": {"grace": seconds}) in ms; 0: the default. */
-static unsigned app_grace_ms(const json_t *record)
+unsigned formation_app_grace_ms(const json_t *record)
 {
     json_int_t secs = json_integer_value(json_object_get(json_object_get(record, "ps"), "grace"));
 
@@ -136,7 +135,7 @@ int formation_spec_init(struct server *s, const char *app, const char *tenant, c
         .app = app, .tenant = tenant, .release = version, .process_type = type, .number = number,
         .command = command, .slug_dir = ret->slug_dir, .config = json_object_get(release, "config"),
         .defaults = json_object_get(release, "buildpack_config"), .network = app_outbound(record),
-        .grace_ms = app_grace_ms(record),
+        .grace_ms = formation_app_grace_ms(record),
     };
     /* The type's resources (berth resource:limit), within the tenant's quota. */
     return quota_instance_limits(s, tenant, record, type, &ret->spec.limits, err);

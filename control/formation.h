@@ -48,6 +48,8 @@ struct instance_spec;
 
 /* How many processes of `type` the app wants: its "formation" setting, else web=1 and others 0. */
 unsigned formation_wanted(const json_t *record, const char *type);
+/* The app's grace period (`berth ps:grace`: "ps": {"grace": seconds}) in ms; 0: the default (30 s). */
+unsigned formation_app_grace_ms(const json_t *record);
 /*
  * Valid process type names, as Procfile types: ^[A-Za-z0-9_-]{1,30}$ and
  * not "release" (the release phase is not a process that stays up).

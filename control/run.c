@@ -3,13 +3,15 @@
  * control/run: one-off dynos (see run.h). The container and its
  * environment come from instance.c (instance_run_start()); this file adds
  * the one-off's name, the registry of runs in progress, the detached run's
- * waiting thread, and the shutdown that ends them all.
+ * waiting thread, the shutdown that ends them all, and ps:stop's end of
+ * one.
  */
 #include "control/run.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -22,6 +24,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "control/applog.h"
+#include "control/formation.h"
 #include "control/instance.h"
 #include "control/quota.h"
 
@@ -30,6 +33,12 @@
 #define RUN_NUMBER_SPAN 9000
 /* How often a detached run's thread looks whether the daemon is stopping. */
 #define RUN_DETACHED_POLL_MS 500
+
+/*
+ * The reason run_stop_one() gives, the only one that stops a run with the
+ * app's grace period (run_end()); compared by address.
+ */
+static const char why_ps_stop[] = "ps:stop";
 
 struct run {
     struct run_registry *reg;
@@ -168,7 +177,7 @@ static int start_container(struct server *s, struct run *r, const struct instanc
             .config = json_object_get(release, "config"),
             .defaults = json_object_get(release, "buildpack_config"),
             .network = json_is_true(json_object_get(json_object_get(record, "net"), "outbound")),
-            .stdio = stdio, .limits = limits,
+            .stdio = stdio, .limits = limits, .grace_ms = formation_app_grace_ms(record),
         };
 
         return instance_run_start(s, &spec, &r->in, err);
@@ -234,15 +243,25 @@ int run_wait(struct run *r, int timeout_ms, int *ret_status, struct berth_error 
 
 void run_end(struct server *s, struct run *r, const char *why)
 {
+    bool graceful;
+
     if (!r)
         return;
+    /* r->why may be set by a stopper meanwhile (a client gone at the same time as a ps:stop). */
+    pthread_mutex_lock(&r->reg->lock);
+    graceful = why && why == r->why && why == why_ps_stop;
+    pthread_mutex_unlock(&r->reg->lock);
     if (why) {
         _cleanup_free_ char *source = xasprintf("heroku[%s]", r->dyno);
 
         applog_emit(s->applog, r->app, source, "Stopping process: %s", why);
     }
-    /* No grace: nobody is there to see the process's last words. */
-    instance_stop_and_free(s, r->in, 0);
+    /*
+     * ps:stop: SIGTERM, and SIGKILL after the app's grace period, as its
+     * other processes stop. Any other end at once: the client is gone,
+     * berth is stopping, or the app is being destroyed.
+     */
+    instance_stop_and_free(s, r->in, graceful ? instance_grace_ms(r->in) : 0);
     delist(r->reg, r);
     run_free(r);
 }
@@ -339,6 +358,24 @@ void run_stop_all(struct server *s)
     reg->stopping = true;
     end_runs_locked(reg, NULL, "berth is stopping");
     pthread_mutex_unlock(&reg->lock);
+}
+
+int run_stop_one(struct server *s, const char *app, const char *dyno, struct berth_error **err)
+{
+    struct run_registry *reg = s->runs;
+    struct run *r;
+
+    pthread_mutex_lock(&reg->lock);
+    for (r = reg->runs; r; r = r->next)
+        if (strcmp(r->app, app) == 0 && strcmp(r->dyno, dyno) == 0)
+            break;
+    /* One already told to end (berth stopping, the app destroyed, an earlier ps:stop) ends that way. */
+    if (r && !r->why) {
+        r->why = why_ps_stop;
+        (void)write_all(r->wake[1], "x", 1);
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return r ? 0 : berth_error_plain(err, ENOENT, "'%s' has no one-off run '%s' in progress", app, dyno);
 }
 
 void run_stop_app(struct server *s, const char *app)

@@ -14,7 +14,8 @@
  *
  * Every run is listed in the server's registry (server.runs) until it
  * ends, so that the daemon's shutdown can end them all first
- * (run_stop_all()) and `ps` can show them (run_list()).
+ * (run_stop_all()), `ps` can show them (run_list()) and `ps:stop APP
+ * run.N` can stop one (run_stop_one()).
  */
 #ifndef BERTH_CONTROL_RUN_H
 #define BERTH_CONTROL_RUN_H
@@ -53,19 +54,22 @@ int run_start(struct server *s, const char *app, const char *command, const stru
 const char *run_dyno(const struct run *r);
 /*
  * An fd that becomes readable once the run is to end (run_stop_all(),
- * run_stop_app()): the caller's loop then ends it, with run_stop_reason()
- * ("berth is stopping") as the why. Owned by the run.
+ * run_stop_app(), run_stop_one()): the caller's loop then ends it, with
+ * run_stop_reason() ("berth is stopping", "ps:stop"...) as the why. Owned
+ * by the run.
  */
 int run_wake_fd(const struct run *r);
 const char *run_stop_reason(const struct run *r);
 /* Waits up to timeout_ms (-1: forever) for the command to exit: its wait(2) status; -ETIMEDOUT while it runs. */
 int run_wait(struct run *r, int timeout_ms, int *ret_status, struct berth_error **err);
 /*
- * Ends the run: stops its container at once if it still runs (SIGKILL
- * to every process of it, no grace: its client is gone), removes its
+ * Ends the run: stops its container if it still runs, removes its
  * files, takes it off the registry and frees it. `why` (NULL once the
  * command exited) is logged as `heroku[run.N]: Stopping process: <why>`
- * before its exit status. NULL is a no-op.
+ * before its exit status. The stop is SIGKILL to every process of it at
+ * once (its client is gone, berth is stopping, the app is being
+ * destroyed), but for run_stop_one()'s reason: SIGTERM, and SIGKILL after
+ * the app's grace period. NULL is a no-op.
  */
 void run_end(struct server *s, struct run *r, const char *why);
 
@@ -84,6 +88,18 @@ int run_detached(struct server *s, const char *app, const char *command, char **
  * ones' threads) and waits until each has ended.
  */
 void run_stop_all(struct server *s);
+/*
+ * `ps:stop APP run.N`, Heroku's way to stop one one-off: wakes the run,
+ * whose thread (detached) or session (attached) then stops it as the
+ * app's processes stop: SIGTERM to every process in its container, SIGKILL
+ * after the app's grace period (`ps:grace`, 30 s by default), its exit
+ * status in the log. An attached run's client gets no output sent after
+ * the SIGTERM, then the ERROR frame "ps:stop: the run was ended". Returns
+ * at once. -ENOENT: `app` has no run of that name in progress. A run
+ * already told to end (by berth's stop, apps:destroy or an earlier
+ * ps:stop) ends as it was told; that is not an error.
+ */
+int run_stop_one(struct server *s, const char *app, const char *dyno, struct berth_error **err);
 /*
  * apps:destroy: ends every run of `app` in progress (as run_stop_all()
  * does, with "the app is being destroyed") and waits until they are gone.

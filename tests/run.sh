@@ -9,7 +9,9 @@
 # (128 + N for signal N; 127 for a missing command); the run ends when
 # the command does even with our stdin still open; a client killed
 # mid-run leaves no process and no container behind; `run:detached` puts
-# the output and the exit status in the app's log; an unknown app, an app
+# the output and the exit status in the app's log; `ps:stop APP run.N`
+# stops one run (SIGTERM, SIGKILL after the app's grace), attached or
+# detached, and nothing else; an unknown app, an app
 # with no release, bad usage and bad requests are refused and change
 # nothing; a daemon that stops ends the runs in progress. Prints TAP.
 set -euo pipefail
@@ -142,6 +144,85 @@ check "the audit log names each run: attached" grep -Eq "Started run\.[0-9]{4} \
 check "... and detached ($dyno)" grep -qF "Started $dyno (detached)" "$out"
 check "... never its command line" not_contains "$out" "one-off-"
 
+# ---------------------------------------------------------------- ps:stop of one run
+# Heroku's `ps:stop run.N`: SIGTERM to the run's processes, SIGKILL after the
+# app's grace period, the app's web process untouched.
+# run_of NAME...: the dyno of the one-off run whose command holds NAME.
+run_of() {
+    "$BERTH" ps ones --json | python3 -c 'import json,sys
+for p in json.load(sys.stdin)["processes"]:
+    if p["type"] == "run" and sys.argv[1] in p["command"]: print(p["name"])' "$1"
+}
+listed() { [ -n "$(run_of "$1")" ]; }
+run run:detached ones -- sh -c 'trap "echo got-term; exit 3" TERM; t=107.1; while :; do sleep $t & wait $!; done'
+dyno=$(grep -oE 'run\.[0-9]+' "$out" | head -1 || true)
+for _ in $(seq 1 100); do [ -n "$(procs 'sleep 107.1')" ] && break; sleep 0.1; done
+check "a detached run that traps SIGTERM runs ($dyno), and ps lists it" \
+    sh -c "[ -n '$(procs 'sleep 107.1')' ] && [ '$(run_of 107.1)' = '$dyno' ]"
+run ps:stop ones "$dyno"
+check "ps:stop APP $dyno says it stops it (exit $rc)" \
+    sh -c "[ $rc = 0 ] && grep -q 'Stopping $dyno of ones... done' '$out'"
+for _ in $(seq 1 100); do grep -q "heroku\[$dyno\]: Process exited" "$log" && break; sleep 0.1; done
+check "... the run got SIGTERM and exited as its trap said (status 3)" \
+    sh -c "grep -q 'app\[$dyno\]: got-term' '$log' && grep -q 'heroku\[$dyno\]: Process exited with status 3' '$log'"
+check "... the log says how it was stopped" \
+    sh -c "grep -q 'heroku\[$dyno\]: Stopping process: ps:stop' '$log' &&
+           grep -q 'heroku\[$dyno\]: Stopping all processes with SIGTERM' '$log'"
+for _ in $(seq 1 50); do listed 107.1 || break; sleep 0.1; done
+gone=yes; listed 107.1 && gone=no
+check "... and it is gone: not in ps ($gone), no process, no container directory" \
+    sh -c "[ $gone = yes ] && [ -z '$(procs 'sleep 107.1')' ] && [ $(run_dirs) = 0 ]"
+run ps ones --json
+check "... while the app's web process stays up" \
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [p["state"] for p in d["processes"] if p["name"] == "web.1"] == ["up"]' "$out"
+run events ones
+check "the audit log names the stop" grep -qF "ps:stop $dyno" "$out"
+
+"$BERTH" ps:grace ones 1 >/dev/null
+run run:detached ones -- sh -c 'trap "" TERM; t=107.2; while :; do sleep $t & wait $!; done'
+deaf=$(grep -oE 'run\.[0-9]+' "$out" | head -1 || true)
+for _ in $(seq 1 100); do [ -n "$(procs 'sleep 107.2')" ] && break; sleep 0.1; done
+started=$(date +%s%N)
+run ps:stop ones "$deaf"
+for _ in $(seq 1 150); do grep -q "heroku\[$deaf\]: Process exited" "$log" && break; sleep 0.1; done
+took=$(( ($(date +%s%N) - started) / 1000000 ))
+check "a run that ignores SIGTERM gets SIGKILL after the app's grace of 1 s (status 137, ${took} ms)" \
+    sh -c "grep -q 'heroku\[$deaf\]: Process exited with status 137' '$log' && [ $took -ge 900 ] && [ $took -lt 10000 ]"
+for _ in $(seq 1 50); do [ -z "$(procs 'sleep 107.2')" ] && break; sleep 0.1; done
+check "... and leaves no process" test -z "$(procs 'sleep 107.2')"
+"$BERTH" ps:grace ones default >/dev/null
+
+"$BERTH" run ones -- sh -c 'trap "echo bye; exit 5" TERM; t=107.3; while :; do sleep $t & wait $!; done' \
+    >"$TEST_DIR/att.out" 2>"$TEST_DIR/att.err" &
+cli=$!
+for _ in $(seq 1 100); do [ -n "$(procs 'sleep 107.3')" ] && break; sleep 0.1; done
+att=$(run_of 107.3)
+run ps:stop ones "$att"
+rc=0; wait "$cli" || rc=$?
+check "ps:stop of an attached run ($att) ends its client: exit 1, saying so" \
+    sh -c "[ $rc = 1 ] && grep -q 'ps:stop: the run was ended' '$TEST_DIR/att.err'"
+for _ in $(seq 1 50); do [ -z "$(procs 'sleep 107.3')" ] && break; sleep 0.1; done
+check "... its process got SIGTERM first (its trap's status 5 in the log) and is gone" \
+    sh -c "grep -q 'heroku\[$att\]: Process exited with status 5' '$log' && [ -z '$(procs 'sleep 107.3')' ]"
+
+run ps:stop ones run.1234
+check "ps:stop of a run not in progress: exit 1, 404, naming it" \
+    sh -c "[ $rc = 1 ] && grep -q \"'ones' has no one-off run 'run.1234' in progress (HTTP 404)\" '$err'"
+run ps:stop ones web.1
+check "ps:stop APP web.1: exit 1, 400, pointing to ps:stop APP and ps:restart" \
+    sh -c "[ $rc = 1 ] && grep -q 'only a one-off run (run.N) stops on its own.*(HTTP 400)' '$err'"
+run ps:stop ones run.1234 extra
+check "ps:stop with three arguments is a usage error (2)" test "$rc" = 2
+api POST /apps/ones/dynos/run.12x/actions/stop
+check "the API refuses a malformed run name (400)" test "$status" = 400
+api POST /apps/ones/dynos/run.1234/actions/kill
+check "... and an unknown action on a dyno (404)" test "$status" = 404
+api POST /apps/nosuchapp/dynos/run.1234/actions/stop
+check "... and an unknown app (404)" test "$status" = 404
+run ps ones --json
+check "none of them changed the app's processes" \
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [p["name"] for p in d["processes"]] == ["web.1"], d' "$out"
+
 # ---------------------------------------------------------------- tenants
 "$BERTH" tenants:create stranger >"$out" 2>&1
 S=$(tail -1 "$out" | grep -Ex '[0-9a-f]{64}' || true)
@@ -151,6 +232,15 @@ check "another tenant's run of the app: 404, exit 1" test "$rc" = 1 -a "$(grep -
 R=$(tail -1 "$out" | grep -Ex '[0-9a-f]{64}' || true)
 rc=0; BERTH_TOKEN=$R "$BERTH" run ones -- true >"$out" 2>"$err" || rc=$?
 check "a read token's run: 403, exit 1" test -n "$R" -a "$rc" = 1 -a "$(grep -c "HTTP 403" "$err")" = 1
+"$BERTH" run:detached ones -- sh -c 't=107.4; sleep $t' >/dev/null
+for _ in $(seq 1 100); do [ -n "$(procs 'sleep 107.4')" ] && break; sleep 0.1; done
+mine_run=$(run_of 107.4)
+rc=0; BERTH_TOKEN=$R "$BERTH" ps:stop ones "$mine_run" >"$out" 2>"$err" || rc=$?
+check "a read token's ps:stop of a run: 403, exit 1" test "$rc" = 1 -a "$(grep -c "HTTP 403" "$err")" = 1
+rc=0; BERTH_TOKEN=$S "$BERTH" ps:stop ones "$mine_run" >"$out" 2>"$err" || rc=$?
+check "another tenant's ps:stop of it: 404, exit 1" test "$rc" = 1 -a "$(grep -c "does not exist (HTTP 404)" "$err")" = 1
+check "... and the run goes on" sh -c "[ -n '$(procs 'sleep 107.4')' ] && [ '$(run_of 107.4)' = '$mine_run' ]"
+"$BERTH" ps:stop ones "$mine_run" >/dev/null
 BERTH_TOKEN=$S "$BERTH" apps:create theirs >/dev/null 2>&1
 git -C "$src" push -q "http://x:$S@127.0.0.1:$CONTROL_PORT/theirs.git" main >"$TEST_DIR/push2" 2>&1 || diag "$TEST_DIR/push2"
 uid_base() { awk '{print $2}' "$out"; }
