@@ -132,21 +132,30 @@ int cli_ps_scale(int argc, char **argv)
     return 0;
 }
 
-static int action(const char *app, const char *what, const char *type, const char *doing)
+/* Prints "<doing>... ", POSTs body to the app's `sub`, then "failed" or `done`: 0, or 1 (the error said). */
+static int post_action(const char *app, const char *sub, const json_t *body, const char *doing, const char *done)
 {
-    _cleanup_json_ json_t *body = json_object(), *doc = NULL;
-    _cleanup_free_ char *sub = xasprintf("/actions/%s", what);
+    _cleanup_json_ json_t *doc = NULL;
 
-    if (type)
-        json_object_set_new(body, "type", json_string(type));
-    printf("%s %s%s%s... ", doing, app, type ? " " : "", type ? type : "");
+    printf("%s... ", doing);
     fflush(stdout);
     if (cli_app_request("POST", app, sub, body, &doc) < 0) {
         printf("failed\n");
         return 1;
     }
-    printf("done\n");
+    printf("%s\n", done);
     return 0;
+}
+
+static int action(const char *app, const char *what, const char *type, const char *doing)
+{
+    _cleanup_json_ json_t *body = json_object();
+    _cleanup_free_ char *sub = xasprintf("/actions/%s", what);
+    _cleanup_free_ char *label = xasprintf("%s %s%s%s", doing, app, type ? " " : "", type ? type : "");
+
+    if (type)
+        json_object_set_new(body, "type", json_string(type));
+    return post_action(app, sub, body, label, "done");
 }
 
 int cli_ps_restart(int argc, char **argv)
@@ -157,17 +166,10 @@ int cli_ps_restart(int argc, char **argv)
 /* `ps:stop APP run.N`: one one-off run, as Heroku's `ps:stop run.1828`. */
 static int stop_run(const char *app, const char *dyno)
 {
-    _cleanup_json_ json_t *doc = NULL;
     _cleanup_free_ char *sub = xasprintf("/dynos/%s/actions/stop", dyno);
+    _cleanup_free_ char *label = xasprintf("Stopping %s of %s", dyno, app);
 
-    printf("Stopping %s of %s... ", dyno, app);
-    fflush(stdout);
-    if (cli_app_request("POST", app, sub, NULL, &doc) < 0) {
-        printf("failed\n");
-        return 1;
-    }
-    printf("done (SIGTERM now, SIGKILL after the app's grace period)\n");
-    return 0;
+    return post_action(app, sub, NULL, label, "done (SIGTERM now, SIGKILL after the app's grace period)");
 }
 
 int cli_ps_stop(int argc, char **argv)
