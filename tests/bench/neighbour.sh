@@ -7,7 +7,8 @@
 # one-off run (`berth run:detached`), over its p99 when A is idle. A has
 # limits of its own (--cpus 0.5 --memory 256M --pids 300 on this 2-CPU
 # host), which the kernel enforces; B has the defaults. Medians of ROUNDS
-# runs of SECS seconds each. Run by tests/bench/run.sh as the berth user,
+# runs of SECS seconds each, idle and busy alternating (the load stopped
+# with `ps:stop` between rounds). Run by tests/bench/run.sh as the berth user,
 # or alone: tests/bench/neighbour.sh BUILD_DIR [ROUNDS] [SECS]. To see
 # which part of the load costs B, NEIGHBOUR_LOAD names the parts to run
 # (words spin, hog, storm; default "spin spin hog storm").
@@ -56,8 +57,6 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 
-: >"$T/idle"
-for _ in $(seq 1 "$rounds"); do p99 quiet.localhost >>"$T/idle"; done
 # The load: two busy loops, memory grabbed 16 MiB at a time until the OOM
 # killer ends it (again and again), and forks until pids.max refuses them.
 load="spin() { while :; do :; done; }
@@ -65,14 +64,30 @@ hog() { while :; do python3 -c \"x = []
 while True: x.append(bytearray(16 << 20))\" 2>/dev/null; done; }
 storm() { while :; do sleep 5 & done 2>/dev/null; }
 ${parts}wait"
-BERTH_TOKEN=$ta "$B" run:detached noisy -- "$load" >"$T/run.out" 2>&1 ||
-    { echo "  run:detached failed: $(tail -2 "$T/run.out" | tr '\n' ' ')"; exit 0; }
-sleep 2
+# running DYNO: whether tenant A's one-off DYNO is still listed.
+running() { BERTH_TOKEN=$ta "$B" ps noisy --json 2>/dev/null | grep -q "\"$1\""; }
+# Idle and busy rounds alternate, so that both see the host in the same
+# mood (its speed drifts over minutes): each round measures B with A idle,
+# starts A's load, measures B again, and stops the load (`ps:stop`).
+: >"$T/idle"
 : >"$T/busy"
-for _ in $(seq 1 "$rounds"); do p99 quiet.localhost >>"$T/busy"; done
+for _ in $(seq 1 "$rounds"); do
+    p99 quiet.localhost >>"$T/idle"
+    BERTH_TOKEN=$ta "$B" run:detached noisy -- "$load" >"$T/run.out" 2>&1 ||
+        { echo "  run:detached failed: $(tail -2 "$T/run.out" | tr '\n' ' ')"; exit 0; }
+    dyno=$(grep -oE 'run\.[0-9]+' "$T/run.out" | head -1)
+    sleep 2
+    p99 quiet.localhost >>"$T/busy"
+    BERTH_TOKEN=$ta "$B" ps:stop noisy "$dyno" >/dev/null 2>&1 || { echo "  ps:stop $dyno failed"; exit 0; }
+    for _ in $(seq 1 100); do running "$dyno" || break; sleep 0.1; done
+    if running "$dyno"; then echo "  $dyno did not stop within 10 s"; exit 0; fi
+    sleep 1
+done
 i=$(median <"$T/idle")
 b=$(median <"$T/busy")
 r=$(awk -v a="$b" -v b="$i" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
-printf '  tenant B p99: idle %s ms, A busy %s ms; ratio %s (goal <= 1.2: %s)   rounds idle: %s busy: %s\n' \
+# Each round's own busy/idle too: the pairs saw the host minutes apart no more.
+pairs=$(paste -d' ' "$T/busy" "$T/idle" | awk '{printf "%.2f ", ($2 > 0 ? $1 / $2 : 0)}')
+printf '  tenant B p99: idle %s ms, A busy %s ms; ratio %s (goal <= 1.2: %s)   rounds idle: %s busy: %s ratio: %s\n' \
     "$i" "$b" "$r" "$(awk -v r="$r" 'BEGIN {print (r > 0 && r <= 1.2 ? "met" : "NOT met")}')" \
-    "$(tr '\n' ' ' <"$T/idle")" "$(tr '\n' ' ' <"$T/busy")"
+    "$(tr '\n' ' ' <"$T/idle")" "$(tr '\n' ' ' <"$T/busy")" "$pairs"
