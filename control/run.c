@@ -409,7 +409,8 @@ json_t *run_list(struct server *s, const char *app)
             continue;
         model_time_format(r->since, since);
         items[n++] = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s, s:b}", "name", r->dyno, "type", "run",
-                               "number", (int)r->number, "command", r->command, "state", "up",
+                               "number", (int)r->number, "command", r->command,
+                               "state", r->why ? "stopping" : "up",
                                "since", since, "attached", r->attached);
     }
     pthread_mutex_unlock(&reg->lock);

@@ -109,8 +109,8 @@ int run_stop_one(struct server *s, const char *app, const char *dyno, struct ber
 void run_stop_app(struct server *s, const char *app);
 /*
  * The app's one-offs in progress, for `ps`: an array of {"name": "run.4821",
- * "type": "run", "number", "command", "state": "up", "since" (UTC),
- * "attached": bool}, sorted by number.
+ * "type": "run", "number", "command", "state": "up" (or "stopping" once
+ * told to end), "since" (UTC), "attached": bool}, sorted by number.
  */
 json_t *run_list(struct server *s, const char *app);
 

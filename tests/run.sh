@@ -184,6 +184,10 @@ deaf=$(grep -oE 'run\.[0-9]+' "$out" | head -1 || true)
 for _ in $(seq 1 100); do [ -n "$(procs 'sleep 107.2')" ] && break; sleep 0.1; done
 started=$(date +%s%N)
 run ps:stop ones "$deaf"
+"$BERTH" ps ones --json >"$TEST_DIR/ps.json"
+check "ps shows it stopping meanwhile" \
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [p["state"] for p in d["processes"] if p["name"] == sys.argv[2]] == ["stopping"], d' \
+    "$TEST_DIR/ps.json" "$deaf"
 for _ in $(seq 1 150); do grep -q "heroku\[$deaf\]: Process exited" "$log" && break; sleep 0.1; done
 took=$(( ($(date +%s%N) - started) / 1000000 ))
 check "a run that ignores SIGTERM gets SIGKILL after the app's grace of 1 s (status 137, ${took} ms)" \
