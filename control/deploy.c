@@ -310,8 +310,11 @@ static int build_slug(struct deploy_ctx *ctx, struct receiver_push *push, const 
         (r = mkdir_p(layers, 0700, err)) < 0 ||
         (r = receiver_push_export(push, commit, src, err)) < 0)
         return r;
-    if (s->cgroups)
-        cgroup = xasprintf("%s/%s/build-v%u-%s", ctx->tenant, ctx->app, version, suffix);
+    if (s->cgroups) {
+        _cleanup_free_ char *tenant_cg = model_tenant_cgroup(&s->model, ctx->tenant);
+
+        cgroup = xasprintf("%s/%s/build-v%u-%s", tenant_cg, ctx->app, version, suffix);
+    }
     const struct build_spec spec = {
         .app = ctx->app,
         .source_dir = src,

@@ -104,7 +104,11 @@ int destroy_app(struct server *s, const char *app, struct berth_error **err)
     /* Its log's fd points into the renamed tree; a line after this finds no app directory and is dropped. */
     applog_forget(s->applog, app);
     remove_tenant_tree(s, tenant, grave);
-    cgroup = xasprintf("%s/%s", tenant, app);
+    {
+        _cleanup_free_ char *tenant_cg = model_tenant_cgroup(&s->model, tenant);
+
+        cgroup = xasprintf("%s/%s", tenant_cg, app);
+    }
     sweep_cgroups(s, cgroup);
     pthread_mutex_unlock(&rt->deploy_lock);
     /* Its releases are gone: the slugs only they named go too, those of the tenant's other apps stay. */
@@ -117,7 +121,7 @@ int destroy_app(struct server *s, const char *app, struct berth_error **err)
 int destroy_tenant(struct server *s, const char *tenant, json_t **ret_apps, struct berth_error **err)
 {
     _cleanup_json_ json_t *record = NULL, *apps = NULL;
-    _cleanup_free_ char *layers = NULL;
+    _cleanup_free_ char *layers = NULL, *tenant_cg = NULL;
     json_t *name;
     size_t i;
     int r;
@@ -141,7 +145,8 @@ int destroy_tenant(struct server *s, const char *tenant, json_t **ret_apps, stru
     }
     layers = xasprintf("%s/%s", s->layers_dir, tenant);
     remove_tenant_tree(s, tenant, layers);
-    sweep_cgroups(s, tenant);
+    tenant_cg = model_tenant_cgroup(&s->model, tenant);
+    sweep_cgroups(s, tenant_cg);
     /* Last, once nothing of it is left on disk: its id slice may be handed out again. */
     pthread_mutex_lock(&s->records_lock);
     r = tenants_remove(&s->model, tenant, err);

@@ -227,8 +227,11 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
     in->state_dir = model_path(&s->model, "run/instances/%s-v%u-%s-%s", spec->app, spec->release, in->dyno, suffix);
     if (mkdir(in->state_dir, 0700) < 0)
         return berth_error_make(err, errno, "mkdir '%s'", in->state_dir);
-    if (s->cgroups)
-        in->cgroup = xasprintf("%s/%s/%s-v%u-%s", spec->tenant, spec->app, in->dyno, spec->release, suffix);
+    if (s->cgroups) {
+        _cleanup_free_ char *tenant_cg = model_tenant_cgroup(&s->model, spec->tenant);
+
+        in->cgroup = xasprintf("%s/%s/%s-v%u-%s", tenant_cg, spec->app, in->dyno, spec->release, suffix);
+    }
 
     if (!spec->stdio) {
         if (pipe2(pipefd, O_CLOEXEC) < 0)

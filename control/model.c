@@ -259,14 +259,27 @@ int model_app_load(const struct model *m, const char *name, json_t **ret, struct
     return r < 0 ? r : json_store_load(p, ret, err);
 }
 
+char *model_tenant_cgroup(const struct model *m, const char *tenant)
+{
+    /* The real path: the same key however the home was named (a trailing slash, a symlink). */
+    _cleanup_free_ char *real = realpath(m->home, NULL);
+    const char *home = real ? real : m->home;
+    char hex[SHA256_HEX_LEN + 1];
+
+    sha256_hex(home, strlen(home), hex);
+    return xasprintf("%s@%.*s", tenant, MODEL_HOME_KEY_LEN, hex);
+}
+
 char *model_app_cgroup(const struct model *m, const char *name)
 {
     _cleanup_json_ json_t *record = NULL;
+    _cleanup_free_ char *tenant_cg = NULL;
     const char *tenant;
 
     if (model_app_load(m, name, &record, NULL) < 0 || !(tenant = json_get_str(record, "tenant")))
         return NULL;
-    return xasprintf("%s/%s", tenant, name);
+    tenant_cg = model_tenant_cgroup(m, tenant);
+    return xasprintf("%s/%s", tenant_cg, name);
 }
 
 static int cmp_json_str(const void *a, const void *b)

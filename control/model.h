@@ -81,7 +81,18 @@ int model_app_create_random(const struct model *m, const char *tenant, char **re
 /* Loads app.json; -ENOENT with "app 'x' does not exist". */
 int model_app_load(const struct model *m, const char *name, json_t **ret, struct berth_error **err);
 /*
- * "<tenant>/<app>": the app's cgroup below berth's delegated subtree
+ * "<tenant>@<key>": the tenant's cgroup below berth's delegated subtree
+ * (malloc'ed), where the key is the first MODEL_HOME_KEY_LEN hex digits
+ * of the SHA-256 of the home's real path. The subtree is the user's
+ * (berth-<user>), and one user may serve several homes (a staging and a
+ * production berth; every test suite): with the key the same tenant name
+ * in two homes has two cgroups, each holding its own home's limits, and
+ * neither home's start, stop or sweep touches the other's.
+ */
+#define MODEL_HOME_KEY_LEN 8
+char *model_tenant_cgroup(const struct model *m, const char *tenant);
+/*
+ * "<tenant>@<key>/<app>": the app's cgroup below berth's delegated subtree
  * (malloc'ed), or NULL when its record cannot be read or names no tenant.
  */
 char *model_app_cgroup(const struct model *m, const char *name);

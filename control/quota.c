@@ -167,9 +167,12 @@ static int write_cgroup(struct server *s, const char *tenant, const struct quota
         .cpu_quota_millis = s->cpu_quota ? q->cpu_millis : 0,
     };
 
+    _cleanup_free_ char *rel = NULL;
+
     if (!s->cgroups)
         return 0;
-    return runner_cgroup_set_limits(tenant, &rl, err);
+    rel = model_tenant_cgroup(&s->model, tenant);
+    return runner_cgroup_set_limits(rel, &rl, err);
 }
 
 int quota_apply_tenant(struct server *s, const char *tenant, struct berth_error **err)
@@ -227,9 +230,9 @@ static void release_cgroup(const char *rel)
  * Left in place, the cgroups of every home a test suite ran (each with its
  * tenants and apps) added up to hundreds of memory cgroups here, and each
  * container start then spent about three times the system time (13 ms
- * against 3.5). Only this home's apps' and tenants' own directories go,
- * one rmdir each, never a sweep below: another berth of the same user may
- * be starting an instance under an app or tenant of the same name.
+ * against 3.5). Only this home's apps' and tenants' own directories go
+ * (their names carry the home's key: model_tenant_cgroup()), one rmdir
+ * each, never a sweep below.
  */
 void quota_release_all(struct server *s)
 {
@@ -247,8 +250,11 @@ void quota_release_all(struct server *s)
                 release_cgroup(rel);
         }
     if (tenants_list(&s->model, &tenants, NULL) == 0)
-        json_array_foreach(tenants, i, name)
-            release_cgroup(json_string_value(name));
+        json_array_foreach(tenants, i, name) {
+            _cleanup_free_ char *rel = model_tenant_cgroup(&s->model, json_string_value(name));
+
+            release_cgroup(rel);
+        }
 }
 
 /* ---------------------------------------------------------------- counting */

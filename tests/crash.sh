@@ -31,8 +31,7 @@ check "v2 (config) serves" serves "greeting=one"
 app_cgroup() {
     local p
     p=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)
-    [ -n "$p" ] && [ -d "/sys/fs/cgroup/memory${p%/}/berth-$(id -un)" ] &&
-        echo "/sys/fs/cgroup/memory${p%/}/berth-$(id -un)/admin/crash"
+    [ -n "$p" ] && [ -d "/sys/fs/cgroup/memory${p%/}/berth-$(id -un)" ] && berth_cgroup memory admin/crash
 }
 cg=$(app_cgroup || true)
 
@@ -81,7 +80,7 @@ for window in built started settled; do
     check "$window: what the crash left in run/ is swept" test -z "$(ls "$home/run/builds")"
     if [ -n "$cg" ]; then
         check "$window: the killed containers' cgroups are swept, and said so" \
-            grep -Eq "removed [0-9]+ empty cgroups below 'admin/crash', left after a crash" "$TEST_DIR/serve.log"
+            grep -Eq "removed [0-9]+ empty cgroups below '$(tenant_cgroup admin)/crash', left after a crash" "$TEST_DIR/serve.log"
         check "$window: ... only the restored instance's is left ($(find "$cg" -mindepth 1 -maxdepth 1 -type d -printf '%f '))" \
             test "$(find "$cg" -mindepth 1 -maxdepth 1 -type d | wc -l)" = 1
     else

@@ -250,6 +250,27 @@ check "at start, every tenant's cgroup has its limits: other's default 2G" test 
 check "... acme's 256M" test "$(knob memory $A $MEMKNOB)" = 268435456
 check "... acme's fifth of a CPU" test "$(cpu_quota $A)" = 20000
 check "the apps are back" wait_body other1.localhost / "greeting=" 30
+
+# ---------------------------------------------------------------- a second home of the same user
+# One user may serve two homes (staging and production): the same tenant name
+# in both gets two cgroups (its name carries the home's key), each with its
+# own home's limits, and one home's stop leaves the other's alone.
+h2=$TEST_DIR/home2
+"$BERTH" serve --home "$h2" --http 127.0.0.1:0 --control 127.0.0.1:0 >"$TEST_DIR/serve2.log" 2>&1 &
+pid2=$!
+for _ in $(seq 1 300); do [ -s "$h2/run/serve.json" ] && break; sleep 0.1; done
+ctl2=$(sed -n 's/.*"control_port": *\([0-9]*\).*/\1/p' "$h2/run/serve.json" 2>/dev/null || true)
+as2() { BERTH_URL=http://127.0.0.1:$ctl2 BERTH_TOKEN=$(cat "$h2/admin.token") "$BERTH" "$@"; }
+as2 tenants:create $A >"$out" 2>&1 && as2 tenants:limits $A --memory 300M >>"$out" 2>&1 ||
+    diag "$out" "$TEST_DIR/serve2.log"
+cg2() { echo "$(dirname "$(cg "$1" $A)")/$(tenant_cgroup $A "$h2")"; }
+check "a second home's tenant $A has a cgroup of its own ($(tenant_cgroup $A "$h2"), not $(tenant_cgroup $A)) with its 300M" \
+    test "$(cat "$(cg2 memory)/$MEMKNOB" 2>/dev/null)" = 314572800
+check "... while the first home's $A keeps its 256M" test "$(knob memory $A $MEMKNOB)" = 268435456
+kill -TERM $pid2; wait $pid2 2>/dev/null || true
+check "the second home's stop removes its own tenant's cgroup" test ! -d "$(cg2 memory)"
+check "... and leaves the first home's, with its limits" test "$(knob memory $A $MEMKNOB)" = 268435456
+check "... whose apps still serve" wait_body other1.localhost / "greeting=" 10
 stop_berth
 left=$(for c in memory pids cpu; do for t in $A $B; do [ ! -d "$(cg $c $t)" ] || echo "$c/$t"; done; done)
 check "berth serve's stop removed its tenants' cgroups and their apps' (left: ${left:-none})" test -z "$left"

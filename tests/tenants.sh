@@ -39,12 +39,7 @@ has_token() { token_of "$1" >/dev/null; }
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$out"; }
 tenant_count() { ls "$home/tenants" | wc -l; }
 # The cgroup of "<tenant>/<app>" (the memory controller's on cgroup v1), below berth's delegated one.
-app_cgroup() {
-    local own
-    own=$(sed -n 's/^[0-9]*:memory:\(.*\)$/\1/p' /proc/self/cgroup)
-    if [ -n "$own" ]; then echo "/sys/fs/cgroup/memory${own%/}/berth-$(id -un)/$1"; else
-        own=$(sed -n 's/^0::\(.*\)$/\1/p' /proc/self/cgroup); echo "/sys/fs/cgroup${own%/}/berth-$(id -un)/$1"; fi
-}
+app_cgroup() { berth_cgroup memory "$1"; }
 push_as() { # push_as TOKEN DIR APP OUT
     git -C "$2" push --progress "http://x:$1@127.0.0.1:$CONTROL_PORT/$3.git" main >"$4" 2>&1
 }

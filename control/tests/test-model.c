@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/crypto.h"
 #include "common/fileio.h"
 #include "common/jsonstore.h"
 #include "common/tests/tap.h"
@@ -161,6 +162,30 @@ static void test_tenants(void)
     model_close(&m);
 }
 
+/* The cgroup names carry the home's key: one tenant name in two homes, two cgroups. */
+static void test_cgroup_names(const struct model *m, const char *dir)
+{
+    _cleanup_free_ char *mine = model_tenant_cgroup(m, "admin"), *app = model_app_cgroup(m, "hello");
+    _cleanup_free_ char *slashed = xasprintf("%s/", dir), *dotted = xasprintf("%s/.", dir);
+    _cleanup_free_ char *other_dir = xasprintf("%s/other", dir), *want_app = NULL;
+    char hex[SHA256_HEX_LEN + 1];
+    struct model same = { .home = slashed }, same2 = { .home = dotted }, other = { .home = other_dir };
+    _cleanup_free_ char *same_cg = model_tenant_cgroup(&same, "admin"), *same2_cg = model_tenant_cgroup(&same2, "admin");
+    _cleanup_free_ char *other_cg = NULL;
+
+    sha256_hex(dir, strlen(dir), hex);
+    ok(strncmp(mine, "admin@", 6) == 0 && strlen(mine) == 6 + MODEL_HOME_KEY_LEN &&
+       strncmp(mine + 6, hex, MODEL_HOME_KEY_LEN) == 0, "a tenant's cgroup is admin@ and the home's key (%s)", mine);
+    want_app = xasprintf("%s/hello", mine);
+    ok(app && strcmp(app, want_app) == 0, "an app's cgroup is below its tenant's (%s)", app ? app : "NULL");
+    ok(strcmp(same_cg, mine) == 0 && strcmp(same2_cg, mine) == 0,
+       "the same home named with a trailing slash or /. has the same key");
+    ok(mkdir(other_dir, 0700) == 0, "a second home");
+    other_cg = model_tenant_cgroup(&other, "admin");
+    ok(strcmp(other_cg, mine) != 0 && strncmp(other_cg, "admin@", 6) == 0,
+       "the same tenant in another home has another cgroup (%s)", other_cg);
+}
+
 static void test_model(void)
 {
     char dir[] = "/tmp/berth-test-model-XXXXXX";
@@ -221,6 +246,7 @@ static void test_model(void)
         ok(model_release_save(&m, "hello", 2, r1, &err) == 0, "save v2");
     }
     ok(model_release_current(&m, "hello", &version, &rel, &err) == 0 && version == 2 && rel, "current is v2");
+    test_cgroup_names(&m, dir);
     ok(rm_rf(dir, &err) == 0, "cleanup");
     model_close(&m);
 }

@@ -62,6 +62,7 @@ require_rootless() {
 # and sets HTTP_PORT, CONTROL_PORT, BERTH_URL and BERTH_TOKEN.
 start_berth() {
     local home=$1; shift
+    berth_home=$home
     # A daemon killed with -9 leaves its serve.json: wait for the new one's.
     rm -f "$home/run/serve.json"
     "$BERTH" serve --home "$home" --http 127.0.0.1:0 --control 127.0.0.1:0 "$@" \
@@ -185,16 +186,24 @@ api() {
 slug_count() { find "$1/layers" -mindepth 2 -maxdepth 2 -type d ! -path '*/stacks/*' 2>/dev/null | wc -l; }
 builds_left() { find "$1/run/builds" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 
+# tenant_cgroup TENANT [HOME]: the name of the tenant's cgroup, "TENANT@KEY" (control/model.h), KEY
+# the first 8 hex digits of the SHA-256 of the real path of HOME (default: the last start_berth's).
+tenant_cgroup() {
+    echo "$1@$(printf %s "$(realpath "${2:-$berth_home}")" | sha256sum | cut -c1-8)"
+}
 # berth_cgroup CTRL REL: the directory of berth's cgroup REL (below berth-<user>, which `berth
-# setup` delegates below our own cgroup) in hierarchy CTRL (memory, pids, cpu; cgroup v2: the one tree).
+# setup` delegates below our own cgroup) in hierarchy CTRL (memory, pids, cpu; cgroup v2: the one
+# tree). REL's first part is a tenant of the last start_berth's home (tenant_cgroup), or
+# `containers` (`berth container run`'s, the same for every home).
 berth_cgroup() {
-    local p
+    local p rel=$2
+    case $rel in containers | containers/*) ;; *) rel=$(tenant_cgroup "${rel%%/*}")${rel#"${rel%%/*}"} ;; esac
     if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
         p=$(awk -F: '$1 == 0 {print $3}' /proc/self/cgroup)
-        echo "/sys/fs/cgroup${p%/}/berth-$(id -un)/$2"
+        echo "/sys/fs/cgroup${p%/}/berth-$(id -un)/$rel"
     else
         p=$(awk -F: -v c="$1" '{n = split($2, a, ","); for (i = 1; i <= n; i++) if (a[i] == c) print $3}' /proc/self/cgroup)
-        echo "/sys/fs/cgroup/$1${p%/}/berth-$(id -un)/$2"
+        echo "/sys/fs/cgroup/$1${p%/}/berth-$(id -un)/$rel"
     fi
 }
 # remove_tenant_cgroups TENANT...: what a test's tenants left in every hierarchy (after stop_berth),
