@@ -158,7 +158,6 @@ enum MHD_Result api_ps_handle(const struct api_call *call, const char *app, cons
 
     if (strncmp(sub, "/dynos/", 7) == 0 && strcmp(method, "POST") == 0)
         return stop_dyno(call, app, sub + 7);
-
     if (strcmp(sub, "/dynos") == 0 && strcmp(method, "GET") == 0)
         return list_dynos(call, app);
     if (strcmp(sub, "/formation") == 0 && strcmp(method, "GET") == 0)
