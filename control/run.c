@@ -243,25 +243,20 @@ int run_wait(struct run *r, int timeout_ms, int *ret_status, struct berth_error 
 
 void run_end(struct server *s, struct run *r, const char *why)
 {
-    bool graceful;
-
     if (!r)
         return;
-    /* r->why may be set by a stopper meanwhile (a client gone at the same time as a ps:stop). */
-    pthread_mutex_lock(&r->reg->lock);
-    graceful = why && why == r->why && why == why_ps_stop;
-    pthread_mutex_unlock(&r->reg->lock);
     if (why) {
         _cleanup_free_ char *source = xasprintf("heroku[%s]", r->dyno);
 
         applog_emit(s->applog, r->app, source, "Stopping process: %s", why);
     }
     /*
-     * ps:stop: SIGTERM, and SIGKILL after the app's grace period, as its
-     * other processes stop. Any other end at once: the client is gone,
-     * berth is stopping, or the app is being destroyed.
+     * ps:stop (only run_stop_reason() hands out why_ps_stop): SIGTERM, and
+     * SIGKILL after the app's grace period, as its other processes stop.
+     * Any other end at once: the client is gone, berth is stopping, or the
+     * app is being destroyed.
      */
-    instance_stop_and_free(s, r->in, graceful ? instance_grace_ms(r->in) : 0);
+    instance_stop_and_free(s, r->in, why == why_ps_stop ? instance_grace_ms(r->in) : 0);
     delist(r->reg, r);
     run_free(r);
 }
@@ -327,6 +322,16 @@ int run_detached(struct server *s, const char *app, const char *command, char **
  * Wakes the runs of `app` (NULL: every run) with `why` and waits until
  * they have ended, waking as well those that join meanwhile. Under reg->lock.
  */
+/* Tells r to end, for `why`, unless it was told already. Under reg->lock. */
+static void wake_locked(struct run *r, const char *why)
+{
+    if (r->why)
+        return;
+    /* Written before the byte: whoever sees the byte sees the reason. */
+    r->why = why;
+    (void)write_all(r->wake[1], "x", 1);
+}
+
 static void end_runs_locked(struct run_registry *reg, const char *app, const char *why)
 {
     for (;;) {
@@ -336,11 +341,7 @@ static void end_runs_locked(struct run_registry *reg, const char *app, const cha
             if (app && strcmp(r->app, app) != 0)
                 continue;
             left = true;
-            if (!r->why) {
-                /* Written before the byte: whoever sees the byte sees the reason. */
-                r->why = why;
-                (void)write_all(r->wake[1], "x", 1);
-            }
+            wake_locked(r, why);
         }
         if (!left)
             return;
@@ -370,10 +371,8 @@ int run_stop_one(struct server *s, const char *app, const char *dyno, struct ber
         if (strcmp(r->app, app) == 0 && strcmp(r->dyno, dyno) == 0)
             break;
     /* One already told to end (berth stopping, the app destroyed, an earlier ps:stop) ends that way. */
-    if (r && !r->why) {
-        r->why = why_ps_stop;
-        (void)write_all(r->wake[1], "x", 1);
-    }
+    if (r)
+        wake_locked(r, why_ps_stop);
     pthread_mutex_unlock(&reg->lock);
     return r ? 0 : berth_error_plain(err, ENOENT, "'%s' has no one-off run '%s' in progress", app, dyno);
 }
