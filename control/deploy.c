@@ -311,9 +311,9 @@ static int build_slug(struct deploy_ctx *ctx, struct receiver_push *push, const 
         (r = receiver_push_export(push, commit, src, err)) < 0)
         return r;
     if (s->cgroups) {
-        _cleanup_free_ char *tenant_cg = model_tenant_cgroup(&s->model, ctx->tenant);
+        _cleanup_free_ char *app_cg = model_app_cgroup_of(&s->model, ctx->tenant, ctx->app);
 
-        cgroup = xasprintf("%s/%s/build-v%u-%s", tenant_cg, ctx->app, version, suffix);
+        cgroup = xasprintf("%s/build-v%u-%s", app_cg, version, suffix);
     }
     const struct build_spec spec = {
         .app = ctx->app,

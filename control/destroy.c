@@ -104,11 +104,7 @@ int destroy_app(struct server *s, const char *app, struct berth_error **err)
     /* Its log's fd points into the renamed tree; a line after this finds no app directory and is dropped. */
     applog_forget(s->applog, app);
     remove_tenant_tree(s, tenant, grave);
-    {
-        _cleanup_free_ char *tenant_cg = model_tenant_cgroup(&s->model, tenant);
-
-        cgroup = xasprintf("%s/%s", tenant_cg, app);
-    }
+    cgroup = model_app_cgroup_of(&s->model, tenant, app);
     sweep_cgroups(s, cgroup);
     pthread_mutex_unlock(&rt->deploy_lock);
     /* Its releases are gone: the slugs only they named go too, those of the tenant's other apps stay. */

@@ -228,9 +228,9 @@ static int spawn(struct server *s, const struct instance_spec *spec, struct inst
     if (mkdir(in->state_dir, 0700) < 0)
         return berth_error_make(err, errno, "mkdir '%s'", in->state_dir);
     if (s->cgroups) {
-        _cleanup_free_ char *tenant_cg = model_tenant_cgroup(&s->model, spec->tenant);
+        _cleanup_free_ char *app_cg = model_app_cgroup_of(&s->model, spec->tenant, spec->app);
 
-        in->cgroup = xasprintf("%s/%s/%s-v%u-%s", tenant_cg, spec->app, in->dyno, spec->release, suffix);
+        in->cgroup = xasprintf("%s/%s-v%u-%s", app_cg, in->dyno, spec->release, suffix);
     }
 
     if (!spec->stdio) {

@@ -34,9 +34,17 @@ char *model_default_home(void)
 
 int model_open(struct model *m, const char *home, struct berth_error **err)
 {
+    _cleanup_free_ char *real = NULL;
+    char hex[SHA256_HEX_LEN + 1];
+
     if (!home || home[0] != '/')
         return berth_error_plain(err, EINVAL, "home '%s' must be an absolute path", home ? home : "");
     m->home = xstrdup(home);
+    /* The real path: the same key however the home was named (a trailing slash, a symlink). */
+    real = realpath(home, NULL);
+    sha256_hex(real ? real : home, strlen(real ? real : home), hex);
+    memcpy(m->home_key, hex, MODEL_HOME_KEY_LEN);
+    m->home_key[MODEL_HOME_KEY_LEN] = '\0';
     return 0;
 }
 
@@ -261,25 +269,22 @@ int model_app_load(const struct model *m, const char *name, json_t **ret, struct
 
 char *model_tenant_cgroup(const struct model *m, const char *tenant)
 {
-    /* The real path: the same key however the home was named (a trailing slash, a symlink). */
-    _cleanup_free_ char *real = realpath(m->home, NULL);
-    const char *home = real ? real : m->home;
-    char hex[SHA256_HEX_LEN + 1];
+    return xasprintf("%s@%s", tenant, m->home_key);
+}
 
-    sha256_hex(home, strlen(home), hex);
-    return xasprintf("%s@%.*s", tenant, MODEL_HOME_KEY_LEN, hex);
+char *model_app_cgroup_of(const struct model *m, const char *tenant, const char *app)
+{
+    return xasprintf("%s@%s/%s", tenant, m->home_key, app);
 }
 
 char *model_app_cgroup(const struct model *m, const char *name)
 {
     _cleanup_json_ json_t *record = NULL;
-    _cleanup_free_ char *tenant_cg = NULL;
     const char *tenant;
 
     if (model_app_load(m, name, &record, NULL) < 0 || !(tenant = json_get_str(record, "tenant")))
         return NULL;
-    tenant_cg = model_tenant_cgroup(m, tenant);
-    return xasprintf("%s/%s", tenant_cg, name);
+    return model_app_cgroup_of(m, tenant, name);
 }
 
 static int cmp_json_str(const void *a, const void *b)

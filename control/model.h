@@ -39,8 +39,12 @@
 #define TENANT_ID_SLICE 65536UL
 #define APP_NAME_MAX 30
 
+#define MODEL_HOME_KEY_LEN 8
+
 struct model {
     char *home;
+    /* The home's key in its tenants' cgroup names (model_tenant_cgroup()), from model_open(). */
+    char home_key[MODEL_HOME_KEY_LEN + 1];
 };
 
 /* $BERTH_HOME, else ~/.local/share/berth (malloc'ed). */
@@ -83,17 +87,19 @@ int model_app_load(const struct model *m, const char *name, json_t **ret, struct
 /*
  * "<tenant>@<key>": the tenant's cgroup below berth's delegated subtree
  * (malloc'ed), where the key is the first MODEL_HOME_KEY_LEN hex digits
- * of the SHA-256 of the home's real path. The subtree is the user's
+ * of the SHA-256 of the home's real path when model_open() ran (the path
+ * as given, should it not exist yet). The subtree is the user's
  * (berth-<user>), and one user may serve several homes (a staging and a
  * production berth; every test suite): with the key the same tenant name
  * in two homes has two cgroups, each holding its own home's limits, and
  * neither home's start, stop or sweep touches the other's.
  */
-#define MODEL_HOME_KEY_LEN 8
 char *model_tenant_cgroup(const struct model *m, const char *tenant);
+/* "<tenant>@<key>/<app>": the cgroup of `tenant`'s app `app` (malloc'ed). */
+char *model_app_cgroup_of(const struct model *m, const char *tenant, const char *app);
 /*
- * "<tenant>@<key>/<app>": the app's cgroup below berth's delegated subtree
- * (malloc'ed), or NULL when its record cannot be read or names no tenant.
+ * The same from the app's record (malloc'ed), or NULL when its record
+ * cannot be read or names no tenant.
  */
 char *model_app_cgroup(const struct model *m, const char *name);
 /* Names of every app (sorted), as a JSON array of strings. */

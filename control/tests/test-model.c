@@ -168,10 +168,14 @@ static void test_cgroup_names(const struct model *m, const char *dir)
     _cleanup_free_ char *mine = model_tenant_cgroup(m, "admin"), *app = model_app_cgroup(m, "hello");
     _cleanup_free_ char *slashed = xasprintf("%s/", dir), *dotted = xasprintf("%s/.", dir);
     _cleanup_free_ char *other_dir = xasprintf("%s/other", dir), *want_app = NULL;
+    _cleanup_free_ char *same_cg = NULL, *same2_cg = NULL, *other_cg = NULL;
     char hex[SHA256_HEX_LEN + 1];
-    struct model same = { .home = slashed }, same2 = { .home = dotted }, other = { .home = other_dir };
-    _cleanup_free_ char *same_cg = model_tenant_cgroup(&same, "admin"), *same2_cg = model_tenant_cgroup(&same2, "admin");
-    _cleanup_free_ char *other_cg = NULL;
+    struct model same, same2, other;
+
+    ok(model_open(&same, slashed, NULL) == 0 && model_open(&same2, dotted, NULL) == 0, "the home opened as %s and %s",
+       slashed, dotted);
+    same_cg = model_tenant_cgroup(&same, "admin");
+    same2_cg = model_tenant_cgroup(&same2, "admin");
 
     sha256_hex(dir, strlen(dir), hex);
     ok(strncmp(mine, "admin@", 6) == 0 && strlen(mine) == 6 + MODEL_HOME_KEY_LEN &&
@@ -180,10 +184,13 @@ static void test_cgroup_names(const struct model *m, const char *dir)
     ok(app && strcmp(app, want_app) == 0, "an app's cgroup is below its tenant's (%s)", app ? app : "NULL");
     ok(strcmp(same_cg, mine) == 0 && strcmp(same2_cg, mine) == 0,
        "the same home named with a trailing slash or /. has the same key");
-    ok(mkdir(other_dir, 0700) == 0, "a second home");
+    ok(mkdir(other_dir, 0700) == 0 && model_open(&other, other_dir, NULL) == 0, "a second home");
     other_cg = model_tenant_cgroup(&other, "admin");
     ok(strcmp(other_cg, mine) != 0 && strncmp(other_cg, "admin@", 6) == 0,
        "the same tenant in another home has another cgroup (%s)", other_cg);
+    model_close(&same);
+    model_close(&same2);
+    model_close(&other);
 }
 
 static void test_model(void)
