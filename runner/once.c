@@ -139,7 +139,12 @@ static int remove_state(const char *state_dir, int userns, struct berth_error **
     int sv[2], r;
     pid_t pid;
 
-    /* Mostly there is nothing in it: the upper was in memory (RUNNER_ONCE_UPPER_IN_MEMORY). */
+    /*
+     * Empty when the start failed before anything was made in it; else it
+     * holds the overlay's dirs (an upper on disk) or, with network,
+     * resolv.conf and pasta's pid file (an upper in memory without network
+     * never comes here: state_dir_shared()).
+     */
     if (rmdir(state_dir) == 0 || errno == ENOENT)
         return 0;
     if (userns < 0)
