@@ -22,7 +22,10 @@
 #     on the 2-CPU VM a 5 s window's p99 jumps to 6-8 ms now and then with
 #     nothing else running (idle windows did, and once a busy one, failing
 #     CI at 7.91 against 7.42 ms), while the defect this guards against (a
-#     connect into S holding F's requests, 1 s p99) shows in both;
+#     connect into S holding F's requests, 1 s p99) shows in both. A
+#     round that misses the bound is run again, up to three rounds (CI once
+#     read 4.1 ms idle and 12.5 ms in both busy windows, ASan build); a
+#     failed request to F in any round fails the test;
 #   - concurrency sweep: busybox httpd (no keep-alive, listen backlog 9)
 #     serving examples/static as a Procfile app, through the router with
 #     wrk -d3s at 1, 8, 16, 32, 64 and 256 clients, beside the same busybox
@@ -173,37 +176,55 @@ check "3 bursts of 900 simultaneous uploads to one app: all answered 200 ($burst
 check "... none refused with H11 ($(grep -ac 'code=H11' "$LOG" || true) H11 log lines)" not_contains "$LOG" 'code=H11'
 
 # ---------------------------------------------------------------- stall
-wrk_run warm -t2 -c8 -d1s -H 'Host: sink.localhost' "$F"
-wrk_run idle -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
-idle_p99=$p99 idle_p50=$p50 idle_rps=$rps idle_bad=$((errors + non2xx))
+# One round: F idle, F twice while 50 clients hammer S, F idle again. Sets
+# idle_* and busy_* (p99 and req/s as the header describes) and adds F's
+# failed requests to stall_bad.
+stall_round() {
+    wrk_run warm -t2 -c8 -d1s -H 'Host: sink.localhost' "$F"
+    wrk_run idle -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
+    idle_p99=$p99 idle_p50=$p50 idle_rps=$rps
+    stall_idle_bad=$((stall_idle_bad + errors + non2xx))
+    wrk --latency -t1 -c50 -d14s --timeout 10s -H 'Host: stall.localhost' "$F" >"$TEST_DIR/wrk.stall" 2>&1 &
+    hammer=$!
+    sleep 1
+    wrk_run busy -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
+    busy_p99=$p99 busy_p50=$p50 busy_rps=$rps
+    stall_bad=$((stall_bad + errors + non2xx)) stall_errors=$((stall_errors + errors)) stall_non2xx=$((stall_non2xx + non2xx))
+    wrk_run busy2 -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
+    stall_bad=$((stall_bad + errors + non2xx)) stall_errors=$((stall_errors + errors)) stall_non2xx=$((stall_non2xx + non2xx))
+    echo "# stall round $1: F with S stalled, two windows: p99 $busy_p99 and $p99 ms, $busy_rps and $rps req/s"
+    busy_p99=$(fmin "$busy_p99" "$p99") busy_p50=$(fmin "$busy_p50" "$p50")
+    busy_rps=$((rps < busy_rps ? rps : busy_rps))
+    wait "$hammer" || true
+    # Idle again, once S's last connects timed out: the larger idle p99 is
+    # the baseline, so that a machine busy with something else fails no one.
+    sleep 5
+    wrk_run idle2 -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
+    echo "# stall round $1: F idle before: $idle_rps req/s, p50 $idle_p50 ms, p99 $idle_p99 ms"
+    echo "# stall round $1: F with S stalled: $busy_rps req/s (the lower window), p50 $busy_p50 ms, p99 $busy_p99 ms (the lower)"
+    echo "# stall round $1: F idle after: $rps req/s, p50 $p50 ms, p99 $p99 ms"
+    echo "# stall round $1: S $(grep -E 'requests in' "$TEST_DIR/wrk.stall" | sed 's/^ *//'), $(grep -E 'Non-2xx' "$TEST_DIR/wrk.stall" | sed 's/^ *//')"
+    idle_p99=$(fmax "$idle_p99" "$p99")
+    idle_rps=$((rps > idle_rps ? idle_rps : rps))
+    bound=$(fmax "$(fmul "$idle_p99" 2)" "$(fadd "$idle_p99" 5)")
+}
+# Up to three rounds, until one meets the latency and rate bounds: this
+# 2-CPU VM is shared, and a round's idle p99 has read 0.7 ms on one run and
+# 4.1 ms on another, with the busy windows 12 ms in that round (CI, ASan).
+# The defect this guards against (a connect into S holding F's requests)
+# costs a second's SYN retransmit, in every window of every round. A failed
+# request to F is never excused: stall_bad counts all rounds.
 off=$(stat -c %s "$LOG")
-wrk --latency -t1 -c50 -d14s --timeout 10s -H 'Host: stall.localhost' "$F" >"$TEST_DIR/wrk.stall" 2>&1 &
-hammer=$!
-sleep 1
-wrk_run busy -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
-busy_p99=$p99 busy_p50=$p50 busy_rps=$rps busy_errors=$errors busy_non2xx=$non2xx
-wrk_run busy2 -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
-echo "# stall: F with S stalled, two windows: p99 $busy_p99 and $p99 ms, $busy_rps and $rps req/s"
-busy_p99=$(fmin "$busy_p99" "$p99") busy_p50=$(fmin "$busy_p50" "$p50")
-busy_rps=$(( rps < busy_rps ? rps : busy_rps ))
-busy_errors=$((busy_errors + errors)) busy_non2xx=$((busy_non2xx + non2xx))
-wait "$hammer" || true
-# Idle again, once S's last connects timed out: the larger idle p99 is the
-# baseline, so that a machine busy with something else fails no one.
-sleep 5
-wrk_run idle2 -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
-echo "# stall: F idle before: $idle_rps req/s, p50 $idle_p50 ms, p99 $idle_p99 ms"
-echo "# stall: F with S stalled: $busy_rps req/s (the lower window), p50 $busy_p50 ms, p99 $busy_p99 ms (the lower)"
-echo "# stall: F idle after: $rps req/s, p50 $p50 ms, p99 $p99 ms"
-idle_p99=$(fmax "$idle_p99" "$p99")
-idle_rps=$(( rps > idle_rps ? idle_rps : rps ))
-p99=$busy_p99 rps=$busy_rps errors=$busy_errors non2xx=$busy_non2xx
-bound=$(fmax "$(fmul "$idle_p99" 2)" "$(fadd "$idle_p99" 5)")
-echo "# stall: S $(grep -E 'requests in' "$TEST_DIR/wrk.stall" | sed 's/^ *//'), $(grep -E 'Non-2xx' "$TEST_DIR/wrk.stall" | sed 's/^ *//')"
-check "F answered every request while idle ($idle_bad failed)" [ "$idle_bad" = 0 ]
-check "with S stalled by 50 clients, F's p99 $p99 ms <= max(2 x idle p99, idle p99 + 5 ms) = $bound ms (idle p99 $idle_p99 ms)" fle "$p99" "$bound"
-check "... and no request to F failed ($errors socket errors, $non2xx non-2xx)" [ "$errors" = 0 -a "$non2xx" = 0 ]
-check "... F served at least half its idle rate ($rps vs $idle_rps req/s, the lower idle figure)" [ "$rps" -ge $((idle_rps / 2)) ]
+stall_bad=0 stall_idle_bad=0 stall_errors=0 stall_non2xx=0
+for round in 1 2 3; do
+    stall_round "$round"
+    fle "$busy_p99" "$bound" && [ "$busy_rps" -ge $((idle_rps / 2)) ] && break
+done
+check "F answered every request while idle ($stall_idle_bad failed)" [ "$stall_idle_bad" = 0 ]
+check "with S stalled by 50 clients, F's p99 $busy_p99 ms <= max(2 x idle p99, idle p99 + 5 ms) = $bound ms (idle p99 $idle_p99 ms; round $round)" \
+    fle "$busy_p99" "$bound"
+check "... and no request to F failed in any round ($stall_errors socket errors, $stall_non2xx non-2xx)" [ "$stall_bad" = 0 ]
+check "... F served at least half its idle rate ($busy_rps vs $idle_rps req/s, the lower idle figure)" [ "$busy_rps" -ge $((idle_rps / 2)) ]
 h19=$(tail -c +$((off + 1)) "$LOG" | grep -ac 'code=H19 desc="Backend connection timeout".*host=stall.localhost' || true)
 h21=$(tail -c +$((off + 1)) "$LOG" | grep -ac 'code=H21.*host=stall.localhost' || true)
 s200=$(tail -c +$((off + 1)) "$LOG" | grep -a 'host=stall.localhost' | grep -ac 'status=200' || true)
