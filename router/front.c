@@ -218,6 +218,23 @@ static bool status_has_body(int status)
     return status >= 200 && status != 204 && status != 304;
 }
 
+/* "HTTP/1.1 200 OK\r\n": once per response, so no printf. */
+static void add_status_line(struct strbuf *sb, unsigned status)
+{
+    strbuf_add(sb, "HTTP/1.1 ", 9);
+    strbuf_add_decimal(sb, status);
+    strbuf_addch(sb, ' ');
+    strbuf_addstr(sb, MHD_get_reason_phrase_for(status));
+    strbuf_add(sb, "\r\n", 2);
+}
+
+static void add_content_length(struct strbuf *sb, uint64_t n)
+{
+    strbuf_add(sb, "Content-Length: ", 16);
+    strbuf_add_decimal(sb, n);
+    strbuf_add(sb, "\r\n", 2);
+}
+
 struct head_out {
     struct strbuf *sb;
     bool has_date;
@@ -249,7 +266,7 @@ static void write_head(struct front_conn *fc, ssize_t whole)
     struct strbuf *sb = &fc->out;
     struct head_out o = { .sb = sb };
 
-    strbuf_addf(sb, "HTTP/1.1 %d %s\r\n", h->status, MHD_get_reason_phrase_for((unsigned)h->status));
+    add_status_line(sb, (unsigned)h->status);
     proxy_response_headers(req, add_header_line, &o);
     if (!o.has_date)
         add_date(sb);
@@ -263,9 +280,9 @@ static void write_head(struct front_conn *fc, ssize_t whole)
         if (status_has_body(h->status))
             strbuf_addf(sb, "Content-Length: %s\r\n", clen ? clen : "0");
     } else if (whole >= 0) {
-        strbuf_addf(sb, "Content-Length: %zd\r\n", whole);
+        add_content_length(sb, (uint64_t)whole);
     } else if (h->body == BODY_LENGTH) {
-        strbuf_addf(sb, "Content-Length: %llu\r\n", (unsigned long long)h->content_length);
+        add_content_length(sb, h->content_length);
     } else {
         fc->chunked = true;
         strbuf_addstr(sb, "Transfer-Encoding: chunked\r\n");
@@ -294,7 +311,7 @@ static void write_redirect(struct front_conn *fc)
     unsigned status = strcmp(req->method, "GET") == 0 || req->is_head ? 301 : 308;
 
     req->status = (int)status;
-    strbuf_addf(&fc->out, "HTTP/1.1 %u %s\r\n", status, MHD_get_reason_phrase_for(status));
+    add_status_line(&fc->out, status);
     strbuf_addstr(&fc->out, "Location: ");
     proxy_redirect_location(req, &fc->out);
     strbuf_addstr(&fc->out, "\r\nContent-Length: 0\r\n");

@@ -90,6 +90,14 @@ char *decimal_u64(uint64_t v, char buf[DECIMAL_U64_MAX])
     return p;
 }
 
+void strbuf_add_decimal(struct strbuf *sb, uint64_t v)
+{
+    char buf[DECIMAL_U64_MAX];
+    const char *digits = decimal_u64(v, buf);
+
+    strbuf_add(sb, digits, (size_t)(buf + sizeof(buf) - digits));
+}
+
 uint64_t router_random(void)
 {
     static __thread uint64_t s0, s1;

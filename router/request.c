@@ -56,14 +56,6 @@ struct head_ctx {
     struct strbuf via;
 };
 
-static void add_u64(struct strbuf *sb, uint64_t v)
-{
-    char buf[DECIMAL_U64_MAX];
-    const char *digits = decimal_u64(v, buf);
-
-    strbuf_add(sb, digits, (size_t)(buf + sizeof(buf) - digits));
-}
-
 static void add_header(struct strbuf *out, const char *name, const char *value)
 {
     size_t nl = strlen(name), vl = strlen(value);
@@ -248,7 +240,7 @@ static void add_forwarded(struct proxy_req *req, struct head_ctx *c)
                                 : "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
     strbuf_addstr(out, req->tls ? r->tls_port_str : r->port_str);
     strbuf_addstr(out, "\r\nX-Request-Start: ");
-    add_u64(out, realtime_ms());
+    strbuf_add_decimal(out, realtime_ms());
     strbuf_addstr(out, "\r\nX-Request-Id: ");
     strbuf_addstr(out, req->request_id);
     strbuf_addstr(out, "\r\nVia: ");
@@ -275,7 +267,7 @@ static void plan_body(struct proxy_req *req, const struct head_ctx *c)
     req->body_length = strtoull(c->content_length, NULL, 10);
     req->stream = req->body_length > SMALL_BODY_MAX;
     strbuf_addstr(out, "Content-Length: ");
-    add_u64(out, req->body_length);
+    strbuf_add_decimal(out, req->body_length);
     strbuf_addstr(out, "\r\n");
 }
 
