@@ -176,9 +176,13 @@ static _Thread_local char scratch[LINE_MAX_BYTES];   /* the line being formatted
  * A loop writes its lines once it holds LOG_FLUSH_BYTES of them or every
  * LOG_FLUSH_MS, not on every turn: one write(2) per hundred requests
  * rather than per two or three. A line waits at most until the loop's next
- * turn after that (it wakes at least every half second).
+ * turn after that (it wakes at least every half second). Each hand-over to
+ * control's log thread wakes it (an eventfd write, a context switch on a
+ * busy CPU): at 16 KiB, some 60 lines, it woke 1,100 times a second at
+ * wrk -c64 and took 0.28 us of CPU per request; at 48 KiB, 460 times and
+ * 0.17 us, and the router's CPU per request fell about 3 %.
  */
-#define LOG_FLUSH_BYTES 16384
+#define LOG_FLUSH_BYTES 49152
 #define LOG_FLUSH_MS 100
 
 static void write_out(const char *buf, size_t len)
