@@ -222,7 +222,7 @@ static bool status_has_body(int status)
 static void add_status_line(struct strbuf *sb, unsigned status)
 {
     strbuf_add(sb, "HTTP/1.1 ", 9);
-    strbuf_add_decimal(sb, status);
+    router_add_decimal(sb, status);
     strbuf_addch(sb, ' ');
     strbuf_addstr(sb, MHD_get_reason_phrase_for(status));
     strbuf_add(sb, "\r\n", 2);
@@ -231,7 +231,7 @@ static void add_status_line(struct strbuf *sb, unsigned status)
 static void add_content_length(struct strbuf *sb, uint64_t n)
 {
     strbuf_add(sb, "Content-Length: ", 16);
-    strbuf_add_decimal(sb, n);
+    router_add_decimal(sb, n);
     strbuf_add(sb, "\r\n", 2);
 }
 

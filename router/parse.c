@@ -90,7 +90,7 @@ char *decimal_u64(uint64_t v, char buf[DECIMAL_U64_MAX])
     return p;
 }
 
-void strbuf_add_decimal(struct strbuf *sb, uint64_t v)
+void router_add_decimal(struct strbuf *sb, uint64_t v)
 {
     char buf[DECIMAL_U64_MAX];
     const char *digits = decimal_u64(v, buf);

@@ -38,7 +38,7 @@ bool request_id_valid(const char *id);
  */
 char *decimal_u64(uint64_t v, char buf[DECIMAL_U64_MAX]);
 /* Appends v in decimal to sb: decimal_u64() for a strbuf. */
-void strbuf_add_decimal(struct strbuf *sb, uint64_t v);
+void router_add_decimal(struct strbuf *sb, uint64_t v);
 
 /* A fast per-thread pseudo-random number (seeded from getrandom(); not for secrets). */
 uint64_t router_random(void);

@@ -240,7 +240,7 @@ static void add_forwarded(struct proxy_req *req, struct head_ctx *c)
                                 : "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ");
     strbuf_addstr(out, req->tls ? r->tls_port_str : r->port_str);
     strbuf_addstr(out, "\r\nX-Request-Start: ");
-    strbuf_add_decimal(out, realtime_ms());
+    router_add_decimal(out, realtime_ms());
     strbuf_addstr(out, "\r\nX-Request-Id: ");
     strbuf_addstr(out, req->request_id);
     strbuf_addstr(out, "\r\nVia: ");
@@ -267,7 +267,7 @@ static void plan_body(struct proxy_req *req, const struct head_ctx *c)
     req->body_length = strtoull(c->content_length, NULL, 10);
     req->stream = req->body_length > SMALL_BODY_MAX;
     strbuf_addstr(out, "Content-Length: ");
-    strbuf_add_decimal(out, req->body_length);
+    router_add_decimal(out, req->body_length);
     strbuf_addstr(out, "\r\n");
 }
 
