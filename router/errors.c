@@ -174,8 +174,9 @@ static _Thread_local char scratch[LINE_MAX_BYTES];   /* the line being formatted
 
 /*
  * A loop writes its lines once it holds LOG_FLUSH_BYTES of them or every
- * LOG_FLUSH_MS, not on every turn: one write(2) per hundred requests
- * rather than per two or three. A line waits at most until the loop's next
+ * LOG_FLUSH_MS, not on every turn: one hand-over (a write(2), or the
+ * access_log callback) per some 180 requests rather than per two or
+ * three. A line waits at most until the loop's next
  * turn after that (it wakes at least every half second). Each hand-over to
  * control's log thread wakes it (an eventfd write, a context switch on a
  * busy CPU): at 16 KiB, some 60 lines, it woke 1,100 times a second at
