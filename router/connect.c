@@ -667,6 +667,7 @@ static bool dial(struct connector *c, struct proxy_req *req, struct channel *ch,
     if (ch->n_stock == 0)
         return false;
     fd = ch->stock[--ch->n_stock];
+    upstream_rto_fresh(fd);
     if (connect(fd, (const struct sockaddr *)&ch->addr, sizeof(ch->addr)) < 0 && errno != EINPROGRESS) {
         (void)close(fd);
         return false;
@@ -675,6 +676,7 @@ static bool dial(struct connector *c, struct proxy_req *req, struct channel *ch,
     req->fd = fd;
     req->in_epoll = false;
     pthread_mutex_unlock(&req->lock);
+    req->from_pool = false;
     req->dialing = true;
     req->dial_start_ms = now;
     dial_link(c, req);

@@ -37,6 +37,11 @@
 #include "router/parse.h"
 #include "router/router.h"
 
+/* Linux 6.15's <linux/tcp.h> (a socket's floor for its retransmission timeout); Debian 12's headers predate it. */
+#ifndef TCP_RTO_MIN_US
+#define TCP_RTO_MIN_US 45
+#endif
+
 /* ---------------------------------------------------------------- limits */
 
 #define SMALL_BODY_MAX (64u * 1024)             /* bodies up to this with a Content-Length are sent whole (retryable) */
@@ -45,6 +50,8 @@
 #define POOL_IDLE_MAX 64                        /* idle upstream connections per (backend, loop) */
 #define POOL_IDLE_MS 50000                      /* below typical 60 s server keep-alive timeouts */
 #define QUARANTINE_MS 5000                      /* a refused or slow backend is skipped this long */
+#define FRESH_RTO_MIN_US 10000                  /* a new upstream connection's retransmission floor (upstream.c) */
+#define KERNEL_RTO_MIN_US 200000                /* the kernel's TCP_RTO_MIN, given back once it has answered */
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000         /* H19 */
 #define DEFAULT_HEAD_TIMEOUT_MS 30000           /* H12: first response byte within 30 s */
 #define DEFAULT_IDLE_TIMEOUT_MS 55000           /* H15: then a rolling 55 s window */
@@ -255,7 +262,8 @@ struct proxy_req {
     struct proxy_req *lprev, *lnext; /* the loop's active list (loop thread only) */
     int fd;                       /* upstream socket, -1 when none; changed under lock */
     bool in_epoll;                /* fd is registered (armed or not) in the loop's epoll; under lock */
-    bool from_pool, retried;
+    bool from_pool;               /* fd came from the pool (false for a new connection: upstream_rto_fresh()) */
+    bool retried;
     bool upgrade;                 /* a websocket upgrade request, forwarded as such */
     int ws_fd;                    /* after a 101: the upstream socket, for the tunnel; under lock */
     enum upstream_state ustate;
@@ -400,6 +408,8 @@ void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock
 void upstream_dialled(struct upstream_loop *l, struct proxy_req *req);
 /* Takes req's upstream socket off it and closes it, out of the loop's epoll first when it is in it. */
 void upstream_close_socket(struct upstream_loop *l, struct proxy_req *req);
+/* fd, a new upstream connection (or a socket about to be one), gets the short retransmission floor (upstream.c). */
+void upstream_rto_fresh(int fd);
 
 /* ---------------------------------------------------------------- loop.c */
 

@@ -177,6 +177,47 @@ void upstream_close_socket(struct upstream_loop *l, struct proxy_req *req)
 }
 
 /*
+ * The retransmission floor of a new connection into a container, from its
+ * connect until it has carried an answer. On the container's loopback the
+ * handshake is over inside connect(), but when the app's accept queue is
+ * full at the instant the handshake's last ACK arrives, the app's kernel
+ * drops that ACK, and the request that follows it, without a word: our
+ * side holds a connection the app does not have, and the request goes
+ * again only when our retransmission timer fires, after the kernel's
+ * floor of 200 ms (then 400). Through the router to busybox httpd
+ * (backlog 9) at 16 clients that was a few requests a second at 200-400
+ * ms, and wrk's p99 66-142 ms against the same busybox's 2.3 ms direct
+ * (docs/ARCHITECTURE.md, The router). TCP_RTO_MIN_US lowers the floor for
+ * one socket: the request goes again after ~10 ms (whole ticks: 12 ms at
+ * HZ=250), when the app has usually taken a connection off its queue, and
+ * after 20, 40... if not. Kernels before 6.15 refuse the option, and the
+ * floor stays the kernel's there.
+ */
+void upstream_rto_fresh(int fd)
+{
+    int us = FRESH_RTO_MIN_US;
+
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_RTO_MIN_US, &us, sizeof(us));
+}
+
+/*
+ * A connection that has carried an answer is the app's: a kept-alive one
+ * gets the kernel's floor back before it is first pooled (once per
+ * connection, not per request), or a short floor would draw a
+ * retransmission every time an app takes longer than it to answer while
+ * its kernel holds back the ACK. A container's network namespace starts
+ * with the kernel's TCP_RTO_MIN and its processes cannot change it
+ * (/proc/sys is read-only there), so that is the value to give back.
+ */
+static void rto_settle(const struct proxy_req *req, int fd)
+{
+    int us = KERNEL_RTO_MIN_US;
+
+    if (!req->from_pool)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_RTO_MIN_US, &us, sizeof(us));
+}
+
+/*
  * Whether req's socket, not going back to the pool, ends with a reset
  * rather than a FIN: when the whole answer was read and the app said it
  * closes the connection (Connection: close, an HTTP/1.0 answer, a body the
@@ -235,9 +276,10 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
     req->loop_done = true;
     pthread_mutex_unlock(&req->lock);
     if (fd >= 0) {
-        if (reuse)
+        if (reuse) {
+            rto_settle(req, fd);
             pool_put(req->backend->pool, req->loop_idx, fd);
-        else if (reset)
+        } else if (reset)
             close_with_reset(l, fd, registered);
         else
             close_registered(l, fd, registered);
@@ -346,6 +388,7 @@ void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock
         (void)reconnect(l, req);
         return;
     }
+    upstream_rto_fresh(sock);
     pthread_mutex_lock(&req->lock);
     req->fd = sock;
     req->in_epoll = false;
@@ -531,6 +574,7 @@ static int take_head(struct upstream_loop *l, struct proxy_req *req)
              * inbuf. It stays registered here, disarmed, until the tunnel
              * closes it.
              */
+            rto_settle(req, req->fd);
             pthread_mutex_lock(&req->lock);
             req->ws_fd = req->fd;
             req->fd = -1;

@@ -18,7 +18,10 @@
  * request then; backends that offer no stock are served as before, and so is
  * every backend of a router whose descriptor limit is low; every backend's
  * holds and releases balance at the router's stop, and its stock sockets
- * are closed with it.
+ * are closed with it. A new connection, the agent's or a dialled one,
+ * carries the short retransmission floor (FRESH_RTO_MIN_US) while its
+ * request is under way, and a kept-alive one has the kernel's back once
+ * pooled.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -31,8 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,7 +57,9 @@ static struct fake_backend duo_refusing = { .name = "duo.1", .mode = FAKE_DIAL, 
 static struct fake_backend duo_good = { .name = "duo.2", .mode = FAKE_DIAL, .stock = true };
 static struct fake_backend refusing = { .name = "refused.1", .mode = FAKE_DIAL, .stock = true };
 static struct fake_backend stalled = { .name = "stalled.1", .mode = FAKE_DIAL, .stock = true };
-static struct fake_backend *const all[] = { &stocked, &plain, &duo_refusing, &duo_good, &refusing, &stalled };
+static struct fake_backend floor_app = { .name = "floor.1", .mode = FAKE_DIAL, .stock = true };
+static struct fake_backend *const all[] = { &stocked, &plain, &duo_refusing, &duo_good, &refusing, &stalled,
+                                            &floor_app };
 static const struct router_app_settings short_timeouts = { .connect_timeout_ms = 300, .head_timeout_ms = 300 };
 
 static unsigned open_fds(void)
@@ -130,6 +137,7 @@ static void test_streamed_upload(const char *host)
 struct bg {
     pthread_t thread;
     const char *host;   /* NULL: stalled.localhost */
+    const char *path;   /* NULL: /hello */
     int status;
     double secs;
     atomic_bool done;
@@ -142,11 +150,106 @@ static void *bg_main(void *arg)
     char *body = NULL;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    b->status = request(b->host ? b->host : "stalled.localhost", "/hello", NULL, &body, NULL);
+    b->status = request(b->host ? b->host : "stalled.localhost", b->path ? b->path : "/hello", NULL, &body, NULL);
     b->secs = elapsed(&t0);
     free(body);
     atomic_store(&b->done, true);
     return NULL;
+}
+
+/*
+ * This process's TCP sockets connected to 127.0.0.1:port (the router's
+ * side of its connections to the app there), by retransmission floor:
+ * short (under the kernel's) and the kernel's. -1 when the kernel has no
+ * TCP_RTO_MIN_US (before 6.15).
+ */
+static int rto_floors(uint16_t port, unsigned *ret_short, unsigned *ret_kernel)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int rc = 0;
+
+    *ret_short = *ret_kernel = 0;
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name), us = 0;
+        struct sockaddr_in peer;
+        socklen_t plen = sizeof(peer), len = sizeof(us);
+        struct stat st;
+
+        if (fd <= 2 || fd == dirfd(d) || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+            getpeername(fd, (struct sockaddr *)&peer, &plen) < 0 || peer.sin_family != AF_INET ||
+            ntohs(peer.sin_port) != port)
+            continue;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_RTO_MIN_US, &us, &len) < 0) {
+            rc = -1;
+            break;
+        }
+        if (us < KERNEL_RTO_MIN_US)
+            (*ret_short)++;
+        else if (us == KERNEL_RTO_MIN_US)
+            (*ret_kernel)++;
+    }
+    closedir(d);
+    return rc;
+}
+
+/*
+ * The floors (short, the kernel's) of the connections to floor.localhost's
+ * app before a request to /slow (answered after 1 s), 300 ms into it, and
+ * after it.
+ */
+static void slow_request_floors(unsigned before[2], unsigned during[2], unsigned after[2], int *ret_status)
+{
+    struct bg b = { .host = "floor.localhost", .path = "/slow" };
+
+    during[0] = during[1] = after[0] = after[1] = 0;
+    *ret_status = -1;
+    (void)rto_floors(floor_app.port, &before[0], &before[1]);
+    if (pthread_create(&b.thread, NULL, bg_main, &b) != 0)
+        return;
+    usleep(300000);
+    (void)rto_floors(floor_app.port, &during[0], &during[1]);
+    pthread_join(b.thread, NULL);
+    (void)rto_floors(floor_app.port, &after[0], &after[1]);
+    *ret_status = b.status;
+}
+
+/*
+ * A new connection's short retransmission floor (upstream.c): a request
+ * lost behind a handshake the app's full queue dropped goes again after
+ * ~10 ms, not 200. Checked on the agent's connection (the route's first)
+ * and on a dialled one (after a request that closes its connection, with
+ * the stock in): short while the answer is awaited, the kernel's once the
+ * connection is pooled.
+ */
+static void test_rto_floor(void)
+{
+    unsigned before[2], during[2], after[2];
+    int st, st2;
+    char *body = NULL;
+
+    if (rto_floors(floor_app.port, &before[0], &before[1]) < 0) {
+        skip("this kernel has no TCP_RTO_MIN_US (Linux 6.15): connections keep the kernel's floor");
+        return;
+    }
+    slow_request_floors(before, during, after, &st);
+    ok(st == 200 && before[0] == 0 && during[0] == 1 && after[0] == 0 && after[1] == before[1] + 1,
+       "the agent's connection: a short retransmission floor while its answer is awaited (%u short, %u at the "
+       "kernel's), the kernel's once pooled (%u short, %u at the kernel's, %u before; %d)", during[0], during[1],
+       after[0], after[1], before[1], st);
+    st = request("floor.localhost", "/close", NULL, &body, NULL);
+    free(body);
+    for (int i = 0; i < 200 && atomic_load(&floor_app.stocked) == 0; i++)
+        usleep(10000);
+    st2 = -1;
+    if (st == 200 && atomic_load(&floor_app.stocked) > 0)
+        slow_request_floors(before, during, after, &st2);
+    ok(st2 == 200 && during[0] == 1 && after[0] == 0 && after[1] == before[1] + 1,
+       "a dialled connection: short while awaited (%u short, %u at the kernel's), the kernel's once pooled "
+       "(%u short, %u at the kernel's, %u before; %d, %d stock sockets)", during[0], during[1], after[0], after[1],
+       before[1], st2, atomic_load(&floor_app.stocked));
 }
 
 /* A non-blocking connect to 127.0.0.1:port, left as it is. */
@@ -360,7 +463,7 @@ int main(void)
 {
     struct router_config cfg = { .listen_addr = "127.0.0.1:0", .threads = 1, .backend_ops = &fake_backend_ops };
     void *st[] = { &stocked }, *pl[] = { &plain }, *duo[] = { &duo_refusing, &duo_good }, *ref[] = { &refusing },
-         *sta[] = { &stalled };
+         *sta[] = { &stalled }, *flo[] = { &floor_app };
     const struct router_route routes[] = {
         { .host = "stocked.localhost", .app = "stocked", .generation = 1, .backends = st, .n_backends = 1 },
         { .host = "plain.localhost", .app = "plain", .generation = 1, .backends = pl, .n_backends = 1 },
@@ -368,6 +471,7 @@ int main(void)
         { .host = "refused.localhost", .app = "refused", .generation = 1, .backends = ref, .n_backends = 1 },
         { .host = "stalled.localhost", .app = "stalled", .generation = 1, .backends = sta, .n_backends = 1,
           .settings = &short_timeouts },
+        { .host = "floor.localhost", .app = "floor", .generation = 1, .backends = flo, .n_backends = 1 },
     };
     struct berth_error *err = NULL;
     uint16_t up, dead;
@@ -403,6 +507,7 @@ int main(void)
     test_refused();
     test_streamed_upload("duo.localhost");
     test_dropped_syn(&queue_fd);
+    test_rto_floor();
 
     router_stop(router);
     fake_backend_join_all();
