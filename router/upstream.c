@@ -189,9 +189,9 @@ void upstream_close_socket(struct upstream_loop *l, struct proxy_req *req)
  * ms, and wrk's p99 66-142 ms against the same busybox's 2.3 ms direct
  * (docs/ARCHITECTURE.md, The router). TCP_RTO_MIN_US lowers the floor for
  * one socket: the request goes again after ~10 ms (whole ticks: 12 ms at
- * HZ=250), when the app has usually taken a connection off its queue, and
- * after 20, 40... if not. Kernels before 6.15 refuse the option, and the
- * floor stays the kernel's there.
+ * HZ=250), when the app has usually taken a connection off its queue,
+ * and after twice as long each time if not. Kernels before 6.15 refuse
+ * the option, and the floor stays the kernel's there.
  */
 void upstream_rto_fresh(int fd)
 {
@@ -203,9 +203,9 @@ void upstream_rto_fresh(int fd)
 /*
  * A connection that has carried an answer is the app's: a kept-alive one
  * gets the kernel's floor back before it is first pooled (once per
- * connection, not per request), or a short floor would draw a
- * retransmission every time an app takes longer than it to answer while
- * its kernel holds back the ACK. A container's network namespace starts
+ * connection, not per request), and so does a websocket's once its 101 is
+ * in; a short floor would draw a retransmission every time an app takes
+ * longer than it to answer while its kernel holds back the ACK. A container's network namespace starts
  * with the kernel's TCP_RTO_MIN and its processes cannot change it
  * (/proc/sys is read-only there), so that is the value to give back.
  */
@@ -279,10 +279,11 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
         if (reuse) {
             rto_settle(req, fd);
             pool_put(req->backend->pool, req->loop_idx, fd);
-        } else if (reset)
+        } else if (reset) {
             close_with_reset(l, fd, registered);
-        else
+        } else {
             close_registered(l, fd, registered);
+        }
     }
     proxy_req_unref(req);
 }
