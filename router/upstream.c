@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -190,14 +191,29 @@ void upstream_close_socket(struct upstream_loop *l, struct proxy_req *req)
  * (docs/ARCHITECTURE.md, The router). TCP_RTO_MIN_US lowers the floor for
  * one socket: the request goes again after ~10 ms (whole ticks: 12 ms at
  * HZ=250), when the app has usually taken a connection off its queue,
- * and after twice as long each time if not. Kernels before 6.15 refuse
- * the option, and the floor stays the kernel's there.
+ * and after twice as long each time if not. The kernel takes no floor
+ * under two ticks, 20 ms at HZ=100, where the first refusal (EINVAL) makes
+ * that the floor; kernels before 6.15 refuse the option (ENOPROTOOPT), and
+ * the first refusal stops the asking there, the floor staying the
+ * kernel's.
  */
+static _Atomic int fresh_rto_us = FRESH_RTO_MIN_US;   /* 0: the kernel takes no floor of ours */
+
 void upstream_rto_fresh(int fd)
 {
-    int us = FRESH_RTO_MIN_US;
+    int us = atomic_load_explicit(&fresh_rto_us, memory_order_relaxed);
 
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_RTO_MIN_US, &us, sizeof(us));
+    if (us == 0 || setsockopt(fd, IPPROTO_TCP, TCP_RTO_MIN_US, &us, sizeof(us)) == 0)
+        return;
+    if (errno == EINVAL && us == FRESH_RTO_MIN_US) {
+        us = 2 * FRESH_RTO_MIN_US;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_RTO_MIN_US, &us, sizeof(us)) == 0) {
+            atomic_store_explicit(&fresh_rto_us, us, memory_order_relaxed);
+            return;
+        }
+    }
+    if (errno == EINVAL || errno == ENOPROTOOPT)
+        atomic_store_explicit(&fresh_rto_us, 0, memory_order_relaxed);
 }
 
 /*
@@ -213,7 +229,7 @@ static void rto_settle(const struct proxy_req *req, int fd)
 {
     int us = KERNEL_RTO_MIN_US;
 
-    if (!req->from_pool)
+    if (!req->from_pool && atomic_load_explicit(&fresh_rto_us, memory_order_relaxed) != 0)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_RTO_MIN_US, &us, sizeof(us));
 }
 
