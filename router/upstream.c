@@ -221,9 +221,10 @@ void upstream_rto_fresh(int fd)
  * gets the kernel's floor back before it is first pooled (once per
  * connection, not per request), and so does a websocket's once its 101 is
  * in; a short floor would draw a retransmission every time an app takes
- * longer than it to answer while its kernel holds back the ACK. A container's network namespace starts
- * with the kernel's TCP_RTO_MIN and its processes cannot change it
- * (/proc/sys is read-only there), so that is the value to give back.
+ * longer than it to answer while its kernel holds back the ACK. A
+ * container's network namespace starts with the kernel's TCP_RTO_MIN and
+ * its processes cannot change it (/proc/sys is read-only there), so that
+ * is the value to give back.
  */
 static void rto_settle(const struct proxy_req *req, int fd)
 {
