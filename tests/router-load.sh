@@ -203,6 +203,7 @@ stall_round() {
     # the baseline, so that a machine busy with something else fails no one.
     sleep 5
     wrk_run idle2 -t2 -c8 -d5s -H 'Host: sink.localhost' "$F"
+    stall_idle_bad=$((stall_idle_bad + errors + non2xx))
     echo "# stall round $1: F idle before: $idle_rps req/s, p50 $idle_p50 ms, p99 $idle_p99 ms"
     echo "# stall round $1: F with S stalled: $busy_rps req/s (the lower window), p50 $busy_p50 ms, p99 $busy_p99 ms (the lower)"
     echo "# stall round $1: F idle after: $rps req/s, p50 $p50 ms, p99 $p99 ms"
