@@ -27,6 +27,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,10 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -176,10 +175,10 @@ static int rto_floors(uint16_t port, unsigned *ret_short, unsigned *ret_kernel)
         int fd = atoi(e->d_name), us = 0;
         struct sockaddr_in peer;
         socklen_t plen = sizeof(peer), len = sizeof(us);
-        struct stat st;
 
-        if (fd <= 2 || fd == dirfd(d) || fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-            getpeername(fd, (struct sockaddr *)&peer, &plen) < 0 || peer.sin_family != AF_INET ||
+        /* getpeername() fails on anything but a connected socket. */
+        if (fd <= 2 || fd == dirfd(d) || getpeername(fd, (struct sockaddr *)&peer, &plen) < 0 ||
+            peer.sin_family != AF_INET ||
             ntohs(peer.sin_port) != port)
             continue;
         if (getsockopt(fd, IPPROTO_TCP, TCP_RTO_MIN_US, &us, &len) < 0) {
