@@ -58,11 +58,26 @@ for _ in $(seq 1 50); do
 done
 
 # The load: two busy loops, memory grabbed 16 MiB at a time until the OOM
-# killer ends it (again and again), and forks until pids.max refuses them.
+# killer ends it (again and again), and forks as fast as they go, on
+# against pids.max's refusals (each child sleeps 5 s). The storm is
+# Python's: a shell whose fork is refused gives up, which ended the
+# storm (and a storm-only run) at its first refusal.
 load="spin() { while :; do :; done; }
 hog() { while :; do python3 -c \"x = []
 while True: x.append(bytearray(16 << 20))\" 2>/dev/null; done; }
-storm() { while :; do sleep 5 & done 2>/dev/null; }
+storm() { python3 -c \"import os, time
+while True:
+    try:
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+    except OSError:
+        pass
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
+        pass\"; }
 ${parts}wait"
 # running DYNO: whether tenant A's one-off DYNO is still listed.
 running() { BERTH_TOKEN=$ta "$B" ps noisy --json 2>/dev/null | grep -q "\"$1\""; }
