@@ -124,9 +124,11 @@ static int enter_userns(struct berth_error **err)
     int r;
 
     /*
-     * A process that changed its ids (root's doctor, a serve started as
-     * root) is not dumpable, and then its /proc/self files are root's and
-     * it could not write its own maps. The child holds nothing secret.
+     * A process that changed its ids is not dumpable, and then its
+     * /proc/self files are root's and it could not write its own maps.
+     * setup_drop_privileges() (root's doctor, a serve started as root)
+     * already made the caller dumpable again; this child makes sure of it
+     * whoever calls. It holds nothing secret.
      */
     if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
         return berth_error_make(err, errno, "prctl(PR_SET_DUMPABLE)");

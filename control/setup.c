@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <limits.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,6 +135,16 @@ int setup_drop_privileges(uid_t uid, gid_t gid, const char *user, const char *ho
     /* The drop is for good: regaining root must be impossible. */
     if (setuid(0) == 0)
         return berth_error_plain(err, EPERM, "privileges could be regained after dropping them");
+    /*
+     * The id change left this process not dumpable, and with it every
+     * child it forks that has not exec'd yet: their /proc files became
+     * root's, and pasta, run as the user, could not join a container's
+     * namespaces through /proc/PID/ns (every build and app with network
+     * failed under a `berth serve` started as root). Holding nothing of
+     * root's now, the process is the user's like any other of its own.
+     */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+        return berth_error_make(err, errno, "prctl(PR_SET_DUMPABLE)");
     setenv("HOME", home, 1);
     setenv("USER", user, 1);
     setenv("LOGNAME", user, 1);

@@ -64,6 +64,15 @@ check "the buildpacks were installed for $user" [ "$(stat -c %U "$home/buildpack
 "$BERTH" apps:create hello >"$TEST_DIR/create.out" 2>&1 || true
 check "the API answers" contains "$TEST_DIR/create.out" "Creating hello... done"
 check "records are written by $user" [ "$(stat -c %U "$home/apps/hello/app.json")" = "$user" ]
+# A build runs in a container with network, which pasta joins through
+# /proc/PID/ns: the drop from root had left the server and its children
+# not dumpable, their /proc files root's, and every push failed.
+check "the server is dumpable again after the drop ($user may open /proc/PID/ns/user)" \
+    runuser -u "$user" -- readlink "/proc/$serve_pid/ns/user"
+make_repo "$SRCDIR/examples/static" "$TEST_DIR/static"
+push_app "$TEST_DIR/static" hello "$TEST_DIR/push.out" || true
+check "a push to the server started as root deploys" contains "$TEST_DIR/push.out" "deployed to berth"
+check "... and the router serves the app" wait_body hello.localhost / "berth static example"
 stop_berth && ok "it stops on SIGTERM" || not_ok "it stops on SIGTERM"
 
 done_testing
