@@ -151,6 +151,19 @@ int setup_drop_privileges(uid_t uid, gid_t gid, const char *user, const char *ho
     return 0;
 }
 
+int setup_serve_keep_caps(struct berth_error **err)
+{
+    /*
+     * Ambient capabilities pass through execve: without this, git, pasta
+     * and every other program the server runs would bind ports under 1024
+     * too. The server's own effective set, which binds its listeners, is
+     * untouched. Linux before 4.3 has no ambient set (EINVAL).
+     */
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        return berth_error_make(err, errno, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)");
+    return 0;
+}
+
 /* Copies one tree: directories, regular files (keeping the exec bits) and symlinks. */
 static int copy_tree(const char *src, const char *dst, struct berth_error **err)
 {
@@ -410,6 +423,9 @@ char *setup_unit_text(const char *user, const char *berth)
         "# Delegate= hands it, and this step's cgroup part may fail there (-).\n"
         "ExecStartPre=-+%s setup --user %s\n"
         "ExecStart=%s serve $BERTH_SERVE_ARGS\n"
+        "# Ports under 1024 (--http 0.0.0.0:80): berth serve keeps this for its\n"
+        "# listeners and clears it from the ambient set, so nothing it runs has it.\n"
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE\n"
         "Delegate=yes\n"
         "Restart=on-failure\n"
         "RestartSec=2s\n"

@@ -104,7 +104,11 @@ static int listen_on(const char *addr, uint16_t *ret_port, struct berth_error **
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-        ret = berth_error_make(err, errno, "listening on '%s:%s'", host, port);
+        bool low = errno == EACCES && atoi(port) > 0 && atoi(port) < 1024;
+
+        ret = berth_error_make(err, errno, "listening on '%s:%s'%s", host, port,
+                               low ? " (a port under 1024 needs CAP_NET_BIND_SERVICE: berth.service "
+                                     "hands it; docs/OPERATIONS.md, As a service)" : "");
         freeaddrinfo(ai);
         (void)close(fd);
         return ret;

@@ -75,4 +75,46 @@ check "a push to the server started as root deploys" contains "$TEST_DIR/push.ou
 check "... and the router serves the app" wait_body hello.localhost / "berth static example"
 stop_berth && ok "it stops on SIGTERM" || not_ok "it stops on SIGTERM"
 
+# --- started as the user, handed CAP_NET_BIND_SERVICE as berth.service does ---
+# (AmbientCapabilities=): the server binds a port under 1024 with it, and
+# nothing it runs inherits it: it clears the ambient set at start, and with
+# an empty ambient set execve() gives a program (git, pasta) no capability.
+# cap_bits PID: "CapEff CapAmb" of PID, in hex.
+cap_bits() { awk '/^CapEff:/ { e = $2 } /^CapAmb:/ { a = $2 } END { print e, a }' "/proc/$1/status"; }
+low=$(python3 -c 'import socket
+for p in range(600, 1024):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass')
+home3=$TEST_DIR/home3
+install -d -o "$user" -g "$gid" -m 0700 "$home3"
+# Copies the user can read, wherever the checkout sits (/root, say).
+install -d -m 0755 "$TEST_DIR/bin"
+install -m 0755 "$(dirname "$BERTH")/berth" "$(dirname "$BERTH")/berth-core" "$TEST_DIR/bin/"
+cp -r "$SRCDIR/buildpacks" "$TEST_DIR/bp" && chmod -R a+rX "$TEST_DIR/bp"
+setpriv --reuid="$user" --regid="$gid" --init-groups --inh-caps=+net_bind_service \
+    --ambient-caps=+net_bind_service -- env HOME="$home3" USER="$user" BERTH_BUILDPACKS="$TEST_DIR/bp" \
+    "$TEST_DIR/bin/berth" serve --home "$home3" --http "127.0.0.1:$low" --control 127.0.0.1:0 \
+    >"$TEST_DIR/serve3.log" 2>&1 &
+serve_pid=$!
+if serve_ready "$home3" "$TEST_DIR/serve3.log"; then
+    check "a serve handed CAP_NET_BIND_SERVICE listens on port $low" [ "$HTTP_PORT" = "$low" ]
+    check "... keeps the capability, out of its ambient set ($(cap_bits "$serve_pid"))" \
+        [ "$(cap_bits "$serve_pid")" = "0000000000000400 0000000000000000" ]
+    { "$BERTH" apps:create capped && "$BERTH" net:set capped outbound=on; } >"$TEST_DIR/create3.out" 2>&1 ||
+        diag "$TEST_DIR/create3.out"
+    push_app "$TEST_DIR/static" capped "$TEST_DIR/push3.out" || true
+    check "an app with outbound network deploys on it" wait_body capped.localhost / "berth static example"
+else
+    not_ok "a serve handed CAP_NET_BIND_SERVICE starts on port $low"
+fi
+stop_berth || true
+# Started as root, it binds after the drop, holding no capability.
+r=0; timeout 60 "$BERTH" serve --user "$user" --home "$TEST_DIR/home4" --http "127.0.0.1:$low" \
+    --control 127.0.0.1:0 >"$TEST_DIR/serve4.log" 2>&1 || r=$?
+check "a serve started as root refuses port $low (exit $r)" [ "$r" = 1 ]
+check "... naming the capability it would need" grep -q "needs CAP_NET_BIND_SERVICE" "$TEST_DIR/serve4.log"
+
 done_testing
