@@ -473,13 +473,20 @@ static void serve_stop(struct server *s)
         pthread_cond_wait(&s->retire_cond, &s->retire_lock);
     pthread_mutex_unlock(&s->retire_lock);
     formation_stop_everything(s);
-    /* No instance runs now: the apps' and tenants' empty cgroups go (the next start makes the tenants' again). */
-    quota_release_all(s);
     /* Last of the writers: the instances' pumps are finished, the router's lines handed over. */
     applog_stop(s->applog);
     s->applog = NULL;
+    /*
+     * runner_free() returns once the spawner has reaped every container and
+     * pasta and removed their cgroups. Only then can the apps' and tenants'
+     * empty cgroups go (the next start makes the tenants' again): a pasta
+     * takes 20-40 ms to die after its init, and until then its instance's
+     * cgroup kept the app's busy, which stayed behind.
+     */
     if (s->runner)
         runner_free(s->runner);
+    s->runner = NULL;
+    quota_release_all(s);
     run_registry_free(s->runs);
     {
         _cleanup_free_ char *serve_file = model_path(&s->model, "run/serve.json");
