@@ -8,9 +8,11 @@
 # production. Before that, the memory of the instance's init (and port
 # agent) once idle. Then the concurrency sweep: busybox httpd (no keep-alive,
 # listen backlog 9) as a Procfile app, through the router and, beside it,
-# the same busybox on the host with the same files ("direct"), wrk -d3s at
-# 1 to 256 clients: req/s and p99 of both, and the router/direct ratios
-# (tests/router-load.sh checks the same sweep for errors and collapse).
+# the same busybox on the host with the same files ("direct"), and nginx
+# as the proxy in front of that host busybox (the peer: what a proxy hop
+# costs it), wrk -d3s at 1 to 256 clients: req/s and p99 of each, and the
+# router/direct and nginx/direct ratios (tests/router-load.sh checks the
+# same sweep for errors and collapse).
 # Run by tests/bench/run.sh as the berth user, or alone:
 #   tests/bench/real-path.sh BUILD_DIR [ROUNDS] [SECS]
 set -euo pipefail
@@ -20,9 +22,11 @@ secs=${3:-5}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d /tmp/berth-real-path.XXXXXX)
 . "$top/tests/bench/serve.sh"
-direct=
+direct= proxy=
 cleanup() {
-    [ -z "$direct" ] || { kill "$direct" 2>/dev/null; wait "$direct" 2>/dev/null || true; }
+    # (|| true: under set -e a failed kill, of a server that died, would skip the stop below)
+    [ -z "$direct" ] || { kill "$direct" 2>/dev/null || true; wait "$direct" 2>/dev/null || true; }
+    [ -z "$proxy" ] || { kill "$proxy" 2>/dev/null || true; wait "$proxy" 2>/dev/null || true; }
     bench_serve_stop
 }
 trap cleanup EXIT
@@ -63,6 +67,33 @@ git -C "$T/bb" push -q "http://x:$BERTH_TOKEN@127.0.0.1:$control/bb.git" main >"
 dport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 busybox httpd -f -p "127.0.0.1:$dport" -h "$T/bb/site" &
 direct=$!
+# The peer: nginx as the proxy in front of that same busybox on the host
+# (nginx cannot reach into the container's network namespace; busybox
+# there costs about a tenth more CPU per request than on the host).
+pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$T/px"
+cat >"$T/px/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $T/px/nginx.pid;
+error_log $T/px/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $T/px/body; proxy_temp_path $T/px/proxy; fastcgi_temp_path $T/px/fcgi;
+    uwsgi_temp_path $T/px/uwsgi; scgi_temp_path $T/px/scgi;
+    upstream u { server 127.0.0.1:$dport; }
+    server { listen 127.0.0.1:$pport; location / { proxy_pass http://u; proxy_http_version 1.1; } }
+}
+CONF
+ngx=$(PATH=$PATH:/usr/sbin command -v nginx || true)
+if [ -n "$ngx" ]; then
+    "$ngx" -p "$T/px" -c "$T/px/nginx.conf" -e "$T/px/error.log" &
+    proxy=$!
+else
+    echo "  nginx: not installed (the Debian package nginx-light, in tools/packages.txt): no peer column"
+fi
 sleep 0.5
 sweep_stats() {
     wrk --latency "$@" 2>/dev/null | awk '
@@ -70,13 +101,16 @@ sweep_stats() {
         /Requests\/sec/ {r = $2} $1 == "99%" {p99 = ms($2)} /Non-2xx|Socket errors/ {bad = 1}
         END {printf "%.0f %.2f %d\n", r, p99, bad}'
 }
-printf '  %8s %22s %22s %16s\n' clients "router req/s  p99 ms" "direct req/s  p99 ms" "req/s, p99 ratio"
+ratio2() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+printf '  %8s %22s %22s %22s %16s %16s\n' clients "router req/s  p99 ms" "nginx req/s  p99 ms" \
+    "direct req/s  p99 ms" "router/direct" "nginx/direct"
 for c in 1 8 16 32 64 256; do
     t=2; [ "$c" -lt 2 ] && t=1
     read -r rr rp rbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s -H 'Host: bb.localhost' "http://127.0.0.1:$http/")
+    nr=0 np=0 nbad=0
+    [ -z "$proxy" ] || read -r nr np nbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s "http://127.0.0.1:$pport/")
     read -r dr dp dbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s "http://127.0.0.1:$dport/")
-    printf '  %8s %12s %9s %12s %9s %8s %7s%s\n' "$c" "$rr" "$rp" "$dr" "$dp" \
-        "$(awk -v a="$rr" -v b="$dr" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')" \
-        "$(awk -v a="$rp" -v b="$dp" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')" \
-        "$( [ "$rbad$dbad" = 00 ] || echo '  (errors!)')"
+    printf '  %8s %12s %9s %12s %9s %12s %9s %8s %7s %8s %7s%s\n' "$c" "$rr" "$rp" "$nr" "$np" "$dr" "$dp" \
+        "$(ratio2 "$rr" "$dr")" "$(ratio2 "$rp" "$dp")" "$(ratio2 "$nr" "$dr")" "$(ratio2 "$np" "$dp")" \
+        "$( [ "$rbad$dbad" = 00 ] || echo '  (errors through the router or direct!)')$( [ "$nbad" = 0 ] || echo '  (nginx: errors)')"
 done

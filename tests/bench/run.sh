@@ -8,7 +8,9 @@
 #   1. router: berth's router vs nginx proxy_pass (keepalive upstream), both
 #      in front of the same nginx upstream, wrk -t2 -c64 and -t1 -c1: req/s,
 #      p50 and p99; then the real path (tests/bench/real-path.sh): berth
-#      serve's router to an app in a container;
+#      serve's router to an app in a container, and the concurrency sweep
+#      to an app that closes every connection, beside the same server hit
+#      directly and behind nginx;
 #   2. idle memory (RSS, PSS, USS per process and of the tree as one: tests/bench/tree-mem.py): berth's router
 #      vs nginx as the proxy;
 #   3. container start to exit of /bin/true: `berth container run` vs
