@@ -175,6 +175,35 @@ static int parse_cpus(const char *s, uint64_t *ret)
     return 0;
 }
 
+/*
+ * A host name as RFC 1123 has it, within the kernel's 64 bytes: dot-separated
+ * labels of 1-63 letters, digits and '-', none starting or ending with '-'.
+ * The kernel takes any bytes, but a name with '/' or spaces breaks every
+ * program that puts it in a path, a URL or a log line.
+ */
+static bool hostname_valid(const char *s)
+{
+    size_t len = strlen(s), label = 0;
+
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        char c = s[i];
+
+        if (c == '.' || c == '\0') {
+            if (label == 0 || label > 63 || s[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   (c == '-' && label > 0)) {
+            label++;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* SRC:DST[:ro], both absolute; SRC must exist. */
 static int parse_volume(const char *s, struct run_opts *o)
 {
@@ -240,8 +269,9 @@ static int parse_one(int c, const char *arg, struct run_opts *o)
         o->network = true;
         return 0;
     case 'H':
-        if (strlen(arg) == 0 || strlen(arg) > 64)
-            return usage_error("--hostname '%s': want 1 to 64 characters", arg);
+        if (!hostname_valid(arg))
+            return usage_error("--hostname '%s': want a host name of 1 to 64 characters (letters, digits, "
+                               "'-' and '.' between labels, no label starting or ending with '-')", arg);
         o->hostname = arg;
         return 0;
     case 'e':

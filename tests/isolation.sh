@@ -282,6 +282,12 @@ usage_case "no command" "$TEST_DIR/empty" --
 usage_case "a bad tenant name" --tenant ../x "$TEST_DIR/empty" -- /bin/true
 usage_case "-e without =" -e FOO "$TEST_DIR/empty" -- /bin/true
 usage_case "--volume without DST" --volume /tmp "$TEST_DIR/empty" -- /bin/true
+usage_case "--hostname with a /" --hostname a/b "$TEST_DIR/empty" -- /bin/true
+usage_case "--hostname starting with -" --hostname -web "$TEST_DIR/empty" -- /bin/true
+usage_case "--hostname with an empty label" --hostname a..b "$TEST_DIR/empty" -- /bin/true
+usage_case "--hostname of 65 characters" --hostname "$(printf 'a%.0s' $(seq 1 65))" "$TEST_DIR/empty" -- /bin/true
+got=$(crun --hostname web-1.staging.example "$TEST_DIR/empty" -- hostname </dev/null 2>"$err") || true
+check "--hostname with dots ($got)" test "$got" = web-1.staging.example
 rc=0; crun "$TEST_DIR/empty" -- /no/such/command </dev/null >"$out" 2>"$err" || rc=$?
 check "a command that does not exist: 127 and says so" sh -c "[ $rc = 127 ] && grep -q 'not found' '$err'"
 rc=0; crun "$TEST_DIR/empty" -- /etc/passwd </dev/null >"$out" 2>"$err" || rc=$?
