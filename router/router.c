@@ -68,6 +68,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_msg(atomic_load(&r->serving) ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN, "router: libmicrohttpd: %s", buf);
 }
 
+/* The port of an IPv4 or IPv6 address, in host order. */
+static uint16_t sockaddr_port(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
 static int listen_on(const char *addr, uint16_t *ret_port, struct berth_error **err)
 {
     char host[256];
@@ -104,7 +112,8 @@ static int listen_on(const char *addr, uint16_t *ret_port, struct berth_error **
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
-        bool low = errno == EACCES && atoi(port) > 0 && atoi(port) < 1024;
+        uint16_t asked = sockaddr_port(ai->ai_addr);
+        bool low = errno == EACCES && asked > 0 && asked < 1024;
 
         ret = berth_error_make(err, errno, "listening on '%s:%s'%s", host, port,
                                low ? " (a port under 1024 needs CAP_NET_BIND_SERVICE: berth.service "
@@ -114,10 +123,7 @@ static int listen_on(const char *addr, uint16_t *ret_port, struct berth_error **
         return ret;
     }
     freeaddrinfo(ai);
-    if (ss.ss_family == AF_INET6)
-        *ret_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    else
-        *ret_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    *ret_port = sockaddr_port((const struct sockaddr *)&ss);
     return fd;
 }
 
