@@ -79,7 +79,7 @@ static int cmd_serve(int argc, char **argv)
         if (setup_serve_as_root(user, home, opt.buildpacks_src, &staging, &err) < 0)
             goto fail;
         log_info("dropped privileges to user '%s'", user);
-    } else if (setup_serve_keep_caps(&err) < 0) {
+    } else if (setup_serve_clear_ambient_caps(&err) < 0) {
         goto fail;
     }
     if (!home)

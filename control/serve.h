@@ -60,11 +60,12 @@ char *setup_unit_text(const char *user, const char *berth);
 /* Writes berth.service for user into unit_dir (/etc/systemd/system). */
 int setup_systemd(const char *user, const char *unit_dir, struct berth_error **err);
 /*
- * For a serve started as its user: keeps a capability it was handed to bind
- * ports under 1024 (berth.service's AmbientCapabilities=CAP_NET_BIND_SERVICE)
- * from every program it runs, by clearing the ambient set.
+ * For a serve started as its user: clears its ambient capability set, so a
+ * capability it was handed to bind ports under 1024 (berth.service's
+ * AmbientCapabilities=CAP_NET_BIND_SERVICE) stays its own and passes to no
+ * program it runs. Its effective set is left as it is.
  */
-int setup_serve_keep_caps(struct berth_error **err);
+int setup_serve_clear_ambient_caps(struct berth_error **err);
 /* Drops to uid/gid for good (supplementary groups cleared), dumpable again, and sets HOME/USER. */
 int setup_drop_privileges(uid_t uid, gid_t gid, const char *user, const char *home, struct berth_error **err);
 /* Copies the built-in buildpacks from src into dst (replacing what was there). */

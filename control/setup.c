@@ -151,7 +151,7 @@ int setup_drop_privileges(uid_t uid, gid_t gid, const char *user, const char *ho
     return 0;
 }
 
-int setup_serve_keep_caps(struct berth_error **err)
+int setup_serve_clear_ambient_caps(struct berth_error **err)
 {
     /*
      * Ambient capabilities pass through execve: without this, git, pasta
