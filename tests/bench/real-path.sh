@@ -64,29 +64,15 @@ git -C "$T/bb" add -A && git -C "$T/bb" -c user.email=b@b -c user.name=b commit 
 "$build/berth" apps:create bb >/dev/null
 git -C "$T/bb" push -q "http://x:$BERTH_TOKEN@127.0.0.1:$control/bb.git" main >"$T/bb.out" 2>&1 ||
     { echo "  push failed: $(tail -3 "$T/bb.out" | tr '\n' ' ')"; exit 0; }
-dport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+dport=$(free_port)
 busybox httpd -f -p "127.0.0.1:$dport" -h "$T/bb/site" &
 direct=$!
 # The peer: nginx as the proxy in front of that same busybox on the host
 # (nginx cannot reach into the container's network namespace; busybox
 # there costs about a tenth more CPU per request than on the host).
-pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p "$T/px"
-cat >"$T/px/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $T/px/nginx.pid;
-error_log $T/px/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $T/px/body; proxy_temp_path $T/px/proxy; fastcgi_temp_path $T/px/fcgi;
-    uwsgi_temp_path $T/px/uwsgi; scgi_temp_path $T/px/scgi;
-    upstream u { server 127.0.0.1:$dport; }
-    server { listen 127.0.0.1:$pport; location / { proxy_pass http://u; proxy_http_version 1.1; } }
-}
-CONF
+pport=$(free_port)
+nginx_conf "$T/px" "upstream u { server 127.0.0.1:$dport; }
+    server { listen 127.0.0.1:$pport; location / { proxy_pass http://u; proxy_http_version 1.1; } }"
 ngx=$(PATH=$PATH:/usr/sbin command -v nginx || true)
 if [ -n "$ngx" ]; then
     "$ngx" -p "$T/px" -c "$T/px/nginx.conf" -e "$T/px/error.log" &
@@ -101,7 +87,6 @@ sweep_stats() {
         /Requests\/sec/ {r = $2} $1 == "99%" {p99 = ms($2)} /Non-2xx|Socket errors/ {bad = 1}
         END {printf "%.0f %.2f %d\n", r, p99, bad}'
 }
-ratio2() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 printf '  %8s %22s %22s %22s %16s %16s\n' clients "router req/s  p99 ms" "nginx req/s  p99 ms" \
     "direct req/s  p99 ms" "router/direct" "nginx/direct"
 for c in 1 8 16 32 64 256; do
@@ -111,6 +96,6 @@ for c in 1 8 16 32 64 256; do
     [ -z "$proxy" ] || read -r nr np nbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s "http://127.0.0.1:$pport/")
     read -r dr dp dbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s "http://127.0.0.1:$dport/")
     printf '  %8s %12s %9s %12s %9s %12s %9s %8s %7s %8s %7s%s\n' "$c" "$rr" "$rp" "$nr" "$np" "$dr" "$dp" \
-        "$(ratio2 "$rr" "$dr")" "$(ratio2 "$rp" "$dp")" "$(ratio2 "$nr" "$dr")" "$(ratio2 "$np" "$dp")" \
+        "$(ratio "$rr" "$dr")" "$(ratio "$rp" "$dp")" "$(ratio "$nr" "$dr")" "$(ratio "$np" "$dp")" \
         "$( [ "$rbad$dbad" = 00 ] || echo '  (errors through the router or direct!)')$( [ "$nbad" = 0 ] || echo '  (nginx: errors)')"
 done

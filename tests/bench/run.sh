@@ -62,26 +62,6 @@ trap cleanup EXIT
 rounds=${BENCH_ROUNDS:-3}
 secs=${BENCH_SECONDS:-5}
 
-free_port() { # a free loopback port, from the kernel
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-nginx_conf() { # nginx_conf DIR BODY
-    mkdir -p "$1"
-    cat >"$1/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi;
-    uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
-    $2
-}
-CONF
-}
 # mem_tree PID: "RSS PSS USS TREE-USS" in kB over PID and its descendants
 # (tests/bench/tree-mem.py says what each counts), through the root reader
 # when run.sh started as root, else directly (TREE-USS is then "-").
@@ -101,7 +81,6 @@ wrk_stats() {
 }
 # median_col FILE N: the median of column N.
 median_col() { awk -v c="$2" '{print $c}' "$1" | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 
 bench_steal_mark
 echo "== router: berth vs nginx proxy_pass (same upstream, wrk on loopback, ${rounds}x${secs}s each, alternating)"

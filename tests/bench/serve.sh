@@ -7,9 +7,32 @@
 # ports and sets serve (its pid), http, control, BERTH_URL and BERTH_TOKEN.
 # bench_serve_stop stops it and removes $T; what the containers left there
 # belongs to subordinate ids and is removed from a user namespace
-# (tests/lib/subid-rm.sh).
+# (tests/lib/subid-rm.sh). Also the helpers the scripts share: free_port,
+# ratio and nginx_conf (run.sh's peers, and nginx beside the router in
+# real-path.sh's sweep).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/subid-rm.sh"
 serve=
+free_port() { # a free loopback port, from the kernel
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; } # ratio A B: A/B, 2 decimals
+nginx_conf() { # nginx_conf DIR BODY: DIR/nginx.conf, one worker in the foreground, its files in DIR
+    mkdir -p "$1"
+    cat >"$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi;
+    uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
+    $2
+}
+CONF
+}
 # bench_steal_mark remembers the machine's CPU counters (/proc/stat);
 # bench_steal_print then prints the share of the CPU time since the mark
 # that the hypervisor took from this VM (steal, idle time included), which
