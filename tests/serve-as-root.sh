@@ -113,8 +113,8 @@ fi
 stop_berth || true
 # Its stop removes the home's cgroups, the app's too: pasta, which dies 20-40
 # ms after its container, used to keep the instance's, and so the app's, busy.
-key=$(printf %s "$(realpath "$home3")" | sha256sum | cut -c1-8)
-left=$(find /sys/fs/cgroup -maxdepth 7 -type d -name "*@$key" 2>/dev/null | sed "s|^/sys/fs/cgroup/||" | tr "\n" " ")
+left=$(find /sys/fs/cgroup -maxdepth 7 -type d -name "$(tenant_cgroup '*' "$home3")" 2>/dev/null |
+    sed "s|^/sys/fs/cgroup/||" | tr "\n" " ")
 check "its stop leaves no cgroup of its home behind (left: ${left:-none})" [ -z "$left" ]
 # Started as root, it binds after the drop, holding no capability.
 r=0; timeout 60 "$BERTH" serve --user "$user" --home "$TEST_DIR/home4" --http "127.0.0.1:$low" \
