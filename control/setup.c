@@ -424,7 +424,7 @@ char *setup_unit_text(const char *user, const char *berth)
         "ExecStartPre=-+%s setup --user %s\n"
         "ExecStart=%s serve $BERTH_SERVE_ARGS\n"
         "# Ports under 1024 (--http 0.0.0.0:80): berth serve keeps this for its\n"
-        "# listeners and clears it from the ambient set, so nothing it runs has it.\n"
+        "# listeners and clears it from the ambient set, so no program it starts gets it.\n"
         "AmbientCapabilities=CAP_NET_BIND_SERVICE\n"
         "Delegate=yes\n"
         "Restart=on-failure\n"
