@@ -517,35 +517,52 @@ static int chown_delegated(const struct cgroup_layout *l, const char *root, uid_
 /*
  * berth's apps, together, against the daemon's threads. On v1 each thread
  * of the parent cgroup is a scheduling entity of weight 1024 beside the
- * whole subtree, and the router runs one loop thread per CPU there: at the
- * default weight all of berth's apps together weigh as much as one of
- * those threads, so a busy router starves the very apps it is waiting on
- * (a 2-CPU host, busybox behind the router: the loop woke twice as often
- * per request and the app served 10-15% fewer requests than at 2048). A
- * v1 root still at the default therefore gets 1024 per CPU; a value an
- * operator wrote is kept. v2 is left alone: there the daemon's threads
- * share the weight of a cgroup of their own, as the subtree does.
+ * whole subtree, and the subtree's weight is spread over the CPUs its
+ * tasks run on: at the default, all of berth's apps on a CPU weigh as much
+ * as one router loop thread there. A router that wins every wake-up then
+ * runs the moment one of its sockets is ready, handles that one event and
+ * sleeps again, and the switches cost more CPU than the requests (a 2-CPU
+ * host, busybox behind the router, wrk -c8: 1.5 sleeps of the loop per
+ * request and 0.75x the app's direct throughput; nginx in the router's
+ * place, with that busybox in a cpu cgroup of the same weight, fell to the
+ * same figures, and back when the cgroup weighed more). The router's share
+ * of a proxied request's CPU is about a fifth (55 of ~260 us there), so
+ * the subtree gets 4096 per CPU: on each CPU the apps weigh four loop
+ * threads, and a busy router keeps about a fifth of a CPU the apps want
+ * (wrk -c8 with one router loop: 6,600 req/s at 1024 per CPU, 7,270 at
+ * 2048, 7,490 at 4096, 7,630 at 8192; tests/bench's sweep over 1-256
+ * clients: 0.68-0.72x direct at 1024, 0.82-0.95x at 4096). A v1 root at the kernel's
+ * default, or at the 1024 per CPU that berth setup gave it before
+ * 2026-12-03, gets that; any other value was an operator's and is kept.
+ * v2 is left alone: there the daemon's threads share the weight of a
+ * cgroup of their own, as the subtree does.
  */
+#define SHARES_PER_CPU 4096
+#define SHARES_OLD_PER_CPU 1024 /* what berth setup wrote before 2026-12-03 */
+#define SHARES_MAX (1 << 18)    /* the kernel's ceiling for cpu.shares (MAX_SHARES) */
+
+static long shares_for(int cpus, long per_cpu)
+{
+    return (long)cpus <= SHARES_MAX / per_cpu ? per_cpu * cpus : SHARES_MAX;
+}
+
 static int weigh_root(const struct cgroup_layout *l, const char *root, const char *ctrl, struct berth_error **err)
 {
     _cleanup_free_ char *path = xasprintf("%s/cpu.shares", root);
     _cleanup_strbuf_ struct strbuf v = STRBUF_INIT;
     cpu_set_t cpus;
     char shares[24];
-    int n = 0, r;
+    int n = 1, r;
 
     if (l->v2 || !cgroup_has_word(ctrl, "cpu", ',') || !cgroup_file_exists(root, "cpu.shares"))
         return 0;
     if ((r = cgroup_read_str(path, &v, err)) < 0)
         return r;
-    if (strcmp(v.buf, "1024") != 0)
-        return 0;
-    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+    if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 1)
         n = CPU_COUNT(&cpus);
-    if (n <= 1)
+    if (strcmp(v.buf, "1024") != 0 && strtol(v.buf, NULL, 10) != shares_for(n, SHARES_OLD_PER_CPU))
         return 0;
-    /* The kernel's ceiling for cpu.shares is 2^18 (MAX_SHARES). */
-    snprintf(shares, sizeof(shares), "%d", n < 256 ? 1024 * n : 1 << 18);
+    snprintf(shares, sizeof(shares), "%ld", shares_for(n, SHARES_PER_CPU));
     return cgroup_write_str(path, shares, err);
 }
 

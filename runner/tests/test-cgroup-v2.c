@@ -277,12 +277,16 @@ static void test_self_delegate(void)
     cgroup_layout_free(l);
 }
 
-/* The v1 subtree's weight: a root at the default gets 1024 per CPU, an operator's value stays, v2 and other hierarchies are untouched. */
+/*
+ * The v1 subtree's weight: a root at the default, or at an earlier berth
+ * setup's 1024 per CPU, gets 4096 per CPU; an operator's value stays; v2
+ * and other hierarchies are untouched.
+ */
 static void test_v1_weight(void)
 {
     _cleanup_free_ char *cpu = xasprintf("%s/cpu/berth-t", top);
     _cleanup_free_ char *mem = xasprintf("%s/memory/berth-t", top);
-    _cleanup_free_ char *want = NULL;
+    _cleanup_free_ char *want = NULL, *old = NULL;
     _cleanup_error_ struct berth_error *err = NULL;
     struct cgroup_layout *l = xcalloc(1, sizeof(*l));
     cpu_set_t cpus;
@@ -290,7 +294,8 @@ static void test_v1_weight(void)
 
     if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
         n = CPU_COUNT(&cpus);
-    want = n > 1 ? xasprintf("%d", 1024 * n) : xstrdup("1024");
+    want = xasprintf("%d", 4096 * n);
+    old = xasprintf("%d", 1024 * n);
     (void)mkdir_p(cpu, 0755, NULL);
     (void)mkdir_p(mem, 0755, NULL);
     put(cpu, "cpu.shares", "1024");
@@ -305,11 +310,14 @@ static void test_v1_weight(void)
     l->ctrl[1].name = xstrdup("cpu,cpuacct");
     l->ctrl[1].root = xstrdup(cpu);
     ok(cgroup_delegate_layout(l, geteuid(), getegid(), &err) == 0, "delegation on v1 succeeds: %s", berth_error_msg(&err));
-    ok(is(cpu, "cpu.shares", want), "the cpu root at the default weighs 1024 per CPU (%d CPUs): berth's apps together "
-       "against the router's loop per CPU", n);
+    ok(is(cpu, "cpu.shares", want), "the cpu root at the default weighs 4096 per CPU (%d CPUs): berth's apps on a CPU "
+       "against four of the router's loops", n);
     ok(is(mem, "memory.limit_in_bytes", "9223372036854771712"), "... the memory root's files are left as they were");
     ok(cgroup_delegate_layout(l, geteuid(), getegid(), &err) == 0 && is(cpu, "cpu.shares", want),
        "delegating again keeps it");
+    put(cpu, "cpu.shares", old);
+    ok(cgroup_delegate_layout(l, geteuid(), getegid(), &err) == 0 && is(cpu, "cpu.shares", want),
+       "the 1024 per CPU an earlier berth setup wrote (%s) is raised too", old);
     put(cpu, "cpu.shares", "512");
     ok(cgroup_delegate_layout(l, geteuid(), getegid(), &err) == 0 && is(cpu, "cpu.shares", "512"),
        "a weight the operator wrote is kept");
