@@ -54,6 +54,7 @@
 
 #include "common/cleanup.h"
 #include "common/crypto.h"
+#include "common/dnsname.h"
 #include "common/fileio.h"
 #include "common/strbuf.h"
 #include "common/xalloc.h"
@@ -177,31 +178,27 @@ static int parse_cpus(const char *s, uint64_t *ret)
 
 /*
  * A host name as RFC 1123 has it, within the kernel's 64 bytes: dot-separated
- * labels of 1-63 letters, digits and '-', none starting or ending with '-'.
- * The kernel takes any bytes, but a name with '/' or spaces breaks every
- * program that puts it in a path, a URL or a log line.
+ * labels (common/dnsname.h). The kernel takes any bytes, but a name with '/'
+ * or spaces breaks every program that puts it in a path, a URL or a log
+ * line. NULL when fine, else what is wrong.
  */
-static bool hostname_valid(const char *s)
+static const char *hostname_problem(const char *s)
 {
-    size_t len = strlen(s), label = 0;
+    const char *why;
 
-    if (len == 0 || len > 64)
-        return false;
-    for (size_t i = 0; i <= len; i++) {
-        char c = s[i];
+    if (!*s)
+        return "it is empty";
+    if (strlen(s) > 64)
+        return "it is longer than 64 characters";
+    for (;;) {
+        size_t len = strcspn(s, ".");
 
-        if (c == '.' || c == '\0') {
-            if (label == 0 || label > 63 || s[i - 1] == '-')
-                return false;
-            label = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                   (c == '-' && label > 0)) {
-            label++;
-        } else {
-            return false;
-        }
+        if ((why = dnsname_label_problem(s, len)))
+            return why;
+        if (!s[len])
+            return NULL;
+        s += len + 1;
     }
-    return true;
 }
 
 /* SRC:DST[:ro], both absolute; SRC must exist. */
@@ -247,6 +244,8 @@ static bool valid_tenant(const char *t)
 /* One option of parse_opts(); c is getopt's answer. */
 static int parse_one(int c, const char *arg, struct run_opts *o)
 {
+    const char *why;
+
     switch (c) {
     case 't':
         if (!valid_tenant(arg))
@@ -269,9 +268,9 @@ static int parse_one(int c, const char *arg, struct run_opts *o)
         o->network = true;
         return 0;
     case 'H':
-        if (!hostname_valid(arg))
-            return usage_error("--hostname '%s': want a host name of 1 to 64 characters (letters, digits, "
-                               "'-' and '.' between labels, no label starting or ending with '-')", arg);
+        if ((why = hostname_problem(arg)))
+            return usage_error("--hostname '%s': %s (want a host name: 1 to 64 characters, labels between dots)",
+                               arg, why);
         o->hostname = arg;
         return 0;
     case 'e':

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "common/cleanup.h"
+#include "common/dnsname.h"
 #include "common/jsonstore.h"
 #include "common/xalloc.h"
 #include "control/units.h"
@@ -54,30 +55,18 @@ static bool strip_port(char *s)
 /* The labels of `base` (no wildcard left in it); NULL when fine, else what is wrong. */
 static const char *check_labels(const char *base, size_t *ret_labels)
 {
-    const char *p = base;
+    const char *p = base, *why;
     size_t labels = 0;
     bool digits_only = true;
 
     for (;;) {
         size_t len = strcspn(p, ".");
 
-        if (len == 0)
-            return "it has an empty label";
-        if (len > DOMAIN_LABEL_MAX)
-            return "a label is longer than 63 characters";
-        if (p[0] == '-' || p[len - 1] == '-')
-            return "a label may not start or end with '-'";
-        digits_only = true;
-        for (size_t i = 0; i < len; i++) {
-            char c = p[i];
-
-            if (c == '*')
-                return "a wildcard is only allowed as the whole first label, as in '*.example.com'";
-            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-                return "labels hold only letters, digits and '-' (use punycode for other letters)";
-            if (!isdigit((unsigned char)c))
-                digits_only = false;
-        }
+        if (memchr(p, '*', len))
+            return "a wildcard is only allowed as the whole first label, as in '*.example.com'";
+        if ((why = dnsname_label_problem(p, len)))
+            return why;
+        digits_only = strspn(p, "0123456789") >= len;
         labels++;
         if (!p[len])
             break;

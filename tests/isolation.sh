@@ -286,6 +286,9 @@ usage_case "--hostname with a /" --hostname a/b "$TEST_DIR/empty" -- /bin/true
 usage_case "--hostname starting with -" --hostname -web "$TEST_DIR/empty" -- /bin/true
 usage_case "--hostname with an empty label" --hostname a..b "$TEST_DIR/empty" -- /bin/true
 usage_case "--hostname of 65 characters" --hostname "$(printf 'a%.0s' $(seq 1 65))" "$TEST_DIR/empty" -- /bin/true
+usage_case "--hostname ending with -" --hostname web- "$TEST_DIR/empty" -- /bin/true
+check "... the message names what is wrong with the name" grep -q "a label may not start or end with '-'" "$err"
+usage_case "an empty --hostname" --hostname "" "$TEST_DIR/empty" -- /bin/true
 got=$(crun --hostname web-1.staging.example "$TEST_DIR/empty" -- hostname </dev/null 2>"$err") || true
 check "--hostname with dots ($got)" test "$got" = web-1.staging.example
 rc=0; crun "$TEST_DIR/empty" -- /no/such/command </dev/null >"$out" 2>"$err" || rc=$?
