@@ -164,10 +164,8 @@ bf=$(push_median bf "bash -c '$(fresh "$rs")'" "git -C $src push -q http://127.0
 gf=$(push_median gf "bash -c '$(fresh "$gs")'" "git -C $src push -q http://127.0.0.1:$gp/bench.git $c1:refs/heads/main")
 bi=$(push_median bi "git --git-dir=$rs/bench.git update-ref refs/heads/main $c1" "git -C $src push -q http://127.0.0.1:$bp/bench.git $c2:refs/heads/main")
 gi=$(push_median gi "git --git-dir=$gs/bench.git update-ref refs/heads/main $c1" "git -C $src push -q http://127.0.0.1:$gp/bench.git $c2:refs/heads/main")
-printf '  first push:       http-backend %8s ms   berth %8s ms   berth/http-backend %.2f\n' "$gf" "$bf" \
-    "$(awk -v b="$bf" -v g="$gf" 'BEGIN {print (g > 0 ? b / g : 0)}')"
-printf '  incremental push: http-backend %8s ms   berth %8s ms   berth/http-backend %.2f\n' "$gi" "$bi" \
-    "$(awk -v b="$bi" -v g="$gi" 'BEGIN {print (g > 0 ? b / g : 0)}')"
+printf '  first push:       http-backend %8s ms   berth %8s ms   berth/http-backend %s\n' "$gf" "$bf" "$(ratio "$bf" "$gf")"
+printf '  incremental push: http-backend %8s ms   berth %8s ms   berth/http-backend %s\n' "$gi" "$bi" "$(ratio "$bi" "$gi")"
 
 echo "== git push over ssh, the same commits, behind one sshd: berth git-shell vs git-receive-pack (median ms)"
 bash "$top/tests/bench/ssh-push.sh" "$build" "$src" "$c1" "$c2"

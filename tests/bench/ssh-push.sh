@@ -13,20 +13,15 @@ build=$1 src=$2 c1=$3 c2=$4
 sshd=$(command -v sshd || echo /usr/sbin/sshd)
 [ -x "$sshd" ] || { echo "  (skipped: no sshd; apt-get install openssh-server)"; exit 0; }
 T=$(mktemp -d /tmp/berth-bench-ssh.XXXXXX)
-serve_pid= sshd_pid=
+. "$(dirname "$0")/serve.sh"
+sshd_pid=
 cleanup() {
     [ -z "$sshd_pid" ] || kill "$sshd_pid" 2>/dev/null || true
-    [ -z "$serve_pid" ] || { kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; }
-    rm -rf "$T" 2>/dev/null || true
+    bench_serve_stop
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-BERTH_AUTHORIZED_KEYS=$T/ak "$build/berth" serve --home "$T/home" --http 127.0.0.1:0 --control 127.0.0.1:0 \
-    >"$T/serve.log" 2>&1 & serve_pid=$!
-for _ in $(seq 1 300); do [ -s "$T/home/run/serve.json" ] && break; sleep 0.1; done
-cport=$(sed -n 's/.*"control_port": *\([0-9]*\).*/\1/p' "$T/home/run/serve.json")
-export BERTH_URL=http://127.0.0.1:$cport BERTH_TOKEN=$(cat "$T/home/admin.token")
+BERTH_AUTHORIZED_KEYS=$T/ak bench_serve_start "$build"
 "$build/berth" apps:create sshbench >/dev/null
 ssh-keygen -q -t ed25519 -N '' -f "$T/hostkey"
 ssh-keygen -q -t ed25519 -N '' -f "$T/berthkey"
@@ -71,6 +66,5 @@ gf=$(median sgf "$empty_peer" "git -C $src push -q ssh://$me@127.0.0.1$peer $c1:
 git -C "$src" push -q "ssh://$me@127.0.0.1$peer" "$c1:refs/heads/bench"
 gi=$(median sgi "git --git-dir=$peer update-ref refs/heads/bench $c1" \
     "git -C $src push -q ssh://$me@127.0.0.1$peer $c2:refs/heads/bench")
-ratio() { awk -v b="$1" -v g="$2" 'BEGIN {print (g > 0 ? b / g : 0)}'; }
-printf '  first push:       git-receive-pack %8s ms   berth %8s ms   berth/git %.2f\n' "$gf" "$bf" "$(ratio "$bf" "$gf")"
-printf '  incremental push: git-receive-pack %8s ms   berth %8s ms   berth/git %.2f\n' "$gi" "$bi" "$(ratio "$bi" "$gi")"
+printf '  first push:       git-receive-pack %8s ms   berth %8s ms   berth/git %s\n' "$gf" "$bf" "$(ratio "$bf" "$gf")"
+printf '  incremental push: git-receive-pack %8s ms   berth %8s ms   berth/git %s\n' "$gi" "$bi" "$(ratio "$bi" "$gi")"
