@@ -534,16 +534,35 @@ static int chown_delegated(const struct cgroup_layout *l, const char *root, uid_
  * clients: 0.68-0.72x direct at 1024, 0.82-0.95x at 4096). A v1 root at the kernel's
  * default, or at the 1024 per CPU that berth setup gave it before
  * 2026-12-03, gets that; any other value was an operator's and is kept.
- * v2 is left alone: there the daemon's threads share the weight of a
- * cgroup of their own, as the subtree does.
+ * On v2 the daemon's threads share the weight of a cgroup of their own
+ * (BERTH_SUPERVISOR_CGROUP beside the subtree, under systemd's
+ * Delegate=yes), both spread over the CPUs: the same four to one is a
+ * subtree at cpu.weight 400 against the default 100, given where it is
+ * still at that default. (This host offers no v2 controllers: the
+ * prepared tree of test-cgroup-v2 checks the writes, not the effect.)
  */
 #define SHARES_PER_CPU 4096
 #define SHARES_OLD_PER_CPU 1024 /* what berth setup wrote before 2026-12-03 */
 #define SHARES_MAX (1 << 18)    /* the kernel's ceiling for cpu.shares (MAX_SHARES) */
+#define WEIGHT_V2 "400"         /* v2's cpu.weight for the subtree, against the daemon's cgroup at 100 */
 
 static long shares_for(int cpus, long per_cpu)
 {
     return (long)cpus <= SHARES_MAX / per_cpu ? per_cpu * cpus : SHARES_MAX;
+}
+
+/* v2: cpu.weight exists where the parent passes cpu down; 100 is the kernel's default. */
+static int weigh_root_v2(const char *root, struct berth_error **err)
+{
+    _cleanup_free_ char *path = xasprintf("%s/cpu.weight", root);
+    _cleanup_strbuf_ struct strbuf v = STRBUF_INIT;
+    int r;
+
+    if (!cgroup_file_exists(root, "cpu.weight"))
+        return 0;
+    if ((r = cgroup_read_str(path, &v, err)) < 0)
+        return r;
+    return strcmp(v.buf, "100") == 0 ? cgroup_write_str(path, WEIGHT_V2, err) : 0;
 }
 
 static int weigh_root(const struct cgroup_layout *l, const char *root, const char *ctrl, struct berth_error **err)
@@ -554,7 +573,9 @@ static int weigh_root(const struct cgroup_layout *l, const char *root, const cha
     char shares[24];
     int n = 1, r;
 
-    if (l->v2 || !cgroup_has_word(ctrl, "cpu", ',') || !cgroup_file_exists(root, "cpu.shares"))
+    if (l->v2)
+        return weigh_root_v2(root, err);
+    if (!cgroup_has_word(ctrl, "cpu", ',') || !cgroup_file_exists(root, "cpu.shares"))
         return 0;
     if ((r = cgroup_read_str(path, &v, err)) < 0)
         return r;

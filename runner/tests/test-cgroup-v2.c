@@ -119,8 +119,10 @@ static void test_delegate(void)
     struct stat st;
     uid_t uid = geteuid() == 0 ? 4242 : geteuid();
 
+    put(root, "cpu.weight", "100");
     ok(cgroup_delegate_layout(l, uid, getegid(), &err) == 0, "delegation on v2 succeeds: %s",
        berth_error_msg(&err));
+    ok(is(root, "cpu.weight", "400"), "the subtree at the default weight gets 400: four times the daemon's own cgroup");
     /*
      * Each +controller is its own write() at offset 0 of a plain file:
      * "+memory", then "+pids" and "+cpu" over its start.
@@ -269,8 +271,10 @@ static void test_self_delegate(void)
     struct cgroup_layout *l = fake_layout("svc/berth-t");
     _cleanup_error_ struct berth_error *err = NULL;
 
+    put(root, "cpu.weight", "250");
     ok(cgroup_self_delegate_layout(l, &err) == 0, "a daemon whose cgroup was delegated to it makes its own subtree: %s",
        berth_error_msg(&err));
+    ok(is(root, "cpu.weight", "250"), "... keeping a cpu.weight the operator wrote");
     ok(is(leaf, "cgroup.procs", "0"), "... after moving itself into the leaf " BERTH_SUPERVISOR_CGROUP);
     ok(is(parent, "cgroup.subtree_control", "+cpusry"), "... then passes the controllers down from its cgroup");
     ok(is(root, "cgroup.subtree_control", "+cpusry"), "... and from its subtree's root");
@@ -279,8 +283,8 @@ static void test_self_delegate(void)
 
 /*
  * The v1 subtree's weight: a root at the default, or at an earlier berth
- * setup's 1024 per CPU, gets 4096 per CPU; an operator's value stays; v2
- * and other hierarchies are untouched.
+ * setup's 1024 per CPU, gets 4096 per CPU; an operator's value stays;
+ * other hierarchies are untouched (v2's weight: test_delegate).
  */
 static void test_v1_weight(void)
 {
