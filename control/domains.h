@@ -30,9 +30,8 @@
 #include "common/error.h"
 #include "control/model.h"
 
-/* RFC 1035 limits. */
+/* RFC 1035's limit on a whole name (a label's: common/dnsname.h). */
 #define DOMAIN_NAME_MAX 253
-#define DOMAIN_LABEL_MAX 63
 /* Domains one app may hold (systemd: a cap on every user-controlled resource). */
 #define DOMAINS_PER_APP_MAX 100
 
