@@ -531,9 +531,10 @@ static int chown_delegated(const struct cgroup_layout *l, const char *root, uid_
  * threads, and a busy router keeps about a fifth of a CPU the apps want
  * (wrk -c8 with one router loop: 6,600 req/s at 1024 per CPU, 7,270 at
  * 2048, 7,490 at 4096, 7,630 at 8192; tests/bench's sweep over 1-256
- * clients: 0.68-0.72x direct at 1024, 0.82-0.95x at 4096). A v1 root at the kernel's
- * default, or at the 1024 per CPU that berth setup gave it before
- * 2026-12-03, gets that; any other value was an operator's and is kept.
+ * clients: 0.68-0.72x direct at 1024, 0.79-0.95x at 4096 in two runs). A
+ * v1 root at the kernel's default, or at the 1024 per CPU that berth
+ * setup gave it before 2026-12-03, gets that; any other value was an
+ * operator's and is kept.
  * On v2 the daemon's threads share the weight of a cgroup of their own
  * (BERTH_SUPERVISOR_CGROUP beside the subtree, under systemd's
  * Delegate=yes), both spread over the CPUs: the same four to one is a
@@ -541,6 +542,7 @@ static int chown_delegated(const struct cgroup_layout *l, const char *root, uid_
  * still at that default. (This host offers no v2 controllers: the
  * prepared tree of test-cgroup-v2 checks the writes, not the effect.)
  */
+#define SHARES_DEFAULT 1024     /* the kernel's, for a new cgroup */
 #define SHARES_PER_CPU 4096
 #define SHARES_OLD_PER_CPU 1024 /* what berth setup wrote before 2026-12-03 */
 #define SHARES_MAX (1 << 18)    /* the kernel's ceiling for cpu.shares (MAX_SHARES) */
@@ -571,6 +573,7 @@ static int weigh_root(const struct cgroup_layout *l, const char *root, const cha
     _cleanup_strbuf_ struct strbuf v = STRBUF_INIT;
     cpu_set_t cpus;
     char shares[24];
+    long now;
     int n = 1, r;
 
     if (l->v2)
@@ -581,7 +584,8 @@ static int weigh_root(const struct cgroup_layout *l, const char *root, const cha
         return r;
     if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) > 1)
         n = CPU_COUNT(&cpus);
-    if (strcmp(v.buf, "1024") != 0 && strtol(v.buf, NULL, 10) != shares_for(n, SHARES_OLD_PER_CPU))
+    now = strtol(v.buf, NULL, 10);
+    if (now != SHARES_DEFAULT && now != shares_for(n, SHARES_OLD_PER_CPU))
         return 0;
     snprintf(shares, sizeof(shares), "%ld", shares_for(n, SHARES_PER_CPU));
     return cgroup_write_str(path, shares, err);
@@ -645,7 +649,7 @@ int cgroup_self_delegate_layout(const struct cgroup_layout *l, struct berth_erro
         }
         if ((r = make_root(root, err)) < 0)
             return r;
-        /* Best effort: a root that root's setup made (and left at 1024) is not the daemon's to weigh. */
+        /* Best effort: a root that root's setup made (and left at the default) is not the daemon's to weigh. */
         (void)weigh_root(l, root, l->ctrl[i].name, NULL);
         if (l->v2 && (r = cgroup_enable_controllers(root, err)) < 0)
             return r;
