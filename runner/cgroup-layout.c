@@ -519,7 +519,10 @@ static int chown_delegated(const struct cgroup_layout *l, const char *root, uid_
  * of the parent cgroup is a scheduling entity of weight 1024 beside the
  * whole subtree, and the subtree's weight is spread over the CPUs its
  * tasks run on: at the default, all of berth's apps on a CPU weigh as much
- * as one router loop thread there. A router that wins every wake-up then
+ * as one router loop thread there. (Where the kernel's autogroup is on, as
+ * on Debian and this host, the daemon's session is one entity of 1024,
+ * spread over the CPUs like the subtree: the apps then weighed the whole
+ * router.) A router that wins every wake-up then
  * runs the moment one of its sockets is ready, handles that one event and
  * sleeps again, and the switches cost more CPU than the requests (a 2-CPU
  * host, busybox behind the router, wrk -c8: 1.5 sleeps of the loop per
@@ -528,13 +531,16 @@ static int chown_delegated(const struct cgroup_layout *l, const char *root, uid_
  * same figures, and back when the cgroup weighed more). The router's share
  * of a proxied request's CPU is about a fifth (55 of ~260 us there), so
  * the subtree gets 4096 per CPU: on each CPU the apps weigh four loop
- * threads, and a busy router keeps about a fifth of a CPU the apps want
+ * threads (more under autogroup), and a busy router keeps about a fifth of
+ * a CPU the apps want
  * (wrk -c8 with one router loop: 6,600 req/s at 1024 per CPU, 7,270 at
  * 2048, 7,490 at 4096, 7,630 at 8192; tests/bench's sweep over 1-256
  * clients: 0.68-0.72x direct at 1024, 0.79-0.95x at 4096 in two runs). A
  * v1 root at the kernel's default, or at the 1024 per CPU that berth
  * setup gave it before 2026-12-03, gets that; any other value was an
- * operator's and is kept.
+ * operator's and is kept. That the apps' wake-ups, at this weight, do not
+ * take the CPU from the router each time is SCHED_BATCH's doing (the init
+ * gives it to every app: runner/init.c).
  * On v2 the daemon's threads share the weight of a cgroup of their own
  * (BERTH_SUPERVISOR_CGROUP beside the subtree, under systemd's
  * Delegate=yes), both spread over the CPUs: the same four to one is a

@@ -747,6 +747,32 @@ static int mode_peek(const char *file)
     return failures != 0;
 }
 
+/*
+ * The app runs under SCHED_BATCH (runner/init.c says why), the init under
+ * SCHED_OTHER, and the app may take SCHED_OTHER back without privilege.
+ */
+static void check_sched(void)
+{
+    int self = sched_getscheduler(0), init = sched_getscheduler(1), status = 0;
+    pid_t pid;
+
+    check("sched: the app runs under SCHED_BATCH", self == SCHED_BATCH, "policy %d (%s)", self,
+          self < 0 ? ename(errno) : "");
+    check("sched: the init runs under SCHED_OTHER", init == SCHED_OTHER, "policy %d (%s)", init,
+          init < 0 ? ename(errno) : "");
+    pid = fork();
+    if (pid == 0) {
+        struct sched_param param = { .sched_priority = 0 };
+
+        _exit(sched_setscheduler(0, SCHED_OTHER, &param) == 0 && sched_getscheduler(0) == SCHED_OTHER
+                  ? 0
+                  : 10 + errno % 100);
+    }
+    check("sched: the app may take SCHED_OTHER back", pid > 0 && waitpid(pid, &status, 0) == pid &&
+                                                          WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "fork %d, status 0x%x", (int)pid, status);
+}
+
 static int mode_static(void)
 {
     check_ids();
@@ -760,6 +786,7 @@ static int mode_static(void)
     check_pids();
     check_net();
     check_host_view();
+    check_sched();
     return failures != 0;
 }
 
