@@ -5,7 +5,10 @@
 # port agent -> nginx in a container (examples/static, served by the static
 # buildpack's nginx with keep-alive), at -c64 and -c1; req/s, p50 and p99,
 # median of ROUNDS runs of SECS seconds. The access log is on, as it is in
-# production. Before that, the memory of the instance's init (and port
+# production. Beside it, in alternating rounds, the peer as issue 10's
+# acceptance check sets it up: nginx as the proxy (a worker per CPU, as the
+# router has a loop per CPU; keep-alive to its upstream) in front of nginx
+# serving the same files on the host, and the berth/nginx ratios. Before that, the memory of the instance's init (and port
 # agent) once idle. Then the concurrency sweep: busybox httpd (no keep-alive,
 # listen backlog 9) as a Procfile app, through the router and, beside it,
 # the same busybox on the host with the same files ("direct"), and nginx
@@ -22,11 +25,11 @@ secs=${3:-5}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d /tmp/berth-real-path.XXXXXX)
 . "$top/tests/bench/serve.sh"
-direct= proxy=
+direct= proxy= origin= peer=
 cleanup() {
+    local p
     # (|| true: under set -e a failed kill, of a server that died, would skip the stop below)
-    [ -z "$direct" ] || { kill "$direct" 2>/dev/null || true; wait "$direct" 2>/dev/null || true; }
-    [ -z "$proxy" ] || { kill "$proxy" 2>/dev/null || true; wait "$proxy" 2>/dev/null || true; }
+    for p in $direct $proxy $origin $peer; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     bench_serve_stop
 }
 trap cleanup EXIT
@@ -38,22 +41,52 @@ git -C "$T/src" add -A && git -C "$T/src" -c user.email=b@b -c user.name=b commi
 git -C "$T/src" push -q "http://x:$BERTH_TOKEN@127.0.0.1:$control/real.git" main >"$T/push.out" 2>&1 ||
     { echo "  push failed: $(tail -3 "$T/push.out" | tr '\n' ' ')"; exit 0; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ngx=$(PATH=$PATH:/usr/sbin command -v nginx || true)
+oport=$(free_port) kport=$(free_port)
+if [ -n "$ngx" ]; then
+    # (what the static buildpack's nginx.conf does per request, on the same files)
+    nginx_conf "$T/origin" "charset utf-8; sendfile on; tcp_nopush on;
+    server { listen 127.0.0.1:$oport; root $T/src; keepalive_requests 1000; server_tokens off;
+        add_header Cache-Control no-cache; location / { try_files \$uri \$uri/ =404; } }"
+    nginx_conf "$T/peer" "upstream o { server 127.0.0.1:$oport; keepalive 64; }
+    server { listen 127.0.0.1:$kport; location / { proxy_pass http://o; proxy_http_version 1.1;
+        proxy_set_header Connection \"\"; proxy_set_header Host \$host;
+        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; } }" auto
+    "$ngx" -p "$T/origin" -c "$T/origin/nginx.conf" -e "$T/origin/error.log" &
+    origin=$!
+    "$ngx" -p "$T/peer" -c "$T/peer/nginx.conf" -e "$T/peer/error.log" &
+    peer=$!
+else
+    echo "  nginx: not installed (the Debian package nginx-light, in tools/packages.txt): no peer column"
+fi
+# real_stats ARGS...: "req/s p50 p99 bad" of one wrk run (ms, bad 1 on errors)
+real_stats() {
+    wrk --latency "$@" 2>/dev/null | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /Requests\/sec/ {r = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
+        /Non-2xx|Socket errors/ {bad = 1}
+        END {printf "%s %.3f %.3f %d\n", r, p50, p99, bad}'
+}
+col() { awk -v c="$2" '{print $c}' "$1" | median; } # col FILE N: the median of column N
 spawner=$(pgrep -P "$serve" -x berth-spawner | head -1 || true)
 init=$( [ -z "$spawner" ] || pgrep -P "$spawner" -x berth-init | head -1 || true)
 [ -z "$init" ] || echo "  the instance's init (and port agent), idle: $(bench_init_memory "$init")"
+sleep 0.5
 for conc in "-t2 -c64" "-t1 -c1"; do
-    : >"$T/r"
+    : >"$T/r"; : >"$T/k"
     for _ in $(seq 1 "$rounds"); do
-        wrk --latency $conc -d"${secs}s" -H 'Host: real.localhost' "http://127.0.0.1:$http/" 2>/dev/null | awk '
-            function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-            /Requests\/sec/ {r = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
-            /Non-2xx|Socket errors/ {bad = 1}
-            END {printf "%s %.3f %.3f %d\n", r, p50, p99, bad}' >>"$T/r"
+        real_stats $conc -d"${secs}s" -H 'Host: real.localhost' "http://127.0.0.1:$http/" >>"$T/r"
+        [ -z "$peer" ] || real_stats $conc -d"${secs}s" -H 'Host: real.localhost' "http://127.0.0.1:$kport/" >>"$T/k"
     done
     printf '  wrk %-5s berth %9s req/s  p50 %6sms  p99 %6sms%s\n' "${conc#-t? }" \
-        "$(awk '{print $1}' "$T/r" | median)" "$(awk '{print $2}' "$T/r" | median)" \
-        "$(awk '{print $3}' "$T/r" | median)" "$(awk '$4 {e = 1} END {if (e) print "  (errors!)"}' "$T/r")"
+        "$(col "$T/r" 1)" "$(col "$T/r" 2)" "$(col "$T/r" 3)" "$(awk '$4 {e = 1} END {if (e) print "  (errors!)"}' "$T/r")"
+    [ -z "$peer" ] || printf '  wrk %-5s nginx %9s req/s  p50 %6sms  p99 %6sms%s  berth/nginx %s, p99 %s\n' \
+        "${conc#-t? }" "$(col "$T/k" 1)" "$(col "$T/k" 2)" "$(col "$T/k" 3)" \
+        "$(awk '$4 {e = 1} END {if (e) print "  (errors!)"}' "$T/k")" \
+        "$(ratio "$(col "$T/r" 1)" "$(col "$T/k" 1)")" "$(ratio "$(col "$T/r" 3)" "$(col "$T/k" 3)")"
 done
+for p in $origin $peer; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+origin= peer=
 
 echo "  concurrency sweep, busybox httpd (closes every connection, backlog 9): router vs direct, wrk -d3s"
 mkdir -p "$T/bb/site"
@@ -73,12 +106,9 @@ direct=$!
 pport=$(free_port)
 nginx_conf "$T/px" "upstream u { server 127.0.0.1:$dport; }
     server { listen 127.0.0.1:$pport; location / { proxy_pass http://u; proxy_http_version 1.1; } }"
-ngx=$(PATH=$PATH:/usr/sbin command -v nginx || true)
 if [ -n "$ngx" ]; then
     "$ngx" -p "$T/px" -c "$T/px/nginx.conf" -e "$T/px/error.log" &
     proxy=$!
-else
-    echo "  nginx: not installed (the Debian package nginx-light, in tools/packages.txt): no peer column"
 fi
 sleep 0.5
 sweep_stats() {

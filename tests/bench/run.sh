@@ -8,7 +8,8 @@
 #   1. router: berth's router vs nginx proxy_pass (keepalive upstream), both
 #      in front of the same nginx upstream, wrk -t2 -c64 and -t1 -c1: req/s,
 #      p50 and p99; then the real path (tests/bench/real-path.sh): berth
-#      serve's router to an app in a container, and the concurrency sweep
+#      serve's router to an app in a container, beside nginx proxying to
+#      nginx serving the same files on the host, and the concurrency sweep
 #      to an app that closes every connection, beside the same server hit
 #      directly and behind nginx;
 #   2. idle memory (RSS, PSS, USS per process and of the tree as one: tests/bench/tree-mem.py): berth's router
@@ -120,7 +121,7 @@ bench_steal_print
 
 # The real path: wrk -> berth serve's router -> the port agent -> nginx in a
 # container (the static example), beside the harness figure above.
-echo "== router, the real path: wrk -> berth serve -> port agent -> examples/static in a container (median of ${rounds})"
+echo "== router, the real path: wrk -> berth serve -> port agent -> examples/static in a container, beside nginx -> nginx on the host (median of ${rounds})"
 bench_steal_mark
 bash "$top/tests/bench/real-path.sh" "$build" "$rounds" "$secs"
 bench_steal_print

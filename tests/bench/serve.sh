@@ -16,10 +16,10 @@ free_port() { # a free loopback port, from the kernel
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; } # ratio A B: A/B, 2 decimals
-nginx_conf() { # nginx_conf DIR BODY: DIR/nginx.conf, one worker in the foreground, its files in DIR
+nginx_conf() { # nginx_conf DIR BODY [WORKERS]: DIR/nginx.conf, in the foreground, its files in DIR; 1 worker unless WORKERS
     mkdir -p "$1"
     cat >"$1/nginx.conf" <<CONF
-worker_processes 1;
+worker_processes ${3:-1};
 daemon off;
 pid $1/nginx.pid;
 error_log $1/error.log;
