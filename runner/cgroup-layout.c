@@ -531,8 +531,9 @@ static int chown_delegated(const struct cgroup_layout *l, const char *root, uid_
  * same figures, and back when the cgroup weighed more). The router's share
  * of a proxied request's CPU is about a fifth (55 of ~260 us there), so
  * the subtree gets 4096 per CPU: on each CPU the apps weigh four loop
- * threads (more under autogroup), and a busy router keeps about a fifth of
- * a CPU the apps want
+ * threads, and a busy router keeps about a fifth of a CPU the apps want
+ * (under autogroup, where its whole session weighs 1024, about a ninth on
+ * two CPUs: 512 a CPU against 4096)
  * (wrk -c8 with one router loop: 6,600 req/s at 1024 per CPU, 7,270 at
  * 2048, 7,490 at 4096, 7,630 at 8192; tests/bench's sweep over 1-256
  * clients: 0.68-0.72x direct at 1024, 0.79-0.95x at 4096 in two runs). A

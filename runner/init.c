@@ -139,7 +139,8 @@ static int exec_app(const struct runner_spec *spec)
  * for SCHED_OTHER itself (no privilege needed). Only SCHED_OTHER is
  * changed: a berth started under another policy (SCHED_IDLE, say) passes
  * that on unchanged. From SCHED_OTHER, at the same nice, the call needs no
- * privilege and cannot fail for the caller itself.
+ * privilege; should a security module refuse it, the app runs on under
+ * SCHED_OTHER, as it did before, so the result is not checked.
  */
 static void app_take_batch_policy(void)
 {

@@ -753,13 +753,14 @@ static int mode_peek(const char *file)
  */
 static void check_sched(void)
 {
-    int self = sched_getscheduler(0), init = sched_getscheduler(1), status = 0;
+    int self = sched_getscheduler(0), self_errno = errno, status = 0;
+    int init = sched_getscheduler(1), init_errno = errno;
     pid_t pid;
 
     check("sched: the app runs under SCHED_BATCH", self == SCHED_BATCH, "policy %d (%s)", self,
-          self < 0 ? ename(errno) : "");
+          self < 0 ? ename(self_errno) : "");
     check("sched: the init runs under SCHED_OTHER", init == SCHED_OTHER, "policy %d (%s)", init,
-          init < 0 ? ename(errno) : "");
+          init < 0 ? ename(init_errno) : "");
     pid = fork();
     if (pid == 0) {
         struct sched_param param = { .sched_priority = 0 };
