@@ -31,7 +31,6 @@ deploy_once() {
     case $code in 2*|3*) ;; *) echo "$1 answered $code after its push" >&2; return 1 ;; esac
     awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # example and the file a code-only change touches (a comment line, rewritten each run)
 apps=("static index.html" "procfile server.py" "python app.py" "go main.go" "php index.php" "node server.js")

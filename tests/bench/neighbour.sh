@@ -27,7 +27,6 @@ T=$(mktemp -d /tmp/berth-neighbour.XXXXXX)
 trap bench_serve_stop EXIT
 bench_serve_start "$build"
 B="$build/berth"
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 token() { "$B" tenants:create "$1" 2>/dev/null | grep -oE '[A-Za-z0-9_-]{20,}' | tail -1; }
 # push TOKEN APP SRC: deploys SRC as APP of the token's tenant.
 push() {

@@ -40,7 +40,6 @@ git -C "$T/src" add -A && git -C "$T/src" -c user.email=b@b -c user.name=b commi
 "$build/berth" apps:create real >/dev/null
 git -C "$T/src" push -q "http://x:$BERTH_TOKEN@127.0.0.1:$control/real.git" main >"$T/push.out" 2>&1 ||
     { echo "  push failed: $(tail -3 "$T/push.out" | tr '\n' ' ')"; exit 0; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 ngx=$(PATH=$PATH:/usr/sbin command -v nginx || true)
 oport=$(free_port) kport=$(free_port)
 if [ -n "$ngx" ]; then
@@ -59,15 +58,6 @@ if [ -n "$ngx" ]; then
 else
     echo "  nginx: not installed (the Debian package nginx-light, in tools/packages.txt): no peer column"
 fi
-# real_stats ARGS...: "req/s p50 p99 bad" of one wrk run (ms, bad 1 on errors)
-real_stats() {
-    wrk --latency "$@" 2>/dev/null | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ {r = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
-        /Non-2xx|Socket errors/ {bad = 1}
-        END {printf "%s %.3f %.3f %d\n", r, p50, p99, bad}'
-}
-col() { awk -v c="$2" '{print $c}' "$1" | median; } # col FILE N: the median of column N
 spawner=$(pgrep -P "$serve" -x berth-spawner | head -1 || true)
 init=$( [ -z "$spawner" ] || pgrep -P "$spawner" -x berth-init | head -1 || true)
 [ -z "$init" ] || echo "  the instance's init (and port agent), idle: $(bench_init_memory "$init")"
@@ -75,15 +65,15 @@ sleep 0.5
 for conc in "-t2 -c64" "-t1 -c1"; do
     : >"$T/r"; : >"$T/k"
     for _ in $(seq 1 "$rounds"); do
-        real_stats $conc -d"${secs}s" -H 'Host: real.localhost' "http://127.0.0.1:$http/" >>"$T/r"
-        [ -z "$peer" ] || real_stats $conc -d"${secs}s" -H 'Host: real.localhost' "http://127.0.0.1:$kport/" >>"$T/k"
+        wrk_stats $conc -d"${secs}s" -H 'Host: real.localhost' "http://127.0.0.1:$http/" >>"$T/r"
+        [ -z "$peer" ] || wrk_stats $conc -d"${secs}s" -H 'Host: real.localhost' "http://127.0.0.1:$kport/" >>"$T/k"
     done
     printf '  wrk %-5s berth %9s req/s  p50 %6sms  p99 %6sms%s\n' "${conc#-t? }" \
-        "$(col "$T/r" 1)" "$(col "$T/r" 2)" "$(col "$T/r" 3)" "$(awk '$4 {e = 1} END {if (e) print "  (errors!)"}' "$T/r")"
+        "$(median_col "$T/r" 1)" "$(median_col "$T/r" 2)" "$(median_col "$T/r" 3)" "$(awk '$4 {e = 1} END {if (e) print "  (errors!)"}' "$T/r")"
     [ -z "$peer" ] || printf '  wrk %-5s nginx %9s req/s  p50 %6sms  p99 %6sms%s  berth/nginx %s, p99 %s\n' \
-        "${conc#-t? }" "$(col "$T/k" 1)" "$(col "$T/k" 2)" "$(col "$T/k" 3)" \
+        "${conc#-t? }" "$(median_col "$T/k" 1)" "$(median_col "$T/k" 2)" "$(median_col "$T/k" 3)" \
         "$(awk '$4 {e = 1} END {if (e) print "  (errors!)"}' "$T/k")" \
-        "$(ratio "$(col "$T/r" 1)" "$(col "$T/k" 1)")" "$(ratio "$(col "$T/r" 3)" "$(col "$T/k" 3)")"
+        "$(ratio "$(median_col "$T/r" 1)" "$(median_col "$T/k" 1)")" "$(ratio "$(median_col "$T/r" 3)" "$(median_col "$T/k" 3)")"
 done
 for p in $origin $peer; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 origin= peer=
@@ -111,12 +101,7 @@ if [ -n "$ngx" ]; then
     proxy=$!
 fi
 sleep 0.5
-sweep_stats() {
-    wrk --latency "$@" 2>/dev/null | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ {r = $2} $1 == "99%" {p99 = ms($2)} /Non-2xx|Socket errors/ {bad = 1}
-        END {printf "%.0f %.2f %d\n", r, p99, bad}'
-}
+sweep_stats() { wrk_stats "$@" | awk '{printf "%.0f %.2f %d\n", $1, $3, $4}'; } # "req/s p99-ms bad", rounded
 printf '  %8s %22s %22s %22s %16s %16s\n' clients "router req/s  p99 ms" "nginx req/s  p99 ms" \
     "direct req/s  p99 ms" "router/direct" "nginx/direct"
 for c in 1 8 16 32 64 256; do

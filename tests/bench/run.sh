@@ -72,16 +72,6 @@ secs=${BENCH_SECONDS:-5}
 if [ -n "${BERTH_BENCH_MEM:-}" ]; then exec 9>"$BERTH_BENCH_MEM/req" 8<"$BERTH_BENCH_MEM/rep"; fi
 . "$top/tests/bench/serve.sh"
 mem_tree() { bench_mem_ask "$1" || python3 "$top/tests/bench/tree-mem.py" "$1"; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-# wrk_stats WRK-ARGS...: "req/s p50-ms p99-ms" of one wrk run (--latency gives the percentiles).
-wrk_stats() {
-    wrk --latency "$@" 2>/dev/null | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /Requests\/sec/ {r = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
-        END {printf "%s %.3f %.3f\n", r, p50, p99}'
-}
-# median_col FILE N: the median of column N.
-median_col() { awk -v c="$2" '{print $c}' "$1" | median; }
 
 bench_steal_mark
 echo "== router: berth vs nginx proxy_pass (same upstream, wrk on loopback, ${rounds}x${secs}s each, alternating)"
@@ -157,10 +147,6 @@ echo more >>"$src/f1.txt"
 git -C "$src" -c user.email=b@b -c user.name=b commit -qam two
 c2=$(git -C "$src" rev-parse HEAD)
 fresh() { echo "rm -rf $1/bench.git && git init -q --bare -b main $1/bench.git && git --git-dir=$1/bench.git config http.receivepack true"; }
-push_median() { # push_median NAME PREPARE COMMAND
-    hyperfine -N --runs "${PUSH_RUNS:-20}" --prepare "$2" --export-json "$T/$1.json" "$3" >/dev/null 2>&1 &&
-        python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$T/$1.json"
-}
 bf=$(push_median bf "bash -c '$(fresh "$rs")'" "git -C $src push -q http://127.0.0.1:$bp/bench.git $c1:refs/heads/main")
 gf=$(push_median gf "bash -c '$(fresh "$gs")'" "git -C $src push -q http://127.0.0.1:$gp/bench.git $c1:refs/heads/main")
 bi=$(push_median bi "git --git-dir=$rs/bench.git update-ref refs/heads/main $c1" "git -C $src push -q http://127.0.0.1:$bp/bench.git $c2:refs/heads/main")

@@ -8,14 +8,31 @@
 # bench_serve_stop stops it and removes $T; what the containers left there
 # belongs to subordinate ids and is removed from a user namespace
 # (tests/lib/subid-rm.sh). Also the helpers the scripts share: free_port,
-# ratio and nginx_conf (run.sh's peers, and nginx beside the router in
-# real-path.sh's sweep).
+# ratio, median, median_col, wrk_stats, push_median and nginx_conf (run.sh's peers, and
+# nginx beside the router in real-path.sh).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/subid-rm.sh"
 serve=
 free_port() { # a free loopback port, from the kernel
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; } # ratio A B: A/B, 2 decimals
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; } # median < NUMBERS: the middle one
+median_col() { awk -v c="$2" '{print $c}' "$1" | median; } # median_col FILE N: the median of column N
+# push_median NAME PREPARE COMMAND: hyperfine's median of COMMAND in ms
+# (PREPARE before each run, PUSH_RUNS runs, the JSON kept as $T/NAME.json).
+push_median() {
+    hyperfine -N --runs "${PUSH_RUNS:-20}" --prepare "$2" --export-json "$T/$1.json" "$3" >/dev/null 2>&1 &&
+        python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$T/$1.json"
+}
+# wrk_stats WRK-ARGS...: "req/s p50-ms p99-ms bad" of one wrk run (--latency
+# gives the percentiles; bad is 1 when wrk counted non-2xx answers or socket errors).
+wrk_stats() {
+    wrk --latency "$@" 2>/dev/null | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /Requests\/sec/ {r = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
+        /Non-2xx|Socket errors/ {bad = 1}
+        END {printf "%s %.3f %.3f %d\n", r, p50, p99, bad}'
+}
 nginx_conf() { # nginx_conf DIR BODY [WORKERS]: DIR/nginx.conf, in the foreground, its files in DIR; 1 worker unless WORKERS
     mkdir -p "$1"
     cat >"$1/nginx.conf" <<CONF

@@ -49,22 +49,18 @@ ssh_cmd() { echo "ssh -i $T/$1 -p $port -o StrictHostKeyChecking=no -o UserKnown
 repo=$T/home/apps/sshbench/repo.git
 peer=$T/peer/bench.git
 git init -q --bare -b main "$peer"
-median() { # median NAME PREPARE COMMAND (GIT_SSH_COMMAND set by the caller)
-    hyperfine -N --runs "${PUSH_RUNS:-20}" --prepare "$2" --export-json "$T/$1.json" "$3" >/dev/null 2>&1 &&
-        python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["median"]*1000))' "$T/$1.json"
-}
 # A branch other than main: stored without a build, so the figure is the transport and the receiver.
 empty_berth="bash -c 'git --git-dir=$repo update-ref -d refs/heads/bench 2>/dev/null; rm -f $repo/objects/pack/pack-*; true'"
 empty_peer="bash -c 'rm -rf $peer && git init -q --bare -b main $peer'"
 export GIT_SSH_COMMAND; GIT_SSH_COMMAND=$(ssh_cmd berthkey)
-bf=$(median sbf "$empty_berth" "git -C $src push -q ssh://$me@127.0.0.1/sshbench.git $c1:refs/heads/bench")
+bf=$(push_median sbf "$empty_berth" "git -C $src push -q ssh://$me@127.0.0.1/sshbench.git $c1:refs/heads/bench")
 git -C "$src" push -q "ssh://$me@127.0.0.1/sshbench.git" "$c1:refs/heads/bench"
-bi=$(median sbi "git --git-dir=$repo update-ref refs/heads/bench $c1" \
+bi=$(push_median sbi "git --git-dir=$repo update-ref refs/heads/bench $c1" \
     "git -C $src push -q ssh://$me@127.0.0.1/sshbench.git $c2:refs/heads/bench")
 GIT_SSH_COMMAND=$(ssh_cmd peerkey)
-gf=$(median sgf "$empty_peer" "git -C $src push -q ssh://$me@127.0.0.1$peer $c1:refs/heads/bench")
+gf=$(push_median sgf "$empty_peer" "git -C $src push -q ssh://$me@127.0.0.1$peer $c1:refs/heads/bench")
 git -C "$src" push -q "ssh://$me@127.0.0.1$peer" "$c1:refs/heads/bench"
-gi=$(median sgi "git --git-dir=$peer update-ref refs/heads/bench $c1" \
+gi=$(push_median sgi "git --git-dir=$peer update-ref refs/heads/bench $c1" \
     "git -C $src push -q ssh://$me@127.0.0.1$peer $c2:refs/heads/bench")
 printf '  first push:       git-receive-pack %8s ms   berth %8s ms   berth/git %s\n' "$gf" "$bf" "$(ratio "$bf" "$gf")"
 printf '  incremental push: git-receive-pack %8s ms   berth %8s ms   berth/git %s\n' "$gi" "$bi" "$(ratio "$bi" "$gi")"

@@ -30,7 +30,6 @@ cleanup() {
 trap cleanup EXIT
 export BERTH_HOME=$T/home
 mkdir "$T/empty"
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # goal VALUE LIMIT: "met" or "NOT met" for VALUE <= LIMIT.
 goal() { awk -v v="$1" -v l="$2" 'BEGIN {print (v > 0 && v <= l ? "met" : "NOT met")}'; }
 
