@@ -36,9 +36,7 @@ push() {
     git -C "$3" push -q "http://x:$1@127.0.0.1:$control/$2.git" main >"$T/push.$2" 2>&1
 }
 p99() { # p99 HOST: wrk's p99 in ms, -t1 -c1 for SECS seconds
-    wrk --latency -t1 -c1 -d"${secs}s" -H "Host: $1" "http://127.0.0.1:$http/" 2>/dev/null | awk '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        $1 == "99%" {p = ms($2)} END {printf "%.3f\n", p}'
+    wrk_stats -t1 -c1 -d"${secs}s" -H "Host: $1" "http://127.0.0.1:$http/" | awk '{print $3}'
 }
 
 ta=$(token noisya) tb=$(token quietb)
@@ -99,7 +97,7 @@ for _ in $(seq 1 "$rounds"); do
 done
 i=$(median <"$T/idle")
 b=$(median <"$T/busy")
-r=$(awk -v a="$b" -v b="$i" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+r=$(ratio "$b" "$i")
 # Each round's own busy/idle too: the pairs saw the host minutes apart no more.
 pairs=$(paste -d' ' "$T/busy" "$T/idle" | awk '{printf "%.2f ", ($2 > 0 ? $1 / $2 : 0)}')
 printf '  tenant B p99: idle %s ms, A busy %s ms; ratio %s (goal <= 1.2: %s)   rounds idle: %s busy: %s ratio: %s\n' \
