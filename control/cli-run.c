@@ -31,6 +31,13 @@
 #define HEAD_MAX (64u << 10)
 /* Stdin waiting for the server past which we stop reading ours. */
 #define OUT_MAX (256u << 10)
+/*
+ * The server's bytes read and not yet handled past which we handle them
+ * before reading on: a command that writes as fast as the server sends
+ * (yes) would otherwise keep the socket from ever running dry, and its
+ * output would pile up here instead of reaching our stdout.
+ */
+#define IN_MAX (256u << 10)
 /* For the connection and the answer's head; the run itself may take as long as it likes. */
 #define CONNECT_TIMEOUT_MS 60000
 
@@ -140,13 +147,17 @@ static int send_pending(struct conn *c, bool block)
     return 0;
 }
 
-/* Reads what the server sent into c->in: 1 for some, 0 for none yet, -1 at its end or on an error. */
+/*
+ * Reads what the server sent into c->in, until there is nothing more or
+ * c->in holds IN_MAX: 1 for some (2 when it stopped at IN_MAX, and more may
+ * wait), 0 for none yet, -1 at its end or on an error.
+ */
 static int recv_some(struct conn *c)
 {
     char buf[RUN_FRAME_MAX];
     int got = 0;
 
-    for (;;) {
+    while (c->in.len < IN_MAX) {
         size_t n = 0;
         CURLcode rc = curl_easy_recv(c->curl, buf, sizeof(buf), &n);
 
@@ -158,6 +169,7 @@ static int recv_some(struct conn *c)
         got = 1;
         /* TLS may hold more than the socket shows: read until there is nothing. */
     }
+    return 2;
 }
 
 /* The request line and headers of the attached run's request. */
@@ -363,7 +375,7 @@ static bool read_stdin(struct conn *c)
 /* Copies both ways until the server says how the command ended; the exit code. */
 static int stream(struct conn *c, const char *app, const char *command)
 {
-    bool stdin_open = true;
+    bool stdin_open = true, more = false;
     int code = handle_frames(c, app, command);
 
     while (code < 0) {
@@ -371,15 +383,19 @@ static int stream(struct conn *c, const char *app, const char *command)
             { c->sock, (short)(POLLIN | (c->out.len ? POLLOUT : 0)), 0 },
             { stdin_open && c->out.len < OUT_MAX ? STDIN_FILENO : -1, POLLIN, 0 },
         };
+        int got = 0;
 
-        if (poll(p, 2, -1) < 0) {
+        /* (what the last read left may already be in TLS's buffer, where poll does not see it) */
+        if (poll(p, 2, more ? 0 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             return 1;
         }
         if (p[1].revents)
             stdin_open = read_stdin(c);
-        if (send_pending(c, false) < 0 || (p[0].revents && recv_some(c) < 0)) {
+        if ((p[0].revents || more) && (got = recv_some(c)) >= 0)
+            more = got == 2;
+        if (send_pending(c, false) < 0 || got < 0) {
             /* Frames that came before the end still count (the exit status among them). */
             code = handle_frames(c, app, command);
             if (code < 0)

@@ -93,6 +93,17 @@ o=$("$BERTH" run ones -- sh -c 'm=run-yes-marker; exec yes $m' | head -1) || tru
 for _ in $(seq 1 50); do [ -z "$(procs 'yes run-yes-marker')" ] && break; sleep 0.1; done
 check "a client whose stdout closes (yes | head) ends its run" \
     test "$o" = run-yes-marker -a -z "$(procs 'yes run-yes-marker')"
+# Output as fast as the server sends it: the CLI once read its socket until
+# it ran dry, which such a command could keep from ever happening, and
+# nothing reached its stdout (about one run in five on a slow machine).
+n=0
+for _ in 1 2 3 4 5; do
+    c=$(timeout 30 "$BERTH" run ones -- sh -c 'm=run-yes-flood; exec yes $m' | head -c 4000000 | wc -c) || true
+    [ "$c" = 4000000 ] && n=$((n + 1))
+done
+for _ in $(seq 1 50); do [ -z "$(procs 'yes run-yes-flood')" ] && break; sleep 0.1; done
+check "a command that writes without end streams to our stdout as it comes (4 MB in $n of 5 runs)" test "$n" = 5
+check "... and each of those runs ended with its client" test -z "$(procs 'yes run-yes-flood')"
 
 # A client of our own, in the protocol of docs/API.md: it sees STARTED first,
 # then sends a frame longer than the protocol allows.
