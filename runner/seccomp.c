@@ -4,7 +4,10 @@
  * 64-bit ABI, with the "berth recipe" of reference/ISOLATION.md §2 on top.
  * Unknown and future syscalls get ENOSYS (so glibc falls back, as it must for
  * clone3), the capability-gated and dangerous ones EPERM, and any other ABI
- * (i386 int 0x80, x32) kills the process.
+ * (i386 int 0x80, x32) kills the process. (A kernel built or booted without
+ * IA32 emulation has no i386 entry at all: int 0x80 faults there, SIGSEGV,
+ * before any filter sees it; runner/tests/test-seccomp.c checks whichever
+ * the kernel does.)
  *
  * The profile is compiled with libseccomp into a raw BPF program
  * (seccomp_program_build) once, at build time: seccomp-gen.c writes it into
