@@ -39,6 +39,17 @@ if [ "$(id -u)" = 0 ]; then
         BERTH_MUST_WORK="${BERTH_MUST_WORK:-1}" CI="${CI:-}" bash "$dest/tests/run-tests.sh" </dev/null
     rc=$?
     set -e
+    # A failed run keeps its logs in test-logs/ of this checkout (each suite's
+    # whole output is in meson-logs/testlog.txt), since the copy goes next.
+    # Nothing is printed: the summary above stays the last line.
+    if [ "$rc" != 0 ]; then
+        rm -rf "$top/test-logs"
+        mkdir -p "$top/test-logs"
+        for d in build build-asan; do
+            [ ! -d "$dest/$d/meson-logs" ] || cp -r "$dest/$d/meson-logs" "$top/test-logs/$d" || true
+        done
+        cp "$dest"/root-*.tap "$top/test-logs/" 2>/dev/null || true
+    fi
     # The containers left files owned by subordinate ids; root can remove them.
     rm -rf "$dest"
     exit $rc
