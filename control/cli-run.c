@@ -167,7 +167,7 @@ static int recv_some(struct conn *c)
             return got ? 1 : -1;
         strbuf_add(&c->in, buf, n);
         got = 1;
-        /* TLS may hold more than the socket shows: read until there is nothing. */
+        /* TLS may hold more than the socket shows: read until there is nothing (or IN_MAX). */
     }
     return 2;
 }
@@ -393,8 +393,10 @@ static int stream(struct conn *c, const char *app, const char *command)
         }
         if (p[1].revents)
             stdin_open = read_stdin(c);
-        if ((p[0].revents || more) && (got = recv_some(c)) >= 0)
+        if (p[0].revents || more) {
+            got = recv_some(c);
             more = got == 2;
+        }
         if (send_pending(c, false) < 0 || got < 0) {
             /* Frames that came before the end still count (the exit status among them). */
             code = handle_frames(c, app, command);
