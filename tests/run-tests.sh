@@ -39,11 +39,13 @@ if [ "$(id -u)" = 0 ]; then
         BERTH_MUST_WORK="${BERTH_MUST_WORK:-1}" CI="${CI:-}" bash "$dest/tests/run-tests.sh" </dev/null
     rc=$?
     set -e
-    # A failed run keeps its logs in test-logs/ of this checkout (each suite's
-    # whole output is in meson-logs/testlog.txt), since the copy goes next.
-    # Nothing is printed: the summary above stays the last line.
+    # A failed run copies its logs into test-logs/ of this checkout (each
+    # suite's whole output is in meson-logs/testlog.txt), since the copy of
+    # the tree goes next; any run first removes an earlier run's, so what is
+    # there is this run's. Nothing is printed: the summary above stays the
+    # last line.
+    rm -rf "$top/test-logs"
     if [ "$rc" != 0 ]; then
-        rm -rf "$top/test-logs"
         mkdir -p "$top/test-logs"
         for d in build build-asan; do
             [ ! -d "$dest/$d/meson-logs" ] || cp -r "$dest/$d/meson-logs" "$top/test-logs/$d" || true
