@@ -38,6 +38,8 @@
  * output would pile up here instead of reaching our stdout.
  */
 #define IN_MAX (256u << 10)
+/* handle_frames() leaves at most one partial frame, so recv_some() can always read on. */
+_Static_assert(IN_MAX > RUN_FRAME_HEADER + RUN_FRAME_MAX, "IN_MAX holds a whole frame");
 /* For the connection and the answer's head; the run itself may take as long as it likes. */
 #define CONNECT_TIMEOUT_MS 60000
 
