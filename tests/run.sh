@@ -21,6 +21,7 @@ serve_for_test
 # so that it appears only once the shell in the container expanded it, never
 # in the CLI's own arguments).
 procs() { pgrep -f -- "$1" || true; }
+procs_gone() { for _ in $(seq 1 50); do [ -z "$(procs "$1")" ] && break; sleep 0.1; done; } # up to 5 s
 # run.* containers' directories under run/instances.
 run_dirs() { find "$home/run/instances" -mindepth 1 -maxdepth 1 -name '*run.*' 2>/dev/null | wc -l; }
 log=$home/apps/ones/logs/app.log
@@ -90,7 +91,7 @@ check "... and the app's log says why it stopped" \
     grep -Eq 'heroku\[run\.[0-9]+\]: Stopping process: the client went away' "$log"
 
 o=$("$BERTH" run ones -- sh -c 'm=run-yes-marker; exec yes $m' | head -1) || true
-for _ in $(seq 1 50); do [ -z "$(procs 'yes run-yes-marker')" ] && break; sleep 0.1; done
+procs_gone 'yes run-yes-marker'
 check "a client whose stdout closes (yes | head) ends its run" \
     test "$o" = run-yes-marker -a -z "$(procs 'yes run-yes-marker')"
 # Output as fast as the server sends it: the CLI once read its socket until
@@ -101,7 +102,7 @@ for _ in 1 2 3 4 5; do
     c=$(timeout 30 "$BERTH" run ones -- sh -c 'm=run-yes-flood; exec yes $m' | head -c 4000000 | wc -c) || true
     [ "$c" = 4000000 ] && n=$((n + 1))
 done
-for _ in $(seq 1 50); do [ -z "$(procs 'yes run-yes-flood')" ] && break; sleep 0.1; done
+procs_gone 'yes run-yes-flood'
 check "a command that writes without end streams to our stdout as it comes (4 MB in $n of 5 runs)" test "$n" = 5
 check "... and each of those runs ended with its client" test -z "$(procs 'yes run-yes-flood')"
 
@@ -134,7 +135,7 @@ print("closed")
 EOF
 o=$(CONTROL_PORT=$CONTROL_PORT python3 "$TEST_DIR/raw.py" 2>&1) || true
 check "a raw client sees 101, then STARTED with the run's name" test "$o" = closed
-for _ in $(seq 1 50); do [ -z "$(procs 'sleep 104.9')" ] && break; sleep 0.1; done
+procs_gone 'sleep 104.9'
 check "... and a frame longer than 64 KiB closes the connection and ends the run" test -z "$(procs 'sleep 104.9')"
 [ "$o" = closed ] || echo "# $o"
 
@@ -203,7 +204,7 @@ for _ in $(seq 1 150); do grep -q "heroku\[$deaf\]: Process exited" "$log" && br
 took=$(( ($(date +%s%N) - started) / 1000000 ))
 check "a run that ignores SIGTERM gets SIGKILL after the app's grace of 1 s (status 137, ${took} ms)" \
     sh -c "grep -q 'heroku\[$deaf\]: Process exited with status 137' '$log' && [ $took -ge 900 ] && [ $took -lt 10000 ]"
-for _ in $(seq 1 50); do [ -z "$(procs 'sleep 107.2')" ] && break; sleep 0.1; done
+procs_gone 'sleep 107.2'
 check "... and leaves no process" test -z "$(procs 'sleep 107.2')"
 "$BERTH" ps:grace ones default >/dev/null
 
@@ -216,7 +217,7 @@ run ps:stop ones "$att"
 rc=0; wait "$cli" || rc=$?
 check "ps:stop of an attached run ($att) ends its client: exit 1, saying so" \
     sh -c "[ $rc = 1 ] && grep -q 'ps:stop: the run was ended' '$TEST_DIR/att.err'"
-for _ in $(seq 1 50); do [ -z "$(procs 'sleep 107.3')" ] && break; sleep 0.1; done
+procs_gone 'sleep 107.3'
 check "... its process got SIGTERM first (its trap's status 5 in the log) and is gone" \
     sh -c "grep -q 'heroku\[$att\]: Process exited with status 5' '$log' && [ -z '$(procs 'sleep 107.3')' ]"
 
