@@ -41,9 +41,10 @@ if [ "$(id -u)" = 0 ]; then
     set -e
     # A failed run copies its logs into test-logs/ of this checkout (each
     # suite's whole output is in meson-logs/testlog.txt), since the copy of
-    # the tree goes next; any run first removes an earlier run's, so what is
-    # there is this run's. Nothing is printed: the summary above stays the
-    # last line.
+    # the tree goes next; every run as root first removes an earlier run's,
+    # so what is there is the last root run's (a run as the user itself
+    # keeps its logs in its own build dirs and leaves test-logs/ alone).
+    # Nothing is printed: the summary above stays the last line.
     rm -rf "$top/test-logs"
     if [ "$rc" != 0 ]; then
         mkdir -p "$top/test-logs"
