@@ -35,15 +35,17 @@
 #     socket error or non-2xx, router req/s >= 0.5 x the router's best
 #     level before (throughput never collapses as clients grow: it fell
 #     to 58 req/s at 16 clients when one dropped SYN held every connect
-#     behind it), and p99 <= max(2 x direct p99, 2 x queue, 1000 ms): no
+#     behind it), and p99 <= max(2 x direct p99, 3 x queue, 1000 ms): no
 #     more than 1% of requests waits out the kernel's one-second SYN
 #     retransmission (the port agent dials a dropped connect again itself),
 #     as every request that does takes over a second. The queue is the
 #     mean wait of c clients at the router's req/s (Little's law, c / req/s):
-#     the ASan build serves busybox at ~750 req/s, so 256 clients wait
-#     ~340 ms on average and ~530 ms at p99 with no stall at all (CI failed
-#     on that against the earlier 500 ms floor); a stall shows as a second
-#     on top of the queue, and a collapse of req/s fails the check before.
+#     busybox forks for every connection, so 256 clients wait ~290-350 ms
+#     on average, and p99 was 1.3-2.0 x that with no stall at all (530 and
+#     572 ms; CI failed on 533 against the earlier 500 ms floor). A stall
+#     shows as a second on top of the queue, over the bound while the
+#     queue is under half a second; a longer queue means req/s fell to
+#     half of 1,000, near where the check before fails it.
 #     The ratios to direct are a speed figure, not a pass/fail check on a
 #     shared machine: they are printed here and measured by
 #     tests/bench/sweep.sh (`make bench`).
@@ -256,10 +258,10 @@ for c in 1 8 16 32 64 256; do
     printf '# %-8s %12s %10s %10s %6s  %12s %10s %10s %6s\n' "$c" "$r_rps" "$r_p50" "$r_p99" "$r_bad" \
         "$d_rps" "$d_p50" "$d_p99" "$d_bad" >>"$TEST_DIR/sweep.table"
     queue_ms=$(awk -v c="$c" -v r="$r_rps" 'BEGIN { printf "%.2f", (r > 0 ? 1000 * c / r : 0) }')
-    p99_bound=$(fmax "$(fmax "$(fmul "$d_p99" 2)" "$(fmul "$queue_ms" 2)")" 1000)
+    p99_bound=$(fmax "$(fmax "$(fmul "$d_p99" 2)" "$(fmul "$queue_ms" 3)")" 1000)
     check "c=$c: router req/s >= 0.5 x its best level before ($r_rps vs $best_rps; direct $d_rps)" \
         [ $((r_rps * 2)) -ge "$best_rps" ]
-    check "c=$c: router p99 $r_p99 ms <= max(2 x direct p99, 2 x queue $queue_ms ms, 1000 ms) = $p99_bound ms" fle "$r_p99" "$p99_bound"
+    check "c=$c: router p99 $r_p99 ms <= max(2 x direct p99, 3 x queue $queue_ms ms, 1000 ms) = $p99_bound ms" fle "$r_p99" "$p99_bound"
     check "c=$c: no socket error or non-2xx through the router ($r_bad)" [ "$r_bad" = 0 ]
     [ "$r_rps" -gt "$best_rps" ] && best_rps=$r_rps
 done
