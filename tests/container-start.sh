@@ -98,6 +98,24 @@ XDG_RUNTIME_DIR=/proc ctr "$rootfs" -- readlink /proc/self/ns/user
 check "with an XDG_RUNTIME_DIR not ours (as su keeps it), the keeper is still found" \
     [ "$(cat "$out")" = "$(sed -n 2p "$TEST_DIR/first")" ]
 pidfile=$(ls "$kdir"/userns-$base-*-65536.pid)
+
+# --- CPU affinity: the child is kept off the caller's CPU until the release ---
+# (runner/container.c, spread_child()); the app must get the caller's back.
+cpus_of() { awk '/^Cpus_allowed_list:/ {print $2}' "$1"; }
+ctr "$rootfs" -- cat /proc/self/status
+check "the app may run on every CPU its caller may ($(cpus_of /proc/self/status), got '$(cpus_of "$out")')" \
+    [ "$(cpus_of "$out")" = "$(cpus_of /proc/self/status)" ]
+if [ "$(nproc)" -ge 2 ]; then
+    for set in 0 1 0,1; do
+        r=0; taskset -c "$set" "$BERTH" container run --tenant "$T" "$rootfs" -- cat /proc/self/status \
+            >"$out" 2>"$err" || r=$?
+        want=$set; [ "$set" = 0,1 ] && want=0-1
+        check "started on CPUs $set, the app keeps exactly them (exit $r, got '$(cpus_of "$out")')" \
+            sh -c "[ $r = 0 ] && [ '$(cpus_of "$out")' = '$want' ]"
+    done
+else
+    for _ in 1 2 3; do skip "one CPU: no other CPU to keep the child on"; done
+fi
 k=$(cat "$pidfile")
 is_keeper() { [ "$(cat /proc/$1/comm 2>/dev/null)" = berth-userns ]; }
 check "its private pid file names a running keeper (pid $k)" is_keeper "$k"
