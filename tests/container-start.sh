@@ -99,6 +99,14 @@ check "with an XDG_RUNTIME_DIR not ours (as su keeps it), the keeper is still fo
     [ "$(cat "$out")" = "$(sed -n 2p "$TEST_DIR/first")" ]
 pidfile=$(ls "$kdir"/userns-$base-*-65536.pid)
 
+# --- signals the caller ignores are not the app's ---
+# (child_main() resets every signal to its default before the init forks the app.)
+sigign() { awk '/^SigIgn:/ {print $2}' "$1"; }
+r=0; bash -c "trap '' INT PIPE USR1 HUP; exec \"\$0\" container run --tenant '$T' '$rootfs' -- cat /proc/self/status" \
+    "$BERTH" >"$out" 2>"$err" || r=$?
+check "with INT, PIPE, USR1 and HUP ignored by its caller, the app ignores no signal (exit $r, SigIgn $(sigign "$out"))" \
+    sh -c "[ $r = 0 ] && [ '$(sigign "$out")' = 0000000000000000 ]"
+
 # --- CPU affinity: the child is kept off the caller's CPU until the release ---
 # (runner/container.c, spread_child()); the app must get the caller's back.
 cpus_of() { awk '/^Cpus_allowed_list:/ {print $2}' "$1"; }
