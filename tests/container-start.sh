@@ -113,11 +113,15 @@ cpus_of() { awk '/^Cpus_allowed_list:/ {print $2}' "$1"; }
 ctr "$rootfs" -- cat /proc/self/status
 check "the app may run on every CPU its caller may ($(cpus_of /proc/self/status), got '$(cpus_of "$out")')" \
     [ "$(cpus_of "$out")" = "$(cpus_of /proc/self/status)" ]
-if [ "$(nproc)" -ge 2 ]; then
-    for set in 0 1 0,1; do
+# The first two CPUs this test may use, whichever they are (a cpuset may leave out 0).
+read -r c1 c2 < <(cpus_of /proc/self/status | tr ',' '\n' |
+    awk -F- '{for (c = $1; c <= ($2 == "" ? $1 : $2); c++) print c}' | head -2 | paste -sd' ')
+if [ -n "${c2:-}" ]; then
+    pair="$c1,$c2"; [ "$c2" = $((c1 + 1)) ] && pair="$c1-$c2"
+    for set in "$c1" "$c2" "$c1,$c2"; do
         r=0; taskset -c "$set" "$BERTH" container run --tenant "$T" "$rootfs" -- cat /proc/self/status \
             >"$out" 2>"$err" || r=$?
-        want=$set; [ "$set" = 0,1 ] && want=0-1
+        want=$set; [ "$set" = "$c1,$c2" ] && want=$pair
         check "started on CPUs $set, the app keeps exactly them (exit $r, got '$(cpus_of "$out")')" \
             sh -c "[ $r = 0 ] && [ '$(cpus_of "$out")' = '$want' ]"
     done
