@@ -380,6 +380,23 @@ struct child_fds {
     const cpu_set_t *cpus;       /* early: the affinity to take back at the release (empty: none) */
 };
 
+/*
+ * Every signal back to its default action. Ignored signals survive execve:
+ * the spawner's SIG_IGN for SIGPIPE and SIGINT must not reach the app, nor
+ * anything its own caller ignored. glibc's signal() refuses the two signals
+ * glibc keeps for its threads (32 and 33), which a caller may still have
+ * ignored (CI's had 32), so this asks the kernel directly.
+ */
+static void reset_signals(void)
+{
+    /* All zero, whatever the architecture's layout: SIG_DFL, no flags, an empty mask. */
+    unsigned long dfl[8] = { 0 };
+
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            (void)syscall(SYS_rt_sigaction, sig, dfl, NULL, (size_t)(NSIG - 1) / 8);
+}
+
 __attribute__((noreturn))
 static void child_main(const struct runner_spec *spec, const struct seccomp_program *prog,
                        const struct net_host *net, const struct child_fds *cf)
@@ -396,13 +413,7 @@ static void child_main(const struct runner_spec *spec, const struct seccomp_prog
 
     /* The spawner's other fds (its daemon socket, other requests) are not ours. */
     proto_close_all_except(keep, sizeof(keep) / sizeof(*keep));
-    /*
-     * Ignored signals survive execve: the spawner's SIG_IGN for SIGPIPE and
-     * SIGINT must not reach the app.
-     */
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
-            (void)signal(sig, SIG_DFL);
+    reset_signals();
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     /* Unless early, wait until the spawner has written the id maps and started pasta. */
