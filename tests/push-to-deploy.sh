@@ -111,9 +111,28 @@ code=$(curl -s -o "$TEST_DIR/404.html" -w '%{http_code}' -H 'Host: nosuch.localh
 check "unknown host is 404 ($code)" [ "$code" = 404 ]
 check "the 404 page names no app" not_contains "$TEST_DIR/404.html" "hello"
 
+# This server's processes, found below it before it stops: other tests'
+# servers run the same static nginx at the same time (CI once matched one).
+# Each as PID:STATE:START (/proc/PID/stat's fields 3 and 22, after the name),
+# so that a pid the kernel hands out again is not taken for ours.
+proc_id() { awk -v p="$1" '{sub(/^.*\) /, ""); print p ":" $1 ":" $20}' "/proc/$1/stat" 2>/dev/null || true; }
+tree_pids() { local p; for p in $(pgrep -P "$1" || true); do echo "$p"; tree_pids "$p"; done; }
+ours=$(for p in $(tree_pids "$serve_pid"); do proc_id "$p"; done)
+app_nginx=$(for id in $ours; do grep -qs 'berth-static-nginx.conf' "/proc/${id%%:*}/cmdline" && echo "${id%%:*}"; done) || true
+check "the app's nginx runs below this server (pids $(echo $app_nginx))" [ -n "$app_nginx" ]
 stop_berth && ok "berth serve stopped on SIGTERM" || not_ok "berth serve stopped on SIGTERM"
-sleep 0.5
-check "no app process outlives the server" [ -z "$(pgrep -f 'berth-static-nginx.conf' || true)" ]
+# Alive: the same process, and not a zombie (its parent gone too, init reaps it).
+alive() {
+    local id now
+    for id in $ours; do
+        now=$(proc_id "${id%%:*}")
+        [ -n "$now" ] && [ "${now##*:}" = "${id##*:}" ] && case $now in *:Z:*) ;; *) echo "${id%%:*}" ;; esac
+    done
+    return 0
+}
+for _ in $(seq 1 50); do [ -z "$(alive)" ] && break; sleep 0.1; done
+check "no process of the server's (its spawner, inits and apps) outlives it (left: $(alive | paste -sd' '))" \
+    [ -z "$(alive)" ]
 
 # Restart: the app comes back by itself.
 start_berth "$home"
