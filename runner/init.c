@@ -50,15 +50,12 @@ static int drop_privileges(const struct runner_spec *spec)
 
     /*
      * Bounding set first (needs CAP_SETPCAP, which container root still
-     * has), so that nothing executed later can regain a capability; the
-     * loop ends at the first capability this kernel does not know.
+     * has), so that nothing executed later can regain a capability. The
+     * init dropped all of it but CAP_KILL before forking us
+     * (init_drop_bounding()), so that one is all there is left to drop.
      */
-    for (int cap = 0; cap < 64; cap++)
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
-            if (errno == EINVAL)
-                break;
-            return -errno;
-        }
+    if (prctl(PR_CAPBSET_DROP, CAP_KILL, 0, 0, 0) < 0)
+        return -errno;
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
         return -errno;
     if (setgroups(0, NULL) < 0 || setresgid(spec->gid, spec->gid, spec->gid) < 0 ||
@@ -235,13 +232,16 @@ fail:
  * Once the app runs, the init needs one capability: CAP_KILL, to forward
  * signals to and tear down processes of other uids. Everything else goes,
  * bounding set included, so a bug in the init (or a confused deputy through
- * the agent) holds no more than that.
+ * the agent) holds no more than that. The bounding set goes first, before
+ * the app is forked (the loop ends at the first capability this kernel
+ * does not know): the app inherits it, so its own drop is one prctl
+ * instead of ~40, on the start's path, where the init and the app mostly
+ * share a CPU (measured 2026-12-04: 23 starts of 30) and each prctl is a
+ * syscall of 1-2 us. Only the bounding set: the app still needs its
+ * effective CAP_SETUID and CAP_SETGID for its id change.
  */
-static int init_drop_caps(void)
+static int init_drop_bounding(void)
 {
-    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-    struct __user_cap_data_struct data[2];
-
     for (int cap = 0; cap < 64; cap++) {
         if (cap == CAP_KILL)
             continue;
@@ -251,6 +251,15 @@ static int init_drop_caps(void)
             return -errno;
         }
     }
+    return 0;
+}
+
+/* The rest of the init's drop, once the app is forked: all but CAP_KILL. */
+static int init_drop_caps(void)
+{
+    struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+    struct __user_cap_data_struct data[2];
+
     memset(data, 0, sizeof(data));
     data[0].effective = data[0].permitted = 1u << CAP_KILL;
     if (syscall(SYS_capset, &hdr, data) < 0)
@@ -425,6 +434,10 @@ void init_run(const struct init_ctx *ctx)
         (sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0 ||
         socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, report) < 0) {
         proto_report_error(ctx->sync_fd, errno, "set up the container init");
+        _exit(1);
+    }
+    if ((r = init_drop_bounding()) < 0) {
+        proto_report_error(ctx->sync_fd, -r, "drop the bounding set");
         _exit(1);
     }
     app = fork();
