@@ -254,7 +254,10 @@ static int init_drop_bounding(void)
     return 0;
 }
 
-/* The rest of the init's drop, once the app is forked: all but CAP_KILL. */
+/*
+ * The rest of the init's drop, once the app is forked: effective and
+ * permitted down to CAP_KILL, inheritable empty, and no_new_privs.
+ */
 static int init_drop_caps(void)
 {
     struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
