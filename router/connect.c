@@ -585,7 +585,7 @@ static bool take_pooled(struct proxy_req *req)
         return false;
     pthread_mutex_lock(&req->lock);
     req->fd = fd;
-    req->in_epoll = true;   /* still registered (disarmed) with this loop's epoll */
+    req->in_epoll = true;   /* still registered with this loop's epoll (upstream.c maps it to req) */
     pthread_mutex_unlock(&req->lock);
     req->from_pool = true;
     req->service_start_ms = now_ms();

@@ -66,8 +66,8 @@
 
 uint64_t now_ms(void);
 
-/* Every object whose pointer is an epoll event's data starts with its kind. */
-enum ev_kind { EV_UPSTREAM = 1, EV_CHANNEL, EV_CLIENT };
+/* Every object whose pointer is an epoll event's data starts with its kind (upstream sockets: UPSTREAM_EV_TAG). */
+enum ev_kind { EV_CHANNEL = 1, EV_CLIENT };
 
 /* ---------------------------------------------------------------- routes.c */
 
@@ -75,9 +75,9 @@ enum ev_kind { EV_UPSTREAM = 1, EV_CHANNEL, EV_CLIENT };
  * One backend of one target (app, generation), as every loop sees it: the
  * requests it has outstanding, whether it failed lately (quarantine), and
  * its idle keep-alive connections, one slot per loop: an idle socket stays
- * registered (disarmed, EPOLLONESHOT) in the epoll of the loop that last
- * used it, so it is only ever reused through that loop and reuse costs one
- * epoll_ctl(MOD) instead of ADD plus DEL. Keeping the idle connections by
+ * registered (edge-triggered, keyed by its fd: upstream.c) in the epoll of
+ * the loop that last used it, so it is only ever reused through that loop
+ * and reuse costs no epoll_ctl at all. Keeping the idle connections by
  * backend is what lets the balancer choose first and reuse second: a
  * request takes an idle connection to the backend it chose, never one to
  * another backend. Shared by every route table that routes the target to
@@ -88,6 +88,7 @@ enum ev_kind { EV_UPSTREAM = 1, EV_CHANNEL, EV_CLIENT };
  */
 struct pool_slot {
     pthread_mutex_t lock;         /* its loop's, but pool_kill() may come from elsewhere */
+    int epfd;                     /* its loop's epoll, which the idle fds are registered in */
     int n;
     int fds[POOL_IDLE_MAX];
     uint64_t since[POOL_IDLE_MAX];
@@ -169,8 +170,11 @@ void route_table_retire_pools(const struct route_table *old, unsigned mark);
  * asked for, or is closed, is discarded, never reused.
  */
 int pool_take(struct upstream_pool *p, unsigned slot);
-/* Keeps fd (disarmed in loop `slot`'s epoll) for reuse, or closes it when the pool is dead or full. */
-void pool_put(struct upstream_pool *p, unsigned slot, int fd);
+/*
+ * Keeps fd (registered in loop `slot`'s epoll `epfd`, no request mapped to
+ * it) for reuse, or closes it when the pool is dead or full.
+ */
+void pool_put(struct upstream_pool *p, unsigned slot, int fd, int epfd);
 void pool_unref(struct upstream_pool *p);
 /* Every loop skips the backend until `until` (now_ms()), unless no other is left. */
 void pool_quarantine(struct upstream_pool *p, uint64_t until);
@@ -224,7 +228,6 @@ struct cert_set;
 struct front_conn;
 
 struct proxy_req {
-    uint8_t kind;                 /* EV_UPSTREAM: epoll data of its upstream socket */
     atomic_int refs;              /* the client side (MHD's or the front's) and the upstream side */
     struct router *router;
     struct MHD_Connection *conn;
@@ -261,7 +264,7 @@ struct proxy_req {
     unsigned loop_idx;
     struct proxy_req *lprev, *lnext; /* the loop's active list (loop thread only) */
     int fd;                       /* upstream socket, -1 when none; changed under lock */
-    bool in_epoll;                /* fd is registered (armed or not) in the loop's epoll; under lock */
+    bool in_epoll;                /* fd is registered in the loop's epoll (and mapped to req); under lock */
     bool from_pool;               /* fd came from the pool (false for a new connection: upstream_rto_fresh()) */
     bool retried;
     bool upgrade;                 /* a websocket upgrade request, forwarded as such */
@@ -289,7 +292,7 @@ struct proxy_req {
     struct chunked_decoder chunked;
     bool reusable;
     uint64_t deadline_ms;         /* connect, head, then idle timeout */
-    bool paused;                  /* fd taken out of epoll: the client is slower */
+    bool paused;                  /* the loop leaves fd unread: the client is slower */
     const char *end_code;         /* a code for the log line when the body failed (H15, H18) */
 
     /* shared, under lock */
@@ -434,6 +437,13 @@ struct upstream_loop {
     struct proxy_req *active;      /* requests the upstream side owns */
     struct connector *connector;
     uint64_t last_scan, last_sweep;
+    /*
+     * The request each upstream socket of this loop serves, by fd (NULL
+     * for an idle one): the socket's epoll data is its fd, so that it is
+     * registered once for its whole life (upstream.c).
+     */
+    struct proxy_req **by_fd;
+    unsigned by_fd_cap;
 };
 
 struct upstream_loop *upstream_loop_start(struct router *r, unsigned idx, struct MHD_Daemon *http,
@@ -460,8 +470,15 @@ void upstream_cancel(struct upstream_loop *l, struct proxy_req *req);
 void upstream_submit(struct upstream_loop *l, struct proxy_req *req);
 /* Puts a request under the loop's timeout scan (a request waiting for a socket, say). */
 void upstream_track(struct upstream_loop *l, struct proxy_req *req);
-/* An upstream socket's event. */
-void upstream_on_event(struct upstream_loop *l, struct proxy_req *req, uint32_t events);
+/*
+ * The epoll data of an upstream socket: this tag and its fd. Pointers, the
+ * data of every other fd, never have the top bit set in user space.
+ */
+#define UPSTREAM_EV_TAG (1ull << 63)
+/* An upstream socket's event: to the request it serves, if any. */
+void upstream_on_fd_event(struct upstream_loop *l, int fd, uint32_t events);
+/* Forgets the loop's map of sockets to requests (the loop is stopped). */
+void upstream_map_free(struct upstream_loop *l);
 /* The client side went away: ends the upstream side unless it already ended. */
 void upstream_drop(struct upstream_loop *l, struct proxy_req *req);
 /* Times out the loop's requests whose deadline passed. */

@@ -115,7 +115,9 @@ static void dispatch(struct upstream_loop *l, const struct epoll_event *ev, bool
 {
     void *p = ev->data.ptr;
 
-    if (p == NULL) {
+    if (ev->data.u64 & UPSTREAM_EV_TAG) {
+        upstream_on_fd_event(l, (int)(uint32_t)ev->data.u64, ev->events);
+    } else if (p == NULL) {
         *commands = true;
     } else if (p == &mhd_tag[0] || p == &mhd_tag[1]) {
         mhd_ready[p == &mhd_tag[1]] = true;
@@ -129,8 +131,6 @@ static void dispatch(struct upstream_loop *l, const struct epoll_event *ev, bool
         connect_on_channel(l->connector, p, ev->events);
     } else if (*(const uint8_t *)p == EV_CLIENT) {
         front_on_event(l, p, ev->events);
-    } else {
-        upstream_on_event(l, p, ev->events);
     }
 }
 
@@ -296,6 +296,7 @@ static int loop_setup(struct upstream_loop *l, struct berth_error **err)
 static void loop_free(struct upstream_loop *l)
 {
     connector_free(l->connector);
+    upstream_map_free(l);
     if (l->epfd >= 0)
         (void)close(l->epfd);
     if (l->evfd >= 0)

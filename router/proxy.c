@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
@@ -105,7 +106,6 @@ struct proxy_req *proxy_req_open(struct router *r, const char *uri)
     struct proxy_req *req = req_new();
     struct req_shard *shard;
 
-    req->kind = EV_UPSTREAM;
     atomic_init(&req->refs, 1);
     req->router = r;
     req->fd = -1;
@@ -137,8 +137,12 @@ void proxy_req_unref(struct proxy_req *req)
 {
     if (atomic_fetch_sub(&req->refs, 1) != 1)
         return;
-    if (req->fd >= 0)
+    /* A pooled socket taken for a request that never reached its loop: registered, but mapped to no request. */
+    if (req->fd >= 0) {
+        if (req->in_epoll)
+            (void)epoll_ctl(req->loop->epfd, EPOLL_CTL_DEL, req->fd, NULL);
         (void)close(req->fd);
+    }
     if (req->ws_fd >= 0)
         (void)close(req->ws_fd);
     budget_release_all(req->router, req);

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,13 +80,28 @@ static struct upstream_pool *pool_new(unsigned nslots)
     memset(p, 0, sizeof(*p));
     p->nslots = nslots ? nslots : 1;
     p->slots = xcalloc(p->nslots, sizeof(*p->slots));
-    for (unsigned s = 0; s < p->nslots; s++)
+    for (unsigned s = 0; s < p->nslots; s++) {
         pthread_mutex_init(&p->slots[s].lock, NULL);
+        p->slots[s].epfd = -1;
+    }
     atomic_init(&p->outstanding, 0);
     atomic_init(&p->quarantine_until, 0);
     atomic_init(&p->refs, 1);
     atomic_init(&p->dead, false);
     return p;
+}
+
+/*
+ * Closes an idle socket, from any thread: out of its loop's epoll first (a
+ * copy held by a process forked meanwhile would keep the registration, and
+ * its events would name an fd number that may be another socket's by then).
+ * No request is mapped to it, so an event of it still in the loop's batch
+ * finds none.
+ */
+static void idle_close(const struct pool_slot *s, int fd)
+{
+    (void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+    (void)close(fd);
 }
 
 void pool_unref(struct upstream_pool *p)
@@ -94,7 +110,7 @@ void pool_unref(struct upstream_pool *p)
         return;
     for (unsigned s = 0; s < p->nslots; s++) {
         for (int i = 0; i < p->slots[s].n; i++)
-            (void)close(p->slots[s].fds[i]);
+            idle_close(&p->slots[s], p->slots[s].fds[i]);
         pthread_mutex_destroy(&p->slots[s].lock);
     }
     free(p->slots);
@@ -116,11 +132,6 @@ static bool idle_socket_clean(int fd)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-/*
- * Closing an idle socket from any thread is safe: it is disarmed in its
- * loop's epoll (EPOLLONESHOT fired and was not re-armed), so no event for
- * it can be pending, and close() drops the registration.
- */
 int pool_take(struct upstream_pool *p, unsigned slot)
 {
     struct pool_slot *s = &p->slots[slot % p->nslots];
@@ -140,17 +151,18 @@ int pool_take(struct upstream_pool *p, unsigned slot)
             fd = s->fds[s->n];
             break;
         }
-        (void)close(s->fds[s->n]);
+        idle_close(s, s->fds[s->n]);
     }
     pthread_mutex_unlock(&s->lock);
     return fd;
 }
 
-void pool_put(struct upstream_pool *p, unsigned slot, int fd)
+void pool_put(struct upstream_pool *p, unsigned slot, int fd, int epfd)
 {
     struct pool_slot *s = &p->slots[slot % p->nslots];
 
     pthread_mutex_lock(&s->lock);
+    s->epfd = epfd;
     if (!atomic_load_explicit(&p->dead, memory_order_relaxed) && s->n < POOL_IDLE_MAX) {
         s->fds[s->n] = fd;
         s->since[s->n] = now_ms();
@@ -159,7 +171,7 @@ void pool_put(struct upstream_pool *p, unsigned slot, int fd)
     }
     pthread_mutex_unlock(&s->lock);
     if (fd >= 0)
-        (void)close(fd);
+        idle_close(s, fd);
 }
 
 /*
@@ -172,7 +184,7 @@ static void pool_kill(struct upstream_pool *p)
     for (unsigned s = 0; s < p->nslots; s++) {
         pthread_mutex_lock(&p->slots[s].lock);
         for (int i = 0; i < p->slots[s].n; i++)
-            (void)close(p->slots[s].fds[i]);
+            idle_close(&p->slots[s], p->slots[s].fds[i]);
         p->slots[s].n = 0;
         pthread_mutex_unlock(&p->slots[s].lock);
     }

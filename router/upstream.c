@@ -7,15 +7,23 @@
  * the request's buffer for libmicrohttpd's content reader, decoding
  * chunked bodies (MHD re-chunks towards the client).
  *
- * Upstream sockets are registered EPOLLONESHOT: after each event the loop
- * re-arms the socket only if it still wants to hear from it. A finished
- * response leaves its socket disarmed, so it can sit in the pool without a
- * stale event ever reaching a freed request, and its next use costs one
- * epoll_ctl(MOD).
+ * An upstream socket is registered once, edge-triggered, for its whole
+ * life, pooled idle times included: its epoll data is its fd
+ * (UPSTREAM_EV_TAG), and the loop's map (l->by_fd) names the request it
+ * serves, NULL while it is idle. So a request on a pooled connection costs
+ * no epoll_ctl, and an event can never reach a request that is done with
+ * the socket, let alone a freed one: finish() unmaps the fd before the
+ * request goes. An idle socket's events (the app closed it, or sent bytes
+ * nobody asked for) are dropped; pool_take()'s check catches both. Being
+ * edge-triggered, the loop reads until a short read (or to the end, when
+ * the event says the app closed) and writes until the socket is full; an
+ * epoll_ctl(MOD) polls again where that is not enough: when a request
+ * starts writing on a socket already registered, and when a paused one
+ * resumes.
  *
  * Back-pressure: when a request's buffer holds RESPONSE_BUFFER_MAX bytes
- * the loop does not re-arm the socket; the content reader re-arms it once
- * it has drained half. Deadlines, checked by the loop's scan every half
+ * the loop leaves the socket unread and drops its events; the content
+ * reader has it polled again once it has drained half. Deadlines, checked by the loop's scan every half
  * second over its active requests: the app's connect timeout while a
  * socket is on its way (H19), its first-byte window for the response head
  * (H12), then its rolling idle window while the body flows (H15).
@@ -41,20 +49,67 @@
 
 #define READ_CHUNK (32 * 1024)
 
-/* Arms req's socket for its next event; under req->lock. */
-static void arm_locked(struct proxy_req *req)
+#define WATCH_READ (EPOLLIN | EPOLLRDHUP | EPOLLET)
+
+/* fd serves req on l from now on (loop thread only). */
+static void map_set(struct upstream_loop *l, int fd, struct proxy_req *req)
 {
-    struct epoll_event ev = { .data.ptr = req };
+    if ((unsigned)fd >= l->by_fd_cap) {
+        unsigned cap = l->by_fd_cap ? l->by_fd_cap : 64;
+
+        while (cap <= (unsigned)fd)
+            cap *= 2;
+        l->by_fd = xrealloc(l->by_fd, cap * sizeof(*l->by_fd));
+        memset(l->by_fd + l->by_fd_cap, 0, (cap - l->by_fd_cap) * sizeof(*l->by_fd));
+        l->by_fd_cap = cap;
+    }
+    l->by_fd[fd] = req;
+}
+
+/* fd serves no request of l any more: its events, if any still come, are dropped. */
+static void map_clear(struct upstream_loop *l, int fd)
+{
+    if ((unsigned)fd < l->by_fd_cap)
+        l->by_fd[fd] = NULL;
+}
+
+void upstream_map_free(struct upstream_loop *l)
+{
+    free(l->by_fd);
+    l->by_fd = NULL;
+    l->by_fd_cap = 0;
+}
+
+/* What req's socket is watched for: EPOLLOUT only while it connects or has bytes to write. */
+static struct epoll_event watch_event(const struct proxy_req *req)
+{
+    bool out = req->ustate == UP_CONNECTING || req->ustate == UP_WRITING;
+    struct epoll_event ev = { .events = WATCH_READ | (out ? EPOLLOUT : 0),
+                              .data.u64 = UPSTREAM_EV_TAG | (uint32_t)req->fd };
+
+    return ev;
+}
+
+/*
+ * Maps req's socket to req and registers it when it is not yet (a pooled
+ * socket is). A registered socket is polled again only when req waits to
+ * write: edge-triggered epoll reports a socket already writable only on a
+ * new poll. Under req->lock, on req's loop.
+ */
+static void watch_locked(struct proxy_req *req)
+{
+    struct epoll_event ev;
 
     if (req->fd < 0)
         return;
-    /* A dial still connecting waits for EPOLLOUT alone (errors come anyway). */
-    if (req->ustate == UP_CONNECTING)
-        ev.events = EPOLLONESHOT | EPOLLOUT;
-    else
-        ev.events = EPOLLONESHOT | EPOLLIN | (req->ustate == UP_WRITING ? EPOLLOUT : 0);
-    if (epoll_ctl(req->loop->epfd, req->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, req->fd, &ev) == 0)
-        req->in_epoll = true;
+    map_set(req->loop, req->fd, req);
+    ev = watch_event(req);
+    if (!req->in_epoll) {
+        if (epoll_ctl(req->loop->epfd, EPOLL_CTL_ADD, req->fd, &ev) == 0)
+            req->in_epoll = true;
+    } else if (ev.events & EPOLLOUT) {
+        (void)epoll_ctl(req->loop->epfd, EPOLL_CTL_MOD, req->fd, &ev);
+    }
 }
 
 static bool is_active(const struct upstream_loop *l, const struct proxy_req *req)
@@ -134,7 +189,7 @@ void upstream_submit(struct upstream_loop *l, struct proxy_req *req)
     }
     upstream_track(l, req);
     pthread_mutex_lock(&req->lock);
-    arm_locked(req);
+    watch_locked(req);
     pthread_mutex_unlock(&req->lock);
     /* A retry's upload may have filled its buffer while its first backend failed. */
     if (connected && req->stream)
@@ -143,20 +198,27 @@ void upstream_submit(struct upstream_loop *l, struct proxy_req *req)
 
 void upstream_unpause_locked(struct proxy_req *req)
 {
+    struct epoll_event ev;
+
     if (!req->paused || req->fd < 0 || req->loop_done)
         return;
     req->paused = false;
-    arm_locked(req);
+    /* The bytes left unread raise no new edge: a new poll reports them. */
+    ev = watch_event(req);
+    if (req->in_epoll)
+        (void)epoll_ctl(req->loop->epfd, EPOLL_CTL_MOD, req->fd, &ev);
 }
 
 /*
- * Closes an upstream socket, out of the loop's epoll first when it is in
- * it: close() alone leaves the registration, and its pointer to a request
- * about to be freed, alive while a process forked meanwhile still holds a
- * copy of the socket (between its fork and exec).
+ * Closes an upstream socket, unmapped and out of the loop's epoll first
+ * when it is in it: close() alone leaves the registration alive while a
+ * process forked meanwhile still holds a copy of the socket (between its
+ * fork and exec), and its events would then name an fd number that may
+ * already be another socket's.
  */
 static void close_registered(struct upstream_loop *l, int fd, bool registered)
 {
+    map_clear(l, fd);
     if (registered)
         (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
     (void)close(fd);
@@ -262,12 +324,11 @@ static void close_with_reset(struct upstream_loop *l, int fd, bool registered)
 }
 
 /*
- * The loop is done with req: the fd goes back to the pool or is closed, and
- * the loop's reference is dropped. Reuse only happens while handling the
- * socket's own event, so a pooled socket is always disarmed; a closed one
- * leaves the epoll first (close_registered()), and no event for it can
- * still be pending because cancellations and timeouts run after the batch
- * of events.
+ * The loop is done with req: the fd, unmapped, goes back to the pool (still
+ * registered) or is closed, and the loop's reference is dropped. An event
+ * for the fd still in this batch finds no request, or the next request on
+ * the same connection, which takes it as edge-triggered news: a read or a
+ * write that finds nothing to do.
  */
 static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
 {
@@ -293,9 +354,10 @@ static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
     req->loop_done = true;
     pthread_mutex_unlock(&req->lock);
     if (fd >= 0) {
-        if (reuse) {
+        if (reuse && registered) {
+            map_clear(l, fd);
             rto_settle(req, fd);
-            pool_put(req->backend->pool, req->loop_idx, fd);
+            pool_put(req->backend->pool, req->loop_idx, fd, l->epfd);
         } else if (reset) {
             close_with_reset(l, fd, registered);
         } else {
@@ -439,7 +501,7 @@ static void send_request(struct upstream_loop *l, struct proxy_req *req, uint64_
     if (req->stream)
         wake_upload(req);
     pthread_mutex_lock(&req->lock);
-    arm_locked(req);
+    watch_locked(req);
     pthread_mutex_unlock(&req->lock);
 }
 
@@ -490,7 +552,7 @@ void upstream_stream_body(struct proxy_req *req, const char *data, size_t n)
     if (req->ustate == UP_HEAD) {
         /* Written out before: ask for EPOLLOUT again; the loop sends on its next turn. */
         req->ustate = UP_WRITING;
-        arm_locked(req);
+        watch_locked(req);
     }
     pthread_mutex_unlock(&req->lock);
 }
@@ -589,10 +651,13 @@ static int take_head(struct upstream_loop *l, struct proxy_req *req)
             /*
              * Switching protocols: the socket leaves the loop for the
              * websocket tunnel, with whatever followed the head still in
-             * inbuf. It stays registered here, disarmed, until the tunnel
-             * closes it.
+             * inbuf, and leaves the loop's epoll, whose every new byte
+             * would otherwise wake the loop for nothing.
              */
             rto_settle(req, req->fd);
+            map_clear(l, req->fd);
+            if (req->in_epoll)
+                (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, req->fd, NULL);
             pthread_mutex_lock(&req->lock);
             req->ws_fd = req->fd;
             req->fd = -1;
@@ -674,9 +739,16 @@ static bool on_eof(struct upstream_loop *l, struct proxy_req *req, bool error)
     return false;
 }
 
-/* Returns DATA_GONE, DATA_PAUSED, or DATA_MORE when the socket should be re-armed. */
-static int do_read(struct upstream_loop *l, struct proxy_req *req)
+/*
+ * Reads what the event announced. A short read drained the socket, and
+ * new bytes raise a new edge; but when the event came with the app's end
+ * (EPOLLRDHUP), that end raises none, so the reading goes on until it.
+ * Returns DATA_GONE, DATA_PAUSED, or DATA_MORE when req waits for more.
+ */
+static int do_read(struct upstream_loop *l, struct proxy_req *req, uint32_t events)
 {
+    bool to_end = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+
     char buf[READ_CHUNK];
 
     for (;;) {
@@ -693,21 +765,26 @@ static int do_read(struct upstream_loop *l, struct proxy_req *req)
         if (n == 0)
             return on_eof(l, req, false) ? DATA_MORE : DATA_GONE;
         st = on_data(l, req, buf, (size_t)n);
-        /* A short read drained the socket: let epoll say when there is more. */
-        if (st != DATA_MORE || (size_t)n < sizeof(buf))
+        if (st != DATA_MORE || ((size_t)n < sizeof(buf) && !to_end))
             return st;
     }
 }
 
-void upstream_on_event(struct upstream_loop *l, struct proxy_req *req, uint32_t events)
+static void on_event(struct upstream_loop *l, struct proxy_req *req, uint32_t events)
 {
-    int st = DATA_MORE;
+    bool paused;
 
     /* Before it is connected, a request's socket is registered only while the loop dials it (connect.c). */
     if (req->ustate == UP_CONNECTING) {
         connect_on_dial(l->connector, req, events);
         return;
     }
+    /* Left unread for the client's sake: upstream_unpause_locked() polls it again. */
+    pthread_mutex_lock(&req->lock);
+    paused = req->paused;
+    pthread_mutex_unlock(&req->lock);
+    if (paused)
+        return;
 
     if (req->ustate == UP_WRITING && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         if (!do_write(l, req))
@@ -718,15 +795,17 @@ void upstream_on_event(struct upstream_loop *l, struct proxy_req *req, uint32_t 
             wake_upload(req);
     }
     /* Reading goes on while writing: an app may answer (413, say) before taking the whole body. */
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-        st = do_read(l, req);
-    if (st != DATA_MORE || req->ustate == UP_CONNECTING)
-        return;
-    /* Still waiting on the upstream: re-arm (the one-shot registration fired). */
-    pthread_mutex_lock(&req->lock);
-    if (!req->paused)
-        arm_locked(req);
-    pthread_mutex_unlock(&req->lock);
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+        (void)do_read(l, req, events);
+}
+
+void upstream_on_fd_event(struct upstream_loop *l, int fd, uint32_t events)
+{
+    struct proxy_req *req = (unsigned)fd < l->by_fd_cap ? l->by_fd[fd] : NULL;
+
+    /* None: an idle pooled socket, whose news pool_take()'s check finds when it is next taken. */
+    if (req && req->fd == fd)
+        on_event(l, req, events);
 }
 
 /* The client is gone: whatever the upstream still sends is unwanted. */

@@ -316,6 +316,16 @@ static bool answer_simple(int fd, const char *method, const char *path, struct s
             usleep(50000);
             (void)send_str(fd, "8;ext=1\r\nchunked \r\n5\r\nworld\r\n0\r\nX-Trailer: t\r\n\r\n");
         }
+    } else if (strcmp(path, "/bighttp10") == 0) {
+        /* A close-delimited body larger than the router buffers: its end comes while the router has paused. */
+        if (send_str(fd, "HTTP/1.0 200 OK\r\n\r\n") == 0)
+            (void)send_pattern(fd, BIG_SIZE, 65536, false);
+        *close_after = true;
+    } else if (strcmp(path, "/http10-fin") == 0) {
+        /* The same, its end in the body's own segment: MSG_MORE holds the bytes until the FIN joins them. */
+        static const char answer[] = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body";
+        (void)!send(fd, answer, sizeof(answer) - 1, MSG_MORE | MSG_NOSIGNAL);
+        *close_after = true;
     } else if (strcmp(path, "/http10") == 0) {
         /* Python http.server style: HTTP/1.0, no Content-Length, the close ends the body. */
         (void)send_str(fd, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nclose-delimited body");
