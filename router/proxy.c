@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
@@ -137,12 +136,8 @@ void proxy_req_unref(struct proxy_req *req)
 {
     if (atomic_fetch_sub(&req->refs, 1) != 1)
         return;
-    /* A pooled socket taken for a request that never reached its loop: registered, but mapped to no request. */
-    if (req->fd >= 0) {
-        if (req->in_epoll)
-            (void)epoll_ctl(req->loop->epfd, EPOLL_CTL_DEL, req->fd, NULL);
+    if (req->fd >= 0)
         (void)close(req->fd);
-    }
     if (req->ws_fd >= 0)
         (void)close(req->ws_fd);
     budget_release_all(req->router, req);

@@ -23,10 +23,11 @@
  *
  * Back-pressure: when a request's buffer holds RESPONSE_BUFFER_MAX bytes
  * the loop leaves the socket unread and drops its events; the content
- * reader has it polled again once it has drained half. Deadlines, checked by the loop's scan every half
- * second over its active requests: the app's connect timeout while a
- * socket is on its way (H19), its first-byte window for the response head
- * (H12), then its rolling idle window while the body flows (H15).
+ * reader has it polled again once it has drained half. Deadlines, checked
+ * by the loop's scan every half second over its active requests: the
+ * app's connect timeout while a socket is on its way (H19), its first-byte
+ * window for the response head (H12), then its rolling idle window while
+ * the body flows (H15).
  *
  * A response is checked as Heroku's router checks it: a status line with a
  * reason phrase and a well-formed head (else 502 H17), no head over
