@@ -264,7 +264,7 @@ struct proxy_req {
     unsigned loop_idx;
     struct proxy_req *lprev, *lnext; /* the loop's active list (loop thread only) */
     int fd;                       /* upstream socket, -1 when none; changed under lock */
-    bool in_epoll;                /* fd is registered in the loop's epoll (and mapped to req); under lock */
+    bool in_epoll;                /* fd is registered in the loop's epoll (mapped to req once watched); under lock */
     bool from_pool;               /* fd came from the pool (false for a new connection: upstream_rto_fresh()) */
     bool retried;
     bool upgrade;                 /* a websocket upgrade request, forwarded as such */

@@ -95,8 +95,10 @@ static struct upstream_pool *pool_new(unsigned nslots)
  * Closes an idle socket, from any thread: out of its loop's epoll first (a
  * copy held by a process forked meanwhile would keep the registration, and
  * its events would name an fd number that may be another socket's by then).
- * No request is mapped to it, so an event of it still in the loop's batch
- * finds none.
+ * No request is mapped to it; an event of it already in the loop's batch
+ * finds none, or, if the number went to a new upstream socket meanwhile,
+ * that socket's request, which takes it as edge-triggered news (upstream.c,
+ * finish()).
  */
 static void idle_close(const struct pool_slot *s, int fd)
 {

@@ -327,9 +327,10 @@ static void close_with_reset(struct upstream_loop *l, int fd, bool registered)
 /*
  * The loop is done with req: the fd, unmapped, goes back to the pool (still
  * registered) or is closed, and the loop's reference is dropped. An event
- * for the fd still in this batch finds no request, or the next request on
- * the same connection, which takes it as edge-triggered news: a read or a
- * write that finds nothing to do.
+ * for the fd already in this batch finds no request, or the request that
+ * took the connection (or, once closed, the fd number) meanwhile: to one
+ * reading or writing it is news a read or a write finds nothing in, and
+ * on_event() passes a connecting one only what a connect ends with.
  */
 static void finish(struct upstream_loop *l, struct proxy_req *req, bool reuse)
 {
@@ -749,7 +750,6 @@ static bool on_eof(struct upstream_loop *l, struct proxy_req *req, bool error)
 static int do_read(struct upstream_loop *l, struct proxy_req *req, uint32_t events)
 {
     bool to_end = events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
-
     char buf[READ_CHUNK];
 
     for (;;) {
@@ -775,9 +775,15 @@ static void on_event(struct upstream_loop *l, struct proxy_req *req, uint32_t ev
 {
     bool paused;
 
-    /* Before it is connected, a request's socket is registered only while the loop dials it (connect.c). */
+    /*
+     * Before it is connected, a request's socket is registered only while
+     * the loop dials it (connect.c). A connect ends with EPOLLOUT or an
+     * error; any other event is not its news (one of the fd number's
+     * earlier socket, still in the batch, say).
+     */
     if (req->ustate == UP_CONNECTING) {
-        connect_on_dial(l->connector, req, events);
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            connect_on_dial(l->connector, req, events);
         return;
     }
     /* Left unread for the client's sake: upstream_unpause_locked() polls it again. */
