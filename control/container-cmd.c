@@ -20,7 +20,10 @@
  * disk: on ext4 mounted with discard, that rmdir alone waited up to 0.9 ms
  * for the device); with --net, over containers/run/<id>, which first gets
  * the container's resolv.conf and is removed at its end. The cgroup is
- * removed at the end too. Tenants of `container run` are named freely (default
+ * removed at the end too: with --net before berth exits, without it by a
+ * detached child of berth's once the container's init is gone, a moment
+ * after berth exited with the command's status (RUNNER_ONCE_DETACH_CLEANUP:
+ * the init's teardown is then off the command's time). Tenants of `container run` are named freely (default
  * "default") and get subordinate id slices from the top of the operator's
  * range down, recorded in containers/tenants, while `berth serve` hands its
  * tenants slices from the bottom up: the two meet only on a host whose
@@ -563,8 +566,8 @@ static int run(const struct run_opts *o)
         .cgroup = x.cgroup, .limits = o->limits, .network = o->network,
     };
     status = -1;
-    r = runner_run_once(&x.spec, RUNNER_ONCE_KEEP_USERNS | RUNNER_ONCE_UPPER_IN_MEMORY, CONTAINER_GRACE_MS,
-                        &status, &err);
+    r = runner_run_once(&x.spec, RUNNER_ONCE_KEEP_USERNS | RUNNER_ONCE_UPPER_IN_MEMORY | RUNNER_ONCE_DETACH_CLEANUP,
+                        CONTAINER_GRACE_MS, &status, &err);
     if (status == -1) {
         /* It never ran: the setup failed, or the command could not be executed. */
         code = r < 0 ? spawn_failed(o, &err) : EXIT_SETUP;

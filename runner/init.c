@@ -289,9 +289,13 @@ static void handle_signal(const struct init_ctx *ctx, int sfd, pid_t app)
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
             if (pid != app)
                 continue;
-            (void)write_all(ctx->status_fd, &status, sizeof(status));
-            /* From a namespace's init, -1 means everyone else in it. */
+            /*
+             * From a namespace's init, -1 means everyone else in it; sent
+             * before the status, so that whoever hears the status knows no
+             * process of the container runs another instruction of its own.
+             */
             (void)kill(-1, SIGKILL);
+            (void)write_all(ctx->status_fd, &status, sizeof(status));
             _exit(0);
         }
     } else if (si.ssi_signo == SIGTERM) {

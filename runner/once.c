@@ -8,7 +8,9 @@
  * spawner: it clones the container itself (container_create, as the spawner
  * does), waits for the app on the status pipe while passing the signals it
  * gets on to the init, reaps the init, and removes the cgroup and the state
- * directory.
+ * directory. With RUNNER_ONCE_DETACH_CLEANUP and nothing but the cgroup to
+ * remove, it returns as soon as the app's status is in, and a forked child
+ * removes the cgroup once the init is gone (detach_cleanup()).
  *
  * With RUNNER_ONCE_KEEP_USERNS the caller joins the user namespace of a
  * keeper (keeper.h) for good and clones the container's other namespaces
@@ -33,6 +35,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -78,10 +81,12 @@ static void send_init(const struct container_handles *h, int sig)
  * Until the app's status arrives on status_fd, or the init is gone without
  * one. The first signal of `stopping` sends SIGTERM to the init (which
  * sends it on to every process of the container), and SIGKILL follows
- * grace_ms later. *ret_status is the app's wait status, else the init's.
+ * grace_ms later. *ret_app is true when the app's wait status came, in
+ * *ret_status; false when the init ended without sending one. The init is
+ * not reaped here.
  */
 static int wait_app(const struct container_handles *h, int sfd, int grace_ms, int *ret_status,
-                    struct berth_error **err)
+                    bool *ret_app, struct berth_error **err)
 {
     struct pollfd p[2] = { { .fd = h->status_fd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
     int status, timeout = -1;
@@ -113,8 +118,8 @@ static int wait_app(const struct container_handles *h, int sfd, int grace_ms, in
         n = read(h->status_fd, &status, sizeof(status));
         if (n < 0 && errno == EINTR)
             continue;
-        reap_init(h->pidfd, ret_status);
-        if (n == sizeof(status))
+        *ret_app = n == sizeof(status);
+        if (*ret_app)
             *ret_status = status;
         return 0;
     }
@@ -196,6 +201,49 @@ static int remove_cgroup(const struct cgroup_layout *layout, const char *cgroup,
     return cgroup_remove(layout, cgroup, err);
 }
 
+/* Closes every fd but `a` and `b` (which may be equal). */
+static void close_all_but(int a, int b)
+{
+    int lo = a < b ? a : b, hi = a < b ? b : a;
+
+    if (lo > 0)
+        (void)syscall(SYS_close_range, 0, lo - 1, 0);
+    if (hi > lo + 1)
+        (void)syscall(SYS_close_range, lo + 1, hi - 1, 0);
+    (void)syscall(SYS_close_range, hi + 1, ~0U, 0);
+}
+
+/*
+ * RUNNER_ONCE_DETACH_CLEANUP (runner.h): the app's status is in, its init
+ * is ending (it sent SIGKILL to every other process of the container
+ * before the status), and the cgroup's removal is all that is left. A
+ * forked child does it once the init is gone, and the caller goes on at
+ * once: the init's own end (its mount namespace's teardown waits for two
+ * RCU grace periods) is then off the command's path, as bwrap's pid 1's
+ * is off bwrap's. The child leaves the session, so a ^C meant for the
+ * next command in the terminal cannot stop it half-way; it keeps only the
+ * init's pidfd and stderr (where a removal that fails says so), so a
+ * caller reading the command's stdout sees its end now. False when the
+ * fork failed: the caller then does the removal itself.
+ */
+static bool detach_cleanup(int init_pidfd, const struct cgroup_layout *layout, const char *cgroup)
+{
+    struct pollfd p = { .fd = init_pidfd, .events = POLLIN };
+    struct berth_error *e = NULL;
+    pid_t pid = fork();
+
+    if (pid != 0)
+        return pid > 0;
+    (void)setsid();
+    close_all_but(init_pidfd, STDERR_FILENO);
+    /* A pidfd polls readable once its process has exited, child of ours or not. */
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        ;
+    if (remove_cgroup(layout, cgroup, &e) < 0)
+        dprintf(STDERR_FILENO, "berth container run: after the command's exit: %s\n", berth_error_msg(&e));
+    _exit(0);
+}
+
 /*
  * Joins the kept user namespace of spec's ids; false when there is none to
  * join (no private directory for the keeper, or it could not start): the
@@ -221,8 +269,9 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     struct container_handles h;
     _cleanup_close_ int sfd = -1, userns = -1;
     sigset_t set, old;
+    bool app = false, detached = false;
     uid_t uid;
-    int r, r2;
+    int r, r2, init_status;
 
     sigemptyset(&set);
     for (size_t i = 0; i < sizeof(stopping) / sizeof(*stopping); i++)
@@ -242,10 +291,15 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
                                                    .ret_userns = kept ? NULL : &userns },
                          &h, err);
     if (r == 0) {
-        r = wait_app(&h, sfd, grace_ms, ret_status, err);
+        r = wait_app(&h, sfd, grace_ms, ret_status, &app, err);
         if (r < 0) {
             container_kill(h.pidfd);
             (void)container_reap(h.pidfd, true);
+        } else if (app && (flags & RUNNER_ONCE_DETACH_CLEANUP) && state_dir_shared(spec) &&
+                   detach_cleanup(h.pidfd, layout, spec->cgroup)) {
+            detached = true;
+        } else {
+            reap_init(h.pidfd, app ? &init_status : ret_status);
         }
         if (h.pasta_fd >= 0)
             network_pasta_stop(h.pasta_fd);
@@ -253,8 +307,10 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
         closep(&h.agent_fd);
         closep(&h.status_fd);
         closep(&h.pasta_fd);
-        r2 = remove_cgroup(layout, spec->cgroup, r < 0 ? NULL : err);
-        r = r < 0 ? r : r2;
+        if (!detached) {
+            r2 = remove_cgroup(layout, spec->cgroup, r < 0 ? NULL : err);
+            r = r < 0 ? r : r2;
+        }
     }
     /* A failed start (a command not found, say) may have made the overlay's dirs already. */
     if (!state_dir_shared(spec)) {

@@ -182,6 +182,17 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
 #define RUNNER_ONCE_KEEP_USERNS 1u
 /* The spec's upper_in_memory, for this run. */
 #define RUNNER_ONCE_UPPER_IN_MEMORY 2u
+/*
+ * Return as soon as the app's status is in, when all that is left to do
+ * is the cgroup's removal (an upper in memory, no network): a forked
+ * child of the caller's, in a session of its own and with only stderr
+ * open of the caller's fds, waits for the init's end (the teardown of its
+ * namespaces) and removes the cgroup, and says on stderr if that fails.
+ * Every other process of the container has been sent SIGKILL by then;
+ * the init is left unreaped, to whoever inherits it: for a caller that
+ * exits right after (`berth container run`).
+ */
+#define RUNNER_ONCE_DETACH_CLEANUP 4u
 int runner_run_once(const struct runner_spec *spec, unsigned flags, int grace_ms, int *ret_status,
                     struct berth_error **err);
 /*

@@ -27,6 +27,7 @@ mkdir -p "$BERTH_HOME/containers"
 for i in 1 2 3 4 5 6 7 8; do [ "$slices" -gt $((i + 1)) ] && echo "pad$i $((slices - i))"; done \
     >"$BERTH_HOME/containers/tenants" || true
 cg_left() { find "$(berth_cgroup pids containers/$T)" -mindepth 1 -type d 2>/dev/null | wc -l; }
+no_cg_left() { [ "$(cg_left)" = 0 ]; }
 ctr() { run container run --tenant "$T" "$@"; }
 
 # --- the front ---
@@ -58,9 +59,29 @@ ctr "$rootfs" -- /no/such/program
 check "a command that does not exist gives 127 and says so (got $rc)" \
     sh -c "[ $rc = 127 ] && grep -q 'command not found' '$err'"
 check "no state directory is left after the runs ($(left) entries)" [ "$(left)" = 0 ]
+# (removed by a child of berth's once the container's init has ended, a moment after berth exits)
+settles 5 no_cg_left || true
 check "no container cgroup is left after the runs ($(cg_left))" [ "$(cg_left)" = 0 ]
 check "the shared mount point is still there, empty, for the next run" \
     sh -c "[ -d '$BERTH_HOME/containers/mnt' ] && [ -z \"\$(ls -A '$BERTH_HOME/containers/mnt')\" ]"
+
+# --- the cgroup's removal, after berth has exited ---
+# berth exits with the command's status once the app has ended; a child of
+# its own removes the cgroup when the init is gone, and says on berth's
+# stderr when it cannot (here: the tenant's cgroup made read-only meanwhile).
+"$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sleep 1 >"$TEST_DIR/held.out" 2>"$TEST_DIR/held.err" &
+bg=$!
+tcg=$(berth_cgroup pids "containers/$T")
+has_cgroup() { [ -n "$(find "$tcg" -mindepth 1 -maxdepth 1 -type d 2>/dev/null)" ]; }
+settles 5 has_cgroup || true
+chmod a-w "$tcg"
+r=0; wait "$bg" || r=$?
+check "a run whose cgroup cannot be removed still exits with the command's status (0, got $r)" [ "$r" = 0 ]
+check "... and the removal after it says why on berth's stderr" \
+    settles 5 grep -q "after the command's exit: .*Permission denied" "$TEST_DIR/held.err"
+[ "$r" = 0 ] && grep -q "after the command's exit" "$TEST_DIR/held.err" || diag "$TEST_DIR/held.err"
+chmod u+w "$tcg"
+remove_tenant_cgroups "containers/$T"
 
 # --- runs at once over the one mount point ---
 # Each mounts its own upper over containers/mnt in its own mount namespace;

@@ -42,6 +42,14 @@ lacks_object() { ! git --git-dir="$1" cat-file -e "$2" 2>/dev/null; }
 skip() { tap_n=$((tap_n + 1)); echo "ok $tap_n # SKIP $*"; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])'; }
 diag() { sed 's/^/# /' "$@" >&2 || true; }
+# settles SECS command...: true once the command succeeds, trying every 0.05 s for up to SECS
+# seconds (what `berth container run` leaves to a detached child, its cgroup's removal, ends
+# a moment after the command does).
+settles() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@"; do [ "$SECONDS" -lt "$end" ] || return 1; sleep 0.05; done
+}
 done_testing() { echo "1..$tap_n"; [ "$tap_failed" -eq 0 ]; }
 
 # Skips the whole test, or fails it when CI says everything must run.
@@ -215,7 +223,7 @@ remove_tenant_cgroups() {
             d=$(berth_cgroup $c "$t")
             [ ! -d "$d" ] || find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
         done; done
-        for t in "$@"; do [ ! -d "$(berth_cgroup pids "$t")" ] || continue 2; done
+        for t in "$@"; do [ ! -d "$(berth_cgroup pids "$t")" ] || { sleep 0.1; continue 2; }; done
         return 0
     done
 }
