@@ -60,6 +60,7 @@
 #include "common/dnsname.h"
 #include "common/fileio.h"
 #include "common/strbuf.h"
+#include "common/user.h"
 #include "common/xalloc.h"
 #include "control/subid.h"
 #include "runner/runner.h"
@@ -382,8 +383,8 @@ static int registry_slice(const char *path, const char *tenant, unsigned long n_
 static int tenant_ids(const char *home, const char *tenant, unsigned long *ret_uid,
                       unsigned long *ret_gid, struct berth_error **err)
 {
-    struct passwd *pw = getpwuid(getuid());
-    _cleanup_free_ char *user = xstrdup(pw ? pw->pw_name : "");
+    char *name = user_name_of(getuid());
+    _cleanup_free_ char *user = name ? name : xstrdup("");
     _cleanup_free_ char *dir = xasprintf("%s/containers", home);
     _cleanup_free_ char *reg = xasprintf("%s/containers/tenants", home);
     unsigned long nu = subid_count_slices(SUBUID_FILE, user, getuid(), CONTAINER_ID_SLICE);

@@ -45,6 +45,7 @@
 #include "common/cleanup.h"
 #include "common/fileio.h"
 #include "common/strbuf.h"
+#include "common/user.h"
 #include "common/xalloc.h"
 #include "runner/cgroup.h"
 #include "runner/cgroup-internal.h"
@@ -287,10 +288,10 @@ static char *hierarchy_dir(const char *mnt, const char *mroot, const char *own)
 
 char *cgroup_subtree_name(uid_t uid)
 {
-    struct passwd *pw = getpwuid(uid);
+    _cleanup_free_ char *name = user_name_of(uid);
 
-    if (pw && pw->pw_name[0] && !strchr(pw->pw_name, '/') && pw->pw_name[0] != '.')
-        return xasprintf("%s%s", BERTH_CGROUP_PREFIX, pw->pw_name);
+    if (name && name[0] && !strchr(name, '/') && name[0] != '.')
+        return xasprintf("%s%s", BERTH_CGROUP_PREFIX, name);
     return xasprintf("%s%u", BERTH_CGROUP_PREFIX, (unsigned)uid);
 }
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Unit tests for common/: strbuf, errors, atomic writes, the JSON store and
- * the crypto helpers.
+ * Unit tests for common/: strbuf, errors, atomic writes, the JSON store,
+ * the crypto helpers and user names.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include "common/fileio.h"
 #include "common/jsonstore.h"
 #include "common/strbuf.h"
+#include "common/user.h"
 #include "common/tests/tap.h"
 #include "common/xalloc.h"
 
@@ -136,6 +138,55 @@ static void test_emitf(void)
     strbuf_release(&got);
 }
 
+/* user_name_in() on passwd files of our own, and user_name_of() against getpwuid(). */
+static void test_user(void)
+{
+    char dir[] = "/tmp/berth-user-XXXXXX";
+    _cleanup_free_ char *path = NULL, *me = NULL, *root = NULL, *a = NULL, *b = NULL, *c = NULL,
+                        *d = NULL, *e = NULL, *f = NULL;
+    static const char lines[] =
+        "# a comment:x:7:7::/:/bin/sh\n"
+        "+nis:x:7:7::/:/bin/sh\n"
+        "-gone:x:7:7::/:/bin/sh\n"
+        ":x:7:7::/:/bin/sh\n"
+        "short:x:7\n"
+        "neg:x:-7:7::/:/bin/sh\n"
+        "big:x:4294967303:7::/:/bin/sh\n"
+        "spaced:x: 7:7::/:/bin/sh\n"
+        "alice:x:1007:1007:Alice,,,:/home/alice:/bin/bash\n"
+        "seven:x:7:7::/:/bin/sh\n"
+        "second:x:7:7::/:/bin/sh\n"
+        "last:x:65534:65534::/:/bin/false";
+    struct passwd *pw = getpwuid(getuid());
+
+    if (!mkdtemp(dir)) {
+        ok(0, "mkdtemp");
+        return;
+    }
+    path = xasprintf("%s/passwd", dir);
+    ok(write_file_atomic(path, lines, sizeof(lines) - 1, 0644, NULL) == 0, "a passwd file to read");
+    a = user_name_in(path, 7);
+    ok(a && strcmp(a, "seven") == 0, "the first well-formed line of a uid names it, past comments, "
+       "NIS lines, an empty name, a short line and uids that are not plain numbers (got %s)", a ? a : "NULL");
+    b = user_name_in(path, 1007);
+    ok(b && strcmp(b, "alice") == 0, "a name with the full seven fields");
+    c = user_name_in(path, 65534);
+    ok(c && strcmp(c, "last") == 0, "the last line without a newline");
+    d = user_name_in(path, 4242);
+    ok(d == NULL, "a uid no line has: NULL");
+    e = user_name_in("/nonexistent/passwd", 0);
+    ok(e == NULL, "a missing file: NULL");
+    unlink(path);
+    rmdir(dir);
+    root = user_name_of(0);
+    ok(root && strcmp(root, "root") == 0, "user_name_of(0) is root");
+    me = user_name_of(getuid());
+    ok(pw && me && strcmp(me, pw->pw_name) == 0, "user_name_of(getuid()) agrees with getpwuid (%s)",
+       me ? me : "NULL");
+    f = user_name_of(4000000000u);
+    ok(f == NULL, "a uid no one has: NULL");
+}
+
 int main(void)
 {
     test_strbuf();
@@ -143,5 +194,6 @@ int main(void)
     test_error();
     test_files();
     test_crypto();
+    test_user();
     return tap_done();
 }
