@@ -10,6 +10,7 @@
 #   crun   `crun run` of an equivalent rootless bundle (/usr bound
 #          read-only, /proc, /dev), where crun runs here; else why not
 #                                                              [<= 0.4x crun]
+# then the same with the runs interleaved one by one (tests/bench/interleave),
 # then the spawner's own start (tests/bench/start-bench: berth serve's path,
 # in process, no exec), and the USS of an idle container's init, which also
 # serves the port agent                                       [<= 0.4 MB].
@@ -93,6 +94,17 @@ if [ -n "$crun" ]; then
     printf '  crun  %7s ms  berth/crun %s (goal <= 0.4: %s)\n' "$c" "$(ratio "$b" "$c")" "$(goal "$(ratio "$b" "$c")" 0.4)"
 else
     echo "  crun: not measured: $why_not_crun"
+fi
+# The same commands with their runs interleaved one by one (interleave.c says why).
+# (The command lines split on spaces: their paths have none.)
+# shellcheck disable=SC2086
+if il=$("$build/tests/bench/interleave" "$((runs * rounds))" $berth :: $bwrap ${crun:+:: $crun}); then
+    read -r ib iw ic <<<"$il"
+    printf '  interleaved (%s runs each): berth %s ms  bwrap %s ms  berth/bwrap %s (goal <= 1.0: %s)%s\n' \
+        "$((runs * rounds))" "$ib" "$iw" "$(ratio "$ib" "$iw")" "$(goal "$(ratio "$ib" "$iw")" 1.0)" \
+        "${ic:+  crun $ic ms  berth/crun $(ratio "$ib" "$ic")}"
+else
+    echo "  interleaved: a run failed"
 fi
 if grep -q "^$(id -un):" /etc/subuid; then
     mkdir -p "$T/sb"
