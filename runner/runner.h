@@ -185,9 +185,11 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
 /*
  * Return as soon as the app's status is in, when all that is left to do
  * is the cgroup's removal (an upper in memory, no network): a forked
- * child of the caller's, in a session of its own and with only stderr
- * open of the caller's fds, waits for the init's end (the teardown of its
- * namespaces) and removes the cgroup, and says on stderr if that fails.
+ * child of the caller's, in a session of its own and with no fd open but
+ * the init's pidfd and stderr, waits for the init's end (the teardown of
+ * its namespaces) and removes the cgroup, and says on stderr if that fails.
+ * Should the fork fail, the caller waits and removes it itself, as without
+ * the flag.
  * Every other process of the container has been sent SIGKILL by then;
  * the init is left unreaped, to whoever inherits it: for a caller that
  * exits right after (`berth container run`).
