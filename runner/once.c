@@ -201,18 +201,6 @@ static int remove_cgroup(const struct cgroup_layout *layout, const char *cgroup,
     return cgroup_remove(layout, cgroup, err);
 }
 
-/* Closes every fd but `a` and `b` (which may be equal). */
-static void close_all_but(int a, int b)
-{
-    int lo = a < b ? a : b, hi = a < b ? b : a;
-
-    if (lo > 0)
-        (void)syscall(SYS_close_range, 0, lo - 1, 0);
-    if (hi > lo + 1)
-        (void)syscall(SYS_close_range, lo + 1, hi - 1, 0);
-    (void)syscall(SYS_close_range, hi + 1, ~0U, 0);
-}
-
 /*
  * RUNNER_ONCE_DETACH_CLEANUP (runner.h): the app's status is in, its init
  * is ending (it sent SIGKILL to every other process of the container
@@ -235,7 +223,10 @@ static bool detach_cleanup(int init_pidfd, const struct cgroup_layout *layout, c
     if (pid != 0)
         return pid > 0;
     (void)setsid();
-    close_all_but(init_pidfd, STDERR_FILENO);
+    for (int fd = STDIN_FILENO; fd < STDERR_FILENO; fd++)
+        if (fd != init_pidfd)
+            (void)close(fd);
+    proto_close_all_except(&init_pidfd, 1);
     /* A pidfd polls readable once its process has exited, child of ours or not. */
     while (poll(&p, 1, -1) < 0 && errno == EINTR)
         ;
