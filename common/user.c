@@ -7,10 +7,8 @@
  */
 #include "common/user.h"
 
-#include <errno.h>
 #include <pwd.h>
 #include <stdbool.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/cleanup.h"

@@ -23,8 +23,9 @@
  * removed at the end too: with --net before berth exits, without it by a
  * detached child of berth's once the container's init is gone, a moment
  * after berth exited with the command's status (RUNNER_ONCE_DETACH_CLEANUP:
- * the init's teardown is then off the command's time). Tenants of `container run` are named freely (default
- * "default") and get subordinate id slices from the top of the operator's
+ * the init's teardown is then off the command's time). Tenants of
+ * `container run` are named freely (default "default") and get
+ * subordinate id slices from the top of the operator's
  * range down, recorded in containers/tenants, while `berth serve` hands its
  * tenants slices from the bottom up: the two meet only on a host whose
  * range is full, and then share a slice.

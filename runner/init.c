@@ -291,8 +291,9 @@ static void handle_signal(const struct init_ctx *ctx, int sfd, pid_t app)
                 continue;
             /*
              * From a namespace's init, -1 means everyone else in it; sent
-             * before the status, so that whoever hears the status knows no
-             * process of the container runs another instruction of its own.
+             * before the status, so that whoever hears the status knows
+             * every other process of the container has a SIGKILL pending
+             * (one running on another CPU stops when that CPU is told).
              */
             (void)kill(-1, SIGKILL);
             (void)write_all(ctx->status_fd, &status, sizeof(status));
