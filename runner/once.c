@@ -9,8 +9,8 @@
  * does), waits for the app on the status pipe while passing the signals it
  * gets on to the init, reaps the init, and removes the cgroup and the state
  * directory. With RUNNER_ONCE_DETACH_CLEANUP and nothing but the cgroup to
- * remove, it returns as soon as the app's status is in, and a forked child
- * removes the cgroup once the init is gone (detach_cleanup()).
+ * remove, it returns as soon as the app's status is in, and a child forked
+ * at the start removes the cgroup once the init is gone (the sweeper).
  *
  * With RUNNER_ONCE_KEEP_USERNS the caller joins the user namespace of a
  * keeper (keeper.h) for good and clones the container's other namespaces
@@ -202,37 +202,95 @@ static int remove_cgroup(const struct cgroup_layout *layout, const char *cgroup,
 }
 
 /*
- * RUNNER_ONCE_DETACH_CLEANUP (runner.h): the app's status is in, its init
- * is ending (it sent SIGKILL to every other process of the container
+ * RUNNER_ONCE_DETACH_CLEANUP (runner.h): once the app's status is in, its
+ * init is ending (it sent SIGKILL to every other process of the container
  * before the status), and the cgroup's removal is all that is left. A
- * forked child does it once the init is gone, and the caller goes on at
- * once: the init's own end (its mount namespace's teardown waits for two
- * RCU grace periods) is then off the command's path, as bwrap's pid 1's
- * is off bwrap's. The child leaves the session, so a ^C meant for the
- * next command in the terminal cannot stop it half-way; it keeps only the
- * init's pidfd and stderr (where a removal that fails says so), so a
- * caller reading the command's stdout sees its end now. False when the
- * fork failed: the caller then does the removal itself.
+ * child of ours, the sweeper, does it once the init is gone, and the
+ * caller goes on at once: the init's own end (its mount namespace's
+ * teardown waits for two RCU grace periods) is then off the command's
+ * path, as bwrap's pid 1's is off bwrap's.
+ *
+ * The sweeper is forked as soon as the container exists, while the
+ * container builds its root on another CPU and the caller would only wait:
+ * a fork after the status (copying the page tables, ~80 us here) was on
+ * the command's path. It waits on a socket for the caller's word: 's', the
+ * caller removes the cgroup itself and the sweeper exits; 'd', or the
+ * socket's end without a word (the caller died, and its container's init
+ * with it), the removal is the sweeper's. It leaves the session, so a ^C meant for the next
+ * command in the terminal cannot stop it half-way; it keeps only the
+ * init's pidfd, its end of the socket and stderr (where a removal that fails
+ * says so), so a caller reading the command's stdout sees its end with the
+ * command's.
  */
-static bool detach_cleanup(int init_pidfd, const struct cgroup_layout *layout, const char *cgroup)
+struct sweeper {
+    int word_fd;                /* the caller's end of the socket; -1: no sweeper */
+};
+
+__attribute__((noreturn))
+static void sweeper_main(int init_pidfd, int word_fd, const struct cgroup_layout *layout,
+                         const char *cgroup)
 {
+    int keep[] = { init_pidfd, word_fd };
     struct pollfd p = { .fd = init_pidfd, .events = POLLIN };
     struct berth_error *e = NULL;
-    pid_t pid = fork();
+    char word = 0;
+    ssize_t n;
 
-    if (pid != 0)
-        return pid > 0;
     (void)setsid();
     for (int fd = STDIN_FILENO; fd < STDERR_FILENO; fd++)
-        if (fd != init_pidfd)
+        if (fd != init_pidfd && fd != word_fd)
             (void)close(fd);
-    proto_close_all_except(&init_pidfd, 1);
+    proto_close_all_except(keep, sizeof(keep) / sizeof(*keep));
+    do {
+        n = read(word_fd, &word, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n == 1 && word == 's')
+        _exit(0);
     /* A pidfd polls readable once its process has exited, child of ours or not. */
     while (poll(&p, 1, -1) < 0 && errno == EINTR)
         ;
     if (remove_cgroup(layout, cgroup, &e) < 0)
         dprintf(STDERR_FILENO, "berth container run: after the command's exit: %s\n", berth_error_msg(&e));
     _exit(0);
+}
+
+/* Forks the sweeper; without one (the fork or the socketpair failed) s->word_fd is -1. */
+static void sweeper_start(struct sweeper *s, int init_pidfd, const struct cgroup_layout *layout,
+                          const char *cgroup)
+{
+    int pair[2];
+    pid_t pid;
+
+    s->word_fd = -1;
+    /* A socket, not a pipe: a word sent to a sweeper that died raises no SIGPIPE (MSG_NOSIGNAL). */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+        return;
+    pid = fork();
+    if (pid == 0) {
+        (void)close(pair[1]);
+        sweeper_main(init_pidfd, pair[0], layout, cgroup);
+    }
+    (void)close(pair[0]);
+    if (pid < 0) {
+        (void)close(pair[1]);
+        return;
+    }
+    s->word_fd = pair[1];
+}
+
+/*
+ * Gives the sweeper its word and lets it go: 'd' (the removal is its own)
+ * or 's' (the caller's). True when the sweeper took the removal.
+ */
+static bool sweeper_finish(struct sweeper *s, char word)
+{
+    bool taken;
+
+    if (s->word_fd < 0)
+        return false;
+    taken = send(s->word_fd, &word, 1, MSG_NOSIGNAL) == 1 && word == 'd';
+    closep(&s->word_fd);
+    return taken;
 }
 
 /*
@@ -260,6 +318,7 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     struct container_handles h;
     _cleanup_close_ int sfd = -1, userns = -1;
     sigset_t set, old;
+    struct sweeper sweeper = { .word_fd = -1 };
     bool app = false, detached = false;
     uid_t uid;
     int r, r2, init_status;
@@ -282,12 +341,14 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
                                                    .ret_userns = kept ? NULL : &userns },
                          &h, err);
     if (r == 0) {
+        if ((flags & RUNNER_ONCE_DETACH_CLEANUP) && state_dir_shared(spec))
+            sweeper_start(&sweeper, h.pidfd, layout, spec->cgroup);
         r = wait_app(&h, sfd, grace_ms, ret_status, &app, err);
         if (r < 0) {
+            (void)sweeper_finish(&sweeper, 's');
             container_kill(h.pidfd);
             (void)container_reap(h.pidfd, true);
-        } else if (app && (flags & RUNNER_ONCE_DETACH_CLEANUP) && state_dir_shared(spec) &&
-                   detach_cleanup(h.pidfd, layout, spec->cgroup)) {
+        } else if (sweeper_finish(&sweeper, app ? 'd' : 's')) {
             detached = true;
         } else {
             reap_init(h.pidfd, app ? &init_status : ret_status);

@@ -184,12 +184,14 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
 #define RUNNER_ONCE_UPPER_IN_MEMORY 2u
 /*
  * Return as soon as the app's status is in, when all that is left to do
- * is the cgroup's removal (an upper in memory, no network): a forked
- * child of the caller's, in a session of its own and with no fd open but
- * the init's pidfd and stderr, waits for the init's end (the teardown of
- * its namespaces) and removes the cgroup, and says on stderr if that fails.
- * Should the fork fail, the caller waits and removes it itself, as without
- * the flag.
+ * is the cgroup's removal (an upper in memory, no network): a child of the
+ * caller's, forked once the container exists, in a session of its own and
+ * with no fd open but the init's pidfd, a socket to the caller and stderr,
+ * waits for the init's end (the teardown of its namespaces) and removes
+ * the cgroup, and says on stderr if that fails. It does so too when the
+ * caller dies before the status (its container dies with it). Should the
+ * fork fail, the caller waits and removes the cgroup itself, as without
+ * the flag; so it does when no status came (the child then just exits).
  * Every other process of the container has been sent SIGKILL by then;
  * the init is left unreaped, to whoever inherits it: for a caller that
  * exits right after (`berth container run`).

@@ -83,6 +83,23 @@ check "... and the removal after it says why on berth's stderr" \
 chmod u+w "$tcg"
 remove_tenant_cgroups "containers/$T"
 
+# --- berth killed during a run ---
+# The child that removes the cgroup is forked when the container exists, so
+# a berth killed with SIGKILL (its container dies with it) leaves neither
+# the cgroup nor a process of the container behind.
+nap=29.$$ # a sleep of its own, for pgrep
+"$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sh -c "echo up; exec sleep $nap" \
+    >"$TEST_DIR/killed.out" 2>"$TEST_DIR/killed.err" &
+bg=$!
+settles 5 grep -q up "$TEST_DIR/killed.out" || true
+check "a run to be killed has its cgroup" has_cgroup
+kill -KILL "$bg"
+wait "$bg" 2>/dev/null || true
+check "berth killed with SIGKILL mid-run: its cgroup is removed all the same" settles 5 no_cg_left
+check "... and no process of the container is left" \
+    settles 5 sh -c "! pgrep -f '[s]leep $nap' >/dev/null"
+remove_tenant_cgroups "containers/$T"
+
 # --- runs at once over the one mount point ---
 # Each mounts its own upper over containers/mnt in its own mount namespace;
 # one that ends must leave the directory to those still starting or running.
