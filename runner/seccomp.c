@@ -10,12 +10,14 @@
  * the kernel does.)
  *
  * The profile is compiled with libseccomp into a raw BPF program
- * (seccomp_program_build) once, at build time: seccomp-gen.c writes it into
- * the runner as a C array (seccomp-load.c hands it out), so neither the
- * daemon nor `berth container run` pays the ~3.5 ms libseccomp takes to
- * compile it, nor links libseccomp. Every container init installs that
- * program with the seccomp(2) syscall (seccomp_program_load), which costs
- * microseconds.
+ * (seccomp_program_build_libseccomp) once, at build time, and rewritten
+ * smaller with the same decisions (seccomp-compact.c; seccomp_program_build
+ * does both): seccomp-gen.c writes it into the runner as a C array
+ * (seccomp-load.c hands it out), so neither the daemon nor `berth container
+ * run` pays the ~3.5 ms libseccomp takes to compile it, nor links
+ * libseccomp. Every container's app installs that program with the
+ * seccomp(2) syscall (seccomp_program_load), which costs tens of
+ * microseconds, most of them the kernel's JIT of each instruction.
  */
 #include <errno.h>
 #include <linux/seccomp.h>
@@ -41,7 +43,7 @@
 
 #include "common/cleanup.h"
 #include "common/xalloc.h"
-#include "runner/seccomp.h"
+#include "runner/seccomp-internal.h"
 #include "common/banned.h"
 
 /*
@@ -126,13 +128,23 @@ static const char *const eperm_names[] = {
 };
 
 /* The clone(2) flags that create namespaces (Docker's 0x7E020000). */
-static const unsigned long clone_ns_flags[] = {
+const unsigned long seccomp_clone_ns_flags[] = {
     CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
     CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
 };
+const size_t seccomp_n_clone_ns_flags = sizeof(seccomp_clone_ns_flags) / sizeof(*seccomp_clone_ns_flags);
+
+/* The socket(2) families apps need, in increasing order (add_arg_rules relies on it). */
+const unsigned long seccomp_socket_families[] = { AF_UNIX, AF_INET, AF_INET6, AF_NETLINK };
+const size_t seccomp_n_socket_families = sizeof(seccomp_socket_families) / sizeof(*seccomp_socket_families);
 
 /* personality(2) values Docker lets through: PER_LINUX, PER_LINUX32, UNAME26 variants, query. */
-static const unsigned long personality_ok[] = { 0x0, 0x8, 0x20000, 0x20008, 0xffffffff };
+const unsigned long seccomp_personality_ok[] = { 0x0, 0x8, 0x20000, 0x20008, 0xffffffff };
+const size_t seccomp_n_personality_ok = sizeof(seccomp_personality_ok) / sizeof(*seccomp_personality_ok);
+
+/* ioctl(2) requests refused: TIOCSTI first (add_arg_rules' "everything else" rule names it). */
+const unsigned long seccomp_ioctl_denied[] = { TIOCSTI, TIOCLINUX };
+const size_t seccomp_n_ioctl_denied = sizeof(seccomp_ioctl_denied) / sizeof(*seccomp_ioctl_denied);
 
 /* Largest BPF program the kernel accepts (BPF_MAXINSNS); also fits `len`. */
 #define MAX_BPF_INSNS 4096
@@ -178,8 +190,8 @@ static int add_arg_rules(scmp_filter_ctx ctx, struct berth_error **err)
     c = SCMP_A0(SCMP_CMP_MASKED_EQ, 0x7E020000UL, 0);
     if ((r = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &c, "clone", err)) < 0)
         return r;
-    for (size_t i = 0; i < sizeof(clone_ns_flags) / sizeof(clone_ns_flags[0]); i++) {
-        c = SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i], clone_ns_flags[i]);
+    for (size_t i = 0; i < seccomp_n_clone_ns_flags; i++) {
+        c = SCMP_A0(SCMP_CMP_MASKED_EQ, seccomp_clone_ns_flags[i], seccomp_clone_ns_flags[i]);
         if ((r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, &c, "clone", err)) < 0)
             return r;
     }
@@ -200,15 +212,20 @@ static int add_arg_rules(scmp_filter_ctx ctx, struct berth_error **err)
      * high bits set, which the kernel would truncate to an int, compares
      * greater and is refused too.
      */
-    for (unsigned long fam = 0; fam <= AF_NETLINK; fam++) {
-        bool allowed = fam == AF_UNIX || fam == AF_INET || fam == AF_INET6 || fam == AF_NETLINK;
+    unsigned long top = seccomp_socket_families[seccomp_n_socket_families - 1];
+
+    for (unsigned long fam = 0; fam <= top; fam++) {
+        bool allowed = false;
+
+        for (size_t i = 0; i < seccomp_n_socket_families; i++)
+            allowed = allowed || fam == seccomp_socket_families[i];
         c = SCMP_A0(SCMP_CMP_EQ, fam);
         r = add_rule(ctx, allowed ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EAFNOSUPPORT),
                      SCMP_SYS(socket), 1, &c, "socket", err);
         if (r < 0)
             return r;
     }
-    c = SCMP_A0(SCMP_CMP_GT, AF_NETLINK);
+    c = SCMP_A0(SCMP_CMP_GT, top);
     if ((r = add_rule(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1, &c, "socket", err)) < 0)
         return r;
 
@@ -217,12 +234,12 @@ static int add_arg_rules(scmp_filter_ctx ctx, struct berth_error **err)
      * ADDR_NO_RANDOMIZE, ...) is EPERM. A nonzero high half also lands in
      * the EPERM branch.
      */
-    for (size_t i = 0; i < sizeof(personality_ok) / sizeof(personality_ok[0]); i++) {
-        c = SCMP_A0(SCMP_CMP_EQ, personality_ok[i]);
+    for (size_t i = 0; i < seccomp_n_personality_ok; i++) {
+        c = SCMP_A0(SCMP_CMP_EQ, seccomp_personality_ok[i]);
         if ((r = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1, &c, "personality", err)) < 0)
             return r;
     }
-    c = SCMP_A0(SCMP_CMP_NE, personality_ok[0]);
+    c = SCMP_A0(SCMP_CMP_NE, seccomp_personality_ok[0]);
     if ((r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(personality), 1, &c, "personality", err)) < 0)
         return r;
 
@@ -233,13 +250,12 @@ static int add_arg_rules(scmp_filter_ctx ctx, struct berth_error **err)
      * a full 64-bit compare, cmd | 1UL << 32 would pass the filter and still
      * reach the kernel as TIOCSTI (flatpak's CVE-2019-10063).
      */
-    c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TIOCSTI);
-    if ((r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1, &c, "ioctl", err)) < 0)
-        return r;
-    c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, TIOCLINUX);
-    if ((r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1, &c, "ioctl", err)) < 0)
-        return r;
-    c = SCMP_A1(SCMP_CMP_NE, TIOCSTI);
+    for (size_t i = 0; i < seccomp_n_ioctl_denied; i++) {
+        c = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL, seccomp_ioctl_denied[i]);
+        if ((r = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1, &c, "ioctl", err)) < 0)
+            return r;
+    }
+    c = SCMP_A1(SCMP_CMP_NE, seccomp_ioctl_denied[0]);
     return add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1, &c, "ioctl", err);
 }
 
@@ -287,7 +303,7 @@ static int export_bpf(scmp_filter_ctx ctx, struct seccomp_program *ret, struct b
     return 0;
 }
 
-int seccomp_program_build(struct seccomp_program *ret, struct berth_error **err)
+int seccomp_program_build_libseccomp(struct seccomp_program *ret, struct berth_error **err)
 {
     _cleanup_(seccomp_ctx_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(ENOSYS));
     int r;
@@ -323,4 +339,16 @@ int seccomp_program_build(struct seccomp_program *ret, struct berth_error **err)
         return r;
     *ret = p;
     return 0;
+}
+
+int seccomp_program_build(struct seccomp_program *ret, struct berth_error **err)
+{
+    struct seccomp_program ref = { NULL, 0 };
+    int r;
+
+    if ((r = seccomp_program_build_libseccomp(&ref, err)) < 0)
+        return r;
+    r = seccomp_program_compact(&ref, ret, err);
+    free(ref.filter);
+    return r;
 }

@@ -2,11 +2,13 @@
 /*
  * runner-internal: berth's seccomp profile (reference/ISOLATION.md §2, the
  * "berth recipe"). The profile is compiled with libseccomp once, at build
- * time (seccomp-gen.c), into a BPF program that the runner carries as data;
- * each container's init loads that raw program with seccomp(2) as the last
- * step before execve, which costs microseconds instead of the ~3.5 ms
- * libseccomp takes to compile it. seccomp.c (the compiler) is the only part
- * that links libseccomp, and only seccomp-gen and test-seccomp link it.
+ * time (seccomp-gen.c), into a BPF program, rewritten a fifth of its size
+ * with the same decisions (seccomp-compact.c), that the runner carries as
+ * data; each container's app loads that raw program with seccomp(2) as the
+ * last step before execve, which costs tens of microseconds instead of the
+ * ~3.5 ms libseccomp takes to compile it. seccomp.c (the compiler) is the
+ * only part that links libseccomp, and only seccomp-gen and test-seccomp
+ * link it.
  */
 #ifndef BERTH_RUNNER_SECCOMP_H
 #define BERTH_RUNNER_SECCOMP_H
@@ -20,7 +22,10 @@ struct seccomp_program {
     unsigned short len;
 };
 
-/* Compiles the profile (native 64-bit ABI only, other ABIs killed); seccomp.c. */
+/*
+ * Compiles the profile (native 64-bit ABI only, other ABIs killed) into the
+ * compact program; seccomp.c and seccomp-compact.c (seccomp-internal.h).
+ */
 int seccomp_program_build(struct seccomp_program *ret, struct berth_error **err);
 /* The profile as compiled at build time, in a malloc'ed copy (seccomp_program_release). */
 void seccomp_program_builtin(struct seccomp_program *ret);

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * Unit test for runner/seccomp.c: builds berth's profile, loads it in a
+ * Unit test for runner/seccomp.c and seccomp-compact.c: builds berth's
+ * profile, checks that the compact program decides as libseccomp's does
+ * (and that the comparison would see a difference: every jump and return
+ * of the compact program, changed by one bit, is caught), loads it in a
  * forked child (after PR_SET_NO_NEW_PRIVS, as the container init does) and
  * checks the raw errno of each syscall the profile decides on. The child
  * reports one line per check over a pipe; the parent turns them into TAP.
@@ -34,7 +37,7 @@
 #include "common/fileio.h"
 #include "common/strbuf.h"
 #include "common/tests/tap.h"
-#include "runner/seccomp.h"
+#include "runner/seccomp-internal.h"
 #include "common/banned.h"
 
 #ifndef AF_VSOCK
@@ -263,6 +266,54 @@ static void child_checks(const struct seccomp_program *prog, bool has_i386)
 #endif
 }
 
+/*
+ * The compact program against libseccomp's: the same decisions, a third of
+ * the size at most, and a comparison that notices a one-bit change to any
+ * jump or return (each one matters, so each change must show).
+ */
+static void compact_checks(const struct seccomp_program *compact)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    struct seccomp_program ref = { NULL, 0 }, m;
+    unsigned missed = 0, changed = 0, first_missed = 0;
+
+    if (seccomp_program_build_libseccomp(&ref, &err) < 0) {
+        ok(0, "libseccomp's program (%s)", berth_error_msg(&err));
+        return;
+    }
+    ok(seccomp_program_differ(&ref, compact, &err) == 0, "the compact program decides as libseccomp's (%s)",
+       err ? berth_error_msg(&err) : "everywhere the comparison looks");
+    berth_error_release(&err);
+    ok(compact->len * 3 <= ref.len, "the compact program has %u instructions, libseccomp's %u",
+       (unsigned)compact->len, (unsigned)ref.len);
+    m.len = compact->len;
+    m.filter = malloc(compact->len * sizeof(*m.filter));
+    for (unsigned i = 0; m.filter && i < compact->len; i++) {
+        uint16_t cls = BPF_CLASS(compact->filter[i].code);
+
+        if (cls != BPF_RET && (cls != BPF_JMP || BPF_OP(compact->filter[i].code) == BPF_JA))
+            continue;
+        memcpy(m.filter, compact->filter, compact->len * sizeof(*m.filter));
+        m.filter[i].k ^= 1;
+        changed++;
+        if (seccomp_program_differ(&ref, &m, &err) == 0 && missed++ == 0)
+            first_missed = i;
+        berth_error_release(&err);
+    }
+    ok(changed > 50 && missed == 0, "each of the %u jumps and returns changed by one bit is caught "
+       "(%u missed, the first at %u)", changed, missed, first_missed);
+    /* Nor does a program that runs off its end, or has an instruction it cannot run, compare equal. */
+    if (m.filter) {
+        memcpy(m.filter, compact->filter, compact->len * sizeof(*m.filter));
+        m.filter[compact->len - 1].code = BPF_LD | BPF_W | BPF_IND;
+        ok(seccomp_program_differ(&ref, &m, &err) < 0, "a program with an unknown instruction is "
+           "refused (%s)", err ? berth_error_msg(&err) : "not refused");
+        berth_error_release(&err);
+    }
+    free(m.filter);
+    free(ref.filter);
+}
+
 static double ms_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -296,6 +347,7 @@ int main(void)
            (unsigned)builtin.len);
         seccomp_program_release(&builtin);
     }
+    compact_checks(&prog);
 
     bool has_i386 = kernel_has_i386_abi();
     if (pipe2(p, O_CLOEXEC) < 0) {
