@@ -480,12 +480,14 @@ static int create_prepare(struct create *c, struct berth_error **err)
     /*
      * The overlay's upper and work dirs must belong to the container's root
      * (see mounts.c), and only a process with that uid can create them, so
-     * state_dir is writable for it until the child reports back.
+     * state_dir is writable for it until the child reports back. Not for an
+     * upper in memory: they are made in the container's own tmpfs, mounted
+     * over state_dir while the child still has berth's uid.
      */
     if (stat(spec->state_dir, &st) < 0)
         return berth_error_make(err, errno, "stat state dir '%s'", spec->state_dir);
     c->state_mode = st.st_mode & 07777;
-    if (access(upper, F_OK) < 0) {
+    if (!spec->upper_in_memory && access(upper, F_OK) < 0) {
         if (chmod(spec->state_dir, 0777) < 0)
             return berth_error_make(err, errno, "chmod state dir '%s'", spec->state_dir);
         c->chmodded = true;

@@ -51,6 +51,22 @@ static const struct {
                            "networks: files\nprotocols: files\nservices: files\n" },
 };
 
+/*
+ * Gives `path` below the stack `dir` (open as dfd; "" for dir itself) the
+ * mode, unless it has it already: a chmod writes the inode (its ctime)
+ * through the journal even when the mode stays, and the stack is prepared
+ * at every start.
+ */
+static int ensure_mode(int dfd, const char *dir, const char *path, mode_t mode)
+{
+    struct stat st;
+
+    if (fstatat(dfd, path, &st, *path ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH) == 0 &&
+        (st.st_mode & 07777) == mode)
+        return 0;
+    return *path ? fchmodat(dfd, path, mode, 0) : chmod(dir, mode);
+}
+
 int runner_stack_prepare(const char *dir, struct berth_error **err)
 {
     _cleanup_close_ int dfd = -1;
@@ -62,12 +78,12 @@ int runner_stack_prepare(const char *dir, struct berth_error **err)
     if (dfd < 0)
         return berth_error_make(err, errno, "open stack '%s'", dir);
     /* The container's uids must be able to read it: they are "other" here. */
-    if (chmod(dir, 0755) < 0)
+    if (ensure_mode(dfd, dir, "", 0755) < 0)
         return berth_error_make(err, errno, "chmod stack '%s'", dir);
     for (size_t i = 0; i < sizeof(skeleton_dirs) / sizeof(*skeleton_dirs); i++)
         if (mkdirat(dfd, skeleton_dirs[i], 0755) < 0 && errno != EEXIST)
             return berth_error_make(err, errno, "create '%s/%s'", dir, skeleton_dirs[i]);
-    if (fchmodat(dfd, "tmp", 01777, 0) < 0 || fchmodat(dfd, "var/tmp", 01777, 0) < 0)
+    if (ensure_mode(dfd, dir, "tmp", 01777) < 0 || ensure_mode(dfd, dir, "var/tmp", 01777) < 0)
         return berth_error_make(err, errno, "chmod '%s/tmp'", dir);
     for (size_t i = 0; i < sizeof(skeleton_links) / sizeof(*skeleton_links); i++) {
         char buf[64];

@@ -122,6 +122,11 @@ r=0; wait "$long" || r=$?
 check "the running one still has its root after they ended (exit $r, got '$(cat "$TEST_DIR/long.out")')" \
     sh -c "[ $r = 0 ] && [ \"\$(cat '$TEST_DIR/long.out')\" = 1 ]"
 check "... and none of them left anything on the disk ($(left) entries)" [ "$(left)" = 0 ]
+# Made in the container's own tmpfs, the upper needs no write access to the
+# shared directory: it keeps its mode (a chmod to 0777 and back by runs at
+# once could leave it 0777).
+mode=$(stat -c %a "$BERTH_HOME/containers/mnt")
+check "the shared mount point kept its mode 700 through runs at once (got $mode)" [ "$mode" = 700 ]
 
 # --- the kept user namespace ---
 ctr "$rootfs" -- /bin/sh -c 'cat /proc/self/uid_map; readlink /proc/self/ns/user; id -u'
