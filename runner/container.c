@@ -2,7 +2,9 @@
 /*
  * Creating one container, in the spawner (see container.h). The order is
  * the one every runtime follows (reference/ISOLATION.md §0.1): clone the
- * namespaces; the parent writes the id maps, makes the cgroup and, for a
+ * namespaces (a network namespace made ahead is joined instead, when the
+ * caller has one: container_opts.join_net); the parent writes the id
+ * maps, makes the cgroup and, for a
  * networked container, starts pasta on the child's namespaces (network.h),
  * and releases the child with the fds through which it moves itself into
  * its cgroup (v1's `tasks`, which spares the RCU grace period a move by
@@ -373,9 +375,12 @@ out:
     return r;
 }
 
-/* The child's ends of the sync, agent and status channels; `early`: see child_setup(). */
+/*
+ * The child's ends of the sync, agent and status channels, the network
+ * namespace to join (-1: the clone made one); `early`: see child_setup().
+ */
 struct child_fds {
-    int sync, agent, status;
+    int sync, agent, status, net;
     bool early;
     const cpu_set_t *cpus;       /* early: the affinity to take back at the release (empty: none) */
 };
@@ -411,7 +416,12 @@ static void child_main(const struct runner_spec *spec, const struct seccomp_prog
     struct release rel = { .n = 0 };
     sigset_t none;
 
-    /* The spawner's other fds (its daemon socket, other requests) are not ours. */
+    /* Before anything that needs the network namespace: lo, sysfs (owned by its user namespace). */
+    if (cf->net >= 0 && setns(cf->net, CLONE_NEWNET) < 0) {
+        proto_report_error(sync_fd, errno, "join the network namespace made for the container");
+        _exit(1);
+    }
+    /* The spawner's other fds (its daemon socket, other requests) are not ours; nor is that one. */
     proto_close_all_except(keep, sizeof(keep) / sizeof(*keep));
     reset_signals();
     sigemptyset(&none);
@@ -458,6 +468,7 @@ struct create {
     int sync_p, agent_p, status_r, pidfd, pasta_fd;
     bool in_userns;              /* the caller's user namespace is the container's */
     uid_t uid;                   /* container_opts.uid */
+    int net_fd;                  /* container_opts.net_fd when joined, else -1 (not ours) */
     int userns;                  /* -1, or the child's user namespace when asked for */
     int child_fds[3];            /* the child's ends: sync, agent, status */
     int enter_fds[CGROUP_MAX_ENTER];   /* cgroup_open_enter()'s, for the child */
@@ -528,6 +539,18 @@ static void spread_child(pid_t pid, const cpu_set_t *cpus)
     (void)sched_setaffinity(pid, sizeof(others), &others);
 }
 
+/* The namespaces the clone makes: not the user namespace joined, nor the network one to join. */
+static unsigned long ns_flags(const struct create *c)
+{
+    unsigned long flags = NS_FLAGS;
+
+    if (c->in_userns)
+        flags &= ~(unsigned long)CLONE_NEWUSER;
+    if (c->net_fd >= 0)
+        flags &= ~(unsigned long)CLONE_NEWNET;
+    return flags;
+}
+
 /* The clone, and what the parent does before releasing the child. */
 static int create_start(struct create *c, const struct seccomp_program *prog, bool want_userns,
                         struct berth_error **err)
@@ -539,12 +562,11 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
     CPU_ZERO(&c->cpus);
     if (early && sched_getaffinity(0, sizeof(c->cpus), &c->cpus) < 0)
         CPU_ZERO(&c->cpus);
-    c->pid = container_clone(c->in_userns ? NS_FLAGS & ~(unsigned long)CLONE_NEWUSER : NS_FLAGS,
-                             &c->pidfd);
+    c->pid = container_clone(ns_flags(c), &c->pidfd);
     if (c->pid == 0) {
         struct child_fds cf = {
             .sync = c->child_fds[0], .agent = c->child_fds[1], .status = c->child_fds[2],
-            .early = early, .cpus = &c->cpus,
+            .net = c->net_fd, .early = early, .cpus = &c->cpus,
         };
 
         child_main(spec, prog, &c->net, &cf);
@@ -646,6 +668,7 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
         .what = xasprintf("container '%s'", spec->name ? spec->name : "?"),
         .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .pasta_fd = -1, .userns = -1,
         .child_fds = { -1, -1, -1 },
+        .net_fd = opts->join_net && opts->in_userns && !spec->network ? opts->net_fd : -1,
     };
     int r;
 

@@ -18,7 +18,8 @@
  * mapped id), named "berth-userns", holds no fd of its caller, and
  * sleeps: a namespace shared by the containers of one id slice, which share
  * those ids anyway (each container still has its own mount, pid, network,
- * ipc, uts and cgroup namespaces).
+ * ipc, uts and cgroup namespaces). It also keeps a spare network namespace
+ * for the next run (keeper-netns.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -126,14 +127,57 @@ static int open_checked(pid_t pid, unsigned long uid_base, unsigned long gid_bas
     return TAKE_FD(fd);
 }
 
-/* The keeper's life: sleep until its pid file is stale or names another. */
-__attribute__((noreturn))
-static void keeper_main(const char *pidfile, int sync_fd)
+static char *spare_file_in(const char *dir, unsigned long uid_base, unsigned long gid_base,
+                           unsigned long count)
 {
+    return xasprintf("%s/netns-%lu-%lu-%lu.pid", dir, uid_base, gid_base, count);
+}
+
+/* Whether the keeper's lease is over: its pid file stale, gone, or naming another. */
+static bool lease_over(const char *pidfile)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    struct timespec now;
+    struct stat st;
+
+    if (stat(pidfile, &st) < 0 || read_file(pidfile, &sb, 64, NULL) < 0 || atoi(sb.buf) != getpid())
+        return true;
+    (void)clock_gettime(CLOCK_REALTIME, &now);
+    return now.tv_sec - st.st_mtim.tv_sec > KEEPER_IDLE_SECONDS;
+}
+
+/*
+ * Reaps the keeper's children; true when `holder` was among them and was
+ * killed (claimed: time for the next spare) rather than failing on its own
+ * (a host that refuses it: no more tries).
+ */
+static bool holder_claimed(pid_t *holder)
+{
+    bool claimed = false;
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid != *holder)
+            continue;
+        claimed = WIFSIGNALED(status);
+        *holder = -1;
+    }
+    return claimed;
+}
+
+/*
+ * The keeper's life: wait (woken by a child's end) until its pid file is
+ * stale or names another, keeping a spare network namespace meanwhile.
+ */
+__attribute__((noreturn))
+static void keeper_main(const char *pidfile, const char *spare_file, int sync_fd)
+{
+    struct sched_param idle = { 0 };
+    sigset_t none, chld;
+    pid_t holder;
     char go;
     int nul;
-
-    sigset_t none;
 
     /* Not the caller's blocked signals (runner_run_once blocks a few): TERM must end it. */
     sigemptyset(&none);
@@ -149,18 +193,24 @@ static void keeper_main(const char *pidfile, int sync_fd)
     nul = open("/dev/null", O_RDWR);
     if (nul != 0 || dup2(0, 1) != 1 || dup2(0, 2) != 2)
         _exit(1);
+    /* Its work (making spares) waits for idle CPUs; nothing waits on it. */
+    (void)sched_setscheduler(0, SCHED_IDLE, &idle);
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    (void)sigprocmask(SIG_BLOCK, &chld, NULL);
+    holder = keeper_spare_start(spare_file);
     for (;;) {
-        _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
-        struct timespec now;
-        struct stat st;
+        struct timespec check = { .tv_sec = KEEPER_CHECK_SECONDS };
 
-        (void)sleep(KEEPER_CHECK_SECONDS);
-        if (stat(pidfile, &st) < 0 || read_file(pidfile, &sb, 64, NULL) < 0 ||
-            atoi(sb.buf) != getpid())
+        if (sigtimedwait(&chld, NULL, &check) == SIGCHLD && holder_claimed(&holder) &&
+            !lease_over(pidfile)) {
+            holder = keeper_spare_start(spare_file);
+            continue;
+        }
+        if (lease_over(pidfile)) {
+            keeper_spare_stop(holder, spare_file);
             _exit(0);
-        (void)clock_gettime(CLOCK_REALTIME, &now);
-        if (now.tv_sec - st.st_mtim.tv_sec > KEEPER_IDLE_SECONDS)
-            _exit(0);
+        }
     }
 }
 
@@ -169,8 +219,9 @@ static void keeper_main(const char *pidfile, int sync_fd)
  * exits), maps its ids, records it in pidfile and lets it go; *ret_fd is
  * its user namespace.
  */
-static int keeper_start(const char *pidfile, unsigned long uid_base, unsigned long gid_base,
-                        unsigned long count, int *ret_fd, struct berth_error **err)
+static int keeper_start(const char *pidfile, const char *spare_file, unsigned long uid_base,
+                        unsigned long gid_base, unsigned long count, int *ret_fd, pid_t *ret_keeper,
+                        struct berth_error **err)
 {
     _cleanup_close_ int sync_p = -1, mid_fd = -1, ns = -1;
     _cleanup_free_ char *nspath = NULL, *pidtext = NULL;
@@ -188,7 +239,7 @@ static int keeper_start(const char *pidfile, unsigned long uid_base, unsigned lo
         (void)signal(SIGCHLD, SIG_DFL);
         k = container_clone(CLONE_NEWUSER, &k_pidfd);
         if (k == 0)
-            keeper_main(pidfile, sv[1]);
+            keeper_main(pidfile, spare_file, sv[1]);
         _exit(k > 0 && write(sv[1], &k, sizeof(k)) == sizeof(k) ? 0 : 1);
     }
     (void)close(sv[1]);
@@ -219,6 +270,7 @@ static int keeper_start(const char *pidfile, unsigned long uid_base, unsigned lo
         return r;
     }
     *ret_fd = TAKE_FD(ns);
+    *ret_keeper = pid;
     return 0;
 }
 
@@ -230,21 +282,31 @@ bool keeper_in_userns(unsigned long uid_base, unsigned long gid_base, unsigned l
 }
 
 int keeper_userns(unsigned long uid_base, unsigned long gid_base, unsigned long count,
-                  int *ret_fd, struct berth_error **err)
+                  int *ret_fd, struct keeper_ref *ret_keeper, struct berth_error **err)
 {
-    _cleanup_free_ char *dir = keeper_dir(), *pidfile = NULL;
+    _cleanup_free_ char *dir = keeper_dir(), *pidfile = NULL, *spare = NULL;
     _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
-    int fd;
+    pid_t pid;
+    int fd, r;
 
     if (!dir)
         return berth_error_plain(err, EPERM, "no private directory for the user-namespace keeper");
     pidfile = xasprintf("%s/userns-%lu-%lu-%lu.pid", dir, uid_base, gid_base, count);
-    if (read_file(pidfile, &sb, 64, NULL) == 0 && atoi(sb.buf) > 0 &&
-        (fd = open_checked((pid_t)atoi(sb.buf), uid_base, gid_base, count)) >= 0) {
+    spare = spare_file_in(dir, uid_base, gid_base, count);
+    if (read_file(pidfile, &sb, 64, NULL) == 0 && (pid = (pid_t)atoi(sb.buf)) > 0 &&
+        (fd = open_checked(pid, uid_base, gid_base, count)) >= 0) {
         /* The lease: the keeper lives on for KEEPER_IDLE_SECONDS after this. */
         (void)utimensat(AT_FDCWD, pidfile, NULL, 0);
         *ret_fd = fd;
-        return 0;
+    } else if ((r = keeper_start(pidfile, spare, uid_base, gid_base, count, ret_fd, &pid, err)) < 0) {
+        return r;
     }
-    return keeper_start(pidfile, uid_base, gid_base, count, ret_fd, err);
+    *ret_keeper = (struct keeper_ref){ .pid = pid, .spare_file = TAKE_PTR(spare) };
+    return 0;
+}
+
+void keeper_ref_release(struct keeper_ref *k)
+{
+    free(k->spare_file);
+    k->spare_file = NULL;
 }

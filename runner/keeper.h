@@ -8,6 +8,7 @@
 #define BERTH_RUNNER_KEEPER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 
@@ -16,14 +17,47 @@
 /* How often it looks. */
 #define KEEPER_CHECK_SECONDS 5
 
+/* A running keeper: its pid, and where it offers its spare network namespace. */
+struct keeper_ref {
+    pid_t pid;
+    char *spare_file;           /* malloc'ed; keeper_ref_release() */
+};
+
 /*
  * *ret_fd (O_CLOEXEC, the caller's) is a user namespace, child of the
  * caller's and owned by its uid, mapping container ids 0..count-1 to
- * uid_base.. and gid_base..: a running keeper's, else a new keeper's.
+ * uid_base.. and gid_base..: a running keeper's, else a new keeper's,
+ * which *ret_keeper names.
  */
 int keeper_userns(unsigned long uid_base, unsigned long gid_base, unsigned long count,
-                  int *ret_fd, struct berth_error **err);
+                  int *ret_fd, struct keeper_ref *ret_keeper, struct berth_error **err);
+void keeper_ref_release(struct keeper_ref *k);
 /* Whether the caller is in a user namespace with that mapping already (joined earlier). */
 bool keeper_in_userns(unsigned long uid_base, unsigned long gid_base, unsigned long count);
+
+/* A spare network namespace, claimed: now the caller's alone. */
+struct keeper_spare {
+    int net_fd;                 /* the namespace (O_CLOEXEC) */
+    int holder_pidfd;           /* the keeper's child that made it and sleeps in it */
+};
+
+/*
+ * The keeper's spare network namespace (keeper-netns.c), for a caller that
+ * has joined the user namespace of `keeper` (keeper_userns() and setns()):
+ * a fresh network namespace that user namespace owns, made ahead by the
+ * keeper. -1 when there is none to take (the caller then makes its own);
+ * ret's fds are -1 then.
+ */
+int keeper_claim_netns(const struct keeper_ref *keeper, struct keeper_spare *ret);
+/*
+ * Once the container in it has ended: the holder is killed, so that the
+ * keeper makes the next spare, and the fds closed. A no-op on a spare of -1s.
+ */
+void keeper_spare_done(struct keeper_spare *s);
+
+/* For keeper.c and keeper-netns.c: the keeper's child that makes and holds a spare (-1: the fork failed) ... */
+pid_t keeper_spare_start(const char *spare_file);
+/* ... and its end, when the keeper ends. */
+void keeper_spare_stop(pid_t holder, const char *spare_file);
 
 #endif

@@ -227,10 +227,10 @@ struct sweeper {
 };
 
 __attribute__((noreturn))
-static void sweeper_main(int init_pidfd, int word_fd, const struct cgroup_layout *layout,
-                         const char *cgroup)
+static void sweeper_main(int init_pidfd, int word_fd, int holder_pidfd,
+                         const struct cgroup_layout *layout, const char *cgroup)
 {
-    int keep[] = { init_pidfd, word_fd };
+    int keep[] = { init_pidfd, word_fd, holder_pidfd };
     struct pollfd p = { .fd = init_pidfd, .events = POLLIN };
     struct berth_error *e = NULL;
     char word = 0;
@@ -238,7 +238,7 @@ static void sweeper_main(int init_pidfd, int word_fd, const struct cgroup_layout
 
     (void)setsid();
     for (int fd = STDIN_FILENO; fd < STDERR_FILENO; fd++)
-        if (fd != init_pidfd && fd != word_fd)
+        if (fd != init_pidfd && fd != word_fd && fd != holder_pidfd)
             (void)close(fd);
     proto_close_all_except(keep, sizeof(keep) / sizeof(*keep));
     do {
@@ -251,12 +251,15 @@ static void sweeper_main(int init_pidfd, int word_fd, const struct cgroup_layout
         ;
     if (remove_cgroup(layout, cgroup, &e) < 0)
         dprintf(STDERR_FILENO, "berth container run: after the command's exit: %s\n", berth_error_msg(&e));
+    /* The run is over: the keeper may make the next spare network namespace (keeper.h). */
+    if (holder_pidfd >= 0)
+        (void)syscall(SYS_pidfd_send_signal, holder_pidfd, SIGKILL, NULL, 0);
     _exit(0);
 }
 
 /* Forks the sweeper; without one (the fork or the socketpair failed) s->word_fd is -1. */
-static void sweeper_start(struct sweeper *s, int init_pidfd, const struct cgroup_layout *layout,
-                          const char *cgroup)
+static void sweeper_start(struct sweeper *s, int init_pidfd, int holder_pidfd,
+                          const struct cgroup_layout *layout, const char *cgroup)
 {
     int pair[2];
     pid_t pid;
@@ -268,7 +271,7 @@ static void sweeper_start(struct sweeper *s, int init_pidfd, const struct cgroup
     pid = fork();
     if (pid == 0) {
         (void)close(pair[1]);
-        sweeper_main(init_pidfd, pair[0], layout, cgroup);
+        sweeper_main(init_pidfd, pair[0], holder_pidfd, layout, cgroup);
     }
     (void)close(pair[0]);
     if (pid < 0) {
@@ -297,16 +300,25 @@ static bool sweeper_finish(struct sweeper *s, char word)
  * Joins the kept user namespace of spec's ids; false when there is none to
  * join (no private directory for the keeper, or it could not start): the
  * container then gets a new one, which reports what is wrong if anything is.
+ * *ret_spare is then the keeper's spare network namespace, now ours, or
+ * -1s (none ready, or the caller had joined before).
  */
-static bool join_kept_userns(const struct runner_spec *spec)
+static bool join_kept_userns(const struct runner_spec *spec, struct keeper_spare *ret_spare)
 {
     _cleanup_close_ int fd = -1;
+    struct keeper_ref keeper = { 0 };
+    bool joined;
 
+    *ret_spare = (struct keeper_spare){ .net_fd = -1, .holder_pidfd = -1 };
     if (keeper_in_userns(spec->uid_base, spec->gid_base, spec->id_count))
         return true;
-    if (keeper_userns(spec->uid_base, spec->gid_base, spec->id_count, &fd, NULL) < 0)
+    if (keeper_userns(spec->uid_base, spec->gid_base, spec->id_count, &fd, &keeper, NULL) < 0)
         return false;
-    return setns(fd, CLONE_NEWUSER) == 0;
+    joined = setns(fd, CLONE_NEWUSER) == 0;
+    if (joined)
+        (void)keeper_claim_netns(&keeper, ret_spare);
+    keeper_ref_release(&keeper);
+    return joined;
 }
 
 static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms, int *ret_status,
@@ -317,6 +329,7 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     struct seccomp_program prog;
     struct container_handles h;
     _cleanup_close_ int sfd = -1, userns = -1;
+    struct keeper_spare spare = { .net_fd = -1, .holder_pidfd = -1 };
     sigset_t set, old;
     struct sweeper sweeper = { .word_fd = -1 };
     bool app = false, detached = false;
@@ -335,14 +348,17 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     seccomp_program_builtin(&prog);
     /* Taken before joining the kept namespace, which does not map it: whose cgroups. */
     uid = geteuid();
-    kept = kept && join_kept_userns(spec);
+    kept = kept && join_kept_userns(spec, &spare);
     r = container_create(spec, &prog, &layout,
                          &(struct container_opts){ .in_userns = kept, .uid = uid,
-                                                   .ret_userns = kept ? NULL : &userns },
+                                                   .ret_userns = kept ? NULL : &userns,
+                                                   .join_net = spare.net_fd >= 0,
+                                                   .net_fd = spare.net_fd },
                          &h, err);
+    closep(&spare.net_fd);
     if (r == 0) {
         if ((flags & RUNNER_ONCE_DETACH_CLEANUP) && state_dir_shared(spec))
-            sweeper_start(&sweeper, h.pidfd, layout, spec->cgroup);
+            sweeper_start(&sweeper, h.pidfd, spare.holder_pidfd, layout, spec->cgroup);
         r = wait_app(&h, sfd, grace_ms, ret_status, &app, err);
         if (r < 0) {
             (void)sweeper_finish(&sweeper, 's');
@@ -350,6 +366,7 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
             (void)container_reap(h.pidfd, true);
         } else if (sweeper_finish(&sweeper, app ? 'd' : 's')) {
             detached = true;
+            closep(&spare.holder_pidfd);    /* the sweeper's to kill, once the run is over */
         } else {
             reap_init(h.pidfd, app ? &init_status : ret_status);
         }
@@ -364,6 +381,8 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
             r = r < 0 ? r : r2;
         }
     }
+    /* Unless the sweeper has it: the run is over, the keeper may make the next spare. */
+    keeper_spare_done(&spare);
     /* A failed start (a command not found, say) may have made the overlay's dirs already. */
     if (!state_dir_shared(spec)) {
         r2 = remove_state(spec->state_dir, userns, r < 0 ? NULL : err);

@@ -177,7 +177,8 @@ int runner_spawn(struct runner *r, const struct runner_spec *spec,
  * about 2 ms of a start. The caller joins that namespace for good: it keeps
  * its uid and its rights on its files, but getuid() reads 65534 from then
  * on, so this is for a command's last step. Not for a spec with network
- * (which gets its own namespace as without the flag).
+ * (which gets its own namespace as without the flag). The keeper's spare
+ * network namespace, when it has one, is taken too (keeper.h).
  */
 #define RUNNER_ONCE_KEEP_USERNS 1u
 /* The spec's upper_in_memory, for this run. */

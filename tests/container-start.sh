@@ -219,6 +219,53 @@ ctr "$rootfs" -- /bin/true
 k3=$(cat "$pidfile")
 check "the next run starts a new one (exit $rc, pid $k3)" sh -c "[ $rc = 0 ] && [ '$k3' != '$k2' ] && [ \"\$(cat /proc/$k3/comm)\" = berth-userns ]"
 
+# --- the keeper's spare network namespace ---
+# The keeper keeps one network namespace made ahead, in a child of its own
+# ("berth-netns") named in netns-<map>.pid with its namespace's inode; a
+# run takes it instead of making one in its clone (runner/keeper-netns.c).
+spare=${pidfile/userns-/netns-}
+settles 5 test -s "$spare" || true
+read -r h hino <"$spare" 2>/dev/null || h=
+check "the keeper offers a spare network namespace (holder pid ${h:-none})" \
+    sh -c "[ -n '$h' ] && [ \"\$(cat /proc/$h/comm)\" = berth-netns ] && [ \"\$(awk '{print \$4}' /proc/$h/stat)\" = '$k3' ]"
+check "... in the kept user namespace, not in the host's network namespace" \
+    sh -c "[ \"\$(readlink /proc/$h/ns/user)\" = \"\$(readlink /proc/$k3/ns/user)\" ] && [ \"\$(readlink /proc/$h/ns/net)\" = 'net:[$hino]' ] && [ 'net:[$hino]' != \"\$(readlink /proc/self/ns/net)\" ]"
+"$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sh -c 'readlink /proc/self/ns/net; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; exec sleep 30' \
+    >"$TEST_DIR/net1" 2>"$TEST_DIR/net1.err" &
+first=$!
+settles 5 test -s "$TEST_DIR/net1" || true
+check "a run took the spare: its container is in that namespace ($(head -1 "$TEST_DIR/net1"))" \
+    [ "$(head -1 "$TEST_DIR/net1")" = "net:[$hino]" ]
+check "... which has lo alone" [ "$(sed -n '2,$p' "$TEST_DIR/net1" | tr '\n' ' ')" = "lo " ]
+ctr "$rootfs" -- readlink /proc/self/ns/net
+check "a second run meanwhile has a namespace of its own ($(cat "$out"))" \
+    sh -c "[ $rc = 0 ] && [ \"\$(cat '$out')\" != \"\$(head -1 '$TEST_DIR/net1')\" ]"
+# A run's host pid (of its sleep) and its namespace, written as a spare: a
+# pid that is not the keeper's child is never taken, whatever the inode.
+app=$(pgrep -u "$((base + 1000))" -x sleep | head -1)
+printf '%s %s\n' "$app" "$(head -1 "$TEST_DIR/net1" | tr -dc 0-9)" >"$spare"
+ctr "$rootfs" -- readlink /proc/self/ns/net
+check "a spare file naming another container's process (pid ${app:-none}) is refused: the run gets its own namespace" \
+    sh -c "[ -n '$app' ] && [ $rc = 0 ] && [ \"\$(cat '$out')\" != \"\$(head -1 '$TEST_DIR/net1')\" ]"
+printf '%s %s\n' $$ "$(readlink /proc/self/ns/net | tr -dc 0-9)" >"$spare"
+ctr "$rootfs" -- readlink /proc/self/ns/net
+check "... and one naming this shell, in the host's namespace, too" \
+    sh -c "[ $rc = 0 ] && [ \"\$(cat '$out')\" != \"\$(readlink /proc/self/ns/net)\" ]"
+echo garbage >"$spare"
+ctr "$rootfs" -- /bin/true
+check "... and a spare file that does not parse costs nothing but the spare (exit $rc)" [ "$rc" = 0 ]
+kill -TERM "$first" 2>/dev/null || true
+wait "$first" 2>/dev/null || true
+check "the claimed holder is gone once its run is over" settles 5 sh -c "! [ -e /proc/$h ] || [ \"\$(cat /proc/$h/comm)\" != berth-netns ]"
+new_spare() { [ -s "$spare" ] && read -r h2 _ <"$spare" && [ "$h2" != "$h" ] && [ "$(cat /proc/$h2/comm 2>/dev/null)" = berth-netns ]; }
+check "... and the keeper offers a new spare" settles 5 new_spare
+read -r h2 _ <"$spare" || h2=
+kill "$k3"
+check "the holder goes with its keeper" settles 5 sh -c "! [ -e /proc/${h2:-0} ] || [ \"\$(cat /proc/${h2:-0}/comm)\" != berth-netns ]"
+ctr "$rootfs" -- /bin/true
+k3=$(cat "$pidfile")
+check "the next run starts a new keeper (exit $rc)" [ "$rc" = 0 ]
+
 # --- signals ---
 "$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sleep 30 >"$out" 2>"$err" &
 bg=$!
