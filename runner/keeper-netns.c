@@ -4,15 +4,15 @@
  * namespace is the dearest part of a container's clone: ~0.45 ms of a
  * ~5 ms start here, where the mount, pid, ipc and uts namespaces together
  * take ~0.1 ms (bwrap pays it too). So the user-namespace keeper
- * (keeper.c) keeps one made ahead, in a child of its own, "berth-netns",
+ * (keeper.c) keeps some made ahead, each in a child of its own, "berth-netns",
  * that made it with unshare(CLONE_NEWNET) at SCHED_IDLE (on CPU time
  * nothing else wants) and sleeps in it; the next `berth container run`
  * without --net takes it for its container and the keeper makes another.
  *
- * The spare is offered through a file beside the keeper's pid file,
- * "netns-<map>.pid", holding the holder's pid and the namespace's inode. A
- * run claims it by renaming that file away, so two runs never take the
- * same one, then opens the holder's namespace and takes it only if every
+ * It keeps KEEPER_SPARES of them, one per slot, each offered through a
+ * file beside the keeper's pid file, "netns-<map>.<slot>.pid", holding the
+ * holder's pid and the namespace's inode. A run claims one by renaming its
+ * file away, so two runs never take the same one, then opens the holder's namespace and takes it only if every
  * check holds: the inode is the one written, the holder is the keeper's
  * child (a pid reused by a container's process never is), the namespace
  * belongs to the kept user namespace, and the holder still lives once it
@@ -149,19 +149,16 @@ void keeper_spare_done(struct keeper_spare *s)
     closep(&s->net_fd);
 }
 
-int keeper_claim_netns(const struct keeper_ref *keeper, struct keeper_spare *ret)
+/* Claims the spare of one slot: whoever renames its file first has it; the others find none. */
+static int claim_slot(const char *base, int slot, pid_t keeper, struct keeper_spare *ret)
 {
-    _cleanup_free_ char *claimed = NULL;
+    _cleanup_free_ char *file = keeper_spare_slot(base, slot), *claimed = NULL;
     _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
     unsigned long long ino;
     int holder;
 
-    *ret = (struct keeper_spare){ .net_fd = -1, .holder_pidfd = -1 };
-    if (keeper->pid <= 0 || !keeper->spare_file)
-        return -1;
-    claimed = xasprintf("%s.claimed.%d", keeper->spare_file, (int)getpid());
-    /* The claim: whoever renames it first has it; the others find none. */
-    if (rename(keeper->spare_file, claimed) < 0)
+    claimed = xasprintf("%s.claimed.%d", file, (int)getpid());
+    if (rename(file, claimed) < 0)
         return -1;
     if (read_file(claimed, &sb, 64, NULL) < 0 || sscanf(sb.buf, "%d %llu", &holder, &ino) != 2 ||
         holder <= 0) {
@@ -169,5 +166,16 @@ int keeper_claim_netns(const struct keeper_ref *keeper, struct keeper_spare *ret
         return -1;
     }
     (void)unlink(claimed);
-    return open_spare((pid_t)holder, ino, keeper->pid, ret);
+    return open_spare((pid_t)holder, ino, keeper, ret);
+}
+
+int keeper_claim_netns(const struct keeper_ref *keeper, struct keeper_spare *ret)
+{
+    *ret = (struct keeper_spare){ .net_fd = -1, .holder_pidfd = -1 };
+    if (keeper->pid <= 0 || !keeper->spare_base)
+        return -1;
+    for (int slot = 0; slot < KEEPER_SPARES; slot++)
+        if (claim_slot(keeper->spare_base, slot, keeper->pid, ret) == 0)
+            return 0;
+    return -1;
 }

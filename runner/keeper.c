@@ -127,10 +127,16 @@ static int open_checked(pid_t pid, unsigned long uid_base, unsigned long gid_bas
     return TAKE_FD(fd);
 }
 
-static char *spare_file_in(const char *dir, unsigned long uid_base, unsigned long gid_base,
+/* The base of the spare files' names (keeper_spare_slot() adds the slot). */
+static char *spare_base_in(const char *dir, unsigned long uid_base, unsigned long gid_base,
                            unsigned long count)
 {
-    return xasprintf("%s/netns-%lu-%lu-%lu.pid", dir, uid_base, gid_base, count);
+    return xasprintf("%s/netns-%lu-%lu-%lu", dir, uid_base, gid_base, count);
+}
+
+char *keeper_spare_slot(const char *base, int slot)
+{
+    return xasprintf("%s.%d.pid", base, slot);
 }
 
 /* Whether the keeper's lease is over: its pid file stale, gone, or naming another. */
@@ -146,36 +152,47 @@ static bool lease_over(const char *pidfile)
     return now.tv_sec - st.st_mtim.tv_sec > KEEPER_IDLE_SECONDS;
 }
 
+/* The spares' holders, one per slot: a pid, or 0 (to make) or -1 (refused by the host). */
+struct holders {
+    pid_t pid[KEEPER_SPARES];
+    char *file[KEEPER_SPARES];
+};
+
 /*
- * Reaps the keeper's children; true when `holder` was among them and was
- * killed (claimed: time for the next spare) rather than failing on its own
- * (a host that refuses it: no more tries).
+ * Reaps the keeper's children. A holder that was killed (claimed) leaves
+ * its slot to fill again; one that failed by itself (a host that refuses a
+ * network namespace) closes its slot for good.
  */
-static bool holder_claimed(pid_t *holder)
+static void reap_holders(struct holders *h)
 {
-    bool claimed = false;
     int status;
     pid_t pid;
 
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        if (pid != *holder)
-            continue;
-        claimed = WIFSIGNALED(status);
-        *holder = -1;
-    }
-    return claimed;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        for (int i = 0; i < KEEPER_SPARES; i++)
+            if (h->pid[i] == pid)
+                h->pid[i] = WIFSIGNALED(status) ? 0 : -1;
+}
+
+/* Every slot without a holder gets one (-1 where the fork failed: not tried again). */
+static void fill_slots(struct holders *h)
+{
+    for (int i = 0; i < KEEPER_SPARES; i++)
+        if (h->pid[i] == 0)
+            h->pid[i] = keeper_spare_start(h->file[i]);
 }
 
 /*
  * The keeper's life: wait (woken by a child's end) until its pid file is
- * stale or names another, keeping a spare network namespace meanwhile.
+ * stale or names another, keeping KEEPER_SPARES spare network namespaces
+ * meanwhile.
  */
 __attribute__((noreturn))
-static void keeper_main(const char *pidfile, const char *spare_file, int sync_fd)
+static void keeper_main(const char *pidfile, const char *spare_base, int sync_fd)
 {
     struct sched_param idle = { 0 };
+    struct holders h = { { 0 } };
     sigset_t none, chld;
-    pid_t holder;
     char go;
     int nul;
 
@@ -198,19 +215,20 @@ static void keeper_main(const char *pidfile, const char *spare_file, int sync_fd
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     (void)sigprocmask(SIG_BLOCK, &chld, NULL);
-    holder = keeper_spare_start(spare_file);
+    for (int i = 0; i < KEEPER_SPARES; i++)
+        h.file[i] = keeper_spare_slot(spare_base, i);
+    fill_slots(&h);
     for (;;) {
         struct timespec check = { .tv_sec = KEEPER_CHECK_SECONDS };
 
-        if (sigtimedwait(&chld, NULL, &check) == SIGCHLD && holder_claimed(&holder) &&
-            !lease_over(pidfile)) {
-            holder = keeper_spare_start(spare_file);
-            continue;
-        }
+        if (sigtimedwait(&chld, NULL, &check) == SIGCHLD)
+            reap_holders(&h);
         if (lease_over(pidfile)) {
-            keeper_spare_stop(holder, spare_file);
+            for (int i = 0; i < KEEPER_SPARES; i++)
+                keeper_spare_stop(h.pid[i], h.file[i]);
             _exit(0);
         }
+        fill_slots(&h);
     }
 }
 
@@ -219,7 +237,7 @@ static void keeper_main(const char *pidfile, const char *spare_file, int sync_fd
  * exits), maps its ids, records it in pidfile and lets it go; *ret_fd is
  * its user namespace.
  */
-static int keeper_start(const char *pidfile, const char *spare_file, unsigned long uid_base,
+static int keeper_start(const char *pidfile, const char *spare_base, unsigned long uid_base,
                         unsigned long gid_base, unsigned long count, int *ret_fd, pid_t *ret_keeper,
                         struct berth_error **err)
 {
@@ -239,7 +257,7 @@ static int keeper_start(const char *pidfile, const char *spare_file, unsigned lo
         (void)signal(SIGCHLD, SIG_DFL);
         k = container_clone(CLONE_NEWUSER, &k_pidfd);
         if (k == 0)
-            keeper_main(pidfile, spare_file, sv[1]);
+            keeper_main(pidfile, spare_base, sv[1]);
         _exit(k > 0 && write(sv[1], &k, sizeof(k)) == sizeof(k) ? 0 : 1);
     }
     (void)close(sv[1]);
@@ -292,7 +310,7 @@ int keeper_userns(unsigned long uid_base, unsigned long gid_base, unsigned long 
     if (!dir)
         return berth_error_plain(err, EPERM, "no private directory for the user-namespace keeper");
     pidfile = xasprintf("%s/userns-%lu-%lu-%lu.pid", dir, uid_base, gid_base, count);
-    spare = spare_file_in(dir, uid_base, gid_base, count);
+    spare = spare_base_in(dir, uid_base, gid_base, count);
     if (read_file(pidfile, &sb, 64, NULL) == 0 && (pid = (pid_t)atoi(sb.buf)) > 0 &&
         (fd = open_checked(pid, uid_base, gid_base, count)) >= 0) {
         /* The lease: the keeper lives on for KEEPER_IDLE_SECONDS after this. */
@@ -301,12 +319,12 @@ int keeper_userns(unsigned long uid_base, unsigned long gid_base, unsigned long 
     } else if ((r = keeper_start(pidfile, spare, uid_base, gid_base, count, ret_fd, &pid, err)) < 0) {
         return r;
     }
-    *ret_keeper = (struct keeper_ref){ .pid = pid, .spare_file = TAKE_PTR(spare) };
+    *ret_keeper = (struct keeper_ref){ .pid = pid, .spare_base = TAKE_PTR(spare) };
     return 0;
 }
 
 void keeper_ref_release(struct keeper_ref *k)
 {
-    free(k->spare_file);
-    k->spare_file = NULL;
+    free(k->spare_base);
+    k->spare_base = NULL;
 }

@@ -17,10 +17,13 @@
 /* How often it looks. */
 #define KEEPER_CHECK_SECONDS 5
 
-/* A running keeper: its pid, and where it offers its spare network namespace. */
+/* How many spare network namespaces a keeper keeps made (keeper-netns.c). */
+#define KEEPER_SPARES 2
+
+/* A running keeper: its pid, and where it offers its spare network namespaces. */
 struct keeper_ref {
     pid_t pid;
-    char *spare_file;           /* malloc'ed; keeper_ref_release() */
+    char *spare_base;           /* the spare files' names but the slot; malloc'ed: keeper_ref_release() */
 };
 
 /*
@@ -55,7 +58,9 @@ int keeper_claim_netns(const struct keeper_ref *keeper, struct keeper_spare *ret
  */
 void keeper_spare_done(struct keeper_spare *s);
 
-/* For keeper.c and keeper-netns.c: the keeper's child that makes and holds a spare (-1: the fork failed) ... */
+/* For keeper.c and keeper-netns.c: the file of a slot's spare (malloc'ed) ... */
+char *keeper_spare_slot(const char *base, int slot);
+/* ... the keeper's child that makes and holds a spare (-1: the fork failed) ... */
 pid_t keeper_spare_start(const char *spare_file);
 /* ... and its end, when the keeper ends. */
 void keeper_spare_stop(pid_t holder, const char *spare_file);

@@ -220,10 +220,12 @@ k3=$(cat "$pidfile")
 check "the next run starts a new one (exit $rc, pid $k3)" sh -c "[ $rc = 0 ] && [ '$k3' != '$k2' ] && [ \"\$(cat /proc/$k3/comm)\" = berth-userns ]"
 
 # --- the keeper's spare network namespace ---
-# The keeper keeps one network namespace made ahead, in a child of its own
-# ("berth-netns") named in netns-<map>.pid with its namespace's inode; a
-# run takes it instead of making one in its clone (runner/keeper-netns.c).
+# The keeper keeps network namespaces made ahead, each in a child of its
+# own ("berth-netns") named in netns-<map>.<slot>.pid with its namespace's
+# inode; a run takes one instead of making one in its clone, slot 0 first
+# (runner/keeper-netns.c).
 spare=${pidfile/userns-/netns-}
+spare=${spare%.pid}.0.pid
 settles 5 test -s "$spare" || true
 read -r h hino <"$spare" 2>/dev/null || h=
 check "the keeper offers a spare network namespace (holder pid ${h:-none})" \
