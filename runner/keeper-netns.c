@@ -1,30 +1,31 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * The keeper's spare network namespace (keeper.h). Making a network
+ * The keeper's spare network namespaces (keeper.h). Making a network
  * namespace is the dearest part of a container's clone: ~0.45 ms of a
  * ~5 ms start here, where the mount, pid, ipc and uts namespaces together
- * take ~0.1 ms (bwrap pays it too). So the user-namespace keeper
- * (keeper.c) keeps some made ahead, each in a child of its own, "berth-netns",
- * that made it with unshare(CLONE_NEWNET) at SCHED_IDLE (on CPU time
- * nothing else wants) and sleeps in it; the next `berth container run`
- * without --net takes it for its container and the keeper makes another.
+ * take ~0.1 ms (bwrap pays it too). So the user-namespace keeper (keeper.c)
+ * keeps KEEPER_SPARES made ahead, each in a child of its own,
+ * "berth-netns", that made it with unshare(CLONE_NEWNET) at SCHED_IDLE (on
+ * CPU time nothing else wants) and sleeps in it; a `berth container run`
+ * without --net takes one for its container, and the keeper makes another.
  *
- * It keeps KEEPER_SPARES of them, one per slot, each offered through a
- * file beside the keeper's pid file, "netns-<map>.<slot>.pid", holding the
- * holder's pid and the namespace's inode. A run claims one by renaming its
- * file away, so two runs never take the same one, then opens the holder's namespace and takes it only if every
- * check holds: the inode is the one written, the holder is the keeper's
- * child (a pid reused by a container's process never is), the namespace
- * belongs to the kept user namespace, and the holder still lives once it
- * is open (so the pid named it throughout). The holder sleeps on in that
- * namespace (it has no socket and sees nothing of the container's) until
- * the run is over: the run's sweeper, once the container's init is gone,
- * kills it (keeper_spare_done()), and the keeper, woken by SIGCHLD, makes
- * the next spare then. Made at once, the next spare's ~0.5 ms in the
- * kernel, which nothing preempts on this kernel (PREEMPT_NONE), landed in
- * the middle of the claiming run's own start and took back what the spare
- * had saved. A run that finds none, or one that fails a check, makes its
- * namespace in the clone as before.
+ * Each is offered in its slot's file beside the keeper's pid file,
+ * "netns-<map>.<slot>.pid", holding the holder's pid and the namespace's
+ * inode. A run claims one by renaming its file away, so two runs never
+ * take the same one, then opens the holder's namespace and takes it only
+ * if every check holds: the inode is the one written, the holder is the
+ * keeper's child (a pid reused by a container's process never is), the
+ * namespace belongs to the kept user namespace, and the holder still lives
+ * once it is open (so the pid named it throughout).
+ *
+ * The holder sleeps on in that namespace (it has no socket and sees
+ * nothing of the container's) until the run is over: the run's sweeper,
+ * once the container's init is gone, kills it (or keeper_spare_done()),
+ * and the keeper, woken by SIGCHLD, makes the next spare then. Made at
+ * once, the next spare's ~0.5 ms in the kernel, which nothing preempts on
+ * this kernel (PREEMPT_NONE), landed in the middle of the claiming run's
+ * own start and took back what the spare had saved. A run that finds none,
+ * or one that fails a check, makes its namespace in the clone as before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,9 +67,10 @@ static void holder_main(const char *spare_file, pid_t keeper)
     if (unshare(CLONE_NEWNET) < 0 || stat("/proc/self/ns/net", &st) < 0)
         _exit(1);
     text = xasprintf("%d %llu\n", (int)getpid(), (unsigned long long)st.st_ino);
-    /* Whole or not at all (a claimer reads it once renamed); no fsync: it lives as long as we do. */
+    /* Whole or not at all (a claimer reads it once renamed); no fsync: it lives as we do. */
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || close(fd) < 0 || rename(tmp, spare_file) < 0) {
+    if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || close(fd) < 0 ||
+        rename(tmp, spare_file) < 0) {
         (void)unlink(tmp);
         _exit(1);
     }
@@ -131,7 +133,6 @@ static int open_spare(pid_t holder, unsigned long long ino, pid_t keeper, struct
 
     if (pidfd < 0)
         return -1;
-    (void)fcntl(pidfd, F_SETFD, FD_CLOEXEC);
     netfd = open(path, O_RDONLY | O_CLOEXEC);
     if (netfd < 0 || fstat(netfd, &st) < 0 || (unsigned long long)st.st_ino != ino ||
         parent_of(holder) != keeper || !owned_by_ours(netfd) ||

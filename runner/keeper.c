@@ -316,8 +316,10 @@ int keeper_userns(unsigned long uid_base, unsigned long gid_base, unsigned long 
         /* The lease: the keeper lives on for KEEPER_IDLE_SECONDS after this. */
         (void)utimensat(AT_FDCWD, pidfile, NULL, 0);
         *ret_fd = fd;
-    } else if ((r = keeper_start(pidfile, spare, uid_base, gid_base, count, ret_fd, &pid, err)) < 0) {
-        return r;
+    } else {
+        r = keeper_start(pidfile, spare, uid_base, gid_base, count, ret_fd, &pid, err);
+        if (r < 0)
+            return r;
     }
     *ret_keeper = (struct keeper_ref){ .pid = pid, .spare_base = TAKE_PTR(spare) };
     return 0;

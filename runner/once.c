@@ -216,11 +216,13 @@ static int remove_cgroup(const struct cgroup_layout *layout, const char *cgroup,
  * the command's path. It waits on a socket for the caller's word: 's', the
  * caller removes the cgroup itself and the sweeper exits; 'd', or the
  * socket's end without a word (the caller died, and its container's init
- * with it), the removal is the sweeper's. It leaves the session, so a ^C meant for the next
- * command in the terminal cannot stop it half-way; it keeps only the
- * init's pidfd, its end of the socket and stderr (where a removal that fails
- * says so), so a caller reading the command's stdout sees its end with the
- * command's.
+ * with it), the removal is the sweeper's, and so is the end of the run's
+ * spare network namespace holder, if it had one (keeper.h): the keeper
+ * makes the next spare then, once the run is over. It leaves the session,
+ * so a ^C meant for the next command in the terminal cannot stop it
+ * half-way; it keeps only the init's pidfd, its end of the socket, the
+ * holder's pidfd and stderr (where a removal that fails says so), so a
+ * caller reading the command's stdout sees its end with the command's.
  */
 struct sweeper {
     int word_fd;                /* the caller's end of the socket; -1: no sweeper */
