@@ -18,8 +18,8 @@
  * namespace belongs to the kept user namespace, and the holder still lives
  * once it is open (so the pid named it throughout).
  *
- * The holder sleeps on in that namespace (it has no socket and sees
- * nothing of the container's) until the run is over: the run's sweeper,
+ * The holder sleeps on in that namespace (it has no socket, opens nothing
+ * and only waits to be killed) until the run is over: the run's sweeper,
  * once the container's init is gone, kills it (or keeper_spare_done()),
  * and the keeper, woken by SIGCHLD, makes the next spare then. Made at
  * once, the next spare's ~0.5 ms in the kernel, which nothing preempts on
@@ -118,10 +118,8 @@ static bool owned_by_ours(int netfd)
 {
     _cleanup_close_ int owner = ioctl(netfd, NS_GET_USERNS), self = open("/proc/self/ns/user",
                                                                           O_RDONLY | O_CLOEXEC);
-    struct stat a, b;
 
-    return owner >= 0 && self >= 0 && fstat(owner, &a) == 0 && fstat(self, &b) == 0 &&
-           a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    return owner >= 0 && self >= 0 && keeper_same_ns(owner, self);
 }
 
 /* The claimed holder's namespace, if every check of the top of this file holds. */

@@ -18,8 +18,8 @@
  * mapped id), named "berth-userns", holds no fd of its caller, and
  * sleeps: a namespace shared by the containers of one id slice, which share
  * those ids anyway (each container still has its own mount, pid, network,
- * ipc, uts and cgroup namespaces). It also keeps a spare network namespace
- * for the next run (keeper-netns.c).
+ * ipc, uts and cgroup namespaces). It also keeps spare network namespaces
+ * for the next runs (keeper-netns.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -95,8 +95,7 @@ static bool map_is(pid_t pid, const char *file, unsigned long base, unsigned lon
            sb.buf[used] == '\0' && in == 0 && out == base && n == count;
 }
 
-/* Whether two fds name the same namespace. */
-static bool same_ns(int a, int b)
+bool keeper_same_ns(int a, int b)
 {
     struct stat sa, sb;
 
@@ -116,13 +115,13 @@ static int open_checked(pid_t pid, unsigned long uid_base, unsigned long gid_bas
         return -1;
     parent = ioctl(fd, NS_GET_PARENT);
     self = open("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
-    if (parent < 0 || self < 0 || !same_ns(parent, self))
+    if (parent < 0 || self < 0 || !keeper_same_ns(parent, self))
         return -1;
     if (!map_is(pid, "uid_map", uid_base, count) || !map_is(pid, "gid_map", gid_base, count))
         return -1;
     /* The maps read were that namespace's only if the pid still lives in it. */
     again = open(path, O_RDONLY | O_CLOEXEC);
-    if (again < 0 || !same_ns(fd, again))
+    if (again < 0 || !keeper_same_ns(fd, again))
         return -1;
     return TAKE_FD(fd);
 }

@@ -58,7 +58,9 @@ int keeper_claim_netns(const struct keeper_ref *keeper, struct keeper_spare *ret
  */
 void keeper_spare_done(struct keeper_spare *s);
 
-/* For keeper.c and keeper-netns.c: the file of a slot's spare (malloc'ed) ... */
+/* For keeper.c and keeper-netns.c: whether two fds name the same namespace ... */
+bool keeper_same_ns(int a, int b);
+/* ... the file of a slot's spare (malloc'ed) ... */
 char *keeper_spare_slot(const char *base, int slot);
 /* ... the keeper's child that makes and holds a spare (-1: the fork failed) ... */
 pid_t keeper_spare_start(const char *spare_file);
