@@ -381,13 +381,10 @@ static void blocks(struct builder *b)
     struct target allow = ret_to(b, SECCOMP_RET_ALLOW);
     struct target eperm = ret_to(b, SECCOMP_RET_ERRNO | EPERM);
     struct target eafno = ret_to(b, SECCOMP_RET_ERRNO | EAFNOSUPPORT);
-    unsigned long mask = 0;
 
     block_start(b, SYS_clone);
-    for (size_t i = 0; i < seccomp_n_clone_ns_flags; i++)
-        mask |= seccomp_clone_ns_flags[i];
     emit(b, BPF_LD | BPF_W | BPF_ABS, ARG_LO(0));
-    cond(b, BPF_JSET, (uint32_t)mask, eperm, allow);
+    cond(b, BPF_JSET, (uint32_t)seccomp_clone_ns_mask(), eperm, allow);
     block_start(b, SYS_socket);
     one_of(b, 0, true, seccomp_socket_families, seccomp_n_socket_families, allow, eafno);
     block_start(b, SYS_personality);

@@ -19,6 +19,8 @@
 /* clone(2): the flags that create namespaces, refused (EPERM). */
 extern const unsigned long seccomp_clone_ns_flags[];
 extern const size_t seccomp_n_clone_ns_flags;
+/* Those flags together (Docker's 0x7E020000). */
+unsigned long seccomp_clone_ns_mask(void);
 /* socket(2): the families allowed; every other one gets EAFNOSUPPORT. */
 extern const unsigned long seccomp_socket_families[];
 extern const size_t seccomp_n_socket_families;

@@ -134,6 +134,15 @@ const unsigned long seccomp_clone_ns_flags[] = {
 };
 const size_t seccomp_n_clone_ns_flags = sizeof(seccomp_clone_ns_flags) / sizeof(*seccomp_clone_ns_flags);
 
+unsigned long seccomp_clone_ns_mask(void)
+{
+    unsigned long mask = 0;
+
+    for (size_t i = 0; i < seccomp_n_clone_ns_flags; i++)
+        mask |= seccomp_clone_ns_flags[i];
+    return mask;
+}
+
 /* The socket(2) families apps need, in increasing order (add_arg_rules relies on it). */
 const unsigned long seccomp_socket_families[] = { AF_UNIX, AF_INET, AF_INET6, AF_NETLINK };
 const size_t seccomp_n_socket_families = sizeof(seccomp_socket_families) / sizeof(*seccomp_socket_families);
@@ -187,7 +196,7 @@ static int add_arg_rules(scmp_filter_ctx ctx, struct berth_error **err)
     int r;
 
     /* clone: only without namespace flags; one EPERM rule per flag. */
-    c = SCMP_A0(SCMP_CMP_MASKED_EQ, 0x7E020000UL, 0);
+    c = SCMP_A0(SCMP_CMP_MASKED_EQ, seccomp_clone_ns_mask(), 0);
     if ((r = add_rule(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, &c, "clone", err)) < 0)
         return r;
     for (size_t i = 0; i < seccomp_n_clone_ns_flags; i++) {
