@@ -21,14 +21,12 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/sched.h>
-#include <net/if.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -220,23 +218,6 @@ int container_map_ids(pid_t pid, unsigned long uid_base, unsigned long gid_base,
     return r < 0 ? r : r2;
 }
 
-static int loopback_up(struct berth_error **err)
-{
-    _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct ifreq ifr;
-
-    if (s < 0)
-        return berth_error_make(err, errno, "socket for bringing up 'lo'");
-    memset(&ifr, 0, sizeof(ifr));
-    memcpy(ifr.ifr_name, "lo", 3);
-    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-        return berth_error_make(err, errno, "get flags of 'lo'");
-    ifr.ifr_flags |= IFF_UP;
-    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-        return berth_error_make(err, errno, "bring up 'lo'");
-    return 0;
-}
-
 /*
  * The parent's release: the go, once it has written the id maps and, for
  * a networked container, started pasta, with the fds of the files through
@@ -292,7 +273,7 @@ static int child_finish(const struct runner_spec *spec, const struct net_host *n
     struct rlimit no_core = { 0, 0 };
     int r;
 
-    if ((r = loopback_up(err)) < 0)
+    if ((r = network_loopback_up(err)) < 0)
         return r;
     /* pasta has configured eth0 by now (the spawner waited for it before releasing us). */
     if (spec->network && (r = network_block_host(net, err)) < 0)

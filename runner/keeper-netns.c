@@ -18,13 +18,15 @@
  * namespace belongs to the kept user namespace, and the holder still lives
  * once it is open (so the pid named it throughout).
  *
- * The holder sleeps on in that namespace (it has no socket, opens nothing
- * and only waits to be killed) until the run is over: the run's sweeper,
- * once the container's init is gone, kills it (or keeper_spare_done()),
- * and the keeper, woken by SIGCHLD, makes the next spare then. Made at
- * once, the next spare's ~0.5 ms in the kernel, which nothing preempts on
- * this kernel (PREEMPT_NONE), landed in the middle of the claiming run's
- * own start and took back what the spare had saved. A run that finds none,
+ * The holder brings up the namespace's loopback, which the container's
+ * child would otherwise do on its start, and sleeps on in that namespace
+ * (it keeps no socket, opens nothing more and only waits to be killed)
+ * until the run is over: the run's sweeper, once the container's init is
+ * gone, kills it (or keeper_spare_done()), and the keeper, woken by
+ * SIGCHLD, makes the next spare then. Made at once, the next spare's
+ * ~0.5 ms in the kernel, which nothing preempts on this kernel
+ * (PREEMPT_NONE), landed in the middle of the claiming run's own start and
+ * took back what the spare had saved. A run that finds none,
  * or one that fails a check, makes its namespace in the clone as before.
  */
 #include <errno.h>
@@ -47,6 +49,7 @@
 #include "common/xalloc.h"
 #include "runner/init.h"
 #include "runner/keeper.h"
+#include "runner/network.h"
 #include "common/banned.h"
 
 /* The holder: make the namespace, offer it, sleep in it until killed (or the keeper dies). */
@@ -66,6 +69,8 @@ static void holder_main(const char *spare_file, pid_t keeper)
     (void)sched_setscheduler(0, SCHED_IDLE, &idle);
     if (unshare(CLONE_NEWNET) < 0 || stat("/proc/self/ns/net", &st) < 0)
         _exit(1);
+    /* Its loopback up now, off the claiming run's start (the child checks it). */
+    (void)network_loopback_up(NULL);
     text = xasprintf("%d %llu\n", (int)getpid(), (unsigned long long)st.st_ino);
     /* Whole or not at all (a claimer reads it once renamed); no fsync: it lives as we do. */
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

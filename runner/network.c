@@ -12,12 +12,14 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/fib_rules.h>
+#include <net/if.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -404,6 +406,25 @@ static void nl_prohibit_rule(struct nl_msg *m, const struct net_addr *a, uint32_
     m->u.rule.action = FR_ACT_PROHIBIT;
     nl_attr(m, FRA_DST, a->bytes, a->family == AF_INET ? 4 : 16);
     nl_attr(m, FRA_PRIORITY, &prio, sizeof(prio));
+}
+
+int network_loopback_up(struct berth_error **err)
+{
+    _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+
+    if (s < 0)
+        return berth_error_make(err, errno, "socket for bringing up 'lo'");
+    memset(&ifr, 0, sizeof(ifr));
+    memcpy(ifr.ifr_name, "lo", 3);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        return berth_error_make(err, errno, "get flags of 'lo'");
+    if (ifr.ifr_flags & IFF_UP)
+        return 0;
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        return berth_error_make(err, errno, "bring up 'lo'");
+    return 0;
 }
 
 /*

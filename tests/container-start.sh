@@ -232,13 +232,17 @@ check "the keeper offers a spare network namespace (holder pid ${h:-none})" \
     sh -c "[ -n '$h' ] && [ \"\$(cat /proc/$h/comm)\" = berth-netns ] && [ \"\$(awk '{print \$4}' /proc/$h/stat)\" = '$k3' ]"
 check "... in the kept user namespace, not in the host's network namespace" \
     sh -c "[ \"\$(readlink /proc/$h/ns/user)\" = \"\$(readlink /proc/$k3/ns/user)\" ] && [ \"\$(readlink /proc/$h/ns/net)\" = 'net:[$hino]' ] && [ 'net:[$hino]' != \"\$(readlink /proc/self/ns/net)\" ]"
-"$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sh -c 'readlink /proc/self/ns/net; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; exec sleep 30' \
+# The holder brought its loopback up when it made the namespace: IPv4
+# joins lo to the all-hosts group (/proc/net/igmp) only once it is up.
+check "... whose loopback the holder has brought up" grep -q 'lo *:' "/proc/$h/net/igmp"
+"$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sh -c 'readlink /proc/self/ns/net; cat /sys/class/net/lo/flags; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; exec sleep 30' \
     >"$TEST_DIR/net1" 2>"$TEST_DIR/net1.err" &
 first=$!
 settles 5 test -s "$TEST_DIR/net1" || true
 check "a run took the spare: its container is in that namespace ($(head -1 "$TEST_DIR/net1"))" \
     [ "$(head -1 "$TEST_DIR/net1")" = "net:[$hino]" ]
-check "... which has lo alone" [ "$(sed -n '2,$p' "$TEST_DIR/net1" | tr '\n' ' ')" = "lo " ]
+check "... which has lo alone" [ "$(sed -n '3,$p' "$TEST_DIR/net1" | tr '\n' ' ')" = "lo " ]
+check "... and up (flags $(sed -n 2p "$TEST_DIR/net1"))" [ "$(sed -n 2p "$TEST_DIR/net1")" = 0x9 ]
 ctr "$rootfs" -- readlink /proc/self/ns/net
 check "a second run meanwhile has a namespace of its own ($(cat "$out"))" \
     sh -c "[ $rc = 0 ] && [ \"\$(cat '$out')\" != \"\$(head -1 '$TEST_DIR/net1')\" ]"
@@ -254,8 +258,9 @@ ctr "$rootfs" -- readlink /proc/self/ns/net
 check "... and one naming this shell, in the host's namespace, too" \
     sh -c "[ $rc = 0 ] && [ \"\$(cat '$out')\" != \"\$(readlink /proc/self/ns/net)\" ]"
 echo garbage >"$spare"
-ctr "$rootfs" -- /bin/true
+ctr "$rootfs" -- cat /sys/class/net/lo/flags
 check "... and a spare file that does not parse costs nothing but the spare (exit $rc)" [ "$rc" = 0 ]
+check "... the run's own namespace has its loopback up too (flags $(cat "$out"))" [ "$(cat "$out")" = 0x9 ]
 kill -TERM "$first" 2>/dev/null || true
 wait "$first" 2>/dev/null || true
 check "the claimed holder is gone once its run is over" settles 5 sh -c "! [ -e /proc/$h ] || [ \"\$(cat /proc/$h/comm)\" != berth-netns ]"
