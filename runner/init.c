@@ -131,7 +131,11 @@ static int exec_app(const struct runner_spec *spec)
  * router read 1.04-1.16 of nginx's req/s instead of 0.94-0.99. A tenant's
  * p99 beside another tenant's CPU and memory hogs (tests/bench/neighbour.sh)
  * did not move, nor did one client's req/s, where the CPUs are mostly idle
- * and a wake-up finds one free. The init stays SCHED_OTHER: its port agent
+ * and a wake-up finds one free. What it costs: beside a neighbour's busy
+ * task, an app's wake-up waits for the next tick instead of preempting it
+ * (a probe in a tenant's cgroup: p99 3.5 ms against 135 us), which the
+ * router's own waits there hide for now (docs/ARCHITECTURE.md, The noisy
+ * neighbour). The init stays SCHED_OTHER: its port agent
  * answers the router. An app that wants wake-up preemption back may ask
  * for SCHED_OTHER itself (no privilege needed). Only SCHED_OTHER is
  * changed: a berth started under another policy (SCHED_IDLE, say) passes
