@@ -12,9 +12,9 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/fib_rules.h>
-#include <net/if.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>

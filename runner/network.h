@@ -74,7 +74,7 @@ void network_host_release(struct net_host *h);
  * up already: in the cloned child, as container root, for every container,
  * and in the keeper's spare holders (keeper-netns.c), which bring up theirs
  * when they make it, so that a container joining one finds it up and skips
- * the interface's bring-up (its routes and ::1, ~40 us) on its start.
+ * the interface's bring-up (its routes and ::1, 70-88 us here) on its start.
  */
 int network_loopback_up(struct berth_error **err);
 

@@ -9,7 +9,10 @@
  * directory is covered with an empty tmpfs, in a user and mount namespace
  * of our own that map only the caller's uid and gid to themselves: crun
  * then still runs rootless, as the caller, and sees a host with cgroup v1
- * alone. Nothing else changes for it.
+ * alone. One more thing differs for it: newuidmap and newgidmap, which it
+ * tries first, are setuid binaries that a user namespace other than the
+ * host's does not honour, so they fail and crun writes its one-id maps
+ * itself, as it falls back to doing; it still executes both.
  *
  *   cgroup-v1-view CMD [ARG...]
  *
@@ -32,7 +35,7 @@ static int write_proc(const char *path, const char *text)
     ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
 
     if (n != (ssize_t)strlen(text)) {
-        fprintf(stderr, "cgroup-v1-view: write %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "cgroup-v1-view: write %s: %s\n", path, n < 0 ? strerror(errno) : "short write");
         if (fd >= 0)
             (void)close(fd);
         return 0;
