@@ -43,6 +43,11 @@
  * `open`): no cap until a dial loses its SYN, then half of what was open,
  * grown by one for every `cap` connections made while the cap binds, and
  * lifted past ADMIT_CAP_MAX (additive increase, multiplicative decrease).
+ * An app's accept queue is a fixed size, so the `open` at which a SYN was
+ * last lost is where the next loss waits: from one below it the cap grows
+ * ADMIT_PROBE_SLOW times slower (busybox's queue of ten, 16 clients: the
+ * probing at the plain rate lost 2-3 % of the router's connects there,
+ * each of them CONNECT_DIAL_WAIT_MS and a redial late).
  * Requests past the cap wait in the loop, in order, under their connect
  * deadline, counted as the backend's outstanding requests (so balancing
  * prefers its siblings), and start as room frees (connect_admit_waiting(),
@@ -93,6 +98,7 @@
 #define STOCK_RETRY_MS 1000             /* an ask not answered (or answered empty) is repeated after this */
 #define CONNECT_DIAL_WAIT_MS 4          /* a dial not complete by then lost its SYN (the agent's REDIAL_FAST_MS) */
 #define ADMIT_CAP_MAX 256               /* a cap grown past this is lifted */
+#define ADMIT_PROBE_SLOW 16             /* how much slower the cap grows near the last loss */
 
 struct channel {
     uint8_t kind;                 /* EV_CHANNEL: epoll data of fd */
@@ -834,6 +840,11 @@ static void wait_remove(struct connector *c, struct proxy_req *req)
         ready_remove(c, s);
 }
 
+unsigned connect_admit_grow_after(unsigned cap, unsigned ceiling)
+{
+    return cap + 1 >= ceiling ? cap * ADMIT_PROBE_SLOW : cap;
+}
+
 void connect_succeeded(struct proxy_req *req)
 {
     struct pool_slot *s = req->admitted;
@@ -841,7 +852,7 @@ void connect_succeeded(struct proxy_req *req)
     /* Grow only while the cap binds: a cap nobody reaches says nothing. */
     if (!s || !s->cap || (s->open < s->cap && !s->wait_head))
         return;
-    if (++s->grown < s->cap)
+    if (++s->grown < connect_admit_grow_after(s->cap, s->ceiling))
         return;
     s->grown = 0;
     if (++s->cap > ADMIT_CAP_MAX)
@@ -849,13 +860,14 @@ void connect_succeeded(struct proxy_req *req)
     ready_push(req->loop->connector, s);
 }
 
-/* A dial of req's lost its SYN: its slot's cap halves what is open. */
+/* A dial of req's lost its SYN: its slot's cap halves what is open, and that is the next ceiling. */
 static void admit_shrink(struct proxy_req *req)
 {
     struct pool_slot *s = req->admitted;
 
     if (!s)
         return;
+    s->ceiling = s->open;
     s->cap = s->open / 2 ? s->open / 2 : 1;
     s->grown = 0;
 }

@@ -96,6 +96,7 @@ struct pool_slot {
     unsigned open;                /* this loop's requests on new connections to the backend, until they end */
     unsigned cap;                 /* how many may be (0: no cap) */
     unsigned grown;               /* connections made since the cap last grew */
+    unsigned ceiling;             /* `open` when a dial last lost its SYN (0: none lost yet) */
     unsigned waiting;             /* requests on the list below */
     struct proxy_req *wait_head, *wait_tail;   /* requests waiting for room, oldest first */
     struct pool_slot *next_ready; /* on the connector's list: room and waiters */
@@ -189,11 +190,11 @@ bool pool_quarantined(const struct upstream_pool *p, uint64_t now);
 ssize_t route_outstanding_for_test(struct router *r, const char *host, unsigned *counts, size_t max);
 /*
  * For tests: the admission state (connect.c) of the first backend of
- * `host` on loop 0, as {open, cap, waiting}; -1 without a route. The loop
+ * `host` on loop 0, as {open, cap, waiting, ceiling}; -1 without a route. The loop
  * thread writes these plain counters while this reads them: a snapshot
  * for a test that knows the loop is idle or waiting, nothing more.
  */
-int route_admission_for_test(struct router *r, const char *host, unsigned out[3]);
+int route_admission_for_test(struct router *r, const char *host, unsigned out[4]);
 
 /* ---------------------------------------------------------------- requests */
 
@@ -405,6 +406,8 @@ void connect_dial_wait_for_test(int ms);
 void connect_admit_waiting(struct connector *c);
 /* req's connection is up (a dial or the agent's): the backend's cap may grow. */
 void connect_succeeded(struct proxy_req *req);
+/* After how many connections made while it binds a cap grows by one, given the last loss's `open` (0: none). */
+unsigned connect_admit_grow_after(unsigned cap, unsigned ceiling);
 /* What the loop does with an answer: a socket (>= 0), or the connect's errno (sock < 0). */
 void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock, int err);
 /* req's dial completed: its socket (req->fd, registered in the loop's epoll) is connected. */

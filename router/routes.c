@@ -487,7 +487,7 @@ ssize_t route_outstanding_for_test(struct router *r, const char *host, unsigned 
     return n;
 }
 
-int route_admission_for_test(struct router *r, const char *host, unsigned out[3])
+int route_admission_for_test(struct router *r, const char *host, unsigned out[4])
 {
     struct route_table *t = router_current_table(r);
     const struct route_target *tg = route_table_lookup(t, host);
@@ -498,6 +498,7 @@ int route_admission_for_test(struct router *r, const char *host, unsigned out[3]
         out[0] = s->open;
         out[1] = s->cap;
         out[2] = s->waiting;
+        out[3] = s->ceiling;
         ret = 0;
     }
     route_table_unref(t);

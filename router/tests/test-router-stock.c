@@ -13,7 +13,9 @@
  * milliseconds and asks the agent (which dials again), and the request
  * ends with the app's connect timeout (H19), not the kernel's second-long
  * SYN retry, and a request behind it waits in the router for room (the
- * admission cap the lost SYN set) instead of dialling; a dial allowed to
+ * admission cap the lost SYN set) instead of dialling, and the cap grows
+ * at the plain rate below the `open` of that loss and 16 times slower from
+ * one below it; a dial allowed to
  * wait past the SYN's retransmit connects through EPOLLOUT and sends its
  * request then; backends that offer no stock are served as before, and so is
  * every backend of a router whose descriptor limit is low; every backend's
@@ -268,7 +270,7 @@ static void test_dropped_syn(int *queue_fd)
 {
     uint16_t port;
     int lfd = listen_local(&port), filler = -1, asked_before, asked_soon = 0;
-    unsigned adm[3] = { 0 };
+    unsigned adm[4] = { 0 };
     bool admitted = false;
     struct bg b = { 0 }, b2 = { 0 };
 
@@ -307,14 +309,29 @@ static void test_dropped_syn(int *queue_fd)
     ok(b.status == 503 && b.secs >= 0.25 && b.secs < 1.0,
        "... and the request ended with the app's 300 ms connect timeout, not the kernel's SYN retry "
        "(%d after %.2fs)", b.status, b.secs);
-    ok(admitted && adm[0] == 1 && adm[1] == 1 && adm[2] == 1 && b2.status == 503,
+    ok(admitted && adm[0] == 1 && adm[1] == 1 && adm[2] == 1 && adm[3] == 1 && b2.status == 503,
        "a request behind it, while it was pending, waited in the router for room: the lost SYN capped the "
-       "app at 1 open (open %u, cap %u, waiting %u; then %d)", adm[0], adm[1], adm[2], b2.status);
+       "app at 1 open, and 1 is where the next loss is expected (open %u, cap %u, waiting %u, ceiling %u; "
+       "then %d)", adm[0], adm[1], adm[2], adm[3], b2.status);
     admitted = route_admission_for_test(router, "stalled.localhost", adm) == 0;
     ok(admitted && adm[0] == 0 && adm[2] == 0, "once both ended, nothing is open or waiting (open %u, waiting %u)",
        adm[0], adm[2]);
     if (filler >= 0)
         close(filler);
+}
+
+/* The cap's growth: one per `cap` connections, and ADMIT_PROBE_SLOW (16) times slower near the last loss. */
+static void test_cap_growth_rule(void)
+{
+    ok(connect_admit_grow_after(2, 10) == 2 && connect_admit_grow_after(8, 10) == 8,
+       "far below the last loss's open (10) the cap grows by one per cap connections (2: %u, 8: %u)",
+       connect_admit_grow_after(2, 10), connect_admit_grow_after(8, 10));
+    ok(connect_admit_grow_after(9, 10) == 9 * 16 && connect_admit_grow_after(10, 10) == 160 &&
+       connect_admit_grow_after(40, 10) == 640,
+       "from one below it on, 16 times slower (9: %u, 10: %u, 40: %u)", connect_admit_grow_after(9, 10),
+       connect_admit_grow_after(10, 10), connect_admit_grow_after(40, 10));
+    ok(connect_admit_grow_after(1, 1) == 16, "a loss with one open: the cap of 1 grows after 16 (%u)",
+       connect_admit_grow_after(1, 1));
 }
 
 /* An app on a listener with a backlog of 0 that stops accepting while `held`; it answers each request "ok" and closes. */
@@ -506,6 +523,7 @@ int main(void)
     test_refused();
     test_streamed_upload("duo.localhost");
     test_dropped_syn(&queue_fd);
+    test_cap_growth_rule();
     test_rto_floor();
 
     router_stop(router);
