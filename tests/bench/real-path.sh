@@ -13,9 +13,10 @@
 # listen backlog 9) as a Procfile app, through the router and, beside it,
 # the same busybox on the host with the same files ("direct"), and nginx
 # as the proxy in front of that host busybox (the peer: what a proxy hop
-# costs it), wrk -d3s at 1 to 256 clients: req/s and p99 of each, and the
-# router/direct and nginx/direct ratios (tests/router-load.sh checks the
-# same sweep for errors and collapse).
+# costs it), wrk -d3s at 1 to 256 clients: req/s and p99 of each, the
+# router/direct and nginx/direct ratios, and the SYNs the app's accept queue
+# dropped during the router's run (tests/router-load.sh checks the same
+# sweep for errors and collapse).
 # Run by tests/bench/run.sh as the berth user, or alone:
 #   tests/bench/real-path.sh BUILD_DIR [ROUNDS] [SECS]
 set -euo pipefail
@@ -102,15 +103,26 @@ if [ -n "$ngx" ]; then
 fi
 sleep 0.5
 sweep_stats() { wrk_stats "$@" | awk '{printf "%.0f %.2f %d\n", $1, $3, $4}'; } # "req/s p99-ms bad", rounded
-printf '  %8s %22s %22s %22s %16s %16s\n' clients "router req/s  p99 ms" "nginx req/s  p99 ms" \
-    "direct req/s  p99 ms" "router/direct" "nginx/direct"
+# The SYNs the app's full accept queue dropped (its network namespace's
+# ListenOverflows) during each router run: what the router's admission
+# cap (router/connect.c) keeps down.
+app_pid=$(pgrep -f -- '-p [0-9]+ -h site$' | grep -vx "$direct" | head -1 || true)
+overflows() {
+    awk '/^TcpExt:/ { if (!h) { split($0, n); h = 1 } else { split($0, v); for (i in n) if (n[i] == "ListenOverflows") print v[i] } }' \
+        "/proc/$app_pid/net/netstat" 2>/dev/null || echo "?"
+}
+printf '  %8s %22s %22s %22s %16s %16s %10s\n' clients "router req/s  p99 ms" "nginx req/s  p99 ms" \
+    "direct req/s  p99 ms" "router/direct" "nginx/direct" "lost SYNs"
 for c in 1 8 16 32 64 256; do
     t=2; [ "$c" -lt 2 ] && t=1
+    o0=$(overflows)
     read -r rr rp rbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s -H 'Host: bb.localhost' "http://127.0.0.1:$http/")
+    o1=$(overflows) lost='?'
+    [ -z "$app_pid" ] || [ "$o0" = '?' ] || [ "$o1" = '?' ] || lost=$((o1 - o0))
     nr=0 np=0 nbad=0
     [ -z "$proxy" ] || read -r nr np nbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s "http://127.0.0.1:$pport/")
     read -r dr dp dbad < <(sweep_stats -t$t -c$c -d3s --timeout 5s "http://127.0.0.1:$dport/")
-    printf '  %8s %12s %9s %12s %9s %12s %9s %8s %7s %8s %7s%s\n' "$c" "$rr" "$rp" "$nr" "$np" "$dr" "$dp" \
-        "$(ratio "$rr" "$dr")" "$(ratio "$rp" "$dp")" "$(ratio "$nr" "$dr")" "$(ratio "$np" "$dp")" \
+    printf '  %8s %12s %9s %12s %9s %12s %9s %8s %7s %8s %7s %10s%s\n' "$c" "$rr" "$rp" "$nr" "$np" "$dr" "$dp" \
+        "$(ratio "$rr" "$dr")" "$(ratio "$rp" "$dp")" "$(ratio "$nr" "$dr")" "$(ratio "$np" "$dp")" "$lost" \
         "$( [ "$rbad$dbad" = 00 ] || echo '  (errors through the router or direct!)')$( [ "$nbad" = 0 ] || echo '  (nginx: errors)')"
 done
