@@ -406,7 +406,11 @@ void connect_dial_wait_for_test(int ms);
 void connect_admit_waiting(struct connector *c);
 /* req's connection is up (a dial or the agent's): the backend's cap may grow. */
 void connect_succeeded(struct proxy_req *req);
-/* After how many connections made while it binds a cap grows by one, given the last loss's `open` (0: none). */
+/*
+ * After how many connections made while it binds a cap grows by one, given
+ * `ceiling`, the `open` at the last lost SYN (connect.c, Admission). Only a
+ * loss sets a cap, so a cap always comes with its ceiling.
+ */
 unsigned connect_admit_grow_after(unsigned cap, unsigned ceiling);
 /* What the loop does with an answer: a socket (>= 0), or the connect's errno (sock < 0). */
 void upstream_connected(struct upstream_loop *l, struct proxy_req *req, int sock, int err);
