@@ -96,6 +96,13 @@ check "static: style.css is text/css" [ "$(curl -s -o /dev/null -w '%{content_ty
 curl -s -o "$TEST_DIR/static404" -w '%{http_code}' -H 'Host: static.localhost' "http://127.0.0.1:$HTTP_PORT/nope" >"$TEST_DIR/static404.code"
 check "static: a missing page is a 404 with the site's own 404.html" \
     [ "$(cat "$TEST_DIR/static404.code")" = 404 ] && cmp -s "$TEST_DIR/static404" "$SRCDIR/examples/static/404.html"
+# nginx keeps files open and remembers misses (open_file_cache): never across releases.
+check "static: a missing page asked twice is a 404 both times" \
+    [ "$(code static /later.html)" = 404 ] && [ "$(code static /later.html)" = 404 ]
+printf '<p>added later</p>\n' >"$TEST_DIR/src-static/later.html"
+commit_all "$TEST_DIR/src-static" "a page added"
+push_app "$TEST_DIR/src-static" static "$TEST_DIR/static.3.out" || diag "$TEST_DIR/static.3.out"
+check "static: the next release serves that page" wait_body static.localhost /later.html "added later"
 
 example procfile Procfile "Hello from berth's Procfile example" server.py ""
 check "procfile: nothing was built" contains "$TEST_DIR/procfile.out" "-----> Nothing to build: the app runs as pushed"

@@ -44,10 +44,15 @@ git -C "$T/src" push -q "http://x:$BERTH_TOKEN@127.0.0.1:$control/real.git" main
 ngx=$(PATH=$PATH:/usr/sbin command -v nginx || true)
 oport=$(free_port) kport=$(free_port)
 if [ -n "$ngx" ]; then
-    # (what the static buildpack's nginx.conf does per request, on the same files)
-    nginx_conf "$T/origin" "charset utf-8; sendfile on; tcp_nopush on;
-    server { listen 127.0.0.1:$oport; root $T/src; keepalive_requests 1000; server_tokens off;
-        add_header Cache-Control no-cache; location / { try_files \$uri \$uri/ =404; } }"
+    # The origin runs the very nginx.conf the static buildpack writes for the
+    # app (its one worker, its Cache-Control map, dot-file location and file
+    # cache), on the same files, so it does the app's work per request; only
+    # the host paths differ (loopback, and its pid and temp files in $T).
+    mkdir -p "$T/origin"
+    cp -a "$T/src" "$T/osrc"
+    "$top/buildpacks/static/bin/compile" "$T/osrc" "$T/origin" "$T/origin" >/dev/null
+    sed -e "s|listen @PORT@|listen 127.0.0.1:$oport|; s|/tmp/berth-nginx.pid|$T/origin/nginx.pid|" \
+        -e "s|/tmp/nginx-|$T/origin/|g" "$T/osrc/.berth/static/nginx.conf" >"$T/origin/nginx.conf"
     nginx_conf "$T/peer" "upstream o { server 127.0.0.1:$oport; keepalive 64; }
     server { listen 127.0.0.1:$kport; location / { proxy_pass http://o; proxy_http_version 1.1;
         proxy_set_header Connection \"\"; proxy_set_header Host \$host;
