@@ -119,8 +119,9 @@ check "*.psd is gone at any depth" [ "$(code mono.localhost /art.psd)$(code mono
 check "an anchored /docs only removes the top one" [ "$(code mono.localhost /docs/keep.txt)" = 200 ]
 check "a dir/ pattern keeps a file of that name" [ "$(code mono.localhost /tmp)" = 200 ]
 slug=$home/layers/admin/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["slug"])' "$home/apps/mono/releases/1.json")
-check "slugs are kept per tenant (layers/admin/<sha256>)" [ -n "$slug" ] && [ -d "$slug/app" ]
-check "the slug holds only the subdirectory" [ -f "$slug/app/Procfile" ] && [ ! -e "$slug/app/services" ] && [ ! -e "$slug/app/web" ]
+check "slugs are kept per tenant (layers/admin/<sha256>)" sh -c "[ -n '$slug' ] && [ -d '$slug/app' ]"
+check "the slug holds only the subdirectory" \
+    sh -c "[ -f '$slug/app/Procfile' ] && [ ! -e '$slug/app/services' ] && [ ! -e '$slug/app/web' ]"
 sub_base=$(awk -F: -v u="$(id -un)" '$1 == u { print $2; exit }' /etc/subuid)
 check "the slug's files belong to the tenant's build user (host uid $((sub_base + 1000)))" \
     [ "$(stat -c %u "$slug/app" "$slug/app/Procfile" | sort -u)" = "$((sub_base + 1000))" ]
