@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * control/gc: slug garbage collection (see gc.h). One pass goes tenant by
- * tenant: the tenant's apps, each at its deploy lock (taken in the apps'
- * sorted order, the only place that holds more than one, and only one
- * tenant's at a time); the slugs their last releases name; then the
+ * tenant: the tenant's apps, all at their deploy locks at once (taken
+ * without ever waiting while one is held: a push holds two, lock_all();
+ * only one tenant's at a time); the slugs their last releases name; then the
  * tenant's layers directory, whose other sha256-named entries go. A
  * thread runs the pass on a schedule. And the sweep at start of what a
  * crash left in run/ and in the repositories' quarantine.
@@ -131,24 +131,53 @@ static int apps_by_tenant(struct server *s, json_t **ret, struct berth_error **e
     return 0;
 }
 
+/*
+ * Every lock of `rt` or none. A push holds two deploy locks at once (a
+ * preview's, then its staging app's, pipelines.h), in an order no sort
+ * here can match, so this never waits while it holds one: a busy lock
+ * has everything taken so far released, is waited for alone, and the
+ * round starts again from it.
+ */
+static void lock_all(struct app_runtime **rt, size_t n)
+{
+    size_t first = 0;
+
+    if (n == 0)
+        return;
+    for (;;) {
+        size_t i, busy = n;
+
+        pthread_mutex_lock(&rt[first]->deploy_lock);
+        for (i = 0; i < n && busy == n; i++)
+            if (i != first && pthread_mutex_trylock(&rt[i]->deploy_lock) != 0)
+                busy = i;
+        if (busy == n)
+            return;
+        for (i = 0; i < busy; i++)
+            if (i != first)
+                pthread_mutex_unlock(&rt[i]->deploy_lock);
+        pthread_mutex_unlock(&rt[first]->deploy_lock);
+        first = busy;
+    }
+}
+
 /* One tenant's pass, with every app of the tenant at its deploy lock (and no other tenant's). */
 static void collect_tenant(struct server *s, const char *tenant, const json_t *apps, bool dry_run, unsigned keep,
                            json_t *removed, uint64_t *total)
 {
-    _cleanup_free_ struct app_runtime **locked = xcalloc(json_array_size(apps) + 1, sizeof(*locked));
+    size_t n = json_array_size(apps), i;
+    _cleanup_free_ struct app_runtime **rt = xcalloc(n + 1, sizeof(*rt));
     _cleanup_json_ json_t *keep_set = json_object();
-    size_t i, n_locked = 0;
     json_t *name;
 
-    /* Sorted names, one lock order: no deadlock with another pass (deploys hold one lock only). */
-    json_array_foreach(apps, i, name) {
-        locked[n_locked] = server_app(s, json_string_value(name));
-        pthread_mutex_lock(&locked[n_locked++]->deploy_lock);
+    json_array_foreach(apps, i, name)
+        rt[i] = server_app(s, json_string_value(name));
+    lock_all(rt, n);
+    json_array_foreach(apps, i, name)
         keep_app_slugs(s, json_string_value(name), keep, keep_set);
-    }
     sweep_tenant(s, tenant, keep_set, dry_run, removed, total);
-    while (n_locked)
-        pthread_mutex_unlock(&locked[--n_locked]->deploy_lock);
+    for (i = 0; i < n; i++)
+        pthread_mutex_unlock(&rt[i]->deploy_lock);
 }
 
 int gc_run(struct server *s, bool dry_run, unsigned keep, json_t **ret, struct berth_error **err)
