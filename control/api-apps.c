@@ -151,12 +151,9 @@ static enum MHD_Result create_app(const struct api_call *call)
     name = json_get_str(doc, "name");
     if (!name && json_object_get(doc, "name") && !json_is_null(json_object_get(doc, "name")))
         return api_respond_error(call->conn, 400, "expected a JSON body {\"name\": \"<app>\"} (or no name)");
-    if (quota_check_apps(s, call->tenant, &err) < 0)
-        return api_respond_error(call->conn, 409, berth_error_msg(&err));
-    if ((name ? model_app_create(&s->model, name, call->tenant, &err)
-              : model_app_create_random(&s->model, call->tenant, &picked, &err)) < 0)
-        return api_respond_error(call->conn, berth_error_code(&err) == EEXIST ? 409 :
-                                 berth_error_code(&err) == EINVAL ? 400 : 500, berth_error_msg(&err));
+    if (quota_app_create(s, call->tenant, name, &picked, &err) < 0)
+        return api_respond_error(call->conn, berth_error_code(&err) == EEXIST || berth_error_code(&err) == EDQUOT ?
+                                 409 : berth_error_code(&err) == EINVAL ? 400 : 500, berth_error_msg(&err));
     if (!name)
         name = picked;
     repo = model_path(&s->model, "apps/%s/repo.git", name);

@@ -124,10 +124,8 @@ static int preview_create(struct server *s, const char *tenant, json_t *pipeline
     _cleanup_free_ char *repo = NULL;
     int r;
 
-    if ((r = quota_check_apps(s, tenant, err)) < 0)
-        return berth_error_wrap(err, "no preview for branch '%s'", branch);
-    if ((r = model_app_create(&s->model, name, tenant, err)) < 0)
-        return r;
+    if ((r = quota_app_create(s, tenant, name, NULL, err)) < 0)
+        return berth_error_code(err) == EDQUOT ? berth_error_wrap(err, "no preview for branch '%s'", branch) : r;
     *ret_created = true;
     repo = model_path(&s->model, "apps/%s/repo.git", name);
     if ((r = receiver_repo_init(repo, err)) < 0 || (r = model_app_load(&s->model, staging, &from, err)) < 0)

@@ -314,6 +314,21 @@ int quota_check_apps(struct server *s, const char *tenant, struct berth_error **
     return 0;
 }
 
+int quota_app_create(struct server *s, const char *tenant, const char *name, char **ret_picked,
+                     struct berth_error **err)
+{
+    static pthread_mutex_t creating = PTHREAD_MUTEX_INITIALIZER;
+    int r;
+
+    pthread_mutex_lock(&creating);
+    r = quota_check_apps(s, tenant, err);
+    if (r == 0)
+        r = name ? model_app_create(&s->model, name, tenant, err)
+                 : model_app_create_random(&s->model, tenant, ret_picked, err);
+    pthread_mutex_unlock(&creating);
+    return r;
+}
+
 int quota_check_instances(struct server *s, const char *tenant, unsigned more, struct berth_error **err)
 {
     struct quota_tenant q;

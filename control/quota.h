@@ -10,7 +10,9 @@
  *    each instance's own cgroup below it carries its process type's
  *    limits (`berth resource:limit`), never above the tenant's;
  *  - counted by berth: how many apps and running instances a tenant may
- *    have, checked before one is created or started.
+ *    have: apps checked before one is created (quota_app_create()),
+ *    instances when a formation grows (`ps:scale`); a deploy, a restart
+ *    or `ps:start` brings back the app's formation as it was scaled.
  *
  * The tenant's limits live in <home>/tenants/<name>.json as "limits" (only
  * what the operator set; the rest is QUOTA_DEFAULT_*); a process type's in
@@ -80,6 +82,14 @@ int quota_instance_limits(struct server *s, const char *tenant, const json_t *ap
                           struct runner_limits *ret, struct berth_error **err);
 /* -EDQUOT when the tenant has as many apps as its limit allows. */
 int quota_check_apps(struct server *s, const char *tenant, struct berth_error **err);
+/*
+ * Creates the app `name` of `tenant` (model_app_create(); with name NULL a
+ * random one, model_app_create_random(), its name in *ret_picked) unless
+ * quota_check_apps() refuses. The check and the creation hold one lock,
+ * so that creations at once cannot all pass the check.
+ */
+int quota_app_create(struct server *s, const char *tenant, const char *name, char **ret_picked,
+                     struct berth_error **err);
 /*
  * -EDQUOT when `more` instances more would take the tenant past its
  * instance limit: for ps:scale before it starts instances. Counts the

@@ -85,6 +85,14 @@ check "a third is refused: acme's app cap (exit 1, 409, the limit named)" \
     bash -c "[ $rc = 1 ] && grep -q 'HTTP 409' $out && grep -q \"limit of 2 apps\" $out"
 check "... and nothing was created" bash -c "! BERTH_TOKEN=$ACME $BERTH apps:list | grep -qx third && [ ! -e $home/apps/third ]"
 check "other creates its app" quiet as "$OTHER" "$BERTH" apps:create other1
+# The cap is checked with the creation under one lock: four creations at once, room for one.
+"$BERTH" tenants:limits $B --apps 2 >/dev/null
+racers=()
+for i in 1 2 3 4; do BERTH_TOKEN=$OTHER "$BERTH" apps:create "race$i" >"$TEST_DIR/race.$i" 2>&1 & racers+=($!); done
+wait "${racers[@]}" || true
+check "four apps:create at once with room for one: one app made, three refused by the cap" \
+    bash -c "[ \$(BERTH_TOKEN=$OTHER $BERTH apps:list | grep -c '^race') = 1 ] && [ \$(cat $TEST_DIR/race.* | grep -c 'limit of 2 apps') = 3 ]"
+for i in 1 2 3 4; do BERTH_TOKEN=$OTHER "$BERTH" apps:destroy "race$i" --confirm "race$i" >/dev/null 2>&1 || true; done
 make_repo "$SRCDIR/tests/apps/hog" "$TEST_DIR/hog"
 make_repo "$SRCDIR/tests/apps/greet" "$TEST_DIR/greet"
 BERTH_TOKEN=$ACME push_app "$TEST_DIR/hog" hog1 "$TEST_DIR/push1" && ok "hog1 deploys" || { not_ok "hog1 deploys"; diag "$TEST_DIR/push1"; }
