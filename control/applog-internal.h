@@ -24,6 +24,7 @@ struct applog_file {
     uint64_t size;                /* of app.log */
     uint64_t writes;              /* writes so far: followers compare */
     uint64_t rotations;           /* renames of app.log to app.log.1 so far */
+    uint64_t forgets;             /* applog_forget() calls so far: the app of the name was destroyed */
     bool warned;                  /* a failure was said on stderr already */
     struct applog_file *next;     /* in its bucket */
 };

@@ -35,6 +35,7 @@ struct applog_reader {
     uint64_t tail_end;            /* app.log's size at the open */
     uint64_t offset;              /* the next byte of fd to follow */
     uint64_t writes, rotations;   /* the file's counts when last looked at */
+    uint64_t forgets;             /* the file's applog_forget() count at the open */
     struct strbuf partial;        /* a line whose end was not written yet */
 };
 
@@ -95,6 +96,7 @@ int applog_reader_open(struct applog *l, const char *app, const struct applog_fi
     r->offset = r->tail_end;
     r->writes = r->file->writes;
     r->rotations = r->file->rotations;
+    r->forgets = r->file->forgets;
     pthread_mutex_unlock(&r->file->lock);
     /* No log yet is no error: nothing was written. */
     if (e) {
@@ -232,7 +234,10 @@ static bool read_new(struct applog_reader *r, struct strbuf *out, bool *added)
     return false;
 }
 
-/* Waits until the file changes (or the timeout); -ESHUTDOWN once follows end, else whether it rotated. */
+/*
+ * Waits until the file changes (or the timeout); -ESHUTDOWN once follows
+ * end, -ENOENT once the app was forgotten, else whether it rotated.
+ */
 static int wait_change(struct applog_reader *r, int timeout_ms)
 {
     struct applog_file *f = r->file;
@@ -241,9 +246,13 @@ static int wait_change(struct applog_reader *r, int timeout_ms)
 
     applog_deadline_in(&deadline, timeout_ms);
     pthread_mutex_lock(&f->lock);
-    while (f->writes == r->writes && f->rotations == r->rotations && !atomic_load(&r->log->ending) &&
-           pthread_cond_timedwait(&f->grew, &f->lock, &deadline) == 0)
+    while (f->writes == r->writes && f->rotations == r->rotations && f->forgets == r->forgets &&
+           !atomic_load(&r->log->ending) && pthread_cond_timedwait(&f->grew, &f->lock, &deadline) == 0)
         ;
+    if (f->forgets != r->forgets) {
+        pthread_mutex_unlock(&f->lock);
+        return -ENOENT;
+    }
     rotated = f->rotations != r->rotations;
     r->writes = f->writes;
     r->rotations = f->rotations;
@@ -253,10 +262,24 @@ static int wait_change(struct applog_reader *r, int timeout_ms)
     return rotated;
 }
 
+/* Whether the app was destroyed since the open (applog_forget()). */
+static bool forgotten(struct applog_reader *r)
+{
+    bool gone;
+
+    pthread_mutex_lock(&r->file->lock);
+    gone = r->file->forgets != r->forgets;
+    pthread_mutex_unlock(&r->file->lock);
+    return gone;
+}
+
 int applog_reader_follow(struct applog_reader *r, int timeout_ms, struct strbuf *out)
 {
     bool added = false, at_end = true;
     int rotated = 0;
+
+    if (forgotten(r))
+        return -ENOENT;
 
     /* A reader behind (the last call stopped at FOLLOW_READ_MAX) reads on without waiting. */
     if (r->fd >= 0)

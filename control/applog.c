@@ -169,6 +169,8 @@ void applog_forget(struct applog *l, const char *app)
         close(f->fd);
     f->fd = -1;
     f->size = 0;
+    f->forgets++;
+    pthread_cond_broadcast(&f->grew);
     pthread_mutex_unlock(&f->lock);
 }
 

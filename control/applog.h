@@ -61,7 +61,12 @@ void applog_end_follows(struct applog *l);
  * Every pump must have been finished before (applog_pump_finish()).
  */
 void applog_stop(struct applog *l);
-/* Closes the app's log file if open (the app is being destroyed); a later line reopens it. */
+/*
+ * Closes the app's log file if open (the app is being destroyed; a later
+ * line reopens it), and ends the follows of readers opened before
+ * (applog_reader_follow() returns -ENOENT): what an app of that name
+ * writes later, perhaps another tenant's, is not theirs.
+ */
 void applog_forget(struct applog *l, const char *app);
 
 /* ---------------------------------------------------------------- writing */
@@ -144,7 +149,8 @@ int applog_reader_tail(struct applog_reader *r, unsigned n, struct strbuf *out, 
 /*
  * Appends the matching whole lines written since the last call (or the
  * open), waiting up to timeout_ms for some: 1 if it added any, 0 if not,
- * -ESHUTDOWN once applog_end_follows() was called.
+ * -ESHUTDOWN once applog_end_follows() was called, -ENOENT once the app
+ * was destroyed (applog_forget()).
  */
 int applog_reader_follow(struct applog_reader *r, int timeout_ms, struct strbuf *out);
 void applog_reader_free(struct applog_reader *r);

@@ -561,6 +561,16 @@ int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_
     const struct receiver_update *u = NULL, *branch = NULL;
     int r = 0;
 
+    /*
+     * The push was authorized when its request began; an app destroyed since,
+     * and perhaps made again by another tenant, takes nothing of it.
+     */
+    if (!server_app_owned_by(ctx->server, ctx->app, ctx->tenant)) {
+        receiver_progress(push, " !     '%s' was destroyed during the push; nothing was stored", ctx->app);
+        strbuf_addstr(reason, "the app was destroyed during the push");
+        return -ENOENT;
+    }
+
     for (size_t i = 0; i < n_updates && r == 0; i++) {
         if (!is_deploy_branch(updates[i].refname))
             r = branch_update(ctx, push, &updates[i], &branch, reason);

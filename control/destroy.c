@@ -65,8 +65,10 @@ static int bury(struct server *s, const char *app, const char *tenant, char **re
     pthread_mutex_lock(&s->records_lock);
     if (rename(dir, grave) < 0)
         r = berth_error_make(err, errno, "rename '%s'", dir);
-    else if ((r = fsync_parent_dir(dir, err)) == 0)
-        r = tenants_token_drop_app(&s->model, tenant, app, err);
+    else if ((r = fsync_parent_dir(dir, err)) == 0 && (r = tenants_token_drop_app(&s->model, tenant, app, err)) == 0 &&
+             strcmp(tenant, MODEL_ADMIN_TENANT) != 0)
+        /* The admin's tokens limited to the app too: the next app of that name may be another tenant's. */
+        r = tenants_token_drop_app(&s->model, MODEL_ADMIN_TENANT, app, err);
     pthread_mutex_unlock(&s->records_lock);
     if (r == 0)
         *ret_grave = TAKE_PTR(grave);

@@ -59,16 +59,40 @@ void events_record(struct server *s, const char *user, const char *app, const ch
     (void)close(fd);
 }
 
-static bool visible(struct server *s, const json_t *ev, const char *tenant, const char *app)
+/*
+ * When the app of that name that `tenant` owns now was made, or "" when it
+ * owns none, looked up once per name in `seen`. An event older than the
+ * app is of an app of the same name destroyed before (perhaps another
+ * tenant's): not this tenant's to read.
+ */
+static const char *owned_since(struct server *s, json_t *seen, const char *app, const char *tenant)
 {
-    const char *ev_app = json_get_str(ev, "app");
+    json_t *known = json_object_get(seen, app);
+    _cleanup_json_ json_t *record = NULL;
+    const char *owner, *created = NULL;
+
+    if (known)
+        return json_string_value(known);
+    if (model_app_load(&s->model, app, &record, NULL) == 0 && (owner = json_get_str(record, "tenant")) &&
+        strcmp(owner, tenant) == 0)
+        created = json_get_str(record, "created_at");
+    json_object_set_new(seen, app, json_string(created ? created : ""));
+    return json_string_value(json_object_get(seen, app));
+}
+
+static bool visible(struct server *s, json_t *seen, const json_t *ev, const char *tenant, const char *app)
+{
+    const char *ev_app = json_get_str(ev, "app"), *since, *when;
 
     if (app && (!ev_app || strcmp(ev_app, app) != 0))
         return false;
     if (strcmp(tenant, MODEL_ADMIN_TENANT) == 0)
         return true;
-    /* Another tenant's app, or one that is gone: its events are not this tenant's to read. */
-    return ev_app && server_app_owned_by(s, ev_app, tenant);
+    /* Another tenant's app, one that is gone, or an earlier one of the name: not this tenant's to read. */
+    if (!ev_app || !*(since = owned_since(s, seen, ev_app, tenant)))
+        return false;
+    when = json_get_str(ev, "time");
+    return when && strcmp(when, since) >= 0;
 }
 
 int events_read(struct server *s, const char *tenant, const char *app, size_t max, json_t **ret,
@@ -77,6 +101,7 @@ int events_read(struct server *s, const char *tenant, const char *app, size_t ma
     _cleanup_free_ char *path = model_path(&s->model, "events.log");
     _cleanup_strbuf_ struct strbuf text = STRBUF_INIT;
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_json_ json_t *seen = json_object();
     json_t *out = json_array();
     off_t size, from;
     char *p, *nl;
@@ -101,7 +126,7 @@ int events_read(struct server *s, const char *tenant, const char *app, size_t ma
         if (!nl)
             break;
         ev = json_loadb(p, (size_t)(nl - p), 0, NULL);
-        if (ev && json_is_object(ev) && visible(s, ev, tenant, app))
+        if (ev && json_is_object(ev) && visible(s, seen, ev, tenant, app))
             json_array_append_new(out, ev);
         else
             json_decref(ev);

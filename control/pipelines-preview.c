@@ -305,7 +305,9 @@ void pipelines_branch_deleted(struct server *s, const char *app, const char *ten
             const char *of = json_get_str(entry, "preview_of"), *b = json_get_str(entry, "branch");
 
             if (of && b && strcmp(of, app) == 0 && strcmp(b, branch) == 0) {
-                name = xstrdup(json_get_str(entry, "app"));
+                /* An app of that name made after the preview was destroyed by hand is not the preview. */
+                if (pipelines_entry_live(s, tenant, entry))
+                    name = xstrdup(json_get_str(entry, "app"));
                 json_array_remove(json_object_get(record, "apps"), i);
                 r = pipelines_record_save(s, tenant, record, &err);
                 break;
@@ -315,7 +317,7 @@ void pipelines_branch_deleted(struct server *s, const char *app, const char *ten
     pthread_mutex_unlock(&pipelines_lock);
     if (!name)
         return;
-    if (r == 0 && server_app_owned_by(s, name, tenant))
+    if (r == 0)
         r = destroy_app(s, name, &err);
     if (r < 0) {
         log_warn("destroying preview '%s': %s", name, berth_error_msg(&err));
@@ -354,7 +356,7 @@ static void stop_idle_of(struct server *s, const char *tenant, const json_t *rec
         _cleanup_error_ struct berth_error *err = NULL;
         const char *name = json_get_str(entry, "app");
 
-        if (!json_get_str(entry, "preview_of") || !server_app_owned_by(s, name, tenant) ||
+        if (!json_get_str(entry, "preview_of") || !pipelines_entry_live(s, tenant, entry) ||
             model_app_load(&s->model, name, &app, NULL) < 0 || json_is_true(json_object_get(app, "stopped")) ||
             now - last_active(s, name) < idle)
             continue;

@@ -223,6 +223,17 @@ check "... none of them made an app, or a release" \
     bash -c "[ \"$(apps_now)\" = \"$apps_before\" ] && [ $(current stg) = $stg_before ] && [ $(current stg-feature-x) = 3 ]"
 check "... or left the preview" wait_body stg-feature-x.localhost / "version=feature three"
 
+# A preview destroyed by hand, and an app of its name made since: not the preview, whatever its branch does.
+git -C "$src" branch -q feature-z && git -C "$src" push "$(url stg)" feature-z >"$TEST_DIR/bpush" 2>&1 || true
+check "the preview of feature-z serves" wait_body stg-feature-z.localhost / "version=feature three"
+run apps:destroy stg-feature-z --confirm stg-feature-z
+run apps:create stg-feature-z
+check "... destroyed by hand, and an app made with its name" test "$rc" = 0
+git -C "$src" push "$(url stg)" :feature-z >"$TEST_DIR/bpush" 2>&1 && rc=0 || rc=$?
+check "deleting the branch leaves that app alone" \
+    bash -c "[ $rc = 0 ] && $BERTH apps | grep -qx stg-feature-z && ! grep -q 'Destroyed preview' $TEST_DIR/bpush"
+run apps:destroy stg-feature-z --confirm stg-feature-z
+
 # deleting the branch
 git -C "$src" push "$(url stg)" :feature-x >"$TEST_DIR/bpush" 2>&1 && rc=0 || rc=$?
 check "deleting the branch destroys its preview" \

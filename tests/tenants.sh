@@ -332,6 +332,22 @@ as "$A" apps:destroy shop --confirm shop
 check "destroying it again: 404, exit 1" test "$rc" = 1 -a "$(grep -c 'HTTP 404' "$err")" = 1
 as "$A" apps:create shop
 check "the name is free again" test "$rc" = 0
+# The name passes to another tenant: nothing of acme's app goes with it.
+as "$ADMIN" tokens:create --app shop --role deploy
+AD=$(token_of "$out" || true)
+check "the admin makes a deploy token limited to acme's new shop" test "$rc" = 0 -a -n "$AD"
+as "$A" config:set shop --no-restart ACME_ONLY=1
+as "$A" apps:destroy shop --confirm shop
+sleep 1   # the audit log's times are to the second
+as "$B" apps:create shop
+check "beta takes the name shop" test "$rc" = 0
+api "$B" GET "/events?app=shop"
+check "... its events of shop are its own app's, none of acme's before" python3 -c 'import json,sys
+ev = json.load(open(sys.argv[1]))["events"]
+assert ev and all(e["user"] == "beta" for e in ev) and not any("ACME_ONLY" in e["description"] for e in ev), ev' "$out"
+api "$AD" GET /apps/shop/config
+check "... the admin's token limited to acme's shop went with it: beta's shop refuses it (401)" test "$status" = 401
+as "$B" apps:destroy shop --confirm shop
 as "$ADMIN" apps:destroy "$n1" --confirm "$n1"
 check "the admin destroys an app of acme" test "$rc" = 0 -a ! -e "$home/apps/$n1"
 

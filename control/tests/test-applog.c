@@ -314,6 +314,34 @@ static void test_reader(void)
     applog_stop(l);
 }
 
+/* A follow of a destroyed app ends: the next app of the name (perhaps another tenant's) is not its. */
+static void test_forget(void)
+{
+    struct applog *l = NULL;
+    struct applog_reader *r = NULL, *early = NULL, *late = NULL;
+    struct applog_filter all = { 0 };
+    _cleanup_strbuf_ struct strbuf out = STRBUF_INIT;
+
+    make_app("fg");
+    applog_start(home, 0, &l, NULL);
+    ok(applog_reader_open(l, "fg", &all, &early, NULL) == 0, "a reader of an app with no log yet");
+    applog_emit(l, "fg", "app[web.1]", "first app");
+    ok(applog_reader_open(l, "fg", &all, &r, NULL) == 0, "... and one of its log");
+    applog_forget(l, "fg");
+    applog_emit(l, "fg", "app[web.1]", "next app of the name");
+    ok(applog_reader_follow(r, 1000, &out) == -ENOENT && !strstr(out.buf, "next app"),
+       "once the app is forgotten, a follow ends: -ENOENT, nothing of the next app");
+    ok(applog_reader_follow(early, 1000, &out) < 0 && !strstr(out.buf, "next app"),
+       "... also for a reader opened before any line (which reopens by path)");
+    ok(applog_reader_open(l, "fg", &all, &late, NULL) == 0 && applog_reader_tail(late, 10, &out, NULL) == 0 &&
+           strstr(out.buf, "next app of the name") && applog_reader_follow(late, 50, &out) == 0,
+       "a reader opened after reads the new app's log and follows on");
+    applog_reader_free(r);
+    applog_reader_free(early);
+    applog_reader_free(late);
+    applog_stop(l);
+}
+
 int main(void)
 {
     struct applog *l = NULL;
@@ -332,6 +360,7 @@ int main(void)
     test_rotation();
     test_filter();
     test_reader();
+    test_forget();
     cmd = xasprintf("rm -rf '%s'", home);
     (void)!system(cmd);
     return tap_done();
