@@ -444,13 +444,12 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
         (r = server_tenant_ids(s, ctx->tenant, &uid_base, &gid_base, err)) < 0 ||
         (r = random_hex(suffix, 8, err)) < 0)
         return r;
+    if ((r = apply_push_options(push, record, err)) < 0)
+        return r;
     version++;
     work = model_path(&s->model, "run/builds/%s-v%u-%s", ctx->app, version, suffix);
     if (mkdir(work, 0700) < 0)
         return berth_error_make(err, errno, "mkdir '%s'", work);
-
-    if ((r = apply_push_options(push, record, err)) < 0)
-        return r;
     receiver_progress(push, "-----> Building %s (commit %.7s) on the host stack", ctx->app, u->new_hex);
     {
         _cleanup_free_ char *stage = pipelines_stage_line(s, ctx->tenant, ctx->app);
