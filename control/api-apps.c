@@ -51,7 +51,6 @@
 #include "receiver/receiver.h"
 
 #define APP_BUILD_DIR_MAX 255
-#define CONFIG_MAX_VARS 1000
 #define CONFIG_MAX_VALUE (64 * 1024)
 
 static bool is_admin(const char *tenant)
@@ -506,8 +505,8 @@ static int apply_config(json_t *config, const json_t *changes, struct strbuf *se
         json_object_set(config, key, v);
         strbuf_addf(set, "%s%s", set->len ? ", " : "", key);
     }
-    if (json_object_size(config) > CONFIG_MAX_VARS)
-        return berth_error_plain(err, E2BIG, "more than %d config vars", CONFIG_MAX_VARS);
+    if (json_object_size(config) > DEPLOY_CONFIG_MAX_VARS)
+        return berth_error_plain(err, E2BIG, "more than %d config vars", DEPLOY_CONFIG_MAX_VARS);
     return 0;
 }
 
@@ -539,17 +538,19 @@ static enum MHD_Result config(const struct api_call *call, const char *app)
         return api_respond_error(call->conn, 405, "use GET or PATCH");
     if (!(body = api_body_object(call, &answer)))
         return answer;
+    /* Checked here on the config as it was; applied under the app's deploy lock to the config as it is then. */
     next = json_deep_copy(current);
     if (apply_config(next, body, &set, &unset, &err) < 0)
         return api_respond_error(call->conn, 400, berth_error_msg(&err));
+    json_decref(TAKE_PTR(next));
     if (set.len)
         strbuf_addf(&desc, "Set %s config vars", set.buf);
     if (unset.len)
         strbuf_addf(&desc, "%sUnset %s config vars", desc.len ? "; " : "", unset.buf);
     restart = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "restart");
-    if (deploy_config(s, app, call->tenant, next, desc.buf, !restart || strcmp(restart, "0") != 0, &version,
-                      &err) < 0)
-        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+    if (deploy_config(s, app, call->tenant, body, desc.buf, !restart || strcmp(restart, "0") != 0, &version,
+                      &next, &err) < 0)
+        return api_respond_error(call->conn, berth_error_code(&err) == E2BIG ? 400 : 500, berth_error_msg(&err));
     return api_respond_json(call->conn, 200, json_pack("{s:O, s:i}", "config", next, "release", (int)version));
 }
 

@@ -653,43 +653,83 @@ void deploy_settled(void *cls, struct receiver_push *push, bool ok)
 
 /* ---------------------------------------------------------------- without a push */
 
-static int config_locked(struct server *s, const char *app, const char *tenant, const json_t *config,
-                         const char *description, bool restart, unsigned *ret_version, struct berth_error **err)
+/* `config` with `changes` applied: set, or unset where null. */
+static void config_apply(json_t *config, const json_t *changes)
 {
-    _cleanup_json_ json_t *record = NULL, *current = NULL, *release = NULL;
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)changes, key, v) {
+        if (json_is_null(v))
+            json_object_del(config, key);
+        else
+            json_object_set(config, key, v);
+    }
+}
+
+/* A release of `app` going live (go_live()) with `config` saved first, and the old config back if it fails. */
+static int go_live_with_config(struct server *s, const char *app, const char *tenant, json_t *release,
+                               const json_t *record, const json_t *config, const json_t *before,
+                               struct berth_error **err)
+{
+    int r;
+
+    if ((r = model_app_config_save(&s->model, app, config, err)) < 0)
+        return r;
+    if ((r = go_live(s, app, tenant, release, record, true, NULL, NULL, err)) < 0) {
+        _cleanup_error_ struct berth_error *back_err = NULL;
+
+        if (model_app_config_save(&s->model, app, before, &back_err) < 0)
+            log_warn("putting back the config of '%s' after a failed release: %s", app,
+                     berth_error_msg(&back_err));
+    }
+    return r;
+}
+
+static int config_locked(struct server *s, const char *app, const char *tenant, const json_t *changes,
+                         const char *description, bool restart, unsigned *ret_version, json_t **ret_config,
+                         struct berth_error **err)
+{
+    _cleanup_json_ json_t *record = NULL, *current = NULL, *release = NULL, *before = NULL, *config = NULL;
     unsigned version;
     int r;
 
-    *ret_version = 0;
     if ((r = model_app_load(&s->model, app, &record, err)) < 0 ||
-        (r = model_release_current(&s->model, app, &version, &current, err)) < 0)
+        (r = model_release_current(&s->model, app, &version, &current, err)) < 0 ||
+        (r = model_app_config(&s->model, app, &before, err)) < 0)
         return r;
+    config = json_deep_copy(before);
+    config_apply(config, changes);
+    if (json_object_size(config) > DEPLOY_CONFIG_MAX_VARS)
+        return berth_error_plain(err, E2BIG, "more than %d config vars", DEPLOY_CONFIG_MAX_VARS);
     if (!current || !restart) {
-        if ((r = model_app_config_save(&s->model, app, config, err)) == 0)
-            events_record(s, tenant, app, "config", "%s (%s)", description,
-                          current ? "no restart: the next release takes it" : "no release yet");
-        return r;
+        if ((r = model_app_config_save(&s->model, app, config, err)) < 0)
+            return r;
+        events_record(s, tenant, app, "config", "%s (%s)", description,
+                      current ? "no restart: the next release takes it" : "no release yet");
+    } else {
+        release = release_derived(current, version + 1, tenant, description);
+        json_object_set(release, "config", config);
+        if ((r = go_live_with_config(s, app, tenant, release, record, config, before, err)) < 0)
+            return r;
+        *ret_version = version + 1;
+        events_record(s, tenant, app, "config", "%s: v%u", description, version + 1);
     }
-    release = release_derived(current, version + 1, tenant, description);
-    json_object_set(release, "config", (json_t *)config);
-    /* The new release serves before the config is saved: a failed start changes nothing. */
-    if ((r = go_live(s, app, tenant, release, record, true, NULL, NULL, err)) < 0)
-        return r;
-    if ((r = model_app_config_save(&s->model, app, config, err)) < 0)
-        return r;
-    *ret_version = version + 1;
-    events_record(s, tenant, app, "config", "%s: v%u", description, version + 1);
+    if (ret_config)
+        *ret_config = TAKE_PTR(config);
     return 0;
 }
 
-int deploy_config(struct server *s, const char *app, const char *tenant, const json_t *config,
-                  const char *description, bool restart, unsigned *ret_version, struct berth_error **err)
+int deploy_config(struct server *s, const char *app, const char *tenant, const json_t *changes,
+                  const char *description, bool restart, unsigned *ret_version, json_t **ret_config,
+                  struct berth_error **err)
 {
     struct app_runtime *rt = server_app(s, app);
     int r;
 
+    *ret_version = 0;
     pthread_mutex_lock(&rt->deploy_lock);
-    r = config_locked(s, app, tenant, config, description, restart, ret_version, err);
+    r = config_locked(s, app, tenant, changes, description, restart, ret_version, ret_config, err);
     pthread_mutex_unlock(&rt->deploy_lock);
     return r;
 }
@@ -697,7 +737,7 @@ int deploy_config(struct server *s, const char *app, const char *tenant, const j
 static int rollback_locked(struct server *s, const char *app, const char *tenant, unsigned target,
                            unsigned *ret_version, struct berth_error **err)
 {
-    _cleanup_json_ json_t *record = NULL, *old = NULL, *release = NULL;
+    _cleanup_json_ json_t *record = NULL, *old = NULL, *release = NULL, *before = NULL;
     _cleanup_free_ char *slug_dir = NULL, *desc = NULL;
     const char *slug;
     unsigned current;
@@ -722,10 +762,10 @@ static int rollback_locked(struct server *s, const char *app, const char *tenant
         return berth_error_plain(err, ENOENT, "the slug of v%u of '%s' is gone; nothing changed", target, app);
     desc = xasprintf("Rollback to v%u", target);
     release = release_derived(old, current + 1, tenant, desc);
-    if ((r = go_live(s, app, tenant, release, record, true, NULL, NULL, err)) < 0)
-        return r;
     /* The release serves with v<target>'s config: that is the app's config now. */
-    if ((r = model_app_config_save(&s->model, app, json_object_get(release, "config"), err)) < 0)
+    if ((r = model_app_config(&s->model, app, &before, err)) < 0 ||
+        (r = go_live_with_config(s, app, tenant, release, record, json_object_get(release, "config"), before,
+                                 err)) < 0)
         return r;
     *ret_version = current + 1;
     events_record(s, tenant, app, "rollback", "%s: v%u", desc, current + 1);

@@ -67,15 +67,25 @@ int deploy_push_start(struct deploy_ctx *ctx, struct receiver_push *push, const 
  */
 int deploy_promote(struct server *s, const char *app, const char *tenant, const json_t *source,
                    const char *description, unsigned *ret_version, struct berth_error **err);
+/* The most config vars an app may have. */
+#define DEPLOY_CONFIG_MAX_VARS 1000
 /*
- * A new release from the current one with `config` as its config vars and
- * `description` ("Set GREETING config vars"), live with zero downtime when
- * the app has a release and `restart`; otherwise (no release yet, or
- * Dokku's --no-restart) only the config is saved, for the next release.
- * The config is saved either way; *ret_version is the new release, or 0.
+ * Applies `changes` ({"NAME": "value" to set, or null to unset}, checked
+ * by the caller) to the app's config as it is under the app's deploy lock,
+ * so that two changes at once both land, and saves it. Then a new release
+ * from the current one with that config, described `description` ("Set
+ * GREETING config vars"), live with zero downtime when the app has a
+ * release and `restart`; otherwise (no release yet, or Dokku's
+ * --no-restart) only the config is saved, for the next release. The config
+ * is saved before the release, and put back if the release fails: a crash
+ * between the two leaves the change saved for the next release, never a
+ * release whose config the app's config no longer has. -E2BIG, nothing
+ * changed, past DEPLOY_CONFIG_MAX_VARS. *ret_version is the new release,
+ * or 0; *ret_config (when asked for) the config saved.
  */
-int deploy_config(struct server *s, const char *app, const char *tenant, const json_t *config,
-                  const char *description, bool restart, unsigned *ret_version, struct berth_error **err);
+int deploy_config(struct server *s, const char *app, const char *tenant, const json_t *changes,
+                  const char *description, bool restart, unsigned *ret_version, json_t **ret_config,
+                  struct berth_error **err);
 /*
  * Starts the current release again (new instance first, then the switch,
  * then the old one retires), e.g. after the app's network setting changed.

@@ -281,7 +281,7 @@ int pipelines_diff(struct server *s, const char *tenant, const char *app, const 
 int pipelines_config_copy(struct server *s, const char *tenant, const char *from, const char *to,
                           const json_t *keys, unsigned *ret_version, json_t **ret_copied, struct berth_error **err)
 {
-    _cleanup_json_ json_t *src = NULL, *next = NULL, *copied = json_array();
+    _cleanup_json_ json_t *src = NULL, *changes = json_object(), *copied = json_array();
     _cleanup_strbuf_ struct strbuf names = STRBUF_INIT;
     _cleanup_free_ char *desc = NULL;
     const char *key;
@@ -293,7 +293,7 @@ int pipelines_config_copy(struct server *s, const char *tenant, const char *from
         return berth_error_plain(err, ENOENT, "app '%.64s' does not exist", from);
     if (strcmp(from, to) == 0)
         return berth_error_plain(err, EINVAL, "copying '%s' config to itself changes nothing", from);
-    if ((r = model_app_config(&s->model, from, &src, err)) < 0 || (r = model_app_config(&s->model, to, &next, err)) < 0)
+    if ((r = model_app_config(&s->model, from, &src, err)) < 0)
         return r;
     if (json_array_size(keys) == 0) {
         json_object_foreach(src, key, v)
@@ -311,11 +311,11 @@ int pipelines_config_copy(struct server *s, const char *tenant, const char *from
     if (json_array_size(copied) == 0)
         return berth_error_plain(err, EINVAL, "'%s' has no config vars to copy", from);
     json_array_foreach(copied, i, v) {
-        json_object_set(next, json_string_value(v), json_object_get(src, json_string_value(v)));
+        json_object_set(changes, json_string_value(v), json_object_get(src, json_string_value(v)));
         strbuf_addf(&names, "%s%s", i ? ", " : "", json_string_value(v));
     }
     desc = xasprintf("Set %s config vars (copied from %s)", names.buf, from);
-    if ((r = deploy_config(s, to, tenant, next, desc, true, ret_version, err)) < 0)
+    if ((r = deploy_config(s, to, tenant, changes, desc, true, ret_version, NULL, err)) < 0)
         return r;
     *ret_copied = TAKE_PTR(copied);
     return 0;

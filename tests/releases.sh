@@ -247,6 +247,22 @@ for mode in keepalive close; do
 done
 check "it serves afterwards" serves "greeting="
 
+# ---------------------------------------------------------------- config changes at once
+# Each change is applied to the config as it is under the app's deploy lock: read before it, four at
+# once kept only the last one's var.
+v0=$(current)
+at_once=()
+for i in 1 2 3 4; do "$BERTH" config:set rel "AT_ONCE_$i=$i" >"$TEST_DIR/at-once.$i" 2>&1 & at_once+=($!); done
+wait "${at_once[@]}"
+run config rel
+check "four config:set at once: every var is in the config" \
+    sh -c "for i in 1 2 3 4; do grep -q \"^AT_ONCE_\$i: *\$i\$\" '$out' || exit 1; done"
+check "... each made a release" test "$(current)" = $((v0 + 4))
+check "... and the last carries all four" python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["config"]
+assert all(c.get("AT_ONCE_%d" % i) == str(i) for i in range(1, 5)), c' "$home/apps/rel/releases/$((v0 + 4)).json"
+run config:unset rel AT_ONCE_1 AT_ONCE_2 AT_ONCE_3 AT_ONCE_4
+check "... which config:unset takes away in one release" test "$rc" = 0 -a "$(current)" = $((v0 + 5))
+
 # ---------------------------------------------------------------- garbage collection
 slugs() { find "$home/layers/admin" -mindepth 1 -maxdepth 1 -name '????????????????????????????????????????????????????????????????' | wc -l; }
 before=$(slugs)
