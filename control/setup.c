@@ -277,32 +277,135 @@ int setup_check_home(const char *home, struct berth_error **err)
     return 0;
 }
 
+/*
+ * Refuses to let root make or hand over `path`, an entry of the directory
+ * dfd, unless dfd is root's or the berth user's: another user could swap
+ * the entry for one of its own choosing.
+ */
+static int check_root_may_act(int dfd, const char *path, uid_t uid, struct berth_error **err)
+{
+    struct stat st;
+
+    if (fstat(dfd, &st) < 0)
+        return berth_error_make(err, errno, "stat the directory of '%s'", path);
+    if (st.st_uid != 0 && st.st_uid != uid)
+        return berth_error_plain(err, EPERM, "'%s' is in a directory of uid %u, neither root's nor the berth "
+                                 "user's (uid %u): root makes and hands over nothing there", path,
+                                 (unsigned)st.st_uid, (unsigned)uid);
+    return 0;
+}
+
+/*
+ * Opens the directory `name` in dfd (path: up to and with it, for the
+ * messages) without following a symlink; when it is missing, makes it with
+ * `mode` first (after check_root_may_act()). *ret_made says which.
+ */
+static int open_or_make_dir(int dfd, const char *name, const char *path, mode_t mode, uid_t uid, bool *ret_made,
+                            struct berth_error **err)
+{
+    int fd, r;
+    struct stat st;
+
+    *ret_made = false;
+    fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if ((r = check_root_may_act(dfd, path, uid, err)) < 0)
+            return r;
+        if (mkdirat(dfd, name, mode) == 0)
+            *ret_made = true;
+        else if (errno != EEXIST)
+            return berth_error_make(err, errno, "mkdir '%s'", path);
+        fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd >= 0)
+        return fd;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+        return berth_error_plain(err, ELOOP, "'%s' is a symlink: root follows none on the way to --home "
+                                 "(give the path it leads to, if it is yours)", path);
+    return berth_error_make(err, errno, "open '%s'", path);
+}
+
+/*
+ * The walk of setup_root_home(): opens each component of path (len bytes,
+ * no trailing slash) from / (or the working directory) without following
+ * a symlink, making the missing ones (0755, the last 0700). Sets *ret_fd
+ * to the last one, *ret_parent to its parent and *ret_made when it was
+ * made here.
+ */
+static int walk_home(char *path, size_t len, uid_t uid, int *ret_fd, int *ret_parent, bool *ret_made,
+                     struct berth_error **err)
+{
+    _cleanup_close_ int dfd = -1, pfd = -1;
+    size_t i = 0;
+
+    /* Before anything is made. */
+    for (const char *c = path; (c = strstr(c, "..")); c += 2)
+        if ((c == path || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
+            return berth_error_plain(err, EINVAL, "a '..' in it: give the path without");
+    if ((dfd = open(path[0] == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return berth_error_make(err, errno, "open '%s'", path[0] == '/' ? "/" : ".");
+    while (i < len) {
+        size_t start;
+        char saved;
+        int fd;
+
+        while (path[i] == '/')
+            i++;
+        for (start = i; i < len && path[i] != '/'; i++)
+            ;
+        if (i == start)
+            break;
+        if (i - start == 1 && path[start] == '.')
+            continue;
+        /* path, cut after this component, is the path so far: the messages name it. */
+        saved = path[i];
+        path[i] = '\0';
+        fd = open_or_make_dir(dfd, path + start, path, i == len ? 0700 : 0755, uid, ret_made, err);
+        path[i] = saved;
+        if (fd < 0)
+            return fd;
+        closep(&pfd);
+        pfd = TAKE_FD(dfd);
+        dfd = fd;
+    }
+    if (pfd < 0)
+        return berth_error_plain(err, EINVAL, "it names no directory to make");
+    *ret_fd = TAKE_FD(dfd);
+    *ret_parent = TAKE_FD(pfd);
+    return 0;
+}
+
 int setup_root_home(const char *home, uid_t uid, gid_t gid, struct berth_error **err)
 {
-    _cleanup_free_ char *parent = xstrdup(home);
-    char *slash = strrchr(parent, '/');
+    _cleanup_free_ char *path = xstrdup(home);
+    _cleanup_close_ int fd = -1, parent = -1;
+    size_t len = strlen(path);
+    bool made = false;
     struct stat st;
     int r;
 
     if ((r = setup_check_home(home, err)) < 0)
         return r;
-    if (lstat(home, &st) == 0) {
-        if (st.st_uid == uid)
-            return 0;
-        /* Only a directory root made (an operator's mkdir) is handed over; never another user's. */
-        if (st.st_uid != 0)
-            return berth_error_plain(err, EPERM, "the home '%s' belongs to uid %u, not to the berth user "
-                                     "(uid %u)", home, (unsigned)st.st_uid, (unsigned)uid);
-    } else {
-        if (slash && slash != parent) {
-            *slash = '\0';
-            if ((r = mkdir_p(parent, 0755, err)) < 0)
-                return r;
-        }
-        if (mkdir(home, 0700) < 0)
-            return berth_error_make(err, errno, "mkdir '%s'", home);
-    }
-    if (lchown(home, uid, gid) < 0)
+    while (len > 1 && (path[len - 1] == '/' || (len > 2 && path[len - 1] == '.' && path[len - 2] == '/')))
+        path[--len] = '\0';
+    /*
+     * Never by path: a symlink the berth user swapped in for a directory
+     * of its own on the way (to /etc, say) would lead root's mkdir and
+     * chown there. The walk refuses it instead.
+     */
+    if ((r = walk_home(path, len, uid, &fd, &parent, &made, err)) < 0)
+        return berth_error_wrap(err, "refusing the home '%s'", home);
+    if (fstat(fd, &st) < 0)
+        return berth_error_make(err, errno, "stat '%s'", home);
+    if (st.st_uid == uid)
+        return 0;
+    /* Only a directory root made (here, or an operator's mkdir) is handed over; never another user's. */
+    if (st.st_uid != 0)
+        return berth_error_plain(err, EPERM, "the home '%s' belongs to uid %u, not to the berth user "
+                                 "(uid %u)", home, (unsigned)st.st_uid, (unsigned)uid);
+    if (!made && (r = check_root_may_act(parent, home, uid, err)) < 0)
+        return berth_error_wrap(err, "refusing the home '%s'", home);
+    if (fchown(fd, uid, gid) < 0)
         return berth_error_make(err, errno, "chown '%s'", home);
     return 0;
 }

@@ -8,8 +8,9 @@
 # (a missing subordinate id range, a cgroup of the subtree owned by another
 # user, /dev/net/tun unusable): doctor names each fix, serve refuses to
 # start, and re-running setup repairs. A `berth serve` started as root must
-# not follow a symlink its user planted in its home, and refuses a home
-# others may write. `berth setup --systemd` writes a unit systemd-analyze
+# not follow a symlink its user planted in its home or on the way to its
+# --home, and refuses a home others may write; nor may `berth setup --ssh`
+# follow one in ~/.ssh. `berth setup --systemd` writes a unit systemd-analyze
 # accepts; `berth setup --remove` undoes setup. tests/run-tests.sh runs this
 # in its root phase.
 set -euo pipefail
@@ -176,6 +177,73 @@ check "... saying so" grep -q "the home '$TEST_DIR/gw' is writable by its group 
 check "... and nothing was written into it" [ -z "$(ls -A "$TEST_DIR/gw")" ]
 check "... and no staged buildpacks are left in /tmp by the refused starts" \
     [ -z "$(find /tmp -maxdepth 1 -name 'berth-buildpacks-*' -user "$user2")" ]
+
+# An explicit --home in a tree the user owns: a symlink it swapped in for a
+# directory on the way must not lead root's mkdir or chown (to /etc, say).
+# root_serve HOME LOG: a serve started as root for user2 with --home HOME; r is its exit code.
+root_serve() {
+    r=0; timeout 60 "$B" serve --user "$user2" --home "$1" --http 127.0.0.1:0 --control 127.0.0.1:0 >"$2" 2>&1 || r=$?
+}
+tree=$TEST_DIR/tree
+victim2=$TEST_DIR/victim2
+install -d -o "$user2" -g "$user2" -m 0755 "$tree"
+mkdir -m 0755 "$victim2"
+runuser -u "$user2" -- ln -s "$victim2" "$tree/state"
+root_serve "$tree/state/berth" "$TEST_DIR/serve7.log"
+check "a --home below a symlink the user planted is refused (exit $r)" [ "$r" = 1 ]
+check "... naming the symlink" grep -q "'$tree/state' is a symlink: root follows none" "$TEST_DIR/serve7.log"
+check "... and nothing is made in its target, nor its owner or mode changed" \
+    sh -c "[ -z \"\$(ls -A '$victim2')\" ] && [ \"\$(stat -c '%U %a' '$victim2')\" = 'root 755' ]"
+mkdir -m 0755 "$victim2/berth"
+root_serve "$tree/state/berth" "$TEST_DIR/serve8.log"
+check "... nor is root's directory of that name there handed over (exit $r)" \
+    [ "$r" = 1 -a "$(stat -c '%U %a' "$victim2/berth")" = "root 755" ]
+install -d -o "$user1" -g "$user1" -m 0755 "$TEST_DIR/other"
+root_serve "$TEST_DIR/other/berth" "$TEST_DIR/serve9.log"
+check "a --home in a directory of another user ($user1) is refused (exit $r)" \
+    [ "$r" = 1 -a -z "$(ls -A "$TEST_DIR/other")" ]
+check "... saying so" grep -q "is in a directory of uid $(id -u "$user1"), neither root's nor the berth user's" \
+    "$TEST_DIR/serve9.log"
+runuser -u "$user2" -- rm "$tree/state"
+runuser -u "$user2" -- mkdir "$tree/state"
+"$B" serve --user "$user2" --home "$tree/state/a/berth" --http 127.0.0.1:0 --control 127.0.0.1:0 \
+    >"$TEST_DIR/serve10.log" 2>&1 &
+serve_pid=$!
+serve_ready "$tree/state/a/berth" "$TEST_DIR/serve10.log" && ok "a missing --home in the user's own tree is made" ||
+    not_ok "a missing --home in the user's own tree is made"
+stop_berth || true
+check "... the home the user's, mode 0700" [ "$(stat -c '%U %a' "$tree/state/a/berth")" = "$user2 700" ]
+
+# `berth setup --ssh`: ~/.ssh is made by a child dropped to the user, so a
+# symlink or a hard link planted there leads root's chmod or chown nowhere.
+# (A hard link to a file of root's needs fs.protected_hardlinks=0: root makes it here.)
+victim3=$TEST_DIR/victim3
+mkdir -m 0755 "$victim3"
+printf 'root:secret\n' >"$victim3/file"; chmod 0644 "$victim3/file"
+rm -rf "$home2/.ssh"
+runuser -u "$user2" -- ln -s "$victim3" "$home2/.ssh"
+r=0; "$B" setup --user "$user2" --ssh >"$TEST_DIR/ssh1" 2>&1 || r=$?
+check "setup --ssh refuses a ~/.ssh that is a symlink (exit $r)" [ "$r" = 1 ]
+check "... saying so" grep -q "'$home2/.ssh' is a symlink" "$TEST_DIR/ssh1"
+check "... and its target is untouched (owner, mode, nothing made)" \
+    [ "$(stat -c '%U %a' "$victim3")" = "root 755" -a "$(ls -A "$victim3")" = file ]
+rm "$home2/.ssh"
+"$B" setup --user "$user2" --ssh >"$TEST_DIR/ssh2" 2>&1 && ok "setup --ssh makes ~/.ssh" ||
+    { not_ok "setup --ssh makes ~/.ssh"; diag "$TEST_DIR/ssh2"; }
+check "... the user's, mode 0700, with authorized_keys the user's, mode 0600" \
+    [ "$(stat -c '%U %a' "$home2/.ssh") $(stat -c '%U %a' "$home2/.ssh/authorized_keys")" = "$user2 700 $user2 600" ]
+rm "$home2/.ssh/authorized_keys"
+ln "$victim3/file" "$home2/.ssh/authorized_keys"
+r=0; "$B" setup --user "$user2" --ssh >"$TEST_DIR/ssh3" 2>&1 || r=$?
+check "setup --ssh refuses an authorized_keys hard-linked to root's file (exit $r)" [ "$r" = 1 ]
+check "... saying so" grep -q "authorized_keys' belongs to uid 0, not to '$user2'" "$TEST_DIR/ssh3"
+check "... and the file keeps its owner and mode" [ "$(stat -c '%U %a' "$victim3/file")" = "root 644" ]
+rm "$home2/.ssh/authorized_keys"
+runuser -u "$user2" -- ln -s "$victim3/file" "$home2/.ssh/authorized_keys"
+r=0; "$B" setup --user "$user2" --ssh >"$TEST_DIR/ssh4" 2>&1 || r=$?
+check "setup --ssh refuses an authorized_keys that is a symlink (exit $r)" \
+    sh -c "[ $r = 1 ] && grep -q 'authorized_keys. is a symlink' '$TEST_DIR/ssh4'"
+check "... and its target keeps its owner and mode" [ "$(stat -c '%U %a' "$victim3/file")" = "root 644" ]
 
 # --- systemd ---
 mkdir "$TEST_DIR/units"
