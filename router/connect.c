@@ -12,6 +12,10 @@
  * closed, so a late answer is never misread as another request's. When a
  * burst fills a channel, requests wait in its queue, in order, until the
  * channel has room again (EPOLLOUT); they are still under their deadline.
+ * The channel is watched for room only while its queue holds a request
+ * (level-triggered: armed for nothing, EPOLLOUT would wake the loop at
+ * every turn), so whatever empties the queue (channel_flush(), or the
+ * last queued request leaving in connect_forget()) disarms it.
  *
  * The stock. Each answer above costs the loop a send, a wake-up and a
  * receive, and the agent as much again, per connection; for an app that
@@ -221,17 +225,27 @@ static bool queue_remove(struct channel *ch, struct proxy_req *req)
 
 static void dial_end(struct connector *c, struct proxy_req *req);
 static void wait_remove(struct connector *c, struct proxy_req *req);
+static void channel_watch(struct connector *c, struct channel *ch);
 
 void connect_forget(struct connector *c, struct proxy_req *req)
 {
-    if (req->dialing)
+    struct channel *ch = req->channel;
+
+    if (req->dialing) {
         dial_end(c, req);
-    else if (req->wait_slot)
+    } else if (req->wait_slot) {
         wait_remove(c, req);
-    else if (req->connect_id)
+    } else if (req->connect_id) {
         (void)pending_take(c, req->connect_id);
-    else if (req->channel)
-        (void)queue_remove(req->channel, req);
+    } else if (ch && queue_remove(ch, req) && !ch->queue_head) {
+        /*
+         * The last request waiting for room on a full channel left (timed
+         * out, or its client went): stop watching for room, or the
+         * level-triggered EPOLLOUT would wake the loop at every turn once
+         * the agent drained the channel.
+         */
+        channel_watch(c, ch);
+    }
 }
 
 /* ---------------------------------------------------------------- channels */
@@ -406,11 +420,14 @@ static void channel_watch(struct connector *c, struct channel *ch)
     (void)epoll_ctl(c->epfd, EPOLL_CTL_MOD, ch->fd, &ev);
 }
 
-/* Sends what waits in the channel's queue, as far as the channel takes it. Returns false when it broke. */
+/*
+ * Sends what waits in the channel's queue, as far as the channel takes it,
+ * on EPOLLOUT. Returns false when it broke. An empty queue stops the
+ * watch for room (also when nothing was queued any more: an EPOLLOUT
+ * armed for nothing would fire at every turn of the loop).
+ */
 static bool channel_flush(struct connector *c, struct channel *ch)
 {
-    bool was_queued = ch->queue_head != NULL;
-
     while (ch->queue_head) {
         struct proxy_req *req = ch->queue_head;
         uint64_t id = c->next_id + 1;
@@ -428,7 +445,7 @@ static bool channel_flush(struct connector *c, struct channel *ch)
         req->connect_id = id;
         pending_add(c, req);
     }
-    if (was_queued && !ch->queue_head)
+    if (!ch->queue_head)
         channel_watch(c, ch);
     return true;
 }

@@ -153,6 +153,9 @@ void error_pages_destroy(struct MHD_Response *pages[FAIL_COUNT])
 #define LINE_MAX_BYTES 12288     /* the longest line: a 2048-byte path, each byte escaped as \xNN */
 /* Room for a line's prefix: "APP 2026-11-30T17:00:00.123456+00:00 heroku[router]: " or berth's. */
 #define PREFIX_MAX 256
+#define STAMP_LEN 32             /* "2026-11-30T17:00:00.123456+00:00" */
+_Static_assert(ROUTER_APP_NAME_MAX + sizeof(" ") - 1 + STAMP_LEN + sizeof(" heroku[router]: ") - 1 <= PREFIX_MAX,
+               "an app's log prefix fits in PREFIX_MAX");
 
 struct log_buffer {
     size_t len;
@@ -357,32 +360,35 @@ static void line_begin(struct line *l)
 /*
  * The line formatted in scratch goes to stderr as "TIME berth[serve]: ..."
  * (when info is logged) and, for a request routed to an app, to the
- * router's access_log callback as "APP TIME heroku[router]: ...".
+ * router's access_log callback as "APP TIME heroku[router]: ...". Each
+ * prefix is built on its own from the stamp, so however long the app's
+ * name, neither can run past the other or past prefix[] (put() stops at
+ * the end; route_table_build() refuses names over ROUTER_APP_NAME_MAX, so
+ * an app's prefix is never cut short).
  */
 static void line_end(struct line *l, const struct router *r, const char *app)
 {
     size_t blen = (size_t)(l->p - scratch);
-    char prefix[PREFIX_MAX];
-    struct line p = { prefix, prefix + sizeof(prefix) };
-    size_t stamp_at;
+    char stamp[STAMP_LEN], prefix[PREFIX_MAX];
+    struct line s = { stamp, stamp + sizeof(stamp) }, p;
 
+    put_stamp(&s);
     if (app && r->cfg.access_log) {
+        p = (struct line){ prefix, prefix + sizeof(prefix) };
         put_str(&p, app);
         put(&p, " ", 1);
-    }
-    stamp_at = (size_t)(p.p - prefix);
-    put_stamp(&p);
-    if (app && r->cfg.access_log) {
+        put(&p, stamp, (size_t)(s.p - stamp));
         put_str(&p, " heroku[router]: ");
         appbuf_router = r;
         add_line(&appbuf, true, prefix, (size_t)(p.p - prefix), scratch, blen);
-        p.p = prefix + stamp_at + 32;
     }
     if (log_enabled(LOG_LEVEL_INFO)) {
+        p = (struct line){ prefix, prefix + sizeof(prefix) };
+        put(&p, stamp, (size_t)(s.p - stamp));
         put_str(&p, " berth[");
         put_str(&p, log_component_name());
         put_str(&p, "]: ");
-        add_line(&logbuf, false, prefix + stamp_at, (size_t)(p.p - prefix) - stamp_at, scratch, blen);
+        add_line(&logbuf, false, prefix, (size_t)(p.p - prefix), scratch, blen);
     }
 }
 

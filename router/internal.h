@@ -270,6 +270,7 @@ struct proxy_req {
     bool retried;
     bool upgrade;                 /* a websocket upgrade request, forwarded as such */
     int ws_fd;                    /* after a 101: the upstream socket, for the tunnel; under lock */
+    struct ws_session *ws_pending;   /* a 101 queued whose upgrade handler has not run: ours to free (MHD's thread) */
     enum upstream_state ustate;
     uint64_t connect_id;          /* UP_CONNECTING: the agent request's id */
     struct channel *channel;      /* UP_CONNECTING: where it was asked */
@@ -612,6 +613,12 @@ void access_log_thread_end(void);
 
 /* Queues the 101 answer whose upgrade handler splices client and app (req->ws_fd). */
 enum MHD_Result ws_queue_response(struct proxy_req *req);
+/*
+ * The request is complete (MHD's completed callback): a session whose
+ * upgrade never happened (the client went before the 101 head was sent)
+ * is freed, with the app's socket.
+ */
+void ws_forget(struct proxy_req *req);
 /* Closes every tunnel and waits for their threads; before MHD_stop_daemon(). */
 void ws_stop_all(struct router *r);
 
@@ -715,7 +722,8 @@ void proxy_req_close(struct proxy_req *req, bool completed);
 enum router_failure proxy_req_due(struct proxy_req *req, bool *ret_ready);
 /*
  * The app's response headers as the client gets them, one emit() each: less
- * hop-by-hop ones and Content-Length (the router frames the body), then Via
+ * hop-by-hop ones, those the app's Connection header names, and
+ * Content-Length (the router frames the body), then Via
  * with " 1.1 berth" appended. Both client sides (proxy.c, front.c) use it.
  */
 void proxy_response_headers(const struct proxy_req *req, void (*emit)(void *ctx, const char *name, const char *value),

@@ -202,6 +202,40 @@ bool header_value_has_token(const char *value, const char *token)
     return false;
 }
 
+bool header_connection_names_others(const char *value)
+{
+    static const char *const plain[] = { "close", "keep-alive", "upgrade" };
+    const char *p = value;
+
+    for (;;) {
+        size_t n;
+        bool known = false;
+
+        p += strspn(p, " \t,");
+        n = strcspn(p, " \t,");
+        if (n == 0)
+            return false;
+        for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+            if (strlen(plain[i]) == n && strncasecmp(p, plain[i], n) == 0)
+                known = true;
+        if (!known)
+            return true;
+        p += n;
+    }
+}
+
+bool http_response_hop_header(const struct http_response_head *h, const char *name)
+{
+    if (header_is_hop_by_hop(name))
+        return true;
+    if (!h->conn_names)
+        return false;   /* the common case: no Connection header, or close, keep-alive or upgrade alone */
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (strcasecmp(h->headers[i].name, "Connection") == 0 && header_value_has_token(h->headers[i].value, name))
+            return true;
+    return false;
+}
+
 const char *http_response_header(const struct http_response_head *h, const char *name)
 {
     const char *value = NULL;
@@ -284,7 +318,7 @@ static int split_header_line(char *line, char **ret_value)
 
 /* What the framing headers of a response say, as they are read. */
 struct framing {
-    bool chunked, have_length, conn_close, conn_keep;
+    bool chunked, have_length, conn_close, conn_keep, conn_names;
     uint64_t length;
 };
 
@@ -312,6 +346,8 @@ static int note_framing(struct framing *f, const char *name, const char *value)
             f->conn_close = true;
         if (header_value_has_token(value, "keep-alive"))
             f->conn_keep = true;
+        if (header_connection_names_others(value))
+            f->conn_names = true;
     }
     return 0;
 }
@@ -328,6 +364,7 @@ static void set_framing(struct http_response_head *h, const struct framing *f, b
     else
         h->body = BODY_CLOSE;
     h->content_length = h->body == BODY_LENGTH ? f->length : 0;
+    h->conn_names = f->conn_names;
     if (h->minor_version >= 1)
         h->keep_alive = !f->conn_close;
     else
@@ -351,6 +388,7 @@ int http_parse_response_head(char *buf, size_t len, bool head_request,
     h->body = BODY_NONE;
     h->content_length = 0;
     h->keep_alive = false;
+    h->conn_names = false;
     if ((r = parse_status_line(next_line(&p, end), h)) < 0)
         return r;
     while ((line = next_line(&p, end)) != NULL && line[0] != '\0') {

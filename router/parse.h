@@ -72,6 +72,7 @@ struct http_response_head {
     enum body_kind body;
     uint64_t content_length;     /* when body == BODY_LENGTH */
     bool keep_alive;             /* the upstream connection may be reused afterwards */
+    bool conn_names;             /* a Connection header names headers (more than close, keep-alive, upgrade) */
 };
 
 /*
@@ -93,10 +94,18 @@ int http_parse_response_head(char *buf, size_t len, bool head_request,
 
 /* True when the comma-separated header value lists `token` (case-insensitive). */
 bool header_value_has_token(const char *value, const char *token);
+/* Whether a Connection value lists more than close, keep-alive and upgrade: names of headers to drop. */
+bool header_connection_names_others(const char *value);
 /* Appends `value` to the comma-separated header list in sb (", " between elements). */
 void header_list_append(struct strbuf *sb, const char *value);
 /* The value of the head's last header called `name` (case-insensitive), or NULL. */
 const char *http_response_header(const struct http_response_head *h, const char *name);
+/*
+ * Whether the response header `name` is for this hop only: a hop-by-hop
+ * header, or one the app's own Connection header names (RFC 9110 §7.6.1).
+ * Neither may reach the client.
+ */
+bool http_response_hop_header(const struct http_response_head *h, const char *name);
 /* A chunk's size line without its CRLF: n in lower-case hex. */
 void http_add_chunk_size(struct strbuf *sb, size_t n);
 

@@ -375,7 +375,7 @@ void proxy_response_headers(const struct proxy_req *req, void (*emit)(void *ctx,
 
     for (size_t i = 0; i < h->nheaders; i++) {
         const char *name = h->headers[i].name;
-        if (header_is_hop_by_hop(name) || strcasecmp(name, "Content-Length") == 0)
+        if (http_response_hop_header(h, name) || strcasecmp(name, "Content-Length") == 0)
             continue;
         /* The app's Via lines are one list (RFC 9110 §5.3): all of them, in order, then ours. */
         if (strcasecmp(name, "Via") == 0) {
@@ -686,5 +686,6 @@ void proxy_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (!req)
         return;
     *req_cls = NULL;
+    ws_forget(req);
     proxy_req_close(req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 }

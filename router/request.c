@@ -13,7 +13,7 @@
  *     the probe's backend instead (probe.c); the header itself is dropped
  *     from every request, registered or not.
  *   - headers towards the app (reference/HEROKU.md §3.1): hop-by-hop ones
- *     (and those the Connection header names, Host aside) dropped, and so
+ *     (and those any Connection line names, Host aside) dropped, and so
  *     is any underscore spelling of a framing header ("Transfer_Encoding"),
  *     which a server that folds names could read as the real one; every client
  *     X-Forwarded-*, X-Request-Start and Forwarded dropped, whatever its
@@ -48,7 +48,8 @@ struct head_ctx {
     const char *probe;            /* ROUTER_PROBE_HEADER's value (never passed on) */
     const char *upgrade;          /* Upgrade: value when it names websocket */
     bool conn_upgrade;            /* Connection: lists "upgrade" */
-    const char *conn_names;       /* Connection: its value, when it names headers to drop */
+    const char *conn_names;       /* Connection: its value (all of them, in conn_list, when sent twice) */
+    struct strbuf conn_list;      /* Connection: the values of several lines, one list */
     bool bad_expect;              /* an Expect other than 100-continue (417, as Heroku) */
     const char *content_length;
     bool chunked;
@@ -85,6 +86,13 @@ static bool take_special(struct head_ctx *c, const char *key, const char *value)
         if (strcasecmp(key, "Connection") == 0) {
             if (header_value_has_token(value, "upgrade"))
                 c->conn_upgrade = true;
+            if (c->conn_names) {
+                /* Rare: a second Connection line; its names count as much as the first's. */
+                if (!c->conn_list.len)
+                    header_list_append(&c->conn_list, c->conn_names);
+                header_list_append(&c->conn_list, value);
+                value = c->conn_list.buf;
+            }
             c->conn_names = value;
             return true;
         }
@@ -157,29 +165,6 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-/* Whether a Connection value lists more than close, keep-alive and upgrade. */
-static bool names_other_headers(const char *value)
-{
-    static const char *const plain[] = { "close", "keep-alive", "upgrade" };
-    const char *p = value;
-
-    for (;;) {
-        size_t n;
-        bool known = false;
-
-        p += strspn(p, " \t,");
-        n = strcspn(p, " \t,");
-        if (n == 0)
-            return false;
-        for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
-            if (strlen(plain[i]) == n && strncasecmp(p, plain[i], n) == 0)
-                known = true;
-        if (!known)
-            return true;
-        p += n;
-    }
-}
-
 /*
  * Connection may name more hop-by-hop headers ("Connection: close, X-Hop");
  * those are taken out of the head again. Rare, so done after the fact.
@@ -190,21 +175,23 @@ static void drop_connection_names(struct strbuf *out, size_t start, const char *
 
     while (*p) {
         size_t n;
-        char name[128];
 
         p += strspn(p, " \t,");
         n = strcspn(p, " \t,");
         if (n == 0)
             break;
-        /* The Host the app gets is never a hop-by-hop header, whatever the client says. */
-        if (n < sizeof(name) && !(n == 4 && strncasecmp(p, "host", 4) == 0)) {
+        /*
+         * The Host the app gets is never a hop-by-hop header, whatever the
+         * client says. The name is compared where it stands in the value
+         * (n bytes, no copy), so a name of any length the guard lets
+         * through is dropped.
+         */
+        if (!(n == 4 && strncasecmp(p, "host", 4) == 0)) {
             size_t at = start;
-            memcpy(name, p, n);
-            name[n] = '\0';
             while (at < out->len) {
                 const char *line = out->buf + at, *eol = memchr(line, '\n', out->len - at);
                 size_t ll = eol ? (size_t)(eol - line) + 1 : out->len - at;
-                if (ll > n + 1 && line[n] == ':' && strncasecmp(line, name, n) == 0) {
+                if (ll > n + 1 && line[n] == ':' && strncasecmp(line, p, n) == 0) {
                     memmove(out->buf + at, out->buf + at + ll, out->len - at - ll);
                     strbuf_setlen(out, out->len - ll);
                 } else {
@@ -311,7 +298,7 @@ static void route(struct proxy_req *req, const struct head_ctx *c, bool absolute
 void request_begin(struct proxy_req *req, const char *method, const struct request_header *headers,
                    size_t n_headers)
 {
-    struct head_ctx c = { .req = req, .xff = STRBUF_INIT, .via = STRBUF_INIT };
+    struct head_ctx c = { .req = req, .xff = STRBUF_INIT, .via = STRBUF_INIT, .conn_list = STRBUF_INIT };
     const char *path = req->uri;
     size_t start;
     int abs;
@@ -339,7 +326,7 @@ void request_begin(struct proxy_req *req, const char *method, const struct reque
     } else {
         (void)MHD_get_connection_values(req->conn, MHD_HEADER_KIND, collect_header, &c);
     }
-    if (c.conn_names && names_other_headers(c.conn_names))
+    if (c.conn_names && header_connection_names_others(c.conn_names))
         drop_connection_names(&req->out, start, c.conn_names);
 
     if (c.upgrade && c.conn_upgrade) {
@@ -366,4 +353,5 @@ void request_begin(struct proxy_req *req, const char *method, const struct reque
     }
     strbuf_release(&c.xff);
     strbuf_release(&c.via);
+    strbuf_release(&c.conn_list);
 }

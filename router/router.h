@@ -91,9 +91,12 @@ struct router_app_settings {
     bool maintenance;             /* every request gets 503 H80 and a plain page; the app sees none */
 };
 
+/* The longest app name a route or probe may carry (its access-log prefix is built in a fixed buffer). */
+#define ROUTER_APP_NAME_MAX 128
+
 struct router_route {
     const char *host;             /* "hello.localhost", "www.example.com" or "*.example.com" */
-    const char *app;
+    const char *app;              /* at most ROUTER_APP_NAME_MAX bytes */
     uint64_t generation;          /* changes on each release; pooled connections of older ones are dropped */
     /*
      * The app's web instances (the table holds each); may be empty: 503
@@ -148,7 +151,8 @@ int router_start(const struct router_config *cfg, struct router **ret, struct be
 /*
  * Publishes a new route table (copied; the backends are held). Requests
  * already routed keep their target. Hosts are normalised (lower case, no
- * port, no trailing dot); a host named twice is an error.
+ * port, no trailing dot); a host named twice (EEXIST) or an app name
+ * longer than ROUTER_APP_NAME_MAX (EINVAL) is an error.
  */
 int router_set_routes(struct router *r, const struct router_route *routes, size_t n,
                       struct berth_error **err);
@@ -170,8 +174,8 @@ int router_set_certs(struct router *r, const struct router_cert *certs, size_t n
  * (headers, pool of its own, access log line for `app`). `host` is the
  * app's host (the route the probe stands for). The header never reaches
  * an app: it is dropped from every request, and one with a secret that
- * is not registered is routed by its Host as if it were absent.
- * router_probe_remove() unregisters the secret (unknown ones are
+ * is not registered is routed by its Host as if it were absent. An `app`
+ * longer than ROUTER_APP_NAME_MAX is refused (EINVAL). router_probe_remove() unregisters the secret (unknown ones are
  * ignored); requests already routed by it finish, and the backend is
  * released once the last of them is done.
  */

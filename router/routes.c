@@ -366,12 +366,18 @@ int route_table_build(const struct router_route *routes, size_t n, const struct 
         const char *key = wildcard ? host + 1 : host;
         size_t hs = hash_str(key, 0) & t->mask;
         struct route_entry *e;
+        size_t app_len = strlen(routes[i].app);
+        int rc = 0;
 
         while (t->slots[hs] && strcmp(t->entries[t->slots[hs] - 1].host, key) != 0)
             hs = (hs + 1) & t->mask;
-        if (t->slots[hs]) {
-            int rc = berth_error_plain(err, EEXIST, "host '%s' is routed twice ('%s' and '%s')", host,
-                                       t->entries[t->slots[hs] - 1].target->app, routes[i].app);
+        if (t->slots[hs])
+            rc = berth_error_plain(err, EEXIST, "host '%s' is routed twice ('%s' and '%s')", host,
+                                   t->entries[t->slots[hs] - 1].target->app, routes[i].app);
+        else if (app_len > ROUTER_APP_NAME_MAX)
+            rc = berth_error_plain(err, EINVAL, "app name '%.40s...' of host '%s' is %zu bytes long (at most %d)",
+                                   routes[i].app, host, app_len, ROUTER_APP_NAME_MAX);
+        if (rc < 0) {
             free(old_ix.slots);
             free(tix.slots);
             route_table_unref(t);

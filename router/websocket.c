@@ -123,10 +123,13 @@ static void upgrade_handler(void *cls, struct MHD_Connection *conn, void *req_cl
                             struct MHD_UpgradeResponseHandle *urh)
 {
     struct ws_session *s = cls;
+    struct proxy_req *req = req_cls;
     struct router *r = s->router;
 
     (void)conn;
-    (void)req_cls;
+    /* The session is the handler's from here on, not the request's (ws_forget()). */
+    if (req && req->ws_pending == s)
+        req->ws_pending = NULL;
     s->client = sock;
     s->urh = urh;
     if (extra_in_size) {
@@ -190,19 +193,34 @@ enum MHD_Result ws_queue_response(struct proxy_req *req)
         const char *name = h->headers[i].name;
         /* MHD writes "Connection: Upgrade" itself; Upgrade names the protocol. */
         if (strcasecmp(name, "Upgrade") != 0 &&
-            (header_is_hop_by_hop(name) || strcasecmp(name, "Content-Length") == 0))
+            (http_response_hop_header(h, name) || strcasecmp(name, "Content-Length") == 0))
             continue;
         (void)MHD_add_response_header(resp, name, h->headers[i].value);
     }
     req->status = 101;
     req->response_queued = true;
+    /*
+     * MHD runs the upgrade handler only once the 101 head went out whole;
+     * a client that goes before that ends the request without it. Until
+     * the handler runs, the request owns the session (ws_forget()).
+     */
+    req->ws_pending = s;
     ret = MHD_queue_response(req->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
     MHD_destroy_response(resp);
     if (ret != MHD_YES) {
         /* The handler will never run: the session is still ours. */
+        req->ws_pending = NULL;
         session_free(s);
     }
     return ret;
+}
+
+void ws_forget(struct proxy_req *req)
+{
+    /* MHD calls this and the upgrade handler on the connection's thread, one after the other. */
+    if (req->ws_pending)
+        session_free(req->ws_pending);
+    req->ws_pending = NULL;
 }
 
 void ws_stop_all(struct router *r)

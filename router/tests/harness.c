@@ -285,6 +285,10 @@ static bool answer_simple(int fd, const char *method, const char *path, struct s
     } else if (strcmp(path, "/via") == 0) {
         /* Two proxies of the app's own, in two header lines. */
         strbuf_addstr(resp, "HTTP/1.1 200 OK\r\nVia: 1.0 cache-a\r\nContent-Length: 2\r\nVia: 1.1 cache-b\r\n\r\nok");
+    } else if (strcmp(path, "/conn-named") == 0) {
+        /* Headers of this hop only, named by the app's own Connection lines (before and after them). */
+        strbuf_addstr(resp, "HTTP/1.1 200 OK\r\nX-Internal: secret\r\nConnection: keep-alive, X-Internal\r\n"
+                            "X-Public: yes\r\nConnection: x-other\r\nX-Other: secret too\r\nContent-Length: 2\r\n\r\nok");
     } else if (strcmp(path, "/noreason") == 0) {
         strbuf_addstr(resp, "HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok");
     } else if (strcmp(path, "/bigcookie") == 0) {

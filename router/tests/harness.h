@@ -22,6 +22,7 @@
  *   /smuggle          "ok", then 100 ms later a second, unasked-for response on the same connection
  *   /smuggle-now      "ok" and the unasked-for response in one write
  *   /noreason         a status line without a reason phrase
+ *   /conn-named       "ok" with X-Internal and X-Other named by the app's two Connection lines, and X-Public
  *   /bigcookie        a 9000-byte Set-Cookie    /bighead  a 70 KB head
  *   /watch-close, /watch-http10, /watch-silent   an app that answers and closes
  *                     (Connection: close; HTTP/1.0, close-delimited) or never answers,
