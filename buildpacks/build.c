@@ -23,9 +23,11 @@
  *     <layers_dir>/<sha256>: berth could not copy tenant-owned files with
  *     their owners, and may not move a directory it cannot write (app/).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -223,12 +225,45 @@ static int install_slug(struct build_ctx *ctx, const char *sha, char **ret_dir, 
     return 0;
 }
 
+/*
+ * The slug must hold app/ alone, a directory: /berth/slug was writable to
+ * the prepare step (where bin/detect runs), and whatever else it left there
+ * would be neither sealed nor hashed, yet be the app's lower layer,
+ * covering the stack's own entries (/etc/ssl, /usr, /proc: mount targets)
+ * with the tenant's files or links.
+ */
+static int check_slug_top(const struct build_ctx *ctx, struct berth_error **err)
+{
+    _cleanup_closedir_ DIR *d = opendir(ctx->slug_dir);
+    struct dirent *e;
+    struct stat st;
+
+    if (!d)
+        return berth_error_make(err, errno, "opening '%s'", ctx->slug_dir);
+    while ((errno = 0, e = readdir(d))) {
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, "app"))
+            return berth_error_plain(err, EPERM, "the build left '%s' beside the app in the slug: "
+                                     "only /app is the app's", e->d_name);
+    }
+    if (errno)
+        return berth_error_make(err, errno, "reading '%s'", ctx->slug_dir);
+    if (lstat(ctx->app_dir, &st) < 0)
+        return berth_error_make(err, errno, "stat '%s'", ctx->app_dir);
+    if (!S_ISDIR(st.st_mode))
+        return berth_error_plain(err, ENOTDIR, "the app in the slug is not a directory");
+    return 0;
+}
+
 static int seal_and_install(struct build_ctx *ctx, struct build_result *res, struct berth_error **err)
 {
     const struct build_spec *spec = ctx->spec;
     char sha[SHA256_HEX_LEN + 1];
     int r;
 
+    if ((r = check_slug_top(ctx, err)) < 0) {
+        build_say_error(ctx, berth_error_msg(err));
+        return r;
+    }
     r = runner_seal_tree(ctx->r, ctx->app_dir, spec->uid_base, spec->gid_base, spec->id_count, err);
     if (r == 0)
         r = build_slug_hash(ctx->app_dir, sha, &res->slug_bytes, err);
@@ -306,15 +341,40 @@ out:
     return r;
 }
 
-int build_run(struct runner *r, const struct build_spec *spec, struct build_result *ret,
+/*
+ * The directories the build mounts from, resolved: the runner refuses a
+ * mount source that passes through a symbolic link (runner.h), so that a
+ * link the tenant plants below them (bin/detect making <work>/slug/app one
+ * to /) never redirects a mount; the links above them are the operator's
+ * (a berth home reached through one), followed here. These directories are
+ * berth's: no container writes where they are named. One that does not
+ * resolve keeps its path, and fails where it is used.
+ */
+static void resolve_spec_dirs(const struct build_spec *spec, struct build_spec *ret, char *keep[4])
+{
+    const char **dirs[4] = { &ret->source_dir, &ret->cache_dir, &ret->work_dir, &ret->buildpacks_dir };
+
+    *ret = *spec;
+    for (size_t i = 0; i < 4; i++) {
+        keep[i] = realpath(*dirs[i], NULL);
+        if (keep[i])
+            *dirs[i] = keep[i];
+    }
+}
+
+int build_run(struct runner *r, const struct build_spec *given, struct build_result *ret,
               struct berth_error **err)
 {
+    struct build_spec resolved;
+    const struct build_spec *spec = &resolved;
     struct build_ctx ctx = { .r = r, .spec = spec };
     struct build_result res = { 0 };
+    char *keep[4] = { NULL };
     int rc;
 
-    if ((rc = check_spec(spec, err)) < 0)
+    if ((rc = check_spec(given, err)) < 0)
         return rc;
+    resolve_spec_dirs(given, &resolved, keep);
     ctx.budget = budget_with_defaults(&spec->budget);
     ctx.deadline_ms = now_ms() + (long long)ctx.budget.timeout_s * 1000;
     build_lines_init(&ctx.lines, spec->on_output, spec->cls);
@@ -326,6 +386,8 @@ int build_run(struct runner *r, const struct build_spec *spec, struct build_resu
         rc = run_build(&ctx, &res, err);
     remove_work(&ctx);
     ctx_release(&ctx);
+    for (size_t i = 0; i < 4; i++)
+        free(keep[i]);
     if (rc < 0) {
         build_result_release(&res);
         return rc;

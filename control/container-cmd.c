@@ -206,10 +206,15 @@ static const char *hostname_problem(const char *s)
     }
 }
 
-/* SRC:DST[:ro], both absolute; SRC must exist. */
+/*
+ * SRC:DST[:ro], both absolute; SRC must exist. SRC is resolved here, before
+ * any container code runs: the runner refuses a mount source that passes
+ * through a symbolic link (runner.h), and the links in the operator's own
+ * path are the operator's choice.
+ */
 static int parse_volume(const char *s, struct run_opts *o)
 {
-    _cleanup_free_ char *copy = xstrdup(s);
+    _cleanup_free_ char *copy = xstrdup(s), *src = NULL;
     char *dst = strchr(copy, ':'), *mode;
     bool ro = false;
 
@@ -225,11 +230,13 @@ static int parse_volume(const char *s, struct run_opts *o)
     }
     if (copy[0] != '/' || dst[0] != '/' || dst[1] == '\0')
         return usage_error("--volume '%s': SRC and DST must be absolute paths, DST not '/'", s);
-    if (access(copy, F_OK) < 0)
+    if (!(src = realpath(copy, NULL)) && errno == ENOENT)
         return usage_error("--volume '%s': SRC does not exist", s);
+    if (!src)
+        return usage_error("--volume '%s': resolving SRC: %s", s, strerror(errno));
     o->mounts = xrealloc(o->mounts, (o->n_mounts + 1) * sizeof(*o->mounts));
     o->mounts[o->n_mounts++] = (struct runner_mount){
-        .source = xstrdup(copy), .target = xstrdup(dst), .writable = !ro,
+        .source = TAKE_PTR(src), .target = xstrdup(dst), .writable = !ro,
     };
     return 0;
 }

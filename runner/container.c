@@ -532,6 +532,29 @@ static unsigned long ns_flags(const struct create *c)
     return flags;
 }
 
+/* Sends the child its go ('g', with the cgroup fds) and reads its setup report. */
+static int release_child(struct create *c, struct berth_error **err)
+{
+    int r = proto_send(c->sync_p, "g", 1, c->enter_fds, c->n_enter);
+
+    while (c->n_enter > 0)
+        closep(&c->enter_fds[--c->n_enter]);
+    /*
+     * An early child that failed before its release has queued its report
+     * and exited, so the send finds the socket closed: its report, still
+     * readable, says why, where "Broken pipe" would not.
+     */
+    if (r == -EPIPE || r == -ECONNRESET) {
+        int rr = proto_report_read(c->sync_p, c->what, err);
+
+        if (rr < 0)
+            return rr;
+    }
+    if (r < 0)
+        return berth_error_make(err, -r, "release %s", c->what);
+    return proto_report_read(c->sync_p, c->what, err);
+}
+
 /* The clone, and what the parent does before releasing the child. */
 static int create_start(struct create *c, const struct seccomp_program *prog, bool want_userns,
                         struct berth_error **err)
@@ -601,12 +624,7 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
         (r = network_pasta_start(&c->net, c->pid, spec->state_dir, *c->layout, spec->cgroup,
                                  c->what, &c->pasta_fd, err)) < 0)
         return r;
-    r = proto_send(c->sync_p, "g", 1, c->enter_fds, c->n_enter);
-    while (c->n_enter > 0)
-        closep(&c->enter_fds[--c->n_enter]);
-    if (r < 0)
-        return berth_error_make(err, -r, "release %s", c->what);
-    return proto_report_read(c->sync_p, c->what, err);
+    return release_child(c, err);
 }
 
 static void create_release(struct create *c, bool failed)

@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -65,6 +65,31 @@ static int open_path(const char *path, bool dir, int *ret, struct berth_error **
 {
     int fd = open(path, O_PATH | O_CLOEXEC | (dir ? O_DIRECTORY : 0));
 
+    if (fd < 0)
+        return berth_error_make(err, errno, "open '%s'", path);
+    *ret = fd;
+    return 0;
+}
+
+/*
+ * A bind source is opened without following any symbolic link on the way
+ * (openat2's RESOLVE_NO_SYMLINKS, Linux 5.6; mount_setattr below needs
+ * 5.12 anyway): below berth's own directories a source may pass through
+ * directories the tenant writes (a build's <work>/slug, where bin/detect
+ * runs, holds the app/ that bin/compile gets at /app), and a link planted
+ * there would otherwise hand the container whatever host path it names,
+ * read-write, opened with berth's rights. Callers give paths with no link
+ * in them (runner.h): berth's own part resolved with realpath(), which is
+ * the operator's choice and not the tenant's.
+ */
+static int open_source(const char *path, int *ret, struct berth_error **err)
+{
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS };
+    int fd = (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
+
+    if (fd < 0 && errno == ELOOP)
+        return berth_error_plain(err, ELOOP, "mount source '%s' is or passes through a symbolic link",
+                                 path);
     if (fd < 0)
         return berth_error_make(err, errno, "open '%s'", path);
     *ret = fd;
@@ -131,7 +156,7 @@ int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct be
     for (size_t i = 0; i < spec->n_mounts; i++) {
         struct stat st;
 
-        if ((r = open_path(spec->mounts[i].source, false, &f.binds[i], err)) < 0)
+        if ((r = open_source(spec->mounts[i].source, &f.binds[i], err)) < 0)
             goto fail;
         if (fstat(f.binds[i], &st) < 0) {
             r = berth_error_make(err, errno, "stat '%s'", spec->mounts[i].source);
@@ -185,40 +210,27 @@ void mounts_fds_release(struct mount_fds *f)
 }
 
 /*
- * A read-only bind remount in a user namespace must repeat the flags the
- * kernel locked on the source mount (nosuid, nodev, noexec, the atime mode),
- * or it fails with EPERM; statvfs tells which are set.
+ * Read-only all the way down: the bind is recursive (a user namespace may
+ * not bind a mount without its locked submounts), so the mounts below the
+ * source's own come along, and a remount (MS_REMOUNT|MS_BIND|MS_RDONLY)
+ * would change the top one alone, leaving /data/sub writable under a
+ * read-only /data. mount_setattr with AT_RECURSIVE sets the flag on every
+ * mount of the tree in one call, and touches no other flag, so the ones
+ * the kernel locked on the source (nosuid, nodev, ...) need no repeating.
  */
-static int remount_ro(const char *target, struct berth_error **err)
+static int set_readonly(const char *target, struct berth_error **err)
 {
-    unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
-    struct statvfs sv;
+    struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
 
-    if (statvfs(target, &sv) < 0)
-        return berth_error_make(err, errno, "statvfs '%s'", target);
-    if (sv.f_flag & ST_NOSUID)
-        flags |= MS_NOSUID;
-    if (sv.f_flag & ST_NODEV)
-        flags |= MS_NODEV;
-    if (sv.f_flag & ST_NOEXEC)
-        flags |= MS_NOEXEC;
-    if (sv.f_flag & ST_NOATIME)
-        flags |= MS_NOATIME;
-    else if (sv.f_flag & ST_RELATIME)
-        flags |= MS_RELATIME;
-    else
-        flags |= MS_STRICTATIME;
-    if (sv.f_flag & ST_NODIRATIME)
-        flags |= MS_NODIRATIME;
-    if (mount(NULL, target, NULL, flags, NULL) < 0)
-        return berth_error_make(err, errno, "remount '%s' read-only", target);
+    if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+        return berth_error_make(err, errno, "make '/%s' read-only", target);
     return 0;
 }
 
 /*
  * what_src names the source in messages (fd paths say nothing); what_dst is
- * the target relative to the container root (the cwd), used for the
- * read-only remount: a /proc/self/fd path would resolve to the mount point
+ * the target relative to the container root (the cwd), used to make the
+ * bind read-only: a /proc/self/fd path would resolve to the mount point
  * underneath the new bind, not the bind itself.
  */
 static int bind(const char *source, const char *target, const char *what_src,
@@ -228,7 +240,7 @@ static int bind(const char *source, const char *target, const char *what_src,
 
     if (mount(source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
         return berth_error_make(err, errno, "bind '%s' onto '/%s'", what_src, what_dst);
-    if (ro && (r = remount_ro(what_dst, err)) < 0)
+    if (ro && (r = set_readonly(what_dst, err)) < 0)
         return berth_error_wrap(err, "bind '%s' onto '/%s'", what_src, what_dst);
     return 0;
 }

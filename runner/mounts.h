@@ -50,7 +50,10 @@ struct mount_fds {
     struct cgroup_view cgroups;   /* filled by the caller, before it unshares the cgroup namespace */
 };
 
-/* As berth's uid: opens the host paths; every fd is O_PATH|O_CLOEXEC. */
+/*
+ * As berth's uid: opens the host paths; every fd is O_PATH|O_CLOEXEC. A bind
+ * source with a symbolic link in its path fails with -ELOOP (runner.h).
+ */
 int mounts_open(const struct runner_spec *spec, struct mount_fds *ret, struct berth_error **err);
 /* The fds mounts_open() opened, for the caller's close-all-but list. */
 size_t mounts_fd_list(const struct mount_fds *fds, int *out, size_t cap);

@@ -520,6 +520,14 @@ int proto_report_read(int sock, const char *what, struct berth_error **err)
     ssize_t n;
 
     n = proto_recv(sock, buf, sizeof(buf) - 1, NULL, 0, &n_fds);
+    /*
+     * A child that failed and exited with our message (the release) still
+     * unread in its queue leaves ECONNRESET on this socket; the kernel
+     * reports it once, ahead of the report the child queued before it
+     * went, which the next read returns.
+     */
+    if (n == -ECONNRESET)
+        n = proto_recv(sock, buf, sizeof(buf) - 1, NULL, 0, &n_fds);
     if (n < 0)
         return berth_error_make(err, (int)-n, "reading the setup report of %s", what);
     if (n == 0)

@@ -44,7 +44,14 @@ int runner_spawner_start(struct runner **ret, struct berth_error **err);
 void runner_free(struct runner *r);
 
 struct runner_mount {
-    const char *source;   /* host path */
+    /*
+     * Host path, with no symbolic link in any component: the runner opens
+     * it with berth's rights and refuses a link anywhere on the way (a
+     * tenant may have planted one below berth's directories), with
+     * "mount source '...' is or passes through a symbolic link" (ELOOP).
+     * Resolve berth's own part, and an operator's path, with realpath().
+     */
+    const char *source;
     const char *target;   /* absolute path inside the container */
     bool writable;        /* false: bind read-only */
 };

@@ -324,6 +324,79 @@ static void test_mounts_and_errors(struct runner *rn)
     }
 }
 
+/*
+ * A mount source where a tenant could have planted a symbolic link (a
+ * build's <work>/slug/app, made by bin/detect): each of these is refused
+ * before anything runs, with the message saying why, and the command
+ * (which would print LEAK on seeing the host's root) never starts.
+ */
+static void test_mount_source_links(struct runner *rn)
+{
+    _cleanup_free_ char *slug = xasprintf("%s/slug", tmpdir);
+    const char *const cases[][2] = {
+        { "app", "a source that is a link to /" },
+        { "up", "a source that is a relative link ('../..')" },
+        { "mid/deep", "a source with a link in an intermediate component" },
+    };
+    const char *argv[] = { "/bin/busybox", "sh", "-c",
+                           "[ -e /app/etc/passwd ] || [ -e /app/tmp ] && printf 'LEAK '; printf ran", NULL };
+    const char *lowers[] = { lower_dir, NULL };
+    _cleanup_close_ int dfd = -1;
+
+    (void)mkdir(slug, 0755);
+    dfd = open(slug, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    ok(dfd >= 0 && mkdirat(dfd, "deep", 0755) == 0 && symlinkat("/", dfd, "app") == 0 &&
+       symlinkat("../..", dfd, "up") == 0 && symlinkat(".", dfd, "mid") == 0,
+       "the links are planted under '%s'", slug);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        _cleanup_free_ char *state = new_state("link-source");
+        _cleanup_free_ char *source = xasprintf("%s/%s", slug, cases[i][0]);
+        struct runner_spec spec = base_spec(state, argv, lowers);
+        struct runner_mount m = { .source = source, .target = "/app", .writable = true };
+        struct run r;
+
+        spec.mounts = &m;
+        spec.n_mounts = 1;
+        run_sh_spec(rn, &spec, &r);
+        ok(r.spawn_r == -ELOOP && r.err && strstr(r.err, "is or passes through a symbolic link") &&
+           !strstr(r.out.buf, "ran"), "%s is refused as a mount source (%d, %s; out '%s')",
+           cases[i][1], r.spawn_r, r.err ? r.err : "-", r.out.buf);
+        run_release(&r);
+    }
+}
+
+/*
+ * A read-only bind is read-only all the way down: /dev bound read-only
+ * brings the host's /dev/shm (and /dev/pts) along, and every mount of the
+ * tree shows "ro" in the container's mountinfo (fields 5 and 6).
+ */
+static void test_readonly_submounts(struct runner *rn)
+{
+    _cleanup_free_ char *state = new_state("ro-rec");
+    const char *argv[] = { "/bin/busybox", "sh", "-c",
+                           "busybox awk '$5 ~ \"^/hd\" {n++; if ($6 !~ /^ro/) printf \"%s \", $5}"
+                           " END {printf \"%d mounts\", n}' /proc/self/mountinfo", NULL };
+    const char *lowers[] = { lower_dir, NULL };
+    struct runner_spec spec = base_spec(state, argv, lowers);
+    struct runner_mount m = { .source = "/dev", .target = "/hd", .writable = false };
+    struct stat dev, shm;
+    struct run r;
+    int n = 0;
+
+    if (stat("/dev", &dev) < 0 || stat("/dev/shm", &shm) < 0 || dev.st_dev == shm.st_dev) {
+        skip("read-only below the top of a bind: the host's /dev/shm is not a mount of its own");
+        return;
+    }
+    spec.mounts = &m;
+    spec.n_mounts = 1;
+    run_sh_spec(rn, &spec, &r);
+    /* "N mounts" alone: a writable one would come first, by its path. */
+    ok(exited_with(&r, 0) && sscanf(r.out.buf, "%d mounts", &n) == 1 && n > 1,
+       "a read-only bind is read-only below its top too "
+       "(/dev/shm under /dev bound ro; writable mounts and count: '%s')", r.out.buf);
+    run_release(&r);
+}
+
 /* The host's /etc/php entries, sorted, space-separated ("" without /etc/php). */
 static char *host_php_listing(void)
 {
@@ -880,6 +953,8 @@ int main(int argc, char **argv)
     test_stdin(rn);
     test_limits(rn);
     test_mounts_and_errors(rn);
+    test_mount_source_links(rn);
+    test_readonly_submounts(rn);
     test_latency(rn);
     test_agent(rn);
     test_agent_channels(rn);
