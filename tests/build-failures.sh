@@ -65,6 +65,20 @@ put .buildpacks "file://$bp/failing"
 bad_push "bin/compile fails" " !     Push rejected, failed to compile Failing app."
 check "... with the buildpack's own error" contains "$TEST_DIR/bad$n_case.out" " !     something broke"
 
+# bin/detect runs with the slug writable (/berth/slug): a link planted there for the app must not
+# lead compile's /app mount to the host, and nothing it leaves beside app/ may become the app's.
+for link in / ../..; do
+    make_buildpack "$bp/link${#link}" "rm -rf /berth/slug/app && ln -s $link /berth/slug/app && echo Linker" \
+        '[ -e "$1/proc/1/cmdline" ] && echo "HOST-ROOT-SEEN"; true'
+    put .buildpacks "file://$bp/link${#link}"
+    bad_push "bin/detect makes the slug's app/ a link to $link" "is or passes through a symbolic link"
+    check "... and compile never saw the host's root" not_contains "$TEST_DIR/bad$n_case.out" "HOST-ROOT-SEEN"
+done
+make_buildpack "$bp/beside" "mkdir -p /berth/slug/etc && ln -s /tmp /berth/slug/etc/ssl && echo Beside" 'true'
+put .buildpacks "file://$bp/beside"
+put Procfile 'web: sleep 600'
+bad_push "bin/detect leaves a file beside the slug's app/" "the build left 'etc' beside the app in the slug"
+
 make_buildpack "$bp/badyaml" 'echo BadYAML' 'true' "printf -- '---\ndefault_process_types:\n  web: [unclosed\n    deeper: x\n'"
 put .buildpacks "file://$bp/badyaml"
 bad_push "bin/release prints malformed YAML" "bin/release output line 4:"
