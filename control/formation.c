@@ -542,23 +542,55 @@ int formation_restart(struct server *s, const char *app, const char *type, struc
     return r;
 }
 
+struct stop_change {
+    struct server *s;
+    bool stopped;
+    const json_t *types;          /* the current release's process types; NULL: none yet */
+};
+
+/* How many instances the app's formation runs of `types` (a stopped app's, once started). */
+static unsigned formation_total(const json_t *record, const json_t *types)
+{
+    const char *type;
+    json_t *v;
+    unsigned n = 0;
+
+    json_object_foreach((json_t *)types, type, v)
+        n += formation_wanted(record, type);
+    return n;
+}
+
 static int apply_stopped(json_t *record, const void *cls, struct berth_error **err)
 {
-    (void)err;
-    if (*(const bool *)cls)
+    const struct stop_change *c = cls;
+    unsigned more;
+    int r;
+
+    if (c->stopped) {
         json_object_set_new(record, "stopped", json_true());
-    else
-        json_object_del(record, "stopped");
+        return 0;
+    }
+    /* A stopped app's instances count for nothing: they must fit in the tenant's quota again (quota.h). */
+    if (app_stopped(record) && (more = formation_total(record, c->types)) &&
+        (r = quota_check_instances(c->s, json_get_str(record, "tenant"), more, err)) < 0)
+        return r;
+    json_object_del(record, "stopped");
     return 0;
 }
 
 static int set_stopped(struct server *s, const char *app, bool stopped, struct berth_error **err)
 {
+    _cleanup_json_ json_t *release = NULL;
     struct app_runtime *rt = server_app(s, app);
+    struct stop_change change = { .s = s, .stopped = stopped };
+    unsigned version = 0;
     int r;
 
+    if (!stopped && (r = model_release_current(&s->model, app, &version, &release, err)) < 0)
+        return r;
+    change.types = json_object_get(release, "process_types");
     pthread_mutex_lock(&rt->formation_lock);
-    r = change_record(s, app, apply_stopped, &stopped, err);
+    r = change_record(s, app, apply_stopped, &change, err);
     if (r == 0)
         r = formation_converge(s, rt, NULL, err);
     pthread_mutex_unlock(&rt->formation_lock);

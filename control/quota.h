@@ -11,8 +11,10 @@
  *    limits (`berth resource:limit`), never above the tenant's;
  *  - counted by berth: how many apps and running instances a tenant may
  *    have: apps checked before one is created (quota_app_create()),
- *    instances when a formation grows (`ps:scale`); a deploy, a restart
- *    or `ps:start` brings back the app's formation as it was scaled.
+ *    instances when a formation grows (`ps:scale`) and when a stopped app
+ *    starts again (`ps:start`); a deploy or a restart brings back the
+ *    formation as it was scaled, and an app's first deploy starts its one
+ *    web process unchecked.
  *
  * The tenant's limits live in <home>/tenants/<name>.json as "limits" (only
  * what the operator set; the rest is QUOTA_DEFAULT_*); a process type's in

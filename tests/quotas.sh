@@ -168,6 +168,15 @@ check "resource:limit of another tenant's app: 404" refused 1 "HTTP 404" as "$OT
 check "ps:scale past acme's instances is refused, the limit named (exit 1, 409)" \
     refused 1 "would exceed tenant '$A' limit of 5 instances" as "$ACME" "$BERTH" ps:scale calm web=5
 check "... and calm still runs one web process" bash -c "[ \$(ls -d $(cg pids $A/calm)/web.* | wc -l) -ge 1 ] && ! grep -q '\"web\": *5' $home/apps/calm/app.json"
+# A stopped app's instances count for nothing until ps:start, which must fit them in the quota again.
+quiet as "$ACME" "$BERTH" ps:stop calm
+"$BERTH" tenants:limits $A --instances 1 >/dev/null
+check "ps:start of a stopped app past the instances left is refused, the limit named (exit 1, 409)" \
+    refused 1 "would exceed tenant '$A' limit of 1 instances" as "$ACME" "$BERTH" ps:start calm
+check "... and it stays stopped" grep -q '"stopped": *true' "$home/apps/calm/app.json"
+"$BERTH" tenants:limits $A --instances 5 >/dev/null
+check "with room again, ps:start runs it" quiet as "$ACME" "$BERTH" ps:start calm
+check "... and it serves" wait_body calm.localhost / "greeting=" 20
 api_patch() { curl -s -o "$out" -w '%{http_code}' -X PATCH -H "Authorization: Bearer $1" -d "$3" "$BERTH_URL$2"; }
 check "the API refuses a malformed size (400)" test "$(api_patch "$ADMIN" /tenants/$A/limits '{"memory": "2Q"}')" = 400
 check "... naming what a size is" grep -q "memory must be a size" "$out"
