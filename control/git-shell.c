@@ -493,8 +493,14 @@ static void serve_cli(int conn, const struct hello *h)
 
         (void)setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     }
-    while (read(conn, ignored, sizeof(ignored)) > 0 || errno == EINTR)
-        ;
+    for (;;) {
+        ssize_t n = read(conn, ignored, sizeof(ignored));
+
+        /* Only a failed read leaves errno meaningful: 0 (end of file) ends it whatever errno holds. */
+        if (n > 0 || (n < 0 && errno == EINTR))
+            continue;
+        break;
+    }
     pthread_mutex_lock(&gs.lock);
     for (struct session_token **p = &gs.tokens; *p; p = &(*p)->next)
         if (*p == t) {
