@@ -499,8 +499,10 @@ int deploy_push_start(struct deploy_ctx *ctx, struct receiver_push *push, const 
     pthread_mutex_lock(&rt->deploy_lock);
     r = deploy(ctx, push, u, &reported, &err);
     /* Started: the lock stays held until the push is settled (deploy_settled()). */
-    if (r == 0)
+    if (r == 0) {
+        ctx->ref = xstrdup(u->refname);
         return 0;
+    }
     pthread_mutex_unlock(&rt->deploy_lock);
     log_warn("deploy of '%s' failed: %s", ctx->app, berth_error_msg(&err));
     if (!reported)
@@ -643,12 +645,19 @@ static void settle_main(struct deploy_ctx *ctx, struct receiver_push *push, bool
     pthread_mutex_unlock(&rt->deploy_lock);
 }
 
+bool deploy_settle(struct deploy_ctx *ctx, struct receiver_push *push, bool ok)
+{
+    _cleanup_free_ char *ref = TAKE_PTR(ctx->ref);
+    bool landed = ok || (ref && receiver_push_ref_landed(push, ref) == 1);
+
+    settle_main(ctx, push, landed);
+    settle_branches(ctx, push, ok);
+    return landed;
+}
+
 void deploy_settled(void *cls, struct receiver_push *push, bool ok)
 {
-    struct deploy_ctx *ctx = cls;
-
-    settle_main(ctx, push, ok);
-    settle_branches(ctx, push, ok);
+    (void)deploy_settle(cls, push, ok);
 }
 
 /* ---------------------------------------------------------------- without a push */

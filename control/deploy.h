@@ -31,6 +31,8 @@ struct deploy_ctx {
      */
     struct started *pending;
     json_t *pending_release;
+    /* The ref the started release builds (main or master, or a preview's branch): its own landing decides. */
+    char *ref;
     /* The same for a branch's preview app (pipelines.h), and the branches deleted (refnames). */
     struct pipelines_preview *preview;
     json_t *deleted_branches;
@@ -49,6 +51,12 @@ int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_
                    size_t n_updates, struct strbuf *reason);
 /* A receiver_settled_fn; cls is the same struct deploy_ctx. Releases the app's deploy lock. */
 void deploy_settled(void *cls, struct receiver_push *push, bool ok);
+/*
+ * deploy_settled() for `ctx`, saying whether its release went live: when
+ * its own ref landed, which in a push that is not atomic can happen while
+ * another ref fails (`ok` false), or fail while the others land.
+ */
+bool deploy_settle(struct deploy_ctx *ctx, struct receiver_push *push, bool ok);
 /*
  * The deploy of one update `u` (its new commit) to ctx->app, from a push
  * that may be to another app (a preview is built from its staging app's

@@ -282,8 +282,8 @@ void pipelines_preview_settled(struct pipelines_preview *p, struct receiver_push
 {
     struct server *s = p->ctx.server;
 
-    deploy_settled(&p->ctx, push, ok);
-    if (!ok)
+    /* The branch's own outcome: in a push that is not atomic, main may fail while the branch lands. */
+    if (!deploy_settle(&p->ctx, push, ok))
         preview_undo(s, p);
     preview_free(p);
 }

@@ -12,10 +12,12 @@
  * Memory stays bounded whatever a push holds: a blob over EXPORT_STREAM_MIN
  * is not loaded (libgit2 reads a whole object into memory) but streamed into
  * its file by `git cat-file blob`, which git streams from the pack; the
- * push's quarantine reaches it as GIT_ALTERNATE_OBJECT_DIRECTORIES.
+ * push's quarantine reaches it as GIT_ALTERNATE_OBJECT_DIRECTORIES. A
+ * symlink's blob is read whole, so its size is checked first (under PATH_MAX).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -115,12 +117,14 @@ static int write_blob(const struct export *x, int dfd, const git_tree_entry *e, 
     git_object_size_t size = 0;
     int k;
 
-    if (mode != GIT_FILEMODE_LINK) {
-        if ((k = blob_size(x, git_tree_entry_id(e), &size, path, err)) < 0)
-            return k;
-        if (size > EXPORT_STREAM_MIN)
-            return write_big_file(x, dfd, e, path, err);
-    }
+    /* The size first, from the object's header: a symlink's blob is read whole. */
+    if ((k = blob_size(x, git_tree_entry_id(e), &size, path, err)) < 0)
+        return k;
+    if (mode == GIT_FILEMODE_LINK && size >= PATH_MAX)
+        return berth_error_plain(err, ENAMETOOLONG, "symlink target of '%s' is longer than %d bytes", path,
+                                 PATH_MAX - 1);
+    if (mode != GIT_FILEMODE_LINK && size > EXPORT_STREAM_MIN)
+        return write_big_file(x, dfd, e, path, err);
     k = git_blob_lookup(&blob, repo, git_tree_entry_id(e));
     if (k < 0)
         return git_to_berth_error(err, k, "reading '%s'", path);

@@ -11,14 +11,20 @@
  * branches and tags are fetched, and the remote's HEAD as refs/berth/HEAD,
  * so that a #ref may name a branch, a tag or any commit reachable from them
  * (servers need not serve a bare commit id in a want). A fetch is bounded
- * in time and size through the transfer-progress callback, which libgit2
- * aborts on when it returns non-zero.
+ * in size through the transfer-progress callback, which libgit2 aborts on
+ * when it returns non-zero, and in time by that callback and by the socket
+ * stream below, whose every wait ends at the fetch's deadline.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <git2/sys/stream.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +59,169 @@ static int on_progress(const git_indexer_progress *stats, void *payload)
     return 0;
 }
 
+/* ---- a socket stream with a deadline ------------------------------------- */
+
+/*
+ * libgit2 1.5 has no network timeout (GIT_OPT_SET_SERVER_TIMEOUT came in
+ * 1.7), and transfer_progress runs only while pack data arrives: a server
+ * that accepts and then never answers would hold the fetch, and a build
+ * slot, for ever. So the receiver registers (at its first fetch) its own
+ * plain socket stream (git_stream_register(GIT_STREAM_STANDARD)), which
+ * libgit2 1.5 uses for http:// and git://, and under its TLS layer for
+ * https:// (not for ssh://: libssh2 has its own socket); each connect,
+ * read and write waits in poll() no later than the deadline of the fetch
+ * running on that thread. Name resolution (getaddrinfo) is not bounded.
+ * The deadline is thread-local, not global: fetches of different builds
+ * run at once, and libgit2 makes a fetch's streams on the calling thread.
+ */
+static __thread time_t stream_deadline;     /* 0: no fetch on this thread, no limit */
+
+struct deadline_stream {
+    git_stream parent;
+    char *host, *port;
+    int fd;
+};
+
+/* Waits for `events` on fd until the deadline: 0 ready, -1 with libgit2's error set. */
+static int stream_wait(int fd, short events, const char *what)
+{
+    struct pollfd pfd = { .fd = fd, .events = events };
+    int k;
+
+    do {
+        time_t left = stream_deadline ? stream_deadline - time(NULL) : 0;
+
+        if (stream_deadline && left <= 0)
+            k = 0;
+        else
+            k = poll(&pfd, 1, stream_deadline ? (int)left * 1000 : -1);
+    } while (k < 0 && errno == EINTR);
+    if (k > 0)
+        return 0;
+    git_error_set(GIT_ERROR_NET, "%s: %s", what, k == 0 ? "timed out" : strerror(errno));
+    return -1;
+}
+
+static int stream_connect(git_stream *stream)
+{
+    struct deadline_stream *st = (struct deadline_stream *)stream;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *info = NULL;
+    int k = getaddrinfo(st->host, st->port, &hints, &info);
+
+    if (k != 0) {
+        git_error_set(GIT_ERROR_NET, "failed to resolve address for %s: %s", st->host, gai_strerror(k));
+        return -1;
+    }
+    for (struct addrinfo *a = info; a && st->fd < 0; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol), e = 0;
+        socklen_t len = sizeof(e);
+
+        if (fd < 0)
+            continue;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
+            st->fd = fd;
+        else if (errno == EINPROGRESS && stream_wait(fd, POLLOUT, "connecting") == 0
+                 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0)
+            st->fd = fd;
+        else {
+            k = e ? e : errno;
+            close(fd);
+        }
+    }
+    freeaddrinfo(info);
+    if (st->fd >= 0)
+        return 0;
+    git_error_set(GIT_ERROR_NET, "failed to connect to %s: %s", st->host,
+                  stream_deadline && time(NULL) >= stream_deadline ? "timed out" : strerror(k));
+    return -1;
+}
+
+static ssize_t stream_read(git_stream *stream, void *data, size_t len)
+{
+    struct deadline_stream *st = (struct deadline_stream *)stream;
+
+    for (;;) {
+        ssize_t n = recv(st->fd, data, len, 0);
+
+        if (n >= 0)
+            return n;
+        if (errno != EAGAIN && errno != EINTR) {
+            git_error_set(GIT_ERROR_NET, "error receiving data from socket: %s", strerror(errno));
+            return -1;
+        }
+        if (errno == EAGAIN && stream_wait(st->fd, POLLIN, "reading from the server") < 0)
+            return -1;
+    }
+}
+
+static ssize_t stream_write(git_stream *stream, const char *data, size_t len, int flags)
+{
+    struct deadline_stream *st = (struct deadline_stream *)stream;
+
+    (void)flags;
+    for (;;) {
+        ssize_t n = send(st->fd, data, len, MSG_NOSIGNAL);
+
+        if (n >= 0)
+            return n;
+        if (errno != EAGAIN && errno != EINTR) {
+            git_error_set(GIT_ERROR_NET, "error sending data to socket: %s", strerror(errno));
+            return -1;
+        }
+        if (errno == EAGAIN && stream_wait(st->fd, POLLOUT, "writing to the server") < 0)
+            return -1;
+    }
+}
+
+static int stream_close(git_stream *stream)
+{
+    struct deadline_stream *st = (struct deadline_stream *)stream;
+
+    if (st->fd >= 0)
+        close(st->fd);
+    st->fd = -1;
+    return 0;
+}
+
+static void stream_free(git_stream *stream)
+{
+    struct deadline_stream *st = (struct deadline_stream *)stream;
+
+    (void)stream_close(stream);
+    free(st->host);
+    free(st->port);
+    free(st);
+}
+
+static int stream_new(git_stream **out, const char *host, const char *port)
+{
+    struct deadline_stream *st = xcalloc(1, sizeof(*st));
+
+    st->parent.version = GIT_STREAM_VERSION;
+    st->parent.connect = stream_connect;
+    st->parent.read = stream_read;
+    st->parent.write = stream_write;
+    st->parent.close = stream_close;
+    st->parent.free = stream_free;
+    st->host = xstrdup(host);
+    st->port = xstrdup(port);
+    st->fd = -1;
+    *out = &st->parent;
+    return 0;
+}
+
+static pthread_once_t stream_once = PTHREAD_ONCE_INIT;
+static int stream_registered;    /* git_stream_register()'s result, set once under stream_once */
+
+static void stream_register(void)
+{
+    git_stream_registration reg = { .version = GIT_STREAM_VERSION, .init = stream_new };
+
+    stream_registered = git_stream_register(GIT_STREAM_STANDARD, &reg);
+}
+
+/* ---- the fetch ------------------------------------------------------------ */
+
 static int lock_cache(const char *cache_dir, struct berth_error **err)
 {
     _cleanup_free_ char *path = xasprintf("%s.lock", cache_dir);
@@ -79,7 +248,7 @@ static int open_cache(const char *cache_dir, git_repository **ret, struct berth_
     return 0;
 }
 
-static int fetch(git_repository *repo, const char *url, struct berth_error **err)
+static int fetch(git_repository *repo, const char *url, int seconds, struct berth_error **err)
 {
     static char *specs[] = {
         (char *)"+refs/heads/*:refs/remotes/origin/*",
@@ -88,10 +257,14 @@ static int fetch(git_repository *repo, const char *url, struct berth_error **err
     };
     const git_strarray refspecs = { specs, sizeof(specs) / sizeof(*specs) };
     git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
-    struct fetch_limits limits = { .deadline = time(NULL) + FETCH_MAX_SECONDS };
+    struct fetch_limits limits = { .deadline = time(NULL) + seconds };
     git_remote *remote = NULL;
     int k;
 
+    /* Once per process, on the first fetch: the receiver is libgit2's only network client. */
+    (void)pthread_once(&stream_once, stream_register);
+    if (stream_registered < 0)
+        return git_to_berth_error(err, stream_registered, "registering the fetch socket stream");
     k = git_remote_create_anonymous(&remote, repo, url);
     if (k < 0)
         return git_to_berth_error(err, k, "'%s' is not a URL git can fetch", url);
@@ -99,14 +272,18 @@ static int fetch(git_repository *repo, const char *url, struct berth_error **err
     opts.prune = GIT_FETCH_PRUNE;
     opts.callbacks.transfer_progress = on_progress;
     opts.callbacks.payload = &limits;
+    stream_deadline = limits.deadline;
     k = git_remote_fetch(remote, &refspecs, &opts, NULL);
+    stream_deadline = 0;
     git_remote_free(remote);
+    /* The stream gave up at the deadline, or the progress callback did. */
+    limits.too_slow |= k < 0 && time(NULL) >= limits.deadline;
     if (k < 0 && limits.too_big)
         return berth_error_plain(err, EFBIG, "cannot fetch '%s': it is larger than %u MiB", url,
                                  FETCH_MAX_BYTES >> 20);
     if (k < 0 && limits.too_slow)
         return berth_error_plain(err, ETIMEDOUT, "cannot fetch '%s': it took longer than %d "
-                                 "seconds", url, FETCH_MAX_SECONDS);
+                                 "seconds", url, seconds);
     if (k < 0)
         return git_to_berth_error(err, k, "cannot fetch '%s'", url);
     return 0;
@@ -165,6 +342,12 @@ static int resolve(git_repository *repo, const char *url, const char *ref, git_o
 int receiver_fetch_tree(const char *url, const char *ref, const char *cache_dir,
                         const char *dest_dir, char **ret_commit, struct berth_error **err)
 {
+    return fetch_tree_within(url, ref, cache_dir, dest_dir, FETCH_MAX_SECONDS, ret_commit, err);
+}
+
+int fetch_tree_within(const char *url, const char *ref, const char *cache_dir, const char *dest_dir,
+                      int seconds, char **ret_commit, struct berth_error **err)
+{
     _cleanup_close_ int lock_fd = -1;
     git_repository *repo = NULL;
     char hex[GIT_OID_HEXSZ + 1];
@@ -178,7 +361,7 @@ int receiver_fetch_tree(const char *url, const char *ref, const char *cache_dir,
         return lock_fd;
     if ((r = open_cache(cache_dir, &repo, err)) < 0)
         return r;
-    r = fetch(repo, url, err);
+    r = fetch(repo, url, seconds, err);
     if (r == 0)
         r = resolve(repo, url, ref, &oid, err);
     if (r == 0)

@@ -33,6 +33,7 @@ struct push_command {
     git_oid old_oid, new_oid;
     char old_hex[41], new_hex[41];
     char *error;        /* NULL: still ok; else the `ng` reason */
+    bool accepted;      /* passed the checks and the deploy: the ref update was tried */
 };
 
 struct receiver_push {
@@ -103,6 +104,10 @@ int repo_lock(const char *git_dir, void (*waiting)(void *cls), void *cls);
  */
 int export_commit(git_repository *repo, const git_oid *oid, const char *dest_dir,
                   struct berth_error **err);
+
+/* receiver_fetch_tree() with a time limit of `seconds` instead of 5 minutes (for tests). */
+int fetch_tree_within(const char *url, const char *ref, const char *cache_dir, const char *dest_dir,
+                      int seconds, char **ret_commit, struct berth_error **err);
 
 /*
  * Runs git with argv (argv[0] "git"; env NULL: the daemon's), stdin from

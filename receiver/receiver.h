@@ -53,10 +53,14 @@ typedef int (*receiver_deploy_fn)(void *cls, struct receiver_push *push,
 /*
  * Called once after a deploy that returned 0, when the pack is published
  * and the refs have moved, or failed to: `ok` is whether every update the
- * deploy accepted is now in place. Runs before the report goes out, so
- * its receiver_progress() lines still reach the client; a deploy that
- * holds something until its push is settled (a lock, a started release)
- * lets go of it here. Never called when the deploy rejected the push.
+ * deploy accepted is now in place. A push that is not atomic can land some
+ * of them and not others (main moves, another ref fails): a deploy that
+ * depends on one ref asks receiver_push_ref_landed() for that ref's own
+ * outcome rather than reading !ok as "my ref did not move". Runs before
+ * the report goes out, so its receiver_progress() lines still reach the
+ * client; a deploy that holds something until its push is settled (a
+ * lock, a started release) lets go of it here. Never called when the
+ * deploy rejected the push.
  */
 typedef void (*receiver_settled_fn)(void *cls, struct receiver_push *push, bool ok);
 
@@ -83,6 +87,13 @@ void receiver_progress(struct receiver_push *push, const char *fmt, ...)
 size_t receiver_push_option_count(const struct receiver_push *push);
 const char *receiver_push_option_at(const struct receiver_push *push, size_t i);
 const char *receiver_push_option(const struct receiver_push *push, const char *key);
+/*
+ * The outcome of the push's update of `refname` ("refs/heads/main"), for
+ * the settled callback: 1 the ref now holds the update's new value, 0 the
+ * update was accepted by the deploy but failed to land, -ENOENT the push
+ * had no update of it that reached the ref writes.
+ */
+int receiver_push_ref_landed(const struct receiver_push *push, const char *refname);
 /* Writes the tree of `commit_hex` (incl. quarantined objects) into dest_dir. */
 int receiver_push_export(struct receiver_push *push, const char *commit_hex, const char *dest_dir,
                          struct berth_error **err);
@@ -93,7 +104,9 @@ int receiver_push_export(struct receiver_push *push, const char *commit_hex, con
  * a time per cache), resolves `ref` (a branch, tag or commit id; NULL: the
  * remote's HEAD) and writes that commit's tree into dest_dir with the same
  * safe export as pushes. *ret_commit (malloc'ed) is the commit's hex id.
- * A fetch is capped at 256 MiB and 5 minutes.
+ * A fetch is capped at 256 MiB and 5 minutes: every connect, read and
+ * write waits no later than the deadline (the name lookup aside, which
+ * getaddrinfo() does unbounded).
  */
 int receiver_fetch_tree(const char *url, const char *ref, const char *cache_dir,
                         const char *dest_dir, char **ret_commit, struct berth_error **err);

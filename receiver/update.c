@@ -7,7 +7,11 @@
  * passed; only when it accepts is the pack published and are the refs moved,
  * each with its old value compared under the ref lock (libgit2's
  * git_reference_create_matching), or all together in a git_transaction for
- * an atomic push.
+ * an atomic push. A name that would clash with another ref as file and
+ * directory (git's rule) is refused before anything is written, so that
+ * libgit2's transaction, which writes its refs one after another, cannot
+ * stop halfway on it; should it stop halfway for another reason, the
+ * report says which refs moved.
  *
  * One push at a time per repository: the checks, the deploy and the ref
  * updates run under the repository's push lock (repo_lock() in repo.c,
@@ -15,6 +19,7 @@
  * pass its old-value check while the first one deploys, deploy after it,
  * and then fail its ref update as stale with its release already serving.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 
@@ -82,10 +87,32 @@ static void check_connected(struct receiver_push *p)
                 fail(&p->cmds[i], "missing necessary objects");
 }
 
+/*
+ * Why a new tip cannot be taken (NULL: it is a commit). The type comes
+ * from the object's header alone: libgit2 reads a whole object into
+ * memory, and a tip can be a 256 MiB blob of zeros that a pack carries
+ * in a few hundred KB.
+ */
+static const char *tip_type_error(struct receiver_push *p, const git_oid *id)
+{
+    git_odb *odb = NULL;
+    git_object_t type = GIT_OBJECT_INVALID;
+    size_t size = 0;
+    int k = git_repository_odb(&odb, p->repo);
+
+    if (k == 0)
+        k = git_odb_read_header(&size, &type, odb, id);
+    git_odb_free(odb);
+    if (k < 0)
+        return "missing necessary objects";
+    return type == GIT_OBJECT_COMMIT ? NULL : "not a commit";
+}
+
 static void check_command(struct receiver_push *p, struct push_command *c)
 {
     git_oid current;
     bool exists, is_delete = git_oid_is_zero(&c->new_oid);
+    const char *why;
     int valid = 0, k;
 
     if (strncmp(c->refname, "refs/heads/", 11) || git_reference_name_is_valid(&valid, c->refname) < 0
@@ -100,20 +127,9 @@ static void check_command(struct receiver_push *p, struct push_command *c)
     }
     exists = k == 0;
 
-    if (!is_delete) {
-        git_object *obj = NULL;
-
-        k = git_object_lookup(&obj, p->repo, &c->new_oid, GIT_OBJECT_ANY);
-        if (k < 0) {
-            fail(c, "missing necessary objects");
-            return;
-        }
-        if (git_object_type(obj) != GIT_OBJECT_COMMIT) {
-            git_object_free(obj);
-            fail(c, "not a commit");
-            return;
-        }
-        git_object_free(obj);
+    if (!is_delete && (why = tip_type_error(p, &c->new_oid))) {
+        fail(c, why);
+        return;
     }
 
     /* The old value the client saw must still hold (git: "stale info"). */
@@ -134,6 +150,75 @@ static void check_command(struct receiver_push *p, struct push_command *c)
      * old-value check above is what keeps two pushers from overwriting
      * each other unseen.
      */
+}
+
+/* Whether `name` lies below `dir` (`dir` + "/" + more): `dir` would be a directory of `name`. */
+static bool is_below(const char *name, const char *dir)
+{
+    size_t n = strlen(dir);
+
+    return strncmp(name, dir, n) == 0 && name[n] == '/';
+}
+
+/*
+ * The existing ref `c`'s name clashes with as a file or directory (a
+ * malloc'ed name), or NULL: a ref one of whose leading directories is a
+ * ref (refs/heads/q for refs/heads/q/r), or a ref below it (refs/heads/q/r
+ * for refs/heads/q). A ref the same push deletes still counts: libgit2
+ * writes a transaction's refs in no fixed order.
+ */
+static char *existing_conflict(struct receiver_push *p, const struct push_command *c)
+{
+    _cleanup_free_ char *glob = xasprintf("%s/*", c->refname);
+    _cleanup_free_ char *dir = xstrdup(c->refname);
+    git_reference_iterator *it = NULL;
+    const char *below = NULL;
+    char *found = NULL;
+    git_oid id;
+
+    for (char *slash = dir + strlen("refs/heads/"); (slash = strchr(slash, '/')); *slash++ = '/') {
+        *slash = '\0';
+        if (git_reference_name_to_id(&id, p->repo, dir) == 0)
+            return xstrdup(dir);
+    }
+    if (git_reference_iterator_glob_new(&it, p->repo, glob) == 0 && git_reference_next_name(&below, it) == 0)
+        found = xstrdup(below);
+    git_reference_iterator_free(it);
+    return found;
+}
+
+/*
+ * git's rule for names (refs_verify_refname_available): a ref cannot be
+ * created where it would be a directory of another ref or have one as its
+ * directory, in the repository or among the same push's updates. Checked
+ * for every update before anything is written, so that the ref writes
+ * (one after another, also in a transaction) cannot fail halfway on it.
+ */
+static void check_names(struct receiver_push *p)
+{
+    for (size_t i = 0; i < p->n_cmds; i++) {
+        struct push_command *c = &p->cmds[i];
+        _cleanup_free_ char *clash = NULL;
+
+        if (c->error || git_oid_is_zero(&c->new_oid))
+            continue;
+        for (size_t j = 0; j < p->n_cmds; j++) {
+            const char *other = p->cmds[j].refname;
+
+            if (j != i && !git_oid_is_zero(&p->cmds[j].new_oid)
+                && (!strcmp(c->refname, other) || is_below(c->refname, other) || is_below(other, c->refname))) {
+                _cleanup_free_ char *why = xasprintf("cannot update '%s' and '%s' in one push", c->refname, other);
+
+                fail(c, why);
+                break;
+            }
+        }
+        if (!c->error && (clash = existing_conflict(p, c))) {
+            _cleanup_free_ char *why = xasprintf("'%s' exists; cannot create '%s'", clash, c->refname);
+
+            fail(c, why);
+        }
+    }
 }
 
 /* Every command still ok gets `reason`. */
@@ -228,6 +313,29 @@ static void update_one(struct receiver_push *p, struct push_command *c)
         fail_git(c, "failed to update ref");
 }
 
+/*
+ * After a failed git_transaction_commit(): libgit2 1.5 writes the refs one
+ * after another and stops at the first failure, keeping those already
+ * written. An update whose ref now holds its new value moved and stays ok;
+ * the others fail, so the report says exactly which refs moved.
+ */
+static void fail_unmoved(struct receiver_push *p, const char *msg)
+{
+    _cleanup_free_ char *why = xasprintf("atomic transaction failed midway: %s", msg);
+
+    for (size_t i = 0; i < p->n_cmds; i++) {
+        struct push_command *c = &p->cmds[i];
+        git_oid current;
+        int k;
+
+        if (c->error)
+            continue;
+        k = git_reference_name_to_id(&current, p->repo, c->refname);
+        if (git_oid_is_zero(&c->new_oid) ? k != GIT_ENOTFOUND : (k < 0 || !git_oid_equal(&current, &c->new_oid)))
+            fail(c, why);
+    }
+}
+
 static void update_atomic(struct receiver_push *p)
 {
     git_transaction *tx = NULL;
@@ -271,9 +379,8 @@ static void update_atomic(struct receiver_push *p)
     }
     if (!bad && (k = git_transaction_commit(tx)) < 0) {
         _cleanup_free_ char *msg = git_error_copy();
-        _cleanup_free_ char *why = xasprintf("atomic transaction failed: %s", msg);
 
-        fail_all(p, why);
+        fail_unmoved(p, msg);
     }
     git_transaction_free(tx);   /* unlocks whatever is still locked */
     if (bad)
@@ -298,6 +405,7 @@ void update_run(struct receiver_push *p)
     }
     for (size_t i = 0; i < p->n_cmds; i++)
         check_command(p, &p->cmds[i]);
+    check_names(p);
     check_connected(p);
     /* An atomic push is all or nothing, decided before the deploy runs. */
     if (p->atomic && count_ok(p) != p->n_cmds)
@@ -307,6 +415,8 @@ void update_run(struct receiver_push *p)
     accepted = count_ok(p);
     if (run_deploy(p) < 0)
         return;
+    for (size_t i = 0; i < p->n_cmds; i++)
+        p->cmds[i].accepted = !p->cmds[i].error;
     if (push_publish_pack(p, &err) < 0) {
         _cleanup_free_ char *why = xasprintf("failed to store pack: %s", berth_error_msg(&err));
 
@@ -321,4 +431,12 @@ void update_run(struct receiver_push *p)
     /* The deploy accepted every update still without an error before the pack went in. */
     if (p->opts->deploy && p->opts->settled)
         p->opts->settled(p->opts->deploy_cls, p, count_ok(p) == accepted);
+}
+
+int receiver_push_ref_landed(const struct receiver_push *push, const char *refname)
+{
+    for (size_t i = 0; i < push->n_cmds; i++)
+        if (push->cmds[i].accepted && !strcmp(push->cmds[i].refname, refname))
+            return !push->cmds[i].error;
+    return -ENOENT;
 }

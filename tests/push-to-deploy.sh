@@ -4,7 +4,8 @@
 # The walking skeleton, end to end and unmocked: as an unprivileged user,
 # start `berth serve`, create an app, `git push` examples/static with the real
 # git client, check the build output, fetch the page through the router with
-# curl, push a change and see it served, prove the server ran in its own user
+# curl, push a change and see it served (also when another ref of the same
+# push fails to land), prove the server ran in its own user
 # and pid namespace, and check that bad input (unknown app, wrong token, no
 # buildpack, unknown host) fails clearly and loses nothing.
 set -euo pipefail
@@ -63,6 +64,22 @@ router_get hello.localhost / >"$TEST_DIR/page2.html" 2>&1 || true
 check "router serves the new content" contains "$TEST_DIR/page2.html" "Hello again from berth"
 good_ref=$(git --git-dir="$home/apps/hello/repo.git" rev-parse refs/heads/main 2>/dev/null || echo none)
 check "server ref is the pushed commit" [ "$good_ref" = "$(git -C "$TEST_DIR/site" rev-parse HEAD)" ]
+
+# A push that is not atomic in which main lands and another ref fails to be
+# written (a stale lock file in its way): main's release goes live, as main
+# now points at it, rather than being thrown away.
+echo third >"$TEST_DIR/site/third.txt"
+commit_all "$TEST_DIR/site" "third"
+touch "$home/apps/hello/repo.git/refs/heads/other.lock"
+git -C "$TEST_DIR/site" push --progress "$remote" main HEAD:refs/heads/other >"$TEST_DIR/push3.out" 2>&1 || true
+rm -f "$home/apps/hello/repo.git/refs/heads/other.lock"
+good_ref=$(git --git-dir="$home/apps/hello/repo.git" rev-parse refs/heads/main 2>/dev/null || echo none)
+check "non-atomic push: main lands while 'other' fails" \
+    [ "$good_ref:$(git --git-dir="$home/apps/hello/repo.git" rev-parse -q --verify refs/heads/other || echo none)" \
+      = "$(git -C "$TEST_DIR/site" rev-parse HEAD):none" ]
+check "... and main's release v3 goes live" contains "$TEST_DIR/push3.out" "Released v3"
+router_get hello.localhost /third.txt >"$TEST_DIR/page3a.html" 2>&1 || true
+check "... and serves" contains "$TEST_DIR/page3a.html" "third"
 
 # Bad input 1: an app that does not exist.
 if git -C "$TEST_DIR/site" push "http://berth:$BERTH_TOKEN@127.0.0.1:$CONTROL_PORT/nope.git" main >"$TEST_DIR/nope.out" 2>&1; then

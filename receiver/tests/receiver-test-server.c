@@ -9,8 +9,9 @@
  * see that progress streams while the deploy runs) and rejects a tree that
  * contains a file named REJECT; a tree with a file named SLOW makes it go
  * silent for six seconds (longer than the receiver's keepalive). Its
- * settled hook says "settled ok|failed, main at <oid>" with the ref as
- * it is then. Runs until SIGTERM or SIGINT.
+ * settled hook says "settled ok|failed, main at <oid>, main landed|not
+ * landed|not pushed" with the ref as it is then and the outcome
+ * receiver_push_ref_landed() gives for it. Runs until SIGTERM or SIGINT.
  *
  *   receiver-test-server [--deploy] [--max-bytes N] <repos-dir>
  */
@@ -131,11 +132,14 @@ static void settled(void *cls, struct receiver_push *push, bool ok)
     git_repository *repo = NULL;
     git_oid oid;
     char hex[GIT_OID_HEXSZ + 1] = "none";
+    int landed;
 
     if (git_repository_open_bare(&repo, cls) == 0 && git_reference_name_to_id(&oid, repo, "refs/heads/main") == 0)
         git_oid_tostr(hex, sizeof(hex), &oid);
     git_repository_free(repo);
-    receiver_progress(push, "-----> settled %s, main at %s", ok ? "ok" : "failed", hex);
+    landed = receiver_push_ref_landed(push, "refs/heads/main");
+    receiver_progress(push, "-----> settled %s, main at %s, main %s", ok ? "ok" : "failed", hex,
+                      landed < 0 ? "not pushed" : landed ? "landed" : "not landed");
 }
 
 static bool valid_name(const char *s, size_t len)

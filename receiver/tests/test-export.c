@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * Unit tests for receiver_push_export(): file modes, symlinks (created as
- * links, never followed), subdirectories, submodule entries, and refusal of
- * hand-crafted trees whose entry names would escape the target directory.
+ * links, never followed; a target past PATH_MAX refused unread),
+ * subdirectories, submodule entries, and refusal of hand-crafted trees
+ * whose entry names would escape the target directory.
  * Builds a throw-away bare repository with libgit2 in a mktemp directory.
  */
 #include <errno.h>
@@ -73,6 +74,59 @@ static bool file_is(const char *path, const char *content, mode_t mode)
     if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 07777) != mode)
         return false;
     return read_file(path, &sb, 0, NULL) == 0 && !strcmp(sb.buf, content);
+}
+
+/* A blob of `size` zero bytes, written in pieces so that the test itself never holds it. */
+static git_oid zero_blob(git_repository *repo, size_t size)
+{
+    static const char zeros[1 << 16];
+    git_odb *odb = NULL;
+    git_odb_stream *ws = NULL;
+    git_oid id;
+
+    if (git_repository_odb(&odb, repo) < 0 || git_odb_open_wstream(&ws, odb, size, GIT_OBJECT_BLOB) < 0)
+        abort();
+    for (size_t done = 0; done < size; done += sizeof(zeros))
+        if (git_odb_stream_write(ws, zeros, sizeof(zeros) < size - done ? sizeof(zeros) : size - done) < 0)
+            abort();
+    if (git_odb_stream_finalize_write(&id, ws) < 0)
+        abort();
+    git_odb_stream_free(ws);
+    git_odb_free(odb);
+    return id;
+}
+
+/* The process's peak resident size (VmHWM) in KiB, 0 when unknown. */
+static unsigned long peak_rss_kib(void)
+{
+    _cleanup_strbuf_ struct strbuf status = STRBUF_INIT;
+    const char *line;
+
+    if (read_file("/proc/self/status", &status, 1 << 16, NULL) < 0 || !(line = strstr(status.buf, "VmHWM:")))
+        return 0;
+    return strtoul(line + 6, NULL, 10);
+}
+
+/* A symlink whose target blob is 64 MiB: refused from its header, never read (peak RSS stays put). */
+static void big_symlink_refused(struct receiver_push *push, const char *tmp)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *dest = xasprintf("%s/biglink", tmp);
+    _cleanup_free_ char *c = NULL;
+    git_treebuilder *tb = NULL;
+    git_oid id = zero_blob(push->repo, (size_t)64 << 20), tree_id;
+    unsigned long before;
+
+    (void)git_treebuilder_new(&tb, push->repo, NULL);
+    (void)git_treebuilder_insert(NULL, tb, "link", &id, GIT_FILEMODE_LINK);
+    (void)git_treebuilder_write(&tree_id, tb);
+    git_treebuilder_free(tb);
+    c = commit_of(push->repo, &tree_id);
+    before = peak_rss_kib();
+    ok(c && receiver_push_export(push, c, dest, &err) == -ENAMETOOLONG,
+       "a symlink entry with a 64 MiB target is refused: %s", berth_error_msg(&err));
+    ok(before && peak_rss_kib() < before + 16 * 1024, "... without reading it (peak RSS %lu -> %lu KiB)", before,
+       peak_rss_kib());
 }
 
 int main(void)
@@ -186,6 +240,8 @@ int main(void)
     berth_error_release(&err);
     ok(receiver_push_export(&push, "1111111111111111111111111111111111111111", out, &err) < 0,
        "missing commit is an error: %s", berth_error_msg(&err));
+
+    big_symlink_refused(&push, tmp);
 
     push_release(&push);
     (void)rm_rf(tmp, NULL);

@@ -318,6 +318,63 @@ ok "a want that is no branch tip is refused" bash -c \
 # The last push's housekeeping (git gc under the push lock) may still run.
 flock "$BARE/berth-push.lock" true
 ok "final fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress
+# 15. a tip that is not a commit is refused from the object's header: a
+# 128 MiB blob of zeros (a pack of ~130 KB) never reaches the server's memory
+big_blob=$(head -c $((128 << 20)) /dev/zero | git hash-object -w --stdin)
+{ cmd $Z "$big_blob" refs/heads/blobtip report-status; printf '0000'
+  echo "$big_blob" | git pack-objects -q --stdout; } >"$T/blobtip"
+hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status"; }
+hwm_before=$(hwm)
+post "$T/blobtip" >/dev/null
+hwm_after=$(hwm)
+ok "a big blob as a branch tip is refused (not a commit)" grep -aq 'ng refs/heads/blobtip not a commit' "$T/resp"
+ok "... and the server's peak RSS stays small ($hwm_before -> $hwm_after KiB)" \
+    test "$hwm_after" -lt $((hwm_before + 64 * 1024))
+ok "... and no ref was made" test "$(server_ref refs/heads/blobtip)" = none
+
+# 16. names that clash as file and directory (git's rule), with a fresh repository
+DF_URL=http://127.0.0.1:$PORT/df.git DF_BARE=$T/repos/df.git
+df_ref() { git --git-dir="$DF_BARE" rev-parse -q --verify "$1" 2>/dev/null || echo none; }
+# A small history of its own: this one's large files would go over the 8 MiB cap.
+git init -q -b main "$T/dfw"; cd "$T/dfw"
+echo hello >README; git add README; git commit -qm df0
+git push -q "$DF_URL" main main:refs/heads/feature 2>/dev/null
+echo df >df; git add df; git commit -qm df
+git push "$DF_URL" main HEAD:refs/heads/feature/x >"$T/df1.log" 2>&1 || true
+ok "non-atomic push: main lands although feature/x clashes with feature" \
+    test "$(df_ref refs/heads/main)" = "$(git rev-parse HEAD)"
+ok "... feature/x is refused before anything is written" \
+    grep -q "feature/x ('refs/heads/feature' exists; cannot create 'refs/heads/feature/x')" "$T/df1.log"
+ok "... and the deploy settles with main landed" grep -q "remote: -----> settled ok, main at $(git rev-parse HEAD), main landed" "$T/df1.log"
+DF_MAIN=$(df_ref refs/heads/main)
+echo df2 >df; git commit -qam df2
+rc=0; git push --atomic "$DF_URL" main HEAD:refs/heads/q HEAD:refs/heads/q/r >"$T/df2.log" 2>&1 || rc=$?
+ok "atomic push of q and q/r (clashing with each other) fails" test "$rc" -ne 0
+ok "... and no ref moved: main, q and q/r as before" \
+    test "$(df_ref refs/heads/main) $(df_ref refs/heads/q) $(df_ref refs/heads/q/r)" = "$DF_MAIN none none"
+ok "... q and q/r say why" grep -q "cannot update 'refs/heads/q' and 'refs/heads/q/r' in one push" "$T/df2.log"
+ok "... and the deploy never ran" sh -c "! grep -q 'deploy starting' '$T/df2.log'"
+git push "$DF_URL" main HEAD:refs/heads/q HEAD:refs/heads/q/r >"$T/df3.log" 2>&1 || true
+ok "non-atomic: main lands, neither q nor q/r is created" \
+    test "$(df_ref refs/heads/main) $(df_ref refs/heads/q) $(df_ref refs/heads/q/r)" = "$(git rev-parse HEAD) none none"
+
+# 17. main lands and another ref fails at its write (a stale lock file):
+# the settled hook learns main's own outcome, not just "not all landed"
+echo df3 >df; git commit -qam df3
+touch "$DF_BARE/refs/heads/locked.lock"
+git push "$DF_URL" main HEAD:refs/heads/locked >"$T/df4.log" 2>&1 || true
+ok "main lands while 'locked' fails to write" \
+    test "$(df_ref refs/heads/main) $(df_ref refs/heads/locked)" = "$(git rev-parse HEAD) none"
+ok "... settled says not all landed, and main landed" \
+    grep -q "remote: -----> settled failed, main at $(git rev-parse HEAD), main landed" "$T/df4.log"
+echo df4 >df; git commit -qam df4
+rc=0; git push --atomic "$DF_URL" main HEAD:refs/heads/locked >"$T/df5.log" 2>&1 || rc=$?
+ok "an atomic push with the lock in the way fails and moves nothing" \
+    test "$rc:$(df_ref refs/heads/main)" = "1:$(git rev-parse HEAD~1)"
+ok "... and settled says main did not land" grep -q "settled failed, main at $(git rev-parse HEAD~1), main not landed" "$T/df5.log"
+rm -f "$DF_BARE/refs/heads/locked.lock"
+cd - >/dev/null
+
 ok "server is still running" kill -0 "$SERVER_PID"
 
 # The server stops cleanly on SIGTERM; under -Db_sanitize=address it also
