@@ -66,14 +66,10 @@ static int stream_blob(const struct export *x, const git_oid *id, int fd, const 
 static int blob_size(const struct export *x, const git_oid *id, git_object_size_t *ret, const char *path,
                      struct berth_error **err)
 {
-    git_odb *odb = NULL;
     git_object_t type;
     size_t size = 0;
-    int k = git_repository_odb(&odb, x->repo);
+    int k = repo_object_header(x->repo, id, &size, &type);
 
-    if (k == 0)
-        k = git_odb_read_header(&size, &type, odb, id);
-    git_odb_free(odb);
     if (k < 0)
         return git_to_berth_error(err, k, "reading '%s'", path);
     *ret = size;

@@ -136,41 +136,34 @@ static int stream_connect(git_stream *stream)
     return -1;
 }
 
-static ssize_t stream_read(git_stream *stream, void *data, size_t len)
+/* One send or receive on the stream's socket, waiting (to the deadline) while it would block. */
+static ssize_t stream_io(struct deadline_stream *st, bool sending, void *data, size_t len)
 {
-    struct deadline_stream *st = (struct deadline_stream *)stream;
-
     for (;;) {
-        ssize_t n = recv(st->fd, data, len, 0);
+        ssize_t n = sending ? send(st->fd, data, len, MSG_NOSIGNAL) : recv(st->fd, data, len, 0);
 
         if (n >= 0)
             return n;
         if (errno != EAGAIN && errno != EINTR) {
-            git_error_set(GIT_ERROR_NET, "error receiving data from socket: %s", strerror(errno));
+            git_error_set(GIT_ERROR_NET, "error %s socket: %s", sending ? "sending data to" : "receiving data from",
+                          strerror(errno));
             return -1;
         }
-        if (errno == EAGAIN && stream_wait(st->fd, POLLIN, "reading from the server") < 0)
+        if (errno == EAGAIN && stream_wait(st->fd, sending ? POLLOUT : POLLIN,
+                                           sending ? "writing to the server" : "reading from the server") < 0)
             return -1;
     }
 }
 
+static ssize_t stream_read(git_stream *stream, void *data, size_t len)
+{
+    return stream_io((struct deadline_stream *)stream, false, data, len);
+}
+
 static ssize_t stream_write(git_stream *stream, const char *data, size_t len, int flags)
 {
-    struct deadline_stream *st = (struct deadline_stream *)stream;
-
     (void)flags;
-    for (;;) {
-        ssize_t n = send(st->fd, data, len, MSG_NOSIGNAL);
-
-        if (n >= 0)
-            return n;
-        if (errno != EAGAIN && errno != EINTR) {
-            git_error_set(GIT_ERROR_NET, "error sending data to socket: %s", strerror(errno));
-            return -1;
-        }
-        if (errno == EAGAIN && stream_wait(st->fd, POLLOUT, "writing to the server") < 0)
-            return -1;
-    }
+    return stream_io((struct deadline_stream *)stream, true, (void *)data, len);
 }
 
 static int stream_close(git_stream *stream)

@@ -89,6 +89,12 @@ int git_to_berth_error(struct berth_error **err, int git_code, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 /* The current libgit2 message copied into a new string (never NULL). */
 char *git_error_copy(void);
+/*
+ * An object's size and type from its header, without reading it (libgit2
+ * reads a whole object into memory, and a pack can carry a 256 MiB blob of
+ * zeros in a few hundred KB). Returns libgit2's code.
+ */
+int repo_object_header(git_repository *repo, const git_oid *id, size_t *ret_size, git_object_t *ret_type);
 
 /*
  * Takes the repository's push lock (<git_dir>/berth-push.lock, see

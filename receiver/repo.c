@@ -70,6 +70,17 @@ int git_to_berth_error(struct berth_error **err, int git_code, const char *fmt, 
     return berth_error_plain(err, errno_of(git_code), "%s: %s", sb.buf, gmsg);
 }
 
+int repo_object_header(git_repository *repo, const git_oid *id, size_t *ret_size, git_object_t *ret_type)
+{
+    git_odb *odb = NULL;
+    int k = git_repository_odb(&odb, repo);
+
+    if (k == 0)
+        k = git_odb_read_header(ret_size, ret_type, odb, id);
+    git_odb_free(odb);
+    return k;
+}
+
 int receiver_global_init(struct berth_error **err)
 {
     int r = git_libgit2_init();

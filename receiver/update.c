@@ -87,23 +87,13 @@ static void check_connected(struct receiver_push *p)
                 fail(&p->cmds[i], "missing necessary objects");
 }
 
-/*
- * Why a new tip cannot be taken (NULL: it is a commit). The type comes
- * from the object's header alone: libgit2 reads a whole object into
- * memory, and a tip can be a 256 MiB blob of zeros that a pack carries
- * in a few hundred KB.
- */
+/* Why a new tip cannot be taken (NULL: it is a commit), from the object's header alone. */
 static const char *tip_type_error(struct receiver_push *p, const git_oid *id)
 {
-    git_odb *odb = NULL;
     git_object_t type = GIT_OBJECT_INVALID;
     size_t size = 0;
-    int k = git_repository_odb(&odb, p->repo);
 
-    if (k == 0)
-        k = git_odb_read_header(&size, &type, odb, id);
-    git_odb_free(odb);
-    if (k < 0)
+    if (repo_object_header(p->repo, id, &size, &type) < 0)
         return "missing necessary objects";
     return type == GIT_OBJECT_COMMIT ? NULL : "not a commit";
 }
