@@ -598,7 +598,13 @@ int deploy_on_push(void *cls, struct receiver_push *push, const struct receiver_
     return r;
 }
 
-/* After the main deploy settled and its lock is gone: the preview goes live, deleted branches lose theirs. */
+/*
+ * After the main deploy settled and its lock is gone: the preview goes live,
+ * deleted branches lose theirs. Each by its own ref's outcome, not the
+ * push's: in a push that is not atomic, main may fail to land while a
+ * branch's deletion does (its preview would outlive the branch), or the
+ * other way round (the branch, and so its preview, still there).
+ */
 static void settle_branches(struct deploy_ctx *ctx, struct receiver_push *push, bool ok)
 {
     _cleanup_json_ json_t *deleted = TAKE_PTR(ctx->deleted_branches);
@@ -607,9 +613,12 @@ static void settle_branches(struct deploy_ctx *ctx, struct receiver_push *push, 
 
     if (ctx->preview)
         pipelines_preview_settled(TAKE_PTR(ctx->preview), push, ok);
-    json_array_foreach(deleted, i, ref)
-        if (ok)
-            pipelines_branch_deleted(ctx->server, ctx->app, ctx->tenant, json_string_value(ref), push);
+    json_array_foreach(deleted, i, ref) {
+        const char *refname = json_string_value(ref);
+
+        if (ok || receiver_push_ref_landed(push, refname) == 1)
+            pipelines_branch_deleted(ctx->server, ctx->app, ctx->tenant, refname, push);
+    }
 }
 
 static void settle_main(struct deploy_ctx *ctx, struct receiver_push *push, bool ok)

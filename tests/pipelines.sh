@@ -234,6 +234,24 @@ check "deleting the branch leaves that app alone" \
     bash -c "[ $rc = 0 ] && $BERTH apps | grep -qx stg-feature-z && ! grep -q 'Destroyed preview' $TEST_DIR/bpush"
 run apps:destroy stg-feature-z --confirm stg-feature-z
 
+# A push that is not atomic settles each deleted branch by its own ref.
+repo=$home/apps/stg/repo.git
+touch "$repo/refs/heads/feature-x.lock"
+git -C "$src" push "$(url stg)" :feature-x >"$TEST_DIR/bpush" 2>&1 && rc=0 || rc=$?
+rm -f "$repo/refs/heads/feature-x.lock"
+check "a branch deletion that fails to land keeps the branch's preview" \
+    bash -c "[ $rc != 0 ] && git --git-dir=$repo rev-parse -q --verify refs/heads/feature-x >/dev/null && $BERTH apps | grep -qx stg-feature-x && ! grep -q 'Destroyed preview' $TEST_DIR/bpush"
+main_before=$(git --git-dir="$repo" rev-parse refs/heads/main)
+git -C "$src" push -q "$(url stg)" feature-y >/dev/null 2>&1 || true
+check "the preview of feature-y serves" wait_body stg-feature-y.localhost / "version=feature three"
+touch "$repo/refs/heads/main.lock"
+git -C "$src" push "$(url stg)" HEAD:refs/heads/main :feature-y >"$TEST_DIR/bpush" 2>&1 && rc=0 || rc=$?
+rm -f "$repo/refs/heads/main.lock"
+check "main failing to land beside a branch deletion that lands: the branch's preview is destroyed" \
+    bash -c "[ $rc != 0 ] && ! git --git-dir=$repo rev-parse -q --verify refs/heads/feature-y >/dev/null && grep -q 'Destroyed preview stg-feature-y' $TEST_DIR/bpush && ! $BERTH apps | grep -qx stg-feature-y"
+check "... while main and its releases stay as they were" \
+    bash -c "[ \"\$(git --git-dir=$repo rev-parse refs/heads/main)\" = $main_before ] && [ $(current stg) = $stg_before ]"
+
 # deleting the branch
 git -C "$src" push "$(url stg)" :feature-x >"$TEST_DIR/bpush" 2>&1 && rc=0 || rc=$?
 check "deleting the branch destroys its preview" \
