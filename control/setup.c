@@ -27,6 +27,7 @@
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
+#include "common/strbuf.h"
 #include "common/xalloc.h"
 #include "control/model.h"
 #include "control/subid.h"
@@ -295,18 +296,62 @@ static int check_root_may_act(int dfd, const char *path, uid_t uid, struct berth
     return 0;
 }
 
+/* Whether path has a ".." component. */
+static bool has_dotdot(const char *path)
+{
+    for (const char *c = path; (c = strstr(c, "..")); c += 2)
+        if ((c == path || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
+            return true;
+    return false;
+}
+
+/*
+ * The one kind of symlink root follows on the way to --home: root's own,
+ * in a directory of root's that no one else may write (Debian's /var/run
+ * -> /run), which no other user can have planted or swapped. Sets *ret to
+ * its target (malloc'ed), or to NULL for any other link, which the caller
+ * refuses. A target through ".." is refused: it is walked from the link's
+ * directory like the rest, and where ".." leads is not the link's to say.
+ */
+static int root_link_target(int dfd, const char *name, const char *path, char **ret, struct berth_error **err)
+{
+    struct stat dir, link;
+    char target[PATH_MAX];
+    ssize_t n;
+
+    *ret = NULL;
+    if (fstat(dfd, &dir) < 0 || fstatat(dfd, name, &link, AT_SYMLINK_NOFOLLOW) < 0)
+        return berth_error_make(err, errno, "stat '%s'", path);
+    if (!S_ISLNK(link.st_mode) || link.st_uid != 0 || dir.st_uid != 0 || (dir.st_mode & (S_IWGRP | S_IWOTH)))
+        return 0;
+    n = readlinkat(dfd, name, target, sizeof(target));
+    if (n < 0)
+        return berth_error_make(err, errno, "read the symlink '%s'", path);
+    if ((size_t)n >= sizeof(target))
+        return berth_error_plain(err, ENAMETOOLONG, "the symlink '%s' is too long", path);
+    target[n] = '\0';
+    if (has_dotdot(target))
+        return berth_error_plain(err, EINVAL, "the symlink '%s' leads through '..' ('%s'): give the path it "
+                                 "leads to", path, target);
+    *ret = xstrdup(target);
+    return 0;
+}
+
 /*
  * Opens the directory `name` in dfd (path: up to and with it, for the
  * messages) without following a symlink; when it is missing, makes it with
- * `mode` first (after check_root_may_act()). *ret_made says which.
+ * `mode` first (after check_root_may_act()). *ret_made says which. A
+ * symlink root may follow (root_link_target()) is not opened: -ELOOP with
+ * its target in *ret_link and no error set; any other is refused.
  */
 static int open_or_make_dir(int dfd, const char *name, const char *path, mode_t mode, uid_t uid, bool *ret_made,
-                            struct berth_error **err)
+                            char **ret_link, struct berth_error **err)
 {
     int fd, r;
     struct stat st;
 
     *ret_made = false;
+    *ret_link = NULL;
     fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         if ((r = check_root_may_act(dfd, path, uid, err)) < 0)
@@ -319,60 +364,112 @@ static int open_or_make_dir(int dfd, const char *name, const char *path, mode_t 
     }
     if (fd >= 0)
         return fd;
-    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-        return berth_error_plain(err, ELOOP, "'%s' is a symlink: root follows none on the way to --home "
-                                 "(give the path it leads to, if it is yours)", path);
-    return berth_error_make(err, errno, "open '%s'", path);
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+        return berth_error_make(err, errno, "open '%s'", path);
+    if ((r = root_link_target(dfd, name, path, ret_link, err)) < 0)
+        return r;
+    if (*ret_link)
+        return -ELOOP;
+    return berth_error_plain(err, ELOOP, "'%s' is a symlink: root follows none on the way to --home but "
+                             "root's own in root's directories (give the path it leads to, if it is yours)",
+                             path);
+}
+
+/* The walk of walk_home(), as it goes: what is left, where it is, and how it got there. */
+struct home_walk {
+    char *todo;             /* what is left to walk (malloc'ed): the rest of the path, link targets spliced in */
+    struct strbuf done;     /* the directories walked so far, links resolved: the messages name it */
+    int dfd, pfd;           /* the last directory opened, and its parent (-1: none yet) */
+    unsigned links;
+};
+
+#define HOME_WALK_MAX_LINKS 40
+
+/* Splices a followed link's target into the walk, in place of the link (done's last component). */
+static int walk_follow(struct home_walk *w, char *target, const char *rest, struct berth_error **err)
+{
+    char *slash, *todo;
+
+    if (++w->links > HOME_WALK_MAX_LINKS)
+        return berth_error_plain(err, ELOOP, "more than %d symlinks on the way", HOME_WALK_MAX_LINKS);
+    todo = xasprintf("%s/%s", target, rest);
+    free(w->todo);
+    w->todo = todo;
+    if (target[0] == '/') {
+        closep(&w->dfd);
+        closep(&w->pfd);
+        if ((w->dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+            return berth_error_make(err, errno, "open '/'");
+        strbuf_setlen(&w->done, 0);
+    } else {
+        slash = strrchr(w->done.buf, '/');
+        strbuf_setlen(&w->done, slash ? (size_t)(slash - w->done.buf) : 0);
+    }
+    return 0;
 }
 
 /*
- * The walk of setup_root_home(): opens each component of path (len bytes,
- * no trailing slash) from / (or the working directory) without following
- * a symlink, making the missing ones (0755, the last 0700). Sets *ret_fd
- * to the last one, *ret_parent to its parent and *ret_made when it was
- * made here.
+ * The walk of setup_root_home(): opens each component of path from / (or
+ * the working directory) without following a symlink other than root's own
+ * in root's directories, making the missing ones (0755, the last 0700).
+ * Sets *ret_fd to the last one, *ret_parent to its parent and *ret_made
+ * when it was made here.
  */
-static int walk_home(char *path, size_t len, uid_t uid, int *ret_fd, int *ret_parent, bool *ret_made,
+static int walk_home(const char *path, uid_t uid, int *ret_fd, int *ret_parent, bool *ret_made,
                      struct berth_error **err)
 {
-    _cleanup_close_ int dfd = -1, pfd = -1;
-    size_t i = 0;
+    struct home_walk w = { .todo = xstrdup(path), .done = STRBUF_INIT, .dfd = -1, .pfd = -1 };
+    bool absolute = path[0] == '/';
+    char *p = w.todo;
+    int r = 0;
 
     /* Before anything is made. */
-    for (const char *c = path; (c = strstr(c, "..")); c += 2)
-        if ((c == path || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
-            return berth_error_plain(err, EINVAL, "a '..' in it: give the path without");
-    if ((dfd = open(path[0] == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return berth_error_make(err, errno, "open '%s'", path[0] == '/' ? "/" : ".");
-    while (i < len) {
-        size_t start;
-        char saved;
+    if (has_dotdot(path))
+        r = berth_error_plain(err, EINVAL, "a '..' in it: give the path without");
+    else if ((w.dfd = open(absolute ? "/" : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        r = berth_error_make(err, errno, "open '%s'", absolute ? "/" : ".");
+    while (r == 0) {
+        _cleanup_free_ char *target = NULL;
+        char *name;
         int fd;
 
-        while (path[i] == '/')
-            i++;
-        for (start = i; i < len && path[i] != '/'; i++)
-            ;
-        if (i == start)
+        p += strspn(p, "/");
+        if (!*p)
             break;
-        if (i - start == 1 && path[start] == '.')
+        name = p;
+        p += strcspn(p, "/");
+        if (*p)
+            *p++ = '\0';
+        if (!strcmp(name, "."))
             continue;
-        /* path, cut after this component, is the path so far: the messages name it. */
-        saved = path[i];
-        path[i] = '\0';
-        fd = open_or_make_dir(dfd, path + start, path, i == len ? 0700 : 0755, uid, ret_made, err);
-        path[i] = saved;
-        if (fd < 0)
-            return fd;
-        closep(&pfd);
-        pfd = TAKE_FD(dfd);
-        dfd = fd;
+        if (w.done.len || absolute)
+            strbuf_addch(&w.done, '/');
+        strbuf_addstr(&w.done, name);
+        fd = open_or_make_dir(w.dfd, name, w.done.buf, p[strspn(p, "/")] ? 0755 : 0700, uid, ret_made, &target,
+                              err);
+        if (fd == -ELOOP && target) {
+            absolute = absolute || target[0] == '/';
+            if ((r = walk_follow(&w, target, p, err)) == 0)
+                p = w.todo;
+        } else if (fd < 0) {
+            r = fd;
+        } else {
+            closep(&w.pfd);
+            w.pfd = w.dfd;
+            w.dfd = fd;
+        }
     }
-    if (pfd < 0)
-        return berth_error_plain(err, EINVAL, "it names no directory to make");
-    *ret_fd = TAKE_FD(dfd);
-    *ret_parent = TAKE_FD(pfd);
-    return 0;
+    if (r == 0 && w.pfd < 0)
+        r = berth_error_plain(err, EINVAL, "it names no directory to make");
+    if (r == 0) {
+        *ret_fd = TAKE_FD(w.dfd);
+        *ret_parent = TAKE_FD(w.pfd);
+    }
+    closep(&w.dfd);
+    closep(&w.pfd);
+    free(w.todo);
+    strbuf_release(&w.done);
+    return r;
 }
 
 int setup_root_home(const char *home, uid_t uid, gid_t gid, struct berth_error **err)
@@ -393,7 +490,7 @@ int setup_root_home(const char *home, uid_t uid, gid_t gid, struct berth_error *
      * of its own on the way (to /etc, say) would lead root's mkdir and
      * chown there. The walk refuses it instead.
      */
-    if ((r = walk_home(path, len, uid, &fd, &parent, &made, err)) < 0)
+    if ((r = walk_home(path, uid, &fd, &parent, &made, err)) < 0)
         return berth_error_wrap(err, "refusing the home '%s'", home);
     if (fstat(fd, &st) < 0)
         return berth_error_make(err, errno, "stat '%s'", home);

@@ -214,6 +214,28 @@ serve_ready "$tree/state/a/berth" "$TEST_DIR/serve10.log" && ok "a missing --hom
 stop_berth || true
 check "... the home the user's, mode 0700" [ "$(stat -c '%U %a' "$tree/state/a/berth")" = "$user2 700" ]
 
+# Root's own symlinks in root's own directories (Debian's /var/run -> /run)
+# are followed, absolute or relative; one through '..' is not.
+links=$TEST_DIR/rootlinks
+mkdir -m 0755 "$links" "$links/real"
+ln -s "$links/real" "$links/abs"
+ln -s real "$links/rel"
+ln -s ../rootlinks/real "$links/up"
+for via in abs rel; do
+    "$B" serve --user "$user2" --home "$links/$via/$via-berth" --http 127.0.0.1:0 --control 127.0.0.1:0 \
+        >"$TEST_DIR/serve-$via.log" 2>&1 &
+    serve_pid=$!
+    serve_ready "$links/real/$via-berth" "$TEST_DIR/serve-$via.log" &&
+        ok "a --home past root's own $via symlink in root's directory is made" ||
+        not_ok "a --home past root's own $via symlink in root's directory is made"
+    stop_berth || true
+    check "... where the link leads, the user's, mode 0700" \
+        [ "$(stat -c '%U %a' "$links/real/$via-berth")" = "$user2 700" ]
+done
+root_serve "$links/up/berth" "$TEST_DIR/serve-up.log"
+check "root's symlink through '..' is refused (exit $r)" \
+    sh -c "[ $r = 1 ] && grep -q \"'$links/up' leads through '..'\" '$TEST_DIR/serve-up.log' && [ ! -e '$links/real/berth' ]"
+
 # `berth setup --ssh`: ~/.ssh is made by a child dropped to the user, so a
 # symlink or a hard link planted there leads root's chmod or chown nowhere.
 # (A hard link to a file of root's needs fs.protected_hardlinks=0: root makes it here.)
