@@ -463,7 +463,7 @@ static enum MHD_Result settings(const struct api_call *call, const char *app, co
         return answer;
     /* The running release picks the setting up at once, with no downtime. */
     if (deploy_restart(call->server, app, call->tenant, &err) < 0)
-        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+        return api_respond_start_error(call->conn, 500, &err);
     return api_respond_json(call->conn, 200, json_pack("{s:O}", "net", json_object_get(record, "net")));
 }
 
@@ -550,7 +550,7 @@ static enum MHD_Result config(const struct api_call *call, const char *app)
     restart = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "restart");
     if (deploy_config(s, app, call->tenant, body, desc.buf, !restart || strcmp(restart, "0") != 0, &version,
                       &next, &err) < 0)
-        return api_respond_error(call->conn, berth_error_code(&err) == E2BIG ? 400 : 500, berth_error_msg(&err));
+        return api_respond_start_error(call->conn, berth_error_code(&err) == E2BIG ? 400 : 500, &err);
     return api_respond_json(call->conn, 200, json_pack("{s:O, s:i}", "config", next, "release", (int)version));
 }
 

@@ -65,6 +65,12 @@ enum api_action api_method_action(const char *method);
 enum MHD_Result api_respond_json(struct MHD_Connection *c, unsigned status, json_t *doc);
 /* {"error": msg} */
 enum MHD_Result api_respond_error(struct MHD_Connection *c, unsigned status, const char *msg);
+/*
+ * {"error": msg} for an operation that starts processes (a release going
+ * live, a restart) and failed: 409 when they would take the tenant past its
+ * instances (-EDQUOT, quota.h), as ps:scale answers, else `status`.
+ */
+enum MHD_Result api_respond_start_error(struct MHD_Connection *c, unsigned status, struct berth_error **err);
 
 /*
  * After an upgrade answer, the connection is the handler's: `sock` to read

@@ -90,7 +90,7 @@ enum MHD_Result api_quota_resources_handle(const struct api_call *call, const ch
             return answer;
         /* The running release restarts with the new limits, with no downtime. */
         if (deploy_restart(s, app, json_get_str(record, "tenant"), &err) < 0)
-            return api_respond_error(call->conn, 500, berth_error_msg(&err));
+            return api_respond_start_error(call->conn, 500, &err);
     } else if (strcmp(call->method, "GET") != 0) {
         return api_respond_error(call->conn, 405, "use GET or PATCH");
     } else if (model_app_load(&s->model, app, &record, &err) < 0) {

@@ -86,7 +86,7 @@ static enum MHD_Result rollback(const struct api_call *call, const char *app)
     if (r == -EINVAL)
         return api_respond_error(call->conn, 409, berth_error_msg(&err));
     if (r < 0)
-        return api_respond_error(call->conn, 500, berth_error_msg(&err));
+        return api_respond_start_error(call->conn, 500, &err);
     return api_respond_json(call->conn, 200, json_pack("{s:i, s:i}", "release", (int)version, "rollback_to",
                                                        (int)(n ? n : version - 2)));
 }

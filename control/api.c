@@ -94,6 +94,11 @@ enum MHD_Result api_respond_error(struct MHD_Connection *c, unsigned status, con
     return respond_error(c, REQUEST_API, status, msg);
 }
 
+enum MHD_Result api_respond_start_error(struct MHD_Connection *c, unsigned status, struct berth_error **err)
+{
+    return respond_error(c, REQUEST_API, berth_error_code(err) == EDQUOT ? 409 : status, berth_error_msg(err));
+}
+
 static enum MHD_Result respond_unauthorized(struct MHD_Connection *c, enum request_kind kind)
 {
     const char *msg = "invalid or missing credentials: use the API token (git: as the password)";

@@ -160,17 +160,32 @@ static void test_pause(const char *window)
     }
 }
 
-/* The new release's web instances: started, checked, serving no one yet. */
+/*
+ * The new release's web instances: started, checked, serving no one yet;
+ * and the claim on the slots of its formation (quota.h), held until they
+ * are the app's.
+ */
 struct started {
     struct instance *web[FORMATION_SCALE_MAX];
     size_t n;
+    struct quota_claim *claim;
 };
 
+/* Stops the instances not handed over, and gives their slots up. */
 static void started_stop(struct server *s, struct started *st)
 {
     while (st->n)
         instance_stop_and_free(s, st->web[--st->n], 0);
+    quota_claim_drop(TAKE_PTR(st->claim));
 }
+
+/*
+ * What a release going live is: a new one (its record saved once it is
+ * live, its release phase run first), the current one restarted, or the
+ * current one brought back at berth serve's start. The first two start
+ * nothing past the tenant's instances; the last brings back what ran.
+ */
+enum go_live_kind { GO_LIVE_NEW, GO_LIVE_RESTART, GO_LIVE_RESTORE };
 
 /* Starts web.n and runs the slug's health checks on it. */
 static int start_web(struct server *s, const struct instance_spec *spec, const struct check_list *checks,
@@ -191,14 +206,15 @@ static int start_web(struct server *s, const struct instance_spec *spec, const s
 }
 
 /*
- * The first half of going live: release phase, the web instances up (as
+ * The first half of going live: the slots of the formation claimed (the
+ * ones the app does not hold yet must fit in the tenant's instances, or
+ * -EDQUOT before anything runs), release phase, the web instances up (as
  * many as the app's web scale), health checks passed on each. They serve
  * no one yet; the old release serves on. The caller holds the app's deploy
- * lock. `save` is false for a release whose record exists already (a
- * restart), which runs no release phase.
+ * lock. Only a GO_LIVE_NEW release runs the release phase.
  */
 static int go_live_start(struct server *s, const char *app, const char *tenant, const json_t *release,
-                         const json_t *record, bool save, deploy_output_fn out, void *cls,
+                         const json_t *record, enum go_live_kind kind, deploy_output_fn out, void *cls,
                          struct started *ret, struct berth_error **err)
 {
     const char *release_cmd = json_get_str(json_object_get(release, "process_types"), "release");
@@ -210,13 +226,18 @@ static int go_live_start(struct server *s, const char *app, const char *tenant, 
     int r;
 
     ret->n = 0;
+    ret->claim = NULL;
     if ((r = formation_spec_init(s, app, tenant, record, release, "web", 1, &fs, err)) < 0)
         return r;
     app_dir = xasprintf("%s/app", fs.slug_dir);
     /* A malformed app.json or CHECKS rejects the release before anything starts. */
     if ((r = checks_load(app_dir, &checks, err)) < 0)
         goto out;
-    if (release_cmd && save) {
+    /* Web here, the other types at formation_switch(): all of the slots they add, or none. */
+    if ((r = quota_claim_formation(s, tenant, app, record, json_object_get(release, "process_types"),
+                                   kind != GO_LIVE_RESTORE, &ret->claim, err)) < 0)
+        goto out;
+    if (release_cmd && kind == GO_LIVE_NEW) {
         struct instance_spec rspec = fs.spec;
 
         rspec.process_type = "release";
@@ -241,9 +262,9 @@ static int go_live_start(struct server *s, const char *app, const char *tenant, 
         if (r == 0)
             ret->n++;
     }
+out:
     if (r < 0)
         started_stop(s, ret);
-out:
     checks_release(&checks);
     formation_spec_release(&fs);
     return r;
@@ -276,18 +297,20 @@ static int go_live_commit(struct server *s, const char *app, const json_t *relea
         log_release(s, app, release, version);
     formation_switch(s, app, version, st->web, st->n);
     st->n = 0;
+    /* The formation converged: its slots are the app's now, or crashed and still held. */
+    quota_claim_drop(TAKE_PTR(st->claim));
     return 0;
 }
 
 /* Both halves at once: for the releases no push waits on (config, rollback, restart, restore). */
 static int go_live(struct server *s, const char *app, const char *tenant, const json_t *release,
-                   const json_t *record, bool save, deploy_output_fn out, void *cls,
+                   const json_t *record, enum go_live_kind kind, deploy_output_fn out, void *cls,
                    struct berth_error **err)
 {
     struct started st = { .n = 0 };
-    int r = go_live_start(s, app, tenant, release, record, save, out, cls, &st, err);
+    int r = go_live_start(s, app, tenant, release, record, kind, out, cls, &st, err);
 
-    return r < 0 ? r : go_live_commit(s, app, release, &st, save, err);
+    return r < 0 ? r : go_live_commit(s, app, release, &st, kind == GO_LIVE_NEW, err);
 }
 
 /* ---------------------------------------------------------------- a push */
@@ -416,6 +439,18 @@ static int apply_push_options(struct receiver_push *push, json_t *record, struct
     return 0;
 }
 
+/*
+ * Before a push builds: whether the app's web processes, which every
+ * release runs, fit in the tenant's instances (a first deploy's web.1), so
+ * that a refusal costs no build. go_live_start() claims all it starts.
+ */
+static int check_web_room(struct deploy_ctx *ctx, const json_t *record, struct berth_error **err)
+{
+    _cleanup_json_ json_t *web = json_pack("{s:s}", "web", "");
+
+    return quota_claim_formation(ctx->server, ctx->tenant, ctx->app, record, web, true, NULL, err);
+}
+
 static void say_build_wait(void *cls, unsigned ahead)
 {
     receiver_progress(cls, "-----> Waiting for a build slot (%u ahead)", ahead);
@@ -444,7 +479,7 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
         (r = server_tenant_ids(s, ctx->tenant, &uid_base, &gid_base, err)) < 0 ||
         (r = random_hex(suffix, 8, err)) < 0)
         return r;
-    if ((r = apply_push_options(push, record, err)) < 0)
+    if ((r = apply_push_options(push, record, err)) < 0 || (r = check_web_room(ctx, record, err)) < 0)
         return r;
     version++;
     work = model_path(&s->model, "run/builds/%s-v%u-%s", ctx->app, version, suffix);
@@ -470,7 +505,8 @@ static int deploy(struct deploy_ctx *ctx, struct receiver_push *push, const stru
         goto out;
     test_pause("built");
     ctx->pending = xcalloc(1, sizeof(*ctx->pending));
-    r = go_live_start(s, ctx->app, ctx->tenant, release, record, true, push_line, push, ctx->pending, err);
+    r = go_live_start(s, ctx->app, ctx->tenant, release, record, GO_LIVE_NEW, push_line, push, ctx->pending,
+                      err);
     if (r < 0) {
         free(TAKE_PTR(ctx->pending));
         goto out;
@@ -694,7 +730,7 @@ static int go_live_with_config(struct server *s, const char *app, const char *te
 
     if ((r = model_app_config_save(&s->model, app, config, err)) < 0)
         return r;
-    if ((r = go_live(s, app, tenant, release, record, true, NULL, NULL, err)) < 0) {
+    if ((r = go_live(s, app, tenant, release, record, GO_LIVE_NEW, NULL, NULL, err)) < 0) {
         _cleanup_error_ struct berth_error *back_err = NULL;
 
         if (model_app_config_save(&s->model, app, before, &back_err) < 0)
@@ -809,7 +845,7 @@ static int promote_locked(struct server *s, const char *app, const char *tenant,
     release = release_derived(source, current + 1, tenant, description);
     /* The target keeps its own config: only the build moves. */
     json_object_set(release, "config", config);
-    if ((r = go_live(s, app, tenant, release, record, true, NULL, NULL, err)) < 0)
+    if ((r = go_live(s, app, tenant, release, record, GO_LIVE_NEW, NULL, NULL, err)) < 0)
         return r;
     *ret_version = current + 1;
     events_record(s, tenant, app, "promote", "%s: v%u", description, current + 1);
@@ -854,7 +890,7 @@ int deploy_restart(struct server *s, const char *app, const char *tenant, struct
     if (r == 0)
         r = model_release_current(&s->model, app, &version, &release, err);
     if (r == 0 && release)
-        r = go_live(s, app, tenant, release, record, false, NULL, NULL, err);
+        r = go_live(s, app, tenant, release, record, GO_LIVE_RESTART, NULL, NULL, err);
     pthread_mutex_unlock(&rt->deploy_lock);
     return r;
 }
@@ -892,7 +928,7 @@ static void restore_one(struct server *s, const char *app)
     }
     rt = server_app(s, app);
     pthread_mutex_lock(&rt->deploy_lock);
-    r = go_live(s, app, tenant, release, record, false, NULL, NULL, &err);
+    r = go_live(s, app, tenant, release, record, GO_LIVE_RESTORE, NULL, NULL, &err);
     pthread_mutex_unlock(&rt->deploy_lock);
     if (r < 0)
         log_error("restoring '%s' v%u: %s", app, version, berth_error_msg(&err));

@@ -422,8 +422,10 @@ static int change_record(struct server *s, const char *app, int (*change)(json_t
 
 struct scale_change {
     struct server *s;
+    const char *app;
     const json_t *counts;
     const json_t *types;          /* the current release's process types */
+    struct quota_claim **claim;   /* the new formation's slots, until converged */
 };
 
 static int apply_scale(json_t *record, const void *cls, struct berth_error **err)
@@ -431,8 +433,6 @@ static int apply_scale(json_t *record, const void *cls, struct berth_error **err
     const struct scale_change *c = cls;
     json_t *formation = json_object_get(record, "formation"), *v;
     const char *type;
-    unsigned more = 0;
-    int r;
 
     json_object_foreach((json_t *)c->counts, type, v) {
         if (!formation_type_valid(type))
@@ -443,26 +443,23 @@ static int apply_scale(json_t *record, const void *cls, struct berth_error **err
             return berth_error_plain(err, ERANGE, "%s: the scale must be a number from 0 to %d", type,
                                      FORMATION_SCALE_MAX);
     }
-    /* More processes than now must fit in the tenant's instance quota (quota.h). */
-    json_object_foreach((json_t *)c->counts, type, v)
-        if ((unsigned)json_integer_value(v) > formation_wanted(record, type))
-            more += (unsigned)json_integer_value(v) - formation_wanted(record, type);
-    if (more && (r = quota_check_instances(c->s, json_get_str(record, "tenant"), more, err)) < 0)
-        return r;
     if (!json_is_object(formation)) {
         formation = json_object();
         json_object_set_new(record, "formation", formation);
     }
     json_object_foreach((json_t *)c->counts, type, v)
         json_object_set(formation, type, v);
-    return 0;
+    /* The slots it adds must fit in the tenant's instance quota (quota.h); refused, the record is not saved. */
+    return quota_claim_formation(c->s, json_get_str(record, "tenant"), c->app, record, c->types, true, c->claim,
+                                 err);
 }
 
 int formation_scale(struct server *s, const char *app, const json_t *counts, struct berth_error **err)
 {
     _cleanup_json_ json_t *release = NULL;
     struct app_runtime *rt = server_app(s, app);
-    struct scale_change change = { .s = s, .counts = counts };
+    struct quota_claim *claim = NULL;
+    struct scale_change change = { .s = s, .app = app, .counts = counts, .claim = &claim };
     unsigned version = 0;
     int r;
 
@@ -478,6 +475,7 @@ int formation_scale(struct server *s, const char *app, const json_t *counts, str
     if (r == 0)
         r = formation_converge(s, rt, NULL, err);
     pthread_mutex_unlock(&rt->formation_lock);
+    quota_claim_drop(claim);
     return r;
 }
 
@@ -522,9 +520,28 @@ void formation_switch(struct server *s, const char *app, unsigned version, struc
     pthread_mutex_unlock(&rt->formation_lock);
 }
 
+/*
+ * Claims the slots the app's converge would run now (quota.h): a restart
+ * replaces the processes of the slots the app holds, and must not start
+ * others past the tenant's instances. Under the app's formation_lock.
+ */
+static int claim_current(struct server *s, const char *app, struct quota_claim **ret, struct berth_error **err)
+{
+    _cleanup_json_ json_t *record = NULL, *release = NULL;
+    unsigned version = 0;
+    int r;
+
+    if ((r = model_app_load(&s->model, app, &record, err)) < 0 ||
+        (r = model_release_current(&s->model, app, &version, &release, err)) < 0)
+        return r;
+    return quota_claim_formation(s, json_get_str(record, "tenant"), app, record,
+                                 json_object_get(release, "process_types"), true, ret, err);
+}
+
 int formation_restart(struct server *s, const char *app, const char *type, struct berth_error **err)
 {
     struct app_runtime *rt = server_app(s, app);
+    struct quota_claim *claim = NULL;
     bool any = false;
     int r;
 
@@ -536,53 +553,41 @@ int formation_restart(struct server *s, const char *app, const char *type, struc
     if (!any)
         r = type ? berth_error_plain(err, ENOENT, "'%s' runs no '%s' process", app, type)
                  : berth_error_plain(err, ENOENT, "'%s' runs no process", app);
-    else
+    else if ((r = claim_current(s, app, &claim, err)) == 0)
         r = formation_converge(s, rt, type ? type : "*", err);
     pthread_mutex_unlock(&rt->formation_lock);
+    quota_claim_drop(claim);
     return r;
 }
 
 struct stop_change {
     struct server *s;
+    const char *app;
     bool stopped;
     const json_t *types;          /* the current release's process types; NULL: none yet */
+    struct quota_claim **claim;   /* a started app's slots, until converged */
 };
-
-/* How many instances the app's formation runs of `types` (a stopped app's, once started). */
-static unsigned formation_total(const json_t *record, const json_t *types)
-{
-    const char *type;
-    json_t *v;
-    unsigned n = 0;
-
-    json_object_foreach((json_t *)types, type, v)
-        n += formation_wanted(record, type);
-    return n;
-}
 
 static int apply_stopped(json_t *record, const void *cls, struct berth_error **err)
 {
     const struct stop_change *c = cls;
-    unsigned more;
-    int r;
 
     if (c->stopped) {
         json_object_set_new(record, "stopped", json_true());
         return 0;
     }
-    /* A stopped app's instances count for nothing: they must fit in the tenant's quota again (quota.h). */
-    if (app_stopped(record) && (more = formation_total(record, c->types)) &&
-        (r = quota_check_instances(c->s, json_get_str(record, "tenant"), more, err)) < 0)
-        return r;
+    /* A stopped app holds no slot: its formation must fit in the tenant's quota again (quota.h). */
     json_object_del(record, "stopped");
-    return 0;
+    return quota_claim_formation(c->s, json_get_str(record, "tenant"), c->app, record, c->types, true, c->claim,
+                                 err);
 }
 
 static int set_stopped(struct server *s, const char *app, bool stopped, struct berth_error **err)
 {
     _cleanup_json_ json_t *release = NULL;
     struct app_runtime *rt = server_app(s, app);
-    struct stop_change change = { .s = s, .stopped = stopped };
+    struct quota_claim *claim = NULL;
+    struct stop_change change = { .s = s, .app = app, .stopped = stopped, .claim = &claim };
     unsigned version = 0;
     int r;
 
@@ -594,6 +599,7 @@ static int set_stopped(struct server *s, const char *app, bool stopped, struct b
     if (r == 0)
         r = formation_converge(s, rt, NULL, err);
     pthread_mutex_unlock(&rt->formation_lock);
+    quota_claim_drop(claim);
     return r;
 }
 

@@ -60,8 +60,9 @@ bool formation_type_valid(const char *type);
  * Sets the scale of the given types ({"web": 2, "worker": 0}) and converges
  * to it. Every type must be in the current release's Procfile (-ENOENT
  * naming it), counts 0..FORMATION_SCALE_MAX (-ERANGE); -EINVAL before the
- * first release. Nothing changes unless all are valid. Scaled up, the new
- * web processes serve once they bound $PORT.
+ * first release; -EDQUOT when the slots it adds would take the tenant past
+ * its instances (quota_claim_formation()). Nothing changes unless all are
+ * valid. Scaled up, the new web processes serve once they bound $PORT.
  */
 int formation_scale(struct server *s, const char *app, const json_t *counts, struct berth_error **err);
 /*
@@ -75,12 +76,16 @@ void formation_switch(struct server *s, const char *app, unsigned version, struc
 /*
  * Restarts the app's processes of `type` (NULL: all) with the current
  * release: web processes one at a time, each replacement serving before
- * the old one retires. -ENOENT for a type with no process running.
+ * the old one retires. -ENOENT for a type with no process running;
+ * -EDQUOT when the app's formation holds slots it has lost and these would
+ * not fit in the tenant's instances.
  */
 int formation_restart(struct server *s, const char *app, const char *type, struct berth_error **err);
 /*
  * Dokku's ps:stop / ps:start: stops every process of the app (kept across
- * restarts of berth: app.json "stopped") / brings the formation back.
+ * restarts of berth: app.json "stopped") / brings the formation back
+ * (-EDQUOT, and still stopped, when it does not fit in the tenant's
+ * instances).
  */
 int formation_stop(struct server *s, const char *app, struct berth_error **err);
 int formation_start(struct server *s, const char *app, struct berth_error **err);

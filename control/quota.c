@@ -2,7 +2,9 @@
 /*
  * control/quota: tenants' limits and process types' resources (quota.h):
  * reading them from the records, checking new values against each other,
- * writing them to the tenant's cgroup, counting apps and instances.
+ * writing them to the tenant's cgroup, counting apps and instances (the
+ * slots of the tenant's apps, and the claims of the operations about to
+ * start more).
  */
 #include "control/quota.h"
 
@@ -259,34 +261,102 @@ void quota_release_all(struct server *s)
 
 /* ---------------------------------------------------------------- counting */
 
+struct quota_claim {
+    char *app;
+    json_t *formation;            /* {"<type>": N}: the slots type.1 to type.N */
+    struct quota_claim *next;
+};
+
+static pthread_mutex_t claims_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct quota_claim *claims;     /* under claims_lock, taken inside server.lock when both are */
+
+/* Whether claim c holds slot type.number of `app`. */
+static bool claim_holds(const struct quota_claim *c, const char *app, const char *type, unsigned number)
+{
+    return strcmp(c->app, app) == 0 && number <= json_count(json_object_get(c->formation, type));
+}
+
+/*
+ * The slots claim c adds to its app's: those neither the app's (rt's) nor
+ * held by a claim of the list before `stop` (NULL: the whole list). Under
+ * server.lock and claims_lock.
+ */
+static unsigned claim_adds(struct app_runtime *rt, const struct quota_claim *c, const struct quota_claim *stop)
+{
+    const char *type;
+    json_t *v;
+    unsigned n = 0;
+
+    json_object_foreach(c->formation, type, v)
+        for (unsigned number = 1; number <= json_count(v); number++) {
+            bool held = formation_find(rt, type, number) != NULL;
+
+            for (const struct quota_claim *o = claims; o != stop && !held; o = o->next)
+                held = claim_holds(o, c->app, type, number);
+            n += !held;
+        }
+    return n;
+}
+
+/* What each app holds: its slots (starting, up or crashed) and what its claims add, without and with `extra`. */
+struct holding {
+    char *app;
+    unsigned now, with;
+};
+
+/* Every app's holding, read at once under server.lock and claims_lock; *ret ends with a NULL app. */
+static void read_holdings(struct server *s, const struct quota_claim *extra, struct holding **ret)
+{
+    struct holding *h;
+    size_t n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    pthread_mutex_lock(&claims_lock);
+    for (struct app_runtime *rt = s->apps; rt; rt = rt->next)
+        n++;
+    h = *ret = xcalloc(n + 1, sizeof(**ret));
+    for (struct app_runtime *rt = s->apps; rt; rt = rt->next, h++) {
+        for (struct dyno *d = rt->dynos; d; d = d->next)
+            h->now++;
+        for (const struct quota_claim *c = claims; c; c = c->next)
+            if (strcmp(c->app, rt->name) == 0)
+                h->now += claim_adds(rt, c, c);
+        h->with = h->now + (extra && strcmp(extra->app, rt->name) == 0 ? claim_adds(rt, extra, NULL) : 0);
+        h->app = xstrdup(rt->name);
+    }
+    pthread_mutex_unlock(&claims_lock);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The tenant's instances, without and with the claim `extra` (NULL: none); its apps' owners read after the locks. */
+static void tenant_instances(struct server *s, const char *tenant, const struct quota_claim *extra,
+                             unsigned *ret_now, unsigned *ret_with)
+{
+    _cleanup_free_ struct holding *all = NULL;
+
+    *ret_now = *ret_with = 0;
+    read_holdings(s, extra, &all);
+    for (struct holding *h = all; h->app; h++) {
+        if (h->with && server_app_owned_by(s, h->app, tenant)) {
+            *ret_now += h->now;
+            *ret_with += h->with;
+        }
+        free(h->app);
+    }
+}
+
 void quota_usage(struct server *s, const char *tenant, unsigned *ret_apps, unsigned *ret_instances)
 {
     _cleanup_json_ json_t *names = NULL;
-    _cleanup_strv_ char **running = NULL;
-    _cleanup_free_ unsigned *counts = NULL;
-    size_t n = 0, i;
+    unsigned with;
+    size_t i;
     json_t *name;
 
-    *ret_apps = *ret_instances = 0;
+    *ret_apps = 0;
     if (model_app_list(&s->model, &names, NULL) == 0)
         json_array_foreach(names, i, name)
             *ret_apps += server_app_owned_by(s, json_string_value(name), tenant);
-    /* Each app's processes (running or starting), counted under the lock; their owners read after it. */
-    pthread_mutex_lock(&s->lock);
-    for (struct app_runtime *rt = s->apps; rt; rt = rt->next)
-        n++;
-    running = xcalloc(n + 1, sizeof(*running));
-    counts = xcalloc(n + 1, sizeof(*counts));
-    n = 0;
-    for (struct app_runtime *rt = s->apps; rt; rt = rt->next, n++) {
-        running[n] = xstrdup(rt->name);
-        for (struct dyno *d = rt->dynos; d; d = d->next)
-            counts[n] += d->in || d->starting;
-    }
-    pthread_mutex_unlock(&s->lock);
-    for (i = 0; i < n; i++)
-        if (counts[i] && server_app_owned_by(s, running[i], tenant))
-            *ret_instances += counts[i];
+    tenant_instances(s, tenant, NULL, ret_instances, &with);
 }
 
 /* The tenant's limits and what it uses of them. */
@@ -329,18 +399,79 @@ int quota_app_create(struct server *s, const char *tenant, const char *name, cha
     return r;
 }
 
-int quota_check_instances(struct server *s, const char *tenant, unsigned more, struct berth_error **err)
+/* The slots of `record`'s formation over `types` (quota_claim_formation()), as a claim of `app` not yet made. */
+static struct quota_claim *claim_new(const char *app, const json_t *record, const json_t *types)
 {
-    struct quota_tenant q;
-    unsigned apps, instances;
-    int r = limits_and_usage(s, tenant, &q, &apps, &instances, err);
+    struct quota_claim *c = xcalloc(1, sizeof(*c));
+    const char *type;
+    json_t *v;
 
-    if (r < 0)
-        return r;
-    if (q.instances && (uint64_t)instances + more > q.instances)
-        return berth_error_plain(err, EDQUOT, "%u more instances would exceed tenant '%s' limit of %" PRIu64
-                                 " instances (%u run now)", more, tenant, q.instances, instances);
-    return 0;
+    c->app = xstrdup(app);
+    c->formation = json_object();
+    if (json_is_true(json_object_get(record, "stopped")))
+        return c;
+    json_object_foreach((json_t *)types, type, v)
+        if (formation_type_valid(type) && formation_wanted(record, type))
+            json_object_set_new(c->formation, type, json_integer((json_int_t)formation_wanted(record, type)));
+    return c;
+}
+
+static void claim_free(struct quota_claim *c)
+{
+    if (!c)
+        return;
+    free(c->app);
+    json_decref(c->formation);
+    free(c);
+}
+
+int quota_claim_formation(struct server *s, const char *tenant, const char *app, const json_t *record,
+                          const json_t *types, bool enforce, struct quota_claim **ret, struct berth_error **err)
+{
+    static pthread_mutex_t claiming = PTHREAD_MUTEX_INITIALIZER;
+    struct quota_claim *c = claim_new(app, record, types);
+    struct quota_tenant q = { 0 };
+    unsigned now, with;
+    int r = 0;
+
+    if (!tenant) {
+        claim_free(c);
+        return berth_error_plain(err, EINVAL, "app.json of '%s' names no tenant", app);
+    }
+    (void)server_app(s, app);       /* the runtime the claim is counted with */
+    pthread_mutex_lock(&claiming);
+    if (enforce)
+        r = quota_tenant_limits(s, tenant, &q, err);
+    if (r == 0) {
+        tenant_instances(s, tenant, c, &now, &with);
+        if (with > now && q.instances && with > q.instances)
+            r = berth_error_plain(err, EDQUOT, "%u more instances would exceed tenant '%s' limit of %" PRIu64
+                                  " instances (%u run now)", with - now, tenant, q.instances, now);
+    }
+    if (r == 0 && ret) {
+        pthread_mutex_lock(&claims_lock);
+        c->next = claims;
+        claims = c;
+        pthread_mutex_unlock(&claims_lock);
+        *ret = TAKE_PTR(c);
+    }
+    pthread_mutex_unlock(&claiming);
+    claim_free(c);
+    return r;
+}
+
+void quota_claim_drop(struct quota_claim *claim)
+{
+    if (!claim)
+        return;
+    pthread_mutex_lock(&claims_lock);
+    for (struct quota_claim **pp = &claims; *pp; pp = &(*pp)->next)
+        if (*pp == claim) {
+            *pp = claim->next;
+            break;
+        }
+    pthread_mutex_unlock(&claims_lock);
+    claim_free(claim);
 }
 
 /* ---------------------------------------------------------------- process types */

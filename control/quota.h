@@ -9,12 +9,20 @@
  *    carries its memory, process and cpu limits (runner_cgroup_set_limits());
  *    each instance's own cgroup below it carries its process type's
  *    limits (`berth resource:limit`), never above the tenant's;
- *  - counted by berth: how many apps and running instances a tenant may
- *    have: apps checked before one is created (quota_app_create()),
- *    instances when a formation grows (`ps:scale`) and when a stopped app
- *    starts again (`ps:start`); a deploy or a restart brings back the
- *    formation as it was scaled, and an app's first deploy starts its one
- *    web process unchecked.
+ *  - counted by berth: how many apps and instances a tenant may have:
+ *    apps checked before one is created (quota_app_create()), instances
+ *    before anything starts a process in a slot its app does not hold:
+ *    `ps:scale` up, `ps:start` of a stopped app, `ps:restart`, and every
+ *    release going live (a push, its first one included, a rollback, a
+ *    config change, a promotion, a restart), each through
+ *    quota_claim_formation(). What is
+ *    counted is slots, not processes: web.1 of an app is one instance while
+ *    its old and new process overlap in a rolling deploy, so a tenant at its
+ *    limit can still deploy or restart an app whose formation is unchanged;
+ *    a crashed process waiting for its restart still holds its slot. A
+ *    stopped app holds none (a push to it starts nothing). Only berth
+ *    serve's start brings its apps back unchecked (a limit lowered below
+ *    what runs stops nothing), though they are counted.
  *
  * The tenant's limits live in <home>/tenants/<name>.json as "limits" (only
  * what the operator set; the rest is QUOTA_DEFAULT_*); a process type's in
@@ -25,6 +33,7 @@
 #define BERTH_CONTROL_QUOTA_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -93,12 +102,32 @@ int quota_check_apps(struct server *s, const char *tenant, struct berth_error **
 int quota_app_create(struct server *s, const char *tenant, const char *name, char **ret_picked,
                      struct berth_error **err);
 /*
- * -EDQUOT when `more` instances more would take the tenant past its
- * instance limit: for ps:scale before it starts instances. Counts the
- * instances running now (every process of the tenant's apps, starting or up).
+ * The slots of an app's formation an operation is about to start, counted
+ * as the tenant's from its check until quota_claim_drop(): a release's
+ * web processes run, unrouted, before they take their slots, and two
+ * operations at once must not both see the room left.
  */
-int quota_check_instances(struct server *s, const char *tenant, unsigned more, struct berth_error **err);
-/* How many apps the tenant has, and how many instances it runs. */
+struct quota_claim;
+/*
+ * Claims the slots `app` (of `tenant`) runs with the formation of `record`
+ * (its "formation" scale, nothing when "stopped") over `types` (a
+ * release's "process_types"; "release" and invalid names are no slots):
+ * type.1 to type.N of each. With `enforce`, -EDQUOT ("2 more instances
+ * would exceed tenant 'acme' limit of 5 instances (4 run now)") when the
+ * slots it adds to those the tenant holds (its apps' slots, starting, up
+ * or crashed, and their claims) take it past its limit; slots the app
+ * holds already add nothing. The check and the claim hold one lock, so
+ * that operations at once cannot all pass the check. With ret NULL it only
+ * checks. *ret is set on success, to be passed to quota_claim_drop() once
+ * the slots are the app's (or were given up). -EINVAL for a NULL tenant
+ * (an app.json without one), -ENOENT with `enforce` for a tenant that does
+ * not exist.
+ */
+int quota_claim_formation(struct server *s, const char *tenant, const char *app, const json_t *record,
+                          const json_t *types, bool enforce, struct quota_claim **ret, struct berth_error **err);
+/* Ends the claim (NULL is fine): its slots count only as far as the app holds them. */
+void quota_claim_drop(struct quota_claim *claim);
+/* How many apps the tenant has, and how many instances it holds (slots and claims, as above). */
 void quota_usage(struct server *s, const char *tenant, unsigned *ret_apps, unsigned *ret_instances);
 
 /*

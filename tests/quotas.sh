@@ -9,7 +9,10 @@
 # cgroup, an app that allocates past acme's memory is OOM-killed by the
 # kernel while acme's other app and other's app answer, a fork storm stops
 # at acme's pids.max while other's app answers, a spinner is held to acme's
-# cpu quota, the app cap refuses apps:create. Bad input (malformed sizes,
+# cpu quota, the app cap refuses apps:create, and a third tenant's instance
+# limit holds through first pushes (two at once too), redeploys, restarts
+# and rollbacks, a tenant at its limit still redeploying and restarting an
+# app whose formation is unchanged. Bad input (malformed sizes,
 # negative cpus, unknown flags, over-quota values, a tenant setting limits)
 # is refused with the right status and exit code (2 for what the CLI can
 # tell is malformed, 1 for what the API refuses) and changes nothing.
@@ -197,6 +200,82 @@ check "acme's limits are unchanged" test "$("$BERTH" tenants:limits $A --json)" 
 check "calm's resources are unchanged" test "$(as "$ACME" "$BERTH" resource calm --json)" = "$before_res"
 check "acme's cgroup is unchanged" test "$(knob memory $A $MEMKNOB) $(knob pids $A pids.max) $(cpu_quota $A)" = "$before_cg"
 
+# ---------------------------------------------------------------- instances: every start is counted
+# A third tenant with room for one instance. Deploys count slots, not
+# processes: web.1's old and new process overlap in a rolling deploy, and a
+# tenant at its limit still redeploys or restarts an app whose formation is
+# unchanged; what a push, a rollback or a restart would add past the limit is
+# refused before anything runs, with the message ps:scale gives.
+C=qc$$
+THIRD=$(new_tenant $C 3)
+check "a third tenant, with room for one instance" quiet "$BERTH" tenants:limits $C --apps 4 --instances 1
+asc() { BERTH_TOKEN=$THIRD "$@"; }
+used() { "$BERTH" tenants:limits $C --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["usage"]["instances"])'; }
+processes() { asc "$BERTH" ps "$1" --json | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["processes"]))'; }
+current_release() { ls "$home/apps/$1/releases" 2>/dev/null | sed -n 's/^\([0-9]*\)\.json$/\1/p' | sort -n | tail -1; }
+for a in qone qtwo qr1 qr2; do quiet asc "$BERTH" apps:create $a; done
+make_repo "$SRCDIR/tests/apps/greet" "$TEST_DIR/qgreet"
+make_repo "$SRCDIR/tests/apps/procs" "$TEST_DIR/qprocs"   # web, and a worker type (scaled to 0)
+BERTH_TOKEN=$THIRD push_app "$TEST_DIR/qgreet" qone "$TEST_DIR/qpush1" && ok "its first app's first push runs" ||
+    { not_ok "its first app's first push runs"; diag "$TEST_DIR/qpush1"; }
+check "... and it answers" wait_body qone.localhost / "greeting=" 20
+if BERTH_TOKEN=$THIRD push_app "$TEST_DIR/qgreet" qtwo "$TEST_DIR/qpush2"; then
+    not_ok "the second app's first push is refused: its web.1 is one instance past the limit"
+else ok "the second app's first push is refused: its web.1 is one instance past the limit"; fi
+check "... the pusher told why, the limit named (remote: ... limit of 1 instances)" \
+    grep -q "^remote: .*1 more instances would exceed tenant '$C' limit of 1 instances (1 run now)" "$TEST_DIR/qpush2"
+check "... and that the push was rejected" grep -q "^remote: .*Push rejected to qtwo" "$TEST_DIR/qpush2"
+check "... nothing runs for it (ps lists no process)" test "$(processes qtwo)" = 0
+check "... it has no release, no build dir is left, its main was not moved" \
+    bash -c "[ -z \"$(current_release qtwo)\" ] && [ $(builds_left "$home") = 0 ] && ! git --git-dir=$home/apps/qtwo/repo.git rev-parse -q --verify refs/heads/main"
+check "... and the tenant still runs one instance" test "$(used)" = 1
+# At the limit, the running app changes release with its formation unchanged (web=1): its web.1's
+# old and new process overlap, one slot.
+BERTH_TOKEN=$THIRD push_app "$TEST_DIR/qprocs" qone "$TEST_DIR/qpush3" -f &&
+    ok "at its limit, the tenant redeploys its running app (web=1, a worker type scaled to 0)" ||
+    { not_ok "at its limit, the tenant redeploys its running app"; diag "$TEST_DIR/qpush3"; }
+check "... which answers from the new release" wait_body qone.localhost / "dyno=web.1" 20
+check "... config:set makes a release of it at the limit" quiet asc "$BERTH" config:set qone GREETING=hi
+check "... ps:restart restarts it" quiet asc "$BERTH" ps:restart qone
+check "... so does a change of its resources (a restart of its release)" quiet asc "$BERTH" resource:limit qone --pids 200
+check "... and it runs one process, the tenant one instance" bash -c "[ $(processes qone) = 1 ] && [ $(used) = 1 ]"
+# A rollback brings back its release's formation: a worker scaled up under v3, gone with v4, back with v3.
+"$BERTH" tenants:limits $C --instances 2 >/dev/null
+check "with room for two, qone scales a worker" quiet asc "$BERTH" ps:scale qone worker=1
+BERTH_TOKEN=$THIRD push_app "$TEST_DIR/qgreet" qone "$TEST_DIR/qpush4" -f || diag "$TEST_DIR/qpush4"
+check "a push without the worker type takes the worker away" bash -c "[ $(processes qone) = 1 ] && [ $(used) = 1 ]"
+last=$(current_release qone)
+"$BERTH" tenants:limits $C --instances 1 >/dev/null
+asc "$BERTH" rollback qone "v$((last - 1))" >"$out" 2>&1 && rc=0 || rc=$?
+check "at the limit, a rollback to the release with the scaled worker is refused, the limit named (HTTP 409, exit 1)" \
+    bash -c "[ $rc = 1 ] && grep -q \"1 more instances would exceed tenant '$C' limit of 1 instances (1 run now) (HTTP 409)\" $out"
+check "... qone keeps its release and its one process" \
+    bash -c "[ $(current_release qone) = $last ] && [ $(processes qone) = 1 ] && [ $(used) = 1 ]"
+check "... still answering" wait_body qone.localhost / "greeting=hi" 20
+# Room again: the refused push goes through.
+"$BERTH" tenants:limits $C --instances 2 >/dev/null
+BERTH_TOKEN=$THIRD push_app "$TEST_DIR/qgreet" qtwo "$TEST_DIR/qpush5" && ok "with the limit raised, the second app's push runs" ||
+    { not_ok "with the limit raised, the second app's push runs"; diag "$TEST_DIR/qpush5"; }
+check "... and it answers" wait_body qtwo.localhost / "greeting=" 20
+# One instance left, two first pushes at once: the check and the claim hold one lock.
+"$BERTH" tenants:limits $C --instances 3 >/dev/null
+pushers=()
+for a in qr1 qr2; do BERTH_TOKEN=$THIRD push_app "$TEST_DIR/qgreet" $a "$TEST_DIR/qrace.$a" & pushers+=($!); done
+won=0
+for p in "${pushers[@]}"; do wait "$p" && won=$((won + 1)) || true; done
+check "two first pushes at once with room for one instance: one deploys ($won did)" test $won = 1
+check "... the other is refused, the limit named" \
+    test "$(cat "$TEST_DIR"/qrace.* | grep -c "^remote: .*would exceed tenant '$C' limit of 3 instances")" = 1
+check "... and the tenant runs three instances" test "$(used)" = 3
+lost=qr1; grep -q "would exceed" "$TEST_DIR/qrace.qr2" && lost=qr2
+# A stopped app holds no instance, and a push to it starts none: ps:start checks them.
+quiet asc "$BERTH" ps:stop $lost
+BERTH_TOKEN=$THIRD push_app "$TEST_DIR/qgreet" $lost "$TEST_DIR/qpush6" && ok "at the limit, a push to a stopped app is taken" ||
+    { not_ok "at the limit, a push to a stopped app is taken"; diag "$TEST_DIR/qpush6"; }
+check "... and starts nothing" bash -c "[ $(processes $lost) = 0 ] && [ $(used) = 3 ]"
+check "... ps:start then is refused, the limit named" refused 1 "would exceed tenant '$C' limit of 3 instances" asc "$BERTH" ps:start $lost
+for a in qone qtwo qr1 qr2; do quiet asc "$BERTH" apps:destroy $a --confirm $a || true; done
+
 # ---------------------------------------------------------------- the kernel enforces
 watched() { # watched CMD...: runs CMD while calm and other1 are curled
     rm -f "$TEST_DIR/stop"
@@ -289,8 +368,8 @@ check "the second home's stop removes its own tenant's cgroup" test ! -d "$(cg2 
 check "... and leaves the first home's, with its limits" test "$(knob memory $A $MEMKNOB)" = 268435456
 check "... whose apps still serve" wait_body other1.localhost / "greeting=" 10
 stop_berth
-left=$(for c in memory pids cpu; do for t in $A $B; do [ ! -d "$(cg $c $t)" ] || echo "$c/$t"; done; done)
+left=$(for c in memory pids cpu; do for t in $A $B $C; do [ ! -d "$(cg $c $t)" ] || echo "$c/$t"; done; done)
 check "berth serve's stop removed its tenants' cgroups and their apps' (left: ${left:-none})" test -z "$left"
 # Whatever the kernel still held at the stop (it keeps a cgroup while a process is in it).
-remove_tenant_cgroups $A $B
+remove_tenant_cgroups $A $B $C
 done_testing
