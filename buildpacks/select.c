@@ -8,8 +8,11 @@
  * runs with berth's own uid: a file:// URL could otherwise read another
  * tenant's repository, and a loopback URL could probe the host's services.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -157,15 +160,44 @@ static char *url_host(const char *url)
     return strbuf_detach(&sb, NULL);
 }
 
+/* 127.0.0.0/8 or 0.0.0.0/8 (which reaches this host too), in network byte order. */
+static bool ipv4_is_local(const struct in_addr *a)
+{
+    uint32_t v = ntohl(a->s_addr);
+
+    return (v >> 24) == 127 || (v >> 24) == 0;
+}
+
+/*
+ * Whether host names this machine: "localhost" and its subdomains, and a
+ * loopback or unspecified address in any notation getaddrinfo() accepts
+ * (inet_aton()'s "127.1", "2130706433", "0x7f000001", "0177.0.0.1"; IPv6,
+ * IPv4-mapped or compatible). A name that a DNS server resolves to one is
+ * not caught here.
+ */
 static bool host_is_local(const char *host)
 {
-    size_t len = strlen(host);
+    _cleanup_free_ char *h = xstrdup(host);
+    size_t len = strlen(h);
+    struct in_addr a4;
+    struct in6_addr a6;
 
-    return len == 0 || strcmp(host, "localhost") == 0 ||
-           (len > 10 && strcmp(host + len - 10, ".localhost") == 0) ||
-           starts_with(host, "127.") || strcmp(host, "::1") == 0 || strcmp(host, "0.0.0.0") == 0 ||
-           strcmp(host, "::") == 0 || starts_with(host, "0:0:0:0:0:0:0:1") ||
-           starts_with(host, "::ffff:127.");
+    /* "localhost." is the same name, fully qualified. */
+    if (len > 0 && h[len - 1] == '.')
+        h[--len] = '\0';
+    if (len == 0 || strcmp(h, "localhost") == 0 || (len > 10 && strcmp(h + len - 10, ".localhost") == 0))
+        return true;
+    if (inet_aton(h, &a4))
+        return ipv4_is_local(&a4);
+    if (inet_pton(AF_INET6, h, &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6))
+            return true;
+        if (IN6_IS_ADDR_V4MAPPED(&a6) || IN6_IS_ADDR_V4COMPAT(&a6)) {
+            memcpy(&a4.s_addr, &a6.s6_addr[12], 4);
+            return ipv4_is_local(&a4);
+        }
+    }
+    return false;
 }
 
 static int check_url(const char *spec, const char *url, bool trusted, struct berth_error **err)

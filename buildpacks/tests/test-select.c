@@ -96,6 +96,25 @@ static void test_refs(void)
        refused("git@127.0.0.2:bp", false, "hosts on this machine") &&
        is("http://127.0.0.1:8081/bp.git", true, "git http://127.0.0.1:8081/bp.git -"),
        "loopback hosts only for the trusted tenant");
+    /* What getaddrinfo() takes for a loopback or unspecified address, however it is written. */
+    ok(refused("http://2130706433/bp.git", false, "hosts on this machine") &&
+       refused("http://0x7f000001/bp.git", false, "hosts on this machine") &&
+       refused("http://0177.0.0.1/bp.git", false, "hosts on this machine") &&
+       refused("http://127.1/bp.git", false, "hosts on this machine") &&
+       refused("http://0/bp.git", false, "hosts on this machine") &&
+       refused("http://0.0.0.0:8081/bp.git", false, "hosts on this machine") &&
+       refused("https://localhost./bp", false, "hosts on this machine") &&
+       refused("https://LocalHost/bp", false, "hosts on this machine") &&
+       refused("https://a.localhost./bp", false, "hosts on this machine") &&
+       refused("http://[0:0:0:0:0:ffff:7f00:1]/bp", false, "hosts on this machine") &&
+       refused("http://[::ffff:127.0.0.1]/bp", false, "hosts on this machine") &&
+       refused("http://[::]/bp", false, "hosts on this machine") &&
+       refused("http://[0::1]/bp", false, "hosts on this machine") &&
+       refused("git@0x7f.1:bp", false, "hosts on this machine") &&
+       is("http://128.0.0.1/bp.git", false, "git http://128.0.0.1/bp.git -") &&
+       is("http://[2001:db8::1]/bp.git", false, "git http://[2001:db8::1]/bp.git -") &&
+       is("https://127.example.com/bp", false, "git https://127.example.com/bp -"),
+       "loopback hosts in any notation are refused, other hosts that look alike are not");
     ok(refused("https://example.com/bp#../x", false, "not a branch, tag or commit") &&
        refused("https://example.com/bp#-delete", false, "not a branch, tag or commit") &&
        refused("https://example.com/bp#a b", false, "contains a space") &&
