@@ -111,6 +111,12 @@ check "... telling what to do" contains "$TEST_DIR/bad$n_case.out" "run \`npm in
 put requirements.txt 'berth-no-such-requirement==1.0'
 bad_push "a Python requirement neither in the stack nor vendored" \
     " !     pip could not install the requirement 'berth-no-such-requirement==1.0'"
+# The loop would otherwise run until the build's time limit: a short one shows it.
+"$BERTH" builds:set victim timeout=2m >/dev/null
+put requirements.txt $'-r requirements.txt\nflask\n'
+bad_push "a requirements.txt that includes itself" \
+    " !     the requirement files include each other in a loop (-r or -c back to requirements.txt)"
+"$BERTH" builds:set victim timeout= >/dev/null
 put Pipfile $'[packages]\nflask = "*"\n'
 put Pipfile.lock '{}'
 bad_push "a Pipfile without requirements.txt" " !     Pipfile.lock needs pipenv, which is not in berth's stack"

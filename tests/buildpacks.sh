@@ -8,7 +8,8 @@
 # skip the dependency step (the cache-hit line) and serve the change. Then
 # what each buildpack promises beyond its example: the node buildpack's
 # default processes, build scripts and devDependency pruning, engines
-# warnings; python's requirements from the stack, pyproject projects;
+# warnings; python's requirements from the stack, pyproject projects, the
+# cache key of --find-links directories;
 # php's .htaccess rewrites, hidden files, sessions, Composer with a path
 # repository; go's modules through a proxy, vendor/, module-less apps; the
 # static site's headers, caching, MIME types and 404 page. Prints TAP.
@@ -68,6 +69,13 @@ example python Python "Hello from berth's Python example (tabulate 0.8.9)" app.p
 check "python: the vendored wheel was installed without an index" \
     contains "$TEST_DIR/python.out" "Processing ./vendor/wheels/tabulate-0.8.9-py3-none-any.whl"
 check "python: the app imports it from the venv" wait_body python.localhost /table "tabulate"
+# pip reads a --find-links directory's own entries only: what lies deeper is no input of the venv.
+mkdir -p "$TEST_DIR/src-python/vendor/wheels/old"
+echo "an old note" >"$TEST_DIR/src-python/vendor/wheels/old/notes.txt"
+commit_all "$TEST_DIR/src-python" "a file below vendor/wheels"
+push_app "$TEST_DIR/src-python" python "$TEST_DIR/python.3.out" || diag "$TEST_DIR/python.3.out"
+check "python: a file below a --find-links directory's entries keeps the cached virtualenv" \
+    contains "$TEST_DIR/python.3.out" "       Using cached virtualenv (requirements.txt and the files it names unchanged)"
 
 example go Go "Hello from berth's Go example" main.go "       Using cached build results (GOCACHE from earlier builds)"
 check "go: the binary is bin/hello, the default web process" contains "$TEST_DIR/go.out" 'Starting process with command `bin/hello`'
