@@ -254,19 +254,28 @@ static int check_slug_top(const struct build_ctx *ctx, struct berth_error **err)
     return 0;
 }
 
-static int seal_and_install(struct build_ctx *ctx, struct build_result *res, struct berth_error **err)
+/*
+ * Before berth reads anything of /app (the Procfile, the files it hashes):
+ * what the build user left there may be unreadable to berth until sealed.
+ */
+static int seal_slug(struct build_ctx *ctx, struct berth_error **err)
 {
     const struct build_spec *spec = ctx->spec;
+    int r;
+
+    if ((r = check_slug_top(ctx, err)) == 0)
+        r = runner_seal_tree(ctx->r, ctx->app_dir, spec->uid_base, spec->gid_base, spec->id_count, err);
+    if (r < 0)
+        build_say_error(ctx, berth_error_msg(err));
+    return r;
+}
+
+static int hash_and_install(struct build_ctx *ctx, struct build_result *res, struct berth_error **err)
+{
     char sha[SHA256_HEX_LEN + 1];
     int r;
 
-    if ((r = check_slug_top(ctx, err)) < 0) {
-        build_say_error(ctx, berth_error_msg(err));
-        return r;
-    }
-    r = runner_seal_tree(ctx->r, ctx->app_dir, spec->uid_base, spec->gid_base, spec->id_count, err);
-    if (r == 0)
-        r = build_slug_hash(ctx->app_dir, sha, &res->slug_bytes, err);
+    r = build_slug_hash(ctx->app_dir, sha, &res->slug_bytes, err);
     if (r == 0 && res->slug_bytes > ctx->budget.disk_bytes)
         r = berth_error_plain(err, EDQUOT, "the slug (%llu MiB) is larger than the build's disk "
                               "allowance of %llu MiB", (unsigned long long)(res->slug_bytes >> 20),
@@ -328,8 +337,9 @@ static int run_build(struct build_ctx *ctx, struct build_result *res, struct ber
     if ((r = phase_plan(ctx, &plan, err)) < 0 ||
         (r = phase_prepare(ctx, &plan, err)) < 0 ||
         (r = phase_compile(ctx, &plan, &release, err)) < 0 ||
+        (r = seal_slug(ctx, err)) < 0 ||
         (r = phase_process_types(ctx, release, &res->process_types, err)) < 0 ||
-        (r = seal_and_install(ctx, res, err)) < 0)
+        (r = hash_and_install(ctx, res, err)) < 0)
         goto out;
     res->buildpack = xstrdup(plan.v[plan.n - 1].framework);
     res->buildpacks = describe_buildpacks(&plan);
@@ -362,12 +372,30 @@ static void resolve_spec_dirs(const struct build_spec *spec, struct build_spec *
     }
 }
 
+/*
+ * The error goes to the pusher too (git's `[remote rejected]` reason): it
+ * names the host's directories as the build sees them, like every line the
+ * build printed (phases.h).
+ */
+static void hide_paths_in_error(struct build_ctx *ctx, struct berth_error **err)
+{
+    _cleanup_free_ char *msg = NULL;
+    int code;
+
+    if (!err || !*err)
+        return;
+    code = berth_error_code(err);
+    msg = build_hide_paths(ctx, berth_error_msg(err));
+    berth_error_release(err);
+    (void)berth_error_plain(err, code, "%s", msg);
+}
+
 int build_run(struct runner *r, const struct build_spec *given, struct build_result *ret,
               struct berth_error **err)
 {
     struct build_spec resolved;
     const struct build_spec *spec = &resolved;
-    struct build_ctx ctx = { .r = r, .spec = spec };
+    struct build_ctx ctx = { .r = r, .spec = spec, .given = given };
     struct build_result res = { 0 };
     char *keep[4] = { NULL };
     int rc;
@@ -385,6 +413,8 @@ int build_run(struct runner *r, const struct build_spec *given, struct build_res
     if (rc >= 0)
         rc = run_build(&ctx, &res, err);
     remove_work(&ctx);
+    if (rc < 0)
+        hide_paths_in_error(&ctx, err);
     ctx_release(&ctx);
     for (size_t i = 0; i < 4; i++)
         free(keep[i]);

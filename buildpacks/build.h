@@ -102,8 +102,10 @@ struct build_result {
  * Runs the whole build. On failure the message says what went wrong in the
  * user's terms ("Unable to select a buildpack", "compile failed with exit
  * status 1", "the build went over its memory limit of 1024 MiB"); the
- * build output has already been streamed. Nothing of a failed build stays
- * on disk but the (empty) work dir.
+ * build output has already been streamed. Like every line of that output,
+ * the message names the host's directories as the build sees them (/app,
+ * /cache, <build>...: phases.h), never by their host paths: it goes to the
+ * pusher. Nothing of a failed build stays on disk but the (empty) work dir.
  */
 int build_run(struct runner *r, const struct build_spec *spec, struct build_result *ret,
               struct berth_error **err);

@@ -21,6 +21,7 @@
 #include "buildpacks/phases.h"
 #include "buildpacks/release.h"
 #include "buildpacks/select.h"
+#include "buildpacks/shown.h"
 #include "common/cleanup.h"
 #include "common/fileio.h"
 #include "common/jsonstore.h"
@@ -128,8 +129,40 @@ void build_say(struct build_ctx *ctx, const char *fmt, ...)
     ctx->spec->on_output(ctx->spec->cls, sb.buf);
 }
 
-void build_say_error(struct build_ctx *ctx, const char *msg)
+char *build_hide_paths(const struct build_ctx *ctx, const char *msg)
 {
+    const struct build_spec *s = ctx->spec, *g = ctx->given ? ctx->given : ctx->spec;
+    const char *const state[] = { s->work_dir, s->cache_dir, s->layers_dir };
+    _cleanup_free_ char *home = build_paths_common_dir(state, sizeof(state) / sizeof(*state));
+    _cleanup_free_ char *given_home = NULL;
+    const char *const given_state[] = { g->work_dir, g->cache_dir, g->layers_dir };
+
+    given_home = build_paths_common_dir(given_state, sizeof(given_state) / sizeof(*given_state));
+    /* The longest match wins, so the order here does not matter. */
+    const struct build_shown_path v[] = {
+        { ctx->app_dir, "/app" },
+        { ctx->slug_dir, "/berth/slug" },
+        { ctx->bp_dir, "/buildpacks" },
+        { ctx->out_dir, "/berth/out" },
+        { ctx->env_dir, "/env" },
+        { ctx->src_dir, "/src" },
+        { s->cache_dir, "/cache" }, { g->cache_dir, "/cache" },
+        { s->work_dir, "<build>" }, { g->work_dir, "<build>" },
+        { s->source_dir, "<source>" }, { g->source_dir, "<source>" },
+        { s->layers_dir, "<slugs>" }, { g->layers_dir, "<slugs>" },
+        { s->buildpacks_dir, "<built-in buildpacks>" }, { g->buildpacks_dir, "<built-in buildpacks>" },
+        { s->stack_dir, "<stack>" }, { g->stack_dir, "<stack>" },
+        { home, "<home>" }, { given_home, "<home>" },
+    };
+
+    return build_paths_scrub(v, sizeof(v) / sizeof(*v), msg);
+}
+
+void build_say_error(struct build_ctx *ctx, const char *text)
+{
+    _cleanup_free_ char *hidden = build_hide_paths(ctx, text);
+    const char *msg = hidden;
+
     while (*msg) {
         size_t len = strcspn(msg, "\n");
         build_say(ctx, " !     %.*s", (int)len, msg);
@@ -354,9 +387,8 @@ static char *framework_name(const struct strbuf *out, const char *fallback)
     return strbuf_detach(&name, NULL);
 }
 
-/* Whether the pack's bin/detect passed; its name in p->framework. Missing status: no detect. */
-static int read_detect(struct build_ctx *ctx, struct build_pack *p, bool *ret_passed,
-                       struct berth_error **err)
+static int read_detect_files(struct build_ctx *ctx, struct build_pack *p, bool *ret_passed,
+                             struct berth_error **err)
 {
     _cleanup_free_ char *status_name = xasprintf("detect-%s.status", p->dir);
     _cleanup_free_ char *out_name = xasprintf("detect-%s", p->dir);
@@ -380,6 +412,25 @@ static int read_detect(struct build_ctx *ctx, struct build_pack *p, bool *ret_pa
     p->framework = framework_name(&out, p->dir);
     *ret_passed = true;
     return 0;
+}
+
+/*
+ * Whether the pack's bin/detect passed; its name in p->framework. Missing
+ * status: no detect. What bin/detect left there instead of a file is an
+ * error, said in the output too.
+ */
+static int read_detect(struct build_ctx *ctx, struct build_pack *p, bool *ret_passed,
+                       struct berth_error **err)
+{
+    int r = read_detect_files(ctx, p, ret_passed, err);
+
+    if (r < 0) {
+        _cleanup_free_ char *shown = bp_ref_shown(p->spec);
+
+        r = berth_error_wrap(err, "buildpack '%s'", shown);
+        build_say_error(ctx, berth_error_msg(err));
+    }
+    return r;
 }
 
 /* Keeps only the first built-in that detected; warns when others did too (null is the fallback). */
@@ -470,7 +521,7 @@ int phase_prepare(struct build_ctx *ctx, struct build_plan *plan, struct berth_e
     }
     const struct build_step step = {
         .what = "copying the source", .argv = argv, .mounts = mounts, .n_mounts = n, .cwd = "/",
-        .out = SINK_STREAM, .errs = SINK_STREAM, .timeout_ms = PREPARE_TIMEOUT_MS,
+        .out = SINK_STREAM, .errs = SINK_STREAM, .timeout_ms = PREPARE_TIMEOUT_MS, .watch_disk = true,
     };
 
     r = build_step_run(ctx, &step, &status, err);
@@ -512,7 +563,7 @@ static int compile_one(struct build_ctx *ctx, const struct build_plan *plan, siz
     const struct build_step step = {
         .what = "bin/compile", .argv = argv, .mounts = mounts,
         .n_mounts = sizeof(mounts) / sizeof(*mounts), .cwd = "/app",
-        .out = SINK_STREAM, .errs = SINK_STREAM, .timeout_ms = (int)(ctx->budget.timeout_s * 1000),
+        .out = SINK_STREAM, .errs = SINK_STREAM, .timeout_ms = (long long)ctx->budget.timeout_s * 1000,
         .network = spec->network, .watch_disk = true,
     };
 

@@ -48,7 +48,14 @@ void build_plan_release(struct build_plan *plan);
 
 /* `-----> ...` lines of berth's own (never parsed out of the tenant's output). */
 void build_say(struct build_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* ` !     message` for each line of a (possibly multi-line) message. */
+/* ` !     message` for each line of a (possibly multi-line) message, its host paths hidden. */
 void build_say_error(struct build_ctx *ctx, const char *msg);
+/*
+ * msg with the build's host directories named as the build sees them
+ * (shown.h): /app, /berth/slug, /cache..., <build> for the rest of the work
+ * dir, <home> for anything else under the directory holding the work,
+ * cache and slug dirs. malloc'ed.
+ */
+char *build_hide_paths(const struct build_ctx *ctx, const char *msg);
 
 #endif

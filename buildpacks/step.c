@@ -16,12 +16,14 @@
  * memory limit (an OOM kill, which the container's usage reports
  * afterwards), RLIMIT_FSIZE (no single file past the disk allowance). What
  * the kernel cannot bound without root, the total a build writes across
- * files, is measured here while compile runs.
+ * files, is measured here while a step runs and when it ends (the prepare
+ * step, where bin/detect runs, and every compile).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,6 +40,8 @@
 #define POLL_MS 100
 /* How often a compile's disk use is measured (a walk of the build's trees). */
 #define DISK_WATCH_MS 2000
+/* Output read in one go before the pump looks at the clock again. */
+#define DRAIN_MAX_BYTES (256 * 1024)
 
 struct stream {
     int fd;                  /* read end, -1 once at EOF */
@@ -69,12 +73,18 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads what is there now (the fd is non-blocking); closes the stream at EOF. */
-static int drain(struct pump *p)
+/*
+ * Reads what is there now (the fd is non-blocking), at most `max` bytes:
+ * a step that writes faster than its lines go out would otherwise keep the
+ * pump here for ever, past the deadline and the disk checks. Closes the
+ * stream at EOF.
+ */
+static int drain(struct pump *p, size_t max)
 {
     char buf[16384];
+    size_t got = 0;
 
-    while (p->s.fd >= 0) {
+    while (p->s.fd >= 0 && got < max) {
         ssize_t n = read(p->s.fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
@@ -87,6 +97,7 @@ static int drain(struct pump *p)
             return -e;
         }
         build_lines_feed(&p->ctx->lines, buf, (size_t)n);
+        got += (size_t)n;
     }
     return 0;
 }
@@ -161,12 +172,17 @@ static int spawn_step(struct build_ctx *ctx, const struct build_step *step, cons
     return runner_spawn(ctx->r, &rs, ret, err);
 }
 
-/* The disk space the build has written so far: /app, /cache and this step's scratch space. */
+/*
+ * The disk space the build has written so far: every tree a container may
+ * write (the slug with /app, /cache, the buildpacks' copies, /berth/out)
+ * and this step's scratch space.
+ */
 static int disk_used(struct build_ctx *ctx, const char *state_dir, uint64_t *ret,
                      struct berth_error **err)
 {
     const struct build_spec *spec = ctx->spec;
-    const char *const paths[] = { ctx->slug_dir, spec->cache_dir, state_dir, NULL };
+    const char *const paths[] = { ctx->slug_dir, spec->cache_dir, ctx->bp_dir, ctx->out_dir, state_dir,
+                                  NULL };
 
     return runner_tree_usage(ctx->r, paths, spec->uid_base, spec->gid_base, spec->id_count, ret,
                              err);
@@ -206,7 +222,7 @@ static int pump_until_exit(struct pump *p, struct runner_container *c, const str
 
             if (poll(&pfd, 1, wait_ms) < 0 && errno != EINTR)
                 return berth_error_make(err, errno, "poll");
-            if ((r = drain(p)) < 0)
+            if ((r = drain(p, DRAIN_MAX_BYTES)) < 0)
                 return berth_error_make(err, -r, "reading the output of %s", step->what);
             r = runner_wait(c, 0, ret_status, err);
         } else {
@@ -219,8 +235,8 @@ static int pump_until_exit(struct pump *p, struct runner_container *c, const str
         }
         if (r < 0)
             return r;
-        /* Exited: whatever is still in the pipe was written before the end. */
-        if ((r = drain(p)) < 0)
+        /* Exited: whatever is still in the pipe was written before the end, and nothing more comes. */
+        if ((r = drain(p, SIZE_MAX)) < 0)
             return berth_error_make(err, -r, "reading the output of %s", step->what);
         *ret_stop = STOP_NONE;
         return 0;
@@ -262,13 +278,18 @@ static int stopped_error(struct build_ctx *ctx, const struct build_step *step, e
  * buildpack went on regardless: one of its processes died half-way, so
  * what it left in /app cannot be trusted. A full disk allowance shows as a
  * failed step (one file at RLIMIT_FSIZE gets SIGXFSZ, which a script may
- * turn into any exit status), so only a failed step is measured.
+ * turn into any exit status), measured when it is nearly used; a step that
+ * watches the disk is measured at its end too, since one that wrote fast
+ * and exited between two measures of the watch must not keep what it wrote
+ * past the allowance.
  */
-static int budget_failure(struct build_ctx *ctx, struct runner_container *c, const char *state_dir,
-                          int status, struct berth_error **err)
+static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
+                          const struct build_step *step, const char *state_dir, int status,
+                          struct berth_error **err)
 {
     struct runner_usage u = { 0 };
     uint64_t used = 0;
+    uint64_t limit = ctx->budget.disk_bytes;
 
     if (runner_container_usage(c, &u, NULL) == 0) {
         if (u.memory_peak_bytes > ctx->memory_peak)
@@ -277,8 +298,8 @@ static int budget_failure(struct build_ctx *ctx, struct runner_container *c, con
             return berth_error_plain(err, ENOMEM, "the build went over its memory limit of %llu MiB "
                                      "and was killed", (unsigned long long)(ctx->budget.memory_bytes >> 20));
     }
-    if (status != 0 && disk_used(ctx, state_dir, &used, NULL) == 0 &&
-        used >= ctx->budget.disk_bytes - ctx->budget.disk_bytes / 100)
+    if ((status != 0 || step->watch_disk) && disk_used(ctx, state_dir, &used, NULL) == 0 &&
+        (used > limit || (status != 0 && used >= limit - limit / 100)))
         return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
                                  (unsigned long long)(ctx->budget.disk_bytes >> 20));
     return 0;
@@ -311,7 +332,7 @@ static int run_container(struct build_ctx *ctx, const struct build_step *step, c
         if (r >= 0 && stop != STOP_NONE)
             r = stopped_error(ctx, step, stop, err);
         if (r >= 0)
-            r = budget_failure(ctx, c, state_dir, status, err);
+            r = budget_failure(ctx, c, step, state_dir, status, err);
         runner_container_free(c);
     }
     closep(&p.s.fd);

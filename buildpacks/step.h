@@ -28,7 +28,8 @@
 
 struct build_ctx {
     struct runner *r;
-    const struct build_spec *spec;
+    const struct build_spec *spec;   /* the caller's, its directories resolved (build.c) */
+    const struct build_spec *given;  /* the caller's as given: for the paths messages may name */
     struct build_budget budget;  /* spec's, with the defaults filled in */
     long long deadline_ms;       /* CLOCK_MONOTONIC ms when the build's time is up */
     struct build_lines lines;    /* the tenant's output on its way to on_output */
@@ -52,9 +53,9 @@ struct build_step {
     size_t n_mounts;
     const char *cwd;
     enum step_sink out, errs;         /* what happens to stdout and stderr */
-    int timeout_ms;                   /* the step's own cap; the build's deadline may be sooner */
+    long long timeout_ms;             /* the step's own cap; the build's deadline may be sooner */
     bool network;                     /* outbound network (compile) */
-    bool watch_disk;                  /* stop the step once the build's disk allowance is used */
+    bool watch_disk;                  /* fail the step once the build's disk allowance is used */
 };
 
 /*

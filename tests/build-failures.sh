@@ -5,12 +5,14 @@
 # good release: nothing a buildpack detects, a failing bin/compile,
 # malformed bin/release YAML, Procfiles with duplicate or invalid types or
 # merge-conflict markers, a .buildpacks URL that cannot be fetched, a
-# package.json that is not JSON, a lock file out of sync, requirements,
-# Go modules and Composer packages that need an unreachable index, a
-# static site without index.html, a Pipfile. Each must be rejected with a
-# message naming the cause, leave nothing half-built on disk (no build
-# directory, no new slug), leave the ref where it was, and the previous
-# release serving. Prints TAP.
+# package.json that is not JSON, a lock file out of sync, requirements
+# files that include each other in a loop, requirements, Go modules and
+# Composer packages that need an unreachable index, a static site without
+# index.html, a Pipfile, a build that breaks the slug's layout. Each must
+# be rejected with a message naming the cause and no path of the host's
+# berth home (the tenant sees /app, /berth/slug, <build>...), leave nothing
+# half-built on disk (no build directory, no new slug), leave the ref where
+# it was, and the previous release serving. Prints TAP.
 set -euo pipefail
 . "$(dirname "$0")/lib/libtest.sh"
 serve_for_test
@@ -45,6 +47,7 @@ bad_push() {
     fi
     check "$what: ... saying '$msg'" contains "$out" "$msg"
     check "$what: ... git reports the ref as rejected" contains "$out" "[remote rejected]"
+    check "$what: ... naming no path of berth's home" not_contains "$out" "$home"
     check "$what: ... the ref did not move" \
         [ "$(git --git-dir="$home/apps/victim/repo.git" rev-parse refs/heads/main)" = "$good_ref" ]
     check "$what: ... no build directory is left" [ "$(builds_left "$home")" = 0 ]
@@ -78,6 +81,18 @@ make_buildpack "$bp/beside" "mkdir -p /berth/slug/etc && ln -s /tmp /berth/slug/
 put .buildpacks "file://$bp/beside"
 put Procfile 'web: sleep 600'
 bad_push "bin/detect leaves a file beside the slug's app/" "the build left 'etc' beside the app in the slug"
+
+# What the runner says of the slug names its host path: the pusher sees /app.
+make_buildpack "$bp/appfile" "rm -rf /berth/slug/app && echo x >/berth/slug/app && echo AppFile" 'true'
+put .buildpacks "file://$bp/appfile"
+bad_push "bin/detect makes the slug's app/ a file" "onto '/app': Not a directory"
+
+# What bin/detect leaves instead of its status file is named in the output, not only in git's reason.
+make_buildpack "$bp/statuslink" \
+    'd=$(basename "$(dirname "$(dirname "$0")")"); ln -s /tmp/elsewhere "/berth/out/detect-$d.status"; echo StatusLink' 'true'
+put .buildpacks "file://$bp/statuslink"
+bad_push "bin/detect makes its status file a link" \
+    " !     buildpack 'file://$bp/statuslink': bin/detect's status is a symlink: it must be a regular file"
 
 make_buildpack "$bp/badyaml" 'echo BadYAML' 'true' "printf -- '---\ndefault_process_types:\n  web: [unclosed\n    deeper: x\n'"
 put .buildpacks "file://$bp/badyaml"

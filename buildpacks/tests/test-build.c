@@ -95,6 +95,12 @@ static bool subid_range(const char *file, const char *user, unsigned long *base,
 /* ---------------------------------------------------------------- output capture */
 
 struct output {
+    /*
+     * Only count the lines, taking 1 ms per 1000 as a push to a git client
+     * over the network would: for a step that floods its output.
+     */
+    bool quiet;
+    unsigned long lines;
     struct strbuf text;     /* every line, each followed by '\n' */
     long long t_one, t_three;   /* when the slow buildpack's lines arrived (ms) */
     const char *cgroup;     /* the build's cgroup, read while compile runs */
@@ -156,6 +162,11 @@ static void on_output(void *cls, const char *line)
 {
     struct output *o = cls;
 
+    if (o->quiet) {
+        if (++o->lines % 1000 == 0)
+            usleep(1000);
+        return;
+    }
     printf("#   | %s\n", line);
     strbuf_addstr(&o->text, line);
     strbuf_addch(&o->text, '\n');
@@ -212,8 +223,9 @@ static size_t count_entries(const char *dir)
     return n;
 }
 
-static int build(struct fixture *fx, const char *src, const json_t *config, struct output *o,
-                 struct build_result *res, struct berth_error **err)
+static int build_with(struct fixture *fx, const char *src, const json_t *config,
+                      const struct build_budget *budget, struct output *o, struct build_result *res,
+                      struct berth_error **err)
 {
     _cleanup_free_ char *work = xasprintf("%s/work%u", fx->tmp, ++fx->n_builds);
     const struct build_spec spec = {
@@ -222,6 +234,7 @@ static int build(struct fixture *fx, const char *src, const json_t *config, stru
         .config = config, .commit = "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
         .uid_base = fx->uid_base, .gid_base = fx->gid_base, .id_count = fx->id_count,
         .cgroup = fx->cgroup, .on_output = on_output, .cls = o,
+        .budget = budget ? *budget : (struct build_budget){ 0 },
     };
     int r;
 
@@ -232,6 +245,12 @@ static int build(struct fixture *fx, const char *src, const json_t *config, stru
     /* Whatever the outcome, the build leaves nothing but its (empty) work dir. */
     ok(count_entries(work) == 0, "build %u leaves its work dir empty", fx->n_builds);
     return r;
+}
+
+static int build(struct fixture *fx, const char *src, const json_t *config, struct output *o,
+                 struct build_result *res, struct berth_error **err)
+{
+    return build_with(fx, src, config, NULL, o, res, err);
 }
 
 /* ---------------------------------------------------------------- HTTP through the port agent */
@@ -510,6 +529,124 @@ static void test_streaming(struct fixture *fx)
     strbuf_release(&o.text);
 }
 
+/*
+ * A buildpack of the test's own, as the built-in "static" of a buildpacks
+ * dir <tmp>/bp-<name>, detecting any app: bin/compile is `compile`.
+ */
+static char *edge_buildpack(struct fixture *fx, const char *name, const char *detect, const char *compile)
+{
+    char *dir = xasprintf("%s/bp-%s", fx->tmp, name);
+    _cleanup_free_ char *detect_text = xasprintf("#!/bin/bash\n%s\necho Edge\n", detect);
+    _cleanup_free_ char *compile_text = xasprintf("#!/bin/bash\n%s\n", compile);
+    _cleanup_free_ char *detect_path = xasprintf("%s/static/bin/detect", dir);
+    _cleanup_free_ char *compile_path = xasprintf("%s/static/bin/compile", dir);
+
+    if (sh("mkdir -p '%s/static/bin'", dir) ||
+        write_file_atomic(detect_path, detect_text, strlen(detect_text), 0755, NULL) < 0 ||
+        write_file_atomic(compile_path, compile_text, strlen(compile_text), 0755, NULL) < 0 ||
+        sh("chmod -R a+rX '%s'", dir)) {
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+/* Builds src with the edge buildpack `name` under `budget`; the time it took in *ret_ms. */
+static int edge_build(struct fixture *fx, const char *name, const char *detect, const char *compile,
+                      const char *src, const struct build_budget *budget, struct output *o,
+                      struct build_result *res, long long *ret_ms, struct berth_error **err)
+{
+    _cleanup_free_ char *dir = edge_buildpack(fx, name, detect, compile);
+    char *saved = fx->bpdir;
+    long long start = now_ms();
+    int r;
+
+    if (!dir)
+        return berth_error_plain(err, EIO, "cannot write the buildpack '%s'", name);
+    fx->bpdir = dir;
+    r = build_with(fx, src, NULL, budget, o, res, err);
+    fx->bpdir = saved;
+    if (ret_ms)
+        *ret_ms = now_ms() - start;
+    return r;
+}
+
+/*
+ * The budget's edges: a step that floods its output still meets the
+ * build's deadline; a time limit past INT_MAX milliseconds is a long one,
+ * not an expired one; what bin/detect and bin/compile write outside /app
+ * and /cache (their buildpack's copy, /berth/out) counts against the disk
+ * allowance, even when the step ends before the watch measures; and a
+ * Procfile only the build user may read is read after the seal.
+ */
+static void test_budget_edges(struct fixture *fx)
+{
+    _cleanup_free_ char *src = xasprintf("%s/src-edge", fx->tmp);
+    static const char procfile[] = "echo 'web: ./x' >\"$1/Procfile\"";
+    struct build_result res = { 0 };
+    long long ms = 0;
+    int r;
+
+    if (sh("mkdir -p '%s' && echo hi >'%s/README' && chmod -R a+rX '%s'", src, src, src)) {
+        ok(0, "prepare the source of the budget tests");
+        return;
+    }
+    {
+        _cleanup_error_ struct berth_error *err = NULL;
+        struct output o = { .quiet = true, .text = STRBUF_INIT };
+        const struct build_budget b = { .timeout_s = 3 };
+
+        r = edge_build(fx, "flood", "", "exec timeout 40 yes flood", src, &b, &o, &res, &ms, &err);
+        ok(r == -ETIMEDOUT && strstr(berth_error_msg(&err), "time limit of 3 seconds") && ms < 20000,
+           "a compile flooding its output stops at the build's time limit (%lld ms, %lu lines: %s)", ms,
+           o.lines, berth_error_msg(&err));
+        build_result_release(&res);
+        strbuf_release(&o.text);
+    }
+    {
+        _cleanup_error_ struct berth_error *err = NULL;
+        struct output o = { .text = STRBUF_INIT };
+        const struct build_budget b = { .timeout_s = 600 * 3600 };
+
+        r = edge_build(fx, "long", "", procfile, src, &b, &o, &res, NULL, &err);
+        ok(r == 0, "a build with a 600-hour time limit runs (%s)", berth_error_msg(&err));
+        build_result_release(&res);
+        strbuf_release(&o.text);
+    }
+    {
+        _cleanup_error_ struct berth_error *err = NULL;
+        struct output o = { .text = STRBUF_INIT };
+
+        r = edge_build(fx, "private", "",
+                       "umask 077; echo 'web: ./private' >\"$1/Procfile.new\" && mv \"$1/Procfile.new\" "
+                       "\"$1/Procfile\" && chmod 0700 \"$1\"", src, NULL, &o, &res, NULL, &err);
+        ok(r == 0 && res.process_types &&
+           strcmp(json_get_str(res.process_types, "web") ?: "", "./private") == 0,
+           "a Procfile only the build user could read gives the process types (%s)",
+           berth_error_msg(&err));
+        build_result_release(&res);
+        strbuf_release(&o.text);
+    }
+    static const char *const spills[][3] = {
+        { "spill-compile", "", "for i in 1 2 3; do head -c 4M /dev/zero >/berth/out/spill$i && "
+          "head -c 4M /dev/zero >\"$(dirname \"$0\")/../spill$i\" || exit 1; done" },
+        { "spill-detect", "for i in 1 2 3 4 5 6; do head -c 4M /dev/zero >/berth/out/spill$i; done", "true" },
+    };
+    for (size_t i = 0; i < sizeof(spills) / sizeof(*spills); i++) {
+        _cleanup_error_ struct berth_error *err = NULL;
+        _cleanup_free_ char *compile = xasprintf("%s && %s", spills[i][2], procfile);
+        struct output o = { .text = STRBUF_INIT };
+        const struct build_budget b = { .disk_bytes = 8 << 20 };
+
+        r = edge_build(fx, spills[i][0], spills[i][1], compile, src, &b, &o, &res, NULL, &err);
+        ok(r == -EDQUOT && strstr(berth_error_msg(&err), "disk allowance of 8 MiB"),
+           "%s: 24 MiB written outside /app and /cache go over an 8 MiB disk allowance (%s)",
+           spills[i][0], berth_error_msg(&err));
+        build_result_release(&res);
+        strbuf_release(&o.text);
+    }
+}
+
 int main(int argc, char **argv)
 {
     _cleanup_error_ struct berth_error *err = NULL;
@@ -561,6 +698,7 @@ int main(int argc, char **argv)
         test_static(&fx, examples);
         test_failures(&fx, examples);
         test_streaming(&fx);
+        test_budget_edges(&fx);
     }
 
     berth_error_release(&err);

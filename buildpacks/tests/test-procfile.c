@@ -3,7 +3,7 @@
  * Unit tests for the parts of the build driver that need no container: the
  * Procfile parser, the bin/release YAML parser (fed the outputs of real
  * buildpacks, including berth's own static one), the output line splitter,
- * ENV_DIR writing and the slug hash.
+ * ENV_DIR writing, the slug hash and the hiding of host paths in messages.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +16,7 @@
 #include "buildpacks/build.h"
 #include "buildpacks/lines.h"
 #include "buildpacks/release.h"
+#include "buildpacks/shown.h"
 #include "buildpacks/slug.h"
 #include "common/cleanup.h"
 #include "common/fileio.h"
@@ -482,6 +483,69 @@ static void test_slug_hash(const char *tmp)
     ok(build_slug_hash(missing, h, NULL, &err) < 0, "a missing tree is an error");
 }
 
+/* ---------------------------------------------------------------- host paths */
+
+static bool scrubs_to(const struct build_shown_path *v, size_t n, const char *msg, const char *want)
+{
+    _cleanup_free_ char *got = build_paths_scrub(v, n, msg);
+
+    if (strcmp(got, want) == 0)
+        return true;
+    printf("# '%s' became '%s', not '%s'\n", msg, got, want);
+    return false;
+}
+
+static bool common_is(const char *a, const char *b, const char *want)
+{
+    const char *const v[] = { a, b };
+    _cleanup_free_ char *got = build_paths_common_dir(v, 2);
+
+    if ((!got && !want) || (got && want && strcmp(got, want) == 0))
+        return true;
+    printf("# common dir of '%s' and '%s': '%s', not '%s'\n", a, b, got ? got : "(none)",
+           want ? want : "(none)");
+    return false;
+}
+
+static void test_hidden_paths(void)
+{
+    const struct build_shown_path v[] = {
+        { "/h/run/builds/a-v1", "<build>" },
+        { "/h/run/builds/a-v1/slug/app", "/app" },
+        { "/h/run/builds/a-v1/slug", "/berth/slug" },
+        { "/h/apps/a/cache/", "/cache" },
+        { "/h", "<home>" },
+        { NULL, "<none>" }, { "", "<empty>" }, { "/", "<root>" },
+    };
+    size_t n = sizeof(v) / sizeof(*v);
+
+    ok(scrubs_to(v, n, "bind '/h/run/builds/a-v1/slug/app' onto '/app': Not a directory",
+                 "bind '/app' onto '/app': Not a directory"),
+       "the app dir is /app, not the work dir's name plus /slug/app");
+    ok(scrubs_to(v, n, "'/h/run/builds/a-v1/slug/app/x/y' is nested deeper than 256 levels",
+                 "'/app/x/y' is nested deeper than 256 levels"), "a path below a known dir keeps its tail");
+    ok(scrubs_to(v, n, "mount source '/h/run/builds/a-v1/slug' and /h/apps/a/cache",
+                 "mount source '/berth/slug' and /cache"), "every path of a message is hidden");
+    ok(scrubs_to(v, n, "creating '/h/run/builds/a-v1/c3': x", "creating '<build>/c3': x"),
+       "the rest of the work dir is <build>");
+    ok(scrubs_to(v, n, "/h/run/keeper.sock failed; /h", "<home>/run/keeper.sock failed; <home>"),
+       "anything else under the home is <home>");
+    ok(scrubs_to(v, n, "/h/run/builds/a-v12/c1 and /hx/y and /h2", "<home>/run/builds/a-v12/c1 and /hx/y and /h2"),
+       "a path matches up to a component's end only");
+    ok(scrubs_to(v, n, "a/h/run x-/h/y file:///h/z", "a/h/run x-/h/y file://<home>/z"),
+       "a path matches where a path name can start only");
+    ok(scrubs_to(v, n, "/usr/bin/env: 'x': No such file", "/usr/bin/env: 'x': No such file"),
+       "other paths are left as they are (empty, NULL and / entries are skipped)");
+    ok(scrubs_to(v, 0, "/h/run", "/h/run"), "no paths: the message unchanged");
+
+    ok(common_is("/h/run/builds/a-v1", "/h/apps/a/cache", "/h"), "the common dir of two paths");
+    ok(common_is("/h/ab", "/h/ac", "/h"), "... ends at a component's end");
+    ok(common_is("/h/a/", "/h/a/b", "/h/a"), "... without a trailing slash");
+    ok(common_is("/h/a", "/h/a", "/h/a"), "... of equal paths is the path");
+    ok(common_is("/x/a", "/y/a", NULL), "... is none when it would be /");
+    ok(common_is("/x/a", "relative", NULL), "... is none with a relative path");
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/berth-test-procfile-XXXXXX";
@@ -490,6 +554,7 @@ int main(void)
     test_procfile();
     test_release();
     test_lines();
+    test_hidden_paths();
     if (!tmp) {
         ok(0, "mkdtemp: %s", strerror(errno));
         return tap_done();
