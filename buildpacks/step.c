@@ -53,7 +53,7 @@ struct pump {
 };
 
 /* Why the loop stopped a step early. */
-enum stop_reason { STOP_NONE, STOP_STEP_TIMEOUT, STOP_DEADLINE, STOP_DISK };
+enum stop_reason { STOP_NONE, STOP_STEP_TIMEOUT, STOP_DEADLINE, STOP_DISK, STOP_TOO_DEEP };
 
 void build_describe_status(struct strbuf *out, int status)
 {
@@ -212,8 +212,9 @@ static int pump_until_exit(struct pump *p, struct runner_container *c, const str
             uint64_t used = 0;
 
             next_disk_check = now + DISK_WATCH_MS;
-            if (disk_used(ctx, state_dir, &used, NULL) == 0 && used > ctx->budget.disk_bytes) {
-                *ret_stop = STOP_DISK;
+            r = disk_used(ctx, state_dir, &used, NULL);
+            if (r == -ELOOP || (r == 0 && used > ctx->budget.disk_bytes)) {
+                *ret_stop = r == -ELOOP ? STOP_TOO_DEEP : STOP_DISK;
                 return 0;
             }
         }
@@ -251,6 +252,17 @@ static void format_duration(struct strbuf *out, unsigned seconds)
         strbuf_addf(out, "%u second%s", seconds, seconds == 1 ? "" : "s");
 }
 
+/*
+ * A tree nested deeper than the walks go (TREE_MAX_DEPTH) cannot be
+ * measured, so its size is unknown: the build stops rather than write on
+ * unwatched (the seal would refuse the slug anyway).
+ */
+static int too_deep(struct berth_error **err)
+{
+    return berth_error_plain(err, ELOOP, "the build nested directories deeper than the %d levels berth "
+                             "measures and keeps", RUNNER_TREE_MAX_DEPTH);
+}
+
 static int stopped_error(struct build_ctx *ctx, const struct build_step *step, enum stop_reason why,
                          struct berth_error **err)
 {
@@ -266,6 +278,8 @@ static int stopped_error(struct build_ctx *ctx, const struct build_step *step, e
     case STOP_DISK:
         return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
                                  (unsigned long long)(ctx->budget.disk_bytes >> 20));
+    case STOP_TOO_DEEP:
+        return too_deep(err);
     case STOP_NONE:
     default:
         return 0;
@@ -290,6 +304,7 @@ static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
     struct runner_usage u = { 0 };
     uint64_t used = 0;
     uint64_t limit = ctx->budget.disk_bytes;
+    int r;
 
     if (runner_container_usage(c, &u, NULL) == 0) {
         if (u.memory_peak_bytes > ctx->memory_peak)
@@ -298,8 +313,12 @@ static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
             return berth_error_plain(err, ENOMEM, "the build went over its memory limit of %llu MiB "
                                      "and was killed", (unsigned long long)(ctx->budget.memory_bytes >> 20));
     }
-    if ((status != 0 || step->watch_disk) && disk_used(ctx, state_dir, &used, NULL) == 0 &&
-        (used > limit || (status != 0 && used >= limit - limit / 100)))
+    if (status == 0 && !step->watch_disk)
+        return 0;
+    r = disk_used(ctx, state_dir, &used, NULL);
+    if (r == -ELOOP)
+        return too_deep(err);
+    if (r == 0 && (used > limit || (status != 0 && used >= limit - limit / 100)))
         return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
                                  (unsigned long long)(ctx->budget.disk_bytes >> 20));
     return 0;

@@ -372,7 +372,8 @@ int runner_container_usage(const struct runner_container *c, struct runner_usage
 /*
  * Removes a tree that containers wrote into (files owned by the tenant's
  * subordinate ids, which berth's own uid cannot delete) by running the
- * removal inside a user namespace with the same id mapping. Missing is fine.
+ * removal inside a user namespace with the same id mapping, however deep
+ * the tree is nested. Missing is fine.
  *
  * This and the two calls below run in a worker process of their own and
  * may take seconds on a big tree; the calling thread waits for the result,
@@ -396,10 +397,16 @@ int runner_remove_tree(struct runner *r, const char *path, unsigned long uid_bas
 int runner_seal_tree(struct runner *r, const char *path, unsigned long uid_base,
                      unsigned long gid_base, unsigned long id_count, struct berth_error **err);
 /*
+ * How deep the seal and the usage walk go: a tree nested deeper fails them
+ * with -ELOOP, naming it. runner_remove_tree() removes a tree of any depth.
+ */
+#define RUNNER_TREE_MAX_DEPTH 256
+/*
  * Disk space (st_blocks, each inode counted once, however many hard links
  * and listed trees name it) taken by the trees at paths (NULL-terminated;
  * missing ones count 0), measured in a user namespace with the tenant's
- * mapping so that no mode the tenant set can hide a directory.
+ * mapping so that no mode the tenant set can hide a directory. -ELOOP for
+ * a tree deeper than RUNNER_TREE_MAX_DEPTH.
  */
 int runner_tree_usage(struct runner *r, const char *const *paths, unsigned long uid_base,
                       unsigned long gid_base, unsigned long id_count, uint64_t *ret_bytes,

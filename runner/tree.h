@@ -25,9 +25,14 @@
 
 #include "common/error.h"
 #include "runner/proto.h"
+#include "runner/runner.h"
 
-/* Each level of a walk holds a directory fd; deeper trees are refused, not half-done silently. */
-#define TREE_MAX_DEPTH 256
+/*
+ * Each level of a walk holds a directory fd; the seal and the usage walk
+ * refuse deeper trees rather than half-do them silently, and the removal
+ * moves what lies deeper up (remove.c).
+ */
+#define TREE_MAX_DEPTH RUNNER_TREE_MAX_DEPTH
 
 /*
  * In the spawner: checks the request, clones the worker, writes its id maps

@@ -87,6 +87,14 @@ make_buildpack "$bp/appfile" "rm -rf /berth/slug/app && echo x >/berth/slug/app 
 put .buildpacks "file://$bp/appfile"
 bad_push "bin/detect makes the slug's app/ a file" "onto '/app': Not a directory"
 
+# Deeper than the walks measure: the build stops, and all of its tree is still removed from the host.
+make_buildpack "$bp/deep" 'echo Deep' \
+    'cd "$1" && i=0 && while [ $i -lt 300 ]; do mkdir d && cd d && i=$((i + 1)); done && echo bottom >f'
+put .buildpacks "file://$bp/deep"
+put Procfile 'web: sleep 600'
+bad_push "bin/compile nests directories 300 levels deep" \
+    " !     the build nested directories deeper than the 256 levels berth measures and keeps"
+
 # What bin/detect leaves instead of its status file is named in the output, not only in git's reason.
 make_buildpack "$bp/statuslink" \
     'd=$(basename "$(dirname "$(dirname "$0")")"); ln -s /tmp/elsewhere "/berth/out/detect-$d.status"; echo StatusLink' 'true'

@@ -324,6 +324,39 @@ static void test_usage(struct runner *rn)
     berth_error_release(&err);
 }
 
+/*
+ * A container nests directories far deeper than a walk holds fds for
+ * (TREE_MAX_DEPTH, 256): two chains of 700 and 400 levels, files and a mode
+ * 0 directory at the bottom. The usage walk refuses the depth by name; the
+ * removal moves the deep part up and removes all of it, so that nothing a
+ * build left can stay on the host's disk.
+ */
+static void test_remove_deep(struct runner *rn)
+{
+    _cleanup_free_ char *dir = open_dir("deep");
+    const char *argv[] = { "/bin/busybox", "sh", "-c",
+        "set -e; cd /data; for n in 700 400; do mkdir c$n; cd c$n; i=0; "
+        "while [ $i -lt $n ]; do mkdir d; cd d; i=$((i + 1)); done; "
+        "echo bottom >f; mkdir closed; echo x >closed/g; chmod 0 closed; cd /data; done", NULL };
+    const char *const paths[] = { dir, NULL };
+    struct berth_error *err = NULL;
+    uint64_t bytes = 0;
+    struct run r;
+    int ret;
+
+    run_with_dir(rn, "deep-write", dir, "/data", argv, &r);
+    t_ok(exited_with(&r, 0), "a container nested directories 700 and 400 levels deep");
+    run_release(&r);
+    ret = runner_tree_usage(rn, paths, uid_base, gid_base, 65536, &bytes, &err);
+    t_ok(ret == -ELOOP && strstr(berth_error_msg(&err), "deeper than 256"),
+         "the usage walk refuses the depth, saying so: %s", berth_error_msg(&err));
+    berth_error_release(&err);
+    ret = runner_remove_tree(rn, dir, uid_base, gid_base, 65536, &err);
+    t_ok(ret == 0 && access(dir, F_OK) < 0, "runner_remove_tree removes all of it%s%s", ret ? ": " : "",
+         berth_error_msg(&err));
+    berth_error_release(&err);
+}
+
 /* ------------------------------------------------------------------------
  * a long removal next to a spawn
  */
@@ -420,5 +453,6 @@ void test_trees(struct runner *rn)
     test_seal(rn);
     test_seal_device(rn);
     test_usage(rn);
+    test_remove_deep(rn);
     test_removal_vs_spawn(rn);
 }
