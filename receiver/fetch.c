@@ -12,8 +12,10 @@
  * so that a #ref may name a branch, a tag or any commit reachable from them
  * (servers need not serve a bare commit id in a want). A fetch is bounded
  * in size through the transfer-progress callback, which libgit2 aborts on
- * when it returns non-zero, and in time by that callback and by the socket
- * stream below, whose every wait ends at the fetch's deadline.
+ * when it returns non-zero, and in time by that callback, by the socket
+ * stream below, whose every wait (the name lookup included) ends at the
+ * fetch's deadline, and by a watchdog that shuts the fetch's sockets down
+ * at the deadline, for the waits that are not the stream's (libssh2's).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -68,19 +70,235 @@ static int on_progress(const git_indexer_progress *stats, void *payload)
  * slot, for ever. So the receiver registers (at its first fetch) its own
  * plain socket stream (git_stream_register(GIT_STREAM_STANDARD)), which
  * libgit2 1.5 uses for http:// and git://, and under its TLS layer for
- * https:// (not for ssh://: libssh2 has its own socket); each connect,
- * read and write waits in poll() no later than the deadline of the fetch
- * running on that thread. Name resolution (getaddrinfo) is not bounded.
- * The deadline is thread-local, not global: fetches of different builds
- * run at once, and libgit2 makes a fetch's streams on the calling thread.
+ * https://; each connect, read and write waits in poll() no later than
+ * the deadline of the fetch running on that thread. The deadline is
+ * thread-local, not global: fetches of different builds run at once, and
+ * libgit2 makes a fetch's streams on the calling thread.
+ *
+ * ssh:// connects through this stream too (libgit2 1.5's ssh transport
+ * calls git_socket_stream_new(), which takes the registered stream), but
+ * then hands the socket to libssh2, which reads and writes it itself and
+ * waits in its own poll() without a limit: libssh2_session_set_timeout()
+ * would not help, as libgit2 retries a handshake that returns
+ * LIBSSH2_ERROR_TIMEOUT, and it gives no access to the session anyway. So
+ * each fetch has a watchdog thread (fetch_watch below) that, at the
+ * deadline, shuts every socket of the fetch down: libssh2's poll() wakes,
+ * its recv() sees the end of the stream and the handshake, or read, fails.
+ * A socket is closed under the watchdog's lock, so it never shuts an fd
+ * that was closed and reused meanwhile.
  */
 static __thread time_t stream_deadline;     /* 0: no fetch on this thread, no limit */
 
+/*
+ * libgit2 1.5's ssh transport reads the socket out of the stream it is
+ * given as a git_socket_stream (its streams/socket.h: the git_stream, host,
+ * port, then the socket as an int): this struct keeps that layout, or
+ * ssh:// would hand libssh2 a wrong descriptor.
+ */
 struct deadline_stream {
     git_stream parent;
     char *host, *port;
     int fd;
 };
+
+/* ---- the watchdog: a fetch's sockets shut down at its deadline ----------- */
+
+#define WATCH_MAX_SOCKETS 8     /* libgit2 holds one connection at a time (two across a redirect) */
+
+struct fetch_watch {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    time_t deadline;
+    bool done, fired;
+    int fds[WATCH_MAX_SOCKETS];
+    size_t n_fds;
+    pthread_t thread;
+};
+
+static __thread struct fetch_watch *current_watch;      /* the fetch running on this thread */
+
+static void *watch_run(void *arg)
+{
+    struct fetch_watch *w = arg;
+    struct timespec at = { .tv_sec = w->deadline };
+
+    pthread_mutex_lock(&w->lock);
+    while (!w->done && pthread_cond_timedwait(&w->wake, &w->lock, &at) != ETIMEDOUT)
+        ;
+    if (!w->done) {
+        w->fired = true;
+        for (size_t i = 0; i < w->n_fds; i++)
+            (void)shutdown(w->fds[i], SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static int watch_start(struct fetch_watch *w, time_t deadline)
+{
+    int k;
+
+    memset(w, 0, sizeof(*w));
+    w->deadline = deadline;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wake, NULL);
+    k = pthread_create(&w->thread, NULL, watch_run, w);
+    if (k != 0) {
+        pthread_cond_destroy(&w->wake);
+        pthread_mutex_destroy(&w->lock);
+        return -k;
+    }
+    current_watch = w;
+    return 0;
+}
+
+static void watch_stop(struct fetch_watch *w)
+{
+    current_watch = NULL;
+    pthread_mutex_lock(&w->lock);
+    w->done = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->lock);
+    (void)pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->wake);
+    pthread_mutex_destroy(&w->lock);
+}
+
+/* Puts a connected socket under this thread's watchdog: -1 (libgit2's error set) once it has fired. */
+static int watch_add(int fd)
+{
+    struct fetch_watch *w = current_watch;
+    int k = 0;
+
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&w->lock);
+    if (w->fired || w->n_fds == WATCH_MAX_SOCKETS) {
+        git_error_set(GIT_ERROR_NET, "connecting: %s", w->fired ? "timed out" : "too many connections");
+        k = -1;
+    } else {
+        w->fds[w->n_fds++] = fd;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return k;
+}
+
+/* Closes a socket, taking it from the watchdog first under its lock. */
+static void watch_close(int fd)
+{
+    struct fetch_watch *w = current_watch;
+
+    if (w)
+        pthread_mutex_lock(&w->lock);
+    for (size_t i = 0; w && i < w->n_fds; i++)
+        if (w->fds[i] == fd) {
+            w->fds[i] = w->fds[--w->n_fds];
+            break;
+        }
+    close(fd);
+    if (w)
+        pthread_mutex_unlock(&w->lock);
+}
+
+/* ---- name resolution within the deadline --------------------------------- */
+
+/*
+ * getaddrinfo() has no timeout of its own. glibc's DNS lookups do end, per
+ * resolv.conf (timeout:5 attempts:2 per server and per search domain: up
+ * to minutes with three servers and a search list), but other NSS modules
+ * may wait for ever. So the lookup runs in glibc's getaddrinfo_a(), on one
+ * of glibc's helper threads (at most 20, the rest queued), and the fetch
+ * waits in gai_suspend() no later than its deadline. A lookup still
+ * queued then is cancelled; one already running cannot be (gai_cancel()
+ * says EAI_NOTCANCELED) and glibc writes into its request when it ends, so
+ * the request stays allocated on a list of abandoned lookups, freed by a
+ * later lookup once gai_error() says glibc is done with it.
+ */
+struct lookup {
+    struct gaicb cb;
+    struct addrinfo hints;
+    char *host, *port;
+    struct lookup *next;
+};
+
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lookup *abandoned;
+
+static void lookup_free(struct lookup *l)
+{
+    if (l->cb.ar_result)
+        freeaddrinfo(l->cb.ar_result);
+    free(l->host);
+    free(l->port);
+    free(l);
+}
+
+static void reap_abandoned(void)
+{
+    pthread_mutex_lock(&abandoned_lock);
+    for (struct lookup **pp = &abandoned; *pp;) {
+        struct lookup *l = *pp;
+
+        if (gai_error(&l->cb) == EAI_INPROGRESS) {
+            pp = &l->next;
+            continue;
+        }
+        *pp = l->next;
+        lookup_free(l);
+    }
+    pthread_mutex_unlock(&abandoned_lock);
+}
+
+/* Gives up on a lookup at the deadline: cancelled, or left to glibc until it is done. */
+static void lookup_abandon(struct lookup *l)
+{
+    if (gai_cancel(&l->cb) != EAI_NOTCANCELED) {
+        /* EAI_CANCELED: it never ran; EAI_ALLDONE: it has just ended. */
+        lookup_free(l);
+        return;
+    }
+    pthread_mutex_lock(&abandoned_lock);
+    l->next = abandoned;
+    abandoned = l;
+    pthread_mutex_unlock(&abandoned_lock);
+}
+
+/* getaddrinfo() of host:port within stream_deadline: 0, or an EAI_* code (-1: timed out). */
+static int resolve_host(const char *host, const char *port, struct addrinfo **ret)
+{
+    struct lookup *l = xcalloc(1, sizeof(*l));
+    struct gaicb *list[] = { &l->cb };
+    int k;
+
+    reap_abandoned();
+    l->host = xstrdup(host);
+    l->port = xstrdup(port);
+    l->hints.ai_socktype = SOCK_STREAM;
+    l->cb.ar_name = l->host;
+    l->cb.ar_service = l->port;
+    l->cb.ar_request = &l->hints;
+    k = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+    if (k != 0) {
+        lookup_free(l);
+        return k;
+    }
+    while ((k = gai_error(&l->cb)) == EAI_INPROGRESS) {
+        time_t left = stream_deadline - time(NULL);
+        struct timespec wait = { .tv_sec = left };
+
+        if (stream_deadline && left <= 0) {
+            lookup_abandon(l);
+            return -1;
+        }
+        (void)gai_suspend((const struct gaicb *const *)list, 1, stream_deadline ? &wait : NULL);
+    }
+    if (k == 0) {
+        *ret = l->cb.ar_result;
+        l->cb.ar_result = NULL;
+    }
+    lookup_free(l);
+    return k;
+}
 
 /* Waits for `events` on fd until the deadline: 0 ready, -1 with libgit2's error set. */
 static int stream_wait(int fd, short events, const char *what)
@@ -105,11 +323,12 @@ static int stream_wait(int fd, short events, const char *what)
 static int stream_connect(git_stream *stream)
 {
     struct deadline_stream *st = (struct deadline_stream *)stream;
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *info = NULL;
-    int k = getaddrinfo(st->host, st->port, &hints, &info);
+    struct addrinfo *info = NULL;
+    int k = resolve_host(st->host, st->port, &info);
 
     if (k != 0) {
-        git_error_set(GIT_ERROR_NET, "failed to resolve address for %s: %s", st->host, gai_strerror(k));
+        git_error_set(GIT_ERROR_NET, "failed to resolve address for %s: %s", st->host,
+                      k == -1 ? "timed out" : gai_strerror(k));
         return -1;
     }
     for (struct addrinfo *a = info; a && st->fd < 0; a = a->ai_next) {
@@ -129,6 +348,11 @@ static int stream_connect(git_stream *stream)
         }
     }
     freeaddrinfo(info);
+    if (st->fd >= 0 && watch_add(st->fd) < 0) {
+        close(st->fd);
+        st->fd = -1;
+        return -1;
+    }
     if (st->fd >= 0)
         return 0;
     git_error_set(GIT_ERROR_NET, "failed to connect to %s: %s", st->host,
@@ -171,7 +395,7 @@ static int stream_close(git_stream *stream)
     struct deadline_stream *st = (struct deadline_stream *)stream;
 
     if (st->fd >= 0)
-        close(st->fd);
+        watch_close(st->fd);
     st->fd = -1;
     return 0;
 }
@@ -251,6 +475,7 @@ static int fetch(git_repository *repo, const char *url, int seconds, struct bert
     const git_strarray refspecs = { specs, sizeof(specs) / sizeof(*specs) };
     git_fetch_options opts = GIT_FETCH_OPTIONS_INIT;
     struct fetch_limits limits = { .deadline = time(NULL) + seconds };
+    struct fetch_watch watch;
     git_remote *remote = NULL;
     int k;
 
@@ -265,12 +490,18 @@ static int fetch(git_repository *repo, const char *url, int seconds, struct bert
     opts.prune = GIT_FETCH_PRUNE;
     opts.callbacks.transfer_progress = on_progress;
     opts.callbacks.payload = &limits;
+    if ((k = watch_start(&watch, limits.deadline)) < 0) {
+        git_remote_free(remote);
+        return berth_error_make(err, -k, "starting the fetch's watchdog");
+    }
     stream_deadline = limits.deadline;
     k = git_remote_fetch(remote, &refspecs, &opts, NULL);
     stream_deadline = 0;
+    /* The remote's streams are closed (under the watchdog) before it stops. */
     git_remote_free(remote);
-    /* The stream gave up at the deadline, or the progress callback did. */
-    limits.too_slow |= k < 0 && time(NULL) >= limits.deadline;
+    watch_stop(&watch);
+    /* The stream gave up at the deadline, or the watchdog, or the progress callback did. */
+    limits.too_slow |= k < 0 && (watch.fired || time(NULL) >= limits.deadline);
     if (k < 0 && limits.too_big)
         return berth_error_plain(err, EFBIG, "cannot fetch '%s': it is larger than %u MiB", url,
                                  FETCH_MAX_BYTES >> 20);

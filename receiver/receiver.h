@@ -104,9 +104,9 @@ int receiver_push_export(struct receiver_push *push, const char *commit_hex, con
  * a time per cache), resolves `ref` (a branch, tag or commit id; NULL: the
  * remote's HEAD) and writes that commit's tree into dest_dir with the same
  * safe export as pushes. *ret_commit (malloc'ed) is the commit's hex id.
- * A fetch is capped at 256 MiB and 5 minutes: every connect, read and
- * write waits no later than the deadline (the name lookup aside, which
- * getaddrinfo() does unbounded).
+ * A fetch is capped at 256 MiB and 5 minutes: every name lookup,
+ * connect, read and write waits no later than the deadline, over ssh://
+ * too (fetch.c).
  */
 int receiver_fetch_tree(const char *url, const char *ref, const char *cache_dir,
                         const char *dest_dir, char **ret_commit, struct berth_error **err);

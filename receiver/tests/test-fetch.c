@@ -4,13 +4,25 @@
  * accepts the connection (the kernel completes the handshake on a
  * listening socket nobody accepts on) and never answers must not hold the
  * fetch past its deadline, over http://, https:// (libgit2's TLS over
- * that stream) and git://. Without the receiver's socket stream, libgit2
- * 1.5 would wait for ever here. And a fetch that the server does answer
- * (git daemon, when installed) still goes through that stream.
+ * that stream), git:// and ssh:// (libssh2 waiting for the server's
+ * banner on its own, until the watchdog shuts the socket down). Without
+ * the receiver's socket stream, libgit2 1.5 would wait for ever here. A
+ * name server that never answers must not hold the fetch either: in a
+ * user, mount and network namespace of its own, a child points
+ * /etc/resolv.conf at a silent UDP socket on 127.0.0.1:53 (with glibc told
+ * to wait 30 s per try, 5 tries) and fetches from a name. And a fetch
+ * that the server does answer (git daemon, when installed) still goes
+ * through that stream.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +89,103 @@ static pid_t start_daemon(const char *base, unsigned *ret_port)
     return -1;
 }
 
+/* Writes `text` to the file at path: 0 or -1. */
+static int put(const char *path, const char *text)
+{
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+    return fd >= 0 && write_all(fd, text, strlen(text)) == 0 ? 0 : -1;
+}
+
+/*
+ * In a child of its own user, mount and network namespace: loopback up, a
+ * UDP socket on 127.0.0.1:53 that reads nothing, and a resolv.conf naming
+ * it bound over /etc/resolv.conf. Returns the socket, or -1 when the
+ * namespaces cannot be had here.
+ */
+static int silent_name_server(const char *tmp)
+{
+    _cleanup_free_ char *conf = xasprintf("%s/resolv.conf", tmp);
+    _cleanup_free_ char *map = xasprintf("0 %u 1", (unsigned)getuid());
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(53),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct ifreq ifr = { .ifr_name = "lo" };
+    _cleanup_close_ int ctl = -1;
+    int fd;
+
+    if (put(conf, "nameserver 127.0.0.1\noptions timeout:30 attempts:5\n") < 0
+        || unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) < 0 || put("/proc/self/setgroups", "deny") < 0
+        || put("/proc/self/uid_map", map) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0
+        || mount(conf, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+        return -1;
+    ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (ctl < 0 || ioctl(ctl, SIOCGIFFLAGS, &ifr) < 0)
+        return -1;
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(ctl, SIOCSIFFLAGS, &ifr) < 0)
+        return -1;
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+        return -1;
+    return fd;
+}
+
+/*
+ * A fetch from a name the silent name server is asked about, in a child:
+ * "skip", or the fetch's result, seconds taken and message, through a pipe.
+ */
+static void name_lookup_times_out(const char *tmp)
+{
+    char buf[512] = "";
+    int pipefd[2], status = 0;
+    pid_t pid;
+    ssize_t n;
+
+    if (pipe2(pipefd, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+        ok(false, "name lookup: fork failed");
+        return;
+    }
+    if (pid == 0) {
+        _cleanup_error_ struct berth_error *err = NULL;
+        _cleanup_free_ char *cache = xasprintf("%s/cache-dns", tmp);
+        _cleanup_free_ char *dest = xasprintf("%s/dest-dns", tmp);
+        _cleanup_free_ char *line = NULL;
+        char *commit = NULL;
+        time_t start;
+        int r;
+
+        close(pipefd[0]);
+        if (silent_name_server(tmp) < 0) {
+            line = xasprintf("skip %s", strerror(errno));
+        } else {
+            start = time(NULL);
+            r = fetch_tree_within("http://buildpack.example.com/bp.git", NULL, cache, dest, 2, &commit, &err);
+            line = xasprintf("%d %ld %s", r, (long)(time(NULL) - start), err ? berth_error_msg(&err) : "");
+        }
+        (void)write_all(pipefd[1], line, strlen(line));
+        _exit(0);
+    }
+    close(pipefd[1]);
+    n = read(pipefd[0], buf, sizeof(buf) - 1);
+    close(pipefd[0]);
+    waitpid(pid, &status, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    if (!strncmp(buf, "skip", 4)) {
+        ok(true, "# SKIP no user and network namespace for a name server of our own (%s)", buf + 5);
+        ok(true, "# SKIP");
+        return;
+    }
+    {
+        int r = 0;
+        long secs = -1;
+        int used = 0;
+
+        (void)sscanf(buf, "%d %ld %n", &r, &secs, &used);
+        ok(r == -ETIMEDOUT, "a name server that never answers times out the fetch: %s", buf + used);
+        ok(secs >= 0 && secs <= 6, "... at the deadline (%ld s for 2)", secs);
+    }
+}
+
 /* A bare repository at `path` whose main holds one file, README. */
 static int make_source(const char *path)
 {
@@ -108,7 +217,7 @@ int main(void)
 {
     _cleanup_error_ struct berth_error *err = NULL;
     char tmp[] = "/tmp/receiver-fetch-test-XXXXXX";
-    static const char *const schemes[] = { "http", "https", "git" };
+    static const char *const schemes[] = { "http", "https", "git", "ssh" };
     unsigned port = 0;
     int fd;
 
@@ -131,6 +240,7 @@ int main(void)
         free(commit);
     }
     close(fd);
+    name_lookup_times_out(tmp);
     {
         _cleanup_free_ char *src = xasprintf("%s/src.git", tmp);
         _cleanup_free_ char *readme = xasprintf("%s/fetched/README", tmp);
