@@ -22,6 +22,7 @@
 #include "common/cleanup.h"
 #include "common/fileio.h"
 #include "common/xalloc.h"
+#include "receiver/packscan.h"
 #include "receiver/push.h"
 #include "receiver/update.h"
 #include "common/banned.h"
@@ -315,10 +316,14 @@ static int make_quarantine(struct receiver_push *p, char **ret_pack, struct bert
     return 0;
 }
 
-/* Streams the pack from r into the indexer, within the push's byte and object limits. */
+/*
+ * Streams the pack from r into the indexer, within the push's byte and
+ * object limits; each buffer is scanned (packscan.c) before the indexer
+ * has it, so an object over a cap is refused before libgit2 would build it.
+ */
 static int feed_indexer(struct receiver_push *p, struct pkt_reader *r, git_indexer *idx,
-                        const struct index_progress *ip, git_indexer_progress *stats,
-                        struct berth_error **err)
+                        struct pack_scan *scan, const struct index_progress *ip,
+                        git_indexer_progress *stats, struct berth_error **err)
 {
     uint64_t max_bytes = p->opts->max_request_bytes ? p->opts->max_request_bytes : PUSH_DEFAULT_MAX_BYTES;
     _cleanup_free_ char *buf = xmalloc(65536);
@@ -331,6 +336,8 @@ static int feed_indexer(struct receiver_push *p, struct pkt_reader *r, git_index
         if (got > max_bytes)
             return berth_error_plain(err, EFBIG, "push too large (over the limit of %llu bytes)",
                                      (unsigned long long)max_bytes);
+        if ((k = pack_scan_feed(scan, (const unsigned char *)buf, (size_t)n, err)) < 0)
+            return k;
         k = git_indexer_append(idx, buf, (size_t)n, stats);
         if (k < 0 && ip->too_many)
             return berth_error_plain(err, E2BIG, "push of %u objects is over the limit of %zu objects",
@@ -378,8 +385,13 @@ static int finish_pack(struct receiver_push *p, git_indexer *idx, git_odb *odb,
 /* Indexes the pack that follows the commands into a fresh quarantine. */
 static int ingest_pack(struct receiver_push *p, struct pkt_reader *r, struct berth_error **err)
 {
+    static const struct pack_limits limits = {
+        .max_commit = PUSH_MAX_COMMIT_BYTES, .max_tree = PUSH_MAX_TREE_BYTES,
+        .max_built = PUSH_MAX_BUILT_BYTES, .max_total = PUSH_MAX_TOTAL_BYTES,
+    };
     git_indexer_options o = GIT_INDEXER_OPTIONS_INIT;
     struct index_progress ip = { .p = p, .last_pct = 0 };
+    struct pack_scan scan;
     git_indexer_progress stats = { 0 };
     git_indexer *idx = NULL;
     git_odb *odb = NULL;
@@ -403,10 +415,12 @@ static int ingest_pack(struct receiver_push *p, struct pkt_reader *r, struct ber
     ip.max_objects = p->opts->max_objects ? p->opts->max_objects : PUSH_DEFAULT_MAX_OBJECTS;
     /* The repository's odb lets the indexer complete a thin pack from bases we have. */
     k = git_indexer_new(&idx, qpack, 0, odb, &o);
+    pack_scan_init(&scan, &limits, odb);
     if (k < 0)
         k = git_to_berth_error(err, k, "starting indexer");
-    else if ((k = feed_indexer(p, r, idx, &ip, &stats, err)) == 0)
+    else if ((k = feed_indexer(p, r, idx, &scan, &ip, &stats, err)) == 0)
         k = finish_pack(p, idx, odb, &stats, err);
+    pack_scan_release(&scan);
     git_indexer_free(idx);
     git_odb_free(odb);
     return k;

@@ -25,6 +25,29 @@
 #define PUSH_DEFAULT_MAX_BYTES ((uint64_t)512 << 20)
 #define PUSH_DEFAULT_MAX_OBJECTS 1000000
 
+/*
+ * Caps on single objects, for what libgit2 and git read whole (commits and
+ * trees always; any object built from a delta, and that delta's base),
+ * checked from the headers before anything is built: as a pack streams in
+ * (packscan.c) and before the export looks an object up (export.c). git
+ * itself sets none; these sit far above what real repositories hold:
+ * - a commit or annotated tag of 4 MiB: linux.git's longest commit message
+ *   is some tens of KB, and a commit has one line per parent;
+ * - a tree of 16 MiB: about 300,000 entries in one directory; the biggest
+ *   tree of a huge monorepo is a few MB, and git is unusable long before;
+ * - an object built from a delta, or serving as a delta's base, of 100 MiB:
+ *   GitHub refuses any file over 100 MiB, and git's own pack-objects does
+ *   not deltify files over core.bigFileThreshold (512 MiB), so a larger
+ *   file reaches the receiver stored whole, which libgit2 streams;
+ * - all objects of a pack summed, 64 GiB: what indexing inflates and hashes
+ *   (about a minute of CPU); a 512 MiB pack of real history inflates to a
+ *   few GB, but a zlib stream of zeros inflates a thousandfold.
+ */
+#define PUSH_MAX_COMMIT_BYTES ((uint64_t)4 << 20)
+#define PUSH_MAX_TREE_BYTES ((uint64_t)16 << 20)
+#define PUSH_MAX_BUILT_BYTES ((uint64_t)100 << 20)
+#define PUSH_MAX_TOTAL_BYTES ((uint64_t)64 << 30)
+
 #define RECEIVER_CAPS "report-status delete-refs side-band-64k quiet atomic ofs-delta " \
                       "push-options object-format=sha1 agent=berth/0.1"
 

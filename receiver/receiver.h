@@ -7,9 +7,12 @@
  * checked afterwards by git rev-list, update.c) into
  * a quarantine directory, asks the deploy callback whether the push may
  * land, and only then moves the pack into the repository and updates the
- * refs with an old-value check. Everything the deploy prints reaches the git
- * client as `remote: ...` lines on side-band 2; the report-status goes out
- * on side-band 1.
+ * refs with an old-value check. Objects libgit2 or git would read whole
+ * (commits, trees, anything a delta builds) are held to caps (push.h),
+ * checked from their headers as the pack streams in, and an export counts
+ * what it would write before it writes. Everything the deploy prints
+ * reaches the git client as `remote: ...` lines on side-band 2; the
+ * report-status goes out on side-band 1.
  *
  * It serves clone and fetch back too (upload-pack, protocol v0, packs
  * from libgit2's pack builder).

@@ -52,10 +52,15 @@ fuzz fuzz-parse "$src/router/tests/parse-corpus" "$src/router/parse.c" "$src/rou
     "$src/common/strbuf.c" "$src/common/xalloc.c"
 # The receiver's: the pkt-line reader and receive-pack's command list, capabilities and push options.
 fuzz fuzz-commands "$src/receiver/tests/commands-corpus" "$src/receiver/tests/fuzz-commands.c" \
-    "$src/receiver/pktline.c" "$src/receiver/push.c" "$src/receiver/update.c" "$src/receiver/repo.c" \
-    "$src/common/strbuf.c" "$src/common/xalloc.c" "$src/common/error.c" "$src/common/fileio.c" -lgit2
+    "$src/receiver/pktline.c" "$src/receiver/push.c" "$src/receiver/packscan.c" "$src/receiver/update.c" \
+    "$src/receiver/repo.c" "$src/common/strbuf.c" "$src/common/xalloc.c" "$src/common/error.c" \
+    "$src/common/fileio.c" -lgit2 -lz
 # upload-pack's wants, haves and done against a one-commit repository (clone and fetch back).
 fuzz fuzz-upload "$src/receiver/tests/upload-corpus" "$src/receiver/tests/fuzz-upload.c" "$src/receiver/upload.c" \
-    "$src/receiver/pktline.c" "$src/receiver/push.c" "$src/receiver/update.c" "$src/receiver/repo.c" \
-    "$src/common/strbuf.c" "$src/common/xalloc.c" "$src/common/error.c" "$src/common/fileio.c" -lgit2
+    "$src/receiver/pktline.c" "$src/receiver/push.c" "$src/receiver/packscan.c" "$src/receiver/update.c" \
+    "$src/receiver/repo.c" "$src/common/strbuf.c" "$src/common/xalloc.c" "$src/common/error.c" \
+    "$src/common/fileio.c" -lgit2 -lz
+# The scan of a pushed pack (object and delta headers, the caps), fed in pieces of every size.
+fuzz fuzz-packscan "$src/receiver/tests/packscan-corpus" "$src/receiver/tests/fuzz-packscan.c" \
+    "$src/receiver/packscan.c" "$src/common/strbuf.c" "$src/common/xalloc.c" "$src/common/error.c" -lgit2 -lz
 echo "1..$n"

@@ -12,7 +12,8 @@
 # one key one tenant, list, remove), berth commands over ssh, and
 # cross-tenant refusals. Bad input: malformed and oversized pkt-lines, a
 # truncated pack, invalid ref names, a stale old value, a client gone in
-# the middle of the pack (HTTP and ssh), an unknown key, shell
+# the middle of the pack (HTTP and ssh), a commit over its size cap and a
+# tree bomb (with berth serve's peak memory), an unknown key, shell
 # metacharacters: each refused with a clear message, the refs as they
 # were, no quarantine left. Prints TAP.
 set -euo pipefail
@@ -149,6 +150,25 @@ time.sleep(0.3)
 s.close()
 EOF
 sleep 0.5
+# Objects over the receiver's caps (receiver/push.h), by the real git client:
+# a commit of 5 MiB (refused as the pack streams in) and, to the deploy
+# branch, a tree naming a billion files through four small trees (refused
+# by the export, before anything is built or written): each refused with a
+# clear message while berth serve's peak memory hardly moves.
+serve_hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$serve_pid/status"; }
+hwm0=$(serve_hwm)
+head -c $((5 << 20)) /dev/zero | tr '\0' m >"$TEST_DIR/msg"
+id_git() { git -C "$src" -c user.email=t@example.com -c user.name=test "$@"; }
+run_git git -C "$src" push "$URL" "$(id_git commit-tree -p main -F "$TEST_DIR/msg" 'main^{tree}'):refs/heads/big"
+check "a commit of 5 MiB is refused" test "$rc" != 0
+check "... saying why" contains "$out" "is over the limit of 4194304 bytes"
+t=$(printf '100644 blob %s\tf\n' "$(git -C "$src" rev-parse main:d0/f0)" | git -C "$src" mktree)
+for _ in 1 2 3; do t=$(for i in $(seq -w 0 999); do printf '040000 tree %s\td%s\n' "$t" "$i"; done | git -C "$src" mktree); done
+run_git timeout 120 git -C "$src" push "$URL" "$(id_git commit-tree -p main -m bomb "$t"):refs/heads/main"
+check "a tree of a billion files pushed to the deploy branch is refused" test "$rc" != 0
+check "... saying why" contains "$out" "the tree holds more than 1000000 files and directories"
+check "... and berth serve's peak RSS grew by under 64 MiB ($hwm0 -> $(serve_hwm) KiB)" \
+    test "$(serve_hwm)" -lt $((hwm0 + 64 * 1024))
 check "after every bad push the refs are as they were" test "$(refs)" = "$before"
 check "... and no quarantine or spooled body is left" no_quarantine
 check "... and the repository passes fsck --strict" git --git-dir="$BARE" fsck --strict --no-progress

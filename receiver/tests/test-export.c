@@ -2,8 +2,12 @@
 /*
  * Unit tests for receiver_push_export(): file modes, symlinks (created as
  * links, never followed; a target past PATH_MAX refused unread),
- * subdirectories, submodule entries, and refusal of hand-crafted trees
- * whose entry names would escape the target directory.
+ * subdirectories, submodule entries, refusal of hand-crafted trees
+ * whose entry names would escape the target directory, and the caps: a
+ * commit or tree over its size cap refused from its header, unread, and a
+ * tree naming a billion files through four small trees, or nested trees
+ * adding up past the cap on one path, refused at once, before anything is
+ * written.
  * Builds a throw-away bare repository with libgit2 in a mktemp directory.
  */
 #include <errno.h>
@@ -12,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -77,14 +82,15 @@ static bool file_is(const char *path, const char *content, mode_t mode)
 }
 
 /* A blob of `size` zero bytes, written in pieces so that the test itself never holds it. */
-static git_oid zero_blob(git_repository *repo, size_t size)
+/* An object of `type` holding `size` zero bytes, written as a stream (never whole in memory). */
+static git_oid zero_object(git_repository *repo, size_t size, git_object_t type)
 {
     static const char zeros[1 << 16];
     git_odb *odb = NULL;
     git_odb_stream *ws = NULL;
     git_oid id;
 
-    if (git_repository_odb(&odb, repo) < 0 || git_odb_open_wstream(&ws, odb, size, GIT_OBJECT_BLOB) < 0)
+    if (git_repository_odb(&odb, repo) < 0 || git_odb_open_wstream(&ws, odb, size, type) < 0)
         abort();
     for (size_t done = 0; done < size; done += sizeof(zeros))
         if (git_odb_stream_write(ws, zeros, sizeof(zeros) < size - done ? sizeof(zeros) : size - done) < 0)
@@ -114,7 +120,7 @@ static void big_symlink_refused(struct receiver_push *push, const char *tmp)
     _cleanup_free_ char *dest = xasprintf("%s/biglink", tmp);
     _cleanup_free_ char *c = NULL;
     git_treebuilder *tb = NULL;
-    git_oid id = zero_blob(push->repo, (size_t)64 << 20), tree_id;
+    git_oid id = zero_object(push->repo, (size_t)64 << 20, GIT_OBJECT_BLOB), tree_id;
     unsigned long before;
 
     (void)git_treebuilder_new(&tb, push->repo, NULL);
@@ -126,6 +132,116 @@ static void big_symlink_refused(struct receiver_push *push, const char *tmp)
     ok(c && receiver_push_export(push, c, dest, &err) == -ENAMETOOLONG,
        "a symlink entry with a 64 MiB target is refused: %s", berth_error_msg(&err));
     ok(before && peak_rss_kib() < before + 16 * 1024, "... without reading it (peak RSS %lu -> %lu KiB)", before,
+       peak_rss_kib());
+}
+
+/* Appends a raw tree entry: mode, name, id. */
+static void entry(struct strbuf *sb, const char *mode, const char *name, const git_oid *id)
+{
+    strbuf_addf(sb, "%s %s", mode, name);
+    strbuf_addch(sb, '\0');
+    strbuf_add(sb, id->id, GIT_OID_RAWSZ);
+}
+
+static git_oid write_tree_object(git_repository *repo, const struct strbuf *sb)
+{
+    git_odb *odb = NULL;
+    git_oid out;
+
+    if (git_repository_odb(&odb, repo) < 0 || git_odb_write(&out, odb, sb->buf, sb->len, GIT_OBJECT_TREE) < 0)
+        abort();
+    git_odb_free(odb);
+    return out;
+}
+
+/* A new tree of `n` entries d000... all naming `id` (a tree, or a file). */
+static git_oid fan_out(git_repository *repo, const git_oid *id, bool is_tree, int n)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    char name[16];
+
+    for (int i = 0; i < n; i++) {
+        (void)snprintf(name, sizeof(name), "d%03d", i);
+        entry(&sb, is_tree ? "40000" : "100644", name, id);
+    }
+    return write_tree_object(repo, &sb);
+}
+
+/* A commit whose tree names one 1-byte file a billion times through four small trees: refused unwritten. */
+static void tree_bomb_refused(struct receiver_push *push, const char *tmp)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *dest = xasprintf("%s/bomb", tmp);
+    _cleanup_free_ char *c = NULL;
+    git_oid id = blob(push->repo, "x");
+    time_t start = time(NULL);
+    struct stat st;
+
+    id = fan_out(push->repo, &id, false, 1000);
+    for (int level = 0; level < 2; level++)
+        id = fan_out(push->repo, &id, true, 1000);
+    c = commit_of(push->repo, &id);
+    ok(c && receiver_push_export(push, c, dest, &err) == -EFBIG, "a tree of a billion files is refused: %s",
+       berth_error_msg(&err));
+    ok(time(NULL) - start < 10, "... at once (%ld s)", (long)(time(NULL) - start));
+    ok(stat(dest, &st) == 0 && st.st_nlink == 2, "... before anything is written");
+}
+
+/* A valid tree of about `size` bytes: files f0000000... (200-byte names) all `file`, and `sub` as "sub" (unless NULL). */
+static git_oid tree_of_size(git_repository *repo, const git_oid *file, const git_oid *sub, size_t size)
+{
+    _cleanup_strbuf_ struct strbuf sb = STRBUF_INIT;
+    char name[256];
+
+    for (int i = 0; sb.len < size; i++) {
+        (void)snprintf(name, sizeof(name), "f%07d%0192d", i, 0);     /* 228 bytes an entry: few entries */
+        entry(&sb, "100644", name, file);
+    }
+    if (sub)
+        entry(&sb, "40000", "sub", sub);
+    return write_tree_object(repo, &sb);
+}
+
+/* Three nested trees of 12 MiB each (each under the 16 MiB cap): 36 MiB held at once, refused unwritten. */
+static void nested_big_trees_refused(struct receiver_push *push, const char *tmp)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *dest = xasprintf("%s/nested", tmp);
+    _cleanup_free_ char *c = NULL;
+    git_oid file = blob(push->repo, "n"), t = tree_of_size(push->repo, &file, NULL, (size_t)12 << 20);
+    struct stat st;
+
+    for (int i = 0; i < 2; i++)
+        t = tree_of_size(push->repo, &file, &t, (size_t)12 << 20);
+    c = commit_of(push->repo, &t);
+    ok(c && receiver_push_export(push, c, dest, &err) == -EFBIG && strstr(berth_error_msg(&err), "on one path"),
+       "three nested trees of 12 MiB are refused: %s", berth_error_msg(&err));
+    ok(stat(dest, &st) == 0 && st.st_nlink == 2, "... before anything is written");
+}
+
+/*
+ * A commit, and a subtree, each of 64 MiB (zeros: the header is all that
+ * is read): refused from the header, never read whole.
+ */
+static void big_commit_and_tree_refused(struct receiver_push *push, const char *tmp)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *dest = xasprintf("%s/bigobj", tmp);
+    _cleanup_free_ char *c = NULL;
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid big_commit = zero_object(push->repo, (size_t)64 << 20, GIT_OBJECT_COMMIT);
+    git_oid big_tree = zero_object(push->repo, (size_t)64 << 20, GIT_OBJECT_TREE);
+    git_oid top = fan_out(push->repo, &big_tree, true, 1);
+    unsigned long before = peak_rss_kib();
+
+    git_oid_tostr(hex, sizeof(hex), &big_commit);
+    ok(receiver_push_export(push, hex, dest, &err) == -EFBIG, "a 64 MiB commit is refused: %s",
+       berth_error_msg(&err));
+    berth_error_release(&err);
+    c = commit_of(push->repo, &top);
+    ok(c && receiver_push_export(push, c, dest, &err) == -EFBIG, "a 64 MiB subtree is refused: %s",
+       berth_error_msg(&err));
+    ok(before && peak_rss_kib() < before + 16 * 1024, "... neither read (peak RSS %lu -> %lu KiB)", before,
        peak_rss_kib());
 }
 
@@ -242,6 +358,9 @@ int main(void)
        "missing commit is an error: %s", berth_error_msg(&err));
 
     big_symlink_refused(&push, tmp);
+    tree_bomb_refused(&push, tmp);
+    big_commit_and_tree_refused(&push, tmp);
+    nested_big_trees_refused(&push, tmp);
 
     push_release(&push);
     (void)rm_rf(tmp, NULL);

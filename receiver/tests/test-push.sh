@@ -90,7 +90,7 @@ git commit -qm one
 git push --progress "$URL" main 2>&1 | stamp >"$T/push1.log" || true
 ok "first push creates the branch" grep -q '\* \[new branch\] *main -> main' "$T/push1.log"
 ok "server ref is the pushed commit" test "$(server_ref refs/heads/main)" = "$(git rev-parse HEAD)"
-ok "server repository passes fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress
+ok "server repository passes fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress --no-dangling
 ok "deploy progress reaches the client as remote: lines" \
     grep -q 'remote: -----> exported .* (README present)' "$T/push1.log"
 ok "the deploy's settled hook runs after the ref moved, and its lines reach the client" \
@@ -146,7 +146,7 @@ GIT_TRACE_CURL="$T/curl.trace" GIT_TRACE_CURL_NO_DATA=1 \
 ok "large push succeeds" test "$(server_ref refs/heads/main)" = "$(git rev-parse HEAD)"
 ok "large push used chunked transfer encoding" grep -qi 'Transfer-Encoding: chunked' "$T/curl.trace"
 ok "large push was preceded by the probe" grep -qi 'Content-Length: 4\b' "$T/curl.trace"
-ok "fsck after the large push" git -C "$BARE" fsck --full --strict --no-progress
+ok "fsck after the large push" git -C "$BARE" fsck --full --strict --no-progress --no-dangling
 GOOD=$(git rev-parse HEAD)
 
 # 7. atomic push of two refs with push options, then delete one
@@ -286,7 +286,7 @@ ok "with gc.autoPackLimit=3, packs stay at 3 or fewer after each of five pushes:
     bash -c "for c in $counts; do [ \$c -le 3 ] || exit 1; done"
 ok "... every push succeeded" bash -c "! grep -q failed '$T/gc.log'"
 ok "... the branch holds the last commit" test "$(server_ref refs/heads/gc)" = "$(git rev-parse HEAD)"
-ok "... and the repository passes fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress
+ok "... and the repository passes fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress --no-dangling
 echo "gc 6" >gc6; git add gc6; git commit -qm "gc 6"
 ok "a push after the housekeeping succeeds" git push -q "$URL" gc
 git checkout -q main 2>/dev/null || git checkout -q -
@@ -307,7 +307,7 @@ ok "upload-pack advertisement starts with its service header" \
 ok "upload-pack advertisement content type" grep -qi '^Content-Type: application/x-git-upload-pack-advertisement' "$T/uadv.h"
 ok "git clone works" git clone -q "$URL" "$T/clone"
 ok "the clone's main is the server's" test "$(git -C "$T/clone" rev-parse HEAD)" = "$(server_ref refs/heads/main)"
-ok "the clone passes fsck --full --strict" git -C "$T/clone" fsck --full --strict --no-progress
+ok "the clone passes fsck --full --strict" git -C "$T/clone" fsck --full --strict --no-progress --no-dangling
 echo fetched >fetched; git add fetched; git commit -qm fetched
 git push -q "$URL" main
 ok "git fetch brings the new commit" git -C "$T/clone" fetch -q origin
@@ -317,7 +317,7 @@ ok "a want that is no branch tip is refused" bash -c \
 
 # The last push's housekeeping (git gc under the push lock) may still run.
 flock "$BARE/berth-push.lock" true
-ok "final fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress
+ok "final fsck --full --strict" git -C "$BARE" fsck --full --strict --no-progress --no-dangling
 # 15. a tip that is not a commit is refused from the object's header: a
 # 128 MiB blob of zeros (a pack of ~130 KB) never reaches the server's memory
 big_blob=$(head -c $((128 << 20)) /dev/zero | git hash-object -w --stdin)
@@ -373,6 +373,49 @@ ok "an atomic push with the lock in the way fails and moves nothing" \
     test "$rc:$(df_ref refs/heads/main)" = "1:$(git rev-parse HEAD~1)"
 ok "... and settled says main did not land" grep -q "settled failed, main at $(git rev-parse HEAD~1), main not landed" "$T/df5.log"
 rm -f "$DF_BARE/refs/heads/locked.lock"
+cd - >/dev/null
+
+# 18. objects over the caps (push.h), each pushed by the real git client to
+# a branch of its own (the server deploys every branch): refused with a
+# clear message, no branch made, the server's peak RSS hardly moved, and
+# the next good push deploys. The packs stay small (zeros and repeated
+# entries compress), far under the 8 MiB cap.
+git init -q -b main "$T/caps"; cd "$T/caps"
+echo caps >README; git add README; git commit -qm caps0
+CAPS_URL=http://127.0.0.1:$PORT/caps.git CAPS_BARE=$T/repos/caps.git
+caps_ref() { git --git-dir="$CAPS_BARE" rev-parse -q --verify "refs/heads/$1" 2>/dev/null || echo none; }
+git push -q "$CAPS_URL" main 2>/dev/null
+# bad_push <name> <expected message> <commit>: pushes the commit (never
+# checked out: some of these trees hold a billion files) to a new branch.
+caps_n=0
+bad_push() {
+    local name=$1 msg=$2 commit=$3 h0 h1 rc=0
+    caps_n=$((caps_n + 1))
+    h0=$(hwm)
+    timeout 120 git push "$CAPS_URL" "$commit:refs/heads/bad$caps_n" >"$T/caps-$caps_n.log" 2>&1 || rc=$?
+    h1=$(hwm)
+    ok "$name: the push is refused" test "$rc" -ne 0
+    ok "$name: ... saying why" grep -qF -- "$msg" "$T/caps-$caps_n.log"
+    ok "$name: ... no branch made" test "$(caps_ref "bad$caps_n")" = none
+    ok "$name: ... the server's peak RSS grew by under 64 MiB ($h0 -> $h1 KiB)" test "$h1" -lt $((h0 + 64 * 1024))
+    echo "after $name" >>README; git commit -qam "after $name"
+    ok "$name: ... and the next good push deploys" git push -q "$CAPS_URL" main
+}
+head -c $((5 << 20)) /dev/zero | tr '\0' m >"$T/msg"
+bad_push "a commit of 5 MiB" "bytes is over the limit of 4194304 bytes" \
+    "$(git commit-tree -p HEAD -F "$T/msg" HEAD^{tree})"
+blob=$(git rev-parse HEAD:README)
+# 80,000 entries with 200-byte names: 228 bytes each
+tree=$(seq 0 79999 | awk -v b="$blob" '{ printf "100644 blob %s\tf%07d%0192d\n", b, $1, 0 }' | git mktree)
+bad_push "a tree of 18 MB" "a tree of 18240000 bytes is over the limit of 16777216 bytes" \
+    "$(git commit-tree -p HEAD -m "a big tree" "$tree")"
+head -c $((120 << 20)) /dev/zero >z1; { cat z1; echo x; } >z2; git add z1 z2; git commit -qm "two big files"
+big=$(git rev-parse HEAD); git reset -q --hard HEAD~1; rm -f z1 z2
+bad_push "a 120 MiB file deltified against another" "over the limit of 100 MiB for a deltified object" "$big"
+t=$(printf '100644 blob %s\tf\n' "$blob" | git mktree)
+for _ in 1 2 3; do t=$(for i in $(seq -w 0 999); do printf '040000 tree %s\td%s\n' "$t" "$i"; done | git mktree); done
+bad_push "a tree of a billion files (four small trees)" "the tree holds more than 1000000 files and directories" \
+    "$(git commit-tree -p HEAD -m "a tree bomb" "$t")"
 cd - >/dev/null
 
 ok "server is still running" kill -0 "$SERVER_PID"
