@@ -7,6 +7,7 @@
  *   GET    /apps/<app>                one, with its settings
  *   GET    /apps/<app>/buildpacks     PUT {"buildpacks": [...]}: `berth buildpacks:set`
  *   PATCH  /apps/<app>/build          {"dir", "memory", "disk", "timeout"}: `berth builds:set`
+ *   DELETE /apps/<app>/build/cache    empty the app's build cache: `berth builds:cache:purge`
  *   PATCH  /apps/<app>/net            {"outbound": bool}: `berth net:set`, restarts the app
  *   GET    /apps/<app>/checks         PATCH {"checks": "enabled|skipped|disabled"}: `berth checks:*`
  *   GET    /apps/<app>/ps             PATCH {"grace": seconds|null}: `berth ps:grace`
@@ -42,6 +43,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "control/api-internal.h"
+#include "control/build-cache.h"
 #include "control/deploy.h"
 #include "control/formation.h"
 #include "control/events.h"
@@ -603,6 +605,19 @@ static enum MHD_Result run_gc(const struct api_call *call)
     return api_respond_json(call->conn, 200, json_incref(report));
 }
 
+/* DELETE /apps/<app>/build/cache: {"purged": bytes} (build-cache.h). */
+static enum MHD_Result purge_cache(const struct api_call *call, const char *app)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    uint64_t bytes = 0;
+
+    if (build_cache_purge(call->server, app, call->tenant, &bytes, &err) < 0)
+        return api_respond_error(call->conn, berth_error_code(&err) == ENOENT ? 404 : 500, berth_error_msg(&err));
+    events_record(call->server, call->tenant, app, "cache", "Purged the build cache (%llu bytes)",
+                  (unsigned long long)bytes);
+    return api_respond_json(call->conn, 200, json_pack("{s:I}", "purged", (json_int_t)bytes));
+}
+
 /* ---------------------------------------------------------------- routing */
 
 /*
@@ -622,6 +637,8 @@ static enum MHD_Result app_route(const struct api_call *call, const char *app, c
         return settings(call, app, "buildpacks");
     if (sub && (strcmp(sub, "/build") == 0 || strcmp(sub, "/net") == 0) && strcmp(method, "PATCH") == 0)
         return settings(call, app, sub + 1);
+    if (sub && strcmp(sub, "/build/cache") == 0 && strcmp(method, "DELETE") == 0)
+        return purge_cache(call, app);
     if (sub && strcmp(sub, "/checks") == 0 && (!strcmp(method, "GET") || !strcmp(method, "PATCH")))
         return settings(call, app, "checks");
     if (sub && strcmp(sub, "/ps") == 0 && (!strcmp(method, "GET") || !strcmp(method, "PATCH")))

@@ -38,6 +38,7 @@ static const struct help_row rows[] = {
     { "buildpacks:set", "Deploys and releases", "set the app's buildpacks, in order" },
     { "buildpacks:clear", "Deploys and releases", "go back to detecting the buildpack" },
     { "builds:set", "Deploys and releases", "build a subdirectory; the build's budget (operator only)" },
+    { "builds:cache:purge", "Deploys and releases", "empty the app's build cache: the next build starts from nothing" },
     { "checks", "Deploys and releases", "whether deploys run the app's startup health checks" },
     { "checks:enable", "Deploys and releases", "deploys run the startup health checks (app.json, CHECKS)" },
     { "checks:disable", "Deploys and releases", "deploys skip the startup health checks (Dokku's name for it)" },

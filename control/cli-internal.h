@@ -79,6 +79,7 @@ int cli_buildpacks(int argc, char **argv);
 int cli_buildpacks_set(int argc, char **argv);
 int cli_buildpacks_clear(int argc, char **argv);
 int cli_builds_set(int argc, char **argv);
+int cli_builds_cache_purge(int argc, char **argv);
 int cli_net(int argc, char **argv);
 int cli_net_set(int argc, char **argv);
 int cli_config(int argc, char **argv);

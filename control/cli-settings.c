@@ -177,6 +177,20 @@ int cli_builds_set(int argc, char **argv)
     return 0;
 }
 
+int cli_builds_cache_purge(int argc, char **argv)
+{
+    _cleanup_json_ json_t *doc = NULL;
+    json_int_t bytes;
+
+    (void)argc;
+    fprintf(stderr, "Purging the build cache of %s... ", argv[0]);
+    if (cli_app_request("DELETE", argv[0], "/build/cache", NULL, &doc) < 0)
+        return 1;
+    bytes = json_integer_value(json_object_get(doc, "purged"));
+    fprintf(stderr, "done (%.1f MB); the next build starts without it\n", (double)bytes / 1e6);
+    return 0;
+}
+
 int cli_net(int argc, char **argv)
 {
     _cleanup_json_ json_t *doc = NULL;

@@ -282,6 +282,8 @@ static const struct cli_command commands[] = {
     { "buildpacks:clear", 1, 1, "buildpacks:clear APP", cli_buildpacks_clear },
     { "builds:set", 2, -1, "builds:set APP dir=PATH|memory=SIZE|disk=SIZE|timeout=DURATION...",
       cli_builds_set },
+    { "builds:cache:purge", 1, 1, "builds:cache:purge APP", cli_builds_cache_purge },
+    { "repo:purge-cache", 1, 1, "repo:purge-cache APP", cli_builds_cache_purge },
     { "net", 1, 2, "net APP [--json]", cli_net },
     { "net:set", 2, 2, "net:set APP outbound=on|off", cli_net_set },
     { "config", 1, 2, "config APP [--json]", cli_config },

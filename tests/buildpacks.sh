@@ -63,6 +63,20 @@ check "node: the first build ran npm ci, production only" contains "$TEST_DIR/no
 check "node: the default web process is npm start" contains "$TEST_DIR/node.out" 'Starting process with command `npm start`'
 check "node: the second build ran no npm" not_contains "$TEST_DIR/node.2.out" "Running npm"
 check "node: NODE_ENV is production at run time" grep -q 'NODE_ENV=production' "$home/apps/node/logs/app.log"
+# Heroku's builds:cache:purge (Dokku's repo:purge-cache): the next build starts from nothing.
+"$BERTH" builds:cache:purge node >"$TEST_DIR/purge.out" 2>&1 && rc=0 || rc=$?
+check "node: builds:cache:purge empties the build cache (exit $rc)" \
+    sh -c "[ $rc = 0 ] && grep -q 'Purging the build cache of node... done (' '$TEST_DIR/purge.out' && [ -d '$home/apps/node/cache' ] && [ -z \"\$(ls -A '$home/apps/node/cache')\" ]"
+check "... in the audit log" sh -c "'$BERTH' events --json | grep -q 'Purged the build cache'"
+echo "// purged" >>"$TEST_DIR/src-node/server.js"
+commit_all "$TEST_DIR/src-node" "after the purge"
+push_app "$TEST_DIR/src-node" node "$TEST_DIR/node.3.out" || diag "$TEST_DIR/node.3.out"
+check "node: the next build runs npm ci again" \
+    sh -c "grep -q 'Running npm ci --omit=dev' '$TEST_DIR/node.3.out' && grep -q 'Released v3' '$TEST_DIR/node.3.out'"
+check "... and serves" wait_body node.localhost / "Hello from berth's Node.js example (ms 2.1.3)"
+"$BERTH" repo:purge-cache nope >"$TEST_DIR/purge2.out" 2>&1 && rc=0 || rc=$?
+check "repo:purge-cache of an app that does not exist: 404, exit 1" \
+    sh -c "[ $rc = 1 ] && grep -q \"app 'nope' does not exist\" '$TEST_DIR/purge2.out'"
 
 example python Python "Hello from berth's Python example (tabulate 0.8.9)" app.py \
     "       Using cached virtualenv (requirements.txt and the files it names unchanged)"
