@@ -35,8 +35,10 @@ typedef void (*build_output_fn)(void *cls, const char *line);
  * branch, tag or commit; NULL for the remote's HEAD) into dest_dir, which
  * exists and is empty, and returns the commit's hex id in *ret_commit
  * (malloc'ed). control provides it (the git client lives with the receiver).
+ * `trusted` is the spec's trusted_sources: untrusted, the fetch must reach
+ * no address of this host, whatever the URL's name resolves to.
  */
-typedef int (*build_fetch_fn)(void *cls, const char *url, const char *ref, const char *dest_dir,
+typedef int (*build_fetch_fn)(void *cls, const char *url, const char *ref, bool trusted, const char *dest_dir,
                               char **ret_commit, struct berth_error **err);
 
 /* What one build may use; a zero field takes the default below. */

@@ -294,7 +294,7 @@ static int fetch_pack(struct build_ctx *ctx, const struct bp_ref *ref, struct bu
     build_say(ctx, "-----> Fetching buildpack %s", shown);
     if ((r = mkdir_p(p->source, 0755, err)) < 0)
         return r;
-    r = spec->fetch(spec->fetch_cls, ref->url, ref->ref, p->source, &p->commit, err);
+    r = spec->fetch(spec->fetch_cls, ref->url, ref->ref, spec->trusted_sources, p->source, &p->commit, err);
     if (r < 0) {
         r = fetch_failed(ref, shown, err);
         build_say_error(ctx, berth_error_msg(err));

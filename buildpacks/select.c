@@ -19,6 +19,7 @@
 #include "buildpacks/build.h"
 #include "buildpacks/select.h"
 #include "common/cleanup.h"
+#include "common/hostaddr.h"
 #include "common/strbuf.h"
 #include "common/xalloc.h"
 #include "common/banned.h"
@@ -160,20 +161,13 @@ static char *url_host(const char *url)
     return strbuf_detach(&sb, NULL);
 }
 
-/* 127.0.0.0/8 or 0.0.0.0/8 (which reaches this host too), in network byte order. */
-static bool ipv4_is_local(const struct in_addr *a)
-{
-    uint32_t v = ntohl(a->s_addr);
-
-    return (v >> 24) == 127 || (v >> 24) == 0;
-}
-
 /*
  * Whether host names this machine: "localhost" and its subdomains, and a
- * loopback or unspecified address in any notation getaddrinfo() accepts
- * (inet_aton()'s "127.1", "2130706433", "0x7f000001", "0177.0.0.1"; IPv6,
- * IPv4-mapped or compatible). A name that a DNS server resolves to one is
- * not caught here.
+ * loopback, unspecified or link-local address (common/hostaddr.h) in any
+ * notation getaddrinfo() accepts (inet_aton()'s "127.1", "2130706433",
+ * "0x7f000001", "0177.0.0.1"; IPv6, IPv4-mapped or compatible). A name
+ * that resolves to one, or to an interface's address, is refused when the
+ * fetch connects (receiver/fetch.c).
  */
 static bool host_is_local(const char *host)
 {
@@ -188,16 +182,8 @@ static bool host_is_local(const char *host)
     if (len == 0 || strcmp(h, "localhost") == 0 || (len > 10 && strcmp(h + len - 10, ".localhost") == 0))
         return true;
     if (inet_aton(h, &a4))
-        return ipv4_is_local(&a4);
-    if (inet_pton(AF_INET6, h, &a6) == 1) {
-        if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6))
-            return true;
-        if (IN6_IS_ADDR_V4MAPPED(&a6) || IN6_IS_ADDR_V4COMPAT(&a6)) {
-            memcpy(&a4.s_addr, &a6.s6_addr[12], 4);
-            return ipv4_is_local(&a4);
-        }
-    }
-    return false;
+        return hostaddr_ipv4_is_local(&a4);
+    return inet_pton(AF_INET6, h, &a6) == 1 && hostaddr_ipv6_is_local(&a6);
 }
 
 static int check_url(const char *spec, const char *url, bool trusted, struct berth_error **err)

@@ -76,7 +76,7 @@ static char *now_iso8601(void)
 /* ---------------------------------------------------------------- settings */
 
 /* The build's fetch callback: one bare cache repository per URL, the receiver's git client. */
-static int fetch_buildpack(void *cls, const char *url, const char *ref, const char *dest_dir,
+static int fetch_buildpack(void *cls, const char *url, const char *ref, bool trusted, const char *dest_dir,
                            char **ret_commit, struct berth_error **err)
 {
     struct server *s = cls;
@@ -85,7 +85,7 @@ static int fetch_buildpack(void *cls, const char *url, const char *ref, const ch
 
     sha256_hex(url, strlen(url), hash);
     cache = xasprintf("%s/%.32s", s->fetch_cache_dir, hash);
-    return receiver_fetch_tree(url, ref, cache, dest_dir, ret_commit, err);
+    return receiver_fetch_tree(url, ref, trusted, cache, dest_dir, ret_commit, err);
 }
 
 /* The server's budget with the app's own "build" settings over it. */

@@ -33,6 +33,7 @@
 
 #include "common/cleanup.h"
 #include "common/fileio.h"
+#include "common/hostaddr.h"
 #include "common/xalloc.h"
 #include "receiver/push.h"
 #include "receiver/receiver.h"
@@ -88,6 +89,8 @@ static int on_progress(const git_indexer_progress *stats, void *payload)
  * that was closed and reused meanwhile.
  */
 static __thread time_t stream_deadline;     /* 0: no fetch on this thread, no limit */
+/* A tenant's fetch on this thread: no connection to an address of this host (common/hostaddr.h). */
+static __thread bool stream_refuse_host;
 
 /*
  * libgit2 1.5's ssh transport reads the socket out of the stream it is
@@ -324,6 +327,7 @@ static int stream_connect(git_stream *stream)
 {
     struct deadline_stream *st = (struct deadline_stream *)stream;
     struct addrinfo *info = NULL;
+    bool refused = false;
     int k = resolve_host(st->host, st->port, &info);
 
     if (k != 0) {
@@ -332,9 +336,15 @@ static int stream_connect(git_stream *stream)
         return -1;
     }
     for (struct addrinfo *a = info; a && st->fd < 0; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol), e = 0;
+        int fd, e = 0;
         socklen_t len = sizeof(e);
 
+        /* Checked here, on what the name resolved to now: no DNS answer can lead a tenant's fetch home. */
+        if (stream_refuse_host && hostaddr_is_this_host(a->ai_addr)) {
+            refused = true;
+            continue;
+        }
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
         if (fd < 0)
             continue;
         if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
@@ -355,6 +365,11 @@ static int stream_connect(git_stream *stream)
     }
     if (st->fd >= 0)
         return 0;
+    if (refused && k == 0) {
+        git_error_set(GIT_ERROR_NET, "refusing to connect to %s: it is this host (a loopback, link-local or "
+                      "interface address), which a tenant's buildpack may not come from", st->host);
+        return -1;
+    }
     git_error_set(GIT_ERROR_NET, "failed to connect to %s: %s", st->host,
                   stream_deadline && time(NULL) >= stream_deadline ? "timed out" : strerror(k));
     return -1;
@@ -465,7 +480,7 @@ static int open_cache(const char *cache_dir, git_repository **ret, struct berth_
     return 0;
 }
 
-static int fetch(git_repository *repo, const char *url, int seconds, struct berth_error **err)
+static int fetch(git_repository *repo, const char *url, bool trusted, int seconds, struct berth_error **err)
 {
     static char *specs[] = {
         (char *)"+refs/heads/*:refs/remotes/origin/*",
@@ -495,8 +510,10 @@ static int fetch(git_repository *repo, const char *url, int seconds, struct bert
         return berth_error_make(err, -k, "starting the fetch's watchdog");
     }
     stream_deadline = limits.deadline;
+    stream_refuse_host = !trusted;
     k = git_remote_fetch(remote, &refspecs, &opts, NULL);
     stream_deadline = 0;
+    stream_refuse_host = false;
     /* The remote's streams are closed (under the watchdog) before it stops. */
     git_remote_free(remote);
     watch_stop(&watch);
@@ -563,13 +580,13 @@ static int resolve(git_repository *repo, const char *url, const char *ref, git_o
                              ref, url);
 }
 
-int receiver_fetch_tree(const char *url, const char *ref, const char *cache_dir,
+int receiver_fetch_tree(const char *url, const char *ref, bool trusted, const char *cache_dir,
                         const char *dest_dir, char **ret_commit, struct berth_error **err)
 {
-    return fetch_tree_within(url, ref, cache_dir, dest_dir, FETCH_MAX_SECONDS, ret_commit, err);
+    return fetch_tree_within(url, ref, trusted, cache_dir, dest_dir, FETCH_MAX_SECONDS, ret_commit, err);
 }
 
-int fetch_tree_within(const char *url, const char *ref, const char *cache_dir, const char *dest_dir,
+int fetch_tree_within(const char *url, const char *ref, bool trusted, const char *cache_dir, const char *dest_dir,
                       int seconds, char **ret_commit, struct berth_error **err)
 {
     _cleanup_close_ int lock_fd = -1;
@@ -585,7 +602,7 @@ int fetch_tree_within(const char *url, const char *ref, const char *cache_dir, c
         return lock_fd;
     if ((r = open_cache(cache_dir, &repo, err)) < 0)
         return r;
-    r = fetch(repo, url, seconds, err);
+    r = fetch(repo, url, trusted, seconds, err);
     if (r == 0)
         r = resolve(repo, url, ref, &oid, err);
     if (r == 0)

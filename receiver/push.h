@@ -135,7 +135,7 @@ int export_commit(git_repository *repo, const git_oid *oid, const char *dest_dir
                   struct berth_error **err);
 
 /* receiver_fetch_tree() with a time limit of `seconds` instead of 5 minutes (for tests). */
-int fetch_tree_within(const char *url, const char *ref, const char *cache_dir, const char *dest_dir,
+int fetch_tree_within(const char *url, const char *ref, bool trusted, const char *cache_dir, const char *dest_dir,
                       int seconds, char **ret_commit, struct berth_error **err);
 
 /*

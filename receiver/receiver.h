@@ -109,9 +109,10 @@ int receiver_push_export(struct receiver_push *push, const char *commit_hex, con
  * safe export as pushes. *ret_commit (malloc'ed) is the commit's hex id.
  * A fetch is capped at 256 MiB and 5 minutes: every name lookup,
  * connect, read and write waits no later than the deadline, over ssh://
- * too (fetch.c).
+ * too (fetch.c). Unless `trusted` (the operator's own tenant), it connects
+ * to no address of this host (common/hostaddr.h), whatever name led there.
  */
-int receiver_fetch_tree(const char *url, const char *ref, const char *cache_dir,
+int receiver_fetch_tree(const char *url, const char *ref, bool trusted, const char *cache_dir,
                         const char *dest_dir, char **ret_commit, struct berth_error **err);
 
 /* Creates a bare repository at path (HEAD -> refs/heads/main); existing is fine. */

@@ -115,6 +115,10 @@ static void test_refs(void)
        is("http://[2001:db8::1]/bp.git", false, "git http://[2001:db8::1]/bp.git -") &&
        is("https://127.example.com/bp", false, "git https://127.example.com/bp -"),
        "loopback hosts in any notation are refused, other hosts that look alike are not");
+    ok(refused("http://169.254.169.254/latest/bp.git", false, "hosts on this machine") &&
+       refused("http://[fe80::1]/bp", false, "hosts on this machine") &&
+       is("http://169.253.1.1/bp.git", false, "git http://169.253.1.1/bp.git -"),
+       "link-local hosts (a cloud's metadata service) are refused too");
     ok(refused("https://example.com/bp#../x", false, "not a branch, tag or commit") &&
        refused("https://example.com/bp#-delete", false, "not a branch, tag or commit") &&
        refused("https://example.com/bp#a b", false, "contains a space") &&

@@ -3,7 +3,9 @@
  * Unit tests for common/: strbuf, errors, atomic writes, the JSON store,
  * the crypto helpers and user names.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "common/cleanup.h"
 #include "common/crypto.h"
 #include "common/fileio.h"
+#include "common/hostaddr.h"
 #include "common/jsonstore.h"
 #include "common/strbuf.h"
 #include "common/user.h"
@@ -187,8 +190,49 @@ static void test_user(void)
     ok(f == NULL, "a uid no one has: NULL");
 }
 
+/* The ranges that reach this host, and one of its interfaces' own addresses. */
+static void test_hostaddr(void)
+{
+    static const char *const local4[] = { "127.0.0.1", "127.255.0.9", "0.0.0.0", "169.254.169.254" };
+    static const char *const other4[] = { "128.0.0.1", "10.1.2.3", "169.253.0.1", "93.184.216.34" };
+    static const char *const local6[] = { "::1", "::", "fe80::1", "::ffff:127.0.0.1", "::ffff:169.254.1.1" };
+    struct ifaddrs *all = NULL;
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    struct in6_addr a6;
+    bool all_ok = true;
+
+    for (size_t i = 0; i < sizeof(local4) / sizeof(*local4); i++) {
+        all_ok &= inet_pton(AF_INET, local4[i], &sin.sin_addr) == 1 && hostaddr_is_this_host((struct sockaddr *)&sin);
+    }
+    ok(all_ok, "loopback, unspecified and link-local IPv4 addresses are this host");
+    all_ok = true;
+    for (size_t i = 0; i < sizeof(other4) / sizeof(*other4); i++) {
+        all_ok &= inet_pton(AF_INET, other4[i], &sin.sin_addr) == 1 && !hostaddr_ipv4_is_local(&sin.sin_addr);
+    }
+    ok(all_ok, "... addresses beside those ranges are not in them");
+    all_ok = true;
+    for (size_t i = 0; i < sizeof(local6) / sizeof(*local6); i++)
+        all_ok &= inet_pton(AF_INET6, local6[i], &a6) == 1 && hostaddr_ipv6_is_local(&a6);
+    ok(all_ok && inet_pton(AF_INET6, "2001:db8::1", &a6) == 1 && !hostaddr_ipv6_is_local(&a6),
+       "IPv6: loopback, unspecified, link-local and mapped forms are local, 2001:db8::1 is not");
+    /* Any interface address outside those ranges (the host's own) counts too. */
+    if (getifaddrs(&all) == 0) {
+        const struct ifaddrs *i = all;
+
+        while (i && !(i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+                      !hostaddr_ipv4_is_local(&((struct sockaddr_in *)i->ifa_addr)->sin_addr)))
+            i = i->ifa_next;
+        if (i)
+            ok(hostaddr_is_this_host(i->ifa_addr), "an address of interface %s is this host", i->ifa_name);
+        else
+            ok(true, "# SKIP no interface with an address outside the local ranges");
+        freeifaddrs(all);
+    }
+}
+
 int main(void)
 {
+    test_hostaddr();
     test_strbuf();
     test_emitf();
     test_error();

@@ -159,7 +159,7 @@ static void name_lookup_times_out(const char *tmp)
             line = xasprintf("skip %s", strerror(errno));
         } else {
             start = time(NULL);
-            r = fetch_tree_within("http://buildpack.example.com/bp.git", NULL, cache, dest, 2, &commit, &err);
+            r = fetch_tree_within("http://buildpack.example.com/bp.git", NULL, true, cache, dest, 2, &commit, &err);
             line = xasprintf("%d %ld %s", r, (long)(time(NULL) - start), err ? berth_error_msg(&err) : "");
         }
         (void)write_all(pipefd[1], line, strlen(line));
@@ -234,7 +234,7 @@ int main(void)
         int r;
 
         berth_error_release(&err);
-        r = fetch_tree_within(url, NULL, cache, dest, 2, &commit, &err);
+        r = fetch_tree_within(url, NULL, true, cache, dest, 2, &commit, &err);
         ok(r == -ETIMEDOUT, "%s: a server that never answers times out: %s", schemes[i], berth_error_msg(&err));
         ok(time(NULL) - start <= 6, "%s: ... at the deadline (%ld s for 2)", schemes[i], (long)(time(NULL) - start));
         free(commit);
@@ -254,9 +254,21 @@ int main(void)
         if (daemon < 0) {
             ok(true, "# SKIP git daemon cannot run here");
         } else {
+            _cleanup_free_ char *by_name = xasprintf("git://localhost:%u/src.git", port);
+
             url = xasprintf("git://127.0.0.1:%u/src.git", port);
+            /* A tenant's fetch reaches no address of this host, by number or by a name that resolves there. */
             berth_error_release(&err);
-            ok(fetch_tree_within(url, "main", cache, dest, 30, &commit, &err) == 0 && stat(readme, &st) == 0,
+            ok(fetch_tree_within(url, "main", false, cache, dest, 30, &commit, &err) < 0 &&
+               strstr(berth_error_msg(&err), "refusing to connect to 127.0.0.1: it is this host") &&
+               stat(readme, &st) < 0, "an untrusted fetch from this host's loopback is refused: %s",
+               berth_error_msg(&err));
+            berth_error_release(&err);
+            ok(fetch_tree_within(by_name, "main", false, cache, dest, 30, &commit, &err) < 0 &&
+               strstr(berth_error_msg(&err), "refusing to connect to localhost"),
+               "... and by a name that resolves there: %s", berth_error_msg(&err));
+            berth_error_release(&err);
+            ok(fetch_tree_within(url, "main", true, cache, dest, 30, &commit, &err) == 0 && stat(readme, &st) == 0,
                "a fetch from git daemon goes through the stream: %s", err ? berth_error_msg(&err) : "ok");
             kill(daemon, SIGTERM);
             waitpid(daemon, NULL, 0);
