@@ -20,8 +20,8 @@
  * runs under that lock, so none is using the cache meanwhile); the next
  * build starts from nothing. The files were written by the tenant's build
  * containers (its subordinate ids), so the runner removes them, in a tree
- * of any depth. *ret_bytes is what the cache took (0 where it was too deep
- * to measure). -ENOENT for an app that does not exist.
+ * of any depth. *ret_bytes is what the cache took (0 where it could not be
+ * measured: too deep, say). -ENOENT for an app that does not exist.
  */
 int build_cache_purge(struct server *s, const char *app, const char *tenant, uint64_t *ret_bytes,
                       struct berth_error **err);

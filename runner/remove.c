@@ -11,7 +11,8 @@
  * it moves the directory up into the tree's root under a name of its own
  * (hoisting), and the root's scan goes round again until the root is
  * empty. Each round removes TREE_MAX_DEPTH more levels of the deepest
- * chains, with never more than TREE_MAX_DEPTH fds open.
+ * chains, with never more than TREE_MAX_DEPTH directory fds open (one per
+ * level walked) besides the one of the root's parent.
  */
 #include <dirent.h>
 #include <errno.h>
