@@ -504,19 +504,24 @@ int phase_prepare(struct build_ctx *ctx, struct build_plan *plan, struct berth_e
     size_t n = 0, a = 0;
     int status, r;
 
+    /*
+     * Every mount of a build is hidden (runner.h): its container's mount
+     * table must not name berth's home. Nothing changes these directories
+     * beside the step (the app's deploy lock holds its cache).
+     */
     if (plan->n + 4 > BUILD_MAX_MOUNTS)
         return berth_error_plain(err, E2BIG, "too many buildpacks");
-    mounts[n++] = (struct runner_mount){ ctx->src_dir, "/src", false };
-    mounts[n++] = (struct runner_mount){ ctx->slug_dir, "/berth/slug", true };
-    mounts[n++] = (struct runner_mount){ ctx->bp_dir, "/buildpacks", true };
-    mounts[n++] = (struct runner_mount){ ctx->out_dir, "/berth/out", true };
+    mounts[n++] = (struct runner_mount){ ctx->src_dir, "/src", false, true };
+    mounts[n++] = (struct runner_mount){ ctx->slug_dir, "/berth/slug", true, true };
+    mounts[n++] = (struct runner_mount){ ctx->bp_dir, "/buildpacks", true, true };
+    mounts[n++] = (struct runner_mount){ ctx->out_dir, "/berth/out", true, true };
     argv[a++] = "/bin/bash";
     argv[a++] = "-c";
     argv[a++] = prepare_script;
     argv[a++] = "prepare";
     for (size_t i = 0; i < plan->n; i++) {
         targets[i] = xasprintf("/berth/bpsrc/%s", plan->v[i].dir);
-        mounts[n++] = (struct runner_mount){ plan->v[i].source, targets[i], false };
+        mounts[n++] = (struct runner_mount){ plan->v[i].source, targets[i], false, true };
         argv[a++] = plan->v[i].dir;
     }
     const struct build_step step = {
@@ -543,11 +548,11 @@ static int compile_one(struct build_ctx *ctx, const struct build_plan *plan, siz
     const struct build_pack *p = &plan->v[k];
     _cleanup_free_ const char **argv = xcalloc(plan->n + 8, sizeof(*argv));
     const struct runner_mount mounts[] = {
-        { ctx->app_dir, "/app", true },
-        { spec->cache_dir, "/cache", true },
-        { ctx->env_dir, "/env", false },
-        { ctx->bp_dir, "/buildpacks", true },
-        { ctx->out_dir, "/berth/out", true },
+        { ctx->app_dir, "/app", true, true },
+        { spec->cache_dir, "/cache", true, true },
+        { ctx->env_dir, "/env", false, true },
+        { ctx->bp_dir, "/buildpacks", true, true },
+        { ctx->out_dir, "/berth/out", true, true },
     };
     size_t a = 0;
     int status, r;

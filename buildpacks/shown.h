@@ -6,9 +6,8 @@
  * state on the host. So a message leaves the build with each host
  * directory the build knows replaced by the name the build's containers
  * see it under (/app, /cache, /berth/slug...) or by a placeholder
- * (<build>, <home>). This covers berth's messages only: a build container
- * still reads its bind mounts' host paths in /proc/self/mountinfo, which
- * is the runner's to hide.
+ * (<build>, <home>). This covers berth's messages; the build's mount table
+ * is the runner's to keep clean (its mounts are hidden ones, runner.h).
  */
 #ifndef BERTH_BUILDPACKS_SHOWN_H
 #define BERTH_BUILDPACKS_SHOWN_H

@@ -4,7 +4,7 @@
  * mounts.h for the two steps and why): the overlay of the lower layers and
  * the host stack with a per-container upper, host /usr and a few /etc
  * entries bound read-only, the resolv.conf of a container with network, the
- * spec's bind mounts, a fresh /proc with the
+ * spec's bind mounts (hidden ones as overlays of their own), a fresh /proc with the
  * OCI masked and read-only paths, /sys read-only, a small /dev, tmpfs /tmp
  * and /run, then pivot_root into it (reference/ISOLATION.md §1.2-§1.7).
  */
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fileio.h"
 #include "common/strbuf.h"
 #include "common/xalloc.h"
 #include "runner/mounts.h"
@@ -302,19 +303,60 @@ static int make_target(const char *target, bool dir, int *ret, struct berth_erro
     return 0;
 }
 
-/*
- * With network, the resolv.conf the spawner wrote (network.c) replaces the
- * stack's empty one; make_target also covers a stack prepared before the
- * mount point existed, and refuses a layer's symlink in its place.
- */
-static int bind_resolv_conf(int fd, struct berth_error **err)
+/* Copies what fd (O_PATH) holds into dst, an open file; at most 64 KiB (a resolv.conf). */
+static int copy_into(int fd, int dst, const char *what, struct berth_error **err)
 {
-    _cleanup_close_ int target = -1;
+    _cleanup_close_ int src = open(fdpath(fd).s, O_RDONLY | O_CLOEXEC);
+    char buf[4096];
+    size_t total = 0;
+    ssize_t n;
+    int r;
+
+    if (src < 0)
+        return berth_error_make(err, errno, "open %s", what);
+    while ((n = read(src, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return berth_error_make(err, errno, "read %s", what);
+        if ((total += (size_t)n) > 65536)
+            return berth_error_plain(err, EFBIG, "%s is over 64 KiB", what);
+        if ((r = write_all(dst, buf, (size_t)n)) < 0)
+            return berth_error_make(err, -r, "write %s", what);
+    }
+    return 0;
+}
+
+/*
+ * With network, the resolv.conf the spawner wrote (network.c) is copied
+ * into a tmpfs of the container's own (mounted on state_dir/resolv in our
+ * private namespace, detached once its file is bound) and bound read-only
+ * from there: a bind of the spawner's file itself would name its path in
+ * berth's home in the container's mount table. make_target also covers a
+ * stack prepared before the mount point existed, and refuses a layer's
+ * symlink in its place.
+ */
+static int bind_resolv_conf(const struct mount_fds *f, struct berth_error **err)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/resolv", fdpath(f->state).s);
+    _cleanup_free_ char *file = xasprintf("%s/resolv.conf", dir);
+    _cleanup_close_ int target = -1, dst = -1;
     int r;
 
     if ((r = make_target("/etc/resolv.conf", false, &target, err)) < 0)
         return r;
-    return bind(fdpath(fd).s, fdpath(target).s, "resolv.conf", "etc/resolv.conf", true, err);
+    if (mkdirat(f->state, "resolv", 0700) < 0 && errno != EEXIST)
+        return berth_error_make(err, errno, "create the directory for resolv.conf");
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,nr_inodes=4,mode=0755") < 0)
+        return berth_error_make(err, errno, "mount a tmpfs for resolv.conf");
+    dst = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (dst < 0)
+        r = berth_error_make(err, errno, "create resolv.conf");
+    else if ((r = copy_into(f->resolv, dst, "the container's resolv.conf", err)) == 0)
+        r = bind(file, fdpath(target).s, "resolv.conf", "etc/resolv.conf", true, err);
+    if (umount2(dir, MNT_DETACH) < 0 && r == 0)
+        r = berth_error_make(err, errno, "detach the tmpfs of resolv.conf");
+    return r;
 }
 
 static int mount_overlay(const struct runner_spec *spec, const struct mount_fds *f,
@@ -349,6 +391,39 @@ static int mount_overlay(const struct runner_spec *spec, const struct mount_fds 
                 fdpath(f->stack).s, st.s, st.s);
     if (mount("overlay", target, "overlay", MS_NOSUID | MS_NODEV, opts.buf) < 0)
         return berth_error_make(err, errno, "mount overlay on '%s/rootfs'", spec->state_dir);
+    return 0;
+}
+
+/*
+ * A hidden mount (runner.h): an overlay whose line in the mount table names
+ * /proc/self/fd paths only, where a bind would name the source's own path.
+ * Its empty lower layer, state_dir/empty, and a writable one's work
+ * directory, state_dir/bindwork/<i>, are made here as container root, like
+ * the root's upper. nosuid and nodev as for the root. Returns 0, or -errno
+ * with no message: the caller binds instead.
+ */
+static int mount_hidden(const struct mount_fds *f, size_t i, bool writable, const char *target)
+{
+    _cleanup_strbuf_ struct strbuf opts = STRBUF_INIT;
+    struct fdpath st = fdpath(f->state), src = fdpath(f->binds[i]);
+    unsigned long flags = MS_NOSUID | MS_NODEV;
+    char work[48];
+
+    if (mkdirat(f->state, "empty", 0555) < 0 && errno != EEXIST)
+        return -errno;
+    if (writable) {
+        (void)snprintf(work, sizeof(work), "bindwork/%zu", i);
+        if ((mkdirat(f->state, "bindwork", 0700) < 0 && errno != EEXIST) ||
+            (mkdirat(f->state, work, 0700) < 0 && errno != EEXIST))
+            return -errno;
+        strbuf_addf(&opts, "lowerdir=%s/empty,upperdir=%s,workdir=%s/%s,userxattr", st.s, src.s, st.s, work);
+    } else {
+        /* Without an upper, overlayfs wants two lower layers. */
+        strbuf_addf(&opts, "lowerdir=%s:%s/empty,userxattr", src.s, st.s);
+        flags |= MS_RDONLY;
+    }
+    if (mount("overlay", target, "overlay", flags, opts.buf) < 0)
+        return -errno;
     return 0;
 }
 
@@ -530,7 +605,7 @@ int mounts_build_root(const struct runner_spec *spec, const struct mount_fds *f,
         if (r < 0)
             return r;
     }
-    if (f->resolv >= 0 && (r = bind_resolv_conf(f->resolv, err)) < 0)
+    if (f->resolv >= 0 && (r = bind_resolv_conf(f, err)) < 0)
         return r;
     for (size_t i = 0; i < spec->n_mounts; i++) {
         const struct runner_mount *m = &spec->mounts[i];
@@ -540,6 +615,8 @@ int mounts_build_root(const struct runner_spec *spec, const struct mount_fds *f,
             return berth_error_plain(err, EINVAL, "mount target '%s' is not absolute", m->target);
         if ((r = make_target(m->target, f->bind_is_dir[i], &target, err)) < 0)
             return r;
+        if (m->hidden && f->bind_is_dir[i] && mount_hidden(f, i, m->writable, fdpath(target).s) == 0)
+            continue;
         r = bind(fdpath(f->binds[i]).s, fdpath(target).s, m->source, m->target + 1, !m->writable, err);
         if (r < 0)
             return r;

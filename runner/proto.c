@@ -133,6 +133,7 @@ void proto_put_spec(struct strbuf *sb, const struct runner_spec *spec)
         proto_put_str(sb, spec->mounts[i].source);
         proto_put_str(sb, spec->mounts[i].target);
         proto_put_u64(sb, spec->mounts[i].writable);
+        proto_put_u64(sb, spec->mounts[i].hidden);
     }
     proto_put_strv(sb, spec->argv);
     proto_put_strv(sb, spec->envp);
@@ -175,6 +176,7 @@ int proto_get_spec(struct proto_reader *r, struct runner_spec *spec)
             m[i].source = proto_get_str(r);
             m[i].target = proto_get_str(r);
             m[i].writable = proto_get_u64(r) != 0;
+            m[i].hidden = proto_get_u64(r) != 0;
             if (!m[i].source || !m[i].target)
                 goto bad;
         }

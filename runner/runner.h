@@ -54,6 +54,20 @@ struct runner_mount {
     const char *source;
     const char *target;   /* absolute path inside the container */
     bool writable;        /* false: bind read-only */
+    /*
+     * A directory mounted as an overlay of its own (an empty lower layer
+     * under it as the upper, or as a lower one when read-only) instead of
+     * bound, so that the container's mount table does not name it: a bind
+     * shows its source's path within its filesystem, which for berth's own
+     * directories is the layout of berth's home. Only for a directory that
+     * nothing changes beside the container while it runs (overlayfs leaves
+     * such changes undefined) and that has no mounts below it (they are not
+     * carried over). A writable one needs state_dir on the same mount (its
+     * overlay's work directory is made there). Where the overlay cannot be
+     * mounted (another mount, a filesystem overlayfs cannot use as its
+     * upper layer), the directory is bound as without it, and shows its path.
+     */
+    bool hidden;
 };
 
 struct runner_limits {

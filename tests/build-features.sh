@@ -160,6 +160,39 @@ check "... and keeps them while it runs" wait_body scribe.localhost / "wrote 2"
 "$BERTH" config:set scribe RESTART=1 >/dev/null 2>&1 || true
 check "... and they vanish on restart (a new release starts from the slug)" wait_body scribe.localhost / "wrote 1"
 
+# ---------------------------------------------------------------- the build's mount table
+# A build's containers mount berth's own directories (the source, the slug,
+# the cache, the buildpacks, /env); their mount table names none of them
+# (the runner mounts each as an overlay of its own: a bind would show its
+# host path). bin/detect (the first step's container) leaves its table in
+# the app, and bin/compile prints both, with the cache written twice.
+make_buildpack "$bp/mounts" 'cat /proc/self/mountinfo >"$1/mounts-detect"; echo Mounts' \
+    'set -e; sed "s/^/MI detect: /" "$1/mounts-detect"; sed "s/^/MI compile: /" /proc/self/mountinfo
+     echo "cached $(cat "$2/n" 2>/dev/null || echo 0)"; echo $(( $(cat "$2/n" 2>/dev/null || echo 0) + 1 )) >"$2/n"
+     mkdir -p "$1/www"; echo mounts >"$1/www/index.html"' "$web_release"
+"$BERTH" apps:create mounts >/dev/null
+"$BERTH" buildpacks:set mounts "file://$bp/mounts" >/dev/null 2>&1 || true
+make_tree "$TEST_DIR/mounts" README "mounts"
+push_app "$TEST_DIR/mounts" mounts "$TEST_DIR/mounts.out" && ok "a build that prints its mount table" ||
+    { not_ok "a build that prints its mount table"; diag "$TEST_DIR/mounts.out"; }
+for m in detect:/src detect:/berth/slug 'detect:/berth/bpsrc/[[:alnum:]._-]+' compile:/app compile:/cache compile:/env \
+    compile:/buildpacks compile:/berth/out; do
+    check "bin/${m%%:*}'s table has ${m#*:}, an overlay" \
+        grep -Eq "MI ${m%%:*}: [0-9]+ [0-9]+ [0-9:]+ / ${m#*:} [^ ]+ .*- overlay " "$TEST_DIR/mounts.out"
+done
+grep '^remote: MI ' "$TEST_DIR/mounts.out" >"$TEST_DIR/mounts.mi" || true
+check "no line of either names a path of the host's test directory (berth's home, the buildpack's)" \
+    not_contains "$TEST_DIR/mounts.mi" "$TEST_DIR"
+check "... nor any part of berth's home layout (the build's own resolv.conf included)" \
+    not_contains "$TEST_DIR/mounts.mi" "/builds/"
+check "... where the build has its resolv.conf, from a tmpfs of its own" \
+    grep -Eq 'MI compile: [0-9]+ [0-9]+ [0-9:]+ /resolv.conf /etc/resolv.conf ro,.* - tmpfs ' "$TEST_DIR/mounts.mi"
+echo "again" >>"$TEST_DIR/mounts/README"
+commit_all "$TEST_DIR/mounts" "again"
+push_app "$TEST_DIR/mounts" mounts "$TEST_DIR/mounts2.out" || diag "$TEST_DIR/mounts2.out"
+check "what the build wrote in /cache is there at the next build" contains "$TEST_DIR/mounts2.out" "cached 1"
+wait_body mounts.localhost / mounts && ok "the app built that way serves" || not_ok "the app built that way serves"
+
 # ---------------------------------------------------------------- release phase and config_vars
 "$BERTH" apps:create phased >/dev/null
 make_buildpack "$bp/defaults" 'echo Defaults' 'mkdir -p "$1/www"; echo ok >"$1/www/index.html"' \

@@ -178,7 +178,12 @@ static void test_outbound(struct runner *rn)
     run_release(&r);
 }
 
-/* The resolv.conf inside is what network_resolv_conf() makes of the host's. */
+/*
+ * The resolv.conf inside is what network_resolv_conf() makes of the host's;
+ * it is read-only, even to container root, and its line in the mount table
+ * is a tmpfs of the container's own, naming no path of the host (the state
+ * directory, where the spawner wrote it, has net-resolv in its name).
+ */
 static void test_resolv_inside(struct runner *rn)
 {
     struct strbuf host = STRBUF_INIT, want = STRBUF_INIT;
@@ -186,17 +191,27 @@ static void test_resolv_inside(struct runner *rn)
     size_t n = 0;
     bool f4, f6;
     _cleanup_free_ char *state = NULL;
-    const char *argv[] = { "/bin/busybox", "cat", "/etc/resolv.conf", NULL };
+    const char *argv[] = {
+        "/bin/busybox", "sh", "-c",
+        "cat /etc/resolv.conf; echo ---; busybox awk '$5 == \"/etc/resolv.conf\" {print $4, $9}' "
+        "/proc/self/mountinfo; (echo x >>/etc/resolv.conf) 2>/dev/null && echo writable || echo refused;"
+        "grep -c net-resolv /proc/self/mountinfo || :", NULL,
+    };
     struct runner_spec spec = net_spec("net-resolv", argv, &state);
     struct run r;
 
     (void)read_file("/etc/resolv.conf", &host, 1 << 16, NULL);
     (void)network_host_addrs(&addrs, &n, NULL);
     network_resolv_conf(host.buf, addrs, n, &want, &f4, &f6);
+    spec.uid = spec.gid = 0;
     run_sh_spec(rn, &spec, &r);
-    t_ok(exited_with(&r, 0) && !strcmp(r.out.buf, want.buf),
+    t_ok(exited_with(&r, 0) && !strncmp(r.out.buf, want.buf, want.len) && !strncmp(r.out.buf + want.len, "---\n", 4),
          "the container's resolv.conf holds the host's nameservers as reachable inside%s",
          f4 || f6 ? " (some forwarded by pasta)" : "");
+    t_ok(exited_with(&r, 0) && r.out.len >= want.len &&
+         !strcmp(r.out.buf + want.len, "---\n/resolv.conf tmpfs\nrefused\n0\n"),
+         "it is read-only to container root, bound from a tmpfs of the container's own, and the mount "
+         "table names no host path ('%.60s')", r.out.len >= want.len ? r.out.buf + want.len : "");
     run_release(&r);
     strbuf_release(&host);
     strbuf_release(&want);

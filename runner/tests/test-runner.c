@@ -365,6 +365,121 @@ static void test_mount_source_links(struct runner *rn)
     }
 }
 
+/* One hidden mount of `source` at /srv/h (runner.h), running `script` as container root. */
+static void run_hidden(struct runner *rn, const char *state_name, const char *source, bool writable,
+                       bool upper_in_memory, const char *script, struct run *r)
+{
+    _cleanup_free_ char *state = new_state(state_name);
+    const char *argv[] = { "/bin/busybox", "sh", "-c", script, NULL };
+    const char *lowers[] = { lower_dir, NULL };
+    struct runner_spec spec = base_spec(state, argv, lowers);
+    struct runner_mount m = { .source = source, .target = "/srv/h", .writable = writable, .hidden = true };
+
+    spec.mounts = &m;
+    spec.n_mounts = 1;
+    spec.uid = spec.gid = 0;
+    spec.upper_in_memory = upper_in_memory;
+    run_sh_spec(rn, &spec, r);
+}
+
+/* A directory of the test's with one file, old, in it; world-writable for container root. */
+static char *hidden_source(const char *name)
+{
+    char *dir = xasprintf("%s/%s", tmpdir, name);
+    _cleanup_free_ char *old = xasprintf("%s/old", dir);
+    struct berth_error *err = NULL;
+
+    (void)mkdir(dir, 0777);
+    (void)chmod(dir, 0777);
+    (void)write_file_atomic(old, "old\n", 4, 0644, &err);
+    berth_error_release(&err);
+    return dir;
+}
+
+/* The container's output as one line, for a test's description ('|' for each line's end). */
+static const char *one_line(struct run *r)
+{
+    for (char *c = r->out.buf; *c; c++)
+        if (*c == '\n')
+            *c = '|';
+    return r->out.buf;
+}
+
+static bool host_has(const char *dir, const char *name)
+{
+    _cleanup_free_ char *p = xasprintf("%s/%s", dir, name);
+
+    return access(p, F_OK) == 0;
+}
+
+/*
+ * Where a writable hidden mount's overlay cannot be had, here because its
+ * source (in /dev/shm, a tmpfs) is on another mount than state_dir, the
+ * directory is bound as without it, and its path shows.
+ */
+static void test_hidden_fallback(struct runner *rn, const char *show)
+{
+    char fb[] = "/dev/shm/berth-test-hidsrc-XXXXXX";
+    _cleanup_free_ char *script = xasprintf("echo new > /srv/h/new && cat /srv/h/new%s", show);
+    _cleanup_free_ char *made = NULL;
+    struct run r;
+    bool pass;
+
+    if (!mkdtemp(fb) || chmod(fb, 0777) < 0) {
+        skip("a hidden mount's fallback: no directory of our own in /dev/shm");
+        return;
+    }
+    made = xasprintf("%s/new", fb);
+    run_hidden(rn, "hidden-fallback", fb, true, false, script, &r);
+    pass = exited_with(&r, 0) && !strcmp(r.out.buf, "new\ntmpfs\n1\n") && host_has(fb, "new");
+    ok(pass, "with state_dir on another mount, a writable hidden mount is a plain bind ('%s'%s%s)",
+       one_line(&r), r.err ? ", " : "", r.err ? r.err : "");
+    run_release(&r);
+    (void)unlink(made);
+    (void)rmdir(fb);
+}
+
+/*
+ * Hidden mounts (berth's own directories in a build): the container works
+ * in them as in a bind, every change lands in the host directory, and the
+ * mount table names none of it (a bind's line carries its source's path;
+ * each source's name here is found nowhere else, and the script prints the
+ * type of the mount at /srv/h and how many lines name a source).
+ */
+static void test_hidden_mounts(struct runner *rn)
+{
+    _cleanup_free_ char *rw = hidden_source("hidsrc-rw"), *ro = hidden_source("hidsrc-ro");
+    const char *show = "; busybox awk '$5 == \"/srv/h\" {print $9}' /proc/self/mountinfo;"
+                       " grep -c hidsrc /proc/self/mountinfo || :";
+    _cleanup_free_ char *rw_script = xasprintf(
+        "cat /srv/h/old && rm /srv/h/old && echo new > /srv/h/new && mkdir -p /srv/h/d/e &&"
+        " mv /srv/h/d /srv/h/d2 && ln /srv/h/new /srv/h/link && echo $(ls /srv/h)%s", show);
+    _cleanup_free_ char *ro_script = xasprintf(
+        "cat /srv/h/old; touch /srv/h/x 2>/dev/null && echo writable || echo refused%s", show);
+    _cleanup_free_ char *d2e = xasprintf("%s/d2/e", rw);
+    struct stat st;
+    struct run r;
+    bool pass;
+
+    run_hidden(rn, "hidden-rw", rw, true, false, rw_script, &r);
+    pass = exited_with(&r, 0) && !strcmp(r.out.buf, "old\nd2 link new\noverlay\n0\n");
+    ok(pass, "a writable hidden mount works as a bind and its mount names no host path ('%s'%s%s)",
+       one_line(&r), r.err ? ", " : "", r.err ? r.err : "");
+    run_release(&r);
+    ok(!host_has(rw, "old") && host_has(rw, "new") && host_has(rw, "link") && stat(d2e, &st) == 0 &&
+       S_ISDIR(st.st_mode) && !host_has(rw, "d"),
+       "every change made in it is in the host directory (old removed, new, link and d2/e there)");
+
+    run_hidden(rn, "hidden-ro", ro, false, false, ro_script, &r);
+    pass = exited_with(&r, 0) && !strcmp(r.out.buf, "old\nrefused\noverlay\n0\n");
+    ok(pass, "a read-only hidden mount reads, refuses writes, and names no host path ('%s'%s%s)",
+       one_line(&r), r.err ? ", " : "", r.err ? r.err : "");
+    run_release(&r);
+    ok(!host_has(ro, "x") && host_has(ro, "old"), "the read-only one's directory is untouched");
+
+    test_hidden_fallback(rn, show);
+}
+
 /*
  * A read-only bind is read-only all the way down: /dev bound read-only
  * brings the host's /dev/shm (and /dev/pts) along, and every mount of the
@@ -955,6 +1070,7 @@ int main(int argc, char **argv)
     test_mounts_and_errors(rn);
     test_mount_source_links(rn);
     test_readonly_submounts(rn);
+    test_hidden_mounts(rn);
     test_latency(rn);
     test_agent(rn);
     test_agent_channels(rn);
