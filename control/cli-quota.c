@@ -114,10 +114,10 @@ static void print_tenant_limits(const json_t *doc)
 {
     const json_t *limits = json_object_get(doc, "limits"), *defaults = json_object_get(doc, "defaults");
     const json_t *usage = json_object_get(doc, "usage");
-    char apps[48], inst[48];
+    char apps[48], inst[48];   /* instances: slots held, as the limit counts them (not all running) */
 
     (void)snprintf(apps, sizeof(apps), " (%lld used)", (long long)json_integer_value(json_object_get(usage, "apps")));
-    (void)snprintf(inst, sizeof(inst), " (%lld running)",
+    (void)snprintf(inst, sizeof(inst), " (%lld in use)",
                    (long long)json_integer_value(json_object_get(usage, "instances")));
     printf("=== %s limits%s\n", json_get_str(doc, "tenant"),
            json_is_false(json_object_get(doc, "enforced")) ? " (NOT enforced: berth serve --allow-no-limits)" : "");

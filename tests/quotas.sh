@@ -108,7 +108,7 @@ check "the instances run below their tenant's cgroup" \
     bash -c "ls -d $(cg memory $A)/hog1/web.1-* $(cg pids $A)/calm/web.1-* $(cg memory $B)/other1/web.1-* >/dev/null"
 "$BERTH" tenants:limits $A >"$out" 2>&1
 check "tenants:limits counts acme's apps and running instances" \
-    bash -c "grep -q 'Apps: *2 (2 used)' $out && grep -q 'Instances: *5 (2 running)' $out"
+    bash -c "grep -q 'Apps: *2 (2 used)' $out && grep -q 'Instances: *5 (2 in use)' $out"
 
 # ---------------------------------------------------------------- cpu quota and resource:limit
 check "the admin gives acme a fifth of a CPU" quiet "$BERTH" tenants:limits $A --cpus 0.2
