@@ -39,9 +39,12 @@
  * The prepare container: the arguments are the buildpack dirs. cp -a as
  * uid 1000 cannot keep berth's ownership and GNU cp does not complain about
  * that when it is not root: the copies belong to the build user, which is
- * what lets the buildpacks change them. The entries are copied one by one
+ * what lets the buildpacks change them. The entries are copied by name
  * rather than as "/src/.", which would make cp set the mode of the slug dir
- * itself. .git is no part of a slug (herokuish tars with --exclude=.git).
+ * itself, with one cp for all of them (through xargs, for a tree with more
+ * top-level entries than one command line takes) and one for the
+ * buildpacks: each exec counts in a deploy's time. .git is no part of a
+ * slug (herokuish tars with --exclude=.git).
  *
  * .slugignore (Heroku: paths removed before compile, .gitignore's syntax
  * without negation): a pattern with a leading or inner '/' is anchored at
@@ -56,11 +59,12 @@
 static const char prepare_script[] =
     "shopt -s nullglob dotglob\n"
     "mkdir /berth/slug/app || exit 1\n"
-    "for e in /src/*; do\n"
-    "    [ \"${e##*/}\" = .git ] && continue\n"
-    "    cp -a -- \"$e\" /berth/slug/app/ || exit 1\n"
-    "done\n"
-    "for d in \"$@\"; do cp -a -- \"/berth/bpsrc/$d\" \"/buildpacks/$d\" || exit 1; done\n"
+    "src=()\n"
+    "for e in /src/*; do [ \"${e##*/}\" = .git ] || src+=(\"$e\"); done\n"
+    "if [ ${#src[@]} -gt 0 ]; then\n"
+    "    printf '%s\\0' \"${src[@]}\" | xargs -0 cp -a -t /berth/slug/app/ -- || exit 1\n"
+    "fi\n"
+    "if [ $# -gt 0 ]; then cd /berth/bpsrc && cp -a -t /buildpacks/ -- \"$@\" || exit 1; fi\n"
     "cd /berth/slug/app || exit 1\n"
     "if [ -f .slugignore ] && [ ! -L .slugignore ]; then\n"
     "    shopt -s globstar\n"

@@ -417,6 +417,46 @@ static void test_static(struct fixture *fx, const char *examples)
     strbuf_release(&o.text);
 }
 
+/*
+ * A source with more top-level entries than one command line takes: the
+ * build copies them with xargs (one cp per command line's worth), so each
+ * one reaches the slug, a symlink as a symlink.
+ */
+static void test_many_entries(struct fixture *fx, const char *examples)
+{
+    _cleanup_error_ struct berth_error *err = NULL;
+    _cleanup_free_ char *src = xasprintf("%s/src-many", fx->tmp);
+    _cleanup_free_ char *public = NULL, *link = NULL;
+    struct output o = { .text = STRBUF_INIT };
+    struct build_result res = { 0 };
+    char target[64] = "";
+    size_t pages = 0;
+    int r;
+
+    /* 700 names of 230 bytes: 160 KiB, over the 128 KiB of command line xargs gives one cp. */
+    if (sh("cp -a '%s/static' '%s' && cd '%s' && p=page-$(printf '%%0210d' 0) &&"
+           " for i in $(seq 1000 1699); do : >$p-$i.html; done &&"
+           " ln -s index.html home.html && chmod -R a+rX .", examples, src, src) != 0) {
+        ok(0, "make a source of 700 pages");
+        return;
+    }
+    r = build(fx, src, NULL, &o, &res, &err);
+    ok(r == 0, "a source of 700 top-level pages with long names builds (%s)", berth_error_msg(&err));
+    public = xasprintf("%s/app/public", res.slug_dir ?: "");
+    link = xasprintf("%s/home.html", public);
+    {
+        _cleanup_closedir_ DIR *d = opendir(public);
+
+        for (struct dirent *e; d && (e = readdir(d));)
+            pages += strncmp(e->d_name, "page-", 5) == 0;
+    }
+    ok(pages == 700, "every page is in the slug (%zu)", pages);
+    ok(readlink(link, target, sizeof(target) - 1) > 0 && strcmp(target, "index.html") == 0,
+       "a top-level symlink stays a symlink ('%s')", target);
+    build_result_release(&res);
+    strbuf_release(&o.text);
+}
+
 static void test_failures(struct fixture *fx, const char *examples)
 {
     int r;
@@ -696,6 +736,7 @@ int main(int argc, char **argv)
         ok(0, "prepare the stack, layers and cache (%s)", berth_error_msg(&err));
     } else {
         test_static(&fx, examples);
+        test_many_entries(&fx, examples);
         test_failures(&fx, examples);
         test_streaming(&fx);
         test_budget_edges(&fx);
