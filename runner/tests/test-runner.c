@@ -367,7 +367,7 @@ static void test_mount_source_links(struct runner *rn)
 
 /* One hidden mount of `source` at /srv/h (runner.h), running `script` as container root. */
 static void run_hidden(struct runner *rn, const char *state_name, const char *source, bool writable,
-                       bool upper_in_memory, const char *script, struct run *r)
+                       const char *script, struct run *r)
 {
     _cleanup_free_ char *state = new_state(state_name);
     const char *argv[] = { "/bin/busybox", "sh", "-c", script, NULL };
@@ -378,7 +378,6 @@ static void run_hidden(struct runner *rn, const char *state_name, const char *so
     spec.mounts = &m;
     spec.n_mounts = 1;
     spec.uid = spec.gid = 0;
-    spec.upper_in_memory = upper_in_memory;
     run_sh_spec(rn, &spec, r);
 }
 
@@ -394,15 +393,6 @@ static char *hidden_source(const char *name)
     (void)write_file_atomic(old, "old\n", 4, 0644, &err);
     berth_error_release(&err);
     return dir;
-}
-
-/* The container's output as one line, for a test's description ('|' for each line's end). */
-static const char *one_line(struct run *r)
-{
-    for (char *c = r->out.buf; *c; c++)
-        if (*c == '\n')
-            *c = '|';
-    return r->out.buf;
 }
 
 static bool host_has(const char *dir, const char *name)
@@ -423,17 +413,16 @@ static void test_hidden_fallback(struct runner *rn, const char *show)
     _cleanup_free_ char *script = xasprintf("echo new > /srv/h/new && cat /srv/h/new%s", show);
     _cleanup_free_ char *made = NULL;
     struct run r;
-    bool pass;
 
     if (!mkdtemp(fb) || chmod(fb, 0777) < 0) {
         skip("a hidden mount's fallback: no directory of our own in /dev/shm");
         return;
     }
     made = xasprintf("%s/new", fb);
-    run_hidden(rn, "hidden-fallback", fb, true, false, script, &r);
-    pass = exited_with(&r, 0) && !strcmp(r.out.buf, "new\ntmpfs\n1\n") && host_has(fb, "new");
-    ok(pass, "with state_dir on another mount, a writable hidden mount is a plain bind ('%s'%s%s)",
-       one_line(&r), r.err ? ", " : "", r.err ? r.err : "");
+    run_hidden(rn, "hidden-fallback", fb, true, script, &r);
+    t_ok(exited_with(&r, 0) && !strcmp(r.out.buf, "new\ntmpfs\n1\n") && host_has(fb, "new"),
+         "with state_dir on another mount, a writable hidden mount is a plain bind ('%s'%s%s)",
+         r.out.buf, r.err ? ", " : "", r.err ? r.err : "");
     run_release(&r);
     (void)unlink(made);
     (void)rmdir(fb);
@@ -459,21 +448,20 @@ static void test_hidden_mounts(struct runner *rn)
     _cleanup_free_ char *d2e = xasprintf("%s/d2/e", rw);
     struct stat st;
     struct run r;
-    bool pass;
 
-    run_hidden(rn, "hidden-rw", rw, true, false, rw_script, &r);
-    pass = exited_with(&r, 0) && !strcmp(r.out.buf, "old\nd2 link new\noverlay\n0\n");
-    ok(pass, "a writable hidden mount works as a bind and its mount names no host path ('%s'%s%s)",
-       one_line(&r), r.err ? ", " : "", r.err ? r.err : "");
+    run_hidden(rn, "hidden-rw", rw, true, rw_script, &r);
+    t_ok(exited_with(&r, 0) && !strcmp(r.out.buf, "old\nd2 link new\noverlay\n0\n"),
+         "a writable hidden mount works as a bind and its mount names no host path ('%s'%s%s)",
+         r.out.buf, r.err ? ", " : "", r.err ? r.err : "");
     run_release(&r);
     ok(!host_has(rw, "old") && host_has(rw, "new") && host_has(rw, "link") && stat(d2e, &st) == 0 &&
        S_ISDIR(st.st_mode) && !host_has(rw, "d"),
        "every change made in it is in the host directory (old removed, new, link and d2/e there)");
 
-    run_hidden(rn, "hidden-ro", ro, false, false, ro_script, &r);
-    pass = exited_with(&r, 0) && !strcmp(r.out.buf, "old\nrefused\noverlay\n0\n");
-    ok(pass, "a read-only hidden mount reads, refuses writes, and names no host path ('%s'%s%s)",
-       one_line(&r), r.err ? ", " : "", r.err ? r.err : "");
+    run_hidden(rn, "hidden-ro", ro, false, ro_script, &r);
+    t_ok(exited_with(&r, 0) && !strcmp(r.out.buf, "old\nrefused\noverlay\n0\n"),
+         "a read-only hidden mount reads, refuses writes, and names no host path ('%s'%s%s)",
+         r.out.buf, r.err ? ", " : "", r.err ? r.err : "");
     run_release(&r);
     ok(!host_has(ro, "x") && host_has(ro, "old"), "the read-only one's directory is untouched");
 
