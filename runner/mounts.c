@@ -303,29 +303,8 @@ static int make_target(const char *target, bool dir, int *ret, struct berth_erro
     return 0;
 }
 
-/* Copies what fd (O_PATH) holds into dst, an open file; at most 64 KiB (a resolv.conf). */
-static int copy_into(int fd, int dst, const char *what, struct berth_error **err)
-{
-    _cleanup_close_ int src = open(fdpath(fd).s, O_RDONLY | O_CLOEXEC);
-    char buf[4096];
-    size_t total = 0;
-    ssize_t n;
-    int r;
-
-    if (src < 0)
-        return berth_error_make(err, errno, "open %s", what);
-    while ((n = read(src, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return berth_error_make(err, errno, "read %s", what);
-        if ((total += (size_t)n) > 65536)
-            return berth_error_plain(err, EFBIG, "%s is over 64 KiB", what);
-        if ((r = write_all(dst, buf, (size_t)n)) < 0)
-            return berth_error_make(err, -r, "write %s", what);
-    }
-    return 0;
-}
+/* The most of a resolv.conf copied, which the tmpfs below (size=64k) holds. */
+#define RESOLV_COPY_MAX 65536
 
 /*
  * With network, the resolv.conf the spawner wrote (network.c) is copied
@@ -340,6 +319,7 @@ static int bind_resolv_conf(const struct mount_fds *f, struct berth_error **err)
 {
     _cleanup_free_ char *dir = xasprintf("%s/resolv", fdpath(f->state).s);
     _cleanup_free_ char *file = xasprintf("%s/resolv.conf", dir);
+    _cleanup_strbuf_ struct strbuf conf = STRBUF_INIT;
     _cleanup_close_ int target = -1, dst = -1;
     int r;
 
@@ -352,7 +332,11 @@ static int bind_resolv_conf(const struct mount_fds *f, struct berth_error **err)
     dst = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (dst < 0)
         r = berth_error_make(err, errno, "create resolv.conf");
-    else if ((r = copy_into(f->resolv, dst, "the container's resolv.conf", err)) == 0)
+    else if ((r = read_file(fdpath(f->resolv).s, &conf, RESOLV_COPY_MAX, err)) < 0)
+        r = berth_error_wrap(err, "copy the container's resolv.conf");
+    else if ((r = write_all(dst, conf.buf, conf.len)) < 0)
+        r = berth_error_make(err, -r, "write the container's resolv.conf");
+    else
         r = bind(file, fdpath(target).s, "resolv.conf", "etc/resolv.conf", true, err);
     if (umount2(dir, MNT_DETACH) < 0 && r == 0)
         r = berth_error_make(err, errno, "detach the tmpfs of resolv.conf");
