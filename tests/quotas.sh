@@ -107,7 +107,7 @@ check "other1 answers" wait_body other1.localhost / "greeting=" 20
 check "the instances run below their tenant's cgroup" \
     bash -c "ls -d $(cg memory $A)/hog1/web.1-* $(cg pids $A)/calm/web.1-* $(cg memory $B)/other1/web.1-* >/dev/null"
 "$BERTH" tenants:limits $A >"$out" 2>&1
-check "tenants:limits counts acme's apps and running instances" \
+check "tenants:limits counts acme's apps and the instances in use" \
     bash -c "grep -q 'Apps: *2 (2 used)' $out && grep -q 'Instances: *5 (2 in use)' $out"
 
 # ---------------------------------------------------------------- cpu quota and resource:limit
