@@ -10,9 +10,25 @@
  * worker dies without a result (killed at the spawner's shutdown, or by
  * PDEATHSIG when the spawner dies), its end of that socket closes and the
  * daemon sees end of file instead.
+ *
+ * The setuid helpers are most of a worker's cost (~15 of 18 ms on a slow
+ * host; a static app's deploy runs nine workers). So the first worker for
+ * an id mapping leaves its user namespace behind: the spawner opens it
+ * once the maps are written and keeps the fd, which keeps the namespace
+ * (a user namespace needs no process, only a reference). Later workers for
+ * the same mapping are plain clones that join it with setns(), which gives
+ * them the same full capability set inside it that a new namespace's first
+ * process has, under the same uid: the same powers, without the helpers.
+ * A namespace is defined by its mapping alone, so one kept for a tenant's
+ * range serves every later request naming that range; the spawner keeps
+ * at most KEPT_USERNS_MAX and drops the oldest beyond that. A mapping the
+ * host's /etc/subuid no longer grants keeps working for the kept ones
+ * until berth serve restarts (the helpers are asked only for new ones).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <stdio.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -53,10 +69,73 @@ static int check_request(enum proto_request type, const struct proto_tree_req *r
     return 0;
 }
 
-/* The worker, in its user namespace once the spawner has written the maps. */
+/* ------------------------------------------------------------------------
+ * the kept user namespaces (the file's top says why)
+ */
+
+#define KEPT_USERNS_MAX 64
+
+struct kept_userns {
+    unsigned long uid_base, gid_base, id_count;
+    int fd;   /* an open /proc/PID/ns/user; -1 in a free slot */
+};
+
+/* The spawner serves one request at a time, in one thread: no lock. */
+static struct kept_userns kept[KEPT_USERNS_MAX];
+static size_t n_kept;
+static size_t next_dropped;   /* the oldest, once all slots are taken */
+
+static int kept_userns_find(const struct proto_tree_req *req)
+{
+    for (size_t i = 0; i < n_kept; i++)
+        if (kept[i].uid_base == req->uid_base && kept[i].gid_base == req->gid_base &&
+            kept[i].id_count == req->id_count)
+            return kept[i].fd;
+    return -1;
+}
+
+/*
+ * Keeps the user namespace of `pid`, a worker whose maps were just written
+ * and that still waits to be released. It cannot have been reaped (the
+ * spawner reaps its children only through their pidfds), so the pid is still
+ * its own while the pidfd says it lives; a namespace that cannot be had is
+ * simply not kept.
+ */
+static void kept_userns_add(const struct proto_tree_req *req, pid_t pid, int pidfd)
+{
+    char path[64];
+    struct kept_userns *k;
+    int fd;
+
+    (void)snprintf(path, sizeof(path), "/proc/%ld/ns/user", (long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+        (void)close(fd);
+        return;
+    }
+    if (n_kept < KEPT_USERNS_MAX) {
+        k = &kept[n_kept++];
+    } else {
+        k = &kept[next_dropped];
+        next_dropped = (next_dropped + 1) % KEPT_USERNS_MAX;
+        (void)close(k->fd);
+    }
+    *k = (struct kept_userns){ req->uid_base, req->gid_base, req->id_count, fd };
+}
+
+/* ------------------------------------------------------------------------
+ * the worker
+ */
+
+/*
+ * The worker: in a new user namespace once the spawner has written the
+ * maps, or first joining the kept one `userns` (when not -1).
+ */
 __attribute__((noreturn))
-static void worker_main(enum proto_request type, const struct proto_tree_req *req, int sync_fd,
-                        int reply_fd, pid_t spawner)
+static void worker_main(enum proto_request type, const struct proto_tree_req *req, int userns,
+                        int sync_fd, int reply_fd, pid_t spawner)
 {
     int keep[] = { sync_fd, reply_fd };
     struct berth_error *e = NULL;
@@ -65,6 +144,10 @@ static void worker_main(enum proto_request type, const struct proto_tree_req *re
     char go;
     int r;
 
+    if (userns >= 0 && setns(userns, CLONE_NEWUSER) < 0) {
+        (void)proto_send_reply(reply_fd, errno, "join the tenant's user namespace", 0, 0);
+        _exit(1);
+    }
     proto_close_all_except(keep, 2);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != spawner)
         _exit(1);
@@ -89,22 +172,27 @@ int tree_worker_start(enum proto_request type, const struct proto_tree_req *req,
 {
     _cleanup_close_ int sync_p = -1, pidfd = -1;
     pid_t spawner = getpid(), pid;
-    int sv[2], r;
+    int sv[2], userns, r;
 
     if ((r = check_request(type, req, err)) < 0)
         return r;
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return berth_error_make(err, errno, "socketpair");
     sync_p = sv[0];
-    pid = container_clone(CLONE_NEWUSER, &pidfd);
+    userns = kept_userns_find(req);
+    pid = container_clone(userns < 0 ? CLONE_NEWUSER : 0, &pidfd);
     if (pid == 0)
-        worker_main(type, req, sv[1], reply_fd, spawner);
+        worker_main(type, req, userns, sv[1], reply_fd, spawner);
     r = pid < 0 ? -errno : 0;
     (void)close(sv[1]);
     if (r < 0)
         return berth_error_make(err, -r, "clone a user namespace to %s '%s'", job_name(type),
                                 req->paths[0] ? req->paths[0] : "");
-    r = container_map_ids(pid, req->uid_base, req->gid_base, req->id_count, err);
+    if (userns < 0) {
+        r = container_map_ids(pid, req->uid_base, req->gid_base, req->id_count, err);
+        if (r == 0)
+            kept_userns_add(req, pid, pidfd);
+    }
     if (r == 0 && send(sync_p, "g", 1, MSG_NOSIGNAL) != 1)
         r = berth_error_make(err, errno, "release the worker to %s '%s'", job_name(type),
                              req->paths[0] ? req->paths[0] : "");

@@ -9,8 +9,9 @@
  * uid reads all of it and no attribute or set-id bit is left. A seal with
  * another tenant's mapping, and one of a tree holding a device node, fail
  * naming the entry. Usage counts a 5 MiB file with a second hard link, in a
- * 0700 directory, once. And a removal of 100k names does not hold up a
- * spawn.
+ * 0700 directory, once. The spawner keeps one user namespace per mapping
+ * for its workers, each serving its own mapping only. And a removal of
+ * 100k names does not hold up a spawn.
  */
 #include <dirent.h>
 #include <endian.h>
@@ -199,8 +200,8 @@ static bool has_xattrs(const char *dir, const char *name)
     return llistxattr(p, NULL, 0) > 0;
 }
 
-/* A 65536-id range of `name` in `file` disjoint from [avoid, avoid + 65536). */
-static bool other_range(const char *file, unsigned long avoid, unsigned long *ret)
+/* The nth (from 0) 65536-id range of berth's in `file` disjoint from [avoid, avoid + 65536). */
+static bool other_range(const char *file, unsigned long avoid, int nth, unsigned long *ret)
 {
     _cleanup_fclose_ FILE *f = fopen(file, "re");
     char line[256];
@@ -212,7 +213,7 @@ static bool other_range(const char *file, unsigned long avoid, unsigned long *re
         if (sscanf(line, "%63[^:]:%lu:%lu", user, &base, &count) != 3 || strcmp(user, "berth"))
             continue;
         for (unsigned long b = base; b + 65536 <= base + count; b += 65536)
-            if (b + 65536 <= avoid || b >= avoid + 65536) {
+            if ((b + 65536 <= avoid || b >= avoid + 65536) && nth-- == 0) {
                 *ret = b;
                 return true;
             }
@@ -243,7 +244,7 @@ static void test_seal(struct runner *rn)
     if (fd >= 0)
         (void)close(fd);
     run_release(&r);
-    if (other_range("/etc/subuid", uid_base, &other_u) && other_range("/etc/subgid", gid_base, &other_g)) {
+    if (other_range("/etc/subuid", uid_base, 0, &other_u) && other_range("/etc/subgid", gid_base, 0, &other_g)) {
         ret = runner_seal_tree(rn, dir, other_u, other_g, 65536, &err);
         t_ok(ret == -EPERM && strstr(berth_error_msg(&err), "outside the tenant's mapping"),
              "sealing with another tenant's ids fails naming the entry: %s", berth_error_msg(&err));
@@ -321,6 +322,100 @@ static void test_usage(struct runner *rn)
     ret = runner_remove_tree(rn, "relative/path", uid_base, gid_base, 65536, &err);
     t_ok(ret == -EINVAL && strstr(berth_error_msg(&err), "'relative/path'"),
          "a relative path is refused before any worker starts: %s", berth_error_msg(&err));
+    berth_error_release(&err);
+}
+
+/* The spawner, this process's child: its pid, or -1. */
+static pid_t spawner_pid(void)
+{
+    _cleanup_closedir_ DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    while (d && (e = readdir(d))) {
+        _cleanup_free_ char *path = xasprintf("/proc/%s/stat", e->d_name);
+        _cleanup_fclose_ FILE *f = NULL;
+        char comm[32];
+        int pid, ppid;
+
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' || !(f = fopen(path, "re")))
+            continue;
+        if (fscanf(f, "%d (%31[^)]) %*c %d", &pid, comm, &ppid) == 3 && ppid == getpid() &&
+            !strcmp(comm, "berth-spawner"))
+            return pid;
+    }
+    return -1;
+}
+
+/* How many user namespaces the spawner holds open (its kept ones: worker.c). */
+static int kept_namespaces(pid_t spawner)
+{
+    _cleanup_free_ char *fds = xasprintf("/proc/%ld/fd", (long)spawner);
+    _cleanup_closedir_ DIR *d = opendir(fds);
+    struct dirent *e;
+    int n = 0;
+
+    while (d && (e = readdir(d))) {
+        char link[64];
+        ssize_t len = readlinkat(dirfd(d), e->d_name, link, sizeof(link) - 1);
+
+        if (len > 0) {
+            link[len] = '\0';
+            n += !strncmp(link, "user:[", 6);
+        }
+    }
+    return d ? n : -1;
+}
+
+/*
+ * The spawner keeps one user namespace per id mapping for its tree workers
+ * (worker.c): the first worker for a mapping adds one, later ones for it
+ * add none, and a kept namespace serves its own mapping only: a tree in a
+ * 0700 directory of one tenant's ids is measured with that tenant's
+ * mapping, and refused with another's, before and after both are kept.
+ */
+static void test_kept_namespaces(struct runner *rn)
+{
+    _cleanup_free_ char *dir = open_dir("kept");
+    const char *argv[] = { "/bin/busybox", "sh", "-c",
+        "mkdir /data/own && echo x >/data/own/f && chmod 700 /data/own", NULL };
+    const char *const paths[] = { dir, NULL };
+    pid_t spawner = spawner_pid();
+    unsigned long other_u, other_g;
+    struct berth_error *err = NULL;
+    int before, after_own, after_other, again;
+    bool own_ok = true, other_refused = true;
+    uint64_t bytes;
+    struct run r;
+
+    run_with_dir(rn, "kept-write", dir, "/data", argv, &r);
+    t_ok(exited_with(&r, 0), "a container wrote a file into a 0700 directory of its tenant's ids");
+    run_release(&r);
+    /* The seal's test used the first other range: this one's namespace is new here. */
+    if (!other_range("/etc/subuid", uid_base, 1, &other_u) || !other_range("/etc/subgid", gid_base, 1, &other_g)) {
+        t_skip("berth has no third range of 65536 subordinate ids");
+        return;
+    }
+    before = kept_namespaces(spawner);
+    for (int i = 0; i < 3; i++)
+        own_ok &= runner_tree_usage(rn, paths, uid_base, gid_base, 65536, &bytes, &err) == 0 && bytes > 0;
+    after_own = kept_namespaces(spawner);
+    for (int i = 0; i < 3; i++) {
+        int ret = runner_tree_usage(rn, paths, other_u, other_g, 65536, &bytes, &err);
+
+        other_refused &= ret == -EACCES;
+        berth_error_release(&err);
+    }
+    after_other = kept_namespaces(spawner);
+    own_ok &= runner_tree_usage(rn, paths, uid_base, gid_base, 65536, &bytes, &err) == 0;
+    again = kept_namespaces(spawner);
+    t_ok(spawner > 0 && before >= 1 && after_own == before && after_other == before + 1 && again == before + 1,
+         "the spawner keeps one user namespace per mapping: %d before, %d after three measures with the "
+         "tenant's (kept already), %d after three with another range, %d after one more with the tenant's",
+         before, after_own, after_other, again);
+    t_ok(own_ok && other_refused,
+         "each kept namespace serves its own mapping: the tenant's measures its 0700 directory every time, "
+         "another range's is refused (EACCES) every time, the second and third from its kept namespace%s%s",
+         own_ok ? "" : ": ", berth_error_msg(&err));
     berth_error_release(&err);
 }
 
@@ -453,6 +548,7 @@ void test_trees(struct runner *rn)
     test_seal(rn);
     test_seal_device(rn);
     test_usage(rn);
+    test_kept_namespaces(rn);
     test_remove_deep(rn);
     test_removal_vs_spawn(rn);
 }
