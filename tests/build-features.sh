@@ -90,6 +90,19 @@ check "a registry name is refused, naming the problem" contains "$TEST_DIR/bpreg
 "$BERTH" buildpacks multi >"$TEST_DIR/bps2.out" 2>&1 || true
 check "buildpacks:clear goes back to detection" contains "$TEST_DIR/bps2.out" "has no buildpacks set"
 
+# A list the app names runs its bin/detect scripts one after the other, in
+# its order (as Heroku's multi-buildpack does): the second detect passes
+# only on what the first left, which, run at once, it would look for 0.1 s
+# before the first wrote it. (Detection over the built-ins runs theirs at
+# once: they only look at files.)
+make_buildpack "$bp/first" 'sleep 0.3; : >"$1/.first-detected"; echo First' 'echo "first compiled"'
+make_buildpack "$bp/second" 'sleep 0.2; [ -e "$1/.first-detected" ] && echo Second' \
+    'mkdir -p "$1/www"; echo ordered >"$1/www/index.html"' "$web_release"
+"$BERTH" apps:create ordered >/dev/null
+make_tree "$TEST_DIR/ordered" .buildpacks "$(printf 'file://%s/first\nfile://%s/second' "$bp" "$bp")" README ordered
+push_app "$TEST_DIR/ordered" ordered "$TEST_DIR/ordered.out" && ok "a named list's detects run in its order" ||
+    { not_ok "a named list's detects run in its order"; diag "$TEST_DIR/ordered.out"; }
+
 # ---------------------------------------------------------------- .slugignore, subdirectory, writes, ownership
 "$BERTH" apps:create mono >/dev/null
 make_tree "$TEST_DIR/mono" \
