@@ -8,7 +8,8 @@
  * one's bin/compile BUILD_DIR CACHE_DIR ENV_DIR with the `export` files of
  * the ones before it sourced, and the last one's bin/release, all inside
  * rootless build containers (runner) with /app the build directory so paths
- * stay the same at run time. Compile steps get outbound network; every step
+ * stay the same at run time. Compile steps get outbound network (but for a
+ * buildpack that says it downloads nothing: BUILD_OFFLINE_MARKER); every step
  * runs under the build's budget (memory, cpu weight, disk allowance, wall
  * clock). The output is streamed line by line to the caller (the deploy
  * shows it as `remote: -----> ...`). The sealed slug lands in
@@ -55,6 +56,11 @@ struct build_budget {
 #define BUILD_DEFAULT_CPU_WEIGHT 20
 #define BUILD_DEFAULT_PIDS_MAX 1024
 #define BUILD_DEFAULT_TIMEOUT_S (15 * 60)   /* Heroku's slug compilation limit */
+/*
+ * A buildpack that downloads nothing carries a regular file of this name at
+ * its root: its compile step gets no outbound network (phases.c).
+ */
+#define BUILD_OFFLINE_MARKER "berth-offline"
 
 struct build_spec {
     const char *app;              /* app name */
@@ -82,7 +88,8 @@ struct build_spec {
     bool trusted_sources;
     unsigned long uid_base, gid_base, id_count;   /* the tenant's id range */
     const char *cgroup;           /* cgroup for the build containers, or NULL */
-    bool network;                 /* compile steps get outbound network (the host can give it) */
+    bool network;                 /* compile steps get outbound network (the host can give it),
+                                     but for a buildpack with BUILD_OFFLINE_MARKER */
     bool need_web;                /* fail, before a slug is kept, unless there is a `web` type */
     struct build_budget budget;
     build_output_fn on_output;    /* one call per output line, without newline */

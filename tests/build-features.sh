@@ -206,6 +206,33 @@ push_app "$TEST_DIR/mounts" mounts "$TEST_DIR/mounts2.out" || diag "$TEST_DIR/mo
 check "what the build wrote in /cache is there at the next build" contains "$TEST_DIR/mounts2.out" "cached 1"
 wait_body mounts.localhost / mounts && ok "the app built that way serves" || not_ok "the app built that way serves"
 
+# ---------------------------------------------------------------- a buildpack that downloads nothing
+# A buildpack with a berth-offline file at its root compiles without
+# outbound network: only lo in its namespace, where its twin without the
+# file sees pasta's interface too. The built-in static and Procfile
+# buildpacks carry the file.
+net_compile='set -e; sed -n "s/^ *\([^:]*\):.*/IF \1/p" /proc/net/dev
+    mkdir -p "$1/www"; echo net >"$1/www/index.html"'
+make_buildpack "$bp/online" 'echo Online' "$net_compile" "$web_release"
+mkdir -p "$bp/offline"
+echo "This buildpack downloads nothing." >"$bp/offline/berth-offline"
+make_buildpack "$bp/offline" 'echo Offline' "$net_compile" "$web_release"
+for kind in online offline; do
+    "$BERTH" apps:create "$kind" >/dev/null
+    make_tree "$TEST_DIR/$kind" .buildpacks "file://$bp/$kind" README "$kind"
+    push_app "$TEST_DIR/$kind" "$kind" "$TEST_DIR/$kind.out" && ok "a build with the $kind buildpack" ||
+        { not_ok "a build with the $kind buildpack"; diag "$TEST_DIR/$kind.out"; }
+    # The interfaces its compile saw, one line, as git shows them (padded with blanks).
+    sed -n 's/^remote: IF \([^ ]*\) *$/\1/p' "$TEST_DIR/$kind.out" | sort | tr '\n' ' ' >"$TEST_DIR/$kind.ifs"
+done
+check "without berth-offline the compile has an interface besides lo ($(cat "$TEST_DIR/online.ifs"))" \
+    grep -Eq '^lo [^ ]+ $|^[^ ]+ lo $' "$TEST_DIR/online.ifs"
+check "with berth-offline it has lo only ($(cat "$TEST_DIR/offline.ifs"))" [ "$(cat "$TEST_DIR/offline.ifs")" = "lo " ]
+wait_body offline.localhost / net && ok "the app built offline serves" || not_ok "the app built offline serves"
+for b in static null; do
+    check "the built-in $b buildpack carries berth-offline" [ -f "$SRCDIR/buildpacks/$b/berth-offline" ]
+done
+
 # ---------------------------------------------------------------- release phase and config_vars
 "$BERTH" apps:create phased >/dev/null
 make_buildpack "$bp/defaults" 'echo Defaults' 'mkdir -p "$1/www"; echo ok >"$1/www/index.html"' \
