@@ -104,6 +104,14 @@ check "php: berth's own files are not served" [ "$(code php /.berth/php/httpd.co
 check "php: a missing file is a 404" [ "$(code php /no-such-file)" = 404 ]
 
 example static Static "<h1>Hello from berth</h1>" index.html ""
+check "static: the build moves the site into public/" contains "$TEST_DIR/static.out" "Moved 3 top-level entries into public/"
+check "static: ... counts it" contains "$TEST_DIR/static.out" "Site: 3 files, 2 KiB"
+check "static: ... and names the web server after checking its configuration" \
+    grep -Eq 'Web server: nginx/[0-9.]+ \(/usr/sbin/nginx\)' "$TEST_DIR/static.out"
+# builtins_only FILE...: there are files, and none runs sed or env (a process each, at every start).
+builtins_only() { [ -f "$1" ] && ! grep -Eq 'sed|/usr/bin/env' "$@"; }
+check "static: the start script is bash's alone up to nginx (no sed, no env)" \
+    builtins_only "$home"/layers/*/*/app/.berth/static/bin/berth-static-nginx
 curl -s -D "$TEST_DIR/static.h" -o /dev/null -H 'Host: static.localhost' "http://127.0.0.1:$HTTP_PORT/"
 tr -d '\r' <"$TEST_DIR/static.h" >"$TEST_DIR/static.hdr"
 check "static: served by nginx" grep -qi '^server: nginx' "$TEST_DIR/static.hdr"
