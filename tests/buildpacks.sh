@@ -184,6 +184,18 @@ mkdir -p "$TEST_DIR/t/pyempty"
 printf 'web: python3 -m http.server $PORT\n' >"$TEST_DIR/t/pyempty/Procfile"
 deploy pyempty "$TEST_DIR/t/pyempty" || diag "$TEST_DIR/pyempty.out"
 check "python: an empty requirements.txt runs no pip" contains "$TEST_DIR/pyempty.out" "No requirements in requirements.txt: nothing to install"
+# Its virtualenv is made once and kept in the build cache; the next build
+# copies it (python3 -m venv is most of such a build), and the app runs in it.
+kept=$home/apps/pyempty/cache/python/venv-empty.id
+check "python: ... and keeps its empty virtualenv in the build cache" [ -f "$kept" ]
+made=$(stat -c %y "$kept" 2>/dev/null || true)
+printf 'web: python3 -c "import http.server, os, sys; h = type(\\"H\\", (http.server.BaseHTTPRequestHandler,), {\\"do_GET\\": lambda s: (s.send_response(200), s.end_headers(), s.wfile.write((\\"prefix \\" + sys.prefix).encode()))}); http.server.HTTPServer((\\"\\", int(os.environ[\\"PORT\\"])), h).serve_forever()"\n' \
+    >"$TEST_DIR/src-pyempty/Procfile"
+commit_all "$TEST_DIR/src-pyempty" "print the prefix"
+push_app "$TEST_DIR/src-pyempty" pyempty "$TEST_DIR/pyempty.2.out" || diag "$TEST_DIR/pyempty.2.out"
+check "python: the next build takes the kept virtualenv rather than making one" \
+    [ "${made:-none}" = "$(stat -c %y "$kept" 2>/dev/null || echo missing)" ]
+check "python: ... and the app runs in it" wait_body pyempty.localhost / "prefix /app/.venv"
 mkdir -p "$TEST_DIR/t/pyproject/hello"
 printf '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "hello"\nversion = "1.0"\n\n[project.scripts]\nhello-web = "hello:main"\n' \
     >"$TEST_DIR/t/pyproject/pyproject.toml"
