@@ -77,7 +77,7 @@ static int check_request(enum proto_request type, const struct proto_tree_req *r
 
 struct kept_userns {
     unsigned long uid_base, gid_base, id_count;
-    int fd;   /* an open /proc/PID/ns/user; -1 in a free slot */
+    int fd;   /* an open /proc/PID/ns/user (slots below n_kept only) */
 };
 
 /* The spawner serves one request at a time, in one thread: no lock. */
