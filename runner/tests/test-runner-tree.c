@@ -325,27 +325,6 @@ static void test_usage(struct runner *rn)
     berth_error_release(&err);
 }
 
-/* The spawner, this process's child: its pid, or -1. */
-static pid_t spawner_pid(void)
-{
-    _cleanup_closedir_ DIR *d = opendir("/proc");
-    struct dirent *e;
-
-    while (d && (e = readdir(d))) {
-        _cleanup_free_ char *path = xasprintf("/proc/%s/stat", e->d_name);
-        _cleanup_fclose_ FILE *f = NULL;
-        char comm[32];
-        int pid, ppid;
-
-        if (e->d_name[0] < '1' || e->d_name[0] > '9' || !(f = fopen(path, "re")))
-            continue;
-        if (fscanf(f, "%d (%31[^)]) %*c %d", &pid, comm, &ppid) == 3 && ppid == getpid() &&
-            !strcmp(comm, "berth-spawner"))
-            return pid;
-    }
-    return -1;
-}
-
 /* How many user namespaces the spawner holds open (its kept ones: worker.c). */
 static int kept_namespaces(pid_t spawner)
 {
@@ -379,7 +358,7 @@ static void test_kept_namespaces(struct runner *rn)
     const char *argv[] = { "/bin/busybox", "sh", "-c",
         "mkdir /data/own && echo x >/data/own/f && chmod 700 /data/own", NULL };
     const char *const paths[] = { dir, NULL };
-    pid_t spawner = spawner_pid();
+    pid_t spawner = child_of(getpid(), "berth-spawner");
     unsigned long other_u, other_g;
     struct berth_error *err = NULL;
     int before, after_own, after_other, again;
