@@ -25,6 +25,12 @@ procs_gone() { for _ in $(seq 1 50); do [ -z "$(procs "$1")" ] && break; sleep 0
 # run.* containers' directories under run/instances.
 run_dirs() { find "$home/run/instances" -mindepth 1 -maxdepth 1 -name '*run.*' 2>/dev/null | wc -l; }
 log=$home/apps/ones/logs/app.log
+# A run's number is random and may be an earlier run's (1 in 9000 each), so
+# lines naming it are looked for only in what the log gained since mark_log:
+# new_log writes that part to $newlog.
+newlog=$TEST_DIR/new.log
+mark_log() { mark=$(stat -c %s "$log" 2>/dev/null || echo 0); }
+new_log() { tail -c +$((mark + 1)) "$log" >"$newlog" 2>/dev/null || : >"$newlog"; }
 
 "$BERTH" apps:create ones >/dev/null
 "$BERTH" apps:create empty >/dev/null
@@ -140,13 +146,14 @@ check "... and a frame longer than 64 KiB closes the connection and ends the run
 [ "$o" = closed ] || echo "# $o"
 
 # ---------------------------------------------------------------- detached
+mark_log
 run run:detached ones -- sh -c 'echo detached-$((7*6)); echo detached-err >&2; exit 4'
 dyno=$(grep -oE 'run\.[0-9]+' "$out" | head -1 || true)
 check "run:detached returns at once, naming the dyno ($dyno)" test "$rc" = 0 -a -n "$dyno"
-for _ in $(seq 1 100); do grep -q "heroku\[$dyno\]: Process exited" "$log" 2>/dev/null && break; sleep 0.1; done
-check "its output is in the app's log as app[$dyno]" grep -Eq "^[0-9-]{10}T[0-9:.]+\+00:00 app\[$dyno\]: detached-42$" "$log"
-check "... its stderr too" grep -q "app\[$dyno\]: detached-err" "$log"
-check "... and its exit status" grep -q "heroku\[$dyno\]: Process exited with status 4" "$log"
+for _ in $(seq 1 100); do new_log; grep -q "heroku\[$dyno\]: Process exited" "$newlog" && break; sleep 0.1; done
+check "its output is in the app's log as app[$dyno]" grep -Eq "^[0-9-]{10}T[0-9:.]+\+00:00 app\[$dyno\]: detached-42$" "$newlog"
+check "... its stderr too" grep -q "app\[$dyno\]: detached-err" "$newlog"
+check "... and its exit status" grep -q "heroku\[$dyno\]: Process exited with status 4" "$newlog"
 run run:detached ones --json -- true
 check "run:detached --json prints the API's answer" \
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["name"].startswith("run.") and d["attach"] is False' "$out"
@@ -166,6 +173,7 @@ for p in json.load(sys.stdin)["processes"]:
     if p["type"] == "run" and sys.argv[1] in p["command"]: print(p["name"])' "$1"
 }
 listed() { [ -n "$(run_of "$1")" ]; }
+mark_log
 run run:detached ones -- sh -c 'trap "echo got-term; exit 3" TERM; t=107.1; while :; do sleep $t & wait $!; done'
 dyno=$(grep -oE 'run\.[0-9]+' "$out" | head -1 || true)
 for _ in $(seq 1 100); do [ -n "$(procs 'sleep 107.1')" ] && break; sleep 0.1; done
@@ -174,12 +182,12 @@ check "a detached run that traps SIGTERM runs ($dyno), and ps lists it" \
 run ps:stop ones "$dyno"
 check "ps:stop APP $dyno says it stops it (exit $rc)" \
     sh -c "[ $rc = 0 ] && grep -q 'Stopping $dyno of ones... done' '$out'"
-for _ in $(seq 1 100); do grep -q "heroku\[$dyno\]: Process exited" "$log" && break; sleep 0.1; done
+for _ in $(seq 1 100); do new_log; grep -q "heroku\[$dyno\]: Process exited" "$newlog" && break; sleep 0.1; done
 check "... the run got SIGTERM and exited as its trap said (status 3)" \
-    sh -c "grep -q 'app\[$dyno\]: got-term' '$log' && grep -q 'heroku\[$dyno\]: Process exited with status 3' '$log'"
+    sh -c "grep -q 'app\[$dyno\]: got-term' '$newlog' && grep -q 'heroku\[$dyno\]: Process exited with status 3' '$newlog'"
 check "... the log says how it was stopped" \
-    sh -c "grep -q 'heroku\[$dyno\]: Stopping process: ps:stop' '$log' &&
-           grep -q 'heroku\[$dyno\]: Stopping all processes with SIGTERM' '$log'"
+    sh -c "grep -q 'heroku\[$dyno\]: Stopping process: ps:stop' '$newlog' &&
+           grep -q 'heroku\[$dyno\]: Stopping all processes with SIGTERM' '$newlog'"
 for _ in $(seq 1 50); do listed 107.1 || break; sleep 0.1; done
 gone=yes; listed 107.1 && gone=no
 check "... and it is gone: not in ps ($gone), no process, no container directory" \
@@ -191,6 +199,7 @@ run events ones
 check "the audit log names the stop" grep -qF "ps:stop $dyno" "$out"
 
 "$BERTH" ps:grace ones 1 >/dev/null
+mark_log
 run run:detached ones -- sh -c 'trap "" TERM; t=107.2; while :; do sleep $t & wait $!; done'
 deaf=$(grep -oE 'run\.[0-9]+' "$out" | head -1 || true)
 for _ in $(seq 1 100); do [ -n "$(procs 'sleep 107.2')" ] && break; sleep 0.1; done
@@ -200,14 +209,15 @@ run ps:stop ones "$deaf"
 check "ps shows it stopping meanwhile" \
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [p["state"] for p in d["processes"] if p["name"] == sys.argv[2]] == ["stopping"], d' \
     "$TEST_DIR/ps.json" "$deaf"
-for _ in $(seq 1 150); do grep -q "heroku\[$deaf\]: Process exited" "$log" && break; sleep 0.1; done
+for _ in $(seq 1 150); do new_log; grep -q "heroku\[$deaf\]: Process exited" "$newlog" && break; sleep 0.1; done
 took=$(( ($(date +%s%N) - started) / 1000000 ))
 check "a run that ignores SIGTERM gets SIGKILL after the app's grace of 1 s (status 137, ${took} ms)" \
-    sh -c "grep -q 'heroku\[$deaf\]: Process exited with status 137' '$log' && [ $took -ge 900 ] && [ $took -lt 10000 ]"
+    sh -c "grep -q 'heroku\[$deaf\]: Process exited with status 137' '$newlog' && [ $took -ge 900 ] && [ $took -lt 10000 ]"
 procs_gone 'sleep 107.2'
 check "... and leaves no process" test -z "$(procs 'sleep 107.2')"
 "$BERTH" ps:grace ones default >/dev/null
 
+mark_log
 "$BERTH" run ones -- sh -c 'trap "echo bye; exit 5" TERM; t=107.3; while :; do sleep $t & wait $!; done' \
     >"$TEST_DIR/att.out" 2>"$TEST_DIR/att.err" &
 cli=$!
@@ -218,8 +228,9 @@ rc=0; wait "$cli" || rc=$?
 check "ps:stop of an attached run ($att) ends its client: exit 1, saying so" \
     sh -c "[ $rc = 1 ] && grep -q 'ps:stop: the run was ended' '$TEST_DIR/att.err'"
 procs_gone 'sleep 107.3'
+for _ in $(seq 1 50); do new_log; grep -q "heroku\[$att\]: Process exited" "$newlog" && break; sleep 0.1; done
 check "... its process got SIGTERM first (its trap's status 5 in the log) and is gone" \
-    sh -c "grep -q 'heroku\[$att\]: Process exited with status 5' '$log' && [ -z '$(procs 'sleep 107.3')' ]"
+    sh -c "grep -q 'heroku\[$att\]: Process exited with status 5' '$newlog' && [ -z '$(procs 'sleep 107.3')' ]"
 
 run ps:stop ones run.1234
 check "ps:stop of a run not in progress: exit 1, 404, naming it" \
