@@ -570,6 +570,72 @@ static void test_streaming(struct fixture *fx)
 }
 
 /*
+ * Detection over the built-ins reads a bash detect in a subshell of the
+ * prepare step's shell (phases.c says why) and runs any other as a
+ * program. A buildpacks dir of the test's own: "node" has a bash detect
+ * that says how it ran and with which shell options, and exits 1 unless
+ * the app has want-bash; "python" has a sh detect. Its exit must not end
+ * the detects after it, its globs must see neither the step's nullglob
+ * nor its dotglob (a hidden .x.dot would match), and the sh one must
+ * still run.
+ */
+static void test_builtin_detects(struct fixture *fx)
+{
+    _cleanup_free_ char *bpdir = xasprintf("%s/bp-detects", fx->tmp);
+    _cleanup_free_ char *src_bash = xasprintf("%s/src-detect-bash", fx->tmp);
+    _cleanup_free_ char *src_sh = xasprintf("%s/src-detect-sh", fx->tmp);
+    static const char bash_detect[] =
+        "#!/bin/bash\n"
+        "set -euo pipefail\n"
+        "for f in \"$1\"/*.dot; do [[ -f \"$f\" ]] && { echo \"Glob $f\"; exit 0; }; done\n"
+        "[[ -f \"$1/want-bash\" ]] || exit 1\n"
+        "how=run; [[ $$ == \"$BASHPID\" ]] || how=sourced\n"
+        "echo \"Bash $how$(shopt -q nullglob && echo ' nullglob')$(shopt -q dotglob && echo ' dotglob')\"\n";
+    static const char sh_detect[] = "#!/bin/sh\n[ -f \"$1/want-sh\" ] || exit 1\necho Sh detect\n";
+    static const char compile[] = "#!/bin/bash\necho 'web: ./x' >\"$1/Procfile\"\n";
+    static const struct { const char *path, *text; } files[] = {
+        { "node/bin/detect", bash_detect }, { "node/bin/compile", compile },
+        { "python/bin/detect", sh_detect }, { "python/bin/compile", compile },
+    };
+    struct output o = { .text = STRBUF_INIT };
+    _cleanup_error_ struct berth_error *err = NULL;
+    struct build_result res = { 0 };
+    char *saved = fx->bpdir;
+    int r;
+
+    if (sh("mkdir -p '%s/node/bin' '%s/python/bin' '%s' '%s' && touch '%s/want-bash' '%s/.x.dot' "
+           "'%s/want-sh' && chmod -R a+rX '%s' '%s'", bpdir, bpdir, src_bash, src_sh, src_bash,
+           src_bash, src_sh, src_bash, src_sh)) {
+        ok(0, "prepare the detecting buildpacks");
+        return;
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
+        _cleanup_free_ char *path = xasprintf("%s/%s", bpdir, files[i].path);
+
+        if (write_file_atomic(path, files[i].text, strlen(files[i].text), 0755, NULL) < 0 ||
+            chmod(path, 0755) < 0) {
+            ok(0, "write %s", files[i].path);
+            return;
+        }
+    }
+    fx->bpdir = bpdir;
+    r = build(fx, src_bash, NULL, &o, &res, &err);
+    ok(r == 0 && has_line(&o, "-----> Bash sourced app detected"),
+       "a built-in's bash detect is sourced, with a fresh shell's glob options (%s)",
+       berth_error_msg(&err));
+    build_result_release(&res);
+    strbuf_reset(&o.text);
+    berth_error_release(&err);
+    r = build(fx, src_sh, NULL, &o, &res, &err);
+    ok(r == 0 && has_line(&o, "-----> Sh detect app detected"),
+       "a sourced detect's exit 1 ends only itself, and a sh detect still runs (%s)",
+       berth_error_msg(&err));
+    fx->bpdir = saved;
+    build_result_release(&res);
+    strbuf_release(&o.text);
+}
+
+/*
  * A buildpack of the test's own, as the built-in "static" of a buildpacks
  * dir <tmp>/bp-<name>, detecting any app: bin/compile is `compile`.
  */
@@ -739,6 +805,7 @@ int main(int argc, char **argv)
         test_many_entries(&fx, examples);
         test_failures(&fx, examples);
         test_streaming(&fx);
+        test_builtin_detects(&fx);
         test_budget_edges(&fx);
     }
 
