@@ -9,7 +9,8 @@
  * the ones before it sourced, and the last one's bin/release, all inside
  * rootless build containers (runner) with /app the build directory so paths
  * stay the same at run time. Compile steps get outbound network (but for a
- * buildpack that says it downloads nothing: BUILD_OFFLINE_MARKER); every step
+ * buildpack that says it downloads nothing: BUILD_OFFLINE_MARKER, or
+ * nothing for this app: BUILD_OFFLINE_HOOK); every step
  * runs under the build's budget (memory, cpu weight, disk allowance, wall
  * clock). The output is streamed line by line to the caller (the deploy
  * shows it as `remote: -----> ...`). The sealed slug lands in
@@ -61,6 +62,13 @@ struct build_budget {
  * its root: its compile step gets no outbound network (phases.c).
  */
 #define BUILD_OFFLINE_MARKER "berth-offline"
+/*
+ * A buildpack that downloads nothing for some apps (a Python app with no
+ * requirements) carries this program: run after its bin/detect passed,
+ * with the app's dir as BUILD_DIR, exit status 0 means this app's compile
+ * gets no outbound network either (phases.c).
+ */
+#define BUILD_OFFLINE_HOOK "bin/berth-offline"
 
 struct build_spec {
     const char *app;              /* app name */
@@ -89,7 +97,8 @@ struct build_spec {
     unsigned long uid_base, gid_base, id_count;   /* the tenant's id range */
     const char *cgroup;           /* cgroup for the build containers, or NULL */
     bool network;                 /* compile steps get outbound network (the host can give it),
-                                     but for a buildpack with BUILD_OFFLINE_MARKER */
+                                     but for a buildpack with BUILD_OFFLINE_MARKER, or the
+                                     first one when its BUILD_OFFLINE_HOOK says so */
     bool need_web;                /* fail, before a slug is kept, unless there is a `web` type */
     struct build_budget budget;
     build_output_fn on_output;    /* one call per output line, without newline */

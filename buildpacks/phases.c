@@ -64,7 +64,11 @@
  * a subshell of this shell rather than run, with the shell options a
  * fresh bash has, which spares three processes per detect, `timeout`,
  * `head` and the exec, ~20 ms each detect on a slow host and six detects
- * in all; one in another language still runs as a program). The buildpack
+ * in all; one in another language still runs as a program). After a
+ * detect passes, the buildpack's BUILD_OFFLINE_HOOK, if it has one, runs
+ * the same way and its status goes to /berth/out too: for every built-in
+ * (the one kept is known only here, in C), for the first of a list only
+ * (a later one sees what the compiles before it added). The buildpack
  * dirs follow.
  */
 static const char prepare_script[] =
@@ -103,21 +107,31 @@ static const char prepare_script[] =
     "    done < .slugignore\n"
     "    echo \"       .slugignore: removed $removed paths\"\n"
     "fi\n"
-    "detect() {\n"
-    "    local det=/buildpacks/$1/bin/detect first=\n"
-    "    [ -f \"$det\" ] && [ -x \"$det\" ] || return 0\n"
-    "    if [ \"$order\" = builtin ] && IFS= read -r first <\"$det\" && [ \"$first\" = '#!/bin/bash' ]; "
+    "run() {\n"
+    "    local first=\n"
+    "    if [ \"$order\" = builtin ] && IFS= read -r first <\"$1\" && [ \"$first\" = '#!/bin/bash' ]; "
     "then\n"
-    "        (shopt -u nullglob dotglob globstar; . \"$det\" /berth/slug/app) </dev/null 2>/dev/null "
-    ">\"/berth/out/detect-$1\"\n"
-    "        echo $? >\"/berth/out/detect-$1.status\"\n"
-    "        return 0\n"
+    "        (shopt -u nullglob dotglob globstar; . \"$1\" /berth/slug/app) </dev/null 2>/dev/null >\"$2\"\n"
+    "        status=$?\n"
+    "    else\n"
+    "        timeout 60 \"$1\" /berth/slug/app </dev/null 2>/dev/null | head -c 4096 >\"$2\"\n"
+    "        status=${PIPESTATUS[0]}\n"
     "    fi\n"
-    "    timeout 60 \"$det\" /berth/slug/app </dev/null 2>/dev/null | head -c 4096 "
-    ">\"/berth/out/detect-$1\"\n"
-    "    echo \"${PIPESTATUS[0]}\" >\"/berth/out/detect-$1.status\"\n"
     "}\n"
-    "for d in \"$@\"; do detect \"$d\"; done\n"
+    "detect() {\n"
+    "    local det=/buildpacks/$1/bin/detect hook=/buildpacks/$1/" BUILD_OFFLINE_HOOK " status\n"
+    "    [ -f \"$det\" ] && [ -x \"$det\" ] || return 0\n"
+    "    run \"$det\" \"/berth/out/detect-$1\"\n"
+    "    echo $status >\"/berth/out/detect-$1.status\"\n"
+    "    [ $status = 0 ] && [ \"$2\" = 1 ] && [ -f \"$hook\" ] && [ -x \"$hook\" ] || return 0\n"
+    "    run \"$hook\" /dev/null\n"
+    "    echo $status >\"/berth/out/offline-$1.status\"\n"
+    "}\n"
+    "ask=1\n"
+    "for d in \"$@\"; do\n"
+    "    detect \"$d\" $ask\n"
+    "    [ \"$order\" = builtin ] || ask=0\n"
+    "done\n"
     "exit 0\n";
 
 /*
@@ -411,6 +425,24 @@ static char *framework_name(const struct strbuf *out, const char *fallback)
     return strbuf_detach(&name, NULL);
 }
 
+/* What the pack's BUILD_OFFLINE_HOOK said of this app, when it has one and it ran. */
+static int read_offline_status(struct build_ctx *ctx, struct build_pack *p, struct berth_error **err)
+{
+    _cleanup_free_ char *name = xasprintf("offline-%s.status", p->dir);
+    _cleanup_strbuf_ struct strbuf status = STRBUF_INIT;
+    int r;
+
+    p->app_offline = false;
+    r = build_read_file_at(ctx->out_dir, name, "the offline hook's status", 64, &status, err);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    strbuf_rtrim(&status);
+    p->app_offline = strcmp(status.buf, "0") == 0;
+    return 0;
+}
+
 static int read_detect_files(struct build_ctx *ctx, struct build_pack *p, bool *ret_passed,
                              struct berth_error **err)
 {
@@ -435,7 +467,7 @@ static int read_detect_files(struct build_ctx *ctx, struct build_pack *p, bool *
     free(p->framework);
     p->framework = framework_name(&out, p->dir);
     *ret_passed = true;
-    return 0;
+    return read_offline_status(ctx, p, err);
 }
 
 /*
@@ -573,6 +605,9 @@ int phase_prepare(struct build_ctx *ctx, struct build_plan *plan, struct berth_e
  * deploy without the network's start (pasta's, ~0.1 s on a slow host). A
  * marker can only take network away, so a tenant's own buildpack may carry
  * one too. Read from the buildpack's source, which the build never writes.
+ * One that downloads nothing for some apps says so per app with its
+ * BUILD_OFFLINE_HOOK (prepare ran it), which counts for the first
+ * buildpack only: a later one compiles what the ones before it left.
  */
 static bool pack_offline(const struct build_pack *p)
 {
@@ -596,7 +631,8 @@ static int compile_one(struct build_ctx *ctx, const struct build_plan *plan, siz
         { ctx->bp_dir, "/buildpacks", true, true },
         { ctx->out_dir, "/berth/out", true, true },
     };
-    bool network = spec->network && !pack_offline(p);
+    bool marked = pack_offline(p), app_offline = !marked && k == 0 && p->app_offline;
+    bool network = spec->network && !marked && !app_offline;
     size_t a = 0;
     int status, r;
 
@@ -618,6 +654,8 @@ static int compile_one(struct build_ctx *ctx, const struct build_plan *plan, siz
     build_say(ctx, "-----> %s app detected", p->framework);
     if (!spec->network && k == 0)
         build_say(ctx, " !     This host gives builds no outbound network: nothing can be downloaded");
+    else if (spec->network && app_offline)
+        build_say(ctx, "       Nothing to download for this app: compiling without network");
     r = build_step_run(ctx, &step, &status, err);
     if (r == 0 && status != 0)
         r = step_failed("compile", status, err);

@@ -24,6 +24,7 @@ struct build_pack {
     char *url;         /* git buildpacks: the URL fetched, and the commit it was at */
     char *commit;
     char *framework;   /* the name its bin/detect printed */
+    bool app_offline;  /* its BUILD_OFFLINE_HOOK said this app's compile downloads nothing */
 };
 
 struct build_plan {

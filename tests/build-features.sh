@@ -233,6 +233,41 @@ for b in static null; do
     check "the built-in $b buildpack carries berth-offline" [ -f "$SRCDIR/buildpacks/$b/berth-offline" ]
 done
 
+# A buildpack that downloads nothing for some apps says so per app with
+# bin/berth-offline (exit 0: none for this one), run after its detect: the
+# app that has no-downloads compiles with lo alone, saying so, the one
+# without gets the network. In a list only the first buildpack's answer
+# counts (a later one compiles what the ones before it left): there the
+# second compile has the network though its hook says no too.
+ifs_of() { sed -n "s/^remote: $2 \([^ ]*\) *$/\1/p" "$1" | sort | tr '\n' ' '; }
+for b in asks asks2; do
+    mkdir -p "$bp/$b/bin"
+    printf '#!/bin/bash\n[ -f "$1/no-downloads" ]\n' >"$bp/$b/bin/berth-offline"
+done
+make_buildpack "$bp/asks" 'echo Asks' "$net_compile" "$web_release"
+make_buildpack "$bp/asks2" 'echo Asks2' 'set -e; sed -n "s/^ *\([^:]*\):.*/IF2 \1/p" /proc/net/dev' "$web_release"
+"$BERTH" apps:create hookon >/dev/null
+make_tree "$TEST_DIR/hookon" .buildpacks "file://$bp/asks" README on
+"$BERTH" apps:create hookoff >/dev/null
+make_tree "$TEST_DIR/hookoff" .buildpacks "file://$bp/asks" no-downloads ""
+"$BERTH" apps:create hooklist >/dev/null
+make_tree "$TEST_DIR/hooklist" .buildpacks "file://$bp/asks
+file://$bp/asks2" no-downloads ""
+for app in hookon hookoff hooklist; do
+    push_app "$TEST_DIR/$app" "$app" "$TEST_DIR/$app.out" && ok "a build of $app with the asking buildpack" ||
+        { not_ok "a build of $app with the asking buildpack"; diag "$TEST_DIR/$app.out"; }
+done
+check "bin/berth-offline exit 1: the compile has an interface besides lo ($(ifs_of "$TEST_DIR/hookon.out" IF))" \
+    grep -Eq '^lo [^ ]+ $|^[^ ]+ lo $' <(ifs_of "$TEST_DIR/hookon.out" IF)
+check "bin/berth-offline exit 0: lo only ($(ifs_of "$TEST_DIR/hookoff.out" IF))" \
+    [ "$(ifs_of "$TEST_DIR/hookoff.out" IF)" = "lo " ]
+check "... saying so" contains "$TEST_DIR/hookoff.out" "Nothing to download for this app: compiling without network"
+check "in a list, the first compile has lo only ($(ifs_of "$TEST_DIR/hooklist.out" IF))" \
+    [ "$(ifs_of "$TEST_DIR/hooklist.out" IF)" = "lo " ]
+check "... the second the network, whatever its hook says ($(ifs_of "$TEST_DIR/hooklist.out" IF2))" \
+    grep -Eq '^lo [^ ]+ $|^[^ ]+ lo $' <(ifs_of "$TEST_DIR/hooklist.out" IF2)
+check "the built-in python buildpack carries bin/berth-offline" [ -x "$SRCDIR/buildpacks/python/bin/berth-offline" ]
+
 # ---------------------------------------------------------------- release phase and config_vars
 "$BERTH" apps:create phased >/dev/null
 make_buildpack "$bp/defaults" 'echo Defaults' 'mkdir -p "$1/www"; echo ok >"$1/www/index.html"' \
