@@ -145,6 +145,8 @@ printf 'require("http").createServer((q, s) => s.end("plain node " + process.env
     >"$TEST_DIR/t/nodeplain/server.js"
 deploy nodeplain "$TEST_DIR/t/nodeplain" || diag "$TEST_DIR/nodeplain.out"
 check "node: no dependencies, no npm" contains "$TEST_DIR/nodeplain.out" "       No dependencies in package.json: nothing to install"
+check "node: ... and compiles without network, as its bin/berth-offline says" \
+    contains "$TEST_DIR/nodeplain.out" "Nothing to download for this app: compiling without network"
 check "node: engines.node the stack lacks is a warning, not a failure" \
     grep -qE 'package.json asks for node >=99 \(engines.node\), the stack has v[0-9.]+: building with it anyway' "$TEST_DIR/nodeplain.out"
 check "node: without a start script, server.js is the web process" wait_body nodeplain.localhost / "plain node production"
@@ -165,6 +167,8 @@ deploy nodebuild "$TEST_DIR/t/nodebuild" || diag "$TEST_DIR/nodebuild.out"
 check "node: the build script runs with the devDependencies, which are then pruned" \
     wait_body nodebuild.localhost / "3600000 pruned"
 check "node: ... saying so" contains "$TEST_DIR/nodebuild.out" "-----> Pruning devDependencies"
+check "node: an app with dependencies and a build script compiles with its network" \
+    not_contains "$TEST_DIR/nodebuild.out" "compiling without network"
 
 # ---------------------------------------------------------------- python beyond its example
 mkdir -p "$TEST_DIR/t/pystack"
@@ -175,6 +179,8 @@ if python3 -c 'import six' 2>/dev/null; then
     deploy pystack "$TEST_DIR/t/pystack" || diag "$TEST_DIR/pystack.out"
     check "python: a requirement the stack's Debian packages satisfy needs no index" \
         contains "$TEST_DIR/pystack.out" "Requirement already satisfied: six"
+    check "python: ... and an app with requirements compiles with its network" \
+        not_contains "$TEST_DIR/pystack.out" "compiling without network"
     check "python: ... and the app imports it" wait_body pystack.localhost / "six from the stack"
 else
     skip "python3-six is not installed on this host"
@@ -184,6 +190,8 @@ mkdir -p "$TEST_DIR/t/pyempty"
 printf 'web: python3 -m http.server $PORT\n' >"$TEST_DIR/t/pyempty/Procfile"
 deploy pyempty "$TEST_DIR/t/pyempty" || diag "$TEST_DIR/pyempty.out"
 check "python: an empty requirements.txt runs no pip" contains "$TEST_DIR/pyempty.out" "No requirements in requirements.txt: nothing to install"
+check "python: ... and compiles without network, as its bin/berth-offline says" \
+    contains "$TEST_DIR/pyempty.out" "Nothing to download for this app: compiling without network"
 # Its virtualenv is made once and kept in the build cache; the next build
 # copies it (python3 -m venv is most of such a build), and the app runs in it.
 kept=$home/apps/pyempty/cache/python/venv-empty.id

@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# shellcheck shell=bash
+#
+# berth Python buildpack: what an app asks to install, sourced
+# by bin/compile (which installs them) and bin/berth-offline (which says
+# whether there is anything to install, hence to download). The sourcing
+# script defines fail MESSAGE... (print, then exit 1) and runs in the app's
+# dir.
+
+# The requirement files a requirements file pulls in (-r/-c), recursively,
+# and the local --find-links directories it names, as paths relative to
+# BUILD_DIR, into req_inputs: what the cache hash covers besides the file.
+# Each file is read once; files that include each other in a loop fail the
+# build (pip would follow the loop until Python's stack runs out, and this
+# walk for ever).
+declare -A req_state=()
+req_inputs=()
+req_walk() {
+    local file=$1 dir line arg key shown
+    local -a words
+    key=$(readlink -f -- "$file")
+    case "${req_state[$key]:-}" in
+        done) return 0 ;;
+        reading)
+            shown=${file#./}
+            fail "the requirement files include each other in a loop (-r or -c back to $shown): pip cannot install from them" \
+                "remove the -r or -c line that leads back to $shown"
+            ;;
+    esac
+    req_state[$key]=reading
+    if [[ "$file" == */* ]]; then dir=${file%/*}; else dir=.; fi
+    [[ -n "$dir" ]] || dir=/
+    req_inputs+=("$file")
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        line=${line%%#*}
+        read -r -a words <<<"$line" || true
+        ((${#words[@]})) || continue
+        case "${words[0]}" in
+            -r | --requirement | -c | --constraint)
+                arg=${words[1]:-}
+                if [[ -n "$arg" && -f "$dir/$arg" ]]; then req_walk "$dir/$arg"; fi
+                ;;
+            -r* | -c*)
+                arg=${words[0]:2}
+                if [[ -f "$dir/$arg" ]]; then req_walk "$dir/$arg"; fi
+                ;;
+            --requirement=* | --constraint=*)
+                arg=${words[0]#*=}
+                if [[ -f "$dir/$arg" ]]; then req_walk "$dir/$arg"; fi
+                ;;
+            -f | --find-links)
+                arg=${words[1]:-}
+                [[ "$arg" == file://* ]] && arg=${arg#file://}
+                if [[ -n "$arg" && -d "$arg" ]]; then req_inputs+=("$arg"); fi
+                if [[ -n "$arg" && "$arg" != /* && -d "$dir/$arg" ]]; then req_inputs+=("$dir/$arg"); fi
+                ;;
+            --find-links=*)
+                arg=${words[0]#*=}
+                [[ "$arg" == file://* ]] && arg=${arg#file://}
+                if [[ -d "$arg" ]]; then req_inputs+=("$arg"); fi
+                if [[ "$arg" != /* && -d "$dir/$arg" ]]; then req_inputs+=("$dir/$arg"); fi
+                ;;
+        esac
+    done <"$file"
+    req_state[$key]="done"
+}
+
+# Whether the requirement files (req_walk's) name anything to install: a
+# line that is not blank, a comment or a pip option.
+req_nonempty() {
+    local f line
+    for f in "${req_inputs[@]}"; do
+        [[ -f "$f" ]] || continue
+        while IFS= read -r line || [[ -n "$line" ]]; do
+            [[ "$line" =~ ^[[:space:]]*(#|$|-) ]] || return 0
+            [[ "$line" =~ ^[[:space:]]*(-e|--editable)([[:space:]=]|$) ]] && return 0
+        done <"$f"
+    done
+    return 1
+}
+
+# Whether a pyproject.toml or setup.py project declares anything to
+# install: a pyproject.toml that only configures tools does not.
+project_installs() {
+    [[ -f setup.py ]] || grep -qE '^[[:space:]]*\[(project|build-system)\]' pyproject.toml
+}
