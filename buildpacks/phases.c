@@ -67,9 +67,9 @@
  * in all; one in another language still runs as a program). After a
  * detect passes, the buildpack's BUILD_OFFLINE_HOOK, if it has one, runs
  * the same way and its status goes to /berth/out too: for every built-in
- * (the one kept is known only here, in C), for the first of a list only
- * (a later one sees what the compiles before it added). The buildpack
- * dirs follow.
+ * that passed (which one is kept, C decides after this step), for the
+ * first of a list only (compile_one() heeds no other: a later one sees
+ * what the compiles before it added). The buildpack dirs follow.
  */
 static const char prepare_script[] =
     "order=$1; shift\n"
@@ -425,22 +425,30 @@ static char *framework_name(const struct strbuf *out, const char *fallback)
     return strbuf_detach(&name, NULL);
 }
 
+/*
+ * An exit status the step's script left in /berth/out as `name`, its
+ * trailing blanks dropped, into *status: -ENOENT when there is none (the
+ * program did not run).
+ */
+static int read_out_status(struct build_ctx *ctx, const char *name, const char *what,
+                           struct strbuf *status, struct berth_error **err)
+{
+    int r = build_read_file_at(ctx->out_dir, name, what, 64, status, err);
+
+    if (r == 0)
+        strbuf_rtrim(status);
+    return r;
+}
+
 /* What the pack's BUILD_OFFLINE_HOOK said of this app, when it has one and it ran. */
 static int read_offline_status(struct build_ctx *ctx, struct build_pack *p, struct berth_error **err)
 {
     _cleanup_free_ char *name = xasprintf("offline-%s.status", p->dir);
     _cleanup_strbuf_ struct strbuf status = STRBUF_INIT;
-    int r;
+    int r = read_out_status(ctx, name, "the offline hook's status", &status, err);
 
-    p->app_offline = false;
-    r = build_read_file_at(ctx->out_dir, name, "the offline hook's status", 64, &status, err);
-    if (r == -ENOENT)
-        return 0;
-    if (r < 0)
-        return r;
-    strbuf_rtrim(&status);
-    p->app_offline = strcmp(status.buf, "0") == 0;
-    return 0;
+    p->app_offline = r == 0 && strcmp(status.buf, "0") == 0;
+    return r == -ENOENT ? 0 : r;
 }
 
 static int read_detect_files(struct build_ctx *ctx, struct build_pack *p, bool *ret_passed,
@@ -453,12 +461,11 @@ static int read_detect_files(struct build_ctx *ctx, struct build_pack *p, bool *
     int r;
 
     *ret_passed = false;
-    r = build_read_file_at(ctx->out_dir, status_name, "bin/detect's status", 64, &status, err);
+    r = read_out_status(ctx, status_name, "bin/detect's status", &status, err);
     if (r == -ENOENT)
         return 0;
     if (r < 0)
         return r;
-    strbuf_rtrim(&status);
     if (strcmp(status.buf, "0") != 0)
         return 0;
     r = build_read_file_at(ctx->out_dir, out_name, "bin/detect's output", DETECT_OUTPUT_MAX, &out, err);
@@ -675,12 +682,11 @@ static int read_release(struct build_ctx *ctx, json_t **ret, struct berth_error 
     _cleanup_strbuf_ struct strbuf yaml = STRBUF_INIT;
     int r;
 
-    r = build_read_file_at(ctx->out_dir, "release.status", "bin/release's status", 64, &status, err);
+    r = read_out_status(ctx, "release.status", "bin/release's status", &status, err);
     if (r == -ENOENT)
         return build_release_parse("", 0, ret, err);
     if (r < 0)
         return r;
-    strbuf_rtrim(&status);
     if (strcmp(status.buf, "0") != 0)
         return berth_error_plain(err, EIO, "bin/release failed with exit status %.8s", status.buf);
     r = build_read_file_at(ctx->out_dir, "release.yml", "bin/release's output",

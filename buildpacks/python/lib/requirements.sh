@@ -4,8 +4,8 @@
 # berth Python buildpack: what an app asks to install, sourced
 # by bin/compile (which installs them) and bin/berth-offline (which says
 # whether there is anything to install, hence to download). The sourcing
-# script defines fail MESSAGE... (print, then exit 1) and runs in the app's
-# dir.
+# script defines fail MESSAGE... (which must exit non-zero: compile prints
+# the lines, the hook only exits 1) and calls these in the app's dir.
 
 # The requirement files a requirements file pulls in (-r/-c), recursively,
 # and the local --find-links directories it names, as paths relative to
