@@ -31,6 +31,16 @@ log=$home/apps/ones/logs/app.log
 newlog=$TEST_DIR/new.log
 mark_log() { mark=$(stat -c %s "$log" 2>/dev/null || echo 0); }
 new_log() { tail -c +$((mark + 1)) "$log" >"$newlog" 2>/dev/null || : >"$newlog"; }
+# exited_since_mark DYNO TENTHS: waits up to TENTHS tenths of a second for
+# DYNO's exit line in what the log gained, which stays in $newlog.
+exited_since_mark() {
+    for _ in $(seq 1 "$2"); do
+        new_log
+        grep -q "heroku\[$1\]: Process exited" "$newlog" && return 0
+        sleep 0.1
+    done
+    return 0
+}
 
 "$BERTH" apps:create ones >/dev/null
 "$BERTH" apps:create empty >/dev/null
@@ -150,7 +160,7 @@ mark_log
 run run:detached ones -- sh -c 'echo detached-$((7*6)); echo detached-err >&2; exit 4'
 dyno=$(grep -oE 'run\.[0-9]+' "$out" | head -1 || true)
 check "run:detached returns at once, naming the dyno ($dyno)" test "$rc" = 0 -a -n "$dyno"
-for _ in $(seq 1 100); do new_log; grep -q "heroku\[$dyno\]: Process exited" "$newlog" && break; sleep 0.1; done
+exited_since_mark "$dyno" 100
 check "its output is in the app's log as app[$dyno]" grep -Eq "^[0-9-]{10}T[0-9:.]+\+00:00 app\[$dyno\]: detached-42$" "$newlog"
 check "... its stderr too" grep -q "app\[$dyno\]: detached-err" "$newlog"
 check "... and its exit status" grep -q "heroku\[$dyno\]: Process exited with status 4" "$newlog"
@@ -182,7 +192,7 @@ check "a detached run that traps SIGTERM runs ($dyno), and ps lists it" \
 run ps:stop ones "$dyno"
 check "ps:stop APP $dyno says it stops it (exit $rc)" \
     sh -c "[ $rc = 0 ] && grep -q 'Stopping $dyno of ones... done' '$out'"
-for _ in $(seq 1 100); do new_log; grep -q "heroku\[$dyno\]: Process exited" "$newlog" && break; sleep 0.1; done
+exited_since_mark "$dyno" 100
 check "... the run got SIGTERM and exited as its trap said (status 3)" \
     sh -c "grep -q 'app\[$dyno\]: got-term' '$newlog' && grep -q 'heroku\[$dyno\]: Process exited with status 3' '$newlog'"
 check "... the log says how it was stopped" \
@@ -209,7 +219,7 @@ run ps:stop ones "$deaf"
 check "ps shows it stopping meanwhile" \
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [p["state"] for p in d["processes"] if p["name"] == sys.argv[2]] == ["stopping"], d' \
     "$TEST_DIR/ps.json" "$deaf"
-for _ in $(seq 1 150); do new_log; grep -q "heroku\[$deaf\]: Process exited" "$newlog" && break; sleep 0.1; done
+exited_since_mark "$deaf" 150
 took=$(( ($(date +%s%N) - started) / 1000000 ))
 check "a run that ignores SIGTERM gets SIGKILL after the app's grace of 1 s (status 137, ${took} ms)" \
     sh -c "grep -q 'heroku\[$deaf\]: Process exited with status 137' '$newlog' && [ $took -ge 900 ] && [ $took -lt 10000 ]"
@@ -228,7 +238,7 @@ rc=0; wait "$cli" || rc=$?
 check "ps:stop of an attached run ($att) ends its client: exit 1, saying so" \
     sh -c "[ $rc = 1 ] && grep -q 'ps:stop: the run was ended' '$TEST_DIR/att.err'"
 procs_gone 'sleep 107.3'
-for _ in $(seq 1 50); do new_log; grep -q "heroku\[$att\]: Process exited" "$newlog" && break; sleep 0.1; done
+exited_since_mark "$att" 50
 check "... its process got SIGTERM first (its trap's status 5 in the log) and is gone" \
     sh -c "grep -q 'heroku\[$att\]: Process exited with status 5' '$newlog' && [ -z '$(procs 'sleep 107.3')' ]"
 
