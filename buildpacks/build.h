@@ -66,7 +66,8 @@ struct build_budget {
  * A buildpack that downloads nothing for some apps (a Python app with no
  * requirements) carries this program: run after its bin/detect passed,
  * with the app's dir as BUILD_DIR, exit status 0 means this app's compile
- * gets no outbound network either (phases.c).
+ * gets no outbound network either; of a list, the first buildpack's alone
+ * is run and heeded (phases.c).
  */
 #define BUILD_OFFLINE_HOOK "bin/berth-offline"
 
