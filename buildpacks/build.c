@@ -257,14 +257,19 @@ static int check_slug_top(const struct build_ctx *ctx, struct berth_error **err)
 /*
  * Before berth reads anything of /app (the Procfile, the files it hashes):
  * what the build user left there may be unreadable to berth until sealed.
+ * The buildpacks' copies and /berth/out have served (release.yml was read
+ * after the last compile): the seal's worker removes them too, one worker
+ * less on a deploy's path; remove_work() removes them if it did not.
  */
 static int seal_slug(struct build_ctx *ctx, struct berth_error **err)
 {
     const struct build_spec *spec = ctx->spec;
+    const char *const spent[] = { ctx->bp_dir, ctx->out_dir, NULL };
     int r;
 
     if ((r = check_slug_top(ctx, err)) == 0)
-        r = runner_seal_tree(ctx->r, ctx->app_dir, spec->uid_base, spec->gid_base, spec->id_count, err);
+        r = runner_seal_tree(ctx->r, ctx->app_dir, spent, spec->uid_base, spec->gid_base,
+                             spec->id_count, err);
     if (r < 0)
         build_say_error(ctx, berth_error_msg(err));
     return r;

@@ -175,17 +175,19 @@ static int spawn_step(struct build_ctx *ctx, const struct build_step *step, cons
 /*
  * The disk space the build has written so far: every tree a container may
  * write (the slug with /app, /cache, the buildpacks' copies, /berth/out)
- * and this step's scratch space.
+ * and this step's scratch space, which the same worker then removes if
+ * then_remove_state (the step is over): one worker, not two.
  */
-static int disk_used(struct build_ctx *ctx, const char *state_dir, uint64_t *ret,
-                     struct berth_error **err)
+static int disk_used(struct build_ctx *ctx, const char *state_dir, bool then_remove_state,
+                     uint64_t *ret, struct berth_error **err)
 {
     const struct build_spec *spec = ctx->spec;
     const char *const paths[] = { ctx->slug_dir, spec->cache_dir, ctx->bp_dir, ctx->out_dir, state_dir,
                                   NULL };
+    const char *const state[] = { state_dir, NULL };
 
-    return runner_tree_usage(ctx->r, paths, spec->uid_base, spec->gid_base, spec->id_count, ret,
-                             err);
+    return runner_tree_usage(ctx->r, paths, then_remove_state ? state : NULL, spec->uid_base,
+                             spec->gid_base, spec->id_count, ret, err);
 }
 
 /* Pumps output until the container exits or the budget stops it; *ret_stop says which. */
@@ -212,7 +214,7 @@ static int pump_until_exit(struct pump *p, struct runner_container *c, const str
             uint64_t used = 0;
 
             next_disk_check = now + DISK_WATCH_MS;
-            r = disk_used(ctx, state_dir, &used, NULL);
+            r = disk_used(ctx, state_dir, false, &used, NULL);
             if (r == -ELOOP || (r == 0 && used > ctx->budget.disk_bytes)) {
                 *ret_stop = r == -ELOOP ? STOP_TOO_DEEP : STOP_DISK;
                 return 0;
@@ -295,11 +297,12 @@ static int stopped_error(struct build_ctx *ctx, const struct build_step *step, e
  * turn into any exit status), measured when it is nearly used; a step that
  * watches the disk is measured at its end too, since one that wrote fast
  * and exited between two measures of the watch must not keep what it wrote
- * past the allowance.
+ * past the allowance. The measure at the end removes the step's scratch
+ * space too (*ret_state_removed says it did).
  */
 static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
                           const struct build_step *step, const char *state_dir, int status,
-                          struct berth_error **err)
+                          bool *ret_state_removed, struct berth_error **err)
 {
     struct runner_usage u = { 0 };
     uint64_t used = 0;
@@ -315,7 +318,9 @@ static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
     }
     if (status == 0 && !step->watch_disk)
         return 0;
-    r = disk_used(ctx, state_dir, &used, NULL);
+    r = disk_used(ctx, state_dir, true, &used, NULL);
+    /* A failure leaves unknown whether the scratch space went: build_step_run() tries again. */
+    *ret_state_removed = r == 0;
     if (r == -ELOOP)
         return too_deep(err);
     if (r == 0 && (used > limit || (status != 0 && used >= limit - limit / 100)))
@@ -325,7 +330,7 @@ static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
 }
 
 static int run_container(struct build_ctx *ctx, const struct build_step *step, const char *state_dir,
-                         int *ret_status, struct berth_error **err)
+                         int *ret_status, bool *ret_state_removed, struct berth_error **err)
 {
     struct pump p = { .ctx = ctx, .s = { .fd = -1 } };
     struct runner_container *c = NULL;
@@ -351,7 +356,7 @@ static int run_container(struct build_ctx *ctx, const struct build_step *step, c
         if (r >= 0 && stop != STOP_NONE)
             r = stopped_error(ctx, step, stop, err);
         if (r >= 0)
-            r = budget_failure(ctx, c, step, state_dir, status, err);
+            r = budget_failure(ctx, c, step, state_dir, status, ret_state_removed, err);
         runner_container_free(c);
     }
     closep(&p.s.fd);
@@ -365,17 +370,19 @@ int build_step_run(struct build_ctx *ctx, const struct build_step *step, int *re
 {
     const struct build_spec *spec = ctx->spec;
     _cleanup_free_ char *state_dir = NULL;
+    bool state_removed = false;
     int status = 0;
-    int r, rr;
+    int r, rr = 0;
 
     state_dir = xasprintf("%s/c%u", spec->work_dir, ++ctx->n_containers);
     if (mkdir(state_dir, 0700) < 0)
         return berth_error_make(err, errno, "creating '%s'", state_dir);
-    r = run_container(ctx, step, state_dir, &status, err);
+    r = run_container(ctx, step, state_dir, &status, &state_removed, err);
 
     /* The upper dir holds files owned by the tenant's ids: only the runner can remove them. */
-    rr = runner_remove_tree(ctx->r, state_dir, spec->uid_base, spec->gid_base, spec->id_count,
-                            r < 0 ? NULL : err);
+    if (!state_removed)
+        rr = runner_remove_tree(ctx->r, state_dir, spec->uid_base, spec->gid_base, spec->id_count,
+                                r < 0 ? NULL : err);
     if (r >= 0 && rr < 0)
         r = err ? berth_error_wrap(err, "removing the build container") : rr;
     if (r < 0)

@@ -32,11 +32,17 @@ int build_cache_purge(struct server *s, const char *app, const char *tenant, uin
     r = model_app_load(&s->model, app, &record, err);
     if (r == 0)
         r = server_tenant_ids(s, tenant, &uid_base, &gid_base, err);
-    /* Too deep to measure (-ELOOP) is no reason not to remove it: that is what a purge is for. */
-    if (r == 0 && runner_tree_usage(s->runner, paths, uid_base, gid_base, TENANT_ID_SLICE, ret_bytes, NULL) < 0)
+    /*
+     * Measured and removed by one worker. Too deep to measure (-ELOOP) is no
+     * reason not to remove it: that is what a purge is for. On a failure it
+     * is unknown which of the two failed, so the removal is tried again
+     * alone (missing is fine), and its failure is the one told.
+     */
+    if (r == 0 && runner_tree_usage(s->runner, paths, paths, uid_base, gid_base, TENANT_ID_SLICE,
+                                    ret_bytes, NULL) < 0) {
         *ret_bytes = 0;
-    if (r == 0)
         r = runner_remove_tree(s->runner, cache, uid_base, gid_base, TENANT_ID_SLICE, err);
+    }
     if (r == 0 && mkdir(cache, 0700) < 0 && errno != EEXIST)
         r = berth_error_make(err, errno, "create '%s'", cache);
     pthread_mutex_unlock(&rt->deploy_lock);

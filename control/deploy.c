@@ -518,7 +518,14 @@ out:
     {
         _cleanup_error_ struct berth_error *rm_err = NULL;
 
-        if (runner_remove_tree(s->runner, work, uid_base, gid_base, TENANT_ID_SLICE, &rm_err) < 0)
+        /*
+         * The build left only the exported source, berth's own files, unless
+         * it failed half-way: only what the tenant's ids own needs a tree
+         * worker (milliseconds, on the push's path), so a plain removal goes
+         * first. No process of the build is left to race it.
+         */
+        if (rm_rf(work, NULL) < 0 &&
+            runner_remove_tree(s->runner, work, uid_base, gid_base, TENANT_ID_SLICE, &rm_err) < 0)
             log_warn("removing build dir '%s': %s", work, berth_error_msg(&rm_err));
     }
     return r;

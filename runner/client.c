@@ -548,8 +548,8 @@ void runner_container_free(struct runner_container *c)
  * worker dies without a result, its end closes: end of file.
  */
 static int tree_request(struct runner *r, enum proto_request type, const char *const *paths,
-                        unsigned long uid_base, unsigned long gid_base, unsigned long id_count,
-                        uint64_t *ret_value, struct berth_error **err)
+                        const char *const *then_remove, unsigned long uid_base, unsigned long gid_base,
+                        unsigned long id_count, uint64_t *ret_value, struct berth_error **err)
 {
     _cleanup_strbuf_ struct strbuf req = STRBUF_INIT;
     _cleanup_close_ int mine = -1;
@@ -559,7 +559,7 @@ static int tree_request(struct runner *r, enum proto_request type, const char *c
     ssize_t n;
     int sv[2], ret;
 
-    proto_put_tree_req(&req, type, paths, uid_base, gid_base, id_count);
+    proto_put_tree_req(&req, type, paths, then_remove, uid_base, gid_base, id_count);
     if (req.len > PROTO_MAX_MSG)
         return berth_error_plain(err, E2BIG, "tree request of %zu bytes, at most %d", req.len,
                                  PROTO_MAX_MSG);
@@ -590,20 +590,22 @@ int runner_remove_tree(struct runner *r, const char *path, unsigned long uid_bas
 {
     const char *const paths[] = { path, NULL };
 
-    return tree_request(r, REQ_REMOVE, paths, uid_base, gid_base, id_count, NULL, err);
+    return tree_request(r, REQ_REMOVE, paths, NULL, uid_base, gid_base, id_count, NULL, err);
 }
 
-int runner_seal_tree(struct runner *r, const char *path, unsigned long uid_base,
-                     unsigned long gid_base, unsigned long id_count, struct berth_error **err)
+int runner_seal_tree(struct runner *r, const char *path, const char *const *then_remove,
+                     unsigned long uid_base, unsigned long gid_base, unsigned long id_count,
+                     struct berth_error **err)
 {
     const char *const paths[] = { path, NULL };
 
-    return tree_request(r, REQ_SEAL, paths, uid_base, gid_base, id_count, NULL, err);
+    return tree_request(r, REQ_SEAL, paths, then_remove, uid_base, gid_base, id_count, NULL, err);
 }
 
-int runner_tree_usage(struct runner *r, const char *const *paths, unsigned long uid_base,
-                      unsigned long gid_base, unsigned long id_count, uint64_t *ret_bytes,
-                      struct berth_error **err)
+int runner_tree_usage(struct runner *r, const char *const *paths, const char *const *then_remove,
+                      unsigned long uid_base, unsigned long gid_base, unsigned long id_count,
+                      uint64_t *ret_bytes, struct berth_error **err)
 {
-    return tree_request(r, REQ_USAGE, paths, uid_base, gid_base, id_count, ret_bytes, err);
+    return tree_request(r, REQ_USAGE, paths, then_remove, uid_base, gid_base, id_count, ret_bytes,
+                        err);
 }

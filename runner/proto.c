@@ -250,10 +250,12 @@ int proto_get_reply(const void *buf, size_t len, struct proto_reply *ret)
 }
 
 void proto_put_tree_req(struct strbuf *sb, enum proto_request type, const char *const *paths,
-                        unsigned long uid_base, unsigned long gid_base, unsigned long id_count)
+                        const char *const *then_remove, unsigned long uid_base, unsigned long gid_base,
+                        unsigned long id_count)
 {
     proto_put_u64(sb, type);
     proto_put_strv(sb, paths);
+    proto_put_strv(sb, then_remove);
     proto_put_u64(sb, uid_base);
     proto_put_u64(sb, gid_base);
     proto_put_u64(sb, id_count);
@@ -263,10 +265,11 @@ int proto_get_tree_req(struct proto_reader *r, struct proto_tree_req *ret)
 {
     struct proto_tree_req req = { .paths = proto_get_strv(r) };
 
+    req.then_remove = proto_get_strv(r);
     req.uid_base = proto_get_u64(r);
     req.gid_base = proto_get_u64(r);
     req.id_count = proto_get_u64(r);
-    if (r->bad || r->left != 0 || !req.paths) {
+    if (r->bad || r->left != 0 || !req.paths || !req.then_remove) {
         proto_tree_req_release(&req);
         return -EBADMSG;
     }
@@ -277,7 +280,9 @@ int proto_get_tree_req(struct proto_reader *r, struct proto_tree_req *ret)
 void proto_tree_req_release(struct proto_tree_req *req)
 {
     free((void *)req->paths);
+    free((void *)req->then_remove);
     req->paths = NULL;
+    req->then_remove = NULL;
 }
 
 int proto_send(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)

@@ -43,7 +43,8 @@
  * Requests, and the values (v[0], v[1]) and fds of their successful reply.
  * The tree requests' arguments are a proto_tree_req and their one fd is the
  * socket the worker answers on; the result's v[0] is the byte count for
- * REQ_USAGE, 0 otherwise.
+ * REQ_USAGE, 0 otherwise. Any of them may name trees to remove once its
+ * job is done (then_remove), in the same worker.
  */
 enum proto_request {
     REQ_SPAWN = 1,    /* spec; fds: stdout, stderr. Reply: pid, container id; fds: agent, status, pidfd */
@@ -62,7 +63,8 @@ struct proto_reply {
 
 /* A decoded tree request; paths is malloc'ed, its strings point into the buffer. */
 struct proto_tree_req {
-    const char **paths;   /* NULL-terminated */
+    const char **paths;         /* NULL-terminated */
+    const char **then_remove;   /* NULL-terminated: removed after the job, whatever its outcome */
     unsigned long uid_base, gid_base, id_count;
 };
 
@@ -97,7 +99,8 @@ int proto_send_reply(int sock, int code, const char *msg, uint64_t v0, uint64_t 
 int proto_get_reply(const void *buf, size_t len, struct proto_reply *ret);
 
 void proto_put_tree_req(struct strbuf *sb, enum proto_request type, const char *const *paths,
-                        unsigned long uid_base, unsigned long gid_base, unsigned long id_count);
+                        const char *const *then_remove, unsigned long uid_base, unsigned long gid_base,
+                        unsigned long id_count);
 /* After the type: fails with EBADMSG on a malformed request; release with proto_tree_req_release(). */
 int proto_get_tree_req(struct proto_reader *r, struct proto_tree_req *ret);
 void proto_tree_req_release(struct proto_tree_req *req);

@@ -407,9 +407,17 @@ int runner_remove_tree(struct runner *r, const char *path, unsigned long uid_bas
  * the mapping (berth's own uid, the owner of the slug's top directory, is
  * accepted: the walk runs with it and may change its entries), and on a
  * device node. A failed seal may have sealed part of the tree.
+ *
+ * then_remove (NULL-terminated, or NULL) names trees that the same worker
+ * removes as runner_remove_tree() would once the seal is done, whatever
+ * its outcome: one worker where there would be two (each is a clone and a
+ * round trip, milliseconds on a deploy's path). The seal's failure is the
+ * one returned; else the first removal's. Such a failure leaves unknown
+ * which of them were removed.
  */
-int runner_seal_tree(struct runner *r, const char *path, unsigned long uid_base,
-                     unsigned long gid_base, unsigned long id_count, struct berth_error **err);
+int runner_seal_tree(struct runner *r, const char *path, const char *const *then_remove,
+                     unsigned long uid_base, unsigned long gid_base, unsigned long id_count,
+                     struct berth_error **err);
 /*
  * How deep the seal and the usage walk go: a tree nested deeper fails them
  * with -ELOOP, naming it. runner_remove_tree() removes a tree of any depth.
@@ -420,11 +428,13 @@ int runner_seal_tree(struct runner *r, const char *path, unsigned long uid_base,
  * and listed trees name it) taken by the trees at paths (NULL-terminated;
  * missing ones count 0), measured in a user namespace with the tenant's
  * mapping so that no mode the tenant set can hide a directory. -ELOOP for
- * a tree deeper than RUNNER_TREE_MAX_DEPTH.
+ * a tree deeper than RUNNER_TREE_MAX_DEPTH. then_remove as for
+ * runner_seal_tree(): removed after the measure; *ret_bytes is set only
+ * when both succeeded.
  */
-int runner_tree_usage(struct runner *r, const char *const *paths, unsigned long uid_base,
-                      unsigned long gid_base, unsigned long id_count, uint64_t *ret_bytes,
-                      struct berth_error **err);
+int runner_tree_usage(struct runner *r, const char *const *paths, const char *const *then_remove,
+                      unsigned long uid_base, unsigned long gid_base, unsigned long id_count,
+                      uint64_t *ret_bytes, struct berth_error **err);
 
 /* Creates (idempotently) the host stack's skeleton layer in dir. */
 int runner_stack_prepare(const char *dir, struct berth_error **err);

@@ -6,10 +6,12 @@
  * helpers (container_map_ids), and releases it; that takes a few
  * milliseconds and is all the spawner waits for. The worker runs its job
  * and sends the result, one proto_reply, on the socket the daemon passed
- * with the request, then exits; the spawner reaps it through its pidfd. If the
- * worker dies without a result (killed at the spawner's shutdown, or by
- * PDEATHSIG when the spawner dies), its end of that socket closes and the
- * daemon sees end of file instead.
+ * with the request, then exits; the spawner reaps it through its pidfd. A
+ * request may name trees to remove after its job (then_remove), so that a
+ * deploy's measure and removal, or seal and removal, cost one worker, not
+ * two. If the worker dies without a result (killed at the spawner's
+ * shutdown, or by PDEATHSIG when the spawner dies), its end of that socket
+ * closes and the daemon sees end of file instead.
  *
  * The setuid helpers are most of a worker's cost (~15 of 18 ms on a slow
  * host; a static app's deploy runs nine workers). So the first worker for
@@ -47,20 +49,33 @@ static const char *job_name(enum proto_request type)
     return type == REQ_REMOVE ? "remove" : type == REQ_SEAL ? "seal" : "measure";
 }
 
-static int check_request(enum proto_request type, const struct proto_tree_req *req,
-                         struct berth_error **err)
+/* "/" and "x/" have no parent-plus-name split, and "/" is never a tenant's tree. */
+static int check_paths(enum proto_request type, const char *const *paths, size_t *ret_n,
+                       struct berth_error **err)
 {
     size_t n = 0;
 
-    if (type != REQ_REMOVE && type != REQ_SEAL && type != REQ_USAGE)
-        return berth_error_plain(err, EBADMSG, "unknown tree request %d", (int)type);
-    for (; req->paths[n]; n++) {
-        const char *p = req->paths[n];
+    for (; paths[n]; n++) {
+        const char *p = paths[n];
 
-        /* "/" and "x/" have no parent-plus-name split, and "/" is never a tenant's tree. */
         if (p[0] != '/' || !strcmp(p, "/") || p[strlen(p) - 1] == '/')
             return berth_error_plain(err, EINVAL, "refusing to %s '%s'", job_name(type), p);
     }
+    *ret_n = n;
+    return 0;
+}
+
+static int check_request(enum proto_request type, const struct proto_tree_req *req,
+                         struct berth_error **err)
+{
+    size_t n = 0, n_removed = 0;
+    int r;
+
+    if (type != REQ_REMOVE && type != REQ_SEAL && type != REQ_USAGE)
+        return berth_error_plain(err, EBADMSG, "unknown tree request %d", (int)type);
+    if ((r = check_paths(type, req->paths, &n, err)) < 0 ||
+        (r = check_paths(REQ_REMOVE, req->then_remove, &n_removed, err)) < 0)
+        return r;
     if (type != REQ_USAGE && n != 1)
         return berth_error_plain(err, EINVAL, "a %s request names exactly one tree",
                                  job_name(type));
@@ -163,6 +178,18 @@ static void worker_main(enum proto_request type, const struct proto_tree_req *re
         r = tree_seal(req->paths[0], &e);
     else
         r = tree_usage(req->paths, &bytes, &e);
+    /* The removals run whatever the job found; the job's failure is the one told. */
+    for (size_t i = 0; req->then_remove[i]; i++) {
+        struct berth_error *re = NULL;
+        int rr = tree_remove(req->then_remove[i], &re);
+
+        if (rr < 0 && r == 0) {
+            r = rr;
+            e = re;
+        } else {
+            berth_error_release(&re);
+        }
+    }
     (void)proto_send_reply(reply_fd, r < 0 ? -r : 0, r < 0 ? berth_error_msg(&e) : NULL, bytes, 0);
     _exit(r < 0 ? 1 : 0);
 }

@@ -9,7 +9,8 @@
  * uid reads all of it and no attribute or set-id bit is left. A seal with
  * another tenant's mapping, and one of a tree holding a device node, fail
  * naming the entry. Usage counts a 5 MiB file with a second hard link, in a
- * 0700 directory, once. The spawner keeps one user namespace per mapping
+ * 0700 directory, once. A job's then_remove trees go in the same worker,
+ * whether the job failed or not. The spawner keeps one user namespace per mapping
  * for its workers, each serving its own mapping only. And a removal of
  * 100k names does not hold up a spawn.
  */
@@ -245,14 +246,14 @@ static void test_seal(struct runner *rn)
         (void)close(fd);
     run_release(&r);
     if (other_range("/etc/subuid", uid_base, 0, &other_u) && other_range("/etc/subgid", gid_base, 0, &other_g)) {
-        ret = runner_seal_tree(rn, dir, other_u, other_g, 65536, &err);
+        ret = runner_seal_tree(rn, dir, NULL, other_u, other_g, 65536, &err);
         t_ok(ret == -EPERM && strstr(berth_error_msg(&err), "outside the tenant's mapping"),
              "sealing with another tenant's ids fails naming the entry: %s", berth_error_msg(&err));
         berth_error_release(&err);
     } else {
         t_skip("berth has no second range of 65536 subordinate ids");
     }
-    ret = runner_seal_tree(rn, dir, uid_base, gid_base, 65536, &err);
+    ret = runner_seal_tree(rn, dir, NULL, uid_base, gid_base, 65536, &err);
     t_ok(ret == 0, "runner_seal_tree%s%s", ret ? ": " : "", berth_error_msg(&err));
     berth_error_release(&err);
     {
@@ -286,7 +287,7 @@ static void test_seal_device(struct runner *rn)
         return;
     }
     run_release(&r);
-    ret = runner_seal_tree(rn, dir, uid_base, gid_base, 65536, &err);
+    ret = runner_seal_tree(rn, dir, NULL, uid_base, gid_base, 65536, &err);
     t_ok(ret < 0 && strstr(berth_error_msg(&err), "'whiteout'") &&
          strstr(berth_error_msg(&err), "device node"),
          "a tree holding a device node is refused: %s", berth_error_msg(&err));
@@ -310,18 +311,91 @@ static void test_usage(struct runner *rn)
     run_with_dir(rn, "usage-write", dir, "/data", argv, &r);
     t_ok(exited_with(&r, 0), "a container wrote 5 MiB and a hard link to it into a 0700 directory");
     run_release(&r);
-    ret = runner_tree_usage(rn, paths, uid_base, gid_base, 65536, &bytes, &err);
+    ret = runner_tree_usage(rn, paths, NULL, uid_base, gid_base, 65536, &bytes, &err);
     t_ok(ret == 0 && bytes >= (5u << 20) && bytes < (5u << 20) + (256u << 10),
          "runner_tree_usage counts the hard-linked 5 MiB once: %llu bytes%s%s",
          (unsigned long long)bytes, ret ? ": " : "", berth_error_msg(&err));
     berth_error_release(&err);
     bytes = 1;
-    ret = runner_tree_usage(rn, none, uid_base, gid_base, 65536, &bytes, &err);
+    ret = runner_tree_usage(rn, none, NULL, uid_base, gid_base, 65536, &bytes, &err);
     t_ok(ret == 0 && bytes == 0, "a missing tree takes 0 bytes");
     berth_error_release(&err);
     ret = runner_remove_tree(rn, "relative/path", uid_base, gid_base, 65536, &err);
     t_ok(ret == -EINVAL && strstr(berth_error_msg(&err), "'relative/path'"),
          "a relative path is refused before any worker starts: %s", berth_error_msg(&err));
+    berth_error_release(&err);
+}
+
+/* A container's tree of a 1 MiB file in a 0700 directory, in a fresh berth-made dir; NULL if it failed. */
+static char *written_tree(struct runner *rn, const char *name)
+{
+    char *dir = open_dir(name);
+    const char *argv[] = { "/bin/busybox", "sh", "-c",
+        "mkdir /data/secret && busybox dd if=/dev/zero of=/data/secret/big bs=1M count=1 "
+        "2>/dev/null && chmod 700 /data/secret", NULL };
+    struct run r;
+    bool ok;
+
+    run_with_dir(rn, name, dir, "/data", argv, &r);
+    ok = exited_with(&r, 0);
+    run_release(&r);
+    if (!ok)
+        free(TAKE_PTR(dir));
+    return dir;
+}
+
+/* A job's then_remove: removed by the same worker after the job, whatever its outcome. */
+static void test_then_remove(struct runner *rn)
+{
+    _cleanup_free_ char *kept = written_tree(rn, "then-kept");
+    _cleanup_free_ char *spent = written_tree(rn, "then-spent");
+    _cleanup_free_ char *spent2 = written_tree(rn, "then-spent2");
+    _cleanup_free_ char *bad = written_tree(rn, "then-bad");
+    const char *const measured[] = { kept, NULL };
+    const char *const spent_list[] = { spent, NULL };
+    const char *const refused[] = { spent2, "relative", NULL };
+    const char *const both[] = { spent2, bad, NULL };
+    struct berth_error *err = NULL;
+    uint64_t bytes = 0;
+    int ret;
+
+    if (!kept || !spent || !spent2 || !bad) {
+        t_ok(false, "containers wrote the trees for then_remove");
+        return;
+    }
+    ret = runner_tree_usage(rn, measured, spent_list, uid_base, gid_base, 65536, &bytes, &err);
+    t_ok(ret == 0 && bytes >= (1u << 20) && access(spent, F_OK) < 0 && errno == ENOENT &&
+         access(kept, F_OK) == 0,
+         "a measure with then_remove counts its tree (%llu bytes), then removes the other, owned by "
+         "the tenant's ids, in the same worker%s%s", (unsigned long long)bytes, ret ? ": " : "",
+         berth_error_msg(&err));
+    berth_error_release(&err);
+    ret = runner_seal_tree(rn, kept, refused, uid_base, gid_base, 65536, &err);
+    t_ok(ret == -EINVAL && strstr(berth_error_msg(&err), "'relative'") && access(spent2, F_OK) == 0 &&
+         mode_of(kept, "secret") == 0700,
+         "a relative path in then_remove is refused before any worker starts, nothing sealed or "
+         "removed: %s", berth_error_msg(&err));
+    berth_error_release(&err);
+    /* A whiteout in `bad` (a device node) makes its seal fail; the removals run regardless. */
+    {
+        const char *argv[] = { "/t/helper", "--tree-helper", "/dev-node", NULL };
+        struct run r;
+
+        run_with_dir(rn, "then-dev", bad, "/dev-node", argv, &r);
+        run_release(&r);
+    }
+    ret = runner_seal_tree(rn, bad, both, uid_base, gid_base, 65536, &err);
+    if (strstr(berth_error_msg(&err), "device node"))
+        t_ok(ret < 0 && access(spent2, F_OK) < 0 && access(bad, F_OK) < 0,
+             "a failed seal returns the seal's failure (%s), and its then_remove trees, the "
+             "failed one's own included, are removed anyway", berth_error_msg(&err));
+    else
+        t_skip("the container could not make a whiteout device node here");
+    berth_error_release(&err);
+    ret = runner_seal_tree(rn, kept, spent_list, uid_base, gid_base, 65536, &err);
+    t_ok(ret == 0 && mode_of(kept, "secret") == 0755,
+         "a seal whose then_remove tree is already gone succeeds (missing is fine)%s%s",
+         ret ? ": " : "", berth_error_msg(&err));
     berth_error_release(&err);
 }
 
@@ -376,16 +450,16 @@ static void test_kept_namespaces(struct runner *rn)
     }
     before = kept_namespaces(spawner);
     for (int i = 0; i < 3; i++)
-        own_ok &= runner_tree_usage(rn, paths, uid_base, gid_base, 65536, &bytes, &err) == 0 && bytes > 0;
+        own_ok &= runner_tree_usage(rn, paths, NULL, uid_base, gid_base, 65536, &bytes, &err) == 0 && bytes > 0;
     after_own = kept_namespaces(spawner);
     for (int i = 0; i < 3; i++) {
-        int ret = runner_tree_usage(rn, paths, other_u, other_g, 65536, &bytes, &err);
+        int ret = runner_tree_usage(rn, paths, NULL, other_u, other_g, 65536, &bytes, &err);
 
         other_refused &= ret == -EACCES;
         berth_error_release(&err);
     }
     after_other = kept_namespaces(spawner);
-    own_ok &= runner_tree_usage(rn, paths, uid_base, gid_base, 65536, &bytes, &err) == 0;
+    own_ok &= runner_tree_usage(rn, paths, NULL, uid_base, gid_base, 65536, &bytes, &err) == 0;
     again = kept_namespaces(spawner);
     t_ok(spawner > 0 && before >= 1 && after_own == before && after_other == before + 1 && again == before + 1,
          "the spawner keeps one user namespace per mapping: %d before, %d after three measures with the "
@@ -421,7 +495,7 @@ static void test_remove_deep(struct runner *rn)
     run_with_dir(rn, "deep-write", dir, "/data", argv, &r);
     t_ok(exited_with(&r, 0), "a container nested directories 700 and 400 levels deep");
     run_release(&r);
-    ret = runner_tree_usage(rn, paths, uid_base, gid_base, 65536, &bytes, &err);
+    ret = runner_tree_usage(rn, paths, NULL, uid_base, gid_base, 65536, &bytes, &err);
     t_ok(ret == -ELOOP && strstr(berth_error_msg(&err), "deeper than 256"),
          "the usage walk refuses the depth, saying so: %s", berth_error_msg(&err));
     berth_error_release(&err);
@@ -527,6 +601,7 @@ void test_trees(struct runner *rn)
     test_seal(rn);
     test_seal_device(rn);
     test_usage(rn);
+    test_then_remove(rn);
     test_kept_namespaces(rn);
     test_remove_deep(rn);
     test_removal_vs_spawn(rn);
