@@ -42,8 +42,9 @@
  * that when it is not root: the copies belong to the build user, which is
  * what lets the buildpacks change them. The entries are copied by name
  * rather than as "/src/.", which would make cp set the mode of the slug dir
- * itself, with one cp for all of them (through xargs, for a tree with more
- * top-level entries than one command line takes) and one for the
+ * itself, with one cp for all of them (through xargs past 1000 entries,
+ * which one command line may not take: /src/ and a name of at most 255
+ * bytes each stay far below the kernel's 2 MiB for 1000) and one for the
  * buildpacks: each exec counts in a deploy's time. .git is no part of a
  * slug (herokuish tars with --exclude=.git).
  *
@@ -77,8 +78,10 @@ static const char prepare_script[] =
     "mkdir /berth/slug/app || exit 1\n"
     "src=()\n"
     "for e in /src/*; do [ \"${e##*/}\" = .git ] || src+=(\"$e\"); done\n"
-    "if [ ${#src[@]} -gt 0 ]; then\n"
+    "if [ ${#src[@]} -gt 1000 ]; then\n"
     "    printf '%s\\0' \"${src[@]}\" | xargs -0 cp -a -t /berth/slug/app/ -- || exit 1\n"
+    "elif [ ${#src[@]} -gt 0 ]; then\n"
+    "    cp -a -t /berth/slug/app/ -- \"${src[@]}\" || exit 1\n"
     "fi\n"
     "if [ $# -gt 0 ]; then cd /berth/bpsrc && cp -a -t /buildpacks/ -- \"$@\" || exit 1; fi\n"
     "cd /berth/slug/app || exit 1\n"
@@ -135,19 +138,29 @@ static const char prepare_script[] =
     "exit 0\n";
 
 /*
- * One buildpack's compile: $1 its dir, $2 1 when it is the last, then the
- * dirs of the buildpacks before it, whose `export` files are sourced first
+ * One buildpack's compile: $1 its dir, $2 1 when it is the last, $3 whose
+ * buildpacks these are (as prepare_script's $1), then the dirs of the
+ * buildpacks before it, whose `export` files are sourced first
  * (heroku-buildpack-multi's order). The last one's bin/release runs in the
- * same container right after a successful compile.
+ * same container right after a successful compile: a built-in's bash
+ * release (it only prints) read by a subshell, as prepare reads the
+ * built-ins' detects, which spares `timeout` and an exec; any other as a
+ * program under `timeout`.
  */
 static const char compile_script[] =
-    "d=$1; last=$2; shift 2\n"
+    "d=$1; last=$2; order=$3; shift 3\n"
     "for prev in \"$@\"; do\n"
     "    if [ -f \"/buildpacks/$prev/export\" ]; then . \"/buildpacks/$prev/export\"; fi\n"
     "done\n"
     "\"/buildpacks/$d/bin/compile\" /app /cache /env || exit $?\n"
-    "if [ \"$last\" = 1 ] && [ -f \"/buildpacks/$d/bin/release\" ]; then\n"
-    "    timeout 60 \"/buildpacks/$d/bin/release\" /app </dev/null >/berth/out/release.yml\n"
+    "rel=/buildpacks/$d/bin/release\n"
+    "if [ \"$last\" = 1 ] && [ -f \"$rel\" ]; then\n"
+    "    if [ \"$order\" = builtin ] && IFS= read -r first <\"$rel\" && [ \"$first\" = '#!/bin/bash' ]; "
+    "then\n"
+    "        (. \"$rel\" /app) </dev/null >/berth/out/release.yml\n"
+    "    else\n"
+    "        timeout 60 \"$rel\" /app </dev/null >/berth/out/release.yml\n"
+    "    fi\n"
     "    echo $? >/berth/out/release.status\n"
     "fi\n"
     "exit 0\n";
@@ -630,7 +643,7 @@ static int compile_one(struct build_ctx *ctx, const struct build_plan *plan, siz
 {
     const struct build_spec *spec = ctx->spec;
     const struct build_pack *p = &plan->v[k];
-    _cleanup_free_ const char **argv = xcalloc(plan->n + 8, sizeof(*argv));
+    _cleanup_free_ const char **argv = xcalloc(plan->n + 9, sizeof(*argv));
     const struct runner_mount mounts[] = {
         { ctx->app_dir, "/app", true, true },
         { spec->cache_dir, "/cache", true, true },
@@ -649,6 +662,7 @@ static int compile_one(struct build_ctx *ctx, const struct build_plan *plan, siz
     argv[a++] = "compile";
     argv[a++] = p->dir;
     argv[a++] = k + 1 == plan->n ? "1" : "0";
+    argv[a++] = plan->autodetect ? "builtin" : "in-order";
     for (size_t i = 0; i < k; i++)
         argv[a++] = plan->v[i].dir;
     const struct build_step step = {

@@ -592,10 +592,17 @@ static void test_builtin_detects(struct fixture *fx)
         "how=run; [[ $$ == \"$BASHPID\" ]] || how=sourced\n"
         "echo \"Bash $how$(shopt -q nullglob && echo ' nullglob')$(shopt -q dotglob && echo ' dotglob')\"\n";
     static const char sh_detect[] = "#!/bin/sh\n[ -f \"$1/want-sh\" ] || exit 1\necho Sh detect\n";
-    static const char compile[] = "#!/bin/bash\necho 'web: ./x' >\"$1/Procfile\"\n";
+    static const char compile[] = "#!/bin/bash\ntrue\n";
+    static const char bash_release[] =
+        "#!/bin/bash\n"
+        "set -euo pipefail\n"
+        "how=run; [[ $$ == \"$BASHPID\" ]] || how=sourced\n"
+        "printf 'default_process_types:\\n  web: bash-%s %s\\n' \"$how\" \"$1\"\n";
+    static const char sh_release[] = "#!/bin/sh\nprintf 'default_process_types:\\n  web: sh %s\\n' \"$1\"\n";
     static const struct { const char *path, *text; } files[] = {
         { "node/bin/detect", bash_detect }, { "node/bin/compile", compile },
-        { "python/bin/detect", sh_detect }, { "python/bin/compile", compile },
+        { "node/bin/release", bash_release }, { "python/bin/detect", sh_detect },
+        { "python/bin/compile", compile }, { "python/bin/release", sh_release },
     };
     struct output o = { .text = STRBUF_INIT };
     _cleanup_error_ struct berth_error *err = NULL;
@@ -623,6 +630,9 @@ static void test_builtin_detects(struct fixture *fx)
     ok(r == 0 && has_line(&o, "-----> Bash sourced app detected"),
        "a built-in's bash detect is sourced, with a fresh shell's glob options (%s)",
        berth_error_msg(&err));
+    ok(r == 0 && !strcmp(json_get_str(res.process_types, "web") ?: "", "bash-sourced /app"),
+       "a built-in's bash release is sourced too, given BUILD_DIR: web is '%s'",
+       r == 0 ? json_get_str(res.process_types, "web") ?: "" : "");
     build_result_release(&res);
     strbuf_reset(&o.text);
     berth_error_release(&err);
@@ -630,6 +640,9 @@ static void test_builtin_detects(struct fixture *fx)
     ok(r == 0 && has_line(&o, "-----> Sh detect app detected"),
        "a sourced detect's exit 1 ends only itself, and a sh detect still runs (%s)",
        berth_error_msg(&err));
+    ok(r == 0 && !strcmp(json_get_str(res.process_types, "web") ?: "", "sh /app"),
+       "a built-in's sh release runs as a program: web is '%s'",
+       r == 0 ? json_get_str(res.process_types, "web") ?: "" : "");
     fx->bpdir = saved;
     build_result_release(&res);
     strbuf_release(&o.text);
