@@ -418,9 +418,9 @@ static void test_static(struct fixture *fx, const char *examples)
 }
 
 /*
- * A source with more top-level entries than one command line takes: the
- * build copies them with xargs (one cp per command line's worth), so each
- * one reaches the slug, a symlink as a symlink.
+ * A source with more top-level entries than one command line takes (the
+ * build once copied them with xargs; now one cp takes the tree whole): each
+ * one reaches the slug, a symlink as a symlink, and a .git does not.
  */
 static void test_many_entries(struct fixture *fx, const char *examples)
 {
@@ -436,7 +436,8 @@ static void test_many_entries(struct fixture *fx, const char *examples)
     /* 700 names of 230 bytes: 160 KiB, over the 128 KiB of command line xargs gives one cp. */
     if (sh("cp -a '%s/static' '%s' && cd '%s' && p=page-$(printf '%%0210d' 0) &&"
            " for i in $(seq 1000 1699); do : >$p-$i.html; done &&"
-           " ln -s index.html home.html && chmod -R a+rX .", examples, src, src) != 0) {
+           " ln -s index.html home.html && mkdir .git && echo ref >.git/HEAD && chmod -R a+rX .",
+           examples, src, src) != 0) {
         ok(0, "make a source of 700 pages");
         return;
     }
@@ -453,6 +454,13 @@ static void test_many_entries(struct fixture *fx, const char *examples)
     ok(pages == 700, "every page is in the slug (%zu)", pages);
     ok(readlink(link, target, sizeof(target) - 1) > 0 && strcmp(target, "index.html") == 0,
        "a top-level symlink stays a symlink ('%s')", target);
+    {
+        _cleanup_free_ char *git = xasprintf("%s/app/.git", res.slug_dir ?: "");
+        _cleanup_free_ char *moved = xasprintf("%s/.git", public);
+
+        ok(r == 0 && access(git, F_OK) < 0 && access(moved, F_OK) < 0,
+           "the source's .git is no part of the slug");
+    }
     build_result_release(&res);
     strbuf_release(&o.text);
 }
