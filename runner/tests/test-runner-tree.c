@@ -10,9 +10,9 @@
  * another tenant's mapping, and one of a tree holding a device node, fail
  * naming the entry. Usage counts a 5 MiB file with a second hard link, in a
  * 0700 directory, once. A job's then_remove trees go in the same worker,
- * whether the job failed or not. The spawner keeps one user namespace per mapping
- * for its workers, each serving its own mapping only. And a removal of
- * 100k names does not hold up a spawn.
+ * whether the job failed or not. The spawner keeps one user namespace per
+ * mapping for its workers, each serving its own mapping only. And a
+ * removal of 100k names does not hold up a spawn.
  */
 #include <dirent.h>
 #include <endian.h>
