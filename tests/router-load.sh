@@ -32,10 +32,11 @@
 #     wrk -d3s at 1, 8, 16, 32, 64 and 256 clients, beside the same busybox
 #     httpd on the host with the same files ("direct": the container's
 #     network namespace is out of the host's reach): at each level no
-#     socket error or non-2xx, router req/s >= 0.5 x the router's best
-#     level before (throughput never collapses as clients grow: it fell
-#     to 58 req/s at 16 clients when one dropped SYN held every connect
-#     behind it), and p99 <= max(2 x direct p99, 3 x queue, 1000 ms). A
+#     socket error or non-2xx, the router's req/s as a share of direct's
+#     >= 0.5 x its best share at a level before (throughput never
+#     collapses as clients grow: it fell to 58 req/s at 16 clients when
+#     one dropped SYN held every connect behind it; a share, since the
+#     host's own swings move direct's figure too), and p99 <= max(2 x direct p99, 3 x queue, 1000 ms). A
 #     request that waits out the kernel's one-second SYN retransmission
 #     (the port agent dials a dropped connect again itself) takes a second
 #     on top of its queue: if more than 1% of requests do, p99 goes over
@@ -247,7 +248,12 @@ direct_pid=$!
 for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$direct_port/" && break; sleep 0.1; done
 printf '# %-8s %12s %10s %10s %6s  %12s %10s %10s %6s\n' clients "router req/s" "p50 ms" "p99 ms" errors \
     "direct req/s" "p50 ms" "p99 ms" errors >"$TEST_DIR/sweep.table"
-best_rps=0
+# The router's rate is judged as a share of direct's at the same level,
+# measured right after it: the host's own swings (other suites run beside
+# this one, under ASan too) move both, while the collapse this guards
+# against (one connect waiting out a dropped SYN, 58 req/s against
+# direct's 6,549) moves the router's alone.
+best_share=0
 for c in 1 8 16 32 64 256; do
     t=2
     [ "$c" -lt 2 ] && t=1
@@ -259,11 +265,12 @@ for c in 1 8 16 32 64 256; do
         "$d_rps" "$d_p50" "$d_p99" "$d_bad" >>"$TEST_DIR/sweep.table"
     queue_ms=$(awk -v c="$c" -v r="$r_rps" 'BEGIN { printf "%.2f", (r > 0 ? 1000 * c / r : 0) }')
     p99_bound=$(fmax "$(fmax "$(fmul "$d_p99" 2)" "$(fmul "$queue_ms" 3)")" 1000)
-    check "c=$c: router req/s >= 0.5 x its best level before ($r_rps vs $best_rps; direct $d_rps)" \
-        [ $((r_rps * 2)) -ge "$best_rps" ]
+    share=$(awk -v r="$r_rps" -v d="$d_rps" 'BEGIN { printf "%.3f", (d > 0 ? r / d : 0) }')
+    check "c=$c: router req/s as a share of direct's >= 0.5 x its best share before ($r_rps vs direct $d_rps: $share; best $best_share)" \
+        fle "$(fmul "$best_share" 0.5)" "$share"
     check "c=$c: router p99 $r_p99 ms <= max(2 x direct p99, 3 x queue $queue_ms ms, 1000 ms) = $p99_bound ms" fle "$r_p99" "$p99_bound"
     check "c=$c: no socket error or non-2xx through the router ($r_bad)" [ "$r_bad" = 0 ]
-    [ "$r_rps" -gt "$best_rps" ] && best_rps=$r_rps
+    fle "$share" "$best_share" || best_share=$share
 done
 kill "$direct_pid" 2>/dev/null || true
 wait "$direct_pid" 2>/dev/null || true
