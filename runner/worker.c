@@ -49,7 +49,10 @@ static const char *job_name(enum proto_request type)
     return type == REQ_REMOVE ? "remove" : type == REQ_SEAL ? "seal" : "measure";
 }
 
-/* "/" and "x/" have no parent-plus-name split, and "/" is never a tenant's tree. */
+/*
+ * "/" and "x/" have no parent-plus-name split, and "/" is never a tenant's
+ * tree. *ret_n (if ret_n) is how many there are.
+ */
 static int check_paths(enum proto_request type, const char *const *paths, size_t *ret_n,
                        struct berth_error **err)
 {
@@ -61,20 +64,21 @@ static int check_paths(enum proto_request type, const char *const *paths, size_t
         if (p[0] != '/' || !strcmp(p, "/") || p[strlen(p) - 1] == '/')
             return berth_error_plain(err, EINVAL, "refusing to %s '%s'", job_name(type), p);
     }
-    *ret_n = n;
+    if (ret_n)
+        *ret_n = n;
     return 0;
 }
 
 static int check_request(enum proto_request type, const struct proto_tree_req *req,
                          struct berth_error **err)
 {
-    size_t n = 0, n_removed = 0;
+    size_t n = 0;
     int r;
 
     if (type != REQ_REMOVE && type != REQ_SEAL && type != REQ_USAGE)
         return berth_error_plain(err, EBADMSG, "unknown tree request %d", (int)type);
     if ((r = check_paths(type, req->paths, &n, err)) < 0 ||
-        (r = check_paths(REQ_REMOVE, req->then_remove, &n_removed, err)) < 0)
+        (r = check_paths(REQ_REMOVE, req->then_remove, NULL, err)) < 0)
         return r;
     if (type != REQ_USAGE && n != 1)
         return berth_error_plain(err, EINVAL, "a %s request names exactly one tree",
