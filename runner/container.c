@@ -3,8 +3,10 @@
  * Creating one container, in the spawner (see container.h). The order is
  * the one every runtime follows (reference/ISOLATION.md §0.1): clone the
  * namespaces (a network namespace made ahead is joined instead, when the
- * caller has one: container_opts.join_net); the parent writes the id
- * maps, makes the cgroup and, for a
+ * caller has one: container_opts.join_net; a kept user namespace is
+ * joined instead of made when the caller has one, through an
+ * intermediate: clone_joined()); the parent writes the id maps (unless
+ * the namespace was made before), makes the cgroup and, for a
  * networked container, starts pasta on the child's namespaces (network.h),
  * and releases the child with the fds through which it moves itself into
  * its cgroup (v1's `tasks`, which spares the RCU grace period a move by
@@ -448,6 +450,7 @@ struct create {
     mode_t state_mode;
     int sync_p, agent_p, status_r, pidfd, pasta_fd;
     bool in_userns;              /* the caller's user namespace is the container's */
+    int join_userns;             /* container_opts.userns_fd when the child joins it, else -1 */
     uid_t uid;                   /* container_opts.uid */
     int net_fd;                  /* container_opts.net_fd when joined, else -1 (not ours) */
     int userns;                  /* -1, or the child's user namespace when asked for */
@@ -520,16 +523,85 @@ static void spread_child(pid_t pid, const cpu_set_t *cpus)
     (void)sched_setaffinity(pid, sizeof(others), &others);
 }
 
+/* The user namespace is one made before: the caller's, or a kept one the child joins. */
+static bool userns_made_before(const struct create *c)
+{
+    return c->in_userns || c->join_userns >= 0;
+}
+
 /* The namespaces the clone makes: not the user namespace joined, nor the network one to join. */
 static unsigned long ns_flags(const struct create *c)
 {
     unsigned long flags = NS_FLAGS;
 
-    if (c->in_userns)
+    if (userns_made_before(c))
         flags &= ~(unsigned long)CLONE_NEWUSER;
     if (c->net_fd >= 0)
         flags &= ~(unsigned long)CLONE_NEWNET;
     return flags;
+}
+
+/*
+ * The clone into a kept user namespace (container_opts.join_userns): an
+ * intermediate, forked, joins it and clones the child with `flags` and
+ * CLONE_PARENT, so the child's namespaces belong to the kept one and the
+ * child itself is ours, its exit signal ours too, as container_clone()'s
+ * are. The intermediate sends the child's pid (or -errno) through a pipe
+ * and exits, and is reaped here; the child's pidfd is opened by pid, which
+ * names it for sure: it is our child and unreaped (container_clone() says
+ * why nothing else reaps it). Returns as container_clone() does, 0 in the
+ * child.
+ */
+static pid_t clone_joined(int userns, unsigned long flags, int *ret_pidfd)
+{
+    _cleanup_close_ int mid_pidfd = -1;
+    long child = -EPROTO;
+    ssize_t n;
+    int fds[2], pidfd, e;
+    pid_t mid;
+
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    mid = container_clone(0, &mid_pidfd);
+    if (mid == 0) {
+        (void)close(fds[0]);
+        child = setns(userns, CLONE_NEWUSER) < 0
+                    ? -1 : syscall(SYS_clone, flags | CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+        if (child == 0) {
+            (void)close(fds[1]);
+            return 0;
+        }
+        if (child < 0)
+            child = -errno;
+        n = write(fds[1], &child, sizeof(child));
+        _exit(n == sizeof(child) ? 0 : 1);
+    }
+    e = errno;
+    (void)close(fds[1]);
+    if (mid < 0) {
+        (void)close(fds[0]);
+        errno = e;
+        return -1;
+    }
+    do {
+        n = read(fds[0], &child, sizeof(child));
+    } while (n < 0 && errno == EINTR);
+    (void)close(fds[0]);
+    (void)container_reap(mid_pidfd, true);
+    if (n != sizeof(child) || child <= 0) {
+        errno = n == sizeof(child) && child < 0 ? (int)-child : EPROTO;
+        return -1;
+    }
+    pidfd = (int)syscall(SYS_pidfd_open, (pid_t)child, 0);
+    if (pidfd < 0) {
+        e = errno;
+        (void)kill((pid_t)child, SIGKILL);
+        (void)waitpid((pid_t)child, NULL, 0);
+        errno = e;
+        return -1;
+    }
+    *ret_pidfd = pidfd;
+    return (pid_t)child;
 }
 
 /* Sends the child its go ('g', with the cgroup fds) and reads its setup report. */
@@ -560,13 +632,16 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
                         struct berth_error **err)
 {
     const struct runner_spec *spec = c->spec;
-    bool early = c->in_userns && !spec->network;
+    bool early = userns_made_before(c) && !spec->network;
     int r;
 
     CPU_ZERO(&c->cpus);
     if (early && sched_getaffinity(0, sizeof(c->cpus), &c->cpus) < 0)
         CPU_ZERO(&c->cpus);
-    c->pid = container_clone(ns_flags(c), &c->pidfd);
+    if (c->join_userns >= 0)
+        c->pid = clone_joined(c->join_userns, ns_flags(c), &c->pidfd);
+    else
+        c->pid = container_clone(ns_flags(c), &c->pidfd);
     if (c->pid == 0) {
         struct child_fds cf = {
             .sync = c->child_fds[0], .agent = c->child_fds[1], .status = c->child_fds[2],
@@ -601,7 +676,7 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
         if (c->userns < 0)
             return berth_error_make(err, errno, "open the user namespace of %s", c->what);
     }
-    if (!c->in_userns &&
+    if (!userns_made_before(c) &&
         (r = container_map_ids(c->pid, spec->uid_base, spec->gid_base, spec->id_count, err)) < 0)
         return r;
     /*
@@ -668,6 +743,7 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
         .sync_p = -1, .agent_p = -1, .status_r = -1, .pidfd = -1, .pasta_fd = -1, .userns = -1,
         .child_fds = { -1, -1, -1 },
         .net_fd = opts->join_net && opts->in_userns && !spec->network ? opts->net_fd : -1,
+        .join_userns = opts->join_userns && !opts->in_userns && !spec->network ? opts->userns_fd : -1,
     };
     int r;
 

@@ -3,7 +3,8 @@
  * runner-internal: creating one container, run by the spawner (a
  * single-threaded process, see spawner.c) or by runner_run_once().
  * container_create() clones the child into new user, mount, pid, net, uts
- * and ipc namespaces, maps its ids with newuidmap/newgidmap, makes its
+ * and ipc namespaces (or joins a kept user namespace, userns-kept.h),
+ * maps its ids with newuidmap/newgidmap unless it joined, makes its
  * cgroup (the child moves itself in), starts pasta for it when
  * it has network (network.h), releases it, and waits for its setup report;
  * the child builds its root (mounts.h) and becomes the container's init
@@ -40,6 +41,17 @@ struct container_opts {
      * one, no id maps to write. Else a new one is made and mapped.
      */
     bool in_userns;
+    /*
+     * Without in_userns, and for a container without network only:
+     * join_userns set, userns_fd is a kept user namespace that maps spec's
+     * ids (userns-kept.h), which the child joins instead of making and
+     * mapping one. setns() into a user namespace needs a process that can
+     * go on in it, so a short-lived intermediate joins and clones the
+     * child with CLONE_PARENT: the child is the caller's, as without it.
+     * The caller keeps userns_fd.
+     */
+    bool join_userns;
+    int userns_fd;
     /*
      * The caller's effective uid in the initial user namespace: whose
      * delegated cgroups *layout are (in a kept namespace geteuid() reads

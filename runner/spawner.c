@@ -53,6 +53,7 @@
 #include "runner/proto.h"
 #include "runner/spawner.h"
 #include "runner/tree.h"
+#include "runner/userns-kept.h"
 #include "common/banned.h"
 
 /*
@@ -287,6 +288,29 @@ static void spawned(struct spawner *s, const struct runner_spec *spec, struct co
     (void)close(h->status_fd);
 }
 
+/*
+ * A container without network joins the kept user namespace of its id
+ * mapping, or, if there is none yet, has its own kept for the next ones
+ * (userns-kept.h): no newuidmap and newgidmap on a start after the first.
+ */
+static int create_in_kept_userns(struct spawner *s, const struct runner_spec *spec,
+                                 struct container_handles *h, struct berth_error **err)
+{
+    int kept = spec->network ? -1 : userns_kept_find(spec->uid_base, spec->gid_base, spec->id_count);
+    int own = -1, r;
+
+    r = container_create(spec, &s->prog, &s->layout,
+                         &(struct container_opts){
+                             .uid = geteuid(), .join_userns = kept >= 0, .userns_fd = kept,
+                             .ret_userns = spec->network || kept >= 0 ? NULL : &own,
+                         }, h, err);
+    if (r == 0 && own >= 0)
+        userns_kept_add_fd(spec->uid_base, spec->gid_base, spec->id_count, own);
+    else if (own >= 0)
+        (void)close(own);
+    return r;
+}
+
 static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, size_t n_fds)
 {
     _cleanup_error_ struct berth_error *err = NULL;
@@ -305,8 +329,7 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
     spec.stderr_fd = fds[1];
     spec.stdin_fd = n_fds == 3 ? fds[2] : -1;
     settle_cgroup(s, spec.cgroup);
-    r = container_create(&spec, &s->prog, &s->layout,
-                         &(struct container_opts){ .uid = geteuid() }, &h, &err);
+    r = create_in_kept_userns(s, &spec, &h, &err);
     if (r == 0)
         spawned(s, &spec, &h);
     else

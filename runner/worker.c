@@ -13,35 +13,26 @@
  * shutdown, or by PDEATHSIG when the spawner dies), its end of that socket
  * closes and the daemon sees end of file instead.
  *
- * The setuid helpers are most of a worker's cost (~15 of 18 ms on a slow
- * host; a static app's deploy runs nine workers). So the first worker for
- * an id mapping leaves its user namespace behind: the spawner opens it
- * once the maps are written and keeps the fd, which keeps the namespace
- * (a user namespace needs no process, only a reference). Later workers for
- * the same mapping are plain clones that join it with setns(), which gives
- * them the same full capability set inside it that a new namespace's first
- * process has, under the same uid: the same powers, without the helpers.
- * A namespace is defined by its mapping alone, so one kept for a tenant's
- * range serves every later request naming that range; the spawner keeps
- * at most KEPT_USERNS_MAX and drops the oldest beyond that. A mapping the
- * host's /etc/subuid no longer grants keeps working for the kept ones
- * until berth serve restarts (the helpers are asked only for new ones).
+ * The setuid helpers were most of a worker's cost (~15 of 18 ms on a slow
+ * host; a static app's deploy ran nine workers). So the first worker for
+ * an id mapping leaves its user namespace behind, kept by the spawner
+ * (userns-kept.h) once the maps are written, and later workers for the
+ * same mapping are plain clones that join it with setns().
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "runner/container.h"
 #include "runner/tree.h"
+#include "runner/userns-kept.h"
 #include "common/banned.h"
 
 static const char *job_name(enum proto_request type)
@@ -86,62 +77,6 @@ static int check_request(enum proto_request type, const struct proto_tree_req *r
     if (req->id_count == 0)
         return berth_error_plain(err, EINVAL, "a %s request with no ids to map", job_name(type));
     return 0;
-}
-
-/* ------------------------------------------------------------------------
- * the kept user namespaces (the file's top says why)
- */
-
-#define KEPT_USERNS_MAX 64
-
-struct kept_userns {
-    unsigned long uid_base, gid_base, id_count;
-    int fd;   /* an open /proc/PID/ns/user (slots below n_kept only) */
-};
-
-/* The spawner serves one request at a time, in one thread: no lock. */
-static struct kept_userns kept[KEPT_USERNS_MAX];
-static size_t n_kept;
-static size_t next_dropped;   /* the oldest, once all slots are taken */
-
-static int kept_userns_find(const struct proto_tree_req *req)
-{
-    for (size_t i = 0; i < n_kept; i++)
-        if (kept[i].uid_base == req->uid_base && kept[i].gid_base == req->gid_base &&
-            kept[i].id_count == req->id_count)
-            return kept[i].fd;
-    return -1;
-}
-
-/*
- * Keeps the user namespace of `pid`, a worker whose maps were just written
- * and that still waits to be released. It cannot have been reaped (the
- * spawner reaps its children only through their pidfds), so the pid is still
- * its own while the pidfd says it lives; a namespace that cannot be had is
- * simply not kept.
- */
-static void kept_userns_add(const struct proto_tree_req *req, pid_t pid, int pidfd)
-{
-    char path[64];
-    struct kept_userns *k;
-    int fd;
-
-    (void)snprintf(path, sizeof(path), "/proc/%ld/ns/user", (long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
-        (void)close(fd);
-        return;
-    }
-    if (n_kept < KEPT_USERNS_MAX) {
-        k = &kept[n_kept++];
-    } else {
-        k = &kept[next_dropped];
-        next_dropped = (next_dropped + 1) % KEPT_USERNS_MAX;
-        (void)close(k->fd);
-    }
-    *k = (struct kept_userns){ req->uid_base, req->gid_base, req->id_count, fd };
 }
 
 /* ------------------------------------------------------------------------
@@ -210,7 +145,7 @@ int tree_worker_start(enum proto_request type, const struct proto_tree_req *req,
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return berth_error_make(err, errno, "socketpair");
     sync_p = sv[0];
-    userns = kept_userns_find(req);
+    userns = userns_kept_find(req->uid_base, req->gid_base, req->id_count);
     pid = container_clone(userns < 0 ? CLONE_NEWUSER : 0, &pidfd);
     if (pid == 0)
         worker_main(type, req, userns, sv[1], reply_fd, spawner);
@@ -222,7 +157,7 @@ int tree_worker_start(enum proto_request type, const struct proto_tree_req *req,
     if (userns < 0) {
         r = container_map_ids(pid, req->uid_base, req->gid_base, req->id_count, err);
         if (r == 0)
-            kept_userns_add(req, pid, pidfd);
+            userns_kept_add_pid(req->uid_base, req->gid_base, req->id_count, pid, pidfd);
     }
     if (r == 0 && send(sync_p, "g", 1, MSG_NOSIGNAL) != 1)
         r = berth_error_make(err, errno, "release the worker to %s '%s'", job_name(type),

@@ -320,6 +320,56 @@ static bool in_cgroup(pid_t pid, const char *rel)
 }
 
 /* pasta runs as the spawner's child in the container's cgroup while it runs, and not after. */
+/* The user namespace link of the app of container c ("user:[...]"), "" if unreadable. */
+static void app_userns(struct runner_container *c, char *buf, size_t size)
+{
+    pid_t app = 0;
+    char p[64];
+    ssize_t n = -1;
+
+    for (int i = 0; i < 200 && app <= 0; i++) {
+        app = child_of(runner_container_pid(c), NULL);
+        if (app <= 0)
+            usleep(5 * 1000);
+    }
+    (void)snprintf(p, sizeof(p), "/proc/%d/ns/user", (int)app);
+    if (app > 0)
+        n = readlink(p, buf, size - 1);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/*
+ * A container with network never shares the kept user namespace that
+ * containers without network of its mapping join (userns-kept.h: pasta
+ * runs in it with capabilities): one without, running beside `net`,
+ * has another.
+ */
+static void check_own_userns(struct runner *rn, struct runner_container *net)
+{
+    _cleanup_free_ char *state = NULL;
+    const char *argv[] = { "/bin/busybox", "sleep", "30", NULL };
+    struct runner_spec spec = net_spec("net-none", argv, &state);
+    struct runner_container *c = NULL;
+    struct berth_error *err = NULL;
+    char with[128], without[128];
+
+    spec.network = false;
+    spec.stdout_fd = STDERR_FILENO;
+    if (runner_spawn(rn, &spec, &c, &err) < 0) {
+        t_ok(0, "spawn a container without network: %s", berth_error_msg(&err));
+        berth_error_release(&err);
+        return;
+    }
+    app_userns(net, with, sizeof(with));
+    app_userns(c, without, sizeof(without));
+    t_ok(with[0] && without[0] && strcmp(with, without) != 0,
+         "a container with network has a user namespace of its own (%s), not the one those "
+         "without network share (%s)", with, without);
+    (void)runner_stop(c, 1000, &err);
+    berth_error_release(&err);
+    runner_container_free(c);
+}
+
 static void test_pasta_life(struct runner *rn)
 {
     _cleanup_free_ char *state = NULL;
@@ -341,6 +391,7 @@ static void test_pasta_life(struct runner *rn)
     }
     pasta = child_of(spawner, "pasta");
     t_ok(spawner > 0 && pasta > 0, "pasta runs, a child of the spawner (pid %d)", (int)pasta);
+    check_own_userns(rn, c);
     if (cgroups)
         t_ok(pasta > 0 && in_cgroup(pasta, rel), "pasta runs in the container's cgroup");
     else

@@ -722,6 +722,94 @@ static void test_agent(struct runner *rn)
     runner_container_free(c);
 }
 
+/* The namespace `ns` of `pid` as its link reads ("user:[4026532...]"), into buf; false if unreadable. */
+static bool ns_link(pid_t pid, const char *ns, char *buf, size_t size)
+{
+    char p[64];
+    ssize_t n;
+
+    (void)snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, ns);
+    n = readlink(p, buf, size - 1);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    return true;
+}
+
+/* A container sleeping until stopped; *ret_app its app's pid once it runs (0 if it never showed). */
+static struct runner_container *spawn_sleeper(struct runner *rn, const char *name, pid_t *ret_app)
+{
+    _cleanup_free_ char *state = new_state(name);
+    const char *argv[] = { "/bin/busybox", "sleep", "60", NULL };
+    const char *lowers[] = { lower_dir, NULL };
+    struct runner_spec spec = base_spec(state, argv, lowers);
+    struct runner_container *c = NULL;
+    struct berth_error *err = NULL;
+
+    *ret_app = 0;
+    spec.stdout_fd = STDERR_FILENO;
+    if (runner_spawn(rn, &spec, &c, &err) < 0) {
+        fprintf(stderr, "# spawn %s: %s\n", name, berth_error_msg(&err));
+        berth_error_release(&err);
+        return NULL;
+    }
+    for (int i = 0; i < 200 && *ret_app <= 0; i++) {
+        *ret_app = child_of(runner_container_pid(c), NULL);
+        if (*ret_app <= 0)
+            usleep(5 * 1000);
+    }
+    return c;
+}
+
+static void stop_sleeper(struct runner_container *c)
+{
+    struct berth_error *err = NULL;
+
+    if (!c)
+        return;
+    (void)runner_stop(c, 1000, &err);
+    berth_error_release(&err);
+    runner_container_free(c);
+}
+
+/*
+ * Containers without network of one id mapping share the spawner's kept
+ * user namespace (userns-kept.h) and nothing else: two running side by
+ * side have the same user namespace and each its own mount, pid, network,
+ * ipc and uts one; the second's /proc shows none of the first's
+ * processes, and its uid_map is the tenant's range.
+ */
+static void test_joined_userns(struct runner *rn)
+{
+    static const char *const own[] = { "mnt", "pid", "net", "ipc", "uts" };
+    pid_t app_a = 0, app_b = 0;
+    struct runner_container *a = spawn_sleeper(rn, "join-a", &app_a);
+    struct runner_container *b = spawn_sleeper(rn, "join-b", &app_b);
+    char la[128], lb[128];
+    bool same_user, others_differ = true;
+    _cleanup_free_ char *want_map = xasprintf("0 %lu 65536\n0\n", uid_base);
+
+    same_user = app_a > 0 && app_b > 0 && ns_link(app_a, "user", la, sizeof(la)) &&
+                ns_link(app_b, "user", lb, sizeof(lb)) && !strcmp(la, lb);
+    ok(same_user, "two containers of one mapping, without network, share one user namespace (%s, %s)",
+       app_a > 0 ? la : "?", app_b > 0 ? lb : "?");
+    for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++) {
+        bool differ = app_a > 0 && app_b > 0 && ns_link(app_a, own[i], la, sizeof(la)) &&
+                      ns_link(app_b, own[i], lb, sizeof(lb)) && strcmp(la, lb) != 0;
+
+        if (!differ)
+            fprintf(stderr, "# %s namespace shared: %s\n", own[i], la);
+        others_differ &= differ;
+    }
+    ok(others_differ, "each has its own mount, pid, network, ipc and uts namespace");
+    check_output(rn, "join-c", 1000,
+                 "read a b c < /proc/self/uid_map; echo $a $b $c; cat /proc/[0-9]*/comm | grep -c sleep || true",
+                 want_map,
+                 "a third one, while they run, maps the tenant's range and sees none of their processes");
+    stop_sleeper(a);
+    stop_sleeper(b);
+}
+
 static void test_remove(struct runner *rn)
 {
     _cleanup_free_ char *state = xasprintf("%s/upper", tmpdir);
@@ -1061,6 +1149,7 @@ int main(int argc, char **argv)
     test_hidden_mounts(rn);
     test_latency(rn);
     test_agent(rn);
+    test_joined_userns(rn);
     test_agent_channels(rn);
     test_agent_stock(rn);
     test_exit_fds(rn);
