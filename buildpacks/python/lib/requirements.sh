@@ -12,22 +12,39 @@
 # BUILD_DIR, into req_inputs: what the cache hash covers besides the file.
 # Each file is read once; files that include each other in a loop fail the
 # build (pip would follow the loop until Python's stack runs out, and this
-# walk for ever).
-declare -A req_state=()
+# walk for ever). A file is known by its device and inode (bash's -ef, no
+# exec: `readlink -f` cost ~7 ms a deploy on a slow host, twice), so a
+# path through a link or `..` to a file already read is that file.
+req_files=()
+req_states=()
 req_inputs=()
+# The index in req_files of the file `-ef` $1 into req_found, or 1.
+req_find() {
+    local i
+    for i in "${!req_files[@]}"; do
+        if [[ "${req_files[$i]}" -ef "$1" ]]; then
+            req_found=$i
+            return 0
+        fi
+    done
+    return 1
+}
 req_walk() {
-    local file=$1 dir line arg key shown
+    local file=$1 dir line arg shown at req_found
     local -a words
-    key=$(readlink -f -- "$file")
-    case "${req_state[$key]:-}" in
-        done) return 0 ;;
-        reading)
-            shown=${file#./}
-            fail "the requirement files include each other in a loop (-r or -c back to $shown): pip cannot install from them" \
-                "remove the -r or -c line that leads back to $shown"
-            ;;
-    esac
-    req_state[$key]=reading
+    if req_find "$file"; then
+        case "${req_states[$req_found]}" in
+            done) return 0 ;;
+            reading)
+                shown=${file#./}
+                fail "the requirement files include each other in a loop (-r or -c back to $shown): pip cannot install from them" \
+                    "remove the -r or -c line that leads back to $shown"
+                ;;
+        esac
+    fi
+    at=${#req_files[@]}
+    req_files+=("$file")
+    req_states+=(reading)
     if [[ "$file" == */* ]]; then dir=${file%/*}; else dir=.; fi
     [[ -n "$dir" ]] || dir=/
     req_inputs+=("$file")
@@ -62,7 +79,7 @@ req_walk() {
                 ;;
         esac
     done <"$file"
-    req_state[$key]="done"
+    req_states[at]="done"
 }
 
 # Whether the requirement files (req_walk's) name anything to install: a
