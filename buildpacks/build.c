@@ -160,6 +160,13 @@ static void remove_work(struct build_ctx *ctx)
 {
     const struct build_spec *spec = ctx->spec;
     const char *tenant_trees[] = { ctx->slug_dir, ctx->bp_dir, ctx->out_dir };
+    _cleanup_error_ struct berth_error *pending_err = NULL;
+
+    /* The state dirs of steps that measure later, when no measure came after them. */
+    for (size_t i = 0; i < ctx->n_pending; i++)
+        (void)runner_remove_tree(ctx->r, ctx->pending_states[i], spec->uid_base, spec->gid_base,
+                                 spec->id_count, &pending_err);
+    build_pending_clear(ctx);
     _cleanup_free_ char *bpsrc = xasprintf("%s/bpsrc", spec->work_dir);
     struct stat st;
 
@@ -186,6 +193,7 @@ static void ctx_release(struct build_ctx *ctx)
     free(ctx->bp_dir);
     free(ctx->out_dir);
     free(ctx->src_dir);
+    build_pending_clear(ctx);
 }
 
 /* ---------------------------------------------------------------- the slug */
@@ -257,19 +265,38 @@ static int check_slug_top(const struct build_ctx *ctx, struct berth_error **err)
 /*
  * Before berth reads anything of /app (the Procfile, the files it hashes):
  * what the build user left there may be unreadable to berth until sealed.
- * The buildpacks' copies and /berth/out have served (release.yml was read
- * after the last compile): the seal's worker removes them too, one worker
- * less on a deploy's path; remove_work() removes them if it did not.
+ * The seal's worker also takes the build's last measure of its disk (the
+ * steps that ended well left theirs to it: step.h, measure_later), and
+ * then removes what has served: the buildpacks' copies, /berth/out
+ * (release.yml was read after the last compile) and the pending state
+ * dirs. One worker where there were three on a deploy's path;
+ * remove_work() removes what it did not.
  */
 static int seal_slug(struct build_ctx *ctx, struct berth_error **err)
 {
     const struct build_spec *spec = ctx->spec;
-    const char *const spent[] = { ctx->bp_dir, ctx->out_dir, NULL };
+    _cleanup_free_ const char **measured = xcalloc(ctx->n_pending + 5, sizeof(*measured));
+    _cleanup_free_ const char **spent = xcalloc(ctx->n_pending + 3, sizeof(*spent));
+    uint64_t used = 0, limit = ctx->budget.disk_bytes;
+    size_t n = 0;
     int r;
 
+    (void)build_measured_trees(ctx, measured);
+    /* All that was measured but the cache, which stays for the next build. */
+    for (size_t i = 1; measured[i]; i++)
+        spent[n++] = measured[i];
     if ((r = check_slug_top(ctx, err)) == 0)
-        r = runner_seal_tree(ctx->r, ctx->app_dir, spent, spec->uid_base, spec->gid_base,
-                             spec->id_count, err);
+        r = runner_seal_tree(ctx->r, ctx->app_dir, measured, spent, spec->uid_base, spec->gid_base,
+                             spec->id_count, &used, err);
+    if (r == 0)
+        build_pending_clear(ctx);
+    if (r == -ELOOP) {
+        berth_error_release(err);
+        r = build_too_deep(err);
+    }
+    if (r == 0 && used > limit)
+        r = berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
+                              (unsigned long long)(limit >> 20));
     if (r < 0)
         build_say_error(ctx, berth_error_msg(err));
     return r;

@@ -598,6 +598,7 @@ int phase_prepare(struct build_ctx *ctx, struct build_plan *plan, struct berth_e
     const struct build_step step = {
         .what = "copying the source", .argv = argv, .mounts = mounts, .n_mounts = n, .cwd = "/",
         .out = SINK_STREAM, .errs = SINK_STREAM, .timeout_ms = PREPARE_TIMEOUT_MS, .watch_disk = true,
+        .measure_later = true,
     };
 
     r = build_step_run(ctx, &step, &status, err);
@@ -663,7 +664,7 @@ static int compile_one(struct build_ctx *ctx, const struct build_plan *plan, siz
         .what = "bin/compile", .argv = argv, .mounts = mounts,
         .n_mounts = sizeof(mounts) / sizeof(*mounts), .cwd = "/app",
         .out = SINK_STREAM, .errs = SINK_STREAM, .timeout_ms = (long long)ctx->budget.timeout_s * 1000,
-        .network = network, .watch_disk = true,
+        .network = network, .watch_disk = true, .measure_later = true,
     };
 
     build_say(ctx, "-----> %s app detected", p->framework);

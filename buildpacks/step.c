@@ -17,7 +17,9 @@
  * afterwards), RLIMIT_FSIZE (no single file past the disk allowance). What
  * the kernel cannot bound without root, the total a build writes across
  * files, is measured here while a step runs and when it ends (the prepare
- * step, where bin/detect runs, and every compile).
+ * step, where bin/detect runs, and every compile), or, when the step ended
+ * well, with the build's next measure (build_step.measure_later): the
+ * seal measures the build's disk last (build.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -172,22 +174,55 @@ static int spawn_step(struct build_ctx *ctx, const struct build_step *step, cons
     return runner_spawn(ctx->r, &rs, ret, err);
 }
 
+size_t build_measured_trees(const struct build_ctx *ctx, const char **v)
+{
+    size_t n = 0;
+
+    v[n++] = ctx->spec->cache_dir;
+    v[n++] = ctx->bp_dir;
+    v[n++] = ctx->out_dir;
+    for (size_t i = 0; i < ctx->n_pending; i++)
+        v[n++] = ctx->pending_states[i];
+    v[n] = NULL;
+    return n;
+}
+
+void build_pending_clear(struct build_ctx *ctx)
+{
+    for (size_t i = 0; i < ctx->n_pending; i++)
+        free(ctx->pending_states[i]);
+    free(ctx->pending_states);
+    ctx->pending_states = NULL;
+    ctx->n_pending = 0;
+}
+
 /*
  * The disk space the build has written so far: every tree a container may
- * write (the slug with /app, /cache, the buildpacks' copies, /berth/out)
- * and this step's scratch space, which the same worker then removes if
+ * write (the slug with /app, /cache, the buildpacks' copies, /berth/out),
+ * the state dirs of earlier steps still pending, and this step's scratch
+ * space, which the same worker then removes with the pending ones if
  * then_remove_state (the step is over): one worker, not two.
  */
 static int disk_used(struct build_ctx *ctx, const char *state_dir, bool then_remove_state,
                      uint64_t *ret, struct berth_error **err)
 {
     const struct build_spec *spec = ctx->spec;
-    const char *const paths[] = { ctx->slug_dir, spec->cache_dir, ctx->bp_dir, ctx->out_dir, state_dir,
-                                  NULL };
-    const char *const state[] = { state_dir, NULL };
+    _cleanup_free_ const char **paths = xcalloc(ctx->n_pending + 7, sizeof(*paths));
+    _cleanup_free_ const char **gone = xcalloc(ctx->n_pending + 2, sizeof(*gone));
+    size_t n = 0, k = 0;
+    int r;
 
-    return runner_tree_usage(ctx->r, paths, then_remove_state ? state : NULL, spec->uid_base,
-                             spec->gid_base, spec->id_count, ret, err);
+    paths[n++] = ctx->slug_dir;
+    n += build_measured_trees(ctx, paths + n);
+    paths[n++] = state_dir;
+    gone[k++] = state_dir;
+    for (size_t i = 0; i < ctx->n_pending; i++)
+        gone[k++] = ctx->pending_states[i];
+    r = runner_tree_usage(ctx->r, paths, then_remove_state ? gone : NULL, spec->uid_base,
+                          spec->gid_base, spec->id_count, ret, err);
+    if (r == 0 && then_remove_state)
+        build_pending_clear(ctx);
+    return r;
 }
 
 /* Pumps output until the container exits or the budget stops it; *ret_stop says which. */
@@ -259,7 +294,7 @@ static void format_duration(struct strbuf *out, unsigned seconds)
  * measured, so its size is unknown: the build stops rather than write on
  * unwatched (the seal would refuse the slug anyway).
  */
-static int too_deep(struct berth_error **err)
+int build_too_deep(struct berth_error **err)
 {
     return berth_error_plain(err, ELOOP, "the build nested directories deeper than the %d levels berth "
                              "measures and keeps", RUNNER_TREE_MAX_DEPTH);
@@ -281,7 +316,7 @@ static int stopped_error(struct build_ctx *ctx, const struct build_step *step, e
         return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
                                  (unsigned long long)(ctx->budget.disk_bytes >> 20));
     case STOP_TOO_DEEP:
-        return too_deep(err);
+        return build_too_deep(err);
     case STOP_NONE:
     default:
         return 0;
@@ -297,12 +332,15 @@ static int stopped_error(struct build_ctx *ctx, const struct build_step *step, e
  * turn into any exit status), measured when it is nearly used; a step that
  * watches the disk is measured at its end too, since one that wrote fast
  * and exited between two measures of the watch must not keep what it wrote
- * past the allowance. The measure at the end removes the step's scratch
- * space too (*ret_state_removed says it did).
+ * past the allowance: at once, or, for a step that ends well and may
+ * measure later, with the build's next measure, which is never skipped
+ * (the seal's is the last), its state dir pending until then
+ * (*ret_state_pending). The measure at the end removes the step's scratch
+ * space and the pending ones too (*ret_state_removed says it did).
  */
 static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
                           const struct build_step *step, const char *state_dir, int status,
-                          bool *ret_state_removed, struct berth_error **err)
+                          bool *ret_state_removed, bool *ret_state_pending, struct berth_error **err)
 {
     struct runner_usage u = { 0 };
     uint64_t used = 0;
@@ -318,11 +356,15 @@ static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
     }
     if (status == 0 && !step->watch_disk)
         return 0;
+    if (status == 0 && step->measure_later) {
+        *ret_state_pending = true;
+        return 0;
+    }
     r = disk_used(ctx, state_dir, true, &used, NULL);
     /* A failure leaves unknown whether the scratch space went: build_step_run() tries again. */
     *ret_state_removed = r == 0;
     if (r == -ELOOP)
-        return too_deep(err);
+        return build_too_deep(err);
     if (r == 0 && (used > limit || (status != 0 && used >= limit - limit / 100)))
         return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
                                  (unsigned long long)(ctx->budget.disk_bytes >> 20));
@@ -330,7 +372,8 @@ static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
 }
 
 static int run_container(struct build_ctx *ctx, const struct build_step *step, const char *state_dir,
-                         int *ret_status, bool *ret_state_removed, struct berth_error **err)
+                         int *ret_status, bool *ret_state_removed, bool *ret_state_pending,
+                         struct berth_error **err)
 {
     struct pump p = { .ctx = ctx, .s = { .fd = -1 } };
     struct runner_container *c = NULL;
@@ -356,7 +399,8 @@ static int run_container(struct build_ctx *ctx, const struct build_step *step, c
         if (r >= 0 && stop != STOP_NONE)
             r = stopped_error(ctx, step, stop, err);
         if (r >= 0)
-            r = budget_failure(ctx, c, step, state_dir, status, ret_state_removed, err);
+            r = budget_failure(ctx, c, step, state_dir, status, ret_state_removed, ret_state_pending,
+                               err);
         runner_container_free(c);
     }
     closep(&p.s.fd);
@@ -370,14 +414,20 @@ int build_step_run(struct build_ctx *ctx, const struct build_step *step, int *re
 {
     const struct build_spec *spec = ctx->spec;
     _cleanup_free_ char *state_dir = NULL;
-    bool state_removed = false;
+    bool state_removed = false, state_pending = false;
     int status = 0;
     int r, rr = 0;
 
     state_dir = xasprintf("%s/c%u", spec->work_dir, ++ctx->n_containers);
     if (mkdir(state_dir, 0700) < 0)
         return berth_error_make(err, errno, "creating '%s'", state_dir);
-    r = run_container(ctx, step, state_dir, &status, &state_removed, err);
+    r = run_container(ctx, step, state_dir, &status, &state_removed, &state_pending, err);
+    if (r >= 0 && state_pending) {
+        ctx->pending_states = xrealloc(ctx->pending_states, (ctx->n_pending + 1) * sizeof(char *));
+        ctx->pending_states[ctx->n_pending++] = TAKE_PTR(state_dir);
+        *ret_status = status;
+        return 0;
+    }
 
     /* The upper dir holds files owned by the tenant's ids: only the runner can remove them. */
     if (!state_removed)

@@ -38,6 +38,13 @@ struct build_ctx {
     char *slug_dir, *app_dir, *env_dir, *bp_dir, *out_dir;
     char *src_dir;               /* the source tree, or its subdir the app lives in */
     unsigned n_containers;       /* numbers the state dirs <work_dir>/c<N> */
+    /*
+     * The state dirs of steps that ended well and left their measure to the
+     * build's next one (build_step.measure_later): a later step's end
+     * measures and removes them, or the seal (build.c), or remove_work().
+     */
+    char **pending_states;
+    size_t n_pending;
     uint64_t memory_peak;        /* the highest peak of any step's container */
 };
 
@@ -56,6 +63,14 @@ struct build_step {
     long long timeout_ms;             /* the step's own cap; the build's deadline may be sooner */
     bool network;                     /* outbound network (compile) */
     bool watch_disk;                  /* fail the step once the build's disk allowance is used */
+    /*
+     * With watch_disk: a step that ends well is not measured at its end;
+     * its state dir joins ctx->pending_states, measured with the build's
+     * next measure (the next step's watch and end, or the seal's), which
+     * then removes it: one tree worker less a step. A step that fails is
+     * measured at once, as without it.
+     */
+    bool measure_later;
 };
 
 /*
@@ -66,6 +81,18 @@ struct build_step {
  */
 int build_step_run(struct build_ctx *ctx, const struct build_step *step, int *ret_status,
                    struct berth_error **err);
+
+/*
+ * The trees a measure of the build's disk counts besides the slug: the
+ * cache, the buildpacks' copies, /berth/out and the pending state dirs,
+ * into v (NULL-terminated; v must hold 4 + ctx->n_pending + 1 entries).
+ * Returns the number stored.
+ */
+size_t build_measured_trees(const struct build_ctx *ctx, const char **v);
+/* Forgets the pending state dirs (they were removed). */
+void build_pending_clear(struct build_ctx *ctx);
+/* The error of a tree deeper than the walks go (-ELOOP, said in the build's terms). */
+int build_too_deep(struct berth_error **err);
 
 /* Says a wait status in the user's terms: "exit status 1", "signal 9 (Killed)". */
 void build_describe_status(struct strbuf *out, int status);

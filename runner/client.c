@@ -593,13 +593,22 @@ int runner_remove_tree(struct runner *r, const char *path, unsigned long uid_bas
     return tree_request(r, REQ_REMOVE, paths, NULL, uid_base, gid_base, id_count, NULL, err);
 }
 
-int runner_seal_tree(struct runner *r, const char *path, const char *const *then_remove,
-                     unsigned long uid_base, unsigned long gid_base, unsigned long id_count,
-                     struct berth_error **err)
+int runner_seal_tree(struct runner *r, const char *path, const char *const *measure,
+                     const char *const *then_remove, unsigned long uid_base, unsigned long gid_base,
+                     unsigned long id_count, uint64_t *ret_bytes, struct berth_error **err)
 {
-    const char *const paths[] = { path, NULL };
+    size_t n = 0;
 
-    return tree_request(r, REQ_SEAL, paths, then_remove, uid_base, gid_base, id_count, NULL, err);
+    while (measure && measure[n])
+        n++;
+    _cleanup_free_ const char **paths = xcalloc(n + 2, sizeof(*paths));
+    paths[0] = path;
+    for (size_t i = 0; i < n; i++)
+        paths[i + 1] = measure[i];
+    /* One path: the seal alone; more: the measure of them all after it (worker.c). */
+    if (n == 0)
+        return tree_request(r, REQ_SEAL, paths, then_remove, uid_base, gid_base, id_count, NULL, err);
+    return tree_request(r, REQ_SEAL, paths, then_remove, uid_base, gid_base, id_count, ret_bytes, err);
 }
 
 int runner_tree_usage(struct runner *r, const char *const *paths, const char *const *then_remove,

@@ -43,14 +43,14 @@
  * Requests, and the values (v[0], v[1]) and fds of their successful reply.
  * The tree requests' arguments are a proto_tree_req and their one fd is the
  * socket the worker answers on; the result's v[0] is the byte count for
- * REQ_USAGE, 0 otherwise. Any of them may name trees to remove once its
+ * REQ_USAGE and for a REQ_SEAL that measures, 0 otherwise. Any of them may name trees to remove once its
  * job is done (then_remove), in the same worker.
  */
 enum proto_request {
     REQ_SPAWN = 1,    /* spec; fds: stdout, stderr. Reply: pid, container id; fds: agent, status, pidfd */
     REQ_REAP = 2,     /* container id, once its init exited (else EBUSY). Reply: memory peak, OOM kills */
     REQ_REMOVE = 3,   /* tree request with one path */
-    REQ_SEAL = 4,     /* tree request with one path */
+    REQ_SEAL = 4,     /* tree request: the path to seal, then any to measure with it (v[0]) */
     REQ_USAGE = 5,    /* tree request with any number of paths */
 };
 

@@ -408,16 +408,22 @@ int runner_remove_tree(struct runner *r, const char *path, unsigned long uid_bas
  * accepted: the walk runs with it and may change its entries), and on a
  * device node. A failed seal may have sealed part of the tree.
  *
+ * measure (NULL-terminated, or NULL): when given, the same worker then
+ * measures `path` and these trees together, as runner_tree_usage() would,
+ * into *ret_bytes (set only when the seal, the measure and the removals
+ * all succeeded): a build's last measure of its disk comes with its seal.
+ *
  * then_remove (NULL-terminated, or NULL) names trees that the same worker
- * removes as runner_remove_tree() would once the seal is done, whatever
- * its outcome: one worker where there would be two (each is a clone and a
- * round trip, milliseconds on a deploy's path). The seal's failure is the
- * one returned; else the first removal's. Such a failure leaves unknown
- * which of them were removed.
+ * removes as runner_remove_tree() would once the seal (and the measure)
+ * are done, whatever their outcome: one worker where there would be two or
+ * three (each is a clone and a round trip, milliseconds on a deploy's
+ * path). The seal's failure is the one returned, then the measure's; else
+ * the first removal's. Such a failure leaves unknown which of them were
+ * removed.
  */
-int runner_seal_tree(struct runner *r, const char *path, const char *const *then_remove,
-                     unsigned long uid_base, unsigned long gid_base, unsigned long id_count,
-                     struct berth_error **err);
+int runner_seal_tree(struct runner *r, const char *path, const char *const *measure,
+                     const char *const *then_remove, unsigned long uid_base, unsigned long gid_base,
+                     unsigned long id_count, uint64_t *ret_bytes, struct berth_error **err);
 /*
  * How deep the seal and the usage walk go: a tree nested deeper fails them
  * with -ELOOP, naming it. runner_remove_tree() removes a tree of any depth.

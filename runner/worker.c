@@ -71,9 +71,11 @@ static int check_request(enum proto_request type, const struct proto_tree_req *r
     if ((r = check_paths(type, req->paths, &n, err)) < 0 ||
         (r = check_paths(REQ_REMOVE, req->then_remove, NULL, err)) < 0)
         return r;
-    if (type != REQ_USAGE && n != 1)
+    if (type == REQ_REMOVE && n != 1)
         return berth_error_plain(err, EINVAL, "a %s request names exactly one tree",
                                  job_name(type));
+    if (type == REQ_SEAL && n < 1)
+        return berth_error_plain(err, EINVAL, "a %s request names its tree", job_name(type));
     if (req->id_count == 0)
         return berth_error_plain(err, EINVAL, "a %s request with no ids to map", job_name(type));
     return 0;
@@ -116,6 +118,9 @@ static void worker_main(enum proto_request type, const struct proto_tree_req *re
     else if (type == REQ_SEAL)
         r = tree_seal(req->paths[0], &e);
     else
+        r = tree_usage(req->paths, &bytes, &e);
+    /* A seal that names more trees measures them all, the sealed one too, once it is done. */
+    if (r == 0 && type == REQ_SEAL && req->paths[1])
         r = tree_usage(req->paths, &bytes, &e);
     /* The removals run whatever the job found; the job's failure is the one told. */
     for (size_t i = 0; req->then_remove[i]; i++) {

@@ -246,14 +246,14 @@ static void test_seal(struct runner *rn)
         (void)close(fd);
     run_release(&r);
     if (other_range("/etc/subuid", uid_base, 0, &other_u) && other_range("/etc/subgid", gid_base, 0, &other_g)) {
-        ret = runner_seal_tree(rn, dir, NULL, other_u, other_g, 65536, &err);
+        ret = runner_seal_tree(rn, dir, NULL, NULL, other_u, other_g, 65536, NULL, &err);
         t_ok(ret == -EPERM && strstr(berth_error_msg(&err), "outside the tenant's mapping"),
              "sealing with another tenant's ids fails naming the entry: %s", berth_error_msg(&err));
         berth_error_release(&err);
     } else {
         t_skip("berth has no second range of 65536 subordinate ids");
     }
-    ret = runner_seal_tree(rn, dir, NULL, uid_base, gid_base, 65536, &err);
+    ret = runner_seal_tree(rn, dir, NULL, NULL, uid_base, gid_base, 65536, NULL, &err);
     t_ok(ret == 0, "runner_seal_tree%s%s", ret ? ": " : "", berth_error_msg(&err));
     berth_error_release(&err);
     {
@@ -287,7 +287,7 @@ static void test_seal_device(struct runner *rn)
         return;
     }
     run_release(&r);
-    ret = runner_seal_tree(rn, dir, NULL, uid_base, gid_base, 65536, &err);
+    ret = runner_seal_tree(rn, dir, NULL, NULL, uid_base, gid_base, 65536, NULL, &err);
     t_ok(ret < 0 && strstr(berth_error_msg(&err), "'whiteout'") &&
          strstr(berth_error_msg(&err), "device node"),
          "a tree holding a device node is refused: %s", berth_error_msg(&err));
@@ -344,6 +344,40 @@ static char *written_tree(struct runner *rn, const char *name)
     return dir;
 }
 
+/*
+ * A seal that measures (a build's last measure comes with its seal): the
+ * sealed tree and the others are counted after the seal and before the
+ * removals, so a then_remove tree named in the measure counts too; only
+ * the first tree is sealed.
+ */
+static void test_seal_measures(struct runner *rn)
+{
+    _cleanup_free_ char *sealed = written_tree(rn, "seal-sealed");
+    _cleanup_free_ char *other = written_tree(rn, "seal-other");
+    _cleanup_free_ char *spent = written_tree(rn, "seal-spent");
+    const char *const measure[] = { other, spent, NULL };
+    const char *const gone[] = { spent, NULL };
+    struct berth_error *err = NULL;
+    uint64_t bytes = 0, one = 0;
+    int ret;
+
+    if (!sealed || !other || !spent) {
+        t_ok(false, "containers wrote the trees for a seal that measures");
+        return;
+    }
+    /* One tree's size, for comparison; `one` stays 0 (and the check fails) if it cannot be had. */
+    (void)runner_tree_usage(rn, (const char *const[]){ other, NULL }, NULL, uid_base, gid_base, 65536,
+                            &one, &err);
+    berth_error_release(&err);
+    ret = runner_seal_tree(rn, sealed, measure, gone, uid_base, gid_base, 65536, &bytes, &err);
+    t_ok(ret == 0 && one >= (1u << 20) && bytes >= 3 * one - one / 8 && mode_of(sealed, "secret") == 0755 &&
+         mode_of(other, "secret") == 0700 && access(spent, F_OK) < 0 && errno == ENOENT,
+         "a seal that measures seals its tree alone, counts it and the others, a then_remove one "
+         "included (%llu bytes, one tree %llu), then removes that one%s%s", (unsigned long long)bytes,
+         (unsigned long long)one, ret ? ": " : "", berth_error_msg(&err));
+    berth_error_release(&err);
+}
+
 /* A job's then_remove: removed by the same worker after the job, whatever its outcome. */
 static void test_then_remove(struct runner *rn)
 {
@@ -370,7 +404,7 @@ static void test_then_remove(struct runner *rn)
          "the tenant's ids, in the same worker%s%s", (unsigned long long)bytes, ret ? ": " : "",
          berth_error_msg(&err));
     berth_error_release(&err);
-    ret = runner_seal_tree(rn, kept, refused, uid_base, gid_base, 65536, &err);
+    ret = runner_seal_tree(rn, kept, NULL, refused, uid_base, gid_base, 65536, NULL, &err);
     t_ok(ret == -EINVAL && strstr(berth_error_msg(&err), "'relative'") && access(spent2, F_OK) == 0 &&
          mode_of(kept, "secret") == 0700,
          "a relative path in then_remove is refused before any worker starts, nothing sealed or "
@@ -384,7 +418,7 @@ static void test_then_remove(struct runner *rn)
         run_with_dir(rn, "then-dev", bad, "/dev-node", argv, &r);
         run_release(&r);
     }
-    ret = runner_seal_tree(rn, bad, both, uid_base, gid_base, 65536, &err);
+    ret = runner_seal_tree(rn, bad, NULL, both, uid_base, gid_base, 65536, NULL, &err);
     if (strstr(berth_error_msg(&err), "device node"))
         t_ok(ret < 0 && access(spent2, F_OK) < 0 && access(bad, F_OK) < 0,
              "a failed seal returns the seal's failure (%s), and its then_remove trees, the "
@@ -392,11 +426,12 @@ static void test_then_remove(struct runner *rn)
     else
         t_skip("the container could not make a whiteout device node here");
     berth_error_release(&err);
-    ret = runner_seal_tree(rn, kept, spent_list, uid_base, gid_base, 65536, &err);
+    ret = runner_seal_tree(rn, kept, NULL, spent_list, uid_base, gid_base, 65536, NULL, &err);
     t_ok(ret == 0 && mode_of(kept, "secret") == 0755,
          "a seal whose then_remove tree is already gone succeeds (missing is fine)%s%s",
          ret ? ": " : "", berth_error_msg(&err));
     berth_error_release(&err);
+    test_seal_measures(rn);
 }
 
 /* How many user namespaces the spawner holds open (its kept ones: worker.c). */
