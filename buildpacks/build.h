@@ -70,6 +70,12 @@ struct build_budget {
  * is run and heeded (phases.c).
  */
 #define BUILD_OFFLINE_HOOK "bin/berth-offline"
+/*
+ * The second line of a built-in's bash bin/detect that may be sourced by
+ * the prepare step's own shell, no process at all: the file defines one
+ * function and runs it, changing nothing else of the shell (phases.c).
+ */
+#define BUILD_SOURCED_MARK "# berth: may be sourced"
 
 struct build_spec {
     const char *app;              /* app name */

@@ -44,7 +44,11 @@
  * made by the copy itself (-T: /src's mode, which the seal makes a+rX in
  * the end anyway), and the buildpacks with one more cp: each exec counts
  * in a deploy's time (~4.6 ms on a slow host), and a mkdir, an xargs and a
- * command line per entry were three more. .git is no part of a slug
+ * command line per entry were three more. A list's buildpacks are copied
+ * before their detects (each compiles, and its detect runs from its
+ * copy); in autodetection only the built-ins whose detect passed, after
+ * the detects, which run from the read-only sources: one compiles, and
+ * copying all six was ~10 ms of a deploy. .git is no part of a slug
  * (herokuish tars with --exclude=.git): a pushed tree cannot hold one, a
  * source dir given to build_run() may, and it goes after the copy.
  *
@@ -62,22 +66,27 @@
  * Heroku's multi-buildpack runs them, where one may see what the one
  * before it left), or "builtin" (autodetection over berth's own
  * buildpacks, whose detects only test for files: a bash detect is read by
- * a subshell of this shell rather than run, with the shell options a
- * fresh bash has, which spares three processes per detect, `timeout`,
- * `head` and the exec, ~20 ms each detect on a slow host and six detects
- * in all; one in another language still runs as a program). After a
- * detect passes, the buildpack's BUILD_OFFLINE_HOOK, if it has one, runs
- * the same way and its status goes to /berth/out too: for every built-in
- * that passed (which one is kept, C decides after this step), for the
- * first of a list only (compile_one() heeds no other: a later one sees
- * what the compiles before it added). The buildpack dirs follow.
+ * this shell rather than run, with the shell options a fresh bash has,
+ * which spares three processes per detect, `timeout`, `head` and the
+ * exec, ~20 ms each detect on a slow host and six detects in all; one
+ * marked BUILD_SOURCED_MARK (all of berth's) by this very shell, others by
+ * a subshell, whose fork was another ~5 ms each; one in another language
+ * still runs as a program). After a detect passes, the buildpack's
+ * BUILD_OFFLINE_HOOK, if it has one, runs the same way (berth's in a
+ * subshell: no hook is marked) and its status goes to /berth/out too: for
+ * every built-in that passed (which one is kept, C decides after this
+ * step), for the first of a list only (compile_one() heeds no other: a
+ * later one sees what the compiles before it added). The buildpack dirs
+ * follow.
  */
 static const char prepare_script[] =
     "order=$1; shift\n"
     "shopt -s nullglob dotglob\n"
     "[ ! -e /berth/slug/app ] && [ ! -L /berth/slug/app ] && cp -a -T /src /berth/slug/app || exit 1\n"
     "if [ -e /berth/slug/app/.git ] || [ -L /berth/slug/app/.git ]; then rm -rf /berth/slug/app/.git; fi\n"
-    "if [ $# -gt 0 ]; then cd /berth/bpsrc && cp -a -t /buildpacks/ -- \"$@\" || exit 1; fi\n"
+    "if [ \"$order\" != builtin ] && [ $# -gt 0 ]; then\n"
+    "    cd /berth/bpsrc && cp -a -t /buildpacks/ -- \"$@\" || exit 1\n"
+    "fi\n"
     "cd /berth/slug/app || exit 1\n"
     "if [ -f .slugignore ] && [ ! -L .slugignore ]; then\n"
     "    shopt -s globstar\n"
@@ -105,30 +114,44 @@ static const char prepare_script[] =
     "    echo \"       .slugignore: removed $removed paths\"\n"
     "fi\n"
     "run() {\n"
-    "    local first=\n"
-    "    if [ \"$order\" = builtin ] && IFS= read -r first <\"$1\" && [ \"$first\" = '#!/bin/bash' ]; "
-    "then\n"
-    "        (shopt -u nullglob dotglob globstar; . \"$1\" /berth/slug/app) </dev/null 2>/dev/null >\"$2\"\n"
-    "        status=$?\n"
+    "    local first= second=\n"
+    "    if [ \"$order\" = builtin ] && { IFS= read -r first; IFS= read -r second || :; } <\"$1\" &&\n"
+    "        [ \"$first\" = '#!/bin/bash' ]; then\n"
+    "        if [ \"$second\" = '" BUILD_SOURCED_MARK "' ]; then\n"
+    "            shopt -u nullglob dotglob globstar\n"
+    "            { . \"$1\" /berth/slug/app; } </dev/null 2>/dev/null >\"$2\"\n"
+    "            status=$?\n"
+    "            shopt -s nullglob dotglob\n"
+    "        else\n"
+    "            (shopt -u nullglob dotglob globstar; . \"$1\" /berth/slug/app) </dev/null 2>/dev/null >\"$2\"\n"
+    "            status=$?\n"
+    "        fi\n"
     "    else\n"
     "        timeout 60 \"$1\" /berth/slug/app </dev/null 2>/dev/null | head -c 4096 >\"$2\"\n"
     "        status=${PIPESTATUS[0]}\n"
     "    fi\n"
     "}\n"
     "detect() {\n"
-    "    local det=/buildpacks/$1/bin/detect hook=/buildpacks/$1/" BUILD_OFFLINE_HOOK " status\n"
+    "    local dir=/buildpacks/$1 status\n"
+    "    [ \"$order\" = builtin ] && dir=/berth/bpsrc/$1\n"
+    "    local det=$dir/bin/detect hook=$dir/" BUILD_OFFLINE_HOOK "\n"
     "    [ -f \"$det\" ] && [ -x \"$det\" ] || return 0\n"
     "    run \"$det\" \"/berth/out/detect-$1\"\n"
     "    echo $status >\"/berth/out/detect-$1.status\"\n"
+    "    [ $status = 0 ] && passed+=(\"$1\")\n"
     "    [ $status = 0 ] && [ \"$2\" = 1 ] && [ -f \"$hook\" ] && [ -x \"$hook\" ] || return 0\n"
     "    run \"$hook\" /dev/null\n"
     "    echo $status >\"/berth/out/offline-$1.status\"\n"
     "}\n"
     "ask=1\n"
+    "passed=()\n"
     "for d in \"$@\"; do\n"
     "    detect \"$d\" $ask\n"
     "    [ \"$order\" = builtin ] || ask=0\n"
     "done\n"
+    "if [ \"$order\" = builtin ] && [ ${#passed[@]} -gt 0 ]; then\n"
+    "    cd /berth/bpsrc && cp -a -t /buildpacks/ -- \"${passed[@]}\" || exit 1\n"
+    "fi\n"
     "exit 0\n";
 
 /*

@@ -585,13 +585,18 @@ static void test_streaming(struct fixture *fx)
  * the app has want-bash; "python" has a sh detect. Its exit must not end
  * the detects after it, its globs must see neither the step's nullglob
  * nor its dotglob (a hidden .x.dot would match), and the sh one must
- * still run.
+ * still run. "go" and "static" carry BUILD_SOURCED_MARK: read by the
+ * step's shell itself, with the same fresh glob options, a return 1 of
+ * one ending only itself; only the built-ins whose detect passed are
+ * copied to /buildpacks (go's compile lists them).
  */
 static void test_builtin_detects(struct fixture *fx)
 {
     _cleanup_free_ char *bpdir = xasprintf("%s/bp-detects", fx->tmp);
     _cleanup_free_ char *src_bash = xasprintf("%s/src-detect-bash", fx->tmp);
     _cleanup_free_ char *src_sh = xasprintf("%s/src-detect-sh", fx->tmp);
+    _cleanup_free_ char *src_marked = xasprintf("%s/src-detect-marked", fx->tmp);
+    _cleanup_free_ char *src_static = xasprintf("%s/src-detect-static", fx->tmp);
     static const char bash_detect[] =
         "#!/bin/bash\n"
         "set -euo pipefail\n"
@@ -607,10 +612,25 @@ static void test_builtin_detects(struct fixture *fx)
         "how=run; [[ $$ == \"$BASHPID\" ]] || how=sourced\n"
         "printf 'default_process_types:\\n  web: bash-%s %s\\n' \"$how\" \"$1\"\n";
     static const char sh_release[] = "#!/bin/sh\nprintf 'default_process_types:\\n  web: sh %s\\n' \"$1\"\n";
+    static const char marked_detect[] =
+        "#!/bin/bash\n" BUILD_SOURCED_MARK "\n"
+        "detect_t() {\n"
+        "    local f how=run name=${BASH_SOURCE[0]%/bin/detect}\n"
+        "    name=${name##*/}\n"
+        "    for f in \"$1\"/*.dot; do [[ -f \"$f\" ]] && { echo \"Glob $f\"; return 0; }; done\n"
+        "    [[ -f \"$1/want-$name\" ]] || return 1\n"
+        "    [[ $$ == \"$BASHPID\" ]] && how=inshell\n"
+        "    echo \"Marked $name $how$(shopt -q nullglob && echo ' nullglob')\"\n"
+        "}\n"
+        "detect_t \"$@\"\n";
+    static const char listing_compile[] =
+        "#!/bin/bash\ncd /buildpacks && echo \"copied:\" *\n";
     static const struct { const char *path, *text; } files[] = {
         { "node/bin/detect", bash_detect }, { "node/bin/compile", compile },
         { "node/bin/release", bash_release }, { "python/bin/detect", sh_detect },
         { "python/bin/compile", compile }, { "python/bin/release", sh_release },
+        { "go/bin/detect", marked_detect }, { "go/bin/compile", listing_compile },
+        { "static/bin/detect", marked_detect }, { "static/bin/compile", listing_compile },
     };
     struct output o = { .text = STRBUF_INIT };
     _cleanup_error_ struct berth_error *err = NULL;
@@ -618,9 +638,12 @@ static void test_builtin_detects(struct fixture *fx)
     char *saved = fx->bpdir;
     int r;
 
-    if (sh("mkdir -p '%s/node/bin' '%s/python/bin' '%s' '%s' && touch '%s/want-bash' '%s/.x.dot' "
-           "'%s/want-sh' && chmod -R a+rX '%s' '%s'", bpdir, bpdir, src_bash, src_sh, src_bash,
-           src_bash, src_sh, src_bash, src_sh)) {
+    if (sh("mkdir -p '%s/node/bin' '%s/python/bin' '%s/go/bin' '%s/static/bin' '%s' '%s' '%s' '%s' && "
+           "touch '%s/want-bash' '%s/.x.dot' '%s/want-sh' '%s/want-go' '%s/want-static' '%s/.x.dot' "
+           "'%s/want-static' '%s/.x.dot' && chmod -R a+rX '%s' '%s' '%s' '%s'",
+           bpdir, bpdir, bpdir, bpdir, src_bash, src_sh, src_marked, src_static, src_bash, src_bash,
+           src_sh, src_marked, src_marked, src_marked, src_static, src_static, src_bash, src_sh,
+           src_marked, src_static)) {
         ok(0, "prepare the detecting buildpacks");
         return;
     }
@@ -651,6 +674,19 @@ static void test_builtin_detects(struct fixture *fx)
     ok(r == 0 && !strcmp(json_get_str(res.process_types, "web") ?: "", "sh /app"),
        "a built-in's sh release runs as a program: web is '%s'",
        r == 0 ? json_get_str(res.process_types, "web") ?: "" : "");
+    build_result_release(&res);
+    strbuf_reset(&o.text);
+    berth_error_release(&err);
+    r = build(fx, src_marked, NULL, &o, &res, &err);
+    ok(r == 0 && has_line(&o, "-----> Marked go inshell app detected") && has_line(&o, "copied: go static"),
+       "a marked detect is read by the step's own shell, with fresh glob options; go and static both "
+       "passed and alone were copied (%s)", berth_error_msg(&err));
+    build_result_release(&res);
+    strbuf_reset(&o.text);
+    berth_error_release(&err);
+    r = build(fx, src_static, NULL, &o, &res, &err);
+    ok(r == 0 && has_line(&o, "-----> Marked static inshell app detected") && has_line(&o, "copied: static"),
+       "a marked detect's return 1 ends only itself: the next one still runs (%s)", berth_error_msg(&err));
     fx->bpdir = saved;
     build_result_release(&res);
     strbuf_release(&o.text);
