@@ -46,9 +46,10 @@
  * in a deploy's time (~4.6 ms on a slow host), and a mkdir, an xargs and a
  * command line per entry were three more. A list's buildpacks are copied
  * before their detects (each compiles, and its detect runs from its
- * copy); in autodetection only the built-ins whose detect passed, after
- * the detects, which run from the read-only sources: one compiles, and
- * copying all six was ~10 ms of a deploy. .git is no part of a slug
+ * copy); in autodetection none is: the detects run from the read-only
+ * sources, and the one built-in kept compiles from its source mounted
+ * read-only (compile_one(); copying all six was ~10 ms of a deploy, and
+ * their removal more). .git is no part of a slug
  * (herokuish tars with --exclude=.git): a pushed tree cannot hold one, a
  * source dir given to build_run() may, and it goes after the copy.
  *
@@ -138,20 +139,17 @@ static const char prepare_script[] =
     "    [ -f \"$det\" ] && [ -x \"$det\" ] || return 0\n"
     "    run \"$det\" \"/berth/out/detect-$1\"\n"
     "    echo $status >\"/berth/out/detect-$1.status\"\n"
-    "    [ $status = 0 ] && passed+=(\"$1\")\n"
+
     "    [ $status = 0 ] && [ \"$2\" = 1 ] && [ -f \"$hook\" ] && [ -x \"$hook\" ] || return 0\n"
     "    run \"$hook\" /dev/null\n"
     "    echo $status >\"/berth/out/offline-$1.status\"\n"
     "}\n"
     "ask=1\n"
-    "passed=()\n"
+
     "for d in \"$@\"; do\n"
     "    detect \"$d\" $ask\n"
     "    [ \"$order\" = builtin ] || ask=0\n"
     "done\n"
-    "if [ \"$order\" = builtin ] && [ ${#passed[@]} -gt 0 ]; then\n"
-    "    cd /berth/bpsrc && cp -a -t /buildpacks/ -- \"${passed[@]}\" || exit 1\n"
-    "fi\n"
     "exit 0\n";
 
 /*
@@ -606,7 +604,8 @@ int phase_prepare(struct build_ctx *ctx, struct build_plan *plan, struct berth_e
         return berth_error_plain(err, E2BIG, "too many buildpacks");
     mounts[n++] = (struct runner_mount){ ctx->src_dir, "/src", false, true };
     mounts[n++] = (struct runner_mount){ ctx->slug_dir, "/berth/slug", true, true };
-    mounts[n++] = (struct runner_mount){ ctx->bp_dir, "/buildpacks", true, true };
+    if (!plan->autodetect)
+        mounts[n++] = (struct runner_mount){ ctx->bp_dir, "/buildpacks", true, true };
     mounts[n++] = (struct runner_mount){ ctx->out_dir, "/berth/out", true, true };
     argv[a++] = "/bin/bash";
     argv[a++] = "-c";
@@ -662,12 +661,19 @@ static int compile_one(struct build_ctx *ctx, const struct build_plan *plan, siz
     const struct build_spec *spec = ctx->spec;
     const struct build_pack *p = &plan->v[k];
     _cleanup_free_ const char **argv = xcalloc(plan->n + 9, sizeof(*argv));
+    _cleanup_free_ char *own = xasprintf("/buildpacks/%s", p->dir);
+    /*
+     * A list's buildpacks compile from their copies (each may leave an
+     * `export` for the next); the one built-in autodetection kept, alone,
+     * from its source, read-only (its compile skips the export then).
+     */
     const struct runner_mount mounts[] = {
         { ctx->app_dir, "/app", true, true },
         { spec->cache_dir, "/cache", true, true },
         { ctx->env_dir, "/env", false, true },
-        { ctx->bp_dir, "/buildpacks", true, true },
         { ctx->out_dir, "/berth/out", true, true },
+        plan->autodetect ? (struct runner_mount){ p->source, own, false, true }
+                         : (struct runner_mount){ ctx->bp_dir, "/buildpacks", true, true },
     };
     bool marked = pack_offline(p), app_offline = !marked && k == 0 && p->app_offline;
     bool network = spec->network && !marked && !app_offline;

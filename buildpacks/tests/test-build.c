@@ -587,8 +587,8 @@ static void test_streaming(struct fixture *fx)
  * nor its dotglob (a hidden .x.dot would match), and the sh one must
  * still run. "go" and "static" carry BUILD_SOURCED_MARK: read by the
  * step's shell itself, with the same fresh glob options, a return 1 of
- * one ending only itself; only the built-ins whose detect passed are
- * copied to /buildpacks (go's compile lists them).
+ * one ending only itself; the kept built-in alone is in /buildpacks (its
+ * compile lists it), mounted from its source.
  */
 static void test_builtin_detects(struct fixture *fx)
 {
@@ -678,9 +678,9 @@ static void test_builtin_detects(struct fixture *fx)
     strbuf_reset(&o.text);
     berth_error_release(&err);
     r = build(fx, src_marked, NULL, &o, &res, &err);
-    ok(r == 0 && has_line(&o, "-----> Marked go inshell app detected") && has_line(&o, "copied: go static"),
+    ok(r == 0 && has_line(&o, "-----> Marked go inshell app detected") && has_line(&o, "copied: go"),
        "a marked detect is read by the step's own shell, with fresh glob options; go and static both "
-       "passed and alone were copied (%s)", berth_error_msg(&err));
+       "passed, and go, kept, alone is in /buildpacks (%s)", berth_error_msg(&err));
     build_result_release(&res);
     strbuf_reset(&o.text);
     berth_error_release(&err);
@@ -791,8 +791,7 @@ static void test_budget_edges(struct fixture *fx)
         strbuf_release(&o.text);
     }
     static const char *const spills[][3] = {
-        { "spill-compile", "", "for i in 1 2 3; do head -c 4M /dev/zero >/berth/out/spill$i && "
-          "head -c 4M /dev/zero >\"$(dirname \"$0\")/../spill$i\" || exit 1; done" },
+        { "spill-compile", "", "for i in 1 2 3 4 5 6; do head -c 4M /dev/zero >/berth/out/spill$i || exit 1; done" },
         { "spill-detect", "for i in 1 2 3 4 5 6; do head -c 4M /dev/zero >/berth/out/spill$i; done", "true" },
     };
     for (size_t i = 0; i < sizeof(spills) / sizeof(*spills); i++) {
@@ -805,6 +804,19 @@ static void test_budget_edges(struct fixture *fx)
         ok(r == -EDQUOT && strstr(berth_error_msg(&err), "disk allowance of 8 MiB"),
            "%s: 24 MiB written outside /app and /cache go over an 8 MiB disk allowance (%s)",
            spills[i][0], berth_error_msg(&err));
+        build_result_release(&res);
+        strbuf_release(&o.text);
+    }
+    {
+        _cleanup_error_ struct berth_error *err = NULL;
+        _cleanup_free_ char *compile = xasprintf("if touch \"$(dirname \"$0\")/../x\" 2>/dev/null; then "
+                                                 "echo bp-writable; else echo bp-read-only; fi && %s", procfile);
+        struct output o = { .text = STRBUF_INIT };
+
+        r = edge_build(fx, "bp-read-only", "", compile, src, NULL, &o, &res, NULL, &err);
+        ok(r == 0 && has_line(&o, "bp-read-only"),
+           "the one built-in autodetection kept compiles from its source, read-only (%s)",
+           berth_error_msg(&err));
         build_result_release(&res);
         strbuf_release(&o.text);
     }
