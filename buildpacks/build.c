@@ -160,15 +160,14 @@ static void remove_work(struct build_ctx *ctx)
 {
     const struct build_spec *spec = ctx->spec;
     const char *tenant_trees[] = { ctx->slug_dir, ctx->bp_dir, ctx->out_dir };
-    _cleanup_error_ struct berth_error *pending_err = NULL;
+    _cleanup_free_ char *bpsrc = xasprintf("%s/bpsrc", spec->work_dir);
+    struct stat st;
 
     /* The state dirs of steps that measure later, when no measure came after them. */
     for (size_t i = 0; i < ctx->n_pending; i++)
         (void)runner_remove_tree(ctx->r, ctx->pending_states[i], spec->uid_base, spec->gid_base,
-                                 spec->id_count, &pending_err);
+                                 spec->id_count, NULL);
     build_pending_clear(ctx);
-    _cleanup_free_ char *bpsrc = xasprintf("%s/bpsrc", spec->work_dir);
-    struct stat st;
 
     /* ENV_DIR holds the config's secrets: it does not outlive the build. */
     if (ctx->env_dir)

@@ -139,13 +139,11 @@ static const char prepare_script[] =
     "    [ -f \"$det\" ] && [ -x \"$det\" ] || return 0\n"
     "    run \"$det\" \"/berth/out/detect-$1\"\n"
     "    echo $status >\"/berth/out/detect-$1.status\"\n"
-
     "    [ $status = 0 ] && [ \"$2\" = 1 ] && [ -f \"$hook\" ] && [ -x \"$hook\" ] || return 0\n"
     "    run \"$hook\" /dev/null\n"
     "    echo $status >\"/berth/out/offline-$1.status\"\n"
     "}\n"
     "ask=1\n"
-
     "for d in \"$@\"; do\n"
     "    detect \"$d\" $ask\n"
     "    [ \"$order\" = builtin ] || ask=0\n"
