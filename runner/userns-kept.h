@@ -19,9 +19,10 @@
  * What joining shares, and why that is the tenant's own: every container
  * of a tenant maps the same ids, so its files were already one owner's;
  * each container still has its own mount, pid, network, ipc, uts and
- * cgroup namespaces, and its processes hold no capability (the init drops
- * them for the app; seccomp refuses setns, unshare and the keyring calls,
- * whose per-user keyrings a namespace would share). A networked
+ * cgroup namespaces; its app holds no capability (the init drops them all
+ * for it and keeps CAP_KILL alone for itself), and seccomp refuses setns,
+ * unshare and the keyring calls, whose per-user keyrings a namespace
+ * would share. A networked
  * container's namespace is never kept nor joined: pasta runs in it with
  * capabilities, handling the container's traffic.
  *
