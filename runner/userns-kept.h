@@ -22,9 +22,9 @@
  * cgroup namespaces; its app holds no capability (the init drops them all
  * for it and keeps CAP_KILL alone for itself), and seccomp refuses setns,
  * unshare and the keyring calls, whose per-user keyrings a namespace
- * would share. A networked
- * container's namespace is never kept nor joined: pasta runs in it with
- * capabilities, handling the container's traffic.
+ * would share. A networked container's namespace is never kept nor
+ * joined: pasta runs in it with capabilities, handling the container's
+ * traffic.
  *
  * The spawner serves one request at a time, in one thread: no lock.
  */
