@@ -85,7 +85,7 @@ int build_step_run(struct build_ctx *ctx, const struct build_step *step, int *re
 /*
  * The trees a measure of the build's disk counts besides the slug: the
  * cache, the buildpacks' copies, /berth/out and the pending state dirs,
- * into v (NULL-terminated; v must hold 4 + ctx->n_pending + 1 entries).
+ * into v (NULL-terminated: v must hold 3 + ctx->n_pending + 1 entries).
  * Returns the number stored.
  */
 size_t build_measured_trees(const struct build_ctx *ctx, const char **v);

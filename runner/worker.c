@@ -2,22 +2,23 @@
 /*
  * Tree workers (tree.h): the spawner's side of runner_remove_tree(),
  * runner_seal_tree() and runner_tree_usage(). tree_worker_start() clones a
- * child into a new user namespace, writes its id maps with the setuid
- * helpers (container_map_ids), and releases it; that takes a few
+ * child into the kept user namespace of the request's id mapping, or,
+ * when there is none yet, into a new one whose maps it writes with the
+ * setuid helpers (container_map_ids), and releases it; that takes a few
  * milliseconds and is all the spawner waits for. The worker runs its job
  * and sends the result, one proto_reply, on the socket the daemon passed
  * with the request, then exits; the spawner reaps it through its pidfd. A
- * request may name trees to remove after its job (then_remove), so that a
- * deploy's measure and removal, or seal and removal, cost one worker, not
- * two. If the worker dies without a result (killed at the spawner's
+ * request may name trees to remove after its job (then_remove), and a seal
+ * trees to measure after it, so that a build's seal, last measure and
+ * removals cost one worker. If the worker dies without a result (killed at the spawner's
  * shutdown, or by PDEATHSIG when the spawner dies), its end of that socket
  * closes and the daemon sees end of file instead.
  *
  * The setuid helpers were most of a worker's cost (~15 of 18 ms on a slow
- * host; a static app's deploy ran nine workers). So the first worker for
- * an id mapping leaves its user namespace behind, kept by the spawner
- * (userns-kept.h) once the maps are written, and later workers for the
- * same mapping are plain clones that join it with setns().
+ * host; a static app's deploy ran nine workers). So the spawner keeps the
+ * first user namespace it maps for an id mapping, a worker's or a
+ * container's (userns-kept.h), and later workers for the mapping are
+ * plain clones that join it with setns().
  */
 #include <errno.h>
 #include <sched.h>

@@ -319,7 +319,6 @@ static bool in_cgroup(pid_t pid, const char *rel)
     return found;
 }
 
-/* pasta runs as the spawner's child in the container's cgroup while it runs, and not after. */
 /* The user namespace link of the app of container c ("user:[...]"), "" if unreadable. */
 static void app_userns(struct runner_container *c, char *buf, size_t size)
 {
@@ -370,6 +369,7 @@ static void check_own_userns(struct runner *rn, struct runner_container *net)
     runner_container_free(c);
 }
 
+/* pasta runs as the spawner's child in the container's cgroup while it runs, and not after. */
 static void test_pasta_life(struct runner *rn)
 {
     _cleanup_free_ char *state = NULL;

@@ -434,7 +434,7 @@ static void test_then_remove(struct runner *rn)
     test_seal_measures(rn);
 }
 
-/* How many user namespaces the spawner holds open (its kept ones: worker.c). */
+/* How many user namespaces the spawner holds open (its kept ones: userns-kept.h). */
 static int kept_namespaces(pid_t spawner)
 {
     _cleanup_free_ char *fds = xasprintf("/proc/%ld/fd", (long)spawner);
@@ -456,10 +456,12 @@ static int kept_namespaces(pid_t spawner)
 
 /*
  * The spawner keeps one user namespace per id mapping for its tree workers
- * (worker.c): the first worker for a mapping adds one, later ones for it
- * add none, and a kept namespace serves its own mapping only: a tree in a
- * 0700 directory of one tenant's ids is measured with that tenant's
- * mapping, and refused with another's, before and after both are kept.
+ * and containers (userns-kept.h): the first worker for a mapping without
+ * one adds one (the tenant's has one already, from the container that
+ * wrote the tree), later ones for it add none, and a kept namespace
+ * serves its own mapping only: a tree in a 0700 directory of one tenant's
+ * ids is measured with that tenant's mapping, and refused with another's,
+ * before and after both are kept.
  */
 static void test_kept_namespaces(struct runner *rn)
 {

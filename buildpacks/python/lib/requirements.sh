@@ -18,7 +18,8 @@
 req_files=()
 req_states=()
 req_inputs=()
-# The index in req_files of the file `-ef` $1 into req_found, or 1.
+# Whether a file -ef $1 was walked: status 0 and its index in req_files in
+# req_found, else status 1.
 req_find() {
     local i
     for i in "${!req_files[@]}"; do
