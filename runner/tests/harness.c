@@ -195,6 +195,32 @@ pid_t child_of(pid_t parent, const char *comm)
     return -1;
 }
 
+pid_t container_app(const struct runner_container *c)
+{
+    for (int i = 0; i < 200; i++) {
+        pid_t app = child_of(runner_container_pid(c), NULL);
+
+        if (app > 0)
+            return app;
+        usleep(5 * 1000);
+    }
+    return 0;
+}
+
+bool ns_link(pid_t pid, const char *ns, char *buf, size_t size)
+{
+    char p[64];
+    ssize_t n;
+
+    if (pid > 0)
+        (void)snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, ns);
+    else
+        (void)snprintf(p, sizeof(p), "/proc/self/ns/%s", ns);
+    n = readlink(p, buf, size - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    return n > 0;
+}
+
 double ms_since(const struct timespec *t0)
 {
     struct timespec t1;

@@ -60,6 +60,13 @@ void check_output(struct runner *rn, const char *name, unsigned uid, const char 
 
 /* A child of `parent` whose name or argv[0] is `comm` (NULL: any); -1 if none. */
 pid_t child_of(pid_t parent, const char *comm);
+/* The app of container c (its init's child), waited for up to a second; 0 if it never showed. */
+pid_t container_app(const struct runner_container *c);
+/*
+ * The namespace `ns` of `pid` (0: this process) as its link reads
+ * ("user:[4026532...]"), into buf; false, and buf "", if unreadable.
+ */
+bool ns_link(pid_t pid, const char *ns, char *buf, size_t size);
 /* Milliseconds since `t0` (CLOCK_MONOTONIC). */
 double ms_since(const struct timespec *t0);
 

@@ -319,24 +319,6 @@ static bool in_cgroup(pid_t pid, const char *rel)
     return found;
 }
 
-/* The user namespace link of the app of container c ("user:[...]"), "" if unreadable. */
-static void app_userns(struct runner_container *c, char *buf, size_t size)
-{
-    pid_t app = 0;
-    char p[64];
-    ssize_t n = -1;
-
-    for (int i = 0; i < 200 && app <= 0; i++) {
-        app = child_of(runner_container_pid(c), NULL);
-        if (app <= 0)
-            usleep(5 * 1000);
-    }
-    (void)snprintf(p, sizeof(p), "/proc/%d/ns/user", (int)app);
-    if (app > 0)
-        n = readlink(p, buf, size - 1);
-    buf[n > 0 ? n : 0] = '\0';
-}
-
 /*
  * A container with network never shares the kept user namespace that
  * containers without network of its mapping join (userns-kept.h: pasta
@@ -350,7 +332,8 @@ static void check_own_userns(struct runner *rn, struct runner_container *net)
     struct runner_spec spec = net_spec("net-none", argv, &state);
     struct runner_container *c = NULL;
     struct berth_error *err = NULL;
-    char with[128], without[128];
+    char with[128] = "", without[128] = "";
+    pid_t app_net, app;
 
     spec.network = false;
     spec.stdout_fd = STDERR_FILENO;
@@ -359,9 +342,10 @@ static void check_own_userns(struct runner *rn, struct runner_container *net)
         berth_error_release(&err);
         return;
     }
-    app_userns(net, with, sizeof(with));
-    app_userns(c, without, sizeof(without));
-    t_ok(with[0] && without[0] && strcmp(with, without) != 0,
+    app_net = container_app(net);
+    app = container_app(c);
+    t_ok(app_net > 0 && app > 0 && ns_link(app_net, "user", with, sizeof(with)) &&
+         ns_link(app, "user", without, sizeof(without)) && strcmp(with, without) != 0,
          "a container with network has a user namespace of its own (%s), not the one those "
          "without network share (%s)", with, without);
     (void)runner_stop(c, 1000, &err);

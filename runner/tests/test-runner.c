@@ -573,18 +573,13 @@ static void test_latency(struct runner *rn)
 
 static bool ns_differs(pid_t pid, const char *ns)
 {
-    char a[PATH_MAX], b[PATH_MAX], pa[64], pb[64];
-    ssize_t na, nb;
+    char a[PATH_MAX], b[PATH_MAX];
 
-    (void)snprintf(pa, sizeof(pa), "/proc/%d/ns/%s", (int)pid, ns);
-    (void)snprintf(pb, sizeof(pb), "/proc/self/ns/%s", ns);
-    na = readlink(pa, a, sizeof(a) - 1);
-    nb = readlink(pb, b, sizeof(b) - 1);
-    if (na <= 0 || nb <= 0) {
-        fprintf(stderr, "# readlink %s: %s\n", na <= 0 ? pa : pb, strerror(errno));
+    if (!ns_link(pid, ns, a, sizeof(a)) || !ns_link(0, ns, b, sizeof(b))) {
+        fprintf(stderr, "# readlink of the %s namespace of %s: %s\n", ns, a[0] ? "this process" : "the app",
+                strerror(errno));
         return false;
     }
-    a[na] = b[nb] = '\0';
     if (!strcmp(a, b))
         fprintf(stderr, "# %s namespace not new: %s\n", ns, a);
     return strcmp(a, b) != 0;
@@ -722,20 +717,6 @@ static void test_agent(struct runner *rn)
     runner_container_free(c);
 }
 
-/* The namespace `ns` of `pid` as its link reads ("user:[4026532...]"), into buf; false if unreadable. */
-static bool ns_link(pid_t pid, const char *ns, char *buf, size_t size)
-{
-    char p[64];
-    ssize_t n;
-
-    (void)snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)pid, ns);
-    n = readlink(p, buf, size - 1);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    return true;
-}
-
 /* A container sleeping until stopped; *ret_app its app's pid once it runs (0 if it never showed). */
 static struct runner_container *spawn_sleeper(struct runner *rn, const char *name, pid_t *ret_app)
 {
@@ -753,11 +734,7 @@ static struct runner_container *spawn_sleeper(struct runner *rn, const char *nam
         berth_error_release(&err);
         return NULL;
     }
-    for (int i = 0; i < 200 && *ret_app <= 0; i++) {
-        *ret_app = child_of(runner_container_pid(c), NULL);
-        if (*ret_app <= 0)
-            usleep(5 * 1000);
-    }
+    *ret_app = container_app(c);
     return c;
 }
 
@@ -785,7 +762,7 @@ static void test_joined_userns(struct runner *rn)
     pid_t app_a = 0, app_b = 0;
     struct runner_container *a = spawn_sleeper(rn, "join-a", &app_a);
     struct runner_container *b = spawn_sleeper(rn, "join-b", &app_b);
-    char la[128], lb[128];
+    char la[128] = "", lb[128] = "";
     bool same_user, others_differ = true;
     _cleanup_free_ char *want_map = xasprintf("0 %lu 65536\n0\n", uid_base);
 
