@@ -606,9 +606,8 @@ int runner_seal_tree(struct runner *r, const char *path, const char *const *meas
     for (size_t i = 0; i < n; i++)
         paths[i + 1] = measure[i];
     /* One path: the seal alone; more: the measure of them all after it (worker.c). */
-    if (n == 0)
-        return tree_request(r, REQ_SEAL, paths, then_remove, uid_base, gid_base, id_count, NULL, err);
-    return tree_request(r, REQ_SEAL, paths, then_remove, uid_base, gid_base, id_count, ret_bytes, err);
+    return tree_request(r, REQ_SEAL, paths, then_remove, uid_base, gid_base, id_count,
+                        n > 0 ? ret_bytes : NULL, err);
 }
 
 int runner_tree_usage(struct runner *r, const char *const *paths, const char *const *then_remove,
