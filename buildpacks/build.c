@@ -276,7 +276,7 @@ static int seal_slug(struct build_ctx *ctx, struct berth_error **err)
     const struct build_spec *spec = ctx->spec;
     _cleanup_free_ const char **measured = xcalloc(ctx->n_pending + 5, sizeof(*measured));
     _cleanup_free_ const char **spent = xcalloc(ctx->n_pending + 3, sizeof(*spent));
-    uint64_t used = 0, limit = ctx->budget.disk_bytes;
+    uint64_t used = 0;
     size_t n = 0;
     int r;
 
@@ -293,9 +293,8 @@ static int seal_slug(struct build_ctx *ctx, struct berth_error **err)
         berth_error_release(err);
         r = build_too_deep(err);
     }
-    if (r == 0 && used > limit)
-        r = berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
-                              (unsigned long long)(limit >> 20));
+    if (r == 0 && used > ctx->budget.disk_bytes)
+        r = build_over_disk(ctx, err);
     if (r < 0)
         build_say_error(ctx, berth_error_msg(err));
     return r;

@@ -300,6 +300,12 @@ int build_too_deep(struct berth_error **err)
                              "measures and keeps", RUNNER_TREE_MAX_DEPTH);
 }
 
+int build_over_disk(const struct build_ctx *ctx, struct berth_error **err)
+{
+    return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
+                             (unsigned long long)(ctx->budget.disk_bytes >> 20));
+}
+
 static int stopped_error(struct build_ctx *ctx, const struct build_step *step, enum stop_reason why,
                          struct berth_error **err)
 {
@@ -313,8 +319,7 @@ static int stopped_error(struct build_ctx *ctx, const struct build_step *step, e
         format_duration(&d, (unsigned)(step->timeout_ms / 1000));
         return berth_error_plain(err, ETIMEDOUT, "%s timed out after %s", step->what, d.buf);
     case STOP_DISK:
-        return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
-                                 (unsigned long long)(ctx->budget.disk_bytes >> 20));
+        return build_over_disk(ctx, err);
     case STOP_TOO_DEEP:
         return build_too_deep(err);
     case STOP_NONE:
@@ -366,8 +371,7 @@ static int budget_failure(struct build_ctx *ctx, struct runner_container *c,
     if (r == -ELOOP)
         return build_too_deep(err);
     if (r == 0 && (used > limit || (status != 0 && used >= limit - limit / 100)))
-        return berth_error_plain(err, EDQUOT, "the build went over its disk allowance of %llu MiB",
-                                 (unsigned long long)(ctx->budget.disk_bytes >> 20));
+        return build_over_disk(ctx, err);
     return 0;
 }
 

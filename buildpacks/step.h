@@ -93,6 +93,8 @@ size_t build_measured_trees(const struct build_ctx *ctx, const char **v);
 void build_pending_clear(struct build_ctx *ctx);
 /* The error of a tree deeper than the walks go (-ELOOP, said in the build's terms). */
 int build_too_deep(struct berth_error **err);
+/* The error of a build over its disk allowance (-EDQUOT, the allowance named). */
+int build_over_disk(const struct build_ctx *ctx, struct berth_error **err);
 
 /* Says a wait status in the user's terms: "exit status 1", "signal 9 (Killed)". */
 void build_describe_status(struct strbuf *out, int status);
