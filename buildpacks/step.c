@@ -12,8 +12,8 @@
  * background process holding the pipe, and the container's end (its init
  * exits, the pid namespace dies) is what closes every write end for good.
  *
- * The budget is enforced by the kernel where it can be: the cgroup's
- * memory limit (an OOM kill, which the container's usage reports
+ * The budget is enforced by the kernel where it can be: the memory limit
+ * of the step's cgroup (an OOM kill, which the container's usage reports
  * afterwards), RLIMIT_FSIZE (no single file past the disk allowance). What
  * the kernel cannot bound without root, the total a build writes across
  * files, is measured here while a step runs and when it ends (the prepare
@@ -142,6 +142,13 @@ static int spawn_step(struct build_ctx *ctx, const struct build_step *step, cons
     const struct build_spec *spec = ctx->spec;
     const char *const lower[] = { NULL };
     _cleanup_free_ char *name = xasprintf("%s.build.%u", spec->app, ctx->n_containers);
+    /*
+     * A cgroup per step, named after its state dir (c<N>): the step before
+     * may still be exiting in its own (runner_release), and a spawn into
+     * that one would wait for it.
+     */
+    _cleanup_free_ char *cgroup = spec->cgroup ? xasprintf("%s-c%u", spec->cgroup, ctx->n_containers)
+                                               : NULL;
 
     struct runner_spec rs = {
         .name = name,
@@ -162,7 +169,7 @@ static int spawn_step(struct build_ctx *ctx, const struct build_step *step, cons
         .stdout_fd = out_w,
         .stderr_fd = err_w,
         .port = 0,
-        .cgroup = spec->cgroup,
+        .cgroup = cgroup,
         .limits = {
             .memory_bytes = ctx->budget.memory_bytes,
             .pids_max = ctx->budget.pids_max,
@@ -398,8 +405,13 @@ static int run_container(struct build_ctx *ctx, const struct build_step *step, c
         _cleanup_error_ struct berth_error *stop_err = NULL;
 
         r = pump_until_exit(&p, c, step, state_dir, &status, &stop, err);
-        /* Reaps it, so that its usage can be read; a step stopped early gets the grace period. */
-        (void)runner_stop(c, r < 0 || stop != STOP_NONE ? STOP_GRACE_MS : 0, &stop_err);
+        /*
+         * A step that exited is released: its usage read, its teardown left
+         * to the spawner, off the build's path. One stopped early is
+         * stopped, with the grace period, and reaped.
+         */
+        if (r < 0 || stop != STOP_NONE || runner_release(c, NULL) < 0)
+            (void)runner_stop(c, r < 0 || stop != STOP_NONE ? STOP_GRACE_MS : 0, &stop_err);
         if (r >= 0 && stop != STOP_NONE)
             r = stopped_error(ctx, step, stop, err);
         if (r >= 0)

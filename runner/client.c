@@ -53,7 +53,7 @@ struct runner {
 struct runner_container {
     struct runner *r;
     pid_t pid;
-    uint64_t id;                  /* the spawner's name for it (REQ_REAP) */
+    uint64_t id;                  /* the spawner's name for it (REQ_REAP, REQ_RELEASE) */
     int pidfd;
     int agent_fd;                 /* the agent socket: channels go to the init over it */
     int status_fd;
@@ -70,8 +70,8 @@ struct runner_container {
     pthread_mutex_t status_lock;
     bool have_status;
     int status;
-    bool reaped;
-    struct runner_usage usage;    /* valid once reaped */
+    bool collected;               /* reaped (runner_stop) or released (runner_release) */
+    struct runner_usage usage;    /* valid once collected */
 };
 
 
@@ -463,23 +463,25 @@ int runner_wait(struct runner_container *c, int timeout_ms, int *ret_status,
 }
 
 /*
- * Reaped (and its pasta and cgroup gone) by the spawner, once the pidfd says
- * it exited; the reply carries the usage read from the cgroup.
+ * REQ_REAP: reaped (and its pasta and cgroup gone) by the spawner, once the
+ * pidfd says it exited. REQ_RELEASE: let go once its status was heard, to
+ * be reaped by the spawner alone. The reply carries the usage read from the
+ * cgroup.
  */
-static int reap(struct runner_container *c, struct berth_error **err)
+static int collect(struct runner_container *c, enum proto_request type, struct berth_error **err)
 {
     _cleanup_strbuf_ struct strbuf req = STRBUF_INIT;
     uint64_t v[2];
     int r;
 
-    if (c->reaped)
+    if (c->collected)
         return 0;
-    proto_put_u64(&req, REQ_REAP);
+    proto_put_u64(&req, type);
     proto_put_u64(&req, c->id);
     r = request(c->r, &req, NULL, 0, v, NULL, 0, NULL, err);
     if (r == 0) {
         c->usage = (struct runner_usage){ .memory_peak_bytes = v[0], .oom_kills = v[1] };
-        c->reaped = true;
+        c->collected = true;
     }
     return r;
 }
@@ -487,10 +489,23 @@ static int reap(struct runner_container *c, struct berth_error **err)
 int runner_container_usage(const struct runner_container *c, struct runner_usage *ret,
                            struct berth_error **err)
 {
-    if (!c->reaped)
-        return berth_error_plain(err, EAGAIN, "container %d has not been reaped yet", c->pid);
+    if (!c->collected)
+        return berth_error_plain(err, EAGAIN, "container %d has not been reaped or released yet",
+                                 c->pid);
     *ret = c->usage;
     return 0;
+}
+
+int runner_release(struct runner_container *c, struct berth_error **err)
+{
+    bool heard;
+
+    pthread_mutex_lock(&c->status_lock);
+    heard = c->have_status;
+    pthread_mutex_unlock(&c->status_lock);
+    if (!heard)
+        return berth_error_plain(err, EBUSY, "container %d has not reported its exit", c->pid);
+    return collect(c, REQ_RELEASE, err);
 }
 
 int runner_stop(struct runner_container *c, int grace_ms, struct berth_error **err)
@@ -509,7 +524,7 @@ int runner_stop(struct runner_container *c, int grace_ms, struct berth_error **e
         if (r < 0)
             return berth_error_make(err, -r, "wait for container %d to stop", c->pid);
     }
-    return reap(c, err);
+    return collect(c, REQ_REAP, err);
 }
 
 void runner_container_free(struct runner_container *c)
@@ -518,13 +533,13 @@ void runner_container_free(struct runner_container *c)
 
     if (!c)
         return;
-    if (!c->reaped) {
+    if (!c->collected) {
         /* Contract says it has exited; make it so rather than leak a container. */
         if (poll_one(c->pidfd, 0) == 0) {
             (void)syscall(SYS_pidfd_send_signal, c->pidfd, SIGKILL, NULL, 0);
             (void)poll_one(c->pidfd, -1);
         }
-        (void)reap(c, &e);
+        (void)collect(c, REQ_REAP, &e);
         berth_error_release(&e);
     }
     closep(&c->pidfd);

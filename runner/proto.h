@@ -52,6 +52,7 @@ enum proto_request {
     REQ_REMOVE = 3,   /* tree request with one path */
     REQ_SEAL = 4,     /* tree request: the path to seal, then any to measure with it (v[0]) */
     REQ_USAGE = 5,    /* tree request with any number of paths */
+    REQ_RELEASE = 6,  /* container id, once its status was heard. Reply: memory peak, OOM kills */
 };
 
 /* A decoded reply; msg points into the received buffer. */

@@ -364,21 +364,38 @@ int runner_container_exit_fd(const struct runner_container *c);
  * waits until the container is gone. Safe on an exited container.
  */
 int runner_stop(struct runner_container *c, int grace_ms, struct berth_error **err);
-/* Frees the handle; the container must have exited (runner_stop/runner_wait). */
+/*
+ * For a container whose exit status runner_wait() has returned: its app
+ * has exited and every other process of it has a SIGKILL pending, but its
+ * init may still be exiting while the kernel tears its namespaces down
+ * (4-17 ms on the hosts measured, which runner_stop() waits out). This
+ * reads the container's usage now and leaves the rest to the spawner: it
+ * reaps the init and removes the cgroup once the init is gone, and a spawn
+ * into the same cgroup meanwhile waits for that. Then
+ * runner_container_usage() answers and runner_container_free() does not
+ * wait. -EBUSY, with nothing done, before the status was heard.
+ */
+int runner_release(struct runner_container *c, struct berth_error **err);
+/*
+ * Frees the handle; the container must have exited (runner_stop/runner_wait)
+ * or been released (runner_release).
+ */
 void runner_container_free(struct runner_container *c);
 
 /*
  * What a container used, read from its cgroup when the spawner reaped its
  * init (by then every process of it is gone, pasta aside, which is killed
- * then), before the cgroup is removed.
+ * then), before the cgroup is removed; or, for a container released, when
+ * runner_release() asked.
  */
 struct runner_usage {
     uint64_t memory_peak_bytes;   /* high-water mark of its memory use; 0 when unknown */
     uint64_t oom_kills;           /* processes the kernel's OOM killer took in it */
 };
 /*
- * The usage of a container that runner_stop() has reaped (it is all zero
- * for a container spawned without a cgroup). -EAGAIN before the reap.
+ * The usage of a container that runner_stop() has reaped or
+ * runner_release() released (it is all zero for a container spawned
+ * without a cgroup). -EAGAIN before either.
  */
 int runner_container_usage(const struct runner_container *c, struct runner_usage *ret,
                            struct berth_error **err);

@@ -31,7 +31,9 @@
  * it. A pidfd names one process for as long as it is open: a signal
  * through it after the exit fails with ESRCH, a wait returns at once, and
  * no other child can answer for it. REQ_REAP never blocks: it reaps the
- * init only if it has exited, and says EBUSY otherwise.
+ * init only if it has exited, and says EBUSY otherwise. REQ_RELEASE lets
+ * the daemon go on once it heard a container's status, without waiting
+ * for the init's exit (handle_release says what that wait is).
  *
  * Lifetime: the spawner has PDEATHSIG on the daemon, and each init, pasta
  * and worker has it on the spawner, so if the daemon dies every container
@@ -67,7 +69,7 @@ struct tracked {
     int pasta_fd;                 /* pidfd of pasta; -1: no network, or pasta reaped */
     uint64_t id;                  /* containers: the daemon's name for it */
     char *cgroup;                 /* NULL: none, or already removed */
-    bool collected;               /* the daemon had the REQ_REAP answer */
+    bool collected;               /* the daemon had the REQ_REAP or REQ_RELEASE answer */
     struct runner_usage usage;    /* read when the init was reaped */
 };
 
@@ -226,23 +228,30 @@ static void reap_exited(struct spawner *s)
 }
 
 /*
- * Before a spawn into `cgroup`: a gone container whose pasta is still dying
- * may hold the same cgroup, which its cleanup would otherwise remove from
- * under the new one. Rare (instance names differ), so waiting is fine: the
- * wait is for that pasta alone, SIGKILLed when its init was reaped.
+ * Before a spawn into `cgroup`: a gone container whose pasta is still
+ * dying, or one the daemon released whose init is still exiting, may hold
+ * the same cgroup, which its cleanup would otherwise remove from under the
+ * new one. Rare (instance names differ, and so do a build's steps'), so
+ * waiting is fine: the wait is for an init whose app has exited and a
+ * pasta SIGKILLed when its init was reaped. Backwards, so that an entry
+ * untracked (the last moved into its place) is one looked at already.
  */
 static void settle_cgroup(struct spawner *s, const char *cgroup)
 {
-    for (size_t i = 0; cgroup && i < s->n_children; i++) {
+    for (size_t i = s->n_children; cgroup && i-- > 0;) {
         struct tracked *t = &s->children[i];
 
-        if (t->worker || t->pidfd >= 0 || t->pasta_fd < 0 || !t->cgroup ||
-            strcmp(t->cgroup, cgroup))
+        if (t->worker || !t->cgroup || strcmp(t->cgroup, cgroup) || (t->pidfd >= 0 && !t->collected))
             continue;
-        (void)container_reap(t->pasta_fd, true);
-        pasta_gone(s, t);
+        if (t->pidfd >= 0) {
+            (void)container_reap(t->pidfd, true);
+            init_gone(s, t);
+        }
+        if (t->pasta_fd >= 0) {
+            (void)container_reap(t->pasta_fd, true);
+            pasta_gone(s, t);
+        }
         maybe_untrack(s, t);
-        return;
     }
 }
 
@@ -337,21 +346,35 @@ static void handle_spawn(struct spawner *s, struct proto_reader *rd, int *fds, s
     proto_spec_release(&spec);
 }
 
-static void handle_reap(struct spawner *s, struct proto_reader *rd)
+/* The container a REQ_REAP or REQ_RELEASE names; NULL, answered already, if none. */
+static struct tracked *requested_container(struct spawner *s, struct proto_reader *rd)
 {
     uint64_t id = proto_get_u64(rd);
-    struct tracked *t = NULL;
-    struct runner_usage u;
 
-    for (size_t i = 0; !rd->bad && i < s->n_children && !t; i++)
+    for (size_t i = 0; !rd->bad && !rd->left && i < s->n_children; i++)
         if (!s->children[i].worker && !s->children[i].collected && s->children[i].id == id)
-            t = &s->children[i];
-    if (rd->bad || rd->left || !t) {
-        (void)reply(s, rd->bad || rd->left ? EBADMSG : ESRCH,
-                    rd->bad || rd->left ? "malformed reap request" : "no such container", 0, 0,
-                    NULL, 0);
+            return &s->children[i];
+    (void)reply(s, rd->bad || rd->left ? EBADMSG : ESRCH,
+                rd->bad || rd->left ? "malformed request" : "no such container", 0, 0, NULL, 0);
+    return NULL;
+}
+
+/* The daemon has the container's usage and asks no more about it. */
+static void collected(struct spawner *s, struct tracked *t)
+{
+    struct runner_usage u = t->usage;
+
+    t->collected = true;
+    maybe_untrack(s, t);
+    (void)reply(s, 0, NULL, u.memory_peak_bytes, u.oom_kills, NULL, 0);
+}
+
+static void handle_reap(struct spawner *s, struct proto_reader *rd)
+{
+    struct tracked *t = requested_container(s, rd);
+
+    if (!t)
         return;
-    }
     /*
      * The daemon asks only once the init's pidfd said it exited, when the
      * init is a zombie at least; never wait on one that runs.
@@ -363,10 +386,38 @@ static void handle_reap(struct spawner *s, struct proto_reader *rd)
         }
         init_gone(s, t);
     }
-    u = t->usage;
-    t->collected = true;
-    maybe_untrack(s, t);
-    (void)reply(s, 0, NULL, u.memory_peak_bytes, u.oom_kills, NULL, 0);
+    collected(s, t);
+}
+
+/*
+ * The daemon heard the container's status, so its app has exited and every
+ * other process of it has a SIGKILL pending (init.c sends it before the
+ * status); the init may still be exiting, for as long as the kernel takes
+ * to tear its namespaces down (4-17 ms a build step here). The usage is
+ * read now: no process of the container returns to user space any more,
+ * so only a dying one's last system call could still add to its peak. The
+ * init is reaped, and its cgroup removed, when its pidfd says it exited, as
+ * for any container the daemon no longer asks about; a spawn into the same
+ * cgroup before then waits for it (settle_cgroup). The daemon's word that
+ * it heard the status is not checked: a release of a container that runs
+ * would only read its usage too early, and the container would run on
+ * until it exits or the daemon goes.
+ */
+static void handle_release(struct spawner *s, struct proto_reader *rd)
+{
+    struct tracked *t = requested_container(s, rd);
+    struct berth_error *e = NULL;
+
+    if (!t)
+        return;
+    if (t->pidfd >= 0 && container_reap(t->pidfd, false)) {
+        init_gone(s, t);
+    } else if (t->pidfd >= 0 && t->cgroup && s->layout &&
+               cgroup_usage(s->layout, t->cgroup, &t->usage, &e) < 0) {
+        t->usage = (struct runner_usage){ 0 };
+        berth_error_release(&e);
+    }
+    collected(s, t);
 }
 
 /* REQ_REMOVE, REQ_SEAL, REQ_USAGE: start the worker; it answers on fds[0] itself. */
@@ -482,6 +533,8 @@ void spawner_main(int sock, pid_t parent)
             handle_spawn(&s, &rd, fds, n_fds);
         else if (type == REQ_REAP && n_fds == 0)
             handle_reap(&s, &rd);
+        else if (type == REQ_RELEASE && n_fds == 0)
+            handle_release(&s, &rd);
         else if (type == REQ_REMOVE || type == REQ_SEAL || type == REQ_USAGE)
             handle_tree(&s, (enum proto_request)type, &rd, fds, n_fds);
         else

@@ -884,6 +884,87 @@ static void test_cgroup_limits(struct runner *rn, const char *tenant)
     run_release(&r);
 }
 
+/* Waits up to two seconds for `dir` to go; true once it is gone. */
+static bool gone_soon(const char *dir)
+{
+    for (int i = 0; i < 200; i++) {
+        if (access(dir, F_OK) < 0 && errno == ENOENT)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/*
+ * runner_release(): a container let go once its status was heard, its
+ * teardown left to the spawner. Its usage is read then (an OOM kill
+ * counted as at a reap); a container started into the same cgroup at once
+ * is not harmed by the released one's cleanup and keeps its limits; a
+ * released container's cgroup goes without another call; and one whose
+ * status was not heard is not let go.
+ */
+static void test_release(struct runner *rn, const char *tenant)
+{
+    _cleanup_free_ char *rel = xasprintf("%s/app/release", tenant);
+    _cleanup_free_ char *dir = host_cgroup_dir("pids", rel);
+    _cleanup_free_ char *st1 = new_state("release1"), *st2 = new_state("release2");
+    _cleanup_free_ char *st3 = new_state("release3");
+    const char *hog[] = { "/bin/busybox", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1",
+                          NULL };
+    const char *after[] = { "/bin/busybox", "sh", "-c",
+                            "sleep 0.3; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null ||"
+                            " cat /sys/fs/cgroup/pids.max", NULL };
+    const char *lowers[] = { lower_dir, NULL };
+    struct runner_spec s1 = base_spec(st1, hog, lowers), s2 = base_spec(st2, after, lowers);
+    struct runner_container *c = NULL;
+    struct runner_usage u = { 0 };
+    struct berth_error *err = NULL;
+    struct run r;
+    int status = -1, rr;
+
+    s1.stdout_fd = STDERR_FILENO;
+    s1.cgroup = rel;
+    s1.limits.memory_bytes = 32u << 20;
+    if (runner_spawn(rn, &s1, &c, &err) < 0) {
+        ok(0, "spawn the memory hog to release: %s", berth_error_msg(&err));
+        berth_error_release(&err);
+        return;
+    }
+    rr = runner_release(c, &err);
+    t_ok(rr == -EBUSY, "a container whose exit was not heard is not released (%s)",
+         rr < 0 ? berth_error_msg(&err) : "released");
+    berth_error_release(&err);
+    rr = runner_wait(c, 20000, &status, &err);
+    rr = rr == 0 ? runner_release(c, &err) : rr;
+    rr = rr == 0 ? runner_container_usage(c, &u, &err) : rr;
+    t_ok(rr == 0 && WIFSIGNALED(status) && u.oom_kills >= 1,
+         "released once its exit was heard: 64 MiB under 32 MiB, %llu OOM kills read (%s)",
+         (unsigned long long)u.oom_kills, rr < 0 ? berth_error_msg(&err) : "released");
+    berth_error_release(&err);
+    runner_container_free(c);
+    /* At once into the same cgroup: the spawn waits for the released one's cleanup. */
+    s2.cgroup = rel;
+    s2.limits.pids_max = 16;
+    run_sh_spec(rn, &s2, &r);
+    t_ok(exited_with(&r, 0) && !strcmp(r.out.buf, "16\n"),
+         "a container started into a released one's cgroup runs to its end with its own limits "
+         "(%s)", r.out.buf);
+    run_release(&r);
+    t_ok(dir && gone_soon(dir), "and the cgroup is removed after it");
+
+    s1.argv = (const char *const[]){ "/bin/busybox", "true", NULL };
+    s1.state_dir = st3;
+    c = NULL;
+    rr = runner_spawn(rn, &s1, &c, &err);
+    rr = rr == 0 ? runner_wait(c, 20000, &status, &err) : rr;
+    rr = rr == 0 ? runner_release(c, &err) : rr;
+    runner_container_free(c);
+    t_ok(rr == 0 && dir && gone_soon(dir),
+         "a released container's cgroup goes without another call (%s)",
+         rr < 0 ? berth_error_msg(&err) : "released");
+    berth_error_release(&err);
+}
+
 static void test_cgroup(struct runner *rn)
 {
     _cleanup_free_ char *state = new_state("cgroup");
@@ -964,6 +1045,7 @@ static void test_cgroup(struct runner *rn)
         run_release(&r);
     }
     test_cgroup_limits(rn, tenant);
+    test_release(rn, tenant);
 }
 
 /*
