@@ -194,16 +194,20 @@ check "python: ... and compiles without network, as its bin/berth-offline says" 
     contains "$TEST_DIR/pyempty.out" "Nothing to download for this app: compiling without network"
 # Its virtualenv is made once and kept in the build cache; the next build
 # copies it (python3 -m venv is most of such a build), and the app runs in it.
-kept=$home/apps/pyempty/cache/python/venv-empty.id
+kept=$home/apps/pyempty/cache/python/app-empty.id
 check "python: ... and keeps its empty virtualenv in the build cache" [ -f "$kept" ]
 made=$(stat -c %y "$kept" 2>/dev/null || true)
-printf 'web: python3 -c "import http.server, os, sys; h = type(\\"H\\", (http.server.BaseHTTPRequestHandler,), {\\"do_GET\\": lambda s: (s.send_response(200), s.end_headers(), s.wfile.write((\\"prefix \\" + sys.prefix).encode()))}); http.server.HTTPServer((\\"\\", int(os.environ[\\"PORT\\"])), h).serve_forever()"\n' \
+printf 'web: python3 -c "import http.server, os, sys; h = type(\\"H\\", (http.server.BaseHTTPRequestHandler,), {\\"do_GET\\": lambda s: (s.send_response(200), s.end_headers(), s.wfile.write((\\"prefix \\" + sys.prefix + \\" \\" + os.environ.get(\\"GREET\\", \\"none\\")).encode()))}); http.server.HTTPServer((\\"\\", int(os.environ[\\"PORT\\"])), h).serve_forever()"\n' \
     >"$TEST_DIR/src-pyempty/Procfile"
+# The app's own .profile.d: the kept virtualenv's copy merges with it.
+mkdir -p "$TEST_DIR/src-pyempty/.profile.d"
+echo 'export GREET=own-profile' >"$TEST_DIR/src-pyempty/.profile.d/greet.sh"
 commit_all "$TEST_DIR/src-pyempty" "print the prefix"
 push_app "$TEST_DIR/src-pyempty" pyempty "$TEST_DIR/pyempty.2.out" || diag "$TEST_DIR/pyempty.2.out"
 check "python: the next build takes the kept virtualenv rather than making one" \
     [ "${made:-none}" = "$(stat -c %y "$kept" 2>/dev/null || echo missing)" ]
-check "python: ... and the app runs in it" wait_body pyempty.localhost / "prefix /app/.venv"
+check "python: ... and the app runs in it, its own .profile.d script sourced beside berth's" \
+    wait_body pyempty.localhost / "prefix /app/.venv own-profile"
 mkdir -p "$TEST_DIR/t/pyproject/hello"
 printf '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "hello"\nversion = "1.0"\n\n[project.scripts]\nhello-web = "hello:main"\n' \
     >"$TEST_DIR/t/pyproject/pyproject.toml"
