@@ -69,6 +69,23 @@ check "the release's config var is in the environment, DYNO is run.N, in /app" \
     grep -Eqx 'ahoy from run\.[0-9]{4} in /app' "$out"
 run run ones -- id -u
 check "the command runs as the app's uid, not root" test "$rc" = 0 -a "$(cat "$out")" = 1000
+# The start-up shell execs a plain command itself, where `bash -c`, which
+# shell syntax or a program the profile shadows with a function takes,
+# would start a second bash; that one exports $_ to what it execs.
+run run ones -- printenv _
+check "a plain command is exec'd by the start-up shell itself (no \$_ from a second bash)" \
+    test "$rc" = 1 -a ! -s "$out"
+run run ones -- 'printenv _;'
+check "... one with shell syntax runs through bash -c (\$_ $(cat "$out"))" \
+    test "$rc" = 0 -a "$(cat "$out")" = /usr/bin/printenv
+run run ones -- ./bin/underscore
+check "... and so does a program named by a path ($(cat "$out"))" test "$rc" = 0 -a "$(cat "$out")" = unset
+run run ones -- ./no-such-program
+check "... a missing one gets bash's own message, 127" \
+    sh -c "[ $rc = 127 ] && grep -q 'no-such-program: No such file or directory' '$err'"
+run run ones -- nproc
+check "... a program the profile shadows with an exported function runs it through bash -c ($(cat "$out"))" \
+    test "$rc" = 0 -a "$(cat "$out")" = "from-fn 1"
 run run ones -- sh -c 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'
 check "the run has a memory limit, as an instance has ($(cat "$out"))" grep -Eqx '[0-9]+' "$out"
 run run ones -- sh -c 'kill -9 $$'
