@@ -350,9 +350,9 @@ pid_t runner_container_pid(const struct runner_container *c);
  * and with it every process of the container (the kernel kills and reaps
  * the rest of a pid namespace before its init counts as exited); never
  * before. From then on runner_wait(c, 0, ...) returns the status without
- * blocking and runner_stop() does not wait; runner_stop() (or
- * runner_container_free()) still has to follow, to have the spawner release
- * the container's cgroup and report its usage.
+ * blocking and runner_stop() does not wait; runner_stop(),
+ * runner_release() or runner_container_free() still has to follow, to have
+ * the spawner release the container's cgroup and report its usage.
  *
  * It is the init's pidfd. The handle owns it: valid until
  * runner_container_free(), which closes it, so take it out of any epoll set

@@ -7,8 +7,9 @@
  * one it made for a mapping (a tree worker's, or a container's without
  * network) once its maps are written, and later tree workers and
  * containers without network for the same mapping join it with setns()
- * (worker.c; spawner.c decides for containers, container.c joins). A process that joins gets the full capability
- * set in it that a new namespace's first process has, under the same uid:
+ * (worker.c; spawner.c decides for containers, container.c joins). A
+ * process that joins gets the full capability set in it that a new
+ * namespace's first process has, under the same uid:
  * the same powers, without the helpers. A namespace is defined by its
  * mapping alone, so one kept for a tenant's range serves every later
  * request naming that range. At most USERNS_KEPT_MAX are kept, the oldest

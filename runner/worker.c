@@ -10,9 +10,9 @@
  * with the request, then exits; the spawner reaps it through its pidfd. A
  * request may name trees to remove after its job (then_remove), and a seal
  * trees to measure after it, so that a build's seal, last measure and
- * removals cost one worker. If the worker dies without a result (killed at the spawner's
- * shutdown, or by PDEATHSIG when the spawner dies), its end of that socket
- * closes and the daemon sees end of file instead.
+ * removals cost one worker. If the worker dies without a result (killed at
+ * the spawner's shutdown, or by PDEATHSIG when the spawner dies), its end
+ * of that socket closes and the daemon sees end of file instead.
  *
  * The setuid helpers were most of a worker's cost (~15 of 18 ms on a slow
  * host; a static app's deploy ran nine workers). So the spawner keeps the
