@@ -148,3 +148,19 @@ int rm_rf(const char *path, struct berth_error **err)
         return berth_error_make(err, errno, "remove '%s'", path);
     return 0;
 }
+
+bool program_beside_self(const char *name, char *buf, size_t size)
+{
+    size_t len = strlen(name);
+    ssize_t n = readlink("/proc/self/exe", buf, size);
+    char *slash;
+
+    if (n <= 0 || (size_t)n >= size)
+        return false;
+    buf[n] = '\0';
+    slash = strrchr(buf, '/');
+    if (!slash || (size_t)(slash + 1 - buf) + len + 1 > size)
+        return false;
+    memcpy(slash + 1, name, len + 1);
+    return access(buf, X_OK) == 0;
+}

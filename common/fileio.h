@@ -8,6 +8,7 @@
 #ifndef BERTH_FILEIO_H
 #define BERTH_FILEIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -27,5 +28,11 @@ int fsync_parent_dir(const char *path, struct berth_error **err);
 int rm_rf(const char *path, struct berth_error **err);
 /* Writes all of buf to fd, retrying on EINTR and short writes. Returns 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
+/*
+ * Fills `buf` with the path of the executable `name` in the directory of
+ * the running program (/proc/self/exe): how berth's programs find each
+ * other in a build tree or an install. False when there is none.
+ */
+bool program_beside_self(const char *name, char *buf, size_t size);
 
 #endif

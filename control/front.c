@@ -19,28 +19,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "control/container-cmd.h"
 
 #if !defined(BERTH_CORE_INSTALLED) || !defined(BERTH_CORE_BUILT)
 #error "meson defines BERTH_CORE_INSTALLED and BERTH_CORE_BUILT"
 #endif
-
-/* Fills `buf` with the berth-core beside /proc/self/exe; false when there is none. */
-static bool core_beside_self(char *buf, size_t size)
-{
-    static const char name[] = "berth-core";
-    ssize_t n = readlink("/proc/self/exe", buf, size);
-    char *slash;
-
-    if (n <= 0 || (size_t)n >= size)
-        return false;
-    buf[n] = '\0';
-    slash = strrchr(buf, '/');
-    if (!slash || (size_t)(slash + 1 - buf) + sizeof(name) > size)
-        return false;
-    memcpy(slash + 1, name, sizeof(name));
-    return access(buf, X_OK) == 0;
-}
 
 /*
  * `container --help` and `container run --help` print berth-core's `help
@@ -60,7 +44,7 @@ int main(int argc, char **argv)
 
     if (argc > 1 && strcmp(argv[1], "container") == 0 && !help_asked(argc, argv))
         return container_cmd_main(argc - 1, argv + 1);
-    if (!core_beside_self(path, sizeof(path)))
+    if (!program_beside_self("berth-core", path, sizeof(path)))
         core = access(BERTH_CORE_INSTALLED, X_OK) == 0 ? BERTH_CORE_INSTALLED : BERTH_CORE_BUILT;
     execv(core, argv);
     fprintf(stderr, "berth: cannot run '%s': %s\n", core, strerror(errno));

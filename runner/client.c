@@ -17,9 +17,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fileio.h"
 #include "common/xalloc.h"
 #include "runner/container.h"
 #include "runner/proto.h"
@@ -74,6 +78,35 @@ struct runner_container {
     struct runner_usage usage;    /* valid once collected */
 };
 
+#if !defined(BERTH_SPAWNER_BUILT) || !defined(BERTH_SPAWNER_INSTALLED)
+#error "runner/meson.build defines BERTH_SPAWNER_BUILT and BERTH_SPAWNER_INSTALLED"
+#endif
+
+/*
+ * In the forked child: becomes berth-spawner (runner/spawner-exe.c), found
+ * beside this program (berth-core, installed or built), else in the build
+ * tree, else installed. A fork copies the whole address space, and the
+ * daemon's holds some forty shared libraries (~220 mappings), which every
+ * fork of the spawner's (a container's intermediate and init, a tree
+ * worker) copied again: a fork, exit and wait took ~2 ms here against ~1
+ * for a small static program. Returns only when there is no such program or
+ * the exec failed (a test program linking runner/ alone, a copy of
+ * berth-core without it): the child is then the spawner itself.
+ */
+static void spawner_exec(int sock, pid_t parent)
+{
+    char path[PATH_MAX], fd_arg[16], parent_arg[16];
+    const char *prog = path;
+
+    if (!program_beside_self("berth-spawner", path, sizeof(path)))
+        prog = access(BERTH_SPAWNER_BUILT, X_OK) == 0 ? BERTH_SPAWNER_BUILT : BERTH_SPAWNER_INSTALLED;
+    (void)snprintf(fd_arg, sizeof(fd_arg), "%d", sock);
+    (void)snprintf(parent_arg, sizeof(parent_arg), "%d", (int)parent);
+    if (fcntl(sock, F_SETFD, 0) < 0)
+        return;
+    execv(prog, (char *const[]){ (char *)"berth-spawner", fd_arg, parent_arg, NULL });
+    (void)fcntl(sock, F_SETFD, FD_CLOEXEC);
+}
 
 int runner_spawner_start(struct runner **ret, struct berth_error **err)
 {
@@ -92,6 +125,7 @@ int runner_spawner_start(struct runner **ret, struct berth_error **err)
     }
     if (pid == 0) {
         (void)close(sv[0]);
+        spawner_exec(sv[1], parent);
         spawner_main(sv[1], parent);
     }
     (void)close(sv[1]);

@@ -31,10 +31,25 @@ no_cg_left() { [ "$(cg_left)" = 0 ]; }
 ctr() { run container run --tenant "$T" "$@"; }
 
 # --- the front ---
-# The sanitizers' runtimes (and what they pull in) are not the front's own.
-libs=$(ldd "$BERTH" | grep '=>' | grep -vE 'lib(asan|ubsan|stdc\+\+|gcc_s|m)\.so' | awk '{print $1}' | paste -sd' ')
-check "build/berth links libc alone (got: $libs): no libnettle, whose load probes the CPU with cpuid" \
-    [ "$libs" = libc.so.6 ]
+# A static PIE (meson.build): no ld.so at its start. With the sanitizers,
+# which cannot link statically, libc alone: their runtimes (and what they
+# pull in) are not the front's own.
+if ldd "$BERTH" 2>/dev/null | grep -qE 'lib(asan|ubsan)\.so'; then
+    libs=$(ldd "$BERTH" | grep '=>' | grep -vE 'lib(asan|ubsan|stdc\+\+|gcc_s|m)\.so' | awk '{print $1}' | paste -sd' ')
+    check "build/berth links libc alone (got: $libs): no libnettle, whose load probes the CPU with cpuid" \
+        [ "$libs" = libc.so.6 ]
+else
+    libs=$(ldd "$BERTH" 2>&1 | tr -s ' \t\n' ' ')
+    check "build/berth is statically linked (ldd: $libs)" sh -c "ldd '$BERTH' 2>&1 | grep -q 'statically linked'"
+    check "... and so is berth-spawner" sh -c "ldd '$(dirname "$BERTH")/berth-spawner' 2>&1 | grep -q 'statically linked'"
+fi
+# The daemon's spawner as a program (runner/spawner-exe.c): not for running by hand.
+spawner=$(dirname "$BERTH")/berth-spawner
+r=0; "$spawner" >"$out" 2>"$err" || r=$?
+check "berth-spawner run by hand says it is not for that (exit $r, want 2)" \
+    sh -c "[ $r = 2 ] && grep -q 'not for running by hand' '$err'"
+r=0; "$spawner" 0 $$ </dev/null >"$out" 2>"$err" || r=$?
+check "... and so with a stdin that is no socket as its socket (exit $r, want 2)" [ "$r" = 2 ]
 run --version
 check "berth --version runs berth-core beside it (exit $rc)" sh -c "[ $rc = 0 ] && grep -q '^berth ' '$out'"
 run help container

@@ -42,6 +42,14 @@ descendants() {
     for p in $kids; do echo "$p"; descendants "$p"; done
 }
 
+# The spawner is berth-spawner, exec'd by the daemon's forked child (runner/client.c), so
+# that what it forks copies a small image; PDEATHSIG, which the checks below rely on,
+# is set after that exec (runner/spawner.c).
+spawner=$(pgrep -P "$serve_pid" -x berth-spawner | head -1 || true)
+spawner_exe=$( [ -n "$spawner" ] && readlink "/proc/$spawner/exe" || true)
+check "the daemon's spawner runs the berth-spawner program (${spawner_exe:-no spawner found})" \
+    test "$(basename "${spawner_exe:-none}")" = berth-spawner
+
 for window in built started settled; do
     stop_berth
     export BERTH_TEST_PAUSE=$window BERTH_TEST_PAUSE_MS=30000

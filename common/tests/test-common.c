@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <ifaddrs.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -110,6 +111,15 @@ static void test_files(void)
     ok(json_store_load(missing, &bad, &err) == -ENOENT, "missing file is -ENOENT");
     berth_error_release(&err);
     ok(rm_rf(dir, &err) == 0 && access(dir, F_OK) < 0, "rm_rf removes the tree");
+
+    char beside[PATH_MAX], tiny[8];
+    const char *slash;
+
+    ok(program_beside_self("test-common", beside, sizeof(beside)) && (slash = strrchr(beside, '/')) &&
+       !strcmp(slash, "/test-common"), "program_beside_self finds this program in its own directory");
+    ok(!program_beside_self("no-such-berth-program", beside, sizeof(beside)),
+       "program_beside_self: none by that name there");
+    ok(!program_beside_self("test-common", tiny, sizeof(tiny)), "program_beside_self: a buffer too small");
 }
 
 static void test_crypto(void)

@@ -1152,6 +1152,41 @@ static int become_berth(char **argv)
     return skip_all("cannot re-execute as 'berth'");
 }
 
+/*
+ * runner_spawner_start() execs berth-spawner in the child it forks (client.c):
+ * the spawner, this process's only child by that name, runs that program.
+ */
+static void test_spawner_program(void)
+{
+    _cleanup_free_ char *kids_path = xasprintf("/proc/self/task/%d/children", (int)getpid());
+    _cleanup_strbuf_ struct strbuf kids = STRBUF_INIT;
+    struct berth_error *err = NULL;
+    char exe[PATH_MAX] = "";
+
+    if (read_file(kids_path, &kids, 65536, &err) < 0)
+        berth_error_release(&err);
+    for (char *p = kids.buf, *end; p && *p; p = end) {
+        long pid = strtol(p, &end, 10);
+        _cleanup_free_ char *comm_path = xasprintf("/proc/%ld/comm", pid);
+        _cleanup_free_ char *exe_path = xasprintf("/proc/%ld/exe", pid);
+        _cleanup_strbuf_ struct strbuf comm = STRBUF_INIT;
+        ssize_t n;
+
+        if (end == p)
+            break;
+        if (read_file(comm_path, &comm, 64, &err) < 0 || strcmp(comm.buf, "berth-spawner\n") != 0) {
+            berth_error_release(&err);
+            continue;
+        }
+        if ((n = readlink(exe_path, exe, sizeof(exe) - 1)) > 0)
+            exe[n] = '\0';
+        break;
+    }
+    ok(strrchr(exe, '/') && !strcmp(strrchr(exe, '/'), "/berth-spawner"),
+       "the spawner runs the berth-spawner program, not a fork of this one's image (%s)",
+       exe[0] ? exe : "no spawner found");
+}
+
 int main(int argc, char **argv)
 {
     struct runner *rn = NULL;
@@ -1195,6 +1230,7 @@ int main(int argc, char **argv)
     ok(runner_stack_prepare(stack_dir, &err) == 0 && runner_stack_prepare(stack_dir, &err) == 0,
        "runner_stack_prepare (twice: idempotent)%s", err ? berth_error_msg(&err) : "");
     berth_error_release(&err);
+    test_spawner_program();
     (void)mkdir_p(appdir, 0755, &err);
     (void)write_file_atomic(index, "hello from the slug\n", 20, 0644, &err);
     berth_error_release(&err);
