@@ -508,7 +508,7 @@ static int prepare(const struct run_opts *o, struct run_ctx *x, struct berth_err
         (r = random_hex(x->id, 8, err)) < 0)
         return r;
     x->stack_dir = xasprintf("%s/layers/stacks/host", home);
-    if ((r = runner_stack_prepare(x->stack_dir, err)) < 0)
+    if (!runner_stack_made(x->stack_dir) && (r = runner_stack_prepare(x->stack_dir, err)) < 0)
         return r;
     if (!o->network) {
         x->state_dir = xasprintf("%s/containers/mnt", home);

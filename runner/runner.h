@@ -459,8 +459,18 @@ int runner_tree_usage(struct runner *r, const char *const *paths, const char *co
                       unsigned long uid_base, unsigned long gid_base, unsigned long id_count,
                       uint64_t *ret_bytes, struct berth_error **err);
 
-/* Creates (idempotently) the host stack's skeleton layer in dir. */
+/*
+ * Creates (idempotently) the host stack's skeleton layer in dir, repairing
+ * what is missing, then stamps it (runner_stack_made()).
+ */
 int runner_stack_prepare(const char *dir, struct berth_error **err);
+
+/*
+ * Whether the stack in dir carries the stamp of a full prepare by this
+ * berth, and its root and etc/ have not changed since; a few system calls
+ * where runner_stack_prepare() takes ~45. False means: prepare it.
+ */
+bool runner_stack_made(const char *dir);
 
 /*
  * Host preparation, run as root by `berth setup`: creates a `berth-<user>`

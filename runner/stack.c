@@ -7,9 +7,19 @@
  * of berth's own, so that the host's and other tenants' users are never
  * listed inside. The few host /etc entries programs need are bound over the
  * empty files and directories made here (mounts.c).
+ *
+ * `berth serve` prepares the stack in full when it starts; `berth container
+ * run` only checks a stamp beside it (`<dir>.made`, not in it: the stack is
+ * every container's lowest layer), which a full prepare writes last: a
+ * fingerprint of the tables below and the identity and mtimes of the stack's
+ * root and etc/. A berth whose skeleton differs, or an entry added to or
+ * removed from either directory, makes the check fail and the run prepare
+ * the stack in full; ~45 system calls a start fewer otherwise.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +77,72 @@ static int ensure_mode(int dfd, const char *dir, const char *path, mode_t mode)
     return *path ? fchmodat(dfd, path, mode, 0) : chmod(dir, mode);
 }
 
+/* FNV-1a, 64 bits, over `s` and its terminating NUL (so "ab","c" differs from "a","bc"). */
+static uint64_t fingerprint_add(uint64_t h, const char *s)
+{
+    do {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    } while (*s++);
+    return h;
+}
+
+/* What the stack holds, as berth builds it: its tables, and the modes ensure_mode() sets. */
+static uint64_t skeleton_fingerprint(void)
+{
+    uint64_t h = fingerprint_add(0xcbf29ce484222325ULL, "dirs 0755, tmp and var/tmp 01777");
+
+    for (size_t i = 0; i < sizeof(skeleton_dirs) / sizeof(*skeleton_dirs); i++)
+        h = fingerprint_add(h, skeleton_dirs[i]);
+    for (size_t i = 0; i < sizeof(skeleton_links) / sizeof(*skeleton_links); i++)
+        h = fingerprint_add(fingerprint_add(h, skeleton_links[i][0]), skeleton_links[i][1]);
+    for (size_t i = 0; i < sizeof(skeleton_mountpoints) / sizeof(*skeleton_mountpoints); i++)
+        h = fingerprint_add(h, skeleton_mountpoints[i]);
+    for (size_t i = 0; i < sizeof(skeleton_files) / sizeof(*skeleton_files); i++)
+        h = fingerprint_add(fingerprint_add(h, skeleton_files[i].path), skeleton_files[i].content);
+    return h;
+}
+
+/* The stamp's text for the stack as it is now; NULL when its root or etc/ cannot be read. */
+static char *stamp_text(int dfd)
+{
+    struct stat root, etc;
+
+    if (fstatat(dfd, "", &root, AT_EMPTY_PATH) < 0 || fstatat(dfd, "etc", &etc, AT_SYMLINK_NOFOLLOW) < 0)
+        return NULL;
+    return xasprintf("%016" PRIx64 " %ju:%ju %jd.%09ld %jd.%09ld\n", skeleton_fingerprint(),
+                     (uintmax_t)root.st_dev, (uintmax_t)root.st_ino, (intmax_t)root.st_mtim.tv_sec,
+                     root.st_mtim.tv_nsec, (intmax_t)etc.st_mtim.tv_sec, etc.st_mtim.tv_nsec);
+}
+
+bool runner_stack_made(const char *dir)
+{
+    _cleanup_free_ char *stamp = xasprintf("%s.made", dir);
+    _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int fd = open(stamp, O_RDONLY | O_CLOEXEC);
+    _cleanup_free_ char *want = dfd >= 0 && fd >= 0 ? stamp_text(dfd) : NULL;
+    char got[128];
+    ssize_t n;
+
+    if (!want || (n = read(fd, got, sizeof(got) - 1)) < 0)
+        return false;
+    got[n] = '\0';
+    return strcmp(got, want) == 0;
+}
+
+/* Writes the stamp runner_stack_made() checks, once everything else is in place. */
+static int write_stamp(int dfd, const char *dir, struct berth_error **err)
+{
+    _cleanup_free_ char *stamp = xasprintf("%s.made", dir);
+    _cleanup_free_ char *text = stamp_text(dfd);
+
+    if (!text)
+        return berth_error_make(err, errno, "stat stack '%s'", dir);
+    if (runner_stack_made(dir))
+        return 0;
+    return write_file_atomic(stamp, text, strlen(text), 0644, err);
+}
+
 int runner_stack_prepare(const char *dir, struct berth_error **err)
 {
     _cleanup_close_ int dfd = -1;
@@ -119,5 +195,5 @@ int runner_stack_prepare(const char *dir, struct berth_error **err)
                                    0644, err)) < 0)
             return r;
     }
-    return 0;
+    return write_stamp(dfd, dir, err);
 }

@@ -1187,6 +1187,57 @@ static void test_spawner_program(void)
        exe[0] ? exe : "no spawner found");
 }
 
+/* Whether a file named like the stamp is among the stack's top entries. */
+static bool stamp_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool found = false;
+
+    while (d && (e = readdir(d)))
+        found = found || strstr(e->d_name, ".made") != NULL;
+    if (d)
+        closedir(d);
+    return found;
+}
+
+/*
+ * The stamp `berth container run` trusts instead of preparing the stack at
+ * every start (runner/stack.c): written by a full prepare, beside the stack
+ * rather than in it, and no longer trusted once the stamp differs or an
+ * entry of the stack's root or etc/ comes or goes; a prepare then repairs.
+ */
+static void test_stack_stamp(const char *parent)
+{
+    _cleanup_free_ char *dir = xasprintf("%s/stack-stamped", parent);
+    _cleanup_free_ char *stamp = xasprintf("%s.made", dir);
+    _cleanup_free_ char *run = xasprintf("%s/run", dir);
+    _cleanup_free_ char *extra = xasprintf("%s/etc/extra", dir);
+    struct berth_error *err = NULL;
+    struct stat st;
+
+    ok(!runner_stack_made(dir), "no stack: not made");
+    ok(runner_stack_prepare(dir, &err) == 0 && runner_stack_made(dir) && stat(stamp, &st) == 0,
+       "a prepared stack is made, its stamp beside it%s", err ? berth_error_msg(&err) : "");
+    berth_error_release(&err);
+    ok(!stamp_in(dir), "the stamp is not in the stack (every container's lowest layer)");
+    (void)write_file_atomic(stamp, "0 0:0 0.0 0.0\n", 14, 0644, &err);
+    berth_error_release(&err);
+    ok(!runner_stack_made(dir), "a stamp of another skeleton or stack is not trusted");
+    ok(runner_stack_prepare(dir, &err) == 0 && runner_stack_made(dir),
+       "... and a prepare stamps it again%s", err ? berth_error_msg(&err) : "");
+    berth_error_release(&err);
+    ok(rmdir(run) == 0 && !runner_stack_made(dir), "a mount point removed from the stack: not made");
+    ok(runner_stack_prepare(dir, &err) == 0 && runner_stack_made(dir) && stat(run, &st) == 0 &&
+       S_ISDIR(st.st_mode), "... and a prepare puts it back%s", err ? berth_error_msg(&err) : "");
+    berth_error_release(&err);
+    ok(write_file_atomic(extra, "x", 1, 0644, &err) == 0 && !runner_stack_made(dir),
+       "an entry added to the stack's etc/: not made");
+    berth_error_release(&err);
+    (void)unlink(extra);
+    ok(unlink(stamp) == 0 && !runner_stack_made(dir), "no stamp: not made");
+}
+
 int main(int argc, char **argv)
 {
     struct runner *rn = NULL;
@@ -1230,6 +1281,7 @@ int main(int argc, char **argv)
     ok(runner_stack_prepare(stack_dir, &err) == 0 && runner_stack_prepare(stack_dir, &err) == 0,
        "runner_stack_prepare (twice: idempotent)%s", err ? berth_error_msg(&err) : "");
     berth_error_release(&err);
+    test_stack_stamp(tmpdir);
     test_spawner_program();
     (void)mkdir_p(appdir, 0755, &err);
     (void)write_file_atomic(index, "hello from the slug\n", 20, 0644, &err);
