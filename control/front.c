@@ -5,8 +5,9 @@
  * gnutls, libgit2, libmicrohttpd, jansson and some forty shared libraries
  * in all, whose loading alone takes ~7 ms at every exec; that is more than
  * a whole container start. So `berth` links only common/ and runner/, and
- * of shared libraries libc alone (common/secret.c says why not libnettle):
- * it runs `berth container run` itself (container-cmd.c), and execs
+ * of their libraries libc alone (common/secret.c says why not libnettle),
+ * statically where the build allows (meson.build, static_exe_args): it
+ * runs `berth container run` itself (container-cmd.c), and execs
  * berth-core with argv unchanged for every other command. berth-core is looked for next
  * to this executable first (build/berth beside build/berth-core, or a
  * copy of both), then where `ninja install` puts it (libexecdir), then in

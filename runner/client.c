@@ -99,7 +99,8 @@ static void spawner_exec(int sock, pid_t parent)
     const char *prog = path;
 
     if (!program_beside_self("berth-spawner", path, sizeof(path)))
-        prog = access(BERTH_SPAWNER_BUILT, X_OK) == 0 ? BERTH_SPAWNER_BUILT : BERTH_SPAWNER_INSTALLED;
+        prog = access(BERTH_SPAWNER_BUILT, X_OK) == 0 ? BERTH_SPAWNER_BUILT
+                                                     : BERTH_SPAWNER_INSTALLED;
     (void)snprintf(fd_arg, sizeof(fd_arg), "%d", sock);
     (void)snprintf(parent_arg, sizeof(parent_arg), "%d", (int)parent);
     if (fcntl(sock, F_SETFD, 0) < 0)

@@ -467,7 +467,8 @@ int runner_stack_prepare(const char *dir, struct berth_error **err);
 
 /*
  * Whether the stack in dir carries the stamp of a full prepare by this
- * berth, and its root and etc/ have not changed since; a few system calls
+ * berth, and its root and etc/ have not changed since (their entries,
+ * modes and owners: their ctimes); a few system calls
  * where runner_stack_prepare() takes ~45. False means: prepare it.
  */
 bool runner_stack_made(const char *dir);

@@ -2,7 +2,9 @@
 /*
  * The spawner process (spawner.h). The daemon is multi-threaded, and only a
  * single-threaded process may enter a new user namespace, so
- * runner_spawner_start() forks this one process before any thread exists.
+ * runner_spawner_start() forks this one process before any thread exists;
+ * the child execs berth-spawner (spawner-exe.c), a small static program,
+ * so that its own forks copy little (client.c says why).
  * It takes the seccomp profile compiled at build time, then serves requests one at a time
  * on a SOCK_SEQPACKET socketpair (proto.h): create a container, collect a
  * reaped one's usage, start a tree worker (remove, seal, usage; tree.h).

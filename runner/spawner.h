@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * runner-internal: the spawner process (spawner.c), forked by
- * runner_spawner_start() (client.c) while the daemon is single-threaded.
+ * runner_spawner_start() (client.c) while the daemon is single-threaded,
+ * and then the berth-spawner program (spawner-exe.c) where one is found.
  * It serves the requests of proto.h on `sock` until the daemon closes it,
  * then takes its containers down and exits.
  */

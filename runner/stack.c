@@ -11,10 +11,11 @@
  * `berth serve` prepares the stack in full when it starts; `berth container
  * run` only checks a stamp beside it (`<dir>.made`, not in it: the stack is
  * every container's lowest layer), which a full prepare writes last: a
- * fingerprint of the tables below and the identity and mtimes of the stack's
- * root and etc/. A berth whose skeleton differs, or an entry added to or
- * removed from either directory, makes the check fail and the run prepare
- * the stack in full; ~45 system calls a start fewer otherwise.
+ * fingerprint of the tables below and the identity and change times
+ * (ctime) of the stack's root and etc/. A berth whose skeleton differs, an
+ * entry added to or removed from either directory, or a chmod or chown of
+ * either makes the check fail and the run prepare the stack in full; ~45
+ * system calls a start fewer otherwise.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -108,11 +109,12 @@ static char *stamp_text(int dfd)
 {
     struct stat root, etc;
 
-    if (fstatat(dfd, "", &root, AT_EMPTY_PATH) < 0 || fstatat(dfd, "etc", &etc, AT_SYMLINK_NOFOLLOW) < 0)
+    if (fstatat(dfd, "", &root, AT_EMPTY_PATH) < 0 ||
+        fstatat(dfd, "etc", &etc, AT_SYMLINK_NOFOLLOW) < 0)
         return NULL;
     return xasprintf("%016" PRIx64 " %ju:%ju %jd.%09ld %jd.%09ld\n", skeleton_fingerprint(),
-                     (uintmax_t)root.st_dev, (uintmax_t)root.st_ino, (intmax_t)root.st_mtim.tv_sec,
-                     root.st_mtim.tv_nsec, (intmax_t)etc.st_mtim.tv_sec, etc.st_mtim.tv_nsec);
+                     (uintmax_t)root.st_dev, (uintmax_t)root.st_ino, (intmax_t)root.st_ctim.tv_sec,
+                     root.st_ctim.tv_nsec, (intmax_t)etc.st_ctim.tv_sec, etc.st_ctim.tv_nsec);
 }
 
 bool runner_stack_made(const char *dir)

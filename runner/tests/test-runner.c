@@ -1204,8 +1204,9 @@ static bool stamp_in(const char *dir)
 /*
  * The stamp `berth container run` trusts instead of preparing the stack at
  * every start (runner/stack.c): written by a full prepare, beside the stack
- * rather than in it, and no longer trusted once the stamp differs or an
- * entry of the stack's root or etc/ comes or goes; a prepare then repairs.
+ * rather than in it, and no longer trusted once the stamp differs, an entry
+ * of the stack's root or etc/ comes or goes, or the root's mode changes; a
+ * prepare then repairs.
  */
 static void test_stack_stamp(const char *parent)
 {
@@ -1227,7 +1228,8 @@ static void test_stack_stamp(const char *parent)
     ok(runner_stack_prepare(dir, &err) == 0 && runner_stack_made(dir),
        "... and a prepare stamps it again%s", err ? berth_error_msg(&err) : "");
     berth_error_release(&err);
-    ok(rmdir(run) == 0 && !runner_stack_made(dir), "a mount point removed from the stack: not made");
+    ok(rmdir(run) == 0 && !runner_stack_made(dir),
+       "a mount point removed from the stack: not made");
     ok(runner_stack_prepare(dir, &err) == 0 && runner_stack_made(dir) && stat(run, &st) == 0 &&
        S_ISDIR(st.st_mode), "... and a prepare puts it back%s", err ? berth_error_msg(&err) : "");
     berth_error_release(&err);
@@ -1235,6 +1237,13 @@ static void test_stack_stamp(const char *parent)
        "an entry added to the stack's etc/: not made");
     berth_error_release(&err);
     (void)unlink(extra);
+    ok(runner_stack_prepare(dir, &err) == 0 && runner_stack_made(dir) && chmod(dir, 0700) == 0 &&
+       !runner_stack_made(dir),
+       "the stack's root made unreadable to the container's uids: not made");
+    ok(runner_stack_prepare(dir, &err) == 0 && runner_stack_made(dir) && stat(dir, &st) == 0 &&
+       (st.st_mode & 07777) == 0755, "... and a prepare gives it back its mode%s",
+       err ? berth_error_msg(&err) : "");
+    berth_error_release(&err);
     ok(unlink(stamp) == 0 && !runner_stack_made(dir), "no stamp: not made");
 }
 
