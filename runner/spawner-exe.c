@@ -42,7 +42,11 @@ int main(int argc, char **argv)
                 "it is not for running by hand\n");
         return 2;
     }
-    /* Cleared for the exec only: the containers forked from here must not inherit it. */
+    /*
+     * runner_spawner_start() cleared close-on-exec for this exec only: set
+     * again, so that no program the spawner's children exec (pasta, an app)
+     * inherits the daemon's socket.
+     */
     (void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
     spawner_main((int)fd, (pid_t)parent);
 }

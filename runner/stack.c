@@ -117,19 +117,26 @@ static char *stamp_text(int dfd)
                      root.st_ctim.tv_nsec, (intmax_t)etc.st_ctim.tv_sec, etc.st_ctim.tv_nsec);
 }
 
+/* Whether the stamp file holds exactly `want`. */
+static bool stamp_matches(const char *stamp, const char *want)
+{
+    _cleanup_close_ int fd = open(stamp, O_RDONLY | O_CLOEXEC);
+    char got[128];
+    ssize_t n;
+
+    if (fd < 0 || (n = read(fd, got, sizeof(got) - 1)) < 0)
+        return false;
+    got[n] = '\0';
+    return strcmp(got, want) == 0;
+}
+
 bool runner_stack_made(const char *dir)
 {
     _cleanup_free_ char *stamp = xasprintf("%s.made", dir);
     _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_close_ int fd = open(stamp, O_RDONLY | O_CLOEXEC);
-    _cleanup_free_ char *want = dfd >= 0 && fd >= 0 ? stamp_text(dfd) : NULL;
-    char got[128];
-    ssize_t n;
+    _cleanup_free_ char *want = dfd >= 0 ? stamp_text(dfd) : NULL;
 
-    if (!want || (n = read(fd, got, sizeof(got) - 1)) < 0)
-        return false;
-    got[n] = '\0';
-    return strcmp(got, want) == 0;
+    return want && stamp_matches(stamp, want);
 }
 
 /* Writes the stamp runner_stack_made() checks, once everything else is in place. */
@@ -140,7 +147,7 @@ static int write_stamp(int dfd, const char *dir, struct berth_error **err)
 
     if (!text)
         return berth_error_make(err, errno, "stat stack '%s'", dir);
-    if (runner_stack_made(dir))
+    if (stamp_matches(stamp, text))
         return 0;
     return write_file_atomic(stamp, text, strlen(text), 0644, err);
 }
