@@ -460,6 +460,8 @@ struct create {
     pid_t pid;
     struct net_host net;
     cpu_set_t cpus;              /* early only: the CPUs the child gets back at release */
+    void (*on_clone)(void *arg, int pidfd);   /* container_opts' */
+    void *on_clone_arg;
 };
 
 /* Before the clone: network checks and resolv.conf, the cgroup, state_dir's mode, the sockets. */
@@ -699,6 +701,8 @@ static int create_start(struct create *c, const struct seccomp_program *prog, bo
         (r = network_pasta_start(&c->net, c->pid, spec->state_dir, *c->layout, spec->cgroup,
                                  c->what, &c->pasta_fd, err)) < 0)
         return r;
+    if (c->on_clone)
+        c->on_clone(c->on_clone_arg, c->pidfd);
     return release_child(c, err);
 }
 
@@ -744,6 +748,7 @@ int container_create(const struct runner_spec *spec, const struct seccomp_progra
         .child_fds = { -1, -1, -1 },
         .net_fd = opts->join_net && opts->in_userns && !spec->network ? opts->net_fd : -1,
         .join_userns = opts->join_userns && !opts->in_userns && !spec->network ? opts->userns_fd : -1,
+        .on_clone = opts->on_clone, .on_clone_arg = opts->on_clone_arg,
     };
     int r;
 

@@ -77,6 +77,16 @@ struct container_opts {
      */
     bool join_net;
     int net_fd;
+    /*
+     * NULL, or called once the child exists (its pidfd open, its cgroup
+     * made and *layout detected), before it is released: what the caller
+     * does there overlaps the child's own setup, which an early child
+     * (a joined user namespace, no network) is already doing. Not called
+     * when the clone or the cgroup fails; container_create() may still fail
+     * after it, which the caller must then undo.
+     */
+    void (*on_clone)(void *arg, int pidfd);
+    void *on_clone_arg;
 };
 
 /*

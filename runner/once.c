@@ -210,10 +210,12 @@ static int remove_cgroup(const struct cgroup_layout *layout, const char *cgroup,
  * teardown waits for two RCU grace periods) is then off the command's
  * path, as bwrap's pid 1's is off bwrap's.
  *
- * The sweeper is forked as soon as the container exists, while the
- * container builds its root on another CPU and the caller would only wait:
- * a fork after the status (copying the page tables, ~80 us here) was on
- * the command's path. It waits on a socket for the caller's word: 's', the
+ * The sweeper is forked as soon as the container exists (container_create's
+ * on_clone), while the child builds its root on another CPU and the caller
+ * would only wait. A fork after the status (copying the page tables, ~80 us
+ * here) was on the command's path, and so, now and then, was one after the
+ * child's report: that comes once the app has exec'd, and a short command
+ * may be done by then. It waits on a socket for the caller's word: 's', the
  * caller removes the cgroup itself and the sweeper exits; 'd', or the
  * socket's end without a word (the caller died, and its container's init
  * with it), the removal is the sweeper's, and so is the end of the run's
@@ -283,6 +285,22 @@ static void sweeper_start(struct sweeper *s, int init_pidfd, int holder_pidfd,
     s->word_fd = pair[1];
 }
 
+/* What sweeper_on_clone() forks the sweeper with. */
+struct sweeper_start_arg {
+    struct sweeper *sweeper;
+    int holder_pidfd;
+    struct cgroup_layout *const *layout;   /* the caller's, detected by then */
+    const char *cgroup;
+};
+
+/* container_opts.on_clone: the container exists, its init builds the root. */
+static void sweeper_on_clone(void *arg, int init_pidfd)
+{
+    const struct sweeper_start_arg *a = arg;
+
+    sweeper_start(a->sweeper, init_pidfd, a->holder_pidfd, *a->layout, a->cgroup);
+}
+
 /*
  * Gives the sweeper its word and lets it go: 'd' (the removal is its own)
  * or 's' (the caller's). True when the sweeper took the removal.
@@ -334,7 +352,8 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     struct keeper_spare spare = { .net_fd = -1, .holder_pidfd = -1 };
     sigset_t set, old;
     struct sweeper sweeper = { .word_fd = -1 };
-    bool app = false, detached = false;
+    struct sweeper_start_arg sweep;
+    bool app = false, detached = false, detach;
     uid_t uid;
     int r, r2, init_status;
 
@@ -351,16 +370,22 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     /* Taken before joining the kept namespace, which does not map it: whose cgroups. */
     uid = geteuid();
     kept = kept && join_kept_userns(spec, &spare);
+    sweep = (struct sweeper_start_arg){ .sweeper = &sweeper, .holder_pidfd = spare.holder_pidfd,
+                                        .layout = &layout, .cgroup = spec->cgroup };
+    detach = (flags & RUNNER_ONCE_DETACH_CLEANUP) && state_dir_shared(spec);
     r = container_create(spec, &prog, &layout,
                          &(struct container_opts){ .in_userns = kept, .uid = uid,
                                                    .ret_userns = kept ? NULL : &userns,
                                                    .join_net = spare.net_fd >= 0,
-                                                   .net_fd = spare.net_fd },
+                                                   .net_fd = spare.net_fd,
+                                                   .on_clone = detach ? sweeper_on_clone : NULL,
+                                                   .on_clone_arg = &sweep },
                          &h, err);
     closep(&spare.net_fd);
+    /* A container that failed after its clone was removed by container_create. */
+    if (r < 0)
+        (void)sweeper_finish(&sweeper, 's');
     if (r == 0) {
-        if ((flags & RUNNER_ONCE_DETACH_CLEANUP) && state_dir_shared(spec))
-            sweeper_start(&sweeper, h.pidfd, spare.holder_pidfd, layout, spec->cgroup);
         r = wait_app(&h, sfd, grace_ms, ret_status, &app, err);
         if (r < 0) {
             (void)sweeper_finish(&sweeper, 's');

@@ -73,6 +73,11 @@ check "a command killed by SIGTERM gives 143 (got $rc)" [ "$rc" = 143 ]
 ctr "$rootfs" -- /no/such/program
 check "a command that does not exist gives 127 and says so (got $rc)" \
     sh -c "[ $rc = 127 ] && grep -q 'command not found' '$err'"
+# The child that removes the cgroup was forked before the container
+# failed; berth, which removed the cgroup itself then, told it to go.
+check "... and leaves no process of berth's behind" \
+    settles 5 sh -c "! pgrep -f -- '[-]-tenant $T .*/no/such/program' >/dev/null"
+check "... nor a word from that child on berth's stderr" sh -c "! grep -q \"after the command's exit\" '$err'"
 check "no state directory is left after the runs ($(left) entries)" [ "$(left)" = 0 ]
 # (removed by a child of berth's once the container's init has ended, a moment after berth exits)
 settles 5 no_cg_left || true
