@@ -82,8 +82,9 @@ struct container_opts {
      * made and *layout detected), before it is released: what the caller
      * does there overlaps the child's own setup, which an early child
      * (a joined user namespace, no network) is already doing. Not called
-     * when the clone or the cgroup fails; container_create() may still fail
-     * after it, which the caller must then undo.
+     * when a step before it fails (the clone, the cgroup, pasta);
+     * container_create() may still fail after it, which the caller must
+     * then undo.
      */
     void (*on_clone)(void *arg, int pidfd);
     void *on_clone_arg;
