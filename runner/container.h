@@ -78,8 +78,8 @@ struct container_opts {
     bool join_net;
     int net_fd;
     /*
-     * NULL, or called once the child exists (its pidfd open, its cgroup
-     * made and *layout detected), before it is released: what the caller
+     * NULL, or called once the child exists (its pidfd open; its cgroup,
+     * if spec has one, made and *layout detected), before it is released: what the caller
      * does there overlaps the child's own setup, which an early child
      * (a joined user namespace, no network) is already doing. Not called
      * when a step before it fails (the clone, the cgroup, pasta);

@@ -211,8 +211,9 @@ static int remove_cgroup(const struct cgroup_layout *layout, const char *cgroup,
  * path, as bwrap's pid 1's is off bwrap's.
  *
  * The sweeper is forked as soon as the container exists (container_create's
- * on_clone), while the child builds its root on another CPU and the caller
- * would only wait. A fork after the status (copying the page tables, ~80 us
+ * on_clone), before the child's release, while an early child (in the kept
+ * user namespace) builds its root on another CPU and the caller would only
+ * wait. A fork after the status (copying the page tables, ~80 us
  * here) was on the command's path, and so, now and then, was one after the
  * child's report: that comes once the app has exec'd, and a short command
  * may be done by then. It waits on a socket for the caller's word: 's', the
