@@ -103,6 +103,15 @@ bool keeper_same_ns(int a, int b)
            sa.st_ino == sb.st_ino;
 }
 
+/* Whether `pid` lives (not a zombie: it has namespaces other than its credentials' one). */
+static bool alive(pid_t pid)
+{
+    _cleanup_free_ char *path = xasprintf("/proc/%d/ns/net", (int)pid);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    return fd >= 0;
+}
+
 /* An fd of the user namespace of `pid` if it is the one asked for (see above), else -1. */
 static int open_checked(pid_t pid, unsigned long uid_base, unsigned long gid_base,
                         unsigned long count)
@@ -119,9 +128,13 @@ static int open_checked(pid_t pid, unsigned long uid_base, unsigned long gid_bas
         return -1;
     if (!map_is(pid, "uid_map", uid_base, count) || !map_is(pid, "gid_map", gid_base, count))
         return -1;
-    /* The maps read were that namespace's only if the pid still lives in it. */
+    /*
+     * The maps read were that namespace's only if the pid still lives in it,
+     * and lives: a killed keeper's zombie (whose reaper may take its time)
+     * still has its credentials, so its ns/user opens, but no ns/net.
+     */
     again = open(path, O_RDONLY | O_CLOEXEC);
-    if (again < 0 || !keeper_same_ns(fd, again))
+    if (again < 0 || !keeper_same_ns(fd, again) || !alive(pid))
         return -1;
     return TAKE_FD(fd);
 }
