@@ -34,7 +34,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,16 +138,11 @@ static int open_checked(pid_t pid, unsigned long uid_base, unsigned long gid_bas
     return TAKE_FD(fd);
 }
 
-/* The base of the spare files' names (keeper_spare_slot() adds the slot). */
+/* The base of the names of the keeper's socket and spares' files (keeper-netns.c adds the rest). */
 static char *spare_base_in(const char *dir, unsigned long uid_base, unsigned long gid_base,
                            unsigned long count)
 {
     return xasprintf("%s/netns-%lu-%lu-%lu", dir, uid_base, gid_base, count);
-}
-
-char *keeper_spare_slot(const char *base, int slot)
-{
-    return xasprintf("%s.%d.pid", base, slot);
 }
 
 /* Whether the keeper's lease is over: its pid file stale, gone, or naming another. */
@@ -164,47 +158,16 @@ static bool lease_over(const char *pidfile)
     return now.tv_sec - st.st_mtim.tv_sec > KEEPER_IDLE_SECONDS;
 }
 
-/* The spares' holders, one per slot: a pid, or 0 (to make) or -1 (refused by the host). */
-struct holders {
-    pid_t pid[KEEPER_SPARES];
-    char *file[KEEPER_SPARES];
-};
-
 /*
- * Reaps the keeper's children. A holder that was killed (claimed) leaves
- * its slot to fill again; one that failed by itself (a host that refuses a
- * network namespace) closes its slot for good.
- */
-static void reap_holders(struct holders *h)
-{
-    int status;
-    pid_t pid;
-
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        for (int i = 0; i < KEEPER_SPARES; i++)
-            if (h->pid[i] == pid)
-                h->pid[i] = WIFSIGNALED(status) ? 0 : -1;
-}
-
-/* Every slot without a holder gets one (-1 where the fork failed: not tried again). */
-static void fill_slots(struct holders *h)
-{
-    for (int i = 0; i < KEEPER_SPARES; i++)
-        if (h->pid[i] == 0)
-            h->pid[i] = keeper_spare_start(h->file[i]);
-}
-
-/*
- * The keeper's life: wait (woken by a child's end) until its pid file is
- * stale or names another, keeping KEEPER_SPARES spare network namespaces
- * meanwhile.
+ * The keeper's life: wait until its pid file is stale or names another,
+ * keeping spare network namespaces meanwhile (keeper-netns.c).
  */
 __attribute__((noreturn))
 static void keeper_main(const char *pidfile, const char *spare_base, int sync_fd)
 {
     struct sched_param idle = { 0 };
-    struct holders h = { { 0 } };
-    sigset_t none, chld;
+    struct keeper_spares *spares;
+    sigset_t none;
     char go;
     int nul;
 
@@ -224,23 +187,13 @@ static void keeper_main(const char *pidfile, const char *spare_base, int sync_fd
         _exit(1);
     /* Its work (making spares) waits for idle CPUs; nothing waits on it. */
     (void)sched_setscheduler(0, SCHED_IDLE, &idle);
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    (void)sigprocmask(SIG_BLOCK, &chld, NULL);
-    for (int i = 0; i < KEEPER_SPARES; i++)
-        h.file[i] = keeper_spare_slot(spare_base, i);
-    fill_slots(&h);
+    spares = keeper_spares_open(spare_base);
     for (;;) {
-        struct timespec check = { .tv_sec = KEEPER_CHECK_SECONDS };
-
-        if (sigtimedwait(&chld, NULL, &check) == SIGCHLD)
-            reap_holders(&h);
+        keeper_spares_serve(spares, KEEPER_CHECK_SECONDS * 1000);
         if (lease_over(pidfile)) {
-            for (int i = 0; i < KEEPER_SPARES; i++)
-                keeper_spare_stop(h.pid[i], h.file[i]);
+            keeper_spares_close(spares);
             _exit(0);
         }
-        fill_slots(&h);
     }
 }
 

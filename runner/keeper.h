@@ -23,7 +23,7 @@
 /* A running keeper: its pid, and where it offers its spare network namespaces. */
 struct keeper_ref {
     pid_t pid;
-    char *spare_base;           /* the spare files' names but the slot; malloc'ed: keeper_ref_release() */
+    char *spare_base;           /* its socket's and offers' names but the ends; keeper_ref_release() */
 };
 
 /*
@@ -41,7 +41,7 @@ bool keeper_in_userns(unsigned long uid_base, unsigned long gid_base, unsigned l
 /* A spare network namespace, claimed: now the caller's alone. */
 struct keeper_spare {
     int net_fd;                 /* the namespace (O_CLOEXEC) */
-    int holder_pidfd;           /* the keeper's child that made it and sleeps in it */
+    int run_fd;                 /* the connection to the keeper; its end says the run is over */
 };
 
 /*
@@ -53,18 +53,25 @@ struct keeper_spare {
  */
 int keeper_claim_netns(const struct keeper_ref *keeper, struct keeper_spare *ret);
 /*
- * Once the container in it has ended: the holder is killed, so that the
- * keeper makes the next spare, and the fds closed. A no-op on a spare of -1s.
+ * Once the container in it has ended: the fds are closed, and once every
+ * copy of run_fd is (a sweeper may hold one), the keeper makes the next
+ * spare. A no-op on a spare of -1s.
  */
 void keeper_spare_done(struct keeper_spare *s);
 
-/* For keeper.c and keeper-netns.c: whether two fds name the same namespace ... */
+/* For keeper.c and keeper-netns.c: whether two fds name the same namespace. */
 bool keeper_same_ns(int a, int b);
-/* ... the file of a slot's spare (malloc'ed) ... */
-char *keeper_spare_slot(const char *base, int slot);
-/* ... the keeper's child that makes and holds a spare (-1: the fork failed) ... */
-pid_t keeper_spare_start(const char *spare_file);
-/* ... and its end, when the keeper ends. */
-void keeper_spare_stop(pid_t holder, const char *spare_file);
+
+/*
+ * The keeper's side of the spares (keeper-netns.c), in the keeper, once its
+ * ids are mapped: its home network namespace, its socket at
+ * "<base>.sock" and the slots' files "<base>.<slot>.pid". Never NULL: a
+ * host that refuses what spares need gets a keeper that keeps none.
+ */
+struct keeper_spares *keeper_spares_open(const char *base);
+/* Makes the missing spares, then waits up to timeout_ms for the runs' claims and ends. */
+void keeper_spares_serve(struct keeper_spares *s, int timeout_ms);
+/* When the keeper ends: its offers withdrawn, its fds closed, s freed. */
+void keeper_spares_close(struct keeper_spares *s);
 
 #endif

@@ -72,8 +72,8 @@ void network_host_release(struct net_host *h);
 /*
  * Brings up the loopback of the caller's network namespace, unless it is
  * up already: in the cloned child, as container root, for every container,
- * and in the keeper's spare holders (keeper-netns.c), which bring up theirs
- * when they make it, so that a container joining one finds it up and skips
+ * and in the keeper (keeper-netns.c), which brings up each spare's
+ * when it makes it, so that a container joining one finds it up and skips
  * the interface's bring-up (its routes and ::1, 70-88 us here) on its start.
  */
 int network_loopback_up(struct berth_error **err);

@@ -219,12 +219,12 @@ static int remove_cgroup(const struct cgroup_layout *layout, const char *cgroup,
  * may be done by then. It waits on a socket for the caller's word: 's', the
  * caller removes the cgroup itself and the sweeper exits; 'd', or the
  * socket's end without a word (the caller died, and its container's init
- * with it), the removal is the sweeper's, and so is the end of the run's
- * spare network namespace holder, if it had one (keeper.h): the keeper
- * makes the next spare then, once the run is over. It leaves the session,
+ * with it), the removal is the sweeper's, and so is closing the run's
+ * connection to the keeper, if it took a spare network namespace
+ * (keeper.h): the keeper makes the next spare then, once the run is over. It leaves the session,
  * so a ^C meant for the next command in the terminal cannot stop it
- * half-way; it keeps only the init's pidfd, its end of the socket, the
- * holder's pidfd and stderr (where a removal that fails says so), so a
+ * half-way; it keeps only the init's pidfd, its end of the socket, that
+ * connection and stderr (where a removal that fails says so), so a
  * caller reading the command's stdout sees its end with the command's.
  */
 struct sweeper {
@@ -232,10 +232,10 @@ struct sweeper {
 };
 
 __attribute__((noreturn))
-static void sweeper_main(int init_pidfd, int word_fd, int holder_pidfd,
+static void sweeper_main(int init_pidfd, int word_fd, int run_fd,
                          const struct cgroup_layout *layout, const char *cgroup)
 {
-    int keep[] = { init_pidfd, word_fd, holder_pidfd };
+    int keep[] = { init_pidfd, word_fd, run_fd };
     struct pollfd p = { .fd = init_pidfd, .events = POLLIN };
     struct berth_error *e = NULL;
     char word = 0;
@@ -243,7 +243,7 @@ static void sweeper_main(int init_pidfd, int word_fd, int holder_pidfd,
 
     (void)setsid();
     for (int fd = STDIN_FILENO; fd < STDERR_FILENO; fd++)
-        if (fd != init_pidfd && fd != word_fd && fd != holder_pidfd)
+        if (fd != init_pidfd && fd != word_fd && fd != run_fd)
             (void)close(fd);
     proto_close_all_except(keep, sizeof(keep) / sizeof(*keep));
     do {
@@ -257,13 +257,13 @@ static void sweeper_main(int init_pidfd, int word_fd, int holder_pidfd,
     if (remove_cgroup(layout, cgroup, &e) < 0)
         dprintf(STDERR_FILENO, "berth container run: after the command's exit: %s\n", berth_error_msg(&e));
     /* The run is over: the keeper may make the next spare network namespace (keeper.h). */
-    if (holder_pidfd >= 0)
-        (void)syscall(SYS_pidfd_send_signal, holder_pidfd, SIGKILL, NULL, 0);
+    if (run_fd >= 0)
+        (void)close(run_fd);
     _exit(0);
 }
 
 /* Forks the sweeper; without one (the fork or the socketpair failed) s->word_fd is -1. */
-static void sweeper_start(struct sweeper *s, int init_pidfd, int holder_pidfd,
+static void sweeper_start(struct sweeper *s, int init_pidfd, int run_fd,
                           const struct cgroup_layout *layout, const char *cgroup)
 {
     int pair[2];
@@ -276,7 +276,7 @@ static void sweeper_start(struct sweeper *s, int init_pidfd, int holder_pidfd,
     pid = fork();
     if (pid == 0) {
         (void)close(pair[1]);
-        sweeper_main(init_pidfd, pair[0], holder_pidfd, layout, cgroup);
+        sweeper_main(init_pidfd, pair[0], run_fd, layout, cgroup);
     }
     (void)close(pair[0]);
     if (pid < 0) {
@@ -289,7 +289,7 @@ static void sweeper_start(struct sweeper *s, int init_pidfd, int holder_pidfd,
 /* What sweeper_on_clone() forks the sweeper with. */
 struct sweeper_start_arg {
     struct sweeper *sweeper;
-    int holder_pidfd;
+    int run_fd;
     struct cgroup_layout *const *layout;   /* the caller's, detected by then */
     const char *cgroup;
 };
@@ -299,7 +299,7 @@ static void sweeper_on_clone(void *arg, int init_pidfd)
 {
     const struct sweeper_start_arg *a = arg;
 
-    sweeper_start(a->sweeper, init_pidfd, a->holder_pidfd, *a->layout, a->cgroup);
+    sweeper_start(a->sweeper, init_pidfd, a->run_fd, *a->layout, a->cgroup);
 }
 
 /*
@@ -330,7 +330,7 @@ static bool join_kept_userns(const struct runner_spec *spec, struct keeper_spare
     struct keeper_ref keeper = { 0 };
     bool joined;
 
-    *ret_spare = (struct keeper_spare){ .net_fd = -1, .holder_pidfd = -1 };
+    *ret_spare = (struct keeper_spare){ .net_fd = -1, .run_fd = -1 };
     if (keeper_in_userns(spec->uid_base, spec->gid_base, spec->id_count))
         return true;
     if (keeper_userns(spec->uid_base, spec->gid_base, spec->id_count, &fd, &keeper, NULL) < 0)
@@ -350,7 +350,7 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     struct seccomp_program prog;
     struct container_handles h;
     _cleanup_close_ int sfd = -1, userns = -1;
-    struct keeper_spare spare = { .net_fd = -1, .holder_pidfd = -1 };
+    struct keeper_spare spare = { .net_fd = -1, .run_fd = -1 };
     sigset_t set, old;
     struct sweeper sweeper = { .word_fd = -1 };
     struct sweeper_start_arg sweep;
@@ -371,7 +371,7 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
     /* Taken before joining the kept namespace, which does not map it: whose cgroups. */
     uid = geteuid();
     kept = kept && join_kept_userns(spec, &spare);
-    sweep = (struct sweeper_start_arg){ .sweeper = &sweeper, .holder_pidfd = spare.holder_pidfd,
+    sweep = (struct sweeper_start_arg){ .sweeper = &sweeper, .run_fd = spare.run_fd,
                                         .layout = &layout, .cgroup = spec->cgroup };
     detach = (flags & RUNNER_ONCE_DETACH_CLEANUP) && state_dir_shared(spec);
     r = container_create(spec, &prog, &layout,
@@ -394,7 +394,7 @@ static int run_copy(const struct runner_spec *spec, unsigned flags, int grace_ms
             (void)container_reap(h.pidfd, true);
         } else if (sweeper_finish(&sweeper, app ? 'd' : 's')) {
             detached = true;
-            closep(&spare.holder_pidfd);    /* the sweeper's to kill, once the run is over */
+            closep(&spare.run_fd);    /* the sweeper's to close, once the run is over */
         } else {
             reap_init(h.pidfd, app ? &init_status : ret_status);
         }

@@ -213,8 +213,18 @@ k=$(cat "$pidfile")
 is_keeper() { [ "$(cat /proc/$1/comm 2>/dev/null)" = berth-userns ]; }
 check "its private pid file names a running keeper (pid $k)" is_keeper "$k"
 check "its directory is the user's own, mode 700" [ "$(stat -c %a:%u "$kdir")" = "700:$(id -u)" ]
-check "it holds no fd of its caller: 0-2 are /dev/null and nothing else is open" \
-    sh -c "[ \"\$(ls /proc/$k/fd | tr '\n' ' ')\" = '0 1 2 ' ] && [ \"\$(readlink /proc/$k/fd/1)\" = /dev/null ]"
+# Past 0-2, only its own: its home and spare network namespaces, its socket and the runs' connections.
+own_fds_only() {
+    local f
+    for f in /proc/$1/fd/*; do
+        case "${f##*/}:$(readlink "$f")" in
+        [012]:/dev/null | [0-9]*:net:\[* | [0-9]*:socket:\[*) ;;
+        *) return 1 ;;
+        esac
+    done
+}
+check "it holds no fd of its caller: 0-2 are /dev/null, and the rest its own namespaces and sockets" \
+    own_fds_only "$k"
 check "it runs as the user (kernel uid $(id -u)), not as a mapped id" \
     [ "$(awk '/^Uid:/ {print $2}' /proc/$k/status)" = "$(id -u)" ]
 check "it is in the same namespace the containers had" \
@@ -239,22 +249,29 @@ ctr "$rootfs" -- /bin/true
 k3=$(cat "$pidfile")
 check "the next run starts a new one (exit $rc, pid $k3)" sh -c "[ $rc = 0 ] && [ '$k3' != '$k2' ] && [ \"\$(cat /proc/$k3/comm)\" = berth-userns ]"
 
-# --- the keeper's spare network namespace ---
-# The keeper keeps network namespaces made ahead, each in a child of its
-# own ("berth-netns") named in netns-<map>.<slot>.pid with its namespace's
-# inode; a run takes one instead of making one in its clone, slot 0 first
-# (runner/keeper-netns.c).
+# --- the keeper's spare network namespaces ---
+# The keeper keeps network namespaces made ahead, each held by an fd of its
+# own (no process per spare) and offered in netns-<map>.<slot>.pid as
+# "<keeper pid> <its start time> <fd> <inode>"; a run takes one instead of
+# making one in its clone, slot 0 first, and says so on the keeper's socket,
+# whose end (the run's) has the keeper make the next (runner/keeper-netns.c).
 spare=${pidfile/userns-/netns-}
 spare=${spare%.pid}.0.pid
 settles 5 test -s "$spare" || true
-read -r h hino <"$spare" 2>/dev/null || h=
-check "the keeper offers a spare network namespace (holder pid ${h:-none})" \
-    sh -c "[ -n '$h' ] && [ \"\$(cat /proc/$h/comm)\" = berth-netns ] && [ \"\$(awk '{print \$4}' /proc/$h/stat)\" = '$k3' ]"
-check "... in the kept user namespace, not in the host's network namespace" \
-    sh -c "[ \"\$(readlink /proc/$h/ns/user)\" = \"\$(readlink /proc/$k3/ns/user)\" ] && [ \"\$(readlink /proc/$h/ns/net)\" = 'net:[$hino]' ] && [ 'net:[$hino]' != \"\$(readlink /proc/self/ns/net)\" ]"
-# The holder brought its loopback up when it made the namespace: IPv4
-# joins lo to the all-hosts group (/proc/net/igmp) only once it is up.
-check "... whose loopback the holder has brought up" grep -q 'lo *:' "/proc/$h/net/igmp"
+read -r sk kstart sfd hino <"$spare" 2>/dev/null || sk=
+check "the keeper offers a spare network namespace (its fd ${sfd:-none}, inode ${hino:-none})" \
+    sh -c "[ '$sk' = '$k3' ] && [ \"\$(readlink /proc/$k3/fd/$sfd)\" = 'net:[$hino]' ]"
+check "... with its start time (field 22 of its stat)" \
+    [ "$kstart" = "$(sed 's/.*) //' /proc/$k3/stat | cut -d' ' -f20)" ]
+check "... and no process of its own" sh -c "! pgrep -u '$(id -u)' -x berth-netns"
+ns_owner() { python3 -c 'import fcntl, os, sys; print(os.fstat(fcntl.ioctl(os.open(sys.argv[1], os.O_RDONLY), 0xb701)).st_ino)' "$1"; }
+check "... owned by the kept user namespace" \
+    [ "user:[$(ns_owner "/proc/$k3/fd/$sfd")]" = "$(readlink /proc/$k3/ns/user)" ]
+check "the keeper itself is in neither the host's network namespace nor a spare" \
+    sh -c "[ \"\$(readlink /proc/$k3/ns/net)\" != \"\$(readlink /proc/self/ns/net)\" ] && [ \"\$(readlink /proc/$k3/ns/net)\" != 'net:[$hino]' ]"
+# IPv4 joins lo to the all-hosts group (/proc/net/igmp) only once it is up.
+check "... whose loopback the keeper has brought up" sh -c \
+    "nsenter --user=/proc/$k3/ns/user --net=/proc/$k3/fd/$sfd cat /proc/self/net/igmp | grep -q 'lo *:'"
 "$BERTH" container run --tenant "$T" "$rootfs" -- /bin/sh -c 'readlink /proc/self/ns/net; cat /sys/class/net/lo/flags; cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "; exec sleep 30' \
     >"$TEST_DIR/net1" 2>"$TEST_DIR/net1.err" &
 first=$!
@@ -263,35 +280,55 @@ check "a run took the spare: its container is in that namespace ($(head -1 "$TES
     [ "$(head -1 "$TEST_DIR/net1")" = "net:[$hino]" ]
 check "... which has lo alone" [ "$(sed -n '3,$p' "$TEST_DIR/net1" | tr '\n' ' ')" = "lo " ]
 check "... and up (flags $(sed -n 2p "$TEST_DIR/net1"))" [ "$(sed -n 2p "$TEST_DIR/net1")" = 0x9 ]
+check "... and the keeper, told, has let go of it" \
+    settles 5 sh -c "[ \"\$(readlink /proc/$k3/fd/$sfd 2>/dev/null)\" != 'net:[$hino]' ]"
+check "... and offers none in its slot while that run lasts" sh -c "! [ -e '$spare' ]"
 ctr "$rootfs" -- readlink /proc/self/ns/net
 check "a second run meanwhile has a namespace of its own ($(cat "$out"))" \
     sh -c "[ $rc = 0 ] && [ \"\$(cat '$out')\" != \"\$(head -1 '$TEST_DIR/net1')\" ]"
-# A run's host pid (of its sleep) and its namespace, written as a spare: a
-# pid that is not the keeper's child is never taken, whatever the inode.
-app=$(pgrep -u "$((base + 1000))" -x sleep | head -1)
-printf '%s %s\n' "$app" "$(head -1 "$TEST_DIR/net1" | tr -dc 0-9)" >"$spare"
-ctr "$rootfs" -- readlink /proc/self/ns/net
-check "a spare file naming another container's process (pid ${app:-none}) is refused: the run gets its own namespace" \
-    sh -c "[ -n '$app' ] && [ $rc = 0 ] && [ \"\$(cat '$out')\" != \"\$(head -1 '$TEST_DIR/net1')\" ]"
-printf '%s %s\n' $$ "$(readlink /proc/self/ns/net | tr -dc 0-9)" >"$spare"
-ctr "$rootfs" -- readlink /proc/self/ns/net
-check "... and one naming this shell, in the host's namespace, too" \
-    sh -c "[ $rc = 0 ] && [ \"\$(cat '$out')\" != \"\$(readlink /proc/self/ns/net)\" ]"
+# Offers no keeper made: each is refused, and the run makes its own namespace.
+exec 7</proc/self/ns/net
+offer_refused() {   # what, the offer's line
+    printf '%s\n' "$2" >"$spare"
+    ctr "$rootfs" -- readlink /proc/self/ns/net
+    check "an offer naming $1 is refused: the run gets its own namespace ($(cat "$out"))" \
+        sh -c "[ $rc = 0 ] && [ \"\$(cat '$out')\" != \"\$(readlink /proc/self/ns/net)\" ] && [ \"\$(cat '$out')\" != \"\$(head -1 '$TEST_DIR/net1')\" ]"
+}
+offer_refused "this shell's fd of the host's namespace" \
+    "$$ $(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f20) 7 $(readlink /proc/self/ns/net | tr -dc 0-9)"
+offer_refused "the keeper's fd 0 (not a namespace)" "$k3 $kstart 0 $(stat -Lc %i /proc/$k3/fd/0)"
+offer_refused "the keeper's spare with another start time (a keeper whose pid came back)" \
+    "$k3 $((kstart + 1)) $sfd $hino"
+offer_refused "a taken spare's fd and inode" "$k3 $kstart $sfd $hino"
+exec 7<&-
 echo garbage >"$spare"
 ctr "$rootfs" -- cat /sys/class/net/lo/flags
-check "... and a spare file that does not parse costs nothing but the spare (exit $rc)" [ "$rc" = 0 ]
+check "... and an offer that does not parse costs nothing but the spare (exit $rc)" [ "$rc" = 0 ]
 check "... the run's own namespace has its loopback up too (flags $(cat "$out"))" [ "$(cat "$out")" = 0x9 ]
 kill -TERM "$first" 2>/dev/null || true
 wait "$first" 2>/dev/null || true
-check "the claimed holder is gone once its run is over" settles 5 sh -c "! [ -e /proc/$h ] || [ \"\$(cat /proc/$h/comm)\" != berth-netns ]"
-new_spare() { [ -s "$spare" ] && read -r h2 _ <"$spare" && [ "$h2" != "$h" ] && [ "$(cat /proc/$h2/comm 2>/dev/null)" = berth-netns ]; }
-check "... and the keeper offers a new spare" settles 5 new_spare
-read -r h2 _ <"$spare" || h2=
-kill "$k3"
-check "the holder goes with its keeper" settles 5 sh -c "! [ -e /proc/${h2:-0} ] || [ \"\$(cat /proc/${h2:-0}/comm)\" != berth-netns ]"
+new_spare() { [ -s "$spare" ] && read -r _ _ f2 i2 <"$spare" && [ "$(readlink /proc/$k3/fd/$f2)" = "net:[$i2]" ]; }
+check "once that run is over, the keeper offers a new spare in the slot" settles 5 new_spare
+read -r _ _ f2 i2 <"$spare" || i2=
+check "... a new namespace ($i2), not the one the run had" [ "${i2:-$hino}" != "$hino" ]
+# Gone, or a zombie its new parent has not reaped yet (the keeper is reparented).
+gone() { ! [ -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = Z ]; }
+kill -KILL "$k3"
+settles 5 gone "$k3" || true
+ctr "$rootfs" -- readlink /proc/self/ns/net
+check "after its keeper is killed, the next run starts a new keeper (exit $rc)" \
+    sh -c "[ $rc = 0 ] && [ \"\$(cat '$pidfile')\" != '$k3' ]"
+k3=$(cat "$pidfile")
+settles 5 sh -c "read -r p _ <'$spare' && [ \"\$p\" = '$k3' ]" || true
+check "... which offers its own spares (the dead keeper's offer is not taken: its pid differs)" \
+    sh -c "read -r p _ <'$spare' && [ \"\$p\" = '$k3' ]"
+touch -d '-2 minutes' "$pidfile"
+check "a keeper whose lease is over withdraws its offers as it exits" \
+    settles 10 sh -c "! [ -e '$spare' ]"
+check "... and is gone" settles 5 gone "$k3"
 ctr "$rootfs" -- /bin/true
 k3=$(cat "$pidfile")
-check "the next run starts a new keeper (exit $rc)" [ "$rc" = 0 ]
+check "the next run starts a new keeper (exit $rc, pid $k3)" [ "$rc" = 0 ]
 
 # --- volumes ---
 # An operator's SRC that passes through a symbolic link is resolved on the
