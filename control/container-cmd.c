@@ -452,6 +452,19 @@ static int exit_code(int status)
     return EXIT_SETUP;
 }
 
+/*
+ * Whether other users may not enter `dir` (no o+x). The container's ids
+ * are subordinate ids, not the caller's, so to them the caller's own
+ * directory is another's. (Its parents do not count: the container's
+ * mounts name the directory by an fd opened before, runner/mounts.c.)
+ */
+static bool closed_to_others(const char *dir)
+{
+    struct stat st;
+
+    return stat(dir, &st) == 0 && !(st.st_mode & S_IXOTH);
+}
+
 /* The message and exit code of a spawn that failed. */
 static int spawn_failed(const struct run_opts *o, struct berth_error **err)
 {
@@ -459,6 +472,11 @@ static int spawn_failed(const struct run_opts *o, struct berth_error **err)
     bool exec = strstr(berth_error_msg(err), "execve '") != NULL;
 
     fprintf(stderr, "berth container run: %s\n", berth_error_msg(err));
+    /* A `mktemp -d` directory, say: the mount of the root fails inside, with a bare EACCES. */
+    if (code == EACCES && closed_to_others(o->dir))
+        fprintf(stderr, "berth container run: the container cannot enter '%s': its ids are "
+                "subordinate ids, not yours, and it is closed to other users (chmod o+x)\n",
+                o->dir);
     if (exec && (code == ENOENT || code == ENOTDIR)) {
         fprintf(stderr, "berth container run: '%s': command not found in the container\n", o->cmd[0]);
         return EXIT_NOTFOUND;

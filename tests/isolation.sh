@@ -299,6 +299,17 @@ check "... the message names what is wrong with the name" grep -q "a label may n
 usage_case "an empty --hostname" --hostname "" "$TEST_DIR/empty" -- /bin/true
 got=$(crun --hostname web-1.staging.example "$TEST_DIR/empty" -- hostname </dev/null 2>"$err") || true
 check "--hostname with dots ($got)" test "$got" = web-1.staging.example
+# A directory of the caller's that others may not enter (mktemp -d's 700):
+# the container's ids are subordinate ids, so its root cannot be built there.
+mkdir -p "$TEST_DIR/closed/root"; chmod 700 "$TEST_DIR/closed"
+rc=0; crun "$TEST_DIR/closed" -- /bin/true </dev/null >"$out" 2>"$err" || rc=$?
+check "a root directory closed to others: 125, saying so ($(tail -1 "$err"))" \
+    sh -c "[ $rc = 125 ] && grep -q \"cannot enter '$TEST_DIR/closed': .* closed to other users (chmod o+x)\" '$err'"
+rc=0; crun "$TEST_DIR/closed/root" -- /bin/true </dev/null >"$out" 2>"$err" || rc=$?
+check "... while one inside it, open to others, runs: the mounts name it by an fd berth opened (exit $rc)" test "$rc" = 0
+chmod 701 "$TEST_DIR/closed"
+rc=0; crun "$TEST_DIR/closed" -- /bin/true </dev/null >"$out" 2>"$err" || rc=$?
+check "... and so does the first once others may enter it (exit $rc)" test "$rc" = 0
 rc=0; crun "$TEST_DIR/empty" -- /no/such/command </dev/null >"$out" 2>"$err" || rc=$?
 check "a command that does not exist: 127 and says so" sh -c "[ $rc = 127 ] && grep -q 'not found' '$err'"
 rc=0; crun "$TEST_DIR/empty" -- /etc/passwd </dev/null >"$out" 2>"$err" || rc=$?
