@@ -62,7 +62,11 @@
 #include "runner/network.h"
 #include "common/banned.h"
 
-/* At most this many runs' connections at once; a run past it is told nothing (no claim). */
+/*
+ * At most this many runs' connections at once. One past it is closed
+ * unread: that run's spare, if it had taken the offer, stays with the
+ * keeper (its slot idle) until the keeper exits.
+ */
 #define KEEPER_RUNS_MAX 256
 
 /* What the keeper knows of a slot. */
