@@ -358,6 +358,16 @@ static int serve_prepare(const struct init_ctx *ctx, int sfd, int *ret_epfd,
     return 0;
 }
 
+const char *init_stat_field(const char *stat, int field)
+{
+    /* After the comm's ")" come fields 3 on, one space before each. */
+    const char *p = strrchr(stat, ')');
+
+    for (int f = 2; p && f < field; f++)
+        p = strchr(p + 1, ' ');
+    return p ? p + 1 : NULL;
+}
+
 /*
  * The init is a clone of the spawner, itself a fork of the daemon or of
  * `berth container run`: its argument and environment areas still hold
@@ -367,7 +377,8 @@ static int serve_prepare(const struct init_ctx *ctx, int sfd, int *ret_epfd,
 void init_neutral_cmdline(const char *title)
 {
     size_t tlen = strlen(title) + 1;
-    char buf[2048], *p;
+    char buf[2048];
+    const char *p;
     unsigned long v[4];
     ssize_t n;
     int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
@@ -379,14 +390,9 @@ void init_neutral_cmdline(const char *title)
     if (n <= 0)
         return;
     buf[n] = '\0';
-    /*
-     * proc(5): after the comm's ")" come fields 3 on; arg_start is field 48,
-     * then arg_end, env_start, env_end. p ends on the space before field 48.
-     */
-    p = strrchr(buf, ')');
-    for (int field = 2; p && field < 48; field++)
-        p = strchr(p + 1, ' ');
-    if (!p || sscanf(p + 1, "%lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3]) != 4 ||
+    /* proc(5): arg_start is field 48, then arg_end, env_start, env_end. */
+    p = init_stat_field(buf, 48);
+    if (!p || sscanf(p, "%lu %lu %lu %lu", &v[0], &v[1], &v[2], &v[3]) != 4 ||
         v[1] <= v[0] || v[2] < v[1] || v[3] < v[2])
         return;
     memset((void *)v[0], 0, v[1] - v[0]);

@@ -37,5 +37,11 @@ __attribute__((noreturn)) void init_run(const struct init_ctx *ctx);
  * or parsed, they stay as they were.
  */
 void init_neutral_cmdline(const char *title);
+/*
+ * The text of field `field` (proc(5)'s numbering, 3 or more: those after
+ * the comm, which may hold spaces) of a /proc/<pid>/stat line, or NULL
+ * where the line has no such field. Also the keeper's (keeper-netns.c).
+ */
+const char *init_stat_field(const char *stat, int field);
 
 #endif

@@ -58,6 +58,7 @@
 #include "common/fileio.h"
 #include "common/strbuf.h"
 #include "common/xalloc.h"
+#include "runner/init.h"
 #include "runner/keeper.h"
 #include "runner/network.h"
 #include "common/banned.h"
@@ -105,7 +106,7 @@ static char *slot_file(const char *base, int slot)
     return xasprintf("%s.%d.pid", base, slot);
 }
 
-/* The start time of `pid` (field 22 of /proc/<pid>/stat, after the comm's ")"); 0 if unknown. */
+/* The start time of `pid` (field 22 of /proc/<pid>/stat); 0 if unknown. */
 static unsigned long long start_time_of(pid_t pid)
 {
     _cleanup_free_ char *path = xasprintf("/proc/%d/stat", (int)pid);
@@ -113,9 +114,8 @@ static unsigned long long start_time_of(pid_t pid)
     unsigned long long start;
     const char *p;
 
-    if (read_file(path, &sb, 4096, NULL) < 0 || !(p = strrchr(sb.buf, ')')) ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
-                      "%*d %llu", &start) != 1)
+    if (read_file(path, &sb, 4096, NULL) < 0 || !(p = init_stat_field(sb.buf, 22)) ||
+        sscanf(p, "%llu", &start) != 1)
         return 0;
     return start;
 }
