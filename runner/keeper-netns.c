@@ -75,7 +75,7 @@ enum slot_state {
     SLOT_EMPTY,                 /* to make */
     SLOT_OFFERED,               /* fd is the spare, its file offers it */
     SLOT_TAKEN,                 /* a run has it; made again when that run's connection ends */
-    SLOT_SHUT,                  /* the host refused to make one: never tried again */
+    SLOT_SHUT,                  /* refused (by the host, or its offer unwritten): not tried again */
 };
 
 struct spare_slot {
@@ -190,7 +190,7 @@ struct keeper_spares *keeper_spares_open(const char *base)
         s->slot[i] = (struct spare_slot){ .state = SLOT_EMPTY, .fd = -1,
                                           .file = slot_file(base, i) };
     s->start = start_time_of(getpid());
-    /* Home first: the keeper then never stands in the host's namespace between spares. */
+    /* Home first: where the keeper goes back after each spare (not the host's: not its own). */
     if (s->start == 0 || !socket_address(base, &addr) || unshare(CLONE_NEWNET) < 0 ||
         (s->home_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
         goto none;
@@ -286,7 +286,6 @@ void keeper_spares_serve(struct keeper_spares *s, int timeout_ms)
     s->n_runs = kept;
     if (p[0].revents)
         accept_runs(s);
-    fill(s);
 }
 
 void keeper_spares_close(struct keeper_spares *s)
@@ -387,7 +386,7 @@ int keeper_claim_netns(const struct keeper_ref *keeper, struct keeper_spare *ret
 
         if (netfd < 0)
             continue;
-        /* Untold, the keeper would keep it (and its slot) until it exits: not taken then. */
+        /* Untold, the keeper keeps it (its slot idle) until it exits: the run does not take it. */
         if (send(run, &ino, sizeof(ino), MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(ino)) {
             (void)close(netfd);
             return -1;

@@ -23,7 +23,8 @@
 /* A running keeper: its pid, and where it offers its spare network namespaces. */
 struct keeper_ref {
     pid_t pid;
-    char *spare_base;           /* its socket's and offers' names but the ends; keeper_ref_release() */
+    /* Its socket's and offers' paths but their ends (keeper-netns.c); keeper_ref_release(). */
+    char *spare_base;
 };
 
 /*
@@ -69,7 +70,7 @@ bool keeper_same_ns(int a, int b);
  * host that refuses what spares need gets a keeper that keeps none.
  */
 struct keeper_spares *keeper_spares_open(const char *base);
-/* Makes the missing spares, then waits up to timeout_ms for the runs' claims and ends. */
+/* Makes the missing spares, then waits up to timeout_ms for runs' claims and ends; reads them. */
 void keeper_spares_serve(struct keeper_spares *s, int timeout_ms);
 /* When the keeper ends: its offers withdrawn, its fds closed, s freed. */
 void keeper_spares_close(struct keeper_spares *s);
